@@ -1,0 +1,80 @@
+import { createServer, type Server } from 'node:http';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { ensureBinaries } from './binaries.js';
+import { LocalControlPlane } from './control-plane.js';
+import { installCrds } from './crds.js';
+import { LocalPostgres, type PostgresInfo } from './postgres.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** Path of an admin kubeconfig for the cluster under test. */
+    kubeconfigPath: string;
+    /** True when the tests run against the current kubeconfig (USE_EXISTING_CLUSTER=true). */
+    existingCluster: boolean;
+    /** Directory with kubectl, helm (and the control-plane binaries). */
+    binDir: string;
+    postgres: PostgresInfo;
+    /** Local HTTP endpoint of the harness (POST /apiserver/restart?downMs=N); empty for existing clusters. */
+    harnessUrl: string;
+  }
+}
+
+const log = (m: string) => console.log(`[test-env] ${m}`);
+
+/**
+ * vitest globalSetup for the integration project: one control plane and one PostgreSQL for the whole run.
+ * Tests isolate themselves by namespace and database name.
+ */
+export default async function setup(project: TestProject) {
+  const t0 = Date.now();
+  const existingCluster = process.env.USE_EXISTING_CLUSTER === 'true';
+  const bins = await ensureBinaries(log);
+  const [cp, pgsql] = await Promise.all([
+    existingCluster ? Promise.resolve(undefined) : LocalControlPlane.start({ log }),
+    LocalPostgres.start(log),
+  ]);
+  let harness: Server | undefined;
+  let harnessUrl = '';
+  if (cp) {
+    harness = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      if (req.method === 'POST' && url.pathname === '/apiserver/restart') {
+        cp.restartApiServer(Number(url.searchParams.get('downMs') ?? '0')).then(
+          () => res.writeHead(200).end('restarted'),
+          (e) => res.writeHead(500).end(String(e)),
+        );
+        return;
+      }
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => harness!.listen(0, '127.0.0.1', r));
+    const addr = harness.address();
+    harnessUrl = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  }
+  const kubeconfigPath =
+    cp?.kubeconfigPath ?? process.env.KUBECONFIG?.split(':')[0] ?? join(homedir(), '.kube', 'config');
+  const crds = await installCrds(bins.path('kubectl'), kubeconfigPath);
+  if (crds.length) log(`installed CRDs: ${crds.join(', ')}`);
+  project.provide('kubeconfigPath', kubeconfigPath);
+  project.provide('existingCluster', existingCluster);
+  project.provide('binDir', bins.dir);
+  project.provide('postgres', pgsql.info);
+  project.provide('harnessUrl', harnessUrl);
+  log(`environment ready in ${Date.now() - t0} ms (${existingCluster ? 'existing cluster' : cp!.server})`);
+
+  let stopped = false;
+  const teardown = async () => {
+    if (stopped) return;
+    stopped = true;
+    harness?.close();
+    await Promise.allSettled([cp?.stop(), pgsql.stop()]);
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      void teardown().finally(() => process.exit(130));
+    });
+  }
+  return teardown;
+}
