@@ -1,0 +1,46 @@
+# syntax=docker/dockerfile:1
+# One image for the controller (`manager`, the default) and for the runner subcommands the backup/restore
+# Job pods execute (`backup`, `verify`, `restore`, `test-restore`, `prune`). The runners shell out to
+# pg_dump/pg_restore/psql, which is why the runtime is Debian bookworm-slim and not distroless.
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+# --- build: full dependency tree, compile TypeScript to dist/ ---
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY operator ./operator
+RUN npm run build
+
+# --- deps: production node_modules only, resolved exactly from the lockfile ---
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+
+# --- runtime ---
+FROM ${NODE_IMAGE}
+# postgresql-client is bookworm's PostgreSQL 15 client (pg_dump, pg_restore, psql). tini is PID 1 so the
+# pg_dump/pg_restore children of a runner are reaped and SIGTERM reaches node.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends postgresql-client ca-certificates tini \
+ && rm -rf /var/lib/apt/lists/* \
+ && pg_dump --version && pg_restore --version && psql --version \
+ && groupadd --system --gid 65532 nonroot \
+ && useradd --system --uid 65532 --gid 65532 --home-dir /home/nonroot --create-home --shell /usr/sbin/nologin nonroot
+ENV NODE_ENV=production \
+    HOME=/home/nonroot
+WORKDIR /app
+# package.json carries "type": "module", which node needs to load dist/ as ESM.
+COPY --chown=root:root package.json package-lock.json ./
+COPY --chown=root:root --from=deps /app/node_modules ./node_modules
+COPY --chown=root:root --from=build /src/dist ./dist
+LABEL org.opencontainers.image.title="nxt-rollback-operator" \
+      org.opencontainers.image.description="Kubernetes operator for safe rollbacks and PostgreSQL backups" \
+      org.opencontainers.image.licenses="Apache-2.0"
+# Numeric uid so the kubelet can verify runAsNonRoot without a passwd lookup.
+USER 65532:65532
+EXPOSE 8080 8081
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "dist/operator/main.js"]
+CMD ["manager"]

@@ -1,0 +1,162 @@
+import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import {
+  parseBackupSchedule,
+  withBackupScheduleDefaults,
+  type BackupScheduleSpec,
+} from './backupschedule.js';
+
+// The BackupSchedule sample from API-SKETCH.md, plus the podTemplate for placing backup pods.
+const SKETCH = parseYaml(`
+apiVersion: rollback.nxtnewday.io/v1alpha1
+kind: BackupSchedule
+metadata: {name: shop-db, namespace: shop}
+spec:
+  schedule: "0 */4 * * *"
+  timeZone: Etc/UTC
+  suspend: false
+  startingDeadlineSeconds: 600
+  database:
+    secretRef: {name: shop-db-credentials}
+    sslMode: require
+  storage:
+    persistentVolumeClaim: {claimName: shop-db-backups}
+  retention: {keepLast: 12, keepDaily: 7, keepWeekly: 4}
+  verify:
+    testRestoreSchedule: "30 2 * * *"
+    sql: [{name: orders-present, query: "select count(*) > 0 from orders", expect: "t"}]
+  objectives: {rpo: 1h}
+  notify: []
+  podTemplate:
+    nodeSelector: {kubernetes.io/os: linux}
+    tolerations: [{key: dedicated, operator: Equal, value: backups, effect: NoSchedule}]
+    resources: {requests: {cpu: 100m, memory: 256Mi}, limits: {memory: 1Gi, cpu: 1}}
+    serviceAccountName: shop-db-backup
+    image: ghcr.io/nxtnewday/backup-tools:1.0.0
+`);
+
+const schedule = (spec: Record<string, unknown>) => ({ ...SKETCH, spec: { ...SKETCH.spec, ...spec } });
+const minimal: BackupScheduleSpec = {
+  database: { secretRef: { name: 'db' } },
+  storage: { persistentVolumeClaim: { create: { size: '20Gi' } } },
+};
+
+describe('parseBackupSchedule', () => {
+  it('accepts the API-SKETCH.md sample and keeps every field', () => {
+    const r = parseBackupSchedule(SKETCH);
+    expect(r.ok ? r.value.spec : r.problems).toEqual(SKETCH.spec);
+  });
+
+  it('keeps toleration fields it does not know (newer Kubernetes)', () => {
+    const tolerations = [{ key: 'k', operator: 'Exists', futureField: 'x' }];
+    const r = parseBackupSchedule(schedule({ podTemplate: { tolerations } }));
+    expect(r.ok ? r.value.spec.podTemplate?.tolerations : r.problems).toEqual(tolerations);
+  });
+
+  it('accepts a typed status', () => {
+    const backup = {
+      id: 'shop-db-1',
+      finishedAt: '2026-11-28T10:00:00Z',
+      bytes: 10,
+      sha256: 'a'.repeat(64),
+      verified: true,
+    };
+    const status = {
+      observedGeneration: 2,
+      schedule: '0 */4 * * *',
+      cronJobName: 'shop-db-backup',
+      lastSuccessfulBackup: backup,
+      backups: [backup],
+      lastTestRestore: {
+        backupId: 'shop-db-1',
+        finishedAt: '2026-11-28T10:05:00Z',
+        durationSeconds: 30,
+        result: 'Succeeded',
+      },
+      rpoSeconds: 120,
+    };
+    const r = parseBackupSchedule({ ...SKETCH, status });
+    expect(r.ok ? r.value.status : r.problems).toEqual(status);
+  });
+
+  it.each([
+    [
+      'a schedule in words',
+      schedule({ schedule: 'hourly' }),
+      'spec.schedule',
+      'spec.schedule must be a 5-field cron',
+    ],
+    [
+      'claimName and create',
+      schedule({ storage: { persistentVolumeClaim: { claimName: 'c', create: { size: '1Gi' } } } }),
+      'spec.storage.persistentVolumeClaim',
+      'exactly one of claimName or create',
+    ],
+    ['no storage backend', schedule({ storage: {} }), 'spec.storage', 'exactly one backend'],
+    ['keepWeekly 0', schedule({ retention: { keepWeekly: 0 } }), 'spec.retention.keepWeekly', '>=1'],
+    [
+      'an unknown sslMode',
+      schedule({ database: { secretRef: { name: 'db' }, sslMode: 'yes' } }),
+      'spec.database.sslMode',
+      'require',
+    ],
+    [
+      'a bad size',
+      schedule({ storage: { persistentVolumeClaim: { create: { size: 'big' } } } }),
+      'spec.storage.persistentVolumeClaim.create.size',
+      'quantity',
+    ],
+    ['a time zone with spaces', schedule({ timeZone: 'Central European' }), 'spec.timeZone', 'IANA'],
+    [
+      'an unknown notification event',
+      schedule({
+        notify: [{ name: 'n', type: 'webhook', urlSecretRef: { name: 's', key: 'u' }, events: ['Started'] }],
+      }),
+      'spec.notify[0].events[0]',
+      'BackupFailed',
+    ],
+  ])('reports %s at its path', (_what, obj, path, message) => {
+    const r = parseBackupSchedule(obj);
+    const problems = r.ok ? [] : r.problems;
+    expect(problems, JSON.stringify(problems)).toContainEqual({
+      path,
+      message: expect.stringContaining(message),
+    });
+  });
+});
+
+describe('withBackupScheduleDefaults', () => {
+  it('fills in every runtime default', () => {
+    expect(withBackupScheduleDefaults(minimal)).toEqual({
+      ...minimal,
+      schedule: '0 */4 * * *',
+      timeZone: 'Etc/UTC',
+      suspend: false,
+      startingDeadlineSeconds: 600,
+      objectives: { rpo: '1h' },
+      retention: { keepLast: 12 },
+    });
+  });
+
+  it('keeps what the user set and does not modify its input', () => {
+    const spec: BackupScheduleSpec = {
+      ...minimal,
+      schedule: '@daily',
+      timeZone: 'Europe/Berlin',
+      suspend: true,
+      startingDeadlineSeconds: 60,
+      objectives: { rpo: '30m' },
+      retention: { keepLast: 3 },
+    };
+    const before = structuredClone(spec);
+    expect(withBackupScheduleDefaults(spec)).toEqual(spec);
+    expect(spec).toEqual(before);
+  });
+
+  it('adds no keepLast to a retention that has another rule', () => {
+    expect(withBackupScheduleDefaults({ ...minimal, retention: { keepDaily: 7 } }).retention).toEqual({
+      keepDaily: 7,
+    });
+    expect(withBackupScheduleDefaults({ ...minimal, retention: {} }).retention).toEqual({ keepLast: 12 });
+  });
+});

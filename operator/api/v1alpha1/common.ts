@@ -1,0 +1,330 @@
+import * as z from 'zod';
+
+// Schemas and names shared by RollbackPlan and BackupSchedule. These zod schemas are the single source of
+// truth: hack/generate-crds.ts turns them into the CRDs, and the controllers parse objects with them.
+// Rules for writing them (the CRD generator enforces the first three):
+// - no `.default()`: a schema default is written into the stored object, so GitOps tools see drift; defaults
+//   are applied at runtime by the with*Defaults functions instead;
+// - no unions except integer|string (quantities): a union is not a structural schema. Alternatives are one
+//   object with optional fields plus a CEL rule ("exactly one of");
+// - one `.regex()` per string: several become `allOf`, which is not structural;
+// - every string and list is bounded (maxLength/maxItems): the API server estimates the worst-case cost of
+//   each CEL rule from these bounds and rejects the CRD when it exceeds the budget.
+
+export const GROUP = 'rollback.nxtnewday.io';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}` as const;
+
+/** Condition types the operator sets (status.conditions[].type). */
+export const ConditionType = {
+  // every kind (kstatus conventions)
+  Ready: 'Ready',
+  Reconciling: 'Reconciling',
+  Stalled: 'Stalled',
+  // RollbackPlan: one per step, so `kubectl wait --for=condition=...` works for each stage
+  PreValidationPassed: 'PreValidationPassed',
+  GitOpsSuspended: 'GitOpsSuspended',
+  AwaitingApproval: 'AwaitingApproval',
+  SafetyBackupTaken: 'SafetyBackupTaken',
+  DatabaseRestored: 'DatabaseRestored',
+  RolledBack: 'RolledBack',
+  FlagsDisabled: 'FlagsDisabled',
+  PostValidationPassed: 'PostValidationPassed',
+  RTOMet: 'RTOMet',
+  Succeeded: 'Succeeded',
+  // BackupSchedule
+  LastBackupSucceeded: 'LastBackupSucceeded',
+  RPOMet: 'RPOMet',
+  LastTestRestoreSucceeded: 'LastTestRestoreSucceeded',
+} as const;
+export type ConditionTypeName = (typeof ConditionType)[keyof typeof ConditionType];
+
+/** Annotations users set to ask for a one-off action; a new value means a new request. */
+export const Annotation = {
+  /** On a BackupSchedule: take a backup now. */
+  BackupNow: `${GROUP}/backup-now`,
+  /** On a RollbackPlan waiting in AwaitingApproval: approve it. */
+  Approve: `${GROUP}/approve`,
+  /** On an automatic RollbackPlan that has fired: arm it again. */
+  Rearm: `${GROUP}/rearm`,
+} as const;
+
+/** Labels the operator puts on every object it creates, so children can be listed per parent. */
+export const Label = {
+  ManagedBy: 'app.kubernetes.io/managed-by',
+  Plan: `${GROUP}/plan`,
+  BackupSchedule: `${GROUP}/backup-schedule`,
+} as const;
+/** Value of the app.kubernetes.io/managed-by label on children. */
+export const MANAGED_BY = 'nxt-rollback-operator';
+
+// --- strings -------------------------------------------------------------------------------------------
+
+/** RFC 1123 subdomain: the names of Deployments, ConfigMaps, Secrets and custom objects. */
+export const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+/** RFC 1123 label: used for names inside our own lists (checks, notification targets). */
+export const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+export const objectName = () =>
+  z.string().min(1).max(253).regex(DNS1123_SUBDOMAIN, 'must be a lowercase RFC 1123 name (a-z, 0-9, -, .)');
+
+/** A date-time as Kubernetes writes it (RFC 3339); an offset is accepted so users can write local times. */
+export const Timestamp = z.iso.datetime({ offset: true }).max(64);
+
+/**
+ * Go-style duration (time.ParseDuration / metav1.Duration), restricted to positive values with the units
+ * h, m, s and ms: `30s`, `5m`, `1h30m`, `1.5h`. One regex, because several become a non-structural allOf.
+ */
+export const DURATION_PATTERN = /^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$/;
+export const Duration = z
+  .string()
+  .max(32)
+  .regex(DURATION_PATTERN, 'must be a duration such as 30s, 5m or 1h30m (units h, m, s, ms)')
+  .meta({ description: 'A duration such as 30s, 5m or 1h30m (units h, m, s, ms).' });
+
+const UNIT_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1_000, ms: 1 };
+
+/** Milliseconds in a Duration string (`1h30m` → 5_400_000). Throws on a string the schema would reject. */
+export function parseDuration(s: string): number {
+  if (s.length > 32 || !DURATION_PATTERN.test(s)) {
+    throw new Error(`invalid duration "${s}": expected e.g. 30s, 5m or 1h30m (units h, m, s, ms)`);
+  }
+  let ms = 0;
+  for (const [, num, , unit] of s.matchAll(/([0-9]+(\.[0-9]+)?)(ms|s|m|h)/g)) {
+    ms += Number(num) * UNIT_MS[unit!]!;
+  }
+  return Math.round(ms);
+}
+
+/** Kubernetes resource quantity (`20Gi`, `500m`, `1`): integer or string, like resource.Quantity. */
+export const QUANTITY_PATTERN =
+  /^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$/;
+export const Quantity = z.union([
+  z.int(),
+  z.string().max(64).regex(QUANTITY_PATTERN, 'must be a quantity such as 20Gi'),
+]);
+
+/**
+ * Five-field cron expression (minute hour day-of-month month day-of-week) or a macro like @daily, the syntax
+ * CronJob accepts. Checked by shape only; CronJob itself rejects a value out of range.
+ */
+export const CRON_PATTERN =
+  /^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|([0-9A-Za-z*/,?#-]+[ \t]+){4}[0-9A-Za-z*/,?#-]+)$/;
+export const cronSchedule = (field: string) =>
+  withCelRules(z.string().max(128), [
+    {
+      rule: `self.matches(r'${CRON_PATTERN.source}')`,
+      message: `${field} must be a 5-field cron expression such as "0 */4 * * *" or a macro such as @daily`,
+      check: (s) => CRON_PATTERN.test(s),
+    },
+  ]);
+
+// --- CEL rules with a runtime twin --------------------------------------------------------------------
+
+/**
+ * A CEL rule for the CRD (`x-kubernetes-validations`) with, when it can be expressed without `oldSelf`,
+ * the same rule in TypeScript so parseRollbackPlan/parseBackupSchedule report it too (objects created
+ * before a rule existed, or a cluster with an older CRD, still reach the controller).
+ */
+export interface CelRule<T> {
+  rule: string;
+  /** Names the field, because the API server shows it next to the path where the rule sits. */
+  message: string;
+  /** Where the API server reports the problem, relative to the node with the rule, e.g. `.targets.database`. */
+  fieldPath?: string;
+  reason?: 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueRequired' | 'FieldValueDuplicate';
+  /** The same rule for the runtime parse; omitted for transition rules (they need the old object). */
+  check?: (self: T) => boolean;
+}
+
+/** Attaches CEL rules to a schema (for the CRD) and their runtime twins as zod refinements. */
+export function withCelRules<S extends z.ZodType>(schema: S, rules: CelRule<z.output<S>>[]): S {
+  const refined = schema.superRefine((value, ctx) => {
+    for (const r of rules) {
+      if (r.check && !r.check(value)) {
+        ctx.addIssue({ code: 'custom', message: r.message, path: fieldPathSegments(r.fieldPath) });
+      }
+    }
+  }) as S;
+  return refined.meta({
+    'x-kubernetes-validations': rules.map(({ check: _check, ...cel }) => cel),
+  });
+}
+
+const fieldPathSegments = (fieldPath: string | undefined): string[] =>
+  fieldPath ? fieldPath.split('.').filter(Boolean) : [];
+
+// --- shared objects ------------------------------------------------------------------------------------
+
+/** metav1.Condition, with apimachinery's validation (same patterns and lengths as its OpenAPI). */
+export const Condition = z.object({
+  type: z
+    .string()
+    .max(316)
+    .regex(
+      /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$/,
+    ),
+  status: z.enum(['True', 'False', 'Unknown']),
+  observedGeneration: z.int().min(0).optional(),
+  lastTransitionTime: Timestamp,
+  reason: z
+    .string()
+    .min(1)
+    .max(1024)
+    .regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/),
+  message: z.string().max(32768),
+});
+export type Condition = z.infer<typeof Condition>;
+
+/**
+ * A list whose items are identified by `key` (`x-kubernetes-list-type: map`): the API server rejects a
+ * duplicate key and server-side apply merges item by item. The runtime parse reports duplicates too.
+ */
+export function mapList<T extends z.ZodObject, K extends keyof z.output<T> & string>(
+  item: T,
+  key: K,
+  max: number,
+) {
+  return z
+    .array(item)
+    .max(max)
+    .superRefine((items, ctx) => {
+      const seen = new Set<unknown>();
+      items.forEach((it, i) => {
+        const k = (it as Record<string, unknown>)[key];
+        if (seen.has(k))
+          ctx.addIssue({ code: 'custom', message: `duplicate ${key} "${String(k)}"`, path: [i, key] });
+        seen.add(k);
+      });
+    })
+    .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': [key] });
+}
+
+/** status.conditions: keyed by type, so server-side apply merges one condition at a time. */
+export const Conditions = mapList(Condition, 'type', 32);
+
+/** Reference to an object in the same namespace. */
+export const LocalObjectReference = z.object({ name: objectName() });
+export type LocalObjectReference = z.infer<typeof LocalObjectReference>;
+
+/** A key in a Secret in the same namespace. */
+export const SecretKeySelector = z.object({
+  name: objectName(),
+  key: z
+    .string()
+    .min(1)
+    .max(253)
+    .regex(/^[-._a-zA-Z0-9]+$/),
+});
+export type SecretKeySelector = z.infer<typeof SecretKeySelector>;
+
+const HTTP_URL = /^https?:\/\/[^\s/?#]+([/?#]\S*)?$/;
+export const httpUrl = () => z.string().max(2048).regex(HTTP_URL, 'must be an http:// or https:// URL');
+
+/** An HTTP check: GET url until the status (and optionally the body) matches. */
+export const HTTPCheck = z.object({
+  url: httpUrl(),
+  expectStatus: z.int().min(100).max(599),
+  bodyMatch: z.string().max(1024).optional().meta({ description: 'Regular expression the body must match.' }),
+  retries: z.int().min(0).max(100).optional(),
+  period: Duration.optional(),
+});
+export type HTTPCheck = z.infer<typeof HTTPCheck>;
+
+/** A SQL query whose single value, as text, must equal `expect` (`select count(*) > 0 ...` → `t`). */
+export const SQLAssertion = z.object({
+  name: z.string().min(1).max(63).regex(DNS1123_LABEL),
+  query: z.string().min(1).max(4096),
+  expect: z.string().max(1024),
+});
+export type SQLAssertion = z.infer<typeof SQLAssertion>;
+
+export const sqlAssertions = () => mapList(SQLAssertion, 'name', 16);
+
+/**
+ * A notification target. `events` lists what to send; absent means every event of the kind. (The sketch
+ * called it `on`, but YAML 1.1 parsers, kubectl's included, read an unquoted `on:` key as `true`.)
+ */
+export function notifyTargets<const E extends readonly [string, ...string[]]>(events: E) {
+  const target = z.object({
+    name: z.string().min(1).max(63).regex(DNS1123_LABEL),
+    type: z.enum(['slack', 'webhook']),
+    urlSecretRef: SecretKeySelector,
+    events: z.array(z.enum(events)).max(events.length).optional().meta({ 'x-kubernetes-list-type': 'set' }),
+  });
+  return mapList(target, 'name', 10);
+}
+
+/** Identifier of a backup (also the name of its file and of the Job that made it). */
+export const BackupId = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/);
+
+/** Object metadata as the runtime sees it; the CRD leaves metadata to the API server. */
+export const ObjectMeta = z.looseObject({
+  name: z.string().optional(),
+  namespace: z.string().optional(),
+  uid: z.string().optional(),
+  resourceVersion: z.string().optional(),
+  generation: z.int().optional(),
+  labels: z.record(z.string(), z.string()).optional(),
+  annotations: z.record(z.string(), z.string()).optional(),
+});
+
+// --- CRD description -----------------------------------------------------------------------------------
+
+export interface PrinterColumn {
+  name: string;
+  type: 'string' | 'integer' | 'number' | 'boolean' | 'date';
+  jsonPath: string;
+  description?: string;
+  /** 0 (default): shown by `kubectl get`; 1: only with `-o wide`. */
+  priority?: number;
+}
+
+/** Everything operator/api/crd-generator.ts needs to write the CRD of one kind. */
+export interface KindInfo {
+  kind: string;
+  listKind: string;
+  plural: string;
+  singular: string;
+  shortNames: string[];
+  categories: string[];
+  /** The full object (apiVersion, kind, metadata, spec, status). */
+  schema: z.ZodObject;
+  printerColumns: PrinterColumn[];
+}
+
+/** JSONPath of a condition field, for printer columns. */
+export const conditionPath = (type: ConditionTypeName, field: 'status' | 'reason') =>
+  `.status.conditions[?(@.type=="${type}")].${field}`;
+
+// --- runtime parsing -----------------------------------------------------------------------------------
+
+export interface Problem {
+  /** Dotted path such as `spec.targets.deployments[1].name`. */
+  path: string;
+  message: string;
+}
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; problems: Problem[] };
+
+/** Runs a schema and turns zod issues into path-named problems; never throws. */
+export function parseWith<T>(schema: z.ZodType<T>, obj: unknown): ParseResult<T> {
+  const r = schema.safeParse(obj);
+  if (r.success) return { ok: true, value: r.data };
+  return {
+    ok: false,
+    problems: r.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message })),
+  };
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else out += out ? `.${String(seg)}` : String(seg);
+  }
+  return out || '(root)';
+}

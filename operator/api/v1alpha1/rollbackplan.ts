@@ -1,0 +1,421 @@
+import * as z from 'zod';
+import {
+  API_VERSION,
+  BackupId,
+  ConditionType,
+  Conditions,
+  Duration,
+  HTTPCheck,
+  LocalObjectReference,
+  ObjectMeta,
+  Timestamp,
+  conditionPath,
+  httpUrl,
+  mapList,
+  notifyTargets,
+  objectName,
+  parseWith,
+  sqlAssertions,
+  withCelRules,
+  type KindInfo,
+  type ParseResult,
+} from './common.js';
+
+// RollbackPlan: "put production back the way it was". One plan is one run (like a Job), see the spec rule.
+
+export const ROLLBACK_PLAN_KIND = 'RollbackPlan';
+export const Scopes = ['app', 'database', 'feature', 'full'] as const;
+export const RollbackPlanPhases = [
+  'Pending',
+  'DryRunComplete',
+  'Armed',
+  'AwaitingApproval',
+  'Running',
+  'Succeeded',
+  'Failed',
+] as const;
+export const RollbackPlanEvents = [
+  'Started',
+  'Triggered',
+  'AwaitingApproval',
+  'DryRunComplete',
+  'Succeeded',
+  'Failed',
+] as const;
+
+const flagKey = () =>
+  z
+    .string()
+    .min(1)
+    .max(253)
+    .regex(/^[-._a-zA-Z0-9]+$/);
+
+const DeploymentTarget = z.object({
+  name: objectName(),
+  toRevision: z
+    .int()
+    .min(0)
+    .optional()
+    .meta({ description: 'Revision to go back to; 0 or absent: the previous revision (kubectl semantics).' }),
+});
+
+const BackupSelector = withCelRules(
+  z.object({
+    latestVerified: z
+      .literal(true)
+      .optional()
+      .meta({ description: 'The newest backup that passed its checks.' }),
+    id: BackupId.optional(),
+    before: Timestamp.optional().meta({
+      description: 'The newest verified backup finished before this time.',
+    }),
+  }),
+  [
+    {
+      rule: '[has(self.latestVerified), has(self.id), has(self.before)].filter(x, x).size() == 1',
+      message: 'spec.targets.database.backup must set exactly one of latestVerified, id or before',
+      check: (b) => [b.latestVerified, b.id, b.before].filter((x) => x !== undefined).length === 1,
+    },
+  ],
+);
+
+const DatabaseTarget = z.object({
+  backupScheduleRef: LocalObjectReference.meta({
+    description: 'The BackupSchedule whose backups to restore.',
+  }),
+  backup: BackupSelector.optional(),
+  mode: z.enum(['inPlace', 'newDatabaseSwap']).optional(),
+  safetyBackup: z.boolean().optional().meta({ description: 'Back up the current state before restoring.' }),
+});
+
+const FeatureFlagsTarget = withCelRules(
+  z.object({
+    configMapRef: LocalObjectReference.optional(),
+    featureFlagRef: LocalObjectReference.optional().meta({
+      description: 'An OpenFeature FeatureFlag object.',
+    }),
+    disable: z.array(flagKey()).min(1).max(100).meta({ 'x-kubernetes-list-type': 'set' }),
+  }),
+  [
+    {
+      rule: 'has(self.configMapRef) || has(self.featureFlagRef)',
+      message: 'spec.targets.featureFlags needs configMapRef or featureFlagRef',
+      reason: 'FieldValueRequired',
+      check: (f) => f.configMapRef !== undefined || f.featureFlagRef !== undefined,
+    },
+  ],
+);
+
+const Targets = z.object({
+  deployments: mapList(DeploymentTarget, 'name', 50).optional(),
+  database: DatabaseTarget.optional(),
+  featureFlags: FeatureFlagsTarget.optional(),
+});
+
+const Validation = z.object({
+  timeout: Duration.optional(),
+  http: z.array(HTTPCheck).max(16).optional().meta({ 'x-kubernetes-list-type': 'atomic' }),
+  sql: sqlAssertions().optional(),
+});
+
+// One object with a `type` and optional fields instead of a union: a union is not a structural schema.
+const TriggerConditionTypes = ['DeploymentUnavailable', 'HTTPCheck', 'PrometheusQuery'] as const;
+const requiredFor = (type: string, field: 'deployment' | 'url' | 'address' | 'query') => ({
+  rule: `self.type != '${type}' || has(self.${field})`,
+  message: `spec.trigger.conditions[].${field} is required when type is ${type}`,
+  fieldPath: `.${field}`,
+  reason: 'FieldValueRequired' as const,
+  check: (c: { type: string } & Partial<Record<typeof field, unknown>>) =>
+    c.type !== type || c[field] !== undefined,
+});
+const TriggerCondition = withCelRules(
+  z.object({
+    type: z.enum(TriggerConditionTypes),
+    deployment: objectName().optional(),
+    url: httpUrl().optional(),
+    failureThreshold: z.int().min(1).max(100).optional(),
+    period: Duration.optional(),
+    address: httpUrl().optional().meta({ description: 'Prometheus base URL.' }),
+    query: z.string().min(1).max(4096).optional().meta({ description: 'PromQL returning one value.' }),
+    above: z.number().optional(),
+    below: z.number().optional(),
+    for: Duration.optional().meta({ description: 'How long the condition must hold before it fires.' }),
+  }),
+  [
+    requiredFor('DeploymentUnavailable', 'deployment'),
+    requiredFor('HTTPCheck', 'url'),
+    requiredFor('PrometheusQuery', 'address'),
+    requiredFor('PrometheusQuery', 'query'),
+    {
+      rule: "self.type != 'PrometheusQuery' || has(self.above) || has(self.below)",
+      message: 'spec.trigger.conditions[] of type PrometheusQuery needs above or below',
+      reason: 'FieldValueRequired',
+      check: (c) => c.type !== 'PrometheusQuery' || c.above !== undefined || c.below !== undefined,
+    },
+  ],
+);
+
+const Trigger = withCelRules(
+  z.object({
+    mode: z.enum(['manual', 'auto', 'onRevert']).meta({
+      description:
+        'manual: run when applied; auto: armed, runs when a condition holds; onRevert: a GitOps revert ' +
+        'of the Deployment runs the other steps.',
+    }),
+    conditions: z.array(TriggerCondition).max(10).optional().meta({ 'x-kubernetes-list-type': 'atomic' }),
+    confirmFor: Duration.optional().meta({ description: 'Severity high: wait this long for a veto.' }),
+    watchWindow: Duration.optional().meta({
+      description: 'Stay armed this long after a new revision appears.',
+    }),
+  }),
+  [
+    {
+      rule: "self.mode != 'auto' || (has(self.conditions) && size(self.conditions) > 0)",
+      message: 'spec.trigger.conditions must list at least one condition when spec.trigger.mode is auto',
+      fieldPath: '.conditions',
+      reason: 'FieldValueRequired',
+      check: (t) => t.mode !== 'auto' || (t.conditions?.length ?? 0) > 0,
+    },
+  ],
+);
+
+const hasDeployments = (s: { targets?: { deployments?: unknown[] } }) =>
+  (s.targets?.deployments?.length ?? 0) > 0;
+
+export const RollbackPlanSpec = withCelRules(
+  z.object({
+    scope: z
+      .enum(Scopes)
+      .meta({ description: 'What to roll back: app, database, feature or full (all given).' }),
+    dryRun: z.boolean().optional().meta({ description: 'Report what would happen; change nothing.' }),
+    reason: z
+      .string()
+      .max(1024)
+      .optional()
+      .meta({ description: 'Recorded in events, status and notifications.' }),
+    severity: z.enum(['critical', 'high', 'medium', 'low']).optional(),
+    targets: Targets,
+    validation: Validation.optional(),
+    objectives: z.object({ rto: Duration.optional() }).optional(),
+    trigger: Trigger.optional(),
+    gitops: z
+      .object({
+        policy: z.enum(['suspend', 'refuse', 'ignore']),
+        resume: z.enum(['onNewRevision', 'manual']).optional(),
+      })
+      .optional(),
+    notify: notifyTargets(RollbackPlanEvents).optional(),
+  }),
+  [
+    // A plan is a record of one rollback, like a Job: what ran must stay what the spec says, and a spec
+    // edited mid-run (or after) would make status and journal lie. To run again differently, create a new
+    // plan. Metadata (approve/rearm annotations) and status stay writable.
+    {
+      rule: 'self == oldSelf',
+      message: 'spec is immutable once created (like a Job); create a new RollbackPlan',
+      reason: 'FieldValueForbidden',
+    },
+    {
+      rule: "self.scope != 'app' || (has(self.targets.deployments) && size(self.targets.deployments) > 0)",
+      message: 'spec.targets.deployments must list at least one Deployment when spec.scope is app',
+      fieldPath: '.targets.deployments',
+      reason: 'FieldValueRequired',
+      check: (s) => s.scope !== 'app' || hasDeployments(s),
+    },
+    {
+      rule: "self.scope != 'database' || has(self.targets.database)",
+      message: 'spec.targets.database is required when spec.scope is database',
+      fieldPath: '.targets.database',
+      reason: 'FieldValueRequired',
+      check: (s) => s.scope !== 'database' || s.targets?.database !== undefined,
+    },
+    {
+      rule: "self.scope != 'feature' || has(self.targets.featureFlags)",
+      message: 'spec.targets.featureFlags is required when spec.scope is feature',
+      fieldPath: '.targets.featureFlags',
+      reason: 'FieldValueRequired',
+      check: (s) => s.scope !== 'feature' || s.targets?.featureFlags !== undefined,
+    },
+    {
+      rule:
+        "self.scope != 'full' || (has(self.targets.deployments) && size(self.targets.deployments) > 0) || " +
+        'has(self.targets.database)',
+      message: 'spec.targets needs deployments or database when spec.scope is full',
+      fieldPath: '.targets',
+      reason: 'FieldValueRequired',
+      check: (s) => s.scope !== 'full' || hasDeployments(s) || s.targets?.database !== undefined,
+    },
+  ],
+);
+export type RollbackPlanSpec = z.infer<typeof RollbackPlanSpec>;
+
+// --- status --------------------------------------------------------------------------------------------
+
+const reasonText = () => z.string().max(1024);
+
+/** One entry of the journal a restarted operator resumes from. */
+const Step = z.object({
+  name: z
+    .string()
+    .min(1)
+    .max(63)
+    .regex(/^[A-Za-z][A-Za-z0-9]*$/),
+  startedAt: Timestamp,
+  finishedAt: Timestamp.optional(),
+  result: z.enum(['Running', 'Succeeded', 'Failed', 'Skipped']),
+  message: reasonText().optional(),
+});
+
+export const RollbackPlanStatus = z.object({
+  phase: z.enum(RollbackPlanPhases).optional(),
+  observedGeneration: z.int().min(0).optional(),
+  conditions: Conditions.optional(),
+  steps: mapList(Step, 'name', 32).optional(),
+  deployments: mapList(
+    z.object({
+      name: objectName(),
+      fromRevision: z.int().min(0).optional(),
+      toRevision: z.int().min(0).optional(),
+      replicaSet: objectName()
+        .optional()
+        .meta({ description: 'The ReplicaSet whose template is restored, pinned by pre-validation.' }),
+      result: z.enum(['Pending', 'RolledBack', 'Skipped', 'Failed']).optional(),
+      message: reasonText().optional(),
+    }),
+    'name',
+    50,
+  ).optional(),
+  database: z
+    .object({
+      backupId: BackupId.optional(),
+      safetyBackupId: BackupId.optional(),
+      restoreJob: objectName().optional(),
+      verifiedTables: z.int().min(0).optional(),
+    })
+    .optional(),
+  featureFlags: mapList(
+    z.object({
+      key: z.string().min(1).max(253),
+      previous: z.string().max(1024).optional().meta({ description: 'Absent: the flag did not exist.' }),
+      now: z.string().max(1024).optional(),
+    }),
+    'key',
+    100,
+  ).optional(),
+  dryRunReport: z.looseObject({}).optional().meta({ description: 'What a run would change (free-form).' }),
+  trigger: z
+    .object({
+      firedAt: Timestamp,
+      condition: z.string().max(63),
+      observed: reasonText().optional(),
+    })
+    .optional(),
+  approval: z
+    .object({
+      approvedBy: z.string().max(253).optional(),
+      approvedAt: Timestamp,
+      annotationValue: z
+        .string()
+        .max(253)
+        .optional()
+        .meta({ description: 'The approve annotation handled.' }),
+    })
+    .optional(),
+  lastRearm: z
+    .object({ rearmedAt: Timestamp, annotationValue: z.string().max(253) })
+    .optional()
+    .meta({ description: 'The last rearm annotation handled, so a value acts once.' }),
+  startedAt: Timestamp.optional(),
+  completedAt: Timestamp.optional(),
+  durationSeconds: z.int().min(0).optional(),
+});
+export type RollbackPlanStatus = z.infer<typeof RollbackPlanStatus>;
+
+export const RollbackPlan = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal(ROLLBACK_PLAN_KIND),
+  metadata: ObjectMeta,
+  spec: RollbackPlanSpec,
+  status: RollbackPlanStatus.optional(),
+});
+export type RollbackPlan = z.infer<typeof RollbackPlan>;
+
+/** Validates an object read from the API server; problems name their path (`spec.targets...`). */
+export const parseRollbackPlan = (obj: unknown): ParseResult<RollbackPlan> => parseWith(RollbackPlan, obj);
+
+// --- runtime defaults ----------------------------------------------------------------------------------
+// Not in the schema: a schema default is written into the stored object and shows up as drift in GitOps.
+
+export const ROLLBACK_PLAN_DEFAULTS = {
+  dryRun: false,
+  validationTimeout: '5m',
+  rto: '10m',
+  backup: { latestVerified: true },
+  mode: 'inPlace',
+  safetyBackup: true,
+  trigger: { mode: 'manual' },
+} as const;
+
+type DatabaseTarget = NonNullable<RollbackPlanSpec['targets']['database']>;
+export type EffectiveDatabaseTarget = DatabaseTarget &
+  Required<Pick<DatabaseTarget, 'backup' | 'mode' | 'safetyBackup'>>;
+/** A spec with every runtime default filled in: what the controller acts on. */
+export type EffectiveRollbackPlanSpec = Omit<
+  RollbackPlanSpec,
+  'dryRun' | 'targets' | 'validation' | 'objectives' | 'trigger'
+> & {
+  dryRun: boolean;
+  targets: Omit<RollbackPlanSpec['targets'], 'database'> & { database?: EffectiveDatabaseTarget };
+  validation: NonNullable<RollbackPlanSpec['validation']> & { timeout: string };
+  objectives: { rto: string };
+  trigger: NonNullable<RollbackPlanSpec['trigger']>;
+};
+
+/** Fills in the runtime defaults; pure (the input is not modified). */
+export function withRollbackPlanDefaults(spec: RollbackPlanSpec): EffectiveRollbackPlanSpec {
+  const d = ROLLBACK_PLAN_DEFAULTS;
+  const db = spec.targets.database;
+  const { database: _db, ...rest } = spec.targets;
+  const targets: EffectiveRollbackPlanSpec['targets'] = { ...rest };
+  if (db) {
+    targets.database = {
+      ...db,
+      backup: db.backup ?? { ...d.backup },
+      mode: db.mode ?? d.mode,
+      safetyBackup: db.safetyBackup ?? d.safetyBackup,
+    };
+  }
+  return {
+    ...spec,
+    dryRun: spec.dryRun ?? d.dryRun,
+    targets,
+    validation: { ...spec.validation, timeout: spec.validation?.timeout ?? d.validationTimeout },
+    objectives: { ...spec.objectives, rto: spec.objectives?.rto ?? d.rto },
+    trigger: spec.trigger ?? { ...d.trigger },
+  };
+}
+
+// --- CRD -----------------------------------------------------------------------------------------------
+
+export const ROLLBACK_PLAN_INFO: KindInfo = {
+  kind: ROLLBACK_PLAN_KIND,
+  listKind: 'RollbackPlanList',
+  plural: 'rollbackplans',
+  singular: 'rollbackplan',
+  shortNames: ['rbp'],
+  categories: ['nxt'],
+  schema: RollbackPlan,
+  printerColumns: [
+    { name: 'Scope', type: 'string', jsonPath: '.spec.scope' },
+    { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+    { name: 'Ready', type: 'string', jsonPath: conditionPath(ConditionType.Ready, 'status') },
+    { name: 'Reason', type: 'string', jsonPath: conditionPath(ConditionType.Ready, 'reason') },
+    {
+      name: 'Duration',
+      type: 'integer',
+      jsonPath: '.status.durationSeconds',
+      description: 'Seconds the run took.',
+    },
+    { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  ],
+};

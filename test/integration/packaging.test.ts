@@ -1,0 +1,564 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { parseAllDocuments, stringify } from 'yaml';
+import { binPath, createTestNamespace, deleteTestNamespace, kubectl } from '../support/kube.js';
+
+// The image cannot be built here (no Docker engine), so the packaging is judged by the real tools: helm
+// lints and renders the chart, kubectl renders the kustomize base, and the real API server's admission
+// (schema validation, Pod Security `restricted`) judges every rendered object through --dry-run=server.
+
+const REPO = resolve(import.meta.dirname, '..', '..');
+const CHART = join(REPO, 'charts', 'nxt-rollback-operator');
+const RELEASE = 'nxt-rollback-operator';
+const CRD_FILES = ['rollback.nxtnewday.io_rollbackplans.yaml', 'rollback.nxtnewday.io_backupschedules.yaml'];
+const IMAGE_UID = 65532;
+
+interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  [field: string]: any;
+}
+type Rule = [group: string, resources: string[], verbs: string[]];
+
+/** The operator's permissions: the specification that the chart and the kustomize base must both match. */
+const NAMESPACED_RULES: Rule[] = [
+  [
+    'rollback.nxtnewday.io',
+    ['rollbackplans', 'backupschedules'],
+    ['get', 'list', 'watch', 'patch', 'update'],
+  ],
+  ['rollback.nxtnewday.io', ['rollbackplans/status', 'backupschedules/status'], ['get', 'patch', 'update']],
+  ['rollback.nxtnewday.io', ['rollbackplans/finalizers', 'backupschedules/finalizers'], ['update']],
+  ['apps', ['deployments'], ['get', 'list', 'watch', 'patch']],
+  ['apps', ['replicasets'], ['get', 'list', 'watch']],
+  ['batch', ['cronjobs'], ['get', 'list', 'watch', 'create', 'patch', 'update', 'delete']],
+  ['batch', ['jobs'], ['get', 'list', 'watch', 'create', 'delete']],
+  ['', ['pods'], ['get', 'list', 'watch']],
+  ['', ['persistentvolumeclaims'], ['get', 'list', 'watch', 'create', 'delete']],
+  ['', ['configmaps'], ['get', 'list', 'watch', 'patch']],
+  ['', ['secrets'], ['get']],
+  ['', ['events'], ['create', 'patch']],
+  ['events.k8s.io', ['events'], ['create', 'patch']],
+  ['core.openfeature.dev', ['featureflags'], ['get', 'list', 'watch', 'patch']],
+];
+const ACCESS_REVIEW_RULES: Rule[] = [['authorization.k8s.io', ['selfsubjectaccessreviews'], ['create']]];
+const LEADER_ELECTION_RULES: Rule[] = [['coordination.k8s.io', ['leases'], ['get', 'create', 'update']]];
+
+/** Flattens rules to sorted `group/resource:verb` strings, so two rule lists compare by what they allow. */
+function permissions(
+  rules: Array<{ apiGroups?: string[]; resources?: string[]; verbs: string[] }>,
+): string[] {
+  const out = new Set<string>();
+  for (const r of rules)
+    for (const g of r.apiGroups ?? [])
+      for (const res of r.resources ?? []) for (const v of r.verbs) out.add(`${g || 'core'}/${res}:${v}`);
+  return [...out].sort();
+}
+const spec = (rules: Rule[]) =>
+  permissions(rules.map(([g, resources, verbs]) => ({ apiGroups: [g], resources, verbs })));
+
+interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a binary without throwing, so a test can assert on a failure's exit code and message. */
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, stdin = ''): Promise<RunResult> {
+  return new Promise((done, fail) => {
+    const child = spawn(cmd, args, { cwd: REPO, env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', fail);
+    child.on('close', (code) => done({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(stdin);
+  });
+}
+
+function parseObjects(text: string): KubeObject[] {
+  return parseAllDocuments(text).flatMap((doc) => {
+    if (doc.errors.length) throw new Error(`invalid YAML: ${doc.errors.map((e) => e.message).join('; ')}`);
+    const o = doc.toJS() as KubeObject | null;
+    return o ? [o] : [];
+  });
+}
+const toYaml = (objects: KubeObject[]) => objects.map((o) => stringify(o)).join('---\n');
+const ofKind = (objects: KubeObject[], kind: string) => objects.filter((o) => o.kind === kind);
+const warningsOf = (stderr: string) => stderr.split('\n').filter((l) => /warning/i.test(l));
+
+function rbacObjects(objects: KubeObject[]): KubeObject[] {
+  return objects.filter((o) => ['ClusterRole', 'Role', 'ClusterRoleBinding', 'RoleBinding'].includes(o.kind));
+}
+
+/** Every string in every RBAC rule and binding; a `*` anywhere is a wildcard grant. */
+function wildcardsIn(objects: KubeObject[]): string[] {
+  const found: string[] = [];
+  const walk = (v: unknown, path: string) => {
+    if (typeof v === 'string' && v.includes('*')) found.push(`${path}=${v}`);
+    else if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${path}[${i}]`));
+    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, `${path}.${k}`);
+  };
+  for (const o of rbacObjects(objects))
+    walk({ rules: o.rules, roleRef: o.roleRef }, `${o.kind}/${o.metadata.name}`);
+  return found;
+}
+
+/** Moves namespaced objects (and ServiceAccount subjects) into `ns`, so a test namespace can host them. */
+function relocate(objects: KubeObject[], from: string, ns: string): KubeObject[] {
+  return structuredClone(objects).map((o) => {
+    if (o.metadata.namespace === from) o.metadata.namespace = ns;
+    for (const s of o.subjects ?? []) if (s.namespace === from) s.namespace = ns;
+    return o;
+  });
+}
+
+describe('packaging: image, Helm chart, kustomize base, samples', () => {
+  const helmHome = mkdtempSync(join(tmpdir(), 'nxt-helm-'));
+  // Helm keeps its cache/config out of the user's home; nothing here needs a repository.
+  const helmEnv = {
+    ...process.env,
+    HELM_CACHE_HOME: join(helmHome, 'cache'),
+    HELM_CONFIG_HOME: join(helmHome, 'config'),
+    HELM_DATA_HOME: join(helmHome, 'data'),
+  };
+  const helm = (...args: string[]) => run(binPath('helm'), args, helmEnv);
+  const kube = (args: string[], stdin = '') =>
+    run(binPath('kubectl'), [`--kubeconfig=${inject('kubeconfigPath')}`, ...args], process.env, stdin);
+
+  let kubeVersion = '';
+  let ns = ''; // Pod Security `restricted` enforced, warned and audited
+  const watched: string[] = [];
+
+  /** Server-side dry-run apply; returns the applied names and the API server's warnings. */
+  async function applyDryRun(objects: KubeObject[], what: string, extra: string[] = []) {
+    const r = await kube(
+      [
+        'apply',
+        '--server-side',
+        '--force-conflicts',
+        '--field-manager=packaging-test',
+        '--dry-run=server',
+      ].concat(['-o', 'name', '-f', '-', ...extra]),
+      toYaml(objects),
+    );
+    expect(r.code, `${what} should apply with --dry-run=server; kubectl said:\n${r.stderr}`).toBe(0);
+    return { names: r.stdout.trim().split('\n').filter(Boolean), warnings: warningsOf(r.stderr) };
+  }
+
+  async function helmTemplate(namespace: string, ...sets: string[]): Promise<KubeObject[]> {
+    const args = ['template', RELEASE, CHART, '--namespace', namespace, '--kube-version', kubeVersion];
+    const r = await helm(...args, ...sets.flatMap((s) => ['--set', s]));
+    expect(r.code, `helm template ${sets.join(' ')} should render; helm said:\n${r.stderr}`).toBe(0);
+    return parseObjects(r.stdout);
+  }
+
+  async function kustomize(dir: string): Promise<KubeObject[]> {
+    const r = await kube(['kustomize', join(REPO, dir)]);
+    expect(r.code, `kubectl kustomize ${dir} should render; kubectl said:\n${r.stderr}`).toBe(0);
+    return parseObjects(r.stdout);
+  }
+
+  /**
+   * A pod template passes `restricted` when its Deployment is admitted without a PodSecurity warning and
+   * a Pod built from it is admitted by a namespace that enforces the level.
+   */
+  async function podSecurityVerdict(deployment: KubeObject) {
+    const d = structuredClone(deployment);
+    d.metadata.namespace = ns;
+    const dep = await kube(
+      ['apply', '--server-side', '--dry-run=server', '-o', 'name', '-f', '-'],
+      stringify(d),
+    );
+    const template = d.spec.template;
+    // The ServiceAccount does not exist in the test namespace; it plays no part in Pod Security.
+    const podSpec = { ...template.spec, serviceAccountName: undefined };
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name: `${d.metadata.name}-psa`.slice(0, 63),
+        namespace: ns,
+        labels: template.metadata.labels,
+      },
+      spec: JSON.parse(JSON.stringify(podSpec)),
+    };
+    const p = await kube(['create', '--dry-run=server', '-o', 'name', '-f', '-'], stringify(pod));
+    return { deployment: dep, pod: p };
+  }
+
+  beforeAll(async () => {
+    kubeVersion = JSON.parse(await kubectl('version', '-o', 'json')).serverVersion.gitVersion;
+    ns = await createTestNamespace('pkg');
+    await kubectl(
+      'label',
+      'namespace',
+      ns,
+      'pod-security.kubernetes.io/warn=restricted',
+      'pod-security.kubernetes.io/audit=restricted',
+    );
+    for (let i = 0; i < 2; i++) watched.push(await createTestNamespace('pkg-watch'));
+  });
+  afterAll(async () => {
+    await Promise.all([ns, ...watched].map((n) => deleteTestNamespace(n)));
+    rmSync(helmHome, { recursive: true, force: true });
+  });
+
+  describe('Helm chart', () => {
+    it('passes helm lint, also with --strict, without warnings or errors', async () => {
+      for (const flags of [[], ['--strict']]) {
+        const r = await helm('lint', CHART, ...flags);
+        const out = r.stdout + r.stderr;
+        expect(r.code, `helm lint ${flags.join(' ')} should pass:\n${out}`).toBe(0);
+        expect(out.split('\n').filter((l) => /\[(WARNING|ERROR)\]/.test(l))).toEqual([]);
+      }
+    });
+
+    it('refuses a misspelled value (values.schema.json) and several replicas without leader election', async () => {
+      const typo = await helm(
+        'template',
+        RELEASE,
+        CHART,
+        '--kube-version',
+        kubeVersion,
+        '--set',
+        'replicaCont=3',
+      );
+      expect(typo.code, 'a misspelled key should fail the render').not.toBe(0);
+      expect(typo.stderr).toContain('replicaCont');
+      const badNs = await helm(
+        'template',
+        RELEASE,
+        CHART,
+        '--kube-version',
+        kubeVersion,
+        '--set',
+        'watchNamespaces={Shop}',
+      );
+      expect(badNs.code, 'a namespace that is not a DNS-1123 label should fail the render').not.toBe(0);
+      const noLease = await helm(
+        'template',
+        RELEASE,
+        CHART,
+        '--kube-version',
+        kubeVersion,
+        '--set',
+        'leaderElection.enabled=false',
+      );
+      expect(noLease.code, '2 replicas without leader election should fail the render').not.toBe(0);
+      expect(noLease.stderr).toContain('leaderElection.enabled');
+      const single = await helmTemplate(ns, 'replicaCount=1', 'leaderElection.enabled=false');
+      const env = ofKind(single, 'Deployment')[0]!.spec.template.spec.containers[0].env;
+      expect(env.find((e: { name: string }) => e.name === 'LEADER_ELECT')?.value).toBe('false');
+      expect(
+        ofKind(single, 'Role').map((r) => r.metadata.name),
+        'no leader-election Role without it',
+      ).toEqual([]);
+    });
+
+    it('renders cluster-wide by default: a ClusterRole with exactly the operator rules, no ServiceMonitor', async () => {
+      const objects = await helmTemplate(ns);
+      expect(objects.map((o) => o.kind).sort()).toEqual(
+        [
+          'ClusterRole',
+          'ClusterRoleBinding',
+          'Deployment',
+          'PodDisruptionBudget',
+          'Role',
+          'RoleBinding',
+          'Service',
+          'ServiceAccount',
+        ].sort(),
+      );
+      expect(wildcardsIn(objects)).toEqual([]);
+      const [clusterRole] = ofKind(objects, 'ClusterRole');
+      expect(permissions(clusterRole!.rules)).toEqual(spec([...NAMESPACED_RULES, ...ACCESS_REVIEW_RULES]));
+      const [leaderRole] = ofKind(objects, 'Role');
+      expect(leaderRole!.metadata.namespace).toBe(ns);
+      expect(permissions(leaderRole!.rules)).toEqual(spec(LEADER_ELECTION_RULES));
+      const [deployment] = ofKind(objects, 'Deployment');
+      const manager = deployment!.spec.template.spec.containers[0];
+      const env = Object.fromEntries(
+        manager.env.map((e: any) => [e.name, e.value ?? `fieldRef:${e.valueFrom.fieldRef.fieldPath}`]),
+      );
+      expect(env).toEqual({
+        WATCH_NAMESPACES: '',
+        LEADER_ELECT: 'true',
+        LEADER_ELECTION_NAMESPACE: 'fieldRef:metadata.namespace',
+        POD_NAME: 'fieldRef:metadata.name',
+        OPERATOR_IMAGE: manager.image,
+        METRICS_ADDR: ':8080',
+        HEALTH_ADDR: ':8081',
+        LOG_LEVEL: 'info',
+      });
+      expect(deployment!.spec.replicas).toBe(2);
+      expect(manager.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'health' });
+      expect(manager.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'health' });
+    });
+
+    it('with watchNamespaces and serviceMonitor: a Role in each namespace, runner ServiceAccounts, one ServiceMonitor', async () => {
+      const objects = await helmTemplate(
+        ns,
+        `watchNamespaces={${watched.join(',')}}`,
+        'metrics.serviceMonitor.enabled=true',
+      );
+      expect(wildcardsIn(objects)).toEqual([]);
+      const roles = ofKind(objects, 'Role').filter((r) => r.metadata.namespace !== ns);
+      expect(roles.map((r) => r.metadata.namespace).sort()).toEqual([...watched].sort());
+      for (const r of roles) expect(permissions(r.rules)).toEqual(spec(NAMESPACED_RULES));
+      const bindings = ofKind(objects, 'RoleBinding').filter((b) => b.metadata.namespace !== ns);
+      expect(bindings.map((b) => b.metadata.namespace).sort()).toEqual([...watched].sort());
+      for (const b of bindings)
+        expect(b.subjects).toEqual([{ kind: 'ServiceAccount', name: RELEASE, namespace: ns }]);
+      const clusterRoles = ofKind(objects, 'ClusterRole');
+      expect(clusterRoles.length, 'only the access-review ClusterRole is cluster-wide').toBe(1);
+      expect(permissions(clusterRoles[0]!.rules)).toEqual(spec(ACCESS_REVIEW_RULES));
+      const runners = ofKind(objects, 'ServiceAccount').filter(
+        (s) => s.metadata.name === 'nxt-backup-runner',
+      );
+      expect(runners.map((s) => s.metadata.namespace).sort()).toEqual([...watched].sort());
+      for (const s of runners) expect(s.automountServiceAccountToken).toBe(false);
+      const env = ofKind(objects, 'Deployment')[0]!.spec.template.spec.containers[0].env;
+      expect(env.find((e: { name: string }) => e.name === 'WATCH_NAMESPACES')?.value).toBe(watched.join(','));
+      const monitors = ofKind(objects, 'ServiceMonitor');
+      expect(monitors.map((m) => m.apiVersion)).toEqual(['monitoring.coreos.com/v1']);
+    });
+
+    it('applies with --dry-run=server, default and namespace-restricted (ServiceMonitor CRD absent: left out)', async () => {
+      for (const sets of [
+        [],
+        [`watchNamespaces={${watched.join(',')}}`, 'metrics.serviceMonitor.enabled=true'],
+      ]) {
+        const objects = await helmTemplate(ns, ...sets);
+        const applicable = objects.filter((o) => o.kind !== 'ServiceMonitor');
+        const { names, warnings } = await applyDryRun(
+          applicable,
+          `chart rendered with ${sets.join(' ') || 'defaults'}`,
+        );
+        expect(names.length).toBe(applicable.length);
+        expect(warnings, 'the API server should not warn about the chart').toEqual([]);
+      }
+    });
+
+    it('renders NOTES.txt on a helm install --dry-run against the cluster', async () => {
+      const r = await helm(
+        'install',
+        RELEASE,
+        CHART,
+        '--namespace',
+        ns,
+        '--dry-run=server',
+        `--kubeconfig=${inject('kubeconfigPath')}`,
+        '--set',
+        `watchNamespaces={${watched.join(',')}}`,
+      );
+      expect(r.code, `helm install --dry-run should succeed:\n${r.stderr}`).toBe(0);
+      const notes = r.stdout.slice(r.stdout.indexOf('NOTES:'));
+      expect(notes).toContain(`Watching only: ${watched.join(', ')}`);
+      expect(notes).toContain(`kubectl -n ${ns} rollout status deployment/${RELEASE}`);
+    });
+
+    it("carries the same CRDs as the repository's crds/", (ctx) => {
+      const chartCrds = join(CHART, 'crds');
+      ctx.skip(!existsSync(chartCrds), 'charts/nxt-rollback-operator/crds/ is not generated yet');
+      for (const f of CRD_FILES) {
+        expect(readFileSync(join(chartCrds, f), 'utf8'), `chart crds/${f} should equal crds/${f}`).toBe(
+          readFileSync(join(REPO, 'crds', f), 'utf8'),
+        );
+      }
+    });
+  });
+
+  describe('kustomize base', () => {
+    const crdKustomization = join(REPO, 'crds', 'kustomization.yaml');
+
+    it('renders the CRDs, a restricted namespace and a Deployment whose runner image is its own image', async (ctx) => {
+      ctx.skip(!existsSync(crdKustomization), 'crds/kustomization.yaml is not generated yet');
+      const objects = await kustomize('manifests/base');
+      const crdNames = ofKind(objects, 'CustomResourceDefinition').map((c) => c.metadata.name);
+      expect(crdNames.sort()).toEqual([
+        'backupschedules.rollback.nxtnewday.io',
+        'rollbackplans.rollback.nxtnewday.io',
+      ]);
+      const [namespace] = ofKind(objects, 'Namespace');
+      expect(namespace!.metadata.name).toBe('nxt-rollback-system');
+      expect(namespace!.metadata.labels?.['pod-security.kubernetes.io/enforce']).toBe('restricted');
+      const namespaced = objects.filter(
+        (o) =>
+          !['Namespace', 'CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding'].includes(o.kind),
+      );
+      expect(namespaced.filter((o) => o.metadata.namespace !== 'nxt-rollback-system')).toEqual([]);
+      const [deployment] = ofKind(objects, 'Deployment');
+      expect(deployment!.spec.replicas).toBe(2);
+      const manager = deployment!.spec.template.spec.containers[0];
+      const env = (name: string) => manager.env.find((e: { name: string }) => e.name === name);
+      expect(env('OPERATOR_IMAGE').value).toBe(manager.image);
+      expect(env('LEADER_ELECT').value).toBe('true');
+      expect(env('LEADER_ELECTION_NAMESPACE').valueFrom.fieldRef.fieldPath).toBe('metadata.namespace');
+      expect(deployment!.spec.template.spec.securityContext.runAsUser).toBe(IMAGE_UID);
+
+      // The kind overlay re-tags the image; OPERATOR_IMAGE must follow it.
+      const kind = ofKind(await kustomize('manifests/overlays/kind'), 'Deployment')[0]!.spec.template.spec;
+      expect(kind.containers[0].image).toBe('nxt-rollback-operator:dev');
+      expect(kind.containers[0].env.find((e: { name: string }) => e.name === 'OPERATOR_IMAGE').value).toBe(
+        'nxt-rollback-operator:dev',
+      );
+    });
+
+    it('grants exactly the operator rules, with no wildcard, like the chart', async (ctx) => {
+      ctx.skip(!existsSync(crdKustomization), 'crds/kustomization.yaml is not generated yet');
+      const objects = await kustomize('manifests/base');
+      expect(wildcardsIn(objects)).toEqual([]);
+      expect(permissions(ofKind(objects, 'ClusterRole')[0]!.rules)).toEqual(
+        spec([...NAMESPACED_RULES, ...ACCESS_REVIEW_RULES]),
+      );
+      const [role] = ofKind(objects, 'Role');
+      expect(role!.metadata.namespace).toBe('nxt-rollback-system');
+      expect(permissions(role!.rules)).toEqual(spec(LEADER_ELECTION_RULES));
+      for (const b of [...ofKind(objects, 'ClusterRoleBinding'), ...ofKind(objects, 'RoleBinding')]) {
+        expect(b.subjects).toEqual([
+          { kind: 'ServiceAccount', name: 'nxt-rollback-operator', namespace: 'nxt-rollback-system' },
+        ]);
+      }
+    });
+
+    it('applies with --dry-run=server (namespaced objects moved into a test namespace)', async (ctx) => {
+      ctx.skip(!existsSync(crdKustomization), 'crds/kustomization.yaml is not generated yet');
+      // nxt-rollback-system does not exist on the shared test cluster and a dry run cannot create it.
+      const objects = relocate(await kustomize('manifests/base'), 'nxt-rollback-system', ns).filter(
+        (o) => o.kind !== 'Namespace',
+      );
+      const { names, warnings } = await applyDryRun(objects, 'manifests/base');
+      expect(names.length).toBe(objects.length);
+      expect(warnings, 'the API server should not warn about the base').toEqual([]);
+    });
+  });
+
+  describe('Pod Security', () => {
+    it('every Deployment pod template passes the restricted level', async () => {
+      const deployments = [
+        ...ofKind(await helmTemplate(ns), 'Deployment'),
+        ...ofKind(await helmTemplate(ns, `watchNamespaces={${watched.join(',')}}`), 'Deployment'),
+      ];
+      if (existsSync(join(REPO, 'crds', 'kustomization.yaml'))) {
+        deployments.push(...ofKind(await kustomize('manifests/base'), 'Deployment'));
+        deployments.push(...ofKind(await kustomize('manifests/overlays/kind'), 'Deployment'));
+      }
+      for (const d of deployments) {
+        const verdict = await podSecurityVerdict(d);
+        expect(verdict.deployment.code, verdict.deployment.stderr).toBe(0);
+        expect(warningsOf(verdict.deployment.stderr), `Deployment ${d.metadata.name}`).toEqual([]);
+        expect(
+          verdict.pod.code,
+          `a Pod from ${d.metadata.name}'s template was rejected:\n${verdict.pod.stderr}`,
+        ).toBe(0);
+      }
+    });
+
+    it('(control) the same check catches a pod template that is not restricted', async () => {
+      const [deployment] = ofKind(await helmTemplate(ns), 'Deployment');
+      const loose = structuredClone(deployment!);
+      delete loose.spec.template.spec.securityContext;
+      delete loose.spec.template.spec.containers[0].securityContext;
+      const verdict = await podSecurityVerdict(loose);
+      expect(warningsOf(verdict.deployment.stderr).join('\n')).toMatch(
+        /would violate PodSecurity "restricted/,
+      );
+      expect(verdict.pod.code).not.toBe(0);
+      expect(verdict.pod.stderr).toMatch(/violates PodSecurity "restricted/);
+    });
+  });
+
+  describe('samples', () => {
+    it('every sample is commented and the kustomization lists them all', () => {
+      const dir = join(REPO, 'manifests', 'samples');
+      const files = readdirSync(dir).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml');
+      expect(files.filter((f) => f.startsWith('rollbackplan-')).length).toBe(5);
+      expect(files.filter((f) => f.startsWith('backupschedule-')).length).toBe(2);
+      for (const f of files)
+        expect(readFileSync(join(dir, f), 'utf8'), `${f} starts with a comment`).toMatch(/^# /);
+      const listed = parseObjects(readFileSync(join(dir, 'kustomization.yaml'), 'utf8'))[0]!
+        .resources as string[];
+      expect(listed.filter((r) => r.endsWith('.yaml')).sort()).toEqual(files.sort());
+    });
+
+    it('apply with --dry-run=server against the installed CRDs', async (ctx) => {
+      const crds = await kube([
+        'get',
+        'crd',
+        'rollbackplans.rollback.nxtnewday.io',
+        'backupschedules.rollback.nxtnewday.io',
+      ]);
+      ctx.skip(
+        crds.code !== 0,
+        'the CRDs are not installed (crds/ was empty when the test environment started)',
+      );
+      const objects = await kustomize('manifests/samples');
+      const { names, warnings } = await applyDryRun(objects, 'manifests/samples', ['-n', ns]);
+      expect(warnings, 'strict field validation should find no unknown or duplicate fields').toEqual([]);
+      expect(names.sort()).toEqual(
+        [
+          'serviceaccount/nxt-backup-runner',
+          'backupschedule.rollback.nxtnewday.io/billing-db',
+          'backupschedule.rollback.nxtnewday.io/shop-db',
+          'rollbackplan.rollback.nxtnewday.io/checkout-app',
+          'rollbackplan.rollback.nxtnewday.io/checkout-app-preview',
+          'rollbackplan.rollback.nxtnewday.io/checkout-emergency',
+          'rollbackplan.rollback.nxtnewday.io/checkout-flags-off',
+          'rollbackplan.rollback.nxtnewday.io/shop-db-restore',
+        ].sort(),
+      );
+      const runner = ofKind(objects, 'ServiceAccount')[0]!;
+      expect(runner.automountServiceAccountToken).toBe(false);
+    });
+  });
+
+  describe('Dockerfile (static: no Docker engine here)', () => {
+    // Continuation lines joined, comments dropped: one instruction per entry.
+    const instructions = readFileSync(join(REPO, 'Dockerfile'), 'utf8')
+      .replace(/\\\n/g, ' ')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'));
+    const stages = instructions.reduce<string[][]>((acc, line) => {
+      if (/^FROM /i.test(line)) acc.push([]);
+      acc.at(-1)?.push(line);
+      return acc;
+    }, []);
+
+    it('builds in one stage and ships only production dependencies and dist/ on node:20-bookworm-slim', () => {
+      const base = instructions.find((l) => l.startsWith('ARG NODE_IMAGE='))?.split('=')[1];
+      expect(base).toBe('node:20-bookworm-slim');
+      expect(stages.length).toBeGreaterThanOrEqual(2);
+      for (const s of stages) expect(s[0]).toMatch(/^FROM \$\{NODE_IMAGE\}/);
+      const all = stages.map((s) => s.join('\n'));
+      expect(all.some((s) => /npm ci\b(?!.*--omit=dev)/.test(s) && s.includes('npm run build'))).toBe(true);
+      const runtime = all.at(-1)!;
+      expect(runtime).not.toMatch(/npm (ci|install)/);
+      expect(all.some((s) => s.includes('npm ci --omit=dev'))).toBe(true);
+      expect(runtime).toMatch(/COPY .*--from=build \/src\/dist /);
+    });
+
+    it('carries the PostgreSQL client tools and runs node dist/operator/main.js as uid 65532 in production mode', () => {
+      const runtime = stages.at(-1)!.join('\n');
+      expect(runtime).toMatch(/apt-get install[^\n]*postgresql-client/);
+      expect(runtime).toMatch(/^ENV NODE_ENV=production/m);
+      expect(runtime).toMatch(new RegExp(`^USER ${IMAGE_UID}(:${IMAGE_UID})?$`, 'm'));
+      expect(runtime).toMatch(/^ENTRYPOINT \[.*"node", "dist\/operator\/main\.js"\]$/m);
+      expect(runtime).toMatch(/^CMD \["manager"\]$/m);
+      expect(
+        existsSync(join(REPO, 'operator', 'main.ts')),
+        'dist/operator/main.js is built from operator/main.ts',
+      ).toBe(true);
+      const ignore = readFileSync(join(REPO, '.dockerignore'), 'utf8').split('\n');
+      expect(ignore[ignore.findIndex((l) => l && !l.startsWith('#'))], '.dockerignore is an allow-list').toBe(
+        '*',
+      );
+    });
+  });
+});
