@@ -1,0 +1,99 @@
+// The dry-run report for a Deployment rollback: what would change, in terms a reviewer checks before
+// approving (images, the full pod template diff), built from a plan without touching the cluster.
+import { stringify } from 'yaml';
+import {
+  withoutHashLabel,
+  type Container,
+  type DeploymentRollbackPlan,
+  type PodTemplate,
+  type RawDeployment,
+} from './deployment-undo.js';
+import { unifiedDiff } from './unified-diff.js';
+
+export interface ImageChange {
+  container: string;
+  /** null when the container only exists in the target revision. */
+  from: string | null;
+  /** null when the container does not exist in the target revision. */
+  to: string | null;
+}
+
+export interface DeploymentDryRun {
+  name: string;
+  action: DeploymentRollbackPlan['action'];
+  /** Why a skip or refusal happened; null for a rollback. */
+  reason: string | null;
+  fromRevision: number | null;
+  toRevision: number | null;
+  imageChanges: ImageChange[];
+  /** Unified diff of the current pod template against the restored one; '' when nothing would change. */
+  templateDiff: string;
+  message: string;
+}
+
+// JSON null means "absent" to the API server; dropping it keeps `creationTimestamp: null` out of the diff.
+function withoutNulls(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutNulls);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([, v]) => v !== null)
+      .map(([k, v]) => [k, withoutNulls(v)]),
+  );
+}
+
+/** A pod template as YAML with sorted keys and no `pod-template-hash`, so equal templates render equally. */
+export function renderTemplateYaml(template: PodTemplate): string {
+  return stringify(withoutNulls(withoutHashLabel(template)), { sortMapEntries: true, lineWidth: 0 });
+}
+
+const allContainers = (t: PodTemplate): Container[] => [
+  ...(t.spec?.initContainers ?? []),
+  ...(t.spec?.containers ?? []),
+];
+
+/** Image changes per container name (names are unique across init and app containers in a pod). */
+export function imageChanges(current: PodTemplate, target: PodTemplate): ImageChange[] {
+  const before = new Map(allContainers(current).map((c) => [c.name, c.image ?? null]));
+  const after = new Map(allContainers(target).map((c) => [c.name, c.image ?? null]));
+  const names = [...new Set([...before.keys(), ...after.keys()])];
+  return names
+    .map((container) => ({
+      container,
+      from: before.get(container) ?? null,
+      to: after.get(container) ?? null,
+    }))
+    .filter((c) => c.from !== c.to);
+}
+
+const revisionLabel = (r: number | null) => (r === null ? 'the current template' : `revision ${r}`);
+
+export function buildDeploymentDryRun(
+  deployment: RawDeployment,
+  plan: DeploymentRollbackPlan,
+): DeploymentDryRun {
+  const name = deployment.metadata.name ?? '';
+  const common = { name, action: plan.action, fromRevision: plan.fromRevision, toRevision: plan.toRevision };
+  if (plan.action !== 'rollback') {
+    return { ...common, reason: plan.reason, imageChanges: [], templateDiff: '', message: plan.message };
+  }
+  const from = `deployment/${name} (${revisionLabel(plan.fromRevision)})`;
+  const to = `replicaset/${plan.replicaSet} (revision ${plan.toRevision})`;
+  const images = imageChanges(deployment.spec.template, plan.template);
+  const imageText =
+    images.length === 0
+      ? 'no image changes'
+      : images.map((c) => `${c.container}: ${c.from} -> ${c.to}`).join(', ');
+  return {
+    ...common,
+    reason: null,
+    imageChanges: images,
+    templateDiff: unifiedDiff(
+      renderTemplateYaml(deployment.spec.template),
+      renderTemplateYaml(plan.template),
+      from,
+      to,
+    ),
+    message: `would roll back deployment "${name}" from ${revisionLabel(plan.fromRevision)} to revision ${plan.toRevision} (${imageText})`,
+  };
+}
