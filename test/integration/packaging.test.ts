@@ -36,7 +36,7 @@ const NAMESPACED_RULES: Rule[] = [
   ['apps', ['deployments'], ['get', 'list', 'watch', 'patch']],
   ['apps', ['replicasets'], ['get', 'list', 'watch']],
   ['batch', ['cronjobs'], ['get', 'list', 'watch', 'create', 'patch', 'update', 'delete']],
-  ['batch', ['jobs'], ['get', 'list', 'watch', 'create', 'delete']],
+  ['batch', ['jobs'], ['get', 'list', 'watch', 'create', 'patch', 'delete']],
   ['', ['pods'], ['get', 'list', 'watch']],
   ['', ['persistentvolumeclaims'], ['get', 'list', 'watch', 'create', 'delete']],
   ['', ['configmaps'], ['get', 'list', 'watch', 'patch']],

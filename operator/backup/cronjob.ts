@@ -1,0 +1,168 @@
+import { API_VERSION } from '../api/v1alpha1/common.js';
+import { BACKUP_SCHEDULE_KIND, type EffectiveBackupScheduleSpec } from '../api/v1alpha1/backupschedule.js';
+import { childName, controllerRef } from '../kube/objects.js';
+import type { KubeObject } from '../kube/rest.js';
+import { buildRunnerJobTemplate, childLabels, STORAGE_MOUNT, type SecretShape } from './pod-builders.js';
+
+/** The CronJob controller appends an 11-character suffix to Job names, which must stay within 63 characters. */
+export const CRONJOB_NAME_MAX = 52;
+export const backupCronJobName = (schedule: string) => childName(schedule, 'backup', CRONJOB_NAME_MAX);
+export const verifyCronJobName = (schedule: string) => childName(schedule, 'verify', CRONJOB_NAME_MAX);
+export const createdClaimName = (schedule: string) => childName(schedule, 'backups', 253);
+
+export interface BackupCronJobInput {
+  owner: KubeObject;
+  spec: EffectiveBackupScheduleSpec;
+  secret: SecretShape;
+  claimName: string;
+  image: string;
+}
+
+const retentionArgs = (spec: EffectiveBackupScheduleSpec) => [
+  ...(spec.retention.keepLast ? ['--keep-last', String(spec.retention.keepLast)] : []),
+  ...(spec.retention.keepDaily ? ['--keep-daily', String(spec.retention.keepDaily)] : []),
+  ...(spec.retention.keepWeekly ? ['--keep-weekly', String(spec.retention.keepWeekly)] : []),
+];
+
+/** The runner arguments of a backup pod: dump, verify, then apply the retention policy to the files. */
+export const backupArgs = (spec: EffectiveBackupScheduleSpec) => [
+  'backup',
+  '--storage-dir',
+  STORAGE_MOUNT,
+  '--id',
+  '$(BACKUP_ID)',
+  ...retentionArgs(spec),
+];
+
+function cronJob(
+  input: BackupCronJobInput,
+  name: string,
+  schedule: string,
+  component: 'backup' | 'test-restore',
+  args: string[],
+) {
+  const { owner, spec } = input;
+  const labels = childLabels(owner.metadata.name, component);
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'CronJob',
+    metadata: {
+      name,
+      namespace: owner.metadata.namespace,
+      labels,
+      ownerReferences: [
+        controllerRef({
+          ...owner,
+          apiVersion: owner.apiVersion ?? API_VERSION,
+          kind: owner.kind ?? BACKUP_SCHEDULE_KIND,
+        }),
+      ],
+    },
+    spec: {
+      schedule,
+      timeZone: spec.timeZone,
+      suspend: spec.suspend,
+      // Forbid: a slow dump is never overlapped by the next one. The deadline turns the runs missed during an
+      // outage into one skipped run instead of a burst of catch-up runs.
+      concurrencyPolicy: 'Forbid',
+      startingDeadlineSeconds: spec.startingDeadlineSeconds,
+      successfulJobsHistoryLimit: 3,
+      failedJobsHistoryLimit: 3,
+      jobTemplate: buildRunnerJobTemplate({
+        scheduleName: owner.metadata.name,
+        spec,
+        secret: input.secret,
+        claimName: input.claimName,
+        image: input.image,
+        args,
+        component,
+      }),
+    },
+  };
+}
+
+/** The CronJob that takes the scheduled backups (every four hours unless the spec says otherwise). */
+export function buildBackupCronJob(input: BackupCronJobInput) {
+  return cronJob(
+    input,
+    backupCronJobName(input.owner.metadata.name),
+    input.spec.schedule,
+    'backup',
+    backupArgs(input.spec),
+  );
+}
+
+/** The CronJob that test-restores the newest verified backup into a scratch database, if asked for. */
+export function buildVerifyCronJob(input: BackupCronJobInput) {
+  const schedule = input.spec.verify?.testRestoreSchedule;
+  if (!schedule) return undefined;
+  const sql = input.spec.verify?.sql?.length
+    ? ['--sql-assertions-json', JSON.stringify(input.spec.verify.sql)]
+    : [];
+  return cronJob(input, verifyCronJobName(input.owner.metadata.name), schedule, 'test-restore', [
+    'test-restore',
+    '--storage-dir',
+    STORAGE_MOUNT,
+    '--id',
+    'latest',
+    ...sql,
+  ]);
+}
+
+/**
+ * A Job from the CronJob's template, as `kubectl create job --from=cronjob/...` makes it; owned by the CronJob
+ * so that history limits and cascading deletion cover it. Its name is derived from the request, so a retried
+ * reconcile finds the Job it already created instead of starting a second backup.
+ */
+export function buildJobFromCronJob(
+  cron: ReturnType<typeof buildBackupCronJob> & { metadata: { uid?: string } },
+  name: string,
+) {
+  const tpl = cron.spec.jobTemplate;
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: {
+      name,
+      namespace: cron.metadata.namespace,
+      labels: { ...tpl.metadata.labels },
+      annotations: { 'cronjob.kubernetes.io/instantiate': 'manual' },
+      ownerReferences: cron.metadata.uid
+        ? [
+            {
+              apiVersion: 'batch/v1',
+              kind: 'CronJob',
+              name: cron.metadata.name,
+              uid: cron.metadata.uid,
+              controller: true,
+              blockOwnerDeletion: true,
+            },
+          ]
+        : [],
+    },
+    spec: tpl.spec,
+  };
+}
+
+export function buildCreatedClaim(
+  owner: KubeObject,
+  name: string,
+  size: string | number,
+  storageClassName?: string,
+) {
+  return {
+    apiVersion: 'v1',
+    kind: 'PersistentVolumeClaim',
+    metadata: {
+      name,
+      namespace: owner.metadata.namespace,
+      // Deliberately no owner reference: deleting a BackupSchedule must never delete the backups it made.
+      labels: childLabels(owner.metadata.name, 'storage'),
+    },
+    spec: {
+      accessModes: ['ReadWriteOnce'],
+      resources: { requests: { storage: String(size) } },
+      ...(storageClassName ? { storageClassName } : {}),
+    },
+  };
+}

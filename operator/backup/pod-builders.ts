@@ -1,0 +1,129 @@
+import { Label, MANAGED_BY } from '../api/v1alpha1/common.js';
+import type { EffectiveBackupScheduleSpec } from '../api/v1alpha1/backupschedule.js';
+
+export const STORAGE_MOUNT = '/backups';
+export const JOB_NAME_LABEL = 'batch.kubernetes.io/job-name';
+
+/** Which keys of the credentials Secret exist; decides URI or discrete settings. Values are never read. */
+export interface SecretShape {
+  name: string;
+  keys: Set<string>;
+}
+
+export interface RunnerPodInput {
+  scheduleName: string;
+  spec: EffectiveBackupScheduleSpec;
+  secret: SecretShape;
+  claimName: string;
+  image: string;
+  /** e.g. ['backup', '--id', '$(BACKUP_ID)'] — the runner subcommand and its flags. */
+  args: string[];
+  component: 'backup' | 'test-restore' | 'restore';
+}
+
+export const childLabels = (scheduleName: string, component: string) => ({
+  [Label.ManagedBy]: MANAGED_BY,
+  [Label.BackupSchedule]: scheduleName,
+  'app.kubernetes.io/name': 'nxt-rollback-operator',
+  'app.kubernetes.io/component': component,
+});
+
+/**
+ * Credentials reach the pod only as Secret references: the operator never reads the values, and nothing
+ * secret appears in args, status or events. A `uri` key wins over discrete keys.
+ */
+export function databaseEnv(spec: EffectiveBackupScheduleSpec, secret: SecretShape) {
+  const ref = (key: string, optional = false) => ({
+    valueFrom: { secretKeyRef: { name: secret.name, key, ...(optional ? { optional: true } : {}) } },
+  });
+  const env: Record<string, unknown>[] = [];
+  if (secret.keys.has('uri')) env.push({ name: 'DATABASE_URL', ...ref('uri') });
+  else {
+    env.push({ name: 'PGHOST', ...ref('host') });
+    if (secret.keys.has('port')) env.push({ name: 'PGPORT', ...ref('port') });
+    env.push({ name: 'PGDATABASE', ...ref(secret.keys.has('database') ? 'database' : 'dbname') });
+    env.push({ name: 'PGUSER', ...ref(secret.keys.has('username') ? 'username' : 'user') });
+    env.push({ name: 'PGPASSWORD', ...ref('password') });
+  }
+  if (spec.database.sslMode) env.push({ name: 'PGSSLMODE', value: spec.database.sslMode });
+  return env;
+}
+
+/** The missing keys of a credentials Secret, or [] when it can be used. */
+export function missingSecretKeys(keys: Set<string>): string[] {
+  if (keys.has('uri')) return [];
+  const missing: string[] = [];
+  if (!keys.has('host')) missing.push('host');
+  if (!keys.has('database') && !keys.has('dbname')) missing.push('database');
+  if (!keys.has('username') && !keys.has('user')) missing.push('username');
+  if (!keys.has('password')) missing.push('password');
+  return missing;
+}
+
+/** A Job template for a runner pod that passes the `restricted` Pod Security level. */
+export function buildRunnerJobTemplate(input: RunnerPodInput) {
+  const { spec, scheduleName } = input;
+  const labels = childLabels(scheduleName, input.component);
+  const pt = spec.podTemplate ?? {};
+  return {
+    metadata: { labels },
+    spec: {
+      backoffLimit: 1,
+      activeDeadlineSeconds: 3600,
+      template: {
+        metadata: { labels },
+        spec: {
+          restartPolicy: 'Never',
+          automountServiceAccountToken: false,
+          ...(pt.serviceAccountName ? { serviceAccountName: pt.serviceAccountName } : {}),
+          ...(pt.nodeSelector ? { nodeSelector: pt.nodeSelector } : {}),
+          ...(pt.tolerations ? { tolerations: pt.tolerations } : {}),
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: 65532,
+            runAsGroup: 65532,
+            fsGroup: 65532,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          containers: [
+            {
+              name: 'runner',
+              image: pt.image ?? input.image,
+              imagePullPolicy: 'IfNotPresent',
+              args: input.args,
+              env: [
+                // The Job's name is the backup id: deterministic, so a retried pod finds the backup it made.
+                {
+                  name: 'BACKUP_ID',
+                  valueFrom: { fieldRef: { fieldPath: `metadata.labels['${JOB_NAME_LABEL}']` } },
+                },
+                { name: 'STORAGE_DIR', value: STORAGE_MOUNT },
+                ...databaseEnv(spec, input.secret),
+              ],
+              resources: pt.resources ?? {
+                requests: { cpu: '100m', memory: '128Mi' },
+                limits: { memory: '1Gi' },
+              },
+              terminationMessagePolicy: 'FallbackToLogsOnError',
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                runAsNonRoot: true,
+                capabilities: { drop: ['ALL'] },
+                seccompProfile: { type: 'RuntimeDefault' },
+              },
+              volumeMounts: [
+                { name: 'backups', mountPath: STORAGE_MOUNT },
+                { name: 'tmp', mountPath: '/tmp' },
+              ],
+            },
+          ],
+          volumes: [
+            { name: 'backups', persistentVolumeClaim: { claimName: input.claimName } },
+            { name: 'tmp', emptyDir: {} },
+          ],
+        },
+      },
+    },
+  };
+}

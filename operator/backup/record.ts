@@ -1,0 +1,127 @@
+import { GROUP, ConditionType } from '../api/v1alpha1/common.js';
+import type { BackupScheduleStatus, EffectiveBackupScheduleSpec } from '../api/v1alpha1/backupschedule.js';
+import type { ConditionInput } from '../kube/conditions.js';
+import type { Request } from '../kube/controller.js';
+import type { KubeObject } from '../kube/rest.js';
+import type { Metrics } from '../metrics.js';
+import type { JobOutcome } from './job-results.js';
+import { selectBackupsToDelete } from './runner/retention.js';
+
+/** Set on a runner Job once its outcome is in the BackupSchedule's status, so it is recorded once. */
+export const RECORDED_ANNOTATION = `${GROUP}/recorded`;
+const MAX_LISTED = 500;
+
+type Cond = (c: Omit<ConditionInput, 'observedGeneration'>) => void;
+type Ev = ['Normal' | 'Warning', string, string];
+type Finished = Exclude<JobOutcome, { state: 'running' }>;
+
+const ts = (s: string) => new Date(s).toISOString().replace(/\.\d+Z$/, 'Z');
+
+/** Records a finished backup Job in status (bounded by the retention policy), conditions and metrics. */
+export function recordBackupJob(
+  status: BackupScheduleStatus,
+  job: KubeObject,
+  outcome: Finished,
+  spec: EffectiveBackupScheduleSpec,
+  cond: Cond,
+  metrics: Metrics,
+  req: Request,
+): { events: Ev[] } {
+  const labels = { namespace: req.namespace, schedule: req.name };
+  const r = outcome.result?.operation === 'backup' ? outcome.result : undefined;
+  if (outcome.state === 'succeeded' && r) {
+    const id = r.id ?? job.metadata.name;
+    const entry = {
+      id,
+      startedAt: ts(r.startedAt),
+      finishedAt: ts(r.finishedAt),
+      ...(r.bytes !== undefined ? { bytes: r.bytes } : {}),
+      ...(r.sha256 ? { sha256: r.sha256 } : {}),
+      verified: r.verified === true,
+    };
+    const known = (status.backups ?? []).some((b) => b.id === id);
+    let backups = [entry, ...(status.backups ?? []).filter((b) => b.id !== id)].sort((a, b) =>
+      b.finishedAt.localeCompare(a.finishedAt),
+    );
+    const drop = new Set(
+      selectBackupsToDelete(
+        backups.map((b) => ({ id: b.id, finishedAt: b.finishedAt, verified: b.verified === true })),
+        spec.retention,
+        new Date(),
+      ),
+    );
+    backups = backups.filter((b) => !drop.has(b.id)).slice(0, MAX_LISTED);
+    status.backups = backups;
+    const newestGood = backups.find((b) => b.verified);
+    if (newestGood) status.lastSuccessfulBackup = newestGood;
+    const msg = `backup ${id}: ${r.bytes ?? '?'} bytes, ${r.tableCount ?? '?'} tables, sha256 ${r.sha256?.slice(0, 12) ?? '?'}…, ${entry.verified ? 'verified' : 'NOT verified'} in ${r.durationSeconds.toFixed(1)}s`;
+    cond({
+      type: ConditionType.LastBackupSucceeded,
+      status: entry.verified ? 'True' : 'False',
+      reason: entry.verified ? 'BackupVerified' : 'BackupNotVerified',
+      message: msg,
+    });
+    if (!known) {
+      metrics.backupTotal.inc({ ...labels, result: 'succeeded' });
+      metrics.backupDuration.observe(labels, r.durationSeconds);
+      if (r.bytes !== undefined) metrics.backupSize.set(labels, r.bytes);
+      if (newestGood) metrics.backupLastSuccess.set(labels, Date.parse(newestGood.finishedAt) / 1000);
+    }
+    return {
+      events: [
+        [
+          entry.verified ? 'Normal' : 'Warning',
+          entry.verified ? 'BackupSucceeded' : 'BackupNotVerified',
+          msg,
+        ],
+      ],
+    };
+  }
+  const msg = `backup Job ${job.metadata.name} failed: ${outcome.reason}: ${outcome.message}`;
+  cond({
+    type: ConditionType.LastBackupSucceeded,
+    status: 'False',
+    reason: safeReason(outcome.reason),
+    message: msg,
+  });
+  metrics.backupTotal.inc({ ...labels, result: 'failed' });
+  return { events: [['Warning', 'BackupFailed', msg]] };
+}
+
+/** Records a finished test-restore Job: lastTestRestore and LastTestRestoreSucceeded. */
+export function recordTestRestoreJob(
+  status: BackupScheduleStatus,
+  job: KubeObject,
+  outcome: Finished,
+  cond: Cond,
+): { events: Ev[] } {
+  const r = outcome.result;
+  const ok = outcome.state === 'succeeded';
+  const backupId = r?.id && r.id !== 'latest' ? r.id : (status.lastSuccessfulBackup?.id ?? 'unknown');
+  const seconds =
+    r && 'restoreSeconds' in r && typeof r.restoreSeconds === 'number'
+      ? r.restoreSeconds
+      : (r?.durationSeconds ?? 0);
+  const message = ok
+    ? `test restore of ${backupId} passed in ${seconds.toFixed(1)}s: ${outcome.message}`
+    : `test restore Job ${job.metadata.name} failed: ${outcome.reason}: ${outcome.message}`;
+  status.lastTestRestore = {
+    backupId,
+    finishedAt: ts(outcome.finishedAt),
+    durationSeconds: Math.round(seconds),
+    result: ok ? 'Succeeded' : 'Failed',
+    message: message.slice(0, 1024),
+  };
+  cond({
+    type: ConditionType.LastTestRestoreSucceeded,
+    status: ok ? 'True' : 'False',
+    reason: ok ? 'RestoreVerified' : safeReason(outcome.reason),
+    message,
+  });
+  return {
+    events: [[ok ? 'Normal' : 'Warning', ok ? 'TestRestoreSucceeded' : 'TestRestoreFailed', message]],
+  };
+}
+
+/** Condition reasons must match ^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$. */
+const safeReason = (r: string) => (/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/.test(r) ? r : 'Failed');

@@ -1,0 +1,286 @@
+import { createHash } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type pg from 'pg';
+import { validateBackupId } from './backup-id.js';
+import { describeConnection, toolEnv, type ConnectionSettings } from './connection.js';
+import { connectDatabase, countRows, serverVersion } from './database.js';
+import { pgFailure, reasonOfToolStderr, RunnerFailure } from './failure.js';
+import type { RunnerLog } from './log.js';
+import type { BackupManifest } from './manifest.js';
+import { pgToolVersion, runTool } from './pg-tool.js';
+import { pruneAfterBackup } from './prune.js';
+import { createRedactor, type Redact } from './redact.js';
+import { timing, type BackupResult } from './result.js';
+import type { RetentionPolicy } from './retention.js';
+import type { BackupStorage } from './storage.js';
+import { verifyArchive } from './verify.js';
+
+export interface BackupOptions {
+  storage: BackupStorage;
+  id: string;
+  database: ConnectionSettings;
+  pgDumpPath: string;
+  /** Defaults to pg_restore beside pg_dump. */
+  pgRestorePath?: string;
+  log: RunnerLog;
+  /** Base environment of the child processes (PATH, PGSSLROOTCERT, ...). */
+  env?: NodeJS.ProcessEnv;
+  redact?: Redact;
+  now?: () => Date;
+  /**
+   * Applied to the storage after a successful, verified backup, as `prune` does, never deleting this backup.
+   * Undefined: nothing is pruned.
+   */
+  retention?: RetentionPolicy;
+}
+
+function siblingTool(path: string, name: string): string {
+  return basename(path) === path ? name : join(dirname(path), name);
+}
+
+/**
+ * Opens a read-only repeatable-read transaction and exports its snapshot for pg_dump, so the row counts we
+ * read in it afterwards describe exactly what the dump contains, even while the application writes.
+ * Returns undefined where snapshots cannot be exported (e.g. behind a transaction-mode pooler).
+ */
+async function exportSnapshot(c: pg.Client, log: RunnerLog): Promise<string | undefined> {
+  // This session idles while pg_dump runs (possibly for hours); a server-side idle timeout must not end
+  // it before we count rows in its snapshot.
+  await c.query('set idle_in_transaction_session_timeout = 0; set statement_timeout = 0');
+  await c.query('begin isolation level repeatable read, read only');
+  try {
+    const r = await c.query<{ s: string }>('select pg_export_snapshot() as s');
+    return r.rows[0]?.s;
+  } catch (e) {
+    // Not from a savepoint: PostgreSQL cannot export a snapshot from a subtransaction. Start over instead.
+    await c.query('rollback');
+    await c.query('begin isolation level repeatable read, read only');
+    log('warn', 'backup.snapshot-unavailable', { error: (e as Error).message });
+    return undefined;
+  }
+}
+
+interface Dumped {
+  bytes: number;
+  sha256: string;
+}
+
+/** Streams pg_dump's stdout through a hash and byte counter into the storage writer, with backpressure. */
+async function dumpToStorage(
+  o: BackupOptions,
+  redact: Redact,
+  snapshot: string | undefined,
+): Promise<Dumped> {
+  let writer;
+  try {
+    writer = await o.storage.createWriter(o.id);
+  } catch (e) {
+    throw new RunnerFailure(
+      'StorageFailed',
+      `opening ${o.id} in ${o.storage.location}: ${(e as Error).message}`,
+    );
+  }
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const measure = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      done(null, chunk);
+    },
+  });
+  try {
+    const run = await runTool({
+      path: o.pgDumpPath,
+      args: ['--format=custom', '--no-password', ...(snapshot ? [`--snapshot=${snapshot}`] : [])],
+      env: toolEnv(o.database, o.env ?? process.env),
+      redact,
+      onStdout: (stdout) => pipeline(stdout, measure, writer.stream),
+    });
+    if (run.stdoutError) {
+      throw new RunnerFailure(
+        'StorageFailed',
+        `writing ${o.id} to ${o.storage.location}: ${run.stdoutError.message}`,
+      );
+    }
+    if (run.code !== 0) {
+      const reason = reasonOfToolStderr(run.stderrTail, 'DumpFailed');
+      const how = run.code === null ? `was killed by ${run.signal}` : `exited with code ${run.code}`;
+      throw new RunnerFailure(reason, `pg_dump ${how}: ${run.stderrTail || '(no output)'}`);
+    }
+  } catch (e) {
+    await writer.abort().catch(() => {});
+    if (e instanceof RunnerFailure) throw e;
+    throw new RunnerFailure('DumpFailed', (e as Error).message);
+  }
+  try {
+    await writer.commit();
+  } catch (e) {
+    await writer.abort().catch(() => {});
+    throw new RunnerFailure(
+      'StorageFailed',
+      `committing ${o.id} in ${o.storage.location}: ${(e as Error).message}`,
+    );
+  }
+  return { bytes, sha256: hash.digest('hex') };
+}
+
+/**
+ * Takes one backup: dump, count rows in the dump's snapshot, commit, verify, then write the manifest; then,
+ * with a retention policy and only if all that succeeded, prunes older backups (see pruneAfterBackup).
+ * On failure nothing under the id looks like a finished backup (no dump without a manifest is left).
+ */
+export async function runBackup(o: BackupOptions): Promise<BackupResult> {
+  const result = await takeBackup(o);
+  return pruneAfterBackup(result, {
+    storage: o.storage,
+    policy: o.retention,
+    log: o.log,
+    redact: o.redact ?? createRedactor([o.database.password]),
+    ...(o.now ? { now: o.now } : {}),
+  });
+}
+
+async function takeBackup(o: BackupOptions): Promise<BackupResult> {
+  const now = o.now ?? (() => new Date());
+  const started = now();
+  const redact = o.redact ?? createRedactor([o.database.password]);
+  const pgRestorePath = o.pgRestorePath ?? siblingTool(o.pgDumpPath, 'pg_restore');
+  const base = { resultVersion: 1 as const, operation: 'backup' as const, id: o.id };
+  let committed = false;
+  try {
+    validateBackupId(o.id);
+    const reused = await reuseVerifiedBackup(o);
+    if (reused) {
+      o.log('info', 'backup.reused', { id: o.id, finishedAt: reused.finishedAt });
+      return {
+        ...base,
+        ...timing(started, now()),
+        success: true,
+        message: `backup ${o.id} was already committed and verified at ${reused.finishedAt}; not dumped again`,
+        reused: true,
+        ...summary(reused),
+      };
+    }
+    o.log('info', 'backup.start', {
+      id: o.id,
+      storage: o.storage.location,
+      database: describeConnection(o.database),
+    });
+    const pgDumpVersion = await pgToolVersion(o.pgDumpPath, o.env ?? process.env, redact).catch(
+      (e: Error) => {
+        throw new RunnerFailure('DumpFailed', e.message);
+      },
+    );
+    const client = await connectDatabase(o.database, o.env ?? process.env);
+    let dumped: Dumped;
+    let tables: Record<string, number>;
+    let version: string;
+    let snapshot: string | undefined;
+    try {
+      try {
+        snapshot = await exportSnapshot(client, o.log);
+        version = await serverVersion(client);
+      } catch (e) {
+        throw pgFailure(e, 'opening the dump snapshot', 'DumpFailed');
+      }
+      const t0 = Date.now();
+      dumped = await dumpToStorage(o, redact, snapshot);
+      committed = true;
+      o.log('info', 'backup.dumped', { id: o.id, bytes: dumped.bytes, seconds: (Date.now() - t0) / 1000 });
+      try {
+        tables = await countRows(client);
+        await client.query('commit');
+      } catch (e) {
+        throw pgFailure(e, 'counting rows in the dump snapshot', 'DumpFailed');
+      }
+    } finally {
+      await client.end().catch(() => {});
+    }
+    const check = await verifyArchive(o.storage, o.id, dumped, pgRestorePath, { env: o.env, redact });
+    o.log(check.valid ? 'info' : 'error', 'backup.verified', {
+      id: o.id,
+      valid: check.valid,
+      message: check.message,
+    });
+    const finished = now();
+    const manifest: BackupManifest = {
+      manifestVersion: 1,
+      id: o.id,
+      database: o.database.database,
+      host: o.database.host,
+      port: o.database.port,
+      user: o.database.user,
+      serverVersion: version,
+      pgDumpVersion,
+      ...timing(started, finished),
+      bytes: dumped.bytes,
+      sha256: dumped.sha256,
+      tables,
+      rowCountsFromDumpSnapshot: snapshot !== undefined,
+      format: 'custom',
+      verified: check.valid,
+      verifyMessage: check.message,
+    };
+    await o.storage.writeManifest(manifest).catch((e: Error) => {
+      throw new RunnerFailure('StorageFailed', `writing the manifest of ${o.id}: ${e.message}`);
+    });
+    o.log('info', 'backup.manifest-written', { id: o.id, tables: Object.keys(tables).length });
+    const result = { ...base, ...timing(started, finished), ...summary(manifest) };
+    if (!check.valid) {
+      // The dump and its manifest stay, marked verified: false, for whoever investigates; restore refuses
+      // it, and a retry of this Job redoes it.
+      return {
+        ...result,
+        success: false,
+        reason: check.reason ?? 'ArchiveUnreadable',
+        message: check.message,
+      };
+    }
+    return {
+      ...result,
+      success: true,
+      message: `backup ${o.id} committed and verified (${dumped.bytes} bytes)`,
+    };
+  } catch (e) {
+    const failure = e instanceof RunnerFailure ? e : new RunnerFailure('Internal', (e as Error).message);
+    // A committed dump without its manifest would look like a crash; remove it so the retry starts clean.
+    if (committed) await o.storage.remove(o.id).catch(() => {});
+    const message = redact(failure.message);
+    o.log('error', 'backup.failed', { id: o.id, reason: failure.reason, message });
+    return { ...base, ...timing(started, now()), success: false, reason: failure.reason, message };
+  }
+}
+
+function summary(m: BackupManifest) {
+  return {
+    bytes: m.bytes,
+    sha256: m.sha256,
+    verified: m.verified,
+    tableCount: Object.keys(m.tables).length,
+    tables: m.tables,
+    serverVersion: m.serverVersion,
+    pgDumpVersion: m.pgDumpVersion,
+  };
+}
+
+/** A retried Job finds the backup its first attempt finished; one that failed verification is redone. */
+async function reuseVerifiedBackup(o: BackupOptions): Promise<BackupManifest | undefined> {
+  let existing: BackupManifest | undefined;
+  try {
+    existing = await o.storage.readManifest(o.id);
+  } catch (e) {
+    o.log('warn', 'backup.manifest-unreadable', { id: o.id, error: (e as Error).message });
+    return undefined;
+  }
+  if (existing?.verified && (await o.storage.hasDump(o.id))) return existing;
+  if (existing) {
+    o.log('warn', 'backup.redo-unverified', { id: o.id });
+    await o.storage.remove(o.id).catch((e: Error) => {
+      throw new RunnerFailure('StorageFailed', `removing the unverified backup ${o.id}: ${e.message}`);
+    });
+  }
+  return undefined;
+}

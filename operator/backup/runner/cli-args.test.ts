@@ -1,0 +1,175 @@
+import { describe, expect, it } from 'vitest';
+import {
+  DEFAULT_TERMINATION_LOG,
+  findTerminationLog,
+  parseRunnerArgs,
+  UsageError,
+  USAGE,
+} from './cli-args.js';
+
+describe('parseRunnerArgs', () => {
+  it('parses backup with the default termination log', () => {
+    expect(
+      parseRunnerArgs(['backup', '--storage-dir', '/backups', '--id', 'nightly-20260301020000']),
+    ).toEqual({
+      command: 'backup',
+      storageDir: '/backups',
+      id: 'nightly-20260301020000',
+      terminationLog: DEFAULT_TERMINATION_LOG,
+    });
+  });
+
+  it('parses restore with mode, assertions and naming options', () => {
+    const args = parseRunnerArgs([
+      'restore',
+      '--storage-dir=/b',
+      '--id=x1',
+      '--mode=newDatabaseSwap',
+      '--sql-assertions-json',
+      '[{"name":"orders","query":"select count(*) from orders","expect":"10"}]',
+      '--short-id',
+      'abc123',
+      '--termination-log',
+      '/tmp/t',
+    ]);
+    expect(args).toMatchObject({
+      command: 'restore',
+      mode: 'newDatabaseSwap',
+      shortId: 'abc123',
+      terminationLog: '/tmp/t',
+      sqlAssertions: [{ name: 'orders', query: 'select count(*) from orders', expect: '10' }],
+    });
+  });
+
+  it('parses the retention flags of backup like those of prune', () => {
+    expect(
+      parseRunnerArgs([
+        'backup',
+        '--storage-dir',
+        '/b',
+        '--id',
+        'n-1',
+        '--keep-last',
+        '2',
+        '--keep-weekly=4',
+      ]),
+    ).toEqual({
+      command: 'backup',
+      storageDir: '/b',
+      id: 'n-1',
+      terminationLog: DEFAULT_TERMINATION_LOG,
+      policy: { keepLast: 2, keepDaily: undefined, keepWeekly: 4 },
+    });
+    expect(
+      parseRunnerArgs(['backup', '--storage-dir', '/b', '--id', 'n-1', '--keep-daily', '0']),
+      'expected an explicit 0 to be a rule',
+    ).toMatchObject({ policy: { keepDaily: 0 } });
+  });
+
+  it('gives backup no policy without any --keep flag, so nothing is pruned', () => {
+    expect(parseRunnerArgs(['backup', '--storage-dir', '/b', '--id', 'n-1'])).not.toHaveProperty('policy');
+  });
+
+  it.each(['verify', 'test-restore'])(
+    'accepts --id latest for %s and leaves it to be resolved',
+    (command) => {
+      expect(parseRunnerArgs([command, '--storage-dir', '/b', '--id', 'latest'])).toMatchObject({
+        command,
+        id: 'latest',
+      });
+    },
+  );
+
+  it('accepts --id latest for restore', () => {
+    expect(
+      parseRunnerArgs(['restore', '--storage-dir', '/b', '--id=latest', '--mode', 'inPlace']),
+    ).toMatchObject({ command: 'restore', id: 'latest', mode: 'inPlace' });
+  });
+
+  it('falls back to TERMINATION_LOG_PATH, then /dev/termination-log, when --termination-log is absent', () => {
+    const argv = ['verify', '--storage-dir', '/b', '--id', 'x'];
+    expect(parseRunnerArgs(argv, { TERMINATION_LOG_PATH: '/tmp/from-env' }).terminationLog).toBe(
+      '/tmp/from-env',
+    );
+    expect(parseRunnerArgs(argv, { TERMINATION_LOG_PATH: '' }).terminationLog).toBe(DEFAULT_TERMINATION_LOG);
+    expect(parseRunnerArgs(argv, {}).terminationLog).toBe('/dev/termination-log');
+    expect(
+      parseRunnerArgs([...argv, '--termination-log', '/tmp/flag'], { TERMINATION_LOG_PATH: '/tmp/from-env' })
+        .terminationLog,
+      'expected the flag to win over the env',
+    ).toBe('/tmp/flag');
+  });
+
+  it('documents the new flags in USAGE', () => {
+    expect(USAGE).toMatch(
+      /backup +--storage-dir DIR --id ID \[--keep-last N\] \[--keep-daily N\] \[--keep-weekly N\]/,
+    );
+    expect(USAGE).toMatch(/verify +--storage-dir DIR --id ID\|latest/);
+    expect(USAGE).toMatch(/restore +--storage-dir DIR --id ID\|latest/);
+    expect(USAGE).toMatch(/test-restore +--storage-dir DIR --id ID\|latest/);
+    expect(USAGE).toContain('TERMINATION_LOG_PATH');
+  });
+
+  it('parses prune counts and leaves unset rules undefined', () => {
+    expect(parseRunnerArgs(['prune', '--storage-dir', '/b', '--keep-last', '3', '--dry-run'])).toMatchObject({
+      policy: { keepLast: 3, keepDaily: undefined, keepWeekly: undefined },
+      dryRun: true,
+    });
+  });
+
+  it.each([
+    [['nope'], /unknown command/],
+    [[], /unknown command/],
+    [['backup', '--id', 'x'], /backup needs --storage-dir/],
+    [['verify', '--storage-dir', '/b'], /verify needs --id/],
+    [['backup', '--storage-dir', '/b', '--id', '../etc'], /invalid backup id/],
+    [['backup', '--storage-dir', '/b', '--id', 'x', '--password', 'pw'], /Unknown option '--password'/],
+    [['restore', '--storage-dir', '/b', '--id', 'x'], /restore needs --mode/],
+    [
+      ['restore', '--storage-dir', '/b', '--id', 'x', '--mode', 'overwrite'],
+      /--mode must be inPlace or newDatabaseSwap/,
+    ],
+    [
+      ['restore', '--storage-dir', '/b', '--id', 'x', '--mode', 'inPlace', '--sql-assertions-json', '{'],
+      /not JSON/,
+    ],
+    [
+      ['test-restore', '--storage-dir', '/b', '--id', 'x', '--sql-assertions-json', '[{"name":"a"}]'],
+      /at 0.query/,
+    ],
+    [['test-restore', '--storage-dir', '/b', '--id', 'x', '--short-id', 'A/B'], /--short-id/],
+    [['prune', '--storage-dir', '/b', '--keep-last=-1'], /--keep-last must be a whole number/],
+    [['backup', '--storage-dir', '/b', '--id', 'x', '--keep-last=-1'], /--keep-last must be a whole number/],
+    [
+      ['backup', '--storage-dir', '/b', '--id', 'x', '--keep-daily', '1.5'],
+      /--keep-daily must be a whole number/,
+    ],
+    [
+      ['backup', '--storage-dir', '/b', '--id', 'x', '--keep-weekly', 'two'],
+      /--keep-weekly must be a whole number/,
+    ],
+    [['backup', '--storage-dir', '/b', '--id', 'latest'], /"latest" is reserved/],
+    [['verify', '--storage-dir', '/b', '--id', 'Latest'], /invalid backup id/],
+    [['verify', '--storage-dir', '/b', '--id', 'x', '--keep-last', '1'], /Unknown option '--keep-last'/],
+    [['verify', '--storage-dir', '/b', '--id', 'x', '--termination-log='], /--termination-log needs a path/],
+  ])('rejects %j with a message naming the problem', (argv, message) => {
+    expect(() => parseRunnerArgs(argv)).toThrow(UsageError);
+    expect(() => parseRunnerArgs(argv)).toThrow(message);
+  });
+});
+
+describe('findTerminationLog', () => {
+  it('finds the path even in an invocation that does not parse', () => {
+    expect(findTerminationLog(['backup', '--bogus', '--termination-log', '/tmp/a'])).toBe('/tmp/a');
+    expect(findTerminationLog(['x', '--termination-log=/tmp/b'])).toBe('/tmp/b');
+    expect(findTerminationLog(['backup'])).toBe(DEFAULT_TERMINATION_LOG);
+  });
+
+  it('falls back to TERMINATION_LOG_PATH when the flag is absent or empty', () => {
+    const env = { TERMINATION_LOG_PATH: '/tmp/env' };
+    expect(findTerminationLog(['backup', '--bogus'], env)).toBe('/tmp/env');
+    expect(findTerminationLog(['backup', '--termination-log='], env)).toBe('/tmp/env');
+    expect(findTerminationLog(['backup', '--termination-log', '/tmp/a'], env)).toBe('/tmp/a');
+    expect(findTerminationLog(['backup'], { TERMINATION_LOG_PATH: '' })).toBe(DEFAULT_TERMINATION_LOG);
+  });
+});

@@ -1,0 +1,222 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { z } from 'zod';
+import { InvalidBackupIdError, LATEST_BACKUP_ID, validateBackupId } from './backup-id.js';
+import { SqlAssertionSchema, type SqlAssertion } from './restore-validation.js';
+import type { RetentionPolicy } from './retention.js';
+import type { RestoreMode } from './restore.js';
+
+export const RUNNER_COMMANDS = ['backup', 'verify', 'restore', 'test-restore', 'prune'] as const;
+export type RunnerCommand = (typeof RUNNER_COMMANDS)[number];
+
+export const DEFAULT_TERMINATION_LOG = '/dev/termination-log';
+/** Where the termination message goes when no --termination-log is given, if set. */
+export const TERMINATION_LOG_ENV = 'TERMINATION_LOG_PATH';
+
+export const USAGE = `usage (connection only from env: PGHOST PGPORT PGDATABASE PGUSER PGPASSWORD PGSSLMODE or DATABASE_URL;
+tools from PG_BIN_DIR or PATH; every command also takes --termination-log PATH, default $TERMINATION_LOG_PATH
+or else /dev/termination-log):
+  backup        --storage-dir DIR --id ID [--keep-last N] [--keep-daily N] [--keep-weekly N]
+  verify        --storage-dir DIR --id ID|latest
+  restore       --storage-dir DIR --id ID|latest --mode inPlace|newDatabaseSwap [--sql-assertions-json JSON]
+                [--maintenance-db NAME] [--short-id ID]
+  test-restore  --storage-dir DIR --id ID|latest [--sql-assertions-json JSON] [--maintenance-db NAME]
+                [--short-id ID]
+  prune         --storage-dir DIR [--keep-last N] [--keep-daily N] [--keep-weekly N] [--dry-run]
+--id latest: the newest backup whose manifest says verified (by finishedAt, then id); "latest" is no valid
+backup id. backup --keep-*: after a verified backup, prune as prune does, never the new backup; a failed
+prune is reported but does not fail the backup. Without any --keep-* nothing is pruned.`;
+
+interface Common {
+  storageDir: string;
+  terminationLog: string;
+}
+interface RestoreLike extends Common {
+  /** A validated backup id, or LATEST_BACKUP_ID for the newest verified backup. */
+  id: string;
+  sqlAssertions: SqlAssertion[];
+  maintenanceDb?: string;
+  shortId?: string;
+}
+export type RunnerArgs =
+  /** `policy` is present only when at least one --keep-* flag was given. */
+  | (Common & { command: 'backup'; id: string; policy?: RetentionPolicy })
+  /** `id` may be LATEST_BACKUP_ID. */
+  | (Common & { command: 'verify'; id: string })
+  | (RestoreLike & { command: 'restore'; mode: RestoreMode })
+  | (RestoreLike & { command: 'test-restore' })
+  | (Common & { command: 'prune'; policy: RetentionPolicy; dryRun: boolean });
+
+/** Wrong invocation: exit code 2 and reason InvalidArguments. */
+export class UsageError extends Error {
+  constructor(
+    readonly command: RunnerCommand | undefined,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+const str = { type: 'string' } as const;
+const RETENTION_OPTIONS = { 'keep-last': str, 'keep-daily': str, 'keep-weekly': str } as const;
+const OPTIONS = {
+  backup: { 'storage-dir': str, id: str, ...RETENTION_OPTIONS },
+  verify: { 'storage-dir': str, id: str },
+  restore: {
+    'storage-dir': str,
+    id: str,
+    mode: str,
+    'sql-assertions-json': str,
+    'maintenance-db': str,
+    'short-id': str,
+  },
+  'test-restore': {
+    'storage-dir': str,
+    id: str,
+    'sql-assertions-json': str,
+    'maintenance-db': str,
+    'short-id': str,
+  },
+  prune: {
+    'storage-dir': str,
+    ...RETENTION_OPTIONS,
+    'dry-run': { type: 'boolean' },
+  },
+} as const;
+
+const isCommand = (c: string | undefined): c is RunnerCommand =>
+  (RUNNER_COMMANDS as readonly string[]).includes(c ?? '');
+
+/** The termination log without --termination-log: $TERMINATION_LOG_PATH when set, else the kubelet's default. */
+export function defaultTerminationLog(env: NodeJS.ProcessEnv = {}): string {
+  return env[TERMINATION_LOG_ENV] || DEFAULT_TERMINATION_LOG;
+}
+
+/** Finds --termination-log even in an invocation that does not parse, so the failure still reaches it. */
+export function findTerminationLog(argv: readonly string[], env: NodeJS.ProcessEnv = {}): string {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a.startsWith('--termination-log=') && a.length > '--termination-log='.length)
+      return a.slice('--termination-log='.length);
+    if (a === '--termination-log' && argv[i + 1]) return argv[i + 1]!;
+  }
+  return defaultTerminationLog(env);
+}
+
+function count(command: RunnerCommand, flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value))
+    throw new UsageError(command, `--${flag} must be a whole number >= 0; got ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
+/** The --keep-* flags; a rule not given stays undefined (a policy without any rule prunes nothing). */
+function retentionFrom(command: RunnerCommand, get: (flag: string) => string | undefined): RetentionPolicy {
+  return {
+    keepLast: count(command, 'keep-last', get('keep-last')),
+    keepDaily: count(command, 'keep-daily', get('keep-daily')),
+    keepWeekly: count(command, 'keep-weekly', get('keep-weekly')),
+  };
+}
+
+const hasRule = (p: RetentionPolicy) => Object.values(p).some((n) => n !== undefined);
+
+function assertionsFrom(command: RunnerCommand, json: string | undefined): SqlAssertion[] {
+  if (json === undefined) return [];
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (e) {
+    throw new UsageError(command, `--sql-assertions-json is not JSON: ${(e as Error).message}`);
+  }
+  const parsed = z.array(SqlAssertionSchema).safeParse(value);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    throw new UsageError(
+      command,
+      `--sql-assertions-json must be [{"name","query","expect"}]: at ${i?.path.join('.') || '(root)'}: ${i?.message}`,
+    );
+  }
+  return parsed.data;
+}
+
+/**
+ * Parses `<command> --flag value ...`; throws UsageError naming the flag and what it wants. `env` supplies
+ * only the termination log's default ($TERMINATION_LOG_PATH).
+ */
+export function parseRunnerArgs(argv: readonly string[], env: NodeJS.ProcessEnv = {}): RunnerArgs {
+  const [command, ...rest] = argv;
+  if (!isCommand(command)) {
+    throw new UsageError(
+      undefined,
+      `unknown command ${JSON.stringify(command ?? '')}: use ${RUNNER_COMMANDS.join(', ')}`,
+    );
+  }
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    const config: ParseArgsConfig = {
+      args: [...rest],
+      options: { ...OPTIONS[command], 'termination-log': str },
+      strict: true,
+      allowPositionals: false,
+    };
+    values = parseArgs(config).values as Record<string, string | boolean | undefined>;
+  } catch (e) {
+    throw new UsageError(command, `${command}: ${(e as Error).message}`);
+  }
+  const get = (flag: string) => values[flag] as string | undefined;
+  const required = (flag: string) => {
+    const v = get(flag);
+    if (!v) throw new UsageError(command, `${command} needs --${flag}`);
+    return v;
+  };
+  const terminationLog = get('termination-log');
+  if (terminationLog === '') throw new UsageError(command, `--termination-log needs a path`);
+  const common: Common = {
+    storageDir: required('storage-dir'),
+    terminationLog: terminationLog ?? defaultTerminationLog(env),
+  };
+  if (command === 'prune') {
+    return {
+      command,
+      ...common,
+      policy: retentionFrom(command, get),
+      dryRun: values['dry-run'] === true,
+    };
+  }
+  const rawId = required('id');
+  let id: string;
+  try {
+    // `latest` stays as it is, to be resolved against the storage; backup rejects it (a reserved id).
+    id = rawId === LATEST_BACKUP_ID && command !== 'backup' ? rawId : validateBackupId(rawId);
+  } catch (e) {
+    if (e instanceof InvalidBackupIdError) throw new UsageError(command, e.message);
+    throw e;
+  }
+  if (command === 'backup') {
+    const policy = retentionFrom(command, get);
+    return { command, ...common, id, ...(hasRule(policy) ? { policy } : {}) };
+  }
+  if (command === 'verify') return { command, ...common, id };
+
+  const shortId = get('short-id');
+  if (shortId !== undefined && !/^[a-z0-9]{1,12}$/.test(shortId)) {
+    throw new UsageError(
+      command,
+      `--short-id must be 1-12 lower-case letters or digits; got ${JSON.stringify(shortId)}`,
+    );
+  }
+  const restoreLike: RestoreLike = {
+    ...common,
+    id,
+    sqlAssertions: assertionsFrom(command, get('sql-assertions-json')),
+    ...(get('maintenance-db') ? { maintenanceDb: get('maintenance-db') } : {}),
+    ...(shortId ? { shortId } : {}),
+  };
+  if (command === 'test-restore') return { command, ...restoreLike };
+  const mode = required('mode');
+  if (mode !== 'inPlace' && mode !== 'newDatabaseSwap') {
+    throw new UsageError(command, `--mode must be inPlace or newDatabaseSwap; got ${JSON.stringify(mode)}`);
+  }
+  return { command, ...restoreLike, mode };
+}

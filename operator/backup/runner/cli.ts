@@ -1,0 +1,196 @@
+import { stat } from 'node:fs/promises';
+import { LATEST_BACKUP_ID } from './backup-id.js';
+import { runBackup } from './backup.js';
+import {
+  findTerminationLog,
+  parseRunnerArgs,
+  UsageError,
+  USAGE,
+  type RunnerArgs,
+  type RunnerCommand,
+} from './cli-args.js';
+import {
+  ConnectionConfigError,
+  connectionFromEnv,
+  parseDatabaseUrl,
+  type ConnectionSettings,
+} from './connection.js';
+import { RunnerFailure } from './failure.js';
+import { findLatestVerifiedBackup } from './latest.js';
+import { createJsonLog, type RunnerLog } from './log.js';
+import { pgToolPath } from './pg-tool.js';
+import { runPrune } from './prune.js';
+import { createRedactor, type Redact } from './redact.js';
+import { runRestore } from './restore.js';
+import { timing, writeTerminationMessage, type FailureReason, type RunnerResult } from './result.js';
+import { FilesystemBackupStorage } from './storage.js';
+import { runTestRestore } from './test-restore.js';
+import { verifyBackup } from './verify.js';
+
+export interface RunnerIo {
+  /** Receives each JSON log line; default stderr. */
+  writeLog?: (line: string) => void;
+  now?: () => Date;
+}
+
+/** Every spelling of the password we can know of, including the one inside DATABASE_URL. */
+function secretsOf(env: NodeJS.ProcessEnv): string[] {
+  const secrets = [env.PGPASSWORD, env.DATABASE_URL];
+  try {
+    if (env.DATABASE_URL) secrets.push(parseDatabaseUrl(env.DATABASE_URL).settings.password);
+  } catch {
+    // An unparsable URL is reported by connectionFromEnv; the whole URL is already a secret above.
+  }
+  return secrets.filter((s): s is string => Boolean(s));
+}
+
+/** Applies `redact` to every string in a result, so no field can carry the password out. */
+function redactDeep<T>(value: T, redact: Redact): T {
+  if (typeof value === 'string') return redact(value) as T;
+  if (Array.isArray(value)) return value.map((v: unknown) => redactDeep(v, redact)) as T;
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactDeep(v, redact)])) as T;
+  }
+  return value;
+}
+
+function connection(env: NodeJS.ProcessEnv, log: RunnerLog): ConnectionSettings {
+  try {
+    const { settings, ignoredParams } = connectionFromEnv(env);
+    if (ignoredParams.length) log('warn', 'connection.ignored-url-params', { params: ignoredParams });
+    return settings;
+  } catch (e) {
+    if (e instanceof ConnectionConfigError) throw new RunnerFailure('InvalidArguments', e.message);
+    throw e;
+  }
+}
+
+async function run(
+  args: RunnerArgs,
+  env: NodeJS.ProcessEnv,
+  log: RunnerLog,
+  redact: Redact,
+  now: () => Date,
+): Promise<RunnerResult> {
+  const dirOk = await stat(args.storageDir).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
+  if (!dirOk) {
+    throw new RunnerFailure(
+      'StorageFailed',
+      `--storage-dir ${args.storageDir} is not a directory (is the volume mounted?)`,
+    );
+  }
+  const storage = new FilesystemBackupStorage(args.storageDir);
+  const pgRestorePath = pgToolPath(env, 'pg_restore');
+  const common = { storage, log, env, redact, now };
+  /** The backup `--id` names: `latest` becomes the newest verified backup's real id. */
+  const backupId = async (id: string) => {
+    if (id !== LATEST_BACKUP_ID) return id;
+    const latest = await findLatestVerifiedBackup(storage, log);
+    log('info', 'runner.latest-resolved', { id: latest.id, finishedAt: latest.finishedAt });
+    return latest.id;
+  };
+  switch (args.command) {
+    case 'backup':
+      return runBackup({
+        ...common,
+        id: args.id,
+        database: connection(env, log),
+        pgDumpPath: pgToolPath(env, 'pg_dump'),
+        pgRestorePath,
+        ...(args.policy ? { retention: args.policy } : {}),
+      });
+    case 'verify': {
+      const started = now();
+      const id = await backupId(args.id);
+      const v = await verifyBackup(storage, id, pgRestorePath, { env, redact });
+      log(v.valid ? 'info' : 'error', 'verify.done', {
+        id,
+        valid: v.valid,
+        reason: v.reason,
+        message: v.message,
+      });
+      return {
+        resultVersion: 1,
+        operation: 'verify',
+        id,
+        ...timing(started, now()),
+        success: v.valid,
+        ...(v.reason ? { reason: v.reason } : {}),
+        message: v.message,
+        valid: v.valid,
+        ...(v.bytes !== undefined ? { bytes: v.bytes } : {}),
+        ...(v.sha256 ? { sha256: v.sha256 } : {}),
+      };
+    }
+    case 'restore':
+      return runRestore({
+        ...common,
+        id: await backupId(args.id),
+        database: connection(env, log),
+        mode: args.mode,
+        pgRestorePath,
+        sqlAssertions: args.sqlAssertions,
+        ...(args.maintenanceDb ? { maintenanceDatabase: args.maintenanceDb } : {}),
+        ...(args.shortId ? { shortId: args.shortId } : {}),
+      });
+    case 'test-restore':
+      return runTestRestore({
+        ...common,
+        id: await backupId(args.id),
+        database: connection(env, log),
+        pgRestorePath,
+        sqlAssertions: args.sqlAssertions,
+        ...(args.maintenanceDb ? { maintenanceDatabase: args.maintenanceDb } : {}),
+        ...(args.shortId ? { shortId: args.shortId } : {}),
+      });
+    case 'prune':
+      return runPrune({ storage, policy: args.policy, dryRun: args.dryRun, log, now });
+  }
+}
+
+/**
+ * Entry point of the runner subcommands inside a Job pod. Logs one JSON line per event to stderr, writes
+ * the result as the termination message, and returns the exit code: 0 success, 1 failed, 2 usage error.
+ */
+export async function runnerMain(argv: string[], env: NodeJS.ProcessEnv, io: RunnerIo = {}): Promise<number> {
+  const now = io.now ?? (() => new Date());
+  const started = now();
+  const redact = createRedactor(secretsOf(env));
+  const log = createJsonLog(io.writeLog ?? ((line) => process.stderr.write(line)), redact, now);
+  let terminationLog = findTerminationLog(argv, env);
+  let command: RunnerCommand | undefined;
+  let result: RunnerResult;
+  try {
+    const args = parseRunnerArgs(argv, env);
+    command = args.command;
+    terminationLog = args.terminationLog;
+    result = await run(args, env, log, redact, now);
+  } catch (e) {
+    let reason: FailureReason = 'Internal';
+    let message = (e as Error).message;
+    if (e instanceof UsageError) {
+      command = e.command;
+      reason = 'InvalidArguments';
+      message = `${message}\n${USAGE}`;
+    } else if (e instanceof RunnerFailure) reason = e.reason;
+    else log('error', 'runner.crashed', { error: e as Error, stack: (e as Error).stack });
+    result = {
+      resultVersion: 1,
+      operation: command ?? 'unknown',
+      ...timing(started, now()),
+      success: false,
+      reason,
+      message,
+    } as RunnerResult;
+  }
+  result = redactDeep(result, redact);
+  log(result.success ? 'info' : 'error', 'runner.result', { result });
+  await writeTerminationMessage(result, terminationLog).catch((e: Error) =>
+    log('warn', 'runner.termination-log-unwritable', { path: terminationLog, error: e.message }),
+  );
+  if (result.success) return 0;
+  return result.reason === 'InvalidArguments' ? 2 : 1;
+}

@@ -1,0 +1,25 @@
+import { describe, expect, it } from 'vitest';
+import { derivedDatabaseName, MAX_IDENTIFIER_BYTES, newShortId } from './database-admin.js';
+
+describe('derivedDatabaseName', () => {
+  it('appends tag and short id', () => {
+    expect(derivedDatabaseName('shop', 'pre', 'a1b2c3')).toBe('shop_pre_a1b2c3');
+  });
+
+  it.each([
+    ['x'.repeat(63), 'restore'],
+    ['ü'.repeat(31), 'verify'],
+  ] as const)('shortens the database part of %s to fit 63 bytes and keeps the suffix', (db, tag) => {
+    const name = derivedDatabaseName(db, tag, 'abcdef');
+    expect(
+      Buffer.byteLength(name),
+      `expected ${name} to fit PostgreSQL's identifier limit`,
+    ).toBeLessThanOrEqual(MAX_IDENTIFIER_BYTES);
+    expect(name.endsWith(`_${tag}_abcdef`), `expected ${name} to keep its suffix`).toBe(true);
+    expect(name).not.toContain('\uFFFD');
+  });
+
+  it('makes short ids of six hex characters', () => {
+    expect(newShortId()).toMatch(/^[0-9a-f]{6}$/);
+  });
+});

@@ -1,0 +1,131 @@
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { pgFailure } from './failure.js';
+import type { RunnerLog } from './log.js';
+
+const ident = (name: string) => pg.escapeIdentifier(name);
+
+/** PostgreSQL silently truncates identifiers beyond 63 bytes; we must not let it pick our names. */
+export const MAX_IDENTIFIER_BYTES = 63;
+
+/** Six hex characters: short enough for names, unique enough among a database's restores. */
+export function newShortId(): string {
+  return randomBytes(3).toString('hex');
+}
+
+/**
+ * `<db>_<tag>_<shortId>`, shortening `<db>` (never the suffix) to stay within 63 bytes, so the name we
+ * create is the name we later rename, drop and report.
+ */
+export function derivedDatabaseName(db: string, tag: 'restore' | 'pre' | 'verify', shortId: string): string {
+  const suffix = `_${tag}_${shortId}`;
+  let prefix = db;
+  while (Buffer.byteLength(prefix + suffix, 'utf8') > MAX_IDENTIFIER_BYTES)
+    prefix = [...prefix].slice(0, -1).join('');
+  return prefix + suffix;
+}
+
+async function serverVersionNum(admin: pg.Client): Promise<number> {
+  const r = await admin.query<{ v: string }>('show server_version_num');
+  return Number(r.rows[0]?.v ?? 0);
+}
+
+export async function databaseExists(admin: pg.Client, name: string): Promise<boolean> {
+  const r = await admin.query('select 1 from pg_database where datname = $1', [name]);
+  return (r.rowCount ?? 0) > 0;
+}
+
+/**
+ * Creates an empty database from template0 (template1 may hold objects the dump also creates) with the
+ * encoding and libc collation of `like`, owned by like's owner when we may grant that. Without `like` in
+ * the cluster it uses the server defaults.
+ */
+export async function createDatabaseLike(admin: pg.Client, name: string, like: string): Promise<void> {
+  try {
+    const hasProvider = (await serverVersionNum(admin)) >= 150000;
+    const r = await admin.query<{
+      encoding: string;
+      collate: string;
+      ctype: string;
+      provider: string;
+      owner: string;
+      may_own: boolean;
+    }>(
+      `select pg_encoding_to_char(encoding) as encoding, datcollate as collate, datctype as ctype,
+              ${hasProvider ? 'datlocprovider::text' : `'c'`} as provider, pg_get_userbyid(datdba) as owner,
+              pg_has_role(current_user, datdba, 'MEMBER') as may_own
+         from pg_database where datname = $1`,
+      [like],
+    );
+    const src = r.rows[0];
+    let sql = `create database ${ident(name)} template template0`;
+    if (src) {
+      sql += ` encoding ${pg.escapeLiteral(src.encoding)}`;
+      // Other providers (icu, builtin) need provider-specific options; the server default is the safe choice.
+      if (src.provider === 'c')
+        sql += ` lc_collate ${pg.escapeLiteral(src.collate)} lc_ctype ${pg.escapeLiteral(src.ctype)}`;
+      if (src.may_own) sql += ` owner ${ident(src.owner)}`;
+    }
+    await admin.query(sql);
+  } catch (e) {
+    throw pgFailure(e, `creating database ${name}`, 'RestoreFailed');
+  }
+}
+
+/** Drops a database we created, disconnecting whoever is in it. No error when it does not exist. */
+export async function dropDatabase(admin: pg.Client, name: string): Promise<void> {
+  if ((await serverVersionNum(admin)) >= 130000) {
+    await admin.query(`drop database if exists ${ident(name)} with (force)`);
+    return;
+  }
+  await terminateConnections(admin, name, 0);
+  await admin.query(`drop database if exists ${ident(name)}`);
+}
+
+async function terminateConnections(admin: pg.Client, db: string, waitMs: number): Promise<void> {
+  // Since PostgreSQL 14 pg_terminate_backend can wait for the backend to be gone.
+  const wait = waitMs > 0 && (await serverVersionNum(admin)) >= 140000;
+  await admin.query(
+    `select pg_terminate_backend(pid${wait ? ', $2' : ''}) from pg_stat_activity
+      where datname = $1 and pid <> pg_backend_pid()`,
+    wait ? [db, waitMs] : [db],
+  );
+}
+
+/**
+ * Puts `replacement` in place of `target` and keeps the old one as `previous`: blocks new connections to
+ * the target, ends the existing ones, then renames both in one transaction, so clients either reach the
+ * old database or the new one and never find the name missing for longer than the commit.
+ */
+export async function swapDatabases(
+  admin: pg.Client,
+  names: { target: string; replacement: string; previous: string },
+  log: RunnerLog,
+): Promise<void> {
+  const { target, replacement, previous } = names;
+  await admin.query(`alter database ${ident(target)} with allow_connections false`);
+  try {
+    for (let attempt = 1; ; attempt++) {
+      await terminateConnections(admin, target, 5000);
+      try {
+        await admin.query('begin');
+        await admin.query(`alter database ${ident(target)} rename to ${ident(previous)}`);
+        await admin.query(`alter database ${ident(replacement)} rename to ${ident(target)}`);
+        await admin.query('commit');
+        break;
+      } catch (e) {
+        await admin.query('rollback').catch(() => {});
+        // 55006 object_in_use: a backend we terminated has not exited yet.
+        if ((e as { code?: string }).code !== '55006' || attempt >= 10) throw e;
+        log('warn', 'restore.swap-retry', { attempt, error: (e as Error).message });
+        await sleep(500);
+      }
+    }
+  } catch (e) {
+    await admin.query(`alter database ${ident(target)} with allow_connections true`).catch(() => {});
+    throw pgFailure(e, `swapping ${replacement} into ${target}`, 'SwapFailed');
+  }
+  // The kept copy stays reachable for inspection and undo.
+  await admin.query(`alter database ${ident(previous)} with allow_connections true`);
+}

@@ -1,0 +1,116 @@
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
+import pg from 'pg';
+import type { ConnectionSettings } from './connection.js';
+import { pgFailure } from './failure.js';
+
+/** node-postgres has no sslmode; this maps libpq's meaning onto TLS options. */
+function tlsFor(s: ConnectionSettings, env: NodeJS.ProcessEnv): ConnectionOptions | false {
+  const ca = env.PGSSLROOTCERT ? readFileSync(env.PGSSLROOTCERT, 'utf8') : undefined;
+  switch (s.sslmode) {
+    case 'disable':
+      return false;
+    case 'verify-full':
+      return { rejectUnauthorized: true, ...(ca ? { ca } : {}) };
+    case 'verify-ca':
+      // libpq's verify-ca checks the chain but not the host name.
+      return { rejectUnauthorized: true, ...(ca ? { ca } : {}), checkServerIdentity: () => undefined };
+    default:
+      // require/prefer/allow: encrypted, unauthenticated (as libpq does without a root certificate).
+      return { rejectUnauthorized: false };
+  }
+}
+
+export function pgClientConfig(
+  s: ConnectionSettings,
+  database: string,
+  env: NodeJS.ProcessEnv,
+): pg.ClientConfig {
+  const timeoutSeconds = Number(env.PGCONNECT_TIMEOUT ?? '10') || 10;
+  return {
+    host: s.host,
+    port: s.port,
+    database,
+    user: s.user,
+    ...(s.password !== undefined ? { password: s.password } : {}),
+    ssl: tlsFor(s, env),
+    connectionTimeoutMillis: timeoutSeconds * 1000,
+    application_name: env.PGAPPNAME ?? 'nxt-rollback-runner',
+  };
+}
+
+async function tryConnect(config: pg.ClientConfig): Promise<pg.Client> {
+  const c = new pg.Client(config);
+  // An idle client whose server goes away emits 'error'; without a listener that would crash the runner.
+  c.on('error', () => {});
+  try {
+    await c.connect();
+    return c;
+  } catch (e) {
+    await c.end().catch(() => {});
+    throw e;
+  }
+}
+
+/**
+ * Connects with a reason on failure (DatabaseUnreachable, AuthenticationFailed, DatabaseNotFound).
+ * sslmode prefer/allow (libpq's default) falls back to plain TCP when the server does not offer TLS.
+ */
+export async function connectDatabase(
+  s: ConnectionSettings,
+  env: NodeJS.ProcessEnv,
+  database = s.database,
+): Promise<pg.Client> {
+  const config = pgClientConfig(s, database, env);
+  try {
+    try {
+      return await tryConnect(config);
+    } catch (e) {
+      const mayFallBack = s.sslmode === undefined || s.sslmode === 'prefer' || s.sslmode === 'allow';
+      if (mayFallBack && /does not support SSL/i.test((e as Error).message)) {
+        return await tryConnect({ ...config, ssl: false });
+      }
+      throw e;
+    }
+  } catch (e) {
+    throw pgFailure(e, `connecting to ${s.host}:${s.port}/${database} as ${s.user}`, 'DatabaseUnreachable');
+  }
+}
+
+export interface UserTable {
+  schema: string;
+  name: string;
+  /** `schema.table`, the key of manifests and results. */
+  key: string;
+}
+
+/** Ordinary tables (partitions included, partitioned parents not: their rows live in the partitions). */
+export async function listUserTables(c: pg.Client): Promise<UserTable[]> {
+  const r = await c.query<{ schema: string; name: string }>(
+    `select n.nspname as schema, c.relname as name
+       from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where c.relkind = 'r'
+        and n.nspname not in ('pg_catalog', 'information_schema')
+        and n.nspname not like 'pg\\_toast%' and n.nspname not like 'pg\\_temp\\_%'
+      order by 1, 2`,
+  );
+  return r.rows.map((t) => ({ ...t, key: `${t.schema}.${t.name}` }));
+}
+
+/** Exact `count(*)` per table; with `only`, just the tables whose key it contains. */
+export async function countRows(c: pg.Client, only?: ReadonlySet<string>): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const t of await listUserTables(c)) {
+    if (only && !only.has(t.key)) continue;
+    const r = await c.query<{ n: string }>(
+      `select count(*) as n from ${pg.escapeIdentifier(t.schema)}.${pg.escapeIdentifier(t.name)}`,
+    );
+    counts[t.key] = Number(r.rows[0]?.n ?? 0);
+  }
+  return counts;
+}
+
+export async function serverVersion(c: pg.Client): Promise<string> {
+  const r = await c.query<{ server_version: string }>('show server_version');
+  return r.rows[0]?.server_version ?? 'unknown';
+}

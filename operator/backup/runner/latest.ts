@@ -1,0 +1,52 @@
+import { RunnerFailure } from './failure.js';
+import type { RunnerLog } from './log.js';
+import type { BackupManifest } from './manifest.js';
+import type { BackupStorage } from './storage.js';
+
+/**
+ * The newest backup whose manifest says `verified: true` and whose dump is present: latest `finishedAt`,
+ * ties broken by the greater id (the same order retention uses, so pruning never deletes it). Unreadable
+ * manifests are logged and skipped. Throws RunnerFailure BackupNotFound when there is none, StorageFailed
+ * when the storage cannot be listed.
+ */
+export async function findLatestVerifiedBackup(
+  storage: BackupStorage,
+  log: RunnerLog,
+): Promise<BackupManifest> {
+  let stored;
+  try {
+    stored = await storage.list();
+  } catch (e) {
+    throw new RunnerFailure('StorageFailed', `listing ${storage.location}: ${(e as Error).message}`);
+  }
+  let best: { manifest: BackupManifest; at: number } | undefined;
+  let described = 0;
+  for (const s of stored) {
+    if (!s.hasManifest) continue;
+    let manifest: BackupManifest | undefined;
+    try {
+      manifest = await storage.readManifest(s.id);
+    } catch (e) {
+      log('warn', 'latest.manifest-unreadable', { id: s.id, error: (e as Error).message });
+      continue;
+    }
+    if (!manifest) continue;
+    described++;
+    const at = Date.parse(manifest.finishedAt);
+    if (!manifest.verified || !s.hasDump || Number.isNaN(at)) continue;
+    if (!best || at > best.at || (at === best.at && manifest.id.localeCompare(best.manifest.id) > 0)) {
+      best = { manifest, at };
+    }
+  }
+  if (!best) {
+    throw new RunnerFailure(
+      'BackupNotFound',
+      `--id latest: no verified backup in ${storage.location} ` +
+        (described
+          ? `(${described} backup(s) with a manifest, none verified with its dump present)`
+          : '(it holds no backup)') +
+        '; take a backup first or name one with --id',
+    );
+  }
+  return best.manifest;
+}

@@ -1,0 +1,30 @@
+import { z } from 'zod';
+
+/**
+ * What a committed backup claims about itself. Written after the dump is committed, so a manifest's
+ * presence means "this dump finished"; `verified` says whether the archive also passed verification.
+ */
+export const BackupManifestSchema = z.object({
+  manifestVersion: z.literal(1),
+  id: z.string(),
+  database: z.string(),
+  /** Host and port only: a manifest never carries credentials. */
+  host: z.string(),
+  port: z.number().int(),
+  user: z.string(),
+  serverVersion: z.string(),
+  pgDumpVersion: z.string(),
+  startedAt: z.iso.datetime(),
+  finishedAt: z.iso.datetime(),
+  durationSeconds: z.number().nonnegative(),
+  bytes: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** Exact row counts per `schema.table`. */
+  tables: z.record(z.string(), z.number().int().nonnegative()),
+  /** True when the counts were read in the snapshot pg_dump used, so they describe the dump exactly. */
+  rowCountsFromDumpSnapshot: z.boolean(),
+  format: z.literal('custom'),
+  verified: z.boolean(),
+  verifyMessage: z.string(),
+});
+export type BackupManifest = z.infer<typeof BackupManifestSchema>;

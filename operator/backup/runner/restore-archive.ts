@@ -1,0 +1,62 @@
+import { toolEnv, type ConnectionSettings } from './connection.js';
+import { reasonOfToolStderr, RunnerFailure } from './failure.js';
+import { runTool, ToolNotRunnableError } from './pg-tool.js';
+import type { Redact } from './redact.js';
+import type { BackupStorage } from './storage.js';
+
+export interface RestoreArchiveOptions {
+  storage: BackupStorage;
+  id: string;
+  pgRestorePath: string;
+  connection: ConnectionSettings;
+  /** The database to restore into (may differ from connection.database). */
+  database: string;
+  /** Drop the archive's objects before recreating them (restoring over existing data). */
+  clean: boolean;
+  env: NodeJS.ProcessEnv;
+  redact: Redact;
+}
+
+/** `dbname='...'`: pg_restore -d treats a value containing `=` as a conninfo string, so always use one. */
+export function conninfoDbname(database: string): string {
+  return `dbname='${database.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+/**
+ * Runs pg_restore in a single transaction that stops at the first error: either the whole archive is
+ * restored or the database is left as it was.
+ */
+export async function restoreArchive(o: RestoreArchiveOptions): Promise<void> {
+  const args = [
+    ...(o.clean ? ['--clean', '--if-exists'] : []),
+    '--single-transaction',
+    '--no-owner',
+    '--exit-on-error',
+    '--no-password',
+    '-d',
+    conninfoDbname(o.database),
+  ];
+  let run;
+  try {
+    run = await runTool({
+      path: o.pgRestorePath,
+      args,
+      env: toolEnv(o.connection, o.env, o.database),
+      redact: o.redact,
+      stdin: await o.storage.read(o.id),
+    });
+  } catch (e) {
+    if (e instanceof ToolNotRunnableError) throw new RunnerFailure('RestoreFailed', e.message);
+    throw new RunnerFailure('StorageFailed', `reading backup ${o.id}: ${(e as Error).message}`);
+  }
+  if (run.stdinError) {
+    throw new RunnerFailure('StorageFailed', `reading backup ${o.id}: ${run.stdinError.message}`);
+  }
+  if (run.code !== 0) {
+    const how = run.code === null ? `was killed by ${run.signal}` : `exited with code ${run.code}`;
+    throw new RunnerFailure(
+      reasonOfToolStderr(run.stderrTail, 'RestoreFailed'),
+      `pg_restore into ${o.database} ${how}; nothing was changed: ${run.stderrTail || '(no output)'}`,
+    );
+  }
+}

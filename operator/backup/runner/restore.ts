@@ -1,0 +1,162 @@
+import type pg from 'pg';
+import { validateBackupId } from './backup-id.js';
+import { describeConnection, type ConnectionSettings } from './connection.js';
+import {
+  createDatabaseLike,
+  databaseExists,
+  derivedDatabaseName,
+  dropDatabase,
+  newShortId,
+  swapDatabases,
+} from './database-admin.js';
+import { connectDatabase } from './database.js';
+import { RunnerFailure } from './failure.js';
+import type { RunnerLog } from './log.js';
+import { createRedactor, type Redact } from './redact.js';
+import { restoreArchive } from './restore-archive.js';
+import {
+  validateRestoredDatabase,
+  ValidationFailure,
+  type SqlAssertion,
+  type Validation,
+} from './restore-validation.js';
+import { timing, type RestoreResult } from './result.js';
+import type { BackupStorage } from './storage.js';
+import { verifyBackup } from './verify.js';
+
+export type RestoreMode = 'inPlace' | 'newDatabaseSwap';
+
+export interface RestoreOptions {
+  storage: BackupStorage;
+  id: string;
+  /** The target: its `database` is the one restored (inPlace) or replaced (newDatabaseSwap). */
+  database: ConnectionSettings;
+  mode: RestoreMode;
+  pgRestorePath: string;
+  /** Row counts to find after the restore; defaults to the manifest's. */
+  expectTables?: Record<string, number>;
+  sqlAssertions?: SqlAssertion[];
+  log: RunnerLog;
+  /** Database to connect to for CREATE/ALTER DATABASE (newDatabaseSwap); default `postgres`. */
+  maintenanceDatabase?: string;
+  /** Suffix of the databases newDatabaseSwap creates; random unless given (tests, deterministic retries). */
+  shortId?: string;
+  env?: NodeJS.ProcessEnv;
+  redact?: Redact;
+  now?: () => Date;
+}
+
+const seconds = (t0: number) => (Date.now() - t0) / 1000;
+
+/**
+ * Restores a verified backup into the target database and checks the result against the manifest.
+ * Refuses a backup that fails verification: restoring a damaged archive is how good data gets replaced.
+ */
+export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
+  const now = o.now ?? (() => new Date());
+  const started = now();
+  const redact = o.redact ?? createRedactor([o.database.password]);
+  const env = o.env ?? process.env;
+  const target = o.database.database;
+  const detail: Partial<RestoreResult> = { mode: o.mode, database: target };
+  const base = { resultVersion: 1 as const, operation: 'restore' as const, id: o.id };
+  try {
+    validateBackupId(o.id);
+    const check = await verifyBackup(o.storage, o.id, o.pgRestorePath, { env, redact });
+    if (!check.valid || !check.manifest) {
+      throw new RunnerFailure(check.reason ?? 'ArchiveUnreadable', `refusing to restore: ${check.message}`);
+    }
+    const expectTables = o.expectTables ?? check.manifest.tables;
+    const assertions = o.sqlAssertions ?? [];
+    o.log('info', 'restore.start', { id: o.id, mode: o.mode, target: describeConnection(o.database) });
+    const restore = (database: string, clean: boolean) =>
+      restoreArchive({
+        storage: o.storage,
+        id: o.id,
+        pgRestorePath: o.pgRestorePath,
+        connection: o.database,
+        database,
+        clean,
+        env,
+        redact,
+      });
+    const validate = async (database: string): Promise<Validation> => {
+      const t0 = Date.now();
+      const c = await connectDatabase(o.database, env, database);
+      try {
+        return await validateRestoredDatabase(c, expectTables, assertions);
+      } finally {
+        detail.validateSeconds = seconds(t0);
+        await c.end().catch(() => {});
+      }
+    };
+
+    let t0 = Date.now();
+    if (o.mode === 'inPlace') {
+      await restore(target, true);
+      detail.restoreSeconds = seconds(t0);
+      o.log('info', 'restore.restored', { id: o.id, database: target, seconds: detail.restoreSeconds });
+      Object.assign(detail, await validate(target));
+    } else {
+      const shortId = o.shortId ?? newShortId();
+      const replacement = derivedDatabaseName(target, 'restore', shortId);
+      const previous = derivedDatabaseName(target, 'pre', shortId);
+      const admin = await connectDatabase(o.database, env, o.maintenanceDatabase ?? 'postgres');
+      try {
+        await refuseExisting(admin, [replacement, previous]);
+        await createDatabaseLike(admin, replacement, target);
+        try {
+          await restore(replacement, false);
+          detail.restoreSeconds = seconds(t0);
+          o.log('info', 'restore.restored', {
+            id: o.id,
+            database: replacement,
+            seconds: detail.restoreSeconds,
+          });
+          Object.assign(detail, await validate(replacement));
+          t0 = Date.now();
+          await swapDatabases(admin, { target, replacement, previous }, o.log);
+          detail.swapSeconds = seconds(t0);
+          detail.previousDatabase = previous;
+          o.log('info', 'restore.swapped', {
+            id: o.id,
+            database: target,
+            previous,
+            seconds: detail.swapSeconds,
+          });
+        } catch (e) {
+          // The target is untouched; the half-made replacement only costs disk.
+          await dropDatabase(admin, replacement).catch((err: Error) =>
+            o.log('warn', 'restore.cleanup-failed', { database: replacement, error: err.message }),
+          );
+          throw e;
+        }
+      } finally {
+        await admin.end().catch(() => {});
+      }
+    }
+    const message =
+      `restored ${o.id} into ${target} (${o.mode}); ${detail.tablesVerified} table(s) match the manifest` +
+      (assertions.length ? `, ${assertions.length} assertion(s) passed` : '') +
+      (detail.previousDatabase ? `; the previous database is kept as ${detail.previousDatabase}` : '');
+    o.log('info', 'restore.done', { id: o.id, message });
+    return { ...base, ...detail, ...timing(started, now()), success: true, message };
+  } catch (e) {
+    const failure = e instanceof RunnerFailure ? e : new RunnerFailure('Internal', (e as Error).message);
+    if (failure instanceof ValidationFailure) Object.assign(detail, failure.validation);
+    const message = redact(failure.message);
+    o.log('error', 'restore.failed', { id: o.id, reason: failure.reason, message });
+    return { ...base, ...detail, ...timing(started, now()), success: false, reason: failure.reason, message };
+  }
+}
+
+async function refuseExisting(admin: pg.Client, names: string[]): Promise<void> {
+  for (const name of names) {
+    if (await databaseExists(admin, name)) {
+      throw new RunnerFailure(
+        'InvalidArguments',
+        `database ${name} already exists; choose another --short-id`,
+      );
+    }
+  }
+}

@@ -1,0 +1,227 @@
+import { writeFile } from 'node:fs/promises';
+import { z } from 'zod';
+
+/**
+ * The runner's outcome, written as the pod's termination message. The operator reads it from
+ * `status.containerStatuses[].state.terminated.message` and parses it with RunnerResultSchema; bump
+ * `resultVersion` on any change an older parser would misread.
+ */
+export const FAILURE_REASONS = [
+  'InvalidArguments',
+  'DatabaseUnreachable',
+  'AuthenticationFailed',
+  'DatabaseNotFound',
+  'PermissionDenied',
+  'DumpFailed',
+  'StorageFailed',
+  'BackupNotFound',
+  'ManifestInvalid',
+  'ChecksumMismatch',
+  'ArchiveUnreadable',
+  'RestoreFailed',
+  'RowCountMismatch',
+  'AssertionFailed',
+  'SwapFailed',
+  'Internal',
+] as const;
+export const FailureReasonSchema = z.enum(FAILURE_REASONS);
+export type FailureReason = z.infer<typeof FailureReasonSchema>;
+
+export const TableMismatchSchema = z.object({
+  table: z.string(),
+  expected: z.number().int(),
+  /** Null when the table is missing from the restored database. */
+  actual: z.number().int().nullable(),
+});
+export type TableMismatch = z.infer<typeof TableMismatchSchema>;
+
+export const AssertionOutcomeSchema = z.object({
+  name: z.string(),
+  passed: z.boolean(),
+  expect: z.string(),
+  /** First column of the first row as text; null when the query returned no row or failed. */
+  actual: z.string().nullable(),
+  error: z.string().optional(),
+});
+export type AssertionOutcome = z.infer<typeof AssertionOutcomeSchema>;
+
+const TableCountsSchema = z.record(z.string(), z.number().int());
+
+const base = {
+  resultVersion: z.literal(1),
+  success: z.boolean(),
+  /** Set exactly when success is false. */
+  reason: FailureReasonSchema.optional(),
+  message: z.string(),
+  id: z.string().optional(),
+  startedAt: z.iso.datetime(),
+  finishedAt: z.iso.datetime(),
+  durationSeconds: z.number().nonnegative(),
+  /** True when maps or lists were cut to fit the 4096-byte termination message; counts stay exact. */
+  truncated: z.boolean().optional(),
+};
+
+export const BackupResultSchema = z.object({
+  ...base,
+  operation: z.literal('backup'),
+  bytes: z.number().int().optional(),
+  sha256: z.string().optional(),
+  verified: z.boolean().optional(),
+  tableCount: z.number().int().optional(),
+  tables: TableCountsSchema.optional(),
+  serverVersion: z.string().optional(),
+  pgDumpVersion: z.string().optional(),
+  /** A committed backup with this id already existed (a retried Job); nothing was dumped again. */
+  reused: z.boolean().optional(),
+  /** Set when the backup ran with --keep-* and succeeded: how many older backups retention deleted. */
+  prunedCount: z.number().int().optional(),
+  /** Their ids, oldest first; cut to a few when the result is bounded (prunedCount stays exact). */
+  pruned: z.array(z.string()).optional(),
+  /** Pruning after the backup failed; the backup itself is good and `success` stays true. */
+  pruneError: z.string().optional(),
+});
+
+export const VerifyResultSchema = z.object({
+  ...base,
+  operation: z.literal('verify'),
+  valid: z.boolean().optional(),
+  bytes: z.number().int().optional(),
+  sha256: z.string().optional(),
+});
+
+const validationFields = {
+  restoreSeconds: z.number().nonnegative().optional(),
+  validateSeconds: z.number().nonnegative().optional(),
+  tablesVerified: z.number().int().optional(),
+  mismatchCount: z.number().int().optional(),
+  mismatches: z.array(TableMismatchSchema).optional(),
+  assertions: z.array(AssertionOutcomeSchema).optional(),
+};
+
+export const RestoreResultSchema = z.object({
+  ...base,
+  ...validationFields,
+  operation: z.literal('restore'),
+  mode: z.enum(['inPlace', 'newDatabaseSwap']).optional(),
+  database: z.string().optional(),
+  /** newDatabaseSwap: the database as it was before the restore, kept for undo. */
+  previousDatabase: z.string().optional(),
+  swapSeconds: z.number().nonnegative().optional(),
+});
+
+export const TestRestoreResultSchema = z.object({
+  ...base,
+  ...validationFields,
+  operation: z.literal('test-restore'),
+  scratchDatabase: z.string().optional(),
+  /** False only if dropping the scratch database failed; the operator should clean it up. */
+  scratchDropped: z.boolean().optional(),
+});
+
+export const PruneResultSchema = z.object({
+  ...base,
+  operation: z.literal('prune'),
+  dryRun: z.boolean().optional(),
+  deleted: z.array(z.string()).optional(),
+  deletedCount: z.number().int().optional(),
+  keptCount: z.number().int().optional(),
+  /** Dumps without a manifest (a backup that crashed after its commit); left in place. */
+  orphans: z.array(z.string()).optional(),
+});
+
+/** A subcommand this runner does not know (version skew between operator and image). */
+export const UnknownOperationResultSchema = z.object({ ...base, operation: z.literal('unknown') });
+
+export const RunnerResultSchema = z.discriminatedUnion('operation', [
+  BackupResultSchema,
+  VerifyResultSchema,
+  RestoreResultSchema,
+  TestRestoreResultSchema,
+  PruneResultSchema,
+  UnknownOperationResultSchema,
+]);
+export type RunnerResult = z.infer<typeof RunnerResultSchema>;
+export type BackupResult = z.infer<typeof BackupResultSchema>;
+export type VerifyResult = z.infer<typeof VerifyResultSchema>;
+export type RestoreResult = z.infer<typeof RestoreResultSchema>;
+export type TestRestoreResult = z.infer<typeof TestRestoreResultSchema>;
+export type PruneResult = z.infer<typeof PruneResultSchema>;
+
+/** Kubernetes keeps 4096 bytes of a termination message; stay clear of it. */
+export const TERMINATION_MESSAGE_MAX_BYTES = 3584;
+
+const size = (r: unknown) => Buffer.byteLength(JSON.stringify(r), 'utf8');
+const cut = (s: string, n: number) => (s.length > n ? s.slice(0, n - 1) + '…' : s);
+
+/**
+ * Shrinks a result to at most `maxBytes` of JSON, dropping detail in the order the operator misses it
+ * least: the per-table map (tableCount stays), then long lists (failures first), then long strings.
+ */
+export function boundResult(result: RunnerResult, maxBytes = TERMINATION_MESSAGE_MAX_BYTES): RunnerResult {
+  if (size(result) <= maxBytes) return result;
+  const r: Record<string, unknown> = { ...result, truncated: true };
+  delete r.tables;
+  if (size(r) <= maxBytes) return r as RunnerResult;
+
+  const keep = 5;
+  if (Array.isArray(r.mismatches)) r.mismatches = r.mismatches.slice(0, keep);
+  if (Array.isArray(r.assertions)) {
+    r.assertions = (r.assertions as AssertionOutcome[])
+      .slice()
+      .sort((a, b) => Number(a.passed) - Number(b.passed))
+      .slice(0, keep)
+      .map((a) => ({
+        ...a,
+        name: cut(a.name, 100),
+        expect: cut(a.expect, 100),
+        actual: a.actual === null ? null : cut(a.actual, 100),
+        ...(a.error === undefined ? {} : { error: cut(a.error, 200) }),
+      }));
+  }
+  for (const k of ['deleted', 'orphans', 'pruned'] as const) {
+    if (Array.isArray(r[k])) r[k] = (r[k] as string[]).slice(0, keep).map((s) => cut(s, 253));
+  }
+  if (typeof r.pruneError === 'string') r.pruneError = cut(r.pruneError, 500);
+  r.message = cut(String(r.message), 1000);
+  if (size(r) <= maxBytes) return r as RunnerResult;
+
+  // Last resort: the fields every parser needs, with short strings; always small enough.
+  const minimal: Record<string, unknown> = {};
+  for (const k of [
+    'resultVersion',
+    'operation',
+    'success',
+    'reason',
+    'startedAt',
+    'finishedAt',
+    'durationSeconds',
+  ]) {
+    if (k in r) minimal[k] = r[k];
+  }
+  if (typeof r.id === 'string') minimal.id = cut(r.id, 253);
+  minimal.truncated = true;
+  let message = String(r.message);
+  minimal.message = message;
+  while (size(minimal) > maxBytes && message.length > 0) {
+    message = message.slice(0, Math.floor(message.length / 2));
+    minimal.message = message + '…';
+  }
+  return minimal as RunnerResult;
+}
+
+/** Writes the bounded result where the kubelet picks it up as the container's termination message. */
+export async function writeTerminationMessage(
+  result: RunnerResult,
+  path = '/dev/termination-log',
+): Promise<void> {
+  await writeFile(path, JSON.stringify(boundResult(result)), 'utf8');
+}
+
+/** The timing fields every result carries, from a start time to now. */
+export function timing(startedAt: Date, finishedAt: Date) {
+  return {
+    startedAt: startedAt.toISOString(),
+    finishedAt: finishedAt.toISOString(),
+    durationSeconds: Math.max(0, (finishedAt.getTime() - startedAt.getTime()) / 1000),
+  };
+}

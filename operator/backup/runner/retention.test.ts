@@ -1,0 +1,98 @@
+import { describe, expect, it } from 'vitest';
+import { isoWeek, selectBackupsToDelete, type RetentionCandidate } from './retention.js';
+
+const now = new Date('2026-03-15T12:00:00Z');
+const b = (id: string, finishedAt: string, verified = true): RetentionCandidate => ({
+  id,
+  finishedAt,
+  verified,
+});
+
+describe('isoWeek', () => {
+  it.each([
+    ['2026-01-01T00:00:00Z', '2026-W01'], // Thursday
+    ['2025-12-29T00:00:00Z', '2026-W01'], // Monday of the week holding Jan 1st 2026
+    ['2027-01-01T00:00:00Z', '2026-W53'], // Friday: still the last week of 2026
+    ['2024-12-30T10:00:00Z', '2025-W01'],
+    ['2026-03-15T23:59:59Z', '2026-W11'], // Sunday ends the week
+    ['2026-03-16T00:00:00Z', '2026-W12'],
+  ])('%s is in %s', (date, week) => {
+    expect(isoWeek(new Date(date))).toBe(week);
+  });
+});
+
+describe('selectBackupsToDelete', () => {
+  const hourly = [
+    b('d15-10', '2026-03-15T10:00:00Z'),
+    b('d15-08', '2026-03-15T08:00:00Z'),
+    b('d14-20', '2026-03-14T20:00:00Z'),
+    b('d14-02', '2026-03-14T02:00:00Z'),
+    b('d12-23', '2026-03-12T23:00:00Z'),
+    b('d09-05', '2026-03-09T05:00:00Z'), // Monday, week 11
+    b('d08-05', '2026-03-08T05:00:00Z'), // Sunday, week 10
+    b('d01-05', '2026-03-01T05:00:00Z'), // Sunday, week 9
+  ];
+
+  it.each([
+    ['keepLast 3', { keepLast: 3 }, ['d01-05', 'd08-05', 'd09-05', 'd12-23', 'd14-02']],
+    [
+      'keepDaily 3 (days with a backup, not calendar days)',
+      { keepDaily: 3 },
+      ['d01-05', 'd08-05', 'd09-05', 'd14-02', 'd15-08'],
+    ],
+    ['keepWeekly 2', { keepWeekly: 2 }, ['d01-05', 'd09-05', 'd12-23', 'd14-02', 'd14-20', 'd15-08']],
+    [
+      'keepLast 1 + keepDaily 2 + keepWeekly 3',
+      { keepLast: 1, keepDaily: 2, keepWeekly: 3 },
+      ['d09-05', 'd12-23', 'd14-02', 'd15-08'],
+    ],
+    [
+      'a rule of zero keeps only the newest verified',
+      { keepLast: 0 },
+      hourly
+        .slice(1)
+        .map((x) => x.id)
+        .reverse(),
+    ],
+  ])('%s', (_name, policy, expected) => {
+    expect(
+      selectBackupsToDelete(hourly, policy, now),
+      `expected exactly these deletions, oldest first`,
+    ).toEqual(expected);
+  });
+
+  it('deletes nothing when the policy has no rule', () => {
+    expect(selectBackupsToDelete(hourly, {}, now)).toEqual([]);
+  });
+
+  it('never deletes the newest verified backup, even when newer unverified ones fill keepLast', () => {
+    const backups = [
+      b('new-bad-1', '2026-03-15T10:00:00Z', false),
+      b('new-bad-2', '2026-03-15T09:00:00Z', false),
+      b('good', '2026-03-14T10:00:00Z', true),
+      b('older-good', '2026-03-13T10:00:00Z', true),
+    ];
+    expect(selectBackupsToDelete(backups, { keepLast: 2 }, now)).toEqual(['older-good']);
+  });
+
+  it('keeps backups with an unreadable time or a time after now', () => {
+    const backups = [
+      b('future', '2026-03-16T00:00:00Z'),
+      b('garbage', 'not a date'),
+      b('old', '2026-01-01T00:00:00Z'),
+      b('newest', '2026-03-15T00:00:00Z'),
+    ];
+    expect(selectBackupsToDelete(backups, { keepLast: 1 }, now)).toEqual(['old']);
+  });
+
+  it('does not depend on the order of the input', () => {
+    const shuffled = [...hourly].reverse();
+    expect(selectBackupsToDelete(shuffled, { keepDaily: 2 }, now)).toEqual(
+      selectBackupsToDelete(hourly, { keepDaily: 2 }, now),
+    );
+  });
+
+  it.each([{ keepLast: -1 }, { keepDaily: 1.5 }, { keepWeekly: Number.NaN }])('rejects %j', (policy) => {
+    expect(() => selectBackupsToDelete(hourly, policy, now)).toThrow(RangeError);
+  });
+});

@@ -1,0 +1,81 @@
+export interface RetentionCandidate {
+  id: string;
+  finishedAt: string | Date;
+  verified: boolean;
+}
+
+/** Each rule keeps backups; a backup is deleted only when no rule keeps it. */
+export interface RetentionPolicy {
+  /** The N newest backups. */
+  keepLast?: number;
+  /** The newest backup of each of the N most recent UTC days that have one. */
+  keepDaily?: number;
+  /** The newest backup of each of the N most recent ISO weeks (UTC) that have one. */
+  keepWeekly?: number;
+}
+
+const utcDay = (d: Date) => d.toISOString().slice(0, 10);
+
+/** ISO 8601 week, e.g. `2026-W01`: weeks start on Monday and belong to the year of their Thursday. */
+export function isoWeek(d: Date): string {
+  const mondayBased = (d.getUTCDay() + 6) % 7;
+  const thursday = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() - mondayBased + 3));
+  const year = thursday.getUTCFullYear();
+  const week = Math.floor((thursday.getTime() - Date.UTC(year, 0, 1)) / 86_400_000 / 7) + 1;
+  return `${year}-W${String(week).padStart(2, '0')}`;
+}
+
+function checkCount(name: string, n: number | undefined): void {
+  if (n !== undefined && (!Number.isInteger(n) || n < 0)) {
+    throw new RangeError(`retention ${name} must be a whole number >= 0; got ${n}`);
+  }
+}
+
+/**
+ * Ids of backups the policy no longer keeps, oldest first. Pure: the caller lists and deletes.
+ * Whatever the policy, it never deletes the newest verified backup (the one a restore would use), a backup
+ * whose time it cannot read, or one that finished after `now` (clock skew). A policy without any rule
+ * deletes nothing: a missing setting must not mean "keep none".
+ */
+export function selectBackupsToDelete(
+  backups: readonly RetentionCandidate[],
+  policy: RetentionPolicy,
+  now: Date,
+): string[] {
+  checkCount('keepLast', policy.keepLast);
+  checkCount('keepDaily', policy.keepDaily);
+  checkCount('keepWeekly', policy.keepWeekly);
+  if (policy.keepLast === undefined && policy.keepDaily === undefined && policy.keepWeekly === undefined)
+    return [];
+
+  const keep = new Set<string>();
+  const dated: { id: string; at: Date; verified: boolean }[] = [];
+  for (const b of backups) {
+    const at = new Date(b.finishedAt);
+    if (Number.isNaN(at.getTime()) || at.getTime() > now.getTime()) keep.add(b.id);
+    else dated.push({ id: b.id, at, verified: b.verified });
+  }
+  // Newest first; ids break ties so the result does not depend on listing order.
+  dated.sort((a, b) => b.at.getTime() - a.at.getTime() || b.id.localeCompare(a.id));
+
+  const newestVerified = dated.find((b) => b.verified);
+  if (newestVerified) keep.add(newestVerified.id);
+  for (const b of dated.slice(0, policy.keepLast ?? 0)) keep.add(b.id);
+  const keepNewestPer = (period: (d: Date) => string, n: number) => {
+    const seen = new Set<string>();
+    for (const b of dated) {
+      const p = period(b.at);
+      if (seen.has(p)) continue;
+      if (seen.size >= n) break;
+      seen.add(p);
+      keep.add(b.id);
+    }
+  };
+  keepNewestPer(utcDay, policy.keepDaily ?? 0);
+  keepNewestPer(isoWeek, policy.keepWeekly ?? 0);
+
+  return dated
+    .filter((b) => !keep.has(b.id))
+    .reverse()
+    .map((b) => b.id);
+}

@@ -1,0 +1,119 @@
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import { afterAll, describe, expect, it } from 'vitest';
+import { InvalidBackupIdError } from './backup-id.js';
+import type { BackupManifest } from './manifest.js';
+import { BackupNotFoundError, FilesystemBackupStorage, ManifestInvalidError } from './storage.js';
+
+const root = mkdtempSync(join(tmpdir(), 'runner-storage-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+let n = 0;
+const freshStorage = () => {
+  const dir = mkdtempSync(join(root, `s${n++}-`));
+  return { dir, storage: new FilesystemBackupStorage(dir) };
+};
+
+function manifestFor(id: string): BackupManifest {
+  return {
+    manifestVersion: 1,
+    id,
+    database: 'app',
+    host: 'db',
+    port: 5432,
+    user: 'app',
+    serverVersion: '17.2',
+    pgDumpVersion: 'pg_dump (PostgreSQL) 17.2',
+    startedAt: '2026-03-01T02:00:00.000Z',
+    finishedAt: '2026-03-01T02:01:00.000Z',
+    durationSeconds: 60,
+    bytes: 5,
+    sha256: '0'.repeat(64),
+    tables: { 'public.t': 1 },
+    rowCountsFromDumpSnapshot: true,
+    format: 'custom',
+    verified: true,
+    verifyMessage: 'ok',
+  };
+}
+
+async function write(storage: FilesystemBackupStorage, id: string, text: string) {
+  const w = await storage.createWriter(id);
+  await pipeline(Readable.from([Buffer.from(text)]), w.stream);
+  return w;
+}
+
+describe('FilesystemBackupStorage', () => {
+  it('writes to <id>.dump.partial and only shows <id>.dump after commit', async () => {
+    const { dir, storage } = freshStorage();
+    const w = await write(storage, 'b1', 'hello');
+    expect(readdirSync(dir), 'expected only the partial file before commit').toEqual(['b1.dump.partial']);
+    expect(await storage.hasDump('b1')).toBe(false);
+    await w.commit();
+    expect(readdirSync(dir)).toEqual(['b1.dump']);
+    expect(readFileSync(join(dir, 'b1.dump'), 'utf8')).toBe('hello');
+  });
+
+  it('abort leaves nothing behind', async () => {
+    const { dir, storage } = freshStorage();
+    const w = await write(storage, 'b2', 'half');
+    await w.abort();
+    await w.abort();
+    expect(readdirSync(dir), 'expected abort to remove the partial').toEqual([]);
+  });
+
+  it('refuses a manifest before the dump is committed, then writes it atomically', async () => {
+    const { dir, storage } = freshStorage();
+    await expect(storage.writeManifest(manifestFor('b3'))).rejects.toThrow(BackupNotFoundError);
+    await (await write(storage, 'b3', 'x')).commit();
+    await storage.writeManifest(manifestFor('b3'));
+    expect(readdirSync(dir).sort(), 'expected no temp file left').toEqual(['b3.dump', 'b3.manifest.json']);
+    expect(await storage.readManifest('b3')).toEqual(manifestFor('b3'));
+    expect(await storage.list()).toEqual([{ id: 'b3', hasDump: true, hasManifest: true }]);
+  });
+
+  it('reads a committed dump and reports a missing one as BackupNotFoundError', async () => {
+    const { storage } = freshStorage();
+    await (await write(storage, 'b4', 'content')).commit();
+    const chunks: Buffer[] = [];
+    for await (const c of await storage.read('b4')) chunks.push(c as Buffer);
+    expect(Buffer.concat(chunks).toString()).toBe('content');
+    await expect(storage.read('missing')).rejects.toThrow(BackupNotFoundError);
+    expect(await storage.readManifest('missing')).toBeUndefined();
+  });
+
+  it('lists dumps without manifests and ignores foreign files; remove deletes everything of an id', async () => {
+    const { dir, storage } = freshStorage();
+    await (await write(storage, 'b5', 'x')).commit();
+    await (await write(storage, 'b6', 'y')).commit();
+    await storage.writeManifest(manifestFor('b6'));
+    await write(storage, 'b7', 'partial only');
+    await (await write(storage, 'b8', 'z')).commit();
+    rmSync(join(dir, 'b8.dump'));
+    expect(await storage.list()).toEqual([
+      { id: 'b5', hasDump: true, hasManifest: false },
+      { id: 'b6', hasDump: true, hasManifest: true },
+    ]);
+    await storage.remove('b6');
+    await storage.remove('b7');
+    expect(existsSync(join(dir, 'b6.dump')) || existsSync(join(dir, 'b6.manifest.json'))).toBe(false);
+    expect(existsSync(join(dir, 'b7.dump.partial')), 'expected remove to delete a partial too').toBe(false);
+  });
+
+  it('rejects unsafe ids before touching the filesystem', async () => {
+    const { storage } = freshStorage();
+    await expect(storage.createWriter('../escape')).rejects.toThrow(InvalidBackupIdError);
+    await expect(storage.read('a/b')).rejects.toThrow(InvalidBackupIdError);
+  });
+
+  it('reports a manifest that does not parse or names another backup', async () => {
+    const { dir, storage } = freshStorage();
+    await (await write(storage, 'b9', 'x')).commit();
+    writeFileSync(join(dir, 'b9.manifest.json'), '{"id":');
+    await expect(storage.readManifest('b9')).rejects.toThrow(ManifestInvalidError);
+    writeFileSync(join(dir, 'b9.manifest.json'), JSON.stringify(manifestFor('other')));
+    await expect(storage.readManifest('b9')).rejects.toThrow(/names backup other/);
+  });
+});

@@ -1,0 +1,215 @@
+import https from 'node:https';
+import http from 'node:http';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { KubeApiError } from './errors.js';
+
+export type PatchType = 'merge' | 'json' | 'apply' | 'strategic';
+const PATCH_CONTENT_TYPE: Record<PatchType, string> = {
+  merge: 'application/merge-patch+json',
+  json: 'application/json-patch+json',
+  apply: 'application/apply-patch+yaml',
+  strategic: 'application/strategic-merge-patch+json',
+};
+
+export interface ResourceRef {
+  group: string; // '' for the core group
+  version: string;
+  plural: string;
+  namespace?: string;
+  name?: string;
+  subresource?: string;
+}
+
+/** The REST path of a resource, e.g. /apis/apps/v1/namespaces/shop/deployments/web/status. */
+export function resourcePath(r: ResourceRef): string {
+  const base = r.group === '' ? `/api/${r.version}` : `/apis/${r.group}/${r.version}`;
+  const ns = r.namespace ? `/namespaces/${encodeURIComponent(r.namespace)}` : '';
+  const name = r.name ? `/${encodeURIComponent(r.name)}` : '';
+  const sub = r.name && r.subresource ? `/${r.subresource}` : '';
+  return `${base}${ns}/${r.plural}${name}${sub}`;
+}
+
+export interface RequestObserver {
+  (method: string, code: number, seconds: number): void;
+}
+
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    uid?: string;
+    resourceVersion?: string;
+    generation?: number;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    ownerReferences?: OwnerReference[];
+    finalizers?: string[];
+    deletionTimestamp?: string;
+    creationTimestamp?: string;
+    [k: string]: unknown;
+  };
+  [k: string]: any;
+}
+
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
+}
+
+export interface KubeList<T = KubeObject> {
+  metadata: { resourceVersion?: string; continue?: string };
+  items: T[];
+}
+
+/**
+ * A small JSON client on top of @kubernetes/client-node's KubeConfig (auth, TLS). Objects stay raw JSON,
+ * so nothing is renamed or dropped by typed (de)serialisation, and errors carry only metav1.Status fields.
+ */
+export class KubeClient {
+  private readonly server: URL;
+  constructor(
+    readonly kc: KubeConfig,
+    private readonly opts: { userAgent?: string; timeoutMs?: number; observe?: RequestObserver } = {},
+  ) {
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw new Error('kubeconfig has no current cluster');
+    this.server = new URL(cluster.server);
+  }
+
+  get host(): string {
+    return this.server.host;
+  }
+
+  async request<T = any>(
+    method: string,
+    path: string,
+    init: {
+      body?: unknown;
+      contentType?: string;
+      query?: Record<string, string | number | boolean | undefined>;
+      timeoutMs?: number;
+    } = {},
+  ): Promise<T> {
+    const url = new URL(path, this.server);
+    for (const [k, v] of Object.entries(init.query ?? {}))
+      if (v !== undefined) url.searchParams.set(k, String(v));
+    const options: https.RequestOptions = {
+      method,
+      headers: {
+        Accept: 'application/json',
+        'User-Agent': this.opts.userAgent ?? 'nxt-rollback-operator',
+      },
+    };
+    await this.kc.applyToHTTPSOptions(options);
+    const data = init.body === undefined ? undefined : JSON.stringify(init.body);
+    if (data !== undefined) {
+      (options.headers as Record<string, string | number>)['Content-Type'] =
+        init.contentType ?? 'application/json';
+      (options.headers as Record<string, string | number>)['Content-Length'] = Buffer.byteLength(data);
+    }
+    const started = process.hrtime.bigint();
+    const transport = url.protocol === 'http:' ? http : https;
+    const timeoutMs = init.timeoutMs ?? this.opts.timeoutMs ?? 30_000;
+    return new Promise<T>((resolve, reject) => {
+      const req = transport.request(url, { ...options, timeout: timeoutMs }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const code = res.statusCode ?? 0;
+          this.opts.observe?.(method, code, Number(process.hrtime.bigint() - started) / 1e9);
+          const text = Buffer.concat(chunks).toString('utf8');
+          let body: any = undefined;
+          if (text) {
+            try {
+              body = JSON.parse(text);
+            } catch {
+              body = text;
+            }
+          }
+          if (code >= 200 && code < 300) return resolve(body as T);
+          const status = typeof body === 'object' && body ? body : {};
+          reject(
+            new KubeApiError(
+              code,
+              status.reason ?? (res.statusMessage || 'Error'),
+              status.message ?? (typeof body === 'string' ? body.slice(0, 500) : ''),
+              method,
+              url.pathname,
+              status.details,
+            ),
+          );
+        });
+      });
+      req.on('timeout', () =>
+        req.destroy(new Error(`${method} ${url.pathname}: timed out after ${timeoutMs} ms`)),
+      );
+      req.on('error', (e) => {
+        this.opts.observe?.(method, 0, Number(process.hrtime.bigint() - started) / 1e9);
+        reject(e);
+      });
+      if (data !== undefined) req.write(data);
+      req.end();
+    });
+  }
+
+  get<T = KubeObject>(ref: ResourceRef): Promise<T> {
+    return this.request<T>('GET', resourcePath(ref));
+  }
+
+  /** Lists every page (limit/continue) so callers never see a partial list. */
+  async list<T = KubeObject>(
+    ref: ResourceRef,
+    query: { labelSelector?: string; fieldSelector?: string; limit?: number } = {},
+  ): Promise<KubeList<T>> {
+    const items: T[] = [];
+    let cont: string | undefined;
+    let resourceVersion: string | undefined;
+    do {
+      const page = await this.request<KubeList<T>>('GET', resourcePath(ref), {
+        query: { ...query, limit: query.limit ?? 500, continue: cont },
+      });
+      items.push(...(page.items ?? []));
+      cont = page.metadata?.continue || undefined;
+      resourceVersion = page.metadata?.resourceVersion;
+    } while (cont);
+    return { metadata: { resourceVersion }, items };
+  }
+
+  create<T = KubeObject>(ref: ResourceRef, body: unknown): Promise<T> {
+    return this.request<T>('POST', resourcePath({ ...ref, name: undefined }), { body });
+  }
+
+  patch<T = KubeObject>(
+    ref: ResourceRef,
+    type: PatchType,
+    body: unknown,
+    query: { fieldManager?: string; force?: boolean; dryRun?: 'All' } = {},
+  ): Promise<T> {
+    return this.request<T>('PATCH', resourcePath(ref), {
+      body,
+      contentType: PATCH_CONTENT_TYPE[type],
+      query,
+    });
+  }
+
+  delete(
+    ref: ResourceRef,
+    opts: { propagationPolicy?: 'Foreground' | 'Background' | 'Orphan'; preconditionsUid?: string } = {},
+  ) {
+    return this.request('DELETE', resourcePath(ref), {
+      body: {
+        kind: 'DeleteOptions',
+        apiVersion: 'v1',
+        ...(opts.propagationPolicy ? { propagationPolicy: opts.propagationPolicy } : {}),
+        ...(opts.preconditionsUid ? { preconditions: { uid: opts.preconditionsUid } } : {}),
+      },
+    });
+  }
+}

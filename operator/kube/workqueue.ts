@@ -1,0 +1,157 @@
+export interface QueueMetrics {
+  depth(n: number): void;
+  added(): void;
+  retried(): void;
+  /** Seconds a key waited in the queue before a worker took it. */
+  queued(seconds: number): void;
+  /** Seconds a worker held a key. */
+  worked(seconds: number): void;
+}
+
+const noMetrics: QueueMetrics = { depth() {}, added() {}, retried() {}, queued() {}, worked() {} };
+
+/**
+ * Per-item exponential backoff (client-go ItemExponentialFailureRateLimiter: base * 2^failures, capped).
+ */
+export class ExponentialBackoff {
+  private readonly failures = new Map<string, number>();
+  constructor(
+    readonly baseMs = 5,
+    readonly maxMs = 1_000_000,
+  ) {}
+  when(key: string): number {
+    const n = this.failures.get(key) ?? 0;
+    this.failures.set(key, n + 1);
+    return Math.min(this.baseMs * 2 ** n, this.maxMs);
+  }
+  numRequeues(key: string): number {
+    return this.failures.get(key) ?? 0;
+  }
+  forget(key: string): void {
+    this.failures.delete(key);
+  }
+}
+
+/**
+ * A work queue with client-go semantics: a key is queued at most once (dirty set); a key being processed is
+ * never handed to a second worker; adding it meanwhile marks it dirty and it is re-queued once on done().
+ * Delayed adds keep the earliest ready time. After shutdown(), get() resolves undefined.
+ */
+export class WorkQueue {
+  private readonly queue: string[] = [];
+  private readonly dirty = new Set<string>();
+  private readonly processing = new Set<string>();
+  private readonly enqueuedAt = new Map<string, number>();
+  private readonly startedAt = new Map<string, number>();
+  private readonly waiting = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  private readonly getters: ((k: string | undefined) => void)[] = [];
+  private shuttingDown = false;
+  private drainWaiters: (() => void)[] = [];
+
+  constructor(
+    readonly rateLimiter = new ExponentialBackoff(),
+    private readonly metrics: QueueMetrics = noMetrics,
+  ) {}
+
+  add(key: string): void {
+    if (this.shuttingDown || this.dirty.has(key)) return;
+    this.metrics.added();
+    this.dirty.add(key);
+    if (!this.enqueuedAt.has(key)) this.enqueuedAt.set(key, performance.now());
+    if (this.processing.has(key)) return;
+    this.push(key);
+  }
+
+  addAfter(key: string, ms: number): void {
+    if (this.shuttingDown) return;
+    if (ms <= 0) return this.add(key);
+    this.metrics.retried();
+    const at = Date.now() + ms;
+    const existing = this.waiting.get(key);
+    if (existing && existing.at <= at) return;
+    if (existing) clearTimeout(existing.timer);
+    const timer = setTimeout(() => {
+      this.waiting.delete(key);
+      this.add(key);
+    }, ms);
+    timer.unref();
+    this.waiting.set(key, { at, timer });
+  }
+
+  addRateLimited(key: string): void {
+    this.addAfter(key, this.rateLimiter.when(key));
+  }
+
+  forget(key: string): void {
+    this.rateLimiter.forget(key);
+  }
+
+  numRequeues(key: string): number {
+    return this.rateLimiter.numRequeues(key);
+  }
+
+  get length(): number {
+    return this.queue.length;
+  }
+
+  /** Resolves with the next key, or undefined once the queue is shut down. */
+  get(): Promise<string | undefined> {
+    const key = this.queue.shift();
+    if (key !== undefined) return Promise.resolve(this.take(key));
+    if (this.shuttingDown) return Promise.resolve(undefined);
+    return new Promise((r) => this.getters.push(r));
+  }
+
+  done(key: string): void {
+    const started = this.startedAt.get(key);
+    if (started !== undefined) this.metrics.worked((performance.now() - started) / 1000);
+    this.startedAt.delete(key);
+    this.processing.delete(key);
+    if (this.dirty.has(key)) this.push(key);
+    if (this.processing.size === 0) for (const w of this.drainWaiters.splice(0)) w();
+  }
+
+  /** Longest time any key has been held by a worker, in seconds (workqueue_longest_running_processor_seconds). */
+  longestRunningSeconds(): number {
+    let min = Infinity;
+    for (const t of this.startedAt.values()) min = Math.min(min, t);
+    return min === Infinity ? 0 : (performance.now() - min) / 1000;
+  }
+
+  unfinishedWorkSeconds(): number {
+    let s = 0;
+    const now = performance.now();
+    for (const t of this.startedAt.values()) s += now - t;
+    return s / 1000;
+  }
+
+  /** Stops accepting keys; pending get() calls resolve undefined; resolves when in-flight keys are done. */
+  async shutDownWithDrain(): Promise<void> {
+    this.shuttingDown = true;
+    for (const w of this.waiting.values()) clearTimeout(w.timer);
+    this.waiting.clear();
+    for (const g of this.getters.splice(0)) g(undefined);
+    if (this.processing.size > 0) await new Promise<void>((r) => this.drainWaiters.push(r));
+  }
+
+  private push(key: string): void {
+    const getter = this.getters.shift();
+    if (getter) {
+      getter(this.take(key));
+      return;
+    }
+    this.queue.push(key);
+    this.metrics.depth(this.queue.length);
+  }
+
+  private take(key: string): string {
+    this.metrics.depth(this.queue.length);
+    this.dirty.delete(key);
+    this.processing.add(key);
+    const queued = this.enqueuedAt.get(key);
+    if (queued !== undefined) this.metrics.queued((performance.now() - queued) / 1000);
+    this.enqueuedAt.delete(key);
+    this.startedAt.set(key, performance.now());
+    return key;
+  }
+}

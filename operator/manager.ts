@@ -1,0 +1,181 @@
+import { createServer, type Server } from 'node:http';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'winston';
+import type { Config } from './config.js';
+import type { Controller } from './kube/controller.js';
+import { describeError } from './kube/errors.js';
+import { EventRecorder } from './kube/events.js';
+import { InformerFactory } from './kube/informer.js';
+import { LeaderElector } from './kube/leader.js';
+import { KubeClient } from './kube/rest.js';
+import type { Metrics } from './metrics.js';
+
+/** What every controller's setup function receives: no module-level singletons, everything passed in. */
+export interface ManagerContext {
+  config: Config;
+  client: KubeClient;
+  informers: InformerFactory;
+  events: EventRecorder;
+  log: Logger;
+  metrics: Metrics;
+}
+
+export type ControllerSetup = (ctx: ManagerContext) => Controller;
+
+/**
+ * controller-runtime's manager: health and metrics endpoints, Lease leader election, shared informers and
+ * controllers, and a graceful stop (finish in-flight reconciles, release the lease). Losing the lease ends
+ * the process (exit code 1), as controller-runtime does, so no second leader keeps writing.
+ */
+export class Manager {
+  readonly ctx: ManagerContext;
+  private readonly controllers: Controller[] = [];
+  private readonly setups: ControllerSetup[] = [];
+  private readonly servers: Server[] = [];
+  private readonly elector: LeaderElector | undefined;
+  private started = false;
+  private running = false;
+  private stopping: Promise<void> | undefined;
+  private done!: () => void;
+  private readonly finished = new Promise<void>((r) => (this.done = r));
+
+  constructor(config: Config, kc: KubeConfig, log: Logger, metrics: Metrics) {
+    const host = new URL(kc.getCurrentCluster()?.server ?? 'https://unknown').host;
+    const client = new KubeClient(kc, {
+      userAgent: `nxt-rollback-operator/${config.identity}`,
+      observe: (method, code, seconds) => {
+        metrics.restClientRequests.inc({ code: code ? String(code) : '<error>', method, host });
+        metrics.restClientDuration.observe({ verb: method, host }, seconds);
+      },
+    });
+    const informers = new InformerFactory(client, config.WATCH_NAMESPACES, {
+      log,
+      resyncMs: config.RESYNC_PERIOD,
+    });
+    const events = new EventRecorder(client, 'nxt-rollback-operator', config.identity, log);
+    this.ctx = { config, client, informers, events, log, metrics };
+    if (config.LEADER_ELECT) {
+      this.elector = new LeaderElector(
+        client,
+        {
+          namespace: config.leaderElectionNamespace,
+          name: config.LEADER_ELECTION_ID,
+          identity: config.identity,
+          leaseDurationMs: config.LEASE_DURATION,
+          renewDeadlineMs: config.RENEW_DEADLINE,
+          retryPeriodMs: config.RETRY_PERIOD,
+        },
+        log,
+        (leading) => metrics.leaderStatus.set({ name: config.LEADER_ELECTION_ID }, leading ? 1 : 0),
+      );
+      metrics.leaderStatus.set({ name: config.LEADER_ELECTION_ID }, 0);
+    }
+  }
+
+  add(setup: ControllerSetup): this {
+    this.setups.push(setup);
+    return this;
+  }
+
+  /** Ready means: serving, and either standing by for the lease or leading with caches synced. */
+  isReady(): boolean {
+    if (!this.started) return false;
+    if (this.elector && !this.elector.isLeader) return true;
+    return this.running && this.ctx.informers.hasSynced();
+  }
+
+  /** Starts everything; resolves when the manager has stopped (stop(), or leadership lost). */
+  async start(): Promise<'stopped' | 'lost'> {
+    const { config, log } = this.ctx;
+    await this.serve(config.HEALTH_ADDR, (path) => {
+      if (path === '/healthz') return [200, 'ok'];
+      if (path === '/readyz') return this.isReady() ? [200, 'ok'] : [503, 'not ready'];
+      return undefined;
+    });
+    await this.serve(config.METRICS_ADDR, async (path) =>
+      path === '/metrics'
+        ? [200, await this.ctx.metrics.registry.metrics(), this.ctx.metrics.registry.contentType]
+        : undefined,
+    );
+    this.started = true;
+    log.info('manager started', {
+      cluster: this.ctx.client.host,
+      watchNamespaces: config.WATCH_NAMESPACES.length ? config.WATCH_NAMESPACES : 'all',
+      leaderElection: config.LEADER_ELECT,
+    });
+    if (this.elector && !(await this.elector.acquire())) {
+      await this.finished;
+      return 'stopped';
+    }
+    if (this.stopping) return 'stopped';
+    for (const setup of this.setups) this.controllers.push(setup(this.ctx));
+    this.ctx.informers.start();
+    await this.ctx.informers.waitForSync();
+    log.info('caches synced, starting controllers');
+    for (const c of this.controllers) c.start();
+    this.running = true;
+    if (this.elector) {
+      const outcome = await Promise.race([
+        this.elector.renewUntilLost(),
+        this.finished.then(() => 'stopped' as const),
+      ]);
+      if (outcome === 'lost') {
+        await this.shutdownServers();
+        return 'lost';
+      }
+    }
+    await this.finished;
+    return 'stopped';
+  }
+
+  /** Graceful stop: no new work, in-flight reconciles finish, informers stop, the lease is released. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      const { log } = this.ctx;
+      log.info('stopping manager: draining in-flight reconciles');
+      this.elector?.stop();
+      try {
+        await Promise.all(this.controllers.map((c) => c.stop()));
+        this.ctx.informers.stop();
+        await this.elector?.release();
+      } catch (e) {
+        log.error('error while stopping', { err: describeError(e) });
+      }
+      await this.shutdownServers();
+      log.info('manager stopped');
+      this.done();
+    })();
+    return this.stopping;
+  }
+
+  private async shutdownServers(): Promise<void> {
+    await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    this.servers.length = 0;
+  }
+
+  private async serve(
+    address: string,
+    route: (
+      path: string,
+    ) => [number, string, string?] | undefined | Promise<[number, string, string?] | undefined>,
+  ): Promise<void> {
+    if (address === '0') return;
+    const i = address.lastIndexOf(':');
+    const host = address.slice(0, i) || '0.0.0.0';
+    const port = Number(address.slice(i + 1));
+    const server = createServer((req, res) => {
+      Promise.resolve(route(new URL(req.url ?? '/', 'http://x').pathname)).then(
+        (r) => {
+          if (!r) return res.writeHead(404).end('not found');
+          res.writeHead(r[0], { 'Content-Type': r[2] ?? 'text/plain' }).end(r[1]);
+        },
+        (e) => res.writeHead(500).end(String(e)),
+      );
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+    this.servers.push(server);
+  }
+}

@@ -1,0 +1,204 @@
+import { failpoint } from '../failpoints.js';
+import { checkAccess, describeAccess, type AccessCheck } from '../kube/access.js';
+import { isNotFound } from '../kube/errors.js';
+import { parseDuration } from '../api/v1alpha1/common.js';
+import { applyDeploymentRollback, readDeploymentHistory } from './deployment-io.js';
+import { equalIgnoreHash, planDeploymentRollback, type RawDeployment } from './deployment-undo.js';
+import { runHttpCheck } from './http-check.js';
+import { findStep, finishStep, noteStep } from './journal.js';
+import { rolloutProgress } from './rollout.js';
+import type { PlanRun, StepOutcome } from './plan-run.js';
+import { activePlanConflicts } from './locks.js';
+
+const apps = (plural: 'deployments' | 'replicasets', namespace: string, name?: string) => ({
+  group: 'apps',
+  version: 'v1',
+  plural,
+  namespace,
+  ...(name ? { name } : {}),
+});
+
+/**
+ * Pre-validation of the app targets. Each check is a journal entry; a failure stops the plan before anything
+ * is touched. The chosen ReplicaSet of every Deployment is pinned in status, so the rollback step (and a
+ * resumed operator) restores exactly that template instead of recomputing "the previous revision" — which
+ * after a first rollback would be the bad one again.
+ */
+export async function preValidateApp(run: PlanRun): Promise<StepOutcome> {
+  const ns = run.namespace;
+  const targets = run.spec.targets.deployments ?? [];
+  const record = (name: string, ok: boolean, message: string) => {
+    run.status.steps = finishStep(run.status.steps, name, ok ? 'Succeeded' : 'Failed', message, run.now());
+  };
+
+  // 1. the targets exist
+  const histories = new Map<string, Awaited<ReturnType<typeof readDeploymentHistory>>>();
+  const missing: string[] = [];
+  for (const t of targets) {
+    try {
+      histories.set(t.name, await readDeploymentHistory(run.client, ns, t.name));
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+      missing.push(t.name);
+    }
+  }
+  if (missing.length) {
+    const msg = `Deployment ${missing.map((m) => `"${m}"`).join(', ')} not found in namespace ${ns}`;
+    record('CheckTargetsExist', false, msg);
+    return { kind: 'failed', reason: 'TargetNotFound', message: msg };
+  }
+  record(
+    'CheckTargetsExist',
+    true,
+    `${targets.length} Deployment(s) found: ${targets.map((t) => t.name).join(', ')}`,
+  );
+
+  // 2. the revisions exist, 3. nothing is paused
+  const deployments: NonNullable<typeof run.status.deployments> = [];
+  for (const t of targets) {
+    const h = histories.get(t.name)!;
+    const plan = planDeploymentRollback(h.deployment, h.replicaSets, t.toRevision ?? 0);
+    if (plan.action === 'refuse') {
+      const check = plan.reason === 'DeploymentPaused' ? 'CheckNotPaused' : 'CheckRevisionsExist';
+      record(check, false, plan.message);
+      return { kind: 'failed', reason: plan.reason, message: plan.message };
+    }
+    deployments.push({
+      name: t.name,
+      ...(plan.fromRevision !== null ? { fromRevision: plan.fromRevision } : {}),
+      toRevision: plan.toRevision,
+      ...(plan.action === 'rollback' ? { replicaSet: plan.replicaSet } : {}),
+      result: plan.action === 'skip' ? 'Skipped' : 'Pending',
+      message:
+        plan.action === 'skip'
+          ? plan.message
+          : `will restore the template of replicaset "${plan.replicaSet}"`,
+    });
+  }
+  record(
+    'CheckRevisionsExist',
+    true,
+    deployments.map((d) => `${d.name}: ${d.fromRevision ?? '?'} -> ${d.toRevision}`).join('; '),
+  );
+  record('CheckNotPaused', true, 'no target Deployment is paused');
+
+  // 4. no other active plan holds one of these Deployments
+  const conflicts = activePlanConflicts(
+    run.plan,
+    run.allPlans(),
+    targets.map((t) => t.name),
+  );
+  if (conflicts.length) {
+    const msg = conflicts
+      .map((c) => `Deployment "${c.deployment}" is held by RollbackPlan "${c.plan}" (${c.phase})`)
+      .join('; ');
+    record('CheckNoConcurrentPlan', false, msg);
+    return { kind: 'failed', reason: 'ConcurrentPlan', message: msg };
+  }
+  record('CheckNoConcurrentPlan', true, 'no other active RollbackPlan targets these Deployments');
+
+  // 5. the operator may do what the plan needs
+  const needed: AccessCheck[] = [
+    { group: 'apps', resource: 'deployments', verb: 'patch', namespace: ns },
+    { group: 'apps', resource: 'replicasets', verb: 'list', namespace: ns },
+  ];
+  const denied: string[] = [];
+  for (const c of needed) if (!(await checkAccess(run.client, c)).allowed) denied.push(describeAccess(c));
+  if (denied.length) {
+    const msg = `the operator's ServiceAccount may not ${denied.join(', ')}`;
+    record('CheckPermissions', false, msg);
+    return { kind: 'failed', reason: 'Forbidden', message: msg };
+  }
+  record('CheckPermissions', true, needed.map(describeAccess).join(', ') + ': allowed');
+
+  run.status.deployments = deployments;
+  const todo = deployments.filter((d) => d.result === 'Pending').length;
+  return {
+    kind: 'done',
+    message: `all checks passed; ${todo} of ${deployments.length} Deployment(s) to roll back`,
+  };
+}
+
+/** Restores the pinned template of every Deployment still Pending; idempotent across restarts. */
+export async function rollBackDeployments(run: PlanRun): Promise<StepOutcome> {
+  const ns = run.namespace;
+  for (const d of run.status.deployments ?? []) {
+    if (d.result !== 'Pending' || !d.replicaSet) continue;
+    const { deployment, replicaSets } = await readDeploymentHistory(run.client, ns, d.name);
+    const target = replicaSets.find((rs) => rs.metadata.name === d.replicaSet);
+    if (target && equalIgnoreHash(deployment.spec.template, target.spec?.template)) {
+      // Already there: our own patch landed before a restart, or someone else did the same.
+      setDeployment(run, d.name, 'RolledBack', `template of replicaset "${d.replicaSet}" is in place`);
+      continue;
+    }
+    const plan = target ? planDeploymentRollback(deployment, replicaSets, d.toRevision ?? 0) : undefined;
+    if (!plan || plan.action !== 'rollback' || plan.replicaSet !== d.replicaSet) {
+      const msg = `the rollout history of "${d.name}" changed since pre-validation (replicaset "${d.replicaSet}" is no longer revision ${d.toRevision}); nothing was changed`;
+      setDeployment(run, d.name, 'Failed', msg);
+      return { kind: 'failed', reason: 'HistoryChanged', message: msg };
+    }
+    await applyDeploymentRollback(run.client, ns, d.name, plan);
+    failpoint('after-deployment-patch');
+    setDeployment(
+      run,
+      d.name,
+      'RolledBack',
+      `restored the template of replicaset "${d.replicaSet}" (revision ${d.toRevision})`,
+    );
+    run.event(
+      'Normal',
+      'DeploymentRolledBack',
+      `Deployment ${d.name}: revision ${d.fromRevision ?? '?'} -> ${d.toRevision} (replicaset ${d.replicaSet})`,
+    );
+    await run.checkpoint();
+  }
+  const done = (run.status.deployments ?? []).filter((d) => d.result === 'RolledBack').length;
+  const skipped = (run.status.deployments ?? []).filter((d) => d.result === 'Skipped').length;
+  return { kind: 'done', message: `${done} rolled back, ${skipped} already at the wanted revision` };
+}
+
+function setDeployment(run: PlanRun, name: string, result: 'RolledBack' | 'Failed', message: string) {
+  run.status.deployments = (run.status.deployments ?? []).map((d) =>
+    d.name === name ? { ...d, result, message } : d,
+  );
+}
+
+/**
+ * Post-validation: every Deployment finished its rollout (observed generation, updated and available replicas,
+ * no progress deadline exceeded), then the HTTP checks pass, all within spec.validation.timeout.
+ */
+export async function postValidate(run: PlanRun, stepName: string): Promise<StepOutcome> {
+  const started = Date.parse(findStep(run.status.steps, stepName)?.startedAt ?? run.now().toISOString());
+  const timeoutMs = parseDuration(run.spec.validation.timeout);
+  const remaining = started + timeoutMs - run.now().getTime();
+  const waiting: string[] = [];
+  for (const d of run.status.deployments ?? []) {
+    if (d.result === 'Failed') continue;
+    const dep = await run.client.get<RawDeployment>(apps('deployments', run.namespace, d.name));
+    const p = rolloutProgress(dep);
+    if (p.state === 'failed')
+      return { kind: 'failed', reason: 'ProgressDeadlineExceeded', message: p.message };
+    if (p.state === 'progressing') waiting.push(p.message);
+  }
+  if (waiting.length) {
+    if (remaining <= 0) {
+      return {
+        kind: 'failed',
+        reason: 'RolloutTimeout',
+        message: `rollout not complete after ${run.spec.validation.timeout}: ${waiting.join('; ')}`,
+      };
+    }
+    run.status.steps = noteStep(run.status.steps, stepName, waiting.join('; '));
+    // Deployment status changes requeue the plan through the watch; this only guards the timeout.
+    return { kind: 'wait', message: waiting.join('; '), requeueAfterMs: Math.min(remaining, 30_000) };
+  }
+  const results = [];
+  for (const check of run.spec.validation.http ?? []) {
+    const r = await runHttpCheck(check);
+    results.push(r);
+    if (!r.passed) return { kind: 'failed', reason: 'HTTPCheckFailed', message: r.message };
+  }
+  const rolled = (run.status.deployments ?? []).length;
+  const http = results.length ? `; ${results.length} HTTP check(s) passed` : '';
+  return { kind: 'done', message: `${rolled} Deployment(s) rolled out and available${http}` };
+}

@@ -1,0 +1,286 @@
+import { API_VERSION, ConditionType, GROUP, parseDuration, VERSION } from '../api/v1alpha1/common.js';
+import {
+  parseRollbackPlan,
+  ROLLBACK_PLAN_KIND,
+  withRollbackPlanDefaults,
+  type RollbackPlanStatus,
+} from '../api/v1alpha1/rollbackplan.js';
+import { setCondition, type ConditionInput } from '../kube/conditions.js';
+import { Controller, type ReconcileContext, type ReconcileResult, type Request } from '../kube/controller.js';
+import type { EventType } from '../kube/events.js';
+import type { MultiInformer } from '../kube/informer.js';
+import type { KubeObject } from '../kube/rest.js';
+import { patchStatus } from '../kube/status.js';
+import type { ManagerContext } from '../manager.js';
+import { postValidate, preValidateApp, rollBackDeployments } from './app-steps.js';
+import { buildDryRunReport } from './dry-run-report.js';
+import { findStep, finishStep, isFinished, secondsBetween, startStep, timestamp } from './journal.js';
+import type { PlanRun, StepDefinition, StepOutcome } from './plan-run.js';
+
+export const PLAN_RESOURCE = { group: GROUP, version: VERSION, plural: 'rollbackplans' } as const;
+const TERMINAL_PHASES = new Set(['Succeeded', 'Failed', 'DryRunComplete']);
+
+/** The ordered steps of each scope. Each step's success turns its condition True. */
+export function stepsFor(scope: string): StepDefinition[] | undefined {
+  if (scope !== 'app') return undefined;
+  return [
+    { name: 'PreValidation', condition: ConditionType.PreValidationPassed, run: preValidateApp },
+    { name: 'AppRollback', condition: ConditionType.RolledBack, run: rollBackDeployments },
+    {
+      name: 'PostValidation',
+      condition: ConditionType.PostValidationPassed,
+      run: (r) => postValidate(r, 'PostValidation'),
+    },
+  ];
+}
+
+export function setupRollbackPlanController(ctx: ManagerContext): Controller {
+  const plans = ctx.informers.for<KubeObject>(PLAN_RESOURCE);
+  const deployments = ctx.informers.for<KubeObject>({ group: 'apps', version: 'v1', plural: 'deployments' });
+  const reconciler = new RollbackPlanReconciler(ctx, plans);
+  return new Controller('rollbackplan', reconciler, {
+    log: ctx.log,
+    metrics: ctx.metrics,
+    workers: ctx.config.MAX_CONCURRENT_RECONCILES,
+  })
+    .watches(plans)
+    .watchesMapped(deployments, (d) =>
+      plans
+        .list(d.metadata.namespace)
+        .filter(
+          (p) =>
+            !TERMINAL_PHASES.has(p.status?.phase) &&
+            (p.spec?.targets?.deployments ?? []).some((t: { name: string }) => t.name === d.metadata.name),
+        )
+        .map((p) => `${p.metadata.namespace}/${p.metadata.name}`),
+    );
+}
+
+/**
+ * Level-based reconcile of one RollbackPlan: read it from the cache, decide from spec + status, run the next
+ * steps of its scope, and write status after every step (the journal a restarted operator resumes from).
+ */
+export class RollbackPlanReconciler {
+  constructor(
+    private readonly ctx: ManagerContext,
+    private readonly plans: MultiInformer<KubeObject>,
+  ) {}
+
+  async reconcile(req: Request, rc: ReconcileContext): Promise<ReconcileResult | void> {
+    const obj = this.plans.get(`${req.namespace}/${req.name}`);
+    if (!obj || obj.metadata.deletionTimestamp) return;
+    const generation = obj.metadata.generation ?? 1;
+    const status: RollbackPlanStatus = structuredClone(obj.status ?? {});
+    if (TERMINAL_PHASES.has(status.phase ?? '') && status.observedGeneration === generation) return;
+
+    let resourceVersion = obj.metadata.resourceVersion;
+    const events: [EventType, string, string][] = [];
+    const now = () => new Date();
+    const write = async () => {
+      status.observedGeneration = generation;
+      const updated = await patchStatus(
+        this.ctx.client,
+        { ...PLAN_RESOURCE, namespace: req.namespace, name: req.name },
+        resourceVersion,
+        status,
+      );
+      resourceVersion = updated.metadata.resourceVersion;
+      for (const [type, reason, message] of events.splice(0))
+        void this.ctx.events.record(obj, type, reason, message);
+    };
+    const cond = (c: Omit<ConditionInput, 'observedGeneration'>) => {
+      status.conditions = setCondition(status.conditions, { ...c, observedGeneration: generation }, now());
+    };
+
+    const parsed = parseRollbackPlan({
+      ...obj,
+      apiVersion: obj.apiVersion ?? API_VERSION,
+      kind: obj.kind ?? ROLLBACK_PLAN_KIND,
+    });
+    if (!parsed.ok) {
+      const msg = parsed.problems.map((p) => `${p.path}: ${p.message}`).join('; ');
+      status.phase = 'Failed';
+      cond({ type: ConditionType.Ready, status: 'False', reason: 'InvalidSpec', message: msg });
+      cond({ type: ConditionType.Stalled, status: 'True', reason: 'InvalidSpec', message: msg });
+      cond({ type: ConditionType.Reconciling, status: 'False', reason: 'InvalidSpec', message: '' });
+      events.push(['Warning', 'InvalidSpec', msg]);
+      await write();
+      return;
+    }
+    const spec = withRollbackPlanDefaults(parsed.value.spec);
+    const steps = stepsFor(spec.scope);
+    if (!steps) {
+      const msg = `scope "${spec.scope}" is not supported by this operator version; use scope "app"`;
+      status.phase = 'Failed';
+      cond({ type: ConditionType.Ready, status: 'False', reason: 'ScopeNotSupported', message: msg });
+      cond({ type: ConditionType.Stalled, status: 'True', reason: 'ScopeNotSupported', message: msg });
+      cond({ type: ConditionType.Reconciling, status: 'False', reason: 'ScopeNotSupported', message: '' });
+      events.push(['Warning', 'ScopeNotSupported', msg]);
+      await write();
+      return;
+    }
+
+    if (spec.dryRun) {
+      const report = await buildDryRunReport(this.ctx.client, req.namespace, spec, steps);
+      status.phase = 'DryRunComplete';
+      status.dryRunReport = report;
+      cond({ type: ConditionType.Ready, status: 'True', reason: 'DryRunComplete', message: report.summary });
+      cond({ type: ConditionType.Reconciling, status: 'False', reason: 'DryRunComplete', message: '' });
+      cond({ type: ConditionType.Stalled, status: 'False', reason: 'DryRunComplete', message: '' });
+      events.push(['Normal', 'DryRunComplete', report.summary]);
+      await write();
+      rc.log.info('dry run complete', { summary: report.summary });
+      return;
+    }
+
+    const run: PlanRun = {
+      plan: obj,
+      namespace: req.namespace,
+      spec,
+      status,
+      client: this.ctx.client,
+      log: rc.log,
+      now,
+      allPlans: () => this.plans.list(req.namespace),
+      event: (type, reason, message) => events.push([type, reason, message]),
+      checkpoint: write,
+    };
+
+    if (!status.startedAt) {
+      status.startedAt = timestamp(now());
+      status.phase = 'Running';
+      cond({
+        type: ConditionType.Ready,
+        status: 'False',
+        reason: 'Running',
+        message: `rolling back (scope ${spec.scope})`,
+      });
+      cond({
+        type: ConditionType.Reconciling,
+        status: 'True',
+        reason: 'Running',
+        message: 'executing the plan',
+      });
+      cond({ type: ConditionType.Stalled, status: 'False', reason: 'Running', message: '' });
+      events.push([
+        'Normal',
+        'Started',
+        `rollback started (scope ${spec.scope})${spec.reason ? `: ${spec.reason}` : ''}`,
+      ]);
+    }
+
+    for (const step of steps) {
+      const entry = findStep(status.steps, step.name);
+      if (isFinished(entry)) {
+        if (entry!.result === 'Failed')
+          return this.fail(run, step, 'StepFailed', entry!.message ?? '', write, cond);
+        continue;
+      }
+      status.steps = startStep(status.steps, step.name, now());
+      cond({
+        type: ConditionType.Reconciling,
+        status: 'True',
+        reason: step.name,
+        message: `step ${step.name}`,
+      });
+      let outcome: StepOutcome;
+      try {
+        outcome = await step.run(run);
+      } catch (e) {
+        await write().catch(() => {});
+        throw e; // transient (API errors, timeouts): retried with backoff, the journal says where we are
+      }
+      if (outcome.kind === 'wait') {
+        await write();
+        return { requeueAfterMs: outcome.requeueAfterMs };
+      }
+      if (outcome.kind === 'failed')
+        return this.fail(run, step, outcome.reason, outcome.message, write, cond);
+      status.steps = finishStep(
+        status.steps,
+        step.name,
+        outcome.skipped ? 'Skipped' : 'Succeeded',
+        outcome.message,
+        now(),
+      );
+      if (step.condition)
+        cond({
+          type: step.condition,
+          status: 'True',
+          reason: `${step.name}Succeeded`,
+          message: outcome.message,
+        });
+      events.push(['Normal', `${step.name}Succeeded`, outcome.message]);
+      await write();
+    }
+    return this.succeed(run, write, cond);
+  }
+
+  private async succeed(
+    run: PlanRun,
+    write: () => Promise<void>,
+    cond: (c: Omit<ConditionInput, 'observedGeneration'>) => void,
+  ) {
+    const { status, spec } = run;
+    const end = run.now();
+    status.phase = 'Succeeded';
+    status.completedAt = timestamp(end);
+    status.durationSeconds = secondsBetween(status.startedAt!, end);
+    const rtoS = parseDuration(spec.objectives.rto) / 1000;
+    const msg = `rolled back in ${status.durationSeconds}s`;
+    cond({ type: ConditionType.Succeeded, status: 'True', reason: 'Succeeded', message: msg });
+    cond({
+      type: ConditionType.RTOMet,
+      status: status.durationSeconds <= rtoS ? 'True' : 'False',
+      reason: status.durationSeconds <= rtoS ? 'WithinObjective' : 'ObjectiveMissed',
+      message: `recovery took ${status.durationSeconds}s; objective ${spec.objectives.rto}`,
+    });
+    cond({ type: ConditionType.Ready, status: 'True', reason: 'Succeeded', message: msg });
+    cond({ type: ConditionType.Reconciling, status: 'False', reason: 'Succeeded', message: '' });
+    cond({ type: ConditionType.Stalled, status: 'False', reason: 'Succeeded', message: '' });
+    run.event('Normal', 'Succeeded', `${msg} (RTO objective ${spec.objectives.rto})`);
+    await write();
+    this.observe(run, 'succeeded');
+  }
+
+  private async fail(
+    run: PlanRun,
+    step: StepDefinition,
+    reason: string,
+    message: string,
+    write: () => Promise<void>,
+    cond: (c: Omit<ConditionInput, 'observedGeneration'>) => void,
+  ) {
+    const { status } = run;
+    const end = run.now();
+    status.steps = finishStep(status.steps, step.name, 'Failed', message, end);
+    status.phase = 'Failed';
+    status.completedAt = timestamp(end);
+    status.durationSeconds = secondsBetween(status.startedAt ?? status.completedAt, end);
+    const msg = `step ${step.name} failed: ${message}`;
+    if (step.condition) cond({ type: step.condition, status: 'False', reason, message });
+    cond({ type: ConditionType.Succeeded, status: 'False', reason, message: msg });
+    cond({ type: ConditionType.Ready, status: 'False', reason, message: msg });
+    cond({ type: ConditionType.Stalled, status: 'True', reason, message: msg });
+    cond({ type: ConditionType.Reconciling, status: 'False', reason, message: '' });
+    run.event('Warning', 'Failed', `${msg}${touchedSummary(status)}`);
+    await write();
+    this.observe(run, 'failed');
+  }
+
+  private observe(run: PlanRun, result: 'succeeded' | 'failed') {
+    const m = this.ctx.metrics;
+    const trigger = run.spec.trigger.mode === 'manual' ? 'manual' : run.spec.trigger.mode;
+    m.rollbackTotal.inc({ scope: run.spec.scope, trigger, result });
+    m.rollbackDuration.observe({ scope: run.spec.scope, result }, run.status.durationSeconds ?? 0);
+    m.rtoSeconds.set(
+      { namespace: run.namespace, plan: run.plan.metadata.name, scope: run.spec.scope },
+      run.status.durationSeconds ?? 0,
+    );
+  }
+}
+
+function touchedSummary(status: RollbackPlanStatus): string {
+  const changed = (status.deployments ?? []).filter((d) => d.result === 'RolledBack').map((d) => d.name);
+  return changed.length ? `; changed: Deployment ${changed.join(', ')}` : '; nothing was changed';
+}

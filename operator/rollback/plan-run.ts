@@ -1,0 +1,33 @@
+import type { Logger } from 'winston';
+import type { EffectiveRollbackPlanSpec, RollbackPlanStatus } from '../api/v1alpha1/rollbackplan.js';
+import type { EventType } from '../kube/events.js';
+import type { KubeClient, KubeObject } from '../kube/rest.js';
+
+/** What a step decides: done (go on), wait (come back later), or failed (stop the plan). */
+export type StepOutcome =
+  | { kind: 'done'; message: string; skipped?: boolean }
+  | { kind: 'wait'; message: string; requeueAfterMs: number }
+  | { kind: 'failed'; reason: string; message: string };
+
+/** One reconcile's view of a plan: the parsed spec, a working copy of status, and the means to act. */
+export interface PlanRun {
+  plan: KubeObject;
+  namespace: string;
+  spec: EffectiveRollbackPlanSpec;
+  status: RollbackPlanStatus;
+  client: KubeClient;
+  log: Logger;
+  now(): Date;
+  /** Every RollbackPlan the operator sees (for locks). */
+  allPlans(): KubeObject[];
+  event(type: EventType, reason: string, message: string): void;
+  /** Writes the working status now (a durable checkpoint before the next side effect). */
+  checkpoint(): Promise<void>;
+}
+
+export interface StepDefinition {
+  name: string;
+  /** The condition that turns True when the step succeeds. */
+  condition?: string;
+  run(run: PlanRun): Promise<StepOutcome>;
+}

@@ -1,0 +1,251 @@
+import { createServer, type Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestNamespace, deleteTestNamespace, kubectl, testClients } from '../support/kube.js';
+import { startOperator, type OperatorProcess } from '../support/operator.js';
+import { applyPlan, condition, eventsFor, getPlan, waitPlanPhase } from '../support/plans.js';
+import {
+  deploymentWithHistory,
+  imageOf,
+  REVISION,
+  settledResourceVersion,
+  waitRolledOut,
+  writersOf,
+} from '../support/workloads.js';
+
+// RollbackPlan scope app end to end: the real operator process against the real control plane.
+describe('RollbackPlan (scope app)', () => {
+  const { apps } = testClients();
+  let ns = '';
+  let op: OperatorProcess;
+  let http: Server;
+  let httpUrl = '';
+  let healthy = true;
+
+  beforeAll(async () => {
+    ns = await createTestNamespace('rbp');
+    op = await startOperator({ env: { WATCH_NAMESPACES: ns } });
+    await op.waitReady();
+    http = createServer((_req, res) =>
+      res.writeHead(healthy ? 200 : 503).end(healthy ? 'status: ok' : 'down'),
+    );
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    httpUrl = `http://127.0.0.1:${(http.address() as { port: number }).port}/healthz`;
+  });
+  afterAll(async () => {
+    await op?.kill();
+    http?.close();
+    await deleteTestNamespace(ns);
+  });
+
+  it('rolls back to the previous revision, validates, and records every step', async () => {
+    await deploymentWithHistory(ns, 'web', ['nginx:1.25', 'nginx:1.26', 'nginx:1.27']);
+    await applyPlan(ns, 'undo-web', {
+      scope: 'app',
+      reason: '5xx after the 14:00 release',
+      targets: { deployments: [{ name: 'web' }] },
+      validation: { timeout: '1m', http: [{ url: httpUrl, expectStatus: 200, bodyMatch: 'ok' }] },
+    });
+    // kubectl wait works on the Succeeded condition.
+    await kubectl('-n', ns, 'wait', '--for=condition=Succeeded', 'rbp/undo-web', '--timeout=60s');
+    const plan = await getPlan(ns, 'undo-web');
+    expect(plan.status.phase).toBe('Succeeded');
+    expect(plan.status.observedGeneration).toBe(plan.metadata.generation);
+    expect(await imageOf(ns, 'web')).toBe('nginx:1.26');
+    const d = await waitRolledOut(ns, 'web', '4');
+    expect(d.metadata?.annotations?.['kubernetes.io/change-cause']).toBe('deploy nginx:1.26');
+    expect(plan.status.deployments).toEqual([
+      expect.objectContaining({ name: 'web', fromRevision: 3, toRevision: 2, result: 'RolledBack' }),
+    ]);
+    expect(plan.status.steps.map((s: any) => [s.name, s.result])).toEqual([
+      ['PreValidation', 'Succeeded'],
+      ['CheckTargetsExist', 'Succeeded'],
+      ['CheckRevisionsExist', 'Succeeded'],
+      ['CheckNotPaused', 'Succeeded'],
+      ['CheckNoConcurrentPlan', 'Succeeded'],
+      ['CheckPermissions', 'Succeeded'],
+      ['AppRollback', 'Succeeded'],
+      ['PostValidation', 'Succeeded'],
+    ]);
+    for (const s of plan.status.steps)
+      expect(Date.parse(s.finishedAt)).toBeGreaterThanOrEqual(Date.parse(s.startedAt));
+    for (const t of [
+      'Ready',
+      'PreValidationPassed',
+      'RolledBack',
+      'PostValidationPassed',
+      'Succeeded',
+      'RTOMet',
+    ]) {
+      expect(condition(plan, t), `condition ${t}`).toMatchObject({ status: 'True', observedGeneration: 1 });
+    }
+    expect(condition(plan, 'Stalled').status).toBe('False');
+    expect(condition(plan, 'Reconciling').status).toBe('False');
+    expect(plan.status.durationSeconds).toBeGreaterThanOrEqual(0);
+    expect(Date.parse(plan.status.completedAt)).toBeGreaterThanOrEqual(Date.parse(plan.status.startedAt));
+    const reasons = (await eventsFor(ns, 'undo-web')).map((e) => e.reason);
+    expect(reasons).toEqual(
+      expect.arrayContaining([
+        'Started',
+        'PreValidationSucceeded',
+        'DeploymentRolledBack',
+        'PostValidationSucceeded',
+        'Succeeded',
+      ]),
+    );
+    // The printer columns show scope, phase and readiness.
+    expect(await kubectl('-n', ns, 'get', 'rbp', 'undo-web')).toMatch(
+      /undo-web\s+app\s+Succeeded\s+True\s+Succeeded/,
+    );
+  });
+
+  it('rolls back to an explicit revision', async () => {
+    await deploymentWithHistory(ns, 'api', ['nginx:1.25', 'nginx:1.26', 'nginx:1.27']);
+    await applyPlan(ns, 'api-to-1', {
+      scope: 'app',
+      targets: { deployments: [{ name: 'api', toRevision: 1 }] },
+    });
+    const plan = await waitPlanPhase(ns, 'api-to-1', ['Succeeded', 'Failed']);
+    expect(plan.status.phase, JSON.stringify(plan.status.conditions)).toBe('Succeeded');
+    expect(await imageOf(ns, 'api')).toBe('nginx:1.25');
+  });
+
+  it('dry run reports the diff and leaves the Deployment untouched', async () => {
+    await deploymentWithHistory(ns, 'dry', ['nginx:1.25', 'nginx:1.26']);
+    const rv = await settledResourceVersion(ns, 'dry');
+    await applyPlan(ns, 'dry-run', {
+      scope: 'app',
+      dryRun: true,
+      targets: { deployments: [{ name: 'dry' }] },
+    });
+    const plan = await waitPlanPhase(ns, 'dry-run', ['DryRunComplete', 'Failed']);
+    expect(plan.status.phase).toBe('DryRunComplete');
+    expect(condition(plan, 'Ready')).toMatchObject({ status: 'True', reason: 'DryRunComplete' });
+    const report = plan.status.dryRunReport;
+    expect(report.wouldSucceed).toBe(true);
+    expect(report.deployments[0]).toMatchObject({
+      name: 'dry',
+      action: 'rollback',
+      fromRevision: 2,
+      toRevision: 1,
+      imageChanges: [{ container: 'app', from: 'nginx:1.26', to: 'nginx:1.25' }],
+    });
+    expect(report.deployments[0].templateDiff).toMatch(/^-\s+- image: nginx:1\.26$/m);
+    expect(report.deployments[0].templateDiff).toMatch(/^\+\s+- image: nginx:1\.25$/m);
+    expect(report.checks).toEqual(expect.arrayContaining(['no other active RollbackPlan holds a target']));
+    const after = await apps.readNamespacedDeployment({ name: 'dry', namespace: ns });
+    expect(after.metadata?.resourceVersion, 'the dry run wrote nothing to the Deployment').toBe(rv);
+    expect(await writersOf(ns, 'dry')).not.toContainEqual(expect.stringMatching(/nxt-rollback/));
+  });
+
+  it.each([
+    [
+      'a missing revision',
+      'norev',
+      { toRevision: 9 },
+      'RevisionNotFound',
+      /unable to find specified revision 9/,
+    ],
+    ['a missing Deployment', 'ghost', {}, 'TargetNotFound', /Deployment "ghost" not found/],
+  ])('fails pre-validation on %s and touches nothing', async (_what, name, extra, reason, msg) => {
+    if (name !== 'ghost') await deploymentWithHistory(ns, name, ['nginx:1.25', 'nginx:1.26']);
+    const rv = name === 'ghost' ? undefined : await settledResourceVersion(ns, name);
+    await applyPlan(ns, `bad-${name}`, { scope: 'app', targets: { deployments: [{ name, ...extra }] } });
+    const plan = await waitPlanPhase(ns, `bad-${name}`, ['Succeeded', 'Failed']);
+    expect(plan.status.phase).toBe('Failed');
+    expect(condition(plan, 'PreValidationPassed')).toMatchObject({ status: 'False', reason });
+    expect(condition(plan, 'Stalled')).toMatchObject({ status: 'True', reason });
+    expect(condition(plan, 'Succeeded').message).toMatch(msg);
+    expect(plan.status.steps.find((s: any) => s.name === 'AppRollback')).toBeUndefined();
+    if (rv) {
+      const after = await apps.readNamespacedDeployment({ name, namespace: ns });
+      expect(after.metadata?.resourceVersion, 'a failed pre-validation wrote nothing').toBe(rv);
+      expect(await writersOf(ns, name)).not.toContainEqual(expect.stringMatching(/nxt-rollback/));
+    }
+  });
+
+  it('refuses a paused Deployment with a clear reason', async () => {
+    await deploymentWithHistory(ns, 'paused', ['nginx:1.25', 'nginx:1.26']);
+    await kubectl('-n', ns, 'rollout', 'pause', 'deployment/paused');
+    await applyPlan(ns, 'undo-paused', { scope: 'app', targets: { deployments: [{ name: 'paused' }] } });
+    const plan = await waitPlanPhase(ns, 'undo-paused', ['Succeeded', 'Failed']);
+    expect(condition(plan, 'PreValidationPassed')).toMatchObject({
+      status: 'False',
+      reason: 'DeploymentPaused',
+    });
+    expect(condition(plan, 'Succeeded').message).toMatch(/paused deployment/);
+    expect(await imageOf(ns, 'paused')).toBe('nginx:1.26');
+  });
+
+  it('reports "already at that revision" as a success, not an error', async () => {
+    await deploymentWithHistory(ns, 'same', ['nginx:1.25', 'nginx:1.26']);
+    await applyPlan(ns, 'same-2', {
+      scope: 'app',
+      targets: { deployments: [{ name: 'same', toRevision: 2 }] },
+    });
+    const plan = await waitPlanPhase(ns, 'same-2', ['Succeeded', 'Failed']);
+    expect(plan.status.phase).toBe('Succeeded');
+    expect(plan.status.deployments[0]).toMatchObject({
+      result: 'Skipped',
+      message: expect.stringMatching(/skipped rollback/),
+    });
+  });
+
+  it('lets only one of two plans applied at once hold a Deployment', async () => {
+    await deploymentWithHistory(ns, 'locked', ['nginx:1.25', 'nginx:1.26', 'nginx:1.27']);
+    await Promise.all([
+      applyPlan(ns, 'lock-a', { scope: 'app', targets: { deployments: [{ name: 'locked' }] } }),
+      applyPlan(ns, 'lock-b', { scope: 'app', targets: { deployments: [{ name: 'locked' }] } }),
+    ]);
+    const [a, b] = await Promise.all([
+      waitPlanPhase(ns, 'lock-a', ['Succeeded', 'Failed']),
+      waitPlanPhase(ns, 'lock-b', ['Succeeded', 'Failed']),
+    ]);
+    const phases = [a.status.phase, b.status.phase].sort();
+    expect(phases).toEqual(['Failed', 'Succeeded']);
+    const loser = a.status.phase === 'Failed' ? a : b;
+    expect(condition(loser, 'PreValidationPassed')).toMatchObject({
+      status: 'False',
+      reason: 'ConcurrentPlan',
+    });
+    // Exactly one rollback happened: revision 3 -> 4 (the template of revision 2), no revision 5.
+    const d = await waitRolledOut(ns, 'locked', '4');
+    expect(d.spec?.template.spec?.containers[0]?.image).toBe('nginx:1.26');
+  });
+
+  it('fails post-validation when an HTTP check keeps failing, saying what changed', async () => {
+    await deploymentWithHistory(ns, 'probe', ['nginx:1.25', 'nginx:1.26']);
+    healthy = false;
+    try {
+      await applyPlan(ns, 'probe-fail', {
+        scope: 'app',
+        targets: { deployments: [{ name: 'probe' }] },
+        validation: {
+          timeout: '1m',
+          http: [{ url: httpUrl, expectStatus: 200, retries: 1, period: '100ms' }],
+        },
+      });
+      const plan = await waitPlanPhase(ns, 'probe-fail', ['Succeeded', 'Failed']);
+      expect(plan.status.phase).toBe('Failed');
+      expect(condition(plan, 'PostValidationPassed')).toMatchObject({
+        status: 'False',
+        reason: 'HTTPCheckFailed',
+      });
+      expect(condition(plan, 'PostValidationPassed').message).toMatch(
+        /got HTTP 503, expected 200 \(after 2 attempts\)/,
+      );
+      expect(condition(plan, 'RolledBack').status).toBe('True');
+      const failed = (await eventsFor(ns, 'probe-fail')).find((e) => e.reason === 'Failed');
+      expect(failed?.message).toMatch(/changed: Deployment probe/);
+    } finally {
+      healthy = true;
+    }
+  });
+
+  it('rejects a spec change after creation (a plan is one run, like a Job)', async () => {
+    await expect(
+      kubectl('-n', ns, 'patch', 'rbp', 'undo-web', '--type=merge', '-p', '{"spec":{"reason":"edited"}}'),
+    ).rejects.toThrow(/spec is immutable once created/);
+    const d = await apps.readNamespacedDeployment({ name: 'web', namespace: ns });
+    expect(d.metadata?.annotations?.[REVISION]).toBe('4');
+  });
+});
