@@ -176,13 +176,18 @@ export class RollbackPlanReconciler {
           return this.fail(run, step, 'StepFailed', entry!.message ?? '', write, cond);
         continue;
       }
-      status.steps = startStep(status.steps, step.name, now());
-      cond({
-        type: ConditionType.Reconciling,
-        status: 'True',
-        reason: step.name,
-        message: `step ${step.name}`,
-      });
+      if (!entry) {
+        // The start of every step is durable before it acts: after a crash the journal shows the step that
+        // was in flight, and the step itself checks what already happened (steps are idempotent).
+        status.steps = startStep(status.steps, step.name, now());
+        cond({
+          type: ConditionType.Reconciling,
+          status: 'True',
+          reason: step.name,
+          message: `step ${step.name}`,
+        });
+        await write();
+      }
       let outcome: StepOutcome;
       try {
         outcome = await step.run(run);

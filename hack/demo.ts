@@ -1,0 +1,312 @@
+// `npm run demo`: a local control plane and PostgreSQL, the operator, an emergency rollback and an emergency
+// backup you can watch. `npm run demo -- --keep` leaves everything running until Ctrl-C so you can explore.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { REPO_ROOT } from '../test/env/binaries.js';
+import { LocalControlPlane } from '../test/env/control-plane.js';
+import { installCrds } from '../test/env/crds.js';
+import { LocalPostgres } from '../test/env/postgres.js';
+import { freePort } from '../test/env/processes.js';
+import { operatorCommandMap, RUNNER_PLACEMENT, TestKubelet } from '../test/env/test-kubelet.js';
+
+const keep = process.argv.includes('--keep');
+const kubeletLog: string[] = [];
+const t0 = Date.now();
+const say = (m: string) =>
+  console.log(`\x1b[1m[demo +${((Date.now() - t0) / 1000).toFixed(1)}s]\x1b[0m ${m}`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const cleanups: (() => Promise<unknown> | unknown)[] = [];
+let diagnose: (() => Promise<void>) | undefined;
+let cleaning = false;
+async function cleanup() {
+  if (cleaning) return;
+  cleaning = true;
+  for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => {});
+}
+process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
+
+try {
+  say(
+    'starting the local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) and PostgreSQL',
+  );
+  const cp = await LocalControlPlane.start();
+  cleanups.push(() => cp.stop());
+  const db = await LocalPostgres.start();
+  cleanups.push(() => db.stop());
+  const kubectlBin = cp.bins.path('kubectl');
+  const kubectl = (...args: string[]) =>
+    execFileSync(kubectlBin, [`--kubeconfig=${cp.kubeconfigPath}`, ...args], { encoding: 'utf8' });
+  const show = (...args: string[]) => {
+    console.log(`\x1b[2m$ kubectl ${args.join(' ')}\x1b[0m`);
+    console.log(kubectl(...args).trimEnd());
+  };
+  say(`installed CRDs: ${(await installCrds(kubectlBin, cp.kubeconfigPath)).join(', ')}`);
+
+  // --- the operator, as its own process ---
+  const work = mkdtempSync(join(tmpdir(), 'nxt-demo-'));
+  cleanups.push(() => rmSync(work, { recursive: true, force: true }));
+  const metricsPort = await freePort();
+  const opLog = join(work, 'operator.log');
+  const operator: ChildProcess = spawn(
+    'setpriv',
+    [
+      '--pdeathsig',
+      'KILL',
+      '--',
+      process.execPath,
+      '--import',
+      'tsx',
+      join(REPO_ROOT, 'operator', 'main.ts'),
+      'manager',
+    ],
+    {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        ...process.env,
+        KUBECONFIG: cp.kubeconfigPath,
+        METRICS_ADDR: `127.0.0.1:${metricsPort}`,
+        HEALTH_ADDR: `127.0.0.1:${await freePort()}`,
+        OPERATOR_IMAGE: 'nxt-rollback-operator:demo',
+        WATCH_NAMESPACES: 'shop',
+      },
+    },
+  );
+  const out = createWriteStream(opLog);
+  operator.stdout?.pipe(out);
+  operator.stderr?.pipe(out);
+  cleanups.push(() => operator.kill('SIGTERM'));
+  say(`operator started (logs: ${opLog}, metrics: http://127.0.0.1:${metricsPort}/metrics)`);
+  diagnose = async () => {
+    for (const args of [
+      ['get', 'rbp,bks,cronjob,jobs,pods', '-n', 'shop', '-o', 'wide'],
+      ['get', 'events', '-n', 'shop'],
+    ]) {
+      try {
+        show(...args);
+      } catch {
+        /* best effort */
+      }
+    }
+    console.error('--- runner kubelet log (tail) ---');
+    console.error(kubeletLog.slice(-20).join('\n'));
+    console.error('--- operator log (tail) ---');
+    console.error(execFileSync('tail', ['-n', '40', opLog], { encoding: 'utf8' }));
+  };
+
+  // --- an application with a bad release ---
+  kubectl('create', 'namespace', 'shop');
+  kubectl('label', 'namespace', 'shop', 'pod-security.kubernetes.io/enforce=restricted');
+  const container = (image: string) => ({
+    name: 'checkout',
+    image,
+    securityContext: {
+      allowPrivilegeEscalation: false,
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+  });
+  const deployment = {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'checkout', namespace: 'shop' },
+    spec: {
+      replicas: 3,
+      selector: { matchLabels: { app: 'checkout' } },
+      template: {
+        metadata: { labels: { app: 'checkout' } },
+        spec: { containers: [container('shop/checkout:1.4.0')] },
+      },
+    },
+  };
+  const apply = (obj: object) => {
+    execFileSync(kubectlBin, [`--kubeconfig=${cp.kubeconfigPath}`, 'apply', '-f', '-'], {
+      input: JSON.stringify(obj),
+    });
+  };
+  apply(deployment);
+  kubectl('-n', 'shop', 'rollout', 'status', 'deployment/checkout', '--timeout=60s');
+  for (const v of ['1.5.0', '1.6.0']) {
+    kubectl('-n', 'shop', 'set', 'image', 'deployment/checkout', `checkout=shop/checkout:${v}`);
+    kubectl(
+      '-n',
+      'shop',
+      'annotate',
+      '--overwrite',
+      'deployment/checkout',
+      `kubernetes.io/change-cause=release ${v}`,
+    );
+    kubectl('-n', 'shop', 'rollout', 'status', 'deployment/checkout', '--timeout=60s');
+  }
+  say('deployed checkout 1.4.0 -> 1.5.0 -> 1.6.0; 1.6.0 is the bad release');
+  show('-n', 'shop', 'rollout', 'history', 'deployment/checkout');
+
+  // --- a dry run first ---
+  const plan = (name: string, dryRun: boolean) => ({
+    apiVersion: 'rollback.nxtnewday.io/v1alpha1',
+    kind: 'RollbackPlan',
+    metadata: { name, namespace: 'shop' },
+    spec: {
+      scope: 'app',
+      dryRun,
+      reason: '5xx after the 1.6.0 release',
+      severity: 'critical',
+      targets: { deployments: [{ name: 'checkout' }] },
+      validation: { timeout: '2m' },
+      objectives: { rto: '2m' },
+    },
+  });
+  apply(plan('checkout-dry-run', true));
+  kubectl('-n', 'shop', 'wait', '--for=condition=Ready', 'rbp/checkout-dry-run', '--timeout=60s');
+  const report = JSON.parse(
+    kubectl('-n', 'shop', 'get', 'rbp', 'checkout-dry-run', '-o', 'jsonpath={.status.dryRunReport}'),
+  );
+  say(`dry run: ${report.summary}`);
+  console.log(report.deployments[0].templateDiff);
+
+  // --- the emergency rollback, watched live ---
+  say('applying the emergency RollbackPlan; watching its journal');
+  apply(plan('checkout-emergency', false));
+  const seen = new Set<string>();
+  for (let i = 0; i < 600; i++) {
+    const st = JSON.parse(
+      kubectl('-n', 'shop', 'get', 'rbp', 'checkout-emergency', '-o', 'jsonpath={.status}') || '{}',
+    );
+    for (const s of st.steps ?? []) {
+      const key = `${s.name}:${s.result}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      say(`  ${s.name.padEnd(22)} ${s.result.padEnd(9)} ${s.message ?? ''}`);
+    }
+    if (st.phase === 'Succeeded' || st.phase === 'Failed') break;
+    await sleep(100);
+  }
+  show('-n', 'shop', 'get', 'rbp');
+  show(
+    '-n',
+    'shop',
+    'get',
+    'rbp',
+    'checkout-emergency',
+    '-o',
+    'jsonpath={range .status.conditions[*]}{.type}{"\\t"}{.status}{"\\t"}{.reason}{"\\t"}{.message}{"\\n"}{end}',
+  );
+  show('-n', 'shop', 'rollout', 'history', 'deployment/checkout');
+  show('-n', 'shop', 'events', '--for=rollbackplan/checkout-emergency');
+
+  // --- an emergency backup of a real PostgreSQL, run by a real Job pod ---
+  say('backups: a BackupSchedule for the shop database; its Job pods run on a local stand-in kubelet');
+  const dbName = 'shop';
+  const admin = new pg.Client({ connectionString: db.info.url });
+  await admin.connect();
+  await admin.query(`create database ${dbName}`);
+  await admin.end();
+  const shop = new pg.Client({ connectionString: db.info.url.replace(/\/postgres$/, `/${dbName}`) });
+  await shop.connect();
+  await shop.query(
+    `create table orders (id bigint primary key, total numeric(12,2), placed timestamptz default now())`,
+  );
+  await shop.query(`insert into orders select g, g % 1000 from generate_series(1, 10000) g`);
+  await shop.end();
+  const kubelet = await TestKubelet.start({
+    kubeconfigPath: cp.kubeconfigPath,
+    workDir: join(work, 'kubelet'),
+    log: (m: string) => kubeletLog.push(m),
+    commandMap: operatorCommandMap({ env: { PATH: process.env.PATH ?? '', PG_BIN_DIR: db.info.binDir } }),
+  });
+  cleanups.push(() => kubelet.stop());
+  apply({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: 'shop-db', namespace: 'shop' },
+    stringData: {
+      host: db.info.host,
+      port: String(db.info.port),
+      database: dbName,
+      username: db.info.user,
+      password: db.info.password,
+    },
+  });
+  apply({
+    apiVersion: 'v1',
+    kind: 'PersistentVolume',
+    metadata: { name: 'shop-backups' },
+    spec: {
+      capacity: { storage: '5Gi' },
+      accessModes: ['ReadWriteOnce'],
+      storageClassName: 'manual',
+      hostPath: { path: join(work, 'pv') },
+      claimRef: { namespace: 'shop', name: 'shop-backups' },
+    },
+  });
+  apply({
+    apiVersion: 'v1',
+    kind: 'PersistentVolumeClaim',
+    metadata: { name: 'shop-backups', namespace: 'shop' },
+    spec: {
+      storageClassName: 'manual',
+      volumeName: 'shop-backups',
+      accessModes: ['ReadWriteOnce'],
+      resources: { requests: { storage: '5Gi' } },
+    },
+  });
+  apply({
+    apiVersion: 'rollback.nxtnewday.io/v1alpha1',
+    kind: 'BackupSchedule',
+    metadata: { name: 'shop-db', namespace: 'shop' },
+    spec: {
+      database: { secretRef: { name: 'shop-db' } },
+      storage: { persistentVolumeClaim: { claimName: 'shop-backups' } },
+      retention: { keepLast: 12 },
+      objectives: { rpo: '1h' },
+      podTemplate: RUNNER_PLACEMENT,
+    },
+  });
+  kubectl('-n', 'shop', 'wait', '--for=condition=Ready', 'bks/shop-db', '--timeout=60s');
+  show('-n', 'shop', 'get', 'cronjob');
+  const started = Date.now();
+  kubectl(
+    '-n',
+    'shop',
+    'annotate',
+    '--overwrite',
+    'bks/shop-db',
+    `rollback.nxtnewday.io/backup-now=${new Date().toISOString().replace(/[:.]/g, '')}`,
+  );
+  say('requested an emergency backup (annotation rollback.nxtnewday.io/backup-now)');
+  kubectl('-n', 'shop', 'wait', '--for=condition=LastBackupSucceeded', 'bks/shop-db', '--timeout=120s');
+  say(
+    `emergency backup of 10,000 orders recorded ${((Date.now() - started) / 1000).toFixed(1)}s after the request`,
+  );
+  show('-n', 'shop', 'get', 'bks');
+  show(
+    '-n',
+    'shop',
+    'get',
+    'bks',
+    'shop-db',
+    '-o',
+    'jsonpath={range .status.conditions[*]}{.type}{"\\t"}{.status}{"\\t"}{.reason}{"\\t"}{.message}{"\\n"}{end}',
+  );
+  show('-n', 'shop', 'get', 'bks', 'shop-db', '-o', 'jsonpath={.status.lastSuccessfulBackup}');
+  console.log();
+
+  say(`done in ${((Date.now() - t0) / 1000).toFixed(0)}s`);
+  if (keep) {
+    console.log(
+      `\nEverything is still running. In another shell:\n  export KUBECONFIG=${cp.kubeconfigPath}\n  export PATH=${cp.bins.dir}:$PATH\n  kubectl get rbp,bks,deploy,cronjob,jobs -n shop\nPress Ctrl-C to stop and clean up.`,
+    );
+    await new Promise(() => {});
+  }
+} catch (e) {
+  console.error(`demo failed: ${(e as Error).message}`);
+  await diagnose?.();
+  process.exitCode = 1;
+} finally {
+  if (!keep) await cleanup();
+}
