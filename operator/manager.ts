@@ -110,7 +110,13 @@ export class Manager {
     if (this.stopping) return 'stopped';
     for (const setup of this.setups) this.controllers.push(setup(this.ctx));
     this.ctx.informers.start();
-    await this.ctx.informers.waitForSync();
+    // A stop() while the caches are still syncing (e.g. RBAC refuses the list) must end start() too:
+    // otherwise main's top-level await never settles and Node exits with code 13 instead of 0.
+    await Promise.race([this.ctx.informers.waitForSync(), this.finished]);
+    if (this.stopping) {
+      await this.finished;
+      return 'stopped';
+    }
     log.info('caches synced, starting controllers');
     for (const c of this.controllers) c.start();
     this.running = true;

@@ -216,21 +216,34 @@ export class BackupScheduleReconciler {
         );
       const outcome = readJobOutcome(job, pods);
       if (outcome.state === 'running') continue;
+      const jobRef = {
+        group: 'batch',
+        version: 'v1',
+        plural: 'jobs',
+        namespace: req.namespace,
+        name: job.metadata.name,
+      };
+      // The Job cache lags behind our own marker patch for a moment, and the requeue below comes 50 ms
+      // after it: ask the API server whether the Job is still unrecorded, or it would be recorded (and
+      // counted in the metrics) a second time.
+      const fresh = await this.ctx.client.get<KubeObject>(jobRef).catch((e: unknown) => {
+        if (isNotFound(e)) return undefined;
+        throw e;
+      });
+      if (!fresh || fresh.metadata.annotations?.[RECORDED_ANNOTATION]) continue;
       const component = job.metadata.labels?.['app.kubernetes.io/component'];
-      const recorded =
+      const recorded: { events: typeof events; observe?: (m: ManagerContext['metrics']) => void } =
         component === 'test-restore'
           ? recordTestRestoreJob(status, job, outcome, cond)
-          : recordBackupJob(status, job, outcome, spec, cond, this.ctx.metrics, req);
+          : recordBackupJob(status, job, outcome, spec, cond, req);
       events.push(...recorded.events);
       // Status first, then the marker: a crash in between records the same Job again, idempotently.
       await finish();
-      await this.ctx.client.patch(
-        { group: 'batch', version: 'v1', plural: 'jobs', namespace: req.namespace, name: job.metadata.name },
-        'merge',
-        {
-          metadata: { annotations: { [RECORDED_ANNOTATION]: outcome.state } },
-        },
-      );
+      await this.ctx.client.patch(jobRef, 'merge', {
+        metadata: { annotations: { [RECORDED_ANNOTATION]: outcome.state } },
+      });
+      // Counted only now: a reconcile that lost the status write (409) never gets here.
+      recorded.observe?.(this.ctx.metrics);
       return { requeueAfterMs: 50 }; // re-read with the new resourceVersion before recording the next Job
     }
 
@@ -246,8 +259,15 @@ export class BackupScheduleReconciler {
     const prevRpo = before.conditions?.find((c) => c.type === ConditionType.RPOMet);
     if (rpo.status === 'False' && prevRpo?.status === 'True')
       events.push(['Warning', 'RPOBreached', rpo.message]);
-    if (rpo.rpoSeconds !== undefined)
-      this.ctx.metrics.rpoSeconds.set({ namespace: req.namespace, schedule: req.name }, rpo.rpoSeconds);
+    const series = { namespace: req.namespace, schedule: req.name };
+    if (rpo.rpoSeconds !== undefined) this.ctx.metrics.rpoSeconds.set(series, rpo.rpoSeconds);
+    // From status, not only when a Job is recorded: after a restart or failover the series would otherwise
+    // be missing until the next backup, and a "no backup for too long" alert would see nothing.
+    if (status.lastSuccessfulBackup)
+      this.ctx.metrics.backupLastSuccess.set(
+        series,
+        Date.parse(status.lastSuccessfulBackup.finishedAt) / 1000,
+      );
     // Don't rewrite status for the age alone more than once a minute; RPOMet flips on time via requeueAfter.
     if (
       before.rpoSeconds !== undefined &&

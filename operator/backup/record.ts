@@ -17,16 +17,19 @@ type Finished = Exclude<JobOutcome, { state: 'running' }>;
 
 const ts = (s: string) => new Date(s).toISOString().replace(/\.\d+Z$/, 'Z');
 
-/** Records a finished backup Job in status (bounded by the retention policy), conditions and metrics. */
+/**
+ * Records a finished backup Job in status (bounded by the retention policy) and conditions. The metrics are
+ * returned as `observe`, for the caller to apply once the Job is marked recorded: a reconcile whose status
+ * write then loses to a newer version (409) must not have counted the Job already.
+ */
 export function recordBackupJob(
   status: BackupScheduleStatus,
   job: KubeObject,
   outcome: Finished,
   spec: EffectiveBackupScheduleSpec,
   cond: Cond,
-  metrics: Metrics,
   req: Request,
-): { events: Ev[] } {
+): { events: Ev[]; observe: (metrics: Metrics) => void } {
   const labels = { namespace: req.namespace, schedule: req.name };
   const r = outcome.result?.operation === 'backup' ? outcome.result : undefined;
   if (outcome.state === 'succeeded' && r) {
@@ -61,13 +64,15 @@ export function recordBackupJob(
       reason: entry.verified ? 'BackupVerified' : 'BackupNotVerified',
       message: msg,
     });
-    if (!known) {
+    const observe = (metrics: Metrics) => {
+      if (known) return;
       metrics.backupTotal.inc({ ...labels, result: 'succeeded' });
       metrics.backupDuration.observe(labels, r.durationSeconds);
       if (r.bytes !== undefined) metrics.backupSize.set(labels, r.bytes);
       if (newestGood) metrics.backupLastSuccess.set(labels, Date.parse(newestGood.finishedAt) / 1000);
-    }
+    };
     return {
+      observe,
       events: [
         [
           entry.verified ? 'Normal' : 'Warning',
@@ -84,8 +89,10 @@ export function recordBackupJob(
     reason: safeReason(outcome.reason),
     message: msg,
   });
-  metrics.backupTotal.inc({ ...labels, result: 'failed' });
-  return { events: [['Warning', 'BackupFailed', msg]] };
+  return {
+    events: [['Warning', 'BackupFailed', msg]],
+    observe: (metrics) => metrics.backupTotal.inc({ ...labels, result: 'failed' }),
+  };
 }
 
 /** Records a finished test-restore Job: lastTestRestore and LastTestRestoreSucceeded. */

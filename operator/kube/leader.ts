@@ -30,6 +30,7 @@ export class LeaderElector {
   private observedRecord = '';
   private observedAt = 0;
   private leading = false;
+  private renewing: Promise<boolean> | undefined;
   private stopped = false;
   private readonly leaseMs: number;
   private readonly renewDeadlineMs: number;
@@ -84,7 +85,8 @@ export class LeaderElector {
     while (!this.stopped) {
       await sleep(this.retryMs);
       if (this.stopped) break;
-      if (await this.tryAcquireOrRenew()) {
+      this.renewing = this.tryAcquireOrRenew();
+      if (await this.renewing) {
         lastRenew = Date.now();
       } else if (Date.now() - lastRenew > this.renewDeadlineMs) {
         this.leading = false;
@@ -103,6 +105,9 @@ export class LeaderElector {
   /** Gives the lease up so a standby takes over at once instead of after the lease duration. */
   async release(): Promise<void> {
     if (!this.leading) return;
+    // A renewal still in flight when stop() was called would bump the resourceVersion after our GET below,
+    // so the release PUT would fail with 409 and the standby would wait out the whole lease instead.
+    await this.renewing;
     this.leading = false;
     this.onLeaderChange(false);
     try {

@@ -1,8 +1,19 @@
-import { API_VERSION, ConditionType, GROUP, parseDuration, VERSION } from '../api/v1alpha1/common.js';
+import {
+  API_VERSION,
+  ConditionType,
+  GROUP,
+  Label,
+  MANAGED_BY,
+  parseDuration,
+  VERSION,
+} from '../api/v1alpha1/common.js';
+import { SCHEDULE_RESOURCE } from '../backup/controller.js';
+import { JOB_NAME_LABEL } from '../backup/pod-builders.js';
 import {
   parseRollbackPlan,
   ROLLBACK_PLAN_KIND,
   withRollbackPlanDefaults,
+  type EffectiveRollbackPlanSpec,
   type RollbackPlanStatus,
 } from '../api/v1alpha1/rollbackplan.js';
 import { setCondition, type ConditionInput } from '../kube/conditions.js';
@@ -13,37 +24,81 @@ import type { KubeObject } from '../kube/rest.js';
 import { patchStatus } from '../kube/status.js';
 import type { ManagerContext } from '../manager.js';
 import { postValidate, preValidateApp, rollBackDeployments } from './app-steps.js';
+import { preValidateDatabase, restoreDatabase, takeSafetyBackup } from './database-steps.js';
+import { disableFlags, preValidateFlags } from './feature-steps.js';
 import { buildDryRunReport } from './dry-run-report.js';
+import { scopeTargets } from './scope.js';
 import { findStep, finishStep, isFinished, secondsBetween, startStep, timestamp } from './journal.js';
 import type { PlanRun, StepDefinition, StepOutcome } from './plan-run.js';
 
 export const PLAN_RESOURCE = { group: GROUP, version: VERSION, plural: 'rollbackplans' } as const;
 const TERMINAL_PHASES = new Set(['Succeeded', 'Failed', 'DryRunComplete']);
 
-/** The ordered steps of each scope. Each step's success turns its condition True. */
-export function stepsFor(scope: string): StepDefinition[] | undefined {
-  if (scope !== 'app') return undefined;
-  return [
-    { name: 'PreValidation', condition: ConditionType.PreValidationPassed, run: preValidateApp },
-    { name: 'AppRollback', condition: ConditionType.RolledBack, run: rollBackDeployments },
+/**
+ * The ordered steps of a plan: pre-validation of everything first (nothing is touched until all checks
+ * pass), then safety backup, database restore, app rollback, flags, post-validation. Each step's success
+ * turns its condition True; a failure stops the plan at that step.
+ */
+export function stepsFor(spec: EffectiveRollbackPlanSpec): StepDefinition[] {
+  const on = scopeTargets(spec);
+  const steps: StepDefinition[] = [
     {
-      name: 'PostValidation',
-      condition: ConditionType.PostValidationPassed,
-      run: (r) => postValidate(r, 'PostValidation'),
+      name: 'PreValidation',
+      condition: ConditionType.PreValidationPassed,
+      run: async (r) => {
+        const messages: string[] = [];
+        const validators = [
+          on.database && preValidateDatabase,
+          on.deployments && preValidateApp,
+          on.flags && preValidateFlags,
+        ];
+        for (const v of validators) {
+          if (!v) continue;
+          const outcome = await v(r);
+          if (outcome.kind !== 'done') return outcome;
+          messages.push(outcome.message);
+        }
+        return { kind: 'done', message: messages.join('; ') };
+      },
     },
   ];
+  if (on.database) {
+    steps.push({ name: 'SafetyBackup', condition: ConditionType.SafetyBackupTaken, run: takeSafetyBackup });
+    steps.push({ name: 'DatabaseRestore', condition: ConditionType.DatabaseRestored, run: restoreDatabase });
+  }
+  if (on.deployments)
+    steps.push({ name: 'AppRollback', condition: ConditionType.RolledBack, run: rollBackDeployments });
+  if (on.flags)
+    steps.push({ name: 'FeatureFlags', condition: ConditionType.FlagsDisabled, run: disableFlags });
+  steps.push({
+    name: 'PostValidation',
+    condition: ConditionType.PostValidationPassed,
+    run: (r) => postValidate(r, 'PostValidation'),
+  });
+  return steps;
 }
 
 export function setupRollbackPlanController(ctx: ManagerContext): Controller {
+  const managed = `${Label.ManagedBy}=${MANAGED_BY}`;
   const plans = ctx.informers.for<KubeObject>(PLAN_RESOURCE);
   const deployments = ctx.informers.for<KubeObject>({ group: 'apps', version: 'v1', plural: 'deployments' });
-  const reconciler = new RollbackPlanReconciler(ctx, plans);
-  return new Controller('rollbackplan', reconciler, {
+  const informers: PlanInformers = {
+    schedules: ctx.informers.for<KubeObject>(SCHEDULE_RESOURCE),
+    jobs: ctx.informers.for<KubeObject>({ group: 'batch', version: 'v1', plural: 'jobs' }, managed),
+    pods: ctx.informers.for<KubeObject>({ group: '', version: 'v1', plural: 'pods' }, managed),
+  };
+  const byPlanLabel = (o: KubeObject) => {
+    const plan = o.metadata.labels?.[Label.Plan];
+    return plan && o.metadata.namespace ? [`${o.metadata.namespace}/${plan}`] : [];
+  };
+  return new Controller('rollbackplan', new RollbackPlanReconciler(ctx, plans, informers), {
     log: ctx.log,
     metrics: ctx.metrics,
     workers: ctx.config.MAX_CONCURRENT_RECONCILES,
   })
     .watches(plans)
+    .watchesMapped(informers.jobs, byPlanLabel)
+    .watchesMapped(informers.pods, byPlanLabel)
     .watchesMapped(deployments, (d) =>
       plans
         .list(d.metadata.namespace)
@@ -56,6 +111,12 @@ export function setupRollbackPlanController(ctx: ManagerContext): Controller {
     );
 }
 
+interface PlanInformers {
+  schedules: MultiInformer<KubeObject>;
+  jobs: MultiInformer<KubeObject>;
+  pods: MultiInformer<KubeObject>;
+}
+
 /**
  * Level-based reconcile of one RollbackPlan: read it from the cache, decide from spec + status, run the next
  * steps of its scope, and write status after every step (the journal a restarted operator resumes from).
@@ -64,6 +125,7 @@ export class RollbackPlanReconciler {
   constructor(
     private readonly ctx: ManagerContext,
     private readonly plans: MultiInformer<KubeObject>,
+    private readonly informers: PlanInformers,
   ) {}
 
   async reconcile(req: Request, rc: ReconcileContext): Promise<ReconcileResult | void> {
@@ -108,20 +170,12 @@ export class RollbackPlanReconciler {
       return;
     }
     const spec = withRollbackPlanDefaults(parsed.value.spec);
-    const steps = stepsFor(spec.scope);
-    if (!steps) {
-      const msg = `scope "${spec.scope}" is not supported by this operator version; use scope "app"`;
-      status.phase = 'Failed';
-      cond({ type: ConditionType.Ready, status: 'False', reason: 'ScopeNotSupported', message: msg });
-      cond({ type: ConditionType.Stalled, status: 'True', reason: 'ScopeNotSupported', message: msg });
-      cond({ type: ConditionType.Reconciling, status: 'False', reason: 'ScopeNotSupported', message: '' });
-      events.push(['Warning', 'ScopeNotSupported', msg]);
-      await write();
-      return;
-    }
+    const steps = stepsFor(spec);
 
     if (spec.dryRun) {
-      const report = await buildDryRunReport(this.ctx.client, req.namespace, spec, steps);
+      const report = await buildDryRunReport(this.ctx.client, req.namespace, spec, steps, (n) =>
+        this.informers.schedules.get(`${req.namespace}/${n}`),
+      );
       status.phase = 'DryRunComplete';
       status.dryRunReport = report;
       cond({ type: ConditionType.Ready, status: 'True', reason: 'DryRunComplete', message: report.summary });
@@ -144,6 +198,13 @@ export class RollbackPlanReconciler {
       allPlans: () => this.plans.list(req.namespace),
       event: (type, reason, message) => events.push([type, reason, message]),
       checkpoint: write,
+      cache: {
+        schedule: (name) => this.informers.schedules.get(`${req.namespace}/${name}`),
+        job: (name) => this.informers.jobs.get(`${req.namespace}/${name}`),
+        podsOfJob: (name) =>
+          this.informers.pods.list(req.namespace).filter((p) => p.metadata.labels?.[JOB_NAME_LABEL] === name),
+      },
+      runnerImage: this.ctx.config.OPERATOR_IMAGE,
     };
 
     if (!status.startedAt) {
@@ -285,7 +346,24 @@ export class RollbackPlanReconciler {
   }
 }
 
-function touchedSummary(status: RollbackPlanStatus): string {
-  const changed = (status.deployments ?? []).filter((d) => d.result === 'RolledBack').map((d) => d.name);
-  return changed.length ? `; changed: Deployment ${changed.join(', ')}` : '; nothing was changed';
+/** What a failed plan left changed, for the Failed event and condition: the documented consistent state. */
+export function touchedSummary(status: RollbackPlanStatus): string {
+  const changed: string[] = [];
+  const db = status.database;
+  const restore = findStep(status.steps, 'DatabaseRestore');
+  if (restore?.result === 'Succeeded' && db?.backupId) {
+    changed.push(
+      `database restored from ${db.backupId}${db.safetyBackupId ? ` (undo: restore safety backup ${db.safetyBackupId})` : ''}${db.previousDatabase ? ` (previous database kept as ${db.previousDatabase})` : ''}`,
+    );
+  } else if (db?.safetyBackupId) {
+    changed.push(`safety backup ${db.safetyBackupId} taken; database not changed`);
+  }
+  const rolled = (status.deployments ?? []).filter((d) => d.result === 'RolledBack').map((d) => d.name);
+  if (rolled.length) changed.push(`Deployment ${rolled.join(', ')} rolled back`);
+  if (findStep(status.steps, 'FeatureFlags')?.result === 'Succeeded') {
+    changed.push(
+      `flags ${(status.featureFlags ?? []).map((f) => f.key).join(', ')} disabled (previous values in status.featureFlags)`,
+    );
+  }
+  return changed.length ? `; changed: ${changed.join('; ')}` : '; nothing was changed';
 }

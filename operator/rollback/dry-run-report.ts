@@ -1,6 +1,8 @@
 import type { EffectiveRollbackPlanSpec } from '../api/v1alpha1/rollbackplan.js';
 import { isNotFound } from '../kube/errors.js';
-import type { KubeClient } from '../kube/rest.js';
+import type { KubeClient, KubeObject } from '../kube/rest.js';
+import { selectBackup } from './backup-selection.js';
+import { scopeTargets } from './scope.js';
 import { readDeploymentHistory } from './deployment-io.js';
 import { planDeploymentRollback } from './deployment-undo.js';
 import { buildDeploymentDryRun, type DeploymentDryRun } from './dry-run.js';
@@ -22,9 +24,11 @@ export async function buildDryRunReport(
   namespace: string,
   spec: EffectiveRollbackPlanSpec,
   steps: StepDefinition[],
+  schedule: (name: string) => KubeObject | undefined = () => undefined,
 ): Promise<DryRunReport> {
+  const on = scopeTargets(spec);
   const deployments: DryRunReport['deployments'] = [];
-  for (const t of spec.targets.deployments ?? []) {
+  for (const t of on.deployments ? (spec.targets.deployments ?? []) : []) {
     try {
       const h = await readDeploymentHistory(client, namespace, t.name);
       deployments.push(
@@ -54,18 +58,69 @@ export async function buildDryRunReport(
       (h) => `GET ${h.url} returns ${h.expectStatus}${h.bodyMatch ? ` and matches /${h.bodyMatch}/` : ''}`,
     ),
   ];
+  const problems: string[] = [];
+  let database: Record<string, unknown> | undefined;
+  if (on.database) {
+    const t = spec.targets.database!;
+    const sched = schedule(t.backupScheduleRef.name);
+    if (!sched) problems.push(`BackupSchedule "${t.backupScheduleRef.name}" not found`);
+    else {
+      const chosen = selectBackup(sched.status, t.backup);
+      if ('backup' in chosen) {
+        const lossSeconds = Math.max(
+          0,
+          Math.round((Date.now() - Date.parse(chosen.backup.finishedAt)) / 1000),
+        );
+        database = {
+          backupId: chosen.backup.id,
+          backupFinishedAt: chosen.backup.finishedAt,
+          mode: t.mode,
+          safetyBackup: t.safetyBackup,
+          // Writes since the backup are lost by a restore unless the safety backup is used to recover them.
+          dataLossWindowSeconds: lossSeconds,
+          message: `would restore backup ${chosen.backup.id} (${t.mode}); data written in the last ${lossSeconds}s would be rolled back${t.safetyBackup ? ', kept in a safety backup' : ''}`,
+        };
+      } else problems.push(chosen.message);
+    }
+    checks.push(
+      'the backup is re-verified (sha256, pg_restore --list) before use',
+      'row counts match the backup manifest after the restore',
+    );
+  }
+  let featureFlags: Record<string, unknown>[] | undefined;
+  if (on.flags) {
+    const t = spec.targets.featureFlags!;
+    if (t.configMapRef) {
+      try {
+        const cm = await client.get<KubeObject>({
+          group: '',
+          version: 'v1',
+          plural: 'configmaps',
+          namespace,
+          name: t.configMapRef.name,
+        });
+        featureFlags = t.disable.map((key) => ({ key, current: cm.data?.[key] ?? null, wouldBe: 'false' }));
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+        problems.push(`ConfigMap "${t.configMapRef.name}" not found`);
+      }
+    }
+  }
   const refused = deployments.filter((d) => d.action === 'refuse');
   const rollbacks = deployments.filter((d) => d.action === 'rollback');
-  const summary = refused.length
-    ? `dry run: a real run would fail pre-validation: ${refused.map((d) => d.message).join('; ')}`
+  const failures = [...refused.map((d) => d.message), ...problems];
+  const summary = failures.length
+    ? `dry run: a real run would fail pre-validation: ${failures.join('; ')}`
     : `dry run: would roll back ${rollbacks.length} of ${deployments.length} Deployment(s)` +
       (rollbacks.length
         ? `: ${rollbacks.map((d) => d.message.replace(/^would roll back /, '')).join('; ')}`
         : '');
   return {
-    summary,
-    wouldSucceed: refused.length === 0,
+    summary: database ? `${summary}; ${String(database.message)}` : summary,
+    wouldSucceed: failures.length === 0,
     deployments,
+    ...(database ? { database } : {}),
+    ...(featureFlags ? { featureFlags } : {}),
     steps: steps.map((s) => s.name),
     checks,
   };

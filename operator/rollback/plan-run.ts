@@ -23,6 +23,14 @@ export interface PlanRun {
   event(type: EventType, reason: string, message: string): void;
   /** Writes the working status now (a durable checkpoint before the next side effect). */
   checkpoint(): Promise<void>;
+  /** Cached reads the database steps need: BackupSchedules, runner Jobs and their pods in this namespace. */
+  cache: {
+    schedule(name: string): KubeObject | undefined;
+    job(name: string): KubeObject | undefined;
+    podsOfJob(name: string): KubeObject[];
+  };
+  /** Image of runner Jobs when the BackupSchedule does not override it. */
+  runnerImage: string;
 }
 
 export interface StepDefinition {

@@ -287,10 +287,21 @@ export const RollbackPlanStatus = z.object({
   ).optional(),
   database: z
     .object({
-      backupId: BackupId.optional(),
-      safetyBackupId: BackupId.optional(),
+      backupScheduleRef: objectName().optional().meta({ description: 'The BackupSchedule the backup came from.' }),
+      backupId: BackupId.optional().meta({ description: 'The backup restored (pinned at pre-validation).' }),
+      backupFinishedAt: Timestamp.optional(),
+      verifyJob: objectName().optional().meta({ description: 'Job that re-checked the backup before use.' }),
+      safetyBackupId: BackupId.optional().meta({ description: 'Backup of the pre-restore state: the undo.' }),
+      safetyBackupJob: objectName().optional(),
       restoreJob: objectName().optional(),
+      mode: z.enum(['inPlace', 'newDatabaseSwap']).optional(),
+      previousDatabase: z
+        .string()
+        .max(63)
+        .optional()
+        .meta({ description: 'newDatabaseSwap: the database as it was, kept under this name for undo.' }),
       verifiedTables: z.int().min(0).optional(),
+      restoreSeconds: z.number().min(0).optional(),
     })
     .optional(),
   featureFlags: mapList(

@@ -1,0 +1,177 @@
+import { describe, expect, it } from 'vitest';
+import { KubeApiError } from '../kube/errors.js';
+import type { KubeObject } from '../kube/rest.js';
+import type { ManagerContext } from '../manager.js';
+import { createMetrics } from '../metrics.js';
+import { BackupScheduleReconciler } from './controller.js';
+import { RECORDED_ANNOTATION } from './record.js';
+
+// The reconciler against a fake API server whose informer caches can be made to lag behind the writes, as a
+// real one does for a few milliseconds after every write.
+
+const NS = 'ns';
+const schedule = (): KubeObject => ({
+  apiVersion: 'rollback.nxtnewday.io/v1alpha1',
+  kind: 'BackupSchedule',
+  metadata: { name: 'app', namespace: NS, uid: 'u-1', generation: 1, resourceVersion: '1' },
+  spec: { database: { secretRef: { name: 'db' } }, storage: { persistentVolumeClaim: { claimName: 'c' } } },
+});
+
+const labels = {
+  'app.kubernetes.io/managed-by': 'nxt-rollback-operator',
+  'rollback.nxtnewday.io/backup-schedule': 'app',
+  'app.kubernetes.io/component': 'backup',
+};
+
+function finishedJob(name: string, ok: boolean): { job: KubeObject; pod: KubeObject } {
+  const t = '2026-01-01T00:00:10Z';
+  const result = ok
+    ? {
+        resultVersion: 1,
+        operation: 'backup',
+        id: name,
+        success: true,
+        message: 'ok',
+        startedAt: '2026-01-01T00:00:00Z',
+        finishedAt: t,
+        durationSeconds: 10,
+        bytes: 10,
+        sha256: 'a'.repeat(64),
+        verified: true,
+      }
+    : {
+        resultVersion: 1,
+        operation: 'backup',
+        success: false,
+        reason: 'DatabaseUnreachable',
+        message: 'connection refused',
+        startedAt: '2026-01-01T00:00:00Z',
+        finishedAt: t,
+        durationSeconds: 1,
+      };
+  return {
+    job: {
+      metadata: { name, namespace: NS, labels, annotations: {} },
+      status: { conditions: [{ type: ok ? 'Complete' : 'Failed', status: 'True', lastTransitionTime: t }] },
+    },
+    pod: {
+      metadata: { name: `${name}-x`, namespace: NS, labels: { ...labels, 'job-name': name } },
+      status: {
+        containerStatuses: [
+          { state: { terminated: { exitCode: ok ? 0 : 1, finishedAt: t, message: JSON.stringify(result) } } },
+        ],
+      },
+    },
+  };
+}
+
+/** A fake API server plus informers that show whatever `cache` holds (stale until `sync()`). */
+function fakeCluster(job: KubeObject, pod: KubeObject, status?: object) {
+  const server = { schedule: { ...schedule(), ...(status ? { status } : {}) }, job: structuredClone(job) };
+  const cache = { schedule: structuredClone(server.schedule), job: structuredClone(server.job) };
+  let rv = 1;
+  const client = {
+    async get(ref: { plural: string; name: string }) {
+      if (ref.plural === 'secrets')
+        return { metadata: { name: 'db' }, data: { host: '', database: '', username: '', password: '' } };
+      if (ref.plural === 'jobs') return structuredClone(server.job);
+      throw new KubeApiError(404, 'NotFound', 'not found', 'GET', ref.plural);
+    },
+    async patch(ref: { plural: string; subresource?: string; name: string }, _type: string, body: any) {
+      if (ref.plural === 'cronjobs') return { ...body, metadata: { ...body.metadata, uid: 'cj-1' } };
+      if (ref.subresource === 'status') {
+        if (body.metadata.resourceVersion !== server.schedule.metadata.resourceVersion)
+          throw new KubeApiError(409, 'Conflict', 'the object has been modified', 'PATCH', ref.plural);
+        server.schedule = {
+          ...server.schedule,
+          metadata: { ...server.schedule.metadata, resourceVersion: String(++rv) },
+          status: body.status,
+        };
+        return server.schedule;
+      }
+      if (ref.plural === 'jobs') {
+        server.job.metadata.annotations = {
+          ...server.job.metadata.annotations,
+          ...body.metadata.annotations,
+        };
+        return server.job;
+      }
+      throw new Error(`unexpected patch of ${ref.plural}`);
+    },
+    async create() {
+      throw new Error('unexpected create');
+    },
+    async delete() {
+      throw new KubeApiError(404, 'NotFound', 'not found', 'DELETE', 'cronjobs');
+    },
+  };
+  const metrics = createMetrics({ defaultMetrics: false });
+  const events: string[] = [];
+  const ctx = {
+    client,
+    metrics,
+    config: { OPERATOR_IMAGE: 'img' },
+    events: { record: async (_o: unknown, _t: string, reason: string) => void events.push(reason) },
+  } as unknown as ManagerContext;
+  const informer = (get: () => KubeObject) => ({ get: () => get(), list: () => [get()] }) as any;
+  const reconciler = new BackupScheduleReconciler(
+    ctx,
+    informer(() => cache.schedule),
+    informer(() => cache.job),
+    informer(() => pod),
+  );
+  const rc = { log: { info() {}, debug() {}, warn() {}, error() {} }, reconcileId: 'r' } as any;
+  return {
+    server,
+    events,
+    /** Runs one reconcile like the controller does: a conflict is a requeue, not a failure. */
+    reconcile: () =>
+      reconciler.reconcile({ namespace: NS, name: 'app' }, rc).catch((e: unknown) => {
+        if (!(e instanceof KubeApiError && e.code === 409)) throw e;
+      }),
+    syncSchedule: () => (cache.schedule = structuredClone(server.schedule)),
+    syncJob: () => (cache.job = structuredClone(server.job)),
+    gauge: async (name: 'backupLastSuccess' | 'rpoSeconds') => (await metrics[name].get()).values[0]?.value,
+    total: async (result: string) =>
+      (await metrics.backupTotal.get()).values.find((v) => v.labels.result === result)?.value ?? 0,
+  };
+}
+
+describe('BackupScheduleReconciler recording finished Jobs', () => {
+  for (const ok of [true, false]) {
+    const result = ok ? 'succeeded' : 'failed';
+    it(`counts a ${result} backup Job once when the caches lag behind the writes`, async () => {
+      const { job, pod } = finishedJob('app-backup-1', ok);
+      const c = fakeCluster(job, pod);
+      await c.reconcile(); // records the Job: status, then the marker
+      expect(c.server.job.metadata.annotations?.[RECORDED_ANNOTATION]).toBe(result);
+      expect(await c.total(result)).toBe(1);
+      // The requeued reconcile still sees the Job without its marker, first with the old schedule...
+      await c.reconcile();
+      // ...then with the new one.
+      c.syncSchedule();
+      await c.reconcile();
+      expect(await c.total(result)).toBe(1);
+      expect(c.events.filter((e) => e === (ok ? 'BackupSucceeded' : 'BackupFailed'))).toHaveLength(1);
+      c.syncJob();
+      await c.reconcile();
+      expect(await c.total(result)).toBe(1);
+    });
+  }
+});
+
+describe('BackupScheduleReconciler metrics', () => {
+  it('exposes the last success from status after a restart, before any new Job is recorded', async () => {
+    const { job, pod } = finishedJob('app-backup-1', true);
+    job.metadata.annotations = { [RECORDED_ANNOTATION]: 'succeeded' };
+    const finishedAt = new Date(Date.now() - 120_000).toISOString().replace(/\.\d+Z$/, 'Z');
+    const c = fakeCluster(job, pod, {
+      lastSuccessfulBackup: { id: 'app-backup-1', finishedAt, verified: true },
+      backups: [{ id: 'app-backup-1', finishedAt, verified: true }],
+    });
+    await c.reconcile();
+    expect(await c.gauge('backupLastSuccess')).toBe(Date.parse(finishedAt) / 1000);
+    expect(await c.gauge('rpoSeconds')).toBeGreaterThanOrEqual(120);
+    expect(await c.total('succeeded')).toBe(0);
+  });
+});

@@ -1,0 +1,210 @@
+import { STORAGE_MOUNT } from '../backup/pod-builders.js';
+import { checkAccess, describeAccess } from '../kube/access.js';
+import { failpoint } from '../failpoints.js';
+import { selectBackup } from './backup-selection.js';
+import { finishStep } from './journal.js';
+import type { PlanRun, StepOutcome } from './plan-run.js';
+import {
+  buildPlanJob,
+  ensureJob,
+  JOB_POLL_MS,
+  loadSchedule,
+  planJobName,
+  planJobOutcome,
+} from './runner-jobs.js';
+
+const wait = (message: string): StepOutcome => ({ kind: 'wait', message, requeueAfterMs: JOB_POLL_MS });
+
+function record(run: PlanRun, name: string, ok: boolean, message: string) {
+  run.status.steps = finishStep(run.status.steps, name, ok ? 'Succeeded' : 'Failed', message, run.now());
+}
+
+/**
+ * Database pre-validation: the BackupSchedule and its Secret exist, the chosen backup is recorded and
+ * verified, the operator may create Jobs, and the backup file is re-checked (sha256 + pg_restore --list) by a
+ * verify Job before anything is touched. The chosen backup is pinned in status, so a newer backup arriving
+ * while the plan runs never changes what is restored.
+ */
+export async function preValidateDatabase(run: PlanRun): Promise<StepOutcome> {
+  const target = run.spec.targets.database!;
+  const sc = await loadSchedule(run, target.backupScheduleRef.name);
+  if ('kind' in sc) {
+    record(run, 'CheckBackupSchedule', false, sc.message);
+    return sc;
+  }
+  record(
+    run,
+    'CheckBackupSchedule',
+    true,
+    `BackupSchedule "${sc.schedule.metadata.name}" and Secret "${sc.secret.name}" found; storage claim ${sc.claimName}`,
+  );
+
+  if (!run.status.database?.backupId) {
+    const chosen = selectBackup(sc.schedule.status, target.backup);
+    if (!('backup' in chosen)) {
+      record(run, 'CheckBackupSelected', false, chosen.message);
+      return { kind: 'failed', reason: chosen.reason, message: chosen.message };
+    }
+    run.status.database = {
+      ...run.status.database,
+      backupScheduleRef: sc.schedule.metadata.name,
+      backupId: chosen.backup.id,
+      backupFinishedAt: chosen.backup.finishedAt,
+      mode: target.mode,
+    };
+    record(
+      run,
+      'CheckBackupSelected',
+      true,
+      `backup ${chosen.backup.id} (finished ${chosen.backup.finishedAt}, sha256 ${chosen.backup.sha256?.slice(0, 12) ?? '?'}…)`,
+    );
+  }
+
+  const needed = [{ group: 'batch', resource: 'jobs', verb: 'create', namespace: run.namespace }];
+  for (const c of needed) {
+    if (!(await checkAccess(run.client, c)).allowed) {
+      const msg = `the operator's ServiceAccount may not ${describeAccess(c)}`;
+      record(run, 'CheckPermissions', false, msg);
+      return { kind: 'failed', reason: 'Forbidden', message: msg };
+    }
+  }
+
+  const backupId = run.status.database!.backupId!;
+  const name = planJobName(run, 'verify');
+  run.status.database = { ...run.status.database, verifyJob: name };
+  if (
+    await ensureJob(
+      run,
+      buildPlanJob(run, sc, name, 'test-restore', [
+        'verify',
+        '--storage-dir',
+        STORAGE_MOUNT,
+        '--id',
+        backupId,
+        '--termination-log',
+        '/dev/termination-log',
+      ]),
+    )
+  ) {
+    run.event(
+      'Normal',
+      'VerifyingBackup',
+      `checking backup ${backupId} (sha256, pg_restore --list) in Job ${name}`,
+    );
+  }
+  const outcome = planJobOutcome(run, name);
+  if (!outcome || outcome.state === 'running') return wait(`verifying backup ${backupId} (Job ${name})`);
+  if (outcome.state === 'failed') {
+    const msg = `backup ${backupId} failed its integrity check: ${outcome.message}`;
+    record(run, 'CheckBackupIntegrity', false, msg);
+    return { kind: 'failed', reason: outcome.reason, message: msg };
+  }
+  record(run, 'CheckBackupIntegrity', true, `backup ${backupId}: ${outcome.message}`);
+  return { kind: 'done', message: `backup ${backupId} selected and verified` };
+}
+
+/** A backup of the current database before it is overwritten: the plan's own undo. */
+export async function takeSafetyBackup(run: PlanRun): Promise<StepOutcome> {
+  if (!run.spec.targets.database?.safetyBackup)
+    return {
+      kind: 'done',
+      skipped: true,
+      message: 'safety backup disabled (spec.targets.database.safetyBackup: false)',
+    };
+  const sc = await loadSchedule(run, run.status.database!.backupScheduleRef!);
+  if ('kind' in sc) return sc;
+  const name = planJobName(run, 'safety');
+  run.status.database = { ...run.status.database, safetyBackupJob: name };
+  if (
+    await ensureJob(
+      run,
+      buildPlanJob(run, sc, name, 'backup', [
+        'backup',
+        '--storage-dir',
+        STORAGE_MOUNT,
+        '--id',
+        '$(BACKUP_ID)',
+        '--termination-log',
+        '/dev/termination-log',
+      ]),
+    )
+  ) {
+    run.event(
+      'Normal',
+      'SafetyBackupStarted',
+      `backing up the current database before the restore (Job ${name})`,
+    );
+  }
+  const outcome = planJobOutcome(run, name);
+  if (!outcome || outcome.state === 'running') return wait(`taking the safety backup (Job ${name})`);
+  if (outcome.state === 'failed') {
+    return {
+      kind: 'failed',
+      reason: 'SafetyBackupFailed',
+      message: `the safety backup failed, so nothing was restored: ${outcome.message}`,
+    };
+  }
+  const id = outcome.result?.id ?? name;
+  run.status.database = { ...run.status.database, safetyBackupId: id };
+  return {
+    kind: 'done',
+    message: `safety backup ${id} taken (${outcome.message}); restore it to undo this plan`,
+  };
+}
+
+/** Restores the pinned backup with a Job that runs once (backoffLimit 0, deterministic name). */
+export async function restoreDatabase(run: PlanRun): Promise<StepOutcome> {
+  const db = run.status.database!;
+  const sc = await loadSchedule(run, db.backupScheduleRef!);
+  if ('kind' in sc) return sc;
+  const name = planJobName(run, 'restore');
+  const sql = run.spec.validation.sql?.length
+    ? ['--sql-assertions-json', JSON.stringify(run.spec.validation.sql)]
+    : [];
+  const args = [
+    'restore',
+    '--storage-dir',
+    STORAGE_MOUNT,
+    '--id',
+    db.backupId!,
+    '--mode',
+    db.mode ?? 'inPlace',
+    ...sql,
+    '--termination-log',
+    '/dev/termination-log',
+  ];
+  if (!db.restoreJob) {
+    // Durable before the Job exists: a restart finds the name and never creates a second restore.
+    run.status.database = { ...db, restoreJob: name };
+    await run.checkpoint();
+  }
+  if (await ensureJob(run, buildPlanJob(run, sc, name, 'restore', args))) {
+    failpoint('after-restore-job-created');
+    run.event(
+      'Normal',
+      'RestoreStarted',
+      `restoring backup ${db.backupId} (${db.mode ?? 'inPlace'}) in Job ${name}`,
+    );
+  }
+  const outcome = planJobOutcome(run, name);
+  if (!outcome || outcome.state === 'running') return wait(`restoring backup ${db.backupId} (Job ${name})`);
+  if (outcome.state === 'failed') {
+    const unchanged =
+      (db.mode ?? 'inPlace') === 'inPlace'
+        ? 'the database is unchanged (the restore ran in one transaction)'
+        : 'the database was not swapped';
+    return {
+      kind: 'failed',
+      reason: outcome.reason === 'Succeeded' ? 'RestoreFailed' : outcome.reason,
+      message: `restore of ${db.backupId} failed: ${outcome.message}; ${unchanged}`,
+    };
+  }
+  const r = outcome.result?.operation === 'restore' ? outcome.result : undefined;
+  run.status.database = {
+    ...run.status.database,
+    ...(r?.tablesVerified !== undefined ? { verifiedTables: r.tablesVerified } : {}),
+    ...(r?.previousDatabase ? { previousDatabase: r.previousDatabase } : {}),
+    ...(r?.restoreSeconds !== undefined ? { restoreSeconds: Math.round(r.restoreSeconds * 10) / 10 } : {}),
+  };
+  return { kind: 'done', message: `restored backup ${db.backupId}: ${outcome.message}` };
+}

@@ -1,0 +1,131 @@
+import { checkAccess, describeAccess, type AccessCheck } from '../kube/access.js';
+import { isNotFound } from '../kube/errors.js';
+import type { KubeObject } from '../kube/rest.js';
+import { finishStep } from './journal.js';
+import type { PlanRun, StepOutcome } from './plan-run.js';
+
+/** OpenFeature Operator's FeatureFlag (core.openfeature.dev). */
+const FEATURE_FLAG = { group: 'core.openfeature.dev', version: 'v1beta1', plural: 'featureflags' } as const;
+export const DISABLED = 'false';
+
+const configMapRef = (run: PlanRun, name: string) => ({
+  group: '',
+  version: 'v1',
+  plural: 'configmaps',
+  namespace: run.namespace,
+  name,
+});
+
+function record(run: PlanRun, name: string, ok: boolean, message: string) {
+  run.status.steps = finishStep(run.status.steps, name, ok ? 'Succeeded' : 'Failed', message, run.now());
+}
+
+/** The flag objects exist (ConfigMap, FeatureFlag and its CRD) and the operator may patch them. */
+export async function preValidateFlags(run: PlanRun): Promise<StepOutcome> {
+  const t = run.spec.targets.featureFlags!;
+  const checks: AccessCheck[] = [];
+  if (t.configMapRef) {
+    try {
+      await run.client.get(configMapRef(run, t.configMapRef.name));
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+      const msg = `ConfigMap "${t.configMapRef.name}" (spec.targets.featureFlags.configMapRef) not found in namespace ${run.namespace}`;
+      record(run, 'CheckFlagsExist', false, msg);
+      return { kind: 'failed', reason: 'TargetNotFound', message: msg };
+    }
+    checks.push({ group: '', resource: 'configmaps', verb: 'patch', namespace: run.namespace });
+  }
+  if (t.featureFlagRef) {
+    try {
+      await run.client.get({ ...FEATURE_FLAG, namespace: run.namespace, name: t.featureFlagRef.name });
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+      const msg = `FeatureFlag "${t.featureFlagRef.name}" (core.openfeature.dev) not found in namespace ${run.namespace}, or the OpenFeature CRD is not installed`;
+      record(run, 'CheckFlagsExist', false, msg);
+      return { kind: 'failed', reason: 'TargetNotFound', message: msg };
+    }
+    checks.push({
+      group: FEATURE_FLAG.group,
+      resource: FEATURE_FLAG.plural,
+      verb: 'patch',
+      namespace: run.namespace,
+    });
+  }
+  record(
+    run,
+    'CheckFlagsExist',
+    true,
+    [
+      t.configMapRef && `ConfigMap ${t.configMapRef.name}`,
+      t.featureFlagRef && `FeatureFlag ${t.featureFlagRef.name}`,
+    ]
+      .filter(Boolean)
+      .join(', ') + ' found',
+  );
+  for (const c of checks) {
+    if (!(await checkAccess(run.client, c)).allowed) {
+      const msg = `the operator's ServiceAccount may not ${describeAccess(c)}`;
+      record(run, 'CheckFlagPermissions', false, msg);
+      return { kind: 'failed', reason: 'Forbidden', message: msg };
+    }
+  }
+  return { kind: 'done', message: `flags to disable: ${t.disable.join(', ')}` };
+}
+
+/**
+ * Disables the flags. Previous values are written to status before anything changes (a durable record of
+ * what to restore), then the ConfigMap keys are set to "false" and FeatureFlag entries to state DISABLED.
+ * Re-running sets the same values: idempotent across restarts.
+ */
+export async function disableFlags(run: PlanRun): Promise<StepOutcome> {
+  const t = run.spec.targets.featureFlags!;
+  if (!run.status.featureFlags?.length) {
+    const recorded: NonNullable<typeof run.status.featureFlags> = [];
+    if (t.configMapRef) {
+      const cm = await run.client.get<KubeObject>(configMapRef(run, t.configMapRef.name));
+      for (const key of t.disable)
+        recorded.push({
+          key,
+          ...(cm.data?.[key] !== undefined ? { previous: String(cm.data[key]) } : {}),
+          now: DISABLED,
+        });
+    }
+    if (t.featureFlagRef) {
+      const ff = await run.client.get<KubeObject>({
+        ...FEATURE_FLAG,
+        namespace: run.namespace,
+        name: t.featureFlagRef.name,
+      });
+      for (const key of t.disable) {
+        const state = ff.spec?.flagSpec?.flags?.[key]?.state;
+        const entry = {
+          key: `featureflag/${key}`,
+          ...(state !== undefined ? { previous: String(state) } : {}),
+          now: 'DISABLED',
+        };
+        recorded.push(entry);
+      }
+    }
+    run.status.featureFlags = recorded;
+    await run.checkpoint();
+  }
+  if (t.configMapRef) {
+    await run.client.patch(configMapRef(run, t.configMapRef.name), 'merge', {
+      data: Object.fromEntries(t.disable.map((k) => [k, DISABLED])),
+    });
+  }
+  if (t.featureFlagRef) {
+    await run.client.patch(
+      { ...FEATURE_FLAG, namespace: run.namespace, name: t.featureFlagRef.name },
+      'merge',
+      {
+        spec: { flagSpec: { flags: Object.fromEntries(t.disable.map((k) => [k, { state: 'DISABLED' }])) } },
+      },
+    );
+  }
+  const changed = (run.status.featureFlags ?? []).map(
+    (f) => `${f.key}: ${f.previous ?? '(absent)'} -> ${f.now}`,
+  );
+  run.event('Normal', 'FlagsDisabled', changed.join(', '));
+  return { kind: 'done', message: `disabled ${changed.join(', ')}` };
+}

@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { withRollbackPlanDefaults, type RollbackPlanSpec } from '../api/v1alpha1/rollbackplan.js';
+import { stepsFor, touchedSummary } from './controller.js';
+
+const spec = (s: Partial<RollbackPlanSpec> & Pick<RollbackPlanSpec, 'scope'>) =>
+  withRollbackPlanDefaults({ targets: {}, ...s } as RollbackPlanSpec);
+const deployments = [{ name: 'web' }];
+const database = { backupScheduleRef: { name: 'db' } };
+const featureFlags = { configMapRef: { name: 'flags' }, disable: ['new-checkout'] };
+
+describe('stepsFor', () => {
+  it.each([
+    ['app', { deployments }, ['PreValidation', 'AppRollback', 'PostValidation']],
+    ['database', { database }, ['PreValidation', 'SafetyBackup', 'DatabaseRestore', 'PostValidation']],
+    ['feature', { featureFlags }, ['PreValidation', 'FeatureFlags', 'PostValidation']],
+    [
+      'full',
+      { deployments, database, featureFlags },
+      ['PreValidation', 'SafetyBackup', 'DatabaseRestore', 'AppRollback', 'FeatureFlags', 'PostValidation'],
+    ],
+    ['full', { deployments }, ['PreValidation', 'AppRollback', 'PostValidation']],
+    // A scope acts only on its own kind of target, even if others are listed.
+    ['app', { deployments, database }, ['PreValidation', 'AppRollback', 'PostValidation']],
+  ])('scope %s with %j', (scope, targets, names) => {
+    expect(stepsFor(spec({ scope: scope as RollbackPlanSpec['scope'], targets })).map((s) => s.name)).toEqual(
+      names,
+    );
+  });
+});
+
+describe('touchedSummary', () => {
+  it('says nothing changed when no step acted', () => {
+    expect(touchedSummary({ steps: [] })).toBe('; nothing was changed');
+  });
+  it('names the restore, its undo, rolled back Deployments and flags', () => {
+    const s = touchedSummary({
+      steps: [
+        { name: 'DatabaseRestore', startedAt: 'x', result: 'Succeeded' },
+        { name: 'FeatureFlags', startedAt: 'x', result: 'Succeeded' },
+      ],
+      database: { backupId: 'db-1', safetyBackupId: 'plan-safety' },
+      deployments: [
+        { name: 'web', result: 'RolledBack' },
+        { name: 'api', result: 'Pending' },
+      ],
+      featureFlags: [{ key: 'new-checkout', previous: 'true', now: 'false' }],
+    });
+    expect(s).toBe(
+      '; changed: database restored from db-1 (undo: restore safety backup plan-safety); Deployment web rolled back; flags new-checkout disabled (previous values in status.featureFlags)',
+    );
+  });
+});
