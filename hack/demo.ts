@@ -1,6 +1,7 @@
 // `npm run demo`: a local control plane and PostgreSQL, the operator, an emergency rollback and an emergency
 // backup you can watch. `npm run demo -- --keep` leaves everything running until Ctrl-C so you can explore.
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import { LocalPostgres } from '../test/env/postgres.js';
 import { freePort } from '../test/env/processes.js';
 import { operatorCommandMap, RUNNER_PLACEMENT, TestKubelet } from '../test/env/test-kubelet.js';
 
+const execFileP = promisify(execFile);
 const keep = process.argv.includes('--keep');
 const kubeletLog: string[] = [];
 const t0 = Date.now();
@@ -37,11 +39,17 @@ try {
   const db = await LocalPostgres.start();
   cleanups.push(() => db.stop());
   const kubectlBin = cp.bins.path('kubectl');
-  const kubectl = (...args: string[]) =>
-    execFileSync(kubectlBin, [`--kubeconfig=${cp.kubeconfigPath}`, ...args], { encoding: 'utf8' });
-  const show = (...args: string[]) => {
+  // Asynchronous on purpose: the stand-in kubelet runs in this process and must keep running while we wait.
+  const kubectl = async (...args: string[]) =>
+    (
+      await execFileP(kubectlBin, [`--kubeconfig=${cp.kubeconfigPath}`, ...args], {
+        encoding: 'utf8',
+        maxBuffer: 16 << 20,
+      })
+    ).stdout;
+  const show = async (...args: string[]) => {
     console.log(`\x1b[2m$ kubectl ${args.join(' ')}\x1b[0m`);
-    console.log(kubectl(...args).trimEnd());
+    console.log((await kubectl(...args)).trimEnd());
   };
   say(`installed CRDs: ${(await installCrds(kubectlBin, cp.kubeconfigPath)).join(', ')}`);
 
@@ -86,7 +94,7 @@ try {
       ['get', 'events', '-n', 'shop'],
     ]) {
       try {
-        show(...args);
+        await show(...args);
       } catch {
         /* best effort */
       }
@@ -98,8 +106,8 @@ try {
   };
 
   // --- an application with a bad release ---
-  kubectl('create', 'namespace', 'shop');
-  kubectl('label', 'namespace', 'shop', 'pod-security.kubernetes.io/enforce=restricted');
+  await kubectl('create', 'namespace', 'shop');
+  await kubectl('label', 'namespace', 'shop', 'pod-security.kubernetes.io/enforce=restricted');
   const container = (image: string) => ({
     name: 'checkout',
     image,
@@ -129,11 +137,11 @@ try {
       input: JSON.stringify(obj),
     });
   };
-  apply(deployment);
-  kubectl('-n', 'shop', 'rollout', 'status', 'deployment/checkout', '--timeout=60s');
+  await apply(deployment);
+  await kubectl('-n', 'shop', 'rollout', 'status', 'deployment/checkout', '--timeout=60s');
   for (const v of ['1.5.0', '1.6.0']) {
-    kubectl('-n', 'shop', 'set', 'image', 'deployment/checkout', `checkout=shop/checkout:${v}`);
-    kubectl(
+    await kubectl('-n', 'shop', 'set', 'image', 'deployment/checkout', `checkout=shop/checkout:${v}`);
+    await kubectl(
       '-n',
       'shop',
       'annotate',
@@ -141,10 +149,10 @@ try {
       'deployment/checkout',
       `kubernetes.io/change-cause=release ${v}`,
     );
-    kubectl('-n', 'shop', 'rollout', 'status', 'deployment/checkout', '--timeout=60s');
+    await kubectl('-n', 'shop', 'rollout', 'status', 'deployment/checkout', '--timeout=60s');
   }
   say('deployed checkout 1.4.0 -> 1.5.0 -> 1.6.0; 1.6.0 is the bad release');
-  show('-n', 'shop', 'rollout', 'history', 'deployment/checkout');
+  await show('-n', 'shop', 'rollout', 'history', 'deployment/checkout');
 
   // --- a dry run first ---
   const plan = (name: string, dryRun: boolean) => ({
@@ -161,21 +169,21 @@ try {
       objectives: { rto: '2m' },
     },
   });
-  apply(plan('checkout-dry-run', true));
-  kubectl('-n', 'shop', 'wait', '--for=condition=Ready', 'rbp/checkout-dry-run', '--timeout=60s');
+  await apply(plan('checkout-dry-run', true));
+  await kubectl('-n', 'shop', 'wait', '--for=condition=Ready', 'rbp/checkout-dry-run', '--timeout=60s');
   const report = JSON.parse(
-    kubectl('-n', 'shop', 'get', 'rbp', 'checkout-dry-run', '-o', 'jsonpath={.status.dryRunReport}'),
+    await kubectl('-n', 'shop', 'get', 'rbp', 'checkout-dry-run', '-o', 'jsonpath={.status.dryRunReport}'),
   );
   say(`dry run: ${report.summary}`);
   console.log(report.deployments[0].templateDiff);
 
   // --- the emergency rollback, watched live ---
   say('applying the emergency RollbackPlan; watching its journal');
-  apply(plan('checkout-emergency', false));
+  await apply(plan('checkout-emergency', false));
   const seen = new Set<string>();
   for (let i = 0; i < 600; i++) {
     const st = JSON.parse(
-      kubectl('-n', 'shop', 'get', 'rbp', 'checkout-emergency', '-o', 'jsonpath={.status}') || '{}',
+      (await kubectl('-n', 'shop', 'get', 'rbp', 'checkout-emergency', '-o', 'jsonpath={.status}')) || '{}',
     );
     for (const s of st.steps ?? []) {
       const key = `${s.name}:${s.result}`;
@@ -186,8 +194,8 @@ try {
     if (st.phase === 'Succeeded' || st.phase === 'Failed') break;
     await sleep(100);
   }
-  show('-n', 'shop', 'get', 'rbp');
-  show(
+  await show('-n', 'shop', 'get', 'rbp');
+  await show(
     '-n',
     'shop',
     'get',
@@ -196,8 +204,8 @@ try {
     '-o',
     'jsonpath={range .status.conditions[*]}{.type}{"\\t"}{.status}{"\\t"}{.reason}{"\\t"}{.message}{"\\n"}{end}',
   );
-  show('-n', 'shop', 'rollout', 'history', 'deployment/checkout');
-  show('-n', 'shop', 'events', '--for=rollbackplan/checkout-emergency');
+  await show('-n', 'shop', 'rollout', 'history', 'deployment/checkout');
+  await show('-n', 'shop', 'events', '--for=rollbackplan/checkout-emergency');
 
   // --- an emergency backup of a real PostgreSQL, run by a real Job pod ---
   say('backups: a BackupSchedule for the shop database; its Job pods run on a local stand-in kubelet');
@@ -220,7 +228,7 @@ try {
     commandMap: operatorCommandMap({ env: { PATH: process.env.PATH ?? '', PG_BIN_DIR: db.info.binDir } }),
   });
   cleanups.push(() => kubelet.stop());
-  apply({
+  await apply({
     apiVersion: 'v1',
     kind: 'Secret',
     metadata: { name: 'shop-db', namespace: 'shop' },
@@ -232,7 +240,7 @@ try {
       password: db.info.password,
     },
   });
-  apply({
+  await apply({
     apiVersion: 'v1',
     kind: 'PersistentVolume',
     metadata: { name: 'shop-backups' },
@@ -244,7 +252,7 @@ try {
       claimRef: { namespace: 'shop', name: 'shop-backups' },
     },
   });
-  apply({
+  await apply({
     apiVersion: 'v1',
     kind: 'PersistentVolumeClaim',
     metadata: { name: 'shop-backups', namespace: 'shop' },
@@ -255,7 +263,7 @@ try {
       resources: { requests: { storage: '5Gi' } },
     },
   });
-  apply({
+  await apply({
     apiVersion: 'rollback.nxtnewday.io/v1alpha1',
     kind: 'BackupSchedule',
     metadata: { name: 'shop-db', namespace: 'shop' },
@@ -267,10 +275,10 @@ try {
       podTemplate: RUNNER_PLACEMENT,
     },
   });
-  kubectl('-n', 'shop', 'wait', '--for=condition=Ready', 'bks/shop-db', '--timeout=60s');
-  show('-n', 'shop', 'get', 'cronjob');
+  await kubectl('-n', 'shop', 'wait', '--for=condition=Ready', 'bks/shop-db', '--timeout=60s');
+  await show('-n', 'shop', 'get', 'cronjob');
   const started = Date.now();
-  kubectl(
+  await kubectl(
     '-n',
     'shop',
     'annotate',
@@ -279,12 +287,12 @@ try {
     `rollback.nxtnewday.io/backup-now=${new Date().toISOString().replace(/[:.]/g, '')}`,
   );
   say('requested an emergency backup (annotation rollback.nxtnewday.io/backup-now)');
-  kubectl('-n', 'shop', 'wait', '--for=condition=LastBackupSucceeded', 'bks/shop-db', '--timeout=120s');
+  await kubectl('-n', 'shop', 'wait', '--for=condition=LastBackupSucceeded', 'bks/shop-db', '--timeout=120s');
   say(
     `emergency backup of 10,000 orders recorded ${((Date.now() - started) / 1000).toFixed(1)}s after the request`,
   );
-  show('-n', 'shop', 'get', 'bks');
-  show(
+  await show('-n', 'shop', 'get', 'bks');
+  await show(
     '-n',
     'shop',
     'get',
@@ -293,7 +301,7 @@ try {
     '-o',
     'jsonpath={range .status.conditions[*]}{.type}{"\\t"}{.status}{"\\t"}{.reason}{"\\t"}{.message}{"\\n"}{end}',
   );
-  show('-n', 'shop', 'get', 'bks', 'shop-db', '-o', 'jsonpath={.status.lastSuccessfulBackup}');
+  await show('-n', 'shop', 'get', 'bks', 'shop-db', '-o', 'jsonpath={.status.lastSuccessfulBackup}');
   console.log();
 
   say(`done in ${((Date.now() - t0) / 1000).toFixed(0)}s`);
