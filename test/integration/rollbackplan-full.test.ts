@@ -1,0 +1,291 @@
+import { mkdtempSync, openSync, rmSync, writeSync, closeSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { TestKubelet } from '../env/test-kubelet.js';
+import {
+  applySchedule,
+  backupNow,
+  createBoundClaim,
+  createDbSecret,
+  dbSecretData,
+  deletePvs,
+  dumpPath,
+  fillDatabase,
+  scheduleJobs,
+  scheduleSpec,
+  startRunnerKubelet,
+  waitJobRecorded,
+  waitScheduleCondition,
+} from '../support/backups.js';
+import {
+  createTestNamespace,
+  deleteTestNamespace,
+  eventually,
+  kubectl,
+  testClients,
+} from '../support/kube.js';
+import { startOperator, type OperatorProcess } from '../support/operator.js';
+import { applyPlan, condition, waitPlanPhase } from '../support/plans.js';
+import { createTestDatabase, tableChecksum, withClient } from '../support/postgres.js';
+import { deploymentWithHistory, imageOf } from '../support/workloads.js';
+
+const TABLES = ['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers', 'notes'];
+const checksums = async (url: string) =>
+  Object.fromEntries(await Promise.all(TABLES.map(async (t) => [t, await tableChecksum(url, t)] as const)));
+
+// Database, feature and full scopes against the real control plane and the real PostgreSQL: the restore,
+// verify and safety-backup Jobs really run (the test kubelet runs the operator image's runner).
+describe.skipIf(inject('existingCluster'))('RollbackPlan scopes database, feature and full', () => {
+  const { batch, core } = testClients();
+  let ns = '';
+  let workDir = '';
+  let kubelet: TestKubelet;
+  let op: OperatorProcess;
+  const kubeletLog: string[] = [];
+  const pvs: string[] = [];
+  let db: { name: string; url: string };
+  let goodState: Record<string, { rows: number; md5: string }>;
+  let backupId = '';
+
+  beforeAll(async () => {
+    ns = await createTestNamespace('full');
+    workDir = mkdtempSync(join(tmpdir(), 'nxt-full-kubelet-'));
+    kubelet = await startRunnerKubelet(workDir, (m) => kubeletLog.push(m));
+    op = await startOperator({ env: { WATCH_NAMESPACES: ns } });
+    await op.waitReady();
+    db = await createTestDatabase('shop');
+    await fillDatabase(db.url, db.name);
+    await createDbSecret(ns, 'db', dbSecretData(db.name));
+    pvs.push(await createBoundClaim(ns, 'backups'));
+    await applySchedule(ns, 'shop-db', scheduleSpec('db', 'backups'));
+    await waitScheduleCondition(ns, 'shop-db', 'Ready', 'True', 'Scheduled');
+    goodState = await checksums(db.url);
+    await backupNow(ns, 'shop-db', 'before-release');
+    const job = await eventually(
+      'the emergency backup Job',
+      async () => (await scheduleJobs(ns, 'shop-db'))[0],
+    );
+    backupId = job.metadata!.name!;
+    await waitJobRecorded(ns, backupId);
+    await waitScheduleCondition(ns, 'shop-db', 'LastBackupSucceeded', 'True', 'BackupVerified');
+  });
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail') {
+      console.log(
+        `--- test kubelet ---\n${kubeletLog.slice(-30).join('\n')}\n--- operator ---\n${op.logs().slice(-4000)}`,
+      );
+    }
+  });
+  afterAll(async () => {
+    await op?.kill();
+    await deleteTestNamespace(ns);
+    await kubelet?.stop();
+    await deletePvs(pvs);
+    if (workDir) rmSync(workDir, { recursive: true, force: true });
+  });
+
+  /** The "bad release": data changed, a new Deployment revision, a flag switched on. */
+  async function badRelease() {
+    await withClient(db.url, async (c) => {
+      await c.query('update pgbench_accounts set abalance = abalance - 500 where aid % 7 = 0');
+      await c.query('delete from notes where id > 9000');
+      await c.query(
+        "insert into pgbench_tellers values (9999, 1, 0, 'bad') on conflict (tid) do update set tbalance = pgbench_tellers.tbalance - 1",
+      );
+    });
+  }
+
+  it('full scope restores the data, rolls the Deployment back and disables the flags; the safety backup undoes it', async () => {
+    await deploymentWithHistory(ns, 'checkout', ['shop/checkout:1.5.0', 'shop/checkout:1.6.0']);
+    await core.createNamespacedConfigMap({
+      namespace: ns,
+      body: { metadata: { name: 'flags' }, data: { 'new-checkout': 'true', other: 'true' } },
+    });
+    await badRelease();
+    const badState = await checksums(db.url);
+    expect(badState).not.toEqual(goodState);
+
+    await applyPlan(ns, 'emergency', {
+      scope: 'full',
+      reason: 'data corruption after 1.6.0',
+      targets: {
+        deployments: [{ name: 'checkout' }],
+        database: { backupScheduleRef: { name: 'shop-db' } },
+        featureFlags: { configMapRef: { name: 'flags' }, disable: ['new-checkout'] },
+      },
+      validation: {
+        timeout: '2m',
+        sql: [{ name: 'accounts', query: 'select count(*) from pgbench_accounts', expect: '100000' }],
+      },
+    });
+    const plan = await waitPlanPhase(ns, 'emergency', ['Succeeded', 'Failed'], 180_000);
+    expect(plan.status.phase, JSON.stringify(plan.status.conditions)).toBe('Succeeded');
+    expect(
+      plan.status.steps.filter((s: any) => !s.name.startsWith('Check')).map((s: any) => [s.name, s.result]),
+    ).toEqual([
+      ['PreValidation', 'Succeeded'],
+      ['SafetyBackup', 'Succeeded'],
+      ['DatabaseRestore', 'Succeeded'],
+      ['AppRollback', 'Succeeded'],
+      ['FeatureFlags', 'Succeeded'],
+      ['PostValidation', 'Succeeded'],
+    ]);
+    for (const t of [
+      'PreValidationPassed',
+      'SafetyBackupTaken',
+      'DatabaseRestored',
+      'RolledBack',
+      'FlagsDisabled',
+      'PostValidationPassed',
+      'Succeeded',
+      'RTOMet',
+    ]) {
+      expect(condition(plan, t), t).toMatchObject({ status: 'True' });
+    }
+    // Data: every table equals the backup, row for row.
+    expect(await checksums(db.url)).toEqual(goodState);
+    expect(plan.status.database).toMatchObject({
+      backupId,
+      mode: 'inPlace',
+      verifiedTables: expect.any(Number),
+    });
+    // App and flags.
+    expect(await imageOf(ns, 'checkout')).toBe('shop/checkout:1.5.0');
+    const flags = await core.readNamespacedConfigMap({ name: 'flags', namespace: ns });
+    expect(flags.data).toEqual({ 'new-checkout': 'false', other: 'true' });
+    expect(plan.status.featureFlags).toEqual([{ key: 'new-checkout', previous: 'true', now: 'false' }]);
+    // One restore Job, run once.
+    const restore = await batch.readNamespacedJob({ name: plan.status.database.restoreJob, namespace: ns });
+    expect(restore.status?.succeeded).toBe(1);
+    expect(restore.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'RollbackPlan', name: 'emergency' });
+
+    // The safety backup holds the pre-plan (bad) state: restoring it by id brings that state back.
+    const safety = plan.status.database.safetyBackupId;
+    expect(safety).toBeTruthy();
+    await waitScheduleCondition(ns, 'shop-db', 'LastBackupSucceeded', 'True', undefined, 60_000, (s) =>
+      (s.status.backups ?? []).some((b: any) => b.id === safety),
+    );
+    await applyPlan(ns, 'undo-emergency', {
+      scope: 'database',
+      targets: {
+        database: { backupScheduleRef: { name: 'shop-db' }, backup: { id: safety }, safetyBackup: false },
+      },
+    });
+    const undo = await waitPlanPhase(ns, 'undo-emergency', ['Succeeded', 'Failed'], 180_000);
+    expect(undo.status.phase, JSON.stringify(undo.status.conditions)).toBe('Succeeded');
+    expect(undo.status.steps.find((s: any) => s.name === 'SafetyBackup')).toMatchObject({
+      result: 'Skipped',
+    });
+    expect(await checksums(db.url)).toEqual(badState);
+  });
+
+  it('fails pre-validation on an unknown backup id and touches nothing', async () => {
+    const before = await checksums(db.url);
+    await applyPlan(ns, 'bad-id', {
+      scope: 'database',
+      targets: { database: { backupScheduleRef: { name: 'shop-db' }, backup: { id: 'no-such-backup' } } },
+    });
+    const plan = await waitPlanPhase(ns, 'bad-id', ['Succeeded', 'Failed']);
+    expect(condition(plan, 'PreValidationPassed')).toMatchObject({
+      status: 'False',
+      reason: 'BackupNotFound',
+    });
+    expect(condition(plan, 'Succeeded').message).toMatch(/"no-such-backup" is not among/);
+    expect(
+      (await batch.listNamespacedJob({ namespace: ns, labelSelector: 'rollback.nxtnewday.io/plan=bad-id' }))
+        .items,
+    ).toEqual([]);
+    expect(await checksums(db.url)).toEqual(before);
+  });
+
+  it('fails pre-validation on a backup whose file no longer matches its checksum, before any restore', async () => {
+    // A second backup, then one byte of its file flipped on the volume.
+    await backupNow(ns, 'shop-db', 'to-corrupt');
+    const job = await eventually('the second backup Job', async () =>
+      (await scheduleJobs(ns, 'shop-db')).find(
+        (j) =>
+          j.metadata?.name?.includes('now-') &&
+          j.metadata.name !== backupId &&
+          !j.metadata.labels?.['rollback.nxtnewday.io/plan'],
+      ),
+    );
+    await waitJobRecorded(ns, job!.metadata!.name!);
+    const file = dumpPath(kubelet.pvcDir(ns, 'backups'), job!.metadata!.name!);
+    const fd = openSync(file, 'r+');
+    writeSync(fd, Buffer.from([0x42]), 0, 1, Math.floor(statSync(file).size / 2));
+    closeSync(fd);
+    const before = await checksums(db.url);
+    await applyPlan(ns, 'corrupt', {
+      scope: 'database',
+      targets: { database: { backupScheduleRef: { name: 'shop-db' }, backup: { id: job!.metadata!.name! } } },
+    });
+    const plan = await waitPlanPhase(ns, 'corrupt', ['Succeeded', 'Failed'], 120_000);
+    expect(condition(plan, 'PreValidationPassed')).toMatchObject({
+      status: 'False',
+      reason: 'ChecksumMismatch',
+    });
+    const jobs = (
+      await batch.listNamespacedJob({ namespace: ns, labelSelector: 'rollback.nxtnewday.io/plan=corrupt' })
+    ).items.map((j) => j.metadata?.name);
+    expect(jobs, 'only the verify Job ran').toEqual(['corrupt-verify']);
+    expect(await checksums(db.url)).toEqual(before);
+  });
+
+  it('runs the restore exactly once when the operator is killed right after creating the restore Job', async () => {
+    await badRelease();
+    await op.kill();
+    const crashing = await startOperator({
+      env: { WATCH_NAMESPACES: ns, NXT_FAILPOINTS: 'after-restore-job-created' },
+      name: 'crashing',
+    });
+    await crashing.waitReady();
+    await applyPlan(ns, 'crash-restore', {
+      scope: 'database',
+      targets: {
+        database: { backupScheduleRef: { name: 'shop-db' }, backup: { id: backupId }, safetyBackup: false },
+      },
+    });
+    expect(await crashing.exited).toBe('SIGKILL');
+    op = await startOperator({ env: { WATCH_NAMESPACES: ns }, name: 'restarted' });
+    await op.waitReady();
+    const plan = await waitPlanPhase(ns, 'crash-restore', ['Succeeded', 'Failed'], 180_000);
+    expect(plan.status.phase, JSON.stringify(plan.status.conditions)).toBe('Succeeded');
+    const restores = (
+      await batch.listNamespacedJob({
+        namespace: ns,
+        labelSelector: 'rollback.nxtnewday.io/plan=crash-restore,app.kubernetes.io/component=restore',
+      })
+    ).items;
+    expect(restores.map((j) => [j.metadata?.name, j.status?.succeeded])).toEqual([
+      ['crash-restore-restore', 1],
+    ]);
+    const pods = await core.listNamespacedPod({
+      namespace: ns,
+      labelSelector: 'job-name=crash-restore-restore',
+    });
+    expect(pods.items).toHaveLength(1);
+    expect(await checksums(db.url)).toEqual(goodState);
+  });
+
+  it('feature scope alone disables flags and records previous values, including absent ones', async () => {
+    await core.createNamespacedConfigMap({
+      namespace: ns,
+      body: { metadata: { name: 'flags2' }, data: { beta: 'on' } },
+    });
+    await applyPlan(ns, 'flags-only', {
+      scope: 'feature',
+      targets: { featureFlags: { configMapRef: { name: 'flags2' }, disable: ['beta', 'never-set'] } },
+    });
+    const plan = await waitPlanPhase(ns, 'flags-only', ['Succeeded', 'Failed']);
+    expect(plan.status.phase).toBe('Succeeded');
+    expect(plan.status.featureFlags).toEqual([
+      { key: 'beta', previous: 'on', now: 'false' },
+      { key: 'never-set', now: 'false' },
+    ]);
+    expect(JSON.parse(await kubectl('-n', ns, 'get', 'cm', 'flags2', '-o', 'json')).data).toEqual({
+      beta: 'false',
+      'never-set': 'false',
+    });
+  });
+});
