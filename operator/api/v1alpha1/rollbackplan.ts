@@ -287,7 +287,9 @@ export const RollbackPlanStatus = z.object({
   ).optional(),
   database: z
     .object({
-      backupScheduleRef: objectName().optional().meta({ description: 'The BackupSchedule the backup came from.' }),
+      backupScheduleRef: objectName()
+        .optional()
+        .meta({ description: 'The BackupSchedule the backup came from.' }),
       backupId: BackupId.optional().meta({ description: 'The backup restored (pinned at pre-validation).' }),
       backupFinishedAt: Timestamp.optional(),
       verifyJob: objectName().optional().meta({ description: 'Job that re-checked the backup before use.' }),
