@@ -14,11 +14,18 @@ const isOlder = (a: KubeObject, b: KubeObject) => {
   return ta === tb ? a.metadata.name < b.metadata.name : ta < tb;
 };
 
+/** A plan holds its Deployments once its pre-validation passed, until it finishes. */
+const holdsLock = (p: KubeObject) =>
+  (p.status?.steps ?? []).some(
+    (s: { name: string; result: string }) => s.name === 'PreValidation' && s.result === 'Succeeded',
+  );
+
 /**
  * The per-Deployment lock, derived from durable state (the plans and their status) so it survives operator
- * restarts without a separate lock object: a plan may not start while another plan of the same namespace
- * that targets one of its Deployments is Running, or is still pending and was created earlier (ties broken
- * by name, so two plans applied at once never both proceed). Dry runs touch nothing and hold no lock.
+ * restarts without a separate lock object. A plan may not start while another plan of the same namespace that
+ * targets one of its Deployments and has not finished either holds the lock (passed pre-validation) or was
+ * created earlier (ties broken by name): of two plans applied at once exactly one proceeds. Dry runs touch
+ * nothing and hold no lock.
  */
 export function activePlanConflicts(
   self: KubeObject,
@@ -32,9 +39,14 @@ export function activePlanConflicts(
     if (p.spec?.dryRun === true) continue;
     const phase: string = p.status?.phase ?? 'Pending';
     if (TERMINAL.has(phase)) continue;
-    if (phase !== 'Running' && !isOlder(p, self)) continue;
+    if (!holdsLock(p) && !isOlder(p, self)) continue;
     for (const t of (p.spec?.targets?.deployments ?? []) as { name: string }[]) {
-      if (wanted.has(t.name)) out.push({ deployment: t.name, plan: p.metadata.name, phase });
+      if (wanted.has(t.name))
+        out.push({
+          deployment: t.name,
+          plan: p.metadata.name,
+          phase: holdsLock(p) ? phase : `${phase}, created earlier`,
+        });
     }
   }
   return out;
