@@ -167,7 +167,8 @@ export class Controller {
         this.queue.addRateLimited(key);
         m.reconcileErrors.inc({ controller: this.name });
         m.reconcileTotal.inc({ controller: this.name, result: 'error' });
-        if (!(e instanceof KubeApiError)) m.reconcilePanics.inc({ controller: this.name }, 0);
+        // Not an API error: a bug or an unexpected condition (controller-runtime counts recovered panics).
+        if (!(e instanceof KubeApiError)) m.reconcilePanics.inc({ controller: this.name });
         log.error('Reconciler error', { err: describeError(e), retries: this.queue.numRequeues(key) });
       }
     } finally {

@@ -170,6 +170,22 @@ export class RollbackPlanReconciler {
       return;
     }
     const spec = withRollbackPlanDefaults(parsed.value.spec);
+    if (spec.trigger.mode !== 'manual') {
+      // An armed plan must never run just because it was applied: refuse until automatic triggers exist.
+      const msg = `spec.trigger.mode "${spec.trigger.mode}" is not implemented in this operator version, so the plan was NOT run; omit spec.trigger (or use mode manual) to run a plan when it is applied`;
+      status.phase = 'Failed';
+      cond({ type: ConditionType.Ready, status: 'False', reason: 'TriggerModeNotSupported', message: msg });
+      cond({ type: ConditionType.Stalled, status: 'True', reason: 'TriggerModeNotSupported', message: msg });
+      cond({
+        type: ConditionType.Reconciling,
+        status: 'False',
+        reason: 'TriggerModeNotSupported',
+        message: '',
+      });
+      events.push(['Warning', 'TriggerModeNotSupported', msg]);
+      await write();
+      return;
+    }
     const steps = stepsFor(spec);
 
     if (spec.dryRun) {
@@ -269,13 +285,14 @@ export class RollbackPlanReconciler {
         outcome.message,
         now(),
       );
-      if (step.condition)
+      if (step.condition) {
         cond({
           type: step.condition,
-          status: 'True',
-          reason: `${step.name}Succeeded`,
+          status: outcome.skipped ? 'False' : 'True',
+          reason: outcome.skipped ? `${step.name}Skipped` : `${step.name}Succeeded`,
           message: outcome.message,
         });
+      }
       events.push(['Normal', `${step.name}Succeeded`, outcome.message]);
       await write();
     }
@@ -351,7 +368,7 @@ export function touchedSummary(status: RollbackPlanStatus): string {
   const changed: string[] = [];
   const db = status.database;
   const restore = findStep(status.steps, 'DatabaseRestore');
-  if (restore?.result === 'Succeeded' && db?.backupId) {
+  if ((restore?.result === 'Succeeded' || db?.restoreApplied) && db?.backupId) {
     changed.push(
       `database restored from ${db.backupId}${db.safetyBackupId ? ` (undo: restore safety backup ${db.safetyBackupId})` : ''}${db.previousDatabase ? ` (previous database kept as ${db.previousDatabase})` : ''}`,
     );

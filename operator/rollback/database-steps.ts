@@ -189,14 +189,20 @@ export async function restoreDatabase(run: PlanRun): Promise<StepOutcome> {
   const outcome = planJobOutcome(run, name);
   if (!outcome || outcome.state === 'running') return wait(`restoring backup ${db.backupId} (Job ${name})`);
   if (outcome.state === 'failed') {
-    const unchanged =
-      (db.mode ?? 'inPlace') === 'inPlace'
+    const mode = db.mode ?? 'inPlace';
+    // pg_restore --single-transaction commits before row counts and SQL assertions are checked: in place, a
+    // validation failure means the data WAS replaced. A swap drops the new database instead.
+    const applied = mode === 'inPlace' && ['RowCountMismatch', 'AssertionFailed'].includes(outcome.reason);
+    if (applied) run.status.database = { ...run.status.database, restoreApplied: true };
+    const state = applied
+      ? `the restore WAS applied but did not validate; the database now holds backup ${db.backupId}${db.safetyBackupId ? `, restore safety backup ${db.safetyBackupId} to undo` : ''}`
+      : mode === 'inPlace'
         ? 'the database is unchanged (the restore ran in one transaction)'
         : 'the database was not swapped';
     return {
       kind: 'failed',
       reason: outcome.reason === 'Succeeded' ? 'RestoreFailed' : outcome.reason,
-      message: `restore of ${db.backupId} failed: ${outcome.message}; ${unchanged}`,
+      message: `restore of ${db.backupId} failed: ${outcome.message}; ${state}`,
     };
   }
   const r = outcome.result?.operation === 'restore' ? outcome.result : undefined;

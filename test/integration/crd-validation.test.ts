@@ -295,6 +295,33 @@ describe('CRD validation on a real kube-apiserver', () => {
     expect(parse(stored)).toMatchObject({ ok: true });
   });
 
+  it.each([
+    ['a dotted RollbackPlan name', rollbackPlan('undo.web', appPlan({ deployments: [{ name: 'a' }] }))],
+    [
+      'a 56-character RollbackPlan name',
+      rollbackPlan('p'.repeat(56), appPlan({ deployments: [{ name: 'a' }] })),
+    ],
+    [
+      'a 44-character BackupSchedule name',
+      backupSchedule('b'.repeat(44), {
+        database: { secretRef: { name: 's' } },
+        storage: { persistentVolumeClaim: { claimName: 'c' } },
+      }),
+    ],
+  ])('rejects %s, which would break the names of the Jobs it creates', async (_what, obj) => {
+    const err = await create(obj).then(
+      () => undefined,
+      (e: unknown) => apiError(e),
+    );
+    expect(err, 'the API server accepted the name').toBeDefined();
+    expect(err!.code).toBe(422);
+    expect(err!.message).toMatch(/metadata\.name of a (RollbackPlan|BackupSchedule) must be a DNS label/);
+    const parsed = obj.kind === 'RollbackPlan' ? parseRollbackPlan(obj) : parseBackupSchedule(obj);
+    expect(parsed.ok ? [] : parsed.problems.map((p) => p.message)).toEqual([
+      expect.stringMatching(/must be a DNS label/),
+    ]);
+  });
+
   it.each(invalid)('rejects %s, naming the field', async (_what, obj, field) => {
     const err = await create(obj).then(
       () => undefined,

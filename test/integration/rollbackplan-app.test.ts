@@ -163,6 +163,25 @@ describe('RollbackPlan (scope app)', () => {
     }
   });
 
+  it('does not run an armed (trigger.mode auto) plan on apply, since automatic triggers are not implemented', async () => {
+    await deploymentWithHistory(ns, 'armed', ['nginx:1.25', 'nginx:1.26']);
+    const rv = await settledResourceVersion(ns, 'armed');
+    await applyPlan(ns, 'armed-plan', {
+      scope: 'app',
+      targets: { deployments: [{ name: 'armed' }] },
+      trigger: {
+        mode: 'auto',
+        conditions: [{ type: 'DeploymentUnavailable', deployment: 'armed', for: '30s' }],
+      },
+    });
+    const plan = await waitPlanPhase(ns, 'armed-plan', ['Succeeded', 'Failed']);
+    expect(condition(plan, 'Stalled')).toMatchObject({ status: 'True', reason: 'TriggerModeNotSupported' });
+    expect(condition(plan, 'Ready').message).toMatch(/the plan was NOT run/);
+    expect(
+      (await apps.readNamespacedDeployment({ name: 'armed', namespace: ns })).metadata?.resourceVersion,
+    ).toBe(rv);
+  });
+
   it('refuses a paused Deployment with a clear reason', async () => {
     await deploymentWithHistory(ns, 'paused', ['nginx:1.25', 'nginx:1.26']);
     await kubectl('-n', ns, 'rollout', 'pause', 'deployment/paused');

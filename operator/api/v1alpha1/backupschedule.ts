@@ -12,6 +12,7 @@ import {
   conditionPath,
   cronSchedule,
   mapList,
+  nameRule,
   notifyTargets,
   objectName,
   parseWith,
@@ -169,13 +170,17 @@ export const BackupScheduleStatus = z.object({
 });
 export type BackupScheduleStatus = z.infer<typeof BackupScheduleStatus>;
 
-export const BackupSchedule = z.object({
-  apiVersion: z.literal(API_VERSION),
-  kind: z.literal(BACKUP_SCHEDULE_KIND),
-  metadata: ObjectMeta,
-  spec: BackupScheduleSpec,
-  status: BackupScheduleStatus.optional(),
-});
+// Emergency backup Jobs are `<name>-backup-now-<8 hex>`: 43 + 20 = 63, and the Job name is the backup id.
+export const BackupSchedule = withCelRules(
+  z.object({
+    apiVersion: z.literal(API_VERSION),
+    kind: z.literal(BACKUP_SCHEDULE_KIND),
+    metadata: ObjectMeta,
+    spec: BackupScheduleSpec,
+    status: BackupScheduleStatus.optional(),
+  }),
+  [nameRule(BACKUP_SCHEDULE_KIND, 43)],
+);
 export type BackupSchedule = z.infer<typeof BackupSchedule>;
 
 /** Validates an object read from the API server; problems name their path (`spec.storage...`). */

@@ -154,6 +154,22 @@ export function withCelRules<S extends z.ZodType>(schema: S, rules: CelRule<z.ou
 const fieldPathSegments = (fieldPath: string | undefined): string[] =>
   fieldPath ? fieldPath.split('.').filter(Boolean) : [];
 
+/**
+ * The object's name becomes part of the names (and backup ids) of the Jobs the operator creates, which must be
+ * DNS labels of at most 63 characters: longer or dotted names are rejected at apply time instead of failing
+ * later or colliding after truncation.
+ */
+export function nameRule<T extends { metadata?: { name?: string } }>(kind: string, max: number): CelRule<T> {
+  return {
+    rule: `!has(self.metadata.name) || (size(self.metadata.name) <= ${max} && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))`,
+    message: `metadata.name of a ${kind} must be a DNS label (lower-case letters, digits, '-', no '.') of at most ${max} characters: it names the Jobs the operator creates`,
+    reason: 'FieldValueInvalid',
+    check: (o) =>
+      o.metadata?.name === undefined ||
+      (o.metadata.name.length <= max && DNS1123_LABEL.test(o.metadata.name)),
+  };
+}
+
 // --- shared objects ------------------------------------------------------------------------------------
 
 /** metav1.Condition, with apimachinery's validation (same patterns and lengths as its OpenAPI). */

@@ -12,6 +12,7 @@ import {
   conditionPath,
   httpUrl,
   mapList,
+  nameRule,
   notifyTargets,
   objectName,
   parseWith,
@@ -303,6 +304,10 @@ export const RollbackPlanStatus = z.object({
         .optional()
         .meta({ description: 'newDatabaseSwap: the database as it was, kept under this name for undo.' }),
       verifiedTables: z.int().min(0).optional(),
+      restoreApplied: z
+        .boolean()
+        .optional()
+        .meta({ description: 'True when an in-place restore committed but then failed validation.' }),
       restoreSeconds: z.number().min(0).optional(),
     })
     .optional(),
@@ -344,13 +349,17 @@ export const RollbackPlanStatus = z.object({
 });
 export type RollbackPlanStatus = z.infer<typeof RollbackPlanStatus>;
 
-export const RollbackPlan = z.object({
-  apiVersion: z.literal(API_VERSION),
-  kind: z.literal(ROLLBACK_PLAN_KIND),
-  metadata: ObjectMeta,
-  spec: RollbackPlanSpec,
-  status: RollbackPlanStatus.optional(),
-});
+// `<name>-restore`, `-safety` and `-verify` Jobs: 55 + 8 = 63.
+export const RollbackPlan = withCelRules(
+  z.object({
+    apiVersion: z.literal(API_VERSION),
+    kind: z.literal(ROLLBACK_PLAN_KIND),
+    metadata: ObjectMeta,
+    spec: RollbackPlanSpec,
+    status: RollbackPlanStatus.optional(),
+  }),
+  [nameRule(ROLLBACK_PLAN_KIND, 55)],
+);
 export type RollbackPlan = z.infer<typeof RollbackPlan>;
 
 /** Validates an object read from the API server; problems name their path (`spec.targets...`). */
