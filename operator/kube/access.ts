@@ -26,3 +26,26 @@ export async function checkAccess(
 
 export const describeAccess = (c: AccessCheck) =>
   `${c.verb} ${c.resource}${c.subresource ? '/' + c.subresource : ''}${c.group ? '.' + c.group : ''} in ${c.namespace}`;
+
+/**
+ * SelfSubjectAccessReviews with a short memory: permissions change rarely, and an emergency rollback should
+ * not pay two API round trips for a check it made seconds ago. Only "allowed" answers are remembered, so a
+ * fixed RBAC problem is seen at once.
+ */
+export class AccessReviewer {
+  private readonly allowed = new Map<string, number>();
+  constructor(
+    private readonly client: KubeClient,
+    private readonly ttlMs = 60_000,
+  ) {}
+
+  async check(c: AccessCheck): Promise<{ allowed: boolean; reason: string }> {
+    const key = describeAccess(c);
+    const until = this.allowed.get(key);
+    if (until !== undefined && until > Date.now()) return { allowed: true, reason: 'cached' };
+    const r = await checkAccess(this.client, c);
+    if (r.allowed) this.allowed.set(key, Date.now() + this.ttlMs);
+    else this.allowed.delete(key);
+    return r;
+  }
+}

@@ -1,5 +1,5 @@
 import { failpoint } from '../failpoints.js';
-import { checkAccess, describeAccess, type AccessCheck } from '../kube/access.js';
+import { describeAccess, type AccessCheck } from '../kube/access.js';
 import { isNotFound } from '../kube/errors.js';
 import { parseDuration } from '../api/v1alpha1/common.js';
 import { applyDeploymentRollback, readDeploymentHistory } from './deployment-io.js';
@@ -32,7 +32,7 @@ export async function preValidateApp(run: PlanRun): Promise<StepOutcome> {
   };
 
   // 1. the targets exist
-  const histories = new Map<string, Awaited<ReturnType<typeof readDeploymentHistory>>>();
+  const histories = run.histories;
   const missing: string[] = [];
   for (const t of targets) {
     try {
@@ -103,7 +103,7 @@ export async function preValidateApp(run: PlanRun): Promise<StepOutcome> {
     { group: 'apps', resource: 'replicasets', verb: 'list', namespace: ns },
   ];
   const denied: string[] = [];
-  for (const c of needed) if (!(await checkAccess(run.client, c)).allowed) denied.push(describeAccess(c));
+  for (const c of needed) if (!(await run.access.check(c)).allowed) denied.push(describeAccess(c));
   if (denied.length) {
     const msg = `the operator's ServiceAccount may not ${denied.join(', ')}`;
     record('CheckPermissions', false, msg);
@@ -124,7 +124,9 @@ export async function rollBackDeployments(run: PlanRun): Promise<StepOutcome> {
   const ns = run.namespace;
   for (const d of run.status.deployments ?? []) {
     if (d.result !== 'Pending' || !d.replicaSet) continue;
-    const { deployment, replicaSets } = await readDeploymentHistory(run.client, ns, d.name);
+    const { deployment, replicaSets } =
+      run.histories.get(d.name) ?? (await readDeploymentHistory(run.client, ns, d.name));
+    run.histories.delete(d.name); // used once: a retry after a 409 reads afresh
     const target = replicaSets.find((rs) => rs.metadata.name === d.replicaSet);
     if (target && equalIgnoreHash(deployment.spec.template, target.spec?.template)) {
       // Already there: our own patch landed before a restart, or someone else did the same.

@@ -16,6 +16,7 @@ import {
   type EffectiveRollbackPlanSpec,
   type RollbackPlanStatus,
 } from '../api/v1alpha1/rollbackplan.js';
+import { AccessReviewer } from '../kube/access.js';
 import { setCondition, type ConditionInput } from '../kube/conditions.js';
 import { Controller, type ReconcileContext, type ReconcileResult, type Request } from '../kube/controller.js';
 import type { EventType } from '../kube/events.js';
@@ -126,7 +127,11 @@ export class RollbackPlanReconciler {
     private readonly ctx: ManagerContext,
     private readonly plans: MultiInformer<KubeObject>,
     private readonly informers: PlanInformers,
-  ) {}
+  ) {
+    this.access = new AccessReviewer(ctx.client);
+  }
+
+  private readonly access: AccessReviewer;
 
   async reconcile(req: Request, rc: ReconcileContext): Promise<ReconcileResult | void> {
     const obj = this.plans.get(`${req.namespace}/${req.name}`);
@@ -138,8 +143,11 @@ export class RollbackPlanReconciler {
     let resourceVersion = obj.metadata.resourceVersion;
     const events: [EventType, string, string][] = [];
     const now = () => new Date();
+    let written = JSON.stringify(obj.status ?? {});
     const write = async () => {
       status.observedGeneration = generation;
+      const body = JSON.stringify(status);
+      if (body === written) return; // nothing new: no write, no resourceVersion churn for other reconciles
       const updated = await patchStatus(
         this.ctx.client,
         { ...PLAN_RESOURCE, namespace: req.namespace, name: req.name },
@@ -147,6 +155,7 @@ export class RollbackPlanReconciler {
         status,
       );
       resourceVersion = updated.metadata.resourceVersion;
+      written = body;
       for (const [type, reason, message] of events.splice(0))
         void this.ctx.events.record(obj, type, reason, message);
     };
@@ -221,6 +230,8 @@ export class RollbackPlanReconciler {
           this.informers.pods.list(req.namespace).filter((p) => p.metadata.labels?.[JOB_NAME_LABEL] === name),
       },
       runnerImage: this.ctx.config.OPERATOR_IMAGE,
+      access: this.access,
+      histories: new Map(),
     };
 
     if (!status.startedAt) {
@@ -255,7 +266,9 @@ export class RollbackPlanReconciler {
       }
       if (!entry) {
         // The start of every step is durable before it acts: after a crash the journal shows the step that
-        // was in flight, and the step itself checks what already happened (steps are idempotent).
+        // was in flight, and the step itself checks what already happened (steps are idempotent). This one
+        // write also carries the previous step's result. Pre-validation changes nothing, so its start is
+        // not written separately (one round trip less on the emergency path).
         status.steps = startStep(status.steps, step.name, now());
         cond({
           type: ConditionType.Reconciling,
@@ -263,7 +276,7 @@ export class RollbackPlanReconciler {
           reason: step.name,
           message: `step ${step.name}`,
         });
-        await write();
+        if (step.name !== 'PreValidation') await write();
       }
       let outcome: StepOutcome;
       try {
@@ -294,7 +307,7 @@ export class RollbackPlanReconciler {
         });
       }
       events.push(['Normal', `${step.name}Succeeded`, outcome.message]);
-      await write();
+      // Written with the next step's start (or the final result), not here.
     }
     return this.succeed(run, write, cond);
   }

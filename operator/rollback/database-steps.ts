@@ -1,5 +1,5 @@
 import { STORAGE_MOUNT } from '../backup/pod-builders.js';
-import { checkAccess, describeAccess } from '../kube/access.js';
+import { describeAccess } from '../kube/access.js';
 import { failpoint } from '../failpoints.js';
 import { selectBackup } from './backup-selection.js';
 import { finishStep } from './journal.js';
@@ -62,7 +62,7 @@ export async function preValidateDatabase(run: PlanRun): Promise<StepOutcome> {
 
   const needed = [{ group: 'batch', resource: 'jobs', verb: 'create', namespace: run.namespace }];
   for (const c of needed) {
-    if (!(await checkAccess(run.client, c)).allowed) {
+    if (!(await run.access.check(c)).allowed) {
       const msg = `the operator's ServiceAccount may not ${describeAccess(c)}`;
       record(run, 'CheckPermissions', false, msg);
       return { kind: 'failed', reason: 'Forbidden', message: msg };

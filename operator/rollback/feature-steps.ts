@@ -1,4 +1,4 @@
-import { checkAccess, describeAccess, type AccessCheck } from '../kube/access.js';
+import { describeAccess, type AccessCheck } from '../kube/access.js';
 import { isNotFound } from '../kube/errors.js';
 import type { KubeObject } from '../kube/rest.js';
 import { finishStep } from './journal.js';
@@ -63,7 +63,7 @@ export async function preValidateFlags(run: PlanRun): Promise<StepOutcome> {
       .join(', ') + ' found',
   );
   for (const c of checks) {
-    if (!(await checkAccess(run.client, c)).allowed) {
+    if (!(await run.access.check(c)).allowed) {
       const msg = `the operator's ServiceAccount may not ${describeAccess(c)}`;
       record(run, 'CheckFlagPermissions', false, msg);
       return { kind: 'failed', reason: 'Forbidden', message: msg };

@@ -8,14 +8,14 @@ describe('step journal', () => {
   it('starts once and keeps the original start time on resume', () => {
     let s = startStep([], 'AppRollback', t0);
     s = startStep(s, 'AppRollback', t1);
-    expect(s).toEqual([{ name: 'AppRollback', startedAt: '2026-11-28T10:00:00Z', result: 'Running' }]);
+    expect(s).toEqual([{ name: 'AppRollback', startedAt: '2026-11-28T10:00:00.500Z', result: 'Running' }]);
   });
 
   it('finishes with a result, time and bounded message', () => {
     const s = finishStep(startStep([], 'PreValidation', t0), 'PreValidation', 'Failed', 'x'.repeat(2000), t1);
     expect(findStep(s, 'PreValidation')).toMatchObject({
       result: 'Failed',
-      finishedAt: '2026-11-28T10:00:07Z',
+      finishedAt: '2026-11-28T10:00:07.000Z',
     });
     expect(findStep(s, 'PreValidation')!.message!.length).toBe(1024);
   });

@@ -3,7 +3,8 @@ import type { RollbackPlanStatus } from '../api/v1alpha1/rollbackplan.js';
 export type Step = NonNullable<RollbackPlanStatus['steps']>[number];
 export type StepResult = Step['result'];
 
-const ts = (d: Date) => d.toISOString().replace(/\.\d+Z$/, 'Z');
+// Millisecond precision: an emergency rollback takes well under a second, and RTO is computed from these.
+const ts = (d: Date) => d.toISOString();
 
 export function findStep(steps: readonly Step[] | undefined, name: string): Step | undefined {
   return steps?.find((s) => s.name === name);
@@ -44,6 +45,6 @@ export function noteStep(steps: readonly Step[] | undefined, name: string, messa
 export const isFinished = (s: Step | undefined) => !!s && s.result !== 'Running';
 
 export const secondsBetween = (from: string, to: Date) =>
-  Math.max(0, Math.round((to.getTime() - Date.parse(from)) / 1000));
+  Math.max(0, Math.round((to.getTime() - Date.parse(from)) / 10) / 100);
 
 export { ts as timestamp };

@@ -1,6 +1,8 @@
 import type { Logger } from 'winston';
 import type { EffectiveRollbackPlanSpec, RollbackPlanStatus } from '../api/v1alpha1/rollbackplan.js';
+import type { AccessReviewer } from '../kube/access.js';
 import type { EventType } from '../kube/events.js';
+import type { DeploymentHistory } from './deployment-io.js';
 import type { KubeClient, KubeObject } from '../kube/rest.js';
 
 /** What a step decides: done (go on), wait (come back later), or failed (stop the plan). */
@@ -29,6 +31,14 @@ export interface PlanRun {
     job(name: string): KubeObject | undefined;
     podsOfJob(name: string): KubeObject[];
   };
+  /** Permission checks (remembered briefly). */
+  access: AccessReviewer;
+  /**
+   * Deployment histories read during this reconcile. The rollback reuses the pre-validation read instead of a
+   * second GET + LIST: its patch replaces metadata.resourceVersion, so a Deployment changed in between gets a
+   * 409 and the next reconcile reads afresh.
+   */
+  histories: Map<string, DeploymentHistory>;
   /** Image of runner Jobs when the BackupSchedule does not override it. */
   runnerImage: string;
 }

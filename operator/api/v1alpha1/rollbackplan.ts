@@ -345,7 +345,11 @@ export const RollbackPlanStatus = z.object({
     .meta({ description: 'The last rearm annotation handled, so a value acts once.' }),
   startedAt: Timestamp.optional(),
   completedAt: Timestamp.optional(),
-  durationSeconds: z.int().min(0).optional(),
+  durationSeconds: z
+    .number()
+    .min(0)
+    .optional()
+    .meta({ description: 'Measured recovery time (RTO), to 0.01 s.' }),
 });
 export type RollbackPlanStatus = z.infer<typeof RollbackPlanStatus>;
 
@@ -434,7 +438,7 @@ export const ROLLBACK_PLAN_INFO: KindInfo = {
     { name: 'Reason', type: 'string', jsonPath: conditionPath(ConditionType.Ready, 'reason') },
     {
       name: 'Duration',
-      type: 'integer',
+      type: 'number',
       jsonPath: '.status.durationSeconds',
       description: 'Seconds the run took.',
     },
