@@ -1,16 +1,15 @@
 // `npm run demo`: a local control plane and PostgreSQL, the operator, an emergency rollback and an emergency
 // backup you can watch. `npm run demo -- --keep` leaves everything running until Ctrl-C so you can explore.
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { REPO_ROOT } from '../test/env/binaries.js';
 import { LocalControlPlane } from '../test/env/control-plane.js';
 import { installCrds } from '../test/env/crds.js';
 import { LocalPostgres } from '../test/env/postgres.js';
-import { freePort } from '../test/env/processes.js';
+import { startOperatorProcess } from '../test/env/operator-process.js';
 import { operatorCommandMap, RUNNER_PLACEMENT, TestKubelet } from '../test/env/test-kubelet.js';
 
 const execFileP = promisify(execFile);
@@ -56,38 +55,14 @@ try {
   // --- the operator, as its own process ---
   const work = mkdtempSync(join(tmpdir(), 'nxt-demo-'));
   cleanups.push(() => rmSync(work, { recursive: true, force: true }));
-  const metricsPort = await freePort();
-  const opLog = join(work, 'operator.log');
-  const operator: ChildProcess = spawn(
-    'setpriv',
-    [
-      '--pdeathsig',
-      'KILL',
-      '--',
-      process.execPath,
-      '--import',
-      'tsx',
-      join(REPO_ROOT, 'operator', 'main.ts'),
-      'manager',
-    ],
-    {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        ...process.env,
-        KUBECONFIG: cp.kubeconfigPath,
-        METRICS_ADDR: `127.0.0.1:${metricsPort}`,
-        HEALTH_ADDR: `127.0.0.1:${await freePort()}`,
-        OPERATOR_IMAGE: 'nxt-rollback-operator:demo',
-        WATCH_NAMESPACES: 'shop',
-      },
-    },
-  );
-  const out = createWriteStream(opLog);
-  operator.stdout?.pipe(out);
-  operator.stderr?.pipe(out);
-  cleanups.push(() => operator.kill('SIGTERM'));
-  say(`operator started (logs: ${opLog}, metrics: http://127.0.0.1:${metricsPort}/metrics)`);
+  const operator = await startOperatorProcess({
+    kubeconfigPath: cp.kubeconfigPath,
+    env: { LOG_LEVEL: 'info', OPERATOR_IMAGE: 'nxt-rollback-operator:demo', WATCH_NAMESPACES: 'shop' },
+  });
+  cleanups.push(() => operator.stop());
+  await operator.waitReady();
+  const opLog = operator.logFile;
+  say(`operator started (logs: ${opLog}, metrics: ${operator.metricsUrl})`);
   diagnose = async () => {
     for (const args of [
       ['get', 'rbp,bks,cronjob,jobs,pods', '-n', 'shop', '-o', 'wide'],

@@ -1,94 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { inject } from 'vitest';
-import { REPO_ROOT } from '../env/binaries.js';
-import { freePort } from '../env/processes.js';
+import { startOperatorProcess, type OperatorProcess } from '../env/operator-process.js';
 
-export interface OperatorProcess {
-  child: ChildProcess;
-  metricsUrl: string;
-  healthUrl: string;
-  logFile: string;
-  logs(): string;
-  /** Resolves when /readyz answers 200. */
-  waitReady(timeoutMs?: number): Promise<void>;
-  /** Resolves with the exit code (or signal) once the process has ended. */
-  exited: Promise<number | string>;
-  kill(signal?: NodeJS.Signals): Promise<number | string>;
-}
+export type { OperatorProcess };
 
-/**
- * Runs the real operator entrypoint (operator/main.ts through tsx) as its own process, so tests can kill it
- * the way a node failure would. It dies with the test process (PR_SET_PDEATHSIG).
- */
-export async function startOperator(
+/** The real operator process against the cluster under test (see test/env/operator-process.ts). */
+export function startOperator(
   opts: { kubeconfigPath?: string; env?: Record<string, string>; name?: string } = {},
 ): Promise<OperatorProcess> {
-  const [metricsPort, healthPort] = [await freePort(), await freePort()];
-  const dir = mkdtempSync(join(tmpdir(), 'nxt-operator-'));
-  const logFile = join(dir, `${opts.name ?? 'operator'}.log`);
-  const out = createWriteStream(logFile);
-  const child = spawn(
-    'setpriv',
-    [
-      '--pdeathsig',
-      'KILL',
-      '--',
-      process.execPath,
-      '--import',
-      'tsx',
-      join(REPO_ROOT, 'operator', 'main.ts'),
-      'manager',
-    ],
-    {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        ...process.env,
-        KUBECONFIG: opts.kubeconfigPath ?? inject('kubeconfigPath'),
-        METRICS_ADDR: `127.0.0.1:${metricsPort}`,
-        HEALTH_ADDR: `127.0.0.1:${healthPort}`,
-        LOG_LEVEL: 'debug',
-        OPERATOR_IMAGE: 'nxt-rollback-operator:test',
-        ...opts.env,
-      },
-    },
-  );
-  child.stdout?.pipe(out);
-  child.stderr?.pipe(out);
-  const exited = new Promise<number | string>((r) =>
-    child.once('exit', (code, signal) => r(code ?? signal ?? -1)),
-  );
-  const healthUrl = `http://127.0.0.1:${healthPort}`;
-  const op: OperatorProcess = {
-    child,
-    metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
-    healthUrl,
-    logFile,
-    logs: () => readFileSync(logFile, 'utf8'),
-    exited,
-    async waitReady(timeoutMs = 30_000) {
-      const deadline = Date.now() + timeoutMs;
-      while (Date.now() < deadline) {
-        if (child.exitCode !== null || child.signalCode !== null)
-          throw new Error(`operator exited early:\n${op.logs().slice(-3000)}`);
-        const ok = await fetch(`${healthUrl}/readyz`, { signal: AbortSignal.timeout(1000) }).then(
-          (r) => r.ok,
-          () => false,
-        );
-        if (ok) return;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      throw new Error(`operator not ready after ${timeoutMs} ms:\n${op.logs().slice(-3000)}`);
-    },
-    async kill(signal = 'SIGTERM') {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
-    },
-  };
-  return op;
+  return startOperatorProcess({ ...opts, kubeconfigPath: opts.kubeconfigPath ?? inject('kubeconfigPath') });
 }
 
 /** Reads one sample value from a Prometheus text exposition, e.g. metric('x_total', {result: 'success'}). */
