@@ -77,7 +77,11 @@ export class ProcessGroup {
     const wrapped = ['--pdeathsig', 'KILL', '--', cmd, ...args];
     const [bin, argv] =
       opts.asUser && process.getuid?.() === 0
-        ? ['runuser', ['-u', opts.asUser, '--', 'setpriv', ...wrapped]]
+        ? // runuser forks, so both links get a parent-death signal: runuser dies with us, the server with runuser.
+          [
+            'setpriv',
+            ['--pdeathsig', 'KILL', '--', 'runuser', '-u', opts.asUser, '--', 'setpriv', ...wrapped],
+          ]
         : ['setpriv', wrapped];
     const child = spawn(bin, argv as string[], {
       stdio: ['ignore', 'pipe', 'pipe'],
