@@ -130,7 +130,14 @@ export async function rollBackDeployments(run: PlanRun): Promise<StepOutcome> {
     const target = replicaSets.find((rs) => rs.metadata.name === d.replicaSet);
     if (target && equalIgnoreHash(deployment.spec.template, target.spec?.template)) {
       // Already there: our own patch landed before a restart, or someone else did the same.
-      setDeployment(run, d.name, 'RolledBack', `template of replicaset "${d.replicaSet}" is in place`);
+      const generation = (deployment.metadata as { generation?: number }).generation;
+      setDeployment(
+        run,
+        d.name,
+        'RolledBack',
+        `template of replicaset "${d.replicaSet}" is in place`,
+        generation,
+      );
       continue;
     }
     const plan = target ? planDeploymentRollback(deployment, replicaSets, d.toRevision ?? 0) : undefined;
@@ -139,13 +146,14 @@ export async function rollBackDeployments(run: PlanRun): Promise<StepOutcome> {
       setDeployment(run, d.name, 'Failed', msg);
       return { kind: 'failed', reason: 'HistoryChanged', message: msg };
     }
-    await applyDeploymentRollback(run.client, ns, d.name, plan);
+    const patched = await applyDeploymentRollback(run.client, ns, d.name, plan);
     failpoint('after-deployment-patch');
     setDeployment(
       run,
       d.name,
       'RolledBack',
       `restored the template of replicaset "${d.replicaSet}" (revision ${d.toRevision})`,
+      (patched.metadata as { generation?: number }).generation,
     );
     run.event(
       'Normal',
@@ -159,9 +167,15 @@ export async function rollBackDeployments(run: PlanRun): Promise<StepOutcome> {
   return { kind: 'done', message: `${done} rolled back, ${skipped} already at the wanted revision` };
 }
 
-function setDeployment(run: PlanRun, name: string, result: 'RolledBack' | 'Failed', message: string) {
+function setDeployment(
+  run: PlanRun,
+  name: string,
+  result: 'RolledBack' | 'Failed',
+  message: string,
+  generation?: number,
+) {
   run.status.deployments = (run.status.deployments ?? []).map((d) =>
-    d.name === name ? { ...d, result, message } : d,
+    d.name === name ? { ...d, result, message, ...(generation !== undefined ? { generation } : {}) } : d,
   );
 }
 
@@ -176,7 +190,16 @@ export async function postValidate(run: PlanRun, stepName: string): Promise<Step
   const waiting: string[] = [];
   for (const d of run.status.deployments ?? []) {
     if (d.result === 'Failed') continue;
-    const dep = await run.client.get<RawDeployment>(apps('deployments', run.namespace, d.name));
+    // From the watch cache: a rollout event is what requeued us, so the cache already holds it; reading it
+    // again from the API server on every event only slows a burst of plans down.
+    // The cache is trusted only once it has caught up with our patch: right after it, the cache may still hold
+    // the old, fully rolled-out Deployment, which would pass the check without the rollback having rolled out.
+    const cached = run.cache.deployment(d.name) as
+      (RawDeployment & { metadata: { generation?: number } }) | undefined;
+    const dep =
+      cached && d.generation !== undefined && (cached.metadata.generation ?? 0) >= d.generation
+        ? cached
+        : await run.client.get<RawDeployment>(apps('deployments', run.namespace, d.name));
     const p = rolloutProgress(dep);
     if (p.state === 'failed')
       return { kind: 'failed', reason: 'ProgressDeadlineExceeded', message: p.message };

@@ -84,6 +84,7 @@ export function setupRollbackPlanController(ctx: ManagerContext): Controller {
   const plans = ctx.informers.for<KubeObject>(PLAN_RESOURCE);
   const deployments = ctx.informers.for<KubeObject>({ group: 'apps', version: 'v1', plural: 'deployments' });
   const informers: PlanInformers = {
+    deployments,
     schedules: ctx.informers.for<KubeObject>(SCHEDULE_RESOURCE),
     jobs: ctx.informers.for<KubeObject>({ group: 'batch', version: 'v1', plural: 'jobs' }, managed),
     pods: ctx.informers.for<KubeObject>({ group: '', version: 'v1', plural: 'pods' }, managed),
@@ -113,6 +114,7 @@ export function setupRollbackPlanController(ctx: ManagerContext): Controller {
 }
 
 interface PlanInformers {
+  deployments: MultiInformer<KubeObject>;
   schedules: MultiInformer<KubeObject>;
   jobs: MultiInformer<KubeObject>;
   pods: MultiInformer<KubeObject>;
@@ -228,6 +230,7 @@ export class RollbackPlanReconciler {
         job: (name) => this.informers.jobs.get(`${req.namespace}/${name}`),
         podsOfJob: (name) =>
           this.informers.pods.list(req.namespace).filter((p) => p.metadata.labels?.[JOB_NAME_LABEL] === name),
+        deployment: (name) => this.informers.deployments.get(`${req.namespace}/${name}`),
       },
       runnerImage: this.ctx.config.OPERATOR_IMAGE,
       access: this.access,

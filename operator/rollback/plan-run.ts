@@ -30,6 +30,8 @@ export interface PlanRun {
     schedule(name: string): KubeObject | undefined;
     job(name: string): KubeObject | undefined;
     podsOfJob(name: string): KubeObject[];
+    /** A Deployment as the watch last delivered it (post-validation is triggered by exactly that event). */
+    deployment(name: string): KubeObject | undefined;
   };
   /** Permission checks (remembered briefly). */
   access: AccessReviewer;

@@ -49,6 +49,15 @@ describe('RollbackPlan (scope app)', () => {
     await kubectl('-n', ns, 'wait', '--for=condition=Succeeded', 'rbp/undo-web', '--timeout=60s');
     const plan = await getPlan(ns, 'undo-web');
     expect(plan.status.phase).toBe('Succeeded');
+    // Success means the rollback itself rolled out: at that moment the Deployment's controller has seen the
+    // rollback's generation and every replica runs the restored template.
+    const atSuccess = await apps.readNamespacedDeployment({ name: 'web', namespace: ns });
+    expect(atSuccess.status?.observedGeneration).toBeGreaterThanOrEqual(
+      plan.status.deployments[0].generation,
+    );
+    expect(atSuccess.status?.updatedReplicas).toBe(2);
+    expect(atSuccess.status?.availableReplicas).toBe(2);
+    expect(atSuccess.spec?.template.spec?.containers[0]?.image).toBe('nginx:1.26');
     expect(plan.status.observedGeneration).toBe(plan.metadata.generation);
     expect(await imageOf(ns, 'web')).toBe('nginx:1.26');
     const d = await waitRolledOut(ns, 'web', '4');

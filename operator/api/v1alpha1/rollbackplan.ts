@@ -281,6 +281,11 @@ export const RollbackPlanStatus = z.object({
         .optional()
         .meta({ description: 'The ReplicaSet whose template is restored, pinned by pre-validation.' }),
       result: z.enum(['Pending', 'RolledBack', 'Skipped', 'Failed']).optional(),
+      generation: z
+        .int()
+        .min(0)
+        .optional()
+        .meta({ description: 'metadata.generation of the Deployment once the rollback was in place.' }),
       message: reasonText().optional(),
     }),
     'name',
