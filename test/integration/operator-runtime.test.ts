@@ -55,9 +55,9 @@ describe('operator runtime', () => {
   });
 
   /** Two replicas competing for Lease `id`; resolves once one holds it, as [leader, follower]. */
-  async function twoReplicas(id: string) {
+  async function twoReplicas(id: string, extraEnv: Record<string, string> = {}) {
     const names = [`a-${rand()}`, `b-${rand()}`];
-    const [a, b] = await Promise.all(names.map((n) => start(n, electing(id))));
+    const [a, b] = await Promise.all(names.map((n) => start(n, { ...electing(id), ...extraEnv })));
     await Promise.all([a!.waitReady(60_000), b!.waitReady(60_000)]);
     const lease = await eventually(
       `Lease ${id} to be held by ${names.join(' or ')}`,
@@ -93,6 +93,21 @@ describe('operator runtime', () => {
   });
   afterAll(async () => {
     if (ns) await deleteTestNamespace(ns);
+  });
+
+  // With the default 15 s lease a standby cannot take over in under 15 s after a SIGKILL (it waits a full
+  // lease from its own last observation); a 10 s lease (renew deadline 7 s) keeps failover within 15 s.
+  it('with LEASE_DURATION=10s a standby takes over within 15 s of a SIGKILL of the leader', async ({
+    annotate,
+  }) => {
+    const id = `fast-${rand()}`;
+    const { leader, followerName } = await twoReplicas(id, { LEASE_DURATION: '10s', RENEW_DEADLINE: '7s' });
+    const killedAt = Date.now();
+    expect(await leader.kill('SIGKILL')).toBe('SIGKILL');
+    await waitLeaseHeldBy(ns, id, followerName, 30_000);
+    const takeoverMs = Date.now() - killedAt;
+    await annotate(`standby held the Lease ${takeoverMs} ms after the SIGKILL (lease 10 s)`);
+    expect(takeoverMs, 'ms from SIGKILL of the leader until the standby held the Lease').toBeLessThan(15_000);
   });
 
   it('two replicas: one leads and reconciles; after a SIGKILL the standby takes over', async ({
