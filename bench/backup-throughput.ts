@@ -10,15 +10,15 @@
 // more than the baseline by design: exports a snapshot, counts rows in it, streams the dump through a
 // SHA-256, fsyncs + renames, re-reads the file to check the hash, runs `pg_restore --list`, writes a manifest.
 // Raw and ours alternate order per repetition. The Markdown report goes to stdout, progress to stderr.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { runnerMain } from '../operator/backup/runner/cli.js';
 import { databaseUrl, LocalPostgres, type PostgresInfo } from '../test/env/postgres.js';
 import { progress, runBenchmark } from './lib/lifecycle.js';
+import { pgEnv, runnerInProcess, runTool } from './lib/pg.js';
 import { codeRevision, machineInfo, machineMarkdown } from './lib/machine.js';
 import { median, ratio } from './lib/stats.js';
 import { fmtBytes, fmtMs, fmtRatio, markdownTable } from './lib/table.js';
@@ -84,7 +84,7 @@ await runBenchmark(async (cleanup) => {
   const info = pgsql.info;
   const work = mkdtempSync(join(tmpdir(), 'nxt-bench-backup-'));
   cleanup.add('work dir', () => rmSync(work, { recursive: true, force: true }));
-  const pgDumpVersion = (await run(join(info.binDir, 'pg_dump'), ['--version'], {})).stdout.trim();
+  const pgDumpVersion = (await runTool(join(info.binDir, 'pg_dump'), ['--version'], {})).stdout.trim();
   log(`${info.version}; ${pgDumpVersion}`);
 
   const admin = new pg.Client({ connectionString: info.url });
@@ -131,7 +131,7 @@ await runBenchmark(async (cleanup) => {
     await admin.query(`create database ${database}`);
     log(`pgbench -i -s ${scale}`);
     const t0 = performance.now();
-    await run(join(info.binDir, 'pgbench'), ['-i', '-q', '-s', String(scale)], pgEnv(info, database));
+    await runTool(join(info.binDir, 'pgbench'), ['-i', '-q', '-s', String(scale)], pgEnv(info, database));
     const d = await describe(admin, info, database, `pgbench scale ${scale}`, performance.now() - t0);
     datasets.push({ ...d, pgbenchScale: scale });
     log(`pgbench scale ${scale}: ${d.rows} rows, ${fmtBytes(d.sizeBytes)} in ${fmtMs(d.seedMs)}`);
@@ -145,7 +145,7 @@ await runBenchmark(async (cleanup) => {
     // Warm-up, one per side (discarded): the first dump of a database pays for cold caches, the first
     // in-process runner call for lazy initialisation.
     const warm = join(work, 'warm.dump');
-    await run(join(info.binDir, 'pg_dump'), ['-Fc', '-f', warm], env);
+    await runTool(join(info.binDir, 'pg_dump'), ['-Fc', '-f', warm], env);
     rmSync(warm, { force: true });
     const warmDir = mkdtempSync(join(work, 'warm-'));
     await ourBackup(warmDir, 'warm', work, env);
@@ -160,7 +160,7 @@ await runBenchmark(async (cleanup) => {
       const id = `bench-${rep}`;
       const doRaw = async () => {
         const t0 = performance.now();
-        await run(join(info.binDir, 'pg_dump'), ['-Fc', '-f', rawFile], env);
+        await runTool(join(info.binDir, 'pg_dump'), ['-Fc', '-f', rawFile], env);
         raw.push({ ms: performance.now() - t0, bytes: statSync(rawFile).size });
       };
       const doOurs = async () => ours.push(await ourBackup(storageDir, id, work, env));
@@ -194,8 +194,8 @@ await runBenchmark(async (cleanup) => {
       const doRaw = async () => {
         const env = pgEnv(info, 'postgres');
         const t0 = performance.now();
-        await run(join(info.binDir, 'createdb'), ['-T', 'template0', rawDb], env);
-        await run(join(info.binDir, 'pg_restore'), ['--no-owner', '-d', rawDb, rawFile], env);
+        await runTool(join(info.binDir, 'createdb'), ['-T', 'template0', rawDb], env);
+        await runTool(join(info.binDir, 'pg_restore'), ['--no-owner', '-d', rawDb, rawFile], env);
         raw.push(performance.now() - t0);
         await admin.query(`drop database ${rawDb}`);
       };
@@ -233,37 +233,6 @@ await runBenchmark(async (cleanup) => {
 
 // -------------------------------------------------------------------------------------------------------
 
-function pgEnv(info: PostgresInfo, database: string): NodeJS.ProcessEnv {
-  return {
-    PATH: process.env.PATH,
-    PGHOST: info.host,
-    PGPORT: String(info.port),
-    PGDATABASE: database,
-    PGUSER: info.user,
-    PGPASSWORD: info.password,
-    PG_BIN_DIR: info.binDir,
-  };
-}
-
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ stdout: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
-      env: { ...env, PATH: process.env.PATH },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d));
-    child.stderr.on('data', (d: Buffer) => (stderr += d));
-    child.on('error', reject);
-    child.on('exit', (code) =>
-      code === 0
-        ? resolve({ stdout })
-        : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${stderr}`)),
-    );
-  });
-}
-
 async function describe(
   admin: pg.Client,
   info: PostgresInfo,
@@ -288,35 +257,13 @@ async function describe(
 }
 
 /** Runs a runner command in-process, timing it and every log event (performance.now() at each line). */
-async function inProcess(argv: string[], env: NodeJS.ProcessEnv) {
-  const events: { event: string; at: number; line: Record<string, any> }[] = [];
-  const t0 = performance.now();
-  const code = await runnerMain(argv, env, {
-    writeLog: (line) => {
-      const at = performance.now();
-      const parsed = JSON.parse(line) as Record<string, any>;
-      events.push({ event: String(parsed.event), at, line: parsed });
-    },
-  });
-  const ms = performance.now() - t0;
-  const result = events.find((e) => e.event === 'runner.result')?.line.result as
-    Record<string, any> | undefined;
-  /** Milliseconds from event `a` (or the start) to event `b`. */
-  const between = (a: string | undefined, b: string) => {
-    const from = a ? events.find((e) => e.event === a)?.at : t0;
-    const to = events.find((e) => e.event === b)?.at;
-    return from !== undefined && to !== undefined ? to - from : Number.NaN;
-  };
-  return { code, ms, result, between };
-}
-
 async function ourBackup(
   storageDir: string,
   id: string,
   work: string,
   env: NodeJS.ProcessEnv,
 ): Promise<OurBackupRun> {
-  const r = await inProcess(
+  const r = await runnerInProcess(
     ['backup', '--storage-dir', storageDir, '--id', id, '--termination-log', join(work, 'termination-log')],
     env,
   );
@@ -351,7 +298,7 @@ async function ourRestore(
   work: string,
   env: NodeJS.ProcessEnv,
 ): Promise<OurRestoreRun> {
-  const r = await inProcess(
+  const r = await runnerInProcess(
     [
       'restore',
       '--storage-dir',
