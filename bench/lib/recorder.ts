@@ -1,9 +1,9 @@
 // Records every event of one watch stream with its wall-clock arrival time (Date.now(), so it lines up with
 // the ISO timestamps the operator and the runner write), for timelines built after the fact: when a Job was
-// first seen, when its pod ran, when the Job turned Complete. ObjectWatcher (watch.ts) answers "wait until";
-// this answers "when did it happen".
-import { Watch, type KubeConfig } from '@kubernetes/client-node';
-import type { RawObject } from './watch.js';
+// first seen, when its pod ran, when the Job turned Complete. ObjectWatcher (watch.ts) answers "wait until"
+// and owns the stream; this answers "when did it happen".
+import type { KubeConfig } from '@kubernetes/client-node';
+import { ObjectWatcher, type RawObject } from './watch.js';
 
 export interface RecordedEvent {
   type: 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -14,25 +14,28 @@ export interface RecordedEvent {
 
 export class EventRecorder {
   readonly events: RecordedEvent[] = [];
-  private controller: AbortController | undefined;
-  private stopped = false;
-  private resourceVersion: string | undefined;
-  reconnects = 0;
+  private readonly watcher: ObjectWatcher;
 
   constructor(
-    private readonly kc: KubeConfig,
-    private readonly path: string,
-    private readonly query: Record<string, string> = {},
-    private readonly log: (m: string) => void = () => {},
-  ) {}
+    kc: KubeConfig,
+    path: string,
+    query: Record<string, string> = {},
+    log: (m: string) => void = () => {},
+  ) {
+    this.watcher = new ObjectWatcher(kc, path, query, log);
+    this.watcher.onEach((type, obj, at) => this.events.push({ type, at, obj }));
+  }
 
-  async start(): Promise<void> {
-    await this.connect();
+  get reconnects(): number {
+    return this.watcher.reconnects;
+  }
+
+  start(): Promise<void> {
+    return this.watcher.start();
   }
 
   stop(): void {
-    this.stopped = true;
-    this.controller?.abort();
+    this.watcher.stop();
   }
 
   /** The first recorded event matching `pred`, in arrival order. */
@@ -44,42 +47,6 @@ export class EventRecorder {
   last(pred: (e: RecordedEvent) => boolean): RecordedEvent | undefined {
     for (let i = this.events.length - 1; i >= 0; i--) if (safe(pred, this.events[i]!)) return this.events[i];
     return undefined;
-  }
-
-  private async connect(): Promise<void> {
-    this.controller = await new Watch(this.kc).watch(
-      this.path,
-      {
-        ...this.query,
-        allowWatchBookmarks: true,
-        ...(this.resourceVersion ? { resourceVersion: this.resourceVersion } : {}),
-      },
-      (type, obj: any) => {
-        const at = Date.now();
-        if (type === 'BOOKMARK') {
-          this.resourceVersion = obj?.metadata?.resourceVersion ?? this.resourceVersion;
-          return;
-        }
-        if (type === 'ERROR') {
-          if (obj?.code === 410) this.resourceVersion = undefined;
-          this.log(`watch ${this.path}: ${obj?.message ?? 'error event'}`);
-          return;
-        }
-        this.resourceVersion = obj?.metadata?.resourceVersion ?? this.resourceVersion;
-        this.events.push({ type: type as RecordedEvent['type'], at, obj: obj as RawObject });
-      },
-      (err) => this.onDone(err),
-    );
-  }
-
-  private onDone(err: unknown): void {
-    if (this.stopped) return;
-    this.reconnects++;
-    this.log(`watch ${this.path} ended (${(err as Error)?.message ?? 'closed by the server'}); reopening`);
-    setTimeout(() => {
-      if (this.stopped) return;
-      this.connect().catch((e: Error) => this.onDone(e));
-    }, 200);
   }
 }
 

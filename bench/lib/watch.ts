@@ -44,6 +44,16 @@ export class ObjectWatcher<T extends RawObject = RawObject> {
   /** Number of times the stream ended and was reopened. */
   reconnects = 0;
   events = 0;
+  private readonly listeners: ((
+    type: 'ADDED' | 'MODIFIED' | 'DELETED',
+    obj: T,
+    wallClockMs: number,
+  ) => void)[] = [];
+
+  /** Calls `fn` for every ADDED/MODIFIED/DELETED event, with Date.now() at arrival (see recorder.ts). */
+  onEach(fn: (type: 'ADDED' | 'MODIFIED' | 'DELETED', obj: T, wallClockMs: number) => void): void {
+    this.listeners.push(fn);
+  }
 
   constructor(
     private readonly kc: KubeConfig,
@@ -138,6 +148,8 @@ export class ObjectWatcher<T extends RawObject = RawObject> {
     }
     this.events++;
     this.resourceVersion = obj?.metadata?.resourceVersion ?? this.resourceVersion;
+    const wall = Date.now();
+    for (const l of this.listeners) l(type as 'ADDED' | 'MODIFIED' | 'DELETED', obj as T, wall);
     const key = keyOf(obj);
     if (type === 'DELETED') {
       this.objects.delete(key);

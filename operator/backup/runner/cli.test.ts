@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runnerMain } from './cli.js';
-import type { BackupManifest } from './manifest.js';
 import { RunnerResultSchema, type RunnerResult } from './result.js';
+import { fakeManifest } from '../../../test/support/runner-fixtures.js';
 
 // runnerMain paths that need neither PostgreSQL nor its tools; the rest is in
 // test/integration/backup-runner.test.ts.
@@ -30,26 +30,11 @@ async function run(argv: string[], env: NodeJS.ProcessEnv = {}) {
 
 function backupIn(dir: string, id: string, finishedAt: string, verified = true, dump = 'PGDMP-' + id) {
   writeFileSync(join(dir, `${id}.dump`), dump);
-  const m: BackupManifest = {
-    manifestVersion: 1,
-    id,
-    database: 'app',
-    host: 'db',
-    port: 5432,
-    user: 'app',
-    serverVersion: '17.2',
-    pgDumpVersion: 'pg_dump (PostgreSQL) 17.2',
-    startedAt: finishedAt,
-    finishedAt,
-    durationSeconds: 0,
+  const m = fakeManifest(id, finishedAt, {
+    verified,
     bytes: Buffer.byteLength(dump),
     sha256: createHash('sha256').update(dump).digest('hex'),
-    tables: {},
-    rowCountsFromDumpSnapshot: true,
-    format: 'custom',
-    verified,
-    verifyMessage: 'ok',
-  };
+  });
   writeFileSync(join(dir, `${id}.manifest.json`), JSON.stringify(m));
 }
 

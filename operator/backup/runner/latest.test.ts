@@ -7,32 +7,14 @@ import { findLatestVerifiedBackup } from './latest.js';
 import { silentLog } from './log.js';
 import type { BackupManifest } from './manifest.js';
 import { FilesystemBackupStorage } from './storage.js';
+import { fakeManifest } from '../../../test/support/runner-fixtures.js';
 
 const root = mkdtempSync(join(tmpdir(), 'runner-latest-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 let n = 0;
 
 function manifest(id: string, finishedAt: string, verified = true): BackupManifest {
-  return {
-    manifestVersion: 1,
-    id,
-    database: 'app',
-    host: 'db',
-    port: 5432,
-    user: 'app',
-    serverVersion: '17.2',
-    pgDumpVersion: 'pg_dump (PostgreSQL) 17.2',
-    startedAt: finishedAt,
-    finishedAt,
-    durationSeconds: 0,
-    bytes: 5,
-    sha256: '0'.repeat(64),
-    tables: {},
-    rowCountsFromDumpSnapshot: true,
-    format: 'custom',
-    verified,
-    verifyMessage: verified ? 'ok' : 'bad',
-  };
+  return fakeManifest(id, finishedAt, { verified, verifyMessage: verified ? 'ok' : 'bad' });
 }
 
 /** A storage directory holding the given backups; `dump: false` leaves a manifest without its dump. */

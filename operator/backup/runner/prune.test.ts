@@ -12,6 +12,7 @@ import {
   type BackupResult,
 } from './result.js';
 import { FilesystemBackupStorage } from './storage.js';
+import { fakeManifest } from '../../../test/support/runner-fixtures.js';
 
 const root = mkdtempSync(join(tmpdir(), 'runner-prune-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -19,26 +20,7 @@ let n = 0;
 const now = () => new Date('2026-03-15T12:00:00Z');
 
 function manifest(id: string, finishedAt: string, verified = true): BackupManifest {
-  return {
-    manifestVersion: 1,
-    id,
-    database: 'app',
-    host: 'db',
-    port: 5432,
-    user: 'app',
-    serverVersion: '17.2',
-    pgDumpVersion: 'pg_dump (PostgreSQL) 17.2',
-    startedAt: finishedAt,
-    finishedAt,
-    durationSeconds: 0,
-    bytes: 5,
-    sha256: '0'.repeat(64),
-    tables: {},
-    rowCountsFromDumpSnapshot: true,
-    format: 'custom',
-    verified,
-    verifyMessage: 'ok',
-  };
+  return fakeManifest(id, finishedAt, { verified });
 }
 
 function dirWith(backups: [id: string, finishedAt: string][]): string {

@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { InvalidBackupIdError } from './backup-id.js';
 import type { BackupManifest } from './manifest.js';
 import { BackupNotFoundError, FilesystemBackupStorage, ManifestInvalidError } from './storage.js';
+import { fakeManifest } from '../../../test/support/runner-fixtures.js';
 
 const root = mkdtempSync(join(tmpdir(), 'runner-storage-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -17,26 +18,11 @@ const freshStorage = () => {
 };
 
 function manifestFor(id: string): BackupManifest {
-  return {
-    manifestVersion: 1,
-    id,
-    database: 'app',
-    host: 'db',
-    port: 5432,
-    user: 'app',
-    serverVersion: '17.2',
-    pgDumpVersion: 'pg_dump (PostgreSQL) 17.2',
+  return fakeManifest(id, '2026-03-01T02:01:00.000Z', {
     startedAt: '2026-03-01T02:00:00.000Z',
-    finishedAt: '2026-03-01T02:01:00.000Z',
     durationSeconds: 60,
-    bytes: 5,
-    sha256: '0'.repeat(64),
     tables: { 'public.t': 1 },
-    rowCountsFromDumpSnapshot: true,
-    format: 'custom',
-    verified: true,
-    verifyMessage: 'ok',
-  };
+  });
 }
 
 async function write(storage: FilesystemBackupStorage, id: string, text: string) {
