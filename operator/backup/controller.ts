@@ -1,29 +1,18 @@
 import { createHash } from 'node:crypto';
-import { isDeepStrictEqual } from 'node:util';
-import {
-  Annotation,
-  API_VERSION,
-  ConditionType,
-  GROUP,
-  Label,
-  MANAGED_BY,
-  VERSION,
-} from '../api/v1alpha1/common.js';
+import { Annotation, Label, MANAGED_BY } from '../api/v1alpha1/common.js';
 import {
   BACKUP_SCHEDULE_KIND,
   parseBackupSchedule,
+  SCHEDULE_RESOURCE,
   withBackupScheduleDefaults,
-  type BackupScheduleStatus,
-  type EffectiveBackupScheduleSpec,
 } from '../api/v1alpha1/backupschedule.js';
-import { setCondition, type ConditionInput } from '../kube/conditions.js';
 import { Controller, type ReconcileContext, type ReconcileResult, type Request } from '../kube/controller.js';
 import { isAlreadyExists, isNotFound } from '../kube/errors.js';
 import type { MultiInformer } from '../kube/informer.js';
 import { childName } from '../kube/objects.js';
 import type { KubeObject } from '../kube/rest.js';
-import { patchStatus } from '../kube/status.js';
 import type { ManagerContext } from '../manager.js';
+import type { Metrics } from '../metrics.js';
 import { nextRun, parseCron } from './cron.js';
 import {
   backupCronJobName,
@@ -35,11 +24,13 @@ import {
   verifyCronJobName,
 } from './cronjob.js';
 import { readJobOutcome } from './job-results.js';
-import { JOB_NAME_LABEL, missingSecretKeys, type SecretShape } from './pod-builders.js';
+import { JOB_NAME_LABEL, missingSecretKeys } from './pod-builders.js';
 import { recordBackupJob, recordTestRestoreJob, RECORDED_ANNOTATION } from './record.js';
 import { evaluateRpo } from './rpo.js';
+import { notReady, ready, rpoMet } from './schedule-conditions.js';
+import { ScheduleRun } from './schedule-run.js';
 
-export const SCHEDULE_RESOURCE = { group: GROUP, version: VERSION, plural: 'backupschedules' } as const;
+export { SCHEDULE_RESOURCE };
 const FIELD_MANAGER = 'nxt-rollback-operator';
 const MANAGED = `${Label.ManagedBy}=${MANAGED_BY}`;
 
@@ -66,11 +57,13 @@ export function setupBackupScheduleController(ctx: ManagerContext): Controller {
     .watchesMapped(pods, bySchedule);
 }
 
-type Cond = Omit<ConditionInput, 'observedGeneration'>;
+/** A step of the reconcile: a result ends the reconcile there (status written), undefined goes on. */
+type Phase = (run: ScheduleRun) => Promise<ReconcileResult | undefined>;
 
 /**
  * Reconciles a BackupSchedule into the CronJob(s) it owns, runs emergency backups on request, records what
- * finished Jobs produced (from the runner's termination message) and keeps RPOMet honest.
+ * finished Jobs produced (from the runner's termination message) and keeps RPOMet honest. Each concern is
+ * one phase; a phase that finds a problem reports it (through schedule-conditions) and ends the reconcile.
  */
 export class BackupScheduleReconciler {
   constructor(
@@ -80,135 +73,159 @@ export class BackupScheduleReconciler {
     private readonly pods: MultiInformer<KubeObject>,
   ) {}
 
+  private readonly phases: Phase[] = [
+    (run) => this.parseSpec(run),
+    (run) => this.checkCredentials(run),
+    (run) => this.ensureStorage(run),
+    (run) => this.applyCronJobs(run),
+    (run) => this.startEmergencyBackup(run),
+    (run) => this.recordFinishedJobs(run),
+  ];
+
   async reconcile(req: Request, rc: ReconcileContext): Promise<ReconcileResult | void> {
     const obj = this.schedules.get(`${req.namespace}/${req.name}`);
     if (!obj || obj.metadata.deletionTimestamp) return;
-    const owner = {
-      ...obj,
-      apiVersion: obj.apiVersion ?? API_VERSION,
-      kind: obj.kind ?? BACKUP_SCHEDULE_KIND,
-    };
-    const generation = obj.metadata.generation ?? 1;
-    const before: BackupScheduleStatus = obj.status ?? {};
-    const status: BackupScheduleStatus = structuredClone(before);
-    const now = new Date();
-    const cond = (c: Cond) => {
-      status.conditions = setCondition(status.conditions, { ...c, observedGeneration: generation }, now);
-    };
-    const events: ['Normal' | 'Warning', string, string][] = [];
-    const finish = async (requeueAfterMs?: number): Promise<ReconcileResult> => {
-      status.observedGeneration = generation;
-      if (!isDeepStrictEqual(status, before)) {
-        await patchStatus(
-          this.ctx.client,
-          { ...SCHEDULE_RESOURCE, namespace: req.namespace, name: req.name },
-          obj.metadata.resourceVersion,
-          status,
-        );
-      }
-      for (const [t, r, m] of events) void this.ctx.events.record(owner, t, r, m);
-      return requeueAfterMs ? { requeueAfterMs } : {};
-    };
-    const notReady = (reason: string, message: string, stalled = false): Promise<ReconcileResult> => {
-      cond({ type: ConditionType.Ready, status: 'False', reason, message });
-      cond({
-        type: ConditionType.Stalled,
-        status: stalled ? 'True' : 'False',
-        reason,
-        message: stalled ? message : '',
-      });
-      cond({ type: ConditionType.Reconciling, status: 'False', reason, message: '' });
-      if (before.conditions?.find((c) => c.type === ConditionType.Ready)?.reason !== reason)
-        events.push(['Warning', reason, message]);
-      // Secrets are not watched (least privilege: get only), so look again in a while.
-      return finish(stalled ? undefined : 30_000);
-    };
+    const run = new ScheduleRun(this.ctx, obj, rc.log);
+    for (const phase of this.phases) {
+      const result = await phase(run);
+      if (result) return result;
+    }
+    return this.reportReadiness(run);
+  }
 
-    const parsed = parseBackupSchedule(owner);
-    if (!parsed.ok)
-      return notReady('InvalidSpec', parsed.problems.map((p) => `${p.path}: ${p.message}`).join('; '), true);
-    const spec = withBackupScheduleDefaults(parsed.value.spec);
-    status.schedule = spec.schedule;
-    status.timeZone = spec.timeZone;
+  /** Ends the reconcile with Ready=False; a problem that is not stalled is looked at again in a while. */
+  private notReady(run: ScheduleRun, reason: string, message: string, stalled = false) {
+    run.set(...notReady(reason, message, stalled));
+    if (run.previous('Ready')?.reason !== reason) run.event('Warning', reason, message);
+    // Secrets are not watched (least privilege: get only), so look again in a while.
+    return run.finish(stalled ? undefined : 30_000);
+  }
 
-    // 1. credentials: only the key names are looked at, never the values
-    const secretName = spec.database.secretRef.name;
-    let secret: SecretShape;
+  private async parseSpec(run: ScheduleRun) {
+    const parsed = parseBackupSchedule(run.owner);
+    if (!parsed.ok) {
+      const problems = parsed.problems.map((p) => `${p.path}: ${p.message}`).join('; ');
+      return this.notReady(run, 'InvalidSpec', problems, true);
+    }
+    run.spec = withBackupScheduleDefaults(parsed.value.spec);
+    run.status.schedule = run.spec.schedule;
+    run.status.timeZone = run.spec.timeZone;
+    return undefined;
+  }
+
+  /** The credentials Secret and its keys: only the key names are looked at, never the values. */
+  private async checkCredentials(run: ScheduleRun) {
+    const { namespace } = run.req;
+    const secretName = run.spec.database.secretRef.name;
+    let s: KubeObject;
     try {
-      const s = await this.ctx.client.get<KubeObject>({
+      s = await this.ctx.client.get<KubeObject>({
         group: '',
         version: 'v1',
         plural: 'secrets',
-        namespace: req.namespace,
+        namespace,
         name: secretName,
       });
-      secret = {
-        name: secretName,
-        keys: new Set(Object.keys({ ...(s.data ?? {}), ...(s.stringData ?? {}) })),
-      };
     } catch (e) {
       if (!isNotFound(e)) throw e;
-      return notReady(
+      return this.notReady(
+        run,
         'SecretNotFound',
-        `Secret "${secretName}" (spec.database.secretRef) not found in namespace ${req.namespace}`,
+        `Secret "${secretName}" (spec.database.secretRef) not found in namespace ${namespace}`,
       );
     }
-    const missing = missingSecretKeys(secret.keys);
+    run.secret = {
+      name: secretName,
+      keys: new Set(Object.keys({ ...(s.data ?? {}), ...(s.stringData ?? {}) })),
+    };
+    const missing = missingSecretKeys(run.secret.keys);
     if (missing.length) {
-      return notReady(
+      return this.notReady(
+        run,
         'SecretKeysMissing',
         `Secret "${secretName}" lacks key(s) ${missing.join(', ')}; provide host, database, username, password (port optional) or uri`,
       );
     }
+    return undefined;
+  }
 
-    // 2. storage
-    const claimName = await this.ensureStorage(owner, spec);
+  /** The claim backups go to: the user's, or one the operator creates (and never deletes). */
+  private async ensureStorage(run: ScheduleRun) {
+    const pvc = run.spec.storage.persistentVolumeClaim!;
+    if (pvc.claimName) {
+      run.claimName = pvc.claimName;
+      return undefined;
+    }
+    const name = createdClaimName(run.req.name);
+    try {
+      await this.ctx.client.create(
+        { group: '', version: 'v1', plural: 'persistentvolumeclaims', namespace: run.req.namespace },
+        buildCreatedClaim(run.owner, name, pvc.create!.size, pvc.create!.storageClassName),
+      );
+      void this.ctx.events.record(
+        run.owner,
+        'Normal',
+        'StorageCreated',
+        `created PersistentVolumeClaim ${name} (${pvc.create!.size}); it is kept when the BackupSchedule is deleted`,
+      );
+    } catch (e) {
+      if (!isAlreadyExists(e)) throw e;
+    }
+    run.claimName = name;
+    return undefined;
+  }
 
-    // 3. the CronJobs, converged with server-side apply (a no-op when nothing changed)
-    const input = { owner, spec, secret, claimName, image: this.ctx.config.OPERATOR_IMAGE };
-    const cron = await this.apply(buildBackupCronJob(input));
-    status.cronJobName = cron.metadata.name;
+  /** The CronJobs, converged with server-side apply (a no-op when nothing changed). */
+  private async applyCronJobs(run: ScheduleRun) {
+    const input = {
+      owner: run.owner,
+      spec: run.spec,
+      secret: run.secret,
+      claimName: run.claimName,
+      image: this.ctx.config.OPERATOR_IMAGE,
+    };
+    run.cronJob = await this.apply(buildBackupCronJob(input));
+    run.status.cronJobName = run.cronJob.metadata.name;
     const verify = buildVerifyCronJob(input);
     if (verify) await this.apply(verify);
-    else
-      await this.deleteIfExists({
-        group: 'batch',
-        version: 'v1',
-        plural: 'cronjobs',
-        namespace: req.namespace,
-        name: verifyCronJobName(req.name),
-      });
+    else await this.deleteCronJobIfExists(run.req.namespace, verifyCronJobName(run.req.name));
+    return undefined;
+  }
 
-    // 4. emergency backup: a new annotation value means one new Job, created at once
-    const wanted = obj.metadata.annotations?.[Annotation.BackupNow];
-    if (wanted && wanted !== status.lastBackupNow?.annotationValue) {
-      const jobName = childName(
-        cron.metadata.name,
-        `now-${createHash('sha256').update(wanted).digest('hex').slice(0, 8)}`,
-        63,
+  /** A new backup-now annotation value means one new Job, created at once. */
+  private async startEmergencyBackup(run: ScheduleRun) {
+    const wanted = run.obj.metadata.annotations?.[Annotation.BackupNow];
+    if (!wanted || wanted === run.status.lastBackupNow?.annotationValue) return undefined;
+    const jobName = childName(
+      run.cronJob.metadata.name,
+      `now-${createHash('sha256').update(wanted).digest('hex').slice(0, 8)}`,
+      63,
+    );
+    try {
+      await this.ctx.client.create(
+        { group: 'batch', version: 'v1', plural: 'jobs', namespace: run.req.namespace },
+        buildJobFromCronJob(run.cronJob as any, jobName),
       );
-      try {
-        await this.ctx.client.create(
-          { group: 'batch', version: 'v1', plural: 'jobs', namespace: req.namespace },
-          buildJobFromCronJob(cron as any, jobName),
-        );
-      } catch (e) {
-        if (!isAlreadyExists(e)) throw e; // created before a restart: the same request, not a second backup
-      }
-      status.lastBackupNow = { annotationValue: wanted, jobName };
-      events.push(['Normal', 'EmergencyBackupStarted', `backup-now=${wanted}: started Job ${jobName}`]);
-      rc.log.info('emergency backup started', { job: jobName });
+    } catch (e) {
+      if (!isAlreadyExists(e)) throw e; // created before a restart: the same request, not a second backup
     }
+    run.status.lastBackupNow = { annotationValue: wanted, jobName };
+    run.event('Normal', 'EmergencyBackupStarted', `backup-now=${wanted}: started Job ${jobName}`);
+    run.log.info('emergency backup started', { job: jobName });
+    return undefined;
+  }
 
-    // 5. results of finished Jobs
-    for (const job of this.jobs.list(req.namespace)) {
+  /** Records the first finished, unrecorded Job of the schedule, then comes back for the next one. */
+  private async recordFinishedJobs(run: ScheduleRun) {
+    const { namespace, name } = run.req;
+    for (const job of this.jobs.list(namespace)) {
       if (
-        job.metadata.labels?.[Label.BackupSchedule] !== req.name ||
+        job.metadata.labels?.[Label.BackupSchedule] !== name ||
         job.metadata.annotations?.[RECORDED_ANNOTATION]
       )
         continue;
       const pods = this.pods
-        .list(req.namespace)
+        .list(namespace)
         .filter(
           (p) =>
             p.metadata.labels?.[JOB_NAME_LABEL] === job.metadata.name ||
@@ -216,13 +233,7 @@ export class BackupScheduleReconciler {
         );
       const outcome = readJobOutcome(job, pods);
       if (outcome.state === 'running') continue;
-      const jobRef = {
-        group: 'batch',
-        version: 'v1',
-        plural: 'jobs',
-        namespace: req.namespace,
-        name: job.metadata.name,
-      };
+      const jobRef = { group: 'batch', version: 'v1', plural: 'jobs', namespace, name: job.metadata.name };
       // The Job cache lags behind our own marker patch for a moment, and the requeue below comes 50 ms
       // after it: ask the API server whether the Job is still unrecorded, or it would be recorded (and
       // counted in the metrics) a second time.
@@ -232,13 +243,14 @@ export class BackupScheduleReconciler {
       });
       if (!fresh || fresh.metadata.annotations?.[RECORDED_ANNOTATION]) continue;
       const component = job.metadata.labels?.['app.kubernetes.io/component'];
-      const recorded: { events: typeof events; observe?: (m: ManagerContext['metrics']) => void } =
+      const cond = (c: Parameters<ScheduleRun['set']>[0]) => run.set(c);
+      const recorded: ReturnType<typeof recordTestRestoreJob> & { observe?: (m: Metrics) => void } =
         component === 'test-restore'
-          ? recordTestRestoreJob(status, job, outcome, cond)
-          : recordBackupJob(status, job, outcome, spec, cond, req);
-      events.push(...recorded.events);
+          ? recordTestRestoreJob(run.status, job, outcome, cond)
+          : recordBackupJob(run.status, job, outcome, run.spec, cond, run.req);
+      for (const [t, r, m] of recorded.events) run.event(t, r, m);
       // Status first, then the marker: a crash in between records the same Job again, idempotently.
-      await finish();
+      await run.writeStatus();
       await this.ctx.client.patch(jobRef, 'merge', {
         metadata: { annotations: { [RECORDED_ANNOTATION]: outcome.state } },
       });
@@ -246,20 +258,23 @@ export class BackupScheduleReconciler {
       recorded.observe?.(this.ctx.metrics);
       return { requeueAfterMs: 50 }; // re-read with the new resourceVersion before recording the next Job
     }
+    return undefined;
+  }
 
-    // 6. RPO and readiness
+  /** RPOMet, the RPO metrics and Ready: the schedule is in place. */
+  private reportReadiness(run: ScheduleRun) {
+    const { spec, status, before } = run;
     const rpo = evaluateRpo({
       lastSuccess: status.lastSuccessfulBackup?.finishedAt,
       objective: spec.objectives.rpo,
       schedule: spec.schedule,
-      now,
+      now: run.now,
     });
     if (rpo.rpoSeconds !== undefined) status.rpoSeconds = rpo.rpoSeconds;
-    cond({ type: ConditionType.RPOMet, status: rpo.status, reason: rpo.reason, message: rpo.message });
-    const prevRpo = before.conditions?.find((c) => c.type === ConditionType.RPOMet);
-    if (rpo.status === 'False' && prevRpo?.status === 'True')
-      events.push(['Warning', 'RPOBreached', rpo.message]);
-    const series = { namespace: req.namespace, schedule: req.name };
+    run.set(rpoMet(rpo));
+    if (rpo.status === 'False' && run.previous('RPOMet')?.status === 'True')
+      run.event('Warning', 'RPOBreached', rpo.message);
+    const series = { namespace: run.req.namespace, schedule: run.req.name };
     if (rpo.rpoSeconds !== undefined) this.ctx.metrics.rpoSeconds.set(series, rpo.rpoSeconds);
     // From status, not only when a Job is recorded: after a restart or failover the series would otherwise
     // be missing until the next backup, and a "no backup for too long" alert would see nothing.
@@ -280,47 +295,19 @@ export class BackupScheduleReconciler {
     try {
       next = spec.suspend
         ? 'suspended'
-        : `next backup at ${nextRun(parseCron(spec.schedule), now)?.toISOString() ?? 'never'} (${spec.schedule}, UTC evaluation)`;
+        : `next backup at ${nextRun(parseCron(spec.schedule), run.now)?.toISOString() ?? 'never'} (${spec.schedule}, UTC evaluation)`;
     } catch {
       next = spec.schedule;
     }
-    cond({
-      type: ConditionType.Ready,
-      status: 'True',
-      reason: spec.suspend ? 'Suspended' : 'Scheduled',
-      message: `CronJob ${cron.metadata.name}: ${next}`,
-    });
-    cond({ type: ConditionType.Reconciling, status: 'False', reason: 'Reconciled', message: '' });
-    cond({ type: ConditionType.Stalled, status: 'False', reason: 'Reconciled', message: '' });
-    if (before.conditions?.find((c) => c.type === ConditionType.Ready)?.status !== 'True') {
-      events.push([
+    run.set(...ready(spec.suspend, `CronJob ${run.cronJob.metadata.name}: ${next}`));
+    if (run.previous('Ready')?.status !== 'True') {
+      run.event(
         'Normal',
         'Scheduled',
-        `backups scheduled "${spec.schedule}" (${spec.timeZone}) into claim ${claimName}`,
-      ]);
-    }
-    return finish(rpo.breachInMs);
-  }
-
-  private async ensureStorage(owner: KubeObject, spec: EffectiveBackupScheduleSpec): Promise<string> {
-    const pvc = spec.storage.persistentVolumeClaim!;
-    if (pvc.claimName) return pvc.claimName;
-    const name = createdClaimName(owner.metadata.name);
-    try {
-      await this.ctx.client.create(
-        { group: '', version: 'v1', plural: 'persistentvolumeclaims', namespace: owner.metadata.namespace },
-        buildCreatedClaim(owner, name, pvc.create!.size, pvc.create!.storageClassName),
+        `backups scheduled "${spec.schedule}" (${spec.timeZone}) into claim ${run.claimName}`,
       );
-      void this.ctx.events.record(
-        owner,
-        'Normal',
-        'StorageCreated',
-        `created PersistentVolumeClaim ${name} (${pvc.create!.size}); it is kept when the BackupSchedule is deleted`,
-      );
-    } catch (e) {
-      if (!isAlreadyExists(e)) throw e;
     }
-    return name;
+    return run.finish(rpo.breachInMs);
   }
 
   private apply(obj: { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } }) {
@@ -338,9 +325,12 @@ export class BackupScheduleReconciler {
     );
   }
 
-  private async deleteIfExists(ref: Parameters<ManagerContext['client']['delete']>[0]) {
+  private async deleteCronJobIfExists(namespace: string, name: string) {
     try {
-      await this.ctx.client.delete(ref, { propagationPolicy: 'Background' });
+      await this.ctx.client.delete(
+        { group: 'batch', version: 'v1', plural: 'cronjobs', namespace, name },
+        { propagationPolicy: 'Background' },
+      );
     } catch (e) {
       if (!isNotFound(e)) throw e;
     }

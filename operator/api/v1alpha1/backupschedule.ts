@@ -1,6 +1,8 @@
 import * as z from 'zod';
 import {
   API_VERSION,
+  GROUP,
+  VERSION,
   BackupId,
   ConditionType,
   Conditions,
@@ -25,6 +27,8 @@ import {
 // BackupSchedule: scheduled, verified PostgreSQL backups that a RollbackPlan can restore.
 
 export const BACKUP_SCHEDULE_KIND = 'BackupSchedule';
+/** The resource, for the REST client and informers. */
+export const SCHEDULE_RESOURCE = { group: GROUP, version: VERSION, plural: 'backupschedules' } as const;
 export const BackupScheduleEvents = [
   'BackupSucceeded',
   'BackupFailed',
