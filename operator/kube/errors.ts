@@ -1,3 +1,5 @@
+import { boundText } from './bounded.js';
+
 /** A failure of a Kubernetes API call, carrying only the parsed metav1.Status fields (never headers). */
 export class KubeApiError extends Error {
   constructor(
@@ -52,4 +54,57 @@ export function describeError(e: unknown): Record<string, unknown> {
   if (e instanceof KubeApiError) return { name: e.name, code: e.code, reason: e.reason, message: e.message };
   if (e instanceof Error) return { name: e.name, message: e.message, ...(e.stack ? { stack: e.stack } : {}) };
   return { message: String(e) };
+}
+
+/**
+ * The API server refused what we sent: the request itself is wrong (invalid, too large, forbidden by policy),
+ * so sending it again cannot help. Built from a KubeApiError by userFixableRejection.
+ */
+export interface Rejection {
+  code: number;
+  reason: string;
+  /** The server's message, bounded (it quotes the rejected values, which can be long). */
+  message: string;
+  /**
+   * True when only a change to what is sent can help (400, 413, 422: the spec must change). False for
+   * 403, which a change outside the spec can lift (RBAC, quota, admission policy): worth a slow retry.
+   */
+  permanent: boolean;
+}
+
+/** 4xx codes that mean "the request is wrong": bad request, too large, invalid. */
+const PERMANENT_CODES = new Set([400, 413, 422]);
+export const REJECTION_MESSAGE_MAX = 1024;
+
+/**
+ * Classifies a failed write of a child object (CronJob apply, PVC create, ConfigMap patch): a Rejection
+ * when the user must fix their input, undefined when it is transient (5xx, timeouts, network errors, 409
+ * conflicts, 429 throttling) and the caller should let the work queue retry with backoff.
+ */
+export function userFixableRejection(e: unknown): Rejection | undefined {
+  const code = codeOf(e);
+  if (code === undefined || !(PERMANENT_CODES.has(code) || code === 403)) return undefined;
+  const api = e instanceof KubeApiError ? e : undefined;
+  const raw = api?.statusMessage ?? (e instanceof Error ? e.message : String(e));
+  return {
+    code,
+    reason: api?.reason || (code === 403 ? 'Forbidden' : 'Invalid'),
+    message: boundText(raw, REJECTION_MESSAGE_MAX),
+    permanent: code !== 403,
+  };
+}
+
+/** A child object's write was rejected (see userFixableRejection): the reconcile reports it and stops. */
+export class ChildRejectedError extends Error {
+  constructor(
+    /** e.g. CronJob */
+    readonly kind: string,
+    readonly childName: string,
+    readonly rejection: Rejection,
+  ) {
+    super(
+      `the API server rejected ${kind} ${childName} (${rejection.code} ${rejection.reason}): ${rejection.message}`,
+    );
+    this.name = 'ChildRejectedError';
+  }
 }
