@@ -50,7 +50,7 @@ export function stepsFor(spec: EffectiveRollbackPlanSpec): StepDefinition[] {
       run: async (r) => {
         const messages: string[] = [];
         const validators = [
-          preValidateHttpChecks,
+          !!spec.validation.http?.length && preValidateHttpChecks,
           on.database && preValidateDatabase,
           on.deployments && preValidateApp,
           on.flags && preValidateFlags,

@@ -72,6 +72,8 @@ export function probeOnce(
   const transport = url.protocol === 'https:' ? https : http;
   return new Promise<ProbeResult>((resolve) => {
     let settled = false;
+    // Once the body is in hand, tearing down the connection must not count as a failed request.
+    let matching = false;
     const finish = (r: ProbeResult) => {
       if (settled) return;
       settled = true;
@@ -80,6 +82,7 @@ export function probeOnce(
       resolve(r);
     };
     const fail = (e: Error) =>
+      !matching &&
       finish(
         e instanceof DeniedAddressError
           ? { ok: false, denied: true, message: e.message }
@@ -112,7 +115,6 @@ export function probeOnce(
       if (!check.bodyMatch) return finish({ ok: true, message: `HTTP ${res.statusCode} as expected` });
       const chunks: Buffer[] = [];
       let size = 0;
-      let matching = false;
       const matchBody = () => {
         if (matching) return;
         matching = true;

@@ -90,7 +90,6 @@ export class HttpChecks {
  */
 export async function preValidateHttpChecks(run: PlanRun): Promise<StepOutcome> {
   const checks = run.spec.validation.http ?? [];
-  if (!checks.length) return { kind: 'done', message: 'no HTTP checks' };
   for (const c of checks) {
     const p = run.checks.problem(c);
     if (p) {
