@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { flagsToEnv, loadConfig } from './config.js';
+import { flagsToEnv, leaderElectionProblems, loadConfig } from './config.js';
 
 describe('loadConfig', () => {
   it('applies defaults', () => {
@@ -38,5 +38,42 @@ describe('loadConfig', () => {
       LEADER_ELECT: 'true',
       WATCH_NAMESPACES: 'a,b',
     });
+  });
+
+  it('applies the runtime defaults: 2m cache sync timeout, link-local denied, no extra CIDRs', () => {
+    expect(loadConfig({})).toMatchObject({
+      CACHE_SYNC_TIMEOUT: 120_000,
+      HTTP_CHECK_DENY_LINK_LOCAL: true,
+      HTTP_CHECK_DENIED_CIDRS: [],
+    });
+    const c = loadConfig({ HTTP_CHECK_DENIED_CIDRS: '10.0.0.0/8, fd00::/8', CACHE_SYNC_TIMEOUT: '30s' });
+    expect(c.HTTP_CHECK_DENIED_CIDRS).toEqual(['10.0.0.0/8', 'fd00::/8']);
+    expect(c.CACHE_SYNC_TIMEOUT).toBe(30_000);
+    expect(() => loadConfig({ HTTP_CHECK_DENIED_CIDRS: '10.0.0.0/8,not-a-cidr' })).toThrow(
+      /HTTP_CHECK_DENIED_CIDRS/,
+    );
+  });
+});
+
+describe('leader election settings (client-go rules)', () => {
+  const ok = { LEASE_DURATION: 15_000, RENEW_DEADLINE: 10_000, RETRY_PERIOD: 2_000 };
+  it.each([
+    ['the defaults', ok, []],
+    ['10s/7s/2s', { LEASE_DURATION: 10_000, RENEW_DEADLINE: 7_000, RETRY_PERIOD: 2_000 }, []],
+    ['renewDeadline == leaseDuration', { ...ok, RENEW_DEADLINE: 15_000 }, ['RENEW_DEADLINE']],
+    ['renewDeadline > leaseDuration', { ...ok, RENEW_DEADLINE: 20_000 }, ['RENEW_DEADLINE']],
+    ['retryPeriod >= renewDeadline', { ...ok, RETRY_PERIOD: 10_000 }, ['RETRY_PERIOD']],
+    ['retryPeriod * 1.2 >= renewDeadline', { ...ok, RETRY_PERIOD: 9_000 }, ['RETRY_PERIOD']],
+    ['a zero retry period', { ...ok, RETRY_PERIOD: 0 }, ['RETRY_PERIOD']],
+    ['a lease under 1s', { LEASE_DURATION: 500, RENEW_DEADLINE: 400, RETRY_PERIOD: 100 }, ['LEASE_DURATION']],
+  ])('%s', (_name, cfg, settings) => {
+    expect(leaderElectionProblems(cfg).map((p) => p.setting)).toEqual(settings);
+  });
+
+  it('refuses RENEW_DEADLINE >= LEASE_DURATION at load, naming the setting', () => {
+    expect(() => loadConfig({ LEASE_DURATION: '10s', RENEW_DEADLINE: '10s' })).toThrow(
+      /invalid configuration:\n {2}RENEW_DEADLINE: must be shorter than LEASE_DURATION/,
+    );
+    expect(() => loadConfig({ RETRY_PERIOD: '10s' })).toThrow(/RETRY_PERIOD: must be shorter/);
   });
 });

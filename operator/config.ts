@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
+import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 
 const SA_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -44,6 +45,21 @@ export const ConfigSchema = z.object({
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
   RESYNC_PERIOD: durationMs.default(600_000),
   MAX_CONCURRENT_RECONCILES: z.coerce.number().int().min(1).max(64).default(4),
+  // How long the leader waits for its informers' first list before it gives up and exits 1 (controller-runtime's CacheSyncTimeout).
+  CACHE_SYNC_TIMEOUT: durationMs.default(120_000),
+  // HTTP checks refuse link-local (169.254.0.0/16, fe80::/10) and cloud metadata addresses unless this is false.
+  HTTP_CHECK_DENY_LINK_LOCAL: bool.default(true),
+  // Further address ranges HTTP checks may not connect to, comma-separated CIDRs (10.0.0.0/8,fd00::/8).
+  HTTP_CHECK_DENIED_CIDRS: z
+    .string()
+    .default('')
+    .transform((s) =>
+      s
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.string().refine((c) => ipaddr.isValidCIDR(c), 'CIDRs such as 10.0.0.0/8 or fd00::/8'))),
 });
 
 export type Config = z.output<typeof ConfigSchema> & { identity: string; leaderElectionNamespace: string };
@@ -58,13 +74,42 @@ export function flagsToEnv(argv: string[]): Record<string, string> {
   return out;
 }
 
+/**
+ * client-go's checks of a leader election configuration (leaderelection.NewLeaderElector). A renew deadline
+ * at or past the lease duration lets a standby take the lease while the leader still believes it leads.
+ */
+export function leaderElectionProblems(c: {
+  LEASE_DURATION: number;
+  RENEW_DEADLINE: number;
+  RETRY_PERIOD: number;
+}): { setting: string; message: string }[] {
+  const out: { setting: string; message: string }[] = [];
+  if (c.LEASE_DURATION < 1000)
+    out.push({ setting: 'LEASE_DURATION', message: 'must be at least 1s (a Lease counts whole seconds)' });
+  if (c.RETRY_PERIOD <= 0) out.push({ setting: 'RETRY_PERIOD', message: 'must be greater than zero' });
+  if (c.RENEW_DEADLINE >= c.LEASE_DURATION)
+    out.push({
+      setting: 'RENEW_DEADLINE',
+      message: `must be shorter than LEASE_DURATION (${c.RENEW_DEADLINE} ms >= ${c.LEASE_DURATION} ms): a standby could take the lease while the leader still works`,
+    });
+  // client-go: renewDeadline must exceed retryPeriod * JitterFactor (1.2), or one jittered retry uses it up.
+  if (c.RENEW_DEADLINE <= c.RETRY_PERIOD * 1.2)
+    out.push({
+      setting: 'RETRY_PERIOD',
+      message: `must be shorter than RENEW_DEADLINE / 1.2 (${c.RETRY_PERIOD} ms vs. RENEW_DEADLINE ${c.RENEW_DEADLINE} ms)`,
+    });
+  return out;
+}
+
 /** Validated configuration; throws an Error listing every invalid setting by name. */
 export function loadConfig(env: NodeJS.ProcessEnv, argv: string[] = []): Config {
   const merged = { ...env, ...flagsToEnv(argv) };
   const r = ConfigSchema.safeParse(merged);
-  if (!r.success) {
-    const lines = r.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
-    throw new Error(`invalid configuration:\n${lines.join('\n')}`);
+  const problems = r.success
+    ? leaderElectionProblems(r.data).map((p) => `  ${p.setting}: ${p.message}`)
+    : r.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+  if (!r.success || problems.length) {
+    throw new Error(`invalid configuration:\n${problems.join('\n')}`);
   }
   let saNamespace: string | undefined;
   try {

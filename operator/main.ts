@@ -28,14 +28,23 @@ async function runManager(argv: string[]): Promise<number> {
   const manager = new Manager(config, kc, log, createMetrics())
     .add(setupRollbackPlanController)
     .add(setupBackupScheduleController);
+  // The first signal drains (the lease is renewed until the drain is over, then released); a second one
+  // exits at once without releasing, so the lease runs out and no standby starts while work is in flight.
+  let signalled = false;
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(sig, () => {
+    process.on(sig, () => {
+      if (signalled) {
+        log.warn('second signal: exiting without finishing the drain', { signal: sig });
+        process.exit(1);
+      }
+      signalled = true;
       log.info('received signal, shutting down', { signal: sig });
       void manager.stop();
     });
   }
+  // Leadership lost or caches not synced in time: exit 1 so Kubernetes restarts the pod as a candidate.
   const outcome = await manager.start();
-  return outcome === 'lost' ? 1 : 0;
+  return outcome === 'stopped' ? 0 : 1;
 }
 
 const [command = 'manager', ...rest] = process.argv.slice(2);

@@ -2,12 +2,15 @@ import { createServer, type Server } from 'node:http';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'winston';
 import type { Config } from './config.js';
+import { failpointSleep } from './failpoints.js';
+import { BackgroundTasks } from './kube/background-tasks.js';
 import type { Controller } from './kube/controller.js';
 import { describeError } from './kube/errors.js';
 import { EventRecorder } from './kube/events.js';
 import { InformerFactory } from './kube/informer.js';
 import { LeaderElector } from './kube/leader.js';
 import { KubeClient } from './kube/rest.js';
+import { sleep } from './kube/timers.js';
 import type { Metrics } from './metrics.js';
 
 /** What every controller's setup function receives: no module-level singletons, everything passed in. */
@@ -18,14 +21,21 @@ export interface ManagerContext {
   events: EventRecorder;
   log: Logger;
   metrics: Metrics;
+  /** Long waits (HTTP checks) run here, never in a reconcile worker; aborted when the manager stops. */
+  tasks: BackgroundTasks;
 }
+
+/** How start() ended: stop() was called, the lease was lost, or the caches did not sync in time. */
+export type ManagerOutcome = 'stopped' | 'lost' | 'cacheSyncTimeout';
 
 export type ControllerSetup = (ctx: ManagerContext) => Controller;
 
 /**
  * controller-runtime's manager: health and metrics endpoints, Lease leader election, shared informers and
- * controllers, and a graceful stop (finish in-flight reconciles, release the lease). Losing the lease ends
- * the process (exit code 1), as controller-runtime does, so no second leader keeps writing.
+ * controllers, and a graceful stop (finish in-flight reconciles, then release the lease). Losing the lease
+ * ends the process (exit code 1), as controller-runtime does, so no second leader keeps writing; so does a
+ * cache sync that does not finish within CACHE_SYNC_TIMEOUT. The lease is renewed from acquisition until the
+ * drain is over, so a slow cache sync or a long drain never leaves the lease to lapse while this replica acts.
  */
 export class Manager {
   readonly ctx: ManagerContext;
@@ -53,7 +63,7 @@ export class Manager {
       resyncMs: config.RESYNC_PERIOD,
     });
     const events = new EventRecorder(client, 'nxt-rollback-operator', config.identity, log);
-    this.ctx = { config, client, informers, events, log, metrics };
+    this.ctx = { config, client, informers, events, log, metrics, tasks: new BackgroundTasks(log) };
     if (config.LEADER_ELECT) {
       this.elector = new LeaderElector(
         client,
@@ -84,8 +94,8 @@ export class Manager {
     return this.running && this.ctx.informers.hasSynced();
   }
 
-  /** Starts everything; resolves when the manager has stopped (stop(), or leadership lost). */
-  async start(): Promise<'stopped' | 'lost'> {
+  /** Starts everything; resolves when the manager has stopped (stop(), leadership lost, cache sync timeout). */
+  async start(): Promise<ManagerOutcome> {
     const { config, log } = this.ctx;
     await this.serve(config.HEALTH_ADDR, (path) => {
       if (path === '/healthz') return [200, 'ok'];
@@ -107,39 +117,67 @@ export class Manager {
       await this.finished;
       return 'stopped';
     }
-    if (this.stopping) return 'stopped';
+    // Renewal started with the acquisition; from here every wait also ends when leadership is lost.
+    const lost = this.elector
+      ? this.elector
+          .leadership()
+          .then((o) => (o === 'lost' ? ('lost' as const) : new Promise<never>(() => {})))
+      : new Promise<never>(() => {});
+    if (this.stopping) return this.afterStop(lost);
     for (const setup of this.setups) this.controllers.push(setup(this.ctx));
     this.ctx.informers.start();
-    // A stop() while the caches are still syncing (e.g. RBAC refuses the list) must end start() too:
-    // otherwise main's top-level await never settles and Node exits with code 13 instead of 0.
-    await Promise.race([this.ctx.informers.waitForSync(), this.finished]);
-    if (this.stopping) {
-      await this.finished;
-      return 'stopped';
+    const syncTimer = new AbortController();
+    const synced = await Promise.race([
+      Promise.all([this.ctx.informers.waitForSync(), failpointSleep('slow-cache-sync')]).then(
+        () => 'synced' as const,
+      ),
+      // A stop() while the caches are still syncing (e.g. RBAC refuses the list) must end start() too:
+      // otherwise main's top-level await never settles and Node exits with code 13 instead of 0.
+      this.finished.then(() => 'stopped' as const),
+      lost,
+      sleep(config.CACHE_SYNC_TIMEOUT, syncTimer.signal).then(() =>
+        syncTimer.signal.aborted ? new Promise<never>(() => {}) : ('timeout' as const),
+      ),
+    ]).finally(() => syncTimer.abort());
+    if (synced === 'lost') return this.lose();
+    if (synced === 'timeout') {
+      log.error('timed out waiting for caches to sync; stopping (exit code 1)', {
+        cacheSyncTimeout: `${config.CACHE_SYNC_TIMEOUT / 1000}s`,
+        unsynced: this.ctx.informers.unsynced(),
+      });
+      await this.stop();
+      return 'cacheSyncTimeout';
     }
+    if (this.stopping) return this.afterStop(lost);
     log.info('caches synced, starting controllers');
     for (const c of this.controllers) c.start();
     this.running = true;
-    if (this.elector) {
-      const outcome = await Promise.race([
-        this.elector.renewUntilLost(),
-        this.finished.then(() => 'stopped' as const),
-      ]);
-      if (outcome === 'lost') {
-        await this.shutdownServers();
-        return 'lost';
-      }
-    }
-    await this.finished;
-    return 'stopped';
+    return this.afterStop(lost);
   }
 
-  /** Graceful stop: no new work, in-flight reconciles finish, informers stop, the lease is released. */
+  /** Waits for stop() to finish, unless leadership is lost first (then the process must end at once). */
+  private async afterStop(lost: Promise<'lost'>): Promise<ManagerOutcome> {
+    const outcome = await Promise.race([this.finished.then(() => 'stopped' as const), lost]);
+    return outcome === 'lost' ? this.lose() : 'stopped';
+  }
+
+  private async lose(): Promise<'lost'> {
+    this.ctx.tasks.stop();
+    await this.shutdownServers();
+    return 'lost';
+  }
+
+  /**
+   * Graceful stop: no new work, background tasks aborted, in-flight reconciles finish, informers stop, and
+   * only then is the lease released. The lease is renewed all the while: the drain may take longer than
+   * a lease duration, and a standby must not start while this replica still writes.
+   */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       const { log } = this.ctx;
       log.info('stopping manager: draining in-flight reconciles');
-      this.elector?.stop();
+      this.elector?.stop(); // a candidate stops competing; a leader keeps renewing until release()
+      this.ctx.tasks.stop();
       try {
         await Promise.all(this.controllers.map((c) => c.stop()));
         this.ctx.informers.stop();

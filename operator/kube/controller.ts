@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'winston';
+import { failpointSleep } from '../failpoints.js';
 import type { Metrics } from '../metrics.js';
 import { describeError, isConflict, KubeApiError, TerminalError } from './errors.js';
 import { objectKey, type MultiInformer } from './informer.js';
@@ -140,6 +141,7 @@ export class Controller {
     const log = this.log.child({ namespace: req.namespace, name: req.name, reconcileID: reconcileId });
     const end = m.reconcileTime.startTimer({ controller: this.name });
     try {
+      await failpointSleep('slow-reconcile'); // tests: a reconcile still in flight when SIGTERM arrives
       const res = (await this.reconciler.reconcile(req, { log, reconcileId })) ?? {};
       if (res.requeueAfterMs && res.requeueAfterMs > 0) {
         this.queue.forget(key);

@@ -2,6 +2,7 @@ import { Watch } from '@kubernetes/client-node';
 import type { Logger } from 'winston';
 import { describeError, isGone } from './errors.js';
 import { resourcePath, type KubeClient, type KubeObject, type ResourceRef } from './rest.js';
+import { setLongInterval, type LongTimer } from './timers.js';
 
 export interface EventHandler<T extends KubeObject> {
   onAdd?(obj: T): void;
@@ -35,7 +36,7 @@ export class Informer<T extends KubeObject = KubeObject> {
   private synced = false;
   private stopped = true;
   private abort: AbortController | undefined;
-  private resyncTimer: NodeJS.Timeout | undefined;
+  private resyncTimer: LongTimer | undefined;
   private syncWaiters: (() => void)[] = [];
   private sleepTimer: { timer: NodeJS.Timeout; wake: () => void } | undefined;
   readonly description: string;
@@ -76,17 +77,17 @@ export class Informer<T extends KubeObject = KubeObject> {
     this.stopped = false;
     void this.run();
     if (this.opts.resyncMs) {
-      this.resyncTimer = setInterval(() => {
+      // Capped (timers.ts): a RESYNC_PERIOD beyond 24.8 days would otherwise resync every millisecond.
+      this.resyncTimer = setLongInterval(() => {
         for (const o of this.cache.values()) this.emit('update', o, o);
-      }, this.opts.resyncMs);
-      this.resyncTimer.unref();
+      }, this.opts.resyncMs).unref();
     }
   }
 
   stop(): void {
     this.stopped = true;
     this.abort?.abort();
-    if (this.resyncTimer) clearInterval(this.resyncTimer);
+    this.resyncTimer?.cancel();
     this.sleepTimer?.wake();
   }
 
@@ -271,6 +272,12 @@ export class InformerFactory {
   }
   hasSynced(): boolean {
     return [...this.informers.values()].every((i) => i.hasSynced());
+  }
+  /** The informers still waiting for their first list, by description (for the cache sync timeout). */
+  unsynced(): string[] {
+    return [...this.informers.values()].flatMap((i) =>
+      i.parts.filter((p) => !p.hasSynced()).map((p) => p.description),
+    );
   }
   async waitForSync(): Promise<void> {
     await Promise.all([...this.informers.values()].map((i) => i.waitForSync()));

@@ -1,6 +1,7 @@
 import type { Logger } from 'winston';
 import { describeError, isNotFound } from './errors.js';
 import type { KubeClient, KubeObject } from './rest.js';
+import { sleep } from './timers.js';
 
 /** MicroTime needs 6 fractional digits; a plain Date serialises with 3 and the API server rejects it. */
 export const microTime = (d = new Date()) => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
@@ -25,13 +26,22 @@ interface LeaseSpec {
 /**
  * client-go's Lease leader election. Expiry of someone else's lease is judged by the local time at which we
  * last saw the record change, never by comparing their renewTime with our clock (clock skew safe).
+ *
+ * Fencing: the leader renews from the moment it acquires the lease (also while caches sync and while it
+ * drains on SIGTERM), and it counts the renew deadline from its last SUCCESSFUL renewal. Standbys wait a
+ * full lease duration from their last observation of a change, and renewDeadline < leaseDuration (checked
+ * at config load), so a standby can only take over after the leader has given up.
  */
 export class LeaderElector {
   private observedRecord = '';
   private observedAt = 0;
   private leading = false;
+  /** When the request of the last successful acquire or renewal was sent (what the lease's renewTime says). */
+  private lastRenewedAt = 0;
   private renewing: Promise<boolean> | undefined;
+  private renewLoop: Promise<'lost' | 'stopped'> | undefined;
   private stopped = false;
+  private renewStopped = new AbortController();
   private readonly leaseMs: number;
   private readonly renewDeadlineMs: number;
   private readonly retryMs: number;
@@ -61,53 +71,95 @@ export class LeaderElector {
     };
   }
 
-  /** Blocks until leadership is acquired (resolves true) or stop() is called (resolves false). */
+  /**
+   * Blocks until leadership is acquired (resolves true) or stop() is called (resolves false). On success the
+   * renewal loop is already running: see leadership().
+   */
   async acquire(): Promise<boolean> {
     this.log.info('attempting to acquire leader lease', {
       lease: `${this.cfg.namespace}/${this.cfg.name}`,
       identity: this.cfg.identity,
     });
     while (!this.stopped) {
-      if (await this.tryAcquireOrRenew()) {
+      const sentAt = Date.now();
+      if (await this.tryAcquireOrRenew(this.renewDeadlineMs)) {
+        this.lastRenewedAt = sentAt;
+        if (this.stopped) {
+          this.leading = true; // stop() during the request: the lease is ours, so release() hands it back
+          return false;
+        }
         this.leading = true;
         this.onLeaderChange(true);
         this.log.info('successfully acquired lease', { lease: `${this.cfg.namespace}/${this.cfg.name}` });
+        this.renewLoop = this.renewUntilLost();
         return true;
       }
-      await sleep(this.retryMs * (1 + Math.random() * 0.2));
+      await sleep(this.retryMs * (1 + Math.random() * 0.2), this.renewStopped.signal);
     }
     return false;
   }
 
-  /** Renews every retry period; resolves when leadership is lost (renew deadline passed) or stop() is called. */
-  async renewUntilLost(): Promise<'lost' | 'stopped'> {
-    let lastRenew = Date.now();
-    while (!this.stopped) {
-      await sleep(this.retryMs);
-      if (this.stopped) break;
-      this.renewing = this.tryAcquireOrRenew();
-      if (await this.renewing) {
-        lastRenew = Date.now();
-      } else if (Date.now() - lastRenew > this.renewDeadlineMs) {
-        this.leading = false;
-        this.onLeaderChange(false);
-        this.log.error('leader election lost', { lease: `${this.cfg.namespace}/${this.cfg.name}` });
-        return 'lost';
-      }
-    }
-    return 'stopped';
+  /** Resolves 'lost' when the renew deadline passed without a successful renewal, 'stopped' after stopRenewing(). */
+  leadership(): Promise<'lost' | 'stopped'> {
+    return this.renewLoop ?? Promise.resolve('stopped');
   }
 
+  /**
+   * Renews every retry period. Leadership is lost once renewDeadline has passed since the last successful
+   * renewal, whatever the reason (failed requests, a slow API server, a blocked event loop): then this
+   * process must stop acting at once.
+   */
+  private async renewUntilLost(): Promise<'lost' | 'stopped'> {
+    const lease = `${this.cfg.namespace}/${this.cfg.name}`;
+    for (;;) {
+      await sleep(this.retryMs, this.renewStopped.signal);
+      if (this.renewStopped.signal.aborted) return 'stopped';
+      const left = this.lastRenewedAt + this.renewDeadlineMs - Date.now();
+      if (left > 0) {
+        const sentAt = Date.now();
+        this.renewing = this.tryAcquireOrRenew(left);
+        const ok = await this.renewing;
+        this.renewing = undefined;
+        if (ok) {
+          this.lastRenewedAt = sentAt;
+          continue;
+        }
+        if (this.lastRenewedAt + this.renewDeadlineMs > Date.now()) continue;
+      }
+      this.leading = false;
+      this.onLeaderChange(false);
+      this.log.error('leader election lost: no successful renewal within the renew deadline', {
+        lease,
+        renewDeadlineMs: this.renewDeadlineMs,
+        sinceLastRenewalMs: Date.now() - this.lastRenewedAt,
+      });
+      return 'lost';
+    }
+  }
+
+  /** Stops trying to acquire the lease (a candidate); the leader keeps renewing until stopRenewing(). */
   stop(): void {
     this.stopped = true;
+    if (!this.leading) this.renewStopped.abort();
   }
 
-  /** Gives the lease up so a standby takes over at once instead of after the lease duration. */
+  /** Ends the renewal loop, waiting for a renewal in flight (so release() does not race it). */
+  async stopRenewing(): Promise<void> {
+    this.stopped = true;
+    this.renewStopped.abort();
+    await this.renewLoop;
+  }
+
+  /**
+   * Gives the lease up so a standby takes over at once instead of after the lease duration. Call only after
+   * all work has stopped: from here on another replica may lead.
+   */
   async release(): Promise<void> {
-    if (!this.leading) return;
-    // A renewal still in flight when stop() was called would bump the resourceVersion after our GET below,
-    // so the release PUT would fail with 409 and the standby would wait out the whole lease instead.
+    await this.stopRenewing();
+    // A renewal still in flight would bump the resourceVersion after our GET below, so the release PUT
+    // would fail with 409 and the standby would wait out the whole lease instead.
     await this.renewing;
+    if (!this.leading) return;
     this.leading = false;
     this.onLeaderChange(false);
     try {
@@ -130,8 +182,10 @@ export class LeaderElector {
     }
   }
 
-  async tryAcquireOrRenew(): Promise<boolean> {
-    const timeoutMs = Math.max(this.renewDeadlineMs / 2, 1000);
+  /** One GET + PUT (or POST) of the Lease; both requests together are bounded by `budgetMs`. */
+  async tryAcquireOrRenew(budgetMs: number): Promise<boolean> {
+    const deadline = Date.now() + budgetMs;
+    const remaining = () => Math.max(deadline - Date.now(), 1);
     const now = microTime();
     const durS = Math.round(this.leaseMs / 1000);
     let lease: KubeObject & { spec?: LeaseSpec };
@@ -139,9 +193,7 @@ export class LeaderElector {
       lease = await this.client.request(
         'GET',
         `/apis/coordination.k8s.io/v1/namespaces/${this.cfg.namespace}/leases/${this.cfg.name}`,
-        {
-          timeoutMs,
-        },
+        { timeoutMs: remaining() },
       );
     } catch (e) {
       if (!isNotFound(e)) {
@@ -153,7 +205,7 @@ export class LeaderElector {
           'POST',
           `/apis/coordination.k8s.io/v1/namespaces/${this.cfg.namespace}/leases`,
           {
-            timeoutMs,
+            timeoutMs: remaining(),
             body: {
               apiVersion: 'coordination.k8s.io/v1',
               kind: 'Lease',
@@ -195,7 +247,7 @@ export class LeaderElector {
       const updated = await this.client.request<KubeObject & { spec: LeaseSpec }>(
         'PUT',
         `/apis/coordination.k8s.io/v1/namespaces/${this.cfg.namespace}/leases/${this.cfg.name}`,
-        { timeoutMs, body: { ...lease, spec: next } },
+        { timeoutMs: remaining(), body: { ...lease, spec: next } },
       );
       this.observedRecord = JSON.stringify(updated.spec);
       this.observedAt = Date.now();
@@ -206,5 +258,3 @@ export class LeaderElector {
     }
   }
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ExponentialBackoff, WorkQueue } from './workqueue.js';
 
 describe('WorkQueue', () => {
@@ -36,6 +36,21 @@ describe('WorkQueue', () => {
     const t0 = Date.now();
     expect(await q.get()).toBe('a');
     expect(Date.now() - t0).toBeLessThan(5_000);
+  });
+
+  // Defect 8: setTimeout(fn, 600h) fires after 1 ms, so a 600h requeue became a hot loop.
+  it('holds a requeue beyond 2^31-1 ms for its whole delay', async () => {
+    vi.useFakeTimers({ now: Date.parse('2026-01-01T00:00:00Z') });
+    try {
+      const q = new WorkQueue();
+      q.addAfter('rpo', 600 * 3_600_000);
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(q.length, 'queued within a minute').toBe(0);
+      await vi.advanceTimersByTimeAsync(600 * 3_600_000);
+      expect(q.length, 'queued after 600 h').toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('resolves pending getters with undefined on shutdown and waits for in-flight work', async () => {

@@ -1,3 +1,5 @@
+import { setLongTimeout, type LongTimer } from './timers.js';
+
 export interface QueueMetrics {
   depth(n: number): void;
   added(): void;
@@ -43,7 +45,7 @@ export class WorkQueue {
   private readonly processing = new Set<string>();
   private readonly enqueuedAt = new Map<string, number>();
   private readonly startedAt = new Map<string, number>();
-  private readonly waiting = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  private readonly waiting = new Map<string, { at: number; timer: LongTimer }>();
   private readonly getters: ((k: string | undefined) => void)[] = [];
   private shuttingDown = false;
   private drainWaiters: (() => void)[] = [];
@@ -69,12 +71,12 @@ export class WorkQueue {
     const at = Date.now() + ms;
     const existing = this.waiting.get(key);
     if (existing && existing.at <= at) return;
-    if (existing) clearTimeout(existing.timer);
-    const timer = setTimeout(() => {
+    existing?.timer.cancel();
+    // Capped and re-armed (timers.ts): a requeue of 600h must not come back after 1 ms.
+    const timer = setLongTimeout(() => {
       this.waiting.delete(key);
       this.add(key);
-    }, ms);
-    timer.unref();
+    }, ms).unref();
     this.waiting.set(key, { at, timer });
   }
 
@@ -128,7 +130,7 @@ export class WorkQueue {
   /** Stops accepting keys; pending get() calls resolve undefined; resolves when in-flight keys are done. */
   async shutDownWithDrain(): Promise<void> {
     this.shuttingDown = true;
-    for (const w of this.waiting.values()) clearTimeout(w.timer);
+    for (const w of this.waiting.values()) w.timer.cancel();
     this.waiting.clear();
     for (const g of this.getters.splice(0)) g(undefined);
     if (this.processing.size > 0) await new Promise<void>((r) => this.drainWaiters.push(r));

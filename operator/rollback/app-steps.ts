@@ -1,22 +1,11 @@
 import { failpoint } from '../failpoints.js';
 import { describeAccess, type AccessCheck } from '../kube/access.js';
 import { isNotFound } from '../kube/errors.js';
-import { parseDuration } from '../api/v1alpha1/common.js';
 import { applyDeploymentRollback, readDeploymentHistory } from './deployment-io.js';
-import { equalIgnoreHash, planDeploymentRollback, type RawDeployment } from './deployment-undo.js';
-import { runHttpCheck } from './http-check.js';
-import { findStep, finishStep, noteStep } from './journal.js';
-import { rolloutProgress } from './rollout.js';
+import { equalIgnoreHash, planDeploymentRollback } from './deployment-undo.js';
+import { finishStep } from './journal.js';
 import type { PlanRun, StepOutcome } from './plan-run.js';
 import { activePlanConflicts } from './locks.js';
-
-const apps = (plural: 'deployments' | 'replicasets', namespace: string, name?: string) => ({
-  group: 'apps',
-  version: 'v1',
-  plural,
-  namespace,
-  ...(name ? { name } : {}),
-});
 
 /**
  * Pre-validation of the app targets. Each check is a journal entry; a failure stops the plan before anything
@@ -177,53 +166,4 @@ function setDeployment(
   run.status.deployments = (run.status.deployments ?? []).map((d) =>
     d.name === name ? { ...d, result, message, ...(generation !== undefined ? { generation } : {}) } : d,
   );
-}
-
-/**
- * Post-validation: every Deployment finished its rollout (observed generation, updated and available replicas,
- * no progress deadline exceeded), then the HTTP checks pass, all within spec.validation.timeout.
- */
-export async function postValidate(run: PlanRun, stepName: string): Promise<StepOutcome> {
-  const started = Date.parse(findStep(run.status.steps, stepName)?.startedAt ?? run.now().toISOString());
-  const timeoutMs = parseDuration(run.spec.validation.timeout);
-  const remaining = started + timeoutMs - run.now().getTime();
-  const waiting: string[] = [];
-  for (const d of run.status.deployments ?? []) {
-    if (d.result === 'Failed') continue;
-    // From the watch cache: a rollout event is what requeued us, so the cache already holds it; reading it
-    // again from the API server on every event only slows a burst of plans down.
-    // The cache is trusted only once it has caught up with our patch: right after it, the cache may still hold
-    // the old, fully rolled-out Deployment, which would pass the check without the rollback having rolled out.
-    const cached = run.cache.deployment(d.name) as
-      (RawDeployment & { metadata: { generation?: number } }) | undefined;
-    const dep =
-      cached && d.generation !== undefined && (cached.metadata.generation ?? 0) >= d.generation
-        ? cached
-        : await run.client.get<RawDeployment>(apps('deployments', run.namespace, d.name));
-    const p = rolloutProgress(dep);
-    if (p.state === 'failed')
-      return { kind: 'failed', reason: 'ProgressDeadlineExceeded', message: p.message };
-    if (p.state === 'progressing') waiting.push(p.message);
-  }
-  if (waiting.length) {
-    if (remaining <= 0) {
-      return {
-        kind: 'failed',
-        reason: 'RolloutTimeout',
-        message: `rollout not complete after ${run.spec.validation.timeout}: ${waiting.join('; ')}`,
-      };
-    }
-    run.status.steps = noteStep(run.status.steps, stepName, waiting.join('; '));
-    // Deployment status changes requeue the plan through the watch; this only guards the timeout.
-    return { kind: 'wait', message: waiting.join('; '), requeueAfterMs: Math.min(remaining, 30_000) };
-  }
-  const results = [];
-  for (const check of run.spec.validation.http ?? []) {
-    const r = await runHttpCheck(check);
-    results.push(r);
-    if (!r.passed) return { kind: 'failed', reason: 'HTTPCheckFailed', message: r.message };
-  }
-  const rolled = (run.status.deployments ?? []).length;
-  const http = results.length ? `; ${results.length} HTTP check(s) passed` : '';
-  return { kind: 'done', message: `${rolled} Deployment(s) rolled out and available${http}` };
 }

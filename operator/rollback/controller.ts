@@ -24,13 +24,14 @@ import type { MultiInformer } from '../kube/informer.js';
 import type { KubeObject } from '../kube/rest.js';
 import { patchStatus } from '../kube/status.js';
 import type { ManagerContext } from '../manager.js';
-import { postValidate, preValidateApp, rollBackDeployments } from './app-steps.js';
+import { preValidateApp, rollBackDeployments } from './app-steps.js';
 import { preValidateDatabase, restoreDatabase, takeSafetyBackup } from './database-steps.js';
 import { disableFlags, preValidateFlags } from './feature-steps.js';
 import { buildDryRunReport } from './dry-run-report.js';
 import { scopeTargets } from './scope.js';
 import { findStep, finishStep, isFinished, secondsBetween, startStep, timestamp } from './journal.js';
 import type { PlanRun, StepDefinition, StepOutcome } from './plan-run.js';
+import { HttpChecks, postValidate, preValidateHttpChecks } from './post-validation.js';
 
 export const PLAN_RESOURCE = { group: GROUP, version: VERSION, plural: 'rollbackplans' } as const;
 const TERMINAL_PHASES = new Set(['Succeeded', 'Failed', 'DryRunComplete']);
@@ -49,6 +50,7 @@ export function stepsFor(spec: EffectiveRollbackPlanSpec): StepDefinition[] {
       run: async (r) => {
         const messages: string[] = [];
         const validators = [
+          !!spec.validation.http?.length && preValidateHttpChecks,
           on.database && preValidateDatabase,
           on.deployments && preValidateApp,
           on.flags && preValidateFlags,
@@ -93,7 +95,10 @@ export function setupRollbackPlanController(ctx: ManagerContext): Controller {
     const plan = o.metadata.labels?.[Label.Plan];
     return plan && o.metadata.namespace ? [`${o.metadata.namespace}/${plan}`] : [];
   };
-  return new Controller('rollbackplan', new RollbackPlanReconciler(ctx, plans, informers), {
+  // HTTP checks run as background tasks and wake their plan through the queue.
+  const checks = new HttpChecks(ctx, plans, (key) => controller.queue.add(key));
+  const reconciler = new RollbackPlanReconciler(ctx, plans, informers, checks);
+  const controller = new Controller('rollbackplan', reconciler, {
     log: ctx.log,
     metrics: ctx.metrics,
     workers: ctx.config.MAX_CONCURRENT_RECONCILES,
@@ -111,6 +116,7 @@ export function setupRollbackPlanController(ctx: ManagerContext): Controller {
         )
         .map((p) => `${p.metadata.namespace}/${p.metadata.name}`),
     );
+  return controller;
 }
 
 interface PlanInformers {
@@ -129,6 +135,7 @@ export class RollbackPlanReconciler {
     private readonly ctx: ManagerContext,
     private readonly plans: MultiInformer<KubeObject>,
     private readonly informers: PlanInformers,
+    private readonly checks: HttpChecks,
   ) {
     this.access = new AccessReviewer(ctx.client);
   }
@@ -235,6 +242,7 @@ export class RollbackPlanReconciler {
       runnerImage: this.ctx.config.OPERATOR_IMAGE,
       access: this.access,
       histories: new Map(),
+      checks: this.checks.forPlan(obj),
     };
 
     if (!status.startedAt) {

@@ -1,50 +1,204 @@
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import http from 'node:http';
+import https from 'node:https';
+import type { LookupFunction, Socket } from 'node:net';
+import ipaddr from 'ipaddr.js';
 import { parseDuration, type HTTPCheck } from '../api/v1alpha1/common.js';
+import { sleep } from '../kube/timers.js';
+import { deniedReason, type AddressPolicy } from './address-policy.js';
+import type { BodyMatcher } from './body-match.js';
 
 export interface HttpCheckResult {
   url: string;
   passed: boolean;
   attempts: number;
+  /** Failure reason for the plan's condition: HTTPCheckFailed, HTTPCheckTimeout or HTTPCheckDenied. */
+  reason?: 'HTTPCheckFailed' | 'HTTPCheckTimeout' | 'HTTPCheckDenied';
   message: string;
 }
 
+export interface HttpProbeOptions {
+  policy: AddressPolicy;
+  /** Bound of one request, from connect to the last body byte read. */
+  requestTimeoutMs: number;
+  /** Bytes of the body read for bodyMatch; the rest is not downloaded. */
+  maxBodyBytes: number;
+  matcher: BodyMatcher;
+}
+
+type ProbeResult = { ok: true; message: string } | { ok: false; message: string; denied?: boolean };
+
+class DeniedAddressError extends Error {}
+
 /**
- * GETs `check.url` until the status (and the body regex, if any) match, at most retries+1 times, `period`
- * apart (default 2s), each request bounded by 5 s. Never throws.
+ * Why `check.url` can never be fetched under `policy` (its host is a denied IP literal), or undefined. Host
+ * names are judged when they resolve, at every attempt.
  */
-export async function runHttpCheck(check: HTTPCheck, signal?: AbortSignal): Promise<HttpCheckResult> {
+export function deniedUrl(policy: AddressPolicy, url: string): string | undefined {
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  return ipaddr.isValid(host) ? deniedReason(policy, host) : undefined;
+}
+
+/**
+ * Resolves like dns.lookup, but fails when any address of the name is denied. Node connects to what this
+ * returns, so a name that resolves to an allowed address for a check and to the metadata service a moment
+ * later (DNS rebinding) is judged on the address actually used.
+ */
+function guardedLookup(policy: AddressPolicy): LookupFunction {
+  return ((hostname: string, options: { all?: boolean }, callback: (...args: unknown[]) => void) => {
+    dnsLookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
+      if (err) return callback(err);
+      for (const a of addresses) {
+        const why = deniedReason(policy, a.address);
+        if (why) return callback(new DeniedAddressError(`${hostname} resolves to ${why}`));
+      }
+      if (options.all) return callback(null, addresses);
+      const first = addresses[0];
+      if (!first) return callback(new Error(`${hostname}: no address`));
+      callback(null, first.address, first.family);
+    });
+  }) as LookupFunction;
+}
+
+/** One GET of the check's URL: status, then (if asked) the first maxBodyBytes of the body against bodyMatch. */
+export function probeOnce(
+  check: HTTPCheck,
+  opts: HttpProbeOptions,
+  signal: AbortSignal,
+): Promise<ProbeResult> {
+  const denied = deniedUrl(opts.policy, check.url);
+  if (denied) return Promise.resolve({ ok: false, denied: true, message: denied });
+  const url = new URL(check.url);
+  const transport = url.protocol === 'https:' ? https : http;
+  return new Promise<ProbeResult>((resolve) => {
+    let settled = false;
+    // Once the body is in hand, tearing down the connection must not count as a failed request.
+    let matching = false;
+    const finish = (r: ProbeResult) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      req.destroy();
+      resolve(r);
+    };
+    const fail = (e: Error) =>
+      !matching &&
+      finish(
+        e instanceof DeniedAddressError
+          ? { ok: false, denied: true, message: e.message }
+          : { ok: false, message: `request failed: ${e.message}` },
+      );
+    const timer = setTimeout(
+      () => fail(new Error(`no complete answer within ${opts.requestTimeoutMs} ms`)),
+      opts.requestTimeoutMs,
+    );
+    // No keep-alive agent (every request connects, so every connection is judged) and no redirects.
+    const req = transport.request(url, {
+      method: 'GET',
+      agent: false,
+      lookup: guardedLookup(opts.policy),
+      signal,
+      headers: { 'user-agent': 'nxt-rollback-operator http-check', accept: '*/*' },
+    });
+    req.on('socket', (socket: Socket) =>
+      socket.once('connect', () => {
+        // Belt and braces: judge the peer actually connected to, whatever resolved it.
+        const why = socket.remoteAddress ? deniedReason(opts.policy, socket.remoteAddress) : undefined;
+        if (why) fail(new DeniedAddressError(`${url.hostname}: connected to ${why}`));
+      }),
+    );
+    req.on('error', fail);
+    req.on('response', (res) => {
+      if (res.statusCode !== check.expectStatus) {
+        return finish({ ok: false, message: `got HTTP ${res.statusCode}, expected ${check.expectStatus}` });
+      }
+      if (!check.bodyMatch) return finish({ ok: true, message: `HTTP ${res.statusCode} as expected` });
+      const chunks: Buffer[] = [];
+      let size = 0;
+      const matchBody = () => {
+        if (matching) return;
+        matching = true;
+        clearTimeout(timer);
+        res.destroy();
+        const body = Buffer.concat(chunks).subarray(0, opts.maxBodyBytes).toString('utf8');
+        void opts.matcher.match(check.bodyMatch!, body, signal).then((m) =>
+          finish(
+            'error' in m
+              ? { ok: false, message: m.error }
+              : m.matched
+                ? { ok: true, message: `HTTP ${res.statusCode} and the body matches` }
+                : {
+                    ok: false,
+                    message: `HTTP ${res.statusCode} but the body does not match /${check.bodyMatch}/`,
+                  },
+          ),
+        );
+      };
+      res.on('data', (c: Buffer) => {
+        chunks.push(c);
+        size += c.length;
+        if (size >= opts.maxBodyBytes) matchBody();
+      });
+      res.on('end', matchBody);
+      res.on('error', fail);
+    });
+    req.end();
+  });
+}
+
+/**
+ * GETs `check.url` until the status (and the body pattern, if any) match, at most retries+1 times, `period`
+ * apart (default 2s), and never past `deadline` (the post-validation step's start + validation.timeout).
+ * Runs as a background task: it sleeps, the reconcile workers do not. Never throws.
+ */
+export async function runHttpCheck(
+  check: HTTPCheck,
+  opts: HttpProbeOptions,
+  task: { signal: AbortSignal; progress(message: string): void },
+  deadline: { at: number; timeout: string },
+): Promise<HttpCheckResult> {
   const attempts = (check.retries ?? 2) + 1;
   const period = check.period ? parseDuration(check.period) : 2000;
-  const body = check.bodyMatch ? safeRegex(check.bodyMatch) : undefined;
-  let last = '';
+  const { signal } = task;
+  let last = 'no attempt yet';
+  const timedOut = (made: number): HttpCheckResult => ({
+    url: check.url,
+    passed: false,
+    attempts: made,
+    reason: 'HTTPCheckTimeout',
+    message: `${check.url}: did not pass within validation.timeout ${deadline.timeout} (${made} of ${attempts} attempts made; last: ${last})`,
+  });
   for (let i = 1; i <= attempts; i++) {
-    if (signal?.aborted) break;
-    try {
-      const res = await fetch(check.url, { signal: AbortSignal.timeout(5000), redirect: 'manual' });
-      const text = body ? await res.text() : '';
-      if (res.status !== check.expectStatus) {
-        last = `got HTTP ${res.status}, expected ${check.expectStatus}`;
-      } else if (body && !body.test(text)) {
-        last = `HTTP ${res.status} but the body does not match /${check.bodyMatch}/`;
-      } else {
-        return { url: check.url, passed: true, attempts: i, message: `HTTP ${res.status} as expected` };
-      }
-    } catch (e) {
-      last = `request failed: ${(e as Error).message}`;
+    const left = deadline.at - Date.now();
+    if (left <= 0) return timedOut(i - 1);
+    const r = await probeOnce(
+      check,
+      { ...opts, requestTimeoutMs: Math.min(opts.requestTimeoutMs, left) },
+      signal,
+    );
+    if (r.ok) return { url: check.url, passed: true, attempts: i, message: r.message };
+    last = r.message;
+    if (!r.ok && r.denied)
+      return {
+        url: check.url,
+        passed: false,
+        attempts: i,
+        reason: 'HTTPCheckDenied',
+        message: `${check.url}: ${last}`,
+      };
+    if (signal.aborted) return { url: check.url, passed: false, attempts: i, message: 'aborted' };
+    if (i < attempts) {
+      task.progress(`${check.url}: attempt ${i} of ${attempts}: ${last}; next in ${check.period ?? '2s'}`);
+      await sleep(Math.min(period, Math.max(deadline.at - Date.now(), 0)), signal);
+      if (signal.aborted) return { url: check.url, passed: false, attempts: i, message: 'aborted' };
+      if (Date.now() >= deadline.at) return timedOut(i);
     }
-    if (i < attempts) await new Promise((r) => setTimeout(r, period));
   }
   return {
     url: check.url,
     passed: false,
     attempts,
+    reason: 'HTTPCheckFailed',
     message: `${check.url}: ${last} (after ${attempts} attempts)`,
   };
-}
-
-function safeRegex(src: string): RegExp | undefined {
-  try {
-    return new RegExp(src);
-  } catch {
-    return /$^/; // an invalid pattern never matches: reported as a body mismatch
-  }
 }

@@ -3,6 +3,7 @@ import type { EffectiveRollbackPlanSpec, RollbackPlanStatus } from '../api/v1alp
 import type { AccessReviewer } from '../kube/access.js';
 import type { EventType } from '../kube/events.js';
 import type { DeploymentHistory } from './deployment-io.js';
+import type { PlanChecks } from './post-validation.js';
 import type { KubeClient, KubeObject } from '../kube/rest.js';
 
 /** What a step decides: done (go on), wait (come back later), or failed (stop the plan). */
@@ -43,6 +44,8 @@ export interface PlanRun {
   histories: Map<string, DeploymentHistory>;
   /** Image of runner Jobs when the BackupSchedule does not override it. */
   runnerImage: string;
+  /** The plan's HTTP checks, run in the background (never in this reconcile). */
+  checks: PlanChecks;
 }
 
 export interface StepDefinition {

@@ -67,6 +67,7 @@ describe('RollbackPlan (scope app)', () => {
     ]);
     expect(plan.status.steps.map((s: any) => [s.name, s.result])).toEqual([
       ['PreValidation', 'Succeeded'],
+      ['CheckHTTPChecks', 'Succeeded'],
       ['CheckTargetsExist', 'Succeeded'],
       ['CheckRevisionsExist', 'Succeeded'],
       ['CheckNotPaused', 'Succeeded'],
