@@ -11,7 +11,14 @@ const VERB_ORDER: Verb[] = ['get', 'list', 'watch', 'create', 'patch', 'update',
  * Why a verb is granted: a request the operator makes (`code` names the file that makes it), or a check an
  * admission plugin makes on the operator's behalf without a request of its own.
  */
-export type Use = { code: string; why: string } | { admission: string; why: string };
+export type Use =
+  | {
+      code: string;
+      why: string;
+      /** The verb of the HTTP request, when the API server authorizes it as another verb as well. */
+      requestVerb?: Verb;
+    }
+  | { admission: string; why: string };
 
 export interface Grant {
   /** API group; '' is the core group. */
@@ -113,6 +120,7 @@ export const OPERATOR_GRANTS: Grant[] = [
       create: {
         code: 'operator/backup/controller.ts',
         why: 'server-side apply of a CronJob that does not exist yet is authorized as create',
+        requestVerb: 'patch',
       },
       patch: {
         code: 'operator/backup/controller.ts',
@@ -254,4 +262,20 @@ export function admissionOnlyPermissions(grants: Grant[]): string[] {
     for (const v of verbsOf(g))
       if ('admission' in g.verbs[v]!) out.push(`${g.group || 'core'}/${g.resource}:${v}`);
   return out.sort();
+}
+
+/**
+ * For every permission a request uses: the request that proves it (`group/resource:verb` of the HTTP
+ * request, which differs for a server-side apply that creates). Admission-only permissions are left out.
+ */
+export function requestProofs(grants: Grant[]): { permission: string; request: string }[] {
+  const out: { permission: string; request: string }[] = [];
+  for (const g of grants)
+    for (const v of verbsOf(g)) {
+      const use = g.verbs[v]!;
+      if (!('code' in use)) continue;
+      const key = `${g.group || 'core'}/${g.resource}`;
+      out.push({ permission: `${key}:${v}`, request: `${key}:${use.requestVerb ?? v}` });
+    }
+  return out;
 }
