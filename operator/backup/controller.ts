@@ -38,6 +38,7 @@ import { readJobOutcome } from './job-results.js';
 import { JOB_NAME_LABEL, missingSecretKeys, type SecretShape } from './pod-builders.js';
 import { recordBackupJob, recordTestRestoreJob, RECORDED_ANNOTATION } from './record.js';
 import { evaluateRpo } from './rpo.js';
+import { refuseRunnerOverrides, runnerPolicyOf } from './runner-policy.js';
 
 export const SCHEDULE_RESOURCE = { group: GROUP, version: VERSION, plural: 'backupschedules' } as const;
 const FIELD_MANAGER = 'nxt-rollback-operator';
@@ -130,6 +131,8 @@ export class BackupScheduleReconciler {
     const spec = withBackupScheduleDefaults(parsed.value.spec);
     status.schedule = spec.schedule;
     status.timeZone = spec.timeZone;
+    const refused = refuseRunnerOverrides(spec.podTemplate, runnerPolicyOf(this.ctx.config));
+    if (refused) return notReady(refused.reason, refused.message, true);
 
     // 1. credentials: only the key names are looked at, never the values
     const secretName = spec.database.secretRef.name;
@@ -165,7 +168,14 @@ export class BackupScheduleReconciler {
     const claimName = await this.ensureStorage(owner, spec);
 
     // 3. the CronJobs, converged with server-side apply (a no-op when nothing changed)
-    const input = { owner, spec, secret, claimName, image: this.ctx.config.OPERATOR_IMAGE };
+    const input = {
+      owner,
+      spec,
+      secret,
+      claimName,
+      image: this.ctx.config.OPERATOR_IMAGE,
+      allowSuperuserAssertions: this.ctx.config.ALLOW_SUPERUSER_ASSERTIONS,
+    };
     const cron = await this.apply(buildBackupCronJob(input));
     status.cronJobName = cron.metadata.name;
     const verify = buildVerifyCronJob(input);

@@ -19,7 +19,12 @@ export interface RunnerPodInput {
   /** e.g. ['backup', '--id', '$(BACKUP_ID)'] — the runner subcommand and its flags. */
   args: string[];
   component: 'backup' | 'test-restore' | 'restore';
+  /** Lets the runner run SQL assertions as a superuser (operator configuration ALLOW_SUPERUSER_ASSERTIONS). */
+  allowSuperuserAssertions?: boolean;
 }
+
+/** The runner reads this; anything but "true" means assertions refuse superuser-like roles. */
+export const ALLOW_SUPERUSER_ASSERTIONS_ENV = 'NXT_ALLOW_SUPERUSER_ASSERTIONS';
 
 export const childLabels = (scheduleName: string, component: string) => ({
   [Label.ManagedBy]: MANAGED_BY,
@@ -98,6 +103,9 @@ export function buildRunnerJobTemplate(input: RunnerPodInput) {
                   valueFrom: { fieldRef: { fieldPath: `metadata.labels['${JOB_NAME_LABEL}']` } },
                 },
                 { name: 'STORAGE_DIR', value: STORAGE_MOUNT },
+                ...(input.allowSuperuserAssertions
+                  ? [{ name: ALLOW_SUPERUSER_ASSERTIONS_ENV, value: 'true' }]
+                  : []),
                 ...databaseEnv(spec, input.secret),
               ],
               resources: pt.resources ?? {

@@ -8,6 +8,7 @@ import {
   VERSION,
 } from '../api/v1alpha1/common.js';
 import { SCHEDULE_RESOURCE } from '../backup/controller.js';
+import { runnerPolicyOf } from '../backup/runner-policy.js';
 import { JOB_NAME_LABEL } from '../backup/pod-builders.js';
 import {
   parseRollbackPlan,
@@ -233,6 +234,7 @@ export class RollbackPlanReconciler {
         deployment: (name) => this.informers.deployments.get(`${req.namespace}/${name}`),
       },
       runnerImage: this.ctx.config.OPERATOR_IMAGE,
+      runnerPolicy: runnerPolicyOf(this.ctx.config),
       access: this.access,
       histories: new Map(),
     };

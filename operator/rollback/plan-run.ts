@@ -1,5 +1,6 @@
 import type { Logger } from 'winston';
 import type { EffectiveRollbackPlanSpec, RollbackPlanStatus } from '../api/v1alpha1/rollbackplan.js';
+import type { RunnerPolicy } from '../backup/runner-policy.js';
 import type { AccessReviewer } from '../kube/access.js';
 import type { EventType } from '../kube/events.js';
 import type { DeploymentHistory } from './deployment-io.js';
@@ -43,6 +44,8 @@ export interface PlanRun {
   histories: Map<string, DeploymentHistory>;
   /** Image of runner Jobs when the BackupSchedule does not override it. */
   runnerImage: string;
+  /** Which runner pod overrides the operator configuration allows (image, ServiceAccount, superuser SQL). */
+  runnerPolicy: RunnerPolicy;
 }
 
 export interface StepDefinition {

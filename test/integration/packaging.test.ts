@@ -292,6 +292,10 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
         METRICS_ADDR: ':8080',
         HEALTH_ADDR: ':8081',
         LOG_LEVEL: 'info',
+        // No runner pod overrides but the runner ServiceAccount; no superuser SQL assertions.
+        ALLOWED_RUNNER_IMAGES: '',
+        ALLOWED_RUNNER_SERVICE_ACCOUNTS: 'nxt-backup-runner',
+        ALLOW_SUPERUSER_ASSERTIONS: 'false',
       });
       expect(deployment!.spec.replicas).toBe(2);
       expect(manager.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'health' });
@@ -324,6 +328,23 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
       for (const s of runners) expect(s.automountServiceAccountToken).toBe(false);
       const env = ofKind(objects, 'Deployment')[0]!.spec.template.spec.containers[0].env;
       expect(env.find((e: { name: string }) => e.name === 'WATCH_NAMESPACES')?.value).toBe(watched.join(','));
+      const allowing = await helmTemplate(
+        ns,
+        'runnerPolicy.allowedImages={reg.example/team/,reg.example/tools:2}',
+        'runnerPolicy.allowedServiceAccounts={deployer,nxt-backup-runner}',
+        'runnerPolicy.allowSuperuserAssertions=true',
+      );
+      const allowEnv = Object.fromEntries(
+        ofKind(allowing, 'Deployment')[0]!.spec.template.spec.containers[0].env.map((e: any) => [
+          e.name,
+          e.value,
+        ]),
+      );
+      expect(allowEnv).toMatchObject({
+        ALLOWED_RUNNER_IMAGES: 'reg.example/team/,reg.example/tools:2',
+        ALLOWED_RUNNER_SERVICE_ACCOUNTS: 'nxt-backup-runner,deployer',
+        ALLOW_SUPERUSER_ASSERTIONS: 'true',
+      });
       const monitors = ofKind(objects, 'ServiceMonitor');
       expect(monitors.map((m) => m.apiVersion)).toEqual(['monitoring.coreos.com/v1']);
     });
@@ -398,6 +419,8 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
       const env = (name: string) => manager.env.find((e: { name: string }) => e.name === name);
       expect(env('OPERATOR_IMAGE').value).toBe(manager.image);
       expect(env('LEADER_ELECT').value).toBe('true');
+      expect(env('ALLOWED_RUNNER_IMAGES').value).toBe('');
+      expect(env('ALLOW_SUPERUSER_ASSERTIONS').value).toBe('false');
       expect(env('LEADER_ELECTION_NAMESPACE').valueFrom.fieldRef.fieldPath).toBe('metadata.namespace');
       expect(deployment!.spec.template.spec.securityContext.runAsUser).toBe(IMAGE_UID);
 
