@@ -1,5 +1,6 @@
 import { Label, MANAGED_BY } from '../api/v1alpha1/common.js';
 import type { EffectiveBackupScheduleSpec } from '../api/v1alpha1/backupschedule.js';
+import { ALLOW_SUPERUSER_ASSERTIONS_ENV } from './runner/restore-validation.js';
 
 export const STORAGE_MOUNT = '/backups';
 export const JOB_NAME_LABEL = 'batch.kubernetes.io/job-name';
@@ -23,8 +24,7 @@ export interface RunnerPodInput {
   allowSuperuserAssertions?: boolean;
 }
 
-/** The runner reads this; anything but "true" means assertions refuse superuser-like roles. */
-export const ALLOW_SUPERUSER_ASSERTIONS_ENV = 'NXT_ALLOW_SUPERUSER_ASSERTIONS';
+export { ALLOW_SUPERUSER_ASSERTIONS_ENV };
 
 export const childLabels = (scheduleName: string, component: string) => ({
   [Label.ManagedBy]: MANAGED_BY,
