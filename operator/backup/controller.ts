@@ -24,6 +24,7 @@ import { childName } from '../kube/objects.js';
 import type { KubeObject } from '../kube/rest.js';
 import { patchStatus } from '../kube/status.js';
 import type { ManagerContext } from '../manager.js';
+import { forgetSchedule } from '../metrics.js';
 import { nextRun, parseCron } from './cron.js';
 import {
   backupCronJobName,
@@ -83,7 +84,8 @@ export class BackupScheduleReconciler {
 
   async reconcile(req: Request, rc: ReconcileContext): Promise<ReconcileResult | void> {
     const obj = this.schedules.get(`${req.namespace}/${req.name}`);
-    if (!obj || obj.metadata.deletionTimestamp) return;
+    if (!obj) return forgetSchedule(this.ctx.metrics, req.namespace, req.name); // gone: so are its series
+    if (obj.metadata.deletionTimestamp) return;
     const owner = {
       ...obj,
       apiVersion: obj.apiVersion ?? API_VERSION,

@@ -25,6 +25,7 @@ import type { MultiInformer } from '../kube/informer.js';
 import type { KubeObject } from '../kube/rest.js';
 import { patchStatus } from '../kube/status.js';
 import type { ManagerContext } from '../manager.js';
+import { forgetPlan } from '../metrics.js';
 import { postValidate, preValidateApp, rollBackDeployments } from './app-steps.js';
 import { preValidateDatabase, restoreDatabase, takeSafetyBackup } from './database-steps.js';
 import { disableFlags, preValidateFlags } from './feature-steps.js';
@@ -138,7 +139,8 @@ export class RollbackPlanReconciler {
 
   async reconcile(req: Request, rc: ReconcileContext): Promise<ReconcileResult | void> {
     const obj = this.plans.get(`${req.namespace}/${req.name}`);
-    if (!obj || obj.metadata.deletionTimestamp) return;
+    if (!obj) return forgetPlan(this.ctx.metrics, req.namespace, req.name); // gone: so is its RTO series
+    if (obj.metadata.deletionTimestamp) return;
     const generation = obj.metadata.generation ?? 1;
     const status: RollbackPlanStatus = structuredClone(obj.status ?? {});
     if (TERMINAL_PHASES.has(status.phase ?? '') && status.observedGeneration === generation) return;
