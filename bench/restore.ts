@@ -430,7 +430,8 @@ async function runPartB(b: {
   });
   const op = await startBenchOperator({
     kubeconfigPath: cp.kubeconfigPath,
-    env: { LOG_LEVEL: 'info', WATCH_NAMESPACES: ns, OPERATOR_IMAGE },
+    // validation.sql runs as the local superuser postgres: allowed explicitly (refused otherwise).
+    env: { LOG_LEVEL: 'info', WATCH_NAMESPACES: ns, OPERATOR_IMAGE, ALLOW_SUPERUSER_ASSERTIONS: 'true' },
   });
   cleanup.add('operator', async () => {
     if (!finished) console.error(`operator log tail:\n${op.logs().split('\n').slice(-40).join('\n')}`);

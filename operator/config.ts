@@ -18,6 +18,18 @@ const durationMs = z
     return n * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as Record<string, number>)[unit]!;
   });
 const addr = z.string().regex(/^([\w.-]*):(\d+)$|^0$/, 'host:port, :port, or 0 to disable');
+/** A comma-separated list; blanks dropped. */
+const list = (item: z.ZodString) =>
+  z
+    .string()
+    .default('')
+    .transform((s) =>
+      s
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(item));
 
 export const ConfigSchema = z.object({
   WATCH_NAMESPACES: z
@@ -60,6 +72,14 @@ export const ConfigSchema = z.object({
         .filter(Boolean),
     )
     .pipe(z.array(z.string().refine((c) => ipaddr.isValidCIDR(c), 'CIDRs such as 10.0.0.0/8 or fd00::/8'))),
+  // Images a BackupSchedule's podTemplate.image may name (exact, or a prefix ending in "/"); empty: none.
+  ALLOWED_RUNNER_IMAGES: list(z.string().regex(/^[^\s,]+$/, 'image references without spaces')),
+  // ServiceAccounts a BackupSchedule's podTemplate.serviceAccountName may name; empty: none.
+  ALLOWED_RUNNER_SERVICE_ACCOUNTS: list(
+    z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'ServiceAccount names are DNS-1123 subdomains'),
+  ),
+  // SQL assertions (validation.sql, verify.sql) may run as a superuser or a role that can run programs.
+  ALLOW_SUPERUSER_ASSERTIONS: bool.default(false),
 });
 
 export type Config = z.output<typeof ConfigSchema> & { identity: string; leaderElectionNamespace: string };

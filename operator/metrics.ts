@@ -178,3 +178,49 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** What removeSeries needs of a prom-client Counter, Gauge or Histogram. */
+interface SeriesOwner {
+  get(): Promise<{ values: { labels: Record<string, string | number | undefined> }[] }>;
+  remove(labels: Record<string, string | number>): void;
+}
+
+/** Removes every series of `metric` whose labels include `match` (a histogram's buckets with it). */
+async function removeSeries(metric: SeriesOwner, match: Record<string, string>): Promise<void> {
+  const done = new Set<string>();
+  for (const { labels } of (await metric.get()).values) {
+    if (!Object.entries(match).every(([k, v]) => labels[k] === v)) continue;
+    const series = Object.fromEntries(
+      Object.entries(labels).filter(
+        (e): e is [string, string | number] => e[0] !== 'le' && e[1] !== undefined,
+      ),
+    );
+    const key = JSON.stringify(series);
+    if (done.has(key)) continue;
+    done.add(key);
+    metric.remove(series);
+  }
+}
+
+const owners = (...metrics: unknown[]) => metrics as SeriesOwner[];
+
+/**
+ * A BackupSchedule is gone: drop its series, so /metrics does not report a deleted schedule's RPO (and a
+ * "no backup for too long" alert on it) for the rest of the process's life.
+ */
+export async function forgetSchedule(m: Metrics, namespace: string, schedule: string): Promise<void> {
+  const match = { namespace, schedule };
+  for (const metric of owners(
+    m.rpoSeconds,
+    m.backupLastSuccess,
+    m.backupSize,
+    m.backupTotal,
+    m.backupDuration,
+  ))
+    await removeSeries(metric, match);
+}
+
+/** A RollbackPlan is gone: drop its nxt_rto_seconds series (the per-scope histogram keeps the history). */
+export async function forgetPlan(m: Metrics, namespace: string, plan: string): Promise<void> {
+  await removeSeries(owners(m.rtoSeconds)[0]!, { namespace, plan });
+}

@@ -12,7 +12,7 @@ import type { MultiInformer } from '../kube/informer.js';
 import { childName } from '../kube/objects.js';
 import type { KubeObject } from '../kube/rest.js';
 import type { ManagerContext } from '../manager.js';
-import type { Metrics } from '../metrics.js';
+import { forgetSchedule, type Metrics } from '../metrics.js';
 import { nextRun, parseCron } from './cron.js';
 import {
   backupCronJobName,
@@ -28,6 +28,7 @@ import { JOB_NAME_LABEL, missingSecretKeys } from './pod-builders.js';
 import { recordBackupJob, recordTestRestoreJob, RECORDED_ANNOTATION } from './record.js';
 import { evaluateRpo } from './rpo.js';
 import { notReady, ready, rpoMet } from './schedule-conditions.js';
+import { refuseRunnerOverrides, runnerPolicyOf } from './runner-policy.js';
 import { ScheduleRun } from './schedule-run.js';
 
 export { SCHEDULE_RESOURCE };
@@ -84,7 +85,8 @@ export class BackupScheduleReconciler {
 
   async reconcile(req: Request, rc: ReconcileContext): Promise<ReconcileResult | void> {
     const obj = this.schedules.get(`${req.namespace}/${req.name}`);
-    if (!obj || obj.metadata.deletionTimestamp) return;
+    if (!obj) return forgetSchedule(this.ctx.metrics, req.namespace, req.name); // gone: so are its series
+    if (obj.metadata.deletionTimestamp) return;
     const run = new ScheduleRun(this.ctx, obj, rc.log);
     for (const phase of this.phases) {
       const result = await phase(run);
@@ -110,6 +112,8 @@ export class BackupScheduleReconciler {
     run.spec = withBackupScheduleDefaults(parsed.value.spec);
     run.status.schedule = run.spec.schedule;
     run.status.timeZone = run.spec.timeZone;
+    const refused = refuseRunnerOverrides(run.spec.podTemplate, runnerPolicyOf(this.ctx.config));
+    if (refused) return this.notReady(run, refused.reason, refused.message, true);
     return undefined;
   }
 
@@ -183,6 +187,7 @@ export class BackupScheduleReconciler {
       secret: run.secret,
       claimName: run.claimName,
       image: this.ctx.config.OPERATOR_IMAGE,
+      allowSuperuserAssertions: this.ctx.config.ALLOW_SUPERUSER_ASSERTIONS,
     };
     run.cronJob = await this.apply(buildBackupCronJob(input));
     run.status.cronJobName = run.cronJob.metadata.name;

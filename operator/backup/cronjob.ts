@@ -16,6 +16,8 @@ export interface BackupCronJobInput {
   secret: SecretShape;
   claimName: string;
   image: string;
+  /** ALLOW_SUPERUSER_ASSERTIONS of the operator configuration, for the verify CronJob's assertions. */
+  allowSuperuserAssertions?: boolean;
 }
 
 const retentionArgs = (spec: EffectiveBackupScheduleSpec) => [
@@ -76,6 +78,7 @@ function cronJob(
         image: input.image,
         args,
         component,
+        allowSuperuserAssertions: input.allowSuperuserAssertions,
       }),
     },
   };

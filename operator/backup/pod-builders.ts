@@ -1,5 +1,6 @@
 import { Label, MANAGED_BY } from '../api/v1alpha1/common.js';
 import type { EffectiveBackupScheduleSpec } from '../api/v1alpha1/backupschedule.js';
+import { ALLOW_SUPERUSER_ASSERTIONS_ENV } from './runner/restore-validation.js';
 
 export const STORAGE_MOUNT = '/backups';
 export const JOB_NAME_LABEL = 'batch.kubernetes.io/job-name';
@@ -19,7 +20,11 @@ export interface RunnerPodInput {
   /** e.g. ['backup', '--id', '$(BACKUP_ID)'] — the runner subcommand and its flags. */
   args: string[];
   component: 'backup' | 'test-restore' | 'restore';
+  /** Lets the runner run SQL assertions as a superuser (operator configuration ALLOW_SUPERUSER_ASSERTIONS). */
+  allowSuperuserAssertions?: boolean;
 }
+
+export { ALLOW_SUPERUSER_ASSERTIONS_ENV };
 
 export const childLabels = (scheduleName: string, component: string) => ({
   [Label.ManagedBy]: MANAGED_BY,
@@ -98,6 +103,9 @@ export function buildRunnerJobTemplate(input: RunnerPodInput) {
                   valueFrom: { fieldRef: { fieldPath: `metadata.labels['${JOB_NAME_LABEL}']` } },
                 },
                 { name: 'STORAGE_DIR', value: STORAGE_MOUNT },
+                ...(input.allowSuperuserAssertions
+                  ? [{ name: ALLOW_SUPERUSER_ASSERTIONS_ENV, value: 'true' }]
+                  : []),
                 ...databaseEnv(spec, input.secret),
               ],
               resources: pt.resources ?? {

@@ -8,6 +8,7 @@ import {
   VERSION,
 } from '../api/v1alpha1/common.js';
 import { SCHEDULE_RESOURCE } from '../backup/controller.js';
+import { runnerPolicyOf } from '../backup/runner-policy.js';
 import { JOB_NAME_LABEL } from '../backup/pod-builders.js';
 import {
   parseRollbackPlan,
@@ -25,6 +26,7 @@ import type { KubeObject } from '../kube/rest.js';
 import { patchStatus } from '../kube/status.js';
 import type { ManagerContext } from '../manager.js';
 import { preValidateApp, rollBackDeployments } from './app-steps.js';
+import { forgetPlan } from '../metrics.js';
 import { preValidateDatabase, restoreDatabase, takeSafetyBackup } from './database-steps.js';
 import { disableFlags, preValidateFlags } from './feature-steps.js';
 import { buildDryRunReport } from './dry-run-report.js';
@@ -144,7 +146,8 @@ export class RollbackPlanReconciler {
 
   async reconcile(req: Request, rc: ReconcileContext): Promise<ReconcileResult | void> {
     const obj = this.plans.get(`${req.namespace}/${req.name}`);
-    if (!obj || obj.metadata.deletionTimestamp) return;
+    if (!obj) return forgetPlan(this.ctx.metrics, req.namespace, req.name); // gone: so is its RTO series
+    if (obj.metadata.deletionTimestamp) return;
     const generation = obj.metadata.generation ?? 1;
     const status: RollbackPlanStatus = structuredClone(obj.status ?? {});
     if (TERMINAL_PHASES.has(status.phase ?? '') && status.observedGeneration === generation) return;
@@ -240,6 +243,7 @@ export class RollbackPlanReconciler {
         deployment: (name) => this.informers.deployments.get(`${req.namespace}/${name}`),
       },
       runnerImage: this.ctx.config.OPERATOR_IMAGE,
+      runnerPolicy: runnerPolicyOf(this.ctx.config),
       access: this.access,
       histories: new Map(),
       checks: this.checks.forPlan(obj),

@@ -1,5 +1,6 @@
 import type { Logger } from 'winston';
 import type { EffectiveRollbackPlanSpec, RollbackPlanStatus } from '../api/v1alpha1/rollbackplan.js';
+import type { RunnerPolicy } from '../backup/runner-policy.js';
 import type { AccessReviewer } from '../kube/access.js';
 import type { EventType } from '../kube/events.js';
 import type { DeploymentHistory } from './deployment-io.js';
@@ -46,6 +47,8 @@ export interface PlanRun {
   runnerImage: string;
   /** The plan's HTTP checks, run in the background (never in this reconcile). */
   checks: PlanChecks;
+  /** Which runner pod overrides the operator configuration allows (image, ServiceAccount, superuser SQL). */
+  runnerPolicy: RunnerPolicy;
 }
 
 export interface StepDefinition {

@@ -8,6 +8,7 @@ import { ROLLBACK_PLAN_KIND } from '../api/v1alpha1/rollbackplan.js';
 import { createdClaimName } from '../backup/cronjob.js';
 import { readJobOutcome, type JobOutcome } from '../backup/job-results.js';
 import { buildRunnerJobTemplate, missingSecretKeys, type SecretShape } from '../backup/pod-builders.js';
+import { refuseRunnerOverrides } from '../backup/runner-policy.js';
 import { isAlreadyExists, isNotFound } from '../kube/errors.js';
 import { childName, controllerRef } from '../kube/objects.js';
 import type { KubeObject } from '../kube/rest.js';
@@ -47,6 +48,8 @@ export async function loadSchedule(
     };
   }
   const spec = withBackupScheduleDefaults(parsed.value.spec);
+  const refused = refuseRunnerOverrides(spec.podTemplate, run.runnerPolicy);
+  if (refused) return { kind: 'failed', ...refused, message: `BackupSchedule "${name}": ${refused.message}` };
   const secretName = spec.database.secretRef.name;
   let keys: Set<string>;
   try {
@@ -105,6 +108,7 @@ export function buildPlanJob(
     image: run.runnerImage,
     args,
     component,
+    allowSuperuserAssertions: run.runnerPolicy.allowSuperuserAssertions,
   });
   // Only a safety backup keeps the schedule label: the BackupSchedule then records it like any backup.
   const labels: Record<string, string> = {

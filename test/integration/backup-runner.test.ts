@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import {
   copyFileSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -16,6 +17,10 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runnerMain } from '../../operator/backup/runner/cli.js';
 import type { BackupManifest } from '../../operator/backup/runner/manifest.js';
+import {
+  ALLOW_SUPERUSER_ASSERTIONS_ENV,
+  runSqlAssertions,
+} from '../../operator/backup/runner/restore-validation.js';
 import { RunnerResultSchema, type RunnerResult } from '../../operator/backup/runner/result.js';
 import { createTestDatabase, pgInfo, runPgTool, tableChecksum, withClient } from '../support/postgres.js';
 
@@ -444,10 +449,14 @@ describe('backup runner against a real PostgreSQL', () => {
     expect(await databaseNames(`${src.name}_verify_%`), 'expected the scratch database dropped').toEqual([]);
   });
 
-  it('reports a failing SQL assertion with what it expected and what it got', async () => {
+  it('reports failing SQL assertions by name and counts, never a value they read', async () => {
     const assertions = [
       { name: 'accounts', query: 'select count(*) from pgbench_accounts', expect: '100000' },
       { name: 'orders', query: 'select count(*) from shop.orders', expect: '1' },
+      // A value read out through a mismatch, and through the text of an error.
+      { name: 'customer', query: 'select customer from shop.orders where id = 42', expect: 'nobody' },
+      { name: 'cast', query: 'select customer::int from shop.orders where id = 43', expect: '0' },
+      { name: 'empty', query: 'select 1 where false', expect: '1' },
     ];
     const r = await runner(
       [
@@ -459,19 +468,92 @@ describe('backup runner against a real PostgreSQL', () => {
         '--sql-assertions-json',
         JSON.stringify(assertions),
       ],
-      connEnv(src.name),
+      // The harness connects as the superuser postgres: assertions run only because the operator allows it.
+      connEnv(src.name, { [ALLOW_SUPERUSER_ASSERTIONS_ENV]: 'true' }),
     );
     expect(r.code).toBe(1);
     expect(r.result).toMatchObject({
       success: false,
       reason: 'AssertionFailed',
       assertions: [
-        { name: 'accounts', passed: true, actual: '100000' },
-        { name: 'orders', passed: false, expect: '1', actual: '10000' },
+        { name: 'accounts', passed: true, rows: 1 },
+        { name: 'orders', passed: false, expect: '1', rows: 1, failure: 'mismatch' },
+        { name: 'customer', passed: false, rows: 1, failure: 'mismatch' },
+        { name: 'cast', passed: false, failure: 'error', sqlState: '22P02' },
+        { name: 'empty', passed: false, rows: 0, failure: 'noRow' },
       ],
     });
-    expect(r.result.message).toMatch(/orders: expected "1", got "10000"/);
+    expect(r.result.message).toBe(
+      '4 of 5 SQL assertion(s) failed, e.g. orders: the first column of the first row is not the expected value (1 row(s))',
+    );
+    // What the queries read (10000 orders, customer-42, customer-43 quoted by the cast error) is nowhere.
+    for (const value of ['"10000"', 'customer-42', 'customer-43'])
+      expect(r.output, `the value ${value} in the termination message or the logs`).not.toContain(value);
     expect(await databaseNames(`${src.name}_verify_%`), 'expected the scratch database dropped').toEqual([]);
+  });
+
+  it('refuses SQL assertions as a superuser: COPY ... TO PROGRAM never runs, nothing is restored', async () => {
+    const marker = `/tmp/nxt-copy-to-program-${randomBytes(6).toString('hex')}`;
+    const assertions = [
+      { name: 'escape', query: `copy (select 1) to program 'touch ${marker}'`, expect: 'COPY 1' },
+    ];
+    const target = await createTestDatabase('runner_guard');
+    for (const argv of [
+      ['test-restore', '--storage-dir', storageDir, '--id', id],
+      ['restore', '--storage-dir', storageDir, '--id', id, '--mode', 'inPlace'],
+    ]) {
+      const r = await runner(
+        [...argv, '--sql-assertions-json', JSON.stringify(assertions)],
+        connEnv(argv[0] === 'restore' ? target.name : src.name),
+      );
+      expect(r.code, `${argv[0]}: ${r.result.message}`).toBe(1);
+      expect(r.result).toMatchObject({ success: false, reason: 'PermissionDenied' });
+      expect(r.result.message).toMatch(
+        /^refusing to run SQL assertions as role "postgres": it is \(or can become\) a superuser.*COPY \.\.\. TO PROGRAM.*ALLOW_SUPERUSER_ASSERTIONS=true/,
+      );
+      expect(existsSync(marker), `${argv[0]}: the assertion's program ran (${marker} exists)`).toBe(false);
+    }
+    // Refused before anything was restored: no scratch database, the in-place target still empty.
+    expect(await databaseNames(`${src.name}_verify_%`)).toEqual([]);
+    expect(Object.keys(await exactCounts(target.url))).toEqual([]);
+  });
+
+  it('checks role membership too: pg_execute_server_program is refused, an ordinary role runs', async () => {
+    const suffix = randomBytes(4).toString('hex');
+    const [plain, program] = [`nxt_assert_${suffix}`, `nxt_program_${suffix}`];
+    const password = randomBytes(12).toString('hex');
+    await withClient(src.url, async (c) => {
+      for (const role of [plain, program]) {
+        await c.query(`create role ${role} login password '${password}'`);
+        await c.query(`grant usage on schema shop to ${role}`);
+        await c.query(`grant select on shop.orders to ${role}`);
+      }
+      await c.query(`grant pg_execute_server_program to ${program}`);
+    });
+    const i = pgInfo();
+    const connectAs = async (user: string) => {
+      const c = new pg.Client({ host: i.host, port: i.port, user, password, database: src.name });
+      await c.connect();
+      return c;
+    };
+    const assertions = [{ name: 'orders', query: 'select count(*) > 0 from shop.orders', expect: 't' }];
+    const ordinary = await connectAs(plain);
+    try {
+      expect(await runSqlAssertions(ordinary, assertions)).toEqual([
+        { name: 'orders', passed: true, expect: 't', rows: 1 },
+      ]);
+    } finally {
+      await ordinary.end();
+    }
+    const runsPrograms = await connectAs(program);
+    try {
+      await expect(runSqlAssertions(runsPrograms, assertions)).rejects.toThrow(
+        /may run programs on the server \(pg_execute_server_program\)/,
+      );
+      expect(await runSqlAssertions(runsPrograms, assertions, { allowSuperuser: true })).toHaveLength(1);
+    } finally {
+      await runsPrograms.end();
+    }
   });
 
   it('prunes by policy and never the newest verified backup', async () => {

@@ -58,7 +58,10 @@ describe.skipIf(inject('existingCluster'))('BackupSchedule backups against Postg
   /** Logs of operator processes that were stopped (restart), for the password check. */
   const oldOperatorLogs: string[] = [];
   const runOperator = async () => {
-    op = await startOperator({ env: { WATCH_NAMESPACES: Object.values(ns).join(',') } });
+    // verify.sql runs as the harness's superuser postgres: allowed explicitly (the runner refuses otherwise).
+    op = await startOperator({
+      env: { WATCH_NAMESPACES: Object.values(ns).join(','), ALLOW_SUPERUSER_ASSERTIONS: 'true' },
+    });
     await op.waitReady();
   };
 

@@ -4,6 +4,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
+import {
+  LEADER_ELECTION_GRANTS,
+  OPERATOR_GRANTS,
+  permissionsOf,
+  toPolicyRules,
+} from '../../operator/rbac.js';
 import { binPath, createTestNamespace, deleteTestNamespace, kubectl } from '../support/kube.js';
 
 // The image cannot be built here (no Docker engine), so the packaging is judged by the real tools: helm
@@ -22,44 +28,34 @@ interface KubeObject {
   metadata: { name: string; namespace?: string; labels?: Record<string, string> };
   [field: string]: any;
 }
-type Rule = [group: string, resources: string[], verbs: string[]];
 
-/** The operator's permissions: the specification that the chart and the kustomize base must both match. */
-const NAMESPACED_RULES: Rule[] = [
-  [
-    'rollback.nxtnewday.io',
-    ['rollbackplans', 'backupschedules'],
-    ['get', 'list', 'watch', 'patch', 'update'],
-  ],
-  ['rollback.nxtnewday.io', ['rollbackplans/status', 'backupschedules/status'], ['get', 'patch', 'update']],
-  ['rollback.nxtnewday.io', ['rollbackplans/finalizers', 'backupschedules/finalizers'], ['update']],
-  ['apps', ['deployments'], ['get', 'list', 'watch', 'patch']],
-  ['apps', ['replicasets'], ['get', 'list', 'watch']],
-  ['batch', ['cronjobs'], ['get', 'list', 'watch', 'create', 'patch', 'update', 'delete']],
-  ['batch', ['jobs'], ['get', 'list', 'watch', 'create', 'patch', 'delete']],
-  ['', ['pods'], ['get', 'list', 'watch']],
-  ['', ['persistentvolumeclaims'], ['get', 'list', 'watch', 'create', 'delete']],
-  ['', ['configmaps'], ['get', 'list', 'watch', 'patch']],
-  ['', ['secrets'], ['get']],
-  ['', ['events'], ['create', 'patch']],
-  ['events.k8s.io', ['events'], ['create', 'patch']],
-  ['core.openfeature.dev', ['featureflags'], ['get', 'list', 'watch', 'patch']],
+/** What the chart and the kustomize manifests must grant: the table in operator/rbac.ts, nothing else. */
+const OPERATOR_PERMISSIONS = permissionsOf(toPolicyRules(OPERATOR_GRANTS));
+const LEADER_ELECTION_PERMISSIONS = permissionsOf(toPolicyRules(LEADER_ELECTION_GRANTS));
+/** Verbs the code never used that an earlier RBAC granted (issue 9); none may come back in any render. */
+const NEVER_GRANTED = [
+  'core/persistentvolumeclaims:delete',
+  'core/persistentvolumeclaims:list',
+  'core/persistentvolumeclaims:watch',
+  'batch/jobs:delete',
+  'batch/cronjobs:update',
+  'rollback.nxtnewday.io/rollbackplans:patch',
+  'rollback.nxtnewday.io/rollbackplans:update',
+  'rollback.nxtnewday.io/backupschedules:patch',
+  'rollback.nxtnewday.io/backupschedules:update',
+  'rollback.nxtnewday.io/rollbackplans/status:update',
+  'rollback.nxtnewday.io/backupschedules/status:update',
+  'core/configmaps:list',
+  'core/configmaps:watch',
+  'apps/replicasets:watch',
+  'core.openfeature.dev/featureflags:list',
+  'core.openfeature.dev/featureflags:watch',
+  'events.k8s.io/events:create',
+  'events.k8s.io/events:patch',
 ];
-const ACCESS_REVIEW_RULES: Rule[] = [['authorization.k8s.io', ['selfsubjectaccessreviews'], ['create']]];
-const LEADER_ELECTION_RULES: Rule[] = [['coordination.k8s.io', ['leases'], ['get', 'create', 'update']]];
-
-/** Flattens rules to sorted `group/resource:verb` strings, so two rule lists compare by what they allow. */
-function permissions(
-  rules: Array<{ apiGroups?: string[]; resources?: string[]; verbs: string[] }>,
-): string[] {
-  const out = new Set<string>();
-  for (const r of rules)
-    for (const g of r.apiGroups ?? [])
-      for (const res of r.resources ?? []) for (const v of r.verbs) out.add(`${g || 'core'}/${res}:${v}`);
-  return [...out].sort();
-}
-const spec = (rules: Rule[]) =>
-  permissions(rules.map(([g, resources, verbs]) => ({ apiGroups: [g], resources, verbs })));
+/** Everything every Role and ClusterRole of a render grants, flattened. */
+const grantedIn = (objects: KubeObject[]) =>
+  permissionsOf(objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role').flatMap((o) => o.rules));
 
 interface RunResult {
   code: number;
@@ -277,10 +273,11 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
       );
       expect(wildcardsIn(objects)).toEqual([]);
       const [clusterRole] = ofKind(objects, 'ClusterRole');
-      expect(permissions(clusterRole!.rules)).toEqual(spec([...NAMESPACED_RULES, ...ACCESS_REVIEW_RULES]));
+      expect(permissionsOf(clusterRole!.rules)).toEqual(OPERATOR_PERMISSIONS);
+      expect(grantedIn(objects).filter((p) => NEVER_GRANTED.includes(p))).toEqual([]);
       const [leaderRole] = ofKind(objects, 'Role');
       expect(leaderRole!.metadata.namespace).toBe(ns);
-      expect(permissions(leaderRole!.rules)).toEqual(spec(LEADER_ELECTION_RULES));
+      expect(permissionsOf(leaderRole!.rules)).toEqual(LEADER_ELECTION_PERMISSIONS);
       const [deployment] = ofKind(objects, 'Deployment');
       const manager = deployment!.spec.template.spec.containers[0];
       const env = Object.fromEntries(
@@ -295,6 +292,10 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
         METRICS_ADDR: ':8080',
         HEALTH_ADDR: ':8081',
         LOG_LEVEL: 'info',
+        // No runner pod overrides but the runner ServiceAccount; no superuser SQL assertions.
+        ALLOWED_RUNNER_IMAGES: '',
+        ALLOWED_RUNNER_SERVICE_ACCOUNTS: 'nxt-backup-runner',
+        ALLOW_SUPERUSER_ASSERTIONS: 'false',
       });
       expect(deployment!.spec.replicas).toBe(2);
       expect(manager.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'health' });
@@ -310,14 +311,16 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
       expect(wildcardsIn(objects)).toEqual([]);
       const roles = ofKind(objects, 'Role').filter((r) => r.metadata.namespace !== ns);
       expect(roles.map((r) => r.metadata.namespace).sort()).toEqual([...watched].sort());
-      for (const r of roles) expect(permissions(r.rules)).toEqual(spec(NAMESPACED_RULES));
+      for (const r of roles) expect(permissionsOf(r.rules)).toEqual(OPERATOR_PERMISSIONS);
+      expect(grantedIn(objects).filter((p) => NEVER_GRANTED.includes(p))).toEqual([]);
       const bindings = ofKind(objects, 'RoleBinding').filter((b) => b.metadata.namespace !== ns);
       expect(bindings.map((b) => b.metadata.namespace).sort()).toEqual([...watched].sort());
       for (const b of bindings)
         expect(b.subjects).toEqual([{ kind: 'ServiceAccount', name: RELEASE, namespace: ns }]);
-      const clusterRoles = ofKind(objects, 'ClusterRole');
-      expect(clusterRoles.length, 'only the access-review ClusterRole is cluster-wide').toBe(1);
-      expect(permissions(clusterRoles[0]!.rules)).toEqual(spec(ACCESS_REVIEW_RULES));
+      expect(
+        objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding'),
+        'a namespace-restricted install grants nothing cluster-wide',
+      ).toEqual([]);
       const runners = ofKind(objects, 'ServiceAccount').filter(
         (s) => s.metadata.name === 'nxt-backup-runner',
       );
@@ -325,6 +328,23 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
       for (const s of runners) expect(s.automountServiceAccountToken).toBe(false);
       const env = ofKind(objects, 'Deployment')[0]!.spec.template.spec.containers[0].env;
       expect(env.find((e: { name: string }) => e.name === 'WATCH_NAMESPACES')?.value).toBe(watched.join(','));
+      const allowing = await helmTemplate(
+        ns,
+        'runnerPolicy.allowedImages={reg.example/team/,reg.example/tools:2}',
+        'runnerPolicy.allowedServiceAccounts={deployer,nxt-backup-runner}',
+        'runnerPolicy.allowSuperuserAssertions=true',
+      );
+      const allowEnv = Object.fromEntries(
+        ofKind(allowing, 'Deployment')[0]!.spec.template.spec.containers[0].env.map((e: any) => [
+          e.name,
+          e.value,
+        ]),
+      );
+      expect(allowEnv).toMatchObject({
+        ALLOWED_RUNNER_IMAGES: 'reg.example/team/,reg.example/tools:2',
+        ALLOWED_RUNNER_SERVICE_ACCOUNTS: 'nxt-backup-runner,deployer',
+        ALLOW_SUPERUSER_ASSERTIONS: 'true',
+      });
       const monitors = ofKind(objects, 'ServiceMonitor');
       expect(monitors.map((m) => m.apiVersion)).toEqual(['monitoring.coreos.com/v1']);
     });
@@ -399,6 +419,8 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
       const env = (name: string) => manager.env.find((e: { name: string }) => e.name === name);
       expect(env('OPERATOR_IMAGE').value).toBe(manager.image);
       expect(env('LEADER_ELECT').value).toBe('true');
+      expect(env('ALLOWED_RUNNER_IMAGES').value).toBe('');
+      expect(env('ALLOW_SUPERUSER_ASSERTIONS').value).toBe('false');
       expect(env('LEADER_ELECTION_NAMESPACE').valueFrom.fieldRef.fieldPath).toBe('metadata.namespace');
       expect(deployment!.spec.template.spec.securityContext.runAsUser).toBe(IMAGE_UID);
 
@@ -414,12 +436,11 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
       ctx.skip(!existsSync(crdKustomization), 'crds/kustomization.yaml is not generated yet');
       const objects = await kustomize('manifests/base');
       expect(wildcardsIn(objects)).toEqual([]);
-      expect(permissions(ofKind(objects, 'ClusterRole')[0]!.rules)).toEqual(
-        spec([...NAMESPACED_RULES, ...ACCESS_REVIEW_RULES]),
-      );
+      expect(permissionsOf(ofKind(objects, 'ClusterRole')[0]!.rules)).toEqual(OPERATOR_PERMISSIONS);
+      expect(grantedIn(objects).filter((p) => NEVER_GRANTED.includes(p))).toEqual([]);
       const [role] = ofKind(objects, 'Role');
       expect(role!.metadata.namespace).toBe('nxt-rollback-system');
-      expect(permissions(role!.rules)).toEqual(spec(LEADER_ELECTION_RULES));
+      expect(permissionsOf(role!.rules)).toEqual(LEADER_ELECTION_PERMISSIONS);
       for (const b of [...ofKind(objects, 'ClusterRoleBinding'), ...ofKind(objects, 'RoleBinding')]) {
         expect(b.subjects).toEqual([
           { kind: 'ServiceAccount', name: 'nxt-rollback-operator', namespace: 'nxt-rollback-system' },
@@ -436,6 +457,37 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
       const { names, warnings } = await applyDryRun(objects, 'manifests/base');
       expect(names.length).toBe(objects.length);
       expect(warnings, 'the API server should not warn about the base').toEqual([]);
+    });
+
+    it('namespaced overlay: nothing cluster-wide; the watched-namespace Role grants exactly the operator rules', async (ctx) => {
+      ctx.skip(!existsSync(crdKustomization), 'crds/kustomization.yaml is not generated yet');
+      const operator = await kustomize('manifests/overlays/namespaced');
+      expect(
+        operator.filter((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding'),
+        'the namespaced overlay must not grant anything cluster-wide',
+      ).toEqual([]);
+      expect(ofKind(operator, 'Role').map((r) => `${r.metadata.namespace}/${r.metadata.name}`)).toEqual([
+        'nxt-rollback-system/nxt-rollback-operator-leader-election',
+      ]);
+      const env = ofKind(operator, 'Deployment')[0]!.spec.template.spec.containers[0].env;
+      expect(env.find((e: { name: string }) => e.name === 'WATCH_NAMESPACES').value).not.toBe('');
+
+      const perNamespace = await kustomize('manifests/overlays/namespaced/watched-namespace');
+      expect(perNamespace.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual([
+        'Role/nxt-rollback-operator',
+        'RoleBinding/nxt-rollback-operator',
+        'ServiceAccount/nxt-backup-runner',
+      ]);
+      expect(wildcardsIn(perNamespace)).toEqual([]);
+      expect(permissionsOf(ofKind(perNamespace, 'Role')[0]!.rules)).toEqual(OPERATOR_PERMISSIONS);
+      expect(ofKind(perNamespace, 'RoleBinding')[0]!.subjects).toEqual([
+        { kind: 'ServiceAccount', name: 'nxt-rollback-operator', namespace: 'nxt-rollback-system' },
+      ]);
+      // `kubectl apply -n <watched> -k ...`: nothing in it names a namespace of its own.
+      expect(perNamespace.filter((o) => o.metadata.namespace)).toEqual([]);
+      const { names, warnings } = await applyDryRun(perNamespace, 'watched-namespace', ['-n', watched[0]!]);
+      expect(names.length).toBe(perNamespace.length);
+      expect(warnings).toEqual([]);
     });
   });
 

@@ -36,6 +36,10 @@ const checksums = async (url: string) =>
 
 // Database, feature and full scopes against the real control plane and the real PostgreSQL: the restore,
 // verify and safety-backup Jobs really run (the test kubelet runs the operator image's runner).
+
+// The harness connects to PostgreSQL as the superuser postgres; validation.sql runs only because the
+// operator configuration allows it (the runner refuses superuser roles for assertions otherwise).
+const SUPERUSER_SQL = { ALLOW_SUPERUSER_ASSERTIONS: 'true' };
 describe.skipIf(inject('existingCluster'))('RollbackPlan scopes database, feature and full', () => {
   const { batch, core } = testClients();
   let ns = '';
@@ -52,7 +56,7 @@ describe.skipIf(inject('existingCluster'))('RollbackPlan scopes database, featur
     ns = await createTestNamespace('full');
     workDir = mkdtempSync(join(tmpdir(), 'nxt-full-kubelet-'));
     kubelet = await startRunnerKubelet(workDir, (m) => kubeletLog.push(m));
-    op = await startOperator({ env: { WATCH_NAMESPACES: ns } });
+    op = await startOperator({ env: { WATCH_NAMESPACES: ns, ...SUPERUSER_SQL } });
     await op.waitReady();
     db = await createTestDatabase('shop');
     await fillDatabase(db.url, db.name);
@@ -236,7 +240,7 @@ describe.skipIf(inject('existingCluster'))('RollbackPlan scopes database, featur
     await badRelease();
     await op.kill();
     const crashing = await startOperator({
-      env: { WATCH_NAMESPACES: ns, NXT_FAILPOINTS: 'after-restore-job-created' },
+      env: { WATCH_NAMESPACES: ns, NXT_FAILPOINTS: 'after-restore-job-created', ...SUPERUSER_SQL },
       name: 'crashing',
     });
     await crashing.waitReady();
@@ -247,7 +251,7 @@ describe.skipIf(inject('existingCluster'))('RollbackPlan scopes database, featur
       },
     });
     expect(await crashing.exited).toBe('SIGKILL');
-    op = await startOperator({ env: { WATCH_NAMESPACES: ns }, name: 'restarted' });
+    op = await startOperator({ env: { WATCH_NAMESPACES: ns, ...SUPERUSER_SQL }, name: 'restarted' });
     await op.waitReady();
     const plan = await waitPlanPhase(ns, 'crash-restore', ['Succeeded', 'Failed'], 180_000);
     expect(plan.status.phase, JSON.stringify(plan.status.conditions)).toBe('Succeeded');

@@ -63,7 +63,10 @@ export async function kubectlWith(
 
 /** `kubectl auth can-i` for the operator's ServiceAccount (impersonated by the admin). */
 export async function operatorCan(verb: string, resource: string, namespace?: string): Promise<boolean> {
-  const args = ['auth', 'can-i', verb, resource, `--as=${OPERATOR_SUBJECT}`];
+  // `plural.group/sub` asks about a subresource (kubectl would read the part after the slash as a name).
+  const [plural, subresource] = resource.split('/');
+  const args = ['auth', 'can-i', verb, plural!, `--as=${OPERATOR_SUBJECT}`];
+  if (subresource) args.push(`--subresource=${subresource}`);
   if (namespace) args.push('-n', namespace);
   const r = await kubectlWith(inject('kubeconfigPath'), ...args);
   if (r.stdout.trim() !== 'yes' && r.stdout.trim() !== 'no')
@@ -82,14 +85,26 @@ const objectArgs = (o: Manifest) =>
   o.metadata.namespace ? [o.kind, o.metadata.name, '-n', o.metadata.namespace] : [o.kind, o.metadata.name];
 
 /**
- * Server-side applies exactly the Namespace, ServiceAccount, ClusterRole(Binding) and Role(Binding) of
- * manifests/base, and waits until the RBAC authorizer grants the operator its basic permissions (its caches
- * lag the writes a little), so an operator started next sees no 403 caused only by that lag.
+ * Server-side applies exactly the Namespace, ServiceAccount and (Cluster)Role(Binding)s of an install and
+ * waits until the RBAC authorizer grants the operator its basic permissions (its caches lag the writes a
+ * little), so an operator started next sees no 403 caused only by that lag.
+ *
+ * Cluster-wide (default): manifests/base. Namespace-restricted (`watchNamespaces` given):
+ * manifests/overlays/namespaced plus manifests/overlays/namespaced/watched-namespace applied into each
+ * watched namespace, the way docs/install.md tells a user to.
  */
-export async function installOperatorRbac(): Promise<InstalledRbac> {
-  const objects = (await renderKustomize('manifests/base')).filter((o) => RBAC_KINDS.includes(o.kind));
+export async function installOperatorRbac(opts: { watchNamespaces?: string[] } = {}): Promise<InstalledRbac> {
+  const watched = opts.watchNamespaces ?? [];
+  const operatorDir = watched.length ? 'manifests/overlays/namespaced' : 'manifests/base';
+  const objects = (await renderKustomize(operatorDir)).filter((o) => RBAC_KINDS.includes(o.kind));
   const kinds = new Set(objects.map((o) => o.kind));
-  for (const k of RBAC_KINDS) if (!kinds.has(k)) throw new Error(`manifests/base renders no ${k}`);
+  const required = watched.length ? ['Namespace', 'ServiceAccount', 'Role', 'RoleBinding'] : RBAC_KINDS;
+  for (const k of required) if (!kinds.has(k)) throw new Error(`${operatorDir} renders no ${k}`);
+  if (watched.length) {
+    const perNamespace = await renderKustomize('manifests/overlays/namespaced/watched-namespace');
+    for (const ns of watched)
+      for (const o of perNamespace) objects.push({ ...o, metadata: { ...o.metadata, namespace: ns } });
+  }
   // Several test files share one cluster (and USE_EXISTING_CLUSTER may point at a real one): only what
   // did not exist before is ours to delete afterwards.
   const created: Manifest[] = [];
@@ -100,9 +115,10 @@ export async function installOperatorRbac(): Promise<InstalledRbac> {
   const file = join(mkdtempSync(join(tmpdir(), 'nxt-rbac-')), 'rbac.yaml');
   writeFileSync(file, objects.map((o) => JSON.stringify(o)).join('\n---\n'));
   await kubectl('apply', '--server-side', '--field-manager=nxt-rbac-test', '-f', file);
+  const probeNs = watched[0];
   for (const [verb, resource, ns] of [
-    ['watch', 'rollbackplans.rollback.nxtnewday.io', undefined],
-    ['patch', 'backupschedules.rollback.nxtnewday.io/status', undefined],
+    ['watch', 'rollbackplans.rollback.nxtnewday.io', probeNs],
+    ['patch', 'backupschedules.rollback.nxtnewday.io/status', probeNs],
     ['update', 'leases.coordination.k8s.io', OPERATOR_NAMESPACE],
   ] as const) {
     await eventually(`RBAC to let the operator ${verb} ${resource}`, () => operatorCan(verb, resource, ns));
@@ -136,7 +152,13 @@ export async function installOperatorRbac(): Promise<InstalledRbac> {
  * server and CA as the admin kubeconfig), the way the operator's pod would. Returns its path.
  */
 export async function operatorKubeconfig(
-  opts: { namespace?: string; serviceAccount?: string; duration?: string } = {},
+  opts: {
+    namespace?: string;
+    serviceAccount?: string;
+    duration?: string;
+    /** Another endpoint for the same API server (e.g. a recording proxy) and its CA, base64 PEM. */
+    via?: { server: string; caData: string };
+  } = {},
 ): Promise<string> {
   const ns = opts.namespace ?? OPERATOR_NAMESPACE;
   const sa = opts.serviceAccount ?? OPERATOR_SA;
@@ -155,10 +177,10 @@ export async function operatorKubeconfig(
     clusters: [
       {
         name: 'under-test',
-        server: cluster.server,
-        caData: ca,
+        server: opts.via?.server ?? cluster.server,
+        caData: opts.via?.caData ?? ca,
         skipTLSVerify: cluster.skipTLSVerify,
-        tlsServerName: cluster.tlsServerName,
+        tlsServerName: opts.via ? undefined : cluster.tlsServerName,
       },
     ],
     users: [{ name: sa, token }],

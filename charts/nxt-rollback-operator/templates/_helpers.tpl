@@ -54,64 +54,7 @@ app.kubernetes.io/component: manager
 {{- end }}
 {{- end }}
 
-{{/*
-Namespaced rules of the manager, used by the ClusterRole (all namespaces) and by the Role in each watched
-namespace. No wildcards. Keep in step with manifests/base/clusterrole.yaml; the packaging test checks both
-against one table.
-*/}}
-{{- define "nxt-rollback-operator.rules" -}}
-- apiGroups: [rollback.nxtnewday.io]
-  resources: [rollbackplans, backupschedules]
-  verbs: [get, list, watch, patch, update]
-- apiGroups: [rollback.nxtnewday.io]
-  resources: [rollbackplans/status, backupschedules/status]
-  verbs: [get, patch, update]
-# blockOwnerDeletion on owner references to plans and schedules
-- apiGroups: [rollback.nxtnewday.io]
-  resources: [rollbackplans/finalizers, backupschedules/finalizers]
-  verbs: [update]
-- apiGroups: [apps]
-  resources: [deployments]
-  verbs: [get, list, watch, patch]
-- apiGroups: [apps]
-  resources: [replicasets]
-  verbs: [get, list, watch]
-- apiGroups: [batch]
-  resources: [cronjobs]
-  verbs: [get, list, watch, create, patch, update, delete]
-- apiGroups: [batch]
-  resources: [jobs]
-  verbs: [get, list, watch, create, patch, delete]
-- apiGroups: [""]
-  resources: [pods]
-  verbs: [get, list, watch]
-- apiGroups: [""]
-  resources: [persistentvolumeclaims]
-  verbs: [get, list, watch, create, delete]
-- apiGroups: [""]
-  resources: [configmaps]
-  verbs: [get, list, watch, patch]
-# only to check that a credentials Secret has the expected keys; values are never logged
-- apiGroups: [""]
-  resources: [secrets]
-  verbs: [get]
-- apiGroups: [""]
-  resources: [events]
-  verbs: [create, patch]
-- apiGroups: [events.k8s.io]
-  resources: [events]
-  verbs: [create, patch]
-- apiGroups: [core.openfeature.dev]
-  resources: [featureflags]
-  verbs: [get, list, watch, patch]
-{{- end }}
-
-{{/* Cluster-scoped: pre-validation asks the API server what the operator itself may do. */}}
-{{- define "nxt-rollback-operator.accessReviewRules" -}}
-- apiGroups: [authorization.k8s.io]
-  resources: [selfsubjectaccessreviews]
-  verbs: [create]
-{{- end }}
+{{- /* The RBAC rules are generated from operator/rbac.ts into _rbac-rules.tpl. */}}
 
 {{- define "nxt-rollback-operator.validate" -}}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}

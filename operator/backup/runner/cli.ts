@@ -22,6 +22,7 @@ import { pgToolPath } from './pg-tool.js';
 import { runPrune } from './prune.js';
 import { createRedactor, type Redact } from './redact.js';
 import { runRestore } from './restore.js';
+import { ALLOW_SUPERUSER_ASSERTIONS_ENV } from './restore-validation.js';
 import { timing, writeTerminationMessage, type FailureReason, type RunnerResult } from './result.js';
 import { FilesystemBackupStorage } from './storage.js';
 import { runTestRestore } from './test-restore.js';
@@ -133,6 +134,7 @@ async function run(
         mode: args.mode,
         pgRestorePath,
         sqlAssertions: args.sqlAssertions,
+        allowSuperuserAssertions: env[ALLOW_SUPERUSER_ASSERTIONS_ENV] === 'true',
         ...(args.maintenanceDb ? { maintenanceDatabase: args.maintenanceDb } : {}),
         ...(args.shortId ? { shortId: args.shortId } : {}),
       });
@@ -143,6 +145,7 @@ async function run(
         database: connection(env, log),
         pgRestorePath,
         sqlAssertions: args.sqlAssertions,
+        allowSuperuserAssertions: env[ALLOW_SUPERUSER_ASSERTIONS_ENV] === 'true',
         ...(args.maintenanceDb ? { maintenanceDatabase: args.maintenanceDb } : {}),
         ...(args.shortId ? { shortId: args.shortId } : {}),
       });

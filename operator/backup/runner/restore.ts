@@ -15,6 +15,7 @@ import type { RunnerLog } from './log.js';
 import { createRedactor, type Redact } from './redact.js';
 import { restoreArchive } from './restore-archive.js';
 import {
+  preflightAssertionRole,
   validateRestoredDatabase,
   ValidationFailure,
   type SqlAssertion,
@@ -36,6 +37,8 @@ export interface RestoreOptions {
   /** Row counts to find after the restore; defaults to the manifest's. */
   expectTables?: Record<string, number>;
   sqlAssertions?: SqlAssertion[];
+  /** Operator configuration ALLOW_SUPERUSER_ASSERTIONS: assertions may run as a superuser-like role. */
+  allowSuperuserAssertions?: boolean;
   log: RunnerLog;
   /** Database to connect to for CREATE/ALTER DATABASE (newDatabaseSwap); default `postgres`. */
   maintenanceDatabase?: string;
@@ -68,6 +71,12 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
     }
     const expectTables = o.expectTables ?? check.manifest.tables;
     const assertions = o.sqlAssertions ?? [];
+    const assertionOptions = { allowSuperuser: o.allowSuperuserAssertions ?? false };
+    await preflightAssertionRole(
+      () => connectDatabase(o.database, env, target),
+      assertions,
+      assertionOptions,
+    );
     o.log('info', 'restore.start', { id: o.id, mode: o.mode, target: describeConnection(o.database) });
     const restore = (database: string, clean: boolean) =>
       restoreArchive({
@@ -84,7 +93,7 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
       const t0 = Date.now();
       const c = await connectDatabase(o.database, env, database);
       try {
-        return await validateRestoredDatabase(c, expectTables, assertions);
+        return await validateRestoredDatabase(c, expectTables, assertions, assertionOptions);
       } finally {
         detail.validateSeconds = seconds(t0);
         await c.end().catch(() => {});

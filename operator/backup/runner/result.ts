@@ -35,13 +35,22 @@ export const TableMismatchSchema = z.object({
 });
 export type TableMismatch = z.infer<typeof TableMismatchSchema>;
 
+/**
+ * One SQL assertion's outcome. Never a value the query returned nor the server's error text: plan authors
+ * must not read table contents through status, Events or logs. (Runners before this change wrote `actual`
+ * and `error`; they are accepted and ignored.)
+ */
 export const AssertionOutcomeSchema = z.object({
   name: z.string(),
   passed: z.boolean(),
-  expect: z.string(),
-  /** First column of the first row as text; null when the query returned no row or failed. */
-  actual: z.string().nullable(),
-  error: z.string().optional(),
+  /** The assertion's own expected text, from the plan or schedule spec. */
+  expect: z.string().optional(),
+  /** How many rows the query returned. */
+  rows: z.number().int().nonnegative().optional(),
+  /** Why it failed: a different first value, no row at all, or an error (see sqlState). */
+  failure: z.enum(['mismatch', 'noRow', 'error']).optional(),
+  /** The SQLSTATE of the error, e.g. 42P01 (undefined table). */
+  sqlState: z.string().optional(),
 });
 export type AssertionOutcome = z.infer<typeof AssertionOutcomeSchema>;
 
@@ -173,9 +182,7 @@ export function boundResult(result: RunnerResult, maxBytes = TERMINATION_MESSAGE
       .map((a) => ({
         ...a,
         name: cut(a.name, 100),
-        expect: cut(a.expect, 100),
-        actual: a.actual === null ? null : cut(a.actual, 100),
-        ...(a.error === undefined ? {} : { error: cut(a.error, 200) }),
+        ...(a.expect === undefined ? {} : { expect: cut(a.expect, 100) }),
       }));
   }
   for (const k of ['deleted', 'orphans', 'pruned'] as const) {

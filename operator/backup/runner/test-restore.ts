@@ -6,7 +6,12 @@ import { RunnerFailure } from './failure.js';
 import type { RunnerLog } from './log.js';
 import { createRedactor, type Redact } from './redact.js';
 import { restoreArchive } from './restore-archive.js';
-import { validateRestoredDatabase, ValidationFailure, type SqlAssertion } from './restore-validation.js';
+import {
+  preflightAssertionRole,
+  validateRestoredDatabase,
+  ValidationFailure,
+  type SqlAssertion,
+} from './restore-validation.js';
 import { timing, type TestRestoreResult } from './result.js';
 import type { BackupStorage } from './storage.js';
 import { verifyBackup } from './verify.js';
@@ -18,6 +23,8 @@ export interface TestRestoreOptions {
   database: ConnectionSettings;
   pgRestorePath: string;
   sqlAssertions?: SqlAssertion[];
+  /** Operator configuration ALLOW_SUPERUSER_ASSERTIONS: assertions may run as a superuser-like role. */
+  allowSuperuserAssertions?: boolean;
   log: RunnerLog;
   maintenanceDatabase?: string;
   shortId?: string;
@@ -48,6 +55,12 @@ export async function runTestRestore(o: TestRestoreOptions): Promise<TestRestore
         `refusing to test-restore: ${check.message}`,
       );
     }
+    const assertionOptions = { allowSuperuser: o.allowSuperuserAssertions ?? false };
+    await preflightAssertionRole(
+      () => connectDatabase(o.database, env, o.database.database),
+      o.sqlAssertions ?? [],
+      assertionOptions,
+    );
     o.log('info', 'test-restore.start', { id: o.id, scratch, server: describeConnection(o.database) });
     const admin = await connectDatabase(o.database, env, o.maintenanceDatabase ?? 'postgres');
     try {
@@ -71,7 +84,7 @@ export async function runTestRestore(o: TestRestoreOptions): Promise<TestRestore
         try {
           Object.assign(
             detail,
-            await validateRestoredDatabase(c, check.manifest.tables, o.sqlAssertions ?? []),
+            await validateRestoredDatabase(c, check.manifest.tables, o.sqlAssertions ?? [], assertionOptions),
           );
         } finally {
           detail.validateSeconds = (Date.now() - t0) / 1000;

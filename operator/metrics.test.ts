@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { createMetrics, forgetPlan, forgetSchedule } from './metrics.js';
+
+const seriesOf = async (m: ReturnType<typeof createMetrics>, name: string) =>
+  (await m.registry.metrics())
+    .split('\n')
+    .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
+
+describe('forgetting the series of objects that are gone', () => {
+  it('drops every series of one schedule (gauges, counters, histogram buckets) and keeps the others', async () => {
+    const m = createMetrics({ defaultMetrics: false });
+    for (const schedule of ['gone', 'kept']) {
+      const labels = { namespace: 'shop', schedule };
+      m.rpoSeconds.set(labels, 60);
+      m.backupLastSuccess.set(labels, 1_700_000_000);
+      m.backupSize.set(labels, 1024);
+      m.backupTotal.inc({ ...labels, result: 'succeeded' });
+      m.backupTotal.inc({ ...labels, result: 'failed' });
+      m.backupDuration.observe(labels, 12);
+    }
+    m.rpoSeconds.set({ namespace: 'other', schedule: 'gone' }, 5);
+    await forgetSchedule(m, 'shop', 'gone');
+    const text = await m.registry.metrics();
+    expect(text).not.toMatch(/namespace="shop",schedule="gone"/);
+    for (const name of [
+      'nxt_rpo_seconds',
+      'nxt_backup_last_success_timestamp_seconds',
+      'nxt_backup_size_bytes',
+      'nxt_backup_total',
+      'nxt_backup_duration_seconds_bucket',
+    ])
+      expect(
+        (await seriesOf(m, name)).some((l) => l.includes('schedule="kept"')),
+        name,
+      ).toBe(true);
+    expect(text).toContain('nxt_rpo_seconds{namespace="other",schedule="gone"} 5');
+  });
+
+  it('drops the nxt_rto_seconds series of one plan, whatever its scope', async () => {
+    const m = createMetrics({ defaultMetrics: false });
+    m.rtoSeconds.set({ namespace: 'shop', plan: 'gone', scope: 'full' }, 42);
+    m.rtoSeconds.set({ namespace: 'shop', plan: 'kept', scope: 'app' }, 3);
+    m.rollbackDuration.observe({ scope: 'full', result: 'succeeded' }, 42);
+    await forgetPlan(m, 'shop', 'gone');
+    expect(await seriesOf(m, 'nxt_rto_seconds')).toEqual([
+      'nxt_rto_seconds{namespace="shop",plan="kept",scope="app"} 3',
+    ]);
+    expect((await seriesOf(m, 'nxt_rollback_duration_seconds_count')).length).toBe(1);
+  });
+});
