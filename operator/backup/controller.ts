@@ -38,6 +38,7 @@ import { readJobOutcome } from './job-results.js';
 import { JOB_NAME_LABEL, missingSecretKeys, type SecretShape } from './pod-builders.js';
 import { recordBackupJob, recordTestRestoreJob, RECORDED_ANNOTATION } from './record.js';
 import { evaluateRpo } from './rpo.js';
+import { claimOf, schedulesSharingClaim, sharedClaimReport } from './shared-claim.js';
 
 export const SCHEDULE_RESOURCE = { group: GROUP, version: VERSION, plural: 'backupschedules' } as const;
 const FIELD_MANAGER = 'nxt-rollback-operator';
@@ -55,12 +56,20 @@ export function setupBackupScheduleController(ctx: ManagerContext): Controller {
     const s = o.metadata.labels?.[Label.BackupSchedule];
     return s && o.metadata.namespace ? [`${o.metadata.namespace}/${s}`] : [];
   };
+  // A schedule that starts or stops sharing a claim changes what the other schedules on it report.
+  const sharers = (o: KubeObject) => {
+    const claim = claimOf(o);
+    const ns = o.metadata.namespace;
+    if (!claim || !ns) return [];
+    return schedulesSharingClaim(o.metadata.name, claim, schedules.list(ns)).map((n) => `${ns}/${n}`);
+  };
   return new Controller('backupschedule', new BackupScheduleReconciler(ctx, schedules, jobs, pods), {
     log: ctx.log,
     metrics: ctx.metrics,
     workers: ctx.config.MAX_CONCURRENT_RECONCILES,
   })
     .watches(schedules)
+    .watchesMapped(schedules, sharers)
     .owns(cronJobs, BACKUP_SCHEDULE_KIND)
     .watchesMapped(jobs, bySchedule)
     .watchesMapped(pods, bySchedule);
@@ -163,6 +172,14 @@ export class BackupScheduleReconciler {
 
     // 2. storage
     const claimName = await this.ensureStorage(owner, spec);
+    const shared = sharedClaimReport(
+      req.name,
+      claimName,
+      this.schedules.list(req.namespace),
+      before.conditions,
+    );
+    cond(shared.condition);
+    if (shared.event) events.push(shared.event);
 
     // 3. the CronJobs, converged with server-side apply (a no-op when nothing changed)
     const input = { owner, spec, secret, claimName, image: this.ctx.config.OPERATOR_IMAGE };

@@ -76,6 +76,7 @@ function cronJob(
         image: input.image,
         args,
         component,
+        ...(owner.metadata.uid ? { scheduleUid: owner.metadata.uid } : {}),
       }),
     },
   };

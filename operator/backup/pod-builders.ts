@@ -19,6 +19,8 @@ export interface RunnerPodInput {
   /** e.g. ['backup', '--id', '$(BACKUP_ID)'] — the runner subcommand and its flags. */
   args: string[];
   component: 'backup' | 'test-restore' | 'restore';
+  /** The BackupSchedule's UID: the runner prunes only the backups of this schedule. */
+  scheduleUid?: string;
 }
 
 export const childLabels = (scheduleName: string, component: string) => ({
@@ -98,6 +100,8 @@ export function buildRunnerJobTemplate(input: RunnerPodInput) {
                   valueFrom: { fieldRef: { fieldPath: `metadata.labels['${JOB_NAME_LABEL}']` } },
                 },
                 { name: 'STORAGE_DIR', value: STORAGE_MOUNT },
+                { name: 'NXT_SCHEDULE_NAME', value: scheduleName },
+                ...(input.scheduleUid ? [{ name: 'NXT_SCHEDULE_UID', value: input.scheduleUid }] : []),
                 ...databaseEnv(spec, input.secret),
               ],
               resources: pt.resources ?? {
