@@ -38,7 +38,7 @@ import { readJobOutcome } from './job-results.js';
 import { JOB_NAME_LABEL, missingSecretKeys, type SecretShape } from './pod-builders.js';
 import { recordBackupJob, recordTestRestoreJob, RECORDED_ANNOTATION } from './record.js';
 import { evaluateRpo } from './rpo.js';
-import { claimOf, schedulesSharingClaim, sharedClaimReport } from './shared-claim.js';
+import { schedulesToRecheck, sharedClaimReport } from './shared-claim.js';
 
 export const SCHEDULE_RESOURCE = { group: GROUP, version: VERSION, plural: 'backupschedules' } as const;
 const FIELD_MANAGER = 'nxt-rollback-operator';
@@ -58,10 +58,8 @@ export function setupBackupScheduleController(ctx: ManagerContext): Controller {
   };
   // A schedule that starts or stops sharing a claim changes what the other schedules on it report.
   const sharers = (o: KubeObject) => {
-    const claim = claimOf(o);
     const ns = o.metadata.namespace;
-    if (!claim || !ns) return [];
-    return schedulesSharingClaim(o.metadata.name, claim, schedules.list(ns)).map((n) => `${ns}/${n}`);
+    return ns ? schedulesToRecheck(o, schedules.list(ns)).map((n) => `${ns}/${n}`) : [];
   };
   return new Controller('backupschedule', new BackupScheduleReconciler(ctx, schedules, jobs, pods), {
     log: ctx.log,

@@ -3,6 +3,7 @@ import type { KubeObject } from '../kube/rest.js';
 import {
   claimOf,
   schedulesSharingClaim,
+  schedulesToRecheck,
   sharedClaimReport,
   STORAGE_SHARED_CONDITION,
 } from './shared-claim.js';
@@ -66,5 +67,20 @@ describe('sharedClaimReport', () => {
     ).toBeUndefined();
     const more = [...all, schedule('g', { claimName: 'backups' })];
     expect(sharedClaimReport('a', 'backups', more, stored).event?.[2]).toMatch(/b, g;/);
+  });
+});
+
+describe('schedulesToRecheck', () => {
+  it("names the schedules on the changed one's claim and those still reporting a shared claim", () => {
+    const reporting = {
+      ...schedule('a', { claimName: 'backups' }),
+      status: { conditions: [{ type: STORAGE_SHARED_CONDITION, status: 'True' }] },
+    } as KubeObject;
+    // b moved from `backups` to `own`: a still reports sharing with it and must look again.
+    const moved = schedule('b', { claimName: 'own' });
+    expect(schedulesToRecheck(moved, [reporting, moved, schedule('f', { claimName: 'other' })])).toEqual([
+      'a',
+    ]);
+    expect(schedulesToRecheck(schedule('d', { claimName: 'c-backups' }), all)).toEqual(['c']);
   });
 });

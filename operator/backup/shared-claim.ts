@@ -27,6 +27,29 @@ export function schedulesSharingClaim(
 }
 
 /**
+ * The schedules whose StorageShared condition a change of `changed` (created, moved to another claim,
+ * deleted) can alter: those on its claim now, and those that report a shared claim now (they may have
+ * shared its old claim; the watch shows only the new object). Pure.
+ */
+export function schedulesToRecheck(
+  changed: KubeObject,
+  schedulesInNamespace: readonly KubeObject[],
+): string[] {
+  const claim = claimOf(changed);
+  const sharing = claim ? schedulesSharingClaim(changed.metadata.name, claim, schedulesInNamespace) : [];
+  const reporting = schedulesInNamespace
+    .filter(
+      (s) =>
+        s.metadata.name !== changed.metadata.name &&
+        (s.status?.conditions ?? []).some(
+          (c: Condition) => c.type === STORAGE_SHARED_CONDITION && c.status === 'True',
+        ),
+    )
+    .map((s) => s.metadata.name);
+  return [...new Set([...sharing, ...reporting])].sort();
+}
+
+/**
  * The StorageShared condition of schedule `self` and, when the set of sharers changed to a non-empty one, a
  * Warning event naming them. Each schedule prunes only the backups it wrote itself, so sharing is safe
  * for retention, but `--id latest` test restores and the volume's size see every schedule's backups.
