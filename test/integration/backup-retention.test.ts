@@ -248,7 +248,7 @@ describe('retention and the runner against a real PostgreSQL', () => {
 // BackupSchedules on the control plane: the operator creates the Jobs, the test kubelet runs their pods.
 describe.skipIf(inject('existingCluster'))('retention through BackupSchedules', () => {
   const { batch } = testClients();
-  const ns = { shared: '', safety: '' };
+  const ns = { shared: '', safety: '', swap: '' };
   const pvs: string[] = [];
   const kubeletLog: string[] = [];
   let workDir = '';
@@ -378,5 +378,45 @@ describe.skipIf(inject('existingCluster'))('retention through BackupSchedules', 
       expect.objectContaining({ id: 'undo-safety', purpose: 'safety', verified: true }),
       expect.objectContaining({ id: good, purpose: 'emergency', verified: true }),
     ]);
+  });
+
+  it('a newDatabaseSwap plan keeps one previous database and reports kept and dropped ones in status', async () => {
+    const n = ns.swap;
+    const db = await createTestDatabase('retplan');
+    await withClient(db.url, async (c) => {
+      await c.query('create table t (id int primary key)');
+      await c.query('insert into t select generate_series(1, 100)');
+    });
+    await createDbSecret(n, 'db', dbSecretData(db.name));
+    pvs.push(await createBoundClaim(n, 'backups'));
+    await applySchedule(n, 'delta', scheduleSpec('db', 'backups'));
+    await waitScheduleCondition(n, 'delta', 'Ready', 'True', 'Scheduled');
+    await takeBackup(n, 'delta', 'seed');
+    const exists = (name: string) =>
+      withClient(pgInfo().url, async (c) => {
+        const r = await c.query('select 1 from pg_database where datname = $1', [name]);
+        return (r.rowCount ?? 0) > 0;
+      });
+    const restore = async (plan: string) => {
+      await applyPlan(n, plan, {
+        scope: 'database',
+        targets: {
+          database: { backupScheduleRef: { name: 'delta' }, mode: 'newDatabaseSwap', safetyBackup: false },
+        },
+      });
+      const p = await waitPlanPhase(n, plan, ['Succeeded', 'Failed'], 180_000);
+      expect(p.status.phase, JSON.stringify(p.status.conditions)).toBe('Succeeded');
+      return p.status.database;
+    };
+    const first = await restore('swap-1');
+    expect(first.previousDatabasesKept).toEqual([first.previousDatabase]);
+    expect(first.previousDatabasesDropped).toEqual([]);
+    const second = await restore('swap-2');
+    expect(second, "expected the second swap to drop the first one's previous database").toMatchObject({
+      previousDatabasesKept: [second.previousDatabase],
+      previousDatabasesDropped: [first.previousDatabase],
+    });
+    expect(await exists(first.previousDatabase)).toBe(false);
+    expect(await exists(second.previousDatabase)).toBe(true);
   });
 });
