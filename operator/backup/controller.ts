@@ -30,6 +30,7 @@ import { evaluateRpo } from './rpo.js';
 import { notReady, ready, rpoMet } from './schedule-conditions.js';
 import { refuseRunnerOverrides, runnerPolicyOf } from './runner-policy.js';
 import { ScheduleRun } from './schedule-run.js';
+import { schedulesToRecheck, sharedClaimReport } from './shared-claim.js';
 
 export { SCHEDULE_RESOURCE };
 const FIELD_MANAGER = 'nxt-rollback-operator';
@@ -47,12 +48,18 @@ export function setupBackupScheduleController(ctx: ManagerContext): Controller {
     const s = o.metadata.labels?.[Label.BackupSchedule];
     return s && o.metadata.namespace ? [`${o.metadata.namespace}/${s}`] : [];
   };
+  // A schedule that starts or stops sharing a claim changes what the other schedules on it report.
+  const sharers = (o: KubeObject) => {
+    const ns = o.metadata.namespace;
+    return ns ? schedulesToRecheck(o, schedules.list(ns)).map((n) => `${ns}/${n}`) : [];
+  };
   return new Controller('backupschedule', new BackupScheduleReconciler(ctx, schedules, jobs, pods), {
     log: ctx.log,
     metrics: ctx.metrics,
     workers: ctx.config.MAX_CONCURRENT_RECONCILES,
   })
     .watches(schedules)
+    .watchesMapped(schedules, sharers)
     .owns(cronJobs, BACKUP_SCHEDULE_KIND)
     .watchesMapped(jobs, bySchedule)
     .watchesMapped(pods, bySchedule);
@@ -78,6 +85,7 @@ export class BackupScheduleReconciler {
     (run) => this.parseSpec(run),
     (run) => this.checkCredentials(run),
     (run) => this.ensureStorage(run),
+    (run) => this.reportSharedClaim(run),
     (run) => this.applyCronJobs(run),
     (run) => this.startEmergencyBackup(run),
     (run) => this.recordFinishedJobs(run),
@@ -176,6 +184,19 @@ export class BackupScheduleReconciler {
       if (!isAlreadyExists(e)) throw e;
     }
     run.claimName = name;
+    return undefined;
+  }
+
+  /** Other schedules writing to the same claim: each prunes only its own backups, but the user should know. */
+  private async reportSharedClaim(run: ScheduleRun) {
+    const shared = sharedClaimReport(
+      run.req.name,
+      run.claimName,
+      this.schedules.list(run.req.namespace),
+      run.before.conditions,
+    );
+    run.set(shared.condition);
+    if (shared.event) run.event(...shared.event);
     return undefined;
   }
 

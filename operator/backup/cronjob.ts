@@ -79,6 +79,7 @@ function cronJob(
         args,
         component,
         allowSuperuserAssertions: input.allowSuperuserAssertions,
+        ...(owner.metadata.uid ? { scheduleUid: owner.metadata.uid } : {}),
       }),
     },
   };

@@ -22,6 +22,8 @@ export interface RunnerPodInput {
   component: 'backup' | 'test-restore' | 'restore';
   /** Lets the runner run SQL assertions as a superuser (operator configuration ALLOW_SUPERUSER_ASSERTIONS). */
   allowSuperuserAssertions?: boolean;
+  /** The BackupSchedule's UID: the runner prunes only the backups of this schedule. */
+  scheduleUid?: string;
 }
 
 export { ALLOW_SUPERUSER_ASSERTIONS_ENV };
@@ -106,6 +108,8 @@ export function buildRunnerJobTemplate(input: RunnerPodInput) {
                 ...(input.allowSuperuserAssertions
                   ? [{ name: ALLOW_SUPERUSER_ASSERTIONS_ENV, value: 'true' }]
                   : []),
+                { name: 'NXT_SCHEDULE_NAME', value: scheduleName },
+                ...(input.scheduleUid ? [{ name: 'NXT_SCHEDULE_UID', value: input.scheduleUid }] : []),
                 ...databaseEnv(spec, input.secret),
               ],
               resources: pt.resources ?? {

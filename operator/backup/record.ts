@@ -1,4 +1,4 @@
-import { GROUP, ConditionType } from '../api/v1alpha1/common.js';
+import { GROUP, ConditionType, Label } from '../api/v1alpha1/common.js';
 import type { BackupScheduleStatus, EffectiveBackupScheduleSpec } from '../api/v1alpha1/backupschedule.js';
 import type { ConditionInput } from '../kube/conditions.js';
 import type { Request } from '../kube/controller.js';
@@ -14,6 +14,18 @@ const MAX_LISTED = 500;
 type Cond = (c: Omit<ConditionInput, 'observedGeneration'>) => void;
 type Ev = ['Normal' | 'Warning', string, string];
 type Finished = Exclude<JobOutcome, { state: 'running' }>;
+
+type Purpose = NonNullable<NonNullable<BackupScheduleStatus['backups']>[number]['purpose']>;
+
+/**
+ * Why a backup Job ran: a plan's safety backup carries the plan label; a Job instantiated by hand from the
+ * CronJob (backup-now, or `kubectl create job --from`) is an emergency backup; the rest are the CronJob's.
+ */
+export function backupPurpose(job: KubeObject): Purpose {
+  if (job.metadata.labels?.[Label.Plan]) return 'safety';
+  if (job.metadata.annotations?.['cronjob.kubernetes.io/instantiate'] === 'manual') return 'emergency';
+  return 'scheduled';
+}
 
 const ts = (s: string) => new Date(s).toISOString().replace(/\.\d+Z$/, 'Z');
 
@@ -41,6 +53,7 @@ export function recordBackupJob(
       ...(r.bytes !== undefined ? { bytes: r.bytes } : {}),
       ...(r.sha256 ? { sha256: r.sha256 } : {}),
       verified: r.verified === true,
+      purpose: backupPurpose(job),
     };
     const known = (status.backups ?? []).some((b) => b.id === id);
     let backups = [entry, ...(status.backups ?? []).filter((b) => b.id !== id)].sort((a, b) =>
@@ -48,7 +61,12 @@ export function recordBackupJob(
     );
     const drop = new Set(
       selectBackupsToDelete(
-        backups.map((b) => ({ id: b.id, finishedAt: b.finishedAt, verified: b.verified === true })),
+        backups.map((b) => ({
+          id: b.id,
+          finishedAt: b.finishedAt,
+          verified: b.verified === true,
+          ...(b.purpose ? { purpose: b.purpose } : {}),
+        })),
         spec.retention,
         new Date(),
       ),

@@ -36,3 +36,32 @@ describe('selectBackup', () => {
     expect(selectBackup(undefined, { latestVerified: true })).toMatchObject({ reason: 'BackupNotFound' });
   });
 });
+
+describe('selectBackup and safety backups', () => {
+  const withSafety = {
+    backups: [
+      { id: 'undo-safety', finishedAt: '2026-11-28T13:00:00Z', verified: true, purpose: 'safety' as const },
+      { id: 'b2', finishedAt: '2026-11-28T08:00:00Z', verified: true, purpose: 'scheduled' as const },
+      { id: 'b1', finishedAt: '2026-11-28T04:00:00Z', verified: true },
+    ],
+  };
+
+  it.each([
+    ['latestVerified', { latestVerified: true as const }, 'b2'],
+    ['before a time after the safety backup', { before: '2026-11-28T14:00:00Z' }, 'b2'],
+    ['the safety backup named by id', { id: 'undo-safety' }, 'undo-safety'],
+  ])('%s picks %s', (_n, sel, id) => {
+    const r = selectBackup(withSafety, sel);
+    expect('backup' in r && r.backup.id, `expected ${id}`).toBe(id);
+  });
+
+  it('says why a schedule with only safety backups has nothing to restore', () => {
+    const r = selectBackup({ backups: withSafety.backups.slice(0, 1) }, { latestVerified: true });
+    expect(r).toMatchObject({
+      reason: 'BackupNotFound',
+      message: expect.stringMatching(
+        /1 safety backup\(s\) of earlier plans are only restored when named by id/,
+      ),
+    });
+  });
+});

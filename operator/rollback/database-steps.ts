@@ -169,6 +169,9 @@ export async function restoreDatabase(run: PlanRun): Promise<StepOutcome> {
     db.backupId!,
     '--mode',
     db.mode ?? 'inPlace',
+    ...(db.mode === 'newDatabaseSwap'
+      ? ['--keep-previous-databases', String(run.spec.targets.database!.keepPreviousDatabases)]
+      : []),
     ...sql,
     '--termination-log',
     '/dev/termination-log',
@@ -211,6 +214,10 @@ export async function restoreDatabase(run: PlanRun): Promise<StepOutcome> {
     ...(r?.tablesVerified !== undefined ? { verifiedTables: r.tablesVerified } : {}),
     ...(r?.previousDatabase ? { previousDatabase: r.previousDatabase } : {}),
     ...(r?.restoreSeconds !== undefined ? { restoreSeconds: Math.round(r.restoreSeconds * 10) / 10 } : {}),
+    ...(r?.previousDatabasesKept ? { previousDatabasesKept: r.previousDatabasesKept.slice(0, 16) } : {}),
+    ...(r?.previousDatabasesDropped
+      ? { previousDatabasesDropped: r.previousDatabasesDropped.slice(0, 16) }
+      : {}),
   };
   return { kind: 'done', message: `restored backup ${db.backupId}: ${outcome.message}` };
 }

@@ -142,6 +142,14 @@ const Backup = z.object({
     .regex(/^[a-f0-9]{64}$/)
     .optional(),
   verified: z.boolean().optional(),
+  purpose: z
+    .enum(['scheduled', 'emergency', 'safety'])
+    .optional()
+    .meta({
+      description:
+        "scheduled (the CronJob), emergency (backup-now or a Job made by hand) or safety (a RollbackPlan's " +
+        'backup of the pre-restore state, never picked by latestVerified or before).',
+    }),
 });
 export type Backup = z.infer<typeof Backup>;
 

@@ -87,6 +87,16 @@ const DatabaseTarget = z.object({
   backup: BackupSelector.optional(),
   mode: z.enum(['inPlace', 'newDatabaseSwap']).optional(),
   safetyBackup: z.boolean().optional().meta({ description: 'Back up the current state before restoring.' }),
+  keepPreviousDatabases: z
+    .int()
+    .min(0)
+    .max(10)
+    .optional()
+    .meta({
+      description:
+        'newDatabaseSwap: how many <db>_pre_<id> databases to keep after the swap, the new one included ' +
+        '(default 1); older ones are dropped.',
+    }),
 });
 
 const FeatureFlagsTarget = withCelRules(
@@ -314,6 +324,14 @@ export const RollbackPlanStatus = z.object({
         .optional()
         .meta({ description: 'True when an in-place restore committed but then failed validation.' }),
       restoreSeconds: z.number().min(0).optional(),
+      previousDatabasesKept: z.array(z.string().max(63)).max(16).optional().meta({
+        description: 'newDatabaseSwap: the <db>_pre_<id> databases kept, newest first.',
+        'x-kubernetes-list-type': 'atomic',
+      }),
+      previousDatabasesDropped: z.array(z.string().max(63)).max(16).optional().meta({
+        description: 'newDatabaseSwap: older <db>_pre_<id> databases this restore dropped.',
+        'x-kubernetes-list-type': 'atomic',
+      }),
     })
     .optional(),
   featureFlags: mapList(
@@ -384,12 +402,13 @@ export const ROLLBACK_PLAN_DEFAULTS = {
   backup: { latestVerified: true },
   mode: 'inPlace',
   safetyBackup: true,
+  keepPreviousDatabases: 1,
   trigger: { mode: 'manual' },
 } as const;
 
 type DatabaseTarget = NonNullable<RollbackPlanSpec['targets']['database']>;
 export type EffectiveDatabaseTarget = DatabaseTarget &
-  Required<Pick<DatabaseTarget, 'backup' | 'mode' | 'safetyBackup'>>;
+  Required<Pick<DatabaseTarget, 'backup' | 'mode' | 'safetyBackup' | 'keepPreviousDatabases'>>;
 /** A spec with every runtime default filled in: what the controller acts on. */
 export type EffectiveRollbackPlanSpec = Omit<
   RollbackPlanSpec,
@@ -414,6 +433,7 @@ export function withRollbackPlanDefaults(spec: RollbackPlanSpec): EffectiveRollb
       backup: db.backup ?? { ...d.backup },
       mode: db.mode ?? d.mode,
       safetyBackup: db.safetyBackup ?? d.safetyBackup,
+      keepPreviousDatabases: db.keepPreviousDatabases ?? d.keepPreviousDatabases,
     };
   }
   return {

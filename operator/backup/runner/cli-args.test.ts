@@ -41,6 +41,16 @@ describe('parseRunnerArgs', () => {
     });
   });
 
+  it('parses --keep-previous-databases of restore, 0 included, and bounds it', () => {
+    const base = ['restore', '--storage-dir', '/b', '--id', 'x1', '--mode', 'newDatabaseSwap'];
+    expect(parseRunnerArgs([...base, '--keep-previous-databases', '0'])).toMatchObject({
+      keepPreviousDatabases: 0,
+    });
+    expect(parseRunnerArgs(base)).not.toHaveProperty('keepPreviousDatabases');
+    expect(() => parseRunnerArgs([...base, '--keep-previous-databases', '11'])).toThrow(/at most 10/);
+    expect(() => parseRunnerArgs([...base, '--keep-previous-databases', '-1'])).toThrow(UsageError);
+  });
+
   it('parses the retention flags of backup like those of prune', () => {
     expect(
       parseRunnerArgs([

@@ -18,13 +18,15 @@ or else /dev/termination-log):
   backup        --storage-dir DIR --id ID [--keep-last N] [--keep-daily N] [--keep-weekly N]
   verify        --storage-dir DIR --id ID|latest
   restore       --storage-dir DIR --id ID|latest --mode inPlace|newDatabaseSwap [--sql-assertions-json JSON]
-                [--maintenance-db NAME] [--short-id ID]
+                [--maintenance-db NAME] [--short-id ID] [--keep-previous-databases N (default 1)]
   test-restore  --storage-dir DIR --id ID|latest [--sql-assertions-json JSON] [--maintenance-db NAME]
                 [--short-id ID]
   prune         --storage-dir DIR [--keep-last N] [--keep-daily N] [--keep-weekly N] [--dry-run]
 --id latest: the newest backup whose manifest says verified (by finishedAt, then id); "latest" is no valid
 backup id. backup --keep-*: after a verified backup, prune as prune does, never the new backup; a failed
-prune is reported but does not fail the backup. Without any --keep-* nothing is pruned.`;
+prune is reported but does not fail the backup. Without any --keep-* nothing is pruned.
+Environment set by the operator: NXT_SCHEDULE_UID/NXT_SCHEDULE_NAME (prune and backup --keep-* consider
+only that schedule's backups), NXT_PLAN_UID/NXT_PLAN_NAME (verify and restore pin the backup for the plan).`;
 
 interface Common {
   storageDir: string;
@@ -42,7 +44,7 @@ export type RunnerArgs =
   | (Common & { command: 'backup'; id: string; policy?: RetentionPolicy })
   /** `id` may be LATEST_BACKUP_ID. */
   | (Common & { command: 'verify'; id: string })
-  | (RestoreLike & { command: 'restore'; mode: RestoreMode })
+  | (RestoreLike & { command: 'restore'; mode: RestoreMode; keepPreviousDatabases?: number })
   | (RestoreLike & { command: 'test-restore' })
   | (Common & { command: 'prune'; policy: RetentionPolicy; dryRun: boolean });
 
@@ -57,6 +59,9 @@ export class UsageError extends Error {
   }
 }
 
+/** Matches the RollbackPlan schema's maximum of spec.targets.database.keepPreviousDatabases. */
+export const MAX_KEEP_PREVIOUS_DATABASES = 10;
+
 const str = { type: 'string' } as const;
 const RETENTION_OPTIONS = { 'keep-last': str, 'keep-daily': str, 'keep-weekly': str } as const;
 const OPTIONS = {
@@ -69,6 +74,7 @@ const OPTIONS = {
     'sql-assertions-json': str,
     'maintenance-db': str,
     'short-id': str,
+    'keep-previous-databases': str,
   },
   'test-restore': {
     'storage-dir': str,
@@ -218,5 +224,12 @@ export function parseRunnerArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
   if (mode !== 'inPlace' && mode !== 'newDatabaseSwap') {
     throw new UsageError(command, `--mode must be inPlace or newDatabaseSwap; got ${JSON.stringify(mode)}`);
   }
-  return { command, ...restoreLike, mode };
+  const keep = count(command, 'keep-previous-databases', get('keep-previous-databases'));
+  if (keep !== undefined && keep > MAX_KEEP_PREVIOUS_DATABASES) {
+    throw new UsageError(
+      command,
+      `--keep-previous-databases must be at most ${MAX_KEEP_PREVIOUS_DATABASES}; got ${keep}`,
+    );
+  }
+  return { command, ...restoreLike, mode, ...(keep !== undefined ? { keepPreviousDatabases: keep } : {}) };
 }

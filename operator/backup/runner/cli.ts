@@ -19,12 +19,14 @@ import { RunnerFailure } from './failure.js';
 import { findLatestVerifiedBackup } from './latest.js';
 import { createJsonLog, type RunnerLog } from './log.js';
 import { pgToolPath } from './pg-tool.js';
-import { runPrune } from './prune.js';
+import { planPinFromEnv } from './pins.js';
+import { pruneAfterBackup, runPrune } from './prune.js';
 import { createRedactor, type Redact } from './redact.js';
 import { runRestore } from './restore.js';
 import { ALLOW_SUPERUSER_ASSERTIONS_ENV } from './restore-validation.js';
 import { timing, writeTerminationMessage, type FailureReason, type RunnerResult } from './result.js';
-import { FilesystemBackupStorage } from './storage.js';
+import { scheduleIdentityFromEnv } from './retention.js';
+import { FilesystemBackupStorage, type BackupStorage } from './storage.js';
 import { runTestRestore } from './test-restore.js';
 import { verifyBackup } from './verify.js';
 
@@ -66,6 +68,45 @@ function connection(env: NodeJS.ProcessEnv, log: RunnerLog): ConnectionSettings 
   }
 }
 
+/**
+ * Runs `use` with the backup pinned for the plan this Job belongs to (NXT_PLAN_UID), if any. The pin is
+ * written before the backup is read; `release` says whether to drop it afterwards (a restore is the plan's
+ * last use; a verify that passed keeps it for the restore).
+ */
+async function withPlanPin<T>(
+  storage: BackupStorage,
+  id: string,
+  env: NodeJS.ProcessEnv,
+  log: RunnerLog,
+  now: () => Date,
+  use: () => Promise<T>,
+  release: (result: T) => boolean,
+): Promise<T> {
+  const pin = planPinFromEnv(env, id, now());
+  if (!pin) return use();
+  try {
+    await storage.pin(pin);
+  } catch (e) {
+    throw new RunnerFailure(
+      'StorageFailed',
+      `pinning backup ${id} for plan ${pin.plan?.name ?? pin.holder}: ${(e as Error).message}`,
+    );
+  }
+  log('info', 'pin.written', { id, holder: pin.holder, expiresAt: pin.expiresAt });
+  let result: T | undefined;
+  try {
+    result = await use();
+    return result;
+  } finally {
+    if (result === undefined || release(result)) {
+      await storage.unpin(id, pin.holder).then(
+        () => log('info', 'pin.removed', { id, holder: pin.holder }),
+        (e: Error) => log('warn', 'pin.remove-failed', { id, holder: pin.holder, error: e.message }),
+      );
+    }
+  }
+}
+
 async function run(
   args: RunnerArgs,
   env: NodeJS.ProcessEnv,
@@ -93,20 +134,32 @@ async function run(
     log('info', 'runner.latest-resolved', { id: latest.id, finishedAt: latest.finishedAt });
     return latest.id;
   };
+  const owner = scheduleIdentityFromEnv(env);
   switch (args.command) {
-    case 'backup':
-      return runBackup({
+    case 'backup': {
+      const database = connection(env, log);
+      const result = await runBackup({
         ...common,
         id: args.id,
-        database: connection(env, log),
+        database,
         pgDumpPath: pgToolPath(env, 'pg_dump'),
         pgRestorePath,
-        ...(args.policy ? { retention: args.policy } : {}),
       });
+      // Pruned here rather than inside runBackup, so it knows which schedule it works for.
+      return pruneAfterBackup(result, { storage, policy: args.policy, log, redact, now, owner });
+    }
     case 'verify': {
       const started = now();
       const id = await backupId(args.id);
-      const v = await verifyBackup(storage, id, pgRestorePath, { env, redact });
+      const v = await withPlanPin(
+        storage,
+        id,
+        env,
+        log,
+        now,
+        () => verifyBackup(storage, id, pgRestorePath, { env, redact }),
+        (outcome) => !outcome.valid,
+      );
       log(v.valid ? 'info' : 'error', 'verify.done', {
         id,
         valid: v.valid,
@@ -126,18 +179,33 @@ async function run(
         ...(v.sha256 ? { sha256: v.sha256 } : {}),
       };
     }
-    case 'restore':
-      return runRestore({
-        ...common,
-        id: await backupId(args.id),
-        database: connection(env, log),
-        mode: args.mode,
-        pgRestorePath,
-        sqlAssertions: args.sqlAssertions,
-        allowSuperuserAssertions: env[ALLOW_SUPERUSER_ASSERTIONS_ENV] === 'true',
-        ...(args.maintenanceDb ? { maintenanceDatabase: args.maintenanceDb } : {}),
-        ...(args.shortId ? { shortId: args.shortId } : {}),
-      });
+    case 'restore': {
+      const id = await backupId(args.id);
+      const database = connection(env, log);
+      return withPlanPin(
+        storage,
+        id,
+        env,
+        log,
+        now,
+        () =>
+          runRestore({
+            ...common,
+            id,
+            database,
+            mode: args.mode,
+            pgRestorePath,
+            sqlAssertions: args.sqlAssertions,
+            allowSuperuserAssertions: env[ALLOW_SUPERUSER_ASSERTIONS_ENV] === 'true',
+            ...(args.maintenanceDb ? { maintenanceDatabase: args.maintenanceDb } : {}),
+            ...(args.shortId ? { shortId: args.shortId } : {}),
+            ...(args.keepPreviousDatabases !== undefined
+              ? { keepPreviousDatabases: args.keepPreviousDatabases }
+              : {}),
+          }),
+        () => true,
+      );
+    }
     case 'test-restore':
       return runTestRestore({
         ...common,
@@ -150,7 +218,14 @@ async function run(
         ...(args.shortId ? { shortId: args.shortId } : {}),
       });
     case 'prune':
-      return runPrune({ storage, policy: args.policy, dryRun: args.dryRun, log, now });
+      return runPrune({
+        storage,
+        policy: args.policy,
+        dryRun: args.dryRun,
+        log,
+        now,
+        ...(owner ? { owner } : {}),
+      });
   }
 }
 

@@ -129,3 +129,57 @@ export async function swapDatabases(
   // The kept copy stays reachable for inspection and undo.
   await admin.query(`alter database ${ident(previous)} with allow_connections true`);
 }
+
+/** What newDatabaseSwap accepts as --short-id (and newShortId produces). */
+export const SHORT_ID_PATTERN = /^[a-z0-9]{1,12}$/;
+
+/**
+ * Whether `name` is exactly a `<db>_pre_<shortId>` database that newDatabaseSwap made of `db`: the name
+ * derivedDatabaseName gives for some valid short id, so `shop_pre_1` never matches `shop2` or
+ * `shop_pre_x_copy`. Pure.
+ */
+export function isPreviousDatabaseOf(name: string, db: string): boolean {
+  const at = name.lastIndexOf('_pre_');
+  if (at < 0) return false;
+  const shortId = name.slice(at + '_pre_'.length);
+  return SHORT_ID_PATTERN.test(shortId) && derivedDatabaseName(db, 'pre', shortId) === name;
+}
+
+/**
+ * Keeps the `keep` newest `<db>_pre_*` databases and drops the older ones. `newest` (the one the swap just
+ * made) is the newest whatever its OID; the others are ordered by OID, which PostgreSQL hands out in
+ * creation order: a `_pre_` database was created as the restore that replaced it, and replaced by the
+ * next restore, so creation order is the order in which they were swapped out. A failed drop is
+ * reported and the rest go on: the restore is done either way.
+ */
+export async function dropOldPreviousDatabases(
+  admin: pg.Client,
+  db: string,
+  newest: string,
+  keep: number,
+  log: RunnerLog,
+): Promise<{ kept: string[]; dropped: string[]; failed: string[] }> {
+  const r = await admin.query<{ datname: string; oid: string }>(
+    'select datname, oid::int8::text as oid from pg_database',
+  );
+  const previous = r.rows
+    .filter((x) => isPreviousDatabaseOf(x.datname, db))
+    .sort((a, b) => {
+      if (a.datname === newest) return -1;
+      if (b.datname === newest) return 1;
+      return Number(BigInt(b.oid) - BigInt(a.oid)) || b.datname.localeCompare(a.datname);
+    })
+    .map((x) => x.datname);
+  const out = { kept: previous.slice(0, keep), dropped: [] as string[], failed: [] as string[] };
+  for (const name of previous.slice(keep)) {
+    try {
+      await dropDatabase(admin, name);
+      out.dropped.push(name);
+      log('info', 'restore.previous-dropped', { database: name });
+    } catch (e) {
+      out.failed.push(name);
+      log('warn', 'restore.previous-drop-failed', { database: name, error: (e as Error).message });
+    }
+  }
+  return out;
+}

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -11,6 +11,7 @@ import {
   TERMINATION_MESSAGE_MAX_BYTES,
   type BackupResult,
 } from './result.js';
+import { planPinFromEnv } from './pins.js';
 import { FilesystemBackupStorage } from './storage.js';
 import { fakeManifest } from '../../../test/support/runner-fixtures.js';
 
@@ -74,6 +75,152 @@ describe('runPrune', () => {
     });
     expect(r).toMatchObject({ success: true, deleted: ['b'], keptCount: 2 });
     expect(idsIn(dir)).toEqual(['a', 'c']);
+  });
+});
+
+const PLAN = { NXT_PLAN_UID: '7d3c1a52-0000-4000-8000-000000000001', NXT_PLAN_NAME: 'undo' };
+
+/** What a plan's verify Job does in its own pod: pin the backup it is about to read. */
+const pinFor = (dir: string, id: string, at = now()) =>
+  new FilesystemBackupStorage(dir).pin(planPinFromEnv(PLAN, id, at)!);
+
+/**
+ * A storage whose first removal marker lets a plan's pin land in another "pod" right after the prune
+ * checked the pins: the race between a prune that is already running and a plan that starts.
+ */
+class PinRacingStorage extends FilesystemBackupStorage {
+  constructor(
+    private readonly volume: string,
+    private readonly racedId: string,
+  ) {
+    super(volume);
+  }
+  override async markForRemoval(id: string): Promise<boolean> {
+    // No marker exists yet, so the pinner's pin() returns as soon as the pin is written.
+    if (id === this.racedId) await pinFor(this.volume, id);
+    return super.markForRemoval(id);
+  }
+}
+
+describe('runPrune and plan pins', () => {
+  const three = () =>
+    dirWith([
+      ['a', '2026-03-10T00:00:00Z'],
+      ['b', '2026-03-11T00:00:00Z'],
+      ['c', '2026-03-12T00:00:00Z'],
+    ]);
+
+  it('keeps a backup a running plan pinned, and reports it', async () => {
+    const dir = three();
+    await pinFor(dir, 'a');
+    const r = await runPrune({
+      storage: new FilesystemBackupStorage(dir),
+      policy: { keepLast: 1 },
+      log: silentLog,
+      now,
+    });
+    expect(r).toMatchObject({ success: true, deleted: ['b'], pinned: ['a'] });
+    expect(r.message).toMatch(/1 pinned by a running plan/);
+    expect(idsIn(dir)).toEqual(['a', 'c']);
+  });
+
+  it('keeps a backup pinned after the prune checked the pins and before it deleted', async () => {
+    const dir = three();
+    const storage = new PinRacingStorage(dir, 'a');
+    const r = await runPrune({ storage, policy: { keepLast: 1 }, log: silentLog, now });
+    expect(r, 'expected the re-check after hiding the manifest to see the new pin').toMatchObject({
+      success: true,
+      deleted: ['b'],
+      pinned: ['a'],
+    });
+    expect(existsSync(join(dir, 'a.manifest.json')), 'expected the manifest put back').toBe(true);
+    expect(existsSync(join(dir, 'a.dump'))).toBe(true);
+  });
+
+  it('deletes a backup whose pin expired, and the expired pin with it', async () => {
+    const dir = three();
+    await pinFor(dir, 'a', new Date(now().getTime() - 4 * 3_600_000));
+    const r = await runPrune({
+      storage: new FilesystemBackupStorage(dir),
+      policy: { keepLast: 1 },
+      log: silentLog,
+      now,
+    });
+    expect(r).toMatchObject({ success: true, deleted: ['a', 'b'], pinned: [] });
+    expect(readdirSync(dir).sort()).toEqual(['c.dump', 'c.manifest.json']);
+  });
+});
+
+describe('runPrune on a claim shared by schedules', () => {
+  const own = (name: string, uid: string) => ({
+    origin: { purpose: 'scheduled' as const, schedule: { name, uid } },
+  });
+
+  it("prunes only the schedule's own backups and counts the others", async () => {
+    const dir = mkdtempSync(join(root, `shared-`));
+    const put = (id: string, at: string, extra: Partial<BackupManifest> = {}) => {
+      writeFileSync(join(dir, `${id}.dump`), 'PGDMP');
+      writeFileSync(join(dir, `${id}.manifest.json`), JSON.stringify(fakeManifest(id, at, extra)));
+    };
+    put('a-backup-1', '2026-03-10T00:00:00Z', own('a', 'uid-a'));
+    put('b-backup-1', '2026-03-11T00:00:00Z', own('b', 'uid-b'));
+    put('a-backup-2', '2026-03-12T00:00:00Z', own('a', 'uid-a'));
+    put('b-backup-2', '2026-03-13T00:00:00Z', own('b', 'uid-b'));
+    put('a-backup-3', '2026-03-09T00:00:00Z'); // written before provenance: its id says schedule a
+    put('b-backup-3', '2026-03-09T00:00:00Z'); // ... and schedule b
+    const r = await runPrune({
+      storage: new FilesystemBackupStorage(dir),
+      policy: { keepLast: 1 },
+      log: silentLog,
+      now,
+      owner: { uid: 'uid-a', name: 'a' },
+    });
+    expect(r).toMatchObject({
+      success: true,
+      deleted: ['a-backup-3', 'a-backup-1'],
+      keptCount: 1,
+      otherSchedulesCount: 3,
+    });
+    expect(idsIn(dir)).toEqual(['a-backup-2', 'b-backup-1', 'b-backup-2', 'b-backup-3']);
+  });
+});
+
+describe('runPrune and leftovers of interrupted backups', () => {
+  it('removes partial dumps nobody wrote to for two hours, never a fresh one', async () => {
+    const dir = dirWith([['c', '2026-03-12T00:00:00Z']]);
+    writeFileSync(join(dir, 'crashed.dump.partial'), 'PGDMP half');
+    writeFileSync(join(dir, 'running.dump.partial'), 'PGDMP still writing');
+    writeFileSync(join(dir, 'c.manifest.json.tmp-0a1b2c3d'), '{');
+    const old = new Date(now().getTime() - 2 * 3_600_000 - 1000);
+    utimesSync(join(dir, 'crashed.dump.partial'), old, old);
+    utimesSync(join(dir, 'c.manifest.json.tmp-0a1b2c3d'), old, old);
+    const running = new Date(now().getTime() - 60_000);
+    utimesSync(join(dir, 'running.dump.partial'), running, running);
+    const r = await runPrune({
+      storage: new FilesystemBackupStorage(dir),
+      policy: { keepLast: 1 },
+      log: silentLog,
+      now,
+    });
+    expect(r).toMatchObject({ success: true, deleted: [], stalePartialsRemoved: ['crashed'] });
+    expect(r.message).toMatch(/removed 1 stale partial dump/);
+    expect(readdirSync(dir).sort()).toEqual(['c.dump', 'c.manifest.json', 'running.dump.partial']);
+  });
+
+  it('leaves partial dumps alone in a dry run', async () => {
+    const dir = dirWith([]);
+    writeFileSync(join(dir, 'crashed.dump.partial'), 'PGDMP half');
+    const old = new Date(now().getTime() - 3 * 3_600_000);
+    utimesSync(join(dir, 'crashed.dump.partial'), old, old);
+    const r = await runPrune({
+      storage: new FilesystemBackupStorage(dir),
+      policy: { keepLast: 1 },
+      dryRun: true,
+      log: silentLog,
+      now,
+    });
+    expect(r).toMatchObject({ success: true, stalePartialsRemoved: [] });
+    expect(readdirSync(dir)).toEqual(['crashed.dump.partial']);
   });
 });
 

@@ -1,8 +1,21 @@
 import type { RunnerLog } from './log.js';
+import { isPinLive } from './pins.js';
 import type { Redact } from './redact.js';
 import { timing, type BackupResult, type PruneResult } from './result.js';
-import { selectBackupsToDelete, type RetentionCandidate, type RetentionPolicy } from './retention.js';
+import {
+  isOwnBackup,
+  selectBackupsToDelete,
+  type RetentionCandidate,
+  type RetentionPolicy,
+  type ScheduleIdentity,
+} from './retention.js';
 import type { BackupStorage } from './storage.js';
+
+/**
+ * A partial dump or temporary file nobody has written to for this long is a leftover: every runner Job
+ * ends within its activeDeadlineSeconds (3600), and a running pg_dump writes continuously.
+ */
+export const STALE_LEFTOVER_MS = 2 * 3_600_000;
 
 export interface PruneOptions {
   storage: BackupStorage;
@@ -12,37 +25,75 @@ export interface PruneOptions {
   now?: () => Date;
   /** Ids never deleted whatever the policy says (the backup a run has just made). */
   protect?: readonly string[];
+  /** The schedule this prune works for: only the backups it wrote are candidates (see isOwnBackup). */
+  owner?: ScheduleIdentity;
+  /** Age after which partial dumps and temporary files are removed; default STALE_LEFTOVER_MS. */
+  staleAfterMs?: number;
 }
 
 /**
- * Applies the retention policy to the backups that have a manifest. Dumps without one (a backup that
- * crashed between commit and manifest, which its retry overwrites) and unreadable manifests are left alone
- * and reported: deleting what we cannot describe is not pruning's job.
+ * Applies the retention policy to the backups that have a manifest and that this schedule wrote. Dumps
+ * without one (a backup that crashed between commit and manifest, which its retry overwrites), unreadable
+ * manifests and other schedules' backups are left alone and reported: deleting what we cannot describe,
+ * or what is not ours, is not pruning's job. A backup pinned by a running plan is kept; the pin is checked
+ * again after the manifest is hidden and before anything is deleted, so a plan that pins while this runs
+ * either is seen here or finds the backup already gone (never a backup that disappears after its check).
  */
 export async function runPrune(o: PruneOptions): Promise<PruneResult> {
   const now = o.now ?? (() => new Date());
   const started = now();
   const base = { resultVersion: 1 as const, operation: 'prune' as const, dryRun: o.dryRun ?? false };
   const deleted: string[] = [];
+  const pinned: string[] = [];
   try {
     const stored = await o.storage.list();
     const candidates: RetentionCandidate[] = [];
+    let others = 0;
     for (const s of stored.filter((x) => x.hasManifest)) {
       try {
         const m = await o.storage.readManifest(s.id);
-        if (m) candidates.push({ id: m.id, finishedAt: m.finishedAt, verified: m.verified && s.hasDump });
+        if (!m) continue;
+        if (!isOwnBackup(m, o.owner)) {
+          others++;
+          continue;
+        }
+        candidates.push({
+          id: m.id,
+          finishedAt: m.finishedAt,
+          verified: m.verified && s.hasDump,
+          ...(m.origin ? { purpose: m.origin.purpose } : {}),
+        });
       } catch (e) {
         o.log('warn', 'prune.manifest-unreadable', { id: s.id, error: (e as Error).message });
       }
     }
+    if (!o.owner)
+      o.log('warn', 'prune.no-owner', { message: 'no NXT_SCHEDULE_UID: every backup is a candidate' });
     const orphans = stored.filter((x) => x.hasDump && !x.hasManifest).map((x) => x.id);
     const protect = new Set(o.protect ?? []);
     const toDelete = selectBackupsToDelete(candidates, o.policy, started).filter((id) => !protect.has(id));
+    const pinnedNow = async (id: string) => (await o.storage.listPins(id)).filter((p) => isPinLive(p, now()));
     for (const id of toDelete) {
-      if (!o.dryRun) await o.storage.remove(id);
+      if ((await pinnedNow(id)).length) {
+        pinned.push(id);
+        o.log('info', 'prune.pinned', { id });
+        continue;
+      }
+      if (!o.dryRun) {
+        if (!(await o.storage.markForRemoval(id))) continue; // removed meanwhile by another prune
+        const holders = await pinnedNow(id);
+        if (holders.length) {
+          await o.storage.unmarkForRemoval(id);
+          pinned.push(id);
+          o.log('info', 'prune.pinned', { id, holders: holders.map((p) => p.holder) });
+          continue;
+        }
+        await o.storage.remove(id);
+      }
       deleted.push(id);
       o.log('info', o.dryRun ? 'prune.would-delete' : 'prune.deleted', { id });
     }
+    const stalePartials = o.dryRun ? [] : await removeLeftovers(o, now());
     const keptCount = candidates.length - deleted.length;
     return {
       ...base,
@@ -50,11 +101,17 @@ export async function runPrune(o: PruneOptions): Promise<PruneResult> {
       success: true,
       message:
         `${o.dryRun ? 'would delete' : 'deleted'} ${deleted.length} backup(s), kept ${keptCount}` +
-        (orphans.length ? `; ${orphans.length} dump(s) without a manifest left in place` : ''),
+        (pinned.length ? ` (${pinned.length} pinned by a running plan)` : '') +
+        (others ? `; ${others} backup(s) of other schedules left alone` : '') +
+        (orphans.length ? `; ${orphans.length} dump(s) without a manifest left in place` : '') +
+        (stalePartials.length ? `; removed ${stalePartials.length} stale partial dump(s)` : ''),
       deleted,
       deletedCount: deleted.length,
       keptCount,
       orphans,
+      pinned,
+      otherSchedulesCount: others,
+      stalePartialsRemoved: stalePartials,
     };
   } catch (e) {
     const message = `pruning ${o.storage.location} failed after deleting ${deleted.length}: ${(e as Error).message}`;
@@ -67,8 +124,22 @@ export async function runPrune(o: PruneOptions): Promise<PruneResult> {
       message,
       deleted,
       deletedCount: deleted.length,
+      pinned,
     };
   }
+}
+
+/** Leftovers of interrupted runs and expired pins; returns the ids of the partial dumps removed. */
+async function removeLeftovers(o: PruneOptions, now: Date): Promise<string[]> {
+  const left = await o.storage.removeLeftovers(now, o.staleAfterMs ?? STALE_LEFTOVER_MS);
+  for (const id of left.partials) o.log('info', 'prune.stale-partial-removed', { id });
+  for (const id of left.restoredManifests) o.log('warn', 'prune.unfinished-removal-undone', { id });
+  for (const p of await o.storage.listPins()) {
+    if (isPinLive(p, now)) continue;
+    await o.storage.unpin(p.id, p.holder);
+    o.log('info', 'prune.expired-pin-removed', { id: p.id, holder: p.holder });
+  }
+  return left.partials;
 }
 
 export interface PruneAfterBackupOptions {
@@ -78,6 +149,7 @@ export interface PruneAfterBackupOptions {
   log: RunnerLog;
   now?: () => Date;
   redact?: Redact;
+  owner?: ScheduleIdentity;
 }
 
 /**
@@ -93,6 +165,8 @@ export async function pruneAfterBackup(
   if (!o.policy || !result.success || result.verified !== true || !result.id) return result;
   const redact = o.redact ?? ((s: string) => s);
   let deleted: string[] = [];
+  let stalePartials: string[] = [];
+  let pinned = 0;
   let error: string | undefined;
   try {
     const p = await runPrune({
@@ -101,8 +175,11 @@ export async function pruneAfterBackup(
       log: o.log,
       ...(o.now ? { now: o.now } : {}),
       protect: [result.id],
+      ...(o.owner ? { owner: o.owner } : {}),
     });
     deleted = p.deleted ?? [];
+    stalePartials = p.stalePartialsRemoved ?? [];
+    pinned = p.pinned?.length ?? 0;
     if (!p.success) error = p.message;
   } catch (e) {
     error = `pruning ${o.storage.location} failed: ${(e as Error).message}`;
@@ -118,10 +195,13 @@ export async function pruneAfterBackup(
     message:
       result.message +
       (error === undefined
-        ? `; retention deleted ${deleted.length} older backup(s)`
+        ? `; retention deleted ${deleted.length} older backup(s)` +
+          (pinned ? `, kept ${pinned} pinned by a running plan` : '') +
+          (stalePartials.length ? `, removed ${stalePartials.length} stale partial dump(s)` : '')
         : `; the backup is good but pruning failed (deleted ${deleted.length}): ${error}`),
     prunedCount: deleted.length,
     pruned: deleted,
+    ...(stalePartials.length ? { stalePartialsRemoved: stalePartials } : {}),
     ...(error === undefined ? {} : { pruneError: error }),
   };
 }

@@ -6,6 +6,7 @@ import {
   databaseExists,
   derivedDatabaseName,
   dropDatabase,
+  dropOldPreviousDatabases,
   newShortId,
   swapDatabases,
 } from './database-admin.js';
@@ -44,10 +45,17 @@ export interface RestoreOptions {
   maintenanceDatabase?: string;
   /** Suffix of the databases newDatabaseSwap creates; random unless given (tests, deterministic retries). */
   shortId?: string;
+  /**
+   * newDatabaseSwap: how many `<db>_pre_<id>` databases to keep after the swap, the one just made
+   * included (default DEFAULT_KEEP_PREVIOUS_DATABASES); older ones are dropped. 0 drops the one just made.
+   */
+  keepPreviousDatabases?: number;
   env?: NodeJS.ProcessEnv;
   redact?: Redact;
   now?: () => Date;
 }
+
+export const DEFAULT_KEEP_PREVIOUS_DATABASES = 1;
 
 const seconds = (t0: number) => (Date.now() - t0) / 1000;
 
@@ -62,6 +70,7 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
   const env = o.env ?? process.env;
   const target = o.database.database;
   const detail: Partial<RestoreResult> = { mode: o.mode, database: target };
+  let dropFailures: string[] = [];
   const base = { resultVersion: 1 as const, operation: 'restore' as const, id: o.id };
   try {
     validateBackupId(o.id);
@@ -140,14 +149,30 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
           );
           throw e;
         }
+        const keep = o.keepPreviousDatabases ?? DEFAULT_KEEP_PREVIOUS_DATABASES;
+        const pre = await dropOldPreviousDatabases(admin, target, previous, keep, o.log).catch((e: Error) => {
+          o.log('warn', 'restore.previous-list-failed', { error: e.message });
+          return undefined;
+        });
+        if (pre) {
+          detail.previousDatabasesKept = [...pre.kept, ...pre.failed];
+          detail.previousDatabasesDropped = pre.dropped;
+          if (pre.failed.length) dropFailures = pre.failed;
+          if (!detail.previousDatabasesKept.includes(previous)) delete detail.previousDatabase;
+        }
       } finally {
         await admin.end().catch(() => {});
       }
     }
+    const dropped = detail.previousDatabasesDropped ?? [];
     const message =
       `restored ${o.id} into ${target} (${o.mode}); ${detail.tablesVerified} table(s) match the manifest` +
       (assertions.length ? `, ${assertions.length} assertion(s) passed` : '') +
-      (detail.previousDatabase ? `; the previous database is kept as ${detail.previousDatabase}` : '');
+      (detail.previousDatabase ? `; the previous database is kept as ${detail.previousDatabase}` : '') +
+      (dropped.length
+        ? `; dropped ${dropped.length} older previous database(s): ${dropped.join(', ')}`
+        : '') +
+      (dropFailures.length ? `; dropping ${dropFailures.join(', ')} failed, drop by hand` : '');
     o.log('info', 'restore.done', { id: o.id, message });
     return { ...base, ...detail, ...timing(started, now()), success: true, message };
   } catch (e) {

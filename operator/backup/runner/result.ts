@@ -88,6 +88,8 @@ export const BackupResultSchema = z.object({
   pruned: z.array(z.string()).optional(),
   /** Pruning after the backup failed; the backup itself is good and `success` stays true. */
   pruneError: z.string().optional(),
+  /** Ids of partial dumps of interrupted backups that pruning removed. */
+  stalePartialsRemoved: z.array(z.string()).optional(),
 });
 
 export const VerifyResultSchema = z.object({
@@ -113,9 +115,13 @@ export const RestoreResultSchema = z.object({
   operation: z.literal('restore'),
   mode: z.enum(['inPlace', 'newDatabaseSwap']).optional(),
   database: z.string().optional(),
-  /** newDatabaseSwap: the database as it was before the restore, kept for undo. */
+  /** newDatabaseSwap: the database as it was before the restore, kept for undo (unless keep is 0). */
   previousDatabase: z.string().optional(),
   swapSeconds: z.number().nonnegative().optional(),
+  /** newDatabaseSwap: the `<db>_pre_<id>` databases kept after the swap, newest first. */
+  previousDatabasesKept: z.array(z.string()).optional(),
+  /** newDatabaseSwap: older `<db>_pre_<id>` databases dropped beyond --keep-previous-databases. */
+  previousDatabasesDropped: z.array(z.string()).optional(),
 });
 
 export const TestRestoreResultSchema = z.object({
@@ -136,6 +142,12 @@ export const PruneResultSchema = z.object({
   keptCount: z.number().int().optional(),
   /** Dumps without a manifest (a backup that crashed after its commit); left in place. */
   orphans: z.array(z.string()).optional(),
+  /** Backups the policy would delete that a running plan pins; kept. */
+  pinned: z.array(z.string()).optional(),
+  /** Backups written by other schedules on the same storage; never candidates. */
+  otherSchedulesCount: z.number().int().optional(),
+  /** Ids of partial dumps of interrupted backups that were removed. */
+  stalePartialsRemoved: z.array(z.string()).optional(),
 });
 
 /** A subcommand this runner does not know (version skew between operator and image). */
@@ -185,7 +197,15 @@ export function boundResult(result: RunnerResult, maxBytes = TERMINATION_MESSAGE
         ...(a.expect === undefined ? {} : { expect: cut(a.expect, 100) }),
       }));
   }
-  for (const k of ['deleted', 'orphans', 'pruned'] as const) {
+  for (const k of [
+    'deleted',
+    'orphans',
+    'pruned',
+    'pinned',
+    'stalePartialsRemoved',
+    'previousDatabasesKept',
+    'previousDatabasesDropped',
+  ] as const) {
     if (Array.isArray(r[k])) r[k] = (r[k] as string[]).slice(0, keep).map((s) => cut(s, 253));
   }
   if (typeof r.pruneError === 'string') r.pruneError = cut(r.pruneError, 500);

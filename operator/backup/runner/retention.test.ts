@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { isoWeek, selectBackupsToDelete, type RetentionCandidate } from './retention.js';
+import {
+  isOwnBackup,
+  isoWeek,
+  isScheduleBackupId,
+  scheduleIdentityFromEnv,
+  selectBackupsToDelete,
+  type RetentionCandidate,
+} from './retention.js';
 
 const now = new Date('2026-03-15T12:00:00Z');
 const b = (id: string, finishedAt: string, verified = true): RetentionCandidate => ({
@@ -75,6 +82,16 @@ describe('selectBackupsToDelete', () => {
     expect(selectBackupsToDelete(backups, { keepLast: 2 }, now)).toEqual(['older-good']);
   });
 
+  it('protects the newest verified backup a restore would pick, not a newer safety backup', () => {
+    const backups: RetentionCandidate[] = [
+      { ...b('plan-safety', '2026-03-15T10:00:00Z'), purpose: 'safety' },
+      { ...b('good', '2026-03-14T10:00:00Z'), purpose: 'scheduled' },
+      b('older', '2026-03-13T10:00:00Z'),
+    ];
+    // keepLast 1 keeps the safety backup; the rule for the newest verified keeps `good`, not the safety one.
+    expect(selectBackupsToDelete(backups, { keepLast: 1 }, now)).toEqual(['older']);
+  });
+
   it('keeps backups with an unreadable time or a time after now', () => {
     const backups = [
       b('future', '2026-03-16T00:00:00Z'),
@@ -94,5 +111,63 @@ describe('selectBackupsToDelete', () => {
 
   it.each([{ keepLast: -1 }, { keepDaily: 1.5 }, { keepWeekly: Number.NaN }])('rejects %j', (policy) => {
     expect(() => selectBackupsToDelete(hourly, policy, now)).toThrow(RangeError);
+  });
+});
+
+describe('isScheduleBackupId', () => {
+  it.each([
+    ['shop-backup-29412360', 'shop', true],
+    ['shop-backup-now-0a1b2c3d', 'shop', true],
+    ['shop-backup-backup-29412360', 'shop', false],
+    ['shop-backup-backup-29412360', 'shop-backup', true],
+    ['shop-backup-now-0a1b2c3d', 'shop-backup', false],
+    ['shop2-backup-29412360', 'shop', false],
+    ['shop-backup-', 'shop', false],
+    ['shop-backup-now-xyz', 'shop', false],
+    ['undo-safety', 'shop', false],
+    ['manual-1', 'shop', false],
+  ])('%s belongs to schedule %s: %s', (id, schedule, expected) => {
+    expect(isScheduleBackupId(id, schedule)).toBe(expected);
+  });
+});
+
+describe('isOwnBackup', () => {
+  const self = { uid: 'uid-a', name: 'a' };
+  it.each([
+    ['its own origin', { id: 'x', origin: { schedule: { name: 'a', uid: 'uid-a' } } }, true],
+    ['another schedule', { id: 'x', origin: { schedule: { name: 'b', uid: 'uid-b' } } }, false],
+    [
+      'an earlier schedule of the same name (another UID)',
+      { id: 'a-backup-1', origin: { schedule: { name: 'a', uid: 'uid-old' } } },
+      false,
+    ],
+    ['an origin without a schedule', { id: 'a-backup-1', origin: {} }, false],
+    ['no origin and its own Job name', { id: 'a-backup-29412360' }, true],
+    ['no origin and its own emergency Job name', { id: 'a-backup-now-0a1b2c3d' }, true],
+    ["no origin and another schedule's Job name", { id: 'b-backup-29412360' }, false],
+    ['no origin and a plan safety backup', { id: 'undo-safety' }, false],
+  ])('%s: %s', (_what, backup, expected) => {
+    expect(isOwnBackup(backup, self)).toBe(expected);
+  });
+
+  it('compares names when the runner knows only its name', () => {
+    expect(isOwnBackup({ id: 'x', origin: { schedule: { name: 'a', uid: 'u' } } }, { name: 'a' })).toBe(true);
+    expect(isOwnBackup({ id: 'x', origin: { schedule: { name: 'b', uid: 'u' } } }, { name: 'a' })).toBe(
+      false,
+    );
+  });
+
+  it('treats every backup as a candidate without an identity (a prune run by hand)', () => {
+    expect(isOwnBackup({ id: 'b-backup-1', origin: { schedule: { name: 'b', uid: 'u' } } }, undefined)).toBe(
+      true,
+    );
+  });
+
+  it('reads the identity from NXT_SCHEDULE_UID and NXT_SCHEDULE_NAME', () => {
+    expect(scheduleIdentityFromEnv({})).toBeUndefined();
+    expect(scheduleIdentityFromEnv({ NXT_SCHEDULE_UID: 'u', NXT_SCHEDULE_NAME: 'a' })).toEqual({
+      uid: 'u',
+      name: 'a',
+    });
   });
 });

@@ -1,7 +1,11 @@
+export type BackupPurpose = 'scheduled' | 'emergency' | 'safety';
+
 export interface RetentionCandidate {
   id: string;
   finishedAt: string | Date;
   verified: boolean;
+  /** A plan's safety backup holds the pre-restore state: never the one a restore would use. */
+  purpose?: BackupPurpose;
 }
 
 /** Each rule keeps backups; a backup is deleted only when no rule keeps it. */
@@ -33,7 +37,8 @@ function checkCount(name: string, n: number | undefined): void {
 
 /**
  * Ids of backups the policy no longer keeps, oldest first. Pure: the caller lists and deletes.
- * Whatever the policy, it never deletes the newest verified backup (the one a restore would use), a backup
+ * Whatever the policy, it never deletes the newest verified backup that is not a safety backup (the one a
+ * `latestVerified` restore would use), a backup
  * whose time it cannot read, or one that finished after `now` (clock skew). A policy without any rule
  * deletes nothing: a missing setting must not mean "keep none".
  */
@@ -49,16 +54,16 @@ export function selectBackupsToDelete(
     return [];
 
   const keep = new Set<string>();
-  const dated: { id: string; at: Date; verified: boolean }[] = [];
+  const dated: { id: string; at: Date; verified: boolean; purpose?: BackupPurpose }[] = [];
   for (const b of backups) {
     const at = new Date(b.finishedAt);
     if (Number.isNaN(at.getTime()) || at.getTime() > now.getTime()) keep.add(b.id);
-    else dated.push({ id: b.id, at, verified: b.verified });
+    else dated.push({ id: b.id, at, verified: b.verified, purpose: b.purpose });
   }
   // Newest first; ids break ties so the result does not depend on listing order.
   dated.sort((a, b) => b.at.getTime() - a.at.getTime() || b.id.localeCompare(a.id));
 
-  const newestVerified = dated.find((b) => b.verified);
+  const newestVerified = dated.find((b) => b.verified && b.purpose !== 'safety');
   if (newestVerified) keep.add(newestVerified.id);
   for (const b of dated.slice(0, policy.keepLast ?? 0)) keep.add(b.id);
   const keepNewestPer = (period: (d: Date) => string, n: number) => {
@@ -78,4 +83,52 @@ export function selectBackupsToDelete(
     .filter((b) => !keep.has(b.id))
     .reverse()
     .map((b) => b.id);
+}
+
+/** The BackupSchedule a runner works for, from NXT_SCHEDULE_UID / NXT_SCHEDULE_NAME. */
+export interface ScheduleIdentity {
+  uid?: string;
+  name?: string;
+}
+
+export function scheduleIdentityFromEnv(env: NodeJS.ProcessEnv): ScheduleIdentity | undefined {
+  const uid = env.NXT_SCHEDULE_UID?.trim();
+  const name = env.NXT_SCHEDULE_NAME?.trim();
+  if (!uid && !name) return undefined;
+  return { ...(uid ? { uid } : {}), ...(name ? { name } : {}) };
+}
+
+/**
+ * Whether `id` is one the schedule's backup Jobs produce: `<schedule>-backup-<digits>` (a run of its CronJob)
+ * or `<schedule>-backup-now-<8 hex>` (an emergency backup). Exact, so schedule `shop` never claims
+ * `shop-backup-backup-1` of a schedule named `shop-backup`.
+ */
+export function isScheduleBackupId(id: string, schedule: string): boolean {
+  const prefix = `${schedule}-backup-`;
+  if (!id.startsWith(prefix)) return false;
+  const rest = id.slice(prefix.length);
+  return /^\d{1,20}$/.test(rest) || /^now-[0-9a-f]{8}$/.test(rest);
+}
+
+/** What a prune knows about who wrote a backup (the manifest's `origin`). */
+export interface BackupProvenance {
+  id: string;
+  origin?: { schedule?: { name: string; uid: string } };
+}
+
+/**
+ * Whether the schedule `self` wrote this backup, so its retention policy may delete it. A manifest with
+ * `origin.schedule` belongs to the schedule of that UID; one with an `origin` but no schedule (written
+ * by something else) to none. A manifest without `origin` (written before provenance was recorded)
+ * belongs to `self` only when its id is one of self's backup Job names. Without any identity (a prune run
+ * by hand) every backup is a candidate, as before. Pure.
+ */
+export function isOwnBackup(b: BackupProvenance, self: ScheduleIdentity | undefined): boolean {
+  if (!self) return true;
+  if (b.origin) {
+    const s = b.origin.schedule;
+    if (!s) return false;
+    return self.uid !== undefined ? s.uid === self.uid : s.name === self.name;
+  }
+  return self.name !== undefined && isScheduleBackupId(b.id, self.name);
 }

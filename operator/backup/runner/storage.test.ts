@@ -1,4 +1,12 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -6,6 +14,7 @@ import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InvalidBackupIdError } from './backup-id.js';
 import type { BackupManifest } from './manifest.js';
+import type { BackupPin } from './pins.js';
 import { BackupNotFoundError, FilesystemBackupStorage, ManifestInvalidError } from './storage.js';
 import { fakeManifest } from '../../../test/support/runner-fixtures.js';
 
@@ -101,5 +110,101 @@ describe('FilesystemBackupStorage', () => {
     await expect(storage.readManifest('b9')).rejects.toThrow(ManifestInvalidError);
     writeFileSync(join(dir, 'b9.manifest.json'), JSON.stringify(manifestFor('other')));
     await expect(storage.readManifest('b9')).rejects.toThrow(/names backup other/);
+  });
+});
+
+const pinOf = (id: string, holder = 'uid-1'): BackupPin => ({
+  pinVersion: 1,
+  id,
+  holder,
+  createdAt: '2026-03-01T00:00:00.000Z',
+  expiresAt: '2026-03-01T03:00:00.000Z',
+});
+
+async function committed(storage: FilesystemBackupStorage, id: string) {
+  await (await write(storage, id, 'PGDMP')).commit();
+  await storage.writeManifest(manifestFor(id));
+}
+
+describe('FilesystemBackupStorage pins and removal markers', () => {
+  it('writes, lists and removes pins as <id>.pin-<holder>.json', async () => {
+    const { dir, storage } = freshStorage();
+    await committed(storage, 'b1');
+    await storage.pin(pinOf('b1'));
+    await storage.pin(pinOf('b1', 'uid-2'));
+    expect(readdirSync(dir).sort()).toEqual([
+      'b1.dump',
+      'b1.manifest.json',
+      'b1.pin-uid-1.json',
+      'b1.pin-uid-2.json',
+    ]);
+    expect((await storage.listPins('b1')).map((p) => [p.holder, p.pin?.expiresAt])).toEqual([
+      ['uid-1', '2026-03-01T03:00:00.000Z'],
+      ['uid-2', '2026-03-01T03:00:00.000Z'],
+    ]);
+    expect(await storage.list(), 'expected pins not to look like backups').toEqual([
+      { id: 'b1', hasDump: true, hasManifest: true },
+    ]);
+    await storage.unpin('b1', 'uid-2');
+    expect((await storage.listPins()).map((p) => p.holder)).toEqual(['uid-1']);
+    await storage.remove('b1');
+    expect(readdirSync(dir), 'expected remove to take the pins with the backup').toEqual([]);
+  });
+
+  it('keeps an unreadable pin file as a pin without content', async () => {
+    const { dir, storage } = freshStorage();
+    writeFileSync(join(dir, 'b2.pin-uid-1.json'), '{"torn');
+    expect(await storage.listPins()).toEqual([{ id: 'b2', holder: 'uid-1', modifiedAt: expect.any(Date) }]);
+  });
+
+  it('hides a manifest under a removal marker and puts it back', async () => {
+    const { dir, storage } = freshStorage();
+    await committed(storage, 'b3');
+    expect(await storage.markForRemoval('b3')).toBe(true);
+    expect(await storage.readManifest('b3'), 'expected a hidden manifest to be invisible').toBeUndefined();
+    expect(await storage.markForRemoval('b3'), 'expected a second prune to find nothing to mark').toBe(false);
+    await storage.unmarkForRemoval('b3');
+    expect(await storage.readManifest('b3')).toMatchObject({ id: 'b3' });
+    expect(readdirSync(dir).sort()).toEqual(['b3.dump', 'b3.manifest.json']);
+  });
+
+  it('lets pin() return only once a removal in flight has been decided', async () => {
+    const { dir, storage } = freshStorage();
+    await committed(storage, 'b4');
+    await storage.markForRemoval('b4');
+    let pinned = false;
+    const pinning = storage.pin(pinOf('b4')).then(() => (pinned = true));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(pinned, 'expected pin() to wait while the manifest is hidden').toBe(false);
+    await storage.unmarkForRemoval('b4'); // the prune saw the pin and backed off
+    await pinning;
+    expect(await storage.readManifest('b4')).toMatchObject({ id: 'b4' });
+    expect(existsSync(join(dir, 'b4.pin-uid-1.json'))).toBe(true);
+  });
+
+  it('removes stale partials and temporary files, keeps fresh ones, and puts back an abandoned marker', async () => {
+    const { dir, storage } = freshStorage();
+    await committed(storage, 'b5');
+    await storage.markForRemoval('b5'); // a prune that crashed here
+    writeFileSync(join(dir, 'b6.dump.partial'), 'half');
+    writeFileSync(join(dir, 'b7.dump.partial'), 'being written');
+    writeFileSync(join(dir, 'b5.pin-uid-1.json.tmp-0123abcd'), '{');
+    writeFileSync(join(dir, 'not a backup.dump.partial'), 'foreign');
+    const now = new Date();
+    const old = new Date(now.getTime() - 3 * 3_600_000);
+    for (const f of ['b5.manifest.json.removing', 'b6.dump.partial', 'b5.pin-uid-1.json.tmp-0123abcd'])
+      utimesSync(join(dir, f), old, old);
+    utimesSync(join(dir, 'not a backup.dump.partial'), old, old);
+    expect(await storage.removeLeftovers(now, 2 * 3_600_000)).toEqual({
+      partials: ['b6'],
+      tempFiles: 1,
+      restoredManifests: ['b5'],
+    });
+    expect(readdirSync(dir).sort()).toEqual([
+      'b5.dump',
+      'b5.manifest.json',
+      'b7.dump.partial',
+      'not a backup.dump.partial',
+    ]);
   });
 });

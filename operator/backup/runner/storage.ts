@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { validateBackupId } from './backup-id.js';
 import { BackupManifestSchema, type BackupManifest } from './manifest.js';
+import { BackupPinSchema, PIN_HOLDER_PATTERN, type BackupPin, type StoredPin } from './pins.js';
 
 /** A dump being written. Nothing is visible under the backup's id until `commit()` returns. */
 export interface BackupWriter {
@@ -33,12 +35,46 @@ export interface BackupStorage {
   read(id: string): Promise<Readable>;
   hasDump(id: string): Promise<boolean>;
   list(): Promise<StoredBackup[]>;
-  /** Removes the manifest first, so a crash half-way never leaves a manifest without its dump. */
+  /**
+   * Removes the manifest (or its removal marker) first, so a crash half-way never leaves a manifest
+   * without its dump; then the dump, a partial and the backup's pins.
+   */
   remove(id: string): Promise<void>;
+  /**
+   * First half of a pin-safe removal: hides the manifest under a removal marker, so from now on nobody
+   * can start using the backup. False when there is no manifest (someone else removed it).
+   */
+  markForRemoval(id: string): Promise<boolean>;
+  /** Undoes markForRemoval: the backup is visible again as it was. */
+  unmarkForRemoval(id: string): Promise<void>;
+  /**
+   * Writes (or renews) a pin, then waits (bounded) until no removal of the backup is half-way: when it
+   * returns, a prune either saw the pin or had already hidden the manifest, so reading the manifest next
+   * tells the truth.
+   */
+  pin(pin: BackupPin): Promise<void>;
+  unpin(id: string, holder: string): Promise<void>;
+  /** The pins in storage, of one backup or of all. */
+  listPins(id?: string): Promise<StoredPin[]>;
+  /**
+   * Removes what interrupted runs left and nobody will finish: partial dumps and temporary manifests not
+   * written to for `staleAfterMs` (a running dump writes continuously, and every runner Job ends within its
+   * deadline), and puts back manifests a crashed prune hid more than `markerStaleAfterMs` ago.
+   */
+  removeLeftovers(now: Date, staleAfterMs: number, markerStaleAfterMs?: number): Promise<Leftovers>;
   /** Undefined when there is none; throws ManifestInvalidError when it does not parse. */
   readManifest(id: string): Promise<BackupManifest | undefined>;
   /** Refuses to write a manifest for a dump that is not committed. */
   writeManifest(manifest: BackupManifest): Promise<void>;
+}
+
+export interface Leftovers {
+  /** Ids whose stale `<id>.dump.partial` was removed. */
+  partials: string[];
+  /** Stale temporary files (of manifests and pins) removed. */
+  tempFiles: number;
+  /** Ids whose manifest was put back from the marker of a prune that never finished. */
+  restoredManifests: string[];
 }
 
 export class BackupNotFoundError extends Error {
@@ -64,6 +100,15 @@ export class ManifestInvalidError extends Error {
 const DUMP = '.dump';
 const PARTIAL = '.dump.partial';
 const MANIFEST = '.manifest.json';
+const REMOVING = '.manifest.json.removing';
+/** `<file>.tmp-<8 hex>`, see writeAtomically. */
+const TEMP_FILE = /\.tmp-[0-9a-f]{8}$/;
+const PIN_INFIX = '.pin-';
+const PIN_SUFFIX = '.json';
+/** A prune holds a removal marker for milliseconds; one this old was left by a crash. */
+const MARKER_STALE_MS = 10 * 60_000;
+/** How long pin() waits for a removal in flight to finish or back off. */
+const PIN_SETTLE_MS = 10_000;
 
 const isErrno = (e: unknown, code: string) => (e as NodeJS.ErrnoException | undefined)?.code === code;
 
@@ -71,6 +116,15 @@ async function unlinkIfPresent(path: string): Promise<void> {
   await unlink(path).catch((e: unknown) => {
     if (!isErrno(e, 'ENOENT')) throw e;
   });
+}
+
+async function readText(path: string): Promise<string> {
+  const h = await open(path, 'r');
+  try {
+    return await h.readFile('utf8');
+  } finally {
+    await h.close();
+  }
 }
 
 /** Stores backups as `<id>.dump` and `<id>.manifest.json` in one directory (the mounted volume). */
@@ -178,20 +232,149 @@ export class FilesystemBackupStorage implements BackupStorage {
 
   async remove(id: string): Promise<void> {
     await unlinkIfPresent(this.path(id, MANIFEST));
+    await unlinkIfPresent(this.path(id, REMOVING));
     await unlinkIfPresent(this.path(id, DUMP));
     await unlinkIfPresent(this.path(id, PARTIAL));
+    for (const p of await this.listPins(id)) await unlinkIfPresent(this.pinPath(id, p.holder));
     await this.syncDir();
+  }
+
+  async markForRemoval(id: string): Promise<boolean> {
+    try {
+      await rename(this.path(id, MANIFEST), this.path(id, REMOVING));
+    } catch (e) {
+      if (isErrno(e, 'ENOENT')) return false;
+      throw e;
+    }
+    await this.syncDir();
+    return true;
+  }
+
+  async unmarkForRemoval(id: string): Promise<void> {
+    await rename(this.path(id, REMOVING), this.path(id, MANIFEST));
+    await this.syncDir();
+  }
+
+  private pinPath(id: string, holder: string): string {
+    if (!PIN_HOLDER_PATTERN.test(holder)) throw new Error(`invalid pin holder ${JSON.stringify(holder)}`);
+    return this.path(id, `${PIN_INFIX}${holder}${PIN_SUFFIX}`);
+  }
+
+  private async exists(path: string): Promise<boolean> {
+    return stat(path).then(
+      () => true,
+      (e: unknown) => {
+        if (isErrno(e, 'ENOENT')) return false;
+        throw e;
+      },
+    );
+  }
+
+  async pin(pin: BackupPin): Promise<void> {
+    const final = this.pinPath(pin.id, pin.holder);
+    await this.writeAtomically(final, JSON.stringify(pin, null, 2) + '\n');
+    // A prune that hid the manifest before our pin landed re-checks pins next: it either backs off (the
+    // marker goes back to being the manifest) or removes the backup. Both take milliseconds.
+    const deadline = Date.now() + PIN_SETTLE_MS;
+    while ((await this.exists(this.path(pin.id, REMOVING))) && Date.now() < deadline) await sleep(50);
+  }
+
+  async unpin(id: string, holder: string): Promise<void> {
+    await unlinkIfPresent(this.pinPath(id, holder));
+  }
+
+  async listPins(id?: string): Promise<StoredPin[]> {
+    const pins: StoredPin[] = [];
+    for (const name of await readdir(this.dir)) {
+      const at = name.indexOf(PIN_INFIX);
+      if (at <= 0 || !name.endsWith(PIN_SUFFIX)) continue;
+      const pinnedId = name.slice(0, at);
+      const holder = name.slice(at + PIN_INFIX.length, -PIN_SUFFIX.length);
+      if (id !== undefined && pinnedId !== id) continue;
+      if (!PIN_HOLDER_PATTERN.test(holder)) continue;
+      try {
+        validateBackupId(pinnedId);
+      } catch {
+        continue;
+      }
+      let modifiedAt: Date;
+      let text: string;
+      try {
+        modifiedAt = (await stat(join(this.dir, name))).mtime;
+        text = await readText(join(this.dir, name));
+      } catch (e) {
+        if (isErrno(e, 'ENOENT')) continue; // unpinned meanwhile
+        throw e;
+      }
+      let pin: BackupPin | undefined;
+      try {
+        const parsed = BackupPinSchema.safeParse(JSON.parse(text));
+        if (parsed.success && parsed.data.id === pinnedId && parsed.data.holder === holder) pin = parsed.data;
+      } catch {
+        // unreadable: kept as an unknown pin (see pinExpiry)
+      }
+      pins.push({ id: pinnedId, holder, modifiedAt, ...(pin ? { pin } : {}) });
+    }
+    return pins.sort((a, b) => a.id.localeCompare(b.id) || a.holder.localeCompare(b.holder));
+  }
+
+  async removeLeftovers(
+    now: Date,
+    staleAfterMs: number,
+    markerStaleAfterMs = MARKER_STALE_MS,
+  ): Promise<Leftovers> {
+    const out: Leftovers = { partials: [], tempFiles: 0, restoredManifests: [] };
+    const olderThan = async (name: string, ms: number) => {
+      try {
+        return now.getTime() - (await stat(join(this.dir, name))).mtime.getTime() > ms;
+      } catch (e) {
+        if (isErrno(e, 'ENOENT')) return false;
+        throw e;
+      }
+    };
+    const idOf = (name: string, suffix: string) => {
+      const id = name.slice(0, name.indexOf(suffix));
+      try {
+        return validateBackupId(id);
+      } catch {
+        return undefined; // not a name we write: not ours to remove
+      }
+    };
+    for (const name of await readdir(this.dir)) {
+      if (name.endsWith(PARTIAL)) {
+        const id = idOf(name, PARTIAL);
+        if (id && (await olderThan(name, staleAfterMs))) {
+          await unlinkIfPresent(join(this.dir, name));
+          out.partials.push(id);
+        }
+      } else if (TEMP_FILE.test(name)) {
+        if (idOf(name, '.') && (await olderThan(name, staleAfterMs))) {
+          await unlinkIfPresent(join(this.dir, name));
+          out.tempFiles++;
+        }
+      } else if (name.endsWith(REMOVING)) {
+        const id = idOf(name, REMOVING);
+        if (!id || !(await olderThan(name, markerStaleAfterMs))) continue;
+        // The prune that hid it crashed before deciding: show the backup again for the next one to decide.
+        if (await this.exists(this.path(id, MANIFEST))) await unlinkIfPresent(this.path(id, REMOVING));
+        else {
+          await rename(this.path(id, REMOVING), this.path(id, MANIFEST)).catch((e: unknown) => {
+            if (!isErrno(e, 'ENOENT')) throw e;
+          });
+          out.restoredManifests.push(id);
+        }
+      }
+    }
+    if (out.partials.length || out.tempFiles || out.restoredManifests.length) await this.syncDir();
+    out.partials.sort();
+    out.restoredManifests.sort();
+    return out;
   }
 
   async readManifest(id: string): Promise<BackupManifest | undefined> {
     let text: string;
     try {
-      const h = await open(this.path(id, MANIFEST), 'r');
-      try {
-        text = await h.readFile('utf8');
-      } finally {
-        await h.close();
-      }
+      text = await readText(this.path(id, MANIFEST));
     } catch (e) {
       if (isErrno(e, 'ENOENT')) return undefined;
       throw e;
@@ -217,11 +400,15 @@ export class FilesystemBackupStorage implements BackupStorage {
   async writeManifest(manifest: BackupManifest): Promise<void> {
     const { id } = manifest;
     if (!(await this.hasDump(id))) throw new BackupNotFoundError(id, this.location);
-    const final = this.path(id, MANIFEST);
+    await this.writeAtomically(this.path(id, MANIFEST), JSON.stringify(manifest, null, 2) + '\n');
+  }
+
+  /** Through a temporary file, fsync and rename: readers see the old content or the new, never a part. */
+  private async writeAtomically(final: string, text: string): Promise<void> {
     const tmp = `${final}.tmp-${randomBytes(4).toString('hex')}`;
     const h = await open(tmp, 'wx', 0o600);
     try {
-      await h.writeFile(JSON.stringify(manifest, null, 2) + '\n', 'utf8');
+      await h.writeFile(text, 'utf8');
       await h.sync();
       await h.close();
       await rename(tmp, final);

@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { withBackupScheduleDefaults, type BackupScheduleStatus } from '../api/v1alpha1/backupschedule.js';
+import type { KubeObject } from '../kube/rest.js';
+import { backupPurpose, recordBackupJob } from './record.js';
+
+const job = (
+  labels: Record<string, string>,
+  annotations: Record<string, string> = {},
+  name = 'j',
+): KubeObject => ({ metadata: { name, namespace: 'shop', labels, annotations } });
+const SCHEDULE = { 'rollback.nxtnewday.io/backup-schedule': 'db' };
+
+describe('backupPurpose', () => {
+  it.each([
+    ['a CronJob run', 'scheduled', job(SCHEDULE)],
+    [
+      'a Job made from the CronJob by backup-now or kubectl create job --from',
+      'emergency',
+      job(SCHEDULE, { 'cronjob.kubernetes.io/instantiate': 'manual' }),
+    ],
+    ['a plan safety backup', 'safety', job({ ...SCHEDULE, 'rollback.nxtnewday.io/plan': 'undo' })],
+  ])('%s is %s', (_what, purpose, j) => {
+    expect(backupPurpose(j)).toBe(purpose);
+  });
+});
+
+describe('recordBackupJob', () => {
+  it('records the purpose with the backup', () => {
+    const status: BackupScheduleStatus = {};
+    const finishedAt = new Date(Date.now() - 1000).toISOString();
+    recordBackupJob(
+      status,
+      job({ ...SCHEDULE, 'rollback.nxtnewday.io/plan': 'undo' }, {}, 'undo-safety'),
+      {
+        state: 'succeeded',
+        finishedAt,
+        message: 'ok',
+        reason: 'Succeeded',
+        result: {
+          resultVersion: 1,
+          operation: 'backup',
+          id: 'undo-safety',
+          success: true,
+          message: 'ok',
+          startedAt: finishedAt,
+          finishedAt,
+          durationSeconds: 1,
+          verified: true,
+        },
+      },
+      withBackupScheduleDefaults({
+        database: { secretRef: { name: 's' } },
+        storage: { persistentVolumeClaim: { claimName: 'c' } },
+      }),
+      () => {},
+      { namespace: 'shop', name: 'db' },
+    );
+    expect(status.backups).toEqual([expect.objectContaining({ id: 'undo-safety', purpose: 'safety' })]);
+  });
+});
