@@ -5,9 +5,13 @@
 // control plane, each batch in its own namespace with its own operator process, and a test kubelet runs the
 // Job pods. A violation is shrunk (in parallel rounds, along fast-check's own shrink tree) and printed.
 //
+// The inputs the issue names (KNOWN_INPUTS) run every time as one more batch.
+//
 //   INVARIANT_SEED=n            replay a run (the seed is printed at the start)
-//   INVARIANT_REPLAY=path       run only the object at that fast-check path (printed with each counterexample)
-//   INVARIANT_OBJECTS=224       objects per run; INVARIANT_BATCH=56 per namespace; INVARIANT_PARALLEL=2 batches
+//   INVARIANT_REPLAY=path,...   run only the objects at these fast-check paths (printed with each
+//                               counterexample) or `known:<n>` (KNOWN_INPUTS[n]), all in one batch
+//   INVARIANT_OBJECTS=225       generated objects per run; INVARIANT_BATCH=75 per namespace;
+//   INVARIANT_PARALLEL=2        batches at a time
 //   INVARIANT_SHRINK_TARGETS=2  violations to shrink; INVARIANT_SHRINK_ROUNDS=3 rounds of 8 candidates each
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,7 +20,12 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { TestKubelet } from '../env/test-kubelet.js';
 import { startRunnerKubelet } from '../support/backups.js';
-import { abbreviate, describeGenerated, generatedObject } from '../support/invariant-arbitraries.js';
+import {
+  abbreviate,
+  describeGenerated,
+  generatedObject,
+  KNOWN_INPUTS,
+} from '../support/invariant-arbitraries.js';
 import {
   describeViolation,
   isViolation,
@@ -31,8 +40,8 @@ import { installFeatureFlagCrd } from '../support/openfeature.js';
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const SEED = env('INVARIANT_SEED', Math.floor(Math.random() * 2 ** 31));
 const REPLAY = process.env.INVARIANT_REPLAY;
-const OBJECTS = env('INVARIANT_OBJECTS', 224);
-const BATCH = env('INVARIANT_BATCH', 56);
+const OBJECTS = env('INVARIANT_OBJECTS', 225);
+const BATCH = env('INVARIANT_BATCH', 75);
 const PARALLEL = env('INVARIANT_PARALLEL', 2);
 const SHRINK_TARGETS = env('INVARIANT_SHRINK_TARGETS', 2);
 const SHRINK_ROUNDS = env('INVARIANT_SHRINK_ROUNDS', 3);
@@ -56,6 +65,8 @@ async function pool<T>(n: number, jobs: (() => Promise<T>)[]): Promise<T[]> {
 }
 
 const sampleAt = (path: string, numRuns = 1) => fc.sample(generatedObject, { seed: SEED, path, numRuns });
+const knownAt = (n: number): Candidate => ({ path: `known:${n}`, value: KNOWN_INPUTS[n]! });
+const isGenerated = (path: string) => /^\d+(:\d+)*$/.test(path);
 
 describe.skipIf(inject('existingCluster'))('invariant: no accepted object sits silent', () => {
   let kubelet: TestKubelet;
@@ -82,6 +93,8 @@ describe.skipIf(inject('existingCluster'))('invariant: no accepted object sits s
   async function shrink(start: ObjectResult, label: string): Promise<string> {
     const signature = start.verdict?.signature;
     let current: ObjectResult = start;
+    if (!isGenerated(start.path))
+      return `${describeViolation(start)}\n  replay: INVARIANT_REPLAY=${start.path}`;
     for (let round = 0; round < SHRINK_ROUNDS; round++) {
       const shrinks = sampleAt(`${current.path}:0`, SHRINK_WIDTH).map((value, k): Candidate => ({
         path: `${current.path}:${k}`,
@@ -109,21 +122,23 @@ describe.skipIf(inject('existingCluster'))('invariant: no accepted object sits s
   it(
     'every accepted RollbackPlan and BackupSchedule reaches a terminal phase or names its problem within 60 s; /healthz answers within 1 s',
     async () => {
-      const candidates: Candidate[] = REPLAY
-        ? [{ path: REPLAY, value: sampleAt(REPLAY)[0]! }]
-        : sampleAt('0', OBJECTS).map((value, i) => ({ path: String(i), value }));
+      const replay = REPLAY?.split(',').map((path) =>
+        path.startsWith('known:') ? knownAt(Number(path.slice(6))) : { path, value: sampleAt(path)[0]! },
+      );
+      const generated: Candidate[] =
+        replay ?? sampleAt('0', OBJECTS).map((value, i) => ({ path: String(i), value }));
+      const chunks = Array.from({ length: Math.ceil(generated.length / BATCH) }, (_, b) =>
+        generated.slice(b * BATCH, (b + 1) * BATCH),
+      );
+      const known = replay ? [] : KNOWN_INPUTS.map((_, n) => knownAt(n));
       log(
-        `seed ${SEED} (replay with INVARIANT_SEED=${SEED}): ${candidates.length} objects in batches of ${BATCH}, ${PARALLEL} at a time`,
+        `seed ${SEED} (replay with INVARIANT_SEED=${SEED}): ${generated.length} generated objects in batches of ${BATCH} and ${known.length} known inputs, ${PARALLEL} batches at a time`,
       );
       const t0 = Date.now();
-      const batches: BatchResult[] = await pool(
-        PARALLEL,
-        Array.from(
-          { length: Math.ceil(candidates.length / BATCH) },
-          (_, b) => () =>
-            runBatch(`batch-${b}`, candidates.slice(b * BATCH, (b + 1) * BATCH), b * BATCH, server.url, log),
-        ),
-      );
+      const batches: BatchResult[] = await pool(PARALLEL, [
+        ...(known.length ? [() => runBatch('known', known, 1000, server.url, log)] : []),
+        ...chunks.map((c, b) => () => runBatch(`batch-${b}`, c, b * BATCH, server.url, log)),
+      ]);
       const objects = batches.flatMap((b) => b.objects);
       const rejected = objects.filter((o) => o.rejected);
       const accepted = objects.filter((o) => !o.rejected);
@@ -156,7 +171,7 @@ describe.skipIf(inject('existingCluster'))('invariant: no accepted object sits s
         PARALLEL,
         [...bySignature.values()]
           .slice(0, SHRINK_TARGETS)
-          .map((list, i) => () => shrink(list[0]!, `shrink-${i}`)),
+          .map((list, i) => () => shrink(list.find((o) => isGenerated(o.path)) ?? list[0]!, `shrink-${i}`)),
       );
       for (const s of shrunk) log(`COUNTEREXAMPLE ${s}`);
 

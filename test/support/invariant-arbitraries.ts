@@ -523,3 +523,79 @@ export function abbreviate(value: unknown): string {
     typeof v === 'string' && v.length > 60 ? `<${v.length} chars: ${v.slice(0, 24)}…>` : v,
   );
 }
+
+// --- explicit examples ---------------------------------------------------------------------------------
+
+const example = (
+  kind: GeneratedObject['kind'],
+  template: string,
+  ...mutations: [string | string[], unknown][]
+): GeneratedObject => ({
+  kind,
+  template,
+  name: 'short',
+  mutations: mutations.map(([path, value]) => ({
+    path: typeof path === 'string' ? path.split('.') : path,
+    value,
+  })),
+});
+const slowCheck = { url: '$HTTP/slow', expectStatus: 200, retries: 100, period: '1h' };
+
+/**
+ * The inputs issue 9 names, run every time next to the generated ones (random generation reaches some of
+ * them only rarely): the catastrophic regex, four plans with long checks and a bystander, timer overflow,
+ * long flag values, bad cron fields and time zones, negative quantities, bad label keys and tolerations,
+ * missing claims and ServiceAccounts behind an emergency backup, zero objectives.
+ */
+export const KNOWN_INPUTS: GeneratedObject[] = [
+  example('RollbackPlan', 'checks', [
+    'spec.validation.http',
+    [{ url: '$HTTP/aaaa', expectStatus: 200, bodyMatch: '(a+)+$', retries: 0 }],
+  ]),
+  example('RollbackPlan', 'checks', ['spec.validation.http', [slowCheck]]),
+  example('RollbackPlan', 'checks', ['spec.validation.http', [slowCheck]]),
+  example('RollbackPlan', 'checks', ['spec.validation.http', [slowCheck]]),
+  example('RollbackPlan', 'checks', ['spec.validation.http', [slowCheck]]),
+  example('RollbackPlan', 'checks'),
+  example('RollbackPlan', 'checks', [
+    'spec.validation.http',
+    [{ url: '$HTTP/status/500', expectStatus: 200, retries: 100, period: '600h' }],
+  ]),
+  example('RollbackPlan', 'checks', [
+    'spec.validation.http',
+    [{ url: 'http://169.254.169.254/latest/meta-data/', expectStatus: 200, retries: 0 }],
+  ]),
+  example('RollbackPlan', 'feature', ['spec.targets.featureFlags.disable', ['long-value']]),
+  example('RollbackPlan', 'feature', ['spec.targets.featureFlags.disable', ['..']]),
+  example('RollbackPlan', 'checks', ['spec.objectives.rto', '0s']),
+  example('BackupSchedule', 'suspended', ['spec.schedule', '60 * * * *']),
+  example('BackupSchedule', 'suspended', ['spec.schedule', 'a b c d e']),
+  example('BackupSchedule', 'verified', ['spec.verify.testRestoreSchedule', '* 24 * * *']),
+  example('BackupSchedule', 'suspended', ['spec.timeZone', 'Mars/Olympus']),
+  example('BackupSchedule', 'created-claim', ['spec.storage.persistentVolumeClaim.create.size', '-1Gi']),
+  example('BackupSchedule', 'suspended', ['spec.podTemplate.resources', { requests: { cpu: '-1' } }]),
+  example('BackupSchedule', 'suspended', [
+    'spec.podTemplate.nodeSelector',
+    { ...RUNNER_PLACEMENT.nodeSelector, 'bad key': 'x' },
+  ]),
+  example('BackupSchedule', 'suspended', [
+    'spec.podTemplate.tolerations',
+    [{ key: 'nxt.test/runner', operator: 'Exists', value: 'true', effect: 'NoSchedule' }],
+  ]),
+  example(
+    'BackupSchedule',
+    'suspended',
+    ['spec.storage.persistentVolumeClaim.claimName', 'missing-claim'],
+    [['metadata', 'annotations', BACKUP_NOW], 'now'],
+  ),
+  example(
+    'BackupSchedule',
+    'suspended',
+    ['spec.podTemplate.serviceAccountName', 'missing-sa'],
+    [['metadata', 'annotations', BACKUP_NOW], 'now'],
+  ),
+  example('BackupSchedule', 'suspended', [['metadata', 'annotations', BACKUP_NOW], x(254)]),
+  example('BackupSchedule', 'suspended', ['spec.objectives.rpo', '0s']),
+  example('BackupSchedule', 'suspended', ['spec.objectives.rpo', '600h']),
+  example('BackupSchedule', 'scheduled', ['spec.schedule', '0 0 31 4 *']),
+];
