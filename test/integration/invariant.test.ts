@@ -144,6 +144,7 @@ describe.skipIf(inject('existingCluster'))('invariant: no accepted object sits s
       const accepted = objects.filter((o) => !o.rejected);
       const violations = objects.filter(isViolation);
       const slowHealth = batches.flatMap((b) => b.slowHealth);
+      const starved = batches.flatMap((b) => b.starvedHealth);
       const report = join(tmpdir(), `nxt-invariant-${SEED}.json`);
       writeFileSync(report, JSON.stringify({ seed: SEED, batches }, null, 1));
 
@@ -154,7 +155,7 @@ describe.skipIf(inject('existingCluster'))('invariant: no accepted object sits s
       log(
         [
           `${objects.length} objects in ${Math.round((Date.now() - t0) / 1000)} s: ${rejected.length} rejected at admission, ${accepted.length} accepted, ${accepted.length - violations.length} reached a terminal phase or named their problem (median ${times[Math.floor(times.length / 2)] ?? '-'} ms, max ${times.at(-1) ?? '-'} ms), ${violations.length} did not within 60 s`,
-          `/healthz: ${batches.reduce((n, b) => n + b.probes, 0)} probes, slowest ${Math.max(...batches.map((b) => b.maxHealthMs))} ms, ${slowHealth.length} over 1 s or failed`,
+          `/healthz: ${batches.reduce((n, b) => n + b.probes, 0)} probes, slowest ${Math.max(...batches.map((b) => b.maxHealthMs))} ms, ${slowHealth.length} over 1 s or failed; ${starved.length} more over 1 s while the machine was starved (the twin server was as slow)`,
           `full report: ${report}`,
         ].join('\n'),
       );
@@ -178,7 +179,10 @@ describe.skipIf(inject('existingCluster'))('invariant: no accepted object sits s
       expect.soft(exited.map((b) => `${b.namespace}: operator exited ${b.operatorExited}`)).toEqual([]);
       expect
         .soft(
-          slowHealth.map((s) => `${s.at}: ${s.ms} ms${s.error ? ` (${s.error})` : ''}`),
+          slowHealth.map(
+            (s) =>
+              `${s.at}: ${s.ms} ms${s.error ? ` (${s.error})` : ''}; twin ${s.twinMs} ms, load ${s.load}`,
+          ),
           '/healthz must answer within 1 s throughout',
         )
         .toEqual([]);

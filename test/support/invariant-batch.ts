@@ -56,6 +56,8 @@ export interface HealthSample {
   at: string;
   ms: number;
   error?: string;
+  /** The same probe of a trivial server in a process of its own (the machine's share of the delay). */
+  twinMs: number;
   /** 1-minute load average of the machine, on slow or failed probes. */
   load?: string;
 }
@@ -63,8 +65,10 @@ export interface HealthSample {
 export interface BatchResult {
   namespace: string;
   objects: ObjectResult[];
-  /** Probes that took longer than 1 s or failed. */
+  /** Probes that took longer than 1 s or failed while the twin answered within 1 s. */
   slowHealth: HealthSample[];
+  /** Slow probes during which the twin was slow as well: the machine, not the operator. */
+  starvedHealth: HealthSample[];
   probes: number;
   maxHealthMs: number;
   operatorExited?: number | string;
@@ -113,25 +117,42 @@ export async function startCheckServer(): Promise<{ url: string; close(): Promis
 }
 
 // The prober is a process of its own, so a busy event loop in this test process (the test kubelet lives
-// here) never shows up as a slow operator. The machine's load average is noted on every slow probe.
+// here) never shows up as a slow operator. Each tick it probes /healthz and, at the same moment, a twin: a
+// trivial HTTP server in another process of its own. When the twin is slow too, the machine was starved
+// (2 shared cores); a slow operator next to a fast twin is the operator's own doing.
+const TWIN = `require('node:http').createServer((q, s) => s.end('ok')).listen(0, '127.0.0.1', function () {
+  process.stdout.write(String(this.address().port));
+});`;
 const PROBER = `
+const { spawn } = require('node:child_process');
 const url = process.argv[1];
+const twin = spawn('setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, '-e', ${JSON.stringify(TWIN)}], {
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
 let stopped = false;
 process.on('SIGTERM', () => { stopped = true; });
+const timed = async (u) => {
+  const t0 = performance.now();
+  let error;
+  try {
+    const res = await fetch(u, { signal: AbortSignal.timeout(5000) });
+    await res.text();
+    if (res.status !== 200) error = 'HTTP ' + res.status;
+  } catch (e) { error = e.message; }
+  return { ms: Math.round(performance.now() - t0), error };
+};
 (async () => {
+  const port = await new Promise((r) => twin.stdout.once('data', (d) => r(String(d))));
+  const twinUrl = 'http://127.0.0.1:' + port + '/';
   while (!stopped) {
-    const t0 = performance.now();
-    let error;
-    try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
-      await res.text();
-      if (res.status !== 200) error = 'HTTP ' + res.status;
-    } catch (e) { error = e.message; }
-    const ms = Math.round(performance.now() - t0);
-    const load = ms > 1000 || error ? require('node:os').loadavg()[0].toFixed(1) : undefined;
-    process.stdout.write(JSON.stringify({ at: new Date().toISOString(), ms, error, load }) + '\\n');
-    await new Promise((r) => setTimeout(r, Math.max(0, 200 - ms)));
+    const [op, tw] = await Promise.all([timed(url), timed(twinUrl)]);
+    const slow = op.ms > 1000 || op.error;
+    const load = slow ? require('node:os').loadavg()[0].toFixed(1) : undefined;
+    process.stdout.write(JSON.stringify({ at: new Date().toISOString(), ms: op.ms, error: op.error, twinMs: tw.ms, load }) + '\\n');
+    await new Promise((r) => setTimeout(r, Math.max(0, 200 - op.ms)));
   }
+  twin.kill();
+  process.exit(0);
 })();
 `;
 
@@ -310,12 +331,14 @@ export async function runBatch(
     }
     for (const o of accepted) if (o.satisfiedAfterMs === undefined) o.operatorLog = logLinesAbout(op, o.name);
     const samples = await health.stop();
-    const slowHealth = samples.filter((s) => s.error || s.ms > HEALTH_LIMIT_MS);
+    const slow = samples.filter((s) => s.error || s.ms > HEALTH_LIMIT_MS);
+    const starved = (s: HealthSample) => s.twinMs > HEALTH_LIMIT_MS;
     const exitCode = op.child.exitCode ?? op.child.signalCode ?? undefined;
     return {
       namespace: ns,
       objects: objects.map(({ createdAt: _c, ...o }) => o),
-      slowHealth,
+      slowHealth: slow.filter((s) => !starved(s)),
+      starvedHealth: slow.filter(starved),
       probes: samples.length,
       maxHealthMs: Math.max(0, ...samples.map((s) => s.ms)),
       ...(exitCode !== undefined && exitCode !== null ? { operatorExited: exitCode } : {}),
