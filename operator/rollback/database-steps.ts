@@ -3,6 +3,7 @@ import { describeAccess } from '../kube/access.js';
 import { failpoint } from '../failpoints.js';
 import { selectBackup } from './backup-selection.js';
 import { finishStep } from './journal.js';
+import { concurrentPlanFailure } from './locks.js';
 import type { PlanRun, StepOutcome } from './plan-run.js';
 import {
   buildPlanJob,
@@ -27,6 +28,8 @@ function record(run: PlanRun, name: string, ok: boolean, message: string) {
  */
 export async function preValidateDatabase(run: PlanRun): Promise<StepOutcome> {
   const target = run.spec.targets.database!;
+  const locked = concurrentPlanFailure(run, 'database');
+  if (locked) return locked;
   const sc = await loadSchedule(run, target.backupScheduleRef.name);
   if ('kind' in sc) {
     record(run, 'CheckBackupSchedule', false, sc.message);

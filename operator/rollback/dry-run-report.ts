@@ -2,6 +2,7 @@ import type { EffectiveRollbackPlanSpec } from '../api/v1alpha1/rollbackplan.js'
 import { isNotFound } from '../kube/errors.js';
 import type { KubeClient, KubeObject } from '../kube/rest.js';
 import { selectBackup } from './backup-selection.js';
+import { flagSummary, readFlagDryRun, type FlagDryRun } from './dry-run-flags.js';
 import { scopeTargets } from './scope.js';
 import { readDeploymentHistory } from './deployment-io.js';
 import { planDeploymentRollback } from './deployment-undo.js';
@@ -87,24 +88,12 @@ export async function buildDryRunReport(
       'row counts match the backup manifest after the restore',
     );
   }
-  let featureFlags: Record<string, unknown>[] | undefined;
+  let featureFlags: FlagDryRun[] | undefined;
   if (on.flags) {
-    const t = spec.targets.featureFlags!;
-    if (t.configMapRef) {
-      try {
-        const cm = await client.get<KubeObject>({
-          group: '',
-          version: 'v1',
-          plural: 'configmaps',
-          namespace,
-          name: t.configMapRef.name,
-        });
-        featureFlags = t.disable.map((key) => ({ key, current: cm.data?.[key] ?? null, wouldBe: 'false' }));
-      } catch (e) {
-        if (!isNotFound(e)) throw e;
-        problems.push(`ConfigMap "${t.configMapRef.name}" not found`);
-      }
-    }
+    const flags = await readFlagDryRun(client, namespace, spec.targets.featureFlags!);
+    featureFlags = flags.flags;
+    problems.push(...flags.problems);
+    checks.push('the flag objects exist and the operator may patch them');
   }
   const refused = deployments.filter((d) => d.action === 'refuse');
   const rollbacks = deployments.filter((d) => d.action === 'rollback');
@@ -115,8 +104,13 @@ export async function buildDryRunReport(
       (rollbacks.length
         ? `: ${rollbacks.map((d) => d.message.replace(/^would roll back /, '')).join('; ')}`
         : '');
+  const parts = [
+    summary,
+    database && String(database.message),
+    featureFlags?.length ? flagSummary(featureFlags) : undefined,
+  ];
   return {
-    summary: database ? `${summary}; ${String(database.message)}` : summary,
+    summary: parts.filter(Boolean).join('; '),
     wouldSucceed: failures.length === 0,
     deployments,
     ...(database ? { database } : {}),

@@ -2,6 +2,7 @@ import { describeAccess, type AccessCheck } from '../kube/access.js';
 import { isNotFound } from '../kube/errors.js';
 import type { KubeObject } from '../kube/rest.js';
 import { finishStep } from './journal.js';
+import { concurrentPlanFailure } from './locks.js';
 import type { PlanRun, StepOutcome } from './plan-run.js';
 
 /** OpenFeature Operator's FeatureFlag (core.openfeature.dev). */
@@ -23,6 +24,8 @@ function record(run: PlanRun, name: string, ok: boolean, message: string) {
 /** The flag objects exist (ConfigMap, FeatureFlag and its CRD) and the operator may patch them. */
 export async function preValidateFlags(run: PlanRun): Promise<StepOutcome> {
   const t = run.spec.targets.featureFlags!;
+  const locked = concurrentPlanFailure(run, 'flags');
+  if (locked) return locked;
   const checks: AccessCheck[] = [];
   if (t.configMapRef) {
     try {

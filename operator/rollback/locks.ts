@@ -1,7 +1,21 @@
 import type { KubeObject } from '../kube/rest.js';
+import { finishStep } from './journal.js';
+import type { PlanRun, StepOutcome } from './plan-run.js';
+
+/**
+ * Something a plan changes, that two plans must never change at the same time: a Deployment, the database
+ * behind a BackupSchedule (restored in place or swapped), a key of a flag ConfigMap, or a whole OpenFeature
+ * FeatureFlag object (its flags are one merge patch of one spec, and a plan records and restores them together).
+ */
+export type LockTarget =
+  | { kind: 'Deployment'; name: string }
+  | { kind: 'Database'; backupSchedule: string }
+  | { kind: 'ConfigMapKey'; configMap: string; key: string }
+  | { kind: 'FeatureFlag'; name: string };
 
 export interface PlanConflict {
-  deployment: string;
+  target: LockTarget;
+  /** The other plan, which holds the target. */
   plan: string;
   phase: string;
 }
@@ -14,25 +28,84 @@ const isOlder = (a: KubeObject, b: KubeObject) => {
   return ta === tb ? a.metadata.name < b.metadata.name : ta < tb;
 };
 
-/** A plan holds its Deployments once its pre-validation passed, until it finishes. */
+/** A plan holds its targets once its pre-validation passed, until it finishes. */
 const holdsLock = (p: KubeObject) =>
   (p.status?.steps ?? []).some(
     (s: { name: string; result: string }) => s.name === 'PreValidation' && s.result === 'Succeeded',
   );
 
+const lockKey = (t: LockTarget) => {
+  switch (t.kind) {
+    case 'Deployment':
+      return `deployment/${t.name}`;
+    case 'Database':
+      return `database/${t.backupSchedule}`;
+    case 'ConfigMapKey':
+      return `configmap/${t.configMap}/${t.key}`;
+    case 'FeatureFlag':
+      return `featureflag/${t.name}`;
+  }
+};
+
+/** How a conflict reads in a message: `Deployment "web"`, `the database of BackupSchedule "shop-db"`. */
+export function describeLockTarget(t: LockTarget): string {
+  switch (t.kind) {
+    case 'Deployment':
+      return `Deployment "${t.name}"`;
+    case 'Database':
+      return `the database of BackupSchedule "${t.backupSchedule}"`;
+    case 'ConfigMapKey':
+      return `key "${t.key}" of ConfigMap "${t.configMap}"`;
+    case 'FeatureFlag':
+      return `FeatureFlag "${t.name}"`;
+  }
+}
+
+interface RawSpec {
+  scope?: string;
+  targets?: {
+    deployments?: { name: string }[];
+    database?: { backupScheduleRef?: { name?: string } };
+    featureFlags?: {
+      configMapRef?: { name?: string };
+      featureFlagRef?: { name?: string };
+      disable?: string[];
+    };
+  };
+}
+
 /**
- * The per-Deployment lock, derived from durable state (the plans and their status) so it survives operator
- * restarts without a separate lock object. A plan may not start while another plan of the same namespace that
- * targets one of its Deployments and has not finished either holds the lock (passed pre-validation) or was
- * created earlier (ties broken by name): of two plans applied at once exactly one proceeds. Dry runs touch
- * nothing and hold no lock.
+ * What a plan's scope changes (the same rule as scope.ts: `full` acts on every target it lists, the other
+ * scopes on theirs only). Works on the raw spec of any plan the cache holds, valid or not.
  */
-export function activePlanConflicts(
+export function lockTargets(spec: RawSpec | undefined): LockTarget[] {
+  const t = spec?.targets ?? {};
+  const on = (scope: string) => spec?.scope === scope || spec?.scope === 'full';
+  const out: LockTarget[] = [];
+  if (on('app')) for (const d of t.deployments ?? []) out.push({ kind: 'Deployment', name: d.name });
+  const schedule = t.database?.backupScheduleRef?.name;
+  if (on('database') && schedule) out.push({ kind: 'Database', backupSchedule: schedule });
+  const flags = t.featureFlags;
+  if (on('feature') && flags) {
+    const cm = flags.configMapRef?.name;
+    if (cm) for (const key of flags.disable ?? []) out.push({ kind: 'ConfigMapKey', configMap: cm, key });
+    if (flags.featureFlagRef?.name) out.push({ kind: 'FeatureFlag', name: flags.featureFlagRef.name });
+  }
+  return out;
+}
+
+/**
+ * The lock, derived from durable state (the plans and their status) so it survives operator restarts without
+ * a separate lock object. A plan may not start while another plan of the same namespace that changes one of
+ * `targets` and has not finished either holds the lock (passed pre-validation) or was created earlier (ties
+ * broken by name): of two plans applied at once exactly one proceeds. Dry runs touch nothing and hold no lock.
+ */
+export function planConflicts(
   self: KubeObject,
   plans: readonly KubeObject[],
-  deployments: readonly string[],
+  targets: readonly LockTarget[],
 ): PlanConflict[] {
-  const wanted = new Set(deployments);
+  const wanted = new Set(targets.map(lockKey));
   const out: PlanConflict[] = [];
   for (const p of plans) {
     if (p.metadata.uid === self.metadata.uid || p.metadata.namespace !== self.metadata.namespace) continue;
@@ -40,14 +113,56 @@ export function activePlanConflicts(
     const phase: string = p.status?.phase ?? 'Pending';
     if (TERMINAL.has(phase)) continue;
     if (!holdsLock(p) && !isOlder(p, self)) continue;
-    for (const t of (p.spec?.targets?.deployments ?? []) as { name: string }[]) {
-      if (wanted.has(t.name))
+    for (const target of lockTargets(p.spec)) {
+      if (wanted.has(lockKey(target)))
         out.push({
-          deployment: t.name,
+          target,
           plan: p.metadata.name,
           phase: holdsLock(p) ? phase : `${phase}, created earlier`,
         });
     }
   }
   return out;
+}
+
+/** The Deployment lock, as the app pre-validation asks for it. */
+export function activePlanConflicts(
+  self: KubeObject,
+  plans: readonly KubeObject[],
+  deployments: readonly string[],
+): (PlanConflict & { deployment: string })[] {
+  const targets = deployments.map((name): LockTarget => ({ kind: 'Deployment', name }));
+  return planConflicts(self, plans, targets).map((c) => ({
+    ...c,
+    deployment: (c.target as { name: string }).name,
+  }));
+}
+
+/** Journal entry of the lock check per kind of target (the app check keeps its historical name). */
+const CHECK_STEP = { database: 'CheckNoConcurrentRestore', flags: 'CheckNoConcurrentFlagChange' } as const;
+
+/**
+ * The lock check of the database or flag pre-validation: records a journal entry and returns the failure when
+ * another plan holds one of this plan's targets of that kind, undefined when the plan may go on.
+ */
+export function concurrentPlanFailure(run: PlanRun, which: 'database' | 'flags'): StepOutcome | undefined {
+  const kinds: LockTarget['kind'][] = which === 'database' ? ['Database'] : ['ConfigMapKey', 'FeatureFlag'];
+  const mine = lockTargets(run.spec).filter((t) => kinds.includes(t.kind));
+  const conflicts = planConflicts(run.plan, run.allPlans(), mine);
+  const step = CHECK_STEP[which];
+  if (!conflicts.length) {
+    run.status.steps = finishStep(
+      run.status.steps,
+      step,
+      'Succeeded',
+      'no other active RollbackPlan changes these targets',
+      run.now(),
+    );
+    return undefined;
+  }
+  const msg = conflicts
+    .map((c) => `${describeLockTarget(c.target)} is held by RollbackPlan "${c.plan}" (${c.phase})`)
+    .join('; ');
+  run.status.steps = finishStep(run.status.steps, step, 'Failed', msg, run.now());
+  return { kind: 'failed', reason: 'ConcurrentPlan', message: msg };
 }

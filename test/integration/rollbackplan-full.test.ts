@@ -25,6 +25,7 @@ import {
   kubectl,
   testClients,
 } from '../support/kube.js';
+import { createFeatureFlag, getFeatureFlag, installFeatureFlagCrd } from '../support/openfeature.js';
 import { startOperator, type OperatorProcess } from '../support/operator.js';
 import { applyPlan, condition, waitPlanPhase } from '../support/plans.js';
 import { createTestDatabase, tableChecksum, withClient } from '../support/postgres.js';
@@ -291,5 +292,82 @@ describe.skipIf(inject('existingCluster'))('RollbackPlan scopes database, featur
       beta: 'false',
       'never-set': 'false',
     });
+  });
+
+  it('holds the database: of two plans restoring one schedule, the second fails with ConcurrentPlan before touching anything', async () => {
+    const spec = {
+      scope: 'database',
+      targets: {
+        database: { backupScheduleRef: { name: 'shop-db' }, backup: { id: backupId }, safetyBackup: false },
+      },
+    };
+    await applyPlan(ns, 'lock-first', spec);
+    await applyPlan(ns, 'lock-second', spec);
+    const second = await waitPlanPhase(ns, 'lock-second', ['Succeeded', 'Failed']);
+    expect(condition(second, 'PreValidationPassed'), JSON.stringify(second.status)).toMatchObject({
+      status: 'False',
+      reason: 'ConcurrentPlan',
+    });
+    expect(condition(second, 'Succeeded').message).toMatch(
+      /the database of BackupSchedule "shop-db" is held by RollbackPlan "lock-first"/,
+    );
+    expect(second.status.database, 'no backup pinned').toBeUndefined();
+    const jobsOf = async (plan: string) =>
+      (
+        await batch.listNamespacedJob({ namespace: ns, labelSelector: `rollback.nxtnewday.io/plan=${plan}` })
+      ).items.map((j) => j.metadata?.name);
+    expect(await jobsOf('lock-second'), 'the second plan created no Job').toEqual([]);
+    const first = await waitPlanPhase(ns, 'lock-first', ['Succeeded', 'Failed'], 180_000);
+    expect(first.status.phase, JSON.stringify(first.status.conditions)).toBe('Succeeded');
+    expect(await jobsOf('lock-second')).toEqual([]);
+  });
+
+  it('a feature-scope dry run reports ConfigMap keys and FeatureFlag entries with their values, and changes nothing', async () => {
+    await installFeatureFlagCrd();
+    await core.createNamespacedConfigMap({
+      namespace: ns,
+      body: { metadata: { name: 'dry-flags' }, data: { beta: 'on' } },
+    });
+    await createFeatureFlag(ns, 'dry-ff', { beta: 'ENABLED', legacy: 'DISABLED' });
+    const before = await getFeatureFlag(ns, 'dry-ff');
+    await applyPlan(ns, 'flags-dry', {
+      scope: 'feature',
+      dryRun: true,
+      targets: {
+        featureFlags: {
+          configMapRef: { name: 'dry-flags' },
+          featureFlagRef: { name: 'dry-ff' },
+          disable: ['beta', 'never-set'],
+        },
+      },
+    });
+    const plan = await waitPlanPhase(ns, 'flags-dry', ['DryRunComplete', 'Failed']);
+    expect(plan.status.phase, JSON.stringify(plan.status.conditions)).toBe('DryRunComplete');
+    const report = plan.status.dryRunReport;
+    expect(report.featureFlags).toEqual([
+      { object: 'ConfigMap/dry-flags', key: 'beta', current: 'on', wouldBe: 'false' },
+      { object: 'ConfigMap/dry-flags', key: 'never-set', wouldBe: 'false' },
+      { object: 'FeatureFlag/dry-ff', key: 'beta', current: 'ENABLED', wouldBe: 'DISABLED' },
+      { object: 'FeatureFlag/dry-ff', key: 'never-set', wouldBe: 'DISABLED' },
+    ]);
+    expect(report.wouldSucceed).toBe(true);
+    expect(report.summary).toContain('FeatureFlag/dry-ff beta (ENABLED -> DISABLED)');
+    expect(condition(plan, 'Ready').message).toContain('ConfigMap/dry-flags beta (on -> false)');
+    // Nothing was touched.
+    expect((await core.readNamespacedConfigMap({ name: 'dry-flags', namespace: ns })).data).toEqual({
+      beta: 'on',
+    });
+    const after = await getFeatureFlag(ns, 'dry-ff');
+    expect(after.metadata.resourceVersion).toBe(before.metadata.resourceVersion);
+
+    // A FeatureFlag that does not exist is what a real run's pre-validation would stop at.
+    await applyPlan(ns, 'flags-dry-missing', {
+      scope: 'feature',
+      dryRun: true,
+      targets: { featureFlags: { featureFlagRef: { name: 'no-such-ff' }, disable: ['beta'] } },
+    });
+    const missing = await waitPlanPhase(ns, 'flags-dry-missing', ['DryRunComplete', 'Failed']);
+    expect(missing.status.dryRunReport).toMatchObject({ wouldSucceed: false, featureFlags: [] });
+    expect(missing.status.dryRunReport.summary).toMatch(/FeatureFlag "no-such-ff" .*not found/);
   });
 });
