@@ -1,5 +1,6 @@
 import { describeAccess, type AccessCheck } from '../kube/access.js';
-import { isNotFound } from '../kube/errors.js';
+import { boundIdentity, boundText } from '../kube/bounded.js';
+import { isNotFound, userFixableRejection } from '../kube/errors.js';
 import type { KubeObject } from '../kube/rest.js';
 import { finishStep } from './journal.js';
 import type { PlanRun, StepOutcome } from './plan-run.js';
@@ -7,6 +8,8 @@ import type { PlanRun, StepOutcome } from './plan-run.js';
 /** OpenFeature Operator's FeatureFlag (core.openfeature.dev). */
 const FEATURE_FLAG = { group: 'core.openfeature.dev', version: 'v1beta1', plural: 'featureflags' } as const;
 export const DISABLED = 'false';
+/** status.featureFlags[].previous's maxLength: a longer value is kept as its start and a hash. */
+const RECORDED_VALUE_MAX = 1024;
 
 const configMapRef = (run: PlanRun, name: string) => ({
   group: '',
@@ -26,7 +29,12 @@ export async function preValidateFlags(run: PlanRun): Promise<StepOutcome> {
   const checks: AccessCheck[] = [];
   if (t.configMapRef) {
     try {
-      await run.client.get(configMapRef(run, t.configMapRef.name));
+      const cm = await run.client.get<KubeObject>(configMapRef(run, t.configMapRef.name));
+      if (cm.immutable === true) {
+        const msg = `ConfigMap "${t.configMapRef.name}" (spec.targets.featureFlags.configMapRef) is immutable, so its flags cannot be disabled; recreate it without immutable: true`;
+        record(run, 'CheckFlagsExist', false, msg);
+        return { kind: 'failed', reason: 'TargetImmutable', message: msg };
+      }
     } catch (e) {
       if (!isNotFound(e)) throw e;
       const msg = `ConfigMap "${t.configMapRef.name}" (spec.targets.featureFlags.configMapRef) not found in namespace ${run.namespace}`;
@@ -86,7 +94,9 @@ export async function disableFlags(run: PlanRun): Promise<StepOutcome> {
       for (const key of t.disable)
         recorded.push({
           key,
-          ...(cm.data?.[key] !== undefined ? { previous: String(cm.data[key]) } : {}),
+          ...(cm.data?.[key] !== undefined
+            ? { previous: boundIdentity(String(cm.data[key]), RECORDED_VALUE_MAX) }
+            : {}),
           now: DISABLED,
         });
     }
@@ -100,7 +110,7 @@ export async function disableFlags(run: PlanRun): Promise<StepOutcome> {
         const state = ff.spec?.flagSpec?.flags?.[key]?.state;
         const entry = {
           key: `featureflag/${key}`,
-          ...(state !== undefined ? { previous: String(state) } : {}),
+          ...(state !== undefined ? { previous: boundIdentity(String(state), RECORDED_VALUE_MAX) } : {}),
           now: 'DISABLED',
         };
         recorded.push(entry);
@@ -109,22 +119,41 @@ export async function disableFlags(run: PlanRun): Promise<StepOutcome> {
     run.status.featureFlags = recorded;
     await run.checkpoint();
   }
+  // A rejected patch (an admission policy, a ConfigMap grown past its size limit) fails the plan with the
+  // API server's message: retrying the same patch cannot succeed.
+  const rejected = (what: string, e: unknown): StepOutcome => {
+    const r = userFixableRejection(e);
+    if (!r) throw e;
+    return {
+      kind: 'failed',
+      reason: 'FlagPatchRejected',
+      message: `the API server rejected the patch of ${what} (${r.code} ${r.reason}): ${r.message}`,
+    };
+  };
   if (t.configMapRef) {
-    await run.client.patch(configMapRef(run, t.configMapRef.name), 'merge', {
-      data: Object.fromEntries(t.disable.map((k) => [k, DISABLED])),
-    });
+    try {
+      await run.client.patch(configMapRef(run, t.configMapRef.name), 'merge', {
+        data: Object.fromEntries(t.disable.map((k) => [k, DISABLED])),
+      });
+    } catch (e) {
+      return rejected(`ConfigMap ${t.configMapRef.name}`, e);
+    }
   }
   if (t.featureFlagRef) {
-    await run.client.patch(
-      { ...FEATURE_FLAG, namespace: run.namespace, name: t.featureFlagRef.name },
-      'merge',
-      {
-        spec: { flagSpec: { flags: Object.fromEntries(t.disable.map((k) => [k, { state: 'DISABLED' }])) } },
-      },
-    );
+    try {
+      await run.client.patch(
+        { ...FEATURE_FLAG, namespace: run.namespace, name: t.featureFlagRef.name },
+        'merge',
+        {
+          spec: { flagSpec: { flags: Object.fromEntries(t.disable.map((k) => [k, { state: 'DISABLED' }])) } },
+        },
+      );
+    } catch (e) {
+      return rejected(`FeatureFlag ${t.featureFlagRef.name}`, e);
+    }
   }
   const changed = (run.status.featureFlags ?? []).map(
-    (f) => `${f.key}: ${f.previous ?? '(absent)'} -> ${f.now}`,
+    (f) => `${f.key}: ${f.previous === undefined ? '(absent)' : boundText(f.previous, 64)} -> ${f.now}`,
   );
   run.event('Normal', 'FlagsDisabled', changed.join(', '));
   return { kind: 'done', message: `disabled ${changed.join(', ')}` };
