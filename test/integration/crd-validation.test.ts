@@ -298,6 +298,14 @@ const invalid: [string, Obj, string, string?][] = [
     'spec.podTemplate.resources.limits',
   ],
   [
+    'SQL assertions without a test-restore schedule (they would never run)',
+    backupSchedule('s23', {
+      ...scheduleSpec(),
+      verify: { sql: [{ name: 'orders', query: 'select true', expect: 't' }] },
+    }),
+    'spec.verify.sql',
+  ],
+  [
     'half a GPU',
     backupSchedule('s22', {
       ...scheduleSpec(),

@@ -220,12 +220,22 @@ export const BackupScheduleSpec = z.object({
   }),
   storage: Storage,
   retention: Retention.optional(),
-  verify: z
-    .object({
+  verify: withCelRules(
+    z.object({
       testRestoreSchedule: cronSchedule('spec.verify.testRestoreSchedule').optional(),
       sql: sqlAssertions().optional(),
-    })
-    .optional(),
+    }),
+    [
+      {
+        // The assertions run only in test restores: without a schedule they would be ignored, silently.
+        rule: '!has(self.sql) || size(self.sql) == 0 || has(self.testRestoreSchedule)',
+        message: 'spec.verify.sql runs only in test restores: set spec.verify.testRestoreSchedule too',
+        fieldPath: '.sql',
+        reason: 'FieldValueRequired',
+        check: (v) => !v.sql?.length || v.testRestoreSchedule !== undefined,
+      },
+    ],
+  ).optional(),
   objectives: z.object({ rpo: positiveDuration('spec.objectives.rpo').optional() }).optional(),
   notify: notifyTargets(BackupScheduleEvents).optional(),
   podTemplate: PodTemplate.optional(),
