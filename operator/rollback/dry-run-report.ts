@@ -1,4 +1,5 @@
 import type { EffectiveRollbackPlanSpec } from '../api/v1alpha1/rollbackplan.js';
+import { boundIdentity } from '../kube/bounded.js';
 import { isNotFound } from '../kube/errors.js';
 import type { KubeClient, KubeObject } from '../kube/rest.js';
 import { selectBackup } from './backup-selection.js';
@@ -99,7 +100,10 @@ export async function buildDryRunReport(
           namespace,
           name: t.configMapRef.name,
         });
-        featureFlags = t.disable.map((key) => ({ key, current: cm.data?.[key] ?? null, wouldBe: 'false' }));
+        // Bounded like status.featureFlags[].previous: a ConfigMap value can be up to 1 MiB.
+        const current = (key: string) =>
+          cm.data?.[key] === undefined ? null : boundIdentity(cm.data[key], 1024);
+        featureFlags = t.disable.map((key) => ({ key, current: current(key), wouldBe: 'false' }));
       } catch (e) {
         if (!isNotFound(e)) throw e;
         problems.push(`ConfigMap "${t.configMapRef.name}" not found`);

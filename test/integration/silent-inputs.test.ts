@@ -337,6 +337,22 @@ describe('no object sits silent', () => {
     expect(cm.data).toEqual({ checkout: 'false' });
   });
 
+  it('a dry run reports a long flag value bounded', async () => {
+    await core.createNamespacedConfigMap({
+      namespace: ns,
+      body: { metadata: { name: 'big-flags-2' }, data: { checkout: 'w'.repeat(5000) } },
+    });
+    await applyPlan(ns, 'long-flag-dry', {
+      scope: 'feature',
+      dryRun: true,
+      targets: { featureFlags: { configMapRef: { name: 'big-flags-2' }, disable: ['checkout'] } },
+    });
+    const plan = await waitPlanPhase(ns, 'long-flag-dry', ['DryRunComplete', 'Failed'], INVARIANT_MS);
+    const [entry] = plan.status.dryRunReport.featureFlags;
+    expect(entry.current).toMatch(/^w+\.\.\.sha256:[0-9a-f]{32}$/);
+    expect(entry.current.length).toBeLessThanOrEqual(1024);
+  });
+
   it('a ConfigMap patch the API server rejects fails the plan with FlagPatchRejected and its message', async () => {
     // An admission policy (a real one, evaluated by the API server) forbids turning this flag off.
     await core.createNamespacedConfigMap({
