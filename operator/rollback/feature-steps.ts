@@ -81,6 +81,28 @@ export async function preValidateFlags(run: PlanRun): Promise<StepOutcome> {
 }
 
 /**
+ * Why the step cannot go on, for an error of an API call on a flag object: a refused request (an admission
+ * policy, a ConfigMap grown past its size limit) with the server's message, or a target deleted since
+ * pre-validation. Retrying either cannot succeed. Anything else (5xx, timeouts, 409) is thrown and retried.
+ */
+function stepFailure(what: string, e: unknown): StepOutcome {
+  if (isNotFound(e)) {
+    return {
+      kind: 'failed',
+      reason: 'TargetNotFound',
+      message: `${what}: the object was deleted during the rollback`,
+    };
+  }
+  const r = userFixableRejection(e);
+  if (!r) throw e;
+  return {
+    kind: 'failed',
+    reason: 'FlagPatchRejected',
+    message: `the API server rejected ${what} (${r.code} ${r.reason}): ${r.message}`,
+  };
+}
+
+/**
  * Disables the flags. Previous values are written to status before anything changes (a durable record of
  * what to restore), then the ConfigMap keys are set to "false" and FeatureFlag entries to state DISABLED.
  * Re-running sets the same values: idempotent across restarts.
@@ -90,7 +112,12 @@ export async function disableFlags(run: PlanRun): Promise<StepOutcome> {
   if (!run.status.featureFlags?.length) {
     const recorded: NonNullable<typeof run.status.featureFlags> = [];
     if (t.configMapRef) {
-      const cm = await run.client.get<KubeObject>(configMapRef(run, t.configMapRef.name));
+      let cm: KubeObject;
+      try {
+        cm = await run.client.get<KubeObject>(configMapRef(run, t.configMapRef.name));
+      } catch (e) {
+        return stepFailure(`the read of ConfigMap ${t.configMapRef.name}`, e);
+      }
       for (const key of t.disable)
         recorded.push({
           key,
@@ -101,11 +128,16 @@ export async function disableFlags(run: PlanRun): Promise<StepOutcome> {
         });
     }
     if (t.featureFlagRef) {
-      const ff = await run.client.get<KubeObject>({
-        ...FEATURE_FLAG,
-        namespace: run.namespace,
-        name: t.featureFlagRef.name,
-      });
+      let ff: KubeObject;
+      try {
+        ff = await run.client.get<KubeObject>({
+          ...FEATURE_FLAG,
+          namespace: run.namespace,
+          name: t.featureFlagRef.name,
+        });
+      } catch (e) {
+        return stepFailure(`the read of FeatureFlag ${t.featureFlagRef.name}`, e);
+      }
       for (const key of t.disable) {
         const state = ff.spec?.flagSpec?.flags?.[key]?.state;
         const entry = {
@@ -119,24 +151,13 @@ export async function disableFlags(run: PlanRun): Promise<StepOutcome> {
     run.status.featureFlags = recorded;
     await run.checkpoint();
   }
-  // A rejected patch (an admission policy, a ConfigMap grown past its size limit) fails the plan with the
-  // API server's message: retrying the same patch cannot succeed.
-  const rejected = (what: string, e: unknown): StepOutcome => {
-    const r = userFixableRejection(e);
-    if (!r) throw e;
-    return {
-      kind: 'failed',
-      reason: 'FlagPatchRejected',
-      message: `the API server rejected the patch of ${what} (${r.code} ${r.reason}): ${r.message}`,
-    };
-  };
   if (t.configMapRef) {
     try {
       await run.client.patch(configMapRef(run, t.configMapRef.name), 'merge', {
         data: Object.fromEntries(t.disable.map((k) => [k, DISABLED])),
       });
     } catch (e) {
-      return rejected(`ConfigMap ${t.configMapRef.name}`, e);
+      return stepFailure(`the patch of ConfigMap ${t.configMapRef.name}`, e);
     }
   }
   if (t.featureFlagRef) {
@@ -149,7 +170,7 @@ export async function disableFlags(run: PlanRun): Promise<StepOutcome> {
         },
       );
     } catch (e) {
-      return rejected(`FeatureFlag ${t.featureFlagRef.name}`, e);
+      return stepFailure(`the patch of FeatureFlag ${t.featureFlagRef.name}`, e);
     }
   }
   const changed = (run.status.featureFlags ?? []).map(

@@ -22,6 +22,7 @@ import {
 } from '../support/kube.js';
 import { metricValue, startOperator, type OperatorProcess } from '../support/operator.js';
 import { applyPlan, eventsFor, waitPlanPhase } from '../support/plans.js';
+import { deploymentWithHistory } from '../support/workloads.js';
 
 // "No object sits silent": inputs the API server accepts (or accepted before a schema rule existed) but that
 // cannot work. Each must reach a terminal phase or a condition naming its problem within 60 s, through the
@@ -392,6 +393,43 @@ describe('no object sits silent', () => {
     );
     const cm = await core.readNamespacedConfigMap({ namespace: ns, name: 'locked-flags' });
     expect(cm.data).toEqual({ checkout: 'true' });
+  });
+
+  it('a flag ConfigMap deleted during the rollback fails the plan with TargetNotFound', async () => {
+    // Its own namespace and operators: the first one dies right after the Deployment patch (a failpoint),
+    // the ConfigMap is deleted, the second one resumes the plan at the flags step.
+    const n = await createTestNamespace('silent-gone');
+    cleanup.push(() => deleteTestNamespace(n));
+    await deploymentWithHistory(n, 'web', ['nginx:1.25', 'nginx:1.26']);
+    await core.createNamespacedConfigMap({
+      namespace: n,
+      body: { metadata: { name: 'flags' }, data: { checkout: 'true' } },
+    });
+    const crashing = await startOperator({
+      env: { WATCH_NAMESPACES: n, NXT_FAILPOINTS: 'after-deployment-patch' },
+      name: 'crashing',
+    });
+    await crashing.waitReady();
+    await applyPlan(n, 'gone', {
+      scope: 'full',
+      targets: {
+        deployments: [{ name: 'web' }],
+        featureFlags: { configMapRef: { name: 'flags' }, disable: ['checkout'] },
+      },
+    });
+    expect(await crashing.exited, 'the failpoint killed the operator').toBe('SIGKILL');
+    await core.deleteNamespacedConfigMap({ namespace: n, name: 'flags' });
+    const restarted = await startOperator({ env: { WATCH_NAMESPACES: n }, name: 'restarted' });
+    try {
+      await restarted.waitReady();
+      const plan = await waitPlanPhase(n, 'gone', ['Succeeded', 'Failed'], INVARIANT_MS);
+      expect(plan.status.phase).toBe('Failed');
+      const ready = plan.status.conditions.find((c: any) => c.type === 'Ready');
+      expect(ready.reason).toBe('TargetNotFound');
+      expect(ready.message).toContain('ConfigMap flags: the object was deleted during the rollback');
+    } finally {
+      await restarted.kill();
+    }
   });
 
   it('an immutable flag ConfigMap fails the plan at pre-validation, before anything changes', async () => {
