@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { KubeApiError } from '../kube/errors.js';
+import { KubeApiError, TerminalError } from '../kube/errors.js';
 import type { KubeObject } from '../kube/rest.js';
 import type { ManagerContext } from '../manager.js';
 import { createMetrics } from '../metrics.js';
@@ -66,19 +66,53 @@ function finishedJob(name: string, ok: boolean): { job: KubeObject; pod: KubeObj
 }
 
 /** A fake API server plus informers that show whatever `cache` holds (stale until `sync()`). */
-function fakeCluster(job: KubeObject, pod: KubeObject, status?: object) {
-  const server = { schedule: { ...schedule(), ...(status ? { status } : {}) }, job: structuredClone(job) };
+function fakeCluster(job: KubeObject, pod: KubeObject, status?: object, spec?: object) {
+  const base = schedule();
+  const server = {
+    schedule: { ...base, spec: { ...base.spec, ...spec }, ...(status ? { status } : {}) },
+    job: structuredClone(job),
+  };
   const cache = { schedule: structuredClone(server.schedule), job: structuredClone(server.job) };
   let rv = 1;
+  let cronJobApplies = 0;
+  let rejectCronJobs = false;
+  let rejectStatus = false;
   const client = {
     async get(ref: { plural: string; name: string }) {
       if (ref.plural === 'secrets')
         return { metadata: { name: 'db' }, data: { host: '', database: '', username: '', password: '' } };
       if (ref.plural === 'jobs') return structuredClone(server.job);
+      if (ref.plural === 'persistentvolumeclaims')
+        return {
+          metadata: { name: 'c' },
+          spec: { accessModes: ['ReadWriteOnce'] },
+          status: { phase: 'Bound' },
+        };
+      if (ref.plural === 'serviceaccounts') return { metadata: { name: 'default' } };
       throw new KubeApiError(404, 'NotFound', 'not found', 'GET', ref.plural);
     },
     async patch(ref: { plural: string; subresource?: string; name: string }, _type: string, body: any) {
-      if (ref.plural === 'cronjobs') return { ...body, metadata: { ...body.metadata, uid: 'cj-1' } };
+      if (ref.plural === 'cronjobs') {
+        cronJobApplies++;
+        if (rejectCronJobs)
+          throw new KubeApiError(
+            422,
+            'Invalid',
+            'CronJob.batch "app-backup" is invalid',
+            'PATCH',
+            ref.plural,
+          );
+        return { ...body, metadata: { ...body.metadata, uid: 'cj-1' } };
+      }
+      if (ref.subresource === 'status' && rejectStatus && body.status?.lastBackupNow) {
+        throw new KubeApiError(
+          422,
+          'Invalid',
+          'status.lastBackupNow.annotationValue: Too long',
+          'PATCH',
+          ref.plural,
+        );
+      }
       if (ref.subresource === 'status') {
         if (body.metadata.resourceVersion !== server.schedule.metadata.resourceVersion)
           throw new KubeApiError(409, 'Conflict', 'the object has been modified', 'PATCH', ref.plural);
@@ -98,7 +132,8 @@ function fakeCluster(job: KubeObject, pod: KubeObject, status?: object) {
       }
       throw new Error(`unexpected patch of ${ref.plural}`);
     },
-    async create() {
+    async create(ref: { plural: string }, body: any) {
+      if (ref.plural === 'jobs') return body;
       throw new Error('unexpected create');
     },
     async delete() {
@@ -124,11 +159,16 @@ function fakeCluster(job: KubeObject, pod: KubeObject, status?: object) {
   return {
     server,
     events,
+    cronJobApplies: () => cronJobApplies,
+    rejectCronJobs: (on: boolean) => (rejectCronJobs = on),
+    rejectStatus: (on: boolean) => (rejectStatus = on),
     /** Runs one reconcile like the controller does: a conflict is a requeue, not a failure. */
     reconcile: () =>
       reconciler.reconcile({ namespace: NS, name: 'app' }, rc).catch((e: unknown) => {
         if (!(e instanceof KubeApiError && e.code === 409)) throw e;
       }),
+    reconcileRaw: () => reconciler.reconcile({ namespace: NS, name: 'app' }, rc),
+    cache,
     syncSchedule: () => (cache.schedule = structuredClone(server.schedule)),
     syncJob: () => (cache.job = structuredClone(server.job)),
     gauge: async (name: 'backupLastSuccess' | 'rpoSeconds') => (await metrics[name].get()).values[0]?.value,
@@ -173,5 +213,59 @@ describe('BackupScheduleReconciler metrics', () => {
     expect(await c.gauge('backupLastSuccess')).toBe(Date.parse(finishedAt) / 1000);
     expect(await c.gauge('rpoSeconds')).toBeGreaterThanOrEqual(120);
     expect(await c.total('succeeded')).toBe(0);
+  });
+});
+
+const cond = (s: any, type: string) => s.status?.conditions?.find((c: any) => c.type === type);
+
+describe('BackupScheduleReconciler reports what it cannot do', () => {
+  const idle = () => {
+    const { job, pod } = finishedJob('app-backup-1', true);
+    job.metadata.annotations = { [RECORDED_ANNOTATION]: 'succeeded' };
+    return { job, pod };
+  };
+
+  it('a time zone the API server knew but this operator does not is Stalled/UnknownTimeZone', async () => {
+    const { job, pod } = idle();
+    const c = fakeCluster(job, pod, undefined, { timeZone: 'Mars/Olympus_Mons' });
+    await c.reconcile();
+    expect(cond(c.server.schedule, 'Stalled')).toMatchObject({ status: 'True', reason: 'UnknownTimeZone' });
+    expect(c.cronJobApplies()).toBe(0);
+  });
+
+  it('a CronJob rejected with 422 is Stalled/CronJobRejected and not sent again until it changes', async () => {
+    const { job, pod } = idle();
+    const c = fakeCluster(job, pod);
+    c.rejectCronJobs(true);
+    expect(await c.reconcileRaw()).toEqual({});
+    expect(cond(c.server.schedule, 'Stalled')).toMatchObject({ status: 'True', reason: 'CronJobRejected' });
+    expect(cond(c.server.schedule, 'Ready').message).toBe(
+      'the API server rejected CronJob app-backup (422 Invalid): CronJob.batch "app-backup" is invalid; fix the BackupSchedule spec',
+    );
+    c.syncSchedule();
+    await c.reconcile();
+    expect(c.cronJobApplies()).toBe(1); // the same CronJob: not sent again
+    c.cache.schedule.spec = { ...c.cache.schedule.spec, schedule: '0 * * * *' };
+    c.rejectCronJobs(false);
+    await c.reconcile();
+    expect(c.cronJobApplies()).toBe(2);
+    expect(cond(c.server.schedule, 'Ready')).toMatchObject({ status: 'True', reason: 'Scheduled' });
+  });
+
+  it('a status the API server refuses is reported as StatusRejected, and the reconcile is not retried', async () => {
+    const { job, pod } = idle();
+    const c = fakeCluster(job, pod);
+    c.cache.schedule.metadata.annotations = { 'rollback.nxtnewday.io/backup-now': 'now' };
+    c.rejectStatus(true);
+    const err = await c.reconcileRaw().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(TerminalError);
+    expect(cond(c.server.schedule, 'Stalled')).toMatchObject({ status: 'True', reason: 'StatusRejected' });
+    expect(cond(c.server.schedule, 'Ready').message).toContain(
+      'status.lastBackupNow.annotationValue: Too long',
+    );
+    expect(c.events).toContain('StatusRejected');
   });
 });

@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { Annotation, Label, MANAGED_BY } from '../api/v1alpha1/common.js';
+import { Label, MANAGED_BY } from '../api/v1alpha1/common.js';
 import {
   BACKUP_SCHEDULE_KIND,
   parseBackupSchedule,
@@ -7,33 +6,36 @@ import {
   withBackupScheduleDefaults,
 } from '../api/v1alpha1/backupschedule.js';
 import { Controller, type ReconcileContext, type ReconcileResult, type Request } from '../kube/controller.js';
-import { isAlreadyExists, isNotFound } from '../kube/errors.js';
+import { ChildRejectedError, isAlreadyExists, isNotFound, userFixableRejection } from '../kube/errors.js';
 import type { MultiInformer } from '../kube/informer.js';
-import { childName } from '../kube/objects.js';
+import { RejectedWrites } from '../kube/rejected-writes.js';
 import type { KubeObject } from '../kube/rest.js';
 import type { ManagerContext } from '../manager.js';
-import { forgetSchedule, type Metrics } from '../metrics.js';
-import { nextRun, parseCron } from './cron.js';
+import { forgetSchedule } from '../metrics.js';
+import { CronClock, cronProblem, isKnownTimeZone } from './cron.js';
 import {
   backupCronJobName,
   buildBackupCronJob,
   buildCreatedClaim,
-  buildJobFromCronJob,
   buildVerifyCronJob,
   createdClaimName,
   verifyCronJobName,
 } from './cronjob.js';
-import { readJobOutcome } from './job-results.js';
-import { JOB_NAME_LABEL, missingSecretKeys } from './pod-builders.js';
-import { recordBackupJob, recordTestRestoreJob, RECORDED_ANNOTATION } from './record.js';
+import { missingSecretKeys } from './pod-builders.js';
 import { evaluateRpo } from './rpo.js';
+import { checkClaim, checkServiceAccount, type Problem } from './prerequisites.js';
 import { notReady, ready, rpoMet } from './schedule-conditions.js';
 import { refuseRunnerOverrides, runnerPolicyOf } from './runner-policy.js';
+import { ScheduleJobPhases } from './schedule-jobs.js';
 import { ScheduleRun } from './schedule-run.js';
 import { schedulesToRecheck, sharedClaimReport } from './shared-claim.js';
 
 export { SCHEDULE_RESOURCE };
 const FIELD_MANAGER = 'nxt-rollback-operator';
+/** How soon a problem the operator cannot watch (Secrets, claims, ServiceAccounts) is looked at again. */
+const RECHECK_MS = 30_000;
+/** How soon a write refused with 403 (RBAC, quota, admission policy: fixed outside the spec) is retried. */
+const FORBIDDEN_RETRY_MS = 300_000;
 const MANAGED = `${Label.ManagedBy}=${MANAGED_BY}`;
 
 export function setupBackupScheduleController(ctx: ManagerContext): Controller {
@@ -77,18 +79,28 @@ export class BackupScheduleReconciler {
   constructor(
     private readonly ctx: ManagerContext,
     private readonly schedules: MultiInformer<KubeObject>,
-    private readonly jobs: MultiInformer<KubeObject>,
-    private readonly pods: MultiInformer<KubeObject>,
-  ) {}
+    jobs: MultiInformer<KubeObject>,
+    pods: MultiInformer<KubeObject>,
+  ) {
+    this.jobPhases = new ScheduleJobPhases(ctx, jobs, pods);
+  }
+
+  private readonly clock = new CronClock();
+  private readonly jobPhases: ScheduleJobPhases;
+  private readonly rejectedWrites = new RejectedWrites();
 
   private readonly phases: Phase[] = [
     (run) => this.parseSpec(run),
+    (run) => this.checkSchedules(run),
     (run) => this.checkCredentials(run),
     (run) => this.ensureStorage(run),
+    (run) => this.checkStorage(run),
+    (run) => this.reportProblem(run, checkServiceAccount(this.ctx.client, run.req.namespace, run.spec)),
     (run) => this.reportSharedClaim(run),
     (run) => this.applyCronJobs(run),
-    (run) => this.startEmergencyBackup(run),
-    (run) => this.recordFinishedJobs(run),
+    (run) => this.jobPhases.startEmergencyBackup(run),
+    (run) => this.jobPhases.recordFinishedJobs(run),
+    (run) => this.jobPhases.reportStuckJobs(run),
   ];
 
   async reconcile(req: Request, rc: ReconcileContext): Promise<ReconcileResult | void> {
@@ -96,32 +108,113 @@ export class BackupScheduleReconciler {
     if (!obj) return forgetSchedule(this.ctx.metrics, req.namespace, req.name); // gone: so are its series
     if (obj.metadata.deletionTimestamp) return;
     const run = new ScheduleRun(this.ctx, obj, rc.log);
-    for (const phase of this.phases) {
-      const result = await phase(run);
-      if (result) return result;
+    try {
+      for (const phase of this.phases) {
+        const result = await phase(run);
+        if (result) return result;
+      }
+      return await this.reportReadiness(run);
+    } catch (e) {
+      if (!(e instanceof ChildRejectedError)) throw e;
+      const { permanent } = e.rejection;
+      const reason = `${e.kind === 'PersistentVolumeClaim' ? 'Claim' : e.kind}Rejected`;
+      const fix = permanent
+        ? 'fix the BackupSchedule spec'
+        : 'grant the permission or lift the policy; the operator tries again every 5 minutes';
+      return this.notReady(run, reason, `${e.message}; ${fix}`, {
+        stalled: permanent,
+        requeueAfterMs: permanent ? undefined : FORBIDDEN_RETRY_MS,
+      });
     }
-    return this.reportReadiness(run);
   }
 
-  /** Ends the reconcile with Ready=False; a problem that is not stalled is looked at again in a while. */
-  private notReady(run: ScheduleRun, reason: string, message: string, stalled = false) {
+  /**
+   * Ends the reconcile with Ready=False. Stalled: nothing changes until the spec does (a new generation
+   * is a new event). Otherwise the operator looks again in a while: Secrets, claims and ServiceAccounts
+   * are not watched (least privilege: get only).
+   */
+  private notReady(
+    run: ScheduleRun,
+    reason: string,
+    message: string,
+    { stalled = false, requeueAfterMs = RECHECK_MS }: { stalled?: boolean; requeueAfterMs?: number } = {},
+  ) {
     run.set(...notReady(reason, message, stalled));
     if (run.previous('Ready')?.reason !== reason) run.event('Warning', reason, message);
-    // Secrets are not watched (least privilege: get only), so look again in a while.
-    return run.finish(stalled ? undefined : 30_000);
+    return run.finish(stalled ? undefined : requeueAfterMs);
+  }
+
+  private async reportProblem(run: ScheduleRun, check: Promise<Problem | undefined>) {
+    const problem = await check;
+    return problem ? this.notReady(run, problem.reason, problem.message) : undefined;
+  }
+
+  /**
+   * A write of a child object. A rejection the user must fix ends the reconcile (ChildRejectedError, turned
+   * into a condition by reconcile); a permanent one is remembered, so the same write is not sent again
+   * until what goes into it changes.
+   */
+  private async writeChild<T>(
+    run: ScheduleRun,
+    kind: string,
+    name: string,
+    body: unknown,
+    send: () => Promise<T>,
+  ): Promise<T> {
+    const key = `${run.req.namespace}/${run.req.name}/${kind}/${name}`;
+    const known = this.rejectedWrites.find(key, body);
+    if (known) throw new ChildRejectedError(kind, name, known);
+    try {
+      const result = await send();
+      this.rejectedWrites.forget(key);
+      return result;
+    } catch (e) {
+      const rejection = userFixableRejection(e);
+      if (!rejection) throw e;
+      if (rejection.permanent) this.rejectedWrites.remember(key, body, rejection);
+      throw new ChildRejectedError(kind, name, rejection);
+    }
   }
 
   private async parseSpec(run: ScheduleRun) {
     const parsed = parseBackupSchedule(run.owner);
     if (!parsed.ok) {
       const problems = parsed.problems.map((p) => `${p.path}: ${p.message}`).join('; ');
-      return this.notReady(run, 'InvalidSpec', problems, true);
+      return this.notReady(run, 'InvalidSpec', problems, { stalled: true });
     }
     run.spec = withBackupScheduleDefaults(parsed.value.spec);
     run.status.schedule = run.spec.schedule;
     run.status.timeZone = run.spec.timeZone;
     const refused = refuseRunnerOverrides(run.spec.podTemplate, runnerPolicyOf(this.ctx.config));
-    if (refused) return this.notReady(run, refused.reason, refused.message, true);
+    if (refused) return this.notReady(run, refused.reason, refused.message, { stalled: true });
+    return undefined;
+  }
+
+  /**
+   * What the schema cannot check: cron ranges (5-1), schedules that never run (30 February), and time
+   * zones the operator's tz database does not know (the API server's may differ: CronJobRejected then).
+   */
+  private async checkSchedules(run: ScheduleRun) {
+    const { spec } = run;
+    if (!isKnownTimeZone(spec.timeZone)) {
+      return this.notReady(
+        run,
+        'UnknownTimeZone',
+        `spec.timeZone "${spec.timeZone}" is not a known IANA time zone (such as Europe/Berlin or Etc/UTC)`,
+        { stalled: true },
+      );
+    }
+    const schedules: [string, string | undefined][] = [
+      ['spec.schedule', spec.schedule],
+      ['spec.verify.testRestoreSchedule', spec.verify?.testRestoreSchedule],
+    ];
+    for (const [field, expression] of schedules) {
+      const problem = expression === undefined ? undefined : cronProblem(expression);
+      if (problem)
+        return this.notReady(run, 'InvalidSchedule', `${field} "${expression}": ${problem}`, {
+          stalled: true,
+        });
+    }
     return undefined;
   }
 
@@ -169,10 +262,13 @@ export class BackupScheduleReconciler {
       return undefined;
     }
     const name = createdClaimName(run.req.name);
+    const claim = buildCreatedClaim(run.owner, name, pvc.create!.size, pvc.create!.storageClassName);
     try {
-      await this.ctx.client.create(
-        { group: '', version: 'v1', plural: 'persistentvolumeclaims', namespace: run.req.namespace },
-        buildCreatedClaim(run.owner, name, pvc.create!.size, pvc.create!.storageClassName),
+      await this.writeChild(run, 'PersistentVolumeClaim', name, claim, () =>
+        this.ctx.client.create(
+          { group: '', version: 'v1', plural: 'persistentvolumeclaims', namespace: run.req.namespace },
+          claim,
+        ),
       );
       void this.ctx.events.record(
         run.owner,
@@ -200,6 +296,13 @@ export class BackupScheduleReconciler {
     return undefined;
   }
 
+  /** The claim exists and can take backups; one the operator created is not checked again. */
+  private async checkStorage(run: ScheduleRun) {
+    if (!run.spec.storage.persistentVolumeClaim?.claimName) return undefined;
+    const field = 'spec.storage.persistentVolumeClaim.claimName';
+    return this.reportProblem(run, checkClaim(this.ctx.client, run.req.namespace, run.claimName, field));
+  }
+
   /** The CronJobs, converged with server-side apply (a no-op when nothing changed). */
   private async applyCronJobs(run: ScheduleRun) {
     const input = {
@@ -210,90 +313,22 @@ export class BackupScheduleReconciler {
       image: this.ctx.config.OPERATOR_IMAGE,
       allowSuperuserAssertions: this.ctx.config.ALLOW_SUPERUSER_ASSERTIONS,
     };
-    run.cronJob = await this.apply(buildBackupCronJob(input));
+    run.cronJob = await this.apply(run, buildBackupCronJob(input));
     run.status.cronJobName = run.cronJob.metadata.name;
     const verify = buildVerifyCronJob(input);
-    if (verify) await this.apply(verify);
+    if (verify) await this.apply(run, verify);
     else await this.deleteCronJobIfExists(run.req.namespace, verifyCronJobName(run.req.name));
     return undefined;
   }
 
-  /** A new backup-now annotation value means one new Job, created at once. */
-  private async startEmergencyBackup(run: ScheduleRun) {
-    const wanted = run.obj.metadata.annotations?.[Annotation.BackupNow];
-    if (!wanted || wanted === run.status.lastBackupNow?.annotationValue) return undefined;
-    const jobName = childName(
-      run.cronJob.metadata.name,
-      `now-${createHash('sha256').update(wanted).digest('hex').slice(0, 8)}`,
-      63,
-    );
-    try {
-      await this.ctx.client.create(
-        { group: 'batch', version: 'v1', plural: 'jobs', namespace: run.req.namespace },
-        buildJobFromCronJob(run.cronJob as any, jobName),
-      );
-    } catch (e) {
-      if (!isAlreadyExists(e)) throw e; // created before a restart: the same request, not a second backup
-    }
-    run.status.lastBackupNow = { annotationValue: wanted, jobName };
-    run.event('Normal', 'EmergencyBackupStarted', `backup-now=${wanted}: started Job ${jobName}`);
-    run.log.info('emergency backup started', { job: jobName });
-    return undefined;
-  }
-
-  /** Records the first finished, unrecorded Job of the schedule, then comes back for the next one. */
-  private async recordFinishedJobs(run: ScheduleRun) {
-    const { namespace, name } = run.req;
-    for (const job of this.jobs.list(namespace)) {
-      if (
-        job.metadata.labels?.[Label.BackupSchedule] !== name ||
-        job.metadata.annotations?.[RECORDED_ANNOTATION]
-      )
-        continue;
-      const pods = this.pods
-        .list(namespace)
-        .filter(
-          (p) =>
-            p.metadata.labels?.[JOB_NAME_LABEL] === job.metadata.name ||
-            p.metadata.labels?.['job-name'] === job.metadata.name,
-        );
-      const outcome = readJobOutcome(job, pods);
-      if (outcome.state === 'running') continue;
-      const jobRef = { group: 'batch', version: 'v1', plural: 'jobs', namespace, name: job.metadata.name };
-      // The Job cache lags behind our own marker patch for a moment, and the requeue below comes 50 ms
-      // after it: ask the API server whether the Job is still unrecorded, or it would be recorded (and
-      // counted in the metrics) a second time.
-      const fresh = await this.ctx.client.get<KubeObject>(jobRef).catch((e: unknown) => {
-        if (isNotFound(e)) return undefined;
-        throw e;
-      });
-      if (!fresh || fresh.metadata.annotations?.[RECORDED_ANNOTATION]) continue;
-      const component = job.metadata.labels?.['app.kubernetes.io/component'];
-      const cond = (c: Parameters<ScheduleRun['set']>[0]) => run.set(c);
-      const recorded: ReturnType<typeof recordTestRestoreJob> & { observe?: (m: Metrics) => void } =
-        component === 'test-restore'
-          ? recordTestRestoreJob(run.status, job, outcome, cond)
-          : recordBackupJob(run.status, job, outcome, run.spec, cond, run.req);
-      for (const [t, r, m] of recorded.events) run.event(t, r, m);
-      // Status first, then the marker: a crash in between records the same Job again, idempotently.
-      await run.writeStatus();
-      await this.ctx.client.patch(jobRef, 'merge', {
-        metadata: { annotations: { [RECORDED_ANNOTATION]: outcome.state } },
-      });
-      // Counted only now: a reconcile that lost the status write (409) never gets here.
-      recorded.observe?.(this.ctx.metrics);
-      return { requeueAfterMs: 50 }; // re-read with the new resourceVersion before recording the next Job
-    }
-    return undefined;
-  }
-
   /** RPOMet, the RPO metrics and Ready: the schedule is in place. */
-  private reportReadiness(run: ScheduleRun) {
+  private async reportReadiness(run: ScheduleRun) {
     const { spec, status, before } = run;
     const rpo = evaluateRpo({
       lastSuccess: status.lastSuccessfulBackup?.finishedAt,
       objective: spec.objectives.rpo,
       schedule: spec.schedule,
+      scheduleGapMs: await this.clock.longestGap(spec.schedule, spec.timeZone, run.now),
       now: run.now,
     });
     if (rpo.rpoSeconds !== undefined) status.rpoSeconds = rpo.rpoSeconds;
@@ -317,14 +352,9 @@ export class BackupScheduleReconciler {
     ) {
       status.rpoSeconds = before.rpoSeconds;
     }
-    let next = '';
-    try {
-      next = spec.suspend
-        ? 'suspended'
-        : `next backup at ${nextRun(parseCron(spec.schedule), run.now)?.toISOString() ?? 'never'} (${spec.schedule}, UTC evaluation)`;
-    } catch {
-      next = spec.schedule;
-    }
+    const next = spec.suspend
+      ? 'suspended'
+      : `next backup at ${this.clock.next(spec.schedule, spec.timeZone, run.now)?.toISOString() ?? 'never'} (${spec.schedule}, ${spec.timeZone})`;
     run.set(...ready(spec.suspend, `CronJob ${run.cronJob.metadata.name}: ${next}`));
     if (run.previous('Ready')?.status !== 'True') {
       run.event(
@@ -336,18 +366,23 @@ export class BackupScheduleReconciler {
     return run.finish(rpo.breachInMs);
   }
 
-  private apply(obj: { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } }) {
-    return this.ctx.client.patch<KubeObject>(
-      {
-        group: 'batch',
-        version: 'v1',
-        plural: 'cronjobs',
-        namespace: obj.metadata.namespace,
-        name: obj.metadata.name,
-      },
-      'apply',
-      obj,
-      { fieldManager: FIELD_MANAGER, force: true },
+  private apply(
+    run: ScheduleRun,
+    obj: { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } },
+  ) {
+    return this.writeChild(run, 'CronJob', obj.metadata.name, obj, () =>
+      this.ctx.client.patch<KubeObject>(
+        {
+          group: 'batch',
+          version: 'v1',
+          plural: 'cronjobs',
+          namespace: obj.metadata.namespace,
+          name: obj.metadata.name,
+        },
+        'apply',
+        obj,
+        { fieldManager: FIELD_MANAGER, force: true },
+      ),
     );
   }
 

@@ -5,7 +5,9 @@ const now = new Date('2026-11-28T12:30:00Z');
 
 describe('evaluateRpo', () => {
   it('is False with NoBackupYet before the first backup', () => {
-    expect(evaluateRpo({ objective: '1h', schedule: '*/30 * * * *', now })).toMatchObject({
+    expect(
+      evaluateRpo({ objective: '1h', schedule: '*/30 * * * *', scheduleGapMs: 1_800_000, now }),
+    ).toMatchObject({
       status: 'False',
       reason: 'NoBackupYet',
     });
@@ -16,6 +18,7 @@ describe('evaluateRpo', () => {
       lastSuccess: '2026-11-28T12:00:00Z',
       objective: '1h',
       schedule: '*/30 * * * *',
+      scheduleGapMs: 1_800_000,
       now,
     });
     expect(r).toMatchObject({
@@ -32,6 +35,7 @@ describe('evaluateRpo', () => {
       lastSuccess: '2026-11-28T10:00:00Z',
       objective: '1h',
       schedule: '*/30 * * * *',
+      scheduleGapMs: 1_800_000,
       now,
     });
     expect(r).toMatchObject({ status: 'False', reason: 'ObjectiveBreached', rpoSeconds: 9000 });
@@ -43,6 +47,7 @@ describe('evaluateRpo', () => {
       lastSuccess: '2026-11-28T12:00:00Z',
       objective: '1h',
       schedule: '0 */4 * * *',
+      scheduleGapMs: 4 * 3_600_000,
       now,
     });
     expect(r.status).toBe('True');

@@ -1,5 +1,4 @@
 import { parseDuration } from '../api/v1alpha1/common.js';
-import { longestInterval, parseCron } from './cron.js';
 
 export interface RpoEvaluation {
   status: 'True' | 'False' | 'Unknown';
@@ -27,15 +26,12 @@ export function evaluateRpo(input: {
   lastSuccess?: string;
   objective: string;
   schedule: string;
+  /** The longest gap between the schedule's runs in its time zone (cron.ts longestInterval). */
+  scheduleGapMs: number;
   now: Date;
 }): RpoEvaluation {
   const objectiveMs = parseDuration(input.objective);
-  let gapMs = Infinity;
-  try {
-    gapMs = longestInterval(parseCron(input.schedule), input.now);
-  } catch {
-    /* the CRD validates the schedule; an unparsable one only loses the hint below */
-  }
+  const gapMs = input.scheduleGapMs;
   const scheduleNote =
     gapMs > objectiveMs && gapMs !== Infinity
       ? `; the schedule "${input.schedule}" leaves up to ${human(gapMs)} between backups, longer than the RPO objective ${input.objective}: schedule backups at least every ${input.objective} (or take emergency backups) to meet it`

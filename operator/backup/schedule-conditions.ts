@@ -37,3 +37,13 @@ export function ready(suspended: boolean, message: string): ScheduleCondition[] 
 export function rpoMet(rpo: { status: 'True' | 'False' | 'Unknown'; reason: string; message: string }) {
   return { type: ConditionType.RPOMet, ...rpo } satisfies ScheduleCondition;
 }
+
+/** The last backup (scheduled or emergency) did not produce a good backup. */
+export function lastBackupFailed(reason: string, message: string) {
+  return {
+    type: ConditionType.LastBackupSucceeded,
+    status: 'False',
+    reason,
+    message,
+  } satisfies ScheduleCondition;
+}

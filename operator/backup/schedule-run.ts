@@ -9,9 +9,10 @@ import {
 } from '../api/v1alpha1/backupschedule.js';
 import { findCondition, setCondition } from '../kube/conditions.js';
 import type { ReconcileResult, Request } from '../kube/controller.js';
+import { TerminalError } from '../kube/errors.js';
 import type { EventType } from '../kube/events.js';
 import type { KubeObject } from '../kube/rest.js';
-import { patchStatus } from '../kube/status.js';
+import { patchStatusOrReport, statusRejectedConditions } from '../kube/status.js';
 import type { ManagerContext } from '../manager.js';
 import type { SecretShape } from './pod-builders.js';
 import type { ScheduleCondition } from './schedule-conditions.js';
@@ -76,16 +77,29 @@ export class ScheduleRun {
   /**
    * The one path by which status reaches the API server: skipped when nothing changed, guarded by the
    * resourceVersion the decisions were made on (a 409 requeues and decides again), then the Events.
+   * A status the API server refuses (422) is reported as Stalled/StatusRejected instead (patchStatusOrReport).
    */
   async writeStatus(): Promise<void> {
     this.status.observedGeneration = this.generation;
     if (!isDeepStrictEqual(this.status, this.before)) {
-      await patchStatus(
-        this.ctx.client,
-        { ...SCHEDULE_RESOURCE, ...this.req },
-        this.obj.metadata.resourceVersion,
-        this.status,
-      );
+      try {
+        await patchStatusOrReport(
+          this.ctx.client,
+          { ...SCHEDULE_RESOURCE, ...this.req },
+          this.obj.metadata.resourceVersion,
+          this.status,
+          (message) => ({
+            observedGeneration: this.generation,
+            conditions: statusRejectedConditions(this.before.conditions, message, this.generation, this.now),
+          }),
+        );
+      } catch (e) {
+        if (e instanceof TerminalError) {
+          this.events.splice(0); // they explain a status that was not written
+          void this.ctx.events.record(this.owner, 'Warning', 'StatusRejected', e.message);
+        }
+        throw e;
+      }
     }
     for (const [t, r, m] of this.events.splice(0)) void this.ctx.events.record(this.owner, t, r, m);
   }

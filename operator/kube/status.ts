@@ -1,3 +1,5 @@
+import { setCondition, type Condition } from './conditions.js';
+import { isInvalid, TerminalError, userFixableRejection } from './errors.js';
 import type { KubeClient, KubeObject, ResourceRef } from './rest.js';
 
 /**
@@ -16,4 +18,45 @@ export function patchStatus<T extends KubeObject>(
     metadata: resourceVersion ? { resourceVersion } : {},
     status,
   });
+}
+
+/**
+ * patchStatus for a status the API server may refuse with 422 (a value its schema does not allow: the
+ * operator bounds what it writes, so an older CRD or a bug). Retrying would fail the same way forever and
+ * leave the object silent, so `fallback(message)` (a small status that says so) is written instead, and
+ * TerminalError ends the reconcile without a retry.
+ */
+export async function patchStatusOrReport<T extends KubeObject>(
+  client: KubeClient,
+  ref: Omit<ResourceRef, 'subresource'>,
+  resourceVersion: string | undefined,
+  status: unknown,
+  fallback: (message: string) => unknown,
+): Promise<T> {
+  try {
+    return await patchStatus<T>(client, ref, resourceVersion, status);
+  } catch (e) {
+    if (!isInvalid(e)) throw e;
+    const message = `the API server rejected the status update, so this object cannot report its state (is the installed CRD older than the operator? otherwise, please report a bug): ${userFixableRejection(e)?.message ?? ''}`;
+    await patchStatus(client, ref, resourceVersion, fallback(message));
+    throw new TerminalError('StatusRejected', message);
+  }
+}
+
+/** `conditions` with Ready=False, Stalled=True and Reconciling=False, reason StatusRejected. */
+export function statusRejectedConditions(
+  conditions: readonly Condition[] | undefined,
+  message: string,
+  observedGeneration: number,
+  now: Date,
+): Condition[] {
+  let list = [...(conditions ?? [])];
+  const reason = 'StatusRejected';
+  for (const c of [
+    { type: 'Ready', status: 'False' as const, reason, message },
+    { type: 'Stalled', status: 'True' as const, reason, message },
+    { type: 'Reconciling', status: 'False' as const, reason, message: '' },
+  ])
+    list = setCondition(list, { ...c, observedGeneration }, now);
+  return list;
 }

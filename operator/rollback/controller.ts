@@ -23,7 +23,7 @@ import { Controller, type ReconcileContext, type ReconcileResult, type Request }
 import type { EventType } from '../kube/events.js';
 import type { MultiInformer } from '../kube/informer.js';
 import type { KubeObject } from '../kube/rest.js';
-import { patchStatus } from '../kube/status.js';
+import { patchStatusOrReport, statusRejectedConditions } from '../kube/status.js';
 import type { ManagerContext } from '../manager.js';
 import { preValidateApp, rollBackDeployments } from './app-steps.js';
 import { forgetPlan } from '../metrics.js';
@@ -160,11 +160,17 @@ export class RollbackPlanReconciler {
       status.observedGeneration = generation;
       const body = JSON.stringify(status);
       if (body === written) return; // nothing new: no write, no resourceVersion churn for other reconciles
-      const updated = await patchStatus(
+      const updated = await patchStatusOrReport(
         this.ctx.client,
         { ...PLAN_RESOURCE, namespace: req.namespace, name: req.name },
         resourceVersion,
         status,
+        // A status the API server refuses (422) would be refused forever: the plan fails, saying so.
+        (message) => ({
+          phase: 'Failed',
+          observedGeneration: generation,
+          conditions: statusRejectedConditions(obj.status?.conditions, message, generation, now()),
+        }),
       );
       resourceVersion = updated.metadata.resourceVersion;
       written = body;

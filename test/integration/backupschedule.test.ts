@@ -4,6 +4,7 @@ import {
   applySchedule,
   backupNow,
   condition,
+  createBoundClaim,
   createDbSecret,
   createPvFor,
   deletePvs,
@@ -43,6 +44,8 @@ describe('BackupSchedule controller', () => {
     ns.shape = await createTestNamespace('bks-shape');
     ns.secrets = await createTestNamespace('bks-secret');
     ns.gc = await createTestNamespace('bks-gc');
+    // The claim the schedules name must exist: the operator reports ClaimNotFound otherwise.
+    pvs.push(await createBoundClaim(ns.shape, 'backups'), await createBoundClaim(ns.secrets, 'backups'));
     op = await startOperator({ env: { WATCH_NAMESPACES: Object.values(ns).join(',') } });
     await op.waitReady();
   });

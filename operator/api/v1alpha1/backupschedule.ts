@@ -6,10 +6,14 @@ import {
   BackupId,
   ConditionType,
   Conditions,
-  Duration,
   LocalObjectReference,
+  nonNegativeQuantity,
   ObjectMeta,
-  Quantity,
+  positiveDuration,
+  positiveQuantity,
+  quantityValue,
+  requestsWithinLimitsRule,
+  timeZone,
   Timestamp,
   conditionPath,
   cronSchedule,
@@ -41,7 +45,9 @@ const PersistentVolumeClaimStorage = withCelRules(
     claimName: objectName().optional().meta({ description: 'An existing claim in the namespace.' }),
     create: z
       .object({
-        size: Quantity.meta({ description: 'Requested size, e.g. 20Gi.' }),
+        size: positiveQuantity('spec.storage.persistentVolumeClaim.create.size').meta({
+          description: 'Requested size, e.g. 20Gi.',
+        }),
         storageClassName: objectName().optional(),
       })
       .optional()
@@ -67,23 +73,125 @@ const Storage = withCelRules(z.object({ persistentVolumeClaim: PersistentVolumeC
   },
 ]);
 
-const Toleration = z.looseObject({
-  key: z.string().max(316).optional(),
-  operator: z.enum(['Exists', 'Equal']).optional(),
-  value: z.string().max(63).optional(),
-  effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional(),
-  tolerationSeconds: z.int().optional(),
-});
+/** A label key, as nodeSelector keys and toleration keys must be: `[prefix/]name`. */
+const isQualifiedNameCel = (self: string) => `!format.qualifiedName().validate(${self}).hasValue()`;
+const QUALIFIED_NAME =
+  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+const isQualifiedName = (k: string) => {
+  const [prefix, name] = k.includes('/')
+    ? [k.slice(0, k.lastIndexOf('/')), k.slice(k.lastIndexOf('/') + 1)]
+    : ['', k];
+  return QUALIFIED_NAME.test(k) && prefix.length <= 253 && name.length <= 63;
+};
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 
-const resourceList = () => z.record(z.string().max(253), Quantity).meta({ maxProperties: 16 });
+// The rules the API server applies to a pod's tolerations (ValidateTolerations), at admission instead of
+// as a CronJob the API server refuses later.
+const Toleration = withCelRules(
+  z.looseObject({
+    key: z.string().max(316).optional(),
+    operator: z.enum(['Exists', 'Equal']).optional(),
+    value: z.string().max(63).optional(),
+    effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional(),
+    tolerationSeconds: z.int().optional(),
+  }),
+  [
+    {
+      rule: `!has(self.key) || self.key == '' || ${isQualifiedNameCel('self.key')}`,
+      message: 'spec.podTemplate.tolerations[].key must be a label key such as example.com/dedicated',
+      fieldPath: '.key',
+      check: (t) => !t.key || isQualifiedName(t.key),
+    },
+    {
+      rule: "!has(self.operator) || self.operator != 'Exists' || !has(self.value) || self.value == ''",
+      message: "spec.podTemplate.tolerations[].value must be empty when operator is 'Exists'",
+      fieldPath: '.value',
+      check: (t) => t.operator !== 'Exists' || !t.value,
+    },
+    {
+      rule: "(has(self.key) && self.key != '') || (has(self.operator) && self.operator == 'Exists')",
+      message:
+        "spec.podTemplate.tolerations[].operator must be 'Exists' when key is empty (it tolerates every taint)",
+      fieldPath: '.operator',
+      check: (t) => !!t.key || t.operator === 'Exists',
+    },
+    {
+      rule: '!has(self.value) || !format.labelValue().validate(self.value).hasValue()',
+      message: 'spec.podTemplate.tolerations[].value must be a label value (letters, digits, -, _, .)',
+      fieldPath: '.value',
+      check: (t) => !t.value || LABEL_VALUE.test(t.value),
+    },
+    {
+      rule: "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+      message: "spec.podTemplate.tolerations[].effect must be 'NoExecute' when tolerationSeconds is set",
+      fieldPath: '.effect',
+      check: (t) => t.tolerationSeconds === undefined || t.effect === 'NoExecute',
+    },
+  ],
+);
+
+const STANDARD_RESOURCES = ['cpu', 'memory', 'ephemeral-storage'];
+const isContainerResourceName = (k: string) =>
+  STANDARD_RESOURCES.includes(k) || k.startsWith('hugepages-') || (k.includes('/') && isQualifiedName(k));
+const resourceList = (field: string) =>
+  withCelRules(
+    z.record(z.string().max(253), nonNegativeQuantity(`${field} values`)).meta({ maxProperties: 16 }),
+    [
+      {
+        rule:
+          "self.all(k, k in ['cpu', 'memory', 'ephemeral-storage'] || k.startsWith('hugepages-') || " +
+          `(k.contains('/') && ${isQualifiedNameCel('k')}))`,
+        message: `${field} keys must be cpu, memory, ephemeral-storage, hugepages-<size> or a domain-prefixed extended resource`,
+        messageExpression:
+          `'${field} key "' + self.filter(k, !(k in ['cpu', 'memory', 'ephemeral-storage'] || ` +
+          `k.startsWith('hugepages-') || (k.contains('/') && ${isQualifiedNameCel('k')})))[0] + '" must be cpu, ` +
+          "memory, ephemeral-storage, hugepages-<size> or a domain-prefixed extended resource'",
+        check: (r) => Object.keys(r).every(isContainerResourceName),
+      },
+      {
+        rule: `self.all(k, !k.contains('/') || !isQuantity(string(self[k])) || quantity(string(self[k])).isInteger())`,
+        message: `${field}: extended resources (example.com/gpu) must be whole numbers`,
+        check: (r) => Object.entries(r).every(([k, v]) => !k.includes('/') || !(quantityValue(v) % 1 !== 0)),
+      },
+    ],
+  );
+
+const nodeSelector = () =>
+  withCelRules(z.record(z.string().max(316), z.string().max(63)).meta({ maxProperties: 32 }), [
+    {
+      rule: `self.all(k, ${isQualifiedNameCel('k')})`,
+      message: 'spec.podTemplate.nodeSelector keys must be label keys such as kubernetes.io/os',
+      messageExpression:
+        `'spec.podTemplate.nodeSelector key "' + self.filter(k, !${isQualifiedNameCel('k')})[0] + ` +
+        `'" is not a label key (such as kubernetes.io/os)'`,
+      check: (m) => Object.keys(m).every(isQualifiedName),
+    },
+    {
+      rule: 'self.all(k, !format.labelValue().validate(self[k]).hasValue())',
+      message: 'spec.podTemplate.nodeSelector values must be label values (letters, digits, -, _, .)',
+      check: (m) => Object.values(m).every((v) => LABEL_VALUE.test(v)),
+    },
+  ]);
 
 /** Where and how backup/restore pods run; the operator builds the rest of the pod. */
 const PodTemplate = z.object({
-  nodeSelector: z.record(z.string().max(316), z.string().max(63)).optional().meta({ maxProperties: 32 }),
+  nodeSelector: nodeSelector().optional(),
   tolerations: z.array(Toleration).max(32).optional().meta({ 'x-kubernetes-list-type': 'atomic' }),
-  resources: z.object({ limits: resourceList().optional(), requests: resourceList().optional() }).optional(),
+  resources: withCelRules(
+    z.object({
+      limits: resourceList('spec.podTemplate.resources.limits').optional(),
+      requests: resourceList('spec.podTemplate.resources.requests').optional(),
+    }),
+    [requestsWithinLimitsRule('spec.podTemplate.resources')],
+  ).optional(),
   serviceAccountName: objectName().optional(),
-  image: z.string().min(1).max(512).optional().meta({ description: 'Overrides the backup tools image.' }),
+  image: z
+    .string()
+    .min(1)
+    .max(512)
+    .regex(/^\S+$/, 'must be an image reference without spaces')
+    .optional()
+    .meta({ description: 'Overrides the backup tools image.' }),
 });
 
 const positiveCount = () => z.int().min(1).max(500);
@@ -96,12 +204,7 @@ const Retention = z.object({
 
 export const BackupScheduleSpec = z.object({
   schedule: cronSchedule('spec.schedule').optional(),
-  timeZone: z
-    .string()
-    .min(1)
-    .max(64)
-    .regex(/^[A-Za-z0-9_+-]+(\/[A-Za-z0-9_+-]+)*$/, 'must be an IANA time zone such as Europe/Berlin')
-    .optional(),
+  timeZone: timeZone('spec.timeZone').optional(),
   suspend: z.boolean().optional(),
   startingDeadlineSeconds: z
     .int()
@@ -117,13 +220,23 @@ export const BackupScheduleSpec = z.object({
   }),
   storage: Storage,
   retention: Retention.optional(),
-  verify: z
-    .object({
+  verify: withCelRules(
+    z.object({
       testRestoreSchedule: cronSchedule('spec.verify.testRestoreSchedule').optional(),
       sql: sqlAssertions().optional(),
-    })
-    .optional(),
-  objectives: z.object({ rpo: Duration.optional() }).optional(),
+    }),
+    [
+      {
+        // The assertions run only in test restores: without a schedule they would be ignored, silently.
+        rule: '!has(self.sql) || size(self.sql) == 0 || has(self.testRestoreSchedule)',
+        message: 'spec.verify.sql runs only in test restores: set spec.verify.testRestoreSchedule too',
+        fieldPath: '.sql',
+        reason: 'FieldValueRequired',
+        check: (v) => !v.sql?.length || v.testRestoreSchedule !== undefined,
+      },
+    ],
+  ).optional(),
+  objectives: z.object({ rpo: positiveDuration('spec.objectives.rpo').optional() }).optional(),
   notify: notifyTargets(BackupScheduleEvents).optional(),
   podTemplate: PodTemplate.optional(),
 });

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import * as z from 'zod';
 import {
+  CRON_PATTERN,
+  quantityValue,
   Condition,
   Duration,
   Quantity,
@@ -79,5 +81,37 @@ describe('shared schemas', () => {
       'spec.targets.deployments[1].name',
     );
     expect(formatPath([])).toBe('(root)');
+  });
+
+  it.each([
+    ['20Gi', 20 * 2 ** 30],
+    ['500m', 0.5],
+    ['1e3', 1000],
+    ['1.5k', 1500],
+    ['-1Gi', -(2 ** 30)],
+    [0, 0],
+    [7, 7],
+    ['20 GB', NaN],
+  ])('quantityValue(%j) is %d', (q, v) => {
+    expect(quantityValue(q)).toBe(v);
+  });
+
+  it.each([
+    ['0 */4 * * *', true],
+    ['0,30 8-18/2 * JAN-mar Mon-Fri', true],
+    ['? ? ? ? ?', true],
+    ['@daily', true],
+    ['@DAILY', false], // robfig/cron descriptors are case-sensitive
+    ['60 * * * *', false],
+    ['0 24 * * *', false],
+    ['0 0 0 * *', false],
+    ['0 0 * 13 *', false],
+    ['0 0 * * 7', false],
+    ['*/0 * * * *', false],
+    ['0 0 L * *', false],
+    ['0 0 * * 1#2', false],
+    ['0 0 * * *  ', false],
+  ])('CRON_PATTERN on %j is %s', (expr, ok) => {
+    expect(CRON_PATTERN.test(expr)).toBe(ok);
   });
 });

@@ -72,8 +72,8 @@ export const objectName = () =>
 export const Timestamp = z.iso.datetime({ offset: true }).max(64);
 
 /**
- * Go-style duration (time.ParseDuration / metav1.Duration), restricted to positive values with the units
- * h, m, s and ms: `30s`, `5m`, `1h30m`, `1.5h`. One regex, because several become a non-structural allOf.
+ * Go-style duration (time.ParseDuration / metav1.Duration), restricted to unsigned values with the units
+ * h, m, s and ms (`0s` included: see positiveDuration): `30s`, `5m`, `1h30m`, `1.5h`. One regex, because several become a non-structural allOf.
  */
 export const DURATION_PATTERN = /^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$/;
 export const Duration = z
@@ -96,6 +96,26 @@ export function parseDuration(s: string): number {
   return Math.round(ms);
 }
 
+/** The longest duration Go (and so CEL's duration()) can represent: 2^63-1 ns. */
+const MAX_GO_DURATION_MS = 9_223_372_036_854;
+
+/**
+ * A Duration that must be longer than zero (objectives, timeouts, periods): `0s` would make an objective
+ * that can never be met or a loop without a pause. CEL's duration() also rejects what overflows Go's.
+ */
+export const positiveDuration = (field: string) =>
+  withCelRules(Duration, [
+    {
+      rule: "duration(self) > duration('0s')",
+      message: `${field} must be longer than 0s`,
+      check: (s) => {
+        if (s.length > 32 || !DURATION_PATTERN.test(s)) return true; // the pattern reports it
+        const ms = parseDuration(s);
+        return ms > 0 && ms <= MAX_GO_DURATION_MS;
+      },
+    },
+  ]);
+
 /** Kubernetes resource quantity (`20Gi`, `500m`, `1`): integer or string, like resource.Quantity. */
 export const QUANTITY_PATTERN =
   /^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$/;
@@ -104,20 +124,144 @@ export const Quantity = z.union([
   z.string().max(64).regex(QUANTITY_PATTERN, 'must be a quantity such as 20Gi'),
 ]);
 
+/** `self` (an int-or-string quantity) as a CEL Quantity; guard with isQuantityCel first. */
+const celQuantity = (self: string) => `quantity(string(${self}))`;
+const isQuantityCel = (self: string) => `isQuantity(string(${self}))`;
+
+/** The value of a Quantity in its base unit (bytes, cores), for the runtime twins of quantity rules. */
+export function quantityValue(q: string | number): number {
+  if (typeof q === 'number') return q;
+  const m = /^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(.*)$/.exec(q);
+  if (!m || !QUANTITY_PATTERN.test(q)) return NaN;
+  const suffixes: Record<string, number> = {
+    '': 1,
+    n: 1e-9,
+    u: 1e-6,
+    m: 1e-3,
+    k: 1e3,
+    M: 1e6,
+    G: 1e9,
+    T: 1e12,
+    P: 1e15,
+    E: 1e18,
+    Ki: 2 ** 10,
+    Mi: 2 ** 20,
+    Gi: 2 ** 30,
+    Ti: 2 ** 40,
+    Pi: 2 ** 50,
+    Ei: 2 ** 60,
+  };
+  const [, num, suffix] = m;
+  const factor = suffixes[suffix!] ?? (/^[eE]/.test(suffix!) ? 10 ** Number(suffix!.slice(1)) : NaN);
+  return Number(num) * factor;
+}
+
+/** A quantity greater than zero (a claim's size: the API server refuses 0 and negatives). */
+export const positiveQuantity = (field: string) =>
+  withCelRules(Quantity, [
+    {
+      rule: `${isQuantityCel('self')} && ${celQuantity('self')}.isGreaterThan(quantity('0'))`,
+      message: `${field} must be a quantity greater than zero, such as 20Gi`,
+      check: (q) => !(quantityValue(q) <= 0), // NaN: not a quantity, which the pattern reports
+    },
+  ]);
+
+/** A quantity of at least zero (resource requests and limits). */
+export const nonNegativeQuantity = (field: string) =>
+  withCelRules(Quantity, [
+    {
+      rule: `${isQuantityCel('self')} && !${celQuantity('self')}.isLessThan(quantity('0'))`,
+      message: `${field} must be a quantity of at least zero, such as 500m or 1Gi`,
+      check: (q) => !(quantityValue(q) < 0), // NaN: not a quantity, which the pattern reports
+    },
+  ]);
+
+/** `requests[k] <= limits[k]` for every resource in both, as the API server requires of a container. */
+export const requestsWithinLimitsRule = (
+  field: string,
+): CelRule<{
+  requests?: Record<string, string | number>;
+  limits?: Record<string, string | number>;
+}> => ({
+  rule:
+    '!has(self.requests) || !has(self.limits) || self.requests.all(k, !(k in self.limits) || ' +
+    `!${isQuantityCel('self.requests[k]')} || !${isQuantityCel('self.limits[k]')} || ` +
+    `${celQuantity('self.requests[k]')}.compareTo(${celQuantity('self.limits[k]')}) <= 0)`,
+  message: `${field}: every request must be less than or equal to its limit`,
+  check: (r) =>
+    Object.entries(r.requests ?? {}).every(
+      ([k, v]) => r.limits?.[k] === undefined || !(quantityValue(v) > quantityValue(r.limits[k]!)),
+    ),
+});
+
 /**
  * Five-field cron expression (minute hour day-of-month month day-of-week) or a macro like @daily, the syntax
- * CronJob accepts. Checked by shape only; CronJob itself rejects a value out of range.
+ * CronJob accepts (robfig/cron's ParseStandard). The pattern checks each field's grammar and value ranges
+ * (no 61st minute, Sunday is 0); backup/cron.ts checks the rest (a range that ends before it starts).
  */
-export const CRON_PATTERN =
-  /^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|([0-9A-Za-z*/,?#-]+[ \t]+){4}[0-9A-Za-z*/,?#-]+)$/;
+const ci = (word: string) => [...word].map((c) => `[${c}${c.toUpperCase()}]`).join('');
+const cronNames = (names: string[]) => names.map(ci).join('|');
+const cronField = (values: string) => {
+  const element = `(\\*|\\?|(${values})(-(${values}))?)(/0*[1-9][0-9]*)?`;
+  return `${element}(,${element})*`;
+};
+const CRON_FIELDS = [
+  '[0-5]?[0-9]', // minute
+  '[01]?[0-9]|2[0-3]', // hour
+  '0?[1-9]|[12][0-9]|3[01]', // day of month
+  `0?[1-9]|1[0-2]|${cronNames(['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'])}`,
+  `0?[0-6]|${cronNames(['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'])}`, // day of week
+].map(cronField);
+export const CRON_PATTERN = new RegExp(
+  `^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|${CRON_FIELDS.join('[ \\t]+')})$`,
+);
 export const cronSchedule = (field: string) =>
   withCelRules(z.string().max(128), [
     {
       rule: `self.matches(r'${CRON_PATTERN.source}')`,
-      message: `${field} must be a 5-field cron expression such as "0 */4 * * *" or a macro such as @daily`,
+      message:
+        `${field} must be a 5-field cron expression such as "0 */4 * * *" (minute 0-59, hour 0-23, day of ` +
+        'month 1-31, month 1-12 or jan-dec, day of week 0-6 or sun-sat) or a macro such as @daily',
       check: (s) => CRON_PATTERN.test(s),
     },
   ]);
+
+/**
+ * An IANA time zone the API server knows (CEL's timestamp functions load zones as CronJob validation does,
+ * from Go's database). No runtime twin: Node's ICU database differs in details (it ignores case), so the
+ * controller checks the zone itself and reports UnknownTimeZone.
+ */
+export const timeZone = (field: string) =>
+  withCelRules(
+    z
+      .string()
+      .min(1)
+      .max(64)
+      .regex(/^[A-Za-z0-9_+-]+(\/[A-Za-z0-9_+-]+)*$/, 'must be an IANA time zone such as Europe/Berlin'),
+    [
+      {
+        rule: "self.lowerAscii() != 'local' && timestamp('2000-01-01T00:00:00Z').getHours(self) >= 0",
+        message: `${field} must be an IANA time zone such as Europe/Berlin or Etc/UTC (not Local)`,
+      },
+    ],
+  );
+
+/** A ConfigMap or Secret key: `[-._a-zA-Z0-9]+`, at most 253 characters, not `.` or `..`. */
+export const dataKey = (field: string) =>
+  withCelRules(
+    z
+      .string()
+      .min(1)
+      .max(253)
+      .regex(/^[-._a-zA-Z0-9]+$/, 'may contain only letters, digits, -, _ and .'),
+    [
+      {
+        rule: "self != '.' && self != '..'",
+        message: `${field} must not be '.' or '..' (not a valid ConfigMap or Secret key)`,
+        check: (s) => s !== '.' && s !== '..',
+      },
+    ],
+  );
 
 // --- CEL rules with a runtime twin --------------------------------------------------------------------
 
@@ -130,6 +274,8 @@ export interface CelRule<T> {
   rule: string;
   /** Names the field, because the API server shows it next to the path where the rule sits. */
   message: string;
+  /** A CEL string expression that replaces `message` at the API server, e.g. to name the bad map key. */
+  messageExpression?: string;
   /** Where the API server reports the problem, relative to the node with the rule, e.g. `.targets.database`. */
   fieldPath?: string;
   reason?: 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueRequired' | 'FieldValueDuplicate';
@@ -226,11 +372,7 @@ export type LocalObjectReference = z.infer<typeof LocalObjectReference>;
 /** A key in a Secret in the same namespace. */
 export const SecretKeySelector = z.object({
   name: objectName(),
-  key: z
-    .string()
-    .min(1)
-    .max(253)
-    .regex(/^[-._a-zA-Z0-9]+$/),
+  key: dataKey('urlSecretRef.key'),
 });
 export type SecretKeySelector = z.infer<typeof SecretKeySelector>;
 
@@ -243,7 +385,7 @@ export const HTTPCheck = z.object({
   expectStatus: z.int().min(100).max(599),
   bodyMatch: z.string().max(1024).optional().meta({ description: 'Regular expression the body must match.' }),
   retries: z.int().min(0).max(100).optional(),
-  period: Duration.optional(),
+  period: positiveDuration('spec.validation.http[].period').optional(),
 });
 export type HTTPCheck = z.infer<typeof HTTPCheck>;
 

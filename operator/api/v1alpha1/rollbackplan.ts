@@ -4,6 +4,7 @@ import {
   BackupId,
   ConditionType,
   Conditions,
+  dataKey,
   Duration,
   HTTPCheck,
   LocalObjectReference,
@@ -16,6 +17,7 @@ import {
   notifyTargets,
   objectName,
   parseWith,
+  positiveDuration,
   sqlAssertions,
   withCelRules,
   type KindInfo,
@@ -44,12 +46,8 @@ export const RollbackPlanEvents = [
   'Failed',
 ] as const;
 
-const flagKey = () =>
-  z
-    .string()
-    .min(1)
-    .max(253)
-    .regex(/^[-._a-zA-Z0-9]+$/);
+/** A ConfigMap data key, or a FeatureFlag flag name. */
+const flagKey = () => dataKey('spec.targets.featureFlags.disable[]');
 
 const DeploymentTarget = z.object({
   name: objectName(),
@@ -124,7 +122,7 @@ const Targets = z.object({
 });
 
 const Validation = z.object({
-  timeout: Duration.optional(),
+  timeout: positiveDuration('spec.validation.timeout').optional(),
   http: z.array(HTTPCheck).max(16).optional().meta({ 'x-kubernetes-list-type': 'atomic' }),
   sql: sqlAssertions().optional(),
 });
@@ -207,7 +205,7 @@ export const RollbackPlanSpec = withCelRules(
     severity: z.enum(['critical', 'high', 'medium', 'low']).optional(),
     targets: Targets,
     validation: Validation.optional(),
-    objectives: z.object({ rto: Duration.optional() }).optional(),
+    objectives: z.object({ rto: positiveDuration('spec.objectives.rto').optional() }).optional(),
     trigger: Trigger.optional(),
     gitops: z
       .object({
@@ -336,7 +334,8 @@ export const RollbackPlanStatus = z.object({
     .optional(),
   featureFlags: mapList(
     z.object({
-      key: z.string().min(1).max(253),
+      // `featureflag/` + a 253-character key
+      key: z.string().min(1).max(265),
       previous: z.string().max(1024).optional().meta({ description: 'Absent: the flag did not exist.' }),
       now: z.string().max(1024).optional(),
     }),

@@ -1,0 +1,162 @@
+import { createHash } from 'node:crypto';
+import { Annotation, ConditionType, Label } from '../api/v1alpha1/common.js';
+import { boundIdentity, boundText } from '../kube/bounded.js';
+import { isAlreadyExists, isNotFound, userFixableRejection } from '../kube/errors.js';
+import type { MultiInformer } from '../kube/informer.js';
+import { childName } from '../kube/objects.js';
+import type { KubeObject } from '../kube/rest.js';
+import type { ManagerContext } from '../manager.js';
+import type { Metrics } from '../metrics.js';
+import { buildJobFromCronJob } from './cronjob.js';
+import { readJobOutcome } from './job-results.js';
+import { JOB_NAME_LABEL } from './pod-builders.js';
+import { recordBackupJob, recordTestRestoreJob, RECORDED_ANNOTATION } from './record.js';
+import { runnerPodProblem } from './runner-pods.js';
+import { lastBackupFailed } from './schedule-conditions.js';
+import type { ScheduleRun } from './schedule-run.js';
+
+/** status.lastBackupNow.annotationValue's maxLength. */
+const HANDLED_VALUE_MAX = 253;
+
+/**
+ * The phases of a BackupSchedule reconcile that deal with its Jobs: emergency backups on request, recording
+ * what finished Jobs produced, and reporting running Jobs whose pods cannot start.
+ */
+export class ScheduleJobPhases {
+  constructor(
+    private readonly ctx: ManagerContext,
+    private readonly jobs: MultiInformer<KubeObject>,
+    private readonly pods: MultiInformer<KubeObject>,
+  ) {}
+
+  /**
+   * A new backup-now annotation value means one new Job, created at once. The value is remembered in
+   * status, bounded (a long value keeps its start and a hash), so each value acts once.
+   */
+  async startEmergencyBackup(run: ScheduleRun) {
+    const wanted = run.obj.metadata.annotations?.[Annotation.BackupNow];
+    if (!wanted) return undefined;
+    const handled = boundIdentity(wanted, HANDLED_VALUE_MAX);
+    if (handled === run.status.lastBackupNow?.annotationValue) return undefined;
+    const jobName = childName(
+      run.cronJob.metadata.name,
+      `now-${createHash('sha256').update(wanted).digest('hex').slice(0, 8)}`,
+      63,
+    );
+    const request = `backup-now=${boundText(wanted, 64)}`;
+    try {
+      await this.ctx.client.create(
+        { group: 'batch', version: 'v1', plural: 'jobs', namespace: run.req.namespace },
+        buildJobFromCronJob(run.cronJob as any, jobName),
+      );
+    } catch (e) {
+      // AlreadyExists: created before a restart, the same request, not a second backup
+      if (!isAlreadyExists(e)) {
+        const rejection = userFixableRejection(e);
+        if (!rejection) throw e;
+        // Handled all the same: a new value asks again.
+        const message = `${request}: the API server rejected Job ${jobName} (${rejection.code} ${rejection.reason}): ${rejection.message}`;
+        run.status.lastBackupNow = { annotationValue: handled };
+        run.set(lastBackupFailed('EmergencyBackupRejected', message));
+        run.event('Warning', 'EmergencyBackupRejected', message);
+        return undefined;
+      }
+    }
+    run.status.lastBackupNow = { annotationValue: handled, jobName };
+    run.event('Normal', 'EmergencyBackupStarted', `${request}: started Job ${jobName}`);
+    run.log.info('emergency backup started', { job: jobName });
+    return undefined;
+  }
+
+  /** The schedule's Jobs not yet recorded in status, with their pods. */
+  private unrecordedJobs(run: ScheduleRun): { job: KubeObject; pods: KubeObject[] }[] {
+    const { namespace, name } = run.req;
+    return this.jobs
+      .list(namespace)
+      .filter(
+        (job) =>
+          job.metadata.labels?.[Label.BackupSchedule] === name &&
+          !job.metadata.annotations?.[RECORDED_ANNOTATION],
+      )
+      .map((job) => ({
+        job,
+        pods: this.pods
+          .list(namespace)
+          .filter(
+            (p) =>
+              p.metadata.labels?.[JOB_NAME_LABEL] === job.metadata.name ||
+              p.metadata.labels?.['job-name'] === job.metadata.name,
+          ),
+      }));
+  }
+
+  /** Records the first finished, unrecorded Job of the schedule, then comes back for the next one. */
+  async recordFinishedJobs(run: ScheduleRun) {
+    for (const { job, pods } of this.unrecordedJobs(run)) {
+      const outcome = readJobOutcome(job, pods);
+      if (outcome.state === 'running') continue;
+      const jobRef = {
+        group: 'batch',
+        version: 'v1',
+        plural: 'jobs',
+        namespace: run.req.namespace,
+        name: job.metadata.name,
+      };
+      // The Job cache lags behind our own marker patch for a moment, and the requeue below comes 50 ms
+      // after it: ask the API server whether the Job is still unrecorded, or it would be recorded (and
+      // counted in the metrics) a second time.
+      const fresh = await this.ctx.client.get<KubeObject>(jobRef).catch((e: unknown) => {
+        if (isNotFound(e)) return undefined;
+        throw e;
+      });
+      if (!fresh || fresh.metadata.annotations?.[RECORDED_ANNOTATION]) continue;
+      const component = job.metadata.labels?.['app.kubernetes.io/component'];
+      const cond = (c: Parameters<ScheduleRun['set']>[0]) => run.set(c);
+      const recorded: ReturnType<typeof recordTestRestoreJob> & { observe?: (m: Metrics) => void } =
+        component === 'test-restore'
+          ? recordTestRestoreJob(run.status, job, outcome, cond)
+          : recordBackupJob(run.status, job, outcome, run.spec, cond, run.req);
+      for (const [t, r, m] of recorded.events) run.event(t, r, m);
+      // Status first, then the marker: a crash in between records the same Job again, idempotently.
+      await run.writeStatus();
+      await this.ctx.client.patch(jobRef, 'merge', {
+        metadata: { annotations: { [RECORDED_ANNOTATION]: outcome.state } },
+      });
+      // Counted only now: a reconcile that lost the status write (409) never gets here.
+      recorded.observe?.(this.ctx.metrics);
+      return { requeueAfterMs: 50 }; // re-read with the new resourceVersion before recording the next Job
+    }
+    return undefined;
+  }
+
+  /**
+   * A running backup or test-restore Job whose pod cannot start (no node fits, the image cannot be pulled)
+   * would only fail at its one-hour deadline: report it now on LastBackupSucceeded/LastTestRestoreSucceeded.
+   * Ready stays as it is: the schedule is set up, this run is stuck. Pods are watched, so a fix is seen.
+   */
+  async reportStuckJobs(run: ScheduleRun) {
+    for (const { job, pods } of this.unrecordedJobs(run)) {
+      const component = job.metadata.labels?.['app.kubernetes.io/component'];
+      if (job.metadata.labels?.[Label.Plan] || (component !== 'backup' && component !== 'test-restore'))
+        continue; // a plan's Job: the plan reports it
+      if (readJobOutcome(job, pods).state !== 'running') continue;
+      for (const pod of pods) {
+        const problem = runnerPodProblem(pod);
+        if (!problem) continue;
+        const testRestore = component === 'test-restore';
+        const condition = {
+          type: testRestore ? ConditionType.LastTestRestoreSucceeded : ConditionType.LastBackupSucceeded,
+          status: 'False' as const,
+          reason: problem.reason,
+          message: `${testRestore ? 'test restore' : 'backup'} Job ${job.metadata.name}: ${problem.message}`,
+        };
+        const previous = run.previous(condition.type);
+        if (previous?.reason !== condition.reason || previous.message !== condition.message)
+          run.event('Warning', condition.reason, condition.message);
+        run.set(condition);
+        break;
+      }
+    }
+    return undefined;
+  }
+}
