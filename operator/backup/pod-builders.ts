@@ -1,8 +1,11 @@
 import { Label, MANAGED_BY } from '../api/v1alpha1/common.js';
 import type { EffectiveBackupScheduleSpec } from '../api/v1alpha1/backupschedule.js';
+import { OriginEnv, type BackupPurpose } from './runner/origin.js';
 
 export const STORAGE_MOUNT = '/backups';
 export const JOB_NAME_LABEL = 'batch.kubernetes.io/job-name';
+/** Set by the Job controller on every pod of a Job: the Job's UID. */
+export const JOB_UID_LABEL = 'batch.kubernetes.io/controller-uid';
 
 /** Which keys of the credentials Secret exist; decides URI or discrete settings. Values are never read. */
 export interface SecretShape {
@@ -19,6 +22,36 @@ export interface RunnerPodInput {
   /** e.g. ['backup', '--id', '$(BACKUP_ID)'] — the runner subcommand and its flags. */
   args: string[];
   component: 'backup' | 'test-restore' | 'restore';
+  /** Provenance a backup runner writes into its manifest (see runner/origin.ts). */
+  origin?: RunnerOrigin;
+}
+
+export interface RunnerOrigin {
+  purpose?: BackupPurpose;
+  schedule?: { name: string; uid?: string };
+  plan?: { name: string; uid?: string };
+}
+
+/**
+ * The runner's provenance variables: what the operator knows as values, the Job's own name and UID from the
+ * downward API (the Job controller labels every pod with both), so they are right even for Jobs a CronJob
+ * creates.
+ */
+export function originEnv(origin: RunnerOrigin | undefined) {
+  const value = (name: string, v: string | undefined) => (v ? [{ name, value: v }] : []);
+  const label = (name: string, key: string) => ({
+    name,
+    valueFrom: { fieldRef: { fieldPath: `metadata.labels['${key}']` } },
+  });
+  return [
+    ...value(OriginEnv.purpose, origin?.purpose),
+    ...value(OriginEnv.scheduleName, origin?.schedule?.name),
+    ...value(OriginEnv.scheduleUid, origin?.schedule?.uid),
+    ...value(OriginEnv.planName, origin?.plan?.name),
+    ...value(OriginEnv.planUid, origin?.plan?.uid),
+    label(OriginEnv.jobName, JOB_NAME_LABEL),
+    label(OriginEnv.jobUid, JOB_UID_LABEL),
+  ];
 }
 
 export const childLabels = (scheduleName: string, component: string) => ({
@@ -98,6 +131,7 @@ export function buildRunnerJobTemplate(input: RunnerPodInput) {
                   valueFrom: { fieldRef: { fieldPath: `metadata.labels['${JOB_NAME_LABEL}']` } },
                 },
                 { name: 'STORAGE_DIR', value: STORAGE_MOUNT },
+                ...originEnv(input.origin),
                 ...databaseEnv(spec, input.secret),
               ],
               resources: pt.resources ?? {

@@ -18,6 +18,7 @@ import {
 import { RunnerFailure } from './failure.js';
 import { findLatestVerifiedBackup } from './latest.js';
 import { createJsonLog, type RunnerLog } from './log.js';
+import { originFromEnv } from './origin.js';
 import { pgToolPath } from './pg-tool.js';
 import { runPrune } from './prune.js';
 import { createRedactor, type Redact } from './redact.js';
@@ -93,15 +94,18 @@ async function run(
     return latest.id;
   };
   switch (args.command) {
-    case 'backup':
+    case 'backup': {
+      const origin = originFromEnv(env);
       return runBackup({
         ...common,
         id: args.id,
+        ...(origin ? { origin } : {}),
         database: connection(env, log),
         pgDumpPath: pgToolPath(env, 'pg_dump'),
         pgRestorePath,
         ...(args.policy ? { retention: args.policy } : {}),
       });
+    }
     case 'verify': {
       const started = now();
       const id = await backupId(args.id);

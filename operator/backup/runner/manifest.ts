@@ -26,5 +26,14 @@ export const BackupManifestSchema = z.object({
   format: z.literal('custom'),
   verified: z.boolean(),
   verifyMessage: z.string(),
+  /** Who wrote it (absent in manifests written before provenance was recorded). */
+  origin: z
+    .object({
+      purpose: z.enum(['scheduled', 'emergency', 'safety']),
+      schedule: z.object({ name: z.string(), uid: z.string() }).optional(),
+      plan: z.object({ name: z.string(), uid: z.string() }).optional(),
+      job: z.object({ name: z.string(), uid: z.string().optional() }).optional(),
+    })
+    .optional(),
 });
 export type BackupManifest = z.infer<typeof BackupManifestSchema>;
