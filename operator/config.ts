@@ -44,6 +44,8 @@ export const ConfigSchema = z.object({
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
   RESYNC_PERIOD: durationMs.default(600_000),
   MAX_CONCURRENT_RECONCILES: z.coerce.number().int().min(1).max(64).default(4),
+  // How long a plan waits for a same-named Job of someone else (an earlier plan's) to go before failing.
+  JOB_NAME_CONFLICT_TIMEOUT: durationMs.default(120_000),
 });
 
 export type Config = z.output<typeof ConfigSchema> & { identity: string; leaderElectionNamespace: string };

@@ -233,6 +233,7 @@ export class RollbackPlanReconciler {
         deployment: (name) => this.informers.deployments.get(`${req.namespace}/${name}`),
       },
       runnerImage: this.ctx.config.OPERATOR_IMAGE,
+      jobConflictTimeoutMs: this.ctx.config.JOB_NAME_CONFLICT_TIMEOUT,
       access: this.access,
       histories: new Map(),
     };
@@ -289,6 +290,12 @@ export class RollbackPlanReconciler {
         throw e; // transient (API errors, timeouts): retried with backoff, the journal says where we are
       }
       if (outcome.kind === 'wait') {
+        cond({
+          type: ConditionType.Reconciling,
+          status: 'True',
+          reason: outcome.reason ?? step.name,
+          message: outcome.message,
+        });
         await write();
         return { requeueAfterMs: outcome.requeueAfterMs };
       }

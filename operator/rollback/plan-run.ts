@@ -8,7 +8,8 @@ import type { KubeClient, KubeObject } from '../kube/rest.js';
 /** What a step decides: done (go on), wait (come back later), or failed (stop the plan). */
 export type StepOutcome =
   | { kind: 'done'; message: string; skipped?: boolean }
-  | { kind: 'wait'; message: string; requeueAfterMs: number }
+  /** `reason` (optional) goes on the Reconciling condition with the message, so a wait names its cause. */
+  | { kind: 'wait'; message: string; requeueAfterMs: number; reason?: string }
   | { kind: 'failed'; reason: string; message: string };
 
 /** One reconcile's view of a plan: the parsed spec, a working copy of status, and the means to act. */
@@ -43,6 +44,8 @@ export interface PlanRun {
   histories: Map<string, DeploymentHistory>;
   /** Image of runner Jobs when the BackupSchedule does not override it. */
   runnerImage: string;
+  /** How long a step waits for someone else's Job holding its Job's name to be deleted. */
+  jobConflictTimeoutMs: number;
 }
 
 export interface StepDefinition {
