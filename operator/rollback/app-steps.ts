@@ -3,12 +3,13 @@ import { describeAccess, type AccessCheck } from '../kube/access.js';
 import { isNotFound } from '../kube/errors.js';
 import { parseDuration } from '../api/v1alpha1/common.js';
 import { applyDeploymentRollback, readDeploymentHistory } from './deployment-io.js';
-import { equalIgnoreHash, planDeploymentRollback, type RawDeployment } from './deployment-undo.js';
+import { planDeploymentRollback, type RawDeployment } from './deployment-undo.js';
 import { runHttpCheck } from './http-check.js';
 import { findStep, finishStep, noteStep } from './journal.js';
 import { rolloutProgress } from './rollout.js';
 import type { PlanRun, StepOutcome } from './plan-run.js';
 import { activePlanConflicts } from './locks.js';
+import { decidePendingRollback, observedState } from './pending-rollback.js';
 
 const apps = (plural: 'deployments' | 'replicasets', namespace: string, name?: string) => ({
   group: 'apps',
@@ -67,7 +68,8 @@ export async function preValidateApp(run: PlanRun): Promise<StepOutcome> {
       name: t.name,
       ...(plan.fromRevision !== null ? { fromRevision: plan.fromRevision } : {}),
       toRevision: plan.toRevision,
-      ...(plan.action === 'rollback' ? { replicaSet: plan.replicaSet } : {}),
+      // What the decision was based on: the rollback patches only a Deployment still in this state.
+      ...(plan.action === 'rollback' ? { replicaSet: plan.replicaSet, ...observedState(h.deployment) } : {}),
       result: plan.action === 'skip' ? 'Skipped' : 'Pending',
       message:
         plan.action === 'skip'
@@ -127,8 +129,8 @@ export async function rollBackDeployments(run: PlanRun): Promise<StepOutcome> {
     const { deployment, replicaSets } =
       run.histories.get(d.name) ?? (await readDeploymentHistory(run.client, ns, d.name));
     run.histories.delete(d.name); // used once: a retry after a 409 reads afresh
-    const target = replicaSets.find((rs) => rs.metadata.name === d.replicaSet);
-    if (target && equalIgnoreHash(deployment.spec.template, target.spec?.template)) {
+    const decision = decidePendingRollback(d, deployment, replicaSets);
+    if (decision.action === 'inPlace') {
       // Already there: our own patch landed before a restart, or someone else did the same.
       const generation = (deployment.metadata as { generation?: number }).generation;
       setDeployment(
@@ -140,12 +142,11 @@ export async function rollBackDeployments(run: PlanRun): Promise<StepOutcome> {
       );
       continue;
     }
-    const plan = target ? planDeploymentRollback(deployment, replicaSets, d.toRevision ?? 0) : undefined;
-    if (!plan || plan.action !== 'rollback' || plan.replicaSet !== d.replicaSet) {
-      const msg = `the rollout history of "${d.name}" changed since pre-validation (replicaset "${d.replicaSet}" is no longer revision ${d.toRevision}); nothing was changed`;
-      setDeployment(run, d.name, 'Failed', msg);
-      return { kind: 'failed', reason: 'HistoryChanged', message: msg };
+    if (decision.action === 'historyChanged') {
+      setDeployment(run, d.name, 'Failed', decision.message);
+      return { kind: 'failed', reason: 'HistoryChanged', message: decision.message };
     }
+    const plan = decision.plan;
     const patched = await applyDeploymentRollback(run.client, ns, d.name, plan);
     failpoint('after-deployment-patch');
     setDeployment(
