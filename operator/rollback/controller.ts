@@ -395,6 +395,12 @@ export function touchedSummary(status: RollbackPlanStatus): string {
     changed.push(
       `database restored from ${db.backupId}${db.safetyBackupId ? ` (undo: restore safety backup ${db.safetyBackupId})` : ''}${db.previousDatabase ? ` (previous database kept as ${db.previousDatabase})` : ''}`,
     );
+  } else if (
+    status.conditions?.some((c) => c.type === ConditionType.DatabaseRestored && c.reason === 'RestoreJobLost')
+  ) {
+    changed.push(
+      `database: unknown, the restore of ${db?.backupId} may have run partly or fully (check it)${db?.safetyBackupId ? `; safety backup ${db.safetyBackupId} holds the state before` : ''}`,
+    );
   } else if (db?.safetyBackupId) {
     changed.push(`safety backup ${db.safetyBackupId} taken; database not changed`);
   }

@@ -201,34 +201,41 @@ export async function ensurePlanJob(
 ): Promise<EnsuredJob> {
   const name = job.metadata.name;
   const plan = { name: run.plan.metadata.name, uid: run.plan.metadata.uid ?? '' };
-  let verdict = judgePlanJob(run.cache.job(name), plan, opts.recordedUid);
-  if (verdict.kind === 'ours') return { kind: 'ready', job: verdict.job, created: false };
-  if (verdict.kind === 'absent' && !opts.recordedUid) {
+  const create = async (): Promise<KubeObject | undefined> => {
     try {
-      const created = await run.client.create<KubeObject>(jobsRef(run.namespace), job);
-      return { kind: 'ready', job: created, created: true };
+      return await run.client.create<KubeObject>(jobsRef(run.namespace), job);
     } catch (e) {
-      if (!isAlreadyExists(e)) throw e;
+      if (isAlreadyExists(e)) return undefined;
+      throw e;
     }
+  };
+  const cached = judgePlanJob(run.cache.job(name), plan, opts.recordedUid);
+  if (cached.kind === 'ours') return { kind: 'ready', job: cached.job, created: false };
+  if (cached.kind === 'absent' && !opts.recordedUid) {
+    const created = await create();
+    if (created) return { kind: 'ready', job: created, created: true };
   }
-  verdict = judgePlanJob(await readJobLive(run, name), plan, opts.recordedUid);
-  switch (verdict.kind) {
+  const live = judgePlanJob(await readJobLive(run, name), plan, opts.recordedUid);
+  switch (live.kind) {
     case 'ours':
-      return { kind: 'ready', job: verdict.job, created: false };
+      return { kind: 'ready', job: live.job, created: false };
     case 'foreign': {
       const since = findStep(run.status.steps, opts.step)?.startedAt;
-      return foreignJobOutcome(verdict, since, run.now(), run.jobConflictTimeoutMs);
+      return foreignJobOutcome(live, since, run.now(), run.jobConflictTimeoutMs);
     }
     case 'replaced':
-      return lostJobOutcome(purpose, name, opts.recordedUid!, verdict.message);
-    case 'absent':
+      return lostJobOutcome(purpose, name, opts.recordedUid!, live.message);
+    case 'absent': {
       if (opts.recordedUid) return lostJobOutcome(purpose, name, opts.recordedUid);
-      // AlreadyExists, then gone: deleted in between. Look again shortly; the next attempt creates it.
+      // The cache showed a Job (someone else's) that is gone now, or one came and went: create ours.
+      const created = await create();
+      if (created) return { kind: 'ready', job: created, created: true };
       return {
         kind: 'wait',
-        message: `Job "${name}" was deleted while being created`,
+        message: `Job "${name}" appeared meanwhile; looking again`,
         requeueAfterMs: 1_000,
       };
+    }
   }
 }
 
