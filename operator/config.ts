@@ -80,6 +80,8 @@ export const ConfigSchema = z.object({
   ),
   // SQL assertions (validation.sql, verify.sql) may run as a superuser or a role that can run programs.
   ALLOW_SUPERUSER_ASSERTIONS: bool.default(false),
+  // How long a plan waits for a same-named Job of someone else (an earlier plan's) to go before failing.
+  JOB_NAME_CONFLICT_TIMEOUT: durationMs.default(120_000),
 });
 
 export type Config = z.output<typeof ConfigSchema> & { identity: string; leaderElectionNamespace: string };

@@ -143,14 +143,20 @@ export const OPERATOR_GRANTS: Grant[] = [
     group: 'batch',
     resource: 'jobs',
     verbs: {
-      get: { code: 'operator/backup/controller.ts', why: 'a live re-read before recording a finished Job' },
+      get: {
+        code: 'operator/backup/schedule-jobs.ts',
+        why: 'a live re-read before recording a finished Job; a plan confirms a Job it cannot see (rollback/runner-jobs.ts)',
+      },
       list: { code: 'operator/backup/controller.ts', why: 'the Job informers (both controllers)' },
       watch: { code: 'operator/backup/controller.ts', why: 'the Job informers (both controllers)' },
       create: {
         code: 'operator/rollback/runner-jobs.ts',
         why: 'verify/safety/restore Jobs of plans; emergency backups (backup/controller.ts)',
       },
-      patch: { code: 'operator/backup/controller.ts', why: 'the "recorded" annotation on a finished Job' },
+      patch: {
+        code: 'operator/backup/schedule-jobs.ts',
+        why: 'the "recorded" annotation on a finished Job; releasing a suspended restore Job (rollback/runner-jobs.ts)',
+      },
     },
   },
   {

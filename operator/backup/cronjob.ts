@@ -3,6 +3,7 @@ import { BACKUP_SCHEDULE_KIND, type EffectiveBackupScheduleSpec } from '../api/v
 import { childName, controllerRef } from '../kube/objects.js';
 import type { KubeObject } from '../kube/rest.js';
 import { buildRunnerJobTemplate, childLabels, STORAGE_MOUNT, type SecretShape } from './pod-builders.js';
+import { OriginEnv } from './runner/origin.js';
 
 /** The CronJob controller appends an 11-character suffix to Job names, which must stay within 63 characters. */
 export const CRONJOB_NAME_MAX = 52;
@@ -79,7 +80,10 @@ function cronJob(
         args,
         component,
         allowSuperuserAssertions: input.allowSuperuserAssertions,
-        ...(owner.metadata.uid ? { scheduleUid: owner.metadata.uid } : {}),
+        origin: {
+          ...(component === 'backup' ? { purpose: 'scheduled' as const } : {}),
+          schedule: { name: owner.metadata.name, uid: owner.metadata.uid },
+        },
       }),
     },
   };
@@ -144,8 +148,19 @@ export function buildJobFromCronJob(
           ]
         : [],
     },
-    spec: tpl.spec,
+    spec: asEmergency(tpl.spec),
   };
+}
+
+/** A backup requested through the backup-now annotation records purpose `emergency` in its manifest. */
+function asEmergency<T>(jobSpec: T): T {
+  const spec = structuredClone(jobSpec) as any;
+  for (const c of spec?.template?.spec?.containers ?? []) {
+    c.env = (c.env ?? []).map((e: { name: string }) =>
+      e.name === OriginEnv.purpose ? { name: OriginEnv.purpose, value: 'emergency' } : e,
+    );
+  }
+  return spec;
 }
 
 export function buildCreatedClaim(

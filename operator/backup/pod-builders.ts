@@ -1,9 +1,12 @@
 import { Label, MANAGED_BY } from '../api/v1alpha1/common.js';
 import type { EffectiveBackupScheduleSpec } from '../api/v1alpha1/backupschedule.js';
 import { ALLOW_SUPERUSER_ASSERTIONS_ENV } from './runner/restore-validation.js';
+import { OriginEnv, type BackupPurpose } from './runner/origin.js';
 
 export const STORAGE_MOUNT = '/backups';
 export const JOB_NAME_LABEL = 'batch.kubernetes.io/job-name';
+/** Set by the Job controller on every pod of a Job: the Job's UID. */
+export const JOB_UID_LABEL = 'batch.kubernetes.io/controller-uid';
 
 /** Which keys of the credentials Secret exist; decides URI or discrete settings. Values are never read. */
 export interface SecretShape {
@@ -22,8 +25,36 @@ export interface RunnerPodInput {
   component: 'backup' | 'test-restore' | 'restore';
   /** Lets the runner run SQL assertions as a superuser (operator configuration ALLOW_SUPERUSER_ASSERTIONS). */
   allowSuperuserAssertions?: boolean;
-  /** The BackupSchedule's UID: the runner prunes only the backups of this schedule. */
-  scheduleUid?: string;
+  /** Provenance a backup runner writes into its manifest (see runner/origin.ts). */
+  origin?: RunnerOrigin;
+}
+
+export interface RunnerOrigin {
+  purpose?: BackupPurpose;
+  schedule?: { name: string; uid?: string };
+  plan?: { name: string; uid?: string };
+}
+
+/**
+ * The runner's provenance variables: what the operator knows as values, the Job's own name and UID from the
+ * downward API (the Job controller labels every pod with both), so they are right even for Jobs a CronJob
+ * creates.
+ */
+export function originEnv(origin: RunnerOrigin | undefined) {
+  const value = (name: string, v: string | undefined) => (v ? [{ name, value: v }] : []);
+  const label = (name: string, key: string) => ({
+    name,
+    valueFrom: { fieldRef: { fieldPath: `metadata.labels['${key}']` } },
+  });
+  return [
+    ...value(OriginEnv.purpose, origin?.purpose),
+    ...value(OriginEnv.scheduleName, origin?.schedule?.name),
+    ...value(OriginEnv.scheduleUid, origin?.schedule?.uid),
+    ...value(OriginEnv.planName, origin?.plan?.name),
+    ...value(OriginEnv.planUid, origin?.plan?.uid),
+    label(OriginEnv.jobName, JOB_NAME_LABEL),
+    label(OriginEnv.jobUid, JOB_UID_LABEL),
+  ];
 }
 
 export { ALLOW_SUPERUSER_ASSERTIONS_ENV };
@@ -108,8 +139,7 @@ export function buildRunnerJobTemplate(input: RunnerPodInput) {
                 ...(input.allowSuperuserAssertions
                   ? [{ name: ALLOW_SUPERUSER_ASSERTIONS_ENV, value: 'true' }]
                   : []),
-                { name: 'NXT_SCHEDULE_NAME', value: scheduleName },
-                ...(input.scheduleUid ? [{ name: 'NXT_SCHEDULE_UID', value: input.scheduleUid }] : []),
+                ...originEnv(input.origin),
                 ...databaseEnv(spec, input.secret),
               ],
               resources: pt.resources ?? {

@@ -2,10 +2,11 @@ import { failpoint } from '../failpoints.js';
 import { describeAccess, type AccessCheck } from '../kube/access.js';
 import { isNotFound } from '../kube/errors.js';
 import { applyDeploymentRollback, readDeploymentHistory } from './deployment-io.js';
-import { equalIgnoreHash, planDeploymentRollback } from './deployment-undo.js';
+import { planDeploymentRollback } from './deployment-undo.js';
 import { finishStep } from './journal.js';
 import type { PlanRun, StepOutcome } from './plan-run.js';
 import { activePlanConflicts } from './locks.js';
+import { decidePendingRollback, observedState } from './pending-rollback.js';
 
 /**
  * Pre-validation of the app targets. Each check is a journal entry; a failure stops the plan before anything
@@ -56,7 +57,8 @@ export async function preValidateApp(run: PlanRun): Promise<StepOutcome> {
       name: t.name,
       ...(plan.fromRevision !== null ? { fromRevision: plan.fromRevision } : {}),
       toRevision: plan.toRevision,
-      ...(plan.action === 'rollback' ? { replicaSet: plan.replicaSet } : {}),
+      // What the decision was based on: the rollback patches only a Deployment still in this state.
+      ...(plan.action === 'rollback' ? { replicaSet: plan.replicaSet, ...observedState(h.deployment) } : {}),
       result: plan.action === 'skip' ? 'Skipped' : 'Pending',
       message:
         plan.action === 'skip'
@@ -116,8 +118,8 @@ export async function rollBackDeployments(run: PlanRun): Promise<StepOutcome> {
     const { deployment, replicaSets } =
       run.histories.get(d.name) ?? (await readDeploymentHistory(run.client, ns, d.name));
     run.histories.delete(d.name); // used once: a retry after a 409 reads afresh
-    const target = replicaSets.find((rs) => rs.metadata.name === d.replicaSet);
-    if (target && equalIgnoreHash(deployment.spec.template, target.spec?.template)) {
+    const decision = decidePendingRollback(d, deployment, replicaSets);
+    if (decision.action === 'inPlace') {
       // Already there: our own patch landed before a restart, or someone else did the same.
       const generation = (deployment.metadata as { generation?: number }).generation;
       setDeployment(
@@ -129,12 +131,11 @@ export async function rollBackDeployments(run: PlanRun): Promise<StepOutcome> {
       );
       continue;
     }
-    const plan = target ? planDeploymentRollback(deployment, replicaSets, d.toRevision ?? 0) : undefined;
-    if (!plan || plan.action !== 'rollback' || plan.replicaSet !== d.replicaSet) {
-      const msg = `the rollout history of "${d.name}" changed since pre-validation (replicaset "${d.replicaSet}" is no longer revision ${d.toRevision}); nothing was changed`;
-      setDeployment(run, d.name, 'Failed', msg);
-      return { kind: 'failed', reason: 'HistoryChanged', message: msg };
+    if (decision.action === 'historyChanged') {
+      setDeployment(run, d.name, 'Failed', decision.message);
+      return { kind: 'failed', reason: 'HistoryChanged', message: decision.message };
     }
+    const plan = decision.plan;
     const patched = await applyDeploymentRollback(run.client, ns, d.name, plan);
     failpoint('after-deployment-patch');
     setDeployment(

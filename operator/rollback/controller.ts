@@ -250,6 +250,7 @@ export class RollbackPlanReconciler {
       },
       runnerImage: this.ctx.config.OPERATOR_IMAGE,
       runnerPolicy: runnerPolicyOf(this.ctx.config),
+      jobConflictTimeoutMs: this.ctx.config.JOB_NAME_CONFLICT_TIMEOUT,
       access: this.access,
       histories: new Map(),
       checks: this.checks.forPlan(obj),
@@ -307,6 +308,12 @@ export class RollbackPlanReconciler {
         throw e; // transient (API errors, timeouts): retried with backoff, the journal says where we are
       }
       if (outcome.kind === 'wait') {
+        cond({
+          type: ConditionType.Reconciling,
+          status: 'True',
+          reason: outcome.reason ?? step.name,
+          message: outcome.message,
+        });
         await write();
         return { requeueAfterMs: outcome.requeueAfterMs };
       }
@@ -405,6 +412,12 @@ export function touchedSummary(status: RollbackPlanStatus): string {
   if ((restore?.result === 'Succeeded' || db?.restoreApplied) && db?.backupId) {
     changed.push(
       `database restored from ${db.backupId}${db.safetyBackupId ? ` (undo: restore safety backup ${db.safetyBackupId})` : ''}${db.previousDatabase ? ` (previous database kept as ${db.previousDatabase})` : ''}`,
+    );
+  } else if (
+    status.conditions?.some((c) => c.type === ConditionType.DatabaseRestored && c.reason === 'RestoreJobLost')
+  ) {
+    changed.push(
+      `database: unknown, the restore of ${db?.backupId} may have run partly or fully (check it)${db?.safetyBackupId ? `; safety backup ${db.safetyBackupId} holds the state before` : ''}`,
     );
   } else if (db?.safetyBackupId) {
     changed.push(`safety backup ${db.safetyBackupId} taken; database not changed`);

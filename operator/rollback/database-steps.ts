@@ -6,12 +6,15 @@ import { finishStep } from './journal.js';
 import { concurrentPlanFailure } from './locks.js';
 import type { PlanRun, StepOutcome } from './plan-run.js';
 import {
+  BACKUP_ID_ANNOTATION,
   buildPlanJob,
-  ensureJob,
+  ensurePlanJob,
   JOB_POLL_MS,
   loadSchedule,
   planJobName,
   planJobOutcome,
+  releaseJob,
+  safetyBackupId,
 } from './runner-jobs.js';
 
 const wait = (message: string): StepOutcome => ({ kind: 'wait', message, requeueAfterMs: JOB_POLL_MS });
@@ -61,6 +64,9 @@ export async function preValidateDatabase(run: PlanRun): Promise<StepOutcome> {
       true,
       `backup ${chosen.backup.id} (finished ${chosen.backup.finishedAt}, sha256 ${chosen.backup.sha256?.slice(0, 12) ?? '?'}…)`,
     );
+    // Durable before the verify Job exists: a reconcile whose write loses (409) never created a Job, and the
+    // next one either finds this pin or chooses afresh with no Job of a different backup around.
+    await run.checkpoint();
   }
 
   const needed = [{ group: 'batch', resource: 'jobs', verb: 'create', namespace: run.namespace }];
@@ -75,10 +81,15 @@ export async function preValidateDatabase(run: PlanRun): Promise<StepOutcome> {
   const backupId = run.status.database!.backupId!;
   const name = planJobName(run, 'verify');
   run.status.database = { ...run.status.database, verifyJob: name };
-  if (
-    await ensureJob(
+  const ensured = await ensurePlanJob(
+    run,
+    'verify',
+    buildPlanJob(
       run,
-      buildPlanJob(run, sc, name, 'test-restore', [
+      sc,
+      name,
+      'test-restore',
+      [
         'verify',
         '--storage-dir',
         STORAGE_MOUNT,
@@ -86,17 +97,32 @@ export async function preValidateDatabase(run: PlanRun): Promise<StepOutcome> {
         backupId,
         '--termination-log',
         '/dev/termination-log',
-      ]),
-    )
-  ) {
+      ],
+      { backupId },
+    ),
+    { recordedUid: run.status.database.verifyJobUID, step: 'PreValidation' },
+  );
+  if (ensured.kind !== 'ready') {
+    if (ensured.kind === 'failed') record(run, 'CheckBackupIntegrity', false, ensured.message);
+    return ensured;
+  }
+  const job = ensured.job;
+  run.status.database = { ...run.status.database, verifyJobUID: job.metadata.uid };
+  if (ensured.created) {
     run.event(
       'Normal',
       'VerifyingBackup',
       `checking backup ${backupId} (sha256, pg_restore --list) in Job ${name}`,
     );
   }
-  const outcome = planJobOutcome(run, name);
-  if (!outcome || outcome.state === 'running') return wait(`verifying backup ${backupId} (Job ${name})`);
+  const checked = job.metadata.annotations?.[BACKUP_ID_ANNOTATION];
+  if (checked !== backupId) {
+    const msg = `verify Job ${name} checks backup ${checked ?? '(not recorded on the Job)'}, but the plan pinned backup ${backupId}: its result says nothing about the pinned backup, so nothing was changed; create a new plan`;
+    record(run, 'CheckBackupIntegrity', false, msg);
+    return { kind: 'failed', reason: 'VerifyJobMismatch', message: msg };
+  }
+  const outcome = planJobOutcome(run, job);
+  if (outcome.state === 'running') return wait(`verifying backup ${backupId} (Job ${name})`);
   if (outcome.state === 'failed') {
     const msg = `backup ${backupId} failed its integrity check: ${outcome.message}`;
     record(run, 'CheckBackupIntegrity', false, msg);
@@ -106,7 +132,10 @@ export async function preValidateDatabase(run: PlanRun): Promise<StepOutcome> {
   return { kind: 'done', message: `backup ${backupId} selected and verified` };
 }
 
-/** A backup of the current database before it is overwritten: the plan's own undo. */
+/**
+ * A backup of the current database before it is overwritten: the plan's own undo. Its id carries the plan's
+ * UID, and the runner reuses an existing backup under it only if this plan wrote it.
+ */
 export async function takeSafetyBackup(run: PlanRun): Promise<StepOutcome> {
   if (!run.spec.targets.database?.safetyBackup)
     return {
@@ -117,37 +146,41 @@ export async function takeSafetyBackup(run: PlanRun): Promise<StepOutcome> {
   const sc = await loadSchedule(run, run.status.database!.backupScheduleRef!);
   if ('kind' in sc) return sc;
   const name = planJobName(run, 'safety');
+  const id = safetyBackupId(run);
   run.status.database = { ...run.status.database, safetyBackupJob: name };
-  if (
-    await ensureJob(
+  const ensured = await ensurePlanJob(
+    run,
+    'safety',
+    buildPlanJob(
       run,
-      buildPlanJob(run, sc, name, 'backup', [
-        'backup',
-        '--storage-dir',
-        STORAGE_MOUNT,
-        '--id',
-        '$(BACKUP_ID)',
-        '--termination-log',
-        '/dev/termination-log',
-      ]),
-    )
-  ) {
+      sc,
+      name,
+      'backup',
+      ['backup', '--storage-dir', STORAGE_MOUNT, '--id', id, '--termination-log', '/dev/termination-log'],
+      { backupId: id, purpose: 'safety' },
+    ),
+    { recordedUid: run.status.database.safetyBackupJobUID, step: 'SafetyBackup' },
+  );
+  if (ensured.kind !== 'ready') return ensured;
+  run.status.database = { ...run.status.database, safetyBackupJobUID: ensured.job.metadata.uid };
+  if (ensured.created) {
     run.event(
       'Normal',
       'SafetyBackupStarted',
-      `backing up the current database before the restore (Job ${name})`,
+      `backing up the current database as ${id} before the restore (Job ${name})`,
     );
   }
-  const outcome = planJobOutcome(run, name);
-  if (!outcome || outcome.state === 'running') return wait(`taking the safety backup (Job ${name})`);
-  if (outcome.state === 'failed') {
+  const outcome = planJobOutcome(run, ensured.job);
+  if (outcome.state === 'running') return wait(`taking the safety backup ${id} (Job ${name})`);
+  const wrote = outcome.result?.id;
+  if (outcome.state === 'failed' || wrote !== id) {
+    const why = outcome.state === 'failed' ? outcome.message : `the Job reported backup ${wrote ?? '(none)'}`;
     return {
       kind: 'failed',
       reason: 'SafetyBackupFailed',
-      message: `the safety backup failed, so nothing was restored: ${outcome.message}`,
+      message: `the safety backup ${id} failed, so nothing was restored: ${why}`,
     };
   }
-  const id = outcome.result?.id ?? name;
   run.status.database = { ...run.status.database, safetyBackupId: id };
   return {
     kind: 'done',
@@ -155,7 +188,21 @@ export async function takeSafetyBackup(run: PlanRun): Promise<StepOutcome> {
   };
 }
 
-/** Restores the pinned backup with a Job that runs once (backoffLimit 0, deterministic name). */
+/**
+ * Restores the pinned backup with a Job that runs at most once for the plan. Crash windows (the operator can
+ * die anywhere; each line says what the next reconcile finds and does):
+ *  1. before `restoreJob` is written: nothing exists; start over.
+ *  2. `restoreJob` written, Job not created: no Job (live GET), no UID: create it (suspended).
+ *  3. Job created suspended, UID not yet in status: the Job is found by its owner UID and adopted. If it was
+ *     deleted meanwhile it never ran (only a Job whose UID is durable is ever released), so it is created again.
+ *  4. UID written, Job not yet released: released now. From here on a missing Job is RestoreJobLost: the
+ *     release may have reached the API server before the crash.
+ *  5. released, running or finished, outcome not yet in status: the recorded Job's outcome is read; if the
+ *     Job is gone (live GET), Failed/RestoreJobLost, never a second restore.
+ *  6. outcome in status: the step is finished and the Job is never looked at again.
+ * A same-named Job of another owner is never read (JobNameConflict); one of ours with another UID is
+ * RestoreJobLost. `backoffLimit: 0`: a failed pod is a failed step, never a retry.
+ */
 export async function restoreDatabase(run: PlanRun): Promise<StepOutcome> {
   const db = run.status.database!;
   const sc = await loadSchedule(run, db.backupScheduleRef!);
@@ -180,20 +227,34 @@ export async function restoreDatabase(run: PlanRun): Promise<StepOutcome> {
     '/dev/termination-log',
   ];
   if (!db.restoreJob) {
-    // Durable before the Job exists: a restart finds the name and never creates a second restore.
     run.status.database = { ...db, restoreJob: name };
     await run.checkpoint();
   }
-  if (await ensureJob(run, buildPlanJob(run, sc, name, 'restore', args))) {
-    failpoint('after-restore-job-created');
+  const ensured = await ensurePlanJob(
+    run,
+    'restore',
+    buildPlanJob(run, sc, name, 'restore', args, { backupId: db.backupId!, suspend: true }),
+    { recordedUid: db.restoreJobUID, step: 'DatabaseRestore' },
+  );
+  if (ensured.kind !== 'ready') return ensured;
+  const job = ensured.job;
+  if (ensured.created) failpoint('after-restore-job-created');
+  if (!run.status.database!.restoreJobUID) {
+    run.status.database = { ...run.status.database, restoreJobUID: job.metadata.uid };
+    await run.checkpoint();
+  }
+  if (job.spec?.suspend === true) {
+    await releaseJob(run, job);
+    failpoint('after-restore-job-released');
     run.event(
       'Normal',
       'RestoreStarted',
       `restoring backup ${db.backupId} (${db.mode ?? 'inPlace'}) in Job ${name}`,
     );
+    return wait(`restoring backup ${db.backupId} (Job ${name})`);
   }
-  const outcome = planJobOutcome(run, name);
-  if (!outcome || outcome.state === 'running') return wait(`restoring backup ${db.backupId} (Job ${name})`);
+  const outcome = planJobOutcome(run, job);
+  if (outcome.state === 'running') return wait(`restoring backup ${db.backupId} (Job ${name})`);
   if (outcome.state === 'failed') {
     const mode = db.mode ?? 'inPlace';
     // pg_restore --single-transaction commits before row counts and SQL assertions are checked: in place, a

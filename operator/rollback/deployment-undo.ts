@@ -2,6 +2,7 @@
 // Deployment and its ReplicaSets. Ported from kubectl's polymorphichelpers/rollback.go
 // (DeploymentRollbacker.Rollback) and util/deployment/deployment.go; the order of checks and the user-facing
 // messages are kubectl's so operators and kubectl users see the same behaviour.
+import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 
 export const REVISION_ANNOTATION = 'deployment.kubernetes.io/revision';
@@ -164,6 +165,26 @@ function semantic(value: unknown, key = ''): unknown {
 /** kubectl's equalIgnoreHash: pod templates equal under Semantic.DeepEqual, ignoring `pod-template-hash`. */
 export function equalIgnoreHash(a: PodTemplate | undefined, b: PodTemplate | undefined): boolean {
   return isDeepStrictEqual(semantic(withoutHashLabel(a ?? {})), semantic(withoutHashLabel(b ?? {})));
+}
+
+/**
+ * sha256 of a pod template as equalIgnoreHash sees it (no pod-template-hash, null/[]/{} as absent, keys
+ * sorted): two templates equal under equalIgnoreHash have the same digest. Not kubectl's; the rollback
+ * records it to notice a Deployment that changed after the decision to roll it back.
+ */
+export function templateDigest(template: PodTemplate | undefined): string {
+  const canonical = (v: unknown): unknown =>
+    Array.isArray(v)
+      ? v.map(canonical)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(
+            Object.keys(v)
+              .sort()
+              .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+          )
+        : v;
+  const json = JSON.stringify(canonical(semantic(withoutHashLabel(template ?? {}))) ?? null);
+  return createHash('sha256').update(json).digest('hex');
 }
 
 /**

@@ -10,7 +10,8 @@ import type { KubeClient, KubeObject } from '../kube/rest.js';
 /** What a step decides: done (go on), wait (come back later), or failed (stop the plan). */
 export type StepOutcome =
   | { kind: 'done'; message: string; skipped?: boolean }
-  | { kind: 'wait'; message: string; requeueAfterMs: number }
+  /** `reason` (optional) goes on the Reconciling condition with the message, so a wait names its cause. */
+  | { kind: 'wait'; message: string; requeueAfterMs: number; reason?: string }
   | { kind: 'failed'; reason: string; message: string };
 
 /** One reconcile's view of a plan: the parsed spec, a working copy of status, and the means to act. */
@@ -49,6 +50,8 @@ export interface PlanRun {
   checks: PlanChecks;
   /** Which runner pod overrides the operator configuration allows (image, ServiceAccount, superuser SQL). */
   runnerPolicy: RunnerPolicy;
+  /** How long a step waits for someone else's Job holding its Job's name to be deleted. */
+  jobConflictTimeoutMs: number;
 }
 
 export interface StepDefinition {

@@ -1,4 +1,4 @@
-import { API_VERSION, Label, MANAGED_BY } from '../api/v1alpha1/common.js';
+import { API_VERSION, GROUP, Label, MANAGED_BY } from '../api/v1alpha1/common.js';
 import {
   parseBackupSchedule,
   withBackupScheduleDefaults,
@@ -12,6 +12,8 @@ import { refuseRunnerOverrides } from '../backup/runner-policy.js';
 import { isAlreadyExists, isNotFound } from '../kube/errors.js';
 import { childName, controllerRef } from '../kube/objects.js';
 import type { KubeObject } from '../kube/rest.js';
+import { findStep } from './journal.js';
+import { foreignJobOutcome, judgePlanJob, lostJobOutcome, type PlanJobPurpose } from './plan-job-identity.js';
 import type { PlanRun, StepOutcome } from './plan-run.js';
 
 /** Everything a runner Job of a plan needs from the BackupSchedule the database target names. */
@@ -85,8 +87,27 @@ export async function loadSchedule(
   };
 }
 
-export const planJobName = (run: PlanRun, purpose: 'verify' | 'safety' | 'restore') =>
+export const planJobName = (run: PlanRun, purpose: PlanJobPurpose) =>
   childName(run.plan.metadata.name, purpose, 63);
+
+/** The backup a verify or restore Job reads, or the id a safety backup writes: what the Job is bound to. */
+export const BACKUP_ID_ANNOTATION = `${GROUP}/backup-id`;
+
+/**
+ * A plan's safety backup id: unique per plan UID, so a plan re-created under the same name never finds (and
+ * never restores) an earlier plan's safety backup. At most 55 + 8 + 9 characters, far below BackupId's 253.
+ */
+export const safetyBackupId = (run: PlanRun) =>
+  `${run.plan.metadata.name}-safety-${(run.plan.metadata.uid ?? '').replace(/-/g, '').slice(0, 8)}`;
+
+export interface PlanJobOptions {
+  /** Binds the Job to a backup id (BACKUP_ID_ANNOTATION). */
+  backupId?: string;
+  /** Created suspended: no pod runs until the plan has recorded the Job's UID and releases it. */
+  suspend?: boolean;
+  /** Purpose recorded in the manifest of a backup the Job writes. */
+  purpose?: 'safety';
+}
 
 /**
  * A runner Job owned by the plan (so it is never orphaned), named after the plan and its purpose: a retried
@@ -98,8 +119,9 @@ export function buildPlanJob(
   name: string,
   component: 'backup' | 'restore' | 'test-restore',
   args: string[],
-  extraLabels: Record<string, string> = {},
+  opts: PlanJobOptions = {},
 ) {
+  const plan = { name: run.plan.metadata.name, uid: run.plan.metadata.uid };
   const tpl = buildRunnerJobTemplate({
     scheduleName: sc.schedule.metadata.name,
     spec: sc.spec,
@@ -109,13 +131,17 @@ export function buildPlanJob(
     args,
     component,
     allowSuperuserAssertions: run.runnerPolicy.allowSuperuserAssertions,
+    origin: {
+      ...(opts.purpose ? { purpose: opts.purpose } : {}),
+      schedule: { name: sc.schedule.metadata.name, uid: sc.schedule.metadata.uid },
+      plan,
+    },
   });
   // Only a safety backup keeps the schedule label: the BackupSchedule then records it like any backup.
   const labels: Record<string, string> = {
     ...tpl.metadata.labels,
     [Label.ManagedBy]: MANAGED_BY,
     [Label.Plan]: run.plan.metadata.name,
-    ...extraLabels,
   };
   if (component !== 'backup') delete labels[Label.BackupSchedule];
   return {
@@ -125,6 +151,7 @@ export function buildPlanJob(
       name,
       namespace: run.namespace,
       labels,
+      ...(opts.backupId ? { annotations: { [BACKUP_ID_ANNOTATION]: opts.backupId } } : {}),
       ownerReferences: [
         controllerRef({
           ...run.plan,
@@ -137,27 +164,102 @@ export function buildPlanJob(
       ...tpl.spec,
       // A restore must never run twice for one plan; a failed pod is a failed step, not a retry.
       backoffLimit: 0,
+      ...(opts.suspend ? { suspend: true } : {}),
       template: { ...tpl.spec.template, metadata: { labels } },
     },
   };
 }
 
-/** Creates the Job unless it exists (AlreadyExists after a restart means: it is ours, keep going). */
-export async function ensureJob(run: PlanRun, job: ReturnType<typeof buildPlanJob>): Promise<boolean> {
-  if (run.cache.job(job.metadata.name)) return false;
+const jobsRef = (namespace: string, name?: string) => ({
+  group: 'batch',
+  version: 'v1',
+  plural: 'jobs',
+  namespace,
+  ...(name ? { name } : {}),
+});
+
+/** The Job as the API server has it now (the cache may lag behind a create or a delete). */
+async function readJobLive(run: PlanRun, name: string): Promise<KubeObject | undefined> {
   try {
-    await run.client.create({ group: 'batch', version: 'v1', plural: 'jobs', namespace: run.namespace }, job);
-    return true;
+    return await run.client.get<KubeObject>(jobsRef(run.namespace, name));
   } catch (e) {
-    if (isAlreadyExists(e)) return false;
+    if (isNotFound(e)) return undefined;
     throw e;
   }
 }
 
-/** The outcome of one of the plan's Jobs as far as the caches know; undefined if the Job is not seen yet. */
-export function planJobOutcome(run: PlanRun, name: string): JobOutcome | undefined {
-  const job = run.cache.job(name);
-  return job ? readJobOutcome(job, run.cache.podsOfJob(name)) : undefined;
+export type EnsuredJob =
+  { kind: 'ready'; job: KubeObject; created: boolean } | Extract<StepOutcome, { kind: 'wait' | 'failed' }>;
+
+/**
+ * The plan's Job for `purpose`: the one it recorded (`recordedUid`), or, before one is recorded, the one it
+ * controls, created when there is none. Someone else's Job under the name is never read (wait, bounded, then
+ * JobNameConflict); a recorded Job that is gone is never re-created (<Purpose>JobLost). Anything but "ours
+ * from the cache" is confirmed with a live read first.
+ */
+export async function ensurePlanJob(
+  run: PlanRun,
+  purpose: PlanJobPurpose,
+  job: ReturnType<typeof buildPlanJob>,
+  opts: { recordedUid: string | undefined; step: string },
+): Promise<EnsuredJob> {
+  const name = job.metadata.name;
+  const plan = { name: run.plan.metadata.name, uid: run.plan.metadata.uid ?? '' };
+  const create = async (): Promise<KubeObject | undefined> => {
+    try {
+      return await run.client.create<KubeObject>(jobsRef(run.namespace), job);
+    } catch (e) {
+      if (isAlreadyExists(e)) return undefined;
+      throw e;
+    }
+  };
+  const cached = judgePlanJob(run.cache.job(name), plan, opts.recordedUid);
+  if (cached.kind === 'ours') return { kind: 'ready', job: cached.job, created: false };
+  if (cached.kind === 'absent' && !opts.recordedUid) {
+    const created = await create();
+    if (created) return { kind: 'ready', job: created, created: true };
+  }
+  const live = judgePlanJob(await readJobLive(run, name), plan, opts.recordedUid);
+  switch (live.kind) {
+    case 'ours':
+      return { kind: 'ready', job: live.job, created: false };
+    case 'foreign': {
+      const since = findStep(run.status.steps, opts.step)?.startedAt;
+      return foreignJobOutcome(live, since, run.now(), run.jobConflictTimeoutMs);
+    }
+    case 'replaced':
+      return lostJobOutcome(purpose, name, opts.recordedUid!, live.message);
+    case 'absent': {
+      if (opts.recordedUid) return lostJobOutcome(purpose, name, opts.recordedUid);
+      // The cache showed a Job (someone else's) that is gone now, or one came and went: create ours.
+      const created = await create();
+      if (created) return { kind: 'ready', job: created, created: true };
+      return {
+        kind: 'wait',
+        message: `Job "${name}" appeared meanwhile; looking again`,
+        requeueAfterMs: 1_000,
+      };
+    }
+  }
+}
+
+/**
+ * Lets a suspended Job run. The `test` on the UID makes the API server refuse (422) if the name now belongs to
+ * another Job, so only the Job whose UID is in status is ever released.
+ */
+export async function releaseJob(run: PlanRun, job: KubeObject): Promise<void> {
+  await run.client.patch(jobsRef(run.namespace, job.metadata.name), 'json', [
+    { op: 'test', path: '/metadata/uid', value: job.metadata.uid },
+    { op: 'replace', path: '/spec/suspend', value: false },
+  ]);
+}
+
+/** The outcome of one of the plan's Jobs, from its own pods only (a same-named older Job's pods may linger). */
+export function planJobOutcome(run: PlanRun, job: KubeObject): JobOutcome {
+  const pods = run.cache
+    .podsOfJob(job.metadata.name)
+    .filter((p) => (p.metadata.ownerReferences ?? []).some((r) => r.uid === job.metadata.uid));
+  return readJobOutcome(job, pods);
 }
 
 /** Runner Jobs report back through Job and pod watches; this only bounds how long a lost event can delay us. */

@@ -49,4 +49,22 @@ describe('touchedSummary', () => {
       '; changed: database restored from db-1 (undo: restore safety backup plan-safety); Deployment web rolled back; flags new-checkout disabled (previous values in status.featureFlags)',
     );
   });
+  it('never says "nothing was changed" when the restore Job was lost', () => {
+    const s = touchedSummary({
+      steps: [{ name: 'DatabaseRestore', startedAt: 'x', result: 'Failed' }],
+      database: { backupId: 'db-1' },
+      conditions: [
+        {
+          type: 'DatabaseRestored',
+          status: 'False',
+          reason: 'RestoreJobLost',
+          message: 'gone',
+          lastTransitionTime: '2026-01-01T00:00:00Z',
+        },
+      ],
+    });
+    expect(s).toBe(
+      '; changed: database: unknown, the restore of db-1 may have run partly or fully (check it)',
+    );
+  });
 });

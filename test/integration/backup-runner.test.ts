@@ -139,6 +139,8 @@ async function closedPort(): Promise<number> {
 describe('backup runner against a real PostgreSQL', () => {
   let src: { name: string; url: string };
   const id = 'nightly-20260301020000';
+  // The provenance a Job pod gets from the pod builders: a retried pod of the same Job reuses the backup.
+  const nightlyJob = { NXT_BACKUP_PURPOSE: 'scheduled', NXT_JOB_NAME: id, NXT_JOB_UID: 'job-uid-1' };
   let backup: Run;
   let original: Record<string, { rows: number; md5: string }>;
 
@@ -156,7 +158,7 @@ describe('backup runner against a real PostgreSQL', () => {
       );
     });
     original = await checksums(src.url);
-    backup = await runner(['backup', '--storage-dir', storageDir, '--id', id], connEnv(src.name));
+    backup = await runner(['backup', '--storage-dir', storageDir, '--id', id], connEnv(src.name, nightlyJob));
   });
 
   afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -200,7 +202,10 @@ describe('backup runner against a real PostgreSQL', () => {
   });
 
   it('reuses a committed, verified backup when a retried Job runs with the same id', async () => {
-    const again = await runner(['backup', '--storage-dir', storageDir, '--id', id], connEnv(src.name));
+    const again = await runner(
+      ['backup', '--storage-dir', storageDir, '--id', id],
+      connEnv(src.name, nightlyJob),
+    );
     expect(again.result).toMatchObject({ success: true, reused: true, sha256: readManifest(id).sha256 });
   });
 

@@ -346,7 +346,7 @@ const BASIC_USER = ['authorization.k8s.io/selfsubjectaccessreviews:create'];
  * Granted for calls other branches of issue 9 add (helper "silent": existence checks of an existing claim
  * and of the runner ServiceAccount). Drop an entry once its caller is merged: the test then proves it used.
  */
-const AWAITING_CALLERS = ['core/persistentvolumeclaims:get', 'core/serviceaccounts:get'];
+const AWAITING_CALLERS: string[] = [];
 
 const FEATURE_FLAG_CRD = 'featureflags.core.openfeature.dev';
 

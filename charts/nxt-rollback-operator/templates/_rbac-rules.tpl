@@ -53,11 +53,11 @@
 - apiGroups: [batch]
   resources: [jobs]
   verbs:
-    - get # operator/backup/controller.ts: a live re-read before recording a finished Job
+    - get # operator/backup/schedule-jobs.ts: a live re-read before recording a finished Job; a plan confirms a Job it cannot see (rollback/runner-jobs.ts)
     - list # operator/backup/controller.ts: the Job informers (both controllers)
     - watch # operator/backup/controller.ts: the Job informers (both controllers)
     - create # operator/rollback/runner-jobs.ts: verify/safety/restore Jobs of plans; emergency backups (backup/controller.ts)
-    - patch # operator/backup/controller.ts: the "recorded" annotation on a finished Job
+    - patch # operator/backup/schedule-jobs.ts: the "recorded" annotation on a finished Job; releasing a suspended restore Job (rollback/runner-jobs.ts)
 - apiGroups: ['']
   resources: [pods]
   verbs:

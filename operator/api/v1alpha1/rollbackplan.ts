@@ -261,6 +261,8 @@ export type RollbackPlanSpec = z.infer<typeof RollbackPlanSpec>;
 // --- status --------------------------------------------------------------------------------------------
 
 const reasonText = () => z.string().max(1024);
+/** metadata.uid of an object the plan created: only that object is trusted afterwards. */
+const objectUid = (description: string) => z.string().max(64).optional().meta({ description });
 
 /** One entry of the journal a restarted operator resumes from. */
 const Step = z.object({
@@ -294,6 +296,14 @@ export const RollbackPlanStatus = z.object({
         .min(0)
         .optional()
         .meta({ description: 'metadata.generation of the Deployment once the rollback was in place.' }),
+      observedResourceVersion: z.string().max(128).optional().meta({
+        description:
+          'metadata.resourceVersion of the Deployment when pre-validation decided to roll it back.',
+      }),
+      observedTemplateHash: z.string().max(64).optional().meta({
+        description:
+          'sha256 of the pod template pre-validation saw; the rollback patches only a Deployment that still has it.',
+      }),
       message: reasonText().optional(),
     }),
     'name',
@@ -307,9 +317,14 @@ export const RollbackPlanStatus = z.object({
       backupId: BackupId.optional().meta({ description: 'The backup restored (pinned at pre-validation).' }),
       backupFinishedAt: Timestamp.optional(),
       verifyJob: objectName().optional().meta({ description: 'Job that re-checked the backup before use.' }),
+      verifyJobUID: objectUid('UID of the verify Job; a Job of that name with another UID is not read.'),
       safetyBackupId: BackupId.optional().meta({ description: 'Backup of the pre-restore state: the undo.' }),
       safetyBackupJob: objectName().optional(),
-      restoreJob: objectName().optional(),
+      safetyBackupJobUID: objectUid('UID of the safety-backup Job.'),
+      restoreJob: objectName().optional().meta({ description: 'Written before the restore Job is created.' }),
+      restoreJobUID: objectUid(
+        'Written before the restore Job is released; if that Job is gone the plan fails (RestoreJobLost), never restoring twice.',
+      ),
       mode: z.enum(['inPlace', 'newDatabaseSwap']).optional(),
       previousDatabase: z
         .string()

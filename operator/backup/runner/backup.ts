@@ -9,6 +9,7 @@ import { connectDatabase, countRows, serverVersion } from './database.js';
 import { pgFailure, reasonOfToolStderr, RunnerFailure } from './failure.js';
 import type { RunnerLog } from './log.js';
 import type { BackupManifest } from './manifest.js';
+import { decideExistingBackup, describeOrigin, type BackupOrigin } from './origin.js';
 import { pgToolVersion, runTool } from './pg-tool.js';
 import { pruneAfterBackup } from './prune.js';
 import { createRedactor, type Redact } from './redact.js';
@@ -34,6 +35,11 @@ export interface BackupOptions {
    * Undefined: nothing is pruned.
    */
   retention?: RetentionPolicy;
+  /**
+   * Who is writing (from the pod's environment): stored in the manifest, and the only writer whose
+   * existing backup under this id is reused. Undefined (a run by hand): an existing backup is never reused.
+   */
+  origin?: BackupOrigin;
 }
 
 function siblingTool(path: string, name: string): string {
@@ -223,6 +229,7 @@ async function takeBackup(o: BackupOptions): Promise<BackupResult> {
       format: 'custom',
       verified: check.valid,
       verifyMessage: check.message,
+      ...(o.origin ? { origin: o.origin } : {}),
     };
     await o.storage.writeManifest(manifest).catch((e: Error) => {
       throw new RunnerFailure('StorageFailed', `writing the manifest of ${o.id}: ${e.message}`);
@@ -266,21 +273,29 @@ function summary(m: BackupManifest) {
   };
 }
 
-/** A retried Job finds the backup its first attempt finished; one that failed verification is redone. */
+/**
+ * A retried Job finds the backup its first attempt finished; one that failed verification is redone. A
+ * backup under this id that someone else wrote (another Job, another plan of the same name, a run without
+ * provenance) is never adopted, overwritten or removed: BackupIdConflict.
+ */
 async function reuseVerifiedBackup(o: BackupOptions): Promise<BackupManifest | undefined> {
   let existing: BackupManifest | undefined;
   try {
     existing = await o.storage.readManifest(o.id);
   } catch (e) {
-    o.log('warn', 'backup.manifest-unreadable', { id: o.id, error: (e as Error).message });
-    return undefined;
+    // Manifests are written atomically (rename), so an unreadable one is not a half-written one of ours.
+    throw new RunnerFailure(
+      'BackupIdConflict',
+      `backup id ${o.id} is taken by a backup whose manifest is unreadable (${(e as Error).message}); it is neither reused nor overwritten`,
+    );
   }
-  if (existing?.verified && (await o.storage.hasDump(o.id))) return existing;
-  if (existing) {
-    o.log('warn', 'backup.redo-unverified', { id: o.id });
-    await o.storage.remove(o.id).catch((e: Error) => {
-      throw new RunnerFailure('StorageFailed', `removing the unverified backup ${o.id}: ${e.message}`);
-    });
-  }
+  if (!existing) return undefined;
+  const decision = decideExistingBackup(existing, await o.storage.hasDump(o.id), o.origin);
+  if (decision.action === 'conflict') throw new RunnerFailure('BackupIdConflict', decision.message);
+  if (decision.action === 'reuse') return existing;
+  o.log('warn', 'backup.redo-unverified', { id: o.id, origin: describeOrigin(existing.origin) });
+  await o.storage.remove(o.id).catch((e: Error) => {
+    throw new RunnerFailure('StorageFailed', `removing the unverified backup ${o.id}: ${e.message}`);
+  });
   return undefined;
 }

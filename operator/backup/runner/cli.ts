@@ -18,6 +18,7 @@ import {
 import { RunnerFailure } from './failure.js';
 import { findLatestVerifiedBackup } from './latest.js';
 import { createJsonLog, type RunnerLog } from './log.js';
+import { originFromEnv } from './origin.js';
 import { pgToolPath } from './pg-tool.js';
 import { planPinFromEnv } from './pins.js';
 import { pruneAfterBackup, runPrune } from './prune.js';
@@ -137,11 +138,12 @@ async function run(
   const owner = scheduleIdentityFromEnv(env);
   switch (args.command) {
     case 'backup': {
-      const database = connection(env, log);
+      const origin = originFromEnv(env);
       const result = await runBackup({
         ...common,
         id: args.id,
-        database,
+        ...(origin ? { origin } : {}),
+        database: connection(env, log),
         pgDumpPath: pgToolPath(env, 'pg_dump'),
         pgRestorePath,
       });

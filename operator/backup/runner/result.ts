@@ -22,6 +22,8 @@ export const FAILURE_REASONS = [
   'RowCountMismatch',
   'AssertionFailed',
   'SwapFailed',
+  /** Another backup already has this id: it was neither reused nor overwritten. */
+  'BackupIdConflict',
   'Internal',
 ] as const;
 export const FailureReasonSchema = z.enum(FAILURE_REASONS);

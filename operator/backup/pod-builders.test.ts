@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { withBackupScheduleDefaults } from '../api/v1alpha1/backupschedule.js';
+import { buildBackupCronJob, buildJobFromCronJob, buildVerifyCronJob } from './cronjob.js';
+
+const owner = {
+  apiVersion: 'rollback.nxtnewday.io/v1alpha1',
+  kind: 'BackupSchedule',
+  metadata: { name: 'shop-db', namespace: 'shop', uid: 'schedule-uid' },
+};
+const spec = withBackupScheduleDefaults({
+  database: { secretRef: { name: 'db' } },
+  storage: { persistentVolumeClaim: { claimName: 'backups' } },
+  verify: { testRestoreSchedule: '0 5 * * *' },
+} as Parameters<typeof withBackupScheduleDefaults>[0]);
+const input = {
+  owner,
+  spec,
+  secret: { name: 'db', keys: new Set(['uri']) },
+  claimName: 'backups',
+  image: 'i',
+};
+type Env = { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } };
+const envOf = (jobSpec: { template: { spec: { containers: { env: unknown[] }[] } } }) =>
+  Object.fromEntries(
+    (jobSpec.template.spec.containers[0]!.env as Env[])
+      .filter((e) => e.name.startsWith('NXT_'))
+      .map((e) => [e.name, e.value ?? e.valueFrom?.fieldRef?.fieldPath]),
+  );
+
+describe('runner provenance variables (the manifest origin)', () => {
+  it('scheduled backups: purpose, schedule name and UID, the Job name and UID from the downward API', () => {
+    expect(envOf(buildBackupCronJob(input).spec.jobTemplate.spec)).toEqual({
+      NXT_BACKUP_PURPOSE: 'scheduled',
+      NXT_SCHEDULE_NAME: 'shop-db',
+      NXT_SCHEDULE_UID: 'schedule-uid',
+      NXT_JOB_NAME: "metadata.labels['batch.kubernetes.io/job-name']",
+      NXT_JOB_UID: "metadata.labels['batch.kubernetes.io/controller-uid']",
+    });
+  });
+  it('an emergency (backup-now) Job says emergency', () => {
+    const cron = {
+      ...buildBackupCronJob(input),
+      metadata: { ...buildBackupCronJob(input).metadata, uid: 'c' },
+    };
+    expect(envOf(buildJobFromCronJob(cron, 'shop-db-backup-now-1').spec)).toMatchObject({
+      NXT_BACKUP_PURPOSE: 'emergency',
+      NXT_SCHEDULE_UID: 'schedule-uid',
+    });
+    expect(envOf(cron.spec.jobTemplate.spec).NXT_BACKUP_PURPOSE, 'the CronJob itself is unchanged').toBe(
+      'scheduled',
+    );
+  });
+  it('test-restore Jobs write no backup, so they carry no purpose', () => {
+    expect(envOf(buildVerifyCronJob(input)!.spec.jobTemplate.spec).NXT_BACKUP_PURPOSE).toBeUndefined();
+  });
+});

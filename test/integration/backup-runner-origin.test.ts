@@ -1,0 +1,131 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runnerMain } from '../../operator/backup/runner/cli.js';
+import type { BackupManifest } from '../../operator/backup/runner/manifest.js';
+import { RunnerResultSchema, type RunnerResult } from '../../operator/backup/runner/result.js';
+import { createTestDatabase, pgInfo, withClient } from '../support/postgres.js';
+
+// Issue 9, defect 1: the backup runner adopts only a backup its own Job (or, for a safety backup, its own
+// plan) wrote. Runs the runner exactly as a Job pod would, against the real PostgreSQL, with the provenance
+// variables the pod builders set.
+
+const root = mkdtempSync(join(tmpdir(), 'nxt-runner-origin-'));
+const storageDir = join(root, 'backups');
+let runs = 0;
+
+async function backup(id: string, origin: Record<string, string>, database: string): Promise<RunnerResult> {
+  const i = pgInfo();
+  const terminationLog = join(root, `termination-${runs++}`);
+  await runnerMain(
+    ['backup', '--storage-dir', storageDir, '--id', id, '--termination-log', terminationLog],
+    {
+      PATH: process.env.PATH,
+      PG_BIN_DIR: i.binDir,
+      PGHOST: i.host,
+      PGPORT: String(i.port),
+      PGUSER: i.user,
+      PGPASSWORD: i.password,
+      PGDATABASE: database,
+      PGSSLMODE: 'disable',
+      ...origin,
+    },
+    { writeLog: () => {} },
+  );
+  return RunnerResultSchema.parse(JSON.parse(readFileSync(terminationLog, 'utf8')));
+}
+
+const file = (id: string, ext: 'dump' | 'manifest.json') => join(storageDir, `${id}.${ext}`);
+const fingerprint = (id: string) =>
+  (['dump', 'manifest.json'] as const).map((ext) =>
+    createHash('sha256')
+      .update(readFileSync(file(id, ext)))
+      .digest('hex'),
+  );
+const manifestOf = (id: string) =>
+  JSON.parse(readFileSync(file(id, 'manifest.json'), 'utf8')) as BackupManifest;
+
+const safetyOf = (planUid: string, jobUid: string) => ({
+  NXT_BACKUP_PURPOSE: 'safety',
+  NXT_SCHEDULE_NAME: 'shop-db',
+  NXT_SCHEDULE_UID: 'schedule-uid',
+  NXT_PLAN_NAME: 'undo',
+  NXT_PLAN_UID: planUid,
+  NXT_JOB_NAME: 'undo-safety',
+  NXT_JOB_UID: jobUid,
+});
+
+describe('backup runner provenance (issue 9, defect 1)', () => {
+  let db: { name: string; url: string };
+  beforeAll(async () => {
+    mkdirSync(storageDir);
+    db = await createTestDatabase('origin');
+    await withClient(db.url, async (c) => {
+      await c.query('create table notes (id int primary key)');
+      await c.query('insert into notes select generate_series(1, 100)');
+    });
+  });
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('writes origin into the manifest and reuses the backup only for a retried pod of the same Job', async () => {
+    const job = { NXT_BACKUP_PURPOSE: 'scheduled', NXT_JOB_NAME: 'nightly-1', NXT_JOB_UID: 'job-a' };
+    const first = await backup(
+      'nightly-1',
+      { ...job, NXT_SCHEDULE_NAME: 'db', NXT_SCHEDULE_UID: 's' },
+      db.name,
+    );
+    expect(first, first.message).toMatchObject({ success: true });
+    expect(manifestOf('nightly-1').origin).toEqual({
+      purpose: 'scheduled',
+      schedule: { name: 'db', uid: 's' },
+      job: { name: 'nightly-1', uid: 'job-a' },
+    });
+    expect(await backup('nightly-1', job, db.name)).toMatchObject({ success: true, reused: true });
+
+    const before = fingerprint('nightly-1');
+    const other = await backup('nightly-1', { ...job, NXT_JOB_UID: 'job-b' }, db.name);
+    expect(other).toMatchObject({ success: false, reason: 'BackupIdConflict' });
+    expect(other.message).toMatch(/taken by a backup .* by Job "nightly-1" \(uid job-a\)/);
+    const byHand = await backup('nightly-1', {}, db.name);
+    expect(byHand).toMatchObject({ success: false, reason: 'BackupIdConflict' });
+    expect(fingerprint('nightly-1'), "the other backup's files are untouched").toEqual(before);
+  });
+
+  it("never adopts a same-named plan's safety backup from a week before", async () => {
+    const id = 'undo-safety';
+    expect(await backup(id, safetyOf('plan-week-1', 'job-1'), db.name)).toMatchObject({ success: true });
+    // The same plan re-creating its safety Job reuses its own backup.
+    expect(await backup(id, safetyOf('plan-week-1', 'job-2'), db.name)).toMatchObject({
+      success: true,
+      reused: true,
+    });
+    const lastWeek = fingerprint(id);
+    await withClient(db.url, (c) => c.query('insert into notes select generate_series(101, 150)'));
+    const nextWeek = await backup(id, safetyOf('plan-week-2', 'job-3'), db.name);
+    expect(
+      nextWeek,
+      'a new plan of the same name must not get last week\'s data as "its" safety backup',
+    ).toMatchObject({
+      success: false,
+      reason: 'BackupIdConflict',
+    });
+    expect(nextWeek.message).toMatch(/RollbackPlan "undo" \(uid plan-week-1\)/);
+    expect(fingerprint(id)).toEqual(lastWeek);
+    expect(manifestOf(id).tables['public.notes']).toBe(100);
+  });
+
+  it("treats a manifest without origin (written before provenance existed) as someone else's", async () => {
+    const job = { NXT_BACKUP_PURPOSE: 'emergency', NXT_JOB_NAME: 'legacy', NXT_JOB_UID: 'job-l' };
+    expect(await backup('legacy', job, db.name)).toMatchObject({ success: true });
+    const { origin: _dropped, ...legacy } = manifestOf('legacy');
+    writeFileSync(file('legacy', 'manifest.json'), JSON.stringify(legacy));
+    const before = fingerprint('legacy');
+    expect(await backup('legacy', job, db.name)).toMatchObject({
+      success: false,
+      reason: 'BackupIdConflict',
+    });
+    expect(fingerprint('legacy')).toEqual(before);
+  });
+});
