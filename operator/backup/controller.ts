@@ -55,11 +55,15 @@ export function setupBackupScheduleController(ctx: ManagerContext): Controller {
     const ns = o.metadata.namespace;
     return ns ? schedulesToRecheck(o, schedules.list(ns)).map((n) => `${ns}/${n}`) : [];
   };
-  return new Controller('backupschedule', new BackupScheduleReconciler(ctx, schedules, jobs, pods), {
-    log: ctx.log,
-    metrics: ctx.metrics,
-    workers: ctx.config.MAX_CONCURRENT_RECONCILES,
-  })
+  return new Controller(
+    'backupschedule',
+    new BackupScheduleReconciler(ctx, schedules, jobs, pods, cronJobs),
+    {
+      log: ctx.log,
+      metrics: ctx.metrics,
+      workers: ctx.config.MAX_CONCURRENT_RECONCILES,
+    },
+  )
     .watches(schedules)
     .watchesMapped(schedules, sharers)
     .owns(cronJobs, BACKUP_SCHEDULE_KIND)
@@ -81,6 +85,7 @@ export class BackupScheduleReconciler {
     private readonly schedules: MultiInformer<KubeObject>,
     jobs: MultiInformer<KubeObject>,
     pods: MultiInformer<KubeObject>,
+    private readonly cronJobs?: MultiInformer<KubeObject>,
   ) {
     this.jobPhases = new ScheduleJobPhases(ctx, jobs, pods);
   }
@@ -186,8 +191,36 @@ export class BackupScheduleReconciler {
     run.status.schedule = run.spec.schedule;
     run.status.timeZone = run.spec.timeZone;
     const refused = refuseRunnerOverrides(run.spec.podTemplate, runnerPolicyOf(this.ctx.config));
-    if (refused) return this.notReady(run, refused.reason, refused.message, { stalled: true });
+    if (refused) {
+      // A CronJob made while the override was allowed (or by a version without allow-lists) must not keep
+      // running the refused image or ServiceAccount with the database Secret on every tick.
+      const suspended = await this.suspendCronJobs(run);
+      if (suspended.length)
+        run.event('Warning', 'CronJobSuspended', `suspended ${suspended.join(', ')}: ${refused.message}`);
+      const message = suspended.length
+        ? `${refused.message}; CronJob(s) ${suspended.join(', ')} suspended until this is fixed`
+        : refused.message;
+      return this.notReady(run, refused.reason, message, { stalled: true });
+    }
     return undefined;
+  }
+
+  /** Suspends this schedule's CronJobs that exist and are not suspended yet; returns their names. */
+  private async suspendCronJobs(run: ScheduleRun): Promise<string[]> {
+    const suspended: string[] = [];
+    for (const name of [backupCronJobName(run.req.name), verifyCronJobName(run.req.name)]) {
+      const ref = { group: 'batch', version: 'v1', plural: 'cronjobs', namespace: run.req.namespace, name };
+      // From the cache (the operator may only list/watch CronJobs); a stale copy costs one no-op patch.
+      const cron = this.cronJobs?.get(`${run.req.namespace}/${name}`);
+      if (!cron || cron.spec?.suspend === true) continue;
+      try {
+        await this.ctx.client.patch(ref, 'merge', { spec: { suspend: true } });
+        suspended.push(name);
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+      }
+    }
+    return suspended;
   }
 
   /**

@@ -495,6 +495,7 @@ describe('CRD validation on a real kube-apiserver', () => {
   it.each([
     ['the schedule', { schedule: '0,30 8-18/2 * jan-MAR mon-fri' }],
     ['? in the day fields', { schedule: '0 0 ? * ?' }],
+    ['blanks around a 5-field schedule (robfig splits with strings.Fields)', { schedule: ' 0 */4 * * * ' }],
     ['every macro', { schedule: '@midnight', verify: { testRestoreSchedule: '@annually' } }],
     ['a positive fraction of an hour', { objectives: { rpo: '0.5h' } }],
     [

@@ -2,8 +2,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   applySchedule,
   condition,
+  createBoundClaim,
   createDbSecret,
   dbSecretData,
+  deletePvs,
   scheduleSpec,
   waitScheduleCondition,
 } from '../support/backups.js';
@@ -17,6 +19,7 @@ describe('runner pod overrides are opt-in by operator configuration', () => {
   const { batch, core } = testClients();
   let ns = '';
   let op: OperatorProcess | undefined;
+  const pvs: string[] = [];
   const run = async (env: Record<string, string> = {}) => {
     await op?.kill();
     op = await startOperator({ env: { WATCH_NAMESPACES: ns, ...env } });
@@ -33,6 +36,7 @@ describe('runner pod overrides are opt-in by operator configuration', () => {
   beforeAll(async () => {
     ns = await createTestNamespace('overrides');
     await createDbSecret(ns, 'db', dbSecretData('unused'));
+    pvs.push(await createBoundClaim(ns, 'backups'));
     await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'deployer' } } });
     await run();
   });
@@ -42,6 +46,7 @@ describe('runner pod overrides are opt-in by operator configuration', () => {
   afterAll(async () => {
     await op?.kill();
     if (ns) await deleteTestNamespace(ns);
+    await deletePvs(pvs);
   });
 
   it('a BackupSchedule naming another image is Stalled (ImageNotAllowed) and gets no CronJob', async () => {
@@ -109,5 +114,28 @@ describe('runner pod overrides are opt-in by operator configuration', () => {
     await waitScheduleCondition(ns, 'evil-image', 'Stalled', 'True', 'ImageNotAllowed');
     expect(await cronJobsOf('evil-image')).toEqual([]);
     await waitScheduleCondition(ns, 'evil-sa', 'Ready', 'True', 'Scheduled');
+  });
+
+  it('narrowing the allow-list suspends the CronJobs that still run a now-refused image (review of issue 9)', async () => {
+    // 'team' got its CronJob while reg.example/team/ was allowed (the test above). The administrator empties
+    // the allow-list: the schedule is refused, and its CronJob must stop running the image with the Secret.
+    await run();
+    const s = await waitScheduleCondition(ns, 'team', 'Stalled', 'True', 'ImageNotAllowed');
+    expect(condition(s, 'Ready').message).toContain('suspended until this is fixed');
+    const crons = await cronJobsOf('team');
+    expect(crons.length).toBeGreaterThan(0);
+    expect(
+      crons.filter((c) => !c.spec?.suspend).map((c) => c.metadata?.name),
+      'CronJobs still active with a refused image',
+    ).toEqual([]);
+    // Allowed again: the next apply takes suspend back from the spec (server-side apply, forced).
+    await run({
+      ALLOWED_RUNNER_IMAGES: 'reg.example/team/',
+      ALLOWED_RUNNER_SERVICE_ACCOUNTS: 'nxt-backup-runner,deployer',
+    });
+    await kubectl('-n', ns, 'annotate', 'bks', 'team', 'nudge=2', '--overwrite');
+    await waitScheduleCondition(ns, 'team', 'Ready', 'True', 'Scheduled');
+    const [again] = await cronJobsOf('team');
+    expect(again!.spec!.suspend ?? false).toBe(false);
   });
 });

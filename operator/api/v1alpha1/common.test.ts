@@ -110,7 +110,10 @@ describe('shared schemas', () => {
     ['*/0 * * * *', false],
     ['0 0 L * *', false],
     ['0 0 * * 1#2', false],
-    ['0 0 * * *  ', false],
+    ['0 0 * * *  ', true], // robfig/cron splits a 5-field spec with strings.Fields
+    [' 0 0 * * *', true],
+    [' @daily', false], // a macro must match exactly
+    ['@daily ', false],
   ])('CRON_PATTERN on %j is %s', (expr, ok) => {
     expect(CRON_PATTERN.test(expr)).toBe(ok);
   });

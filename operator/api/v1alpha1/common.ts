@@ -212,8 +212,10 @@ const CRON_FIELDS = [
   `0?[1-9]|1[0-2]|${cronNames(['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'])}`,
   `0?[0-6]|${cronNames(['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'])}`, // day of week
 ].map(cronField);
+// A 5-field spec may have blanks around it (the CronJob parser splits it with Go's strings.Fields); a macro
+// must match exactly, as it does there.
 export const CRON_PATTERN = new RegExp(
-  `^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|${CRON_FIELDS.join('[ \\t]+')})$`,
+  `^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[ \\t]*${CRON_FIELDS.join('[ \\t]+')}[ \\t]*)$`,
 );
 export const cronSchedule = (field: string) =>
   withCelRules(z.string().max(128), [
