@@ -133,6 +133,8 @@ function fakeCluster(job: KubeObject, pod: KubeObject, status?: object, spec?: o
       throw new Error(`unexpected patch of ${ref.plural}`);
     },
     async create(ref: { plural: string }, body: any) {
+      if (ref.plural === 'jobs' && body.metadata?.name === server.job.metadata.name)
+        throw new KubeApiError(409, 'AlreadyExists', 'jobs already exists', 'POST', ref.plural);
       if (ref.plural === 'jobs') return body;
       throw new Error('unexpected create');
     },
@@ -267,5 +269,21 @@ describe('BackupScheduleReconciler reports what it cannot do', () => {
       'status.lastBackupNow.annotationValue: Too long',
     );
     expect(c.events).toContain('StatusRejected');
+  });
+});
+
+describe('BackupScheduleReconciler emergency backups', () => {
+  it('a backup-now value used before (A, B, A) whose Job has finished says so instead of "started"', async () => {
+    const { createHash } = await import('node:crypto');
+    const name = `app-backup-now-${createHash('sha256').update('A').digest('hex').slice(0, 8)}`;
+    const { job, pod } = finishedJob(name, true);
+    job.metadata.annotations = { [RECORDED_ANNOTATION]: 'succeeded' };
+    const c = fakeCluster(job, pod, { lastBackupNow: { annotationValue: 'B' } });
+    c.server.schedule.metadata.annotations = { 'rollback.nxtnewday.io/backup-now': 'A' };
+    c.syncSchedule();
+    await c.reconcile();
+    expect(c.events).toContain('EmergencyBackupValueReused');
+    expect(c.events).not.toContain('EmergencyBackupStarted');
+    expect(c.server.schedule.status?.lastBackupNow?.annotationValue).toBe('A');
   });
 });

@@ -44,6 +44,7 @@ export class ScheduleJobPhases {
       63,
     );
     const request = `backup-now=${boundText(wanted, 64)}`;
+    let existed = false;
     try {
       await this.ctx.client.create(
         { group: 'batch', version: 'v1', plural: 'jobs', namespace: run.req.namespace },
@@ -51,7 +52,8 @@ export class ScheduleJobPhases {
       );
     } catch (e) {
       // AlreadyExists: created before a restart, the same request, not a second backup
-      if (!isAlreadyExists(e)) {
+      existed = isAlreadyExists(e);
+      if (!existed) {
         const rejection = userFixableRejection(e);
         if (!rejection) throw e;
         // Handled all the same: a new value asks again.
@@ -63,6 +65,17 @@ export class ScheduleJobPhases {
       }
     }
     run.status.lastBackupNow = { annotationValue: handled, jobName };
+    const earlier = existed ? this.jobs.get(`${run.req.namespace}/${jobName}`) : undefined;
+    const finished = (earlier?.status?.conditions ?? []).some(
+      (c: { type: string; status: string }) =>
+        (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True',
+    );
+    if (finished) {
+      // The value was used before (A, B, A) and its Job is still there: no second backup under the same id.
+      const message = `${request}: this value was already used and Job ${jobName} has finished; set a new value to take another backup`;
+      run.event('Warning', 'EmergencyBackupValueReused', message);
+      return undefined;
+    }
     run.event('Normal', 'EmergencyBackupStarted', `${request}: started Job ${jobName}`);
     run.log.info('emergency backup started', { job: jobName });
     return undefined;
