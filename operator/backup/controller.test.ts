@@ -284,6 +284,6 @@ describe('BackupScheduleReconciler emergency backups', () => {
     await c.reconcile();
     expect(c.events).toContain('EmergencyBackupValueReused');
     expect(c.events).not.toContain('EmergencyBackupStarted');
-    expect(c.server.schedule.status?.lastBackupNow?.annotationValue).toBe('A');
+    expect((c.server.schedule as any).status?.lastBackupNow?.annotationValue).toBe('A');
   });
 });
