@@ -16,7 +16,7 @@ import { lastBackupFailed } from './schedule-conditions.js';
 import type { ScheduleRun } from './schedule-run.js';
 
 /** status.lastBackupNow.annotationValue's maxLength. */
-const HANDLED_VALUE_MAX = 253;
+export const HANDLED_VALUE_MAX = 253;
 
 /**
  * The phases of a BackupSchedule reconcile that deal with its Jobs: emergency backups on request, recording

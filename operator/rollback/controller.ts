@@ -314,6 +314,15 @@ export class RollbackPlanReconciler {
           reason: outcome.reason ?? step.name,
           message: outcome.message,
         });
+        // A wait with a reason is waiting on a problem (a failing check, a Job name held by someone else):
+        // Ready names it, so the object never sits at a generic "Running" while something is wrong.
+        if (outcome.reason)
+          cond({
+            type: ConditionType.Ready,
+            status: 'False',
+            reason: outcome.reason,
+            message: outcome.message,
+          });
         await write();
         return { requeueAfterMs: outcome.requeueAfterMs };
       }

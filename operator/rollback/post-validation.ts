@@ -188,5 +188,13 @@ function checkHttp(run: PlanRun, stepName: string, deadline: { at: number; timeo
   run.status.steps = noteStep(run.status.steps, stepName, message);
   // A finished check wakes the plan at once; this requeue only refreshes the progress note and guards the
   // deadline.
-  return { kind: 'wait', message, requeueAfterMs: Math.min(remaining + 500, 30_000) };
+  // A check with a failed attempt behind it names that on Ready too (kstatus readers see the problem while
+  // the attempts go on until validation.timeout).
+  const failing = pending.some((s) => s.progress !== undefined);
+  return {
+    kind: 'wait',
+    message,
+    requeueAfterMs: Math.min(remaining + 500, 30_000),
+    ...(failing ? { reason: 'HTTPCheckFailing' } : {}),
+  };
 }

@@ -190,7 +190,7 @@ const httpUrl = pick(
   '$HTTP/big',
   '$HTTP/aaaa',
   'http://127.0.0.1:1/',
-  'http://10.255.255.1/',
+  'http://127.0.0.1:9/',
   'http://169.254.169.254/latest/meta-data/',
   'http://[::1]:1/',
   'http://nonexistent.invalid/',
@@ -203,7 +203,7 @@ const httpUrl = pick(
 const hostileCheck = pick<object>(
   { url: '$HTTP/aaaa', expectStatus: 200, bodyMatch: '(a+)+$', retries: 0 },
   { url: '$HTTP/slow', expectStatus: 200, retries: 100, period: '1h' },
-  { url: 'http://10.255.255.1/', expectStatus: 200, retries: 100, period: '1s' },
+  { url: 'http://127.0.0.1:9/', expectStatus: 200, retries: 100, period: '1s' },
   { url: '$HTTP/status/500', expectStatus: 200, retries: 100, period: '600h' },
   { url: '$HTTP/big', expectStatus: 200, bodyMatch: 'b', retries: 1 },
   { url: 'http://169.254.169.254/latest/meta-data/', expectStatus: 200, retries: 0 },

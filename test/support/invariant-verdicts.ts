@@ -1,6 +1,8 @@
 // The invariant, per object: "every accepted object reaches a terminal phase or a condition that names its
 // problem within 60 s" (issue 9). Pure functions of what the API server shows; the batch runner calls them.
 import { BACKUP_NOW } from './invariant-arbitraries.js';
+import { HANDLED_VALUE_MAX } from '../../operator/backup/schedule-jobs.js';
+import { boundIdentity } from '../../operator/kube/bounded.js';
 
 export const TERMINAL_PHASES = new Set(['Succeeded', 'Failed', 'DryRunComplete']);
 /** Reasons that say "busy" without saying with what: not a condition that names a problem. */
@@ -111,7 +113,8 @@ export function scheduleVerdict(schedule: any, jobs: any[], pods: any[]): Verdic
   const wanted = schedule.metadata?.annotations?.[BACKUP_NOW];
   if (!wanted) return { ok: true, detail: `Ready=True/${ready.reason}` };
   const handled = schedule.status?.lastBackupNow;
-  if (handled?.annotationValue !== wanted)
+  // Status keeps a long value bounded (its start plus a hash), as the operator compares it.
+  if (handled?.annotationValue !== boundIdentity(wanted, HANDLED_VALUE_MAX))
     return {
       ok: false,
       detail: `Ready=True/${ready.reason} but backup-now=${short(wanted, 40)} not acknowledged (status.lastBackupNow: ${JSON.stringify(handled ?? null)})`,
