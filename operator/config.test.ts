@@ -53,6 +53,20 @@ describe('loadConfig', () => {
       /HTTP_CHECK_DENIED_CIDRS/,
     );
   });
+
+  it('denies loopback to HTTP checks unless HTTP_CHECK_DENY_LOOPBACK=false', () => {
+    expect(loadConfig({}).HTTP_CHECK_DENY_LOOPBACK).toBe(true);
+    expect(loadConfig({ HTTP_CHECK_DENY_LOOPBACK: 'false' }).HTTP_CHECK_DENY_LOOPBACK).toBe(false);
+  });
+
+  // Addresses are judged in their IPv4 form when IPv4-mapped, so a mapped CIDR was accepted and never matched.
+  it('turns an IPv4-mapped denied CIDR into its IPv4 form, and refuses one that mixes address families', () => {
+    const c = loadConfig({ HTTP_CHECK_DENIED_CIDRS: '::ffff:10.0.0.0/104,::ffff:192.168.1.1/128,fd00::/8' });
+    expect(c.HTTP_CHECK_DENIED_CIDRS).toEqual(['10.0.0.0/8', '192.168.1.1/32', 'fd00::/8']);
+    expect(() => loadConfig({ HTTP_CHECK_DENIED_CIDRS: '::ffff:0:0/90' })).toThrow(
+      /HTTP_CHECK_DENIED_CIDRS.*IPv4-mapped range with a prefix shorter than \/96/,
+    );
+  });
 });
 
 describe('leader election settings (client-go rules)', () => {

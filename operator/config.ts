@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
+import { normaliseDeniedCidr } from './rollback/address-policy.js';
 
 const SA_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
@@ -71,7 +71,18 @@ export const ConfigSchema = z.object({
         .map((x) => x.trim())
         .filter(Boolean),
     )
-    .pipe(z.array(z.string().refine((c) => ipaddr.isValidCIDR(c), 'CIDRs such as 10.0.0.0/8 or fd00::/8'))),
+    .pipe(
+      z.array(
+        z.string().transform((c, ctx) => {
+          try {
+            return normaliseDeniedCidr(c); // ::ffff:10.0.0.0/104 becomes 10.0.0.0/8, which can match
+          } catch (e) {
+            ctx.addIssue({ code: 'custom', message: (e as Error).message });
+            return z.NEVER;
+          }
+        }),
+      ),
+    ),
   // Images a BackupSchedule's podTemplate.image may name (exact, or a prefix ending in "/"); empty: none.
   ALLOWED_RUNNER_IMAGES: list(z.string().regex(/^[^\s,]+$/, 'image references without spaces')),
   // ServiceAccounts a BackupSchedule's podTemplate.serviceAccountName may name; empty: none.
@@ -82,6 +93,8 @@ export const ConfigSchema = z.object({
   ALLOW_SUPERUSER_ASSERTIONS: bool.default(false),
   // How long a plan waits for a same-named Job of someone else (an earlier plan's) to go before failing.
   JOB_NAME_CONFLICT_TIMEOUT: durationMs.default(120_000),
+  // HTTP checks refuse loopback (127.0.0.0/8, ::1, and 0.0.0.0 which reaches it): the operator pod's sidecars.
+  HTTP_CHECK_DENY_LOOPBACK: bool.default(true),
 });
 
 export type Config = z.output<typeof ConfigSchema> & { identity: string; leaderElectionNamespace: string };

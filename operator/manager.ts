@@ -13,6 +13,9 @@ import { KubeClient } from './kube/rest.js';
 import { sleep } from './kube/timers.js';
 import type { Metrics } from './metrics.js';
 
+/** How long a graceful stop lets a health or metrics response in progress finish before cutting it off. */
+const SERVER_CLOSE_GRACE_MS = 2000;
+
 /** What every controller's setup function receives: no module-level singletons, everything passed in. */
 export interface ManagerContext {
   config: Config;
@@ -79,6 +82,8 @@ export class Manager {
         (leading) => metrics.leaderStatus.set({ name: config.LEADER_ELECTION_ID }, leading ? 1 : 0),
       );
       metrics.leaderStatus.set({ name: config.LEADER_ELECTION_ID }, 0);
+      const elector = this.elector;
+      client.fenceWrites(() => elector.writeFenceReason());
     }
   }
 
@@ -161,10 +166,19 @@ export class Manager {
     return outcome === 'lost' ? this.lose() : 'stopped';
   }
 
-  private async lose(): Promise<'lost'> {
+  /**
+   * Leadership lost: stop acting at once and let main() exit 1, as controller-runtime does. No new reconcile
+   * starts and background tasks are aborted; reconciles still in flight are not waited for, and the client
+   * already refuses their writes (the fence asks the elector). The health and metrics servers are closed
+   * without waiting: a client holding a half-sent request would keep close() pending for minutes.
+   */
+  private lose(): Promise<'lost'> {
+    this.ctx.log.error('leadership lost: stopping controllers and exiting');
+    for (const c of this.controllers) c.abandon();
     this.ctx.tasks.stop();
-    await this.shutdownServers();
-    return 'lost';
+    this.ctx.informers.stop();
+    this.closeServersNow();
+    return Promise.resolve('lost');
   }
 
   /**
@@ -192,8 +206,23 @@ export class Manager {
     return this.stopping;
   }
 
+  /**
+   * Closes the health and metrics servers, bounded: close() waits for every connection with a request in
+   * progress, and a client that sends half a request line holds one open until Node's headersTimeout.
+   */
   private async shutdownServers(): Promise<void> {
-    await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    const closed = Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    for (const s of this.servers) s.closeIdleConnections();
+    const bound = new AbortController();
+    await Promise.race([closed, sleep(SERVER_CLOSE_GRACE_MS, bound.signal)]).finally(() => bound.abort());
+    this.closeServersNow();
+  }
+
+  private closeServersNow(): void {
+    for (const s of this.servers) {
+      s.close();
+      s.closeAllConnections();
+    }
     this.servers.length = 0;
   }
 

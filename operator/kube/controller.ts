@@ -111,6 +111,14 @@ export class Controller {
     await Promise.all(this.workers);
   }
 
+  /**
+   * Leadership lost: no new reconcile starts, and nothing is waited for (the process exits). Reconciles in
+   * flight cannot write any more: the client refuses writes once the lease is gone (see KubeClient.fenceWrites).
+   */
+  abandon(): void {
+    this.queue.shutDown();
+  }
+
   private async runWorker(): Promise<void> {
     const m = this.opts.metrics;
     for (;;) {

@@ -105,36 +105,48 @@ export class LeaderElector {
   }
 
   /**
-   * Renews every retry period. Leadership is lost once renewDeadline has passed since the last successful
-   * renewal, whatever the reason (failed requests, a slow API server, a blocked event loop): then this
-   * process must stop acting at once.
+   * Why this process may not write now, or undefined while it leads within its renew deadline. Judged by
+   * the clock at the moment of asking, not by the renew loop having noticed: a timer that fires late (a
+   * blocked event loop) must not leave a window in which a deposed leader still writes.
+   */
+  writeFenceReason(): string | undefined {
+    if (!this.leading) return 'not the leader';
+    const over = Date.now() - (this.lastRenewedAt + this.renewDeadlineMs);
+    if (over >= 0) return `leader election lost: no successful renewal within the renew deadline`;
+    return undefined;
+  }
+
+  /**
+   * Renews every retry period after the last attempt. Leadership ends exactly when renewDeadline has passed
+   * since the last successful renewal, whatever the reason (failed requests, a slow API server, a renewal
+   * still in flight): the loop never sleeps past the deadline and races each renewal against it, as
+   * client-go bounds its renew loop by a renewDeadline context. Then this process must stop acting at once.
    */
   private async renewUntilLost(): Promise<'lost' | 'stopped'> {
     const lease = `${this.cfg.namespace}/${this.cfg.name}`;
-    for (;;) {
-      await sleep(this.retryMs, this.renewStopped.signal);
+    const left = () => this.lastRenewedAt + this.renewDeadlineMs - Date.now();
+    while (left() > 0) {
+      await sleep(Math.min(this.retryMs, left()), this.renewStopped.signal);
       if (this.renewStopped.signal.aborted) return 'stopped';
-      const left = this.lastRenewedAt + this.renewDeadlineMs - Date.now();
-      if (left > 0) {
-        const sentAt = Date.now();
-        this.renewing = this.tryAcquireOrRenew(left);
-        const ok = await this.renewing;
-        this.renewing = undefined;
-        if (ok) {
-          this.lastRenewedAt = sentAt;
-          continue;
-        }
-        if (this.lastRenewedAt + this.renewDeadlineMs > Date.now()) continue;
-      }
-      this.leading = false;
-      this.onLeaderChange(false);
-      this.log.error('leader election lost: no successful renewal within the renew deadline', {
-        lease,
-        renewDeadlineMs: this.renewDeadlineMs,
-        sinceLastRenewalMs: Date.now() - this.lastRenewedAt,
-      });
-      return 'lost';
+      if (left() <= 0) break;
+      const sentAt = Date.now();
+      const atDeadline = new AbortController();
+      this.renewing = this.tryAcquireOrRenew(left());
+      const ok = await Promise.race([
+        this.renewing,
+        sleep(left(), atDeadline.signal).then(() => false),
+      ]).finally(() => atDeadline.abort());
+      this.renewing = undefined;
+      if (ok) this.lastRenewedAt = sentAt;
     }
+    this.leading = false;
+    this.onLeaderChange(false);
+    this.log.error('leader election lost: no successful renewal within the renew deadline', {
+      lease,
+      renewDeadlineMs: this.renewDeadlineMs,
+      sinceLastRenewalMs: Date.now() - this.lastRenewedAt,
+    });
+    return 'lost';
   }
 
   /** Stops trying to acquire the lease (a candidate); the leader keeps renewing until stopRenewing(). */
@@ -174,6 +186,7 @@ export class LeaderElector {
             spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: microTime() },
           },
           timeoutMs: 5000,
+          unfenced: true,
         },
       );
       this.log.info('released leader lease');
@@ -206,6 +219,7 @@ export class LeaderElector {
           `/apis/coordination.k8s.io/v1/namespaces/${this.cfg.namespace}/leases`,
           {
             timeoutMs: remaining(),
+            unfenced: true,
             body: {
               apiVersion: 'coordination.k8s.io/v1',
               kind: 'Lease',
@@ -247,7 +261,7 @@ export class LeaderElector {
       const updated = await this.client.request<KubeObject & { spec: LeaseSpec }>(
         'PUT',
         `/apis/coordination.k8s.io/v1/namespaces/${this.cfg.namespace}/leases/${this.cfg.name}`,
-        { timeoutMs: remaining(), body: { ...lease, spec: next } },
+        { timeoutMs: remaining(), unfenced: true, body: { ...lease, spec: next } },
       );
       this.observedRecord = JSON.stringify(updated.spec);
       this.observedAt = Date.now();

@@ -67,6 +67,9 @@ export interface KubeList<T = KubeObject> {
   items: T[];
 }
 
+/** A write the client refused to send because this process may no longer write (see fenceWrites). */
+export class FencedWriteError extends Error {}
+
 /**
  * A small JSON client on top of @kubernetes/client-node's KubeConfig (auth, TLS). Objects stay raw JSON,
  * so nothing is renamed or dropped by typed (de)serialisation, and errors carry only metav1.Status fields.
@@ -86,6 +89,18 @@ export class KubeClient {
     return this.server.host;
   }
 
+  private writeFence: (() => string | undefined) | undefined;
+
+  /**
+   * Fencing: before every write (any method but GET), `why` is asked; if it names a reason, the write is
+   * refused without being sent. The manager fences on leadership, so a reconcile still in flight when the
+   * lease is lost (or a timer that fires late after a blocked event loop) cannot write next to the new leader.
+   * Requests made with `unfenced` (the lease's own) are not asked.
+   */
+  fenceWrites(why: () => string | undefined): void {
+    this.writeFence = why;
+  }
+
   async request<T = any>(
     method: string,
     path: string,
@@ -94,9 +109,12 @@ export class KubeClient {
       contentType?: string;
       query?: Record<string, string | number | boolean | undefined>;
       timeoutMs?: number;
+      unfenced?: boolean;
     } = {},
   ): Promise<T> {
     const url = new URL(path, this.server);
+    const fenced = method !== 'GET' && !init.unfenced ? this.writeFence?.() : undefined;
+    if (fenced) throw new FencedWriteError(`${method} ${url.pathname} refused: ${fenced}`);
     for (const [k, v] of Object.entries(init.query ?? {}))
       if (v !== undefined) url.searchParams.set(k, String(v));
     const options: https.RequestOptions = {

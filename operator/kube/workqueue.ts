@@ -127,6 +127,20 @@ export class WorkQueue {
     return s / 1000;
   }
 
+  /**
+   * Stops at once (leadership lost): queued and delayed keys are dropped, so no worker starts another
+   * reconcile; keys in flight are not waited for.
+   */
+  shutDown(): void {
+    this.shuttingDown = true;
+    for (const w of this.waiting.values()) w.timer.cancel();
+    this.waiting.clear();
+    this.queue.length = 0;
+    this.dirty.clear(); // a key in flight is not handed out again when it is done
+    this.metrics.depth(0);
+    for (const g of this.getters.splice(0)) g(undefined);
+  }
+
   /** Stops accepting keys; pending get() calls resolve undefined; resolves when in-flight keys are done. */
   async shutDownWithDrain(): Promise<void> {
     this.shuttingDown = true;

@@ -1,8 +1,14 @@
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../config.js';
 import { addressPolicy, deniedReason } from './address-policy.js';
 
 describe('HTTP check address policy', () => {
-  const byDefault = addressPolicy({ denyLinkLocal: true, deniedCidrs: [] });
+  const defaults = loadConfig({});
+  const byDefault = addressPolicy({
+    denyLinkLocal: defaults.HTTP_CHECK_DENY_LINK_LOCAL,
+    denyLoopback: defaults.HTTP_CHECK_DENY_LOOPBACK,
+    deniedCidrs: defaults.HTTP_CHECK_DENIED_CIDRS,
+  });
 
   it.each([
     ['169.254.169.254', /cloud metadata address of AWS.*\(169\.254\.169\.254\/32\)/],
@@ -20,10 +26,26 @@ describe('HTTP check address policy', () => {
     if (!/not an IP/.test(r!)) expect(r).toMatch(/operator setting HTTP_CHECK_DENY_LINK_LOCAL/);
   });
 
-  it.each(['127.0.0.1', '::1', '10.96.0.10', '192.168.1.5', 'fd00::1', '100.100.100.201', '8.8.8.8'])(
-    'allows %s by default (loopback, cluster and public addresses)',
+  it.each(['10.96.0.10', '192.168.1.5', 'fd00::1', '100.100.100.201', '8.8.8.8'])(
+    'allows %s by default (cluster and public addresses)',
     (address) => expect(deniedReason(byDefault, address)).toBeUndefined(),
   );
+
+  // A sidecar's admin port on loopback (Envoy's 127.0.0.1:15000) would answer a plan's check, and bodyMatch
+  // would tell its author what it says. 0.0.0.0 and :: connect to loopback too.
+  it.each(['127.0.0.1', '127.1.2.3', '::1', '::ffff:127.0.0.1', '0.0.0.0', '::'])(
+    'denies the loopback address %s by default, naming HTTP_CHECK_DENY_LOOPBACK',
+    (address) =>
+      expect(deniedReason(byDefault, address)).toMatch(
+        /(loopback|unspecified) address.*operator setting HTTP_CHECK_DENY_LOOPBACK/,
+      ),
+  );
+
+  it('allows loopback when HTTP_CHECK_DENY_LOOPBACK is false', () => {
+    const p = addressPolicy({ denyLinkLocal: true, denyLoopback: false, deniedCidrs: [] });
+    for (const a of ['127.0.0.1', '::1', '0.0.0.0']) expect(deniedReason(p, a)).toBeUndefined();
+    expect(deniedReason(p, '169.254.169.254')).toBeDefined();
+  });
 
   it('denies extra CIDRs from the configuration, naming the setting', () => {
     const p = addressPolicy({ denyLinkLocal: true, deniedCidrs: ['10.0.0.0/8', 'fd00::/8'] });

@@ -1,8 +1,16 @@
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import winston from 'winston';
+import { HTTPCheck } from '../api/v1alpha1/common.js';
+import { loadConfig } from '../config.js';
+import { BackgroundTasks } from '../kube/background-tasks.js';
+import type { MultiInformer } from '../kube/informer.js';
+import type { KubeObject } from '../kube/rest.js';
+import type { ManagerContext } from '../manager.js';
 import { addressPolicy } from './address-policy.js';
 import { BodyMatcher } from './body-match.js';
 import { probeOnce, runHttpCheck, type HttpProbeOptions } from './http-check.js';
+import { HttpChecks } from './post-validation.js';
 
 // A real local HTTP server: the probe's own behaviour (redirects, body cap, address checks at connect time).
 describe('HTTP check probe', () => {
@@ -111,5 +119,42 @@ describe('HTTP check probe', () => {
     setTimeout(() => ac.abort(), 200);
     expect(await pending).toMatchObject({ passed: false, attempts: 1, message: 'aborted' });
     expect(Date.now() - t0).toBeLessThan(2000);
+  });
+});
+
+// URLs the CRD's pattern accepts (and some the API server's isURL, Go's parser, accepts too) but Node's WHATWG
+// parser refuses. Pre-validation called new URL() inside the reconcile: a TypeError retried with backoff for
+// ever, the plan Running/PreValidation with no condition naming the problem.
+describe('HTTP check URLs the schema accepts but Node cannot parse', () => {
+  const log = winston.createLogger({ silent: true });
+  const unparsable = ['http://a<b/', 'http://a|b/', 'http://[::1/', 'http://1.2.3.4.5/', 'http://xn--a/'];
+
+  it.each(unparsable)('%s: pre-validation reports InvalidURL instead of throwing', (url) => {
+    const check = HTTPCheck.parse({ url, expectStatus: 200 }); // the runtime parse of the spec accepts it
+    const ctx = { config: loadConfig({}), tasks: new BackgroundTasks(log) } as unknown as ManagerContext;
+    const plans = { addHandler: () => {} } as unknown as MultiInformer<KubeObject>;
+    const checks = new HttpChecks(ctx, plans, () => {}).forPlan({
+      apiVersion: 'rollback.nxtnewday.io/v1alpha1',
+      kind: 'RollbackPlan',
+      metadata: { name: 'p', namespace: 'ns', uid: 'u1' },
+    } as KubeObject);
+    let problem: unknown;
+    expect(() => (problem = checks.problem(check)), 'problem() throws in the reconcile').not.toThrow();
+    expect(problem).toMatchObject({ reason: 'InvalidURL', message: expect.stringContaining(url) });
+  });
+
+  it('a probe of such a URL ends with InvalidURL at the first attempt', async () => {
+    const r = await runHttpCheck(
+      { url: 'http://1.2.3.4.5/', expectStatus: 200, retries: 5 },
+      {
+        policy: addressPolicy({ denyLinkLocal: true, deniedCidrs: [] }),
+        requestTimeoutMs: 1000,
+        maxBodyBytes: 1024,
+        matcher: new BodyMatcher({ timeoutMs: 1000, maxConcurrent: 1 }),
+      },
+      { signal: new AbortController().signal, progress: () => {} },
+      { at: Date.now() + 10_000, timeout: '10s' },
+    );
+    expect(r).toMatchObject({ passed: false, attempts: 1, reason: 'InvalidURL' });
   });
 });

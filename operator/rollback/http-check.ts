@@ -12,8 +12,8 @@ export interface HttpCheckResult {
   url: string;
   passed: boolean;
   attempts: number;
-  /** Failure reason for the plan's condition: HTTPCheckFailed, HTTPCheckTimeout or HTTPCheckDenied. */
-  reason?: 'HTTPCheckFailed' | 'HTTPCheckTimeout' | 'HTTPCheckDenied';
+  /** Failure reason for the plan's condition: HTTPCheckFailed, HTTPCheckTimeout, HTTPCheckDenied or InvalidURL. */
+  reason?: 'HTTPCheckFailed' | 'HTTPCheckTimeout' | 'HTTPCheckDenied' | 'InvalidURL';
   message: string;
 }
 
@@ -26,16 +26,32 @@ export interface HttpProbeOptions {
   matcher: BodyMatcher;
 }
 
-type ProbeResult = { ok: true; message: string } | { ok: false; message: string; denied?: boolean };
+type ProbeResult =
+  { ok: true; message: string } | { ok: false; message: string; denied?: boolean; invalidUrl?: boolean };
 
 class DeniedAddressError extends Error {}
 
 /**
+ * The URL as Node (WHATWG) parses it, or why it cannot. The CRD's pattern and the API server's isURL (Go's
+ * parser) let through hosts WHATWG refuses (`http://a<b/`, `http://1.2.3.4.5/`, `http://xn--a/`): such a
+ * value is the plan author's to fix, never an exception inside a reconcile.
+ */
+export function parseCheckUrl(url: string): URL | string {
+  try {
+    return new URL(url);
+  } catch {
+    return 'not a URL that can be fetched (invalid host or syntax)';
+  }
+}
+
+/**
  * Why `check.url` can never be fetched under `policy` (its host is a denied IP literal), or undefined. Host
- * names are judged when they resolve, at every attempt.
+ * names are judged when they resolve, at every attempt. An unparsable URL is parseCheckUrl's to report.
  */
 export function deniedUrl(policy: AddressPolicy, url: string): string | undefined {
-  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  const parsed = parseCheckUrl(url);
+  if (typeof parsed === 'string') return undefined;
+  const host = parsed.hostname.replace(/^\[|\]$/g, '');
   return ipaddr.isValid(host) ? deniedReason(policy, host) : undefined;
 }
 
@@ -66,9 +82,10 @@ export function probeOnce(
   opts: HttpProbeOptions,
   signal: AbortSignal,
 ): Promise<ProbeResult> {
+  const url = parseCheckUrl(check.url);
+  if (typeof url === 'string') return Promise.resolve({ ok: false, invalidUrl: true, message: url });
   const denied = deniedUrl(opts.policy, check.url);
   if (denied) return Promise.resolve({ ok: false, denied: true, message: denied });
-  const url = new URL(check.url);
   const transport = url.protocol === 'https:' ? https : http;
   return new Promise<ProbeResult>((resolve) => {
     let settled = false;
@@ -178,12 +195,12 @@ export async function runHttpCheck(
     );
     if (r.ok) return { url: check.url, passed: true, attempts: i, message: r.message };
     last = r.message;
-    if (!r.ok && r.denied)
+    if (!r.ok && (r.denied || r.invalidUrl))
       return {
         url: check.url,
         passed: false,
         attempts: i,
-        reason: 'HTTPCheckDenied',
+        reason: r.invalidUrl ? 'InvalidURL' : 'HTTPCheckDenied',
         message: `${check.url}: ${last}`,
       };
     if (signal.aborted) return { url: check.url, passed: false, attempts: i, message: 'aborted' };

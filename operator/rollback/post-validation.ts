@@ -7,7 +7,13 @@ import type { ManagerContext } from '../manager.js';
 import { addressPolicy } from './address-policy.js';
 import { BodyMatcher, bodyMatchProblem } from './body-match.js';
 import type { RawDeployment } from './deployment-undo.js';
-import { deniedUrl, runHttpCheck, type HttpCheckResult, type HttpProbeOptions } from './http-check.js';
+import {
+  deniedUrl,
+  parseCheckUrl,
+  runHttpCheck,
+  type HttpCheckResult,
+  type HttpProbeOptions,
+} from './http-check.js';
 import { findStep, finishStep, noteStep } from './journal.js';
 import type { PlanRun, StepOutcome } from './plan-run.js';
 import { rolloutProgress } from './rollout.js';
@@ -20,7 +26,7 @@ export interface PlanChecks {
     check: HTTPCheck,
     deadline: { at: number; timeout: string },
   ): TaskState<HttpCheckResult>;
-  /** Why a check can never pass (invalid pattern, denied address literal), for pre-validation. */
+  /** Why a check can never pass (invalid pattern, unparsable URL, denied address literal), for pre-validation. */
   problem(check: HTTPCheck): { reason: string; message: string } | undefined;
   /** Aborts this plan's probes still running (the step has decided). */
   settle(): void;
@@ -45,6 +51,7 @@ export class HttpChecks {
     this.opts = {
       policy: addressPolicy({
         denyLinkLocal: ctx.config.HTTP_CHECK_DENY_LINK_LOCAL,
+        denyLoopback: ctx.config.HTTP_CHECK_DENY_LOOPBACK,
         deniedCidrs: ctx.config.HTTP_CHECK_DENIED_CIDRS,
       }),
       requestTimeoutMs: 5000,
@@ -75,6 +82,8 @@ export class HttpChecks {
       problem: (check) => {
         const pattern = check.bodyMatch !== undefined ? bodyMatchProblem(check.bodyMatch) : undefined;
         if (pattern) return { reason: 'InvalidBodyMatch', message: `${check.url}: ${pattern}` };
+        const parsed = parseCheckUrl(check.url);
+        if (typeof parsed === 'string') return { reason: 'InvalidURL', message: `${check.url}: ${parsed}` };
         const denied = deniedUrl(this.opts.policy, check.url);
         if (denied) return { reason: 'HTTPCheckDenied', message: `${check.url}: ${denied}` };
         return undefined;
@@ -85,7 +94,8 @@ export class HttpChecks {
 }
 
 /**
- * Pre-validation of the HTTP checks: a bodyMatch RE2 cannot compile, or a URL whose host is a denied address,
+ * Pre-validation of the HTTP checks: a bodyMatch RE2 cannot compile, a URL Node cannot parse (InvalidURL), or
+ * a URL whose host is a denied address,
  * fails the plan before anything is touched rather than after the rollback.
  */
 export async function preValidateHttpChecks(run: PlanRun): Promise<StepOutcome> {

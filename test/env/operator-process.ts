@@ -56,6 +56,8 @@ export async function startOperatorProcess(opts: {
         HEALTH_ADDR: `127.0.0.1:${healthPort}`,
         LOG_LEVEL: 'debug',
         OPERATOR_IMAGE: 'nxt-rollback-operator:test',
+        // The harness's check targets (and the demo's) listen on loopback; in a cluster nothing does.
+        HTTP_CHECK_DENY_LOOPBACK: 'false',
         ...opts.env,
       },
     },

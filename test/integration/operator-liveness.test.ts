@@ -253,6 +253,40 @@ describe('checks never stall the operator', () => {
     expect(target.count('/ok'), 'requests of the refused plans').toBe(0);
   });
 
+  // Review of issue 9: URLs the CRD's pattern accepted but Node's URL parser refuses made pre-validation throw
+  // a TypeError inside the reconcile, retried for ever: the plan sat Running/PreValidation, silent. Now the
+  // API server's isURL refuses what Go's parser refuses, and the plan fails with InvalidURL for the rest.
+  it('a check URL Node cannot parse is refused at admission or fails the plan with InvalidURL within 60 s', async () => {
+    await deploymentWithHistory(ns, 'badurl', ['nginx:1.25', 'nginx:1.26'], 1);
+    const urls = ['http://a<b/', 'http://[::1/', 'http://1.2.3.4.5/', 'http://xn--a/'];
+    const accepted: string[] = [];
+    for (const [i, url] of urls.entries()) {
+      const spec = {
+        scope: 'app',
+        targets: { deployments: [{ name: 'badurl' }] },
+        validation: { timeout: '30s', http: [{ url, expectStatus: 200 }] },
+      };
+      const outcome = await applyPlan(ns, `badurl-${i}`, spec).then(
+        () => 'accepted',
+        (e) => String(e?.body ?? e),
+      );
+      if (outcome === 'accepted') accepted.push(`badurl-${i}`);
+      else expect(outcome, url).toMatch(/url must be a valid URL/);
+    }
+    expect(accepted.length, 'URLs that only Node refuses reach the operator').toBeGreaterThan(0);
+    for (const name of accepted) {
+      const plan = await waitPlanPhase(ns, name, ['Succeeded', 'Failed'], 60_000);
+      expect(condition(plan, 'PreValidationPassed'), name).toMatchObject({
+        status: 'False',
+        reason: 'InvalidURL',
+      });
+      expect(plan.status.steps.map((s: any) => s.name)).not.toContain('AppRollback');
+    }
+    const { apps } = testClients();
+    const d = await apps.readNamespacedDeployment({ name: 'badurl', namespace: ns });
+    expect(d.metadata?.annotations?.[REVISION], 'the Deployment was not rolled back').toBe('2');
+  });
+
   // Defect 8: a 600h period slept via setTimeout fired after 1 ms.
   it('a 600h check period waits (no second attempt after 1 ms); validation.timeout ends it', async () => {
     const before = await reconciles('rollbackplan');

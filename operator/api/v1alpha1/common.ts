@@ -383,7 +383,8 @@ export const httpUrl = () => z.string().max(2048).regex(HTTP_URL, 'must be an ht
 
 /** An HTTP check: GET url until the status (and optionally the body) matches. */
 export const HTTPCheck = z.object({
-  url: httpUrl(),
+  // isURL is Go's url.ParseRequestURI, laxer than Node's parser: the check code reports the rest (InvalidURL).
+  url: withCelRules(httpUrl(), [{ rule: 'isURL(self)', message: 'url must be a valid URL' }]),
   expectStatus: z.int().min(100).max(599),
   bodyMatch: z.string().max(1024).optional().meta({ description: 'Regular expression the body must match.' }),
   retries: z.int().min(0).max(100).optional(),
