@@ -1,6 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { z } from 'zod';
 import { InvalidBackupIdError, LATEST_BACKUP_ID, validateBackupId } from './backup-id.js';
+import { SHORT_ID_PATTERN } from './database-admin.js';
 import { SqlAssertionSchema, type SqlAssertion } from './restore-validation.js';
 import type { RetentionPolicy } from './retention.js';
 import type { RestoreMode } from './restore.js';
@@ -18,9 +19,9 @@ or else /dev/termination-log):
   backup        --storage-dir DIR --id ID [--keep-last N] [--keep-daily N] [--keep-weekly N]
   verify        --storage-dir DIR --id ID|latest
   restore       --storage-dir DIR --id ID|latest --mode inPlace|newDatabaseSwap [--sql-assertions-json JSON]
-                [--maintenance-db NAME] [--short-id ID] [--keep-previous-databases N (default 1)]
+                [--maintenance-db NAME] [--short-id 6HEX] [--keep-previous-databases N (default 1)]
   test-restore  --storage-dir DIR --id ID|latest [--sql-assertions-json JSON] [--maintenance-db NAME]
-                [--short-id ID]
+                [--short-id 6HEX]
   prune         --storage-dir DIR [--keep-last N] [--keep-daily N] [--keep-weekly N] [--dry-run]
 --id latest: the newest backup whose manifest says verified (by finishedAt, then id); "latest" is no valid
 backup id. backup --keep-*: after a verified backup, prune as prune does, never the new backup; a failed
@@ -206,10 +207,11 @@ export function parseRunnerArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
   if (command === 'verify') return { command, ...common, id };
 
   const shortId = get('short-id');
-  if (shortId !== undefined && !/^[a-z0-9]{1,12}$/.test(shortId)) {
+  // Only names of this exact form are ever dropped as earlier swaps' leftovers (isPreviousDatabaseOf).
+  if (shortId !== undefined && !SHORT_ID_PATTERN.test(shortId)) {
     throw new UsageError(
       command,
-      `--short-id must be 1-12 lower-case letters or digits; got ${JSON.stringify(shortId)}`,
+      `--short-id must be 6 lower-case hex characters; got ${JSON.stringify(shortId)}`,
     );
   }
   const restoreLike: RestoreLike = {
