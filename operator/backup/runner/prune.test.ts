@@ -183,6 +183,27 @@ describe('runPrune on a claim shared by schedules', () => {
     });
     expect(idsIn(dir)).toEqual(['a-backup-2', 'b-backup-1', 'b-backup-2', 'b-backup-3']);
   });
+
+  // Deleted and applied again (GitOps, helm reinstall): same name and claim, new UID.
+  it('prunes what a re-created schedule of the same name wrote before', async () => {
+    const dir = mkdtempSync(join(root, `recreated-`));
+    const put = (id: string, at: string, extra: Partial<BackupManifest>) => {
+      writeFileSync(join(dir, `${id}.dump`), 'PGDMP');
+      writeFileSync(join(dir, `${id}.manifest.json`), JSON.stringify(fakeManifest(id, at, extra)));
+    };
+    put('a-backup-1', '2026-03-10T00:00:00Z', own('a', 'uid-before'));
+    put('a-backup-2', '2026-03-11T00:00:00Z', own('a', 'uid-before'));
+    put('a-backup-3', '2026-03-12T00:00:00Z', own('a', 'uid-now'));
+    const r = await runPrune({
+      storage: new FilesystemBackupStorage(dir),
+      policy: { keepLast: 1 },
+      log: silentLog,
+      now,
+      owner: { uid: 'uid-now', name: 'a' },
+    });
+    expect(r).toMatchObject({ success: true, deleted: ['a-backup-1', 'a-backup-2'], otherSchedulesCount: 0 });
+    expect(idsIn(dir)).toEqual(['a-backup-3']);
+  });
 });
 
 describe('runPrune and leftovers of interrupted backups', () => {

@@ -68,7 +68,7 @@ export async function runPrune(o: PruneOptions): Promise<PruneResult> {
       }
     }
     if (!o.owner)
-      o.log('warn', 'prune.no-owner', { message: 'no NXT_SCHEDULE_UID: every backup is a candidate' });
+      o.log('warn', 'prune.no-owner', { message: 'no NXT_SCHEDULE_NAME: every backup is a candidate' });
     const orphans = stored.filter((x) => x.hasDump && !x.hasManifest).map((x) => x.id);
     const protect = new Set(o.protect ?? []);
     const toDelete = selectBackupsToDelete(candidates, o.policy, started).filter((id) => !protect.has(id));
