@@ -26,8 +26,8 @@ or else /dev/termination-log):
 --id latest: the newest backup whose manifest says verified (by finishedAt, then id); "latest" is no valid
 backup id. backup --keep-*: after a verified backup, prune as prune does, never the new backup; a failed
 prune is reported but does not fail the backup. Without any --keep-* nothing is pruned.
-Environment set by the operator: NXT_SCHEDULE_UID/NXT_SCHEDULE_NAME (prune and backup --keep-* consider
-only that schedule's backups), NXT_PLAN_UID/NXT_PLAN_NAME (verify and restore pin the backup for the plan).`;
+Environment set by the operator: NXT_SCHEDULE_NAME/NXT_SCHEDULE_UID (prune, backup --keep-* and --id latest
+consider only that schedule's backups; --id latest never picks a safety backup), NXT_PLAN_UID/NXT_PLAN_NAME (verify and restore pin the backup for the plan).`;
 
 interface Common {
   storageDir: string;
