@@ -655,7 +655,7 @@ describe('backup runner against a real PostgreSQL', () => {
         );
       }
       const r = await runner(
-        ['test-restore', '--storage-dir', retainDir, '--id', 'latest', '--short-id', 'it3'],
+        ['test-restore', '--storage-dir', retainDir, '--id', 'latest', '--short-id', 'a1b2c3'],
         connEnv(retainDb.name),
       );
       expect(r.code, r.result.message).toBe(0);
@@ -663,7 +663,7 @@ describe('backup runner against a real PostgreSQL', () => {
         operation: 'test-restore',
         id: newest,
         success: true,
-        scratchDatabase: `${retainDb.name}_verify_it3`,
+        scratchDatabase: `${retainDb.name}_verify_a1b2c3`,
         scratchDropped: true,
         tablesVerified: 1,
         mismatchCount: 0,
