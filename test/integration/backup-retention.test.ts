@@ -164,7 +164,7 @@ describe('retention and the runner against a real PostgreSQL', () => {
     rmSync(join(dir, 'app-backup-450.dump.partial'));
   });
 
-  it('keeps one <db>_pre_<id> database after repeated swaps, drops only the older ones of that database', async () => {
+  it('keeps one <db>_pre_<id> database after repeated swaps, drops only older ones it made of that database', async () => {
     const swap = await createTestDatabase('retswap');
     await withClient(swap.url, async (c) => {
       await c.query('create table t (id int primary key)');
@@ -175,11 +175,26 @@ describe('retention and the runner against a real PostgreSQL', () => {
       connEnv(swap.name, SCHEDULE_ENV),
     );
     expect(b.code, b.result.message).toBe(0);
-    // Look-alikes that are not this database's previous copies.
-    const decoys = [`${swap.name}_pre_r1_copy`, `${swap.name}x_pre_r1`];
+    // Look-alikes that are not this database's previous copies: a user's archive named like a leftover, a
+    // database with a generated-looking name the runner never made (no marker), and near misses.
+    const decoys = [
+      `${swap.name}_pre_2024`,
+      `${swap.name}_pre_a1b2c3`,
+      `${swap.name}_pre_aaaa01_copy`,
+      `${swap.name}x_pre_aaaa01`,
+    ];
     await withClient(pgInfo().url, async (c) => {
       for (const d of decoys) await c.query(`create database ${d}`);
+      await c.query(`comment on database ${swap.name} is 'orders of the shop'`);
     });
+    const comment = (name: string) =>
+      withClient(pgInfo().url, async (c) => {
+        const r = await c.query<{ comment: string | null }>(
+          `select shobj_description(oid, 'pg_database') as comment from pg_database where datname = $1`,
+          [name],
+        );
+        return r.rows[0]?.comment;
+      });
     const names = async () =>
       withClient(pgInfo().url, async (c) =>
         (
@@ -193,7 +208,7 @@ describe('retention and the runner against a real PostgreSQL', () => {
       );
 
     let last: RunnerResult | undefined;
-    for (const shortId of ['r1', 'r2', 'r3']) {
+    for (const shortId of ['aaaa01', 'aaaa02', 'aaaa03']) {
       const r = await runner(
         [
           'restore',
@@ -212,12 +227,18 @@ describe('retention and the runner against a real PostgreSQL', () => {
       last = r.result;
     }
     expect(last, 'expected the third swap to report what it kept and dropped').toMatchObject({
-      previousDatabase: `${swap.name}_pre_r3`,
-      previousDatabasesKept: [`${swap.name}_pre_r3`],
-      previousDatabasesDropped: [`${swap.name}_pre_r2`],
+      previousDatabase: `${swap.name}_pre_aaaa03`,
+      previousDatabasesKept: [`${swap.name}_pre_aaaa03`],
+      previousDatabasesDropped: [`${swap.name}_pre_aaaa02`],
     });
     expect(await names(), 'expected one previous database and the look-alikes untouched').toEqual(
-      [`${swap.name}_pre_r3`, ...decoys].sort(),
+      [`${swap.name}_pre_aaaa03`, ...decoys].sort(),
+    );
+    expect(await comment(`${swap.name}_pre_aaaa03`), 'expected the kept copy marked as ours').toMatch(
+      new RegExp(`^nxt-rollback-operator previous of "${swap.name}"\n`),
+    );
+    expect(await comment(swap.name), "expected the user's comment to follow the database name").toBe(
+      'orders of the shop',
     );
 
     // keep 2 keeps the one just made and the newest before it.
@@ -231,7 +252,7 @@ describe('retention and the runner against a real PostgreSQL', () => {
         '--mode',
         'newDatabaseSwap',
         '--short-id',
-        'r4',
+        'aaaa04',
         '--keep-previous-databases',
         '2',
       ],
@@ -239,7 +260,7 @@ describe('retention and the runner against a real PostgreSQL', () => {
     );
     expect(r4.result).toMatchObject({
       success: true,
-      previousDatabasesKept: [`${swap.name}_pre_r4`, `${swap.name}_pre_r3`],
+      previousDatabasesKept: [`${swap.name}_pre_aaaa04`, `${swap.name}_pre_aaaa03`],
       previousDatabasesDropped: [],
     });
   });

@@ -419,13 +419,13 @@ describe('backup runner against a real PostgreSQL', () => {
         '--mode',
         'newDatabaseSwap',
         '--short-id',
-        'it1',
+        'a1b2c1',
       ],
       connEnv(db.name),
     );
     await app.end().catch(() => {});
     expect(r.code, r.result.message).toBe(0);
-    const previous = `${db.name}_pre_it1`;
+    const previous = `${db.name}_pre_a1b2c1`;
     expect(r.result).toMatchObject({ success: true, mode: 'newDatabaseSwap', previousDatabase: previous });
     expect(await tableChecksum(db.url, 'items'), 'expected the target to hold the backup').toEqual(before);
     const oldUrl = db.url.replace(/\/[^/]+$/, `/${previous}`);
@@ -437,7 +437,7 @@ describe('backup runner against a real PostgreSQL', () => {
 
   it('test-restores into a scratch database, reports counts and time, and drops it', async () => {
     const r = await runner(
-      ['test-restore', '--storage-dir', storageDir, '--id', id, '--short-id', 'it2'],
+      ['test-restore', '--storage-dir', storageDir, '--id', id, '--short-id', 'a1b2c2'],
       connEnv(src.name),
     );
     expect(r.code, r.result.message).toBe(0);
@@ -445,7 +445,7 @@ describe('backup runner against a real PostgreSQL', () => {
     expect(r.result).toMatchObject({
       operation: 'test-restore',
       success: true,
-      scratchDatabase: `${src.name}_verify_it2`,
+      scratchDatabase: `${src.name}_verify_a1b2c2`,
       scratchDropped: true,
       tablesVerified: tables,
       mismatchCount: 0,
@@ -660,7 +660,7 @@ describe('backup runner against a real PostgreSQL', () => {
         );
       }
       const r = await runner(
-        ['test-restore', '--storage-dir', retainDir, '--id', 'latest', '--short-id', 'it3'],
+        ['test-restore', '--storage-dir', retainDir, '--id', 'latest', '--short-id', 'a1b2c3'],
         connEnv(retainDb.name),
       );
       expect(r.code, r.result.message).toBe(0);
@@ -668,7 +668,7 @@ describe('backup runner against a real PostgreSQL', () => {
         operation: 'test-restore',
         id: newest,
         success: true,
-        scratchDatabase: `${retainDb.name}_verify_it3`,
+        scratchDatabase: `${retainDb.name}_verify_a1b2c3`,
         scratchDropped: true,
         tablesVerified: 1,
         mismatchCount: 0,

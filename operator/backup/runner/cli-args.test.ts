@@ -148,6 +148,10 @@ describe('parseRunnerArgs', () => {
       /at 0.query/,
     ],
     [['test-restore', '--storage-dir', '/b', '--id', 'x', '--short-id', 'A/B'], /--short-id/],
+    [
+      ['restore', '--storage-dir', '/b', '--id', 'x', '--mode', 'inPlace', '--short-id', '2024'],
+      /6 lower-case hex/,
+    ],
     [['prune', '--storage-dir', '/b', '--keep-last=-1'], /--keep-last must be a whole number/],
     [['backup', '--storage-dir', '/b', '--id', 'x', '--keep-last=-1'], /--keep-last must be a whole number/],
     [

@@ -1,6 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { z } from 'zod';
 import { InvalidBackupIdError, LATEST_BACKUP_ID, validateBackupId } from './backup-id.js';
+import { SHORT_ID_PATTERN } from './database-admin.js';
 import { SqlAssertionSchema, type SqlAssertion } from './restore-validation.js';
 import type { RetentionPolicy } from './retention.js';
 import type { RestoreMode } from './restore.js';
@@ -18,15 +19,15 @@ or else /dev/termination-log):
   backup        --storage-dir DIR --id ID [--keep-last N] [--keep-daily N] [--keep-weekly N]
   verify        --storage-dir DIR --id ID|latest
   restore       --storage-dir DIR --id ID|latest --mode inPlace|newDatabaseSwap [--sql-assertions-json JSON]
-                [--maintenance-db NAME] [--short-id ID] [--keep-previous-databases N (default 1)]
+                [--maintenance-db NAME] [--short-id 6HEX] [--keep-previous-databases N (default 1)]
   test-restore  --storage-dir DIR --id ID|latest [--sql-assertions-json JSON] [--maintenance-db NAME]
-                [--short-id ID]
+                [--short-id 6HEX]
   prune         --storage-dir DIR [--keep-last N] [--keep-daily N] [--keep-weekly N] [--dry-run]
 --id latest: the newest backup whose manifest says verified (by finishedAt, then id); "latest" is no valid
 backup id. backup --keep-*: after a verified backup, prune as prune does, never the new backup; a failed
 prune is reported but does not fail the backup. Without any --keep-* nothing is pruned.
-Environment set by the operator: NXT_SCHEDULE_UID/NXT_SCHEDULE_NAME (prune and backup --keep-* consider
-only that schedule's backups), NXT_PLAN_UID/NXT_PLAN_NAME (verify and restore pin the backup for the plan).`;
+Environment set by the operator: NXT_SCHEDULE_NAME/NXT_SCHEDULE_UID (prune, backup --keep-* and --id latest
+consider only that schedule's backups; --id latest never picks a safety backup), NXT_PLAN_UID/NXT_PLAN_NAME (verify and restore pin the backup for the plan).`;
 
 interface Common {
   storageDir: string;
@@ -206,10 +207,11 @@ export function parseRunnerArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
   if (command === 'verify') return { command, ...common, id };
 
   const shortId = get('short-id');
-  if (shortId !== undefined && !/^[a-z0-9]{1,12}$/.test(shortId)) {
+  // Only names of this exact form are ever dropped as earlier swaps' leftovers (isPreviousDatabaseOf).
+  if (shortId !== undefined && !SHORT_ID_PATTERN.test(shortId)) {
     throw new UsageError(
       command,
-      `--short-id must be 1-12 lower-case letters or digits; got ${JSON.stringify(shortId)}`,
+      `--short-id must be 6 lower-case hex characters; got ${JSON.stringify(shortId)}`,
     );
   }
   const restoreLike: RestoreLike = {

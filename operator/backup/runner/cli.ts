@@ -128,14 +128,14 @@ async function run(
   const storage = new FilesystemBackupStorage(args.storageDir);
   const pgRestorePath = pgToolPath(env, 'pg_restore');
   const common = { storage, log, env, redact, now };
-  /** The backup `--id` names: `latest` becomes the newest verified backup's real id. */
+  /** The backup `--id` names: `latest` becomes the id of the newest verified backup retention keeps. */
+  const owner = scheduleIdentityFromEnv(env);
   const backupId = async (id: string) => {
     if (id !== LATEST_BACKUP_ID) return id;
-    const latest = await findLatestVerifiedBackup(storage, log);
+    const latest = await findLatestVerifiedBackup(storage, log, owner);
     log('info', 'runner.latest-resolved', { id: latest.id, finishedAt: latest.finishedAt });
     return latest.id;
   };
-  const owner = scheduleIdentityFromEnv(env);
   switch (args.command) {
     case 'backup': {
       const origin = originFromEnv(env);

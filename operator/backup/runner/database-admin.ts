@@ -94,16 +94,32 @@ async function terminateConnections(admin: pg.Client, db: string, waitMs: number
 }
 
 /**
+ * The first line of the comment swapDatabases puts on the database it swaps out: it names the database it
+ * was swapped out of in full (a shortened `_pre_` name can be shared by two long database names), so
+ * retention drops only what the runner itself made, and only for that database.
+ */
+export function previousDatabaseMarker(db: string): string {
+  return `${MARKER_PREFIX}${JSON.stringify(db)}`;
+}
+
+const MARKER_PREFIX = 'nxt-rollback-operator previous of ';
+
+/**
  * Puts `replacement` in place of `target` and keeps the old one as `previous`: blocks new connections to
  * the target, ends the existing ones, then renames both in one transaction, so clients either reach the
- * old database or the new one and never find the name missing for longer than the commit.
+ * old database or the new one and never find the name missing for longer than the commit. The same
+ * transaction marks `previous` (previousDatabaseMarker, then `note`) and moves a comment the target had
+ * onto its replacement, so the user's description follows the name and no swapped-out database is unmarked.
  */
 export async function swapDatabases(
   admin: pg.Client,
   names: { target: string; replacement: string; previous: string },
   log: RunnerLog,
+  note = '',
 ): Promise<void> {
   const { target, replacement, previous } = names;
+  const marker = previousDatabaseMarker(target) + (note ? `\n${note}` : '');
+  const former = await databaseComment(admin, target);
   await admin.query(`alter database ${ident(target)} with allow_connections false`);
   try {
     for (let attempt = 1; ; attempt++) {
@@ -112,6 +128,9 @@ export async function swapDatabases(
         await admin.query('begin');
         await admin.query(`alter database ${ident(target)} rename to ${ident(previous)}`);
         await admin.query(`alter database ${ident(replacement)} rename to ${ident(target)}`);
+        await admin.query(`comment on database ${ident(previous)} is ${pg.escapeLiteral(marker)}`);
+        if (former !== null && !isMarkedPrevious(former))
+          await admin.query(`comment on database ${ident(target)} is ${pg.escapeLiteral(former)}`);
         await admin.query('commit');
         break;
       } catch (e) {
@@ -130,23 +149,43 @@ export async function swapDatabases(
   await admin.query(`alter database ${ident(previous)} with allow_connections true`);
 }
 
-/** What newDatabaseSwap accepts as --short-id (and newShortId produces). */
-export const SHORT_ID_PATTERN = /^[a-z0-9]{1,12}$/;
+async function databaseComment(admin: pg.Client, name: string): Promise<string | null> {
+  const r = await admin.query<{ comment: string | null }>(
+    `select shobj_description(oid, 'pg_database') as comment from pg_database where datname = $1`,
+    [name],
+  );
+  return r.rows[0]?.comment ?? null;
+}
 
-/**
- * Whether `name` is exactly a `<db>_pre_<shortId>` database that newDatabaseSwap made of `db`: the name
- * derivedDatabaseName gives for some valid short id, so `shop_pre_1` never matches `shop2` or
- * `shop_pre_x_copy`. Pure.
- */
-export function isPreviousDatabaseOf(name: string, db: string): boolean {
-  const at = name.lastIndexOf('_pre_');
-  if (at < 0) return false;
-  const shortId = name.slice(at + '_pre_'.length);
-  return SHORT_ID_PATTERN.test(shortId) && derivedDatabaseName(db, 'pre', shortId) === name;
+const isMarkedPrevious = (comment: string) => comment.startsWith(MARKER_PREFIX);
+
+/** What newShortId produces, and so the only --short-id a runner accepts: 6 lower-case hex characters. */
+export const SHORT_ID_PATTERN = /^[0-9a-f]{6}$/;
+
+/** A database as dropOldPreviousDatabases sees it in pg_database. */
+export interface DatabaseEntry {
+  name: string;
+  /** Its comment (shobj_description), null without one. */
+  comment: string | null;
 }
 
 /**
- * Keeps the `keep` newest `<db>_pre_*` databases and drops the older ones. `newest` (the one the swap just
+ * Whether `d` is a `<db>_pre_<shortId>` database that swapDatabases made of `db`: its name is exactly what
+ * derivedDatabaseName gives for a generated short id, and its comment starts with the marker line naming
+ * `db` in full. Names alone cannot tell a user's `shop_pre_2024` archive from a leftover, nor two long
+ * database names that shorten to the same prefix. Pure.
+ */
+export function isPreviousDatabaseOf(d: DatabaseEntry, db: string): boolean {
+  const at = d.name.lastIndexOf('_pre_');
+  if (at < 0 || d.comment === null) return false;
+  const shortId = d.name.slice(at + '_pre_'.length);
+  if (!SHORT_ID_PATTERN.test(shortId) || derivedDatabaseName(db, 'pre', shortId) !== d.name) return false;
+  return d.comment.split('\n', 1)[0] === previousDatabaseMarker(db);
+}
+
+/**
+ * Keeps the `keep` newest `<db>_pre_*` databases this runner made of `db` (isPreviousDatabaseOf) and
+ * drops the older ones; any other database is never touched. `newest` (the one the swap just
  * made) is the newest whatever its OID; the others are ordered by OID, which PostgreSQL hands out in
  * creation order: a `_pre_` database was created as the restore that replaced it, and replaced by the
  * next restore, so creation order is the order in which they were swapped out. A failed drop is
@@ -159,11 +198,12 @@ export async function dropOldPreviousDatabases(
   keep: number,
   log: RunnerLog,
 ): Promise<{ kept: string[]; dropped: string[]; failed: string[] }> {
-  const r = await admin.query<{ datname: string; oid: string }>(
-    'select datname, oid::int8::text as oid from pg_database',
+  const r = await admin.query<{ datname: string; oid: string; comment: string | null }>(
+    `select datname, oid::int8::text as oid, shobj_description(oid, 'pg_database') as comment
+       from pg_database`,
   );
   const previous = r.rows
-    .filter((x) => isPreviousDatabaseOf(x.datname, db))
+    .filter((x) => isPreviousDatabaseOf({ name: x.datname, comment: x.comment ?? null }, db))
     .sort((a, b) => {
       if (a.datname === newest) return -1;
       if (b.datname === newest) return 1;

@@ -6,6 +6,7 @@ import { RunnerFailure } from './failure.js';
 import { findLatestVerifiedBackup } from './latest.js';
 import { silentLog } from './log.js';
 import type { BackupManifest } from './manifest.js';
+import { selectBackupsToDelete } from './retention.js';
 import { FilesystemBackupStorage } from './storage.js';
 import { fakeManifest } from '../../../test/support/runner-fixtures.js';
 
@@ -56,6 +57,57 @@ describe('findLatestVerifiedBackup', () => {
     const latest = await findLatestVerifiedBackup(storage, (_level, event) => logged.push(event));
     expect(latest.id).toBe('good');
     expect(logged).toContain('latest.manifest-unreadable');
+  });
+
+  // The verify CronJob runs `test-restore --id latest`: it must test the backup retention keeps as the one a
+  // restore would use, never a plan's pre-restore safety dump.
+  it('never picks a plan safety backup, and agrees with what retention keeps', async () => {
+    const scheduled = fakeManifest('shop-backup-1000', '2026-03-10T02:00:00Z', {
+      verified: true,
+      origin: { purpose: 'scheduled', schedule: { name: 'shop', uid: 's-1' } },
+    });
+    const safety = fakeManifest('undo-7d3c1a52-safety', '2026-03-10T09:00:00Z', {
+      verified: true,
+      origin: {
+        purpose: 'safety',
+        schedule: { name: 'shop', uid: 's-1' },
+        plan: { name: 'undo', uid: '7d' },
+      },
+    });
+    const kept = selectBackupsToDelete(
+      [
+        { id: scheduled.id, finishedAt: scheduled.finishedAt, verified: true, purpose: 'scheduled' },
+        { id: safety.id, finishedAt: safety.finishedAt, verified: true, purpose: 'safety' },
+      ],
+      { keepLast: 0, keepDaily: 0 },
+      new Date('2026-03-11T00:00:00Z'),
+    );
+    expect(kept, 'retention keeps the scheduled backup').not.toContain(scheduled.id);
+    const storage = storageWith([{ m: scheduled }, { m: safety }]);
+    expect((await findLatestVerifiedBackup(storage, silentLog)).id).toBe(scheduled.id);
+    expect((await findLatestVerifiedBackup(storage, silentLog, { name: 'shop', uid: 's-1' })).id).toBe(
+      scheduled.id,
+    );
+  });
+
+  it("never picks another schedule's backup on a shared claim, but its own earlier incarnation's", async () => {
+    const mine = fakeManifest('shop-backup-1000', '2026-03-10T02:00:00Z', {
+      verified: true,
+      origin: { purpose: 'scheduled', schedule: { name: 'shop', uid: 's-old' } },
+    });
+    const theirs = fakeManifest('audit-backup-2000', '2026-03-10T05:00:00Z', {
+      verified: true,
+      origin: { purpose: 'scheduled', schedule: { name: 'audit', uid: 'a-1' } },
+    });
+    const storage = storageWith([{ m: mine }, { m: theirs }]);
+    const self = { name: 'shop', uid: 's-new' };
+    expect((await findLatestVerifiedBackup(storage, silentLog, self)).id).toBe(mine.id);
+    await expect(
+      findLatestVerifiedBackup(storageWith([{ m: theirs }]), silentLog, self),
+    ).rejects.toMatchObject({
+      reason: 'BackupNotFound',
+      message: expect.stringMatching(/1 safety or other schedules' backup\(s\) not considered/),
+    });
   });
 
   it('fails BackupNotFound with a clear message when the storage is empty', async () => {

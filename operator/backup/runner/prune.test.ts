@@ -183,6 +183,94 @@ describe('runPrune on a claim shared by schedules', () => {
     });
     expect(idsIn(dir)).toEqual(['a-backup-2', 'b-backup-1', 'b-backup-2', 'b-backup-3']);
   });
+
+  // Deleted and applied again (GitOps, helm reinstall): same name and claim, new UID.
+  it('prunes what a re-created schedule of the same name wrote before', async () => {
+    const dir = mkdtempSync(join(root, `recreated-`));
+    const put = (id: string, at: string, extra: Partial<BackupManifest>) => {
+      writeFileSync(join(dir, `${id}.dump`), 'PGDMP');
+      writeFileSync(join(dir, `${id}.manifest.json`), JSON.stringify(fakeManifest(id, at, extra)));
+    };
+    put('a-backup-1', '2026-03-10T00:00:00Z', own('a', 'uid-before'));
+    put('a-backup-2', '2026-03-11T00:00:00Z', own('a', 'uid-before'));
+    put('a-backup-3', '2026-03-12T00:00:00Z', own('a', 'uid-now'));
+    const r = await runPrune({
+      storage: new FilesystemBackupStorage(dir),
+      policy: { keepLast: 1 },
+      log: silentLog,
+      now,
+      owner: { uid: 'uid-now', name: 'a' },
+    });
+    expect(r).toMatchObject({ success: true, deleted: ['a-backup-1', 'a-backup-2'], otherSchedulesCount: 0 });
+    expect(idsIn(dir)).toEqual(['a-backup-3']);
+  });
+});
+
+/**
+ * A plan's restore Job renews the expired pin of backup `id` in its own "pod" at one point of the prune's
+ * removal of expired pins: `after-list` (the prune has listed the pins and judged this one expired) or
+ * `after-move` (the prune has moved the pin file aside to judge it).
+ */
+class PinRenewingStorage extends FilesystemBackupStorage {
+  renewed = false;
+  constructor(
+    private readonly volume: string,
+    private readonly renewedId: string,
+    private readonly when: 'after-list' | 'after-move',
+  ) {
+    super(volume);
+  }
+  private async renew(): Promise<void> {
+    if (this.renewed) return;
+    this.renewed = true;
+    await pinFor(this.volume, this.renewedId);
+  }
+  override async listPins(id?: string) {
+    const pins = await super.listPins(id);
+    if (id === undefined && this.when === 'after-list') await this.renew();
+    return pins;
+  }
+  protected override async movePinAside(final: string) {
+    const aside = await super.movePinAside(final);
+    if (this.when === 'after-move') await this.renew();
+    return aside;
+  }
+}
+
+describe('runPrune and a pin renewed while expired pins are removed', () => {
+  it.each(['after-list', 'after-move'] as const)(
+    'keeps a pin renewed %s and removes nothing a plan holds',
+    async (when) => {
+      const dir = dirWith([['c', '2026-03-12T00:00:00Z']]);
+      await pinFor(dir, 'c', new Date(now().getTime() - 4 * 3_600_000)); // expired an hour ago
+      const storage = new PinRenewingStorage(dir, 'c', when);
+      const r = await runPrune({ storage, policy: { keepLast: 1 }, log: silentLog, now });
+      expect(r.success, r.message).toBe(true);
+      expect(storage.renewed, 'expected the renewal to interleave with the prune').toBe(true);
+      const pins = await new FilesystemBackupStorage(dir).listPins('c');
+      expect(
+        pins.map((p) => p.pin?.createdAt),
+        'expected the renewed pin in place',
+      ).toEqual([now().toISOString()]);
+      expect(
+        readdirSync(dir).filter((f) => f.includes('.tmp-')),
+        'expected no pin left aside',
+      ).toEqual([]);
+    },
+  );
+
+  it('removes a pin that stayed expired', async () => {
+    const dir = dirWith([['c', '2026-03-12T00:00:00Z']]);
+    await pinFor(dir, 'c', new Date(now().getTime() - 4 * 3_600_000));
+    const r = await runPrune({
+      storage: new FilesystemBackupStorage(dir),
+      policy: { keepLast: 1 },
+      log: silentLog,
+      now,
+    });
+    expect(r.success, r.message).toBe(true);
+    expect(readdirSync(dir).sort()).toEqual(['c.dump', 'c.manifest.json']);
+  });
 });
 
 describe('runPrune and leftovers of interrupted backups', () => {

@@ -68,7 +68,7 @@ export async function runPrune(o: PruneOptions): Promise<PruneResult> {
       }
     }
     if (!o.owner)
-      o.log('warn', 'prune.no-owner', { message: 'no NXT_SCHEDULE_UID: every backup is a candidate' });
+      o.log('warn', 'prune.no-owner', { message: 'no NXT_SCHEDULE_NAME: every backup is a candidate' });
     const orphans = stored.filter((x) => x.hasDump && !x.hasManifest).map((x) => x.id);
     const protect = new Set(o.protect ?? []);
     const toDelete = selectBackupsToDelete(candidates, o.policy, started).filter((id) => !protect.has(id));
@@ -136,8 +136,10 @@ async function removeLeftovers(o: PruneOptions, now: Date): Promise<string[]> {
   for (const id of left.restoredManifests) o.log('warn', 'prune.unfinished-removal-undone', { id });
   for (const p of await o.storage.listPins()) {
     if (isPinLive(p, now)) continue;
-    await o.storage.unpin(p.id, p.holder);
-    o.log('info', 'prune.expired-pin-removed', { id: p.id, holder: p.holder });
+    // A plan's restore Job may renew this pin after the listing: unpinIfExpired judges the pin it removes.
+    if (await o.storage.unpinIfExpired(p.id, p.holder, now))
+      o.log('info', 'prune.expired-pin-removed', { id: p.id, holder: p.holder });
+    else o.log('info', 'prune.expired-pin-renewed-or-gone', { id: p.id, holder: p.holder });
   }
   return left.partials;
 }

@@ -133,7 +133,12 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
           });
           Object.assign(detail, await validate(replacement));
           t0 = Date.now();
-          await swapDatabases(admin, { target, replacement, previous }, o.log);
+          await swapDatabases(
+            admin,
+            { target, replacement, previous },
+            o.log,
+            `swapped out by the restore of backup ${o.id} at ${now().toISOString()}`,
+          );
           detail.swapSeconds = seconds(t0);
           detail.previousDatabase = previous;
           o.log('info', 'restore.swapped', {

@@ -136,9 +136,16 @@ describe('isOwnBackup', () => {
   it.each([
     ['its own origin', { id: 'x', origin: { schedule: { name: 'a', uid: 'uid-a' } } }, true],
     ['another schedule', { id: 'x', origin: { schedule: { name: 'b', uid: 'uid-b' } } }, false],
+    // A schedule deleted and applied again (GitOps, helm reinstall) has a new UID but the same name and
+    // claim: the backups its earlier incarnation wrote are still its to prune.
     [
       'an earlier schedule of the same name (another UID)',
       { id: 'a-backup-1', origin: { schedule: { name: 'a', uid: 'uid-old' } } },
+      true,
+    ],
+    [
+      'another schedule that once had our UID',
+      { id: 'x', origin: { schedule: { name: 'b', uid: 'uid-a' } } },
       false,
     ],
     ['an origin without a schedule', { id: 'a-backup-1', origin: {} }, false],
@@ -148,6 +155,11 @@ describe('isOwnBackup', () => {
     ['no origin and a plan safety backup', { id: 'undo-safety' }, false],
   ])('%s: %s', (_what, backup, expected) => {
     expect(isOwnBackup(backup, self)).toBe(expected);
+  });
+
+  it('compares UIDs when the runner knows only its UID', () => {
+    expect(isOwnBackup({ id: 'x', origin: { schedule: { name: 'a', uid: 'u' } } }, { uid: 'u' })).toBe(true);
+    expect(isOwnBackup({ id: 'x', origin: { schedule: { name: 'a', uid: 'v' } } }, { uid: 'u' })).toBe(false);
   });
 
   it('compares names when the runner knows only its name', () => {

@@ -117,18 +117,21 @@ export interface BackupProvenance {
 }
 
 /**
- * Whether the schedule `self` wrote this backup, so its retention policy may delete it. A manifest with
- * `origin.schedule` belongs to the schedule of that UID; one with an `origin` but no schedule (written
- * by something else) to none. A manifest without `origin` (written before provenance was recorded)
- * belongs to `self` only when its id is one of self's backup Job names. Without any identity (a prune run
- * by hand) every backup is a candidate, as before. Pure.
+ * Whether the schedule `self` wrote this backup, so its retention policy may delete it and `--id latest`
+ * may choose it. Ownership goes by schedule NAME: claims are namespaced and a name is unique in its
+ * namespace, and a schedule deleted and applied again (GitOps, a helm reinstall) gets a new UID but must
+ * still prune what it wrote before; the UID stays in the manifest for audit. A manifest with
+ * `origin.schedule` belongs to the schedule of that name; one with an `origin` but no schedule (written by
+ * something else) to none. A manifest without `origin` (written before provenance was recorded) belongs to
+ * `self` only when its id is one of self's backup Job names. A runner that knows only its schedule's UID
+ * compares UIDs. Without any identity (a prune run by hand) every backup is a candidate, as before. Pure.
  */
 export function isOwnBackup(b: BackupProvenance, self: ScheduleIdentity | undefined): boolean {
   if (!self) return true;
   if (b.origin) {
     const s = b.origin.schedule;
     if (!s) return false;
-    return self.uid !== undefined ? s.uid === self.uid : s.name === self.name;
+    return self.name !== undefined ? s.name === self.name : s.uid === self.uid;
   }
   return self.name !== undefined && isScheduleBackupId(b.id, self.name);
 }

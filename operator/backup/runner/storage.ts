@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { link, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { validateBackupId } from './backup-id.js';
 import { BackupManifestSchema, type BackupManifest } from './manifest.js';
-import { BackupPinSchema, PIN_HOLDER_PATTERN, type BackupPin, type StoredPin } from './pins.js';
+import { BackupPinSchema, isPinLive, PIN_HOLDER_PATTERN, type BackupPin, type StoredPin } from './pins.js';
 
 /** A dump being written. Nothing is visible under the backup's id until `commit()` returns. */
 export interface BackupWriter {
@@ -54,6 +54,11 @@ export interface BackupStorage {
    */
   pin(pin: BackupPin): Promise<void>;
   unpin(id: string, holder: string): Promise<void>;
+  /**
+   * Removes the pin only if it is expired at `now` as it is removed, never one a plan's Job renewed after
+   * the caller listed it. True when it removed an expired pin.
+   */
+  unpinIfExpired(id: string, holder: string, now: Date): Promise<boolean>;
   /** The pins in storage, of one backup or of all. */
   listPins(id?: string): Promise<StoredPin[]>;
   /**
@@ -283,6 +288,75 @@ export class FilesystemBackupStorage implements BackupStorage {
     await unlinkIfPresent(this.pinPath(id, holder));
   }
 
+  /**
+   * A renewal replaces the pin file by rename (writeAtomically), so reading the file and then unlinking its
+   * path could delete a pin renewed in between. Instead the pin is moved aside to a temporary name that
+   * listPins ignores, and the moved file is judged: expired, it is deleted; live (renewed after the caller
+   * listed it), it is linked back, unless a still newer renewal has taken the path meanwhile. A renewal
+   * that lands after the move writes a new file, which this never touches.
+   */
+  async unpinIfExpired(id: string, holder: string, now: Date): Promise<boolean> {
+    const final = this.pinPath(id, holder);
+    const aside = await this.movePinAside(final);
+    if (!aside) return false; // unpinned meanwhile
+    const p = await this.readPinFile(aside, id, holder);
+    if (p && isPinLive(p, now)) {
+      await this.putPinBack(aside, final);
+      return false;
+    }
+    await unlinkIfPresent(aside);
+    await this.syncDir();
+    return p !== undefined;
+  }
+
+  /** Renames the pin to a temporary name (a stale one is cleaned up as a temporary file); undefined if gone. */
+  protected async movePinAside(final: string): Promise<string | undefined> {
+    const aside = `${final}.tmp-${randomBytes(4).toString('hex')}`;
+    try {
+      await rename(final, aside);
+      return aside;
+    } catch (e) {
+      if (isErrno(e, 'ENOENT')) return undefined;
+      throw e;
+    }
+  }
+
+  private async putPinBack(aside: string, final: string): Promise<void> {
+    try {
+      await link(aside, final); // never replaces a newer pin written meanwhile (EEXIST)
+    } catch (e) {
+      if (isErrno(e, 'EEXIST')) {
+        // a newer renewal holds the path
+      } else if (isErrno(e, 'EPERM') || isErrno(e, 'ENOTSUP') || isErrno(e, 'ENOSYS')) {
+        // a volume without hard links: put it back unless a renewal has, accepting a narrower race
+        if (!(await this.exists(final))) await rename(aside, final);
+      } else throw e;
+    }
+    await unlinkIfPresent(aside);
+    await this.syncDir();
+  }
+
+  /** The pin file at `path` as pin `id`/`holder`; undefined when it does not exist. */
+  private async readPinFile(path: string, id: string, holder: string): Promise<StoredPin | undefined> {
+    let modifiedAt: Date;
+    let text: string;
+    try {
+      modifiedAt = (await stat(path)).mtime;
+      text = await readText(path);
+    } catch (e) {
+      if (isErrno(e, 'ENOENT')) return undefined;
+      throw e;
+    }
+    let pin: BackupPin | undefined;
+    try {
+      const parsed = BackupPinSchema.safeParse(JSON.parse(text));
+      if (parsed.success && parsed.data.id === id && parsed.data.holder === holder) pin = parsed.data;
+    } catch {
+      // unreadable: kept as an unknown pin (see pinExpiry)
+    }
+    return { id, holder, modifiedAt, ...(pin ? { pin } : {}) };
+  }
+
   async listPins(id?: string): Promise<StoredPin[]> {
     const pins: StoredPin[] = [];
     for (const name of await readdir(this.dir)) {
@@ -297,23 +371,8 @@ export class FilesystemBackupStorage implements BackupStorage {
       } catch {
         continue;
       }
-      let modifiedAt: Date;
-      let text: string;
-      try {
-        modifiedAt = (await stat(join(this.dir, name))).mtime;
-        text = await readText(join(this.dir, name));
-      } catch (e) {
-        if (isErrno(e, 'ENOENT')) continue; // unpinned meanwhile
-        throw e;
-      }
-      let pin: BackupPin | undefined;
-      try {
-        const parsed = BackupPinSchema.safeParse(JSON.parse(text));
-        if (parsed.success && parsed.data.id === pinnedId && parsed.data.holder === holder) pin = parsed.data;
-      } catch {
-        // unreadable: kept as an unknown pin (see pinExpiry)
-      }
-      pins.push({ id: pinnedId, holder, modifiedAt, ...(pin ? { pin } : {}) });
+      const p = await this.readPinFile(join(this.dir, name), pinnedId, holder);
+      if (p) pins.push(p); // else unpinned meanwhile
     }
     return pins.sort((a, b) => a.id.localeCompare(b.id) || a.holder.localeCompare(b.holder));
   }
