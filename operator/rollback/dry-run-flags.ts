@@ -1,4 +1,5 @@
 import type { EffectiveRollbackPlanSpec } from '../api/v1alpha1/rollbackplan.js';
+import { boundIdentity } from '../kube/bounded.js';
 import { isNotFound } from '../kube/errors.js';
 import type { KubeClient, KubeObject } from '../kube/rest.js';
 import { DISABLED } from './feature-steps.js';
@@ -21,7 +22,8 @@ const MAX_VALUE = 1024;
 const current = (v: unknown): { current?: string } => {
   if (v === undefined || v === null) return {};
   const s = typeof v === 'string' ? v : JSON.stringify(v);
-  return { current: s.length > MAX_VALUE ? `${s.slice(0, MAX_VALUE - 3)}...` : s };
+  // The same bounded form as status.featureFlags[].previous: its start plus a hash, so two long values differ.
+  return { current: boundIdentity(s, MAX_VALUE) };
 };
 
 /**

@@ -95,7 +95,10 @@ describe('no object sits silent', () => {
     ns = await createTestNamespace('silent');
     await createDbSecret(ns, 'db', { host: 'db.example', database: 'app', username: 'u', password });
     pvs.push(await createBoundClaim(ns, 'backups'));
-    op = await startOperator({ env: { WATCH_NAMESPACES: ns } });
+    // backup-runner: the ServiceAccount case below names it, and overrides are refused unless allowed.
+    op = await startOperator({
+      env: { WATCH_NAMESPACES: ns, ALLOWED_RUNNER_SERVICE_ACCOUNTS: 'backup-runner' },
+    });
     await op.waitReady();
   });
   afterAll(async () => {
