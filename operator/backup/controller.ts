@@ -194,33 +194,36 @@ export class BackupScheduleReconciler {
     if (refused) {
       // A CronJob made while the override was allowed (or by a version without allow-lists) must not keep
       // running the refused image or ServiceAccount with the database Secret on every tick.
-      const suspended = await this.suspendCronJobs(run);
-      if (suspended.length)
-        run.event('Warning', 'CronJobSuspended', `suspended ${suspended.join(', ')}: ${refused.message}`);
-      const message = suspended.length
-        ? `${refused.message}; CronJob(s) ${suspended.join(', ')} suspended until this is fixed`
+      const { existing, suspendedNow } = await this.suspendCronJobs(run);
+      if (suspendedNow.length)
+        run.event('Warning', 'CronJobSuspended', `suspended ${suspendedNow.join(', ')}: ${refused.message}`);
+      const message = existing.length
+        ? `${refused.message}; CronJob(s) ${existing.join(', ')} suspended until this is fixed`
         : refused.message;
       return this.notReady(run, refused.reason, message, { stalled: true });
     }
     return undefined;
   }
 
-  /** Suspends this schedule's CronJobs that exist and are not suspended yet; returns their names. */
-  private async suspendCronJobs(run: ScheduleRun): Promise<string[]> {
-    const suspended: string[] = [];
+  /** Suspends this schedule's CronJobs that are not suspended yet: the ones that exist, and the ones it suspended now. */
+  private async suspendCronJobs(run: ScheduleRun): Promise<{ existing: string[]; suspendedNow: string[] }> {
+    const existing: string[] = [];
+    const suspendedNow: string[] = [];
     for (const name of [backupCronJobName(run.req.name), verifyCronJobName(run.req.name)]) {
       const ref = { group: 'batch', version: 'v1', plural: 'cronjobs', namespace: run.req.namespace, name };
       // From the cache (the operator may only list/watch CronJobs); a stale copy costs one no-op patch.
       const cron = this.cronJobs?.get(`${run.req.namespace}/${name}`);
-      if (!cron || cron.spec?.suspend === true) continue;
+      if (!cron) continue;
+      existing.push(name);
+      if (cron.spec?.suspend === true) continue;
       try {
         await this.ctx.client.patch(ref, 'merge', { spec: { suspend: true } });
-        suspended.push(name);
+        suspendedNow.push(name);
       } catch (e) {
         if (!isNotFound(e)) throw e;
       }
     }
-    return suspended;
+    return { existing, suspendedNow };
   }
 
   /**
