@@ -129,6 +129,15 @@ const invalid: [string, Obj, string, string?][] = [
   ],
   ['an unknown scope', rollbackPlan('p5', { scope: 'everything', targets: {} }), 'spec.scope'],
   [
+    'SQL assertions without a database restore to run them in',
+    rollbackPlan('p5b', {
+      scope: 'app',
+      targets: { deployments: [{ name: 'a' }] },
+      validation: { sql: [{ name: 'orders', query: 'select 1', expect: '1' }] },
+    }),
+    'spec.validation.sql',
+  ],
+  [
     'two ways to pick the backup',
     rollbackPlan('p6', {
       scope: 'database',

@@ -106,6 +106,16 @@ describe('parseRollbackPlan', () => {
       'needs deployments or database',
     ],
     [
+      'SQL assertions in app scope (they run only in a restore)',
+      plan({
+        scope: 'app',
+        targets: { deployments: [{ name: 'a' }] },
+        validation: { sql: [{ name: 'n', query: 'select 1', expect: '1' }] },
+      }),
+      'spec.validation.sql',
+      'needs scope database, or full with spec.targets.database',
+    ],
+    [
       'a duplicate Deployment',
       plan({ scope: 'app', targets: { deployments: [{ name: 'a' }, { name: 'a' }] } }),
       'spec.targets.deployments[1].name',

@@ -254,6 +254,21 @@ export const RollbackPlanSpec = withCelRules(
       reason: 'FieldValueRequired',
       check: (s) => s.scope !== 'full' || hasDeployments(s) || s.targets?.database !== undefined,
     },
+    {
+      // The assertions run in the restore Job, against the restored database: without a database step they
+      // would be accepted and never run.
+      rule:
+        '!has(self.validation) || !has(self.validation.sql) || size(self.validation.sql) == 0 || ' +
+        "self.scope == 'database' || (self.scope == 'full' && has(self.targets.database))",
+      message:
+        'spec.validation.sql runs in the database restore: it needs scope database, or full with spec.targets.database',
+      fieldPath: '.validation.sql',
+      reason: 'FieldValueForbidden',
+      check: (s) =>
+        !s.validation?.sql?.length ||
+        s.scope === 'database' ||
+        (s.scope === 'full' && s.targets?.database !== undefined),
+    },
   ],
 );
 export type RollbackPlanSpec = z.infer<typeof RollbackPlanSpec>;
