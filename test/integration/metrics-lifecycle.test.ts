@@ -35,7 +35,9 @@ describe('metrics of deleted objects', () => {
     await createDbSecret(ns, 'db', dbSecretData('unused'));
     const finishedAt = new Date(Date.now() - 120_000).toISOString().replace(/\.\d+Z$/, 'Z');
     for (const name of ['gone', 'kept']) {
-      await applySchedule(ns, name, scheduleSpec('db', 'backups'));
+      // A claim the operator creates: an existing claimName would have to exist (ClaimNotFound otherwise).
+      const storage = { persistentVolumeClaim: { create: { size: '1Gi' } } };
+      await applySchedule(ns, name, scheduleSpec('db', '', { storage }));
       await waitScheduleCondition(ns, name, 'Ready', 'True', 'Scheduled');
       // A recorded backup, as the operator would have written it after a backup Job.
       const backup = { id: `${name}-1`, finishedAt, verified: true };

@@ -311,7 +311,9 @@ describe('checks never stall the operator', () => {
   // Defect 8: the RPO requeue (objective minus the backup's age, ~600h) fired after 1 ms, again and again.
   it('an RPO objective of 600h does not make the BackupSchedule a hot loop', async ({ annotate }) => {
     await createDbSecret(ns, 'db', { host: 'db.example', database: 'app', username: 'u', password: 'p' });
-    await applySchedule(ns, 'rpo-600h', scheduleSpec('db', 'backups', { objectives: { rpo: '600h' } }));
+    // A claim the operator creates: an existing claimName would have to exist (ClaimNotFound otherwise).
+    const storage = { persistentVolumeClaim: { create: { size: '1Gi' } } };
+    await applySchedule(ns, 'rpo-600h', scheduleSpec('db', '', { storage, objectives: { rpo: '600h' } }));
     await eventually('the schedule to be Ready', async () => {
       const s = await testClients().custom.getNamespacedCustomObject({
         ...G,
