@@ -8,12 +8,15 @@ import type { KubeObject } from '../kube/rest.js';
 import type { ManagerContext } from '../manager.js';
 import type { Metrics } from '../metrics.js';
 import { buildJobFromCronJob } from './cronjob.js';
-import { readJobOutcome } from './job-results.js';
+import { outcomeUnknown, readJobOutcome, resultOverdue, type JobOutcome } from './job-results.js';
 import { JOB_NAME_LABEL } from './pod-builders.js';
 import { recordBackupJob, recordTestRestoreJob, RECORDED_ANNOTATION } from './record.js';
 import { runnerPodProblem } from './runner-pods.js';
 import { lastBackupFailed } from './schedule-conditions.js';
 import type { ScheduleRun } from './schedule-run.js';
+
+/** How often a finished Job whose runner result has not arrived yet is looked at again. */
+const RESULT_RECHECK_MS = 5_000;
 
 /** status.lastBackupNow.annotationValue's maxLength. */
 const HANDLED_VALUE_MAX = 253;
@@ -90,11 +93,33 @@ export class ScheduleJobPhases {
       }));
   }
 
+  /**
+   * A finished Job's outcome. Job and pod watches are not ordered: a Complete Job whose pod the cache still
+   * shows running (or has lost) is re-read with a live LIST of its pods, then waited for (RESULT_WAIT_MS from
+   * its completion) before it is recorded, for good, as a failure whose outcome is unknown.
+   */
+  private async settledOutcome(run: ScheduleRun, job: KubeObject, pods: KubeObject[]) {
+    let outcome: JobOutcome = readJobOutcome(job, pods);
+    if (outcome.state !== 'unread') return outcome;
+    const live = await this.ctx.client.list<KubeObject>(
+      { group: '', version: 'v1', plural: 'pods', namespace: run.req.namespace },
+      { labelSelector: `${JOB_NAME_LABEL}=${job.metadata.name}` },
+    );
+    const own = live.items.filter((p) =>
+      (p.metadata.ownerReferences ?? []).some((r) => r.uid === job.metadata.uid),
+    );
+    outcome = readJobOutcome(job, own);
+    if (outcome.state !== 'unread') return outcome;
+    if (resultOverdue(outcome, run.now)) return outcomeUnknown(outcome);
+    run.recheckWithin(RESULT_RECHECK_MS);
+    return undefined;
+  }
+
   /** Records the first finished, unrecorded Job of the schedule, then comes back for the next one. */
   async recordFinishedJobs(run: ScheduleRun) {
     for (const { job, pods } of this.unrecordedJobs(run)) {
-      const outcome = readJobOutcome(job, pods);
-      if (outcome.state === 'running') continue;
+      const outcome = await this.settledOutcome(run, job, pods);
+      if (!outcome || outcome.state === 'running') continue;
       const jobRef = {
         group: 'batch',
         version: 'v1',

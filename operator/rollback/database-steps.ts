@@ -1,3 +1,9 @@
+import {
+  outcomeUnknown,
+  resultOverdue,
+  type FinishedOutcome,
+  type JobOutcome,
+} from '../backup/job-results.js';
 import { STORAGE_MOUNT } from '../backup/pod-builders.js';
 import { describeAccess } from '../kube/access.js';
 import { failpoint } from '../failpoints.js';
@@ -14,10 +20,42 @@ import {
   planJobName,
   planJobOutcome,
   releaseJob,
+  RESULT_POLL_MS,
   safetyBackupId,
 } from './runner-jobs.js';
 
 const wait = (message: string): StepOutcome => ({ kind: 'wait', message, requeueAfterMs: JOB_POLL_MS });
+
+/**
+ * Failure reasons of DatabaseRestore after which the database may hold the restored data: the plan says
+ * "unknown, check it" (touchedSummary), never "unchanged".
+ */
+export const RESTORE_OUTCOME_UNKNOWN_REASONS: readonly string[] = [
+  'RestoreJobLost',
+  'RestoreOutcomeUnknown',
+  'RestoreAlreadyStarted',
+  'RestoreJobNotFenced',
+  'RestoreJobSuspended',
+];
+
+type Finished = FinishedOutcome;
+
+/**
+ * A finished Job's outcome, or a wait while its runner result may still arrive (RESULT_WAIT_MS from the
+ * Job's completion). After that an unread result is a failure that says the outcome is unknown.
+ */
+function finishedOutcome(run: PlanRun, outcome: JobOutcome, what: string): Finished | StepOutcome {
+  if (outcome.state === 'running') return wait(what);
+  if (outcome.state !== 'unread') return outcome;
+  if (!resultOverdue(outcome, run.now()))
+    return {
+      kind: 'wait',
+      message: `${what}: the Job finished, waiting for its runner result`,
+      requeueAfterMs: RESULT_POLL_MS,
+    };
+  return outcomeUnknown(outcome);
+}
+const isStep = (o: Finished | StepOutcome): o is StepOutcome => 'kind' in o;
 
 function record(run: PlanRun, name: string, ok: boolean, message: string) {
   run.status.steps = finishStep(run.status.steps, name, ok ? 'Succeeded' : 'Failed', message, run.now());
@@ -121,8 +159,12 @@ export async function preValidateDatabase(run: PlanRun): Promise<StepOutcome> {
     record(run, 'CheckBackupIntegrity', false, msg);
     return { kind: 'failed', reason: 'VerifyJobMismatch', message: msg };
   }
-  const outcome = planJobOutcome(run, job);
-  if (outcome.state === 'running') return wait(`verifying backup ${backupId} (Job ${name})`);
+  const outcome = finishedOutcome(
+    run,
+    await planJobOutcome(run, job),
+    `verifying backup ${backupId} (Job ${name})`,
+  );
+  if (isStep(outcome)) return outcome;
   if (outcome.state === 'failed') {
     const msg = `backup ${backupId} failed its integrity check: ${outcome.message}`;
     record(run, 'CheckBackupIntegrity', false, msg);
@@ -170,8 +212,12 @@ export async function takeSafetyBackup(run: PlanRun): Promise<StepOutcome> {
       `backing up the current database as ${id} before the restore (Job ${name})`,
     );
   }
-  const outcome = planJobOutcome(run, ensured.job);
-  if (outcome.state === 'running') return wait(`taking the safety backup ${id} (Job ${name})`);
+  const outcome = finishedOutcome(
+    run,
+    await planJobOutcome(run, ensured.job),
+    `taking the safety backup ${id} (Job ${name})`,
+  );
+  if (isStep(outcome)) return outcome;
   const wrote = outcome.result?.id;
   if (outcome.state === 'failed' || wrote !== id) {
     const why = outcome.state === 'failed' ? outcome.message : `the Job reported backup ${wrote ?? '(none)'}`;
@@ -240,10 +286,30 @@ export async function restoreDatabase(run: PlanRun): Promise<StepOutcome> {
   const job = ensured.job;
   if (ensured.created) failpoint('after-restore-job-created');
   if (!run.status.database!.restoreJobUID) {
+    // Only a Job that never ran may be adopted: someone (a user, a queueing controller such as Kueue) may have
+    // released it before its UID was durable, and that run is not ours to count or to repeat.
+    if (job.spec?.suspend !== true || job.status?.startTime) {
+      return {
+        kind: 'failed',
+        reason: 'RestoreJobNotFenced',
+        message: `restore Job ${name} was released by someone else before the plan recorded it (spec.suspend ${job.spec?.suspend}, startTime ${job.status?.startTime ?? 'unset'}); it is not adopted and no second restore is started; the database may hold backup ${db.backupId} (check it)${db.safetyBackupId ? `; safety backup ${db.safetyBackupId} holds the state before` : ''}`,
+      };
+    }
     run.status.database = { ...run.status.database, restoreJobUID: job.metadata.uid };
     await run.checkpoint();
   }
   if (job.spec?.suspend === true) {
+    if (run.status.database!.restoreJobReleased) {
+      // Released once already: suspended again (by a user or a crash right before the release), it is never
+      // released a second time, since a second pod could restore again over newer writes.
+      return {
+        kind: 'failed',
+        reason: 'RestoreJobSuspended',
+        message: `restore Job ${name} is suspended after the plan released it; it is not released again; the restore may have run partly or fully (check the database)${db.safetyBackupId ? `; safety backup ${db.safetyBackupId} holds the state before` : ''}`,
+      };
+    }
+    run.status.database = { ...run.status.database, restoreJobReleased: true };
+    await run.checkpoint();
     await releaseJob(run, job);
     failpoint('after-restore-job-released');
     run.event(
@@ -253,25 +319,13 @@ export async function restoreDatabase(run: PlanRun): Promise<StepOutcome> {
     );
     return wait(`restoring backup ${db.backupId} (Job ${name})`);
   }
-  const outcome = planJobOutcome(run, job);
-  if (outcome.state === 'running') return wait(`restoring backup ${db.backupId} (Job ${name})`);
-  if (outcome.state === 'failed') {
-    const mode = db.mode ?? 'inPlace';
-    // pg_restore --single-transaction commits before row counts and SQL assertions are checked: in place, a
-    // validation failure means the data WAS replaced. A swap drops the new database instead.
-    const applied = mode === 'inPlace' && ['RowCountMismatch', 'AssertionFailed'].includes(outcome.reason);
-    if (applied) run.status.database = { ...run.status.database, restoreApplied: true };
-    const state = applied
-      ? `the restore WAS applied but did not validate; the database now holds backup ${db.backupId}${db.safetyBackupId ? `, restore safety backup ${db.safetyBackupId} to undo` : ''}`
-      : mode === 'inPlace'
-        ? 'the database is unchanged (the restore ran in one transaction)'
-        : 'the database was not swapped';
-    return {
-      kind: 'failed',
-      reason: outcome.reason === 'Succeeded' ? 'RestoreFailed' : outcome.reason,
-      message: `restore of ${db.backupId} failed: ${outcome.message}; ${state}`,
-    };
-  }
+  const outcome = finishedOutcome(
+    run,
+    await planJobOutcome(run, job),
+    `restoring backup ${db.backupId} (Job ${name})`,
+  );
+  if (isStep(outcome)) return outcome;
+  if (outcome.state === 'failed') return restoreFailed(run, outcome);
   const r = outcome.result?.operation === 'restore' ? outcome.result : undefined;
   run.status.database = {
     ...run.status.database,
@@ -284,4 +338,38 @@ export async function restoreDatabase(run: PlanRun): Promise<StepOutcome> {
       : {}),
   };
   return { kind: 'done', message: `restored backup ${db.backupId}: ${outcome.message}` };
+}
+
+/**
+ * A failed restore, told honestly. In place, pg_restore --single-transaction commits and only then are row
+ * counts and assertions checked: the runner sets restoreSeconds right after the commit, so a failure with it
+ * set (validation, a lost connection) means the data WAS replaced. Without a runner result (crash, pod gone,
+ * result never read) nobody knows: "may have been applied", never "unchanged".
+ */
+function restoreFailed(run: PlanRun, outcome: FinishedOutcome): StepOutcome {
+  const db = run.status.database!;
+  const mode = db.mode ?? 'inPlace';
+  const undo = db.safetyBackupId ? `; safety backup ${db.safetyBackupId} holds the state before` : '';
+  const r = outcome.result?.operation === 'restore' ? outcome.result : undefined;
+  if (!r || outcome.reason === 'RestoreAlreadyStarted') {
+    return {
+      kind: 'failed',
+      reason: r ? 'RestoreAlreadyStarted' : 'RestoreOutcomeUnknown',
+      message: `restore of ${db.backupId}: ${outcome.message}; the restore may have been applied (check the database)${undo}`,
+    };
+  }
+  const applied =
+    mode === 'inPlace' &&
+    (r.restoreSeconds !== undefined || ['RowCountMismatch', 'AssertionFailed'].includes(outcome.reason));
+  if (applied) run.status.database = { ...run.status.database, restoreApplied: true };
+  const state = applied
+    ? `the restore WAS applied but the step failed after the commit; the database now holds backup ${db.backupId}${db.safetyBackupId ? `, restore safety backup ${db.safetyBackupId} to undo` : ''}`
+    : mode === 'inPlace'
+      ? 'the database is unchanged (the restore ran in one transaction and did not commit)'
+      : 'the database was not swapped';
+  return {
+    kind: 'failed',
+    reason: outcome.reason === 'Succeeded' ? 'RestoreFailed' : outcome.reason,
+    message: `restore of ${db.backupId} failed: ${outcome.message}; ${state}`,
+  };
 }

@@ -325,6 +325,10 @@ export const RollbackPlanStatus = z.object({
       restoreJobUID: objectUid(
         'Written before the restore Job is released; if that Job is gone the plan fails (RestoreJobLost), never restoring twice.',
       ),
+      restoreJobReleased: z.boolean().optional().meta({
+        description:
+          'Written before the restore Job is released: it is released at most once (suspended again later, it fails the plan: RestoreJobSuspended).',
+      }),
       mode: z.enum(['inPlace', 'newDatabaseSwap']).optional(),
       previousDatabase: z
         .string()
@@ -335,7 +339,9 @@ export const RollbackPlanStatus = z.object({
       restoreApplied: z
         .boolean()
         .optional()
-        .meta({ description: 'True when an in-place restore committed but then failed validation.' }),
+        .meta({
+          description: 'True when an in-place restore committed but then failed (validation, connection).',
+        }),
       restoreSeconds: z.number().min(0).optional(),
       previousDatabasesKept: z.array(z.string().max(63)).max(16).optional().meta({
         description: 'newDatabaseSwap: the <db>_pre_<id> databases kept, newest first.',
