@@ -331,3 +331,32 @@ describe('BackupScheduleReconciler waits for the result of a finished Job', () =
     ).toMatchObject({ status: 'False', reason: 'OutcomeUnknown' });
   });
 });
+
+describe('BackupScheduleReconciler names a backup Job that has no pod', () => {
+  it('a Job without a pod 30 s after it started is LastBackupSucceeded=False/RunnerPodMissing', async () => {
+    const { job } = finishedJob('app-backup-4', true);
+    job.metadata.uid = 'job-4';
+    job.status = { startTime: '2026-01-01T00:00:00Z' };
+    const c = fakeCluster(
+      job,
+      { metadata: { name: 'other', namespace: NS } },
+      undefined,
+      undefined,
+      () => [],
+    );
+    vi.useFakeTimers({ now: new Date('2026-01-01T00:00:10Z'), toFake: ['Date'] });
+    try {
+      const early = await c.reconcileRaw();
+      expect((early as { requeueAfterMs?: number }).requeueAfterMs).toBeLessThanOrEqual(21_000);
+      c.syncSchedule();
+      vi.setSystemTime(new Date('2026-01-01T00:00:40Z'));
+      await c.reconcile();
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(
+      (c.server.schedule as any).status.conditions.find((x: any) => x.type === 'LastBackupSucceeded'),
+    ).toMatchObject({ status: 'False', reason: 'RunnerPodMissing' });
+    expect(c.events).toContain('RunnerPodMissing');
+  });
+});

@@ -11,7 +11,7 @@ import { buildJobFromCronJob } from './cronjob.js';
 import { outcomeUnknown, readJobOutcome, resultOverdue, type JobOutcome } from './job-results.js';
 import { JOB_NAME_LABEL } from './pod-builders.js';
 import { recordBackupJob, recordTestRestoreJob, RECORDED_ANNOTATION } from './record.js';
-import { runnerPodProblem } from './runner-pods.js';
+import { jobStartedAt, NO_POD_AFTER_MS, runnerJobProblem } from './runner-pods.js';
 import { lastBackupFailed } from './schedule-conditions.js';
 import type { ScheduleRun } from './schedule-run.js';
 
@@ -155,8 +155,8 @@ export class ScheduleJobPhases {
   }
 
   /**
-   * A running backup or test-restore Job whose pod cannot start (no node fits, the image cannot be pulled)
-   * would only fail at its one-hour deadline: report it now on LastBackupSucceeded/LastTestRestoreSucceeded.
+   * A running backup or test-restore Job whose pod cannot start (no node fits, the image cannot be pulled,
+   * or no pod at all: a quota refused it) would only fail at its one-hour deadline: report it now on LastBackupSucceeded/LastTestRestoreSucceeded.
    * Ready stays as it is: the schedule is set up, this run is stuck. Pods are watched, so a fix is seen.
    */
   async reportStuckJobs(run: ScheduleRun) {
@@ -165,22 +165,24 @@ export class ScheduleJobPhases {
       if (job.metadata.labels?.[Label.Plan] || (component !== 'backup' && component !== 'test-restore'))
         continue; // a plan's Job: the plan reports it
       if (readJobOutcome(job, pods).state !== 'running') continue;
-      for (const pod of pods) {
-        const problem = runnerPodProblem(pod);
-        if (!problem) continue;
-        const testRestore = component === 'test-restore';
-        const condition = {
-          type: testRestore ? ConditionType.LastTestRestoreSucceeded : ConditionType.LastBackupSucceeded,
-          status: 'False' as const,
-          reason: problem.reason,
-          message: `${testRestore ? 'test restore' : 'backup'} Job ${job.metadata.name}: ${problem.message}`,
-        };
-        const previous = run.previous(condition.type);
-        if (previous?.reason !== condition.reason || previous.message !== condition.message)
-          run.event('Warning', condition.reason, condition.message);
-        run.set(condition);
-        break;
+      const problem = runnerJobProblem(job, pods, run.now);
+      if (!problem) {
+        // A Job without a pod yet: come back when it would count as refused (no pod event will come).
+        const left = NO_POD_AFTER_MS - (run.now.getTime() - jobStartedAt(job));
+        if (!pods.length && !job.status?.active && left > 0) run.recheckWithin(left + 1_000);
+        continue;
       }
+      const testRestore = component === 'test-restore';
+      const condition = {
+        type: testRestore ? ConditionType.LastTestRestoreSucceeded : ConditionType.LastBackupSucceeded,
+        status: 'False' as const,
+        reason: problem.reason,
+        message: `${testRestore ? 'test restore' : 'backup'} Job ${job.metadata.name}: ${problem.message}`,
+      };
+      const previous = run.previous(condition.type);
+      if (previous?.reason !== condition.reason || previous.message !== condition.message)
+        run.event('Warning', condition.reason, condition.message);
+      run.set(condition);
     }
     return undefined;
   }

@@ -253,3 +253,52 @@ describe('restoreDatabase releases the restore Job at most once, and only one no
     expect(patches).toHaveLength(0);
   });
 });
+
+describe('a plan runner Job whose pod cannot start is named at once and fails within minutes, not after 1 h', () => {
+  const stuckJob = () => {
+    const job = restoreJob('Running');
+    (job as any).status = { active: 1, startTime: '2026-01-01T00:00:00Z' };
+    return job;
+  };
+  const pulling = () => {
+    const p = pod(undefined);
+    (p as any).status.containerStatuses[0].state = {
+      waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "runner:1"' },
+    };
+    return p;
+  };
+
+  it('restore pod in ImagePullBackOff: the wait names it (reason for the Reconciling condition)', async () => {
+    const { run, patches } = fakeRun(stuckJob(), [pulling()], { now: '2026-01-01T00:00:20Z' });
+    const outcome = await restoreDatabase(run);
+    expect(outcome).toMatchObject({ kind: 'wait', reason: 'RunnerPodNotStarting' });
+    expect(outcome.message).toMatch(/cannot start: ImagePullBackOff/);
+    expect(patches).toHaveLength(0);
+  });
+
+  it('after 5 min a restore whose pod never started is suspended and fails: nothing was restored', async () => {
+    const { run, patches } = fakeRun(stuckJob(), [pulling()], { now: '2026-01-01T00:05:00Z' });
+    const outcome = await restoreDatabase(run);
+    expect(outcome).toMatchObject({ kind: 'failed', reason: 'RunnerPodNotStarting' });
+    expect(outcome.message).toMatch(/never started.*nothing was restored/);
+    expect(patches).toHaveLength(1);
+    expect(JSON.stringify(patches[0])).toMatch(/"\/spec\/suspend","value":true/);
+  });
+
+  it('a restore whose runner container already ran is never failed as "not started"', async () => {
+    const p = pulling();
+    (p as any).status.containerStatuses[0].lastState = { terminated: { exitCode: 1 } };
+    const { run, patches } = fakeRun(stuckJob(), [p], { now: '2026-01-01T00:10:00Z' });
+    expect(await restoreDatabase(run)).toMatchObject({ kind: 'wait', reason: 'RunnerPodNotStarting' });
+    expect(patches).toHaveLength(0);
+  });
+
+  it('a Job with no pod 30 s after it started (quota refused it) is named RunnerPodMissing', async () => {
+    const job = stuckJob();
+    (job as any).status = { startTime: '2026-01-01T00:00:00Z' };
+    const { run } = fakeRun(job, [], { now: '2026-01-01T00:00:40Z' });
+    const outcome = await restoreDatabase(run);
+    expect(outcome).toMatchObject({ kind: 'wait', reason: 'RunnerPodMissing' });
+    expect(outcome.message).toMatch(/no pod 40s after it started/);
+  });
+});

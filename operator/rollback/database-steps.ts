@@ -5,6 +5,8 @@ import {
   type JobOutcome,
 } from '../backup/job-results.js';
 import { STORAGE_MOUNT } from '../backup/pod-builders.js';
+import { jobStartedAt, runnerEverStarted, runnerJobProblem } from '../backup/runner-pods.js';
+import type { KubeObject } from '../kube/rest.js';
 import { describeAccess } from '../kube/access.js';
 import { failpoint } from '../failpoints.js';
 import { selectBackup } from './backup-selection.js';
@@ -17,11 +19,13 @@ import {
   ensurePlanJob,
   JOB_POLL_MS,
   loadSchedule,
+  ownPods,
   planJobName,
   planJobOutcome,
   releaseJob,
   RESULT_POLL_MS,
   safetyBackupId,
+  suspendJob,
 } from './runner-jobs.js';
 
 const wait = (message: string): StepOutcome => ({ kind: 'wait', message, requeueAfterMs: JOB_POLL_MS });
@@ -44,8 +48,14 @@ type Finished = FinishedOutcome;
  * A finished Job's outcome, or a wait while its runner result may still arrive (RESULT_WAIT_MS from the
  * Job's completion). After that an unread result is a failure that says the outcome is unknown.
  */
-function finishedOutcome(run: PlanRun, outcome: JobOutcome, what: string): Finished | StepOutcome {
-  if (outcome.state === 'running') return wait(what);
+async function finishedOutcome(
+  run: PlanRun,
+  job: KubeObject,
+  what: string,
+  restore = false,
+): Promise<Finished | StepOutcome> {
+  const outcome: JobOutcome = await planJobOutcome(run, job);
+  if (outcome.state === 'running') return stuckOrWait(run, job, what, restore);
   if (outcome.state !== 'unread') return outcome;
   if (!resultOverdue(outcome, run.now()))
     return {
@@ -56,6 +66,39 @@ function finishedOutcome(run: PlanRun, outcome: JobOutcome, what: string): Finis
   return outcomeUnknown(outcome);
 }
 const isStep = (o: Finished | StepOutcome): o is StepOutcome => 'kind' in o;
+
+/** How long a plan waits for a runner pod that cannot start (or a Job without a pod) before it fails. */
+export const STUCK_JOB_FAIL_MS = 5 * 60_000;
+
+/**
+ * A running Job of the plan whose pod cannot start is named at once on the Reconciling condition (the wait's
+ * reason), and fails the step after STUCK_JOB_FAIL_MS instead of the Job's one-hour deadline. A restore Job
+ * fails only if no runner container ever started (nothing ran), and is suspended first so it never starts
+ * after the plan has reported "nothing restored".
+ */
+async function stuckOrWait(
+  run: PlanRun,
+  job: KubeObject,
+  what: string,
+  restore: boolean,
+): Promise<StepOutcome> {
+  const pods = ownPods(job, run.cache.podsOfJob(job.metadata.name));
+  const problem = runnerJobProblem(job, pods, run.now());
+  if (!problem) return wait(what);
+  const message = `${what}: ${problem.message}`;
+  const stuckFor = run.now().getTime() - jobStartedAt(job);
+  if (!(stuckFor >= STUCK_JOB_FAIL_MS) || (restore && runnerEverStarted(pods)))
+    return { kind: 'wait', message, reason: problem.reason, requeueAfterMs: JOB_POLL_MS };
+  if (restore) await suspendJob(run, job);
+  const limit = `${STUCK_JOB_FAIL_MS / 60_000} min`;
+  return {
+    kind: 'failed',
+    reason: problem.reason,
+    message: restore
+      ? `${message}; gave up after ${limit}: the restore pod never started and the Job is now suspended, so nothing was restored`
+      : `${message}; gave up after ${limit}`,
+  };
+}
 
 function record(run: PlanRun, name: string, ok: boolean, message: string) {
   run.status.steps = finishStep(run.status.steps, name, ok ? 'Succeeded' : 'Failed', message, run.now());
@@ -159,11 +202,7 @@ export async function preValidateDatabase(run: PlanRun): Promise<StepOutcome> {
     record(run, 'CheckBackupIntegrity', false, msg);
     return { kind: 'failed', reason: 'VerifyJobMismatch', message: msg };
   }
-  const outcome = finishedOutcome(
-    run,
-    await planJobOutcome(run, job),
-    `verifying backup ${backupId} (Job ${name})`,
-  );
+  const outcome = await finishedOutcome(run, job, `verifying backup ${backupId} (Job ${name})`);
   if (isStep(outcome)) return outcome;
   if (outcome.state === 'failed') {
     const msg = `backup ${backupId} failed its integrity check: ${outcome.message}`;
@@ -212,11 +251,7 @@ export async function takeSafetyBackup(run: PlanRun): Promise<StepOutcome> {
       `backing up the current database as ${id} before the restore (Job ${name})`,
     );
   }
-  const outcome = finishedOutcome(
-    run,
-    await planJobOutcome(run, ensured.job),
-    `taking the safety backup ${id} (Job ${name})`,
-  );
+  const outcome = await finishedOutcome(run, ensured.job, `taking the safety backup ${id} (Job ${name})`);
   if (isStep(outcome)) return outcome;
   const wrote = outcome.result?.id;
   if (outcome.state === 'failed' || wrote !== id) {
@@ -319,11 +354,7 @@ export async function restoreDatabase(run: PlanRun): Promise<StepOutcome> {
     );
     return wait(`restoring backup ${db.backupId} (Job ${name})`);
   }
-  const outcome = finishedOutcome(
-    run,
-    await planJobOutcome(run, job),
-    `restoring backup ${db.backupId} (Job ${name})`,
-  );
+  const outcome = await finishedOutcome(run, job, `restoring backup ${db.backupId} (Job ${name})`, true);
   if (isStep(outcome)) return outcome;
   if (outcome.state === 'failed') return restoreFailed(run, outcome);
   const r = outcome.result?.operation === 'restore' ? outcome.result : undefined;

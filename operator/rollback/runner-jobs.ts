@@ -259,8 +259,19 @@ export async function releaseJob(run: PlanRun, job: KubeObject): Promise<void> {
   ]);
 }
 
-const ownPods = (job: KubeObject, pods: KubeObject[]) =>
+export const ownPods = (job: KubeObject, pods: KubeObject[]) =>
   pods.filter((p) => (p.metadata.ownerReferences ?? []).some((r) => r.uid === job.metadata.uid));
+
+/**
+ * Stops a released Job whose pod never started, so it cannot start later after the plan has failed. The UID
+ * test makes it a no-op (422) for any other Job of the name.
+ */
+export async function suspendJob(run: PlanRun, job: KubeObject): Promise<void> {
+  await run.client.patch(jobsRef(run.namespace, job.metadata.name), 'json', [
+    { op: 'test', path: '/metadata/uid', value: job.metadata.uid },
+    { op: 'replace', path: '/spec/suspend', value: true },
+  ]);
+}
 
 /**
  * The outcome of one of the plan's Jobs, from its own pods only (a same-named older Job's pods may linger).
