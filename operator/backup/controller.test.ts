@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { KubeApiError, TerminalError } from '../kube/errors.js';
 import type { KubeObject } from '../kube/rest.js';
 import type { ManagerContext } from '../manager.js';
@@ -66,7 +66,13 @@ function finishedJob(name: string, ok: boolean): { job: KubeObject; pod: KubeObj
 }
 
 /** A fake API server plus informers that show whatever `cache` holds (stale until `sync()`). */
-function fakeCluster(job: KubeObject, pod: KubeObject, status?: object, spec?: object) {
+function fakeCluster(
+  job: KubeObject,
+  pod: KubeObject,
+  status?: object,
+  spec?: object,
+  livePods: () => KubeObject[] = () => [pod],
+) {
   const base = schedule();
   const server = {
     schedule: { ...base, spec: { ...base.spec, ...spec }, ...(status ? { status } : {}) },
@@ -78,6 +84,9 @@ function fakeCluster(job: KubeObject, pod: KubeObject, status?: object, spec?: o
   let rejectCronJobs = false;
   let rejectStatus = false;
   const client = {
+    async list() {
+      return { metadata: {}, items: livePods() };
+    },
     async get(ref: { plural: string; name: string }) {
       if (ref.plural === 'secrets')
         return { metadata: { name: 'db' }, data: { host: '', database: '', username: '', password: '' } };
@@ -285,5 +294,87 @@ describe('BackupScheduleReconciler emergency backups', () => {
     expect(c.events).toContain('EmergencyBackupValueReused');
     expect(c.events).not.toContain('EmergencyBackupStarted');
     expect((c.server.schedule as any).status?.lastBackupNow?.annotationValue).toBe('A');
+  });
+});
+
+describe('BackupScheduleReconciler waits for the result of a finished Job', () => {
+  it('never records a Complete Job as failed while its pod still shows running; records it once the result is there', async () => {
+    const { job, pod } = finishedJob('app-backup-2', true);
+    job.metadata.uid = 'job-2';
+    (job.status as any).completionTime = '2026-01-01T00:00:10Z';
+    pod.metadata.ownerReferences = [
+      { apiVersion: 'batch/v1', kind: 'Job', name: 'app-backup-2', uid: 'job-2' },
+    ];
+    const running = structuredClone(pod);
+    running.status!.containerStatuses = [{ name: 'runner', state: { running: {} } }];
+    let live = [running];
+    const c = fakeCluster(job, running, undefined, undefined, () => live);
+    const now = new Date('2026-01-01T00:00:20Z');
+    vi.useFakeTimers({ now, toFake: ['Date'] });
+    try {
+      const result = await c.reconcileRaw();
+      expect(c.server.job.metadata.annotations?.[RECORDED_ANNOTATION]).toBeUndefined();
+      expect(await c.total('failed')).toBe(0);
+      expect((result as { requeueAfterMs?: number }).requeueAfterMs).toBeLessThanOrEqual(5_000);
+      c.syncSchedule();
+      live = [pod]; // the live LIST shows the terminated runner although the cache does not yet
+      await c.reconcile();
+      expect(c.server.job.metadata.annotations?.[RECORDED_ANNOTATION]).toBe('succeeded');
+      expect(await c.total('succeeded')).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('records a finished Job whose result never arrives as a failure with an unknown outcome, after 60 s', async () => {
+    const { job } = finishedJob('app-backup-3', true);
+    job.metadata.uid = 'job-3';
+    (job.status as any).completionTime = '2026-01-01T00:00:10Z';
+    const c = fakeCluster(
+      job,
+      { metadata: { name: 'other', namespace: NS } },
+      undefined,
+      undefined,
+      () => [],
+    );
+    vi.useFakeTimers({ now: new Date('2026-01-01T00:01:11Z'), toFake: ['Date'] });
+    try {
+      await c.reconcile();
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(c.server.job.metadata.annotations?.[RECORDED_ANNOTATION]).toBe('failed');
+    expect(
+      (c.server.schedule as any).status.conditions.find((x: any) => x.type === 'LastBackupSucceeded'),
+    ).toMatchObject({ status: 'False', reason: 'OutcomeUnknown' });
+  });
+});
+
+describe('BackupScheduleReconciler names a backup Job that has no pod', () => {
+  it('a Job without a pod 30 s after it started is LastBackupSucceeded=False/RunnerPodMissing', async () => {
+    const { job } = finishedJob('app-backup-4', true);
+    job.metadata.uid = 'job-4';
+    job.status = { startTime: '2026-01-01T00:00:00Z' };
+    const c = fakeCluster(
+      job,
+      { metadata: { name: 'other', namespace: NS } },
+      undefined,
+      undefined,
+      () => [],
+    );
+    vi.useFakeTimers({ now: new Date('2026-01-01T00:00:10Z'), toFake: ['Date'] });
+    try {
+      const early = await c.reconcileRaw();
+      expect((early as { requeueAfterMs?: number }).requeueAfterMs).toBeLessThanOrEqual(21_000);
+      c.syncSchedule();
+      vi.setSystemTime(new Date('2026-01-01T00:00:40Z'));
+      await c.reconcile();
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(
+      (c.server.schedule as any).status.conditions.find((x: any) => x.type === 'LastBackupSucceeded'),
+    ).toMatchObject({ status: 'False', reason: 'RunnerPodMissing' });
+    expect(c.events).toContain('RunnerPodMissing');
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readJobOutcome } from './job-results.js';
+import { outcomeUnknown, readJobOutcome, resultOverdue } from './job-results.js';
 
 const job = (conds: object[], completionTime?: string) =>
   ({ metadata: { name: 'j' }, status: { conditions: conds, completionTime } }) as any;
@@ -29,7 +29,7 @@ describe('readJobOutcome', () => {
       pod({ exitCode: 0, message: JSON.stringify(ok) }),
     ]);
     expect(o).toMatchObject({ state: 'succeeded', reason: 'Succeeded', finishedAt: '2026-11-28T10:00:05Z' });
-    expect(o.state !== 'running' && o.result?.operation).toBe('backup');
+    expect('result' in o && o.result?.operation).toBe('backup');
   });
 
   it('reports the runner failure reason', () => {
@@ -51,5 +51,24 @@ describe('readJobOutcome', () => {
     );
     expect(o).toMatchObject({ state: 'failed', reason: 'DeadlineExceeded' });
     expect(o.state !== 'running' && o.message).toMatch(/too slow.*out of memory/);
+  });
+
+  it('a Complete Job whose pod still shows running in the cache is not a verdict (unread), until overdue', () => {
+    const complete = job(
+      [{ type: 'Complete', status: 'True', lastTransitionTime: '2026-01-01T00:01:00Z' }],
+      '2026-01-01T00:01:00Z',
+    );
+    const running = {
+      metadata: { name: 'p' },
+      status: { containerStatuses: [{ name: 'runner', state: { running: {} } }] },
+    } as any;
+    const o = readJobOutcome(complete, [running]);
+    expect(o).toMatchObject({ state: 'unread', jobSucceeded: true, finishedAt: '2026-01-01T00:01:00Z' });
+    expect(readJobOutcome(complete, []).state).toBe('unread');
+    if (o.state !== 'unread') throw new Error('unreachable');
+    expect(resultOverdue(o, new Date('2026-01-01T00:01:59Z'))).toBe(false);
+    expect(resultOverdue(o, new Date('2026-01-01T00:02:00Z'))).toBe(true);
+    expect(outcomeUnknown(o)).toMatchObject({ state: 'failed', reason: 'OutcomeUnknown' });
+    expect(outcomeUnknown(o).message).toMatch(/outcome is unknown/);
   });
 });

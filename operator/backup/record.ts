@@ -4,7 +4,7 @@ import type { ConditionInput } from '../kube/conditions.js';
 import type { Request } from '../kube/controller.js';
 import type { KubeObject } from '../kube/rest.js';
 import type { Metrics } from '../metrics.js';
-import type { JobOutcome } from './job-results.js';
+import type { FinishedOutcome } from './job-results.js';
 import { selectBackupsToDelete } from './runner/retention.js';
 
 /** Set on a runner Job once its outcome is in the BackupSchedule's status, so it is recorded once. */
@@ -13,7 +13,7 @@ const MAX_LISTED = 500;
 
 type Cond = (c: Omit<ConditionInput, 'observedGeneration'>) => void;
 type Ev = ['Normal' | 'Warning', string, string];
-type Finished = Exclude<JobOutcome, { state: 'running' }>;
+type Finished = FinishedOutcome;
 
 type Purpose = NonNullable<NonNullable<BackupScheduleStatus['backups']>[number]['purpose']>;
 

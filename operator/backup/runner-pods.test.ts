@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { runnerPodProblem } from './runner-pods.js';
+import { runnerJobProblem, runnerPodProblem } from './runner-pods.js';
 
 const pod = (status: object) => ({ metadata: { name: 'p' }, status });
 
@@ -44,5 +44,22 @@ describe('runnerPodProblem', () => {
     ['a pod without status', {}],
   ])('leaves %s alone', (_what, status) => {
     expect(runnerPodProblem(pod(status))).toBeUndefined();
+  });
+});
+
+describe('runnerJobProblem', () => {
+  const job = (status: object, suspend = false) =>
+    ({
+      metadata: { name: 'j', creationTimestamp: '2026-01-01T00:00:00Z' },
+      spec: { suspend },
+      status,
+    }) as any;
+  const at = (s: string) => new Date(`2026-01-01T00:00:${s}Z`);
+  it('names a Job without any pod 30 s after it started, not before, and never a suspended one', () => {
+    expect(runnerJobProblem(job({ startTime: '2026-01-01T00:00:00Z' }), [], at('29'))).toBeUndefined();
+    expect(runnerJobProblem(job({ startTime: '2026-01-01T00:00:00Z' }), [], at('30'))).toMatchObject({
+      reason: 'RunnerPodMissing',
+    });
+    expect(runnerJobProblem(job({}, true), [], at('59'))).toBeUndefined();
   });
 });

@@ -8,12 +8,15 @@ import type { KubeObject } from '../kube/rest.js';
 import type { ManagerContext } from '../manager.js';
 import type { Metrics } from '../metrics.js';
 import { buildJobFromCronJob } from './cronjob.js';
-import { readJobOutcome } from './job-results.js';
+import { outcomeUnknown, readJobOutcome, resultOverdue, type JobOutcome } from './job-results.js';
 import { JOB_NAME_LABEL } from './pod-builders.js';
 import { recordBackupJob, recordTestRestoreJob, RECORDED_ANNOTATION } from './record.js';
-import { runnerPodProblem } from './runner-pods.js';
+import { jobStartedAt, NO_POD_AFTER_MS, runnerJobProblem } from './runner-pods.js';
 import { lastBackupFailed } from './schedule-conditions.js';
 import type { ScheduleRun } from './schedule-run.js';
+
+/** How often a finished Job whose runner result has not arrived yet is looked at again. */
+const RESULT_RECHECK_MS = 5_000;
 
 /** status.lastBackupNow.annotationValue's maxLength. */
 export const HANDLED_VALUE_MAX = 253;
@@ -103,11 +106,33 @@ export class ScheduleJobPhases {
       }));
   }
 
+  /**
+   * A finished Job's outcome. Job and pod watches are not ordered: a Complete Job whose pod the cache still
+   * shows running (or has lost) is re-read with a live LIST of its pods, then waited for (RESULT_WAIT_MS from
+   * its completion) before it is recorded, for good, as a failure whose outcome is unknown.
+   */
+  private async settledOutcome(run: ScheduleRun, job: KubeObject, pods: KubeObject[]) {
+    let outcome: JobOutcome = readJobOutcome(job, pods);
+    if (outcome.state !== 'unread') return outcome;
+    const live = await this.ctx.client.list<KubeObject>(
+      { group: '', version: 'v1', plural: 'pods', namespace: run.req.namespace },
+      { labelSelector: `${JOB_NAME_LABEL}=${job.metadata.name}` },
+    );
+    const own = live.items.filter((p) =>
+      (p.metadata.ownerReferences ?? []).some((r) => r.uid === job.metadata.uid),
+    );
+    outcome = readJobOutcome(job, own);
+    if (outcome.state !== 'unread') return outcome;
+    if (resultOverdue(outcome, run.now)) return outcomeUnknown(outcome);
+    run.recheckWithin(RESULT_RECHECK_MS);
+    return undefined;
+  }
+
   /** Records the first finished, unrecorded Job of the schedule, then comes back for the next one. */
   async recordFinishedJobs(run: ScheduleRun) {
     for (const { job, pods } of this.unrecordedJobs(run)) {
-      const outcome = readJobOutcome(job, pods);
-      if (outcome.state === 'running') continue;
+      const outcome = await this.settledOutcome(run, job, pods);
+      if (!outcome || outcome.state === 'running') continue;
       const jobRef = {
         group: 'batch',
         version: 'v1',
@@ -143,8 +168,8 @@ export class ScheduleJobPhases {
   }
 
   /**
-   * A running backup or test-restore Job whose pod cannot start (no node fits, the image cannot be pulled)
-   * would only fail at its one-hour deadline: report it now on LastBackupSucceeded/LastTestRestoreSucceeded.
+   * A running backup or test-restore Job whose pod cannot start (no node fits, the image cannot be pulled,
+   * or no pod at all: a quota refused it) would only fail at its one-hour deadline: report it now on LastBackupSucceeded/LastTestRestoreSucceeded.
    * Ready stays as it is: the schedule is set up, this run is stuck. Pods are watched, so a fix is seen.
    */
   async reportStuckJobs(run: ScheduleRun) {
@@ -153,22 +178,24 @@ export class ScheduleJobPhases {
       if (job.metadata.labels?.[Label.Plan] || (component !== 'backup' && component !== 'test-restore'))
         continue; // a plan's Job: the plan reports it
       if (readJobOutcome(job, pods).state !== 'running') continue;
-      for (const pod of pods) {
-        const problem = runnerPodProblem(pod);
-        if (!problem) continue;
-        const testRestore = component === 'test-restore';
-        const condition = {
-          type: testRestore ? ConditionType.LastTestRestoreSucceeded : ConditionType.LastBackupSucceeded,
-          status: 'False' as const,
-          reason: problem.reason,
-          message: `${testRestore ? 'test restore' : 'backup'} Job ${job.metadata.name}: ${problem.message}`,
-        };
-        const previous = run.previous(condition.type);
-        if (previous?.reason !== condition.reason || previous.message !== condition.message)
-          run.event('Warning', condition.reason, condition.message);
-        run.set(condition);
-        break;
+      const problem = runnerJobProblem(job, pods, run.now);
+      if (!problem) {
+        // A Job without a pod yet: come back when it would count as refused (no pod event will come).
+        const left = NO_POD_AFTER_MS - (run.now.getTime() - jobStartedAt(job));
+        if (!pods.length && !job.status?.active && left > 0) run.recheckWithin(left + 1_000);
+        continue;
       }
+      const testRestore = component === 'test-restore';
+      const condition = {
+        type: testRestore ? ConditionType.LastTestRestoreSucceeded : ConditionType.LastBackupSucceeded,
+        status: 'False' as const,
+        reason: problem.reason,
+        message: `${testRestore ? 'test restore' : 'backup'} Job ${job.metadata.name}: ${problem.message}`,
+      };
+      const previous = run.previous(condition.type);
+      if (previous?.reason !== condition.reason || previous.message !== condition.message)
+        run.event('Warning', condition.reason, condition.message);
+      run.set(condition);
     }
     return undefined;
   }

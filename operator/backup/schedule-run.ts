@@ -104,9 +104,16 @@ export class ScheduleRun {
     for (const [t, r, m] of this.events.splice(0)) void this.ctx.events.record(this.owner, t, r, m);
   }
 
-  /** Writes status and ends the reconcile, coming back after `requeueAfterMs` if given. */
+  /** A phase asks to be run again within `ms` (a Job's result is still on its way); finish honours it. */
+  recheckWithin(ms: number): void {
+    this.recheckMs = Math.min(this.recheckMs ?? ms, ms);
+  }
+  private recheckMs: number | undefined;
+
+  /** Writes status and ends the reconcile, coming back after `requeueAfterMs` (or a recheck) if given. */
   async finish(requeueAfterMs?: number): Promise<ReconcileResult> {
     await this.writeStatus();
-    return requeueAfterMs ? { requeueAfterMs } : {};
+    const after = Math.min(requeueAfterMs || Infinity, this.recheckMs ?? Infinity);
+    return Number.isFinite(after) ? { requeueAfterMs: after } : {};
   }
 }

@@ -27,7 +27,12 @@ import { patchStatusOrReport, statusRejectedConditions } from '../kube/status.js
 import type { ManagerContext } from '../manager.js';
 import { preValidateApp, rollBackDeployments } from './app-steps.js';
 import { forgetPlan } from '../metrics.js';
-import { preValidateDatabase, restoreDatabase, takeSafetyBackup } from './database-steps.js';
+import {
+  preValidateDatabase,
+  RESTORE_OUTCOME_UNKNOWN_REASONS,
+  restoreDatabase,
+  takeSafetyBackup,
+} from './database-steps.js';
 import { disableFlags, preValidateFlags } from './feature-steps.js';
 import { buildDryRunReport } from './dry-run-report.js';
 import { scopeTargets } from './scope.js';
@@ -423,7 +428,9 @@ export function touchedSummary(status: RollbackPlanStatus): string {
       `database restored from ${db.backupId}${db.safetyBackupId ? ` (undo: restore safety backup ${db.safetyBackupId})` : ''}${db.previousDatabase ? ` (previous database kept as ${db.previousDatabase})` : ''}`,
     );
   } else if (
-    status.conditions?.some((c) => c.type === ConditionType.DatabaseRestored && c.reason === 'RestoreJobLost')
+    status.conditions?.some(
+      (c) => c.type === ConditionType.DatabaseRestored && RESTORE_OUTCOME_UNKNOWN_REASONS.includes(c.reason),
+    )
   ) {
     changed.push(
       `database: unknown, the restore of ${db?.backupId} may have run partly or fully (check it)${db?.safetyBackupId ? `; safety backup ${db.safetyBackupId} holds the state before` : ''}`,

@@ -1,4 +1,12 @@
+import {
+  outcomeUnknown,
+  resultOverdue,
+  type FinishedOutcome,
+  type JobOutcome,
+} from '../backup/job-results.js';
 import { STORAGE_MOUNT } from '../backup/pod-builders.js';
+import { jobStartedAt, runnerEverStarted, runnerJobProblem } from '../backup/runner-pods.js';
+import type { KubeObject } from '../kube/rest.js';
 import { describeAccess } from '../kube/access.js';
 import { failpoint } from '../failpoints.js';
 import { selectBackup } from './backup-selection.js';
@@ -11,13 +19,86 @@ import {
   ensurePlanJob,
   JOB_POLL_MS,
   loadSchedule,
+  ownPods,
   planJobName,
   planJobOutcome,
   releaseJob,
+  RESULT_POLL_MS,
   safetyBackupId,
+  suspendJob,
 } from './runner-jobs.js';
 
 const wait = (message: string): StepOutcome => ({ kind: 'wait', message, requeueAfterMs: JOB_POLL_MS });
+
+/**
+ * Failure reasons of DatabaseRestore after which the database may hold the restored data: the plan says
+ * "unknown, check it" (touchedSummary), never "unchanged".
+ */
+export const RESTORE_OUTCOME_UNKNOWN_REASONS: readonly string[] = [
+  'RestoreJobLost',
+  'RestoreOutcomeUnknown',
+  'RestoreAlreadyStarted',
+  'RestoreJobNotFenced',
+  'RestoreJobSuspended',
+];
+
+type Finished = FinishedOutcome;
+
+/**
+ * A finished Job's outcome, or a wait while its runner result may still arrive (RESULT_WAIT_MS from the
+ * Job's completion). After that an unread result is a failure that says the outcome is unknown.
+ */
+async function finishedOutcome(
+  run: PlanRun,
+  job: KubeObject,
+  what: string,
+  restore = false,
+): Promise<Finished | StepOutcome> {
+  const outcome: JobOutcome = await planJobOutcome(run, job);
+  if (outcome.state === 'running') return stuckOrWait(run, job, what, restore);
+  if (outcome.state !== 'unread') return outcome;
+  if (!resultOverdue(outcome, run.now()))
+    return {
+      kind: 'wait',
+      message: `${what}: the Job finished, waiting for its runner result`,
+      requeueAfterMs: RESULT_POLL_MS,
+    };
+  return outcomeUnknown(outcome);
+}
+const isStep = (o: Finished | StepOutcome): o is StepOutcome => 'kind' in o;
+
+/** How long a plan waits for a runner pod that cannot start (or a Job without a pod) before it fails. */
+export const STUCK_JOB_FAIL_MS = 5 * 60_000;
+
+/**
+ * A running Job of the plan whose pod cannot start is named at once on the Reconciling condition (the wait's
+ * reason), and fails the step after STUCK_JOB_FAIL_MS instead of the Job's one-hour deadline. A restore Job
+ * fails only if no runner container ever started (nothing ran), and is suspended first so it never starts
+ * after the plan has reported "nothing restored".
+ */
+async function stuckOrWait(
+  run: PlanRun,
+  job: KubeObject,
+  what: string,
+  restore: boolean,
+): Promise<StepOutcome> {
+  const pods = ownPods(job, run.cache.podsOfJob(job.metadata.name));
+  const problem = runnerJobProblem(job, pods, run.now());
+  if (!problem) return wait(what);
+  const message = `${what}: ${problem.message}`;
+  const stuckFor = run.now().getTime() - jobStartedAt(job);
+  if (!(stuckFor >= STUCK_JOB_FAIL_MS) || (restore && runnerEverStarted(pods)))
+    return { kind: 'wait', message, reason: problem.reason, requeueAfterMs: JOB_POLL_MS };
+  if (restore) await suspendJob(run, job);
+  const limit = `${STUCK_JOB_FAIL_MS / 60_000} min`;
+  return {
+    kind: 'failed',
+    reason: problem.reason,
+    message: restore
+      ? `${message}; gave up after ${limit}: the restore pod never started and the Job is now suspended, so nothing was restored`
+      : `${message}; gave up after ${limit}`,
+  };
+}
 
 function record(run: PlanRun, name: string, ok: boolean, message: string) {
   run.status.steps = finishStep(run.status.steps, name, ok ? 'Succeeded' : 'Failed', message, run.now());
@@ -121,8 +202,8 @@ export async function preValidateDatabase(run: PlanRun): Promise<StepOutcome> {
     record(run, 'CheckBackupIntegrity', false, msg);
     return { kind: 'failed', reason: 'VerifyJobMismatch', message: msg };
   }
-  const outcome = planJobOutcome(run, job);
-  if (outcome.state === 'running') return wait(`verifying backup ${backupId} (Job ${name})`);
+  const outcome = await finishedOutcome(run, job, `verifying backup ${backupId} (Job ${name})`);
+  if (isStep(outcome)) return outcome;
   if (outcome.state === 'failed') {
     const msg = `backup ${backupId} failed its integrity check: ${outcome.message}`;
     record(run, 'CheckBackupIntegrity', false, msg);
@@ -170,8 +251,8 @@ export async function takeSafetyBackup(run: PlanRun): Promise<StepOutcome> {
       `backing up the current database as ${id} before the restore (Job ${name})`,
     );
   }
-  const outcome = planJobOutcome(run, ensured.job);
-  if (outcome.state === 'running') return wait(`taking the safety backup ${id} (Job ${name})`);
+  const outcome = await finishedOutcome(run, ensured.job, `taking the safety backup ${id} (Job ${name})`);
+  if (isStep(outcome)) return outcome;
   const wrote = outcome.result?.id;
   if (outcome.state === 'failed' || wrote !== id) {
     const why = outcome.state === 'failed' ? outcome.message : `the Job reported backup ${wrote ?? '(none)'}`;
@@ -240,10 +321,30 @@ export async function restoreDatabase(run: PlanRun): Promise<StepOutcome> {
   const job = ensured.job;
   if (ensured.created) failpoint('after-restore-job-created');
   if (!run.status.database!.restoreJobUID) {
+    // Only a Job that never ran may be adopted: someone (a user, a queueing controller such as Kueue) may have
+    // released it before its UID was durable, and that run is not ours to count or to repeat.
+    if (job.spec?.suspend !== true || job.status?.startTime) {
+      return {
+        kind: 'failed',
+        reason: 'RestoreJobNotFenced',
+        message: `restore Job ${name} was released by someone else before the plan recorded it (spec.suspend ${job.spec?.suspend}, startTime ${job.status?.startTime ?? 'unset'}); it is not adopted and no second restore is started; the database may hold backup ${db.backupId} (check it)${db.safetyBackupId ? `; safety backup ${db.safetyBackupId} holds the state before` : ''}`,
+      };
+    }
     run.status.database = { ...run.status.database, restoreJobUID: job.metadata.uid };
     await run.checkpoint();
   }
   if (job.spec?.suspend === true) {
+    if (run.status.database!.restoreJobReleased) {
+      // Released once already: suspended again (by a user or a crash right before the release), it is never
+      // released a second time, since a second pod could restore again over newer writes.
+      return {
+        kind: 'failed',
+        reason: 'RestoreJobSuspended',
+        message: `restore Job ${name} is suspended after the plan released it; it is not released again; the restore may have run partly or fully (check the database)${db.safetyBackupId ? `; safety backup ${db.safetyBackupId} holds the state before` : ''}`,
+      };
+    }
+    run.status.database = { ...run.status.database, restoreJobReleased: true };
+    await run.checkpoint();
     await releaseJob(run, job);
     failpoint('after-restore-job-released');
     run.event(
@@ -253,25 +354,9 @@ export async function restoreDatabase(run: PlanRun): Promise<StepOutcome> {
     );
     return wait(`restoring backup ${db.backupId} (Job ${name})`);
   }
-  const outcome = planJobOutcome(run, job);
-  if (outcome.state === 'running') return wait(`restoring backup ${db.backupId} (Job ${name})`);
-  if (outcome.state === 'failed') {
-    const mode = db.mode ?? 'inPlace';
-    // pg_restore --single-transaction commits before row counts and SQL assertions are checked: in place, a
-    // validation failure means the data WAS replaced. A swap drops the new database instead.
-    const applied = mode === 'inPlace' && ['RowCountMismatch', 'AssertionFailed'].includes(outcome.reason);
-    if (applied) run.status.database = { ...run.status.database, restoreApplied: true };
-    const state = applied
-      ? `the restore WAS applied but did not validate; the database now holds backup ${db.backupId}${db.safetyBackupId ? `, restore safety backup ${db.safetyBackupId} to undo` : ''}`
-      : mode === 'inPlace'
-        ? 'the database is unchanged (the restore ran in one transaction)'
-        : 'the database was not swapped';
-    return {
-      kind: 'failed',
-      reason: outcome.reason === 'Succeeded' ? 'RestoreFailed' : outcome.reason,
-      message: `restore of ${db.backupId} failed: ${outcome.message}; ${state}`,
-    };
-  }
+  const outcome = await finishedOutcome(run, job, `restoring backup ${db.backupId} (Job ${name})`, true);
+  if (isStep(outcome)) return outcome;
+  if (outcome.state === 'failed') return restoreFailed(run, outcome);
   const r = outcome.result?.operation === 'restore' ? outcome.result : undefined;
   run.status.database = {
     ...run.status.database,
@@ -284,4 +369,38 @@ export async function restoreDatabase(run: PlanRun): Promise<StepOutcome> {
       : {}),
   };
   return { kind: 'done', message: `restored backup ${db.backupId}: ${outcome.message}` };
+}
+
+/**
+ * A failed restore, told honestly. In place, pg_restore --single-transaction commits and only then are row
+ * counts and assertions checked: the runner sets restoreSeconds right after the commit, so a failure with it
+ * set (validation, a lost connection) means the data WAS replaced. Without a runner result (crash, pod gone,
+ * result never read) nobody knows: "may have been applied", never "unchanged".
+ */
+function restoreFailed(run: PlanRun, outcome: FinishedOutcome): StepOutcome {
+  const db = run.status.database!;
+  const mode = db.mode ?? 'inPlace';
+  const undo = db.safetyBackupId ? `; safety backup ${db.safetyBackupId} holds the state before` : '';
+  const r = outcome.result?.operation === 'restore' ? outcome.result : undefined;
+  if (!r || outcome.reason === 'RestoreAlreadyStarted') {
+    return {
+      kind: 'failed',
+      reason: r ? 'RestoreAlreadyStarted' : 'RestoreOutcomeUnknown',
+      message: `restore of ${db.backupId}: ${outcome.message}; the restore may have been applied (check the database)${undo}`,
+    };
+  }
+  const applied =
+    mode === 'inPlace' &&
+    (r.restoreSeconds !== undefined || ['RowCountMismatch', 'AssertionFailed'].includes(outcome.reason));
+  if (applied) run.status.database = { ...run.status.database, restoreApplied: true };
+  const state = applied
+    ? `the restore WAS applied but the step failed after the commit; the database now holds backup ${db.backupId}${db.safetyBackupId ? `, restore safety backup ${db.safetyBackupId} to undo` : ''}`
+    : mode === 'inPlace'
+      ? 'the database is unchanged (the restore ran in one transaction and did not commit)'
+      : 'the database was not swapped';
+  return {
+    kind: 'failed',
+    reason: outcome.reason === 'Succeeded' ? 'RestoreFailed' : outcome.reason,
+    message: `restore of ${db.backupId} failed: ${outcome.message}; ${state}`,
+  };
 }

@@ -7,7 +7,12 @@ import {
 import { ROLLBACK_PLAN_KIND } from '../api/v1alpha1/rollbackplan.js';
 import { createdClaimName } from '../backup/cronjob.js';
 import { readJobOutcome, type JobOutcome } from '../backup/job-results.js';
-import { buildRunnerJobTemplate, missingSecretKeys, type SecretShape } from '../backup/pod-builders.js';
+import {
+  buildRunnerJobTemplate,
+  JOB_NAME_LABEL,
+  missingSecretKeys,
+  type SecretShape,
+} from '../backup/pod-builders.js';
 import { refuseRunnerOverrides } from '../backup/runner-policy.js';
 import { isAlreadyExists, isNotFound } from '../kube/errors.js';
 import { childName, controllerRef } from '../kube/objects.js';
@@ -254,13 +259,37 @@ export async function releaseJob(run: PlanRun, job: KubeObject): Promise<void> {
   ]);
 }
 
-/** The outcome of one of the plan's Jobs, from its own pods only (a same-named older Job's pods may linger). */
-export function planJobOutcome(run: PlanRun, job: KubeObject): JobOutcome {
-  const pods = run.cache
-    .podsOfJob(job.metadata.name)
-    .filter((p) => (p.metadata.ownerReferences ?? []).some((r) => r.uid === job.metadata.uid));
-  return readJobOutcome(job, pods);
+export const ownPods = (job: KubeObject, pods: KubeObject[]) =>
+  pods.filter((p) => (p.metadata.ownerReferences ?? []).some((r) => r.uid === job.metadata.uid));
+
+/**
+ * Stops a released Job whose pod never started, so it cannot start later after the plan has failed. The UID
+ * test makes it a no-op (422) for any other Job of the name.
+ */
+export async function suspendJob(run: PlanRun, job: KubeObject): Promise<void> {
+  await run.client.patch(jobsRef(run.namespace, job.metadata.name), 'json', [
+    { op: 'test', path: '/metadata/uid', value: job.metadata.uid },
+    { op: 'replace', path: '/spec/suspend', value: true },
+  ]);
 }
+
+/**
+ * The outcome of one of the plan's Jobs, from its own pods only (a same-named older Job's pods may linger).
+ * A finished Job whose result the pod cache does not show yet is re-read with a live LIST of its pods: the
+ * Job and pod watches are not ordered, and a Complete Job with a pod still "running" is no verdict.
+ */
+export async function planJobOutcome(run: PlanRun, job: KubeObject): Promise<JobOutcome> {
+  const cached = readJobOutcome(job, ownPods(job, run.cache.podsOfJob(job.metadata.name)));
+  if (cached.state !== 'unread') return cached;
+  const live = await run.client.list<KubeObject>(
+    { group: '', version: 'v1', plural: 'pods', namespace: run.namespace },
+    { labelSelector: `${JOB_NAME_LABEL}=${job.metadata.name}` },
+  );
+  return readJobOutcome(job, ownPods(job, live.items));
+}
+
+/** How often a step looks again for the result of a Job that finished without one in the pod cache. */
+export const RESULT_POLL_MS = 5_000;
 
 /** Runner Jobs report back through Job and pod watches; this only bounds how long a lost event can delay us. */
 export const JOB_POLL_MS = 15_000;

@@ -67,4 +67,21 @@ describe('touchedSummary', () => {
       '; changed: database: unknown, the restore of db-1 may have run partly or fully (check it)',
     );
   });
+  it('never says "database not changed" when the restore outcome is unknown', () => {
+    const s = touchedSummary({
+      steps: [{ name: 'DatabaseRestore', startedAt: 'x', result: 'Failed' }],
+      database: { backupId: 'db-1', safetyBackupId: 'p-safety-1' },
+      conditions: [
+        {
+          type: 'DatabaseRestored',
+          status: 'False',
+          reason: 'RestoreOutcomeUnknown',
+          message: 'no result',
+          lastTransitionTime: '2026-01-01T00:00:00Z',
+        },
+      ],
+    });
+    expect(s).not.toMatch(/not changed/);
+    expect(s).toMatch(/may have run partly or fully.*p-safety-1 holds the state before/);
+  });
 });

@@ -17,10 +17,14 @@ const storageDir = join(root, 'backups');
 let runs = 0;
 
 async function backup(id: string, origin: Record<string, string>, database: string): Promise<RunnerResult> {
+  return run(['backup', '--storage-dir', storageDir, '--id', id], origin, database);
+}
+
+async function run(argv: string[], origin: Record<string, string>, database: string): Promise<RunnerResult> {
   const i = pgInfo();
   const terminationLog = join(root, `termination-${runs++}`);
   await runnerMain(
-    ['backup', '--storage-dir', storageDir, '--id', id, '--termination-log', terminationLog],
+    [...argv, '--termination-log', terminationLog],
     {
       PATH: process.env.PATH,
       PG_BIN_DIR: i.binDir,
@@ -127,5 +131,42 @@ describe('backup runner provenance (issue 9, defect 1)', () => {
       reason: 'BackupIdConflict',
     });
     expect(fingerprint('legacy')).toEqual(before);
+  });
+
+  it('restores once per plan: a second run with the same NXT_PLAN_UID refuses before touching the database', async () => {
+    const target = await createTestDatabase('fence');
+    await withClient(target.url, async (c) => {
+      await c.query('create table notes (id int primary key)');
+      await c.query('insert into notes select generate_series(1, 10)');
+    });
+    expect(
+      await backup('fence-1', { NXT_JOB_NAME: 'fence-1', NXT_JOB_UID: 'job-f' }, target.name),
+    ).toMatchObject({ success: true });
+    const count = () =>
+      withClient(target.url, async (c) => (await c.query('select count(*)::int as n from notes')).rows[0].n);
+    const restore = (planUid: string, job: string) =>
+      run(
+        ['restore', '--storage-dir', storageDir, '--id', 'fence-1', '--mode', 'inPlace'],
+        { NXT_PLAN_NAME: 'undo', NXT_PLAN_UID: planUid, NXT_JOB_NAME: job },
+        target.name,
+      );
+    await withClient(target.url, (c) => c.query('insert into notes select generate_series(11, 20)'));
+    const first = await restore('plan-fence-1', 'undo-restore');
+    expect(first, first.message).toMatchObject({ success: true });
+    expect(await count()).toBe(10);
+    const marker = JSON.parse(readFileSync(join(storageDir, '.restores', 'plan-fence-1'), 'utf8'));
+    expect(marker).toMatchObject({ planUid: 'plan-fence-1', id: 'fence-1', job: 'undo-restore' });
+
+    // Writes after the restore; then a second Job of the same plan (re-created, un-suspended by someone else)
+    // runs the same restore: it must not overwrite them.
+    await withClient(target.url, (c) => c.query('insert into notes select generate_series(11, 15)'));
+    const second = await restore('plan-fence-1', 'undo-restore');
+    expect(second).toMatchObject({ success: false, reason: 'RestoreAlreadyStarted' });
+    expect(second.operation === 'restore' && second.restoreSeconds).toBeFalsy();
+    expect(await count(), 'the writes made after the first restore are still there').toBe(15);
+
+    // Another plan is another restore.
+    expect(await restore('plan-fence-2', 'other-restore')).toMatchObject({ success: true });
+    expect(await count()).toBe(10);
   });
 });

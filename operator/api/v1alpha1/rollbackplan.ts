@@ -340,6 +340,10 @@ export const RollbackPlanStatus = z.object({
       restoreJobUID: objectUid(
         'Written before the restore Job is released; if that Job is gone the plan fails (RestoreJobLost), never restoring twice.',
       ),
+      restoreJobReleased: z.boolean().optional().meta({
+        description:
+          'Written before the restore Job is released: it is released at most once (suspended again later, it fails the plan: RestoreJobSuspended).',
+      }),
       mode: z.enum(['inPlace', 'newDatabaseSwap']).optional(),
       previousDatabase: z
         .string()
@@ -347,10 +351,9 @@ export const RollbackPlanStatus = z.object({
         .optional()
         .meta({ description: 'newDatabaseSwap: the database as it was, kept under this name for undo.' }),
       verifiedTables: z.int().min(0).optional(),
-      restoreApplied: z
-        .boolean()
-        .optional()
-        .meta({ description: 'True when an in-place restore committed but then failed validation.' }),
+      restoreApplied: z.boolean().optional().meta({
+        description: 'True when an in-place restore committed but then failed (validation, connection).',
+      }),
       restoreSeconds: z.number().min(0).optional(),
       previousDatabasesKept: z.array(z.string().max(63)).max(16).optional().meta({
         description: 'newDatabaseSwap: the <db>_pre_<id> databases kept, newest first.',

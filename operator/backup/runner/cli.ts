@@ -18,7 +18,7 @@ import {
 import { RunnerFailure } from './failure.js';
 import { findLatestVerifiedBackup } from './latest.js';
 import { createJsonLog, type RunnerLog } from './log.js';
-import { originFromEnv } from './origin.js';
+import { OriginEnv, originFromEnv } from './origin.js';
 import { pgToolPath } from './pg-tool.js';
 import { planPinFromEnv } from './pins.js';
 import { pruneAfterBackup, runPrune } from './prune.js';
@@ -199,6 +199,8 @@ async function run(
             pgRestorePath,
             sqlAssertions: args.sqlAssertions,
             allowSuperuserAssertions: env[ALLOW_SUPERUSER_ASSERTIONS_ENV] === 'true',
+            ...(env[OriginEnv.planUid] ? { planUid: env[OriginEnv.planUid] } : {}),
+            ...(env[OriginEnv.jobName] ? { jobName: env[OriginEnv.jobName] } : {}),
             ...(args.maintenanceDb ? { maintenanceDatabase: args.maintenanceDb } : {}),
             ...(args.shortId ? { shortId: args.shortId } : {}),
             ...(args.keepPreviousDatabases !== undefined

@@ -53,6 +53,14 @@ export interface RestoreOptions {
   env?: NodeJS.ProcessEnv;
   redact?: Redact;
   now?: () => Date;
+  /**
+   * The plan this restore is for (NXT_PLAN_UID): the restore claims `.restores/<planUid>` in storage before
+   * touching the database and refuses (RestoreAlreadyStarted) if another run claimed it, so a plan restores
+   * at most once whatever happens to its Jobs.
+   */
+  planUid?: string;
+  /** Recorded in the marker, for whoever finds it. */
+  jobName?: string;
 }
 
 export const DEFAULT_KEEP_PREVIOUS_DATABASES = 1;
@@ -109,6 +117,23 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
       }
     };
 
+    if (o.planUid) {
+      const claimed = await o.storage.claimRestore(o.planUid, {
+        planUid: o.planUid,
+        id: o.id,
+        mode: o.mode,
+        database: target,
+        job: o.jobName,
+        startedAt: started.toISOString(),
+      });
+      if (!claimed) {
+        throw new RunnerFailure(
+          'RestoreAlreadyStarted',
+          `a restore for plan ${o.planUid} already started (marker ${o.storage.location}/.restores/${o.planUid}); refusing to restore a second time, nothing was changed by this run`,
+        );
+      }
+      o.log('info', 'restore.claimed', { planUid: o.planUid });
+    }
     let t0 = Date.now();
     if (o.mode === 'inPlace') {
       await restore(target, true);

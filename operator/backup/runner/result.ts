@@ -24,6 +24,8 @@ export const FAILURE_REASONS = [
   'SwapFailed',
   /** Another backup already has this id: it was neither reused nor overwritten. */
   'BackupIdConflict',
+  /** A restore of this plan already started (its marker exists in storage): never a second one. */
+  'RestoreAlreadyStarted',
   'Internal',
 ] as const;
 export const FailureReasonSchema = z.enum(FAILURE_REASONS);

@@ -208,3 +208,14 @@ describe('FilesystemBackupStorage pins and removal markers', () => {
     ]);
   });
 });
+
+describe('FilesystemBackupStorage.claimRestore', () => {
+  it('claims a plan UID once, durably, and never as a backup', async () => {
+    const { storage } = freshStorage();
+    expect(await storage.claimRestore('plan-1', { id: 'db-1' })).toBe(true);
+    expect(await storage.claimRestore('plan-1', { id: 'db-1' })).toBe(false);
+    expect(await storage.claimRestore('plan-2', { id: 'db-1' })).toBe(true);
+    expect(await storage.list()).toEqual([]);
+    await expect(storage.claimRestore('../x', {})).rejects.toThrow(/invalid plan UID/);
+  });
+});

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { link, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -71,7 +71,17 @@ export interface BackupStorage {
   readManifest(id: string): Promise<BackupManifest | undefined>;
   /** Refuses to write a manifest for a dump that is not committed. */
   writeManifest(manifest: BackupManifest): Promise<void>;
+  /**
+   * The restore fence: creates `.restores/<planUid>` exclusively (O_EXCL) and durably, before anything is
+   * restored. False when it exists: a restore of that plan already started, whatever Job ran it.
+   */
+  claimRestore(planUid: string, record: object): Promise<boolean>;
 }
+
+/** Kubernetes UIDs (and the test ids used for them): no path separators, no dots. */
+const PLAN_UID = /^[A-Za-z0-9-]{1,128}$/;
+/** Directory of restore markers, beside the backups; never read as a backup (list() ignores it). */
+export const RESTORES_DIR = '.restores';
 
 export interface Leftovers {
   /** Ids whose stale `<id>.dump.partial` was removed. */
@@ -463,6 +473,35 @@ export class FilesystemBackupStorage implements BackupStorage {
   }
 
   /** Through a temporary file, fsync and rename: readers see the old content or the new, never a part. */
+  async claimRestore(planUid: string, record: object): Promise<boolean> {
+    if (!PLAN_UID.test(planUid)) throw new Error(`invalid plan UID ${JSON.stringify(planUid)}`);
+    const dir = join(this.dir, RESTORES_DIR);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    let h: FileHandle;
+    try {
+      h = await open(join(dir, planUid), 'wx', 0o600);
+    } catch (e) {
+      if (isErrno(e, 'EEXIST')) return false;
+      throw e;
+    }
+    try {
+      await h.writeFile(JSON.stringify(record) + '\n');
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+    // The entry must be durable before the restore starts: a node crash must not forget the claim.
+    const d = await open(dir, 'r');
+    try {
+      await d.sync().catch((e: unknown) => {
+        if (!isErrno(e, 'EINVAL') && !isErrno(e, 'EISDIR') && !isErrno(e, 'EPERM')) throw e;
+      });
+    } finally {
+      await d.close();
+    }
+    return true;
+  }
+
   private async writeAtomically(final: string, text: string): Promise<void> {
     const tmp = `${final}.tmp-${randomBytes(4).toString('hex')}`;
     const h = await open(tmp, 'wx', 0o600);
