@@ -123,6 +123,11 @@ export function scheduleVerdict(schedule: any, jobs: any[], pods: any[]): Verdic
   const job = jobs.find((j) => j.metadata?.name === handled.jobName);
   if (job?.metadata?.annotations?.[RECORDED])
     return { ok: true, detail: `Ready=True; emergency backup ${handled.jobName} recorded` };
+  // A backup Job that cannot run is reported on LastBackupSucceeded (Ready stays True: the schedule itself
+  // is fine); a condition that names the Job and its problem satisfies the invariant.
+  const last = cond(schedule, 'LastBackupSucceeded');
+  if (last?.status === 'False' && last.reason && last.message?.includes(handled.jobName))
+    return { ok: true, detail: `LastBackupSucceeded=False/${last.reason}: ${short(last.message)}` };
   const jobPods = pods.filter((p) => p.metadata?.labels?.['job-name'] === handled.jobName);
   return {
     ok: false,

@@ -67,5 +67,25 @@ describe('scheduleVerdict', () => {
       [job({ 'rollback.nxtnewday.io/recorded': 'failed' })],
       true,
     ],
+    [
+      'backup-now Job stuck, named on LastBackupSucceeded',
+      obj(
+        {
+          conditions: [
+            ...ready.conditions,
+            c(
+              'LastBackupSucceeded',
+              'False',
+              'RunnerPodUnschedulable',
+              'backup Job x-backup-now-1: pod p cannot be scheduled',
+            ),
+          ],
+          lastBackupNow: { annotationValue: 'now', jobName: 'x-backup-now-1' },
+        },
+        { 'rollback.nxtnewday.io/backup-now': 'now' },
+      ),
+      [job()],
+      true,
+    ],
   ])('%s', (_n, s, jobs, ok) => expect(scheduleVerdict(s, jobs, []).ok).toBe(ok));
 });
