@@ -33,16 +33,17 @@ export function expectedCrdFiles(): Map<string, string> {
   return files;
 }
 
-export function writeCrdFiles(root = REPO_ROOT): string[] {
-  const written: string[] = [];
-  for (const [rel, text] of expectedCrdFiles()) {
+/** Writes generated files (path relative to `root` → content); returns the paths written. */
+export function writeGeneratedFiles(files: Map<string, string>, root = REPO_ROOT): string[] {
+  for (const [rel, text] of files) {
     const path = join(root, rel);
     mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path, text);
-    written.push(rel);
   }
-  return written;
+  return [...files.keys()];
 }
+
+export const writeCrdFiles = (root = REPO_ROOT): string[] => writeGeneratedFiles(expectedCrdFiles(), root);
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   for (const rel of writeCrdFiles()) console.log(`wrote ${rel}`);

@@ -11,6 +11,7 @@ import {
   toPolicyRules,
 } from '../../operator/rbac.js';
 import { binPath, createTestNamespace, deleteTestNamespace, kubectl } from '../support/kube.js';
+import { NEVER_GRANTED } from '../support/never-granted.js';
 
 // The image cannot be built here (no Docker engine), so the packaging is judged by the real tools: helm
 // lints and renders the chart, kubectl renders the kustomize base, and the real API server's admission
@@ -32,27 +33,6 @@ interface KubeObject {
 /** What the chart and the kustomize manifests must grant: the table in operator/rbac.ts, nothing else. */
 const OPERATOR_PERMISSIONS = permissionsOf(toPolicyRules(OPERATOR_GRANTS));
 const LEADER_ELECTION_PERMISSIONS = permissionsOf(toPolicyRules(LEADER_ELECTION_GRANTS));
-/** Verbs the code never used that an earlier RBAC granted (issue 9); none may come back in any render. */
-const NEVER_GRANTED = [
-  'core/persistentvolumeclaims:delete',
-  'core/persistentvolumeclaims:list',
-  'core/persistentvolumeclaims:watch',
-  'batch/jobs:delete',
-  'batch/cronjobs:update',
-  'rollback.nxtnewday.io/rollbackplans:patch',
-  'rollback.nxtnewday.io/rollbackplans:update',
-  'rollback.nxtnewday.io/backupschedules:patch',
-  'rollback.nxtnewday.io/backupschedules:update',
-  'rollback.nxtnewday.io/rollbackplans/status:update',
-  'rollback.nxtnewday.io/backupschedules/status:update',
-  'core/configmaps:list',
-  'core/configmaps:watch',
-  'apps/replicasets:watch',
-  'core.openfeature.dev/featureflags:list',
-  'core.openfeature.dev/featureflags:watch',
-  'events.k8s.io/events:create',
-  'events.k8s.io/events:patch',
-];
 /** Everything every Role and ClusterRole of a render grants, flattened. */
 const grantedIn = (objects: KubeObject[]) =>
   permissionsOf(objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role').flatMap((o) => o.rules));
