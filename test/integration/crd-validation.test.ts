@@ -550,7 +550,7 @@ describe('CRD validation on a real kube-apiserver', () => {
     });
 
     it('accepts metadata and status changes, and shows them in kubectl get', async () => {
-      await mergePatch('RollbackPlan', name, { metadata: { annotations: { [Annotation.Approve]: '1' } } });
+      await mergePatch('RollbackPlan', name, { metadata: { annotations: { [Annotation.Rearm]: '1' } } });
       const now = new Date().toISOString();
       await mergePatch(
         'RollbackPlan',

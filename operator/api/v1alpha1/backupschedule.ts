@@ -19,6 +19,7 @@ import {
   cronSchedule,
   mapList,
   nameRule,
+  notificationStatus,
   notifyTargets,
   objectName,
   parseWith,
@@ -288,6 +289,7 @@ export const BackupScheduleStatus = z.object({
     })
     .optional(),
   rpoSeconds: z.int().min(0).optional().meta({ description: 'Age of the newest good backup.' }),
+  notifications: notificationStatus(BackupScheduleEvents).optional(),
   lastBackupNow: z
     .object({ annotationValue: z.string().max(253), jobName: objectName().optional() })
     .optional()

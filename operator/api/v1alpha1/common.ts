@@ -25,6 +25,12 @@ export const ConditionType = {
   PreValidationPassed: 'PreValidationPassed',
   GitOpsSuspended: 'GitOpsSuspended',
   AwaitingApproval: 'AwaitingApproval',
+  /** Automatic plans: True while every trigger condition can be evaluated (a Prometheus that cannot answer is False). */
+  TriggerHealthy: 'TriggerHealthy',
+  /** Automatic plans: True once a trigger condition fired. */
+  Triggered: 'Triggered',
+  /** True while every notification due was delivered; False names the target that failed. */
+  NotificationsDelivered: 'NotificationsDelivered',
   SafetyBackupTaken: 'SafetyBackupTaken',
   DatabaseRestored: 'DatabaseRestored',
   RolledBack: 'RolledBack',
@@ -43,10 +49,22 @@ export type ConditionTypeName = (typeof ConditionType)[keyof typeof ConditionTyp
 export const Annotation = {
   /** On a BackupSchedule: take a backup now. */
   BackupNow: `${GROUP}/backup-now`,
-  /** On a RollbackPlan waiting in AwaitingApproval: approve it. */
-  Approve: `${GROUP}/approve`,
-  /** On an automatic RollbackPlan that has fired: arm it again. */
+  /**
+   * On a RollbackPlan: the user who approves it (their username; the ValidatingAdmissionPolicy shipped with the
+   * operator admits the change only from that user, and only with the verb `approve` on
+   * `severities.rollback.nxtnewday.io/<severity>`).
+   */
+  ApprovedBy: `${GROUP}/approved-by`,
+  /** Why it was approved (optional; recorded in status and notifications). */
+  ApprovalReason: `${GROUP}/approval-reason`,
+  /** On a RollbackPlan: the user who vetoes it (same rules, verb `veto`). A veto before execution wins. */
+  VetoedBy: `${GROUP}/vetoed-by`,
+  /** Why it was vetoed (optional). */
+  VetoReason: `${GROUP}/veto-reason`,
+  /** On an automatic RollbackPlan that expired or was vetoed (nothing ran): arm it again. A new value acts once. */
   Rearm: `${GROUP}/rearm`,
+  /** On a finished RollbackPlan: this rollback was not needed (a false positive); the value is the reason. */
+  Unnecessary: `${GROUP}/unnecessary`,
 } as const;
 
 /** Labels the operator puts on every object it creates, so children can be listed per parent. */
@@ -406,14 +424,64 @@ export const sqlAssertions = () => mapList(SQLAssertion, 'name', 16);
  * A notification target. `events` lists what to send; absent means every event of the kind. (The sketch
  * called it `on`, but YAML 1.1 parsers, kubectl's included, read an unquoted `on:` key as `true`.)
  */
+export const NotifyTargetTypes = ['webhook', 'slack', 'msteams'] as const;
 export function notifyTargets<const E extends readonly [string, ...string[]]>(events: E) {
-  const target = z.object({
-    name: z.string().min(1).max(63).regex(DNS1123_LABEL),
-    type: z.enum(['slack', 'webhook']),
-    urlSecretRef: SecretKeySelector,
-    events: z.array(z.enum(events)).max(events.length).optional().meta({ 'x-kubernetes-list-type': 'set' }),
-  });
+  const target = withCelRules(
+    z.object({
+      name: z.string().min(1).max(63).regex(DNS1123_LABEL),
+      type: z.enum(NotifyTargetTypes).meta({
+        description:
+          'webhook: a JSON document (see docs/notifications.md); slack: an incoming-webhook message; ' +
+          'msteams: an Adaptive Card for a Teams Workflows webhook.',
+      }),
+      urlSecretRef: SecretKeySelector.meta({
+        description:
+          'The Secret key holding the URL (it often carries a token, so it is never put in the spec).',
+      }),
+      events: z.array(z.enum(events)).max(events.length).optional().meta({ 'x-kubernetes-list-type': 'set' }),
+      after: positiveDuration('notify[].after')
+        .optional()
+        .meta({
+          description:
+            'Escalation: notify this target once (event Escalated) if the object is still not finished this long ' +
+            'after it was triggered; events does not apply to it.',
+        }),
+    }),
+    [
+      {
+        rule: '!has(self.after) || !has(self.events)',
+        message: 'notify[]: a target with after (an escalation target) takes no events list',
+        fieldPath: '.events',
+        reason: 'FieldValueForbidden',
+        check: (t) => t.after === undefined || t.events === undefined,
+      },
+    ],
+  );
   return mapList(target, 'name', 10);
+}
+
+/** Delivery record of each notification (`<target>/<event>[/<key>]`), so each is sent once, restarts included. */
+export function notificationStatus<const E extends readonly [string, ...string[]]>(events: E) {
+  return mapList(
+    z.object({
+      id: z
+        .string()
+        .min(1)
+        .max(192)
+        .meta({
+          description: '<target>/<event>, plus /<backup id> for events that recur: each is sent once.',
+        }),
+      target: z.string().max(63),
+      event: z.enum(events),
+      state: z.enum(['Pending', 'Delivered', 'Failed']),
+      attempts: z.int().min(0).optional(),
+      lastAttemptAt: Timestamp.optional(),
+      deliveredAt: Timestamp.optional(),
+      message: z.string().max(1024).optional(),
+    }),
+    'id',
+    64,
+  );
 }
 
 /** Identifier of a backup (also the name of its file and of the Job that made it). */

@@ -32,9 +32,9 @@ spec:
     sql:
       - {name: orders-present, query: "select count(*) > 0 from orders", expect: "t"}
   objectives: {rto: 10m}
-  severity: critical
+  severity: high
   trigger:
-    mode: manual
+    mode: auto
     conditions:
       - {type: DeploymentUnavailable, deployment: checkout, for: 30s}
       - {type: HTTPCheck, url: "http://checkout.shop.svc/healthz", failureThreshold: 3, period: 10s}

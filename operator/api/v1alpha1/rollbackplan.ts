@@ -4,6 +4,7 @@ import {
   BackupId,
   ConditionType,
   Conditions,
+  DNS1123_LABEL,
   dataKey,
   Duration,
   HTTPCheck,
@@ -14,6 +15,7 @@ import {
   httpUrl,
   mapList,
   nameRule,
+  notificationStatus,
   notifyTargets,
   objectName,
   parseWith,
@@ -28,6 +30,15 @@ import {
 
 export const ROLLBACK_PLAN_KIND = 'RollbackPlan';
 export const Scopes = ['app', 'database', 'feature', 'full'] as const;
+export const Severities = ['critical', 'high', 'medium', 'low'] as const;
+export type Severity = (typeof Severities)[number];
+/** The seed's response times per severity: the default RTO objective. */
+export const SEVERITY_RTO: Record<Severity, string> = {
+  critical: '2m',
+  high: '5m',
+  medium: '15m',
+  low: '60m',
+};
 export const RollbackPlanPhases = [
   'Pending',
   'DryRunComplete',
@@ -36,15 +47,22 @@ export const RollbackPlanPhases = [
   'Running',
   'Succeeded',
   'Failed',
+  'Expired',
+  'Vetoed',
 ] as const;
+/** Events a notification target can ask for (`notify[].events`); `Escalated` goes to targets with `after`. */
 export const RollbackPlanEvents = [
-  'Started',
   'Triggered',
   'AwaitingApproval',
-  'DryRunComplete',
+  'Approved',
+  'Vetoed',
+  'Started',
   'Succeeded',
   'Failed',
+  'Expired',
+  'Escalated',
 ] as const;
+export type RollbackPlanEvent = (typeof RollbackPlanEvents)[number];
 
 /** A ConfigMap data key, or a FeatureFlag flag name. */
 const flagKey = () => dataKey('spec.targets.featureFlags.disable[]');
@@ -128,8 +146,14 @@ const Validation = z.object({
 });
 
 // One object with a `type` and optional fields instead of a union: a union is not a structural schema.
-const TriggerConditionTypes = ['DeploymentUnavailable', 'HTTPCheck', 'PrometheusQuery'] as const;
-const requiredFor = (type: string, field: 'deployment' | 'url' | 'address' | 'query') => ({
+export const TriggerConditionTypes = [
+  'DeploymentUnavailable',
+  'HTTPCheck',
+  'PrometheusQuery',
+  'Alert',
+] as const;
+export type TriggerConditionType = (typeof TriggerConditionTypes)[number];
+const requiredFor = (type: string, field: 'deployment' | 'url' | 'address' | 'query' | 'matchers') => ({
   rule: `self.type != '${type}' || has(self.${field})`,
   message: `spec.trigger.conditions[].${field} is required when type is ${type}`,
   fieldPath: `.${field}`,
@@ -137,45 +161,107 @@ const requiredFor = (type: string, field: 'deployment' | 'url' | 'address' | 'qu
   check: (c: { type: string } & Partial<Record<typeof field, unknown>>) =>
     c.type !== type || c[field] !== undefined,
 });
+/** Alertmanager's matcher: a label name, an operator and a value (=~ and !~ are RE2, anchored, like Alertmanager). */
+const AlertMatcher = z.object({
+  name: z
+    .string()
+    .min(1)
+    .max(128)
+    .regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'must be a Prometheus label name'),
+  op: z.enum(['=', '!=', '=~', '!~']).optional().meta({ description: 'Default =.' }),
+  value: z.string().max(1024),
+});
+export type AlertMatcher = z.infer<typeof AlertMatcher>;
 const TriggerCondition = withCelRules(
   z.object({
     type: z.enum(TriggerConditionTypes),
+    name: z
+      .string()
+      .min(1)
+      .max(63)
+      .regex(DNS1123_LABEL)
+      .optional()
+      .meta({ description: 'Names the condition in status and events; default <type>-<index>, lower-case.' }),
     deployment: objectName().optional(),
+    minAvailable: z
+      .int()
+      .min(1)
+      .optional()
+      .meta({
+        description:
+          'DeploymentUnavailable: fire when fewer replicas than this are available (default 1: none available, ' +
+          'i.e. the system is down). Never more than spec.replicas is asked for.',
+      }),
     url: httpUrl().optional(),
-    failureThreshold: z.int().min(1).max(100).optional(),
-    period: Duration.optional(),
+    expectStatus: z.int().min(100).max(599).optional().meta({
+      description: 'HTTPCheck: the status a healthy answer has (default: any 2xx).',
+    }),
+    failureThreshold: z.int().min(1).max(100).optional().meta({
+      description: 'HTTPCheck: consecutive failed probes that fire the condition (default 3).',
+    }),
+    period: positiveDuration('spec.trigger.conditions[].period').optional().meta({
+      description: 'HTTPCheck and PrometheusQuery: time between probes or queries (default 10s and 30s).',
+    }),
     address: httpUrl().optional().meta({ description: 'Prometheus base URL.' }),
-    query: z.string().min(1).max(4096).optional().meta({ description: 'PromQL returning one value.' }),
-    above: z.number().optional(),
-    below: z.number().optional(),
-    for: Duration.optional().meta({ description: 'How long the condition must hold before it fires.' }),
+    query: z
+      .string()
+      .min(1)
+      .max(4096)
+      .optional()
+      .meta({ description: 'PromQL returning one value (a scalar, or a vector of at most one series).' }),
+    above: z.number().optional().meta({ description: 'PrometheusQuery: bad when the value is above this.' }),
+    below: z.number().optional().meta({ description: 'PrometheusQuery: bad when the value is below this.' }),
+    for: Duration.optional().meta({
+      description:
+        'How long the condition must hold before it fires (DeploymentUnavailable default 30s, PrometheusQuery default 0s).',
+    }),
+    matchers: z.array(AlertMatcher).min(1).max(16).optional().meta({
+      description: 'Alert: a firing alert whose labels match all of these fires the plan.',
+      'x-kubernetes-list-type': 'atomic',
+    }),
   }),
   [
     requiredFor('DeploymentUnavailable', 'deployment'),
     requiredFor('HTTPCheck', 'url'),
     requiredFor('PrometheusQuery', 'address'),
     requiredFor('PrometheusQuery', 'query'),
+    requiredFor('Alert', 'matchers'),
     {
       rule: "self.type != 'PrometheusQuery' || has(self.above) || has(self.below)",
       message: 'spec.trigger.conditions[] of type PrometheusQuery needs above or below',
       reason: 'FieldValueRequired',
       check: (c) => c.type !== 'PrometheusQuery' || c.above !== undefined || c.below !== undefined,
     },
+    {
+      rule: "!has(self.matchers) || self.matchers.all(m, !has(m.op) || m.op == '=' || m.op == '!=' || m.value.size() <= 256)",
+      message: 'spec.trigger.conditions[].matchers: a regular expression (=~, !~) is at most 256 characters',
+      fieldPath: '.matchers',
+      check: (c) =>
+        (c.matchers ?? []).every((m) => !m.op || m.op === '=' || m.op === '!=' || m.value.length <= 256),
+    },
   ],
 );
+export type TriggerCondition = z.infer<typeof TriggerCondition>;
 
 const Trigger = withCelRules(
   z.object({
     mode: z.enum(['manual', 'auto', 'onRevert']).meta({
       description:
-        'manual: run when applied; auto: armed, runs when a condition holds; onRevert: a GitOps revert ' +
-        'of the Deployment runs the other steps.',
+        'manual: run when applied; auto: armed, runs (at most once) when a condition holds; onRevert: a GitOps ' +
+        'revert of the Deployment runs the other steps.',
     }),
     conditions: z.array(TriggerCondition).max(10).optional().meta({ 'x-kubernetes-list-type': 'atomic' }),
-    confirmFor: Duration.optional().meta({ description: 'Severity high: wait this long for a veto.' }),
-    watchWindow: Duration.optional().meta({
-      description: 'Stay armed this long after a new revision appears.',
+    confirmFor: positiveDuration('spec.trigger.confirmFor').optional().meta({
+      description:
+        'Severity high: after the trigger fires, wait this long for a veto (default 2m); an approval runs it at once.',
     }),
+    watchWindow: positiveDuration('spec.trigger.watchWindow')
+      .optional()
+      .meta({
+        description:
+          "Stay armed this long after the targets' newest revision appeared (absent: until fired or deleted); " +
+          'when it passes unfired the plan ends in phase Expired.',
+      }),
   }),
   [
     {
@@ -184,6 +270,23 @@ const Trigger = withCelRules(
       fieldPath: '.conditions',
       reason: 'FieldValueRequired',
       check: (t) => t.mode !== 'auto' || (t.conditions?.length ?? 0) > 0,
+    },
+    {
+      rule: "self.mode == 'auto' || !has(self.watchWindow)",
+      message: 'spec.trigger.watchWindow applies to mode auto only',
+      fieldPath: '.watchWindow',
+      reason: 'FieldValueForbidden',
+      check: (t) => t.mode === 'auto' || t.watchWindow === undefined,
+    },
+    {
+      rule: '!has(self.conditions) || self.conditions.all(c, !has(c.name) || self.conditions.filter(d, has(d.name) && d.name == c.name).size() == 1)',
+      message: 'spec.trigger.conditions[].name must be unique',
+      fieldPath: '.conditions',
+      reason: 'FieldValueDuplicate',
+      check: (t) => {
+        const names = (t.conditions ?? []).flatMap((c) => (c.name ? [c.name] : []));
+        return new Set(names).size === names.length;
+      },
     },
   ],
 );
@@ -202,7 +305,15 @@ export const RollbackPlanSpec = withCelRules(
       .max(1024)
       .optional()
       .meta({ description: 'Recorded in events, status and notifications.' }),
-    severity: z.enum(['critical', 'high', 'medium', 'low']).optional(),
+    severity: z
+      .enum(Severities)
+      .optional()
+      .meta({
+        description:
+          'The decision matrix: critical runs at once; high runs after trigger.confirmFor unless vetoed (at once ' +
+          'when approved); medium and low wait for an approval. Absent: a manual plan runs at once. Also sets ' +
+          'the default RTO objective (2m, 5m, 15m, 60m).',
+      }),
     targets: Targets,
     validation: Validation.optional(),
     objectives: z.object({ rto: positiveDuration('spec.objectives.rto').optional() }).optional(),
@@ -223,6 +334,21 @@ export const RollbackPlanSpec = withCelRules(
       rule: 'self == oldSelf',
       message: 'spec is immutable once created (like a Job); create a new RollbackPlan',
       reason: 'FieldValueForbidden',
+    },
+    {
+      rule: "!has(self.trigger) || self.trigger.mode != 'auto' || has(self.severity)",
+      message:
+        'spec.severity is required when spec.trigger.mode is auto: it decides what a firing trigger does',
+      fieldPath: '.severity',
+      reason: 'FieldValueRequired',
+      check: (s) => s.trigger?.mode !== 'auto' || s.severity !== undefined,
+    },
+    {
+      rule: "!has(self.trigger) || !has(self.trigger.confirmFor) || (has(self.severity) && self.severity == 'high')",
+      message: 'spec.trigger.confirmFor applies to severity high only',
+      fieldPath: '.trigger.confirmFor',
+      reason: 'FieldValueForbidden',
+      check: (s) => s.trigger?.confirmFor === undefined || s.severity === 'high',
     },
     {
       rule: "self.scope != 'app' || (has(self.targets.deployments) && size(self.targets.deployments) > 0)",
@@ -376,28 +502,75 @@ export const RollbackPlanStatus = z.object({
     100,
   ).optional(),
   dryRunReport: z.looseObject({}).optional().meta({ description: 'What a run would change (free-form).' }),
+  armed: z
+    .object({
+      since: Timestamp.meta({
+        description:
+          "Start of the watch window: the targets' newest revision appeared (or the plan was armed).",
+      }),
+      until: Timestamp.optional().meta({ description: 'End of the watch window (absent: no window).' }),
+      revisions: z
+        .array(z.object({ deployment: objectName(), revision: z.int().min(0) }))
+        .max(50)
+        .optional()
+        .meta({ description: 'The revisions being watched.', 'x-kubernetes-list-type': 'atomic' }),
+    })
+    .optional()
+    .meta({ description: 'Automatic plans: what is being watched, and until when.' }),
+  triggerConditions: mapList(
+    z.object({
+      name: z.string().min(1).max(63),
+      type: z.enum(TriggerConditionTypes),
+      state: z.enum(['Healthy', 'Pending', 'Firing', 'Unknown']).meta({
+        description:
+          'Healthy: not holding; Pending: holding, for not yet passed; Firing: fired; Unknown: cannot be evaluated.',
+      }),
+      since: Timestamp.optional().meta({ description: 'When the current state began.' }),
+      observed: reasonText().optional().meta({ description: 'The last observation that changed the state.' }),
+    }),
+    'name',
+    10,
+  )
+    .optional()
+    .meta({ description: 'Automatic plans: the state of each trigger condition (written on changes only).' }),
   trigger: z
     .object({
       firedAt: Timestamp,
-      condition: z.string().max(63),
+      condition: z.string().max(63).meta({ description: 'The condition that fired (its name), or Manual.' }),
+      type: z.enum([...TriggerConditionTypes, 'Manual']).optional(),
       observed: reasonText().optional(),
+      conditionSince: Timestamp.optional().meta({
+        description: 'When the condition began to hold: firedAt minus this is the time to detect.',
+      }),
     })
     .optional(),
   approval: z
     .object({
       approvedBy: z.string().max(253).optional(),
       approvedAt: Timestamp,
-      annotationValue: z
-        .string()
-        .max(253)
+      reason: reasonText().optional(),
+      automatic: z
+        .boolean()
         .optional()
-        .meta({ description: 'The approve annotation handled.' }),
+        .meta({ description: 'True when no human approved: severity critical, or high after confirmFor.' }),
     })
+    .optional(),
+  veto: z
+    .object({ vetoedBy: z.string().max(253), vetoedAt: Timestamp, reason: reasonText().optional() })
     .optional(),
   lastRearm: z
     .object({ rearmedAt: Timestamp, annotationValue: z.string().max(253) })
     .optional()
     .meta({ description: 'The last rearm annotation handled, so a value acts once.' }),
+  review: z
+    .object({ unnecessary: z.boolean(), markedAt: Timestamp, reason: reasonText().optional() })
+    .optional()
+    .meta({ description: 'Marked afterwards as an unnecessary rollback (a false positive).' }),
+  notifications: notificationStatus(RollbackPlanEvents).optional(),
+  recoverySeconds: z.number().min(0).optional().meta({
+    description:
+      'Time to recover: from the trigger firing (or the start) to the end, approval wait included.',
+  }),
   startedAt: Timestamp.optional(),
   completedAt: Timestamp.optional(),
   durationSeconds: z
