@@ -464,13 +464,9 @@ export function notifyTargets<const E extends readonly [string, ...string[]]>(ev
 export function notificationStatus<const E extends readonly [string, ...string[]]>(events: E) {
   return mapList(
     z.object({
-      id: z
-        .string()
-        .min(1)
-        .max(192)
-        .meta({
-          description: '<target>/<event>, plus /<backup id> for events that recur: each is sent once.',
-        }),
+      id: z.string().min(1).max(192).meta({
+        description: '<target>/<event>, plus /<backup id> for events that recur: each is sent once.',
+      }),
       target: z.string().max(63),
       event: z.enum(events),
       state: z.enum(['Pending', 'Delivered', 'Failed']),
