@@ -12,6 +12,8 @@ import { LeaderElector } from './kube/leader.js';
 import { KubeClient } from './kube/rest.js';
 import { sleep } from './kube/timers.js';
 import type { Metrics } from './metrics.js';
+import { AlertStore } from './triggers/alert-store.js';
+import type { AlertSource } from './triggers/types.js';
 
 /** How long a graceful stop lets a health or metrics response in progress finish before cutting it off. */
 const SERVER_CLOSE_GRACE_MS = 2000;
@@ -26,6 +28,8 @@ export interface ManagerContext {
   metrics: Metrics;
   /** Long waits (HTTP checks) run here, never in a reconcile worker; aborted when the manager stops. */
   tasks: BackgroundTasks;
+  /** Firing alerts from the Alertmanager webhook receiver (Alert trigger conditions). */
+  alerts: AlertSource;
 }
 
 /** How start() ended: stop() was called, the lease was lost, or the caches did not sync in time. */
@@ -66,7 +70,16 @@ export class Manager {
       resyncMs: config.RESYNC_PERIOD,
     });
     const events = new EventRecorder(client, 'nxt-rollback-operator', config.identity, log);
-    this.ctx = { config, client, informers, events, log, metrics, tasks: new BackgroundTasks(log) };
+    this.ctx = {
+      config,
+      client,
+      informers,
+      events,
+      log,
+      metrics,
+      tasks: new BackgroundTasks(log),
+      alerts: new AlertStore(),
+    };
     if (config.LEADER_ELECT) {
       this.elector = new LeaderElector(
         client,
