@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import {
   API_VERSION,
+  Annotation,
   GROUP,
   VERSION,
   BackupId,
@@ -17,6 +18,7 @@ import {
   Timestamp,
   conditionPath,
   cronSchedule,
+  defaultsAt,
   mapList,
   nameRule,
   notificationStatus,
@@ -26,6 +28,7 @@ import {
   sqlAssertions,
   withCelRules,
   type KindInfo,
+  type KindReference,
   type ParseResult,
 } from './common.js';
 
@@ -357,6 +360,48 @@ export function withBackupScheduleDefaults(spec: BackupScheduleSpec): EffectiveB
     retention: noRule ? { ...r, keepLast: d.keepLast } : { ...r },
   };
 }
+
+/** Where each BACKUP_SCHEDULE_DEFAULTS value applies: the API reference shows it at that field. */
+export const BACKUP_SCHEDULE_DEFAULT_PATHS = {
+  schedule: 'spec.schedule',
+  timeZone: 'spec.timeZone',
+  suspend: 'spec.suspend',
+  startingDeadlineSeconds: 'spec.startingDeadlineSeconds',
+  rpo: 'spec.objectives.rpo',
+  keepLast: 'spec.retention.keepLast',
+} as const satisfies Record<keyof typeof BACKUP_SCHEDULE_DEFAULTS, string>;
+
+/** The API reference's view of a BackupSchedule beyond the schema (docs/api-reference.md). */
+export const BACKUP_SCHEDULE_REFERENCE: KindReference = {
+  defaults: {
+    ...defaultsAt(BACKUP_SCHEDULE_DEFAULTS, BACKUP_SCHEDULE_DEFAULT_PATHS),
+    'spec.retention.keepLast': `\`${BACKUP_SCHEDULE_DEFAULTS.keepLast}\` when retention sets no rule at all`,
+  },
+  conditions: {
+    [ConditionType.Ready]:
+      'kstatus: True when the CronJob is in place (Scheduled) or suspended; False names what blocks it. It stays ' +
+      'True when backups fail: watch LastBackupSucceeded and RPOMet.',
+    [ConditionType.Reconciling]: 'kstatus: always False.',
+    [ConditionType.Stalled]:
+      'kstatus: True when nothing changes until the spec (or the operator configuration) does.',
+    [ConditionType.LastBackupSucceeded]:
+      'The last recorded backup Job succeeded and its file was verified; False with the runner or Job reason.',
+    [ConditionType.RPOMet]:
+      'The newest verified backup is younger than objectives.rpo (False: ObjectiveBreached or NoBackupYet).',
+    [ConditionType.LastTestRestoreSucceeded]: 'The last test restore succeeded (RestoreVerified).',
+    StorageShared: 'Whether another BackupSchedule in the namespace writes to the same claim.',
+  },
+  annotations: {
+    [Annotation.BackupNow]:
+      'Takes a backup now (an emergency backup). A new value acts once (status.lastBackupNow).',
+  },
+  events: {
+    BackupSucceeded: 'A backup succeeded and was verified.',
+    BackupFailed: 'A backup failed.',
+    RPOBreached: 'RPOMet turned False: the newest good backup is older than the objective.',
+    TestRestoreFailed: 'A test restore failed.',
+  } satisfies Record<(typeof BackupScheduleEvents)[number], string>,
+};
 
 // --- CRD -----------------------------------------------------------------------------------------------
 

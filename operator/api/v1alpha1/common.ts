@@ -522,6 +522,43 @@ export interface KindInfo {
   printerColumns: PrinterColumn[];
 }
 
+/**
+ * What the API reference (docs/api-reference.md, operator/api/api-reference.ts) says beyond the schema. Runtime
+ * defaults live here, not in the schema (see the rules at the top); the reference refuses a default whose path is
+ * not a field, so a renamed field cannot leave a stale default behind.
+ */
+export interface KindReference {
+  /** Runtime default by field path (`spec.targets.database.mode`, lists as `[]`), as Markdown. */
+  defaults: Record<string, string>;
+  /** Condition type → one-line meaning. */
+  conditions: Record<string, string>;
+  /** status.phase value → one-line meaning (kinds with a phase). */
+  phases?: Record<string, string>;
+  /** Annotation (full name) → what setting it does. */
+  annotations: Record<string, string>;
+  /** Notification event (`spec.notify[].events`) → when it is sent. */
+  events: Record<string, string>;
+}
+
+/** A default value as the reference shows it: `5m`, `true`, `{latestVerified: true}`. */
+export function showDefault(v: unknown): string {
+  const flow = (x: unknown): string =>
+    x !== null && typeof x === 'object'
+      ? `{${Object.entries(x)
+          .map(([k, e]) => `${k}: ${flow(e)}`)
+          .join(', ')}}`
+      : String(x);
+  return `\`${flow(v)}\``;
+}
+
+/** `defaults` of a KindReference from a *_DEFAULTS constant and the path each of its keys applies to. */
+export function defaultsAt<D extends Record<string, unknown>>(
+  defaults: D,
+  paths: Record<keyof D, string>,
+): Record<string, string> {
+  return Object.fromEntries(Object.entries(paths).map(([k, path]) => [path, showDefault(defaults[k])]));
+}
+
 /** JSONPath of a condition field, for printer columns. */
 export const conditionPath = (type: ConditionTypeName, field: 'status' | 'reason') =>
   `.status.conditions[?(@.type=="${type}")].${field}`;

@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import {
   API_VERSION,
+  Annotation,
   BackupId,
   ConditionType,
   Conditions,
@@ -12,6 +13,7 @@ import {
   ObjectMeta,
   Timestamp,
   conditionPath,
+  defaultsAt,
   httpUrl,
   mapList,
   nameRule,
@@ -23,6 +25,7 @@ import {
   sqlAssertions,
   withCelRules,
   type KindInfo,
+  type KindReference,
   type ParseResult,
 } from './common.js';
 
@@ -650,6 +653,110 @@ export function withRollbackPlanDefaults(spec: RollbackPlanSpec): EffectiveRollb
     trigger: spec.trigger ?? { ...d.trigger },
   };
 }
+
+/** Where each ROLLBACK_PLAN_DEFAULTS value applies: the API reference shows it at that field. */
+export const ROLLBACK_PLAN_DEFAULT_PATHS = {
+  dryRun: 'spec.dryRun',
+  validationTimeout: 'spec.validation.timeout',
+  rto: 'spec.objectives.rto',
+  backup: 'spec.targets.database.backup',
+  mode: 'spec.targets.database.mode',
+  safetyBackup: 'spec.targets.database.safetyBackup',
+  keepPreviousDatabases: 'spec.targets.database.keepPreviousDatabases',
+  trigger: 'spec.trigger',
+} as const satisfies Record<keyof typeof ROLLBACK_PLAN_DEFAULTS, string>;
+
+const severityRto = Object.entries(SEVERITY_RTO)
+  .map(([s, rto]) => `${s} \`${rto}\``)
+  .join(', ');
+
+/** The API reference's view of a RollbackPlan beyond the schema (docs/api-reference.md). */
+export const ROLLBACK_PLAN_REFERENCE: KindReference = {
+  defaults: {
+    ...defaultsAt(ROLLBACK_PLAN_DEFAULTS, ROLLBACK_PLAN_DEFAULT_PATHS),
+    'spec.objectives.rto': `by spec.severity: ${severityRto}; without a severity \`${ROLLBACK_PLAN_DEFAULTS.rto}\``,
+    // Defaults applied where the field is used (operator/rollback, operator/triggers), as the descriptions say.
+    'spec.validation.http[].retries': '`2`',
+    'spec.validation.http[].period': '`2s`',
+    'spec.trigger.confirmFor': '`2m`',
+    'spec.trigger.conditions[].name': '`<type, lower-case>-<index>`, e.g. `httpcheck-0`',
+    'spec.trigger.conditions[].minAvailable': '`1`',
+    'spec.trigger.conditions[].expectStatus': 'any 2xx',
+    'spec.trigger.conditions[].failureThreshold': '`3`',
+    'spec.trigger.conditions[].period': 'HTTPCheck `10s`, PrometheusQuery `30s`',
+    'spec.trigger.conditions[].for': 'DeploymentUnavailable `30s`, PrometheusQuery `0s`',
+    'spec.trigger.conditions[].matchers[].op': '`=`',
+  },
+  conditions: {
+    [ConditionType.Ready]:
+      'kstatus: True once the plan is settled (armed and watching, succeeded, dry run done, expired, vetoed); ' +
+      'False while it runs or waits for an approval, and on failure (the reason names it).',
+    [ConditionType.Reconciling]:
+      'kstatus: True while the plan works towards its end (the reason names the current step); False once settled.',
+    [ConditionType.Stalled]:
+      'kstatus: True when the plan failed or its spec is invalid: it will not get further by itself.',
+    [ConditionType.PreValidationPassed]:
+      'Every pre-validation check passed; False with the reason of the first failure.',
+    [ConditionType.GitOpsSuspended]:
+      "The GitOps tool's reconciliation of the targets is suspended (spec.gitops.policy suspend).",
+    [ConditionType.AwaitingApproval]:
+      'True while the plan waits for an approval, or for trigger.confirmFor to pass without a veto.',
+    [ConditionType.TriggerHealthy]:
+      'Automatic plans: True while every trigger condition can be evaluated (False names the one that cannot).',
+    [ConditionType.Triggered]:
+      'Automatic plans: True once a trigger condition fired (status.trigger says which).',
+    [ConditionType.NotificationsDelivered]:
+      'True while every notification due was delivered; False names the target that failed.',
+    [ConditionType.SafetyBackupTaken]:
+      'The pre-restore safety backup was taken (False, reason SafetyBackupSkipped, when safetyBackup is false).',
+    [ConditionType.DatabaseRestored]: 'The database was restored from the selected backup.',
+    [ConditionType.RolledBack]: 'The Deployments were rolled back.',
+    [ConditionType.FlagsDisabled]: 'The feature flags were switched off.',
+    [ConditionType.PostValidationPassed]:
+      'The rollouts completed and the HTTP checks passed after the rollback.',
+    [ConditionType.RTOMet]:
+      'Set on success: True (WithinObjective) or False (ObjectiveMissed), recoverySeconds against the RTO objective.',
+    [ConditionType.Succeeded]: 'True when the plan succeeded; False with the failure reason when it failed.',
+  },
+  phases: {
+    Pending: 'Accepted; nothing has started yet.',
+    DryRunComplete: 'A dry run finished (terminal); status.dryRunReport says what a run would change.',
+    Armed: 'An automatic plan watches its trigger conditions (status.armed, status.triggerConditions).',
+    AwaitingApproval: 'The plan waits for an approval, or for trigger.confirmFor to pass without a veto.',
+    Running: 'The steps are running (status.steps is the journal).',
+    Succeeded: 'Every step succeeded (terminal).',
+    Failed: 'A step failed (terminal); the Ready and Succeeded conditions name the reason.',
+    Expired:
+      'The watch window passed without a trigger firing; nothing ran (terminal; the rearm annotation re-arms).',
+    Vetoed: 'Vetoed before anything ran (terminal; the rearm annotation re-arms).',
+  } satisfies Record<(typeof RollbackPlanPhases)[number], string>,
+  annotations: {
+    [Annotation.ApprovedBy]:
+      'Approves the plan: the value is your username, admitted only from you and only with the verb approve on ' +
+      'severities.rollback.nxtnewday.io/<severity>.',
+    [Annotation.ApprovalReason]: 'Why it was approved (optional; recorded in status and notifications).',
+    [Annotation.VetoedBy]:
+      'Vetoes the plan (same rules, verb veto). A veto before execution wins; the plan ends in phase Vetoed.',
+    [Annotation.VetoReason]: 'Why it was vetoed (optional).',
+    [Annotation.Rearm]:
+      'Arms an automatic plan again that expired or was vetoed (nothing ran). A new value acts once (status.lastRearm).',
+    [Annotation.Unnecessary]:
+      'Marks a finished plan as an unnecessary rollback (a false positive); the value is the reason (status.review).',
+  },
+  events: {
+    Triggered: 'A trigger condition fired.',
+    AwaitingApproval: 'The plan waits for an approval (or for confirmFor to pass without a veto).',
+    Approved:
+      'The plan was approved, by a person or automatically (severity critical, or high after confirmFor).',
+    Vetoed: 'The plan was vetoed; nothing ran.',
+    Started: 'The steps started.',
+    Succeeded: 'The plan succeeded.',
+    Failed: 'The plan failed.',
+    Expired: 'The watch window passed without a trigger firing.',
+    Escalated:
+      'Sent once to targets with after, when the plan is still not finished that long after it was triggered (or started).',
+  } satisfies Record<RollbackPlanEvent, string>,
+};
 
 // --- CRD -----------------------------------------------------------------------------------------------
 
