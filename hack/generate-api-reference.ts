@@ -3,17 +3,18 @@
 import { pathToFileURL } from 'node:url';
 import { renderApiReference } from '../operator/api/api-reference.js';
 import { toStructuralSchema } from '../operator/api/crd-generator.js';
-import { DNS1123_SUBDOMAIN, Timestamp } from '../operator/api/v1alpha1/common.js';
+import { DNS1123_SUBDOMAIN, QUANTITY_PATTERN, Timestamp } from '../operator/api/v1alpha1/common.js';
 import { BACKUP_SCHEDULE_INFO, BACKUP_SCHEDULE_REFERENCE } from '../operator/api/v1alpha1/backupschedule.js';
 import { ROLLBACK_PLAN_INFO, ROLLBACK_PLAN_REFERENCE } from '../operator/api/v1alpha1/rollbackplan.js';
 import { writeGeneratedFiles } from './generate-crds.js';
 
 export const API_REFERENCE_PATH = 'docs/api-reference.md';
 
-// Long patterns on dozens of fields: printed once instead of at every timestamp and object name.
+// Long patterns on many fields: printed once instead of at every timestamp, object name and quantity.
 const PATTERNS = {
   'date-time': toStructuralSchema(Timestamp).pattern as string,
   'object name': DNS1123_SUBDOMAIN.source,
+  quantity: QUANTITY_PATTERN.source,
 };
 
 /** The generated file, keyed by its path relative to the repository root. */

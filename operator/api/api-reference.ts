@@ -81,7 +81,9 @@ export function typeOf(node: JSONSchemaProps): string {
   if (t === 'object') {
     const values = node.additionalProperties;
     if (values && typeof values === 'object') return `map of string to ${typeOf(values as JSONSchemaProps)}`;
-    if (node['x-kubernetes-preserve-unknown-fields'] && !node.properties) return 'object (free-form)';
+    if (node['x-kubernetes-preserve-unknown-fields']) {
+      return node.properties ? 'object (unknown fields kept)' : 'object (free-form)';
+    }
     return 'object';
   }
   const format = node.format as string | undefined;
@@ -143,10 +145,11 @@ export function renderApiReference(
     '',
     ...wrap(
       'Every field of the custom resources, generated from the zod schemas that also generate the CRDs, so it ' +
-        'says exactly what the API server checks. Paths name list items as `[]` and map values as `<key>`. ' +
+        'says exactly what the API server checks. Paths name list items as `[]` and map values as `<key>`; ' +
+        'a required field must be set whenever the object or list item that holds it is. ' +
         'Defaults are applied by the operator at run time and never written into your objects (a schema default ' +
         'would show up as drift in GitOps tools). Rules are CEL (`x-kubernetes-validations`), evaluated by the API ' +
-        'server; the operator checks the same rules again when it reads an object.',
+        'server; the operator repeats most of them when it reads an object.',
     ),
     '',
     ...kinds.map(({ info }) => `- [${info.kind}](#${info.kind.toLowerCase()})`),
