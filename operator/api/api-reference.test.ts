@@ -87,6 +87,7 @@ const TINY: KindInfo = {
   ],
 };
 const TINY_REFERENCE: KindReference = {
+  guide: 'tiny.md',
   defaults: { 'spec.nested.deep.leaf': '`abc`', 'spec.items[].size': '`1`' },
   conditions: { Ready: 'True when <ready>.' },
   phases: { Up: 'Running.', Down: 'Stopped.' },
@@ -157,6 +158,9 @@ describe('renderKind on a small schema', () => {
     expect(section(text, '### Tiny phases')).toContain('- `Up`: Running.\n- `Down`: Stopped.');
     expect(section(text, '### Tiny annotations')).toContain('- `example.com/poke`: Pokes it.');
     expect(section(text, '### Tiny events')).toContain('- `Poked`: It was poked.');
+    const unwrapped = text.replace(/\n(?![-#\n])\s*/g, ' ');
+    expect(unwrapped).toContain('Kubernetes Events the operator records are listed in [tiny.md](tiny.md).');
+    expect(unwrapped).toContain('How to write one: [tiny.md](tiny.md).');
     expect(text).toMatch(/short names `tn`, categories `nxt`/);
   });
 

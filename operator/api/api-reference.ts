@@ -202,7 +202,7 @@ export function renderKind(
     ...wrap(
       `${code(`${crd.spec.group}/${version.name}`)}, namespaced, with a status subresource. Plural ` +
         `${code(info.plural)}, singular ${code(info.singular)}, short names ${info.shortNames.map(code).join(', ')}, ` +
-        `categories ${info.categories.map(code).join(', ')}.`,
+        `categories ${info.categories.map(code).join(', ')}. How to write one: [${reference.guide}](${reference.guide}).`,
     ),
     '',
   ];
@@ -241,7 +241,12 @@ export function renderKind(
   list('conditions', reference.conditions, 'status.conditions[], by type:');
   if (reference.phases) list('phases', reference.phases, 'status.phase:');
   list('annotations', reference.annotations);
-  list('events', reference.events, 'The events a notification target can ask for (spec.notify[].events):');
+  list(
+    'events',
+    reference.events,
+    'The events a notification target can ask for (spec.notify[].events). The Kubernetes Events the operator ' +
+      `records are listed in [${reference.guide}](${reference.guide}).`,
+  );
   return out;
 }
 

@@ -373,6 +373,7 @@ export const BACKUP_SCHEDULE_DEFAULT_PATHS = {
 
 /** The API reference's view of a BackupSchedule beyond the schema (docs/api-reference.md). */
 export const BACKUP_SCHEDULE_REFERENCE: KindReference = {
+  guide: 'backupschedule.md',
   defaults: {
     ...defaultsAt(BACKUP_SCHEDULE_DEFAULTS, BACKUP_SCHEDULE_DEFAULT_PATHS),
     'spec.retention.keepLast': `\`${BACKUP_SCHEDULE_DEFAULTS.keepLast}\` when retention sets no rule at all`,

@@ -528,6 +528,8 @@ export interface KindInfo {
  * not a field, so a renamed field cannot leave a stale default behind.
  */
 export interface KindReference {
+  /** The user guide of the kind, relative to docs/ (it lists the Kubernetes Events the operator records). */
+  guide: string;
   /** Runtime default by field path (`spec.targets.database.mode`, lists as `[]`), as Markdown. */
   defaults: Record<string, string>;
   /** Condition type → one-line meaning. */

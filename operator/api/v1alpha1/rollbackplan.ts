@@ -672,6 +672,7 @@ const severityRto = Object.entries(SEVERITY_RTO)
 
 /** The API reference's view of a RollbackPlan beyond the schema (docs/api-reference.md). */
 export const ROLLBACK_PLAN_REFERENCE: KindReference = {
+  guide: 'rollbackplan.md',
   defaults: {
     ...defaultsAt(ROLLBACK_PLAN_DEFAULTS, ROLLBACK_PLAN_DEFAULT_PATHS),
     'spec.objectives.rto': `by spec.severity: ${severityRto}; without a severity \`${ROLLBACK_PLAN_DEFAULTS.rto}\``,
