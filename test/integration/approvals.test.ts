@@ -258,12 +258,23 @@ describe('approvals: the ValidatingAdmissionPolicy of manifests/approvals on the
   });
 
   afterAll(async () => {
-    await Promise.all([ns, otherNs].filter(Boolean).map((n) => deleteTestNamespace(n)));
     // Cluster-scoped, and the cluster is shared by every test file: binding first, then policy and roles.
     const bindingFirst = (o: string) => (o.startsWith('ValidatingAdmissionPolicyBinding/') ? 0 : 1);
+    const removesPolicy = created.some((o) => o.startsWith('ValidatingAdmissionPolicy'));
     for (const o of [...created].sort((a, b) => bindingFirst(a) - bindingFirst(b)))
       await kubectl('delete', o, '--ignore-not-found', '--wait=false');
     created = [];
+    // Later files may write approved-by as the admin with any name: wait until the policy is gone from
+    // admission too (its informer lags the delete a little).
+    if (removesPolicy && ns)
+      await eventually(
+        `ValidatingAdmissionPolicy ${POLICY} to be no longer enforced`,
+        async () =>
+          (await approve(user.lead, 'enforcement-probe', 'someone-else', '--dry-run=server')).code === 0,
+        30_000,
+        250,
+      );
+    await Promise.all([ns, otherNs].filter(Boolean).map((n) => deleteTestNamespace(n)));
     rmSync(tmp, { recursive: true, force: true });
   });
 
