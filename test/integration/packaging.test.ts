@@ -33,9 +33,32 @@ interface KubeObject {
 /** What the chart and the kustomize manifests must grant: the table in operator/rbac.ts, nothing else. */
 const OPERATOR_PERMISSIONS = permissionsOf(toPolicyRules(OPERATOR_GRANTS));
 const LEADER_ELECTION_PERMISSIONS = permissionsOf(toPolicyRules(LEADER_ELECTION_GRANTS));
-/** Everything every Role and ClusterRole of a render grants, flattened. */
+/** The ClusterRoles for people and the approvals policy (manifests/approvals): not the operator's permissions. */
+const isApprovals = (o: KubeObject) => o.metadata.labels?.['app.kubernetes.io/component'] === 'approvals';
+const APPROVALS_KINDS = ['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'];
+/** Everything every Role and ClusterRole of the operator in a render grants, flattened. */
 const grantedIn = (objects: KubeObject[]) =>
-  permissionsOf(objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role').flatMap((o) => o.rules));
+  permissionsOf(
+    objects
+      .filter((o) => (o.kind === 'ClusterRole' || o.kind === 'Role') && !isApprovals(o))
+      .flatMap((o) => o.rules),
+  );
+/** The operator's own ClusterRole (a render also holds the approver ClusterRoles). */
+const operatorClusterRoles = (objects: KubeObject[]) =>
+  objects.filter((o) => o.kind === 'ClusterRole' && !isApprovals(o));
+/** The seed's decision matrix as RBAC: who may approve and veto which severity (docs/approvals.md). */
+const APPROVER_ROLES: Record<string, string[]> = {
+  'nxt-rollback-oncall': ['critical'],
+  'nxt-rollback-team-lead': ['critical', 'high', 'medium'],
+  'nxt-rollback-product-owner': ['low'],
+};
+/** The part of an approvals object that must be the same in the chart and in manifests/approvals. */
+const approvalsContent = (o: KubeObject) => ({
+  kind: o.kind,
+  name: o.metadata.name,
+  spec: o.spec,
+  rules: o.rules,
+});
 
 interface RunResult {
   code: number;
@@ -242,7 +265,12 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
       expect(objects.map((o) => o.kind).sort()).toEqual(
         [
           'ClusterRole',
+          'ClusterRole', // the approver roles for people: oncall, team-lead, product-owner
+          'ClusterRole',
+          'ClusterRole',
           'ClusterRoleBinding',
+          'ValidatingAdmissionPolicy',
+          'ValidatingAdmissionPolicyBinding',
           'Deployment',
           'PodDisruptionBudget',
           'Role',
@@ -252,7 +280,9 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
         ].sort(),
       );
       expect(wildcardsIn(objects)).toEqual([]);
-      const [clusterRole] = ofKind(objects, 'ClusterRole');
+      const [clusterRole, ...more] = operatorClusterRoles(objects);
+      expect(more, 'one ClusterRole for the operator').toEqual([]);
+      expect(clusterRole!.metadata.name).toBe(RELEASE);
       expect(permissionsOf(clusterRole!.rules)).toEqual(OPERATOR_PERMISSIONS);
       expect(grantedIn(objects).filter((p) => NEVER_GRANTED.includes(p))).toEqual([]);
       const [leaderRole] = ofKind(objects, 'Role');
@@ -298,8 +328,10 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
       for (const b of bindings)
         expect(b.subjects).toEqual([{ kind: 'ServiceAccount', name: RELEASE, namespace: ns }]);
       expect(
-        objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding'),
-        'a namespace-restricted install grants nothing cluster-wide',
+        objects.filter(
+          (o) => (o.kind === 'ClusterRole' && !isApprovals(o)) || o.kind === 'ClusterRoleBinding',
+        ),
+        'a namespace-restricted install grants the operator nothing cluster-wide (the approver roles bind nobody)',
       ).toEqual([]);
       const runners = ofKind(objects, 'ServiceAccount').filter(
         (s) => s.metadata.name === 'nxt-backup-runner',
@@ -390,7 +422,13 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
       expect(namespace!.metadata.labels?.['pod-security.kubernetes.io/enforce']).toBe('restricted');
       const namespaced = objects.filter(
         (o) =>
-          !['Namespace', 'CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding'].includes(o.kind),
+          ![
+            'Namespace',
+            'CustomResourceDefinition',
+            'ClusterRole',
+            'ClusterRoleBinding',
+            ...APPROVALS_KINDS,
+          ].includes(o.kind),
       );
       expect(namespaced.filter((o) => o.metadata.namespace !== 'nxt-rollback-system')).toEqual([]);
       const [deployment] = ofKind(objects, 'Deployment');
@@ -416,7 +454,9 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
       ctx.skip(!existsSync(crdKustomization), 'crds/kustomization.yaml is not generated yet');
       const objects = await kustomize('manifests/base');
       expect(wildcardsIn(objects)).toEqual([]);
-      expect(permissionsOf(ofKind(objects, 'ClusterRole')[0]!.rules)).toEqual(OPERATOR_PERMISSIONS);
+      const [clusterRole, ...more] = operatorClusterRoles(objects);
+      expect(more, 'one ClusterRole for the operator').toEqual([]);
+      expect(permissionsOf(clusterRole!.rules)).toEqual(OPERATOR_PERMISSIONS);
       expect(grantedIn(objects).filter((p) => NEVER_GRANTED.includes(p))).toEqual([]);
       const [role] = ofKind(objects, 'Role');
       expect(role!.metadata.namespace).toBe('nxt-rollback-system');
@@ -443,8 +483,10 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
       ctx.skip(!existsSync(crdKustomization), 'crds/kustomization.yaml is not generated yet');
       const operator = await kustomize('manifests/overlays/namespaced');
       expect(
-        operator.filter((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding'),
-        'the namespaced overlay must not grant anything cluster-wide',
+        operator.filter(
+          (o) => (o.kind === 'ClusterRole' && !isApprovals(o)) || o.kind === 'ClusterRoleBinding',
+        ),
+        'the namespaced overlay must not grant the operator anything cluster-wide (the approver roles bind nobody)',
       ).toEqual([]);
       expect(ofKind(operator, 'Role').map((r) => `${r.metadata.namespace}/${r.metadata.name}`)).toEqual([
         'nxt-rollback-system/nxt-rollback-operator-leader-election',
@@ -503,6 +545,61 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
       );
       expect(verdict.pod.code).not.toBe(0);
       expect(verdict.pod.stderr).toMatch(/violates PodSecurity "restricted/);
+    });
+  });
+
+  describe('approvals (manifests/approvals, chart approvals.*)', () => {
+    it('the chart renders the same policy, binding and approver roles as manifests/approvals, behind its values', async () => {
+      const shipped = await kustomize('manifests/approvals');
+      expect(shipped.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual(
+        [
+          'ValidatingAdmissionPolicy/nxt-rollback-approvals',
+          'ValidatingAdmissionPolicyBinding/nxt-rollback-approvals',
+          ...Object.keys(APPROVER_ROLES).map((r) => `ClusterRole/${r}`),
+        ].sort(),
+      );
+      const chart = (await helmTemplate(ns)).filter(isApprovals);
+      expect(chart.map(approvalsContent), 'chart templates/approvals.yaml = manifests/approvals').toEqual(
+        expect.arrayContaining(shipped.map(approvalsContent)),
+      );
+      expect(chart.length).toBe(shipped.length);
+      // The base installs them too (cluster-wide install), so kustomize users are protected by default.
+      const base = (await kustomize('manifests/base')).filter(isApprovals);
+      expect(base.map(approvalsContent)).toEqual(expect.arrayContaining(shipped.map(approvalsContent)));
+
+      const noPolicy = await helmTemplate(ns, 'approvals.policy.enabled=false');
+      expect(noPolicy.filter((o) => APPROVALS_KINDS.includes(o.kind))).toEqual([]);
+      expect(noPolicy.filter(isApprovals).length, 'the roles stay').toBe(3);
+      const noRoles = await helmTemplate(ns, 'approvals.roles.create=false');
+      expect(
+        noRoles
+          .filter(isApprovals)
+          .map((o) => o.kind)
+          .sort(),
+      ).toEqual(APPROVALS_KINDS);
+    });
+
+    it('the approver roles follow the decision matrix, with no wildcard and nothing but plans and severities', async () => {
+      const roles = (await kustomize('manifests/approvals')).filter((o) => o.kind === 'ClusterRole');
+      expect(wildcardsIn(roles)).toEqual([]);
+      for (const role of roles) {
+        const severities = APPROVER_ROLES[role.metadata.name]!;
+        expect(role.rules, `ClusterRole ${role.metadata.name}`).toEqual([
+          {
+            apiGroups: ['rollback.nxtnewday.io'],
+            resources: ['rollbackplans'],
+            verbs: ['get', 'list', 'watch', 'patch'],
+          },
+          {
+            apiGroups: ['rollback.nxtnewday.io'],
+            resources: ['severities'],
+            resourceNames: severities,
+            verbs: ['approve', 'veto'],
+          },
+        ]);
+      }
+      // The operator itself may neither approve nor veto: no such verb in its rules.
+      expect(OPERATOR_PERMISSIONS.filter((p) => /severities|:approve|:veto/.test(p))).toEqual([]);
     });
   });
 

@@ -31,7 +31,7 @@ const RBAC_KINDS = [
 interface Manifest {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace?: string };
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
   [k: string]: unknown;
 }
 
@@ -96,7 +96,10 @@ const objectArgs = (o: Manifest) =>
 export async function installOperatorRbac(opts: { watchNamespaces?: string[] } = {}): Promise<InstalledRbac> {
   const watched = opts.watchNamespaces ?? [];
   const operatorDir = watched.length ? 'manifests/overlays/namespaced' : 'manifests/base';
-  const objects = (await renderKustomize(operatorDir)).filter((o) => RBAC_KINDS.includes(o.kind));
+  // The ClusterRoles for people (manifests/approvals) are not the operator's: test/integration/approvals.test.ts.
+  const objects = (await renderKustomize(operatorDir)).filter(
+    (o) => RBAC_KINDS.includes(o.kind) && o.metadata.labels?.['app.kubernetes.io/component'] !== 'approvals',
+  );
   const kinds = new Set(objects.map((o) => o.kind));
   const required = watched.length ? ['Namespace', 'ServiceAccount', 'Role', 'RoleBinding'] : RBAC_KINDS;
   for (const k of required) if (!kinds.has(k)) throw new Error(`${operatorDir} renders no ${k}`);
