@@ -173,7 +173,7 @@ export function planMessage(
           trigger,
           fact('Recovery time', s === undefined ? undefined : human(s)),
           fact('RTO objective', `${objective} (${met === false ? 'missed' : 'met'})`),
-          fact('Changed', changed),
+          fact('Changed', changed.replace(/^changed: /, '')),
         ],
       );
     }
@@ -188,7 +188,7 @@ export function planMessage(
           trigger,
           fact('Reason', failed?.reason ?? ready?.reason),
           fact('Duration', status.durationSeconds === undefined ? undefined : human(status.durationSeconds)),
-          fact('Changed', changed),
+          fact('Changed', changed.replace(/^changed: /, '')),
         ],
       );
     }
