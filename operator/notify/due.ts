@@ -133,7 +133,7 @@ function escalationAt(plan: PlanView, status: RollbackPlanStatus, after: string)
  * `backup Job <name>: <pod problem>`); otherwise the time the condition turned False.
  */
 export function failedBackupRun(cond: { message: string; lastTransitionTime: string }): string {
-  const m = /^backup (?:Job )?([A-Za-z0-9][-A-Za-z0-9_.]*[A-Za-z0-9]|[A-Za-z0-9]):/.exec(cond.message);
+  const m = /^backup (?:Job )?([A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?)(?: failed)?:/.exec(cond.message);
   return m ? m[1]! : cond.lastTransitionTime;
 }
 
