@@ -100,6 +100,7 @@ export function planMessage(
   const spec = plan.spec ?? {};
   const scope = spec.scope ?? 'unknown';
   const severity = spec.severity;
+  const sev = severity ? `${severity} ` : '';
   const common = [
     fact('Namespace', ns),
     fact('Plan', name),
@@ -114,14 +115,14 @@ export function planMessage(
     case 'Triggered':
       return message(
         `Rollback triggered: ${ref}`,
-        `Trigger condition ${status.trigger?.condition ?? '?'} fired${status.trigger?.observed ? ` (${status.trigger.observed})` : ''}; the ${severity ?? ''} plan now follows the decision matrix.${reason}`,
+        `Trigger condition ${status.trigger?.condition ?? '?'} fired${status.trigger?.observed ? ` (${status.trigger.observed})` : ''}; the ${sev}plan now follows the decision matrix.${reason}`,
         [...common, trigger, fact('Fired at', status.trigger?.firedAt)],
       );
     case 'AwaitingApproval': {
       const a = findCondition(status.conditions, ConditionType.AwaitingApproval);
       return message(
         `Approval needed: rollback ${ref}`,
-        `A ${severity ?? ''} rollback (scope ${scope}) waits for approval${a?.message ? `: ${a.message}` : ''}. ` +
+        `A ${sev}rollback (scope ${scope}) waits for approval${a?.message ? `: ${a.message}` : ''}. ` +
           `Approve: kubectl -n ${ns} annotate rbp ${name} ${Annotation.ApprovedBy}=<your user name>; ` +
           `veto: kubectl -n ${ns} annotate rbp ${name} ${Annotation.VetoedBy}=<your user name>.${reason}`,
         [...common, trigger, fact('RTO objective', objective)],
@@ -201,7 +202,7 @@ export function planMessage(
     case 'Escalated':
       return message(
         `ESCALATION: rollback ${ref} not finished after ${opts.after ?? '?'}`,
-        `The ${severity ?? ''} rollback is still ${status.phase ?? 'pending'}${ready?.message ? `: ${ready.message}` : ''}. It needs attention.${reason}`,
+        `The ${sev}rollback is still ${status.phase ?? 'pending'}${ready?.message ? `: ${ready.message}` : ''}. It needs attention.${reason}`,
         [
           ...common,
           fact('Phase', status.phase ?? 'Pending'),

@@ -132,7 +132,10 @@ export function postOnce(
       let size = 0;
       const done = () => {
         const kind = classifyStatus(code);
-        const snippet = Buffer.concat(chunks).subarray(0, opts.maxResponseBytes).toString('utf8');
+        const snippet = boundText(
+          Buffer.concat(chunks).subarray(0, opts.maxResponseBytes).toString('utf8').replace(/\s+/g, ' '),
+          200,
+        );
         const message = redact(`HTTP ${code}${snippet.trim() ? `: ${snippet}` : ''}`, url);
         if (kind === 'retry')
           finish({
