@@ -1,6 +1,26 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { freePort } from '../env/processes.js';
+import type { TestKubelet } from '../env/test-kubelet.js';
+import {
+  applySchedule,
+  backupNow,
+  createBoundClaim,
+  createDbSecret,
+  dbSecretData,
+  deletePvs,
+  getSchedule,
+  scheduleJobs,
+  scheduleSpec,
+  startRunnerKubelet,
+  waitJobRecorded,
+  waitScheduleCondition,
+} from '../support/backups.js';
+import { createTestDatabase } from '../support/postgres.js';
 import { createTestNamespace, deleteTestNamespace, eventually, testClients } from '../support/kube.js';
 import { metricValue, startOperator, type OperatorProcess } from '../support/operator.js';
 import { applyPlan, condition, eventsFor, getPlan, waitPlanPhase } from '../support/plans.js';
@@ -14,6 +34,41 @@ interface Received {
   at: number;
 }
 
+/**
+ * A webhook receiver on loopback that records every request. Paths choose the answer: /flaky answers 500
+ * twice then 200, /gone 404, /healthz 503 (a failing HTTP check), anything else 200.
+ */
+async function startReceiver() {
+  const received: Received[] = [];
+  let flaky = 0;
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks).toString('utf8');
+      let body: any;
+      try {
+        body = JSON.parse(raw);
+      } catch {
+        body = undefined;
+      }
+      const path = req.url ?? '';
+      received.push({ path, headers: req.headers, raw, body, at: Date.now() });
+      if (path.startsWith('/flaky')) return res.writeHead(++flaky <= 2 ? 500 : 200).end('x');
+      if (path.startsWith('/gone')) return res.writeHead(404).end('no_service');
+      if (path.startsWith('/healthz')) return res.writeHead(503).end('down');
+      res.writeHead(200).end('ok');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    server,
+    received,
+    base: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    from: (prefix: string) => received.filter((r) => r.path.startsWith(prefix)),
+  };
+}
+
 // spec.notify end to end: the real operator delivers to a local receiver (loopback is allowed in the test
 // operator: HTTP_CHECK_DENY_LOOPBACK=false) with the URLs read from Secrets.
 describe('Notifications (RollbackPlan)', () => {
@@ -21,12 +76,10 @@ describe('Notifications (RollbackPlan)', () => {
   const token = `s3cr3t-${randomBytes(6).toString('hex')}`;
   let ns = '';
   let op: OperatorProcess;
-  let server: Server;
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
   let base = '';
-  const received: Received[] = [];
-  let flaky = 0;
-
-  const from = (prefix: string) => received.filter((r) => r.path.startsWith(prefix));
+  let received: Received[] = [];
+  const from = (prefix: string) => receiver.from(prefix);
   const urlFor = (prefix: string) => `${base}${prefix}/${token}?sig=${token}`;
   const secret = (name: string, url: string) =>
     core.createNamespacedSecret({ namespace: ns, body: { metadata: { name }, stringData: { url } } });
@@ -45,27 +98,9 @@ describe('Notifications (RollbackPlan)', () => {
 
   beforeAll(async () => {
     ns = await createTestNamespace('notify');
-    server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const raw = Buffer.concat(chunks).toString('utf8');
-        let body: any;
-        try {
-          body = JSON.parse(raw);
-        } catch {
-          body = undefined;
-        }
-        const path = req.url ?? '';
-        received.push({ path, headers: req.headers, raw, body, at: Date.now() });
-        if (path.startsWith('/flaky')) return res.writeHead(++flaky <= 2 ? 500 : 200).end('x');
-        if (path.startsWith('/gone')) return res.writeHead(404).end('no_service');
-        if (path.startsWith('/healthz')) return res.writeHead(503).end('down');
-        res.writeHead(200).end('ok');
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    receiver = await startReceiver();
+    received = receiver.received;
+    base = receiver.base;
     for (const [name, prefix] of [
       ['web', '/hooks/webhook'],
       ['chat', '/hooks/slack'],
@@ -83,7 +118,7 @@ describe('Notifications (RollbackPlan)', () => {
   });
   afterAll(async () => {
     await op?.kill();
-    server?.close();
+    receiver?.server.close();
     await deleteTestNamespace(ns);
   });
 
@@ -267,5 +302,85 @@ describe('Notifications (RollbackPlan)', () => {
     expect(later.status.notifications).toEqual([
       expect.objectContaining({ id: 'escalate/Escalated', state: 'Delivered', attempts: 1 }),
     ]);
+  });
+});
+
+// A BackupSchedule's failed backup, really run: the test kubelet runs the runner against a closed port.
+describe.skipIf(inject('existingCluster'))('Notifications (BackupSchedule)', () => {
+  const { core } = testClients();
+  const token = `s3cr3t-${randomBytes(6).toString('hex')}`;
+  let ns = '';
+  let workDir = '';
+  let kubelet: TestKubelet;
+  let op: OperatorProcess;
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  const pvs: string[] = [];
+
+  beforeAll(async () => {
+    ns = await createTestNamespace('notify-bks');
+    receiver = await startReceiver();
+    workDir = mkdtempSync(join(tmpdir(), 'nxt-notify-kubelet-'));
+    kubelet = await startRunnerKubelet(workDir, () => {});
+    op = await startOperator({ env: { WATCH_NAMESPACES: ns } });
+    await op.waitReady();
+  });
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail') console.log(`--- operator ---\n${op.logs().slice(-6000)}`);
+  });
+  afterAll(async () => {
+    await op?.kill();
+    receiver?.server.close();
+    await deleteTestNamespace(ns);
+    await kubelet?.stop();
+    await deletePvs(pvs);
+    if (workDir) rmSync(workDir, { recursive: true, force: true });
+  });
+
+  it('sends BackupFailed once for the run that failed, keyed by its Job', async () => {
+    const db = await createTestDatabase('notify');
+    await createDbSecret(ns, 'db', dbSecretData(db.name, await freePort())); // nothing listens there
+    pvs.push(await createBoundClaim(ns, 'backups'));
+    await core.createNamespacedSecret({
+      namespace: ns,
+      body: { metadata: { name: 'hook' }, stringData: { url: `${receiver.base}/backups/${token}` } },
+    });
+    const ops = { name: 'ops', type: 'webhook', urlSecretRef: { name: 'hook', key: 'url' } };
+    await applySchedule(ns, 'down', scheduleSpec('db', 'backups', { notify: [ops] }));
+    await waitScheduleCondition(ns, 'down', 'Ready', 'True', 'Scheduled');
+    await backupNow(ns, 'down', 'now');
+    const job = await eventually('the backup Job', async () => (await scheduleJobs(ns, 'down'))[0]);
+    const name = job.metadata!.name!;
+    await waitJobRecorded(ns, name, 120_000);
+    const s = await eventually('the BackupFailed record delivered', async () => {
+      const got = await getSchedule(ns, 'down');
+      return got.status?.notifications?.find((r: any) => r.state === 'Delivered') ? got : undefined;
+    });
+    expect(s.status.notifications).toEqual([
+      expect.objectContaining({ id: `ops/BackupFailed/${name}`, event: 'BackupFailed', state: 'Delivered' }),
+    ]);
+    const [got] = receiver.from('/backups');
+    expect(receiver.from('/backups')).toHaveLength(1);
+    expect(got!.headers['x-nxt-notification-id']).toBe(`${s.metadata.uid}/ops/BackupFailed/${name}`);
+    expect(got!.body).toMatchObject({
+      version: 'nxt.rollback/v1',
+      kind: 'BackupSchedule',
+      event: 'BackupFailed',
+      namespace: ns,
+      name: 'down',
+      title: `Backup FAILED: ${ns}/down`,
+    });
+    expect(got!.body.text).toContain(`backup Job ${name} failed: DatabaseUnreachable`);
+    expect(got!.body.facts).toContainEqual({ title: 'Run', value: name });
+    // No backup yet is not an RPO breach: nothing else was sent, and nothing carries the URL.
+    expect(got!.raw).not.toContain(token);
+    expect(JSON.stringify(s)).not.toContain(token);
+    expect((await eventsFor(ns, 'down')).map((e) => e.reason)).toContain('NotificationSent');
+    expect(
+      await metricValue(op.metricsUrl, 'nxt_notifications_total', {
+        type: 'webhook',
+        event: 'BackupFailed',
+        result: 'delivered',
+      }),
+    ).toBe(1);
   });
 });
