@@ -36,10 +36,12 @@ interface Received {
 
 /**
  * A webhook receiver on loopback that records every request. Paths choose the answer: /flaky answers 500
- * twice then 200, /gone 404, /healthz 503 (a failing HTTP check), anything else 200.
+ * twice then 200, /gone 404, /outage 503 while state.outage, /healthz 503 (a failing HTTP check), anything
+ * else 200.
  */
 async function startReceiver() {
   const received: Received[] = [];
+  const state = { outage: false };
   let flaky = 0;
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -56,6 +58,7 @@ async function startReceiver() {
       received.push({ path, headers: req.headers, raw, body, at: Date.now() });
       if (path.startsWith('/flaky')) return res.writeHead(++flaky <= 2 ? 500 : 200).end('x');
       if (path.startsWith('/gone')) return res.writeHead(404).end('no_service');
+      if (path.startsWith('/outage')) return res.writeHead(state.outage ? 503 : 200).end('x');
       if (path.startsWith('/healthz')) return res.writeHead(503).end('down');
       res.writeHead(200).end('ok');
     });
@@ -64,6 +67,7 @@ async function startReceiver() {
   return {
     server,
     received,
+    state,
     base: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
     from: (prefix: string) => received.filter((r) => r.path.startsWith(prefix)),
   };
@@ -108,6 +112,7 @@ describe('Notifications (RollbackPlan)', () => {
       ['flaky', '/flaky'],
       ['gone', '/gone'],
       ['escalate', '/escalate'],
+      ['outage', '/outage'],
     ] as const)
       await secret(`hook-${name}`, urlFor(prefix));
     op = await startOperator({ env: { WATCH_NAMESPACES: ns } });
@@ -269,6 +274,39 @@ describe('Notifications (RollbackPlan)', () => {
     ).toBe(2);
     for (const r of received) expect(r.raw).not.toContain(token);
     expect(JSON.stringify(plan)).not.toContain(token);
+  });
+
+  it('sends a notification still Pending when the operator died again from the next operator, same id', async () => {
+    receiver.state.outage = true;
+    await deploymentWithHistory(ns, 'rs', ['nginx:1.25', 'nginx:1.26']);
+    await applyPlan(ns, 'undo-rs', {
+      scope: 'app',
+      targets: { deployments: [{ name: 'rs' }] },
+      notify: [target('outage', 'webhook', { events: ['Started'] })],
+    });
+    const pending = await eventually('a Pending record and a failed first attempt', async () => {
+      const p = await getPlan(ns, 'undo-rs');
+      const r = p.status?.notifications?.[0];
+      return r?.state === 'Pending' && from('/outage').length >= 1 ? p : undefined;
+    });
+    await op.kill('SIGKILL'); // mid-backoff: the delivery task dies with the process
+    const attemptsBefore = from('/outage').length;
+    receiver.state.outage = false;
+    op = await startOperator({ env: { WATCH_NAMESPACES: ns } });
+    await op.waitReady();
+    const plan = await records('undo-rs', 1);
+    expect(plan.status.notifications[0]).toMatchObject({
+      id: 'outage/Started',
+      state: 'Delivered',
+      attempts: 1,
+    });
+    const ids = from('/outage').map((r) => r.headers['x-nxt-notification-id']);
+    expect(ids.length, 'the attempts of the first operator, then one from the second').toBe(
+      attemptsBefore + 1,
+    );
+    expect(new Set(ids), 'one idempotency id for all of them').toEqual(
+      new Set([`${pending.metadata.uid}/outage/Started`]),
+    );
   });
 
   it('escalates a plan still unfinished `after` its start, once', async () => {
