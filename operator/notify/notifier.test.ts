@@ -141,7 +141,8 @@ describe('Notifier', () => {
     const { notifier, wakes } = setup();
     const obj = plan([hook('cto', { after: '30m' })]);
     const now = new Date('2026-11-29T09:10:00Z');
-    notifier.sync(obj, { phase: 'Running', startedAt: '2026-11-29T09:00:00Z' }, now, () => {});
+    const r = notifier.sync(obj, { phase: 'Running', startedAt: '2026-11-29T09:00:00Z' }, now, () => {});
+    expect(r).toEqual({ requeueAfterMs: 20 * 60_000 + 100 });
     expect(wakes).toEqual([['ns/p', 20 * 60_000 + 100]]);
   });
 

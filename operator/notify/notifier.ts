@@ -100,18 +100,25 @@ export class Notifier {
    * Brings status.notifications (and the NotificationsDelivered condition) up to date on the working copy of
    * `status`, starts the deliveries due, and schedules a wake-up for the next escalation. Events go to
    * `event`, to be recorded once the status that explains them is written. Never throws, never waits.
+   * Returns when to look again (the wake-up is scheduled already; a caller may also requeue by it).
    */
-  sync(obj: KubeObject, status: StatusWithNotifications, now: Date, event: EventSink): void {
+  sync(
+    obj: KubeObject,
+    status: StatusWithNotifications,
+    now: Date,
+    event: EventSink,
+  ): { requeueAfterMs?: number } {
     try {
-      this.syncRecords(obj, status, now, event);
+      return this.syncRecords(obj, status, now, event);
     } catch (e) {
       this.ctx.log.error('notification bookkeeping failed', { err: describeError(e) });
+      return {};
     }
   }
 
   private syncRecords(obj: KubeObject, status: StatusWithNotifications, now: Date, event: EventSink) {
     const targets = this.spec.targets(obj) ?? [];
-    if (!targets.length && !status.notifications?.length) return;
+    if (!targets.length && !status.notifications?.length) return {};
     const byName = new Map(targets.map((t) => [t.name, t]));
     const { due, nextAt } = this.spec.due(obj, status, targets, now);
     const records = [...(status.notifications ?? [])];
@@ -145,7 +152,10 @@ export class Notifier {
         now,
       );
     }
-    if (nextAt !== undefined) this.wake(keyOf(obj), Math.max(0, nextAt - now.getTime()) + 100);
+    if (nextAt === undefined) return {};
+    const requeueAfterMs = Math.max(0, nextAt - now.getTime()) + 100;
+    this.wake(keyOf(obj), requeueAfterMs);
+    return { requeueAfterMs };
   }
 
   /** A Pending record with its delivery task: started if there is none, turned final once it is done. */
