@@ -201,6 +201,15 @@ describe('payloads', () => {
     expect(payloadFor('slack', e)).toEqual(p);
   });
 
+  it('Slack: stays within the block limits when escaping makes the text longer', () => {
+    const amp = '&'.repeat(2000);
+    const p = slackPayload(
+      envelope({ title: 't', text: amp, facts: [{ title: 'f', value: amp.slice(0, 500) }] }),
+    );
+    expect((p.blocks[1] as any).text.text.length).toBeLessThanOrEqual(3000);
+    expect((p.blocks[2] as any).fields[0].text.length).toBeLessThanOrEqual(2000);
+  });
+
   it('Teams: a message with one Adaptive Card (TextBlocks and a FactSet)', () => {
     const p = teamsPayload(envelope());
     expect(p.type).toBe('message');

@@ -1,3 +1,4 @@
+import { boundText } from '../kube/bounded.js';
 import type { NotificationMessage } from './messages.js';
 
 // The three wire formats. The generic webhook is ours and versioned (docs/notifications.md): a receiver can
@@ -71,14 +72,15 @@ export function slackPayload(e: NotificationEnvelope) {
   const { title, text, facts } = e.message;
   const blocks: unknown[] = [
     { type: 'header', text: { type: 'plain_text', text: title, emoji: false } },
-    { type: 'section', text: { type: 'mrkdwn', text: slackEscape(text) } },
+    // Escaping can make a text longer: bounded again to Slack's limits (section 3000, field 2000).
+    { type: 'section', text: { type: 'mrkdwn', text: boundText(slackEscape(text), 3000) } },
   ];
   if (facts.length)
     blocks.push({
       type: 'section',
       fields: facts.slice(0, 10).map((f) => ({
         type: 'mrkdwn',
-        text: `*${slackEscape(f.title)}*\n${slackEscape(f.value)}`,
+        text: boundText(`*${slackEscape(f.title)}*\n${slackEscape(f.value)}`, 2000),
       })),
     });
   blocks.push({
