@@ -111,6 +111,9 @@ export function planMessage(
   const trigger = triggerFact(status);
   const objective = rtoObjective(spec);
   const ready = findCondition(status.conditions, ConditionType.Ready);
+  const howToDecide =
+    `Approve: kubectl -n ${ns} annotate rbp ${name} ${Annotation.ApprovedBy}=<your user name>; ` +
+    `veto: kubectl -n ${ns} annotate rbp ${name} ${Annotation.VetoedBy}=<your user name>.`;
   switch (event) {
     case 'Triggered':
       return message(
@@ -123,8 +126,7 @@ export function planMessage(
       return message(
         `Approval needed: rollback ${ref}`,
         `A ${sev}rollback (scope ${scope}) waits for approval${a?.message ? `: ${a.message}` : ''}. ` +
-          `Approve: kubectl -n ${ns} annotate rbp ${name} ${Annotation.ApprovedBy}=<your user name>; ` +
-          `veto: kubectl -n ${ns} annotate rbp ${name} ${Annotation.VetoedBy}=<your user name>.${reason}`,
+          `${howToDecide}${reason}`,
         [...common, trigger, fact('RTO objective', objective)],
       );
     }
@@ -202,7 +204,8 @@ export function planMessage(
     case 'Escalated':
       return message(
         `ESCALATION: rollback ${ref} not finished after ${opts.after ?? '?'}`,
-        `The ${sev}rollback is still ${status.phase ?? 'pending'}${ready?.message ? `: ${ready.message}` : ''}. It needs attention.${reason}`,
+        `The ${sev}rollback is still ${status.phase ?? 'pending'}${ready?.message ? `: ${ready.message}` : ''}. It needs attention` +
+          `${status.phase === 'AwaitingApproval' ? `: nobody approved or vetoed it. ${howToDecide}` : '.'}${reason}`,
         [
           ...common,
           fact('Phase', status.phase ?? 'Pending'),

@@ -79,6 +79,14 @@ describe('messages', () => {
     expect(m.text).toContain('rollback.nxtnewday.io/vetoed-by=');
   });
 
+  it('an escalation of a plan nobody approved says how to approve', () => {
+    const m = planMessage(plan, { phase: 'AwaitingApproval' }, 'Escalated', { after: '15m' });
+    expect(m.title).toBe('ESCALATION: rollback shop/undo-web not finished after 15m');
+    expect(m.text).toMatch(
+      /^The high rollback is still AwaitingApproval\. It needs attention: nobody approved or vetoed it\. Approve: kubectl -n shop annotate rbp undo-web rollback\.nxtnewday\.io\/approved-by=/,
+    );
+  });
+
   it('a failure names the failed step and the consistent state left behind', () => {
     const m = planMessage(
       plan,
