@@ -276,7 +276,7 @@ describe('Notifications (RollbackPlan)', () => {
     expect(JSON.stringify(plan)).not.toContain(token);
   });
 
-  it('sends a notification still Pending when the operator died again from the next operator, same id', async () => {
+  it('re-sends a notification a killed operator left Pending, from the next operator, with the same id', async () => {
     receiver.state.outage = true;
     await deploymentWithHistory(ns, 'rs', ['nginx:1.25', 'nginx:1.26']);
     await applyPlan(ns, 'undo-rs', {
