@@ -174,6 +174,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['namespace', 'schedule'] as const,
       registers: r,
     }),
+    notificationsTotal: new Counter({
+      name: 'nxt_notifications_total',
+      help: 'Notification deliveries finished, by target type, event and result (delivered or failed)',
+      labelNames: ['type', 'event', 'result'] as const,
+      registers: r,
+    }),
   };
 }
 

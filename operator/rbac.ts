@@ -202,7 +202,7 @@ export const OPERATOR_GRANTS: Grant[] = [
     verbs: {
       get: {
         code: 'operator/backup/controller.ts',
-        why: 'the key names of the credentials Secret (values are never read out); runner-jobs.ts too',
+        why: 'the key names of the credentials Secret (its values are never read out; runner-jobs.ts too), and the URL of a notification target at send time (operator/notify/notifier.ts)',
       },
     },
   },

@@ -29,6 +29,8 @@ import { refuseRunnerOverrides, runnerPolicyOf } from './runner-policy.js';
 import { ScheduleJobPhases } from './schedule-jobs.js';
 import { ScheduleRun } from './schedule-run.js';
 import { schedulesToRecheck, sharedClaimReport } from './shared-claim.js';
+import { SCHEDULE_NOTIFICATIONS } from '../notify/kinds.js';
+import { Notifier } from '../notify/notifier.js';
 
 export { SCHEDULE_RESOURCE };
 const FIELD_MANAGER = 'nxt-rollback-operator';
@@ -55,9 +57,13 @@ export function setupBackupScheduleController(ctx: ManagerContext): Controller {
     const ns = o.metadata.namespace;
     return ns ? schedulesToRecheck(o, schedules.list(ns)).map((n) => `${ns}/${n}`) : [];
   };
-  return new Controller(
+  // Deliveries run in the background; a finished one or a due escalation wakes the schedule.
+  const notifier = new Notifier(ctx, schedules, SCHEDULE_NOTIFICATIONS, (key, ms) =>
+    controller.queue.addAfter(key, ms),
+  );
+  const controller = new Controller(
     'backupschedule',
-    new BackupScheduleReconciler(ctx, schedules, jobs, pods, cronJobs),
+    new BackupScheduleReconciler(ctx, schedules, jobs, pods, cronJobs, notifier),
     {
       log: ctx.log,
       metrics: ctx.metrics,
@@ -69,6 +75,7 @@ export function setupBackupScheduleController(ctx: ManagerContext): Controller {
     .owns(cronJobs, BACKUP_SCHEDULE_KIND)
     .watchesMapped(jobs, bySchedule)
     .watchesMapped(pods, bySchedule);
+  return controller;
 }
 
 /** A step of the reconcile: a result ends the reconcile there (status written), undefined goes on. */
@@ -86,6 +93,7 @@ export class BackupScheduleReconciler {
     jobs: MultiInformer<KubeObject>,
     pods: MultiInformer<KubeObject>,
     private readonly cronJobs?: MultiInformer<KubeObject>,
+    private readonly notifier?: Notifier,
   ) {
     this.jobPhases = new ScheduleJobPhases(ctx, jobs, pods);
   }
@@ -113,6 +121,7 @@ export class BackupScheduleReconciler {
     if (!obj) return forgetSchedule(this.ctx.metrics, req.namespace, req.name); // gone: so are its series
     if (obj.metadata.deletionTimestamp) return;
     const run = new ScheduleRun(this.ctx, obj, rc.log);
+    run.beforeWrite = (r) => this.notifier?.sync(r.obj, r.status, r.now, (t, why, m) => r.event(t, why, m));
     try {
       for (const phase of this.phases) {
         const result = await phase(run);

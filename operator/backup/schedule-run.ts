@@ -36,6 +36,8 @@ export class ScheduleRun {
   secret!: SecretShape;
   claimName!: string;
   cronJob!: KubeObject;
+  /** Runs on the working status just before every write (the notifications bookkeeping). */
+  beforeWrite?: (run: ScheduleRun) => void;
 
   constructor(
     private readonly ctx: Pick<ManagerContext, 'client' | 'events'>,
@@ -81,6 +83,7 @@ export class ScheduleRun {
    */
   async writeStatus(): Promise<void> {
     this.status.observedGeneration = this.generation;
+    this.beforeWrite?.(this);
     if (!isDeepStrictEqual(this.status, this.before)) {
       try {
         await patchStatusOrReport(

@@ -39,6 +39,8 @@ import { scopeTargets } from './scope.js';
 import { findStep, finishStep, isFinished, secondsBetween, startStep, timestamp } from './journal.js';
 import type { PlanRun, StepDefinition, StepOutcome } from './plan-run.js';
 import { HttpChecks, postValidate, preValidateHttpChecks } from './post-validation.js';
+import { Notifier } from '../notify/notifier.js';
+import { PLAN_NOTIFICATIONS } from '../notify/kinds.js';
 
 export const PLAN_RESOURCE = { group: GROUP, version: VERSION, plural: 'rollbackplans' } as const;
 const TERMINAL_PHASES = new Set(['Succeeded', 'Failed', 'DryRunComplete']);
@@ -104,7 +106,11 @@ export function setupRollbackPlanController(ctx: ManagerContext): Controller {
   };
   // HTTP checks run as background tasks and wake their plan through the queue.
   const checks = new HttpChecks(ctx, plans, (key) => controller.queue.add(key));
-  const reconciler = new RollbackPlanReconciler(ctx, plans, informers, checks);
+  // Notifications are delivered in the background too; a finished delivery or a due escalation wakes the plan.
+  const notifier = new Notifier(ctx, plans, PLAN_NOTIFICATIONS, (key, ms) =>
+    controller.queue.addAfter(key, ms),
+  );
+  const reconciler = new RollbackPlanReconciler(ctx, plans, informers, checks, notifier);
   const controller = new Controller('rollbackplan', reconciler, {
     log: ctx.log,
     metrics: ctx.metrics,
@@ -143,6 +149,7 @@ export class RollbackPlanReconciler {
     private readonly plans: MultiInformer<KubeObject>,
     private readonly informers: PlanInformers,
     private readonly checks: HttpChecks,
+    private readonly notifier?: Notifier,
   ) {
     this.access = new AccessReviewer(ctx.client);
   }
@@ -155,7 +162,8 @@ export class RollbackPlanReconciler {
     if (obj.metadata.deletionTimestamp) return;
     const generation = obj.metadata.generation ?? 1;
     const status: RollbackPlanStatus = structuredClone(obj.status ?? {});
-    if (TERMINAL_PHASES.has(status.phase ?? '') && status.observedGeneration === generation) return;
+    const finished = TERMINAL_PHASES.has(status.phase ?? '') && status.observedGeneration === generation;
+    if (finished && !Notifier.pending(status)) return; // a finished plan is looked at only for its notifications
 
     let resourceVersion = obj.metadata.resourceVersion;
     const events: [EventType, string, string][] = [];
@@ -163,6 +171,9 @@ export class RollbackPlanReconciler {
     let written = JSON.stringify(obj.status ?? {});
     const write = async () => {
       status.observedGeneration = generation;
+      this.notifier?.sync(obj, status, now(), (type, reason, message) =>
+        events.push([type, reason, message]),
+      );
       const body = JSON.stringify(status);
       if (body === written) return; // nothing new: no write, no resourceVersion churn for other reconciles
       const updated = await patchStatusOrReport(
@@ -185,6 +196,7 @@ export class RollbackPlanReconciler {
     const cond = (c: Omit<ConditionInput, 'observedGeneration'>) => {
       status.conditions = setCondition(status.conditions, { ...c, observedGeneration: generation }, now());
     };
+    if (finished) return void (await write());
 
     const parsed = parseRollbackPlan({
       ...obj,

@@ -29,7 +29,7 @@ export interface HttpProbeOptions {
 type ProbeResult =
   { ok: true; message: string } | { ok: false; message: string; denied?: boolean; invalidUrl?: boolean };
 
-class DeniedAddressError extends Error {}
+export class DeniedAddressError extends Error {}
 
 /**
  * The URL as Node (WHATWG) parses it, or why it cannot. The CRD's pattern and the API server's isURL (Go's
@@ -60,7 +60,7 @@ export function deniedUrl(policy: AddressPolicy, url: string): string | undefine
  * returns, so a name that resolves to an allowed address for a check and to the metadata service a moment
  * later (DNS rebinding) is judged on the address actually used.
  */
-function guardedLookup(policy: AddressPolicy): LookupFunction {
+export function guardedLookup(policy: AddressPolicy): LookupFunction {
   return ((hostname: string, options: { all?: boolean }, callback: (...args: unknown[]) => void) => {
     dnsLookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
       if (err) return callback(err);

@@ -80,7 +80,7 @@
 - apiGroups: ['']
   resources: [secrets]
   verbs:
-    - get # operator/backup/controller.ts: the key names of the credentials Secret (values are never read out); runner-jobs.ts too
+    - get # operator/backup/controller.ts: the key names of the credentials Secret (its values are never read out; runner-jobs.ts too), and the URL of a notification target at send time (operator/notify/notifier.ts)
 - apiGroups: ['']
   resources: [events]
   verbs:
