@@ -443,8 +443,9 @@ export function notifyTargets<const E extends readonly [string, ...string[]]>(ev
         .optional()
         .meta({
           description:
-            'Escalation: notify this target once (event Escalated) if the object is still not finished this long ' +
-            'after it was triggered; events does not apply to it.',
+            'Escalation; events does not apply to such a target. RollbackPlan: notify it once (event Escalated) if ' +
+            'the plan is still not finished this long after it fired (or started). BackupSchedule: notify it once ' +
+            'per breach (event RPOBreached) when the RPO has been breached this long.',
         }),
     }),
     [
