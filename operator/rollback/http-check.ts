@@ -29,7 +29,8 @@ export interface HttpProbeOptions {
 type ProbeResult =
   { ok: true; message: string } | { ok: false; message: string; denied?: boolean; invalidUrl?: boolean };
 
-class DeniedAddressError extends Error {}
+/** A connection refused by the address policy (when resolving, or the peer actually connected to). */
+export class DeniedAddressError extends Error {}
 
 /**
  * The URL as Node (WHATWG) parses it, or why it cannot. The CRD's pattern and the API server's isURL (Go's
@@ -60,7 +61,7 @@ export function deniedUrl(policy: AddressPolicy, url: string): string | undefine
  * returns, so a name that resolves to an allowed address for a check and to the metadata service a moment
  * later (DNS rebinding) is judged on the address actually used.
  */
-function guardedLookup(policy: AddressPolicy): LookupFunction {
+export function guardedLookup(policy: AddressPolicy): LookupFunction {
   return ((hostname: string, options: { all?: boolean }, callback: (...args: unknown[]) => void) => {
     dnsLookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
       if (err) return callback(err);
@@ -74,6 +75,24 @@ function guardedLookup(policy: AddressPolicy): LookupFunction {
       callback(null, first.address, first.family);
     });
   }) as LookupFunction;
+}
+
+/**
+ * Belt and braces for a request made with guardedLookup: judges the peer actually connected to, whatever
+ * resolved it (an IP literal is never looked up), and calls `fail` with a DeniedAddressError if it is denied.
+ */
+export function guardConnectedPeer(
+  req: http.ClientRequest,
+  policy: AddressPolicy,
+  hostname: string,
+  fail: (e: Error) => void,
+): void {
+  req.on('socket', (socket: Socket) =>
+    socket.once('connect', () => {
+      const why = socket.remoteAddress ? deniedReason(policy, socket.remoteAddress) : undefined;
+      if (why) fail(new DeniedAddressError(`${hostname}: connected to ${why}`));
+    }),
+  );
 }
 
 /** One GET of the check's URL: status, then (if asked) the first maxBodyBytes of the body against bodyMatch. */
@@ -117,13 +136,7 @@ export function probeOnce(
       signal,
       headers: { 'user-agent': 'nxt-rollback-operator http-check', accept: '*/*' },
     });
-    req.on('socket', (socket: Socket) =>
-      socket.once('connect', () => {
-        // Belt and braces: judge the peer actually connected to, whatever resolved it.
-        const why = socket.remoteAddress ? deniedReason(opts.policy, socket.remoteAddress) : undefined;
-        if (why) fail(new DeniedAddressError(`${url.hostname}: connected to ${why}`));
-      }),
-    );
+    guardConnectedPeer(req, opts.policy, url.hostname, fail);
     req.on('error', fail);
     req.on('response', (res) => {
       if (res.statusCode !== check.expectStatus) {
