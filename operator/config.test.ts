@@ -91,3 +91,30 @@ describe('leader election settings (client-go rules)', () => {
     expect(() => loadConfig({ RETRY_PERIOD: '10s' })).toThrow(/RETRY_PERIOD: must be shorter/);
   });
 });
+
+describe('Alertmanager receiver settings', () => {
+  it('is off by default', () => {
+    expect(loadConfig({}).ALERT_RECEIVER_ADDR).toBe('0');
+  });
+
+  it('needs a token file when on, and TLS cert and key together', () => {
+    expect(() => loadConfig({ ALERT_RECEIVER_ADDR: ':9095' })).toThrow(
+      /ALERT_RECEIVER_TOKEN_FILE: is required when ALERT_RECEIVER_ADDR is set/,
+    );
+    expect(() =>
+      loadConfig({
+        ALERT_RECEIVER_ADDR: ':9095',
+        ALERT_RECEIVER_TOKEN_FILE: '/etc/token',
+        ALERT_RECEIVER_TLS_CERT_FILE: '/etc/tls.crt',
+      }),
+    ).toThrow(/ALERT_RECEIVER_TLS_KEY_FILE: set both/);
+    expect(() => loadConfig({ ALERT_RECEIVER_ADDR: 'nope' })).toThrow(/ALERT_RECEIVER_ADDR/);
+    const c = loadConfig({
+      ALERT_RECEIVER_ADDR: ':9095',
+      ALERT_RECEIVER_TOKEN_FILE: '/etc/token',
+      ALERT_RECEIVER_TLS_CERT_FILE: '/etc/tls.crt',
+      ALERT_RECEIVER_TLS_KEY_FILE: '/etc/tls.key',
+    });
+    expect(c.ALERT_RECEIVER_ADDR).toBe(':9095');
+  });
+});
