@@ -56,8 +56,8 @@ export interface PrometheusOptions {
   scrapeTargets: string[];
   /** Text of one rule file (YAML), e.g. an alerting rule. */
   rules?: string;
-  /** Base URL of an Alertmanager to send alerts to. */
-  alertmanagerUrl?: string;
+  /** Base URL(s) of Alertmanagers to send alerts to. */
+  alertmanagerUrl?: string | string[];
   /** Extra labels on every scraped series (e.g. {namespace: 'shop'}). */
   targetLabels?: Record<string, string>;
 }
@@ -79,12 +79,9 @@ export class LocalPrometheus {
     const workDir = mkdtempSync(join(tmpdir(), WORKDIR_PREFIX + 'prometheus-'));
     const p = new LocalPrometheus(workDir, await freePort());
     mkdirSync(join(workDir, 'data'));
-    const alerting = opts.alertmanagerUrl
-      ? [
-          'alerting:',
-          '  alertmanagers:',
-          `    - static_configs: [{targets: [${yamlString(new URL(opts.alertmanagerUrl).host)}]}]`,
-        ]
+    const ams = [opts.alertmanagerUrl ?? []].flat().map((u) => new URL(u).host);
+    const alerting = ams.length
+      ? ['alerting:', '  alertmanagers:', `    - static_configs: [{targets: ${JSON.stringify(ams)}}]`]
       : [];
     if (opts.rules !== undefined) writeFileSync(join(workDir, 'rules.yml'), opts.rules);
     writeFileSync(
