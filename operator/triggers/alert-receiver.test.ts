@@ -132,6 +132,8 @@ describe('Alertmanager webhook receiver', () => {
     try {
       const r = await post(payload([firing('ccc1', { alertname: 'X' })]));
       expect(r.status).toBe(503);
+      // A retry on a new connection can reach another replica behind the Service.
+      expect(r.headers.get('connection')).toBe('close');
       expect(store.size).toBe(0);
     } finally {
       leader = true;

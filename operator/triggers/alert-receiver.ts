@@ -94,8 +94,8 @@ function sameToken(presented: string, token: string): boolean {
 /**
  * Alertmanager's webhook_config target: POST /alertmanager with a bearer token, a JSON payload of at most
  * 1 MiB, firing alerts stored and resolved ones removed (AlertStore). Only the leader accepts: a standby
- * answers 503, which Alertmanager retries (with backoff, until the next group_interval), so a retry can
- * reach the leader behind the same Service.
+ * answers 503 and closes the connection, so Alertmanager's retry (with backoff) opens a new one, which the
+ * Service may send to the leader.
  */
 export class AlertReceiver {
   private server: http.Server | https.Server | undefined;
@@ -202,7 +202,7 @@ export class AlertReceiver {
       }
       // Leadership may have gone while the body arrived; only the leader's store matters.
       if (!this.opts.isLeader())
-        return this.answer(res, 503, 'not the leader; retry', { 'retry-after': '1' });
+        return this.refuse(res, 503, 'not the leader; retry', { 'retry-after': '1' });
       const r = this.opts.store.apply(receivedAlerts(parsed.data));
       this.opts.log.debug('alert receiver: payload applied', {
         receiver: parsed.data.receiver,
