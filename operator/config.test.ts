@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { flagsToEnv, leaderElectionProblems, loadConfig } from './config.js';
 
@@ -109,12 +110,20 @@ describe('Alertmanager receiver settings', () => {
       }),
     ).toThrow(/ALERT_RECEIVER_TLS_KEY_FILE: set both/);
     expect(() => loadConfig({ ALERT_RECEIVER_ADDR: 'nope' })).toThrow(/ALERT_RECEIVER_ADDR/);
+    expect(() =>
+      loadConfig({ ALERT_RECEIVER_ADDR: ':9095', ALERT_RECEIVER_TOKEN_FILE: '/no/such/token' }),
+    ).toThrow(/ALERT_RECEIVER_TOKEN_FILE: \/no\/such\/token cannot be read \(ENOENT\)/);
+    const file = fileURLToPath(import.meta.url); // any readable file
     const c = loadConfig({
       ALERT_RECEIVER_ADDR: ':9095',
-      ALERT_RECEIVER_TOKEN_FILE: '/etc/token',
-      ALERT_RECEIVER_TLS_CERT_FILE: '/etc/tls.crt',
-      ALERT_RECEIVER_TLS_KEY_FILE: '/etc/tls.key',
+      ALERT_RECEIVER_TOKEN_FILE: file,
+      ALERT_RECEIVER_TLS_CERT_FILE: file,
+      ALERT_RECEIVER_TLS_KEY_FILE: file,
     });
     expect(c.ALERT_RECEIVER_ADDR).toBe(':9095');
+    expect(
+      loadConfig({ ALERT_RECEIVER_TOKEN_FILE: '/no/such/token' }).ALERT_RECEIVER_ADDR,
+      'off: not read',
+    ).toBe('0');
   });
 });

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
@@ -143,7 +143,7 @@ export function leaderElectionProblems(c: {
   return out;
 }
 
-/** Settings of the Alertmanager receiver that only make sense together. */
+/** Settings of the Alertmanager receiver that only make sense together, and its files readable. */
 export function alertReceiverProblems(c: {
   ALERT_RECEIVER_ADDR: string;
   ALERT_RECEIVER_TOKEN_FILE?: string;
@@ -164,6 +164,23 @@ export function alertReceiverProblems(c: {
         : 'ALERT_RECEIVER_TLS_CERT_FILE',
       message: 'set both ALERT_RECEIVER_TLS_CERT_FILE and ALERT_RECEIVER_TLS_KEY_FILE, or neither',
     });
+  if (c.ALERT_RECEIVER_ADDR !== '0')
+    for (const setting of [
+      'ALERT_RECEIVER_TOKEN_FILE',
+      'ALERT_RECEIVER_TLS_CERT_FILE',
+      'ALERT_RECEIVER_TLS_KEY_FILE',
+    ] as const) {
+      const file = c[setting];
+      if (!file) continue;
+      try {
+        accessSync(file, constants.R_OK); // a missing Secret mount: a configuration error, not a crash later
+      } catch (e) {
+        out.push({
+          setting,
+          message: `${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`,
+        });
+      }
+    }
   return out;
 }
 
