@@ -42,14 +42,14 @@ export class TestExporter {
   }
 
   static async start(rates: Partial<ExporterRates> = {}): Promise<TestExporter> {
-    let exporter: TestExporter | undefined;
+    const self: { exporter?: TestExporter } = {};
     const server = createServer((req, res) => {
       if (req.url !== '/metrics') return res.writeHead(404).end();
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(exporter!.exposition());
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(self.exporter!.exposition());
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    exporter = new TestExporter(server, rates);
-    return exporter;
+    self.exporter = new TestExporter(server, rates);
+    return self.exporter;
   }
 
   /** host:port for a Prometheus scrape config. */
