@@ -1,9 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import winston from 'winston';
 import { AlertReceiver, MAX_BODY_BYTES } from './alert-receiver.js';
@@ -189,28 +190,30 @@ describe('Alertmanager webhook receiver', () => {
 });
 
 describe('Alertmanager webhook receiver over TLS', () => {
-  it('serves HTTPS with the given certificate and refuses to start without a token file', async () => {
+  it('serves HTTPS with the given certificate, reloads a renewed one, and refuses to start without a token file', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'nxt-receiver-tls-'));
     try {
-      execFileSync(
-        'openssl',
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'rsa:2048',
-          '-nodes',
-          '-days',
-          '1',
-          '-subj',
-          '/CN=localhost',
-          '-keyout',
-          join(dir, 'tls.key'),
-          '-out',
-          join(dir, 'tls.crt'),
-        ],
-        { stdio: 'ignore' },
-      );
+      const newCertificate = () =>
+        execFileSync(
+          'openssl',
+          [
+            'req',
+            '-x509',
+            '-newkey',
+            'rsa:2048',
+            '-nodes',
+            '-days',
+            '1',
+            '-subj',
+            '/CN=localhost',
+            '-keyout',
+            join(dir, 'tls.key'),
+            '-out',
+            join(dir, 'tls.crt'),
+          ],
+          { stdio: 'ignore' },
+        );
+      newCertificate();
       writeFileSync(join(dir, 'token'), TOKEN);
       const store = new AlertStore();
       const log = winston.createLogger({ silent: true });
@@ -223,27 +226,45 @@ describe('Alertmanager webhook receiver over TLS', () => {
         log,
       });
       await r.start();
-      const status = await new Promise<number>((resolve, reject) => {
-        const req = httpsRequest(
-          {
-            host: '127.0.0.1',
-            port: r.port,
-            path: '/alertmanager',
-            method: 'POST',
-            rejectUnauthorized: false,
-            headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-          },
-          (res) => {
-            res.resume();
-            resolve(res.statusCode!);
-          },
-        );
-        req.on('error', reject);
-        req.end(JSON.stringify(payload([firing('tls1', { alertname: 'Tls' })])));
-      });
-      r.httpServer?.close();
-      expect(status).toBe(200);
+      const post = () =>
+        new Promise<{ status: number; fingerprint: string }>((resolve, reject) => {
+          const req = httpsRequest(
+            {
+              host: '127.0.0.1',
+              port: r.port,
+              path: '/alertmanager',
+              method: 'POST',
+              rejectUnauthorized: false,
+              agent: false, // a new connection (and handshake) per request
+              headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+            },
+            (res) => {
+              res.resume();
+              const peer = (res.socket as TLSSocket).getPeerCertificate();
+              resolve({ status: res.statusCode!, fingerprint: peer.fingerprint256 });
+            },
+          );
+          req.on('error', reject);
+          req.end(JSON.stringify(payload([firing('tls1', { alertname: 'Tls' })])));
+        });
+      const first = await post();
+      expect(first.status).toBe(200);
       expect(store.size).toBe(1);
+      expect(await r.reloadCertificate(), 'unchanged files: nothing to reload').toBe(false);
+      // cert-manager renews the Secret: the next connection gets the new certificate, no restart.
+      newCertificate();
+      expect(await r.reloadCertificate()).toBe(true);
+      const second = await post();
+      expect(second.status).toBe(200);
+      expect(second.fingerprint).not.toBe(first.fingerprint);
+      // A half-written pair (new key, old certificate) is refused and the current one kept.
+      const cert = readFileSync(join(dir, 'tls.crt'));
+      newCertificate();
+      writeFileSync(join(dir, 'tls.crt'), cert);
+      expect(await r.reloadCertificate()).toBe(false);
+      expect((await post()).fingerprint).toBe(second.fingerprint);
+      r.httpServer?.closeAllConnections();
+      r.httpServer?.close();
       const noToken = new AlertReceiver({
         address: '127.0.0.1:0',
         tokenFile: join(dir, 'missing'),

@@ -12,6 +12,8 @@ export const MAX_BODY_BYTES = 1024 * 1024;
 /** A token file is read again at most this often, so a rotated Secret takes effect without a restart. */
 const TOKEN_REFRESH_MS = 10_000;
 const MAX_TOKEN_BYTES = 4096;
+/** How often the TLS files are checked for a renewed certificate (cert-manager renews well before expiry). */
+const CERT_REFRESH_MS = 60_000;
 
 const labelSet = z.record(z.string().max(1024), z.string().max(16 * 1024));
 /** Alertmanager's webhook payload, version 4 (research §8); only what the store uses is required. */
@@ -101,6 +103,7 @@ export class AlertReceiver {
   private server: http.Server | https.Server | undefined;
   private token = '';
   private tokenReadAt = 0;
+  private certificate: { cert: Buffer; key: Buffer } | undefined;
 
   constructor(private readonly opts: AlertReceiverOptions) {}
 
@@ -119,7 +122,12 @@ export class AlertReceiver {
           throw new Error(`ALERT_RECEIVER_TLS_CERT_FILE / ALERT_RECEIVER_TLS_KEY_FILE: ${e.message}`);
         },
       );
+      this.certificate = { cert, key };
       server = https.createServer({ cert, key }, handler);
+      // A timer, not a request: with an expired certificate no request would ever get through to trigger it.
+      const renew = setInterval(() => void this.reloadCertificate(), CERT_REFRESH_MS);
+      renew.unref();
+      server.once('close', () => clearInterval(renew));
     } else server = http.createServer(handler);
     const timeout = opts.requestTimeoutMs ?? 10_000;
     server.requestTimeout = timeout;
@@ -147,6 +155,29 @@ export class AlertReceiver {
   get port(): number {
     const a = this.server?.address();
     return typeof a === 'object' && a ? a.port : 0;
+  }
+
+  /**
+   * Serves a renewed certificate from the next connection on, when the TLS files changed. A half-written
+   * pair (which setSecureContext refuses) keeps the current one until the next check. Returns whether it changed.
+   */
+  async reloadCertificate(): Promise<boolean> {
+    const { tls, log } = this.opts;
+    const server = this.server;
+    if (!tls || !(server instanceof https.Server) || !this.certificate) return false;
+    try {
+      const [cert, key] = await Promise.all([readFile(tls.certFile), readFile(tls.keyFile)]);
+      if (cert.equals(this.certificate.cert) && key.equals(this.certificate.key)) return false;
+      server.setSecureContext({ cert, key });
+      this.certificate = { cert, key };
+      log.info('alert receiver: TLS certificate reloaded');
+      return true;
+    } catch (e) {
+      log.warn('alert receiver: cannot load the TLS certificate files; keeping the current certificate', {
+        err: (e as Error).message,
+      });
+      return false;
+    }
   }
 
   private async currentToken(): Promise<string> {
