@@ -8,6 +8,12 @@ import { AlertStore } from '../../operator/triggers/alert-store.js';
 import { LocalAlertmanager, LocalPrometheus } from '../env/monitoring.js';
 import { freePort } from '../env/processes.js';
 import { TestExporter } from '../support/exporter.js';
+import {
+  alertReceiverSettings,
+  errorRateRule,
+  startAlertingStack,
+  type AlertingStack,
+} from '../support/monitoring.js';
 import { createTestNamespace, deleteTestNamespace, eventually } from '../support/kube.js';
 import { metricValue, startOperator, type OperatorProcess } from '../support/operator.js';
 
@@ -16,25 +22,14 @@ import { metricValue, startOperator, type OperatorProcess } from '../support/ope
 
 const TOKEN = 'am-webhook-token-0123456789';
 // One alert per namespace; the rule keeps a job label and adds severity, like a typical rule would.
-const RULES = `groups:
-  - name: shop
-    rules:
-      - alert: HighErrorRate
-        expr: sum by (namespace, job) (rate(http_requests_total{code="500"}[5s])) > 1
-        labels:
-          severity: critical
-        annotations:
-          summary: 5xx above 1/s in {{ $labels.namespace }}
-`;
+const RULES = errorRateRule({ alert: 'HighErrorRate', perSecondAbove: 1, labels: { severity: 'critical' } });
 
 describe('Alertmanager → webhook receiver (in-process receiver, real Prometheus and Alertmanager)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'nxt-am-receiver-'));
   const store = new AlertStore();
   const codes: number[] = [];
   let receiver: AlertReceiver;
-  let app: TestExporter;
-  let am: LocalAlertmanager;
-  let prom: LocalPrometheus;
+  let stack: AlertingStack;
   let armedAt: Date;
 
   beforeAll(async () => {
@@ -48,24 +43,17 @@ describe('Alertmanager → webhook receiver (in-process receiver, real Prometheu
       observe: (c) => codes.push(c),
     });
     await receiver.start();
-    app = await TestExporter.start({ ok: 50, error: 0 });
-    am = await LocalAlertmanager.start({
+    stack = await startAlertingStack({
       webhookUrl: `http://127.0.0.1:${receiver.port}/alertmanager`,
       token: TOKEN,
-    });
-    prom = await LocalPrometheus.start({
-      scrapeTargets: [app.target],
-      targetLabels: { namespace: 'shop' },
       rules: RULES,
-      alertmanagerUrl: am.url,
+      rates: { ok: 50, error: 0 },
+      targetLabels: { namespace: 'shop' },
     });
-    await prom.waitForTargetsUp();
     armedAt = new Date();
   });
   afterAll(async () => {
-    await prom?.stop();
-    await am?.stop();
-    await app?.stop();
+    await stack?.stop();
     receiver?.httpServer?.closeAllConnections();
     receiver?.httpServer?.close();
     rmSync(dir, { recursive: true, force: true });
@@ -73,7 +61,7 @@ describe('Alertmanager → webhook receiver (in-process receiver, real Prometheu
 
   it('a firing alert is stored with its labels and annotations and found by matchers; resolving removes it', async () => {
     expect(store.size, 'nothing fires while the error rate is 0').toBe(0);
-    app.setRates({ error: 20 });
+    stack.app.setRates({ error: 20 });
     const alert = await eventually('the alert to reach the store', async () => store.list()[0], 30_000, 200);
     expect(alert.labels).toEqual({
       alertname: 'HighErrorRate',
@@ -81,7 +69,7 @@ describe('Alertmanager → webhook receiver (in-process receiver, real Prometheu
       job: 'app',
       severity: 'critical',
     });
-    expect(alert.annotations).toEqual({ summary: '5xx above 1/s in shop' });
+    expect(alert.annotations).toEqual({ summary: '5xx rate above the limit in shop' });
     expect(alert.fingerprint).toMatch(/^[0-9a-f]{16}$/);
     expect(alert.startsAt.getTime()).toBeGreaterThanOrEqual(armedAt.getTime() - 1000);
     expect(codes).toContain(200);
@@ -105,7 +93,7 @@ describe('Alertmanager → webhook receiver (in-process receiver, real Prometheu
       'an alert that started before the watch window does not count',
     ).toBeUndefined();
 
-    app.setRates({ error: 0 });
+    stack.app.setRates({ error: 0 });
     await eventually(
       'the resolved notification to empty the store',
       async () => store.size === 0,
@@ -118,7 +106,8 @@ describe('Alertmanager → webhook receiver (in-process receiver, real Prometheu
 
 describe('Alertmanager → the operator process (ALERT_RECEIVER_* settings, leadership)', () => {
   let ns = '';
-  const dir = mkdtempSync(join(tmpdir(), 'nxt-am-operator-'));
+  let receiver: Awaited<ReturnType<typeof alertReceiverSettings>>;
+  let token = '';
   const ops: OperatorProcess[] = [];
   let app: TestExporter;
   let am: LocalAlertmanager;
@@ -130,7 +119,7 @@ describe('Alertmanager → the operator process (ALERT_RECEIVER_* settings, lead
   let standby: OperatorProcess;
   const id = 'nxt-am-receiver-test';
 
-  async function start(name: string, port: number) {
+  async function start(name: string, env: Record<string, string>) {
     const op = await startOperator({
       name,
       env: {
@@ -139,8 +128,7 @@ describe('Alertmanager → the operator process (ALERT_RECEIVER_* settings, lead
         LEADER_ELECT: 'true',
         LEADER_ELECTION_NAMESPACE: ns,
         LEADER_ELECTION_ID: id,
-        ALERT_RECEIVER_ADDR: `127.0.0.1:${port}`,
-        ALERT_RECEIVER_TOKEN_FILE: join(dir, 'token'),
+        ...env,
       },
     });
     ops.push(op);
@@ -151,20 +139,21 @@ describe('Alertmanager → the operator process (ALERT_RECEIVER_* settings, lead
 
   beforeAll(async () => {
     ns = await createTestNamespace('amrecv');
-    writeFileSync(join(dir, 'token'), TOKEN);
-    const [p1, p2] = [await freePort(), await freePort()];
-    leaderUrl = `http://127.0.0.1:${p1}/alertmanager`;
-    standbyUrl = `http://127.0.0.1:${p2}/alertmanager`;
-    leader = await start('op-a', p1);
+    receiver = await alertReceiverSettings();
+    token = receiver.token;
+    const standbyPort = await freePort();
+    leaderUrl = receiver.url;
+    standbyUrl = `http://127.0.0.1:${standbyPort}/alertmanager`;
+    leader = await start('op-a', receiver.env);
     await eventually(
       'op-a to lead',
       async () => (await metricValue(leader.metricsUrl, 'leader_election_master_status', { name: id })) === 1,
       60_000,
       200,
     );
-    standby = await start('op-b', p2);
+    standby = await start('op-b', { ...receiver.env, ALERT_RECEIVER_ADDR: `127.0.0.1:${standbyPort}` });
     app = await TestExporter.start({ ok: 50, error: 0 });
-    am = await LocalAlertmanager.start({ webhookUrl: leaderUrl, token: TOKEN });
+    am = await LocalAlertmanager.start({ webhookUrl: leaderUrl, token });
     wrongAm = await LocalAlertmanager.start({ webhookUrl: leaderUrl, token: 'not-the-token' });
     prom = await LocalPrometheus.start({
       scrapeTargets: [app.target],
@@ -179,7 +168,7 @@ describe('Alertmanager → the operator process (ALERT_RECEIVER_* settings, lead
     await Promise.all([am?.stop(), wrongAm?.stop(), app?.stop()]);
     for (const op of ops) await op.stop();
     await deleteTestNamespace(ns);
-    rmSync(dir, { recursive: true, force: true });
+    receiver?.cleanup();
   });
 
   it('the leader stores a delivered alert (nxt_alerts_firing) and drops it when resolved; a wrong token gets 401', async () => {
@@ -198,7 +187,7 @@ describe('Alertmanager → the operator process (ALERT_RECEIVER_* settings, lead
     expect(
       await metricValue(leader.metricsUrl, 'nxt_alert_receiver_requests_total', { code: '200' }),
     ).toBeGreaterThanOrEqual(1);
-    expect(leader.logs(), 'the token is never logged').not.toContain(TOKEN);
+    expect(leader.logs(), 'the token is never logged').not.toContain(token);
     app.setRates({ error: 0 });
     await eventually('nxt_alerts_firing back to 0', async () => (await firing()) === 0, 30_000, 250);
   });
@@ -219,7 +208,7 @@ describe('Alertmanager → the operator process (ALERT_RECEIVER_* settings, lead
     const refused: Record<string, string>[] = [
       {},
       { authorization: 'Bearer nope' },
-      { authorization: `Basic ${TOKEN}` },
+      { authorization: `Basic ${token}` },
     ];
     for (const headers of refused) {
       const r = await fetch(leaderUrl, {
@@ -232,7 +221,7 @@ describe('Alertmanager → the operator process (ALERT_RECEIVER_* settings, lead
     expect(await firing()).toBe(0);
     const ok = await fetch(leaderUrl, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
       body,
     });
     expect(ok.status, 'the same payload with the token is accepted').toBe(200);
@@ -240,7 +229,7 @@ describe('Alertmanager → the operator process (ALERT_RECEIVER_* settings, lead
     const resolved = body.replaceAll('"firing"', '"resolved"');
     await fetch(leaderUrl, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
       body: resolved,
     });
     expect(await firing()).toBe(0);
@@ -250,7 +239,7 @@ describe('Alertmanager → the operator process (ALERT_RECEIVER_* settings, lead
     expect(await metricValue(standby.metricsUrl, 'leader_election_master_status', { name: id })).toBe(0);
     const r = await fetch(standbyUrl, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
       body: JSON.stringify({ version: '4', alerts: [] }),
     });
     expect(r.status).toBe(503);
