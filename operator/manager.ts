@@ -85,6 +85,7 @@ export class Manager {
       alerts: (this.alertStore = new AlertStore({
         onSize: (n) => metrics.alertsFiring.set(n),
         onDropped: (n) => metrics.alertsDropped.inc(n),
+        onListenerError: (e) => log.error('alert change listener failed', { err: describeError(e) }),
       })),
     };
     if (config.LEADER_ELECT) {

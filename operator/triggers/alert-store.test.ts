@@ -89,4 +89,17 @@ describe('AlertStore', () => {
     s.apply([alert()]);
     expect(calls).toBe(2);
   });
+
+  it('a throwing listener neither stops the others nor the payload', () => {
+    const errors: unknown[] = [];
+    const s = new AlertStore({ onListenerError: (e) => errors.push(e) });
+    let called = false;
+    s.onChange(() => {
+      throw new Error('boom');
+    });
+    s.onChange(() => (called = true));
+    expect(s.apply([alert()])).toEqual({ stored: 1, removed: 0 });
+    expect(called).toBe(true);
+    expect(errors).toHaveLength(1);
+  });
 });

@@ -24,6 +24,8 @@ export interface AlertStoreOptions {
   onSize?: (size: number) => void;
   /** Told how many alerts were dropped because the store was full. */
   onDropped?: (count: number) => void;
+  /** A change listener threw: reported here, the other listeners still run and the payload stays applied. */
+  onListenerError?: (err: unknown) => void;
 }
 
 /**
@@ -98,7 +100,13 @@ export class AlertStore implements AlertSource {
     if (dropped) this.opts.onDropped?.(dropped);
     this.expire();
     this.opts.onSize?.(this.alerts.size);
-    for (const l of [...this.listeners]) l();
+    for (const l of [...this.listeners]) {
+      try {
+        l();
+      } catch (e) {
+        this.opts.onListenerError?.(e);
+      }
+    }
     return { stored, removed };
   }
 
