@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { flagsToEnv, leaderElectionProblems, loadConfig } from './config.js';
 
@@ -89,5 +90,40 @@ describe('leader election settings (client-go rules)', () => {
       /invalid configuration:\n {2}RENEW_DEADLINE: must be shorter than LEASE_DURATION/,
     );
     expect(() => loadConfig({ RETRY_PERIOD: '10s' })).toThrow(/RETRY_PERIOD: must be shorter/);
+  });
+});
+
+describe('Alertmanager receiver settings', () => {
+  it('is off by default', () => {
+    expect(loadConfig({}).ALERT_RECEIVER_ADDR).toBe('0');
+  });
+
+  it('needs a token file when on, and TLS cert and key together', () => {
+    expect(() => loadConfig({ ALERT_RECEIVER_ADDR: ':9095' })).toThrow(
+      /ALERT_RECEIVER_TOKEN_FILE: is required when ALERT_RECEIVER_ADDR is set/,
+    );
+    expect(() =>
+      loadConfig({
+        ALERT_RECEIVER_ADDR: ':9095',
+        ALERT_RECEIVER_TOKEN_FILE: '/etc/token',
+        ALERT_RECEIVER_TLS_CERT_FILE: '/etc/tls.crt',
+      }),
+    ).toThrow(/ALERT_RECEIVER_TLS_KEY_FILE: set both/);
+    expect(() => loadConfig({ ALERT_RECEIVER_ADDR: 'nope' })).toThrow(/ALERT_RECEIVER_ADDR/);
+    expect(() =>
+      loadConfig({ ALERT_RECEIVER_ADDR: ':9095', ALERT_RECEIVER_TOKEN_FILE: '/no/such/token' }),
+    ).toThrow(/ALERT_RECEIVER_TOKEN_FILE: \/no\/such\/token cannot be read \(ENOENT\)/);
+    const file = fileURLToPath(import.meta.url); // any readable file
+    const c = loadConfig({
+      ALERT_RECEIVER_ADDR: ':9095',
+      ALERT_RECEIVER_TOKEN_FILE: file,
+      ALERT_RECEIVER_TLS_CERT_FILE: file,
+      ALERT_RECEIVER_TLS_KEY_FILE: file,
+    });
+    expect(c.ALERT_RECEIVER_ADDR).toBe(':9095');
+    expect(
+      loadConfig({ ALERT_RECEIVER_TOKEN_FILE: '/no/such/token' }).ALERT_RECEIVER_ADDR,
+      'off: not read',
+    ).toBe('0');
   });
 });

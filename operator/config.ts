@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
@@ -95,6 +95,13 @@ export const ConfigSchema = z.object({
   JOB_NAME_CONFLICT_TIMEOUT: durationMs.default(120_000),
   // HTTP checks refuse loopback (127.0.0.0/8, ::1, and 0.0.0.0 which reaches it): the operator pod's sidecars.
   HTTP_CHECK_DENY_LOOPBACK: bool.default(true),
+  // Alertmanager webhook receiver (POST /alertmanager, docs/alertmanager.md): host:port, :port, or 0 (off).
+  ALERT_RECEIVER_ADDR: addr.default('0'),
+  // File holding the bearer token Alertmanager must send (a mounted Secret key); required with the receiver on.
+  ALERT_RECEIVER_TOKEN_FILE: z.string().min(1).optional(),
+  // PEM certificate and key files: the receiver serves HTTPS when both are set (both or neither).
+  ALERT_RECEIVER_TLS_CERT_FILE: z.string().min(1).optional(),
+  ALERT_RECEIVER_TLS_KEY_FILE: z.string().min(1).optional(),
 });
 
 export type Config = z.output<typeof ConfigSchema> & { identity: string; leaderElectionNamespace: string };
@@ -136,12 +143,55 @@ export function leaderElectionProblems(c: {
   return out;
 }
 
+/** Settings of the Alertmanager receiver that only make sense together, and its files readable. */
+export function alertReceiverProblems(c: {
+  ALERT_RECEIVER_ADDR: string;
+  ALERT_RECEIVER_TOKEN_FILE?: string;
+  ALERT_RECEIVER_TLS_CERT_FILE?: string;
+  ALERT_RECEIVER_TLS_KEY_FILE?: string;
+}): { setting: string; message: string }[] {
+  const out: { setting: string; message: string }[] = [];
+  if (c.ALERT_RECEIVER_ADDR !== '0' && !c.ALERT_RECEIVER_TOKEN_FILE)
+    out.push({
+      setting: 'ALERT_RECEIVER_TOKEN_FILE',
+      message:
+        'is required when ALERT_RECEIVER_ADDR is set: the receiver accepts only Alertmanager with its token',
+    });
+  if (Boolean(c.ALERT_RECEIVER_TLS_CERT_FILE) !== Boolean(c.ALERT_RECEIVER_TLS_KEY_FILE))
+    out.push({
+      setting: c.ALERT_RECEIVER_TLS_CERT_FILE
+        ? 'ALERT_RECEIVER_TLS_KEY_FILE'
+        : 'ALERT_RECEIVER_TLS_CERT_FILE',
+      message: 'set both ALERT_RECEIVER_TLS_CERT_FILE and ALERT_RECEIVER_TLS_KEY_FILE, or neither',
+    });
+  if (c.ALERT_RECEIVER_ADDR !== '0')
+    for (const setting of [
+      'ALERT_RECEIVER_TOKEN_FILE',
+      'ALERT_RECEIVER_TLS_CERT_FILE',
+      'ALERT_RECEIVER_TLS_KEY_FILE',
+    ] as const) {
+      const file = c[setting];
+      if (!file) continue;
+      try {
+        accessSync(file, constants.R_OK); // a missing Secret mount: a configuration error, not a crash later
+      } catch (e) {
+        out.push({
+          setting,
+          message: `${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`,
+        });
+      }
+    }
+  return out;
+}
+
 /** Validated configuration; throws an Error listing every invalid setting by name. */
 export function loadConfig(env: NodeJS.ProcessEnv, argv: string[] = []): Config {
   const merged = { ...env, ...flagsToEnv(argv) };
   const r = ConfigSchema.safeParse(merged);
   const problems = r.success
-    ? leaderElectionProblems(r.data).map((p) => `  ${p.setting}: ${p.message}`)
+    ? [...leaderElectionProblems(r.data), ...alertReceiverProblems(r.data)].map(
+        (p) => `  ${p.setting}: ${p.message}`,
+      )
     : r.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
   if (!r.success || problems.length) {
     throw new Error(`invalid configuration:\n${problems.join('\n')}`);

@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'winston';
 import type { Config } from './config.js';
@@ -12,10 +13,11 @@ import { LeaderElector } from './kube/leader.js';
 import { KubeClient } from './kube/rest.js';
 import { sleep } from './kube/timers.js';
 import type { Metrics } from './metrics.js';
+import { AlertReceiver } from './triggers/alert-receiver.js';
 import { AlertStore } from './triggers/alert-store.js';
 import type { AlertSource } from './triggers/types.js';
 
-/** How long a graceful stop lets a health or metrics response in progress finish before cutting it off. */
+/** How long a graceful stop lets a health, metrics or alert receiver response finish before cutting it off. */
 const SERVER_CLOSE_GRACE_MS = 2000;
 
 /** What every controller's setup function receives: no module-level singletons, everything passed in. */
@@ -48,7 +50,9 @@ export class Manager {
   readonly ctx: ManagerContext;
   private readonly controllers: Controller[] = [];
   private readonly setups: ControllerSetup[] = [];
-  private readonly servers: Server[] = [];
+  private readonly servers: (Server | HttpsServer)[] = [];
+  private readonly alertStore: AlertStore;
+  private expiryTimer: NodeJS.Timeout | undefined;
   private readonly elector: LeaderElector | undefined;
   private started = false;
   private running = false;
@@ -78,7 +82,11 @@ export class Manager {
       log,
       metrics,
       tasks: new BackgroundTasks(log),
-      alerts: new AlertStore(),
+      alerts: (this.alertStore = new AlertStore({
+        onSize: (n) => metrics.alertsFiring.set(n),
+        onDropped: (n) => metrics.alertsDropped.inc(n),
+        onListenerError: (e) => log.error('alert change listener failed', { err: describeError(e) }),
+      })),
     };
     if (config.LEADER_ELECT) {
       this.elector = new LeaderElector(
@@ -125,6 +133,7 @@ export class Manager {
         ? [200, await this.ctx.metrics.registry.metrics(), this.ctx.metrics.registry.contentType]
         : undefined,
     );
+    await this.serveAlertReceiver();
     this.started = true;
     log.info('manager started', {
       cluster: this.ctx.client.host,
@@ -232,11 +241,37 @@ export class Manager {
   }
 
   private closeServersNow(): void {
+    clearInterval(this.expiryTimer);
     for (const s of this.servers) {
       s.close();
       s.closeAllConnections();
     }
     this.servers.length = 0;
+  }
+
+  /**
+   * The Alertmanager webhook receiver (ALERT_RECEIVER_ADDR), on every replica: a standby answers 503 so
+   * Alertmanager retries and, behind one Service, reaches the leader whose store the controllers read.
+   */
+  private async serveAlertReceiver(): Promise<void> {
+    const { config, log, metrics } = this.ctx;
+    if (config.ALERT_RECEIVER_ADDR === '0') return;
+    const receiver = new AlertReceiver({
+      address: config.ALERT_RECEIVER_ADDR,
+      tokenFile: config.ALERT_RECEIVER_TOKEN_FILE!,
+      tls:
+        config.ALERT_RECEIVER_TLS_CERT_FILE && config.ALERT_RECEIVER_TLS_KEY_FILE
+          ? { certFile: config.ALERT_RECEIVER_TLS_CERT_FILE, keyFile: config.ALERT_RECEIVER_TLS_KEY_FILE }
+          : undefined,
+      store: this.alertStore,
+      isLeader: () => !this.elector || this.elector.isLeader,
+      log,
+      observe: (code) => metrics.alertReceiverRequests.inc({ code: String(code) }),
+    });
+    this.servers.push(await receiver.start());
+    // Expiry is also checked on reads; this keeps nxt_alerts_firing right while nothing arrives.
+    this.expiryTimer = setInterval(() => this.alertStore.expire(), 60_000);
+    this.expiryTimer.unref();
   }
 
   private async serve(

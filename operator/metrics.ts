@@ -123,6 +123,23 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['name'] as const,
       registers: r,
     }),
+    // --- Alertmanager webhook receiver ---
+    alertReceiverRequests: new Counter({
+      name: 'nxt_alert_receiver_requests_total',
+      help: 'Requests to the Alertmanager webhook receiver, by HTTP status code of the answer',
+      labelNames: ['code'] as const,
+      registers: r,
+    }),
+    alertsFiring: new Gauge({
+      name: 'nxt_alerts_firing',
+      help: 'Firing alerts held by the Alertmanager webhook receiver (this replica)',
+      registers: r,
+    }),
+    alertsDropped: new Counter({
+      name: 'nxt_alerts_dropped_total',
+      help: 'Firing alerts dropped because the receiver already held its maximum (10000)',
+      registers: r,
+    }),
     // --- domain metrics ---
     rollbackTotal: new Counter({
       name: 'nxt_rollback_total',

@@ -29,6 +29,7 @@ export interface HttpProbeOptions {
 type ProbeResult =
   { ok: true; message: string } | { ok: false; message: string; denied?: boolean; invalidUrl?: boolean };
 
+/** A connection refused by the address policy (when resolving, or the peer actually connected to). */
 export class DeniedAddressError extends Error {}
 
 /**
@@ -76,6 +77,24 @@ export function guardedLookup(policy: AddressPolicy): LookupFunction {
   }) as LookupFunction;
 }
 
+/**
+ * Belt and braces for a request made with guardedLookup: judges the peer actually connected to, whatever
+ * resolved it (an IP literal is never looked up), and calls `fail` with a DeniedAddressError if it is denied.
+ */
+export function guardConnectedPeer(
+  req: http.ClientRequest,
+  policy: AddressPolicy,
+  hostname: string,
+  fail: (e: Error) => void,
+): void {
+  req.on('socket', (socket: Socket) =>
+    socket.once('connect', () => {
+      const why = socket.remoteAddress ? deniedReason(policy, socket.remoteAddress) : undefined;
+      if (why) fail(new DeniedAddressError(`${hostname}: connected to ${why}`));
+    }),
+  );
+}
+
 /** One GET of the check's URL: status, then (if asked) the first maxBodyBytes of the body against bodyMatch. */
 export function probeOnce(
   check: HTTPCheck,
@@ -117,13 +136,7 @@ export function probeOnce(
       signal,
       headers: { 'user-agent': 'nxt-rollback-operator http-check', accept: '*/*' },
     });
-    req.on('socket', (socket: Socket) =>
-      socket.once('connect', () => {
-        // Belt and braces: judge the peer actually connected to, whatever resolved it.
-        const why = socket.remoteAddress ? deniedReason(opts.policy, socket.remoteAddress) : undefined;
-        if (why) fail(new DeniedAddressError(`${url.hostname}: connected to ${why}`));
-      }),
-    );
+    guardConnectedPeer(req, opts.policy, url.hostname, fail);
     req.on('error', fail);
     req.on('response', (res) => {
       if (res.statusCode !== check.expectStatus) {

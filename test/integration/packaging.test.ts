@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
 import {
@@ -545,6 +545,74 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
       );
       expect(verdict.pod.code).not.toBe(0);
       expect(verdict.pod.stderr).toMatch(/violates PodSecurity "restricted/);
+    });
+
+    it('the Alertmanager receiver (chart alertReceiver.*, kustomize component): Service, env, token mount, restricted', async () => {
+      const refused = await helm(
+        'template',
+        RELEASE,
+        CHART,
+        '--kube-version',
+        kubeVersion,
+        '--set',
+        'alertReceiver.enabled=true',
+      );
+      expect(refused.code, 'enabled without a token Secret is refused').not.toBe(0);
+      expect(refused.stderr).toContain('alertReceiver.enabled needs alertReceiver.tokenSecret.name');
+      const chart = await helmTemplate(
+        ns,
+        'alertReceiver.enabled=true',
+        'alertReceiver.tokenSecret.name=am-token',
+        'alertReceiver.tlsSecret.name=am-tls',
+      );
+      const overlay = mkdtempSync(join(tmpdir(), 'nxt-kustomize-'));
+      try {
+        writeFileSync(
+          join(overlay, 'kustomization.yaml'),
+          stringify({
+            apiVersion: 'kustomize.config.k8s.io/v1beta1',
+            kind: 'Kustomization',
+            resources: [relative(overlay, join(REPO, 'manifests/base'))],
+            components: [relative(overlay, join(REPO, 'manifests/components/alert-receiver'))],
+          }),
+        );
+        const r = await kube(['kustomize', overlay]);
+        expect(r.code, r.stderr).toBe(0);
+        const kustomized = parseObjects(r.stdout);
+        for (const [what, objects, tokenSecret] of [
+          ['chart', chart, 'am-token'],
+          ['kustomize', kustomized, 'nxt-rollback-alert-receiver-token'],
+        ] as const) {
+          const svc = ofKind(objects, 'Service').find((o) => o.metadata.name.endsWith('-alerts'));
+          expect(svc?.spec.ports, what).toEqual([
+            { name: 'alerts', port: 9095, targetPort: 'alerts', protocol: 'TCP' },
+          ]);
+          const d = ofKind(objects, 'Deployment')[0]!;
+          const c = d.spec.template.spec.containers[0];
+          const env = Object.fromEntries(
+            c.env.map((e: { name: string; value?: string }) => [e.name, e.value]),
+          );
+          expect(env.ALERT_RECEIVER_ADDR, what).toBe(':9095');
+          expect(env.ALERT_RECEIVER_TOKEN_FILE, what).toBe('/etc/nxt-rollback/alert-receiver-token/token');
+          expect(
+            c.ports.map((p: { name: string }) => p.name),
+            what,
+          ).toContain('alerts');
+          const vol = d.spec.template.spec.volumes.find(
+            (v: { name: string }) => v.name === 'alert-receiver-token',
+          );
+          expect(vol.secret.secretName, what).toBe(tokenSecret);
+          const verdict = await podSecurityVerdict(d);
+          expect(warningsOf(verdict.deployment.stderr), what).toEqual([]);
+          expect(verdict.pod.code, `${what}: ${verdict.pod.stderr}`).toBe(0);
+        }
+        const chartEnv = ofKind(chart, 'Deployment')[0]!.spec.template.spec.containers[0].env;
+        expect(chartEnv.find((e: { name: string }) => e.name === 'ALERT_RECEIVER_TLS_CERT_FILE')?.value).toBe(
+          '/etc/nxt-rollback/alert-receiver-tls/tls.crt',
+        );
+      } finally {
+        rmSync(overlay, { recursive: true, force: true });
+      }
     });
   });
 

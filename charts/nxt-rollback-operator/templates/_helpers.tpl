@@ -60,4 +60,7 @@ app.kubernetes.io/component: manager
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
 {{- fail (printf "replicaCount=%d needs leaderElection.enabled=true: without it every replica would reconcile the same objects. Set replicaCount=1 or enable leader election." (int .Values.replicaCount)) }}
 {{- end }}
+{{- if and .Values.alertReceiver.enabled (not .Values.alertReceiver.tokenSecret.name) }}
+{{- fail "alertReceiver.enabled needs alertReceiver.tokenSecret.name: a Secret with the bearer token Alertmanager sends (docs/alertmanager.md)" }}
+{{- end }}
 {{- end }}
