@@ -121,8 +121,12 @@ describe('approvals: the ValidatingAdmissionPolicy of manifests/approvals on the
   };
   const admitted = (r: Result, what: string) =>
     expect(r.code, `${what} should be admitted; kubectl said:\n${r.stderr}`).toBe(0);
-  const missingVerb = (verb: 'approve' | 'veto', severity: Severity) =>
-    `the annotation rollback.nxtnewday.io/${verb === 'approve' ? 'approved-by' : 'vetoed-by'} needs the verb '${verb}' on severities.rollback.nxtnewday.io/${severity}`;
+  const missingVerb = (
+    verb: 'approve' | 'veto',
+    severity: Severity,
+    annotation: string = verb === 'approve' ? Annotation.ApprovedBy : Annotation.VetoedBy,
+  ) =>
+    `the annotation ${annotation} needs the verb '${verb}' on severities.rollback.nxtnewday.io/${severity}`;
   const mustNameSelf = (verb: 'approve' | 'veto') =>
     `the annotation rollback.nxtnewday.io/${verb === 'approve' ? 'approved-by' : 'vetoed-by'} must name the requesting user`;
 
@@ -301,7 +305,14 @@ describe('approvals: the ValidatingAdmissionPolicy of manifests/approvals on the
     );
     expect(await annotations(p)).not.toHaveProperty([Annotation.ApprovedBy]);
     // (control) the same user may patch the plan: another annotation goes through.
-    admitted(await annotate(user.patcher, p, Annotation.ApprovalReason, 'looks bad'), 'approval-reason');
+    admitted(await annotate(user.patcher, p, 'example.com/note', 'looks bad'), 'another annotation');
+    // A reason is part of the approval: forging one needs the verb too.
+    expect(
+      refusedByPolicy(
+        await annotate(user.patcher, p, Annotation.ApprovalReason, 'looks bad'),
+        'approval-reason without the verb',
+      ),
+    ).toContain(missingVerb('approve', 'medium', Annotation.ApprovalReason));
     // Server-side dry runs are judged like the real request.
     refusedByPolicy(await approve(user.patcher, p, user.patcher, '--dry-run=server'), 'a dry-run approval');
   });
@@ -413,17 +424,75 @@ describe('approvals: the ValidatingAdmissionPolicy of manifests/approvals on the
     );
   });
 
-  it('lets anyone who may patch remove an annotation, or change other annotations while it stays', async () => {
+  it('refuses removing or changing an approval, a veto or their reasons without the verb; admits it with the verb', async () => {
     const p = await plan('remove', 'medium');
     admitted(await approve(user.lead, p), 'team lead approving');
+    admitted(await annotate(user.lead, p, Annotation.ApprovalReason, 'p99 2s'), 'the lead giving a reason');
+    // patch alone: other annotations only.
+    admitted(await annotate(user.patcher, p, 'example.com/note', 'x'), 'another annotation, approval kept');
+    expect(
+      refusedByPolicy(
+        await annotate(user.patcher, p, Annotation.ApprovalReason, 'edited'),
+        'rewriting the approval reason with patch only',
+      ),
+    ).toContain(missingVerb('approve', 'medium', Annotation.ApprovalReason));
+    expect(
+      refusedByPolicy(
+        await annotate(user.patcher, p, Annotation.ApprovalReason, null),
+        'removing the approval reason with patch only',
+      ),
+    ).toContain(missingVerb('approve', 'medium', Annotation.ApprovalReason));
+    expect(
+      refusedByPolicy(
+        await annotate(user.patcher, p, Annotation.ApprovedBy, null),
+        'removing approved-by with patch only',
+      ),
+    ).toContain(missingVerb('approve', 'medium'));
+    expect(await annotations(p)).toMatchObject({
+      [Annotation.ApprovedBy]: user.lead,
+      [Annotation.ApprovalReason]: 'p99 2s',
+    });
+    // With the verb: the reason may be changed and the approval withdrawn (approve-only holds approve on medium).
     admitted(
-      await annotate(user.patcher, p, Annotation.ApprovalReason, 'edited'),
-      'a reason, value unchanged',
+      await annotate(user.approveOnly, p, Annotation.ApprovalReason, 'edited'),
+      'a reason, by a user with approve',
     );
-    admitted(await annotate(user.patcher, p, Annotation.ApprovedBy, null), 'removing approved-by');
+    admitted(
+      await annotate(user.approveOnly, p, Annotation.ApprovedBy, null),
+      'removing approved-by with approve',
+    );
     expect(await annotations(p)).not.toHaveProperty([Annotation.ApprovedBy]);
     // Setting it back is a new approval, judged again.
     refusedByPolicy(await approve(user.patcher, p, user.lead), 'putting the lead back, as someone else');
+
+    // A veto: the product owner vetoes a low plan with a reason.
+    const v = await plan('remove-veto', 'low');
+    admitted(await veto(user.owner, v), 'product owner vetoing');
+    admitted(await annotate(user.owner, v, Annotation.VetoReason, 'provider outage'), 'the veto reason');
+    for (const who of [user.patcher, user.lead]) {
+      expect(
+        refusedByPolicy(await annotate(who, v, Annotation.VetoedBy, null), `removing the veto as ${who}`),
+      ).toContain(missingVerb('veto', 'low'));
+      expect(
+        refusedByPolicy(
+          await annotate(who, v, Annotation.VetoedBy, who),
+          `replacing the veto with a self-named one as ${who}`,
+        ),
+      ).toContain(missingVerb('veto', 'low'));
+      expect(
+        refusedByPolicy(
+          await annotate(who, v, Annotation.VetoReason, 'forged'),
+          `rewriting the veto reason as ${who}`,
+        ),
+      ).toContain(missingVerb('veto', 'low', Annotation.VetoReason));
+    }
+    expect(await annotations(v)).toMatchObject({
+      [Annotation.VetoedBy]: user.owner,
+      [Annotation.VetoReason]: 'provider outage',
+    });
+    admitted(await annotate(user.owner, v, Annotation.VetoReason, null), 'removing the reason, with veto');
+    admitted(await annotate(user.owner, v, Annotation.VetoedBy, null), 'withdrawing the veto, with veto');
+    expect(await annotations(v)).not.toHaveProperty([Annotation.VetoedBy]);
   });
 
   it("leaves status writes by the operator's identity alone, and a status write cannot set an approval", async () => {

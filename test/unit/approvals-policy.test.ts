@@ -33,7 +33,12 @@ describe('manifests/approvals', () => {
   });
 
   it('reads the annotations the operator acts on, and asks about severities in the API group', () => {
-    for (const key of [Annotation.ApprovedBy, Annotation.VetoedBy])
+    for (const key of [
+      Annotation.ApprovedBy,
+      Annotation.VetoedBy,
+      Annotation.ApprovalReason,
+      Annotation.VetoReason,
+    ])
       expect(expressions, `the policy reads ${key}`).toContain(`'${key}'`);
     expect(expressions).toContain(`authorizer.group('${GROUP}').resource('severities')`);
     expect(expressions).toContain("check('approve')");
