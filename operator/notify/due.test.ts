@@ -126,6 +126,46 @@ describe('planNotificationsDue', () => {
   });
 });
 
+describe('plan episodes (rearm)', () => {
+  const expired = (lastRearm?: { rearmedAt: string; annotationValue: string }): RollbackPlanStatus => ({
+    phase: 'Expired',
+    ...(lastRearm ? { lastRearm } : {}),
+  });
+  it('sends an event again after a rearm, but not again within one episode', () => {
+    const first = ids(planNotificationsDue(plan(expired()), [t('all')], NOW));
+    expect(first).toEqual(['all/Expired']);
+    const r1 = { rearmedAt: '2026-11-29T09:30:00Z', annotationValue: 'again' };
+    const second = ids(planNotificationsDue(plan(expired(r1)), [t('all')], NOW));
+    expect(second).toEqual(['all/Expired/rearm-2026-11-29T09:30:00Z']);
+    // A replayed reconcile of the same episode finds the same id.
+    expect(ids(planNotificationsDue(plan(expired({ ...r1 })), [t('all')], NOW))).toEqual(second);
+    // The same annotation value used again later is a new episode all the same.
+    const r2 = { rearmedAt: '2026-11-29T09:50:00Z', annotationValue: 'again' };
+    expect(ids(planNotificationsDue(plan(expired(r2)), [t('all')], NOW))).toEqual([
+      'all/Expired/rearm-2026-11-29T09:50:00Z',
+    ]);
+  });
+  it('escalates once per episode', () => {
+    const fired = (lastRearm?: { rearmedAt: string; annotationValue: string }): RollbackPlanStatus => ({
+      phase: 'AwaitingApproval',
+      trigger: { firedAt: '2026-11-29T09:40:00Z', condition: 'down', type: 'DeploymentUnavailable' },
+      ...(lastRearm ? { lastRearm } : {}),
+    });
+    const esc = t('cto', { after: '10m' });
+    const auto = { trigger: { mode: 'auto' } };
+    expect(ids(planNotificationsDue(plan(fired(), auto), [esc], NOW))).toEqual(['cto/Escalated']);
+    expect(
+      ids(
+        planNotificationsDue(
+          plan(fired({ rearmedAt: '2026-11-29T09:30:00Z', annotationValue: '1' }), auto),
+          [esc],
+          NOW,
+        ),
+      ),
+    ).toEqual(['cto/Escalated/rearm-2026-11-29T09:30:00Z']);
+  });
+});
+
 describe('scheduleNotificationsDue', () => {
   const failedJob = (name: string): BackupScheduleStatus => {
     const status: BackupScheduleStatus = {};
@@ -147,8 +187,8 @@ describe('scheduleNotificationsDue', () => {
   };
 
   it('keys BackupFailed by the Job that failed, so each run notifies once', () => {
-    const a = scheduleNotificationsDue(failedJob('db-backup-29001'), [t('ops')], NOW);
-    const b = scheduleNotificationsDue(failedJob('db-backup-29002'), [t('ops')], NOW);
+    const a = scheduleNotificationsDue(failedJob('db-backup-29001'), [t('ops')], NOW, '1h');
+    const b = scheduleNotificationsDue(failedJob('db-backup-29002'), [t('ops')], NOW, '1h');
     expect(ids(a)).toEqual(['ops/BackupFailed/db-backup-29001']);
     expect(ids(b)).toEqual(['ops/BackupFailed/db-backup-29002']);
   });
@@ -170,7 +210,7 @@ describe('scheduleNotificationsDue', () => {
         { id: 'b1', finishedAt: '2026-11-29T08:00:00Z', verified: true, purpose: 'scheduled' },
       ],
     };
-    expect(ids(scheduleNotificationsDue(status, [t('ops')], NOW))).toEqual(['ops/BackupSucceeded/b2']);
+    expect(ids(scheduleNotificationsDue(status, [t('ops')], NOW, '1h'))).toEqual(['ops/BackupSucceeded/b2']);
   });
 
   it('reports an RPO breach once per breach, but not a schedule that has no backup yet', () => {
@@ -178,10 +218,12 @@ describe('scheduleNotificationsDue', () => {
       conditions: [{ type: 'RPOMet', status: 'False', reason, message: 'old', lastTransitionTime: since }],
     });
     expect(
-      ids(scheduleNotificationsDue(breach('ObjectiveBreached', '2026-11-29T09:00:00Z'), [t('ops')], NOW)),
+      ids(
+        scheduleNotificationsDue(breach('ObjectiveBreached', '2026-11-29T09:00:00Z'), [t('ops')], NOW, '1h'),
+      ),
     ).toEqual(['ops/RPOBreached/2026-11-29T09:00:00Z']);
     expect(
-      scheduleNotificationsDue(breach('NoBackupYet', '2026-11-29T09:00:00Z'), [t('ops')], NOW).due,
+      scheduleNotificationsDue(breach('NoBackupYet', '2026-11-29T09:00:00Z'), [t('ops')], NOW, '1h').due,
     ).toEqual([]);
   });
 
@@ -198,10 +240,36 @@ describe('scheduleNotificationsDue', () => {
       ],
     };
     const esc = t('cto', { after: '30m' });
-    const early = scheduleNotificationsDue(status, [esc], NOW);
+    const early = scheduleNotificationsDue(status, [esc], NOW, '1h');
     expect(early).toEqual({ due: [], nextAt: Date.parse('2026-11-29T10:20:00Z') });
-    expect(ids(scheduleNotificationsDue(status, [esc], new Date('2026-11-29T10:20:00Z')))).toEqual([
+    expect(ids(scheduleNotificationsDue(status, [esc], new Date('2026-11-29T10:20:00Z'), '1h'))).toEqual([
       'cto/RPOBreached/2026-11-29T09:50:00Z',
+    ]);
+  });
+
+  it('keys an RPO breach by the backup that aged out, and escalates `after` the breach began (not at once)', () => {
+    // RPOMet was False/NoBackupYet since yesterday; a backup finished at 09:10, the objective is 30m, so the
+    // breach began at 09:40. The condition turned False/ObjectiveBreached keeping yesterday's transition time.
+    const status: BackupScheduleStatus = {
+      conditions: [
+        {
+          type: 'RPOMet',
+          status: 'False',
+          reason: 'ObjectiveBreached',
+          message: 'old',
+          lastTransitionTime: '2026-11-28T00:00:00Z',
+        },
+      ],
+      lastSuccessfulBackup: { id: 'b7', finishedAt: '2026-11-29T09:10:00Z', verified: true },
+    };
+    expect(ids(scheduleNotificationsDue(status, [t('ops')], NOW, '30m'))).toEqual(['ops/RPOBreached/b7']);
+    const esc = t('cto', { after: '30m' });
+    expect(scheduleNotificationsDue(status, [esc], NOW, '30m')).toEqual({
+      due: [],
+      nextAt: Date.parse('2026-11-29T10:10:00Z'),
+    });
+    expect(ids(scheduleNotificationsDue(status, [esc], new Date('2026-11-29T10:10:00Z'), '30m'))).toEqual([
+      'cto/RPOBreached/b7',
     ]);
   });
 
@@ -209,9 +277,9 @@ describe('scheduleNotificationsDue', () => {
     const status: BackupScheduleStatus = {
       lastTestRestore: { backupId: 'b1', finishedAt: '2026-11-29T09:10:00Z', result: 'Failed' },
     };
-    expect(ids(scheduleNotificationsDue(status, [t('ops', { events: ['TestRestoreFailed'] })], NOW))).toEqual(
-      ['ops/TestRestoreFailed/2026-11-29T09:10:00Z'],
-    );
+    expect(
+      ids(scheduleNotificationsDue(status, [t('ops', { events: ['TestRestoreFailed'] })], NOW, '1h')),
+    ).toEqual(['ops/TestRestoreFailed/2026-11-29T09:10:00Z']);
   });
 });
 
@@ -227,8 +295,15 @@ describe('ids', () => {
     expect(
       failedBackupRun({ message: 'backup b-2: 1 bytes ... NOT verified', lastTransitionTime: 't' }),
     ).toBe('b-2');
+    // A refused backup-now (schedule-jobs.ts): keyed by the Job it would have been, not by the time the
+    // condition turned False (which does not move when the condition was False already).
     expect(
-      failedBackupRun({ message: 'backup-now=x: the API server rejected', lastTransitionTime: 't' }),
-    ).toBe('t');
+      failedBackupRun({
+        message:
+          'backup-now=2026-11-29: the API server rejected Job db-backup-now-1a2b3c4d (403 Forbidden): exceeded quota',
+        lastTransitionTime: 't',
+      }),
+    ).toBe('db-backup-now-1a2b3c4d');
+    expect(failedBackupRun({ message: 'something else', lastTransitionTime: 't' })).toBe('t');
   });
 });

@@ -22,7 +22,9 @@ export interface NotificationRecord {
   event: string;
   state: 'Pending' | 'Delivered' | 'Failed';
   attempts?: number;
+  firstAttemptAt?: string;
   lastAttemptAt?: string;
+  nextAttemptAt?: string;
   deliveredAt?: string;
   message?: string;
 }
@@ -81,28 +83,42 @@ export function planEventsHappened(status: RollbackPlanStatus): RollbackPlanEven
 }
 
 /**
+ * The episode a plan's events belong to: none until the plan is re-armed, then the time of the last rearm. A
+ * re-armed plan can expire, fire, be vetoed ... again: those are new notifications (a new id), while asking
+ * again within one episode (every status write, a restart) finds the same ids.
+ */
+export function planEpisode(status: RollbackPlanStatus): string | undefined {
+  const r = status.lastRearm;
+  return r ? `rearm-${r.rearmedAt}` : undefined;
+}
+
+/**
  * A plan's due notifications. A target with `events` gets those; one without gets every event but Escalated;
- * an escalation target (`after`) gets Escalated only, once, when the plan is still not finished `after` past
- * the moment it fired (or started; a manual plan: its creation). A dry run notifies nothing.
+ * an escalation target (`after`) gets Escalated only, once per episode, when the plan is still not finished
+ * `after` past the moment it fired (or started; a manual plan: its creation). A dry run notifies nothing.
  */
 export function planNotificationsDue(plan: PlanView, targets: readonly NotifyTarget[], now: Date): DueResult {
   if (plan.spec?.dryRun) return { due: [] };
   const status = plan.status ?? {};
   const happened = planEventsHappened(status);
+  const key = planEpisode(status);
+  const of = (target: string, event: string): DueNotification => ({
+    id: notificationId(target, event, key),
+    target,
+    event,
+    ...(key === undefined ? {} : { key }),
+  });
   const due: DueNotification[] = [];
   let nextAt: number | undefined;
   for (const t of targets) {
     if (t.after !== undefined) {
       const at = escalationAt(plan, status, t.after);
       if (at === undefined) continue;
-      if (now.getTime() >= at)
-        due.push({ id: notificationId(t.name, 'Escalated'), target: t.name, event: 'Escalated' });
+      if (now.getTime() >= at) due.push(of(t.name, 'Escalated'));
       else nextAt = Math.min(nextAt ?? Infinity, at);
       continue;
     }
-    for (const e of happened)
-      if (!t.events || t.events.includes(e))
-        due.push({ id: notificationId(t.name, e), target: t.name, event: e });
+    for (const e of happened) if (!t.events || t.events.includes(e)) due.push(of(t.name, e));
   }
   return nextAt === undefined ? { due } : { due, nextAt };
 }
@@ -134,17 +150,48 @@ function escalationAt(plan: PlanView, status: RollbackPlanStatus, after: string)
  */
 export function failedBackupRun(cond: { message: string; lastTransitionTime: string }): string {
   const m = /^backup (?:Job )?([A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?)(?: failed)?:/.exec(cond.message);
-  return m ? m[1]! : cond.lastTransitionTime;
+  if (m) return m[1]!;
+  // A backup-now request the API server refused (schedule-jobs.ts): the Job it would have been, like a run.
+  // Without this the key was the condition's transition time, which does not move when the condition was
+  // already False: the refusal went unreported (or a later failure took its key).
+  const rejected =
+    /^backup-now=.*?: the API server rejected Job ([A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?) \(/s.exec(
+      cond.message,
+    );
+  return rejected ? rejected[1]! : cond.lastTransitionTime;
 }
 
-/** A breach counts once a backup existed: a new schedule with no backup yet is not an incident. */
-function rpoBreach(status: BackupScheduleStatus) {
+/**
+ * The RPO breach going on, if any: its key and when it began. A breach counts once a backup existed (a new
+ * schedule with no backup yet is not an incident). It began when the newest good backup became older than the
+ * objective, and is keyed by that backup: RPOMet's lastTransitionTime does not say when (a False NoBackupYet
+ * turning False ObjectiveBreached keeps its time, which would make an `after` escalation due at once).
+ */
+export function rpoBreach(
+  status: BackupScheduleStatus,
+  rpo: string,
+): { key: string; since: number } | undefined {
   const c = findCondition(status.conditions, ConditionType.RPOMet);
-  return c && c.status === 'False' && c.reason !== 'NoBackupYet' ? c : undefined;
+  if (!c || c.status !== 'False' || c.reason === 'NoBackupYet') return undefined;
+  const good = status.lastSuccessfulBackup;
+  let objectiveMs: number | undefined;
+  try {
+    objectiveMs = parseDuration(rpo);
+  } catch {
+    objectiveMs = undefined;
+  }
+  const finished = good ? Date.parse(good.finishedAt) : NaN;
+  if (good && objectiveMs !== undefined && !Number.isNaN(finished))
+    return { key: good.id, since: finished + objectiveMs };
+  const at = Date.parse(c.lastTransitionTime);
+  return Number.isNaN(at) ? undefined : { key: c.lastTransitionTime, since: at };
 }
 
 /** The backup-schedule events its status shows, each with the run it is about. */
-export function scheduleEventsHappened(status: BackupScheduleStatus): { event: string; key: string }[] {
+export function scheduleEventsHappened(
+  status: BackupScheduleStatus,
+  rpo: string,
+): { event: string; key: string }[] {
   const out: { event: string; key: string }[] = [];
   const last = findCondition(status.conditions, ConditionType.LastBackupSucceeded);
   if (last?.status === 'True') {
@@ -155,8 +202,8 @@ export function scheduleEventsHappened(status: BackupScheduleStatus): { event: s
     if (newest) out.push({ event: 'BackupSucceeded', key: newest.id });
   }
   if (last?.status === 'False') out.push({ event: 'BackupFailed', key: failedBackupRun(last) });
-  const breach = rpoBreach(status);
-  if (breach) out.push({ event: 'RPOBreached', key: breach.lastTransitionTime });
+  const breach = rpoBreach(status, rpo);
+  if (breach) out.push({ event: 'RPOBreached', key: breach.key });
   if (status.lastTestRestore?.result === 'Failed')
     out.push({ event: 'TestRestoreFailed', key: status.lastTestRestore.finishedAt });
   return out;
@@ -170,21 +217,23 @@ export function scheduleNotificationsDue(
   status: BackupScheduleStatus,
   targets: readonly NotifyTarget[],
   now: Date,
+  /** spec.objectives.rpo with its default. */
+  rpo: string,
 ): DueResult {
-  const happened = scheduleEventsHappened(status);
+  const happened = scheduleEventsHappened(status, rpo);
   const due: DueNotification[] = [];
   let nextAt: number | undefined;
   for (const t of targets) {
     if (t.after !== undefined) {
-      const breach = rpoBreach(status);
+      const breach = rpoBreach(status, rpo);
       if (!breach) continue;
       let at: number;
       try {
-        at = Date.parse(breach.lastTransitionTime) + parseDuration(t.after);
+        at = breach.since + parseDuration(t.after);
       } catch {
         continue;
       }
-      const key = breach.lastTransitionTime;
+      const key = breach.key;
       if (now.getTime() >= at)
         due.push({
           id: notificationId(t.name, 'RPOBreached', key),

@@ -1,5 +1,5 @@
 import { notifyTargets } from '../api/v1alpha1/common.js';
-import { BackupScheduleEvents } from '../api/v1alpha1/backupschedule.js';
+import { BACKUP_SCHEDULE_DEFAULTS, BackupScheduleEvents } from '../api/v1alpha1/backupschedule.js';
 import { RollbackPlanEvents } from '../api/v1alpha1/rollbackplan.js';
 import type { KubeObject } from '../kube/rest.js';
 import { keyOfId, planNotificationsDue, scheduleNotificationsDue, type NotifyTarget } from './due.js';
@@ -36,7 +36,13 @@ export const PLAN_NOTIFICATIONS: NotifyKind = {
 export const SCHEDULE_NOTIFICATIONS: NotifyKind = {
   kind: 'BackupSchedule',
   targets: (obj) => parsed(scheduleTargets, obj.spec?.notify),
-  due: (_obj, status, targets, now) => scheduleNotificationsDue(status as never, targets, now),
+  due: (obj, status, targets, now) =>
+    scheduleNotificationsDue(
+      status as never,
+      targets,
+      now,
+      String(obj.spec?.objectives?.rpo ?? BACKUP_SCHEDULE_DEFAULTS.rpo),
+    ),
   message: (obj, status, record) =>
     scheduleMessage(obj as never, status as never, record.event, keyOfId(record.id)),
 };

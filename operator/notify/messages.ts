@@ -8,6 +8,7 @@ import {
 } from '../api/v1alpha1/rollbackplan.js';
 import { boundText } from '../kube/bounded.js';
 import { findCondition } from '../kube/conditions.js';
+import { rpoBreach } from './due.js';
 import { touchedSummary } from '../rollback/controller.js';
 
 // The seed's communication templates (rollback initiated, completed, failed, approval needed, escalation;
@@ -228,6 +229,11 @@ interface ScheduleObject {
   spec?: { objectives?: { rpo?: string } };
 }
 
+const breachSince = (status: BackupScheduleStatus, objective: string) => {
+  const since = rpoBreach(status, objective)?.since;
+  return since === undefined ? undefined : new Date(since).toISOString().replace(/\.\d+Z$/, 'Z');
+};
+
 /** The message for one BackupSchedule event about run `key` (a backup id, a Job, or a time). */
 export function scheduleMessage(
   schedule: ScheduleObject,
@@ -276,7 +282,7 @@ export function scheduleMessage(
       return message(
         `RPO breached: ${ref}`,
         `${c?.message ?? 'the newest good backup is older than the RPO objective'}. Take a backup now: kubectl -n ${ns} annotate bks ${schedule.metadata.name} ${Annotation.BackupNow}=$(date +%s).`,
-        [...common, fact('Breached since', c?.lastTransitionTime), ...rpo],
+        [...common, fact('Breached since', breachSince(status, objective) ?? c?.lastTransitionTime), ...rpo],
       );
     }
     case 'TestRestoreFailed': {

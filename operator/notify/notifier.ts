@@ -1,7 +1,7 @@
 import { ConditionType } from '../api/v1alpha1/common.js';
 import { boundText } from '../kube/bounded.js';
 import { setCondition, type Condition } from '../kube/conditions.js';
-import { describeError, isNotFound } from '../kube/errors.js';
+import { isNotFound, KubeApiError } from '../kube/errors.js';
 import type { EventType } from '../kube/events.js';
 import type { MultiInformer } from '../kube/informer.js';
 import { resourcePath, type KubeObject } from '../kube/rest.js';
@@ -10,9 +10,12 @@ import { addressPolicy } from '../rollback/address-policy.js';
 import type { DueResult, NotificationRecord, NotifyTarget } from './due.js';
 import type { NotificationMessage } from './messages.js';
 import { payloadFor, type NotificationEnvelope } from './payloads.js';
+import { Semaphore } from './semaphore.js';
 import {
-  deliver,
-  type DeliveryResult,
+  attemptOnce,
+  DEFAULT_RETRY,
+  nextAttemptAt,
+  type AttemptResult,
   type RetryOptions,
   type SendOptions,
   type UrlSource,
@@ -23,6 +26,13 @@ export const MAX_RECORDS = 64;
 const MESSAGE_MAX = 1024;
 /** The receiver's idempotency header: `<object uid>/<record id>`, the same for a resend after a restart. */
 export const NOTIFICATION_ID_HEADER = 'x-nxt-notification-id';
+/**
+ * Delivery attempts in flight at once, across every object and both kinds: an outage of a receiver that many
+ * objects notify must not open hundreds of sockets and Secret reads at once. The rest wait their turn (in
+ * their background tasks, not in reconcile workers).
+ */
+export const DELIVERY_CONCURRENCY = 8;
+const SHARED_SLOTS = new Semaphore(DELIVERY_CONCURRENCY);
 
 /** What the notifier needs to know about one kind (RollbackPlan, BackupSchedule). */
 export interface NotifyKind {
@@ -48,25 +58,100 @@ export interface StatusWithNotifications {
 
 type EventSink = (type: EventType, reason: string, message: string) => void;
 
-const owner = (uid: string, id: string) => `notify/${uid}/${id}`;
+/** The background task of one attempt of one record: attempt n of a record is started once. */
+const owner = (uid: string, id: string, attempt: number) => `notify/${uid}/${id}#${attempt}`;
+
+const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z');
+/** Up to the next whole second (status timestamps have seconds): never earlier than the backoff asked. */
+const isoCeil = (ms: number) => iso(Math.ceil(ms / 1000) * 1000);
+const minutes = (ms: number) => `${Math.max(1, Math.round(ms / 60_000))} min`;
+
+/** Where a POST went, without the URL (it often carries a token). */
+const urlPlace = (t: NotifyTarget) =>
+  `POST to the URL in Secret "${t.urlSecretRef.name}" key "${t.urlSecretRef.key}"`;
+
+/** What one finished attempt makes of its record. */
+interface AttemptOutcome {
+  record: NotificationRecord;
+  /** Not attempted: the object was deleted while the attempt waited for a slot. */
+  skipped?: boolean;
+}
+
+/**
+ * The record after attempt `attempts + 1`, made at `at` (epoch ms), ended with `result`: Delivered, Failed
+ * (a final answer, or the retry span is over), or still Pending with the time of the next attempt.
+ */
+export function afterAttempt(
+  r: NotificationRecord,
+  result: AttemptResult,
+  at: number,
+  retry: RetryOptions,
+  place?: string,
+): NotificationRecord {
+  const attempts = (r.attempts ?? 0) + 1;
+  const first = r.firstAttemptAt ? Date.parse(r.firstAttemptAt) : at;
+  const firstAt = Number.isNaN(first) ? at : first;
+  const base = {
+    id: r.id,
+    target: r.target,
+    event: r.event,
+    attempts,
+    firstAttemptAt: iso(firstAt),
+    lastAttemptAt: iso(at),
+  };
+  const what = place ? `${place}: ${result.message}` : result.message;
+  if (result.kind === 'delivered')
+    return {
+      ...base,
+      state: 'Delivered',
+      deliveredAt: iso(Date.now()),
+      message: boundText(what, MESSAGE_MAX),
+    };
+  if (result.kind === 'permanent')
+    return { ...base, state: 'Failed', message: boundText(`${what} (not retried)`, MESSAGE_MAX) };
+  const next = nextAttemptAt(attempts, firstAt, at, result.retryAfterMs, retry);
+  if (next === undefined)
+    return {
+      ...base,
+      state: 'Failed',
+      message: boundText(
+        `${what} (gave up after ${attempts} attempts over ${minutes(at - firstAt)})`,
+        MESSAGE_MAX,
+      ),
+    };
+  return {
+    ...base,
+    state: 'Pending',
+    nextAttemptAt: isoCeil(next),
+    message: boundText(`${what} (attempt ${attempts}; tried again)`, MESSAGE_MAX),
+  };
+}
 
 /**
  * Notification bookkeeping for one kind, called by that kind's reconciler just before every status write
  * (the reconciler stays the only writer of status): due notifications get a Pending record and a delivery
- * task (ctx.tasks, never a reconcile worker); finished tasks turn their record Delivered or Failed. A record
- * that is Delivered or Failed is never sent again; a Pending one whose task is gone (the operator restarted)
- * is sent again, with the same idempotency id: at least once.
+ * attempt in a background task (ctx.tasks, never a reconcile worker); a finished attempt turns its record
+ * Delivered or Failed, or leaves it Pending with `nextAttemptAt`, and the object is woken through the queue
+ * then: the retry schedule lives in status, so it survives a restart. A record that is Delivered or Failed is
+ * never sent again; a Pending one whose attempt is gone (the operator restarted) is attempted again, with the
+ * same idempotency id: at least once.
  */
 export class Notifier {
-  private readonly send: SendOptions & { retry?: RetryOptions };
+  private readonly send: SendOptions;
+  private readonly retry: RetryOptions;
+  private readonly slots: Semaphore;
+  /** Attempt tasks started and not yet dropped, by task owner. */
+  private readonly live = new Map<string, { uid: string; id: string; attempt: number }>();
+  /** Objects deleted while one of their attempts was still running: it finishes, then is dropped. */
+  private readonly deleted = new Set<string>();
 
   constructor(
     private readonly ctx: Pick<ManagerContext, 'client' | 'tasks' | 'metrics' | 'log' | 'config'>,
     objects: MultiInformer<KubeObject>,
     private readonly spec: NotifyKind,
-    /** Wakes the object's reconcile after `afterMs` (0: now): a delivery finished, an escalation is due. */
+    /** Wakes the object's reconcile after `afterMs` (0: now): an attempt finished, a retry or escalation is due. */
     private readonly wake: (key: string, afterMs: number) => void,
-    opts: { retry?: RetryOptions } = {},
+    opts: { retry?: RetryOptions; slots?: Semaphore } = {},
   ) {
     this.send = {
       policy: addressPolicy({
@@ -75,20 +160,47 @@ export class Notifier {
         deniedCidrs: ctx.config.HTTP_CHECK_DENIED_CIDRS,
       }),
       requestTimeoutMs: 10_000,
-      maxResponseBytes: 4096,
-      ...(opts.retry ? { retry: opts.retry } : {}),
     };
-    // A task's result is dropped once the record it decided is durable (or the object is gone).
-    const forget = (o: KubeObject, finishedOnly: boolean) => {
-      const uid = o.metadata.uid;
-      if (!uid) return;
-      for (const r of (o.status?.notifications ?? []) as NotificationRecord[])
-        if (!finishedOnly || r.state !== 'Pending') ctx.tasks.forget(owner(uid, r.id));
-    };
+    this.retry = opts.retry ?? DEFAULT_RETRY;
+    this.slots = opts.slots ?? SHARED_SLOTS;
     objects.addHandler({
-      onUpdate: (_old, o) => forget(o, true),
-      onDelete: (o) => forget(o, false),
+      onUpdate: (_old, o) => this.forgetRecorded(o),
+      onDelete: (o) => this.forgetDeleted(o),
     });
+  }
+
+  /** An attempt's result is dropped once the record it decided is durable. */
+  private forgetRecorded(o: KubeObject) {
+    const uid = o.metadata.uid;
+    if (!uid) return;
+    const records = new Map(((o.status?.notifications ?? []) as NotificationRecord[]).map((r) => [r.id, r]));
+    for (const [key, t] of this.live) {
+      if (t.uid !== uid) continue;
+      const r = records.get(t.id);
+      if (r && (r.state !== 'Pending' || (r.attempts ?? 0) >= t.attempt)) this.drop(key);
+    }
+  }
+
+  /**
+   * A deleted object's finished attempts are dropped now; one still running is let finish (the receiver may
+   * be mid-request: aborting would leave it unknown whether it arrived), then dropped. Only the manager's stop
+   * aborts an attempt.
+   */
+  private forgetDeleted(o: KubeObject) {
+    const uid = o.metadata.uid;
+    if (!uid) return;
+    for (const [key, t] of this.live) {
+      if (t.uid !== uid) continue;
+      if (this.ctx.tasks.running(key) > 0) this.deleted.add(uid);
+      else this.drop(key);
+    }
+  }
+
+  private drop(key: string) {
+    const t = this.live.get(key);
+    this.ctx.tasks.forget(key);
+    this.live.delete(key);
+    if (t && ![...this.live.values()].some((o) => o.uid === t.uid)) this.deleted.delete(t.uid);
   }
 
   /** True while a record waits for its delivery: a finished object must still be reconciled for it. */
@@ -98,7 +210,7 @@ export class Notifier {
 
   /**
    * Brings status.notifications (and the NotificationsDelivered condition) up to date on the working copy of
-   * `status`, starts the deliveries due, and schedules a wake-up for the next escalation. Events go to
+   * `status`, starts the attempts due, and schedules a wake-up for the next retry or escalation. Events go to
    * `event`, to be recorded once the status that explains them is written. Never throws, never waits.
    * Returns when to look again (the wake-up is scheduled already; a caller may also requeue by it).
    */
@@ -111,8 +223,12 @@ export class Notifier {
     try {
       return this.syncRecords(obj, status, now, event);
     } catch (e) {
-      this.ctx.log.error('notification bookkeeping failed', { err: describeError(e) });
-      return {};
+      // A bug here must not silently stop notifications: say so (bounded, no stack), look again in a minute.
+      const why = boundText(e instanceof Error ? `${e.name}: ${e.message}` : String(e), 300);
+      this.ctx.log.error('notification bookkeeping failed', { object: keyOf(obj), err: why });
+      event('Warning', 'NotificationBookkeepingFailed', `notification bookkeeping failed: ${why}`);
+      this.wake(keyOf(obj), 60_000);
+      return { requeueAfterMs: 60_000 };
     }
   }
 
@@ -120,35 +236,42 @@ export class Notifier {
     const targets = this.spec.targets(obj) ?? [];
     if (!targets.length && !status.notifications?.length) return {};
     const byName = new Map(targets.map((t) => [t.name, t]));
-    const { due, nextAt } = this.spec.due(obj, status, targets, now);
-    const records = [...(status.notifications ?? [])];
-    const known = new Set(records.map((r) => r.id));
+    const { due, nextAt: escalationAt } = this.spec.due(obj, status, targets, now);
+    let nextAt = escalationAt;
+    const existing = status.notifications ?? [];
+    const known = new Set(existing.map((r) => r.id));
+    const fresh: NotificationRecord[] = [];
     for (const d of due) {
       if (known.has(d.id)) continue;
-      records.push({ id: d.id, target: d.target, event: d.event, state: 'Pending', attempts: 0 });
+      fresh.push({ id: d.id, target: d.target, event: d.event, state: 'Pending', attempts: 0 });
       known.add(d.id);
     }
+    const records = admit(existing, fresh, new Set(due.map((d) => d.id)));
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!;
       if (r.state !== 'Pending') continue;
       const target = byName.get(r.target);
       if (!target) {
+        const { nextAttemptAt: _dropped, ...rest } = r;
         records[i] = {
-          ...r,
+          ...rest,
           state: 'Failed',
           message: 'the target was removed from spec.notify before delivery',
         };
         event('Warning', 'NotificationFailed', `${r.event} to ${r.target}: ${records[i]!.message}`);
         continue;
       }
-      records[i] = this.track(obj, status, r, target, now, event);
+      const waitUntil = r.nextAttemptAt ? Date.parse(r.nextAttemptAt) : NaN;
+      const next = waitUntil > now.getTime() ? r : this.track(obj, status, r, target, now, event);
+      records[i] = next;
+      const at = next.state === 'Pending' && next.nextAttemptAt ? Date.parse(next.nextAttemptAt) : NaN;
+      if (at > now.getTime()) nextAt = Math.min(nextAt ?? Infinity, at);
     }
-    const dueIds = new Set(due.map((d) => d.id));
-    status.notifications = bound(records, dueIds);
-    if (status.notifications.length) {
+    status.notifications = records;
+    if (records.length) {
       status.conditions = setCondition(
         status.conditions,
-        { ...deliveredCondition(status.notifications), observedGeneration: obj.metadata.generation ?? 1 },
+        { ...deliveredCondition(records), observedGeneration: obj.metadata.generation ?? 1 },
         now,
       );
     }
@@ -158,7 +281,10 @@ export class Notifier {
     return { requeueAfterMs };
   }
 
-  /** A Pending record with its delivery task: started if there is none, turned final once it is done. */
+  /**
+   * A Pending record due for an attempt: the attempt's task is started if there is none, and its outcome
+   * taken once it is done.
+   */
   private track(
     obj: KubeObject,
     status: StatusWithNotifications,
@@ -168,6 +294,8 @@ export class Notifier {
     event: EventSink,
   ): NotificationRecord {
     const uid = obj.metadata.uid ?? keyOf(obj);
+    const attempt = (r.attempts ?? 0) + 1;
+    const key = owner(uid, r.id, attempt);
     const idempotencyId = `${uid}/${r.id}`;
     const envelope: NotificationEnvelope = {
       id: idempotencyId,
@@ -183,55 +311,100 @@ export class Notifier {
     };
     const body = JSON.stringify(payloadFor(target.type, envelope));
     const namespace = obj.metadata.namespace ?? '';
-    const state = this.ctx.tasks.ensure<DeliveryResult>(
-      owner(uid, r.id),
+    const objectKey = keyOf(obj);
+    if (!this.live.has(key)) this.live.set(key, { uid, id: r.id, attempt });
+    const state = this.ctx.tasks.ensure<AttemptOutcome>(
+      key,
       'deliver',
-      async (task) => {
-        const result = await deliver(
-          this.urlFrom(namespace, target),
-          body,
-          { [NOTIFICATION_ID_HEADER]: idempotencyId },
-          this.send,
-          task,
-        );
-        if (!task.signal.aborted)
-          this.ctx.metrics.notificationsTotal.inc({
-            type: target.type,
-            event: r.event,
-            result: result.delivered ? 'delivered' : 'failed',
-          });
-        return result;
+      (task) => this.attempt(uid, r, target, namespace, body, idempotencyId, task.signal),
+      () => {
+        if (this.deleted.has(uid)) this.drop(key);
+        else this.wake(objectKey, 0);
       },
-      () => this.wake(keyOf(obj), 0),
     );
-    if (state.state === 'running')
-      return state.progress ? { ...r, message: boundText(state.progress, MESSAGE_MAX) } : r;
-    const result: DeliveryResult =
+    if (state.state === 'running') return r;
+    const next: NotificationRecord =
       state.state === 'done'
-        ? state.result
-        : { delivered: false, attempts: r.attempts ?? 0, message: `delivery crashed: ${state.error}` };
+        ? state.result.record
+        : // attempt() catches everything: only a bug gets here, and its text stays out of status.
+          afterAttempt(
+            r,
+            { kind: 'retry', message: 'internal error (see the operator log)' },
+            Date.now(),
+            this.retry,
+          );
     const what = `${r.event} to ${target.name} (${target.type})`;
-    const message = boundText(result.message, MESSAGE_MAX);
-    if (result.delivered)
+    if (next.state === 'Delivered')
       event(
         'Normal',
         'NotificationSent',
-        `sent ${what}${result.attempts > 1 ? ` after ${result.attempts} attempts` : ''}`,
+        `sent ${what}${(next.attempts ?? 0) > 1 ? ` after ${next.attempts} attempts` : ''}`,
       );
-    else event('Warning', 'NotificationFailed', `${what} failed: ${message}`);
-    return {
-      id: r.id,
-      target: r.target,
-      event: r.event,
-      state: result.delivered ? 'Delivered' : 'Failed',
-      attempts: result.attempts,
-      ...(result.lastAttemptAt ? { lastAttemptAt: result.lastAttemptAt } : {}),
-      ...(result.deliveredAt ? { deliveredAt: result.deliveredAt } : {}),
-      message,
-    };
+    else if (next.state === 'Failed')
+      event('Warning', 'NotificationFailed', `${what} failed: ${next.message ?? ''}`);
+    return next;
   }
 
-  /** Reads the target's URL from its Secret at send time: never cached, never copied anywhere. */
+  /** One attempt, in a background task, holding one of the shared slots. Never throws. */
+  private async attempt(
+    uid: string,
+    r: NotificationRecord,
+    target: NotifyTarget,
+    namespace: string,
+    body: string,
+    idempotencyId: string,
+    signal: AbortSignal,
+  ): Promise<AttemptOutcome> {
+    let release: (() => void) | undefined;
+    try {
+      release = await this.slots.acquire(signal);
+      if (this.deleted.has(uid)) return { record: r, skipped: true };
+      const at = Date.now();
+      let place: string | undefined;
+      const source = this.urlFrom(namespace, target);
+      const result = await attemptOnce(
+        async () => {
+          const got = await source();
+          if ('url' in got) place = urlPlace(target);
+          return got;
+        },
+        body,
+        { [NOTIFICATION_ID_HEADER]: idempotencyId },
+        this.send,
+        signal,
+      );
+      const record = afterAttempt(r, result, at, this.retry, place);
+      if (!signal.aborted && record.state !== 'Pending')
+        this.ctx.metrics.notificationsTotal.inc({
+          type: target.type,
+          event: r.event,
+          result: record.state === 'Delivered' ? 'delivered' : 'failed',
+        });
+      return { record };
+    } catch (e) {
+      // Aborted (the manager stops), or a bug: only the error's name is logged, a message could carry the URL.
+      if (!signal.aborted)
+        this.ctx.log.error('notification attempt failed unexpectedly', {
+          target: target.name,
+          err: e instanceof Error ? e.name : typeof e,
+        });
+      return {
+        record: afterAttempt(
+          r,
+          { kind: 'retry', message: 'internal error (see the operator log)' },
+          Date.now(),
+          this.retry,
+        ),
+      };
+    } finally {
+      release?.();
+    }
+  }
+
+  /**
+   * Reads the target's URL from its Secret at send time: never cached, never copied anywhere. A missing
+   * Secret or key is retried like an outage (GitOps may create the Secret after the object that uses it).
+   */
   private urlFrom(namespace: string, target: NotifyTarget): UrlSource {
     const { name, key } = target.urlSecretRef;
     return async () => {
@@ -245,17 +418,20 @@ export class Notifier {
       } catch (e) {
         if (isNotFound(e))
           return {
-            permanent: `Secret "${name}" (urlSecretRef of target ${target.name}) not found in namespace ${namespace}`,
+            retry: `Secret "${name}" (urlSecretRef of target ${target.name}) not found in namespace ${namespace}`,
           };
-        return { retry: e instanceof Error ? boundText(e.message, 300) : String(e) };
+        const code = e instanceof KubeApiError ? ` (HTTP ${e.code})` : '';
+        return {
+          retry: `reading Secret "${name}" (urlSecretRef of target ${target.name}) failed${code}`,
+        };
       }
       const encoded = (secret.data as Record<string, string> | undefined)?.[key];
       if (encoded === undefined)
-        return { permanent: `Secret "${name}" has no key "${key}" (urlSecretRef of target ${target.name})` };
+        return { retry: `Secret "${name}" has no key "${key}" (urlSecretRef of target ${target.name})` };
       const url = Buffer.from(encoded, 'base64').toString('utf8').trim();
       if (!url)
         return {
-          permanent: `key "${key}" of Secret "${name}" is empty (urlSecretRef of target ${target.name})`,
+          retry: `key "${key}" of Secret "${name}" is empty (urlSecretRef of target ${target.name})`,
         };
       return { url };
     };
@@ -265,21 +441,27 @@ export class Notifier {
 const keyOf = (obj: KubeObject) => `${obj.metadata.namespace}/${obj.metadata.name}`;
 
 /**
- * At most MAX_RECORDS records: the oldest finished ones go first, except those still due (dropping one of
- * those would send it again). Records are appended, so list order is age.
+ * `existing` plus as many of `fresh` as fit in MAX_RECORDS, making room by dropping the oldest finished
+ * records that are no longer due. A Pending record or one still due is never dropped: dropping it would send
+ * it again (and again). Fresh records that do not fit wait for a later call (a Pending record finishes within
+ * the retry span and frees room). They always fit eventually: at most 5 plan events (or 3 schedule events)
+ * are due at once per target, and there are at most 10 targets (notifier.test.ts checks the arithmetic).
  */
-export function bound(records: NotificationRecord[], dueIds: ReadonlySet<string>): NotificationRecord[] {
-  let excess = records.length - MAX_RECORDS;
-  if (excess <= 0) return records;
+export function admit(
+  existing: readonly NotificationRecord[],
+  fresh: readonly NotificationRecord[],
+  dueIds: ReadonlySet<string>,
+): NotificationRecord[] {
+  let room = MAX_RECORDS - existing.length;
   const drop = new Set<number>();
-  for (const pass of [(r: NotificationRecord) => !dueIds.has(r.id), () => true])
-    records.forEach((r, i) => {
-      if (excess > 0 && r.state !== 'Pending' && !drop.has(i) && pass(r)) {
-        drop.add(i);
-        excess--;
-      }
-    });
-  return records.filter((_, i) => !drop.has(i)).slice(-MAX_RECORDS);
+  for (let i = 0; i < existing.length && room < fresh.length; i++) {
+    const r = existing[i]!;
+    if (r.state !== 'Pending' && !dueIds.has(r.id)) {
+      drop.add(i);
+      room++;
+    }
+  }
+  return [...existing.filter((_, i) => !drop.has(i)), ...fresh.slice(0, Math.max(0, room))];
 }
 
 /**
@@ -306,7 +488,15 @@ export function deliveredCondition(records: readonly NotificationRecord[]) {
       type: ConditionType.NotificationsDelivered,
       status: 'Unknown' as const,
       reason: 'Delivering',
-      message: `${pending.map((r) => `${r.event} to ${r.target}`).join(', ')} on the way`,
+      message: boundText(
+        `${pending
+          .map(
+            (r) =>
+              `${r.event} to ${r.target}${r.attempts ? ` (attempt ${r.attempts} failed: ${r.message ?? ''})` : ''}`,
+          )
+          .join(', ')} on the way`,
+        1024,
+      ),
     };
   return {
     type: ConditionType.NotificationsDelivered,

@@ -466,13 +466,18 @@ export function notificationStatus<const E extends readonly [string, ...string[]
   return mapList(
     z.object({
       id: z.string().min(1).max(192).meta({
-        description: '<target>/<event>, plus /<backup id> for events that recur: each is sent once.',
+        description:
+          '<target>/<event>, plus /<key> for events that recur (a backup run; a plan re-armed): each is sent once.',
       }),
       target: z.string().max(63),
       event: z.enum(events),
       state: z.enum(['Pending', 'Delivered', 'Failed']),
       attempts: z.int().min(0).optional(),
+      firstAttemptAt: Timestamp.optional(),
       lastAttemptAt: Timestamp.optional(),
+      nextAttemptAt: Timestamp.optional().meta({
+        description: 'A Pending record that failed for now: when it is tried again (retries span about 15 minutes).',
+      }),
       deliveredAt: Timestamp.optional(),
       message: z.string().max(1024).optional(),
     }),
