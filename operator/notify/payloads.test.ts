@@ -3,6 +3,7 @@ import { planMessage, scheduleMessage } from './messages.js';
 import {
   payloadFor,
   slackPayload,
+  teamsEscape,
   teamsPayload,
   webhookPayload,
   type NotificationEnvelope,
@@ -241,5 +242,16 @@ describe('payloads', () => {
     expect(facts.type).toBe('FactSet');
     expect(facts.facts).toContainEqual({ title: 'Severity', value: 'high' });
     expect(payloadFor('msteams', envelope())).toEqual(p);
+  });
+
+  it('Teams: user text cannot render a link or emphasis (Markdown characters escaped)', () => {
+    const evil = 'see [our status page](https://evil.example/login) **now** `x` _y_';
+    const p = teamsPayload(envelope({ title: 't', text: evil, facts: [{ title: 'Reason', value: evil }] }));
+    const [, text, facts] = p.attachments[0]!.content.body as any[];
+    const escaped =
+      'see \\[our status page\\]\\(https://evil.example/login\\) \\*\\*now\\*\\* \\`x\\` \\_y\\_';
+    expect(text.text).toBe(escaped);
+    expect(facts.facts[0].value).toBe(escaped);
+    expect(text.text).not.toMatch(/(^|[^\\])\]\(/);
   });
 });

@@ -92,6 +92,15 @@ export function slackPayload(e: NotificationEnvelope) {
   return { text: slackEscape(`${title}: ${text}`), blocks };
 }
 
+/**
+ * Adaptive Card TextBlocks and fact values render a Markdown subset: text from users (spec.reason, an approval
+ * reason) must not become a link or emphasis, so the characters of links and emphasis are backslash-escaped.
+ * (A bare URL may still be auto-linked by the client.)
+ */
+export function teamsEscape(s: string): string {
+  return s.replace(/[\\`*_[\]()~<>]/g, (c) => `\\${c}`);
+}
+
 /** Adaptive Card schema version: 1.4 is what Teams renders everywhere (desktop, web, mobile). */
 export const ADAPTIVE_CARD_VERSION = '1.4';
 
@@ -100,7 +109,8 @@ export const ADAPTIVE_CARD_VERSION = '1.4';
  * Card attachment with the title, the text and the facts as a FactSet.
  */
 export function teamsPayload(e: NotificationEnvelope) {
-  const { title, text, facts } = e.message;
+  const { title, facts } = e.message;
+  const text = teamsEscape(e.message.text);
   return {
     type: 'message',
     attachments: [
@@ -115,7 +125,12 @@ export function teamsPayload(e: NotificationEnvelope) {
             { type: 'TextBlock', text: title, weight: 'Bolder', size: 'Medium', wrap: true },
             { type: 'TextBlock', text, wrap: true },
             ...(facts.length
-              ? [{ type: 'FactSet', facts: facts.map((f) => ({ title: f.title, value: f.value })) }]
+              ? [
+                  {
+                    type: 'FactSet',
+                    facts: facts.map((f) => ({ title: f.title, value: teamsEscape(f.value) })),
+                  },
+                ]
               : []),
             {
               type: 'TextBlock',

@@ -110,11 +110,15 @@ export function probeOnce(
     let settled = false;
     // Once the body is in hand, tearing down the connection must not count as a failed request.
     let matching = false;
+    let req: http.ClientRequest | undefined;
+    // Declared before finish() uses it, assigned once the request exists.
+    // eslint-disable-next-line prefer-const
+    let timer: NodeJS.Timeout | undefined;
     const finish = (r: ProbeResult) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      req.destroy();
+      req?.destroy();
       resolve(r);
     };
     const fail = (e: Error) =>
@@ -124,18 +128,24 @@ export function probeOnce(
           ? { ok: false, denied: true, message: e.message }
           : { ok: false, message: `request failed: ${e.message}` },
       );
-    const timer = setTimeout(
+    try {
+      // No keep-alive agent (every request connects, so every connection is judged) and no redirects.
+      req = transport.request(url, {
+        method: 'GET',
+        agent: false,
+        lookup: guardedLookup(opts.policy),
+        signal,
+        headers: { 'user-agent': 'nxt-rollback-operator http-check', accept: '*/*' },
+      });
+    } catch (e) {
+      // Node refuses some URLs synchronously: a failed probe, not a rejected promise with a live timer.
+      return fail(e instanceof Error ? e : new Error(String(e)));
+    }
+    // Started once the request exists, so its callback always has something to destroy.
+    timer = setTimeout(
       () => fail(new Error(`no complete answer within ${opts.requestTimeoutMs} ms`)),
       opts.requestTimeoutMs,
     );
-    // No keep-alive agent (every request connects, so every connection is judged) and no redirects.
-    const req = transport.request(url, {
-      method: 'GET',
-      agent: false,
-      lookup: guardedLookup(opts.policy),
-      signal,
-      headers: { 'user-agent': 'nxt-rollback-operator http-check', accept: '*/*' },
-    });
     guardConnectedPeer(req, opts.policy, url.hostname, fail);
     req.on('error', fail);
     req.on('response', (res) => {
