@@ -3,7 +3,6 @@ import { planMessage, scheduleMessage } from './messages.js';
 import {
   payloadFor,
   slackPayload,
-  teamsEscape,
   teamsPayload,
   webhookPayload,
   type NotificationEnvelope,
