@@ -272,6 +272,24 @@ describe('Notifier', () => {
     expect(ensure.size).toBe(0);
   });
 
+  it('does not send again from a stale copy of the object read before the informer saw the record', async () => {
+    const { notifier, handlers, nextWake } = setup();
+    const obj = plan([hook('st', { events: ['Started'] })], 'uid-stale');
+    const status: any = { phase: 'Running', startedAt: '2026-11-29T09:00:01Z' };
+    const woke = nextWake();
+    notifier.sync(obj, status, new Date(), () => {});
+    const stale = structuredClone(status); // Pending, attempts 0: what a reconcile that began now holds
+    await woke;
+    notifier.sync(obj, status, new Date(), () => {});
+    expect(status.notifications[0]).toMatchObject({ state: 'Delivered', attempts: 1 });
+    handlers[0]!.onUpdate!(obj, { ...obj, status }); // the informer sees the Delivered record: task dropped
+    // ... and then the reconcile that began earlier writes its (stale) status.
+    notifier.sync(obj, stale, new Date(), () => {});
+    expect(stale.notifications[0]).toMatchObject({ state: 'Delivered', attempts: 1 });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(hits.filter((h) => h === 'uid-stale/st/Started')).toHaveLength(1);
+  });
+
   it('lets an attempt in flight finish when its object is deleted, then drops it', async () => {
     const { notifier, tasks, handlers, metrics, wakes } = setup();
     const obj = plan(
@@ -304,7 +322,7 @@ describe('Notifier', () => {
     const objs = Array.from({ length: 6 }, (_, i) =>
       plan(
         [{ ...hook('s', { events: ['Started'] }), urlSecretRef: { name: 'slow', key: 'url' } }],
-        `uid-s${i}`,
+        `uid-slot${i}`,
         `p${i}`,
       ),
     );
@@ -312,12 +330,12 @@ describe('Notifier', () => {
     objs.forEach((o, i) => notifier.sync(o, statuses[i], new Date(), () => {}));
     await new Promise((r) => setTimeout(r, 50));
     expect(slots.active).toBe(2);
-    for (let round = 0; round < 20 && hits.filter((h) => h.startsWith('uid-s')).length < 6; round++) {
+    for (let round = 0; round < 20 && hits.filter((h) => h.startsWith('uid-slot')).length < 6; round++) {
       const woke = nextWake();
       await woke;
     }
     await new Promise((r) => setTimeout(r, 400));
-    expect(hits.filter((h) => h.startsWith('uid-s')).sort()).toHaveLength(6);
+    expect(hits.filter((h) => h.startsWith('uid-slot')).sort()).toHaveLength(6);
     expect(peak).toBe(2);
     expect(slots.active).toBe(0);
   });

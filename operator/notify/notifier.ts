@@ -33,6 +33,8 @@ export const NOTIFICATION_ID_HEADER = 'x-nxt-notification-id';
  */
 export const DELIVERY_CONCURRENCY = 8;
 const SHARED_SLOTS = new Semaphore(DELIVERY_CONCURRENCY);
+/** How long a dropped attempt's decision is remembered: far longer than the informer's lag behind a write. */
+const SETTLED_KEEP_MS = 10 * 60_000;
 
 /** What the notifier needs to know about one kind (RollbackPlan, BackupSchedule). */
 export interface NotifyKind {
@@ -141,9 +143,18 @@ export class Notifier {
   private readonly retry: RetryOptions;
   private readonly slots: Semaphore;
   /** Attempt tasks started and not yet dropped, by task owner. */
-  private readonly live = new Map<string, { uid: string; id: string; attempt: number }>();
+  private readonly live = new Map<
+    string,
+    { uid: string; id: string; attempt: number; decided?: NotificationRecord }
+  >();
   /** Objects deleted while one of their attempts was still running: it finishes, then is dropped. */
   private readonly deleted = new Set<string>();
+  /**
+   * What attempts whose task was dropped decided, for a while: a reconcile that began before the informer
+   * saw the record (a stale copy with the record still Pending) takes the same decision instead of starting
+   * the attempt again, which would send it twice.
+   */
+  private readonly settled = new Map<string, { uid: string; record: NotificationRecord; at: number }>();
 
   constructor(
     private readonly ctx: Pick<ManagerContext, 'client' | 'tasks' | 'metrics' | 'log' | 'config'>,
@@ -169,15 +180,20 @@ export class Notifier {
     });
   }
 
-  /** An attempt's result is dropped once the record it decided is durable. */
+  /** An attempt's task is dropped once the record it decided is durable; its decision is kept a while. */
   private forgetRecorded(o: KubeObject) {
     const uid = o.metadata.uid;
     if (!uid) return;
+    const now = Date.now();
+    for (const [key, s] of this.settled) if (now - s.at > SETTLED_KEEP_MS) this.settled.delete(key);
     const records = new Map(((o.status?.notifications ?? []) as NotificationRecord[]).map((r) => [r.id, r]));
     for (const [key, t] of this.live) {
       if (t.uid !== uid) continue;
       const r = records.get(t.id);
-      if (r && (r.state !== 'Pending' || (r.attempts ?? 0) >= t.attempt)) this.drop(key);
+      if (r && (r.state !== 'Pending' || (r.attempts ?? 0) >= t.attempt)) {
+        if (t.decided) this.settled.set(key, { uid, record: t.decided, at: now });
+        this.drop(key);
+      }
     }
   }
 
@@ -194,6 +210,7 @@ export class Notifier {
       if (this.ctx.tasks.running(key) > 0) this.deleted.add(uid);
       else this.drop(key);
     }
+    for (const [key, s] of this.settled) if (s.uid === uid) this.settled.delete(key);
   }
 
   private drop(key: string) {
@@ -312,6 +329,8 @@ export class Notifier {
     const body = JSON.stringify(payloadFor(target.type, envelope));
     const namespace = obj.metadata.namespace ?? '';
     const objectKey = keyOf(obj);
+    const settled = this.settled.get(key);
+    if (settled) return settled.record; // a stale copy of a record this attempt already decided
     if (!this.live.has(key)) this.live.set(key, { uid, id: r.id, attempt });
     const state = this.ctx.tasks.ensure<AttemptOutcome>(
       key,
@@ -333,6 +352,8 @@ export class Notifier {
             Date.now(),
             this.retry,
           );
+    const entry = this.live.get(key);
+    if (entry) entry.decided = next;
     const what = `${r.event} to ${target.name} (${target.type})`;
     if (next.state === 'Delivered')
       event(
