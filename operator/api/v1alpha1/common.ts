@@ -476,7 +476,8 @@ export function notificationStatus<const E extends readonly [string, ...string[]
       firstAttemptAt: Timestamp.optional(),
       lastAttemptAt: Timestamp.optional(),
       nextAttemptAt: Timestamp.optional().meta({
-        description: 'A Pending record that failed for now: when it is tried again (retries span about 15 minutes).',
+        description:
+          'A Pending record that failed for now: when it is tried again (retries span about 15 minutes).',
       }),
       deliveredAt: Timestamp.optional(),
       message: z.string().max(1024).optional(),
