@@ -193,6 +193,7 @@ export class RollbackPlanReconciler {
     if (obj.metadata.deletionTimestamp) return;
     const generation = obj.metadata.generation ?? 1;
     const status: RollbackPlanStatus = structuredClone(obj.status ?? {});
+    if (status.startedAt) this.reportIgnoredVeto(obj, status);
     // A finished plan is done, except for what its annotations ask afterwards (rearm, unnecessary).
     const rearm = rearmRequest(obj, status);
     const review = reviewRequest(obj, status);
@@ -355,7 +356,7 @@ export class RollbackPlanReconciler {
       }
       const gated = await passGate(t);
       if (gated.kind === 'stop') return gated.result;
-    } else this.reportIgnoredVeto(obj, status);
+    }
 
     if (!status.startedAt) {
       status.startedAt = timestamp(now());
