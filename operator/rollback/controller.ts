@@ -184,12 +184,15 @@ export class RollbackPlanReconciler {
   }
 
   private readonly access: AccessReviewer;
-  /** Vetoes that came after execution started, already reported (an Event, once per value and process). */
+  /** Vetoes that came after execution started, already reported (an Event, once per value and process), by plan key. */
   private readonly vetoesIgnored = new Map<string, string>();
 
   async reconcile(req: Request, rc: ReconcileContext): Promise<ReconcileResult | void> {
     const obj = this.plans.get(`${req.namespace}/${req.name}`);
-    if (!obj) return forgetPlan(this.ctx.metrics, req.namespace, req.name); // gone: so is its RTO series
+    if (!obj) {
+      this.vetoesIgnored.delete(`${req.namespace}/${req.name}`);
+      return forgetPlan(this.ctx.metrics, req.namespace, req.name); // gone: so is its RTO series
+    }
     if (obj.metadata.deletionTimestamp) return;
     const generation = obj.metadata.generation ?? 1;
     const status: RollbackPlanStatus = structuredClone(obj.status ?? {});
@@ -525,9 +528,10 @@ export class RollbackPlanReconciler {
   /** A veto that arrives once the plan executes changes nothing: say so, once per value. */
   private reportIgnoredVeto(obj: KubeObject, status: RollbackPlanStatus) {
     const by = obj.metadata.annotations?.[Annotation.VetoedBy]?.trim();
-    const uid = obj.metadata.uid ?? '';
-    if (!by || status.veto || this.vetoesIgnored.get(uid) === by) return;
-    this.vetoesIgnored.set(uid, by);
+    const key = `${obj.metadata.namespace}/${obj.metadata.name}`;
+    const seen = `${obj.metadata.uid}\u0000${by}`;
+    if (!by || status.veto || this.vetoesIgnored.get(key) === seen) return;
+    this.vetoesIgnored.set(key, seen);
     void this.ctx.events.record(
       obj,
       'Warning',

@@ -165,6 +165,7 @@ describe('RollbackPlan automatic triggers', () => {
     const started = ms(plan.status.startedAt) - down;
     const patched = ms(plan.status.steps.find((s: any) => s.name === 'AppRollback').startedAt) - down;
     const timing = `fired ${fired} ms, started ${started} ms, AppRollback ${patched} ms after the test saw 0 available`;
+    console.info(`DeploymentUnavailable for 30s: ${timing}`);
     expect(fired, timing).toBeGreaterThanOrEqual(29_500);
     expect(fired, timing).toBeLessThanOrEqual(32_000);
     expect(started, timing).toBeLessThanOrEqual(32_000);
@@ -219,6 +220,21 @@ describe('RollbackPlan automatic triggers', () => {
     expect(await rolloutsOf('once'), 'no second rollback').toBe(revision);
     expect((await eventsFor(ns, 'once-down')).filter((e) => e.reason === 'Triggered')).toHaveLength(1);
     await bringBack('once');
+  });
+
+  it('a dry run of an automatic plan reports and is never armed', async () => {
+    await deploymentWithHistory(ns, 'dry', ['nginx:1.25', 'nginx:1.26']);
+    await applyPlan(ns, 'dry-auto', {
+      scope: 'app',
+      severity: 'critical',
+      dryRun: true,
+      targets: { deployments: [{ name: 'dry' }] },
+      trigger: { mode: 'auto', conditions: [{ type: 'DeploymentUnavailable', deployment: 'dry' }] },
+    });
+    const plan = await waitPlanPhase(ns, 'dry-auto', ['DryRunComplete', 'Armed', 'Failed']);
+    expect(plan.status.phase).toBe('DryRunComplete');
+    expect(plan.status.dryRunReport.wouldSucceed).toBe(true);
+    expect(plan.status.armed).toBeUndefined();
   });
 
   it('HTTPCheck fires after failureThreshold consecutive failed probes', async () => {
@@ -413,5 +429,43 @@ describe('RollbackPlan automatic triggers', () => {
       ).toBe(1);
       await waitRolledOut(ns, 'medium');
     });
+  });
+  it('an operator restart during the hold does not reset the clock (since is in status)', async () => {
+    await deploymentWithHistory(ns, 'restart', ['nginx:1.25', 'nginx:1.26'], 2, pinned);
+    await applyPlan(ns, 'restart-down', {
+      scope: 'app',
+      severity: 'critical',
+      targets: { deployments: [{ name: 'restart' }] },
+      validation: { timeout: '2m' },
+      trigger: { mode: 'auto', conditions: [{ type: 'DeploymentUnavailable', deployment: 'restart' }] },
+    });
+    await waitPlanPhase(ns, 'restart-down', ['Armed']);
+    const down = await takeDown('restart');
+    const pending = await eventually('condition Pending', async () => {
+      const p = await getPlan(ns, 'restart-down');
+      return p.status.triggerConditions?.[0]?.state === 'Pending' && p;
+    });
+    expect(Math.abs(ms(pending.status.triggerConditions[0].since) - down)).toBeLessThan(1500);
+    await sleep(Math.max(0, down + 8000 - Date.now()));
+    await op.stop();
+    await sleep(2000);
+    op = await startOperator({ env: { WATCH_NAMESPACES: ns } });
+    await op.waitReady();
+    const plan = await eventually(
+      'the trigger to fire',
+      async () => {
+        const p = await getPlan(ns, 'restart-down');
+        return p.status.trigger && p;
+      },
+      45_000,
+      50,
+    );
+    await bringBack('restart');
+    const fired = ms(plan.status.trigger.firedAt) - down;
+    console.info(`DeploymentUnavailable across a restart: fired ${fired} ms after the test saw 0 available`);
+    expect(fired, 'fired 30 s after it went down, not 30 s after the restart').toBeGreaterThanOrEqual(29_500);
+    expect(fired).toBeLessThanOrEqual(32_000);
+    const done = await waitPlanPhase(ns, 'restart-down', ['Succeeded', 'Failed'], 60_000);
+    expect(done.status.phase).toBe('Succeeded');
   });
 });
