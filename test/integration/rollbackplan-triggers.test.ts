@@ -237,6 +237,53 @@ describe('RollbackPlan automatic triggers', () => {
     expect(plan.status.armed).toBeUndefined();
   });
 
+  it('a condition that cannot be evaluated never fires and is named on TriggerHealthy, Ready stays Armed', async () => {
+    await applyPlan(ns, 'blind', {
+      scope: 'app',
+      severity: 'critical',
+      targets: { deployments: [{ name: 'dry' }] },
+      trigger: {
+        mode: 'auto',
+        conditions: [
+          { type: 'DeploymentUnavailable', name: 'ghost-down', deployment: 'ghost', for: '0s' },
+          // Nothing listens on port 1: whatever the probe says (unreachable), it is not a reason to roll back.
+          {
+            type: 'PrometheusQuery',
+            name: 'errors',
+            address: 'http://127.0.0.1:1',
+            query: 'up',
+            below: 1,
+            period: '1s',
+          },
+        ],
+      },
+    });
+    const plan = await eventually('both conditions Unknown', async () => {
+      const p = await getPlan(ns, 'blind');
+      return (
+        p.status.triggerConditions?.length === 2 &&
+        p.status.triggerConditions.every((c: any) => c.state === 'Unknown') &&
+        p
+      );
+    });
+    expect(plan.status.phase).toBe('Armed');
+    expect(condition(plan, 'Ready')).toMatchObject({ status: 'True', reason: 'Armed' });
+    expect(condition(plan, 'Ready').message).toMatch(
+      /cannot evaluate: ghost-down \(DeploymentNotFound\), errors \(/,
+    );
+    expect(condition(plan, 'TriggerHealthy')).toMatchObject({
+      status: 'False',
+      reason: 'DeploymentNotFound',
+    });
+    expect(condition(plan, 'TriggerHealthy').message).toMatch(
+      /ghost-down: Deployment "ghost" not found; errors: /,
+    );
+    await sleep(3000);
+    const later = await getPlan(ns, 'blind');
+    expect(later.status.phase).toBe('Armed');
+    expect(later.status.trigger).toBeUndefined();
+  });
+
   it('HTTPCheck fires after failureThreshold consecutive failed probes', async () => {
     await deploymentWithHistory(ns, 'api', ['nginx:1.25', 'nginx:1.26']);
     await applyPlan(ns, 'api-http', {
