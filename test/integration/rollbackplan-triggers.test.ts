@@ -325,6 +325,27 @@ describe('RollbackPlan automatic triggers', () => {
     expect(await imageOf(ns, 'api')).toBe('nginx:1.25');
   });
 
+  it('watches a Deployment named only in a condition (not a target) through the watch', async () => {
+    await deploymentWithHistory(ns, 'front', ['nginx:1.25', 'nginx:1.26']);
+    await deploymentWithHistory(ns, 'side', ['nginx:1.25'], 1, pinned);
+    await applyPlan(ns, 'front-on-side', {
+      scope: 'app',
+      severity: 'critical',
+      targets: { deployments: [{ name: 'front' }] },
+      trigger: {
+        mode: 'auto',
+        conditions: [{ type: 'DeploymentUnavailable', deployment: 'side', for: '1s' }],
+      },
+    });
+    await waitPlanPhase(ns, 'front-on-side', ['Armed']);
+    const down = await takeDown('side');
+    const plan = await waitPlanPhase(ns, 'front-on-side', ['Succeeded', 'Failed']);
+    await bringBack('side');
+    expect(plan.status.phase).toBe('Succeeded');
+    expect(ms(plan.status.trigger.firedAt) - down).toBeLessThan(3000);
+    expect(await imageOf(ns, 'front')).toBe('nginx:1.25');
+  });
+
   it('expires when the watch window passes unfired, and a rearm arms it again once', async () => {
     await deploymentWithHistory(ns, 'quiet', ['nginx:1.25', 'nginx:1.26']);
     await applyPlan(ns, 'quiet-watch', {
