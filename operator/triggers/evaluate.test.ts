@@ -96,6 +96,34 @@ describe('evaluateConditions', () => {
     });
   });
 
+  it('Alert with a matcher RE2 rejects: never fires, unevaluable as InvalidMatcher (not a silent no-match)', () => {
+    const cond: TriggerCondition = {
+      type: 'Alert',
+      name: 'look',
+      matchers: [
+        { name: 'alertname', value: 'HighErrorRate' },
+        { name: 'namespace', op: '=~', value: '(?<=x)shop' },
+      ],
+    };
+    const firing = {
+      fingerprint: 'f',
+      labels: { alertname: 'HighErrorRate', namespace: 'shop' },
+      annotations: {},
+      startsAt: at(1),
+      receivedAt: at(1),
+    };
+    const e = evaluateConditions([cond], [], sources({ alert: () => firing }), t0, at(5));
+    expect(e.fired).toBeUndefined();
+    expect(e.records[0]).toMatchObject({ name: 'look', state: 'Unknown' });
+    expect(e.unevaluable).toEqual([
+      {
+        name: 'look',
+        reason: 'InvalidMatcher',
+        observed: expect.stringMatching(/^matcher namespace=~"\(\?<=x\)shop": not a valid RE2 pattern/),
+      },
+    ]);
+  });
+
   it('probing conditions read their monitor; an error is reported with its reason and leaves a hold', () => {
     const prom: TriggerCondition = {
       type: 'PrometheusQuery',

@@ -2,6 +2,7 @@ import type { AlertMatcher, TriggerCondition, TriggerConditionType } from '../ap
 import type { KubeObject } from '../kube/rest.js';
 import { conditionName, holdFor, nextConditionState, type ConditionRecord } from './condition-state.js';
 import { deploymentAvailability } from './deployment-availability.js';
+import { matcherProblem } from './matchers.js';
 import type { StoredAlert, TriggerObservation } from './types.js';
 
 /** Where observations come from; injected so the evaluation stays testable without a cluster. */
@@ -46,6 +47,9 @@ function observe(
         now,
       );
     case 'Alert': {
+      // A pattern RE2 rejects matches nothing: the condition could never fire, so say so (TriggerHealthy).
+      const problem = cond.matchers!.map(matcherProblem).find((p) => p !== undefined);
+      if (problem) return { kind: 'error', at: now, reason: 'InvalidMatcher', observed: problem };
       // Only an alert that started in the watch window: one firing since before the release is not about it.
       const a = sources.alert(cond.matchers!, armedSince);
       if (!a) return { kind: 'good', at: now, observed: 'no matching alert firing' };
