@@ -499,7 +499,8 @@ describe('automatic triggers against real Prometheus, Alertmanager and admission
       await eventually(
         `ValidatingAdmissionPolicy ${POLICY} to be enforced`,
         async () => {
-          const r = await approve(patcher, 'probe', patcher, '--dry-run=server');
+          // The lead naming someone else: refused by the policy only (so the verb check is left to the test).
+          const r = await approve(lead, 'probe', patcher, '--dry-run=server');
           if (r.code === 0) return false;
           if (!r.stderr.includes(POLICY)) throw new Error(`refused, but not by the policy: ${r.stderr}`);
           return true;
