@@ -48,3 +48,22 @@ describe('forgetting the series of objects that are gone', () => {
     expect((await seriesOf(m, 'nxt_rollback_duration_seconds_count')).length).toBe(1);
   });
 });
+
+describe('nxt_rollback_plans_awaiting_approval', () => {
+  it('is counted from its source at each scrape, so a plan that stops waiting (or is deleted) drops out', async () => {
+    const m = createMetrics({ defaultMetrics: false });
+    let waiting = new Map([
+      ['shop', 2],
+      ['blog', 1],
+    ]);
+    m.countAwaitingApprovalFrom(() => waiting);
+    expect(await seriesOf(m, 'nxt_rollback_plans_awaiting_approval')).toEqual([
+      'nxt_rollback_plans_awaiting_approval{namespace="shop"} 2',
+      'nxt_rollback_plans_awaiting_approval{namespace="blog"} 1',
+    ]);
+    waiting = new Map([['shop', 1]]);
+    expect(await seriesOf(m, 'nxt_rollback_plans_awaiting_approval')).toEqual([
+      'nxt_rollback_plans_awaiting_approval{namespace="shop"} 1',
+    ]);
+  });
+});

@@ -15,6 +15,8 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
   if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
   const r = [registry];
+  // Counted from the plan cache at scrape time: level-based, nothing to keep in step with plan deletions.
+  let awaitingApproval: () => Map<string, number> = () => new Map();
   return {
     registry,
     reconcileTotal: new Counter({
@@ -147,6 +149,40 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['scope', 'trigger', 'result'] as const,
       registers: r,
     }),
+    rollbackDetection: new Histogram({
+      name: 'nxt_rollback_detection_seconds',
+      help: 'Time from a trigger condition beginning to hold to the plan firing, by condition type',
+      labelNames: ['trigger'] as const,
+      buckets: [0.5, 1, 2, 5, 10, 15, 30, 45, 60, 120, 300, 600],
+      registers: r,
+    }),
+    rollbackRecovery: new Histogram({
+      name: 'nxt_rollback_recovery_seconds',
+      help: 'Time from the trigger firing (or the start of a plan without one) to its completion, approval wait included',
+      labelNames: ['scope', 'trigger', 'result'] as const,
+      buckets: DURATION_BUCKETS,
+      registers: r,
+    }),
+    rollbackUnnecessary: new Counter({
+      name: 'nxt_rollback_unnecessary_total',
+      help: 'Finished rollbacks marked unnecessary (false positives), by trigger',
+      labelNames: ['trigger'] as const,
+      registers: r,
+    }),
+    plansAwaitingApproval: new Gauge({
+      name: 'nxt_rollback_plans_awaiting_approval',
+      help: 'RollbackPlans waiting for an approval or their confirm window, by namespace',
+      labelNames: ['namespace'] as const,
+      registers: r,
+      collect() {
+        this.reset();
+        for (const [namespace, n] of awaitingApproval()) this.set({ namespace }, n);
+      },
+    }),
+    /** Where nxt_rollback_plans_awaiting_approval counts from (the plan controller's cache). */
+    countAwaitingApprovalFrom(source: () => Map<string, number>) {
+      awaitingApproval = source;
+    },
     rollbackDuration: new Histogram({
       name: 'nxt_rollback_duration_seconds',
       help: 'Time from the start of a rollback plan to its completion (measured RTO)',

@@ -108,7 +108,10 @@ export const OPERATOR_GRANTS: Grant[] = [
     group: 'apps',
     resource: 'replicasets',
     verbs: {
-      list: { code: 'operator/rollback/deployment-io.ts', why: 'the revision history of a Deployment' },
+      list: {
+        code: 'operator/rollback/deployment-io.ts',
+        why: 'the revision history of a Deployment; when its current revision appeared (auto-trigger.ts: the watch window)',
+      },
     },
   },
   {

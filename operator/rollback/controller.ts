@@ -1,4 +1,5 @@
 import {
+  Annotation,
   API_VERSION,
   ConditionType,
   GROUP,
@@ -38,12 +39,18 @@ import { buildDryRunReport } from './dry-run-report.js';
 import { scopeTargets } from './scope.js';
 import { findStep, finishStep, isFinished, secondsBetween, startStep, timestamp } from './journal.js';
 import type { PlanRun, StepDefinition, StepOutcome } from './plan-run.js';
-import { HttpChecks, postValidate, preValidateHttpChecks } from './post-validation.js';
+import { HttpChecks, httpProbeOptions, postValidate, preValidateHttpChecks } from './post-validation.js';
+import { TriggerMonitors } from '../triggers/monitors.js';
+import { reconcileArmed, type TriggerContext } from './auto-trigger.js';
+import { passGate } from './approval-gate.js';
+import { applyRearm, rearmRequest, reviewOf, reviewRequest } from './plan-requests.js';
 import { Notifier } from '../notify/notifier.js';
 import { PLAN_NOTIFICATIONS } from '../notify/kinds.js';
 
 export const PLAN_RESOURCE = { group: GROUP, version: VERSION, plural: 'rollbackplans' } as const;
-const TERMINAL_PHASES = new Set(['Succeeded', 'Failed', 'DryRunComplete']);
+const TERMINAL_PHASES = new Set(['Succeeded', 'Failed', 'DryRunComplete', 'Expired', 'Vetoed']);
+/** Phases in which an automatic plan's trigger monitors run. */
+const WATCHING_PHASES = new Set([undefined, 'Pending', 'Armed']);
 
 /**
  * The ordered steps of a plan: pre-validation of everything first (nothing is touched until all checks
@@ -104,13 +111,41 @@ export function setupRollbackPlanController(ctx: ManagerContext): Controller {
     const plan = o.metadata.labels?.[Label.Plan];
     return plan && o.metadata.namespace ? [`${o.metadata.namespace}/${plan}`] : [];
   };
-  // HTTP checks run as background tasks and wake their plan through the queue.
+  // HTTP checks and trigger monitors run as background tasks and wake their plan through the queue.
   const checks = new HttpChecks(ctx, plans, (key) => controller.queue.add(key));
+  const monitors = new TriggerMonitors(ctx.tasks, httpProbeOptions(ctx.config));
+  const forgetMonitors = (p: KubeObject) => p.metadata.uid && monitors.forget(p.metadata.uid);
+  plans.addHandler({
+    onUpdate: (_old, p) => !WATCHING_PHASES.has(p.status?.phase) && forgetMonitors(p),
+    onDelete: forgetMonitors,
+  });
   // Notifications are delivered in the background too; a finished delivery or a due escalation wakes the plan.
   const notifier = new Notifier(ctx, plans, PLAN_NOTIFICATIONS, (key, ms) =>
     controller.queue.addAfter(key, ms),
   );
-  const reconciler = new RollbackPlanReconciler(ctx, plans, informers, checks, notifier);
+  const reconciler = new RollbackPlanReconciler(
+    ctx,
+    plans,
+    informers,
+    checks,
+    monitors,
+    (key) => controller.queue.add(key),
+    notifier,
+  );
+  const keyOf = (p: KubeObject) => `${p.metadata.namespace}/${p.metadata.name}`;
+  // A new or resolved alert may fire any armed plan with an Alert condition.
+  ctx.alerts.onChange(() => {
+    for (const p of plans.list())
+      if (WATCHING_PHASES.has(p.status?.phase) && conditionsOf(p).some((c) => c.type === 'Alert'))
+        controller.queue.add(keyOf(p));
+  });
+  ctx.metrics.countAwaitingApprovalFrom(() => {
+    const n = new Map<string, number>();
+    for (const p of plans.list())
+      if (p.status?.phase === 'AwaitingApproval' && p.metadata.namespace)
+        n.set(p.metadata.namespace, (n.get(p.metadata.namespace) ?? 0) + 1);
+    return n;
+  });
   const controller = new Controller('rollbackplan', reconciler, {
     log: ctx.log,
     metrics: ctx.metrics,
@@ -119,18 +154,23 @@ export function setupRollbackPlanController(ctx: ManagerContext): Controller {
     .watches(plans)
     .watchesMapped(informers.jobs, byPlanLabel)
     .watchesMapped(informers.pods, byPlanLabel)
+    // Plans that target the Deployment, or watch it in a DeploymentUnavailable condition (armed plans).
     .watchesMapped(deployments, (d) =>
       plans
         .list(d.metadata.namespace)
         .filter(
           (p) =>
             !TERMINAL_PHASES.has(p.status?.phase) &&
-            (p.spec?.targets?.deployments ?? []).some((t: { name: string }) => t.name === d.metadata.name),
+            ((p.spec?.targets?.deployments ?? []).some((t: { name: string }) => t.name === d.metadata.name) ||
+              conditionsOf(p).some((c) => c.deployment === d.metadata.name)),
         )
-        .map((p) => `${p.metadata.namespace}/${p.metadata.name}`),
+        .map(keyOf),
     );
   return controller;
 }
+
+const conditionsOf = (p: KubeObject): { type?: string; deployment?: string }[] =>
+  Array.isArray(p.spec?.trigger?.conditions) ? p.spec.trigger.conditions : [];
 
 interface PlanInformers {
   deployments: MultiInformer<KubeObject>;
@@ -149,21 +189,33 @@ export class RollbackPlanReconciler {
     private readonly plans: MultiInformer<KubeObject>,
     private readonly informers: PlanInformers,
     private readonly checks: HttpChecks,
+    private readonly monitors: TriggerMonitors,
+    private readonly enqueue: (key: string) => void,
     private readonly notifier?: Notifier,
   ) {
     this.access = new AccessReviewer(ctx.client);
   }
 
   private readonly access: AccessReviewer;
+  /** Vetoes that came after execution started, already reported (an Event, once per value and process), by plan key. */
+  private readonly vetoesIgnored = new Map<string, string>();
 
   async reconcile(req: Request, rc: ReconcileContext): Promise<ReconcileResult | void> {
     const obj = this.plans.get(`${req.namespace}/${req.name}`);
-    if (!obj) return forgetPlan(this.ctx.metrics, req.namespace, req.name); // gone: so is its RTO series
+    if (!obj) {
+      this.vetoesIgnored.delete(`${req.namespace}/${req.name}`);
+      return forgetPlan(this.ctx.metrics, req.namespace, req.name); // gone: so is its RTO series
+    }
     if (obj.metadata.deletionTimestamp) return;
     const generation = obj.metadata.generation ?? 1;
     const status: RollbackPlanStatus = structuredClone(obj.status ?? {});
+    if (status.startedAt) this.reportIgnoredVeto(obj, status);
+    // A finished plan is done, except for what its annotations ask afterwards (rearm, unnecessary) and its
+    // notifications still being delivered.
+    const rearm = rearmRequest(obj, status);
+    const review = reviewRequest(obj, status);
     const finished = TERMINAL_PHASES.has(status.phase ?? '') && status.observedGeneration === generation;
-    if (finished && !Notifier.pending(status)) return; // a finished plan is looked at only for its notifications
+    if (finished && rearm === undefined && review === undefined && !Notifier.pending(status)) return;
 
     let resourceVersion = obj.metadata.resourceVersion;
     const events: [EventType, string, string][] = [];
@@ -196,7 +248,8 @@ export class RollbackPlanReconciler {
     const cond = (c: Omit<ConditionInput, 'observedGeneration'>) => {
       status.conditions = setCondition(status.conditions, { ...c, observedGeneration: generation }, now());
     };
-    if (finished) return void (await write());
+    // Only notifications to deliver: record them and stop.
+    if (finished && rearm === undefined && review === undefined) return void (await write());
 
     const parsed = parseRollbackPlan({
       ...obj,
@@ -214,8 +267,8 @@ export class RollbackPlanReconciler {
       return;
     }
     const spec = withRollbackPlanDefaults(parsed.value.spec);
-    if (spec.trigger.mode !== 'manual') {
-      // An armed plan must never run just because it was applied: refuse until automatic triggers exist.
+    if (spec.trigger.mode === 'onRevert') {
+      // An armed plan must never run just because it was applied: refuse until GitOps reverts are watched.
       const msg = `spec.trigger.mode "${spec.trigger.mode}" is not implemented in this operator version, so the plan was NOT run; omit spec.trigger (or use mode manual) to run a plan when it is applied`;
       status.phase = 'Failed';
       cond({ type: ConditionType.Ready, status: 'False', reason: 'TriggerModeNotSupported', message: msg });
@@ -229,6 +282,30 @@ export class RollbackPlanReconciler {
       events.push(['Warning', 'TriggerModeNotSupported', msg]);
       await write();
       return;
+    }
+    if (review !== undefined) {
+      status.review = reviewOf(review, now());
+      events.push([
+        'Normal',
+        'MarkedUnnecessary',
+        `marked unnecessary${status.review.reason ? `: ${status.review.reason}` : ''}`,
+      ]);
+      await write();
+      this.ctx.metrics.rollbackUnnecessary.inc({ trigger: triggerLabel(spec, status) });
+      return;
+    }
+    if (rearm !== undefined) {
+      const window = spec.trigger.watchWindow ? parseDuration(spec.trigger.watchWindow) : undefined;
+      if (!applyRearm(obj, status, rearm, now(), window)) {
+        events.push([
+          'Warning',
+          'RearmRefused',
+          `the plan still carries ${Annotation.VetoedBy}: remove it, then set ${Annotation.Rearm} to a new value`,
+        ]);
+        await write();
+        return;
+      }
+      events.push(['Normal', 'Rearmed', `armed again by ${Annotation.Rearm}=${rearm.slice(0, 63)}`]);
     }
     const steps = stepsFor(spec);
 
@@ -272,6 +349,31 @@ export class RollbackPlanReconciler {
       histories: new Map(),
       checks: this.checks.forPlan(obj),
     };
+
+    if (!status.startedAt) {
+      const t: TriggerContext = {
+        plan: obj,
+        namespace: req.namespace,
+        spec,
+        status,
+        now,
+        cond,
+        event: run.event,
+        write,
+        deployment: run.cache.deployment,
+        client: this.ctx.client,
+        monitors: this.monitors,
+        alerts: this.ctx.alerts,
+        metrics: this.ctx.metrics,
+        wake: () => this.enqueue(`${req.namespace}/${req.name}`),
+      };
+      if (spec.trigger.mode === 'auto') {
+        const armed = await reconcileArmed(t);
+        if (armed.kind === 'stop') return armed.result;
+      }
+      const gated = await passGate(t);
+      if (gated.kind === 'stop') return gated.result;
+    }
 
     if (!status.startedAt) {
       status.startedAt = timestamp(now());
@@ -376,14 +478,16 @@ export class RollbackPlanReconciler {
     status.phase = 'Succeeded';
     status.completedAt = timestamp(end);
     status.durationSeconds = secondsBetween(status.startedAt!, end);
+    status.recoverySeconds = secondsBetween(status.trigger?.firedAt ?? status.startedAt!, end);
     const rtoS = parseDuration(spec.objectives.rto) / 1000;
     const msg = `rolled back in ${status.durationSeconds}s`;
     cond({ type: ConditionType.Succeeded, status: 'True', reason: 'Succeeded', message: msg });
+    const met = status.recoverySeconds <= rtoS;
     cond({
       type: ConditionType.RTOMet,
-      status: status.durationSeconds <= rtoS ? 'True' : 'False',
-      reason: status.durationSeconds <= rtoS ? 'WithinObjective' : 'ObjectiveMissed',
-      message: `recovery took ${status.durationSeconds}s; objective ${spec.objectives.rto}`,
+      status: met ? 'True' : 'False',
+      reason: met ? 'WithinObjective' : 'ObjectiveMissed',
+      message: `recovery took ${status.recoverySeconds}s${status.trigger ? ` from the trigger (${status.trigger.condition})` : ''}; objective ${spec.objectives.rto}`,
     });
     cond({ type: ConditionType.Ready, status: 'True', reason: 'Succeeded', message: msg });
     cond({ type: ConditionType.Reconciling, status: 'False', reason: 'Succeeded', message: '' });
@@ -407,6 +511,10 @@ export class RollbackPlanReconciler {
     status.phase = 'Failed';
     status.completedAt = timestamp(end);
     status.durationSeconds = secondsBetween(status.startedAt ?? status.completedAt, end);
+    status.recoverySeconds = secondsBetween(
+      status.trigger?.firedAt ?? status.startedAt ?? status.completedAt,
+      end,
+    );
     const msg = `step ${step.name} failed: ${message}`;
     if (step.condition) cond({ type: step.condition, status: 'False', reason, message });
     cond({ type: ConditionType.Succeeded, status: 'False', reason, message: msg });
@@ -420,14 +528,38 @@ export class RollbackPlanReconciler {
 
   private observe(run: PlanRun, result: 'succeeded' | 'failed') {
     const m = this.ctx.metrics;
-    const trigger = run.spec.trigger.mode === 'manual' ? 'manual' : run.spec.trigger.mode;
+    const trigger = triggerLabel(run.spec, run.status);
+    const recovery = run.status.recoverySeconds ?? run.status.durationSeconds ?? 0;
     m.rollbackTotal.inc({ scope: run.spec.scope, trigger, result });
     m.rollbackDuration.observe({ scope: run.spec.scope, result }, run.status.durationSeconds ?? 0);
+    m.rollbackRecovery.observe({ scope: run.spec.scope, trigger, result }, recovery);
     m.rtoSeconds.set(
       { namespace: run.namespace, plan: run.plan.metadata.name, scope: run.spec.scope },
-      run.status.durationSeconds ?? 0,
+      recovery,
     );
   }
+
+  /** A veto that arrives once the plan executes changes nothing: say so, once per value. */
+  private reportIgnoredVeto(obj: KubeObject, status: RollbackPlanStatus) {
+    const by = obj.metadata.annotations?.[Annotation.VetoedBy]?.trim();
+    const key = `${obj.metadata.namespace}/${obj.metadata.name}`;
+    const seen = `${obj.metadata.uid}\u0000${by}`;
+    if (!by || status.veto || this.vetoesIgnored.get(key) === seen) return;
+    this.vetoesIgnored.set(key, seen);
+    void this.ctx.events.record(
+      obj,
+      'Warning',
+      'VetoIgnored',
+      `veto by ${by.slice(0, 253)} ignored: the rollback was already executing (started ${status.startedAt})`,
+    );
+  }
+}
+
+/** The trigger label of the rollback metrics: the fired condition's type, `manual` or `onRevert`. */
+function triggerLabel(spec: EffectiveRollbackPlanSpec, status: RollbackPlanStatus): string {
+  const type = status.trigger?.type;
+  if (type && type !== 'Manual') return type;
+  return spec.trigger.mode === 'auto' ? 'auto' : spec.trigger.mode;
 }
 
 /** What a failed plan left changed, for the Failed event and condition: the documented consistent state. */

@@ -95,9 +95,12 @@ export function guardConnectedPeer(
   );
 }
 
-/** One GET of the check's URL: status, then (if asked) the first maxBodyBytes of the body against bodyMatch. */
+/**
+ * One GET of the check's URL: status (expectStatus, or any 2xx when absent, as trigger conditions allow), then
+ * (if asked) the first maxBodyBytes of the body against bodyMatch.
+ */
 export function probeOnce(
-  check: HTTPCheck,
+  check: Pick<HTTPCheck, 'url' | 'bodyMatch'> & { expectStatus?: number },
   opts: HttpProbeOptions,
   signal: AbortSignal,
 ): Promise<ProbeResult> {
@@ -149,8 +152,14 @@ export function probeOnce(
     guardConnectedPeer(req, opts.policy, url.hostname, fail);
     req.on('error', fail);
     req.on('response', (res) => {
-      if (res.statusCode !== check.expectStatus) {
-        return finish({ ok: false, message: `got HTTP ${res.statusCode}, expected ${check.expectStatus}` });
+      const code = res.statusCode ?? 0;
+      const expected =
+        check.expectStatus === undefined ? code >= 200 && code < 300 : code === check.expectStatus;
+      if (!expected) {
+        return finish({
+          ok: false,
+          message: `got HTTP ${res.statusCode}, expected ${check.expectStatus ?? 'a 2xx status'}`,
+        });
       }
       if (!check.bodyMatch) return finish({ ok: true, message: `HTTP ${res.statusCode} as expected` });
       const chunks: Buffer[] = [];

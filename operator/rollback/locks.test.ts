@@ -222,6 +222,26 @@ describe('planConflicts on the database and flags', () => {
     expect(planConflicts(self, [self, other], lockTargets(mine as any))).toHaveLength(count);
   });
 
+  it.each([
+    ['Armed', {}],
+    ['AwaitingApproval', {}],
+    ['Expired', {}],
+    ['Vetoed', {}],
+    ['Pending', { trigger: { mode: 'auto' } }],
+  ])('an older plan that is %s (%j) does not keep an emergency plan off its targets', (phase, extra) => {
+    const spec = { scope: 'database', targets: db('s') };
+    const self = at('me', SELF_T, spec, 'Pending');
+    const armed = at('other', EARLY, { ...spec, ...extra }, phase);
+    expect(planConflicts(self, [self, armed], lockTargets(spec))).toEqual([]);
+  });
+
+  it('an automatic plan that started executing holds its targets like any other', () => {
+    const spec = { scope: 'database', targets: db('s') };
+    const self = at('me', SELF_T, spec, 'Pending');
+    const running = at('other', EARLY, { ...spec, trigger: { mode: 'auto' } }, 'Running', true);
+    expect(planConflicts(self, [self, running], lockTargets(spec))).toHaveLength(1);
+  });
+
   it('a newer plan that already holds the schedule blocks an older one that is still validating', () => {
     const spec = { scope: 'database', targets: db('s') };
     const self = at('me', SELF_T, spec, 'Running');

@@ -20,7 +20,12 @@ export interface PlanConflict {
   phase: string;
 }
 
-const TERMINAL = new Set(['Succeeded', 'Failed', 'DryRunComplete']);
+const TERMINAL = new Set(['Succeeded', 'Failed', 'DryRunComplete', 'Expired', 'Vetoed']);
+/**
+ * A plan that only watches (Armed) or waits for a person (AwaitingApproval) changes nothing yet: it must not
+ * keep an emergency plan off its targets. When it does start, its own pre-validation meets the lock.
+ */
+const NOT_EXECUTING = new Set(['Armed', 'AwaitingApproval']);
 
 const isOlder = (a: KubeObject, b: KubeObject) => {
   const ta = a.metadata.creationTimestamp ?? '';
@@ -112,6 +117,7 @@ export function planConflicts(
     if (p.spec?.dryRun === true) continue;
     const phase: string = p.status?.phase ?? 'Pending';
     if (TERMINAL.has(phase)) continue;
+    if (!holdsLock(p) && (NOT_EXECUTING.has(phase) || p.spec?.trigger?.mode === 'auto')) continue;
     if (!holdsLock(p) && !isOlder(p, self)) continue;
     for (const target of lockTargets(p.spec)) {
       if (wanted.has(lockKey(target)))

@@ -32,8 +32,22 @@ export interface PlanChecks {
   settle(): void;
 }
 
+/** The bounds and address policy of every HTTP probe the operator makes (post-validation and triggers). */
+export function httpProbeOptions(config: ManagerContext['config']): HttpProbeOptions {
+  return {
+    policy: addressPolicy({
+      denyLinkLocal: config.HTTP_CHECK_DENY_LINK_LOCAL,
+      denyLoopback: config.HTTP_CHECK_DENY_LOOPBACK,
+      deniedCidrs: config.HTTP_CHECK_DENIED_CIDRS,
+    }),
+    requestTimeoutMs: 5000,
+    maxBodyBytes: 64 * 1024,
+    matcher: new BodyMatcher({ timeoutMs: 2000, maxConcurrent: 2 }),
+  };
+}
+
 /** Phases after which a plan never runs a check again: its results are dropped. */
-const FINISHED_PHASES = new Set(['Succeeded', 'Failed', 'DryRunComplete']);
+const FINISHED_PHASES = new Set(['Succeeded', 'Failed', 'DryRunComplete', 'Expired', 'Vetoed']);
 
 /**
  * The HTTP checks of all plans, run as background tasks of the manager (ctx.tasks) keyed by plan UID and
@@ -48,16 +62,7 @@ export class HttpChecks {
     plans: MultiInformer<KubeObject>,
     private readonly enqueue: (key: string) => void,
   ) {
-    this.opts = {
-      policy: addressPolicy({
-        denyLinkLocal: ctx.config.HTTP_CHECK_DENY_LINK_LOCAL,
-        denyLoopback: ctx.config.HTTP_CHECK_DENY_LOOPBACK,
-        deniedCidrs: ctx.config.HTTP_CHECK_DENIED_CIDRS,
-      }),
-      requestTimeoutMs: 5000,
-      maxBodyBytes: 64 * 1024,
-      matcher: new BodyMatcher({ timeoutMs: 2000, maxConcurrent: 2 }),
-    };
+    this.opts = httpProbeOptions(ctx.config);
     const forget = (p: KubeObject) => p.metadata.uid && ctx.tasks.forget(p.metadata.uid);
     plans.addHandler({
       onUpdate: (_old, p) => FINISHED_PHASES.has(p.status?.phase) && forget(p),

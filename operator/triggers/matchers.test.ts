@@ -49,6 +49,14 @@ describe('alert label matchers', () => {
     expect(matcherProblem({ name: 'alertname', value: '(' })).toBeUndefined();
   });
 
+  it("matcherProblem's text is bounded, however long the pattern RE2 quotes back", () => {
+    const value = `(${'x'.repeat(255)}`; // within the CRD's 256 characters; RE2 quotes all of it back
+    const p = matcherProblem({ name: 'l'.repeat(128), op: '!~', value });
+    expect(p).toMatch(/not a valid RE2 pattern/);
+    expect(p!.length).toBeLessThanOrEqual(300);
+    expect(matcherProblem({ name: 'n', op: '=~', value: 'a{1001}' })).toMatch(/invalid repeat count/);
+  });
+
   it('a pathological pattern runs in linear time', () => {
     const t0 = Date.now();
     expect(

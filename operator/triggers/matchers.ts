@@ -1,11 +1,15 @@
 import { RE2JS } from 're2js';
 import type { AlertMatcher } from '../api/v1alpha1/rollbackplan.js';
+import { boundText } from '../kube/bounded.js';
 
 /** Compiled patterns kept at most; plans are few, so this only bounds a churn of edited patterns. */
 const MAX_CACHED = 1000;
 
 /** Alertmanager anchors =~ and !~ at both ends (labels.NewMatcher: "^(?:" + value + ")$"). */
 const anchored = (value: string) => `^(?:${value})$`;
+
+/** Bound of matcherProblem's text: RE2's message quotes the (anchored) pattern, up to 256 characters. */
+const MAX_PROBLEM = 300;
 
 /** Why a matcher can never be evaluated (its =~ / !~ value is not RE2), or undefined. For TriggerHealthy. */
 export function matcherProblem(m: AlertMatcher): string | undefined {
@@ -14,7 +18,10 @@ export function matcherProblem(m: AlertMatcher): string | undefined {
     RE2JS.compile(anchored(m.value));
     return undefined;
   } catch (e) {
-    return `matcher ${m.name}${m.op}"${m.value.slice(0, 64)}": not a valid RE2 pattern: ${(e as Error).message}`;
+    return boundText(
+      `matcher ${m.name.slice(0, 64)}${m.op}"${m.value.slice(0, 64)}": not a valid RE2 pattern: ${(e as Error).message}`,
+      MAX_PROBLEM,
+    );
   }
 }
 

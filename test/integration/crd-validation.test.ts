@@ -66,7 +66,7 @@ const planSpec = (): Obj => ({
         for: '1m',
       },
     ],
-    confirmFor: '2m',
+    // (The sketch also has confirmFor: 2m, which the CRD allows with severity high only.)
     watchWindow: '30m',
   },
   gitops: { policy: 'suspend', resume: 'onNewRevision' },

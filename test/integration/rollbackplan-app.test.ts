@@ -173,16 +173,13 @@ describe('RollbackPlan (scope app)', () => {
     }
   });
 
-  it('does not run an armed (trigger.mode auto) plan on apply, since automatic triggers are not implemented', async () => {
+  it('does not run an onRevert plan on apply, since GitOps reverts are not watched yet', async () => {
     await deploymentWithHistory(ns, 'armed', ['nginx:1.25', 'nginx:1.26']);
     const rv = await settledResourceVersion(ns, 'armed');
     await applyPlan(ns, 'armed-plan', {
       scope: 'app',
       targets: { deployments: [{ name: 'armed' }] },
-      trigger: {
-        mode: 'auto',
-        conditions: [{ type: 'DeploymentUnavailable', deployment: 'armed', for: '30s' }],
-      },
+      trigger: { mode: 'onRevert' },
     });
     const plan = await waitPlanPhase(ns, 'armed-plan', ['Succeeded', 'Failed']);
     expect(condition(plan, 'Stalled')).toMatchObject({ status: 'True', reason: 'TriggerModeNotSupported' });

@@ -4,7 +4,7 @@ import { BACKUP_NOW } from './invariant-arbitraries.js';
 import { HANDLED_VALUE_MAX } from '../../operator/backup/schedule-jobs.js';
 import { boundIdentity } from '../../operator/kube/bounded.js';
 
-export const TERMINAL_PHASES = new Set(['Succeeded', 'Failed', 'DryRunComplete']);
+export const TERMINAL_PHASES = new Set(['Succeeded', 'Failed', 'DryRunComplete', 'Expired', 'Vetoed']);
 /** Reasons that say "busy" without saying with what: not a condition that names a problem. */
 export const GENERIC_REASONS = new Set([
   'Running',
@@ -92,6 +92,10 @@ export function planVerdict(plan: any, jobs: any[] = [], pods: any[] = []): Verd
     const ready = cond(plan, 'Ready');
     return { ok: true, detail: `phase ${phase}${ready?.reason ? ` (${ready.reason})` : ''}` };
   }
+  // An automatic plan that is armed is where it should be: kstatus Current, watching its conditions.
+  const ready = cond(plan, 'Ready');
+  if (phase === 'Armed' && ready?.status === 'True' && ready.reason === 'Armed')
+    return { ok: true, detail: `phase Armed: ${short(ready.message)}` };
   const problem = namedProblem(plan);
   if (problem) return { ok: true, detail: problem };
   const own = jobs.filter((j) => j.metadata?.labels?.['rollback.nxtnewday.io/plan'] === plan?.metadata?.name);

@@ -2,12 +2,16 @@ import { kubectl, restrictedContainer, testClients, eventually } from './kube.js
 
 export const REVISION = 'deployment.kubernetes.io/revision';
 
-/** Creates Deployment `name` and rolls it through `images` (one revision each), waiting for every rollout. */
+/**
+ * Creates Deployment `name` and rolls it through `images` (one revision each), waiting for every rollout.
+ * `podSpec` adds fields to the pod template (a nodeSelector, say).
+ */
 export async function deploymentWithHistory(
   namespace: string,
   name: string,
   images: string[],
   replicas = 2,
+  podSpec: Record<string, unknown> = {},
 ): Promise<void> {
   const { apps } = testClients();
   const labels = { app: name };
@@ -18,7 +22,10 @@ export async function deploymentWithHistory(
       spec: {
         replicas,
         selector: { matchLabels: labels },
-        template: { metadata: { labels }, spec: { containers: [restrictedContainer('app', images[0]!)] } },
+        template: {
+          metadata: { labels },
+          spec: { ...podSpec, containers: [restrictedContainer('app', images[0]!)] },
+        },
       },
     },
   });

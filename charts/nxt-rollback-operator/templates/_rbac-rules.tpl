@@ -37,7 +37,7 @@
 - apiGroups: [apps]
   resources: [replicasets]
   verbs:
-    - list # operator/rollback/deployment-io.ts: the revision history of a Deployment
+    - list # operator/rollback/deployment-io.ts: the revision history of a Deployment; when its current revision appeared (auto-trigger.ts: the watch window)
 - apiGroups: [batch]
   resources: [cronjobs]
   verbs:

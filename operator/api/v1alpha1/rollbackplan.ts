@@ -649,7 +649,11 @@ export function withRollbackPlanDefaults(spec: RollbackPlanSpec): EffectiveRollb
     dryRun: spec.dryRun ?? d.dryRun,
     targets,
     validation: { ...spec.validation, timeout: spec.validation?.timeout ?? d.validationTimeout },
-    objectives: { ...spec.objectives, rto: spec.objectives?.rto ?? d.rto },
+    // The severity's response time is the default objective; without a severity, the old default.
+    objectives: {
+      ...spec.objectives,
+      rto: spec.objectives?.rto ?? (spec.severity ? SEVERITY_RTO[spec.severity] : d.rto),
+    },
     trigger: spec.trigger ?? { ...d.trigger },
   };
 }

@@ -1,0 +1,55 @@
+import type { RollbackPlanStatus } from '../api/v1alpha1/rollbackplan.js';
+
+export type Armed = NonNullable<RollbackPlanStatus['armed']>;
+export type WatchedRevision = NonNullable<Armed['revisions']>[number];
+
+/** A target Deployment's current revision and when its ReplicaSet was created (if known). */
+export interface CurrentRevision extends WatchedRevision {
+  createdAt?: Date;
+}
+
+const iso = (d: Date) => d.toISOString();
+
+export const sameRevisions = (a: readonly WatchedRevision[] = [], b: readonly WatchedRevision[] = []) =>
+  a.length === b.length &&
+  a.every((r, i) => r.deployment === b[i]!.deployment && r.revision === b[i]!.revision);
+
+/**
+ * status.armed, pure. The window starts when the targets' newest revision appeared (the newest creation of
+ * their current ReplicaSets), else when the plan was created; a rearm starts it afresh at the rearm. When a
+ * target rolls out another revision while armed, the window moves to it; a revision whose ReplicaSet is no
+ * newer than the window's start (an undo to an old ReplicaSet) moves it to now, when the change was seen.
+ * Returns `prev` itself when nothing changed.
+ */
+export function armedWindow(input: {
+  prev: Armed | undefined;
+  current: readonly CurrentRevision[];
+  planCreated: Date;
+  watchWindowMs: number | undefined;
+  now: Date;
+  /** A rearm being handled: the window starts now. */
+  rearm?: boolean;
+}): Armed {
+  const { prev, current, now } = input;
+  const revisions = current.map(({ deployment, revision }) => ({ deployment, revision }));
+  if (prev && !input.rearm && sameRevisions(prev.revisions, revisions)) return prev;
+  const newest = current.reduce<Date | undefined>(
+    (m, r) => (r.createdAt && (!m || r.createdAt > m) ? r.createdAt : m),
+    undefined,
+  );
+  let since: Date;
+  if (input.rearm) since = now;
+  else if (!prev) since = newest ?? input.planCreated;
+  else since = newest && newest.getTime() > Date.parse(prev.since) ? newest : now;
+  const until =
+    input.watchWindowMs !== undefined ? new Date(since.getTime() + input.watchWindowMs) : undefined;
+  return {
+    since: iso(since),
+    ...(until ? { until: iso(until) } : {}),
+    ...(revisions.length ? { revisions } : {}),
+  };
+}
+
+/** The watch window has passed: the plan expires unfired. */
+export const windowPassed = (armed: Armed, now: Date) =>
+  armed.until !== undefined && now.getTime() >= Date.parse(armed.until);
