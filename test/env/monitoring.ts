@@ -20,17 +20,18 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { installDebianPackages } from './debian.js';
 import { freePort, ProcessGroup, reapStaleRuns, waitUntil, WORKDIR_PREFIX } from './processes.js';
 
 const PROMETHEUS_BIN = process.env.NXT_PROMETHEUS_BIN ?? '/usr/bin/prometheus';
 const ALERTMANAGER_BIN = process.env.NXT_ALERTMANAGER_BIN ?? '/usr/bin/prometheus-alertmanager';
 const READY_TIMEOUT_MS = 30_000;
 
+/** The Debian package's binary, installed on first use when we are root (as PostgreSQL is). */
 function requireBinary(path: string, pkg: string): void {
-  if (!existsSync(path))
-    throw new Error(
-      `${path} not found: install Debian's '${pkg}' package (apt-get install -y ${pkg}; .ci/run does) and re-run`,
-    );
+  if (existsSync(path)) return;
+  installDebianPackages([pkg]);
+  if (!existsSync(path)) throw new Error(`${path} not found after installing Debian's '${pkg}' package`);
 }
 
 const yamlString = (s: string) => JSON.stringify(s); // JSON strings are YAML strings

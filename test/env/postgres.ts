@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { installDebianPackages } from './debian.js';
 import pg from 'pg';
 import { freePort, ProcessGroup, reapStaleRuns, waitUntil, WORKDIR_PREFIX } from './processes.js';
 
@@ -31,25 +32,7 @@ export function findPostgresBinDir(log: (m: string) => void = () => {}): string 
   };
   let dir = process.env.NXT_PG_BIN_DIR ?? find();
   if (dir) return dir;
-  if (process.getuid?.() !== 0) {
-    throw new Error(
-      'PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin. Install them with ' +
-        "'sudo apt-get install -y postgresql postgresql-contrib' (or set NXT_PG_BIN_DIR) and re-run.",
-    );
-  }
-  log('installing Debian packages postgresql postgresql-contrib');
-  try {
-    execFileSync('apt-get', ['update', '-qq'], { stdio: 'ignore' });
-    execFileSync('apt-get', ['install', '-y', '-qq', 'postgresql', 'postgresql-contrib'], {
-      stdio: 'ignore',
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    });
-  } catch (e) {
-    throw new Error(
-      `could not install PostgreSQL with apt-get (${(e as Error).message}). Install 'postgresql' and ` +
-        "'postgresql-contrib' from Debian's packages by hand and re-run.",
-    );
-  }
+  installDebianPackages(['postgresql', 'postgresql-contrib'], log);
   dir = find();
   if (!dir) throw new Error('apt-get installed postgresql but no initdb was found under /usr/lib/postgresql');
   return dir;
