@@ -523,7 +523,9 @@ async function runAlert(
 
 // -------------------------------------------------------------------------------------------------------
 
-const pct = (r: number) => (Number.isFinite(r) ? `${(r * 100).toFixed(2)} %` : 'n/a');
+function pct(r: number): string {
+  return Number.isFinite(r) ? `${(r * 100).toFixed(2)} %` : 'n/a';
+}
 
 function report(r: {
   machine: string;
@@ -568,8 +570,12 @@ function report(r: {
             a.map((x) => x.onsetToWatchMs),
           ),
           row(
-            'conditionSince - onset',
+            '= conditionSince - onset (the operator saw the Deployment later)',
             a.map((x) => x.sinceMinusOnsetMs),
+          ),
+          row(
+            `+ firedAt - conditionSince - ${FOR} (the hold's timer late by)`,
+            a.map((x) => x.timerLateMs),
           ),
         ],
       ),
@@ -618,8 +624,12 @@ function report(r: {
             b.map((x) => x.postToAnswerMs),
           ),
           row(
-            'receiver 200 -> firedAt (wake-up, reconcile, status write)',
+            'receiver 200 -> firedAt (wake-up, reconcile)',
             b.map((x) => x.answerToFiredMs),
+          ),
+          row(
+            "POST -> plan with status.trigger on the bench's watch",
+            b.map((x) => x.postToWatchMs),
           ),
           row(
             'firedAt -> startedAt',
