@@ -89,6 +89,8 @@ export async function deploymentWithHistory(
   name: string,
   images: string[],
   replicas: number,
+  /** Extra pod spec fields, e.g. a nodeSelector that pins the pods to one node. */
+  podSpec: Record<string, unknown> = {},
 ): Promise<string[]> {
   const labels = { app: name };
   const key = `${namespace}/${name}`;
@@ -102,7 +104,10 @@ export async function deploymentWithHistory(
       spec: {
         replicas,
         selector: { matchLabels: labels },
-        template: { metadata: { labels }, spec: { containers: [restrictedContainer('app', images[0]!)] } },
+        template: {
+          metadata: { labels },
+          spec: { ...podSpec, containers: [restrictedContainer('app', images[0]!)] },
+        },
       },
     },
   });
