@@ -23,15 +23,34 @@ export interface PlanConflict {
 const TERMINAL = new Set(['Succeeded', 'Failed', 'DryRunComplete', 'Expired', 'Vetoed']);
 /**
  * A plan that only watches (Armed) or waits for a person (AwaitingApproval) changes nothing yet: it must not
- * keep an emergency plan off its targets. When it does start, its own pre-validation meets the lock.
+ * keep an emergency plan off its targets. A plan leaving these phases to execute writes phase Running and
+ * startedAt durably before its pre-validation (the controller), so these phases here are durable ones.
  */
 const NOT_EXECUTING = new Set(['Armed', 'AwaitingApproval']);
 
+/**
+ * The order of "older wins" between plans that want the same target and neither holds it yet. A plan that
+ * fired or waited for a decision wants its targets from the moment it started executing (status.startedAt,
+ * written before its pre-validation), not from its creation: an automatic plan created last week that fires
+ * now is not older than an emergency plan applied a minute ago. Any other plan wants them from its creation.
+ * The key only ever grows (creation, then a later start), so a plan that deferred to another never needed to.
+ */
+const lockOrder = (p: KubeObject): number => {
+  const started = p.status?.trigger && p.status?.startedAt ? Date.parse(p.status.startedAt) : NaN;
+  if (Number.isFinite(started)) return started;
+  const created = Date.parse(p.metadata.creationTimestamp ?? '');
+  return Number.isFinite(created) ? created : 0;
+};
+
 const isOlder = (a: KubeObject, b: KubeObject) => {
-  const ta = a.metadata.creationTimestamp ?? '';
-  const tb = b.metadata.creationTimestamp ?? '';
+  const ta = lockOrder(a);
+  const tb = lockOrder(b);
   return ta === tb ? a.metadata.name < b.metadata.name : ta < tb;
 };
+
+/** Not executing: armed or awaiting a decision, or an automatic plan that never started (not fired yet). */
+const notExecuting = (p: KubeObject) =>
+  NOT_EXECUTING.has(p.status?.phase ?? '') || (p.spec?.trigger?.mode === 'auto' && !p.status?.startedAt);
 
 /** A plan holds its targets once its pre-validation passed, until it finishes. */
 const holdsLock = (p: KubeObject) =>
@@ -102,8 +121,9 @@ export function lockTargets(spec: RawSpec | undefined): LockTarget[] {
 /**
  * The lock, derived from durable state (the plans and their status) so it survives operator restarts without
  * a separate lock object. A plan may not start while another plan of the same namespace that changes one of
- * `targets` and has not finished either holds the lock (passed pre-validation) or was created earlier (ties
- * broken by name): of two plans applied at once exactly one proceeds. Dry runs touch nothing and hold no lock.
+ * `targets` and has not finished either holds the lock (passed pre-validation) or is older by lockOrder (ties
+ * broken by name): of two plans applied, fired or approved at once exactly one proceeds. `self` carries the
+ * plan's current (working) status. Dry runs touch nothing and hold no lock.
  */
 export function planConflicts(
   self: KubeObject,
@@ -117,19 +137,25 @@ export function planConflicts(
     if (p.spec?.dryRun === true) continue;
     const phase: string = p.status?.phase ?? 'Pending';
     if (TERMINAL.has(phase)) continue;
-    if (!holdsLock(p) && (NOT_EXECUTING.has(phase) || p.spec?.trigger?.mode === 'auto')) continue;
+    if (!holdsLock(p) && notExecuting(p)) continue;
     if (!holdsLock(p) && !isOlder(p, self)) continue;
     for (const target of lockTargets(p.spec)) {
       if (wanted.has(lockKey(target)))
         out.push({
           target,
           plan: p.metadata.name,
-          phase: holdsLock(p) ? phase : `${phase}, created earlier`,
+          phase: holdsLock(p) ? phase : `${phase}, ${p.status?.trigger ? 'started' : 'created'} earlier`,
         });
     }
   }
   return out;
 }
+
+/** The plan as the lock compares it: with its working status (startedAt may not be in the cache yet). */
+export const runningPlan = (run: Pick<PlanRun, 'plan' | 'status'>): KubeObject => ({
+  ...run.plan,
+  status: run.status,
+});
 
 /** The Deployment lock, as the app pre-validation asks for it. */
 export function activePlanConflicts(
@@ -154,7 +180,7 @@ const CHECK_STEP = { database: 'CheckNoConcurrentRestore', flags: 'CheckNoConcur
 export function concurrentPlanFailure(run: PlanRun, which: 'database' | 'flags'): StepOutcome | undefined {
   const kinds: LockTarget['kind'][] = which === 'database' ? ['Database'] : ['ConfigMapKey', 'FeatureFlag'];
   const mine = lockTargets(run.spec).filter((t) => kinds.includes(t.kind));
-  const conflicts = planConflicts(run.plan, run.allPlans(), mine);
+  const conflicts = planConflicts(runningPlan(run), run.allPlans(), mine);
   const step = CHECK_STEP[which];
   if (!conflicts.length) {
     run.status.steps = finishStep(
