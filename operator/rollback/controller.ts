@@ -223,8 +223,14 @@ export class RollbackPlanReconciler {
       const key = `${p.metadata.namespace}/${p.metadata.name}`;
       const intent = this.intents.get(key);
       if (!intent) return p;
-      if (intent.metadata.resourceVersion !== p.metadata.resourceVersion) {
-        this.intents.delete(key); // the cache moved past the version the start was made on: it shows the truth
+      // The cache caught up (it shows the start), the plan ended (a refused status write fails it), or this is
+      // another object of that name: the cache is the truth again.
+      if (
+        p.status?.startedAt ||
+        TERMINAL_PHASES.has(p.status?.phase) ||
+        intent.metadata.uid !== p.metadata.uid
+      ) {
+        this.intents.delete(key);
         return p;
       }
       return { ...p, status: intent.status };

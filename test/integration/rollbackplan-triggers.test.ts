@@ -396,7 +396,7 @@ describe('RollbackPlan automatic triggers', () => {
         targets: { deployments: [{ name }] },
         trigger: {
           mode: 'auto',
-          conditions: [{ type: 'HTTPCheck', url: failingUrl, period: '200ms', failureThreshold: 1 }],
+          conditions: [{ type: 'HTTPCheck', url: failingUrl, period: '1s', failureThreshold: 1 }],
           ...extra,
         },
       });
