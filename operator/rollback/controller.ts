@@ -437,13 +437,14 @@ export class RollbackPlanReconciler {
         'Started',
         `rollback started (scope ${spec.scope})${spec.reason ? `: ${spec.reason}` : ''}`,
       ]);
+      // The start is visible to the other reconciles of this process at once (the cache lags our own writes):
+      // of two plans on one target, whichever starts second sees the first (locks.ts, goesFirst).
+      const key = `${req.namespace}/${req.name}`;
+      this.intents.set(key, { ...obj, status: structuredClone(status) });
       if (status.trigger) {
-        // It fired or was approved: until now the lock ignored it (Armed, AwaitingApproval). Its intent to
-        // execute is durable before the pre-validation meets the lock, and visible to the other reconciles of
-        // this process at once (the cache lags our own writes): of two plans on one target, whichever starts
-        // second sees the first (locks.ts, lockOrder).
-        const key = `${req.namespace}/${req.name}`;
-        this.intents.set(key, { ...obj, status: structuredClone(status) });
+        // It fired or was approved: until now the lock ignored it (Armed, AwaitingApproval). Its start is
+        // durable before its pre-validation meets the lock. (A plan applied to run at once is known to the lock
+        // from its creation: no extra round trip on its emergency path.)
         try {
           await write();
         } catch (e) {

@@ -364,6 +364,24 @@ describe('plans that fire or are approved at once', () => {
     expect([proceeds(m2, [m2, a1]), proceeds(a1, [m2, a1])]).toEqual([false, true]);
   });
 
+  it('an emergency plan applied in the same second an automatic plan started: still exactly one', () => {
+    // creationTimestamp has whole seconds: 09:00:00 may be later than a start at 09:00:00.500.
+    const a1 = started(
+      obj('auto', '2026-11-20T00:00:00Z', auto, { phase: 'Armed', trigger: fired }),
+      '2026-11-29T09:00:00.500Z',
+    );
+    const pending = obj('emergency', '2026-11-29T09:00:00Z', web, undefined as any);
+    expect(proceeds(a1, [a1, pending]), 'a plan not started yet starts after one that has').toBe(true);
+    const m = { ...pending, status: { phase: 'Running', startedAt: '2026-11-29T09:00:00.900Z', steps: [] } };
+    expect(proceeds(m, [m, a1])).toBe(false);
+    // The emergency plan started first (at .100; the automatic one had not yet): the automatic one yields.
+    const early = {
+      ...pending,
+      status: { phase: 'Running', startedAt: '2026-11-29T09:00:00.100Z', steps: [] },
+    };
+    expect([proceeds(early, [early, a1]), proceeds(a1, [early, a1])]).toEqual([true, false]);
+  });
+
   it('an automatic plan not started (never fired) keeps nothing off its targets, whatever its age', () => {
     const armed = obj('auto', '2026-11-20T00:00:00Z', auto, { phase: 'Armed' });
     const fresh = obj('auto2', '2026-11-20T00:00:00Z', auto, undefined as any);

@@ -29,24 +29,30 @@ const TERMINAL = new Set(['Succeeded', 'Failed', 'DryRunComplete', 'Expired', 'V
 const NOT_EXECUTING = new Set(['Armed', 'AwaitingApproval']);
 
 /**
- * The order of "older wins" between plans that want the same target and neither holds it yet. A plan that
- * fired or waited for a decision wants its targets from the moment it started executing (status.startedAt,
- * written before its pre-validation), not from its creation: an automatic plan created last week that fires
- * now is not older than an emergency plan applied a minute ago. Any other plan wants them from its creation.
- * The key only ever grows (creation, then a later start), so a plan that deferred to another never needed to.
+ * "Older wins" between two plans that want the same target and neither holds it yet: does `a` go before `b`?
+ * - Two plans that never waited and never fired want their targets from their creation: the earlier
+ *   creationTimestamp goes first (ties by name), as always.
+ * - Otherwise (one of them fired or waited for a decision: status.trigger) a plan wants its targets from the
+ *   moment it started executing (status.startedAt, set and made visible to the operator's other reconciles
+ *   before its pre-validation): the earlier start goes first; a plan that has not started yet starts after
+ *   one that has (it will see it when it starts). An automatic plan created last week that fires now is not
+ *   older than an emergency plan applied a minute ago, and of two plans that start at about the same time the
+ *   one that starts second always sees the first.
  */
-const lockOrder = (p: KubeObject): number => {
-  const started = p.status?.trigger && p.status?.startedAt ? Date.parse(p.status.startedAt) : NaN;
-  if (Number.isFinite(started)) return started;
-  const created = Date.parse(p.metadata.creationTimestamp ?? '');
-  return Number.isFinite(created) ? created : 0;
-};
-
-const isOlder = (a: KubeObject, b: KubeObject) => {
-  const ta = lockOrder(a);
-  const tb = lockOrder(b);
-  return ta === tb ? a.metadata.name < b.metadata.name : ta < tb;
-};
+export function goesFirst(a: KubeObject, b: KubeObject): boolean {
+  const byName = a.metadata.name < b.metadata.name;
+  if (!a.status?.trigger && !b.status?.trigger) {
+    const ta = Date.parse(a.metadata.creationTimestamp ?? '') || 0;
+    const tb = Date.parse(b.metadata.creationTimestamp ?? '') || 0;
+    return ta === tb ? byName : ta < tb;
+  }
+  const sa = Date.parse(a.status?.startedAt ?? '');
+  const sb = Date.parse(b.status?.startedAt ?? '');
+  if (Number.isNaN(sa) && Number.isNaN(sb)) return byName;
+  if (Number.isNaN(sa)) return false;
+  if (Number.isNaN(sb)) return true;
+  return sa === sb ? byName : sa < sb;
+}
 
 /** Not executing: armed or awaiting a decision, or an automatic plan that never started (not fired yet). */
 const notExecuting = (p: KubeObject) =>
@@ -121,8 +127,8 @@ export function lockTargets(spec: RawSpec | undefined): LockTarget[] {
 /**
  * The lock, derived from durable state (the plans and their status) so it survives operator restarts without
  * a separate lock object. A plan may not start while another plan of the same namespace that changes one of
- * `targets` and has not finished either holds the lock (passed pre-validation) or is older by lockOrder (ties
- * broken by name): of two plans applied, fired or approved at once exactly one proceeds. `self` carries the
+ * `targets` and has not finished either holds the lock (passed pre-validation) or goes first (goesFirst, ties
+ * broken by name; goesFirst): of two plans applied, fired or approved at once exactly one proceeds. `self` carries the
  * plan's current (working) status. Dry runs touch nothing and hold no lock.
  */
 export function planConflicts(
@@ -138,13 +144,15 @@ export function planConflicts(
     const phase: string = p.status?.phase ?? 'Pending';
     if (TERMINAL.has(phase)) continue;
     if (!holdsLock(p) && notExecuting(p)) continue;
-    if (!holdsLock(p) && !isOlder(p, self)) continue;
+    if (!holdsLock(p) && !goesFirst(p, self)) continue;
     for (const target of lockTargets(p.spec)) {
       if (wanted.has(lockKey(target)))
         out.push({
           target,
           plan: p.metadata.name,
-          phase: holdsLock(p) ? phase : `${phase}, ${p.status?.trigger ? 'started' : 'created'} earlier`,
+          phase: holdsLock(p)
+            ? phase
+            : `${phase}, ${p.status?.trigger || self.status?.trigger ? 'started' : 'created'} earlier`,
         });
     }
   }
