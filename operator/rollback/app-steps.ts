@@ -5,8 +5,10 @@ import { applyDeploymentRollback, readDeploymentHistory } from './deployment-io.
 import { planDeploymentRollback } from './deployment-undo.js';
 import { finishStep } from './journal.js';
 import type { PlanRun, StepOutcome } from './plan-run.js';
-import { activePlanConflicts } from './locks.js';
+import { activePlanConflicts, runningPlan } from './locks.js';
 import { decidePendingRollback, observedState } from './pending-rollback.js';
+
+const REVISION = 'deployment.kubernetes.io/revision';
 
 /**
  * Pre-validation of the app targets. Each check is a journal entry; a failure stops the plan before anything
@@ -43,6 +45,15 @@ export async function preValidateApp(run: PlanRun): Promise<StepOutcome> {
     `${targets.length} Deployment(s) found: ${targets.map((t) => t.name).join(', ')}`,
   );
 
+  // 1b. an automatic plan undoes the revision its trigger fired on: a target that rolled out another revision
+  // since (a fix-forward while the plan waited for an approval) is not "previous of current" any more.
+  const movedOn = targetsMovedOn(run, histories);
+  if (movedOn.length) {
+    const msg = `${movedOn.join('; ')}; the trigger fired on the earlier revision, so nothing was changed (rearm or apply a manual plan to roll back the new one)`;
+    record('CheckTargetNotMovedOn', false, msg);
+    return { kind: 'failed', reason: 'TargetMovedOn', message: msg };
+  }
+
   // 2. the revisions exist, 3. nothing is paused
   const deployments: NonNullable<typeof run.status.deployments> = [];
   for (const t of targets) {
@@ -75,7 +86,7 @@ export async function preValidateApp(run: PlanRun): Promise<StepOutcome> {
 
   // 4. no other active plan holds one of these Deployments
   const conflicts = activePlanConflicts(
-    run.plan,
+    runningPlan(run),
     run.allPlans(),
     targets.map((t) => t.name),
   );
@@ -167,4 +178,19 @@ function setDeployment(
   run.status.deployments = (run.status.deployments ?? []).map((d) =>
     d.name === name ? { ...d, result, message, ...(generation !== undefined ? { generation } : {}) } : d,
   );
+}
+
+/** Targets whose revision differs from the one recorded when the trigger fired (status.armed.revisions). */
+function targetsMovedOn(run: PlanRun, histories: PlanRun['histories']): string[] {
+  const fired = run.status.trigger;
+  if (!fired || fired.type === 'Manual') return [];
+  const out: string[] = [];
+  for (const r of run.status.armed?.revisions ?? []) {
+    const dep = histories.get(r.deployment)?.deployment;
+    if (!dep) continue;
+    const now = Number.parseInt(dep.metadata?.annotations?.[REVISION] ?? '', 10);
+    if (Number.isFinite(now) && now !== r.revision)
+      out.push(`Deployment "${r.deployment}" moved on from revision ${r.revision} to ${now}`);
+  }
+  return out;
 }

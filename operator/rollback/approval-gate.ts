@@ -48,7 +48,7 @@ export async function passGate(
     case 'vetoed':
       status.phase = 'Vetoed';
       status.veto = g.veto;
-      planPhaseConditions.vetoed(t.cond, g.message);
+      planPhaseConditions.vetoed(t.cond, g.message, waited);
       t.event('Normal', 'Vetoed', g.message);
       await t.write();
       return { kind: 'stop' };

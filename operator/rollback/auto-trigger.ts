@@ -11,6 +11,7 @@ import type { AlertSource } from '../triggers/types.js';
 import {
   armedWindow,
   sameRevisions,
+  windowMoved,
   windowPassed,
   type Armed,
   type CurrentRevision,
@@ -62,20 +63,20 @@ export async function reconcileArmed(t: TriggerContext): Promise<ArmedOutcome> {
     watchWindowMs: spec.trigger.watchWindow ? parseDuration(spec.trigger.watchWindow) : undefined,
     now,
   });
-  if (prev && armed !== prev)
+  if (windowMoved(prev, armed)) {
     t.event('Normal', 'WatchWindowMoved', `a target rolled out a new revision: ${describeWindow(armed)}`);
+    // A hold of the old revision is not about the new one (a fix-forward rolled out during a hold must not be
+    // undone by it): holds and unknowns start over, and so do the probes (an HTTP failure count, too).
+    status.triggerConditions = status.triggerConditions?.filter(
+      (r) => r.state !== 'Pending' && r.state !== 'Unknown',
+    );
+    if (!status.triggerConditions?.length) delete status.triggerConditions;
+    t.monitors.forget(uid);
+  }
   status.armed = armed;
 
-  if (windowPassed(armed, now)) {
-    t.monitors.forget(uid);
-    const msg = `no trigger condition fired within the watch window (${spec.trigger.watchWindow}, ${armed.since} to ${armed.until}); nothing was changed`;
-    status.phase = 'Expired';
-    planPhaseConditions.expired(t.cond, msg);
-    t.event('Normal', 'Expired', msg);
-    await t.write();
-    return { kind: 'stop' };
-  }
-
+  // Conditions first: one that began to hold inside the window fires even when it is evaluated just after
+  // the window ended (a requeue is never exactly on time); one that began after it does not.
   const evaluation = evaluateConditions(
     spec.trigger.conditions ?? [],
     status.triggerConditions,
@@ -87,11 +88,27 @@ export async function reconcileArmed(t: TriggerContext): Promise<ArmedOutcome> {
     new Date(armed.since),
     now,
   );
+  const passed = windowPassed(armed, now);
+  const fired =
+    evaluation.fired && (!passed || evaluation.fired.heldSince.getTime() < Date.parse(armed.until!))
+      ? evaluation.fired
+      : undefined;
+
+  if (passed && !fired) {
+    t.monitors.forget(uid);
+    const msg = `no trigger condition fired within the watch window (${spec.trigger.watchWindow}, ${armed.since} to ${armed.until}); nothing was changed`;
+    status.phase = 'Expired';
+    planPhaseConditions.expired(t.cond, msg);
+    t.event('Normal', 'Expired', msg);
+    await t.write();
+    return { kind: 'stop' };
+  }
+
   status.triggerConditions = evaluation.records;
   setTriggerHealthy(t.cond, evaluation);
 
-  if (evaluation.fired) {
-    const f = evaluation.fired;
+  if (fired) {
+    const f = fired;
     status.trigger = {
       firedAt: iso(now),
       condition: f.name,
@@ -106,8 +123,9 @@ export async function reconcileArmed(t: TriggerContext): Promise<ArmedOutcome> {
     );
     t.cond({ type: ConditionType.Triggered, status: 'True', reason: f.type, message: msg });
     t.event('Normal', 'Triggered', msg);
-    t.monitors.forget(uid);
     await t.write(); // durable before any decision or step: a plan fires at most once
+    // Only now: a write that failed (a 409) is retried with the monitors' state (an HTTP failure count) intact.
+    t.monitors.forget(uid);
     t.metrics.rollbackDetection.observe({ trigger: f.type }, held);
     return { kind: 'fired' };
   }
@@ -123,11 +141,15 @@ export async function reconcileArmed(t: TriggerContext): Promise<ArmedOutcome> {
     (x): x is number => x !== undefined,
   );
   if (!wakes.length) return { kind: 'stop' };
-  return {
-    kind: 'stop',
-    result: { requeueAfterMs: Math.max(1, Math.ceil(Math.min(...wakes) - Date.now())) },
-  };
+  return { kind: 'stop', result: { requeueAfterMs: requeueDelay(Math.min(...wakes), Date.now()) } };
 }
+
+/**
+ * The shortest requeue of an armed plan. A wake-up time in the past must not become a hot loop (a hold whose
+ * condition cannot be observed keeps its old fire time; monitors and the watch wake the plan when that changes).
+ */
+export const MIN_ARMED_REQUEUE_MS = 500;
+export const requeueDelay = (at: number, now: number) => Math.max(MIN_ARMED_REQUEUE_MS, Math.ceil(at - now));
 
 function setTriggerHealthy(cond: SetCondition, e: Evaluation) {
   if (!e.unevaluable.length) {
@@ -170,10 +192,19 @@ function armedMessage(a: Armed, e: Evaluation, n: number): string {
  */
 async function currentRevisions(t: TriggerContext, prev: Armed | undefined): Promise<CurrentRevision[]> {
   const out: CurrentRevision[] = [];
-  const deps: KubeObject[] = [];
+  const deps: (KubeObject | undefined)[] = [];
   for (const target of t.spec.targets.deployments ?? []) {
     const dep = t.deployment(target.name);
-    if (!dep) continue;
+    if (!dep) {
+      // A deleted (or not yet created) target is no new revision: it keeps the one armed on, so the window
+      // does not move (its DeploymentUnavailable condition reports DeploymentNotFound).
+      const before = prev?.revisions?.find((r) => r.deployment === target.name);
+      if (before) {
+        out.push({ ...before });
+        deps.push(undefined);
+      }
+      continue;
+    }
     const revision = Number.parseInt(dep.metadata.annotations?.[REVISION] ?? '0', 10);
     out.push({
       deployment: target.name,
@@ -184,7 +215,7 @@ async function currentRevisions(t: TriggerContext, prev: Armed | undefined): Pro
   if (prev && sameRevisions(prev.revisions, out)) return out;
   await Promise.all(
     deps.map(async (dep, i) => {
-      out[i]!.createdAt = await replicaSetCreated(t, dep, out[i]!.revision);
+      if (dep) out[i]!.createdAt = await replicaSetCreated(t, dep, out[i]!.revision);
     }),
   );
   return out;

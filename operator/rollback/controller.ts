@@ -15,6 +15,7 @@ import {
   parseRollbackPlan,
   ROLLBACK_PLAN_KIND,
   withRollbackPlanDefaults,
+  type AlertMatcher,
   type EffectiveRollbackPlanSpec,
   type RollbackPlanStatus,
 } from '../api/v1alpha1/rollbackplan.js';
@@ -41,6 +42,7 @@ import { findStep, finishStep, isFinished, secondsBetween, startStep, timestamp 
 import type { PlanRun, StepDefinition, StepOutcome } from './plan-run.js';
 import { HttpChecks, httpProbeOptions, postValidate, preValidateHttpChecks } from './post-validation.js';
 import { TriggerMonitors } from '../triggers/monitors.js';
+import { LabelMatcher } from '../triggers/matchers.js';
 import { reconcileArmed, type TriggerContext } from './auto-trigger.js';
 import { passGate } from './approval-gate.js';
 import { applyRearm, rearmRequest, reviewOf, reviewRequest } from './plan-requests.js';
@@ -133,11 +135,26 @@ export function setupRollbackPlanController(ctx: ManagerContext): Controller {
     notifier,
   );
   const keyOf = (p: KubeObject) => `${p.metadata.namespace}/${p.metadata.name}`;
-  // A new or resolved alert may fire any armed plan with an Alert condition.
-  ctx.alerts.onChange(() => {
-    for (const p of plans.list())
-      if (WATCHING_PHASES.has(p.status?.phase) && conditionsOf(p).some((c) => c.type === 'Alert'))
-        controller.queue.add(keyOf(p));
+  // A new or resolved alert may fire an armed plan with an Alert condition whose matchers match it: only
+  // those are woken (not every Alert plan to scan the whole store on every payload).
+  const alertMatcher = new LabelMatcher();
+  ctx.alerts.onChange((changed) => {
+    if (!changed.length) return;
+    for (const p of plans.list()) {
+      if (!WATCHING_PHASES.has(p.status?.phase)) continue;
+      let wants: boolean;
+      try {
+        wants = conditionsOf(p).some(
+          (c) =>
+            c.type === 'Alert' &&
+            Array.isArray(c.matchers) &&
+            changed.some((a) => alertMatcher.matchesAll(c.matchers!, a.labels)),
+        );
+      } catch {
+        wants = true; // a spec the schema should have refused: let its reconcile say what is wrong
+      }
+      if (wants) controller.queue.add(keyOf(p));
+    }
   });
   ctx.metrics.countAwaitingApprovalFrom(() => {
     const n = new Map<string, number>();
@@ -169,7 +186,7 @@ export function setupRollbackPlanController(ctx: ManagerContext): Controller {
   return controller;
 }
 
-const conditionsOf = (p: KubeObject): { type?: string; deployment?: string }[] =>
+const conditionsOf = (p: KubeObject): { type?: string; deployment?: string; matchers?: AlertMatcher[] }[] =>
   Array.isArray(p.spec?.trigger?.conditions) ? p.spec.trigger.conditions : [];
 
 interface PlanInformers {
@@ -197,6 +214,28 @@ export class RollbackPlanReconciler {
   }
 
   private readonly access: AccessReviewer;
+  /** Plans that started executing, by key, until the cache shows their startedAt (see plansWithIntents). */
+  private readonly intents = new Map<string, KubeObject>();
+
+  /** The namespace's plans from the cache, with the starts this process made that the cache does not show yet. */
+  private plansWithIntents(namespace: string): KubeObject[] {
+    return this.plans.list(namespace).map((p) => {
+      const key = `${p.metadata.namespace}/${p.metadata.name}`;
+      const intent = this.intents.get(key);
+      if (!intent) return p;
+      // The cache caught up (it shows the start), the plan ended (a refused status write fails it), or this is
+      // another object of that name: the cache is the truth again.
+      if (
+        p.status?.startedAt ||
+        TERMINAL_PHASES.has(p.status?.phase) ||
+        intent.metadata.uid !== p.metadata.uid
+      ) {
+        this.intents.delete(key);
+        return p;
+      }
+      return { ...p, status: intent.status };
+    });
+  }
   /** Vetoes that came after execution started, already reported (an Event, once per value and process), by plan key. */
   private readonly vetoesIgnored = new Map<string, string>();
 
@@ -204,6 +243,7 @@ export class RollbackPlanReconciler {
     const obj = this.plans.get(`${req.namespace}/${req.name}`);
     if (!obj) {
       this.vetoesIgnored.delete(`${req.namespace}/${req.name}`);
+      this.intents.delete(`${req.namespace}/${req.name}`);
       return forgetPlan(this.ctx.metrics, req.namespace, req.name); // gone: so is its RTO series
     }
     if (obj.metadata.deletionTimestamp) return;
@@ -296,11 +336,12 @@ export class RollbackPlanReconciler {
     }
     if (rearm !== undefined) {
       const window = spec.trigger.watchWindow ? parseDuration(spec.trigger.watchWindow) : undefined;
-      if (!applyRearm(obj, status, rearm, now(), window)) {
+      const blocking = applyRearm(obj, status, rearm, now(), window);
+      if (blocking) {
         events.push([
           'Warning',
           'RearmRefused',
-          `the plan still carries ${Annotation.VetoedBy}: remove it, then set ${Annotation.Rearm} to a new value`,
+          `the plan still carries ${blocking}${blocking === Annotation.ApprovedBy ? ' (an approval of an earlier firing must not run the next one)' : ''}: remove it, then set ${Annotation.Rearm} to a new value`,
         ]);
         await write();
         return;
@@ -332,7 +373,7 @@ export class RollbackPlanReconciler {
       client: this.ctx.client,
       log: rc.log,
       now,
-      allPlans: () => this.plans.list(req.namespace),
+      allPlans: () => this.plansWithIntents(req.namespace),
       event: (type, reason, message) => events.push([type, reason, message]),
       checkpoint: write,
       cache: {
@@ -396,6 +437,21 @@ export class RollbackPlanReconciler {
         'Started',
         `rollback started (scope ${spec.scope})${spec.reason ? `: ${spec.reason}` : ''}`,
       ]);
+      // The start is visible to the other reconciles of this process at once (the cache lags our own writes):
+      // of two plans on one target, whichever starts second sees the first (locks.ts, goesFirst).
+      const key = `${req.namespace}/${req.name}`;
+      this.intents.set(key, { ...obj, status: structuredClone(status) });
+      if (status.trigger) {
+        // It fired or was approved: until now the lock ignored it (Armed, AwaitingApproval). Its start is
+        // durable before its pre-validation meets the lock. (A plan applied to run at once is known to the lock
+        // from its creation: no extra round trip on its emergency path.)
+        try {
+          await write();
+        } catch (e) {
+          this.intents.delete(key);
+          throw e;
+        }
+      }
     }
 
     for (const step of steps) {

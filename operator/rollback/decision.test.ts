@@ -51,6 +51,14 @@ describe('gate (the decision matrix)', () => {
     expect(g.veto.vetoedBy.length).toBeLessThanOrEqual(253);
     expect(g.veto.reason!.length).toBeLessThanOrEqual(1024);
   });
+  it('never cuts a surrogate pair in two when it bounds a reason', () => {
+    const reason = `${'r'.repeat(1020)}😀😀😀`;
+    const annotations = { [Annotation.VetoedBy]: 'bob', [Annotation.VetoReason]: reason };
+    const g = gate({ severity: 'low', mode: 'auto', annotations, requestedAt: t0, now: t0 });
+    if (g.kind !== 'vetoed') throw new Error(g.kind);
+    expect(g.veto.reason!.length).toBeLessThanOrEqual(1024);
+    expect(g.veto.reason).not.toMatch(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])/);
+  });
   it('a blank annotation is no decision', () => {
     const g = gate({
       severity: 'medium',

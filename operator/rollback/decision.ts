@@ -1,4 +1,5 @@
 import { Annotation, parseDuration } from '../api/v1alpha1/common.js';
+import { boundText } from '../kube/bounded.js';
 import type { RollbackPlanStatus, Severity } from '../api/v1alpha1/rollbackplan.js';
 
 /** Severity high: how long a fired plan waits for a veto when spec.trigger.confirmFor is absent. */
@@ -33,8 +34,8 @@ export type Gate =
   | { kind: 'vetoed'; veto: NonNullable<RollbackPlanStatus['veto']>; message: string };
 
 const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
-const bounded = (s: string | undefined, max: number) =>
-  s === undefined ? undefined : s.length > max ? `${s.slice(0, max - 1)}…` : s;
+// boundText: never cuts a surrogate pair in two (a lone surrogate is not valid UTF-8 for the API server).
+const bounded = (s: string | undefined, max: number) => (s === undefined ? undefined : boundText(s, max));
 
 /**
  * The seed's decision matrix, applied when a plan would start executing (an automatic plan's trigger fired,

@@ -298,3 +298,94 @@ describe('concurrentPlanFailure', () => {
     [{ kind: 'FeatureFlag', name: 'ff' }, 'FeatureFlag "ff"'],
   ])('describes %j', (t, text) => expect(describeLockTarget(t)).toBe(text));
 });
+
+// Regression (review, double execution): a plan that fired or was approved showed Armed/AwaitingApproval in
+// the cache until its pre-validation result was written, so two plans on one target both executed. Now a
+// plan leaving those phases writes Running + startedAt first, and of two such plans the earlier start wins.
+describe('plans that fire or are approved at once', () => {
+  const web = { scope: 'app', targets: { deployments: [{ name: 'web' }] } };
+  const auto = { ...web, severity: 'critical', trigger: { mode: 'auto' } };
+  const fired = { firedAt: '2026-11-29T09:00:00.000Z', condition: 'alert-0', type: 'Alert' };
+  const obj = (name: string, created: string, spec: object, status: object) =>
+    ({ metadata: { name, namespace: 'shop', uid: name, creationTimestamp: created }, spec, status }) as any;
+  /** The plan as the controller shows it once it started executing (before its pre-validation). */
+  const started = (p: any, at: string) => ({
+    ...p,
+    status: { ...p.status, phase: 'Running', startedAt: at, steps: [] },
+  });
+  const proceeds = (self: any, all: any[]) => activePlanConflicts(self, all, ['web']).length === 0;
+
+  it('two automatic plans fired by one alert: whichever starts second sees the first and fails', () => {
+    // web-a was created first; web-b happens to start first. Each checks after its own start is visible.
+    const a = obj('web-a', '2026-11-28T09:00:00Z', auto, { phase: 'Armed', trigger: fired });
+    const b = obj('web-b', '2026-11-29T08:00:00Z', auto, { phase: 'Armed', trigger: fired });
+    const b1 = started(b, '2026-11-29T09:00:00.010Z');
+    expect(proceeds(b1, [a, b1])).toBe(true); // web-a is still Armed (durably): it does not execute
+    const a1 = started(a, '2026-11-29T09:00:00.020Z');
+    expect(activePlanConflicts(a1, [a1, b1], ['web'])).toEqual([
+      {
+        target: { kind: 'Deployment', name: 'web' },
+        deployment: 'web',
+        plan: 'web-b',
+        phase: 'Running, started earlier',
+      },
+    ]);
+    // Both started before either checked: still exactly one (the earlier start).
+    expect([proceeds(a1, [a1, b1]), proceeds(b1, [a1, b1])]).toEqual([false, true]);
+  });
+
+  it('the same start time: the name decides, the same way for both', () => {
+    const at = '2026-11-29T09:00:00.010Z';
+    const a = started(obj('web-a', '2026-11-28T09:00:00Z', auto, { trigger: fired }), at);
+    const b = started(obj('web-b', '2026-11-28T09:00:00Z', auto, { trigger: fired }), at);
+    expect([proceeds(a, [a, b]), proceeds(b, [a, b])]).toEqual([true, false]);
+  });
+
+  it('two medium plans approved together: exactly one executes', () => {
+    const waiting = { phase: 'AwaitingApproval', trigger: { ...fired, condition: 'Manual', type: 'Manual' } };
+    const c = obj('c', '2026-11-29T08:00:00Z', { ...web, severity: 'medium' }, waiting);
+    const d = obj('d', '2026-11-29T08:00:01Z', { ...web, severity: 'medium' }, waiting);
+    const d1 = started(d, '2026-11-29T09:00:00.100Z');
+    expect(proceeds(d1, [c, d1])).toBe(true);
+    const c1 = started(c, '2026-11-29T09:00:00.200Z');
+    expect(proceeds(c1, [c1, d1])).toBe(false); // older by creation, but it started second
+  });
+
+  it('a manual emergency plan and an automatic plan firing: exactly one executes, either order', () => {
+    const manual = (created: string) =>
+      obj('emergency', created, web, { phase: 'Running', startedAt: created, steps: [] });
+    const armed = obj('auto', '2026-11-20T00:00:00Z', auto, { phase: 'Armed', trigger: fired });
+    // The emergency plan was applied before the automatic one fired: the automatic one yields.
+    const m1 = manual('2026-11-29T09:00:00Z');
+    const a1 = started(armed, '2026-11-29T09:00:01.500Z');
+    expect([proceeds(m1, [m1, a1]), proceeds(a1, [m1, a1])]).toEqual([true, false]);
+    // The automatic plan started executing before the emergency plan was applied: the emergency plan yields.
+    const m2 = manual('2026-11-29T09:00:03Z');
+    expect([proceeds(m2, [m2, a1]), proceeds(a1, [m2, a1])]).toEqual([false, true]);
+  });
+
+  it('an emergency plan applied in the same second an automatic plan started: still exactly one', () => {
+    // creationTimestamp has whole seconds: 09:00:00 may be later than a start at 09:00:00.500.
+    const a1 = started(
+      obj('auto', '2026-11-20T00:00:00Z', auto, { phase: 'Armed', trigger: fired }),
+      '2026-11-29T09:00:00.500Z',
+    );
+    const pending = obj('emergency', '2026-11-29T09:00:00Z', web, undefined as any);
+    expect(proceeds(a1, [a1, pending]), 'a plan not started yet starts after one that has').toBe(true);
+    const m = { ...pending, status: { phase: 'Running', startedAt: '2026-11-29T09:00:00.900Z', steps: [] } };
+    expect(proceeds(m, [m, a1])).toBe(false);
+    // The emergency plan started first (at .100; the automatic one had not yet): the automatic one yields.
+    const early = {
+      ...pending,
+      status: { phase: 'Running', startedAt: '2026-11-29T09:00:00.100Z', steps: [] },
+    };
+    expect([proceeds(early, [early, a1]), proceeds(a1, [early, a1])]).toEqual([true, false]);
+  });
+
+  it('an automatic plan not started (never fired) keeps nothing off its targets, whatever its age', () => {
+    const armed = obj('auto', '2026-11-20T00:00:00Z', auto, { phase: 'Armed' });
+    const fresh = obj('auto2', '2026-11-20T00:00:00Z', auto, undefined as any);
+    const m = obj('emergency', '2026-11-29T09:00:00Z', web, { phase: 'Running', steps: [] });
+    expect(proceeds(m, [m, armed, fresh])).toBe(true);
+  });
+});

@@ -23,15 +23,40 @@ export interface PlanConflict {
 const TERMINAL = new Set(['Succeeded', 'Failed', 'DryRunComplete', 'Expired', 'Vetoed']);
 /**
  * A plan that only watches (Armed) or waits for a person (AwaitingApproval) changes nothing yet: it must not
- * keep an emergency plan off its targets. When it does start, its own pre-validation meets the lock.
+ * keep an emergency plan off its targets. A plan leaving these phases to execute writes phase Running and
+ * startedAt durably before its pre-validation (the controller), so these phases here are durable ones.
  */
 const NOT_EXECUTING = new Set(['Armed', 'AwaitingApproval']);
 
-const isOlder = (a: KubeObject, b: KubeObject) => {
-  const ta = a.metadata.creationTimestamp ?? '';
-  const tb = b.metadata.creationTimestamp ?? '';
-  return ta === tb ? a.metadata.name < b.metadata.name : ta < tb;
-};
+/**
+ * "Older wins" between two plans that want the same target and neither holds it yet: does `a` go before `b`?
+ * - Two plans that never waited and never fired want their targets from their creation: the earlier
+ *   creationTimestamp goes first (ties by name), as always.
+ * - Otherwise (one of them fired or waited for a decision: status.trigger) a plan wants its targets from the
+ *   moment it started executing (status.startedAt, set and made visible to the operator's other reconciles
+ *   before its pre-validation): the earlier start goes first; a plan that has not started yet starts after
+ *   one that has (it will see it when it starts). An automatic plan created last week that fires now is not
+ *   older than an emergency plan applied a minute ago, and of two plans that start at about the same time the
+ *   one that starts second always sees the first.
+ */
+export function goesFirst(a: KubeObject, b: KubeObject): boolean {
+  const byName = a.metadata.name < b.metadata.name;
+  if (!a.status?.trigger && !b.status?.trigger) {
+    const ta = Date.parse(a.metadata.creationTimestamp ?? '') || 0;
+    const tb = Date.parse(b.metadata.creationTimestamp ?? '') || 0;
+    return ta === tb ? byName : ta < tb;
+  }
+  const sa = Date.parse(a.status?.startedAt ?? '');
+  const sb = Date.parse(b.status?.startedAt ?? '');
+  if (Number.isNaN(sa) && Number.isNaN(sb)) return byName;
+  if (Number.isNaN(sa)) return false;
+  if (Number.isNaN(sb)) return true;
+  return sa === sb ? byName : sa < sb;
+}
+
+/** Not executing: armed or awaiting a decision, or an automatic plan that never started (not fired yet). */
+const notExecuting = (p: KubeObject) =>
+  NOT_EXECUTING.has(p.status?.phase ?? '') || (p.spec?.trigger?.mode === 'auto' && !p.status?.startedAt);
 
 /** A plan holds its targets once its pre-validation passed, until it finishes. */
 const holdsLock = (p: KubeObject) =>
@@ -102,8 +127,9 @@ export function lockTargets(spec: RawSpec | undefined): LockTarget[] {
 /**
  * The lock, derived from durable state (the plans and their status) so it survives operator restarts without
  * a separate lock object. A plan may not start while another plan of the same namespace that changes one of
- * `targets` and has not finished either holds the lock (passed pre-validation) or was created earlier (ties
- * broken by name): of two plans applied at once exactly one proceeds. Dry runs touch nothing and hold no lock.
+ * `targets` and has not finished either holds the lock (passed pre-validation) or goes first (goesFirst, ties
+ * broken by name; goesFirst): of two plans applied, fired or approved at once exactly one proceeds. `self` carries the
+ * plan's current (working) status. Dry runs touch nothing and hold no lock.
  */
 export function planConflicts(
   self: KubeObject,
@@ -117,19 +143,27 @@ export function planConflicts(
     if (p.spec?.dryRun === true) continue;
     const phase: string = p.status?.phase ?? 'Pending';
     if (TERMINAL.has(phase)) continue;
-    if (!holdsLock(p) && (NOT_EXECUTING.has(phase) || p.spec?.trigger?.mode === 'auto')) continue;
-    if (!holdsLock(p) && !isOlder(p, self)) continue;
+    if (!holdsLock(p) && notExecuting(p)) continue;
+    if (!holdsLock(p) && !goesFirst(p, self)) continue;
     for (const target of lockTargets(p.spec)) {
       if (wanted.has(lockKey(target)))
         out.push({
           target,
           plan: p.metadata.name,
-          phase: holdsLock(p) ? phase : `${phase}, created earlier`,
+          phase: holdsLock(p)
+            ? phase
+            : `${phase}, ${p.status?.trigger || self.status?.trigger ? 'started' : 'created'} earlier`,
         });
     }
   }
   return out;
 }
+
+/** The plan as the lock compares it: with its working status (startedAt may not be in the cache yet). */
+export const runningPlan = (run: Pick<PlanRun, 'plan' | 'status'>): KubeObject => ({
+  ...run.plan,
+  status: run.status,
+});
 
 /** The Deployment lock, as the app pre-validation asks for it. */
 export function activePlanConflicts(
@@ -154,7 +188,7 @@ const CHECK_STEP = { database: 'CheckNoConcurrentRestore', flags: 'CheckNoConcur
 export function concurrentPlanFailure(run: PlanRun, which: 'database' | 'flags'): StepOutcome | undefined {
   const kinds: LockTarget['kind'][] = which === 'database' ? ['Database'] : ['ConfigMapKey', 'FeatureFlag'];
   const mine = lockTargets(run.spec).filter((t) => kinds.includes(t.kind));
-  const conflicts = planConflicts(run.plan, run.allPlans(), mine);
+  const conflicts = planConflicts(runningPlan(run), run.allPlans(), mine);
   const step = CHECK_STEP[which];
   if (!conflicts.length) {
     run.status.steps = finishStep(

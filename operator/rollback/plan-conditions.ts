@@ -26,8 +26,9 @@ export const planPhaseConditions = {
     cond({ type: ConditionType.Reconciling, status: 'True', reason, message });
     cond({ type: ConditionType.Stalled, status: 'False', reason: 'AwaitingApproval', message: '' });
   },
-  vetoed(cond: SetCondition, message: string) {
-    cond({ type: ConditionType.AwaitingApproval, status: 'False', reason: 'Vetoed', message });
+  /** `waited`: the plan was AwaitingApproval (a plan vetoed the moment it fired never waited: no such condition). */
+  vetoed(cond: SetCondition, message: string, waited: boolean) {
+    if (waited) cond({ type: ConditionType.AwaitingApproval, status: 'False', reason: 'Vetoed', message });
     cond({ type: ConditionType.Ready, status: 'True', reason: 'Vetoed', message });
     cond({ type: ConditionType.Reconciling, status: 'False', reason: 'Vetoed', message: '' });
     cond({ type: ConditionType.Stalled, status: 'False', reason: 'Vetoed', message: '' });

@@ -40,7 +40,7 @@ describe('rearm', () => {
         { type: 'Ready', status: 'True', reason: 'Vetoed', message: '', lastTransitionTime: 'x' },
       ],
     };
-    expect(applyRearm(plan({ [Annotation.Rearm]: 'again' }), status, 'again', now, 600_000)).toBe(true);
+    expect(applyRearm(plan({ [Annotation.Rearm]: 'again' }), status, 'again', now, 600_000)).toBeUndefined();
     expect(status).toMatchObject({
       phase: 'Armed',
       armed: {
@@ -59,9 +59,23 @@ describe('rearm', () => {
   it('refuses while the veto annotation is still set (it would veto again at once), recording the value', () => {
     const status: RollbackPlanStatus = { phase: 'Vetoed' };
     const p = plan({ [Annotation.Rearm]: '2', [Annotation.VetoedBy]: 'bob' });
-    expect(applyRearm(p, status, '2', now, undefined)).toBe(false);
+    expect(applyRearm(p, status, '2', now, undefined)).toBe(Annotation.VetoedBy);
     expect(status.phase).toBe('Vetoed');
     expect(status.lastRearm?.annotationValue).toBe('2');
+  });
+
+  it('refuses while an approval is still set: an approval of an earlier firing must not run the next one', () => {
+    const status: RollbackPlanStatus = {
+      phase: 'Expired',
+      approval: { approvedBy: 'alice', approvedAt: '2026-11-29T09:00:00Z' },
+    };
+    const p = plan({ [Annotation.Rearm]: '3', [Annotation.ApprovedBy]: 'alice' });
+    expect(applyRearm(p, status, '3', now, undefined)).toBe(Annotation.ApprovedBy);
+    expect(status.phase).toBe('Expired');
+    expect(status.lastRearm?.annotationValue).toBe('3');
+    // Once removed, a new value rearms.
+    expect(applyRearm(plan({ [Annotation.Rearm]: '4' }), status, '4', now, undefined)).toBeUndefined();
+    expect(status.phase).toBe('Armed');
   });
 
   it('bounds a long value and still tells two long values apart', () => {

@@ -27,8 +27,9 @@ export function reviewRequest(plan: KubeObject, status: RollbackPlanStatus): str
 
 /**
  * Applies a rearm to the working status: the plan's trigger history is cleared and it is armed again from
- * now. A plan still carrying a veto would be vetoed again the moment it fires: that rearm is refused (false),
- * recorded as handled so the same value does not ask again.
+ * now. A plan still carrying a veto would be vetoed again the moment it fires, and one still carrying an
+ * approval would run on an approval given for an earlier firing: such a rearm is refused (the annotation
+ * in the way is returned), recorded as handled so the same value does not ask again. undefined: rearmed.
  */
 export function applyRearm(
   plan: KubeObject,
@@ -36,9 +37,10 @@ export function applyRearm(
   value: string,
   now: Date,
   watchWindowMs: number | undefined,
-): boolean {
+): typeof Annotation.VetoedBy | typeof Annotation.ApprovedBy | undefined {
   status.lastRearm = { rearmedAt: now.toISOString(), annotationValue: boundIdentity(value, MAX_VALUE) };
-  if (plan.metadata.annotations?.[Annotation.VetoedBy]?.trim()) return false;
+  for (const blocking of [Annotation.VetoedBy, Annotation.ApprovedBy] as const)
+    if (plan.metadata.annotations?.[blocking]?.trim()) return blocking;
   delete status.trigger;
   delete status.triggerConditions;
   delete status.veto;
@@ -56,7 +58,7 @@ export function applyRearm(
     (c) => c.type !== ConditionType.Triggered && c.type !== ConditionType.AwaitingApproval,
   );
   status.phase = 'Armed';
-  return true;
+  return undefined;
 }
 
 /** status.review for an `unnecessary` annotation; the value (bounded) is the reason. */

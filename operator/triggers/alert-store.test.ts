@@ -79,6 +79,15 @@ describe('AlertStore', () => {
     expect(dropped).toBe(2);
   });
 
+  it('tells listeners which alerts a payload stored or resolved (so only matching plans are woken)', () => {
+    const s = new AlertStore();
+    const seen: string[][] = [];
+    s.onChange((changed) => seen.push(changed.map((a) => a.labels.alertname ?? '')));
+    s.apply([alert()]);
+    s.apply([alert({ status: 'resolved' })]);
+    expect(seen).toEqual([['HighErrorRate'], ['HighErrorRate']]);
+  });
+
   it('tells listeners after each payload, until they unsubscribe', () => {
     const s = new AlertStore();
     let calls = 0;

@@ -28,13 +28,18 @@ export interface AlertStoreOptions {
   onListenerError?: (err: unknown) => void;
 }
 
+/** An alert a payload stored, refreshed or resolved: who may care is decided by its labels. */
+export interface ChangedAlert {
+  labels: Readonly<Record<string, string>>;
+}
+
 /**
  * Firing alerts received from Alertmanager, in memory, by fingerprint. Alertmanager re-sends firing alerts
  * every repeat_interval, so a restarted (or newly elected) operator learns them again; resolved
  * notifications remove them, and an alert not heard of for a day expires (a lost resolve).
  */
 export class AlertStore implements AlertSource {
-  private readonly listeners = new Set<() => void>();
+  private readonly listeners = new Set<(changed: readonly ChangedAlert[]) => void>();
   // Map order is the order of last receipt: the first entry is the stalest, expired or dropped first.
   private readonly alerts = new Map<string, StoredAlert>();
   private readonly matcher = new LabelMatcher();
@@ -59,7 +64,7 @@ export class AlertStore implements AlertSource {
     return best;
   }
 
-  onChange(listener: () => void): () => void {
+  onChange(listener: (changed: readonly ChangedAlert[]) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -73,15 +78,18 @@ export class AlertStore implements AlertSource {
     const receivedAt = new Date(this.now());
     let stored = 0;
     let removed = 0;
+    const changed: ChangedAlert[] = [];
     for (const a of alerts) {
       const held = this.alerts.get(a.fingerprint);
       if (a.status === 'resolved') {
         if (held && held.startsAt.getTime() <= a.startsAt.getTime()) {
           this.alerts.delete(a.fingerprint);
+          changed.push({ labels: held.labels });
           removed++;
         }
         continue;
       }
+      changed.push({ labels: a.labels });
       this.alerts.delete(a.fingerprint); // re-inserted last: most recently received
       this.alerts.set(a.fingerprint, {
         fingerprint: a.fingerprint,
@@ -102,7 +110,7 @@ export class AlertStore implements AlertSource {
     this.opts.onSize?.(this.alerts.size);
     for (const l of [...this.listeners]) {
       try {
-        l();
+        l(changed);
       } catch (e) {
         this.opts.onListenerError?.(e);
       }

@@ -56,6 +56,10 @@ describe('nextConditionState (the trigger condition state machine)', () => {
     const e = step(p.record, obs('error', 40, { reason: 'PrometheusUnreachable' }), 40);
     expect(e.record).toBe(p.record);
     expect(e.fired).toBeUndefined();
+    // Regression (review, 1 ms hot loop): it returned the hold's fire time (here 10 s in the past) as the
+    // requeue time. No fire time now: the next observation moves it on.
+    expect(e.firesAt).toBeUndefined();
+    expect(step(p.record, undefined, 40).firesAt).toBeUndefined();
     // The next bad observation fires at once: it held since 0.
     expect(step(e.record, obs('bad', 41), 41).fired?.heldSince).toEqual(at(0));
   });
@@ -95,5 +99,10 @@ describe('nextConditionState (the trigger condition state machine)', () => {
     expect(holdFor({ type: 'DeploymentUnavailable', deployment: 'a' })).toBe(30_000);
     expect(holdFor({ type: 'PrometheusQuery', address: 'http://p', query: 'up', above: 1 })).toBe(0);
     expect(holdFor({ type: 'Alert', matchers: [{ name: 'a', value: 'b' }], for: '1m' })).toBe(60_000);
+  });
+
+  it('no observation leaves any recorded state as it is (a status lagging its spec is no news)', () => {
+    const healthy = step(undefined, obs('good', 0), 0).record;
+    expect(step(healthy, undefined, 5).record).toBe(healthy);
   });
 });

@@ -40,8 +40,9 @@ const iso = (d: Date) => d.toISOString();
  * - bad: Pending from the moment it began to hold (the source's `since`, else the observation), Firing once
  *   it held for `forMs`; a hold already running keeps its start;
  * - good, noData: Healthy (noData resets a hold, like an alerting rule whose expression returns nothing);
- * - error, or no observation yet: a hold running stays as it is (it never fires on an error, the next bad
- *   observation does); otherwise Unknown;
+ * - error, or no observation: a hold running stays as it is (it never fires on an error, the next bad
+ *   observation does; no fire time is returned, so nothing requeues on a time that may have passed); no
+ *   observation leaves any other state as it is too; an error (or nothing ever observed) is Unknown;
  * - Firing is final.
  * The record changes only when the state does, so status is written on changes, not on every probe.
  */
@@ -63,8 +64,12 @@ export function nextConditionState(
   if (prev?.state === 'Firing') return { record: prev };
   const holding = prev?.state === 'Pending' && prev.since !== undefined;
   if (!obs || obs.kind === 'error') {
-    if (holding) return { record: prev, firesAt: new Date(Date.parse(prev.since!) + forMs) };
+    // No fire time: an error never fires, and a fire time already past would requeue in a hot loop. The
+    // next observation (a monitor's wake-up, a watch event) moves the condition on.
+    if (holding) return { record: prev };
     if (prev?.state === 'Unknown') return { record: prev };
+    // Not observed (yet, or not knowable now: a Deployment whose status lags its spec): no news, no change.
+    if (!obs && prev) return { record: prev };
     return { record: make('Unknown', now, obs?.observed ?? 'not observed yet') };
   }
   if (obs.kind === 'good' || obs.kind === 'noData') {

@@ -153,4 +153,22 @@ describe('evaluateConditions', () => {
       { name: 'prometheusquery-0', reason: 'PrometheusUnreachable', observed: 'connection refused' },
     ]);
   });
+
+  // Regression (review): DeploymentUnavailable fired on a status lagging its spec and on a paused Deployment.
+  it('DeploymentUnavailable: a status lagging its spec changes nothing; a paused Deployment is not evaluable', () => {
+    const lagging = {
+      metadata: { name: 'web', namespace: 'n', generation: 3 },
+      spec: { replicas: 2 },
+      status: { observedGeneration: 2, availableReplicas: 0 },
+    };
+    const healthy = evaluateConditions([down], [], sources(), t0, at(0)).records;
+    const e = evaluateConditions([down], healthy, sources({ deployment: () => lagging }), t0, at(1));
+    expect(e.records[0]).toBe(healthy[0]);
+    expect(e.unevaluable).toEqual([]);
+    const paused = { ...dep(2, 0), spec: { replicas: 2, paused: true } };
+    const p = evaluateConditions([down], [], sources({ deployment: () => paused }), t0, at(0));
+    expect(p.records[0]!.state).toBe('Unknown');
+    expect(p.unevaluable).toMatchObject([{ name: 'deploymentunavailable-0', reason: 'DeploymentPaused' }]);
+    expect(p.fired).toBeUndefined();
+  });
 });

@@ -64,4 +64,19 @@ describe('alert label matchers', () => {
     ).toBe(false);
     expect(Date.now() - t0).toBeLessThan(1000);
   });
+
+  // Regression (review): labels[m.name] read Object.prototype for `constructor` or `toString`; re2js threw
+  // on the function (every reconcile crashed) and != matched every alert.
+  it.each(['constructor', 'toString', '__proto__', 'hasOwnProperty'])(
+    'a label named %s that the alert lacks is the empty string',
+    (name) => {
+      const m = new LabelMatcher();
+      const labels = JSON.parse('{"alertname":"X"}') as Record<string, string>;
+      expect(m.matches({ name, op: '=~', value: '.+' }, labels)).toBe(false);
+      expect(m.matches({ name, op: '!~', value: '.+' }, labels)).toBe(true);
+      expect(m.matches({ name, op: '!=', value: 'foo' }, labels)).toBe(true);
+      expect(m.matches({ name, op: '=', value: '' }, labels)).toBe(true);
+      expect(m.matches({ name, op: '=', value: 'x' }, { [name]: 'x' })).toBe(true);
+    },
+  );
 });

@@ -35,7 +35,8 @@ export class LabelMatcher {
   private readonly compiled = new Map<string, RE2JS | undefined>();
 
   matches(m: AlertMatcher, labels: Readonly<Record<string, string>>): boolean {
-    const value = labels[m.name] ?? '';
+    // Own labels only: `constructor` or `toString` must not read Object.prototype (a function, not a string).
+    const value = Object.hasOwn(labels, m.name) ? (labels[m.name] ?? '') : '';
     switch (m.op ?? '=') {
       case '=':
         return value === m.value;

@@ -5,7 +5,7 @@ import { BackgroundTasks } from '../kube/background-tasks.js';
 import { addressPolicy } from '../rollback/address-policy.js';
 import { BodyMatcher } from '../rollback/body-match.js';
 import type { HttpProbeOptions } from '../rollback/http-check.js';
-import { httpConditionProbe, TriggerMonitors } from './monitors.js';
+import { httpConditionProbe, Semaphore, TriggerMonitors } from './monitors.js';
 
 const log = createLogger({ transports: [new transports.Console({ silent: true })] });
 const opts: HttpProbeOptions = {
@@ -88,5 +88,31 @@ describe('HTTPCheck trigger probes (a real HTTP server on loopback)', () => {
     await new Promise((r) => setTimeout(r, 200));
     expect(requests).toBe(after);
     tasks.stop();
+  });
+});
+
+// Regression (review): no bound on probes in flight; many armed plans meant a burst of requests.
+describe('Semaphore (the bound on trigger probes in flight)', () => {
+  it('admits at most its size; a waiter whose signal aborts gives up', async () => {
+    const s = new Semaphore(2);
+    const never = new AbortController().signal;
+    expect(await s.acquire(never)).toBe(true);
+    expect(await s.acquire(never)).toBe(true);
+    let third = false;
+    const waiting = s.acquire(never).then((ok) => (third = ok));
+    const aborted = new AbortController();
+    const gaveUp = s.acquire(aborted.signal);
+    await new Promise((r) => setImmediate(r));
+    expect(third).toBe(false);
+    expect(s.inUse).toBe(2);
+    aborted.abort();
+    expect(await gaveUp).toBe(false);
+    s.release();
+    await waiting;
+    expect(third).toBe(true);
+    expect(s.inUse).toBe(2);
+    s.release();
+    s.release();
+    expect(s.inUse).toBe(0);
   });
 });

@@ -9,6 +9,50 @@ import type { ConditionProbe, TriggerObservation } from './types.js';
 /** Default time between probes: HTTPCheck 10s, PrometheusQuery 30s. */
 export const DEFAULT_PERIOD_MS = { HTTPCheck: 10_000, PrometheusQuery: 30_000 } as const;
 export const DEFAULT_FAILURE_THRESHOLD = 3;
+/** Trigger probes in flight at once over all plans. */
+export const MAX_CONCURRENT_PROBES = 32;
+/** The longest random delay of a monitor's first probe. */
+export const FIRST_PROBE_JITTER_MS = 1_000;
+
+/** A counting semaphore whose waiters give up when their signal aborts. */
+export class Semaphore {
+  private used = 0;
+  private readonly waiters: (() => void)[] = [];
+
+  constructor(private readonly size: number) {}
+
+  get inUse(): number {
+    return this.used;
+  }
+
+  /** Resolves true with a slot taken, or false when `signal` aborted first. */
+  acquire(signal: AbortSignal): Promise<boolean> {
+    if (signal.aborted) return Promise.resolve(false);
+    if (this.used < this.size) {
+      this.used++;
+      return Promise.resolve(true);
+    }
+    return new Promise((resolve) => {
+      const grant = () => {
+        signal.removeEventListener('abort', abort);
+        this.used++;
+        resolve(true);
+      };
+      const abort = () => {
+        const i = this.waiters.indexOf(grant);
+        if (i >= 0) this.waiters.splice(i, 1);
+        resolve(false);
+      };
+      this.waiters.push(grant);
+      signal.addEventListener('abort', abort, { once: true });
+    });
+  }
+
+  release(): void {
+    this.used--;
+    this.waiters.shift()?.();
+  }
+}
 
 /**
  * HTTPCheck as a trigger: one probe per call, with the post-validation probe's address policy and bounds.
@@ -52,12 +96,22 @@ export function httpConditionProbe(cond: TriggerCondition, opts: HttpProbeOption
  */
 export class TriggerMonitors {
   private readonly latest = new Map<string, TriggerObservation>();
+  private readonly slots: Semaphore;
 
   constructor(
     private readonly tasks: BackgroundTasks,
     private readonly opts: HttpProbeOptions,
     private readonly probeTimeoutMs = 10_000,
-  ) {}
+    /** Probes in flight at once, over all plans: many armed plans must not become a burst of requests. */
+    maxConcurrentProbes = MAX_CONCURRENT_PROBES,
+  ) {
+    this.slots = new Semaphore(maxConcurrentProbes);
+  }
+
+  /** Probes running now (for tests and metrics). */
+  get probesInFlight(): number {
+    return this.slots.inUse;
+  }
 
   /** The owner key of a plan's monitors (distinct from its post-validation checks). */
   static owner(planUid: string): string {
@@ -101,9 +155,18 @@ export class TriggerMonitors {
 
   private async run(key: string, cond: TriggerCondition, signal: AbortSignal, wake: () => void) {
     const { probe, periodMs } = this.probeFor(cond);
+    // Plans applied (or an operator started) together do not probe in lockstep: the first probe waits a
+    // random part of the period (at most FIRST_PROBE_JITTER_MS).
+    await sleep(Math.floor(Math.random() * Math.min(periodMs / 2, FIRST_PROBE_JITTER_MS)), signal);
     while (!signal.aborted) {
       const started = Date.now();
-      const obs = await probe(signal);
+      if (!(await this.slots.acquire(signal))) break;
+      let obs: TriggerObservation;
+      try {
+        obs = await probe(signal);
+      } finally {
+        this.slots.release();
+      }
       if (signal.aborted) break;
       const prev = this.latest.get(key);
       this.latest.set(key, obs);

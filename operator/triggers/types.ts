@@ -36,6 +36,9 @@ export interface StoredAlert {
 export interface AlertSource {
   /** The earliest-starting firing alert whose labels match all matchers and that started at or after notBefore. */
   firingMatching(matchers: readonly AlertMatcher[], notBefore: Date): StoredAlert | undefined;
-  /** Called (with no arguments) whenever firing alerts change; returns an unsubscribe function. */
-  onChange(listener: () => void): () => void;
+  /**
+   * Called whenever a payload was applied, with the alerts it stored, refreshed or resolved (so a listener
+   * wakes only the plans whose matchers match one); returns an unsubscribe function.
+   */
+  onChange(listener: (changed: readonly { labels: Readonly<Record<string, string>> }[]) => void): () => void;
 }

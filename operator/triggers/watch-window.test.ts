@@ -10,15 +10,15 @@ describe('armedWindow (arming and the watch window)', () => {
       prev: undefined,
       current: [
         { deployment: 'a', revision: 3, createdAt: t(-50) },
-        { deployment: 'b', revision: 7, createdAt: t(-20) },
+        { deployment: 'b', revision: 7, createdAt: t(2) },
       ],
       planCreated: created,
       watchWindowMs: 60_000,
       now: t(5),
     });
     expect(a).toEqual({
-      since: t(-20).toISOString(),
-      until: t(40).toISOString(),
+      since: t(2).toISOString(),
+      until: t(62).toISOString(),
       revisions: [
         { deployment: 'a', revision: 3 },
         { deployment: 'b', revision: 7 },
@@ -33,6 +33,30 @@ describe('armedWindow (arming and the watch window)', () => {
     });
     expect(none).toEqual({ since: created.toISOString() });
     expect(windowPassed(none, t(1e6))).toBe(false);
+  });
+
+  // Regression (review): the first arm started at the current ReplicaSet's creation however old, so a plan
+  // applied for a stable app (or after an undo to an old ReplicaSet) was Expired at once and never fired.
+  it('first arm: never before the plan was created, and never a window that already passed', () => {
+    const old = armedWindow({
+      prev: undefined,
+      current: [{ deployment: 'web', revision: 7, createdAt: t(-3 * 86400) }],
+      planCreated: created,
+      watchWindowMs: 2 * 3600_000,
+      now: t(1),
+    });
+    expect(old.since).toBe(created.toISOString());
+    expect(windowPassed(old, t(1))).toBe(false);
+    // An operator that first sees the plan after its whole window (it was down): the window starts now.
+    const late = armedWindow({
+      prev: undefined,
+      current: [{ deployment: 'web', revision: 7, createdAt: t(-3 * 86400) }],
+      planCreated: created,
+      watchWindowMs: 60_000,
+      now: t(600),
+    });
+    expect(late).toMatchObject({ since: t(600).toISOString(), until: t(660).toISOString() });
+    expect(windowPassed(late, t(600))).toBe(false);
   });
 
   it('keeps the window while the revisions stay (same object: no status write)', () => {

@@ -384,6 +384,42 @@ const invalid: [string, Obj, string, string?][] = [
     ),
     'spec.validation.http[0].period',
   ],
+  // Regression (review): an explicit default-looking name shared a monitor with an unnamed condition and
+  // made status.triggerConditions a duplicate key (422, the plan Failed).
+  [
+    'a trigger condition named like a default name',
+    rollbackPlan(
+      'p20',
+      appPlan(
+        { deployments: [{ name: 'a' }] },
+        {
+          severity: 'critical',
+          trigger: {
+            mode: 'auto',
+            conditions: [
+              { type: 'HTTPCheck', url: 'http://a/healthz' },
+              { type: 'HTTPCheck', name: 'httpcheck-0', url: 'http://a/other' },
+            ],
+          },
+        },
+      ),
+    ),
+    'spec.trigger.conditions[1].name',
+  ],
+  [
+    'a trigger probe period under 1s',
+    rollbackPlan(
+      'p21',
+      appPlan(
+        { deployments: [{ name: 'a' }] },
+        {
+          severity: 'critical',
+          trigger: { mode: 'auto', conditions: [{ type: 'HTTPCheck', url: 'http://a/', period: '500ms' }] },
+        },
+      ),
+    ),
+    'spec.trigger.conditions[0].period',
+  ],
 ];
 
 function apiError(e: unknown): { code: number; message: string } {

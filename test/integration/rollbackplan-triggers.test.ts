@@ -117,11 +117,14 @@ describe('RollbackPlan automatic triggers', () => {
     expect(condition(plan, 'Reconciling').status).toBe('False');
     expect(condition(plan, 'Stalled').status).toBe('False');
     expect(plan.status.armed.revisions).toEqual([{ deployment: 'web', revision: 2 }]);
-    // The window starts when revision 2's ReplicaSet appeared, not when the plan was applied.
+    // The window starts when revision 2's ReplicaSet appeared, but never before the plan was created (a plan
+    // applied for a stable app must not start from last week's release and expire at once).
     const rs = (await apps.listNamespacedReplicaSet({ namespace: ns, labelSelector: 'app=web' })).items.find(
       (r) => r.metadata?.annotations?.[REVISION] === '2',
     );
-    expect(ms(plan.status.armed.since)).toBe(new Date(rs!.metadata!.creationTimestamp!).getTime());
+    expect(ms(plan.status.armed.since)).toBe(
+      Math.max(new Date(rs!.metadata!.creationTimestamp!).getTime(), ms(plan.metadata.creationTimestamp)),
+    );
     expect(plan.status.triggerConditions).toEqual([
       expect.objectContaining({ name: 'deploymentunavailable-0', state: 'Healthy' }),
     ]);
@@ -358,7 +361,7 @@ describe('RollbackPlan automatic triggers', () => {
         conditions: [{ type: 'DeploymentUnavailable', deployment: 'quiet' }],
       },
     });
-    // The window counts from revision 2's appearance (a few seconds before the plan), so it ends soon.
+    // The window counts from the plan's creation (revision 2 appeared a few seconds before it).
     let plan = await waitPlanPhase(ns, 'quiet-watch', ['Expired', 'Failed', 'Succeeded'], 30_000);
     expect(plan.status.phase).toBe('Expired');
     expect(condition(plan, 'Ready')).toMatchObject({ status: 'True', reason: 'WatchWindowPassed' });
@@ -393,7 +396,7 @@ describe('RollbackPlan automatic triggers', () => {
         targets: { deployments: [{ name }] },
         trigger: {
           mode: 'auto',
-          conditions: [{ type: 'HTTPCheck', url: failingUrl, period: '200ms', failureThreshold: 1 }],
+          conditions: [{ type: 'HTTPCheck', url: failingUrl, period: '1s', failureThreshold: 1 }],
           ...extra,
         },
       });
@@ -496,6 +499,72 @@ describe('RollbackPlan automatic triggers', () => {
       await waitRolledOut(ns, 'medium');
     });
   });
+  // Regression (review, double execution): a plan that had just fired still showed Armed in the cache until
+  // its pre-validation result was written, so two plans on one target both rolled it back.
+  it('two critical plans fired by one outage of the same Deployment: exactly one rolls back', async () => {
+    await deploymentWithHistory(ns, 'twin', ['nginx:1.25', 'nginx:1.26'], 2, pinned);
+    for (const name of ['twin-a', 'twin-b'])
+      await applyPlan(ns, name, {
+        scope: 'app',
+        severity: 'critical',
+        targets: { deployments: [{ name: 'twin' }] },
+        validation: { timeout: '2m' },
+        trigger: {
+          mode: 'auto',
+          conditions: [{ type: 'DeploymentUnavailable', deployment: 'twin', for: '2s' }],
+        },
+      });
+    await waitPlanPhase(ns, 'twin-a', ['Armed']);
+    await waitPlanPhase(ns, 'twin-b', ['Armed']);
+    await takeDown('twin');
+    await eventually('both to fire', async () => {
+      const [a, b] = [await getPlan(ns, 'twin-a'), await getPlan(ns, 'twin-b')];
+      return a.status.trigger && b.status.trigger;
+    });
+    await bringBack('twin');
+    const done = [
+      await waitPlanPhase(ns, 'twin-a', ['Succeeded', 'Failed'], 60_000),
+      await waitPlanPhase(ns, 'twin-b', ['Succeeded', 'Failed'], 60_000),
+    ];
+    expect(done.map((p) => p.status.phase).sort(), JSON.stringify(done.map((p) => p.status.steps))).toEqual([
+      'Failed',
+      'Succeeded',
+    ]);
+    const [lost, won] = done[0]!.status.phase === 'Failed' ? done : [done[1]!, done[0]!];
+    expect(condition(lost!, 'Ready')).toMatchObject({ status: 'False', reason: 'ConcurrentPlan' });
+    expect(condition(lost!, 'Ready').message).toContain(
+      `Deployment "twin" is held by RollbackPlan "${won!.metadata.name}"`,
+    );
+    expect(lost!.status.deployments ?? []).toEqual([]);
+    expect(await rolloutsOf('twin'), 'one rollback only').toBe('3');
+    expect(await imageOf(ns, 'twin')).toBe('nginx:1.25');
+  });
+
+  // Regression (review): approved long after it fired, a plan undid whatever was current then (a fix-forward).
+  it('a target that rolled out another revision since the trigger fired is not rolled back (TargetMovedOn)', async () => {
+    await deploymentWithHistory(ns, 'moved', ['nginx:1.25', 'nginx:1.26']);
+    await applyPlan(ns, 'moved', {
+      scope: 'app',
+      severity: 'medium',
+      targets: { deployments: [{ name: 'moved' }] },
+      trigger: {
+        mode: 'auto',
+        conditions: [{ type: 'HTTPCheck', url: failingUrl, period: '1s', failureThreshold: 1 }],
+      },
+    });
+    const waiting = await waitPlanPhase(ns, 'moved', ['AwaitingApproval', 'Running', 'Succeeded']);
+    expect(waiting.status.armed.revisions).toEqual([{ deployment: 'moved', revision: 2 }]);
+    await kubectl('-n', ns, 'set', 'image', 'deployment/moved', 'app=nginx:1.27');
+    await eventually('revision 3', async () => (await rolloutsOf('moved')) === '3');
+    await annotate('moved', `${A}/approved-by=lead`);
+    const plan = await waitPlanPhase(ns, 'moved', ['Succeeded', 'Failed']);
+    expect(plan.status.phase).toBe('Failed');
+    expect(condition(plan, 'Ready')).toMatchObject({ status: 'False', reason: 'TargetMovedOn' });
+    expect(condition(plan, 'Ready').message).toMatch(/Deployment "moved" moved on from revision 2 to 3/);
+    expect(await rolloutsOf('moved')).toBe('3');
+    expect(await imageOf(ns, 'moved')).toBe('nginx:1.27');
+  });
+
   it('an operator restart during the hold does not reset the clock (since is in status)', async () => {
     await deploymentWithHistory(ns, 'restart', ['nginx:1.25', 'nginx:1.26'], 2, pinned);
     await applyPlan(ns, 'restart-down', {

@@ -140,6 +140,35 @@ describe('parseRollbackPlan', () => {
       'at least one condition',
     ],
     [
+      'a condition named like a default name',
+      plan({
+        ...SKETCH.spec,
+        trigger: {
+          mode: 'auto',
+          conditions: [
+            { type: 'HTTPCheck', url: 'http://a/' },
+            { type: 'HTTPCheck', name: 'httpcheck-0', url: 'http://b/' },
+          ],
+        },
+      }),
+      'spec.trigger.conditions[1].name',
+      'must not look like a default name',
+    ],
+    [
+      'a trigger probe period under 1s',
+      plan({
+        ...SKETCH.spec,
+        trigger: {
+          mode: 'auto',
+          conditions: [
+            { type: 'PrometheusQuery', address: 'http://p/', query: 'up', below: 1, period: '999ms' },
+          ],
+        },
+      }),
+      'spec.trigger.conditions[0].period',
+      'at least 1s',
+    ],
+    [
       'a bad duration',
       plan({ ...SKETCH.spec, objectives: { rto: 'ten minutes' } }),
       'spec.objectives.rto',

@@ -6,6 +6,7 @@ import {
   ConditionType,
   Conditions,
   DNS1123_LABEL,
+  DURATION_PATTERN,
   dataKey,
   Duration,
   HTTPCheck,
@@ -20,6 +21,7 @@ import {
   notificationStatus,
   notifyTargets,
   objectName,
+  parseDuration,
   parseWith,
   positiveDuration,
   sqlAssertions,
@@ -164,6 +166,8 @@ const requiredFor = (type: string, field: 'deployment' | 'url' | 'address' | 'qu
   check: (c: { type: string } & Partial<Record<typeof field, unknown>>) =>
     c.type !== type || c[field] !== undefined,
 });
+/** The names conditions get when they have none (`<type lower-case>-<index>`): not allowed as explicit names. */
+export const DEFAULT_CONDITION_NAME = /^(deploymentunavailable|httpcheck|prometheusquery|alert)-[0-9]+$/;
 /** Alertmanager's matcher: a label name, an operator and a value (=~ and !~ are RE2, anchored, like Alertmanager). */
 const AlertMatcher = z.object({
   name: z
@@ -234,6 +238,25 @@ const TriggerCondition = withCelRules(
       message: 'spec.trigger.conditions[] of type PrometheusQuery needs above or below',
       reason: 'FieldValueRequired',
       check: (c) => c.type !== 'PrometheusQuery' || c.above !== undefined || c.below !== undefined,
+    },
+    {
+      // A default name taken explicitly would be shared by two conditions (one monitor, a duplicate key in
+      // status.triggerConditions that the API server refuses).
+      rule: `!has(self.name) || !self.name.matches('${DEFAULT_CONDITION_NAME.source}')`,
+      message:
+        'spec.trigger.conditions[].name must not look like a default name (<type lower-case>-<index>, e.g. httpcheck-0)',
+      fieldPath: '.name',
+      check: (c) => c.name === undefined || !DEFAULT_CONDITION_NAME.test(c.name),
+    },
+    {
+      // Probes are cheap but many plans probe: below 1s is a load, not a faster detection.
+      rule: "!has(self.period) || duration(self.period) >= duration('1s')",
+      message: 'spec.trigger.conditions[].period must be at least 1s',
+      fieldPath: '.period',
+      check: (c) => {
+        if (c.period === undefined || c.period.length > 32 || !DURATION_PATTERN.test(c.period)) return true;
+        return parseDuration(c.period) >= 1000;
+      },
     },
     {
       rule: "!has(self.matchers) || self.matchers.all(m, !has(m.op) || m.op == '=' || m.op == '!=' || m.value.size() <= 256)",
