@@ -470,8 +470,8 @@ async function runAlert(
   );
   const raisedAt = Date.now();
   stack.app.setRates({ error: ERROR_RATE });
-  // The rule evaluates at whole seconds; startsAt is that evaluation time, never before the raise by more
-  // than the evaluation that saw it (a startsAt earlier than raisedAt - 1 s would be a stale episode).
+  // startsAt is the rule evaluation that first saw the raised rate, so it lies after the raise (1 s of slack
+  // for rounding); an older startsAt would be an earlier run's episode.
   const post = await ctx.proxy.waitFor(
     (p) => p.arrivedAt >= raisedAt && firingOurs(p.payload, raisedAt - 1000),
     60_000,
