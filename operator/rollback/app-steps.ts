@@ -49,7 +49,7 @@ export async function preValidateApp(run: PlanRun): Promise<StepOutcome> {
   // since (a fix-forward while the plan waited for an approval) is not "previous of current" any more.
   const movedOn = targetsMovedOn(run, histories);
   if (movedOn.length) {
-    const msg = `${movedOn.join('; ')}; the trigger fired on the earlier revision, so nothing was changed (rearm or apply a manual plan to roll back the new one)`;
+    const msg = `${movedOn.join('; ')}; the trigger fired on the earlier revision, so nothing was changed (to roll back the new one, apply a new plan)`;
     record('CheckTargetNotMovedOn', false, msg);
     return { kind: 'failed', reason: 'TargetMovedOn', message: msg };
   }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Annotation } from '../api/v1alpha1/common.js';
 import type { RollbackPlanStatus } from '../api/v1alpha1/rollbackplan.js';
+import { planEpisode } from '../notify/due.js';
 import { applyRearm, rearmRequest, reviewOf, reviewRequest } from './plan-requests.js';
 
 const now = new Date('2026-11-29T10:00:00.000Z');
@@ -61,7 +62,20 @@ describe('rearm', () => {
     const p = plan({ [Annotation.Rearm]: '2', [Annotation.VetoedBy]: 'bob' });
     expect(applyRearm(p, status, '2', now, undefined)).toBe(Annotation.VetoedBy);
     expect(status.phase).toBe('Vetoed');
-    expect(status.lastRearm?.annotationValue).toBe('2');
+    expect(status.lastRearmRefused?.annotationValue).toBe('2');
+    // Acts once: the same value does not ask again.
+    expect(rearmRequest(p, status)).toBeUndefined();
+  });
+
+  it('a refused rearm starts no episode: the notifications of the last one keep their ids (no re-send)', () => {
+    const earlier = { rearmedAt: '2026-11-29T08:00:00Z', annotationValue: '1' };
+    const status: RollbackPlanStatus = { phase: 'Vetoed', lastRearm: { ...earlier } };
+    const before = planEpisode(status);
+    expect(applyRearm(plan({ [Annotation.VetoedBy]: 'bob' }), status, '2', now, undefined)).toBe(
+      Annotation.VetoedBy,
+    );
+    expect(planEpisode(status)).toBe(before);
+    expect(status.lastRearm).toEqual(earlier);
   });
 
   it('refuses while an approval is still set: an approval of an earlier firing must not run the next one', () => {
@@ -72,7 +86,7 @@ describe('rearm', () => {
     const p = plan({ [Annotation.Rearm]: '3', [Annotation.ApprovedBy]: 'alice' });
     expect(applyRearm(p, status, '3', now, undefined)).toBe(Annotation.ApprovedBy);
     expect(status.phase).toBe('Expired');
-    expect(status.lastRearm?.annotationValue).toBe('3');
+    expect(status.lastRearmRefused?.annotationValue).toBe('3');
     // Once removed, a new value rearms.
     expect(applyRearm(plan({ [Annotation.Rearm]: '4' }), status, '4', now, undefined)).toBeUndefined();
     expect(status.phase).toBe('Armed');

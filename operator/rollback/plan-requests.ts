@@ -15,7 +15,10 @@ const MAX_VALUE = 253;
 export function rearmRequest(plan: KubeObject, status: RollbackPlanStatus): string | undefined {
   const value = plan.metadata.annotations?.[Annotation.Rearm];
   if (!value || !REARMABLE.has(status.phase ?? '') || plan.spec?.trigger?.mode !== 'auto') return undefined;
-  return status.lastRearm?.annotationValue === boundIdentity(value, MAX_VALUE) ? undefined : value;
+  const v = boundIdentity(value, MAX_VALUE);
+  return status.lastRearm?.annotationValue === v || status.lastRearmRefused?.annotationValue === v
+    ? undefined
+    : value;
 }
 
 /** The unnecessary annotation's reason when a finished rollback is marked and not yet reviewed. */
@@ -38,9 +41,15 @@ export function applyRearm(
   now: Date,
   watchWindowMs: number | undefined,
 ): typeof Annotation.VetoedBy | typeof Annotation.ApprovedBy | undefined {
-  status.lastRearm = { rearmedAt: now.toISOString(), annotationValue: boundIdentity(value, MAX_VALUE) };
+  const annotationValue = boundIdentity(value, MAX_VALUE);
+  // A refusal is recorded apart from lastRearm: lastRearm keys the notifications of an episode, and a refused
+  // rearm starts none (it must not re-send the last episode's Triggered and Vetoed under a new key).
   for (const blocking of [Annotation.VetoedBy, Annotation.ApprovedBy] as const)
-    if (plan.metadata.annotations?.[blocking]?.trim()) return blocking;
+    if (plan.metadata.annotations?.[blocking]?.trim()) {
+      status.lastRearmRefused = { refusedAt: now.toISOString(), annotationValue };
+      return blocking;
+    }
+  status.lastRearm = { rearmedAt: now.toISOString(), annotationValue };
   delete status.trigger;
   delete status.triggerConditions;
   delete status.veto;

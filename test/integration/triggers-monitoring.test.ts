@@ -542,7 +542,7 @@ describe('automatic triggers against real Prometheus, Alertmanager and admission
         trigger: {
           mode: 'auto',
           conditions: [
-            { type: 'HTTPCheck', name: 'health', url: failingUrl, period: '500ms', failureThreshold: 1 },
+            { type: 'HTTPCheck', name: 'health', url: failingUrl, period: '1s', failureThreshold: 1 },
           ],
         },
         notify: [

@@ -587,7 +587,17 @@ export const RollbackPlanStatus = z.object({
   lastRearm: z
     .object({ rearmedAt: Timestamp, annotationValue: z.string().max(253) })
     .optional()
-    .meta({ description: 'The last rearm annotation handled, so a value acts once.' }),
+    .meta({
+      description:
+        "The last rearm that armed the plan again (its time keys the new episode's notifications).",
+    }),
+  lastRearmRefused: z
+    .object({ refusedAt: Timestamp, annotationValue: z.string().max(253) })
+    .optional()
+    .meta({
+      description:
+        'The last rearm refused (approved-by or vetoed-by still set), so the same value does not ask again.',
+    }),
   review: z
     .object({ unnecessary: z.boolean(), markedAt: Timestamp, reason: reasonText().optional() })
     .optional()
