@@ -31,7 +31,7 @@ export const NOTIFICATION_ID_HEADER = 'x-nxt-notification-id';
  * objects notify must not open hundreds of sockets and Secret reads at once. The rest wait their turn (in
  * their background tasks, not in reconcile workers).
  */
-export const DELIVERY_CONCURRENCY = 8;
+export const DELIVERY_CONCURRENCY = 16;
 const SHARED_SLOTS = new Semaphore(DELIVERY_CONCURRENCY);
 /** How long a dropped attempt's decision is remembered: far longer than the informer's lag behind a write. */
 const SETTLED_KEEP_MS = 10 * 60_000;

@@ -10,7 +10,7 @@ import type { ConditionProbe, TriggerObservation } from './types.js';
 export const DEFAULT_PERIOD_MS = { HTTPCheck: 10_000, PrometheusQuery: 30_000 } as const;
 export const DEFAULT_FAILURE_THRESHOLD = 3;
 /** Trigger probes in flight at once over all plans. */
-export const MAX_CONCURRENT_PROBES = 32;
+export const MAX_CONCURRENT_PROBES = 128; // I/O-bound; high enough that hung targets (10 s each) do not slow other plans' probes
 /** The longest random delay of a monitor's first probe. */
 export const FIRST_PROBE_JITTER_MS = 1_000;
 
