@@ -11,14 +11,13 @@ import {
   kubectl,
   testClients,
 } from '../support/kube.js';
-import { kubectlWith, OPERATOR_SUBJECT, renderKustomize } from '../support/rbac.js';
+import { APPROVALS_POLICY as POLICY, ShippedApprovals } from '../support/approvals.js';
+import { kubectlWith, OPERATOR_SUBJECT } from '../support/rbac.js';
 
 // The approvals ValidatingAdmissionPolicy as users install it (`kubectl apply -k manifests/approvals`, the
 // files manifests/base and the chart ship), judged by the real API server's admission and RBAC authorizer.
 // Every request below is made by an impersonated person (`kubectl --as`), the way `kubectl annotate` would be.
 
-const APPROVALS_DIR = 'manifests/approvals';
-const POLICY = 'nxt-rollback-approvals';
 const PLANS = { group: 'rollback.nxtnewday.io', version: 'v1alpha1', plural: 'rollbackplans' } as const;
 type Severity = 'critical' | 'high' | 'medium' | 'low';
 
@@ -44,7 +43,7 @@ describe('approvals: the ValidatingAdmissionPolicy of manifests/approvals on the
   };
   let ns = '';
   let otherNs = '';
-  let created: string[] = []; // cluster-scoped objects this file created (Kind/name)
+  const shipped = new ShippedApprovals();
   const tmp = mkdtempSync(join(tmpdir(), 'nxt-approvals-'));
 
   const as = (who: string, ...args: string[]): Promise<Result> =>
@@ -131,13 +130,7 @@ describe('approvals: the ValidatingAdmissionPolicy of manifests/approvals on the
     `the annotation rollback.nxtnewday.io/${verb === 'approve' ? 'approved-by' : 'vetoed-by'} must name the requesting user`;
 
   beforeAll(async () => {
-    // Only what did not exist before is ours to delete (USE_EXISTING_CLUSTER may point at a real cluster).
-    const shipped = await renderKustomize(APPROVALS_DIR);
-    for (const o of shipped) {
-      const there = await kubectl('get', o.kind, o.metadata.name, '--ignore-not-found', '-o', 'name');
-      if (!there.trim()) created.push(`${o.kind}/${o.metadata.name}`);
-    }
-    await kubectl('apply', '--server-side', '--field-manager=approvals-test', '-k', APPROVALS_DIR);
+    await shipped.install('approvals-test');
 
     ns = await createTestNamespace('approvals');
     otherNs = await createTestNamespace('approvals-other');
@@ -246,38 +239,15 @@ describe('approvals: the ValidatingAdmissionPolicy of manifests/approvals on the
       30_000,
       250,
     );
-    // A new policy takes a moment to be enforced: wait (bounded) until a request it must refuse is refused.
     const probe = await plan('enforcement-probe', 'medium');
-    await eventually(
-      `ValidatingAdmissionPolicy ${POLICY} to be enforced`,
-      async () => {
-        const r = await approve(user.patcher, probe, user.patcher, '--dry-run=server');
-        if (r.code === 0) return false;
-        if (!r.stderr.includes(POLICY)) throw new Error(`refused, but not by the policy: ${r.stderr}`);
-        return true;
-      },
-      60_000,
-      250,
-    );
+    await shipped.waitEnforced(() => approve(user.patcher, probe, user.patcher, '--dry-run=server'));
   });
 
   afterAll(async () => {
-    // Cluster-scoped, and the cluster is shared by every test file: binding first, then policy and roles.
-    const bindingFirst = (o: string) => (o.startsWith('ValidatingAdmissionPolicyBinding/') ? 0 : 1);
-    const removesPolicy = created.some((o) => o.startsWith('ValidatingAdmissionPolicy'));
-    for (const o of [...created].sort((a, b) => bindingFirst(a) - bindingFirst(b)))
-      await kubectl('delete', o, '--ignore-not-found', '--wait=false');
-    created = [];
-    // Later files may write approved-by as the admin with any name: wait until the policy is gone from
-    // admission too (its informer lags the delete a little).
-    if (removesPolicy && ns)
-      await eventually(
-        `ValidatingAdmissionPolicy ${POLICY} to be no longer enforced`,
-        async () =>
-          (await approve(user.lead, 'enforcement-probe', 'someone-else', '--dry-run=server')).code === 0,
-        30_000,
-        250,
-      );
+    // Later files may write approved-by as the admin with any name.
+    await shipped.remove(
+      ns ? () => approve(user.lead, 'enforcement-probe', 'someone-else', '--dry-run=server') : undefined,
+    );
     await Promise.all([ns, otherNs].filter(Boolean).map((n) => deleteTestNamespace(n)));
     rmSync(tmp, { recursive: true, force: true });
   });

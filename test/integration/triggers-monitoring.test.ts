@@ -21,7 +21,8 @@ import {
 } from '../support/monitoring.js';
 import { metricValue, startOperator, type OperatorProcess } from '../support/operator.js';
 import { applyPlan, condition, eventsFor, getPlan, waitPlanPhase } from '../support/plans.js';
-import { kubectlWith, renderKustomize } from '../support/rbac.js';
+import { APPROVALS_POLICY as POLICY, ShippedApprovals } from '../support/approvals.js';
+import { kubectlWith } from '../support/rbac.js';
 import { deploymentWithHistory, imageOf } from '../support/workloads.js';
 
 // Automatic rollback (issue 10) with nothing faked in the path: an exporter scraped by a real Prometheus,
@@ -30,8 +31,6 @@ import { deploymentWithHistory, imageOf } from '../support/workloads.js';
 // ValidatingAdmissionPolicy for impersonated users. Tests run in order: the exporter's rates are shared.
 
 const ALERT = 'CheckoutHighErrorRate';
-const APPROVALS_DIR = 'manifests/approvals';
-const POLICY = 'nxt-rollback-approvals';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ms = (iso: string) => Date.parse(iso);
 
@@ -417,7 +416,7 @@ describe('automatic triggers against real Prometheus, Alertmanager and admission
     const suffix = randomBytes(3).toString('hex');
     const lead = `lead-${suffix}`; // nxt-rollback-team-lead in ns
     const patcher = `patcher-${suffix}`; // may patch plans, no approve verb
-    let created: string[] = [];
+    const shipped = new ShippedApprovals();
     const tmp = mkdtempSync(join(tmpdir(), 'nxt-trigmon-'));
     const approve = (who: string, plan: string, name: string, ...extra: string[]) =>
       kubectlWith(
@@ -455,11 +454,7 @@ describe('automatic triggers against real Prometheus, Alertmanager and admission
     };
 
     beforeAll(async () => {
-      for (const o of await renderKustomize(APPROVALS_DIR)) {
-        const there = await kubectl('get', o.kind, o.metadata.name, '--ignore-not-found', '-o', 'name');
-        if (!there.trim()) created.push(`${o.kind}/${o.metadata.name}`);
-      }
-      await kubectl('apply', '--server-side', '--field-manager=trigmon-test', '-k', APPROVALS_DIR);
+      await shipped.install('trigmon-test');
       await kubectl(
         'create',
         'role',
@@ -496,33 +491,11 @@ describe('automatic triggers against real Prometheus, Alertmanager and admission
         targets: { deployments: [{ name: 'idle' }] },
         trigger: { mode: 'auto', conditions: [{ type: 'DeploymentUnavailable', deployment: 'idle' }] },
       });
-      await eventually(
-        `ValidatingAdmissionPolicy ${POLICY} to be enforced`,
-        async () => {
-          // The lead naming someone else: refused by the policy only (so the verb check is left to the test).
-          const r = await approve(lead, 'probe', patcher, '--dry-run=server');
-          if (r.code === 0) return false;
-          if (!r.stderr.includes(POLICY)) throw new Error(`refused, but not by the policy: ${r.stderr}`);
-          return true;
-        },
-        60_000,
-        250,
-      );
+      // The lead naming someone else: refused by the policy only (so the verb check is left to the test).
+      await shipped.waitEnforced(() => approve(lead, 'probe', patcher, '--dry-run=server'));
     });
     afterAll(async () => {
-      // The cluster is shared by every test file: binding first, then wait until admission forgot the policy.
-      const bindingFirst = (o: string) => (o.startsWith('ValidatingAdmissionPolicyBinding/') ? 0 : 1);
-      const removesPolicy = created.some((o) => o.startsWith('ValidatingAdmissionPolicy'));
-      for (const o of [...created].sort((a, b) => bindingFirst(a) - bindingFirst(b)))
-        await kubectl('delete', o, '--ignore-not-found', '--wait=false');
-      created = [];
-      if (removesPolicy)
-        await eventually(
-          `ValidatingAdmissionPolicy ${POLICY} to be no longer enforced`,
-          async () => (await approve(lead, 'probe', 'someone-else', '--dry-run=server')).code === 0,
-          30_000,
-          250,
-        );
+      await shipped.remove(() => approve(lead, 'probe', 'someone-else', '--dry-run=server'));
       rmSync(tmp, { recursive: true, force: true });
     });
 
