@@ -297,6 +297,15 @@ export const BackupScheduleStatus = z.object({
     .object({ annotationValue: z.string().max(253), jobName: objectName().optional() })
     .optional()
     .meta({ description: 'The last backup-now annotation handled, so a value acts once.' }),
+  lastTestRestoreNow: z
+    .object({
+      annotationValue: z.string().max(253),
+      backupId: BackupId.optional().meta({ description: 'The backup being test-restored.' }),
+      jobName: objectName().optional(),
+      message: z.string().max(1024).optional().meta({ description: 'Why the request was not started.' }),
+    })
+    .optional()
+    .meta({ description: 'The last test-restore-now annotation handled, so a value acts once.' }),
 });
 export type BackupScheduleStatus = z.infer<typeof BackupScheduleStatus>;
 
@@ -395,6 +404,8 @@ export const BACKUP_SCHEDULE_REFERENCE: KindReference = {
   annotations: {
     [Annotation.BackupNow]:
       'Takes a backup now (an emergency backup). A new value acts once (status.lastBackupNow).',
+    [Annotation.TestRestoreNow]:
+      'Test-restores one backup now: `latest` or a backup id, optionally `@<anything>` to ask again. A new value acts once (status.lastTestRestoreNow); the result is status.lastTestRestore.',
   },
   events: {
     BackupSucceeded: 'A backup succeeded and was verified.',

@@ -50,6 +50,13 @@ export const Annotation = {
   /** On a BackupSchedule: take a backup now. */
   BackupNow: `${GROUP}/backup-now`,
   /**
+   * On a BackupSchedule: test-restore one backup now (verify it, restore it into a scratch database, run
+   * spec.verify.sql, drop the scratch database). The value is `latest` or a backup id, optionally followed by
+   * `@<anything>` to ask again for the same backup; a new value acts once (status.lastTestRestoreNow), and the
+   * result is recorded like a scheduled test restore (status.lastTestRestore).
+   */
+  TestRestoreNow: `${GROUP}/test-restore-now`,
+  /**
    * On a RollbackPlan: the user who approves it (their username; the ValidatingAdmissionPolicy shipped with the
    * operator admits the change only from that user, and only with the verb `approve` on
    * `severities.rollback.nxtnewday.io/<severity>`).
