@@ -104,8 +104,12 @@ export async function buildDryRunReport(
       (rollbacks.length
         ? `: ${rollbacks.map((d) => d.message.replace(/^would roll back /, '')).join('; ')}`
         : '');
+  const owned = deployments.flatMap((d) =>
+    'gitops' in d && d.gitops ? [`${d.name} is applied from Git by ${d.gitops.owner}`] : [],
+  );
   const parts = [
     summary,
+    owned.length ? `GitOps: ${owned.join(', ')} (its next sync may undo the rollback)` : undefined,
     database && String(database.message),
     featureFlags?.length ? flagSummary(featureFlags) : undefined,
   ];

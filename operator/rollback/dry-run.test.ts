@@ -98,6 +98,28 @@ describe('buildDeploymentDryRun', () => {
   });
 });
 
+describe('the GitOps owner in the dry-run report', () => {
+  it('names the Flux Kustomization that applies the Deployment, with the warning', () => {
+    const d = deployment(podTemplate('nginx:1.26'));
+    d.metadata.labels = {
+      'kustomize.toolkit.fluxcd.io/name': 'apps',
+      'kustomize.toolkit.fluxcd.io/namespace': 'flux-system',
+    };
+    const report = buildDeploymentDryRun(d, planDeploymentRollback(d, history, 0));
+    expect(report.gitops).toMatchObject({
+      tool: 'flux',
+      kind: 'Kustomization',
+      owner: 'Flux Kustomization flux-system/apps',
+    });
+    expect(report.gitops?.warning).toMatch(/may put the current template back .*suspend the Kustomization/);
+  });
+
+  it('says nothing about GitOps for a Deployment no GitOps tool claims', () => {
+    const d = deployment(podTemplate('nginx:1.26'));
+    expect(buildDeploymentDryRun(d, planDeploymentRollback(d, history, 0))).not.toHaveProperty('gitops');
+  });
+});
+
 describe('renderTemplateYaml', () => {
   it('sorts keys and drops pod-template-hash and nulls, so equal templates render equally', () => {
     expect(renderTemplateYaml(podTemplate('nginx:1.25', { hash: 'h1' }))).toBe(

@@ -9,6 +9,7 @@ import {
   type RawDeployment,
 } from './deployment-undo.js';
 import { unifiedDiff } from './unified-diff.js';
+import { describeOwner, gitOpsOwner, type GitOpsOwner } from '../gitops/ownership.js';
 
 export interface ImageChange {
   container: string;
@@ -29,6 +30,23 @@ export interface DeploymentDryRun {
   /** Unified diff of the current pod template against the restored one; '' when nothing would change. */
   templateDiff: string;
   message: string;
+  /** The GitOps tool that applies this Deployment from Git, when its metadata says so. */
+  gitops?: GitOpsOwner & { owner: string; warning: string };
+}
+
+/**
+ * The GitOps owner of a Deployment with what it means for a rollback: the operator does not pause GitOps tools
+ * yet (spec.gitops is not acted on), so a self-healing sync puts the template from Git back.
+ */
+export function gitOpsNote(deployment: RawDeployment): DeploymentDryRun['gitops'] {
+  const owner = gitOpsOwner(deployment.metadata as Parameters<typeof gitOpsOwner>[0]);
+  if (!owner) return undefined;
+  const who = describeOwner(owner);
+  return {
+    ...owner,
+    owner: who,
+    warning: `${who} applies this Deployment from Git and may put the current template back on its next sync: revert the change in Git, or suspend ${owner.tool === 'flux' ? 'the ' + owner.kind : 'automated sync of the Application'}, before rolling back`,
+  };
 }
 
 // JSON null means "absent" to the API server; dropping it keeps `creationTimestamp: null` out of the diff.
@@ -73,7 +91,14 @@ export function buildDeploymentDryRun(
   plan: DeploymentRollbackPlan,
 ): DeploymentDryRun {
   const name = deployment.metadata.name ?? '';
-  const common = { name, action: plan.action, fromRevision: plan.fromRevision, toRevision: plan.toRevision };
+  const gitops = gitOpsNote(deployment);
+  const common = {
+    name,
+    action: plan.action,
+    fromRevision: plan.fromRevision,
+    toRevision: plan.toRevision,
+    ...(gitops ? { gitops } : {}),
+  };
   if (plan.action !== 'rollback') {
     return { ...common, reason: plan.reason, imageChanges: [], templateDiff: '', message: plan.message };
   }

@@ -121,6 +121,15 @@ describe('RollbackPlan (scope app)', () => {
 
   it('dry run reports the diff and leaves the Deployment untouched', async () => {
     await deploymentWithHistory(ns, 'dry', ['nginx:1.25', 'nginx:1.26']);
+    // As Flux's kustomize-controller labels what it applies: the report names the owner.
+    await kubectl(
+      '-n',
+      ns,
+      'label',
+      'deployment/dry',
+      'kustomize.toolkit.fluxcd.io/name=apps',
+      'kustomize.toolkit.fluxcd.io/namespace=flux-system',
+    );
     const rv = await settledResourceVersion(ns, 'dry');
     await applyPlan(ns, 'dry-run', {
       scope: 'app',
@@ -139,6 +148,13 @@ describe('RollbackPlan (scope app)', () => {
       toRevision: 1,
       imageChanges: [{ container: 'app', from: 'nginx:1.26', to: 'nginx:1.25' }],
     });
+    expect(report.deployments[0].gitops).toMatchObject({
+      tool: 'flux',
+      kind: 'Kustomization',
+      name: 'apps',
+      namespace: 'flux-system',
+    });
+    expect(report.summary).toMatch(/GitOps: dry is applied from Git by Flux Kustomization flux-system\/apps/);
     expect(report.deployments[0].templateDiff).toMatch(/^-\s+- image: nginx:1\.26$/m);
     expect(report.deployments[0].templateDiff).toMatch(/^\+\s+- image: nginx:1\.25$/m);
     expect(report.checks).toEqual(expect.arrayContaining(['no other active RollbackPlan holds a target']));
