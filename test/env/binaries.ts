@@ -1,9 +1,7 @@
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
-
-const run = promisify(execFile);
+import { createInterface } from 'node:readline';
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
 
 /** Every binary the harness runs, built by hack/build-test-bins.sh and cached outside the repo. */
@@ -30,19 +28,31 @@ export interface Binaries {
  */
 export async function ensureBinaries(log: (m: string) => void = () => {}): Promise<Binaries> {
   const script = join(REPO_ROOT, 'hack', 'build-test-bins.sh');
-  log('checking Kubernetes test binaries (first run builds them from the Go module proxy: ~20-30 min)');
-  let dir: string;
-  try {
-    const { stdout } = await run('bash', [script], { maxBuffer: 64 * 1024 * 1024, env: process.env });
-    dir = stdout.trim().split('\n').pop() ?? '';
-  } catch (err) {
-    const e = err as { stderr?: string; code?: number };
-    const lines = (e.stderr ?? '').trim().split('\n');
-    const reason = lines.filter((l) => l.includes('ERROR')).join('\n') || lines.slice(-15).join('\n');
+  log(
+    'checking Kubernetes test binaries (a first run builds them from the Go module proxy: ~8 min on 2 cores)',
+  );
+  // The script's progress lines (stderr) are passed on as they come, so a first run shows which binary is
+  // being built and how far it is; the last line of stdout is the directory.
+  const child = spawn('bash', [script], { env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  const tail: string[] = [];
+  createInterface({ input: child.stderr }).on('line', (line) => {
+    tail.push(line);
+    if (tail.length > 200) tail.shift();
+    if (line.startsWith('[build-test-bins]')) log(line.replace('[build-test-bins] ', 'binaries: '));
+  });
+  const code = await new Promise<number>((res, rej) => {
+    child.on('error', rej);
+    child.on('close', (c) => res(c ?? 1));
+  });
+  if (code !== 0) {
+    const reason = tail.filter((l) => l.includes('ERROR')).join('\n') || tail.slice(-15).join('\n');
     throw new Error(
       `could not provide the Kubernetes test binaries (hack/build-test-bins.sh failed):\n${reason}`,
     );
   }
+  const dir = stdout.trim().split('\n').pop() ?? '';
   for (const b of REQUIRED_BINARIES) {
     if (!existsSync(join(dir, b))) throw new Error(`binary ${b} missing in ${dir}; re-run 'npm run bins'`);
   }
