@@ -1,19 +1,31 @@
 #!/usr/bin/env node
 // The operator image's entrypoint: `manager` (default) runs the controllers; the runner subcommands
 // (backup, verify, restore, test-restore, prune) run inside the Job pods the operator creates.
-import { KubeConfig } from '@kubernetes/client-node';
-import { setupBackupScheduleController } from './backup/controller.js';
-import { runnerMain } from './backup/runner/cli.js';
-import { loadConfig } from './config.js';
-import { describeError } from './kube/errors.js';
-import { createLogger } from './log.js';
-import { Manager } from './manager.js';
-import { createMetrics } from './metrics.js';
-import { setupRollbackPlanController } from './rollback/controller.js';
+// Imports are loaded per command: a runner in a Job pod pays its start-up on every run, and the controllers'
+// modules (client-node, prom-client, winston) more than tripled it (about 1.7 s against 0.4 s here).
 
 const RUNNER_COMMANDS = new Set(['backup', 'verify', 'restore', 'test-restore', 'prune']);
 
 async function runManager(argv: string[]): Promise<number> {
+  const [
+    { KubeConfig },
+    { setupBackupScheduleController },
+    { loadConfig },
+    { describeError },
+    { createLogger },
+    { Manager },
+    { createMetrics },
+    { setupRollbackPlanController },
+  ] = await Promise.all([
+    import('@kubernetes/client-node'),
+    import('./backup/controller.js'),
+    import('./config.js'),
+    import('./kube/errors.js'),
+    import('./log.js'),
+    import('./manager.js'),
+    import('./metrics.js'),
+    import('./rollback/controller.js'),
+  ]);
   let config;
   try {
     config = loadConfig(process.env, argv);
@@ -50,8 +62,10 @@ async function runManager(argv: string[]): Promise<number> {
 const [command = 'manager', ...rest] = process.argv.slice(2);
 let code: number;
 if (command === 'manager') code = await runManager(rest);
-else if (RUNNER_COMMANDS.has(command)) code = await runnerMain([command, ...rest], process.env);
-else if (command.startsWith('--')) code = await runManager([command, ...rest]);
+else if (RUNNER_COMMANDS.has(command)) {
+  const { runnerMain } = await import('./backup/runner/cli.js');
+  code = await runnerMain([command, ...rest], process.env);
+} else if (command.startsWith('--')) code = await runManager([command, ...rest]);
 else {
   console.error(`unknown command ${command}: use manager | ${[...RUNNER_COMMANDS].join(' | ')}`);
   code = 2;
