@@ -328,6 +328,9 @@ describe('monitoring package: ServiceMonitor, PrometheusRule, Grafana dashboard'
   });
   afterAll(async () => {
     if (ns) await deleteTestNamespace(ns);
+    // The Prometheus Operator's CRDs are this file's: leave the shared control plane as it was.
+    if (crdFiles.length)
+      await kubectl('delete', '--ignore-not-found', '--wait=false', ...crdFiles.flatMap((f) => ['-f', f]));
     rmSync(tmp, { recursive: true, force: true });
     rmSync(helmHome, { recursive: true, force: true });
   });
@@ -471,6 +474,52 @@ describe('monitoring package: ServiceMonitor, PrometheusRule, Grafana dashboard'
       // And promtool does judge: a broken expression fails the same check.
       writeFileSync(file, stringify({ groups: [{ name: 'g', rules: [{ alert: 'Broken', expr: 'sum(' }] }] }));
       expect((await run(PROMTOOL, ['check', 'rules', file])).code).not.toBe(0);
+    });
+
+    it('NxtRollbackOperatorNoLeader is rendered only with leader election', async () => {
+      const alerts = async (...sets: string[]) =>
+        allRules(
+          ruleGroups(
+            ofKind(
+              await helmTemplate(ns, 'monitoring.prometheusRule.enabled=true', ...sets),
+              'PrometheusRule',
+            )[0]!,
+          ),
+        ).map((r) => r.alert);
+      expect(await alerts()).toContain('NxtRollbackOperatorNoLeader');
+      expect(await alerts('leaderElection.enabled=false', 'replicaCount=1')).not.toContain(
+        'NxtRollbackOperatorNoLeader',
+      );
+    });
+
+    it('the dashboard has the panels the issue asks for, each with a query, with unique ids', () => {
+      const dash = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as {
+        uid: string;
+        panels: (Panel & { id: number })[];
+        templating: { list: { name: string }[] };
+      };
+      expect(dash.uid).toBe('nxt-rollback-operator');
+      const ids = dash.panels.map((p) => p.id);
+      expect(new Set(ids).size, 'panel ids are unique').toBe(ids.length);
+      for (const p of dash.panels.filter((x) => x.type !== 'row'))
+        expect(p.targets?.length, `panel "${p.title}" has a query`).toBeGreaterThan(0);
+      expect(dash.templating.list.map((v) => v.name)).toEqual(['datasource', 'job', 'rto', 'rpo']);
+      const titles = dash.panels.map((p) => p.title);
+      for (const title of [
+        'Rollbacks by trigger and result',
+        'Time to detect (p50, p95)',
+        'Time to recover (p95) against the RTO',
+        'Success rate (30 days)',
+        'False-positive rate (30 days)',
+        'Backup age against the RPO',
+        'Backup size',
+        'Backup duration (mean)',
+        'Backup and test-restore failures',
+        'Reconcile latency (p50, p99)',
+        'API requests by code and method',
+        'Work queue depth',
+      ])
+        expect(titles).toContain(title);
     });
 
     it('the metric-name extraction finds names, and only names, in PromQL', () => {
