@@ -184,7 +184,7 @@ const PROMQL_KEYWORDS = new Set([
  * matchers and ranges are cut out first; what is left that is not a function call, keyword or number is a
  * metric name.
  */
-export function metricNamesIn(expr: string): string[] {
+function metricNamesIn(expr: string): string[] {
   const bare = expr
     .replace(/"(?:[^"\\]|\\.)*"/g, '""')
     .replace(/\$\{?\w+\}?/g, '1')
