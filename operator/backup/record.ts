@@ -113,13 +113,17 @@ export function recordBackupJob(
   };
 }
 
-/** Records a finished test-restore Job: lastTestRestore and LastTestRestoreSucceeded. */
+/**
+ * Records a finished test-restore Job: lastTestRestore and LastTestRestoreSucceeded. Its metric is returned
+ * as `observe`, applied by the caller once the Job is marked recorded (as for backups).
+ */
 export function recordTestRestoreJob(
   status: BackupScheduleStatus,
   job: KubeObject,
   outcome: Finished,
   cond: Cond,
-): { events: Ev[] } {
+  req: Request,
+): { events: Ev[]; observe: (metrics: Metrics) => void } {
   const r = outcome.result;
   const ok = outcome.state === 'succeeded';
   const backupId = r?.id && r.id !== 'latest' ? r.id : (status.lastSuccessfulBackup?.id ?? 'unknown');
@@ -145,6 +149,12 @@ export function recordTestRestoreJob(
   });
   return {
     events: [[ok ? 'Normal' : 'Warning', ok ? 'TestRestoreSucceeded' : 'TestRestoreFailed', message]],
+    observe: (metrics) =>
+      metrics.testRestoreTotal.inc({
+        namespace: req.namespace,
+        schedule: req.name,
+        result: ok ? 'succeeded' : 'failed',
+      }),
   };
 }
 

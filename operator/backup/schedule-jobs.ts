@@ -6,7 +6,6 @@ import type { MultiInformer } from '../kube/informer.js';
 import { childName } from '../kube/objects.js';
 import type { KubeObject } from '../kube/rest.js';
 import type { ManagerContext } from '../manager.js';
-import type { Metrics } from '../metrics.js';
 import { buildJobFromCronJob } from './cronjob.js';
 import { outcomeUnknown, readJobOutcome, resultOverdue, type JobOutcome } from './job-results.js';
 import { JOB_NAME_LABEL } from './pod-builders.js';
@@ -150,9 +149,9 @@ export class ScheduleJobPhases {
       if (!fresh || fresh.metadata.annotations?.[RECORDED_ANNOTATION]) continue;
       const component = job.metadata.labels?.['app.kubernetes.io/component'];
       const cond = (c: Parameters<ScheduleRun['set']>[0]) => run.set(c);
-      const recorded: ReturnType<typeof recordTestRestoreJob> & { observe?: (m: Metrics) => void } =
+      const recorded =
         component === 'test-restore'
-          ? recordTestRestoreJob(run.status, job, outcome, cond)
+          ? recordTestRestoreJob(run.status, job, outcome, cond, run.req)
           : recordBackupJob(run.status, job, outcome, run.spec, cond, run.req);
       for (const [t, r, m] of recorded.events) run.event(t, r, m);
       // Status first, then the marker: a crash in between records the same Job again, idempotently.
@@ -161,7 +160,7 @@ export class ScheduleJobPhases {
         metadata: { annotations: { [RECORDED_ANNOTATION]: outcome.state } },
       });
       // Counted only now: a reconcile that lost the status write (409) never gets here.
-      recorded.observe?.(this.ctx.metrics);
+      recorded.observe(this.ctx.metrics);
       return { requeueAfterMs: 50 }; // re-read with the new resourceVersion before recording the next Job
     }
     return undefined;
