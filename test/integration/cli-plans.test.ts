@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { promisify } from 'node:util';
@@ -26,6 +27,15 @@ import {
 } from '../support/workloads.js';
 
 const execFileP = promisify(execFile);
+
+/** NXT_CLI_RECORD=<file>: appends each recorded command's output there (the examples in docs/cli/plans.md). */
+function record(title: string, r: CliResult | string) {
+  const file = process.env.NXT_CLI_RECORD;
+  if (!file) return;
+  const text =
+    typeof r === 'string' ? r : `${r.stdout}${r.stderr ? `[stderr]\n${r.stderr}` : ''}[exit ${r.code}]\n`;
+  appendFileSync(file, `### ${title}\n${text}\n`);
+}
 
 // The plan commands of nxt-rollback (emergency, status, history, approve, veto) as real processes against the
 // real control plane, with the operator running as its own process.
@@ -118,6 +128,7 @@ describe('nxt-rollback emergency, status, history, approve, veto', () => {
       '--http',
       `${base}/ok`,
     ]);
+    record('emergency (no terminal)', r);
     expect(r.code, show(r)).toBe(0);
     expect(await imageOf(ns, 'web')).toBe('nginx:1.26');
     const name = createdName(r);
@@ -141,6 +152,7 @@ describe('nxt-rollback emergency, status, history, approve, veto', () => {
 
   it('emergency -o json prints the final plan summary (progress on stderr)', async () => {
     const r = await cli(['-o', 'json', 'emergency', '--scope', 'app', 'api', '--name', 'undo-api']);
+    record('emergency -o json', r);
     expect(r.code, show(r)).toBe(0);
     const s = parseJson(r);
     expect(s).toMatchObject({ name: 'undo-api', namespace: ns, phase: 'Succeeded', severity: 'critical' });
@@ -158,6 +170,7 @@ describe('nxt-rollback emergency, status, history, approve, veto', () => {
 
   it('emergency on a Deployment that does not exist fails with the reason (exit 1)', async () => {
     const r = await cli(['emergency', '--scope', 'app', 'nope']);
+    record('emergency: target missing', r);
     expect(r.code, show(r)).toBe(1);
     expect(r.stdout).toMatch(/^Failed: TargetNotFound: .*"nope"/m);
   });
@@ -173,6 +186,7 @@ describe('nxt-rollback emergency, status, history, approve, veto', () => {
       '--validation-timeout',
       '3s',
     ]);
+    record('emergency: http check never passes', r);
     expect(r.code, show(r)).toBe(1);
     expect(r.stdout).toMatch(/^Failed: HTTPCheck(Failed|Timeout): .*\/down/m);
   });
@@ -180,6 +194,7 @@ describe('nxt-rollback emergency, status, history, approve, veto', () => {
   it('emergency --dry-run shows revisions, images and the template diff, and changes nothing', async () => {
     const rv = await settledResourceVersion(ns, 'dry');
     const r = await cli(['emergency', '--scope', 'app', 'dry', '--dry-run']);
+    record('emergency --dry-run', r);
     expect(r.code, show(r)).toBe(0);
     expect(r.stdout).toContain('Would succeed: yes');
     expect(r.stdout).toContain('Deployment dry: rollback (revision 2 -> 1)');
@@ -194,7 +209,13 @@ describe('nxt-rollback emergency, status, history, approve, veto', () => {
     expect(plan.spec.dryRun).toBe(true);
     expect(plan.status.phase).toBe('DryRunComplete');
 
+    const noWait = await cli(['emergency', '--scope', 'app', 'dry', '--dry-run', '--no-wait']);
+    expect(noWait.code, show(noWait)).toBe(0);
+    expect(noWait.stdout).toMatch(/^emergency-app-\d{8}-\d{6}-[0-9a-f]{4}\n$/);
+    expect((await getPlan(ns, noWait.stdout.trim())).spec.dryRun).toBe(true);
+
     const missing = await cli(['-o', 'json', 'emergency', '--scope', 'app', 'ghost', '--dry-run']);
+    record('emergency --dry-run -o json (missing Deployment)', missing);
     expect(missing.code, show(missing)).toBe(1);
     expect(parseJson(missing).dryRunReport).toMatchObject({ wouldSucceed: false });
   });
@@ -202,6 +223,7 @@ describe('nxt-rollback emergency, status, history, approve, veto', () => {
   it('refuses bad combinations before creating anything (exit 2), and shows the API server refusing a name', async () => {
     const before = await planCount();
     const noTargets = await cli(['emergency', '--scope', 'app']);
+    record('usage error', noTargets);
     expect(noTargets.code, show(noTargets)).toBe(2);
     expect(noTargets.stderr).toContain('--scope app needs at least one Deployment');
     const noSchedule = await cli(['emergency', '--scope', 'database']);
@@ -210,6 +232,7 @@ describe('nxt-rollback emergency, status, history, approve, veto', () => {
     const badScope = await cli(['emergency', '--scope', 'everything', 'web']);
     expect(badScope.code, show(badScope)).toBe(2);
     const longName = await cli(['emergency', '--scope', 'app', 'web', '--name', 'x'.repeat(60)]);
+    record('refused by the API server', longName);
     expect(longName.code, show(longName)).toBe(2);
     expect(longName.stderr).toContain(
       'the API server refused the RollbackPlan: RollbackPlan.rollback.nxtnewday.io',
@@ -231,6 +254,7 @@ describe('nxt-rollback emergency, status, history, approve, veto', () => {
       '--timeout',
       '1s',
     ]);
+    record('--timeout 1s', r);
     expect(r.code, show(r)).toBe(5);
     expect(r.stderr).toContain(`RollbackPlan ${ns}/stuck-plan did not finish within --timeout 1s`);
     expect(r.stderr).toContain(`nxt-rollback -n ${ns} status stuck-plan`);
@@ -239,6 +263,7 @@ describe('nxt-rollback emergency, status, history, approve, veto', () => {
       if (s.code === 0 && /^stuck-plan\s+app\s+critical\s+Running\s/m.test(s.stdout)) return s;
       throw new Error(show(s));
     });
+    record('status', active);
     expect(active.stdout).toMatch(/^NAME\s+SCOPE\s+SEVERITY\s+PHASE\s+STEP\s+AGE\s+MESSAGE$/m);
     expect(active.stdout, 'ended plans are not listed').not.toContain('undo-api');
     const json = parseJson(await cli(['-o', 'json', 'status']));
@@ -247,6 +272,7 @@ describe('nxt-rollback emergency, status, history, approve, veto', () => {
 
   it('status <plan> shows the plan in detail, and -o json its summary; a missing plan is exit 3', async () => {
     const r = await cli(['status', 'undo-api']);
+    record('status <plan>', r);
     expect(r.code, show(r)).toBe(0);
     expect(r.stdout).toMatch(/^Phase:\s+Succeeded$/m);
     expect(r.stdout).toMatch(/^Severity:\s+critical$/m);
@@ -261,6 +287,7 @@ describe('nxt-rollback emergency, status, history, approve, veto', () => {
       phase: 'Succeeded',
     });
     const missing = await cli(['status', 'no-such-plan']);
+    record('status: missing plan', missing);
     expect(missing.code, show(missing)).toBe(3);
     expect(missing.stderr).toContain('no-such-plan');
     expect((await cli(['approve', 'no-such-plan'])).code).toBe(3);
@@ -268,6 +295,7 @@ describe('nxt-rollback emergency, status, history, approve, veto', () => {
 
   it('history lists recent plans newest first, as a table and as JSON', async () => {
     const r = await cli(['history']);
+    record('history', r);
     expect(r.code, show(r)).toBe(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines[0]).toMatch(/^NAME\s+SCOPE\s+SEVERITY\s+TRIGGER\s+RESULT\s+DURATION\s+RTO MET\s+AGE$/);
@@ -319,6 +347,7 @@ describe('nxt-rollback emergency, status, history, approve, veto', () => {
       async () => (await cli(['history'], { kubeconfig: kc })).code === 0,
     );
     const r = await cli(['emergency', '--scope', 'app', 'web'], { kubeconfig: kc });
+    record('limited user', r);
     expect(r.code, show(r)).toBe(4);
     expect(r.stderr).toMatch(/cannot create resource "rollbackplans"/);
     expect((await cli(['status', 'undo-api'], { kubeconfig: kc })).code).toBe(0);
@@ -369,6 +398,9 @@ describe('nxt-rollback emergency, status, history, approve, veto', () => {
         200,
       );
       const last = screens[screens.length - 1]!;
+      const mid = screens.filter((x) => /^phase Running/m.test(x)).pop();
+      if (mid) record('tmux screen while running', mid);
+      record('tmux screen at the end', last);
       const lines = (s: string) => s.split('\n').filter((l) => l.trim());
       expect(last, last).toMatch(/^EXIT=0$/m);
       expect(last).toMatch(/^Succeeded in \S+; RTO met/m);
@@ -483,6 +515,7 @@ describe('nxt-rollback emergency, status, history, approve, veto', () => {
 
     it('a user without the verb is refused by the policy (exit 4), and nothing changes', async () => {
       const r = await cli(['approve', 'probe'], { kubeconfig: patcherKc });
+      record('approve without the verb', r);
       expect(r.code, show(r)).toBe(4);
       expect(r.stderr).toContain("ValidatingAdmissionPolicy 'nxt-rollback-approvals'");
       expect(r.stderr).toContain(`may not approve RollbackPlans of severity medium in namespace ${ns}`);
@@ -499,6 +532,7 @@ describe('nxt-rollback emergency, status, history, approve, veto', () => {
       const r = await cli(['approve', 'needs-ok', '--reason', 'checked the dashboards', '--wait'], {
         kubeconfig: leadKc,
       });
+      record('approve --wait', r);
       expect(r.code, show(r)).toBe(0);
       expect(r.stdout).toContain(
         `approved RollbackPlan ${ns}/needs-ok (severity medium) as ${lead()}: checked the dashboards`,
@@ -513,6 +547,7 @@ describe('nxt-rollback emergency, status, history, approve, veto', () => {
       });
       expect(await imageOf(ns, 'approved')).toBe('nginx:1.25');
       const again = await cli(['approve', 'needs-ok'], { kubeconfig: leadKc });
+      record('approve a finished plan', again);
       expect(again.code, show(again)).toBe(1);
       expect(again.stderr).toContain('is Succeeded: an approval changes nothing any more');
     });
@@ -522,6 +557,7 @@ describe('nxt-rollback emergency, status, history, approve, veto', () => {
       const r = await cli(['-o', 'json', 'veto', 'not-now', '--reason', 'not our release', '--wait'], {
         kubeconfig: leadKc,
       });
+      record('veto -o json', r);
       expect(r.code, show(r)).toBe(0);
       expect(parseJson(r)).toEqual({
         name: 'not-now',
