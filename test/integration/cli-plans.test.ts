@@ -45,7 +45,7 @@ describe('nxt-rollback emergency, status, history, approve, veto', () => {
   let op: OperatorProcess;
   let http: Server;
   let base = '';
-  /** Answers per path: /ok 200, /down 503, /flaky/<id> 503 for the first two requests then 200. */
+  /** Answers per path: /down 503, /flaky/<id> 503 for the first two requests then 200. */
   const hits = new Map<string, number>();
   const cli = (args: string[], opts?: Parameters<typeof runCli>[1]) => runCli(['-n', ns, ...args], opts);
   const show = (r: CliResult) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
@@ -96,7 +96,7 @@ describe('nxt-rollback emergency, status, history, approve, veto', () => {
       const path = req.url ?? '/';
       const n = (hits.get(path) ?? 0) + 1;
       hits.set(path, n);
-      const ok = path === '/ok' || (path.startsWith('/flaky/') && n > 2);
+      const ok = path.startsWith('/flaky/') && n > 2;
       res.writeHead(ok ? 200 : 503).end(ok ? 'ok' : 'down');
     });
     await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
@@ -126,7 +126,7 @@ describe('nxt-rollback emergency, status, history, approve, veto', () => {
       '--reason',
       'bad release',
       '--http',
-      `${base}/ok`,
+      `${base}/flaky/plain`,
     ]);
     record('emergency (no terminal)', r);
     expect(r.code, show(r)).toBe(0);
@@ -136,7 +136,9 @@ describe('nxt-rollback emergency, status, history, approve, veto', () => {
     expect(r.stdout).toContain(`created RollbackPlan ${ns}/${name} (scope app, severity critical)`);
     expect(r.stdout).toMatch(/^phase Running$/m);
     expect(r.stdout).toMatch(/^step AppRollback Succeeded \(\S+\)/m);
-    expect(r.stdout).toMatch(/^step PostValidation Succeeded/m);
+    // The check's attempts show as they happen, each change on its own line.
+    expect(r.stdout).toMatch(/^step PostValidation Running: .*attempt 1 of 3: got HTTP 503/m);
+    expect(r.stdout).toMatch(/^step PostValidation Succeeded.*\n^phase Succeeded$/m);
     expect(r.stdout).toMatch(/^Succeeded in \S+; RTO met \(recovery took/m);
     // eslint-disable-next-line no-control-regex -- no ANSI escape of any kind without a terminal
     expect(r.stdout, 'no cursor movement or colour without a terminal').not.toMatch(/\x1b/);
@@ -145,7 +147,7 @@ describe('nxt-rollback emergency, status, history, approve, veto', () => {
       scope: 'app',
       severity: 'critical',
       reason: 'bad release',
-      validation: { http: [{ url: `${base}/ok`, expectStatus: 200 }] },
+      validation: { http: [{ url: `${base}/flaky/plain`, expectStatus: 200 }] },
     });
     expect(plan.status.phase).toBe('Succeeded');
   });
