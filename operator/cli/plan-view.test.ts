@@ -104,7 +104,7 @@ describe('plan view', () => {
         steps: [{ name: 'PreValidation', startedAt: iso(0), result: 'Running' }],
       },
     });
-    expect(changeLines(undefined, running, T0)).toEqual(['step PreValidation Running', 'phase Running']);
+    expect(changeLines(undefined, running, T0)).toEqual(['phase Running', 'step PreValidation Running']);
     expect(changeLines(running, running, T0)).toEqual([]);
     expect(changeLines(running, succeeded, T0)).toEqual([
       'step PreValidation Succeeded (1s): all checks passed',

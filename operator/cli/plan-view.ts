@@ -211,6 +211,10 @@ const cut = (l: string, width: number) => (l.length <= width ? l : `${l.slice(0,
 export function changeLines(prev: PlanObject | undefined, next: PlanObject, now: number): string[] {
   const lines: string[] = [];
   const phase = next.status?.phase;
+  const phaseChanged = !!phase && phase !== prev?.status?.phase;
+  // A plan that starts says so before its steps; one that ends, after the step that ended it.
+  const ends = isTerminal(next);
+  if (phaseChanged && !ends) lines.push(`phase ${phase}`);
   const before = new Map((prev?.status?.steps ?? []).map((s) => [s.name, s]));
   for (const s of next.status?.steps ?? []) {
     const old = before.get(s.name);
@@ -218,8 +222,7 @@ export function changeLines(prev: PlanObject | undefined, next: PlanObject, now:
     const took = s.result === 'Running' ? '' : ` (${formatDuration(stepSeconds(s, now))})`;
     lines.push(`step ${s.name} ${s.result}${took}${s.message ? `: ${oneLine(s.message, 300)}` : ''}`);
   }
-  // The phase last: a plan that ends says so after the step that ended it.
-  if (phase && phase !== prev?.status?.phase) lines.push(`phase ${phase}`);
+  if (phaseChanged && ends) lines.push(`phase ${phase}`);
   return lines;
 }
 
