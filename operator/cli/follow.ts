@@ -47,6 +47,7 @@ export async function follow<T extends Followed>(
     const remaining = deadline - Date.now();
     if (remaining <= 0) return { last, timedOut: true };
     let outcome: WatchOutcome;
+    const opened = Date.now();
     try {
       outcome = await watchOnce<T>(kc, ref, last.metadata.resourceVersion, remaining, (obj) => {
         last = obj;
@@ -66,6 +67,15 @@ export async function follow<T extends Followed>(
       // A short pause before the next connection, within the deadline; then catch up with a GET.
       await new Promise((r) => setTimeout(r, Math.min(1000 * failures, Math.max(0, deadline - Date.now()))));
       outcome = 'gone';
+    }
+    // A watch the server ends at once, again and again, would spin: count it as a failure and pause.
+    if (outcome === 'ended' && Date.now() - opened < 1000) {
+      if (++failures >= MAX_WATCH_FAILURES)
+        throw new CliError(
+          ExitCode.Unavailable,
+          `watch ${opts.what}: the API server keeps closing the watch`,
+        );
+      await new Promise((r) => setTimeout(r, Math.min(1000, Math.max(0, deadline - Date.now()))));
     }
     if (outcome === 'deleted') throw new CliError(ExitCode.NotFound, `${opts.what} was deleted`);
     if (outcome === 'deadline') return { last, timedOut: true };

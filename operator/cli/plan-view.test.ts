@@ -126,6 +126,21 @@ describe('plan view', () => {
     for (const l of f) expect(l.length).toBeLessThanOrEqual(80);
   });
 
+  it('keeps a frame within the terminal height: the newest steps, and how many are left out', () => {
+    const steps = Array.from({ length: 20 }, (_, i) => ({
+      name: `Step${i}`,
+      startedAt: iso(i),
+      finishedAt: iso(i + 1),
+      result: 'Succeeded' as const,
+    }));
+    const f = progressFrame(plan({ status: { phase: 'Running', steps } }), 1, T0, 120, 12);
+    expect(f.length).toBeLessThanOrEqual(11);
+    expect(f[3]).toMatch(/^STEP\s+RESULT/);
+    expect(f[4]).toBe('... 14 earlier step(s)');
+    expect(f[f.length - 1]).toMatch(/^Step19\s/);
+    expect(progressFrame(plan({ status: { phase: 'Running', steps } }), 1, T0, 120)).toHaveLength(24);
+  });
+
   it('says how a plan ended: the RTO on success, the Ready reason and message otherwise', () => {
     expect(outcomeLine(succeeded)).toBe('Succeeded in 12s; RTO met (recovery took 12s; objective 2m)');
     const failed = plan({

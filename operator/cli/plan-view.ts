@@ -195,13 +195,25 @@ export function outcomeLine(p: PlanObject): string {
 }
 
 /** The live frame of `emergency` on a terminal: header, phase and elapsed time, the step journal. */
-export function progressFrame(p: PlanObject, elapsedSeconds: number, now: number, width: number): string[] {
+export function progressFrame(
+  p: PlanObject,
+  elapsedSeconds: number,
+  now: number,
+  width: number,
+  height = Infinity,
+): string[] {
   const head = [
     `RollbackPlan ${p.metadata.namespace}/${p.metadata.name}   scope ${p.spec.scope}   severity ${p.spec.severity ?? '-'}${p.spec.dryRun ? '   dry run' : ''}`,
     `phase ${p.status?.phase ?? 'Pending'}   elapsed ${formatDuration(elapsedSeconds)}`,
   ];
   const steps = p.status?.steps ?? [];
-  const body = steps.length ? stepsTable(steps, now).split('\n') : ['waiting for the operator...'];
+  let body = steps.length ? stepsTable(steps, now).split('\n') : ['waiting for the operator...'];
+  // Cursor-up cannot reach above the screen's top: a frame taller than the terminal keeps the newest steps.
+  const room = height - head.length - 2;
+  if (body.length > room && room >= 3) {
+    const hidden = body.length - room + 1;
+    body = [body[0]!, `... ${hidden} earlier step(s)`, ...body.slice(1 + hidden)];
+  }
   return [...head, '', ...body].map((l) => cut(l, width));
 }
 

@@ -77,7 +77,9 @@ async function emergency(ctx: CliContext, deployments: string[], flags: Flags) {
   const live = human && ctx.out.tty ? new LiveView((s) => ctx.out.write(s)) : undefined;
   const width = Math.max(40, (process.stdout.columns || 120) - 1);
   let current: PlanObject = created;
-  const draw = () => live?.render(progressFrame(current, (Date.now() - started) / 1000, Date.now(), width));
+  const height = process.stdout.rows || 50;
+  const draw = () =>
+    live?.render(progressFrame(current, (Date.now() - started) / 1000, Date.now(), width, height));
   if (!live)
     say(
       `created ${what} (scope ${manifest.spec.scope}, severity critical${manifest.spec.dryRun ? ', dry run' : ''})`,
