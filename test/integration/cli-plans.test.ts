@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { promisify } from 'node:util';
@@ -358,8 +358,11 @@ describe('nxt-rollback emergency, status, history, approve, veto', () => {
   describe('on a terminal (tmux)', () => {
     const socket = `nxt-cli-${randomBytes(4).toString('hex')}`;
     const tmux = (...args: string[]) => execFileP('tmux', ['-L', socket, ...args]).then((r) => r.stdout);
+    let socketPath = '';
     afterAll(async () => {
       await tmux('kill-server').catch(() => undefined);
+      // tmux leaves its socket file behind.
+      if (socketPath) rmSync(socketPath, { force: true });
     });
 
     it('redraws the progress in place while the plan runs, and ends with Succeeded', async () => {
@@ -388,6 +391,7 @@ describe('nxt-rollback emergency, status, history, approve, veto', () => {
         'cli',
         `${cmd}; echo EXIT=$?; sleep 120`,
       );
+      socketPath = (await tmux('display-message', '-p', '#{socket_path}')).trim();
       const screens: string[] = [];
       await eventually(
         'the command to end on the tmux screen',
