@@ -156,7 +156,6 @@ describe('plan view', () => {
     const text = dryRunReportText({
       summary: 'dry run: would roll back 1 of 1 Deployment(s)',
       wouldSucceed: true,
-      gitopsOwner: 'argocd/shop',
       deployments: [
         {
           name: 'web',
@@ -167,6 +166,10 @@ describe('plan view', () => {
           imageChanges: [{ container: 'app', from: 'nginx:1.26', to: 'nginx:1.25' }],
           templateDiff: '-  image: nginx:1.26\n+  image: nginx:1.25\n',
           message: 'would roll back web from revision 2 to 1',
+          gitops: {
+            owner: 'Flux Kustomization flux-system/apps',
+            warning: 'Flux Kustomization flux-system/apps applies this Deployment from Git and may put ...',
+          },
         },
       ],
       database: {
@@ -180,7 +183,8 @@ describe('plan view', () => {
       checks: ['targets exist'],
     });
     expect(text).toContain('Would succeed: yes');
-    expect(text).toContain('GitOps owner: argocd/shop');
+    expect(text).toContain('  GitOps owner: Flux Kustomization flux-system/apps');
+    expect(text).toContain('  warning: Flux Kustomization flux-system/apps applies this Deployment from Git');
     expect(text).toContain('Deployment web: rollback (revision 2 -> 1)');
     expect(text).toContain('image app: nginx:1.26 -> nginx:1.25');
     expect(text).toMatch(/^ {4}\+ {2}image: nginx:1\.25$/m);

@@ -376,21 +376,16 @@ export function dryRunReportText(report: Record<string, unknown>): string {
       imageChanges?: { container: string; from: string | null; to: string | null }[];
       templateDiff?: string;
       message?: string;
-      gitopsOwner?: unknown;
+      gitops?: { owner?: string; warning?: string };
     }[];
     database?: Record<string, unknown>;
     featureFlags?: { object: string; key: string; current?: string; wouldBe: string }[];
     checks?: string[];
     steps?: string[];
-    gitops?: unknown;
-    gitopsOwner?: unknown;
   };
   const out: string[] = [];
   out.push(`Would succeed: ${r.wouldSucceed === true ? 'yes' : 'no'}`);
   if (r.summary) out.push(`Summary: ${r.summary}`);
-  const owner = r.gitopsOwner ?? r.gitops;
-  if (owner !== undefined)
-    out.push(`GitOps owner: ${typeof owner === 'string' ? owner : JSON.stringify(owner)}`);
   for (const d of r.deployments ?? []) {
     const rev = `${d.fromRevision ?? '?'} -> ${d.toRevision ?? '?'}`;
     out.push(
@@ -398,10 +393,9 @@ export function dryRunReportText(report: Record<string, unknown>): string {
       `Deployment ${d.name}: ${d.action ?? ''} (revision ${rev})${d.reason ? ` ${d.reason}` : ''}`,
     );
     if (d.message) out.push(`  ${d.message}`);
-    if (d.gitopsOwner !== undefined)
-      out.push(
-        `  GitOps owner: ${typeof d.gitopsOwner === 'string' ? d.gitopsOwner : JSON.stringify(d.gitopsOwner)}`,
-      );
+    // Who applies it from Git (operator/gitops/ownership.ts), and that its next sync may undo the rollback.
+    if (d.gitops?.owner) out.push(`  GitOps owner: ${d.gitops.owner}`);
+    if (d.gitops?.warning) out.push(`  warning: ${d.gitops.warning}`);
     for (const c of d.imageChanges ?? [])
       out.push(`  image ${c.container}: ${c.from ?? '(none)'} -> ${c.to ?? '(none)'}`);
     if (d.templateDiff)
