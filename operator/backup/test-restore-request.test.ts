@@ -42,7 +42,10 @@ describe('test-restore-now requests', () => {
   });
 
   it('refuses latest when no verified non-safety backup exists', () => {
-    const r = chooseTestRestoreBackup({ backups: [b('s', '2026-01-01T00:00:00Z', true, 'safety')] }, 'latest');
+    const r = chooseTestRestoreBackup(
+      { backups: [b('s', '2026-01-01T00:00:00Z', true, 'safety')] },
+      'latest',
+    );
     expect(r).toMatchObject({ reason: 'BackupNotFound' });
   });
 });

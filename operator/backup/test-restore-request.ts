@@ -27,7 +27,10 @@ export function chooseTestRestoreBackup(
       .sort((a, b) => b.finishedAt.localeCompare(a.finishedAt) || b.id.localeCompare(a.id))[0];
     return newest
       ? { backup: newest }
-      : { reason: 'BackupNotFound', message: 'the schedule has no verified backup (other than safety backups) yet' };
+      : {
+          reason: 'BackupNotFound',
+          message: 'the schedule has no verified backup (other than safety backups) yet',
+        };
   }
   const backup = (status.backups ?? []).find((b) => b.id === wanted);
   if (backup) return { backup };
