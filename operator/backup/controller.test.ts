@@ -66,6 +66,17 @@ function finishedJob(name: string, ok: boolean): { job: KubeObject; pod: KubeObj
   };
 }
 
+/** RFC 7386, as the API server applies the status patch: objects merge, null removes, the rest replaces. */
+function mergePatch(target: any, patch: any): any {
+  if (!patch || typeof patch !== 'object' || Array.isArray(patch)) return patch;
+  const out: any = target && typeof target === 'object' && !Array.isArray(target) ? { ...target } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+
 /** A fake API server plus informers that show whatever `cache` holds (stale until `sync()`). */
 function fakeCluster(
   job: KubeObject,
@@ -130,7 +141,7 @@ function fakeCluster(
         server.schedule = {
           ...server.schedule,
           metadata: { ...server.schedule.metadata, resourceVersion: String(++rv) },
-          status: body.status,
+          status: mergePatch((server.schedule as any).status, body.status),
         };
         return server.schedule;
       }
@@ -457,6 +468,12 @@ describe('BackupScheduleReconciler test restores on request (test-restore-now)',
   it('an id that is not recorded starts nothing and says so in status, on the condition and in an Event', async () => {
     const c = idle({ backups });
     c.server.schedule.metadata.annotations = { 'rollback.nxtnewday.io/test-restore-now': 'nope@1' };
+    // The previous request's Job and backup must not stay beside the new value (status is a merge patch).
+    (c.server.schedule as any).status.lastTestRestoreNow = {
+      annotationValue: 'x',
+      backupId: 'b',
+      jobName: 'j',
+    };
     c.syncSchedule();
     await c.reconcile();
     expect(c.created.filter((o) => o.kind === 'Job')).toHaveLength(0);

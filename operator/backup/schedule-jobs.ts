@@ -23,6 +23,15 @@ const RESULT_RECHECK_MS = 5_000;
 export const HANDLED_VALUE_MAX = 253;
 
 /**
+ * The record of a handled request (lastBackupNow, lastTestRestoreNow) as a whole: status is written with a
+ * merge patch, which keeps the keys it does not mention, so the previous request's jobName, backupId or message
+ * are sent as null (removed) instead of staying beside the new value.
+ */
+function handledRequest<T extends { annotationValue: string }>(record: T): T {
+  return { jobName: null, backupId: null, message: null, ...record } as T;
+}
+
+/**
  * The phases of a BackupSchedule reconcile that deal with its Jobs: emergency backups on request, recording
  * what finished Jobs produced, and reporting running Jobs whose pods cannot start.
  */
@@ -62,13 +71,13 @@ export class ScheduleJobPhases {
         if (!rejection) throw e;
         // Handled all the same: a new value asks again.
         const message = `${request}: the API server rejected Job ${jobName} (${rejection.code} ${rejection.reason}): ${rejection.message}`;
-        run.status.lastBackupNow = { annotationValue: handled };
+        run.status.lastBackupNow = handledRequest({ annotationValue: handled });
         run.set(lastBackupFailed('EmergencyBackupRejected', message));
         run.event('Warning', 'EmergencyBackupRejected', message);
         return undefined;
       }
     }
-    run.status.lastBackupNow = { annotationValue: handled, jobName };
+    run.status.lastBackupNow = handledRequest({ annotationValue: handled, jobName });
     const earlier = existed ? this.jobs.get(`${run.req.namespace}/${jobName}`) : undefined;
     const finished = (earlier?.status?.conditions ?? []).some(
       (c: { type: string; status: string }) =>
@@ -100,7 +109,7 @@ export class ScheduleJobPhases {
     const chosen = chooseTestRestoreBackup(run.status, wanted);
     if (!('backup' in chosen)) {
       const message = boundText(`${request}: ${chosen.message}; nothing was started`, 1024);
-      run.status.lastTestRestoreNow = { annotationValue: handled, message };
+      run.status.lastTestRestoreNow = handledRequest({ annotationValue: handled, message });
       run.set({
         type: ConditionType.LastTestRestoreSucceeded,
         status: 'False',
@@ -132,7 +141,7 @@ export class ScheduleJobPhases {
           `${request}: the API server rejected Job ${jobName} (${rejection.code} ${rejection.reason}): ${rejection.message}`,
           1024,
         );
-        run.status.lastTestRestoreNow = { annotationValue: handled, backupId, message };
+        run.status.lastTestRestoreNow = handledRequest({ annotationValue: handled, backupId, message });
         run.set({
           type: ConditionType.LastTestRestoreSucceeded,
           status: 'False',
@@ -143,7 +152,7 @@ export class ScheduleJobPhases {
         return undefined;
       }
     }
-    run.status.lastTestRestoreNow = { annotationValue: handled, backupId, jobName };
+    run.status.lastTestRestoreNow = handledRequest({ annotationValue: handled, backupId, jobName });
     if (!existed)
       run.event('Normal', 'TestRestoreStarted', `${request}: started Job ${jobName} for backup ${backupId}`);
     run.log.info('test restore started', { job: jobName, backup: backupId, existed });
