@@ -426,6 +426,7 @@ describe('BackupScheduleReconciler test restores on request (test-restore-now)',
     const job = jobs[0];
     expect(job.metadata.name).toBe(jobFor('latest@cli-1'));
     expect(job.metadata.labels['app.kubernetes.io/component']).toBe('test-restore');
+    expect(job.metadata.annotations).toEqual({ 'rollback.nxtnewday.io/backup-id': 'app-backup-2' });
     expect(job.spec.template.metadata.labels['app.kubernetes.io/component']).toBe('test-restore');
     expect(job.metadata.ownerReferences).toEqual([
       expect.objectContaining({ kind: 'CronJob', name: 'app-backup', uid: 'cj-1', controller: true }),

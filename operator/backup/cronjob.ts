@@ -1,9 +1,12 @@
-import { API_VERSION } from '../api/v1alpha1/common.js';
+import { API_VERSION, GROUP } from '../api/v1alpha1/common.js';
 import { BACKUP_SCHEDULE_KIND, type EffectiveBackupScheduleSpec } from '../api/v1alpha1/backupschedule.js';
 import { childName, controllerRef } from '../kube/objects.js';
 import type { KubeObject } from '../kube/rest.js';
 import { buildRunnerJobTemplate, childLabels, STORAGE_MOUNT, type SecretShape } from './pod-builders.js';
 import { OriginEnv } from './runner/origin.js';
+
+/** On a test-restore Job started on request: the backup id it test-restores. */
+export const TEST_RESTORE_BACKUP_ANNOTATION = `${GROUP}/backup-id`;
 
 /** The CronJob controller appends an 11-character suffix to Job names, which must stay within 63 characters. */
 export const CRONJOB_NAME_MAX = 52;
@@ -167,6 +170,7 @@ export function buildJobFromCronJob(
 export function buildTestRestoreJob(
   cron: ReturnType<typeof buildBackupCronJob> & { metadata: { uid?: string } },
   name: string,
+  backupId: string,
   args: string[],
 ) {
   const job = buildJobFromCronJob(cron, name);
@@ -183,7 +187,12 @@ export function buildTestRestoreJob(
   }
   return {
     ...job,
-    metadata: { ...job.metadata, labels: { ...job.metadata.labels, ...component }, annotations: {} },
+    // The backup it was asked for, so the outcome is recorded for it even when the runner wrote no result.
+    metadata: {
+      ...job.metadata,
+      labels: { ...job.metadata.labels, ...component },
+      annotations: { [TEST_RESTORE_BACKUP_ANNOTATION]: backupId },
+    },
     spec,
   };
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { withBackupScheduleDefaults, type BackupScheduleStatus } from '../api/v1alpha1/backupschedule.js';
 import type { KubeObject } from '../kube/rest.js';
-import { backupPurpose, recordBackupJob } from './record.js';
+import { backupPurpose, recordBackupJob, recordTestRestoreJob } from './record.js';
 
 const job = (
   labels: Record<string, string>,
@@ -56,5 +56,29 @@ describe('recordBackupJob', () => {
       { namespace: 'shop', name: 'db' },
     );
     expect(status.backups).toEqual([expect.objectContaining({ id: 'undo-safety', purpose: 'safety' })]);
+  });
+});
+
+describe('recordTestRestoreJob', () => {
+  it('records a test restore on request that left no result for the backup it was asked for', () => {
+    const status: BackupScheduleStatus = {
+      lastSuccessfulBackup: {
+        id: 'newest',
+        startedAt: '2026-01-01T00:00:00Z',
+        finishedAt: '2026-01-01T00:00:00Z',
+      },
+    };
+    recordTestRestoreJob(
+      status,
+      job(SCHEDULE, { 'rollback.nxtnewday.io/backup-id': 'older' }, 'db-restore-now-1'),
+      {
+        state: 'failed',
+        finishedAt: '2026-01-01T00:01:00Z',
+        reason: 'RunnerResultMissing',
+        message: 'the pod was deleted',
+      } as any,
+      () => {},
+    );
+    expect(status.lastTestRestore).toMatchObject({ backupId: 'older', result: 'Failed' });
   });
 });

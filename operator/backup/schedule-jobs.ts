@@ -129,7 +129,7 @@ export class ScheduleJobPhases {
     try {
       await this.ctx.client.create(
         { group: 'batch', version: 'v1', plural: 'jobs', namespace: run.req.namespace },
-        buildTestRestoreJob(run.cronJob as any, jobName, testRestoreArgs(run.spec, backupId)),
+        buildTestRestoreJob(run.cronJob as any, jobName, backupId, testRestoreArgs(run.spec, backupId)),
       );
     } catch (e) {
       // AlreadyExists: created before a restart (or a lost status write), the same request, not a second run

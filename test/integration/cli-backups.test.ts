@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -10,6 +10,7 @@ import {
   createDbSecret,
   dbSecretData,
   deletePvs,
+  dumpPath,
   getSchedule,
   scheduleJobs,
   scheduleSpec,
@@ -179,6 +180,32 @@ describe.skipIf(inject('existingCluster'))('CLI: backup now, backups list, backu
       (await eventsFor(ns.main, 'app')).some((e: any) => e.reason === 'BackupNotFound'),
     );
     expect((await scheduleJobs(ns.main, 'app')).length).toBe(before);
+  });
+
+  it("backups verify exits 1 when the test restore fails (a corrupted dump), with the runner's reason", async () => {
+    const file = dumpPath(kubelet.pvcDir(ns.main, 'backups'), backupId);
+    const size = readFileSync(file).length;
+    const fd = openSync(file, 'r+');
+    writeSync(fd, Buffer.alloc(64, 0x5a), 0, 64, Math.floor(size / 2));
+    closeSync(fd);
+    const r = await runCli([
+      '-n',
+      ns.main,
+      'backups',
+      'verify',
+      backupId,
+      '--wait',
+      '--timeout',
+      '120s',
+      '-o',
+      'json',
+    ]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(parseJson(r)).toMatchObject({
+      backupId,
+      result: 'Failed',
+      message: expect.stringContaining('ChecksumMismatch'),
+    });
   });
 
   it('unknown schedule and unknown backup id exit 3; several schedules without a name is a usage error', async () => {
