@@ -259,6 +259,32 @@ describe.skipIf(inject('existingCluster'))('validateOnly plans and nxt-rollback 
     expect(r.stderr).toMatch(/cannot create resource "rollbackplans"/);
   });
 
+  it('a user who may create but not watch RollbackPlans gets exit 4 naming watch and the resource', async () => {
+    await kubectl('-n', ns, 'create', 'serviceaccount', 'creator');
+    await kubectl(
+      '-n',
+      ns,
+      'create',
+      'role',
+      'plan-creator',
+      '--verb=get,create',
+      '--resource=rollbackplans.rollback.nxtnewday.io',
+    );
+    await kubectl(
+      '-n',
+      ns,
+      'create',
+      'rolebinding',
+      'plan-creator',
+      '--role=plan-creator',
+      `--serviceaccount=${ns}:creator`,
+    );
+    const kubeconfig = await operatorKubeconfig({ namespace: ns, serviceAccount: 'creator' });
+    const r = await runCli(['validate', '--pre', 'web'], { kubeconfig });
+    expect(r.code, r.stderr).toBe(4);
+    expect(r.stderr).toContain('may not watch rollbackplans.rollback.nxtnewday.io');
+  });
+
   it('validateOnly plans count in no rollback metric, and the API refuses them on automatic plans', async () => {
     expect(await metricValue(op.metricsUrl, 'nxt_rollback_total')).toBeUndefined();
     const { custom } = testClients();
