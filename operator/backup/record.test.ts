@@ -91,4 +91,27 @@ describe('recordTestRestoreJob', () => {
       `nxt_test_restore_total{namespace="shop",schedule="db",result="${result}"} 1`,
     );
   });
+
+  it('records a test restore on request that left no result for the backup it was asked for', () => {
+    const status: BackupScheduleStatus = {
+      lastSuccessfulBackup: {
+        id: 'newest',
+        startedAt: '2026-01-01T00:00:00Z',
+        finishedAt: '2026-01-01T00:00:00Z',
+      },
+    };
+    recordTestRestoreJob(
+      status,
+      job(SCHEDULE, { 'rollback.nxtnewday.io/backup-id': 'older' }, 'db-restore-now-1'),
+      {
+        state: 'failed',
+        finishedAt: '2026-01-01T00:01:00Z',
+        reason: 'RunnerResultMissing',
+        message: 'the pod was deleted',
+      } as any,
+      () => {},
+      req,
+    );
+    expect(status.lastTestRestore).toMatchObject({ backupId: 'older', result: 'Failed' });
+  });
 });

@@ -4,6 +4,7 @@ import type { ConditionInput } from '../kube/conditions.js';
 import type { Request } from '../kube/controller.js';
 import type { KubeObject } from '../kube/rest.js';
 import type { Metrics } from '../metrics.js';
+import { TEST_RESTORE_BACKUP_ANNOTATION } from './cronjob.js';
 import type { FinishedOutcome } from './job-results.js';
 import { selectBackupsToDelete } from './runner/retention.js';
 
@@ -126,7 +127,12 @@ export function recordTestRestoreJob(
 ): { events: Ev[]; observe: (metrics: Metrics) => void } {
   const r = outcome.result;
   const ok = outcome.state === 'succeeded';
-  const backupId = r?.id && r.id !== 'latest' ? r.id : (status.lastSuccessfulBackup?.id ?? 'unknown');
+  const backupId =
+    r?.id && r.id !== 'latest'
+      ? r.id
+      : (job.metadata.annotations?.[TEST_RESTORE_BACKUP_ANNOTATION] ??
+        status.lastSuccessfulBackup?.id ??
+        'unknown');
   const seconds =
     r && 'restoreSeconds' in r && typeof r.restoreSeconds === 'number'
       ? r.restoreSeconds
