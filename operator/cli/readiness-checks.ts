@@ -127,6 +127,9 @@ export function accessCheck(
   return {
     name,
     result: review.allowed ? 'Pass' : 'Fail',
-    detail: `${asked}: ${review.allowed ? 'allowed' : 'denied'}${review.reason ? ` (${review.reason})` : ''}`,
+    // The authorizer's reason matters when denied; when allowed it only names the binding.
+    detail: review.allowed
+      ? `${asked}: allowed`
+      : `${asked}: denied${review.reason ? ` (${review.reason})` : ''}`,
   };
 }

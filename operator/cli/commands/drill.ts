@@ -91,9 +91,8 @@ async function runDrill(ctx: CliContext, opts: DrillFlags) {
       `Deployment ${ns}/${name} has no previous revision: there is nothing to roll back to`,
     );
   const sourcePlan = plans
-    .filter(
-      (p) => !(p as { spec?: { dryRun?: boolean } }).spec?.dryRun && targetNames([p], []).includes(name),
-    )
+    // A dry-run plan counts too: it carries the severity and objectives the team intends.
+    .filter((p) => targetNames([p], []).includes(name))
     .sort((a, b) =>
       (b.metadata.creationTimestamp ?? '').localeCompare(a.metadata.creationTimestamp ?? ''),
     )[0];
