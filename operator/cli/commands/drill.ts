@@ -106,9 +106,11 @@ async function runDrill(ctx: CliContext, opts: DrillFlags) {
   const scratch = drillNamespace(id, { namespace: ns, deployment: name }).metadata.name;
   let cleanup: DrillReport['cleanup'] = opts.keep ? 'kept' : 'left';
   let cleaning: Promise<void> | undefined;
+  /** Whether the namespace may exist: set before the create request, so Ctrl-C during it cleans up too. */
+  let mayExist = false;
   const removeScratch = () =>
     (cleaning ??= (async () => {
-      if (opts.keep) return;
+      if (opts.keep || !mayExist) return;
       try {
         await ctx.client.delete(namespaceRef(scratch), { propagationPolicy: 'Background' });
       } catch (e) {
@@ -134,9 +136,11 @@ async function runDrill(ctx: CliContext, opts: DrillFlags) {
   process.once('SIGTERM', onSignal);
 
   try {
+    mayExist = true;
     try {
       await ctx.client.create(namespaceRef(scratch), drillNamespace(id, { namespace: ns, deployment: name }));
     } catch (e) {
+      mayExist = false;
       throw fromApiError(e, 'create namespaces');
     }
     progress(`drill of ${ns}/${name} in namespace ${scratch}`);
