@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -120,7 +120,13 @@ export class LocalFlux {
       procs.start(
         'kustomize-controller',
         join(dir, 'kustomize-controller'),
-        [...common, `--metrics-addr=127.0.0.1:${ksMetrics}`, `--health-addr=127.0.0.1:${ksHealth}`],
+        [
+          ...common,
+          `--metrics-addr=127.0.0.1:${ksMetrics}`,
+          `--health-addr=127.0.0.1:${ksHealth}`,
+          // a Kustomization created before its source has an artifact retries after 5s, not 30s
+          '--requeue-dependency=5s',
+        ],
         { env },
       );
       const healthUrls: Record<Controller, string> = {
@@ -156,6 +162,25 @@ export class LocalFlux {
   /** The last lines of a controller's log (for assertion messages). */
   logTail(controller: Controller, lines = 40): string {
     return this.procs.logTail(controller, lines);
+  }
+
+  /**
+   * A controller's JSON log entries so far (lines that are not JSON are skipped), e.g. to see when
+   * kustomize-controller finished a periodic reconcile: nothing in a Kustomization's status changes then.
+   */
+  logEntries(controller: Controller): Record<string, unknown>[] {
+    const file = join(this.workDir, 'logs', `${controller}.log`);
+    if (!existsSync(file)) return [];
+    return readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .flatMap((l) => {
+        try {
+          return [JSON.parse(l) as Record<string, unknown>];
+        } catch {
+          return [];
+        }
+      });
   }
 
   async stop(): Promise<void> {
