@@ -17,6 +17,7 @@ describe('forgetting the series of objects that are gone', () => {
       m.backupTotal.inc({ ...labels, result: 'succeeded' });
       m.backupTotal.inc({ ...labels, result: 'failed' });
       m.backupDuration.observe(labels, 12);
+      m.testRestoreTotal.inc({ ...labels, result: 'failed' });
     }
     m.rpoSeconds.set({ namespace: 'other', schedule: 'gone' }, 5);
     await forgetSchedule(m, 'shop', 'gone');
@@ -28,6 +29,7 @@ describe('forgetting the series of objects that are gone', () => {
       'nxt_backup_size_bytes',
       'nxt_backup_total',
       'nxt_backup_duration_seconds_bucket',
+      'nxt_test_restore_total',
     ])
       expect(
         (await seriesOf(m, name)).some((l) => l.includes('schedule="kept"')),

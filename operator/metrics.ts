@@ -221,6 +221,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['namespace', 'schedule', 'result'] as const,
       registers: r,
     }),
+    testRestoreTotal: new Counter({
+      name: 'nxt_test_restore_total',
+      help: 'Test restores recorded, by result',
+      labelNames: ['namespace', 'schedule', 'result'] as const,
+      registers: r,
+    }),
     rpoSeconds: new Gauge({
       name: 'nxt_rpo_seconds',
       help: 'Age of the newest good backup (current recovery point)',
@@ -275,6 +281,7 @@ export async function forgetSchedule(m: Metrics, namespace: string, schedule: st
     m.backupSize,
     m.backupTotal,
     m.backupDuration,
+    m.testRestoreTotal,
   ))
     await removeSeries(metric, match);
 }

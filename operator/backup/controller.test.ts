@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
 import { KubeApiError, TerminalError } from '../kube/errors.js';
 import type { KubeObject } from '../kube/rest.js';
@@ -65,6 +66,17 @@ function finishedJob(name: string, ok: boolean): { job: KubeObject; pod: KubeObj
   };
 }
 
+/** RFC 7386, as the API server applies the status patch: objects merge, null removes, the rest replaces. */
+function mergePatch(target: any, patch: any): any {
+  if (!patch || typeof patch !== 'object' || Array.isArray(patch)) return patch;
+  const out: any = target && typeof target === 'object' && !Array.isArray(target) ? { ...target } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+
 /** A fake API server plus informers that show whatever `cache` holds (stale until `sync()`). */
 function fakeCluster(
   job: KubeObject,
@@ -83,6 +95,7 @@ function fakeCluster(
   let cronJobApplies = 0;
   let rejectCronJobs = false;
   let rejectStatus = false;
+  const created: any[] = [];
   const client = {
     async list() {
       return { metadata: {}, items: livePods() };
@@ -128,7 +141,7 @@ function fakeCluster(
         server.schedule = {
           ...server.schedule,
           metadata: { ...server.schedule.metadata, resourceVersion: String(++rv) },
-          status: body.status,
+          status: mergePatch((server.schedule as any).status, body.status),
         };
         return server.schedule;
       }
@@ -142,6 +155,7 @@ function fakeCluster(
       throw new Error(`unexpected patch of ${ref.plural}`);
     },
     async create(ref: { plural: string }, body: any) {
+      created.push(body);
       if (ref.plural === 'jobs' && body.metadata?.name === server.job.metadata.name)
         throw new KubeApiError(409, 'AlreadyExists', 'jobs already exists', 'POST', ref.plural);
       if (ref.plural === 'jobs') return body;
@@ -170,6 +184,7 @@ function fakeCluster(
   return {
     server,
     events,
+    created,
     cronJobApplies: () => cronJobApplies,
     rejectCronJobs: (on: boolean) => (rejectCronJobs = on),
     rejectStatus: (on: boolean) => (rejectStatus = on),
@@ -376,5 +391,101 @@ describe('BackupScheduleReconciler names a backup Job that has no pod', () => {
       (c.server.schedule as any).status.conditions.find((x: any) => x.type === 'LastBackupSucceeded'),
     ).toMatchObject({ status: 'False', reason: 'RunnerPodMissing' });
     expect(c.events).toContain('RunnerPodMissing');
+  });
+});
+
+describe('BackupScheduleReconciler test restores on request (test-restore-now)', () => {
+  const jobFor = (value: string) =>
+    `app-restore-now-${createHash('sha256').update(value).digest('hex').slice(0, 8)}`;
+  const recorded = (id: string, finishedAt: string, verified = true, purpose = 'scheduled') => ({
+    id,
+    startedAt: finishedAt,
+    finishedAt,
+    verified,
+    purpose,
+  });
+  const idle = (status: object, spec?: object) => {
+    const { job, pod } = finishedJob('app-backup-1', true);
+    job.metadata.annotations = { [RECORDED_ANNOTATION]: 'succeeded' };
+    return fakeCluster(job, pod, status, spec);
+  };
+  const backups = [
+    recorded('app-backup-3', '2026-01-03T00:00:00Z', true, 'safety'),
+    recorded('app-backup-2', '2026-01-02T00:00:00Z'),
+    recorded('app-backup-1', '2026-01-01T00:00:00Z'),
+  ];
+
+  it('latest starts one test-restore Job of the newest verified non-safety backup, once per value', async () => {
+    const sql = [{ name: 'notes', query: 'select count(*) from notes', expect: '10000' }];
+    const c = idle({ backups }, { verify: { testRestoreSchedule: '0 3 * * *', sql } });
+    c.server.schedule.metadata.annotations = { 'rollback.nxtnewday.io/test-restore-now': 'latest@cli-1' };
+    c.syncSchedule();
+    await c.reconcile();
+    const jobs = c.created.filter((o) => o.kind === 'Job');
+    expect(jobs).toHaveLength(1);
+    const job = jobs[0];
+    expect(job.metadata.name).toBe(jobFor('latest@cli-1'));
+    expect(job.metadata.labels['app.kubernetes.io/component']).toBe('test-restore');
+    expect(job.metadata.annotations).toEqual({ 'rollback.nxtnewday.io/backup-id': 'app-backup-2' });
+    expect(job.spec.template.metadata.labels['app.kubernetes.io/component']).toBe('test-restore');
+    expect(job.metadata.ownerReferences).toEqual([
+      expect.objectContaining({ kind: 'CronJob', name: 'app-backup', uid: 'cj-1', controller: true }),
+    ]);
+    expect(job.spec.template.spec.containers[0].args).toEqual([
+      'test-restore',
+      '--storage-dir',
+      '/backups',
+      '--id',
+      'app-backup-2',
+      '--sql-assertions-json',
+      JSON.stringify(sql),
+    ]);
+    expect((c.server.schedule as any).status.lastTestRestoreNow).toEqual({
+      annotationValue: 'latest@cli-1',
+      backupId: 'app-backup-2',
+      jobName: jobFor('latest@cli-1'),
+    });
+    expect(c.events).toContain('TestRestoreStarted');
+    c.syncSchedule();
+    await c.reconcile();
+    expect(c.created.filter((o) => o.kind === 'Job')).toHaveLength(1);
+  });
+
+  it('a retried reconcile whose status write was lost finds the Job (AlreadyExists) instead of starting a second', async () => {
+    const value = 'app-backup-1@again';
+    const { job, pod } = finishedJob(jobFor(value), true);
+    job.metadata.annotations = { [RECORDED_ANNOTATION]: 'succeeded' };
+    const c = fakeCluster(job, pod, { backups });
+    c.server.schedule.metadata.annotations = { 'rollback.nxtnewday.io/test-restore-now': value };
+    c.syncSchedule();
+    await c.reconcile();
+    expect((c.server.schedule as any).status.lastTestRestoreNow).toMatchObject({
+      backupId: 'app-backup-1',
+      jobName: jobFor(value),
+    });
+    expect(c.events).not.toContain('TestRestoreStarted');
+  });
+
+  it('an id that is not recorded starts nothing and says so in status, on the condition and in an Event', async () => {
+    const c = idle({ backups });
+    c.server.schedule.metadata.annotations = { 'rollback.nxtnewday.io/test-restore-now': 'nope@1' };
+    // The previous request's Job and backup must not stay beside the new value (status is a merge patch).
+    (c.server.schedule as any).status.lastTestRestoreNow = {
+      annotationValue: 'x',
+      backupId: 'b',
+      jobName: 'j',
+    };
+    c.syncSchedule();
+    await c.reconcile();
+    expect(c.created.filter((o) => o.kind === 'Job')).toHaveLength(0);
+    const st = (c.server.schedule as any).status;
+    expect(st.lastTestRestoreNow.annotationValue).toBe('nope@1');
+    expect(st.lastTestRestoreNow.message).toContain('backup "nope" is not among');
+    expect(st.lastTestRestoreNow.jobName).toBeUndefined();
+    expect(cond(c.server.schedule, 'LastTestRestoreSucceeded')).toMatchObject({
+      status: 'False',
+      reason: 'BackupNotFound',
+    });
+    expect(c.events).toContain('BackupNotFound');
   });
 });

@@ -112,6 +112,7 @@ export class BackupScheduleReconciler {
     (run) => this.reportSharedClaim(run),
     (run) => this.applyCronJobs(run),
     (run) => this.jobPhases.startEmergencyBackup(run),
+    (run) => this.jobPhases.startTestRestore(run),
     (run) => this.jobPhases.recordFinishedJobs(run),
     (run) => this.jobPhases.reportStuckJobs(run),
   ];

@@ -1,9 +1,12 @@
-import { API_VERSION } from '../api/v1alpha1/common.js';
+import { API_VERSION, GROUP } from '../api/v1alpha1/common.js';
 import { BACKUP_SCHEDULE_KIND, type EffectiveBackupScheduleSpec } from '../api/v1alpha1/backupschedule.js';
 import { childName, controllerRef } from '../kube/objects.js';
 import type { KubeObject } from '../kube/rest.js';
 import { buildRunnerJobTemplate, childLabels, STORAGE_MOUNT, type SecretShape } from './pod-builders.js';
 import { OriginEnv } from './runner/origin.js';
+
+/** On a test-restore Job started on request: the backup id it test-restores. */
+export const TEST_RESTORE_BACKUP_ANNOTATION = `${GROUP}/backup-id`;
 
 /** The CronJob controller appends an 11-character suffix to Job names, which must stay within 63 characters. */
 export const CRONJOB_NAME_MAX = 52;
@@ -104,18 +107,24 @@ export function buildBackupCronJob(input: BackupCronJobInput) {
 export function buildVerifyCronJob(input: BackupCronJobInput) {
   const schedule = input.spec.verify?.testRestoreSchedule;
   if (!schedule) return undefined;
-  const sql = input.spec.verify?.sql?.length
-    ? ['--sql-assertions-json', JSON.stringify(input.spec.verify.sql)]
-    : [];
-  return cronJob(input, verifyCronJobName(input.owner.metadata.name), schedule, 'test-restore', [
+  return cronJob(
+    input,
+    verifyCronJobName(input.owner.metadata.name),
+    schedule,
     'test-restore',
-    '--storage-dir',
-    STORAGE_MOUNT,
-    '--id',
-    'latest',
-    ...sql,
-  ]);
+    testRestoreArgs(input.spec, 'latest'),
+  );
 }
+
+/** The runner arguments of a test restore of backup `id` (or `latest`), with spec.verify.sql's assertions. */
+export const testRestoreArgs = (spec: EffectiveBackupScheduleSpec, id: string) => [
+  'test-restore',
+  '--storage-dir',
+  STORAGE_MOUNT,
+  '--id',
+  id,
+  ...(spec.verify?.sql?.length ? ['--sql-assertions-json', JSON.stringify(spec.verify.sql)] : []),
+];
 
 /**
  * A Job from the CronJob's template, as `kubectl create job --from=cronjob/...` makes it; owned by the CronJob
@@ -149,6 +158,42 @@ export function buildJobFromCronJob(
         : [],
     },
     spec: asEmergency(tpl.spec),
+  };
+}
+
+/**
+ * A test restore on request (the test-restore-now annotation): the backup CronJob's pod (image, credentials,
+ * claim, placement) with the test-restore arguments and the test-restore labels, so it works whether or not
+ * spec.verify.testRestoreSchedule is set, and is recorded like a scheduled test restore. Owned by the CronJob
+ * like an emergency backup; the name is derived from the request, so a retried reconcile finds it.
+ */
+export function buildTestRestoreJob(
+  cron: ReturnType<typeof buildBackupCronJob> & { metadata: { uid?: string } },
+  name: string,
+  backupId: string,
+  args: string[],
+) {
+  const job = buildJobFromCronJob(cron, name);
+  const component = { 'app.kubernetes.io/component': 'test-restore' };
+  const spec = structuredClone(cron.spec.jobTemplate.spec) as any;
+  spec.template.metadata = {
+    ...spec.template.metadata,
+    labels: { ...spec.template.metadata?.labels, ...component },
+  };
+  for (const c of spec.template.spec?.containers ?? []) {
+    c.args = args;
+    // Only a backup writes provenance into a manifest.
+    c.env = (c.env ?? []).filter((e: { name: string }) => e.name !== OriginEnv.purpose);
+  }
+  return {
+    ...job,
+    // The backup it was asked for, so the outcome is recorded for it even when the runner wrote no result.
+    metadata: {
+      ...job.metadata,
+      labels: { ...job.metadata.labels, ...component },
+      annotations: { [TEST_RESTORE_BACKUP_ANNOTATION]: backupId },
+    },
+    spec,
   };
 }
 

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { withBackupScheduleDefaults, type BackupScheduleStatus } from '../api/v1alpha1/backupschedule.js';
 import type { KubeObject } from '../kube/rest.js';
-import { backupPurpose, recordBackupJob } from './record.js';
+import { createMetrics } from '../metrics.js';
+import { backupPurpose, recordBackupJob, recordTestRestoreJob } from './record.js';
 
 const job = (
   labels: Record<string, string>,
@@ -56,5 +57,61 @@ describe('recordBackupJob', () => {
       { namespace: 'shop', name: 'db' },
     );
     expect(status.backups).toEqual([expect.objectContaining({ id: 'undo-safety', purpose: 'safety' })]);
+  });
+});
+
+describe('recordTestRestoreJob', () => {
+  const req = { namespace: 'shop', name: 'db' };
+  it.each([
+    ['succeeded', 'succeeded', 'True'],
+    ['failed', 'failed', 'False'],
+  ] as const)('a %s test restore counts nxt_test_restore_total{result=%s}', async (state, result, cond) => {
+    const status: BackupScheduleStatus = {};
+    const conds: { type: string; status: string }[] = [];
+    const recorded = recordTestRestoreJob(
+      status,
+      job(SCHEDULE, {}, 'db-verify-1'),
+      {
+        state,
+        finishedAt: new Date().toISOString(),
+        message: state === 'succeeded' ? 'ok' : 'checksum',
+        reason: state === 'succeeded' ? 'Succeeded' : 'ChecksumMismatch',
+      },
+      (c) => conds.push(c),
+      req,
+    );
+    expect(conds.map((c) => [c.type, c.status])).toEqual([['LastTestRestoreSucceeded', cond]]);
+    const m = createMetrics({ defaultMetrics: false });
+    const before = await m.registry.metrics();
+    expect(before, 'nothing is counted before observe (the Job is not marked recorded yet)').not.toContain(
+      'nxt_test_restore_total{',
+    );
+    recorded.observe(m);
+    expect(await m.registry.metrics()).toContain(
+      `nxt_test_restore_total{namespace="shop",schedule="db",result="${result}"} 1`,
+    );
+  });
+
+  it('records a test restore on request that left no result for the backup it was asked for', () => {
+    const status: BackupScheduleStatus = {
+      lastSuccessfulBackup: {
+        id: 'newest',
+        startedAt: '2026-01-01T00:00:00Z',
+        finishedAt: '2026-01-01T00:00:00Z',
+      },
+    };
+    recordTestRestoreJob(
+      status,
+      job(SCHEDULE, { 'rollback.nxtnewday.io/backup-id': 'older' }, 'db-restore-now-1'),
+      {
+        state: 'failed',
+        finishedAt: '2026-01-01T00:01:00Z',
+        reason: 'RunnerResultMissing',
+        message: 'the pod was deleted',
+      } as any,
+      () => {},
+      req,
+    );
+    expect(status.lastTestRestore).toMatchObject({ backupId: 'older', result: 'Failed' });
   });
 });

@@ -4,6 +4,7 @@ import type { ConditionInput } from '../kube/conditions.js';
 import type { Request } from '../kube/controller.js';
 import type { KubeObject } from '../kube/rest.js';
 import type { Metrics } from '../metrics.js';
+import { TEST_RESTORE_BACKUP_ANNOTATION } from './cronjob.js';
 import type { FinishedOutcome } from './job-results.js';
 import { selectBackupsToDelete } from './runner/retention.js';
 
@@ -113,16 +114,25 @@ export function recordBackupJob(
   };
 }
 
-/** Records a finished test-restore Job: lastTestRestore and LastTestRestoreSucceeded. */
+/**
+ * Records a finished test-restore Job: lastTestRestore and LastTestRestoreSucceeded. Its metric is returned
+ * as `observe`, applied by the caller once the Job is marked recorded (as for backups).
+ */
 export function recordTestRestoreJob(
   status: BackupScheduleStatus,
   job: KubeObject,
   outcome: Finished,
   cond: Cond,
-): { events: Ev[] } {
+  req: Request,
+): { events: Ev[]; observe: (metrics: Metrics) => void } {
   const r = outcome.result;
   const ok = outcome.state === 'succeeded';
-  const backupId = r?.id && r.id !== 'latest' ? r.id : (status.lastSuccessfulBackup?.id ?? 'unknown');
+  const backupId =
+    r?.id && r.id !== 'latest'
+      ? r.id
+      : (job.metadata.annotations?.[TEST_RESTORE_BACKUP_ANNOTATION] ??
+        status.lastSuccessfulBackup?.id ??
+        'unknown');
   const seconds =
     r && 'restoreSeconds' in r && typeof r.restoreSeconds === 'number'
       ? r.restoreSeconds
@@ -145,6 +155,12 @@ export function recordTestRestoreJob(
   });
   return {
     events: [[ok ? 'Normal' : 'Warning', ok ? 'TestRestoreSucceeded' : 'TestRestoreFailed', message]],
+    observe: (metrics) =>
+      metrics.testRestoreTotal.inc({
+        namespace: req.namespace,
+        schedule: req.name,
+        result: ok ? 'succeeded' : 'failed',
+      }),
   };
 }
 

@@ -6,20 +6,29 @@ import type { MultiInformer } from '../kube/informer.js';
 import { childName } from '../kube/objects.js';
 import type { KubeObject } from '../kube/rest.js';
 import type { ManagerContext } from '../manager.js';
-import type { Metrics } from '../metrics.js';
-import { buildJobFromCronJob } from './cronjob.js';
+import { buildJobFromCronJob, buildTestRestoreJob, testRestoreArgs } from './cronjob.js';
 import { outcomeUnknown, readJobOutcome, resultOverdue, type JobOutcome } from './job-results.js';
 import { JOB_NAME_LABEL } from './pod-builders.js';
 import { recordBackupJob, recordTestRestoreJob, RECORDED_ANNOTATION } from './record.js';
 import { jobStartedAt, NO_POD_AFTER_MS, runnerJobProblem } from './runner-pods.js';
 import { lastBackupFailed } from './schedule-conditions.js';
 import type { ScheduleRun } from './schedule-run.js';
+import { chooseTestRestoreBackup } from './test-restore-request.js';
 
 /** How often a finished Job whose runner result has not arrived yet is looked at again. */
 const RESULT_RECHECK_MS = 5_000;
 
 /** status.lastBackupNow.annotationValue's maxLength. */
 export const HANDLED_VALUE_MAX = 253;
+
+/**
+ * The record of a handled request (lastBackupNow, lastTestRestoreNow) as a whole: status is written with a
+ * merge patch, which keeps the keys it does not mention, so the previous request's jobName, backupId or message
+ * are sent as null (removed) instead of staying beside the new value.
+ */
+function handledRequest<T extends { annotationValue: string }>(record: T): T {
+  return { jobName: null, backupId: null, message: null, ...record } as T;
+}
 
 /**
  * The phases of a BackupSchedule reconcile that deal with its Jobs: emergency backups on request, recording
@@ -61,13 +70,13 @@ export class ScheduleJobPhases {
         if (!rejection) throw e;
         // Handled all the same: a new value asks again.
         const message = `${request}: the API server rejected Job ${jobName} (${rejection.code} ${rejection.reason}): ${rejection.message}`;
-        run.status.lastBackupNow = { annotationValue: handled };
+        run.status.lastBackupNow = handledRequest({ annotationValue: handled });
         run.set(lastBackupFailed('EmergencyBackupRejected', message));
         run.event('Warning', 'EmergencyBackupRejected', message);
         return undefined;
       }
     }
-    run.status.lastBackupNow = { annotationValue: handled, jobName };
+    run.status.lastBackupNow = handledRequest({ annotationValue: handled, jobName });
     const earlier = existed ? this.jobs.get(`${run.req.namespace}/${jobName}`) : undefined;
     const finished = (earlier?.status?.conditions ?? []).some(
       (c: { type: string; status: string }) =>
@@ -81,6 +90,71 @@ export class ScheduleJobPhases {
     }
     run.event('Normal', 'EmergencyBackupStarted', `${request}: started Job ${jobName}`);
     run.log.info('emergency backup started', { job: jobName });
+    return undefined;
+  }
+
+  /**
+   * A new test-restore-now value means one test-restore Job of the backup it names (`latest` or an id), built
+   * from the backup CronJob's pod so it works without spec.verify.testRestoreSchedule. Its outcome is recorded
+   * like a scheduled test restore (recordFinishedJobs → status.lastTestRestore). An unknown backup is refused
+   * in status.lastTestRestoreNow and on LastTestRestoreSucceeded; each value acts once.
+   */
+  async startTestRestore(run: ScheduleRun) {
+    const wanted = run.obj.metadata.annotations?.[Annotation.TestRestoreNow];
+    if (!wanted) return undefined;
+    const handled = boundIdentity(wanted, HANDLED_VALUE_MAX);
+    if (handled === run.status.lastTestRestoreNow?.annotationValue) return undefined;
+    const request = `test-restore-now=${boundText(wanted, 64)}`;
+    const chosen = chooseTestRestoreBackup(run.status, wanted);
+    if (!('backup' in chosen)) {
+      const message = boundText(`${request}: ${chosen.message}; nothing was started`, 1024);
+      run.status.lastTestRestoreNow = handledRequest({ annotationValue: handled, message });
+      run.set({
+        type: ConditionType.LastTestRestoreSucceeded,
+        status: 'False',
+        reason: chosen.reason,
+        message,
+      });
+      run.event('Warning', chosen.reason, message);
+      return undefined;
+    }
+    const backupId = chosen.backup.id;
+    const jobName = childName(
+      run.req.name,
+      `restore-now-${createHash('sha256').update(wanted).digest('hex').slice(0, 8)}`,
+      63,
+    );
+    let existed = false;
+    try {
+      await this.ctx.client.create(
+        { group: 'batch', version: 'v1', plural: 'jobs', namespace: run.req.namespace },
+        buildTestRestoreJob(run.cronJob as any, jobName, backupId, testRestoreArgs(run.spec, backupId)),
+      );
+    } catch (e) {
+      // AlreadyExists: created before a restart (or a lost status write), the same request, not a second run
+      existed = isAlreadyExists(e);
+      if (!existed) {
+        const rejection = userFixableRejection(e);
+        if (!rejection) throw e;
+        const message = boundText(
+          `${request}: the API server rejected Job ${jobName} (${rejection.code} ${rejection.reason}): ${rejection.message}`,
+          1024,
+        );
+        run.status.lastTestRestoreNow = handledRequest({ annotationValue: handled, backupId, message });
+        run.set({
+          type: ConditionType.LastTestRestoreSucceeded,
+          status: 'False',
+          reason: 'TestRestoreRejected',
+          message,
+        });
+        run.event('Warning', 'TestRestoreRejected', message);
+        return undefined;
+      }
+    }
+    run.status.lastTestRestoreNow = handledRequest({ annotationValue: handled, backupId, jobName });
+    if (!existed)
+      run.event('Normal', 'TestRestoreStarted', `${request}: started Job ${jobName} for backup ${backupId}`);
+    run.log.info('test restore started', { job: jobName, backup: backupId, existed });
     return undefined;
   }
 
@@ -150,9 +224,9 @@ export class ScheduleJobPhases {
       if (!fresh || fresh.metadata.annotations?.[RECORDED_ANNOTATION]) continue;
       const component = job.metadata.labels?.['app.kubernetes.io/component'];
       const cond = (c: Parameters<ScheduleRun['set']>[0]) => run.set(c);
-      const recorded: ReturnType<typeof recordTestRestoreJob> & { observe?: (m: Metrics) => void } =
+      const recorded =
         component === 'test-restore'
-          ? recordTestRestoreJob(run.status, job, outcome, cond)
+          ? recordTestRestoreJob(run.status, job, outcome, cond, run.req)
           : recordBackupJob(run.status, job, outcome, run.spec, cond, run.req);
       for (const [t, r, m] of recorded.events) run.event(t, r, m);
       // Status first, then the marker: a crash in between records the same Job again, idempotently.
@@ -161,7 +235,7 @@ export class ScheduleJobPhases {
         metadata: { annotations: { [RECORDED_ANNOTATION]: outcome.state } },
       });
       // Counted only now: a reconcile that lost the status write (409) never gets here.
-      recorded.observe?.(this.ctx.metrics);
+      recorded.observe(this.ctx.metrics);
       return { requeueAfterMs: 50 }; // re-read with the new resourceVersion before recording the next Job
     }
     return undefined;

@@ -87,6 +87,19 @@ describe('planNotificationsDue', () => {
     expect(planNotificationsDue(plan(status, { dryRun: true }), [t('all')], NOW).due).toEqual([]);
   });
 
+  it('notifies nothing for a validateOnly plan, not even an escalation while its checks run an hour', () => {
+    const running: RollbackPlanStatus = { phase: 'Running' };
+    expect(ids(planNotificationsDue(plan(running), [t('cto', { after: '30m' })], NOW))).toEqual([
+      'cto/Escalated',
+    ]);
+    const r = planNotificationsDue(
+      plan(running, { validateOnly: 'post' }),
+      [t('all'), t('cto', { after: '30m' })],
+      NOW,
+    );
+    expect(r.due).toEqual([]);
+  });
+
   describe('escalation', () => {
     const esc = t('cto', { after: '30m' });
     it('is due `after` the trigger fired, once the time has come, and only to the escalation target', () => {

@@ -64,7 +64,7 @@ export const FINISHED_PLAN_PHASES = new Set(['Succeeded', 'Failed', 'Expired', '
 
 interface PlanView {
   metadata: { creationTimestamp?: string };
-  spec?: { dryRun?: boolean; trigger?: { mode?: string } };
+  spec?: { dryRun?: boolean; validateOnly?: string; trigger?: { mode?: string } };
   status?: RollbackPlanStatus;
 }
 
@@ -95,10 +95,10 @@ export function planEpisode(status: RollbackPlanStatus): string | undefined {
 /**
  * A plan's due notifications. A target with `events` gets those; one without gets every event but Escalated;
  * an escalation target (`after`) gets Escalated only, once per episode, when the plan is still not finished
- * `after` past the moment it fired (or started; a manual plan: its creation). A dry run notifies nothing.
+ * `after` past the moment it fired (or started; a manual plan: its creation). A dry run or a validateOnly plan notifies nothing.
  */
 export function planNotificationsDue(plan: PlanView, targets: readonly NotifyTarget[], now: Date): DueResult {
-  if (plan.spec?.dryRun) return { due: [] };
+  if (plan.spec?.dryRun || plan.spec?.validateOnly) return { due: [] };
   const status = plan.status ?? {};
   const happened = planEventsHappened(status);
   const key = planEpisode(status);

@@ -38,7 +38,23 @@ import {
 import { disableFlags, preValidateFlags } from './feature-steps.js';
 import { buildDryRunReport } from './dry-run-report.js';
 import { scopeTargets } from './scope.js';
-import { findStep, finishStep, isFinished, secondsBetween, startStep, timestamp } from './journal.js';
+import {
+  findStep,
+  finishStep,
+  isFinished,
+  noteStep,
+  secondsBetween,
+  startStep,
+  timestamp,
+} from './journal.js';
+import {
+  POST_STEP,
+  validatePost,
+  validatePre,
+  validationReport,
+  type ValidationCheck,
+  type ValidationStage,
+} from './validate-only.js';
 import type { PlanRun, StepDefinition, StepOutcome } from './plan-run.js';
 import { HttpChecks, httpProbeOptions, postValidate, preValidateHttpChecks } from './post-validation.js';
 import { TriggerMonitors } from '../triggers/monitors.js';
@@ -390,6 +406,7 @@ export class RollbackPlanReconciler {
       histories: new Map(),
       checks: this.checks.forPlan(obj),
     };
+    if (spec.validateOnly) return this.validateOnly(run, spec.validateOnly, write, cond);
 
     if (!status.startedAt) {
       const t: TriggerContext = {
@@ -522,6 +539,71 @@ export class RollbackPlanReconciler {
       // Written with the next step's start (or the final result), not here.
     }
     return this.succeed(run, write, cond);
+  }
+
+  /**
+   * spec.validateOnly: the checks of one stage against the current state, nothing changed; ends like a dry run
+   * (DryRunComplete, Ready=True) with the report in status.dryRunReport.validation and the stage's condition.
+   * `post` waits by requeue while rollouts or HTTP checks are undecided (the checks run in the background).
+   */
+  private async validateOnly(
+    run: PlanRun,
+    stage: ValidationStage,
+    write: () => Promise<void>,
+    cond: (c: Omit<ConditionInput, 'observedGeneration'>) => void,
+  ): Promise<ReconcileResult | void> {
+    const { status } = run;
+    let checks: ValidationCheck[];
+    if (stage === 'pre') checks = await validatePre(run);
+    else {
+      const post = await validatePost(run);
+      if (post.kind === 'wait') {
+        if (status.phase !== 'Running')
+          run.event('Normal', 'ValidationStarted', 'post-validation checks started');
+        status.phase = 'Running';
+        status.steps = noteStep(status.steps, POST_STEP, post.message);
+        cond({ type: ConditionType.Ready, status: 'False', reason: 'Validating', message: post.message });
+        cond({
+          type: ConditionType.Reconciling,
+          status: 'True',
+          reason: 'Validating',
+          message: post.message,
+        });
+        cond({ type: ConditionType.Stalled, status: 'False', reason: 'Validating', message: '' });
+        await write();
+        return { requeueAfterMs: post.requeueAfterMs };
+      }
+      checks = post.checks;
+    }
+    const { report, summary, reason } = validationReport(stage, checks);
+    const end = run.now();
+    if (stage === 'post')
+      status.steps = finishStep(
+        status.steps,
+        POST_STEP,
+        report.passed ? 'Succeeded' : 'Failed',
+        summary,
+        end,
+      );
+    status.phase = 'DryRunComplete';
+    status.completedAt = timestamp(end);
+    status.dryRunReport = { summary, wouldSucceed: report.passed, validation: report };
+    cond({
+      type: stage === 'pre' ? ConditionType.PreValidationPassed : ConditionType.PostValidationPassed,
+      status: report.passed ? 'True' : 'False',
+      reason,
+      message: summary,
+    });
+    cond({ type: ConditionType.Ready, status: 'True', reason: 'DryRunComplete', message: summary });
+    cond({ type: ConditionType.Reconciling, status: 'False', reason: 'DryRunComplete', message: '' });
+    cond({ type: ConditionType.Stalled, status: 'False', reason: 'DryRunComplete', message: '' });
+    run.event(
+      report.passed ? 'Normal' : 'Warning',
+      report.passed ? 'ValidationPassed' : 'ValidationFailed',
+      summary,
+    );
+    await write();
+    run.log.info('validation complete', { stage, passed: report.passed });
   }
 
   private async succeed(

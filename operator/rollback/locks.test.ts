@@ -41,6 +41,11 @@ describe('activePlanConflicts', () => {
     ['a failed plan', plan('a', '2026-11-28T10:00:00Z', 'Failed', ['web']), 0],
     ['another deployment', plan('a', '2026-11-28T10:00:00Z', 'Running', ['api']), 0],
     ['a dry run', plan('a', '2026-11-28T10:00:00Z', 'Running', ['web'], { dryRun: true }), 0],
+    [
+      'a validateOnly plan checking the same Deployment',
+      plan('a', '2026-11-28T10:00:00Z', 'Running', ['web'], { validateOnly: 'post' }),
+      0,
+    ],
     ['same time, earlier name', plan('a', '2026-11-28T10:00:05Z', undefined, ['web']), 1],
     ['same time, later name', plan('z', '2026-11-28T10:00:05Z', undefined, ['web']), 0],
     [

@@ -129,7 +129,7 @@ export function lockTargets(spec: RawSpec | undefined): LockTarget[] {
  * a separate lock object. A plan may not start while another plan of the same namespace that changes one of
  * `targets` and has not finished either holds the lock (passed pre-validation) or goes first (goesFirst, ties
  * broken by name; goesFirst): of two plans applied, fired or approved at once exactly one proceeds. `self` carries the
- * plan's current (working) status. Dry runs touch nothing and hold no lock.
+ * plan's current (working) status. Dry runs and validateOnly plans touch nothing and hold no lock.
  */
 export function planConflicts(
   self: KubeObject,
@@ -140,7 +140,7 @@ export function planConflicts(
   const out: PlanConflict[] = [];
   for (const p of plans) {
     if (p.metadata.uid === self.metadata.uid || p.metadata.namespace !== self.metadata.namespace) continue;
-    if (p.spec?.dryRun === true) continue;
+    if (p.spec?.dryRun === true || p.spec?.validateOnly) continue;
     const phase: string = p.status?.phase ?? 'Pending';
     if (TERMINAL.has(phase)) continue;
     if (!holdsLock(p) && notExecuting(p)) continue;

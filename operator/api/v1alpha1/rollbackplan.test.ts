@@ -183,6 +183,24 @@ describe('parseRollbackPlan', () => {
       'spec.targets.database.backup.before',
       'datetime',
     ],
+    [
+      'validateOnly on an automatic plan',
+      plan({
+        scope: 'app',
+        severity: 'high',
+        validateOnly: 'post',
+        targets: { deployments: [{ name: 'web' }] },
+        trigger: { mode: 'auto', conditions: [{ type: 'DeploymentUnavailable', deployment: 'web' }] },
+      }),
+      'spec.validateOnly',
+      'trigger.mode manual',
+    ],
+    [
+      'validateOnly with dryRun',
+      plan({ scope: 'app', validateOnly: 'pre', dryRun: true, targets: { deployments: [{ name: 'web' }] } }),
+      'spec.validateOnly',
+      'exclude each other',
+    ],
   ])('reports %s at its path', (_what, obj, path, message) => {
     const r = parseRollbackPlan(obj);
     expect(r.ok, 'parse should fail').toBe(false);

@@ -36,6 +36,7 @@ import {
 export const ROLLBACK_PLAN_KIND = 'RollbackPlan';
 export const Scopes = ['app', 'database', 'feature', 'full'] as const;
 export const Severities = ['critical', 'high', 'medium', 'low'] as const;
+export const ValidationStages = ['pre', 'post'] as const;
 export type Severity = (typeof Severities)[number];
 /** The seed's response times per severity: the default RTO objective. */
 export const SEVERITY_RTO: Record<Severity, string> = {
@@ -326,6 +327,16 @@ export const RollbackPlanSpec = withCelRules(
       .enum(Scopes)
       .meta({ description: 'What to roll back: app, database, feature or full (all given).' }),
     dryRun: z.boolean().optional().meta({ description: 'Report what would happen; change nothing.' }),
+    validateOnly: z
+      .enum(ValidationStages)
+      .optional()
+      .meta({
+        description:
+          "Run only the plan's checks, change nothing (like dryRun): `pre` runs the pre-validation checks against " +
+          'the targets as they are now; `post` the post-validation checks against the current state (rollouts ' +
+          'complete, spec.validation.http within spec.validation.timeout). Ends in DryRunComplete with ' +
+          'status.dryRunReport.validation. Manual plans only; not with dryRun.',
+      }),
     reason: z
       .string()
       .max(1024)
@@ -360,6 +371,21 @@ export const RollbackPlanSpec = withCelRules(
       rule: 'self == oldSelf',
       message: 'spec is immutable once created (like a Job); create a new RollbackPlan',
       reason: 'FieldValueForbidden',
+    },
+    {
+      rule: "!has(self.validateOnly) || !has(self.trigger) || self.trigger.mode == 'manual'",
+      message:
+        'spec.validateOnly runs the checks once, now: it needs spec.trigger.mode manual (or no trigger)',
+      fieldPath: '.validateOnly',
+      reason: 'FieldValueForbidden',
+      check: (s) => s.validateOnly === undefined || (s.trigger?.mode ?? 'manual') === 'manual',
+    },
+    {
+      rule: '!has(self.validateOnly) || !has(self.dryRun) || !self.dryRun',
+      message: 'spec.validateOnly and spec.dryRun exclude each other: use one',
+      fieldPath: '.validateOnly',
+      reason: 'FieldValueForbidden',
+      check: (s) => s.validateOnly === undefined || s.dryRun !== true,
     },
     {
       rule: "!has(self.trigger) || self.trigger.mode != 'auto' || has(self.severity)",
@@ -428,6 +454,23 @@ export type RollbackPlanSpec = z.infer<typeof RollbackPlanSpec>;
 // --- status --------------------------------------------------------------------------------------------
 
 const reasonText = () => z.string().max(1024);
+
+/** The outcome of a spec.validateOnly plan: one entry per check, in the order they ran. */
+export const ValidationReport = z.object({
+  stage: z.enum(ValidationStages),
+  passed: z.boolean().meta({ description: 'Every check passed (Skipped ones do not count against it).' }),
+  checks: z
+    .array(
+      z.object({
+        name: z.string().min(1).max(128),
+        result: z.enum(['Passed', 'Failed', 'Skipped']),
+        message: reasonText(),
+      }),
+    )
+    .max(64)
+    .meta({ 'x-kubernetes-list-type': 'atomic' }),
+});
+export type ValidationReport = z.infer<typeof ValidationReport>;
 /** metadata.uid of an object the plan created: only that object is trusted afterwards. */
 const objectUid = (description: string) => z.string().max(64).optional().meta({ description });
 
@@ -527,7 +570,14 @@ export const RollbackPlanStatus = z.object({
     'key',
     100,
   ).optional(),
-  dryRunReport: z.looseObject({}).optional().meta({ description: 'What a run would change (free-form).' }),
+  dryRunReport: z
+    .looseObject({
+      validation: ValidationReport.optional().meta({
+        description: 'spec.validateOnly: the checks that ran against the current state, and their results.',
+      }),
+    })
+    .optional()
+    .meta({ description: 'What a run would change (free-form), or the result of spec.validateOnly.' }),
   armed: z
     .object({
       since: Timestamp.meta({

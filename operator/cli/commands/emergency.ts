@@ -1,6 +1,158 @@
-import type { Command } from 'commander';
-import { stub } from './stub.js';
+// `nxt-rollback emergency`: create a critical RollbackPlan and follow it to the end (a watch on the plan), with
+// a live step display on a terminal and one plain line per change otherwise.
+import { randomBytes } from 'node:crypto';
+import { Option, type Command } from 'commander';
+import { Scopes } from '../../api/v1alpha1/rollbackplan.js';
+import { KubeApiError } from '../../kube/errors.js';
+import { action } from '../command.js';
+import { plansRef, type CliContext } from '../context.js';
+import {
+  buildEmergencyPlan,
+  durationFlag,
+  type EmergencyFlags,
+  type PlanManifest,
+} from '../emergency-plan.js';
+import { CliError, ExitCode, fromApiError } from '../errors.js';
+import { follow } from '../follow.js';
+import { LiveView } from '../live-view.js';
+import { paint } from '../output.js';
+import {
+  changeLines,
+  dryRunReportText,
+  isTerminal,
+  outcomeLine,
+  planSummary,
+  progressFrame,
+  type PlanObject,
+} from '../plan-view.js';
+
+interface Flags extends Omit<EmergencyFlags, 'deployments'> {
+  timeout: string;
+  wait: boolean;
+}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
 
 export function register(program: Command) {
-  stub(program, 'emergency', 'create a critical RollbackPlan and follow it to the end');
+  program
+    .command('emergency')
+    .description('create a critical RollbackPlan and follow it to the end')
+    .argument('[deployments...]', 'Deployments to roll back (scope app and full)')
+    .addOption(new Option('--scope <scope>', 'what to roll back').choices(Scopes).makeOptionMandatory())
+    .option('--reason <text>', 'why (recorded in spec.reason, events and notifications)')
+    .option('--name <name>', 'plan name (default emergency-<scope>-<yyyymmdd-hhmmss>-<4 hex>)')
+    .option('--to-revision <n>', 'revision to go back to (default: the previous one)')
+    .option('--schedule <BackupSchedule>', 'database: the BackupSchedule whose backup to restore')
+    .option('--backup <which>', 'database: latest (default), a backup id, or before=<RFC3339 time>')
+    .addOption(new Option('--mode <mode>', 'database: restore mode').choices(['inPlace', 'newDatabaseSwap']))
+    .option('--no-safety-backup', 'database: skip the backup of the current state before restoring')
+    .option('--flags <object>', 'feature: the ConfigMap (or featureflag/<name>) holding the flags')
+    .option('--disable <flags>', 'feature: comma-separated flags to switch off')
+    .option('--http <url>', 'post-validation: GET <url> must answer 200 (repeatable)', collect, [])
+    .option(
+      '--validation-timeout <duration>',
+      'post-validation deadline (spec.validation.timeout, default 5m)',
+    )
+    .option('--timeout <duration>', 'how long to follow the plan (exit 5 after)', '30m')
+    .option('--no-wait', 'create the plan, print its name and return')
+    .option('--dry-run', 'create a dry-run plan, show its report; changes nothing')
+    .action(action((ctx, deployments: string[], flags: Flags) => emergency(ctx, deployments, flags)));
+}
+
+async function emergency(ctx: CliContext, deployments: string[], flags: Flags) {
+  const timeoutMs = durationFlag('--timeout', flags.timeout);
+  const manifest = buildEmergencyPlan({ ...flags, deployments }, new Date(), randomBytes(2).toString('hex'));
+  const started = Date.now();
+  const created = await create(ctx, manifest);
+  const name = created.metadata.name;
+  const what = `RollbackPlan ${ctx.namespace}/${name}`;
+  if (!flags.wait) {
+    ctx.out.result(planSummary(created), () => ctx.out.line(name));
+    return ExitCode.Ok;
+  }
+
+  const human = ctx.out.format === 'table';
+  // -o json/yaml keeps stdout for the result: progress goes to stderr as plain lines.
+  const say = human ? (s: string) => ctx.out.line(s) : (s: string) => ctx.out.warn(s);
+  const live = human && ctx.out.tty ? new LiveView((s) => ctx.out.write(s)) : undefined;
+  const width = Math.max(40, (process.stdout.columns || 120) - 1);
+  let current: PlanObject = created;
+  const height = process.stdout.rows || 50;
+  const draw = () =>
+    live?.render(progressFrame(current, (Date.now() - started) / 1000, Date.now(), width, height));
+  if (!live)
+    say(
+      `created ${what} (scope ${manifest.spec.scope}, severity critical${manifest.spec.dryRun ? ', dry run' : ''})`,
+    );
+  // The elapsed time moves on a terminal even when the plan does not.
+  const ticker = live ? setInterval(draw, 1000) : undefined;
+  let prev: PlanObject | undefined;
+  // Ctrl-C leaves the plan running: say how to find it again.
+  const onInterrupt = () => {
+    if (ticker) clearInterval(ticker);
+    ctx.out.warn(`\nstopped following; the plan goes on: nxt-rollback -n ${ctx.namespace} status ${name}`);
+    process.exit(130);
+  };
+  process.once('SIGINT', onInterrupt);
+  let result;
+  try {
+    result = await follow<PlanObject>(ctx.kc, ctx.client, plansRef(ctx.namespace, name), {
+      timeoutMs,
+      what,
+      until: isTerminal,
+      onChange: (p) => {
+        current = p;
+        if (live) draw();
+        else for (const l of changeLines(prev, p, Date.now())) say(l);
+        prev = p;
+      },
+    });
+  } finally {
+    if (ticker) clearInterval(ticker);
+    process.removeListener('SIGINT', onInterrupt);
+  }
+  current = result.last;
+  draw();
+
+  if (result.timedOut) {
+    ctx.out.result(planSummary(current), () => undefined);
+    throw new CliError(
+      ExitCode.Timeout,
+      `${what} did not finish within --timeout ${flags.timeout} (phase ${current.status?.phase ?? 'Pending'}); ` +
+        `it goes on: nxt-rollback -n ${ctx.namespace} status ${name}`,
+    );
+  }
+  const phase = current.status?.phase;
+  if (manifest.spec.dryRun) {
+    const report = current.status?.dryRunReport;
+    const ok = phase === 'DryRunComplete' && report?.wouldSucceed === true;
+    ctx.out.result(planSummary(current), () => {
+      ctx.out.line();
+      if (report) ctx.out.line(dryRunReportText(report));
+      else ctx.out.line(outcomeLine(current));
+    });
+    return ok ? ExitCode.Ok : ExitCode.Failed;
+  }
+  const ok = phase === 'Succeeded';
+  ctx.out.result(planSummary(current), () =>
+    ctx.out.line(paint(ctx.out, ok ? 'green' : 'red', outcomeLine(current))),
+  );
+  if (!ok && !human) ctx.out.warn(outcomeLine(current));
+  return ok ? ExitCode.Ok : ExitCode.Failed;
+}
+
+/** POST the plan; a refusal of the spec (422, CEL) is the user's to fix: exit 2 with the server's words. */
+async function create(ctx: CliContext, manifest: PlanManifest): Promise<PlanObject> {
+  try {
+    return await ctx.client.create<PlanObject>(plansRef(ctx.namespace), manifest);
+  } catch (e) {
+    if (e instanceof KubeApiError && e.code === 422)
+      throw new CliError(ExitCode.Usage, `the API server refused the RollbackPlan: ${e.statusMessage}`);
+    if (e instanceof KubeApiError && e.code === 409)
+      throw new CliError(
+        ExitCode.Usage,
+        `RollbackPlan ${ctx.namespace}/${manifest.metadata.name} already exists (a plan runs once): choose another --name`,
+      );
+    throw fromApiError(e, `create RollbackPlan ${ctx.namespace}/${manifest.metadata.name}`);
+  }
 }

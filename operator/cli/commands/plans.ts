@@ -1,10 +1,166 @@
+// status, history, approve, veto: reading RollbackPlans, and the two annotations people decide with. The
+// approvals ValidatingAdmissionPolicy (docs/approvals.md) judges approve/veto: the CLI only writes the
+// current user's own name, as one merge patch.
 import type { Command } from 'commander';
-import { stub } from './stub.js';
+import { Annotation } from '../../api/v1alpha1/common.js';
+import { action } from '../command.js';
+import { plansRef, type CliContext } from '../context.js';
+import { durationFlag } from '../emergency-plan.js';
+import { CliError, ExitCode, fromApiError } from '../errors.js';
+import { follow } from '../follow.js';
+import {
+  activeTable,
+  historyEntry,
+  historyTable,
+  isActive,
+  isTerminal,
+  planDetail,
+  planSummary,
+  recentPlans,
+  type PlanObject,
+} from '../plan-view.js';
 
 /** status, history, approve, veto. */
 export function register(program: Command) {
-  stub(program, 'status', 'show a RollbackPlan (or the active ones)');
-  stub(program, 'history', 'recent RollbackPlans: trigger, result, duration, RTO met');
-  stub(program, 'approve', 'approve a RollbackPlan waiting for approval');
-  stub(program, 'veto', 'veto a RollbackPlan');
+  program
+    .command('status')
+    .description('show a RollbackPlan in detail, or the plans that have not ended')
+    .argument('[plan]', 'plan name (default: list Pending, Armed, AwaitingApproval and Running plans)')
+    .option('-A, --all-namespaces', 'without a plan name: every namespace')
+    .action(action((ctx, plan: string | undefined, o: { allNamespaces?: boolean }) => status(ctx, plan, o)));
+  program
+    .command('history')
+    .description('recent RollbackPlans, newest first: trigger, result, duration, RTO met')
+    .option('--limit <n>', 'how many plans', '20')
+    .option('-A, --all-namespaces', 'every namespace')
+    .action(action((ctx, o: { limit: string; allNamespaces?: boolean }) => history(ctx, o)));
+  for (const verb of ['approve', 'veto'] as const)
+    program
+      .command(verb)
+      .description(
+        verb === 'approve'
+          ? 'approve a RollbackPlan waiting for approval (annotation approved-by = you)'
+          : 'veto a RollbackPlan before it runs (annotation vetoed-by = you)',
+      )
+      .argument('<plan>', 'plan name')
+      .option(
+        '--reason <text>',
+        `why (recorded in status.${verb === 'approve' ? 'approval' : 'veto'}.reason)`,
+      )
+      .option('--wait', 'wait until the plan leaves AwaitingApproval')
+      .option('--timeout <duration>', 'how long --wait waits (exit 5 after)', '5m')
+      .action(action((ctx, plan: string, o: DecideFlags) => decide(ctx, verb, plan, o)));
+}
+
+async function getPlan(ctx: CliContext, name: string): Promise<PlanObject> {
+  try {
+    return await ctx.client.get<PlanObject>(plansRef(ctx.namespace, name));
+  } catch (e) {
+    throw fromApiError(e, `get RollbackPlan ${ctx.namespace}/${name}`);
+  }
+}
+
+async function listPlans(ctx: CliContext, allNamespaces: boolean): Promise<PlanObject[]> {
+  try {
+    return (await ctx.client.list<PlanObject>(plansRef(allNamespaces ? '' : ctx.namespace))).items;
+  } catch (e) {
+    throw fromApiError(e, `list RollbackPlans${allNamespaces ? '' : ` in ${ctx.namespace}`}`);
+  }
+}
+
+async function status(ctx: CliContext, name: string | undefined, o: { allNamespaces?: boolean }) {
+  if (name) {
+    if (o.allNamespaces) throw new CliError(ExitCode.Usage, 'status <plan> reads one namespace: drop -A');
+    const plan = await getPlan(ctx, name);
+    ctx.out.result(planSummary(plan), () => ctx.out.line(planDetail(plan)));
+    return;
+  }
+  const active = recentPlans((await listPlans(ctx, !!o.allNamespaces)).filter(isActive), Infinity);
+  ctx.out.result(active.map(planSummary), () => {
+    if (!active.length)
+      ctx.out.line(`No active RollbackPlans${o.allNamespaces ? '' : ` in namespace ${ctx.namespace}`}.`);
+    else ctx.out.line(activeTable(active, !!o.allNamespaces));
+  });
+}
+
+async function history(ctx: CliContext, o: { limit: string; allNamespaces?: boolean }) {
+  if (!/^\d+$/.test(o.limit) || Number(o.limit) < 1)
+    throw new CliError(ExitCode.Usage, `--limit "${o.limit}" must be a positive whole number`);
+  const entries = recentPlans(await listPlans(ctx, !!o.allNamespaces), Number(o.limit)).map(historyEntry);
+  ctx.out.result(entries, () => {
+    if (!entries.length)
+      ctx.out.line(`No RollbackPlans${o.allNamespaces ? '' : ` in namespace ${ctx.namespace}`}.`);
+    else ctx.out.line(historyTable(entries, !!o.allNamespaces));
+  });
+}
+
+interface DecideFlags {
+  reason?: string;
+  wait?: boolean;
+  timeout: string;
+}
+
+/** The merge patch of approve/veto: the user's own name, and the reason when one is given. */
+export function decisionPatch(verb: 'approve' | 'veto', username: string, reason: string | undefined) {
+  const [by, why] =
+    verb === 'approve'
+      ? [Annotation.ApprovedBy, Annotation.ApprovalReason]
+      : [Annotation.VetoedBy, Annotation.VetoReason];
+  return {
+    metadata: { annotations: { [by]: username, ...(reason !== undefined ? { [why]: reason } : {}) } },
+  };
+}
+
+async function decide(ctx: CliContext, verb: 'approve' | 'veto', name: string, o: DecideFlags) {
+  const timeoutMs = o.wait ? durationFlag('--timeout', o.timeout) : 0;
+  const what = `RollbackPlan ${ctx.namespace}/${name}`;
+  const before = await getPlan(ctx, name);
+  const phase = before.status?.phase;
+  // An annotation on a plan that already ran (or is running) would change nothing: say so instead.
+  if (isTerminal(before) || phase === 'Running')
+    throw new CliError(
+      ExitCode.Failed,
+      `${what} is ${phase}: ${verb === 'approve' ? 'an approval' : 'a veto'} changes nothing any more`,
+    );
+  const user = await ctx.username();
+  let after: PlanObject;
+  try {
+    after = await ctx.client.patch<PlanObject>(
+      plansRef(ctx.namespace, name),
+      'merge',
+      decisionPatch(verb, user, o.reason),
+    );
+  } catch (e) {
+    // A refusal by the approvals policy is a 403 whose message names the verb and severity it needs.
+    throw fromApiError(e, `${verb} ${what}`);
+  }
+  if (o.wait && after.status?.phase === 'AwaitingApproval') {
+    const r = await follow<PlanObject>(ctx.kc, ctx.client, plansRef(ctx.namespace, name), {
+      timeoutMs,
+      what,
+      until: (p) => p.status?.phase !== 'AwaitingApproval',
+    });
+    after = r.last;
+    if (r.timedOut)
+      throw new CliError(
+        ExitCode.Timeout,
+        `${verb === 'approve' ? 'approved' : 'vetoed'} as ${user}, but ${what} was still AwaitingApproval after --timeout ${o.timeout}`,
+      );
+  }
+  const result = {
+    name,
+    namespace: ctx.namespace,
+    action: verb,
+    user,
+    reason: o.reason ?? null,
+    severity: after.spec.severity ?? null,
+    phase: after.status?.phase ?? 'Pending',
+  };
+  ctx.out.result(result, () => {
+    ctx.out.line(
+      `${verb === 'approve' ? 'approved' : 'vetoed'} ${what} (severity ${result.severity ?? 'none'}) as ${user}` +
+        (o.reason ? `: ${o.reason}` : ''),
+    );
+    ctx.out.line(`phase: ${result.phase}`);
+  });
 }

@@ -1,6 +1,155 @@
-import type { Command } from 'commander';
-import { stub } from './stub.js';
+// validate: a plan's pre- or post-validation checks on their own. Creates one RollbackPlan per stage with
+// spec.validateOnly (the operator runs the checks, changing nothing), follows it with a watch until
+// DryRunComplete and prints its status.dryRunReport.validation.
+import { Command, Option } from 'commander';
+import type { RollbackPlanSpec, ValidationReport } from '../../api/v1alpha1/rollbackplan.js';
+import type { KubeObject } from '../../kube/rest.js';
+import { action } from '../command.js';
+import { plansRef, type CliContext } from '../context.js';
+import { CliError, ExitCode, fromApiError } from '../errors.js';
+import { paint, table } from '../output.js';
+import { parseWaitTimeout, uniqueRequestValue } from '../requests.js';
+import { validationPlan, validationSpec, type Stage } from '../validation-plan.js';
+import { watchUntil } from '../watch-until.js';
+
+interface ValidateOptions {
+  pre?: boolean;
+  post?: boolean;
+  http: string[];
+  schedule?: string;
+  flags?: string;
+  disable?: string;
+  plan?: string;
+  validationTimeout?: string;
+  timeout: string;
+}
+
+const collect = (v: string, all: string[]) => [...all, v];
 
 export function register(program: Command) {
-  stub(program, 'validate', "run a plan's pre- or post-validation checks on their own");
+  program
+    .command('validate')
+    .description(
+      "run a plan's pre- or post-validation checks on their own (neither --pre nor --post: both, pre first); nothing is changed",
+    )
+    .argument('[deployments...]', 'target Deployments')
+    .option(
+      '--pre',
+      'pre-validation: targets exist, revisions exist, not paused, no other plan holds them, permissions, backup, flags',
+    )
+    .option('--post', 'post-validation: every Deployment rolled out and available, the HTTP checks pass')
+    .option('--http <url>', 'an HTTP check that must return 200 (repeatable)', collect, [])
+    .option(
+      '--schedule <name>',
+      'a database target: the BackupSchedule whose newest verified backup is checked',
+    )
+    .option('--flags <name>', 'a flag target: ConfigMap <name>, or featureflag/<name> (OpenFeature)')
+    .option('--disable <keys>', 'the flag keys of --flags, comma-separated')
+    .option('--plan <name>', "copy an existing RollbackPlan's targets and validation")
+    .option(
+      '--validation-timeout <duration>',
+      'spec.validation.timeout: how long rollouts and HTTP checks may take',
+    )
+    .addOption(new Option('--timeout <duration>', 'how long to wait for the results').default('10m'))
+    .action(action(validate));
+}
+
+async function validate(ctx: CliContext, deployments: string[], opts: ValidateOptions) {
+  const timeoutMs = parseWaitTimeout(opts.timeout);
+  if (opts.validationTimeout) parseWaitTimeout(opts.validationTimeout, '--validation-timeout');
+  const stages: Stage[] = opts.pre === opts.post ? ['pre', 'post'] : opts.pre ? ['pre'] : ['post'];
+  const from = opts.plan ? await readPlanSpec(ctx, opts.plan) : undefined;
+  const spec = validationSpec({
+    deployments,
+    http: opts.http,
+    schedule: opts.schedule,
+    flags: opts.flags,
+    disable: (opts.disable ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+    validationTimeout: opts.validationTimeout,
+    from,
+  });
+  const deadline = Date.now() + timeoutMs;
+  const results: (ValidationReport & { plan: string })[] = [];
+  for (const stage of stages) {
+    const report = await runStage(ctx, stage, spec, deadline - Date.now());
+    results.push(report);
+    if (ctx.out.format === 'table') printStage(ctx, report, stages.length > 1);
+  }
+  const passed = results.every((r) => r.passed);
+  if (ctx.out.format !== 'table')
+    ctx.out.result(results.length === 1 ? results[0] : { passed, stages: results }, () => {});
+  return passed ? ExitCode.Ok : ExitCode.Failed;
+}
+
+async function readPlanSpec(ctx: CliContext, name: string): Promise<Partial<RollbackPlanSpec>> {
+  try {
+    const plan = await ctx.client.get<KubeObject>(plansRef(ctx.namespace, name));
+    return plan.spec ?? {};
+  } catch (e) {
+    const err = fromApiError(e, `get RollbackPlan "${name}"`);
+    if (err.exitCode === ExitCode.NotFound)
+      throw new CliError(ExitCode.NotFound, `RollbackPlan "${name}" not found in namespace ${ctx.namespace}`);
+    throw err;
+  }
+}
+
+/** Creates the stage's plan and waits for its report. */
+async function runStage(
+  ctx: CliContext,
+  stage: Stage,
+  spec: ReturnType<typeof validationSpec>,
+  timeoutMs: number,
+): Promise<ValidationReport & { plan: string }> {
+  const name = uniqueRequestValue(`validate-${stage}`);
+  try {
+    await ctx.client.create(plansRef(ctx.namespace), validationPlan(name, stage, spec));
+  } catch (e) {
+    throw fromApiError(e, `create RollbackPlan "${name}"`);
+  }
+  if (ctx.out.format === 'table') ctx.out.warn(`${stage}-validation: RollbackPlan ${name} created; waiting…`);
+  let lastNote = '';
+  const report = await watchUntil(
+    ctx,
+    plansRef(ctx.namespace, name),
+    (p) => {
+      const phase = p.status?.phase;
+      if (phase === 'DryRunComplete') {
+        const v = p.status?.dryRunReport?.validation as ValidationReport | undefined;
+        if (!v)
+          throw new CliError(ExitCode.Failed, `RollbackPlan ${name} finished without a validation report`);
+        return v;
+      }
+      if (phase === 'Failed') {
+        const ready = (p.status?.conditions ?? []).find((c: { type: string }) => c.type === 'Ready');
+        throw new CliError(
+          ExitCode.Failed,
+          `RollbackPlan ${name} failed: ${ready?.reason ?? ''}: ${ready?.message ?? 'see kubectl describe'}`,
+        );
+      }
+      const progress = (p.status?.conditions ?? []).find((c: { type: string }) => c.type === 'Reconciling');
+      if (ctx.out.format === 'table' && progress?.message && progress.message !== lastNote)
+        ctx.out.warn((lastNote = progress.message));
+      return undefined;
+    },
+    { what: `the ${stage}-validation of RollbackPlan "${name}"`, timeoutMs: Math.max(1, timeoutMs) },
+  );
+  return { plan: name, ...report };
+}
+
+function printStage(ctx: CliContext, r: ValidationReport & { plan: string }, heading: boolean) {
+  const color = { Passed: 'green', Failed: 'red', Skipped: 'gray' } as const;
+  if (heading) ctx.out.line(`${r.stage.toUpperCase()}-VALIDATION (${r.plan})`);
+  ctx.out.line(
+    table(
+      ['check', 'result', 'message'],
+      r.checks.map((c) => [c.name, paint(ctx.out, color[c.result], c.result), c.message]),
+    ),
+  );
+  ctx.out.line(
+    `${r.stage}-validation ${r.passed ? paint(ctx.out, 'green', 'passed') : paint(ctx.out, 'red', 'FAILED')}`,
+  );
+  if (heading) ctx.out.line();
 }

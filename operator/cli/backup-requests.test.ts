@@ -1,0 +1,121 @@
+import { describe, expect, it } from 'vitest';
+import type { KubeObject } from '../kube/rest.js';
+import { backupNowState, listBackups, testRestoreState } from './backup-requests.js';
+
+const sched = (status: object, name = 'app'): KubeObject => ({ metadata: { name }, status });
+const backup = (id: string, finishedAt: string, verified = true) => ({
+  id,
+  startedAt: '2026-01-01T00:00:00Z',
+  finishedAt,
+  verified,
+});
+const cond = (type: string, status: string, reason: string, message: string) => ({
+  type,
+  status,
+  reason,
+  message,
+});
+
+describe('backup now: which state the request is in', () => {
+  it('waits until the operator handled our value', () => {
+    expect(backupNowState(sched({ lastBackupNow: { annotationValue: 'old', jobName: 'j' } }), 'v')).toEqual({
+      state: 'waiting',
+    });
+  });
+  it('is recorded when a backup with the Job name as id appears', () => {
+    const s = sched({
+      lastBackupNow: { annotationValue: 'v', jobName: 'app-backup-now-1' },
+      backups: [backup('app-backup-now-1', '2026-01-01T00:00:05Z')],
+    });
+    expect(backupNowState(s, 'v')).toMatchObject({ state: 'recorded', backup: { id: 'app-backup-now-1' } });
+  });
+  it('failed only for a recorded failure of our Job; a stuck Job is a note, not the end', () => {
+    const base = { lastBackupNow: { annotationValue: 'v', jobName: 'j1' } };
+    const failed = sched({
+      ...base,
+      conditions: [cond('LastBackupSucceeded', 'False', 'DatabaseUnreachable', 'backup Job j1 failed: x')],
+    });
+    expect(backupNowState(failed, 'v')).toMatchObject({ state: 'failed', reason: 'DatabaseUnreachable' });
+    const stuck = sched({
+      ...base,
+      conditions: [cond('LastBackupSucceeded', 'False', 'RunnerPodUnschedulable', 'backup Job j1: no node')],
+    });
+    expect(backupNowState(stuck, 'v')).toMatchObject({
+      state: 'waiting',
+      note: expect.stringContaining('no node'),
+    });
+    const other = sched({
+      ...base,
+      conditions: [cond('LastBackupSucceeded', 'False', 'X', 'backup Job j0 failed: earlier')],
+    });
+    expect(backupNowState(other, 'v')).toEqual({ state: 'waiting', jobName: 'j1' });
+  });
+  it('a rejected request (no Job) is a failure', () => {
+    const s = sched({
+      lastBackupNow: { annotationValue: 'v' },
+      conditions: [cond('LastBackupSucceeded', 'False', 'EmergencyBackupRejected', 'quota')],
+    });
+    expect(backupNowState(s, 'v')).toMatchObject({ state: 'failed', reason: 'EmergencyBackupRejected' });
+  });
+});
+
+describe('backups verify: which state the request is in', () => {
+  const at = new Date('2026-01-01T00:10:00.700Z');
+  const handled = { annotationValue: 'b1@x', backupId: 'b1', jobName: 'app-restore-now-1' };
+  const result = (finishedAt: string, backupId = 'b1') => ({
+    backupId,
+    finishedAt,
+    result: 'Succeeded',
+    durationSeconds: 2,
+  });
+  it('finished only for a result of that backup at or after the request', () => {
+    expect(
+      testRestoreState(
+        sched({ lastTestRestoreNow: handled, lastTestRestore: result('2026-01-01T00:09:59Z') }),
+        'b1@x',
+        'b1',
+        at,
+      ),
+    ).toMatchObject({ state: 'waiting' });
+    expect(
+      testRestoreState(
+        sched({ lastTestRestoreNow: handled, lastTestRestore: result('2026-01-01T00:10:03Z', 'b2') }),
+        'b1@x',
+        'b1',
+        at,
+      ),
+    ).toMatchObject({ state: 'waiting' });
+    expect(
+      testRestoreState(
+        sched({ lastTestRestoreNow: handled, lastTestRestore: result('2026-01-01T00:10:00Z') }),
+        'b1@x',
+        'b1',
+        at,
+      ),
+    ).toMatchObject({ state: 'finished' });
+  });
+  it('refused when the operator started no Job', () => {
+    const s = sched({
+      lastTestRestoreNow: { annotationValue: 'b1@x', message: 'backup "b1" is not among' },
+      conditions: [cond('LastTestRestoreSucceeded', 'False', 'BackupNotFound', 'm')],
+    });
+    expect(testRestoreState(s, 'b1@x', 'b1', at)).toMatchObject({
+      state: 'refused',
+      reason: 'BackupNotFound',
+    });
+  });
+});
+
+describe('backups list', () => {
+  it("lists every schedule's backups, newest first, with the schedule", () => {
+    const rows = listBackups([
+      sched({ backups: [backup('a1', '2026-01-01T00:00:01Z')] }, 'a'),
+      sched({ backups: [backup('b1', '2026-01-01T00:00:02Z'), backup('b0', '2026-01-01T00:00:00Z')] }, 'b'),
+    ]);
+    expect(rows.map((r) => [r.id, r.schedule])).toEqual([
+      ['b1', 'b'],
+      ['a1', 'a'],
+      ['b0', 'b'],
+    ]);
+  });
+});

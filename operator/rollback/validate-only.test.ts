@@ -1,0 +1,219 @@
+import { describe, expect, it } from 'vitest';
+import { withRollbackPlanDefaults, type RollbackPlanSpec } from '../api/v1alpha1/rollbackplan.js';
+import { KubeApiError } from '../kube/errors.js';
+import type { KubeObject } from '../kube/rest.js';
+import type { PlanRun } from './plan-run.js';
+import { validatePost, validatePre, validationReport } from './validate-only.js';
+
+const notFound = () => new KubeApiError(404, 'NotFound', 'not found', 'GET', '/x');
+
+const deployment = (name: string, over: Record<string, unknown> = {}) => ({
+  metadata: {
+    name,
+    namespace: 'ns',
+    generation: 2,
+    annotations: { 'deployment.kubernetes.io/revision': '2' },
+  },
+  spec: { replicas: 1, template: { spec: { containers: [{ name: 'app', image: 'app:2' }] } } },
+  status: { observedGeneration: 2, replicas: 1, updatedReplicas: 1, availableReplicas: 1, ...over },
+});
+
+function fakeRun(
+  spec: Partial<RollbackPlanSpec>,
+  opts: {
+    deployments?: Record<string, object>;
+    schedule?: KubeObject;
+    http?: (i: number) => any;
+    now?: Date;
+    status?: object;
+  } = {},
+): PlanRun {
+  const full = withRollbackPlanDefaults({ scope: 'app', targets: {}, ...spec } as RollbackPlanSpec);
+  return {
+    plan: { metadata: { name: 'v', namespace: 'ns', uid: 'u', creationTimestamp: '2026-01-01T00:00:00Z' } },
+    namespace: 'ns',
+    spec: full,
+    status: structuredClone(opts.status ?? {}),
+    client: {
+      get: async (ref: { plural: string; name: string }) => {
+        if (ref.plural === 'deployments' && opts.deployments?.[ref.name]) return opts.deployments[ref.name];
+        if (ref.plural === 'secrets') return { data: { host: '', database: '', username: '', password: '' } };
+        throw notFound();
+      },
+      list: async () => ({ metadata: {}, items: [] }),
+    } as any,
+    log: { info() {}, warn() {}, debug() {}, error() {} } as any,
+    now: () => opts.now ?? new Date(),
+    allPlans: () => [],
+    event: () => {},
+    checkpoint: async () => {
+      throw new Error('a validation must not write status mid-way');
+    },
+    cache: {
+      schedule: () => opts.schedule,
+      job: () => undefined,
+      podsOfJob: () => [],
+      deployment: () => undefined,
+    },
+    access: { check: async () => ({ allowed: true }) } as any,
+    histories: new Map(),
+    runnerImage: 'img',
+    checks: {
+      http: (i: number) => opts.http?.(i) ?? { state: 'running' },
+      problem: () => undefined,
+      settle: () => {},
+    },
+    runnerPolicy: {} as any,
+    jobConflictTimeoutMs: 1000,
+  };
+}
+
+describe('validationReport', () => {
+  it('passes when nothing failed (Skipped does not count), with reason ChecksPassed', () => {
+    const r = validationReport('pre', [
+      { name: 'A', result: 'Passed', message: 'ok' },
+      { name: 'B', result: 'Skipped', message: 'n/a' },
+    ]);
+    expect(r.report).toEqual({
+      stage: 'pre',
+      passed: true,
+      checks: [
+        { name: 'A', result: 'Passed', message: 'ok' },
+        { name: 'B', result: 'Skipped', message: 'n/a' },
+      ],
+    });
+    expect(r.reason).toBe('ChecksPassed');
+    expect(r.summary).toBe('pre-validation: all 1 check(s) passed');
+  });
+  it("fails with the first failed check's reason and names the failures in the summary; bounded", () => {
+    const r = validationReport('post', [
+      { name: 'A', result: 'Failed', message: 'x'.repeat(5000), reason: 'HTTPCheckFailed' },
+      { name: 'B', result: 'Failed', message: 'no', reason: 'RolloutTimeout' },
+      ...Array.from({ length: 100 }, (_, i) => ({ name: `C${i}`, result: 'Passed' as const, message: '' })),
+    ]);
+    expect(r.report.passed).toBe(false);
+    expect(r.reason).toBe('HTTPCheckFailed');
+    expect(r.report.checks).toHaveLength(64);
+    expect(r.report.checks[0]!.message.length).toBeLessThanOrEqual(1024);
+    expect(r.summary.length).toBeLessThanOrEqual(1024);
+    expect(r.summary).toMatch(/^post-validation: 2 of 64 check\(s\) failed: A: x/);
+  });
+});
+
+describe('validatePre', () => {
+  it('a missing Deployment fails CheckTargetsExist and skips the checks after it, writing nothing', async () => {
+    const run = fakeRun({ targets: { deployments: [{ name: 'gone' }] } });
+    const checks = await validatePre(run);
+    expect(checks.map((c) => [c.name, c.result])).toEqual([
+      ['CheckTargetsExist', 'Failed'],
+      ['CheckRevisionsExist', 'Skipped'],
+      ['CheckNotPaused', 'Skipped'],
+      ['CheckNoConcurrentPlan', 'Skipped'],
+      ['CheckPermissions', 'Skipped'],
+    ]);
+    expect(checks[0]).toMatchObject({ reason: 'TargetNotFound' });
+    expect(run.status.steps).toBeUndefined(); // the plan's own journal is untouched
+  });
+
+  it('database: a schedule with no verified backup fails CheckBackupSelected; no Job is needed', async () => {
+    const schedule = {
+      metadata: { name: 'db', namespace: 'ns' },
+      spec: {
+        database: { secretRef: { name: 's' } },
+        storage: { persistentVolumeClaim: { claimName: 'c' } },
+      },
+      status: {
+        backups: [
+          {
+            id: 'b1',
+            startedAt: '2026-01-01T00:00:00Z',
+            finishedAt: '2026-01-01T00:00:00Z',
+            verified: false,
+          },
+        ],
+      },
+    } as unknown as KubeObject;
+    const run = fakeRun(
+      { scope: 'database', targets: { database: { backupScheduleRef: { name: 'db' } } } },
+      { schedule },
+    );
+    const checks = await validatePre(run);
+    expect(checks.map((c) => [c.name, c.result])).toEqual([
+      ['CheckNoConcurrentRestore', 'Passed'],
+      ['CheckBackupSchedule', 'Passed'],
+      ['CheckBackupSelected', 'Failed'],
+      ['CheckJobPermissions', 'Skipped'],
+    ]);
+    expect(checks[2]).toMatchObject({ reason: 'BackupNotFound' });
+  });
+
+  it('database: an unknown BackupSchedule fails CheckBackupSchedule', async () => {
+    const run = fakeRun({
+      scope: 'database',
+      targets: { database: { backupScheduleRef: { name: 'nope' } } },
+    });
+    const checks = await validatePre(run);
+    expect(checks.find((c) => c.name === 'CheckBackupSchedule')).toMatchObject({
+      result: 'Failed',
+      reason: 'BackupScheduleNotFound',
+    });
+  });
+});
+
+describe('validatePost', () => {
+  const http = [{ url: 'http://127.0.0.1:1/healthz', expectStatus: 200 }];
+  it('waits while a rollout is in progress, then fails it at validation.timeout', async () => {
+    const progressing = { web: deployment('web', { availableReplicas: 0 }) };
+    const start = new Date('2026-01-01T00:00:00Z');
+    const run = fakeRun(
+      { targets: { deployments: [{ name: 'web' }] }, validation: { timeout: '10s' } },
+      { deployments: progressing, now: start },
+    );
+    const first = await validatePost(run);
+    expect(first).toMatchObject({ kind: 'wait' });
+    expect(run.status.steps?.[0]).toMatchObject({ name: 'PostValidation', startedAt: start.toISOString() });
+    const later = fakeRun(
+      { targets: { deployments: [{ name: 'web' }] }, validation: { timeout: '10s' } },
+      { deployments: progressing, now: new Date(start.getTime() + 11_000), status: run.status },
+    );
+    const done = await validatePost(later);
+    expect(done).toMatchObject({
+      kind: 'done',
+      checks: [{ name: 'CheckRolledOut/web', result: 'Failed', reason: 'RolloutTimeout' }],
+    });
+  });
+
+  it('a rolled-out Deployment passes; the HTTP checks decide when they finish', async () => {
+    const deployments = { web: deployment('web') };
+    const running = fakeRun(
+      { targets: { deployments: [{ name: 'web' }] }, validation: { http } },
+      { deployments },
+    );
+    expect(await validatePost(running)).toMatchObject({ kind: 'wait' });
+    const failed = fakeRun(
+      { targets: { deployments: [{ name: 'web' }] }, validation: { http } },
+      {
+        deployments,
+        http: () => ({
+          state: 'done',
+          result: { passed: false, reason: 'HTTPCheckFailed', message: 'status 503', attempts: 3 },
+        }),
+      },
+    );
+    expect(await validatePost(failed)).toMatchObject({
+      kind: 'done',
+      checks: [
+        { name: 'CheckRolledOut/web', result: 'Passed' },
+        { name: 'CheckHTTP/1', result: 'Failed', message: 'status 503', reason: 'HTTPCheckFailed' },
+      ],
+    });
+  });
+
+  it('a missing Deployment fails at once with TargetNotFound', async () => {
+    const run = fakeRun({ targets: { deployments: [{ name: 'gone' }] } });
+    expect(await validatePost(run)).toMatchObject({
+      kind: 'done',
+      checks: [{ name: 'CheckRolledOut/gone', result: 'Failed', reason: 'TargetNotFound' }],
+    });
+  });
+});
