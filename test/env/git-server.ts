@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
+import { WORKDIR_PREFIX } from './processes.js';
 
 const execFileP = promisify(execFile);
 export const GIT_HTTP_BACKEND = '/usr/lib/git-core/git-http-backend';
@@ -46,7 +47,9 @@ export class LocalGitServer {
 
   static async start(opts: { log?: (m: string) => void } = {}): Promise<LocalGitServer> {
     const log = opts.log ?? (() => {});
-    const root = mkdtempSync(join(tmpdir(), 'nxt-git-'));
+    // Named and owned like the other harness work dirs, so reapStaleRuns() removes it after a killed run.
+    const root = mkdtempSync(join(tmpdir(), WORKDIR_PREFIX + 'git-'));
+    writeFileSync(join(root, 'owner.pid'), String(process.pid));
     const repos = join(root, 'repos');
     mkdirSync(repos);
     const server = createServer((req, res) => serveCgi(repos, req, res, log));
