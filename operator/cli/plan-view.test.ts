@@ -192,4 +192,14 @@ describe('plan view', () => {
     expect(text).toMatch(/ConfigMap\/flags\s+beta\s+true\s+false/);
     expect(text).toContain('  - targets exist');
   });
+
+  it("shows weak GitOps evidence as the report's neutral note, with no owner or warning line", () => {
+    const note =
+      'may be managed by Argo CD Application shop (label app.kubernetes.io/instance, also set by Helm)';
+    const text = dryRunReportText({
+      deployments: [{ name: 'web', action: 'rollback', gitops: { tool: 'argocd', weak: true, note } }],
+    });
+    expect(text).toContain(`  GitOps: ${note}`);
+    expect(text).not.toMatch(/GitOps owner|warning:/);
+  });
 });

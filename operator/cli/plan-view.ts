@@ -376,7 +376,7 @@ export function dryRunReportText(report: Record<string, unknown>): string {
       imageChanges?: { container: string; from: string | null; to: string | null }[];
       templateDiff?: string;
       message?: string;
-      gitops?: { owner?: string; warning?: string };
+      gitops?: { owner?: string; warning?: string; note?: string };
     }[];
     database?: Record<string, unknown>;
     featureFlags?: { object: string; key: string; current?: string; wouldBe: string }[];
@@ -396,6 +396,8 @@ export function dryRunReportText(report: Record<string, unknown>): string {
     // Who applies it from Git (operator/gitops/ownership.ts), and that its next sync may undo the rollback.
     if (d.gitops?.owner) out.push(`  GitOps owner: ${d.gitops.owner}`);
     if (d.gitops?.warning) out.push(`  warning: ${d.gitops.warning}`);
+    // Weak evidence (the instance label, which Helm sets too): a neutral note, no owner or warning.
+    if (d.gitops?.note) out.push(`  GitOps: ${d.gitops.note}`);
     for (const c of d.imageChanges ?? [])
       out.push(`  image ${c.container}: ${c.from ?? '(none)'} -> ${c.to ?? '(none)'}`);
     if (d.templateDiff)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeOwner, gitOpsOwner, parseTrackingId } from './ownership.js';
+import { describeOwner, gitOpsOwner, parseTrackingId, weakOwnerNote } from './ownership.js';
 
 describe('GitOps ownership', () => {
   it('reads Flux kustomize-controller labels', () => {
@@ -62,5 +62,21 @@ describe('GitOps ownership', () => {
     expect(o).toMatchObject({ tool: 'argocd', name: 'shop', weak: true });
     expect(describeOwner(o!)).toBe('Argo CD Application shop (probably)');
     expect(gitOpsOwner({ name: 'c', labels: { app: 'x' } })).toBeUndefined();
+    expect(weakOwnerNote(o!)).toBe(
+      'may be managed by Argo CD Application shop (label app.kubernetes.io/instance, also set by Helm)',
+    );
+  });
+
+  it('bounds what it copies from a tracking id (the annotation may be ~256 KiB)', () => {
+    const o = gitOpsOwner({
+      name: 'checkout',
+      namespace: 'shop',
+      annotations: {
+        'argocd.argoproj.io/tracking-id': `${'n'.repeat(1000)}_${'a'.repeat(256 * 1024)}:apps/Deployment:shop/checkout`,
+      },
+    });
+    expect(o!.name).toHaveLength(253);
+    expect(o!.name.endsWith('...')).toBe(true);
+    expect(o!.namespace).toHaveLength(63);
   });
 });

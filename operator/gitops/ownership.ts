@@ -2,6 +2,9 @@
 // tracking-id annotation, or the weaker instance label). Pure: reads only the object's own metadata.
 // Sources: ../shared/research/gitops-and-triggers.md §1 (fluxcd/pkg/ssa SetOwnerLabels, helm-controller
 // origin labels, Argo CD util/argo/resource_tracking.go).
+// Every value copied from a label or annotation is bounded: label values are at most 63 characters, but the
+// tracking-id annotation may be ~256 KiB, and what this returns ends up in status, conditions and Events.
+import { boundText } from '../kube/bounded.js';
 
 export const FLUX_KUSTOMIZE_NAME = 'kustomize.toolkit.fluxcd.io/name';
 export const FLUX_KUSTOMIZE_NAMESPACE = 'kustomize.toolkit.fluxcd.io/namespace';
@@ -29,6 +32,12 @@ interface Meta {
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
 }
+
+/** Longest object name (DNS subdomain) and namespace (DNS label) kept from a label or annotation value. */
+export const OWNER_NAME_MAX = 253;
+export const OWNER_NAMESPACE_MAX = 63;
+const ownerName = (s: string) => boundText(s, OWNER_NAME_MAX);
+const ownerNamespace = (s: string) => boundText(s, OWNER_NAMESPACE_MAX);
 
 export interface ObjectIdentity {
   group: string;
@@ -78,10 +87,10 @@ export function gitOpsOwner(meta: Meta, id: ObjectIdentity = { group: 'apps', ki
     const owner: GitOpsOwner = {
       tool: 'flux',
       kind: 'Kustomization',
-      name: ks,
+      name: ownerName(ks),
       evidence: `labels ${FLUX_KUSTOMIZE_NAME}, ${FLUX_KUSTOMIZE_NAMESPACE}`,
     };
-    if (labels[FLUX_KUSTOMIZE_NAMESPACE]) owner.namespace = labels[FLUX_KUSTOMIZE_NAMESPACE];
+    if (labels[FLUX_KUSTOMIZE_NAMESPACE]) owner.namespace = ownerNamespace(labels[FLUX_KUSTOMIZE_NAMESPACE]);
     return owner;
   }
   const hr = labels[FLUX_HELM_NAME];
@@ -89,10 +98,10 @@ export function gitOpsOwner(meta: Meta, id: ObjectIdentity = { group: 'apps', ki
     const owner: GitOpsOwner = {
       tool: 'flux',
       kind: 'HelmRelease',
-      name: hr,
+      name: ownerName(hr),
       evidence: `labels ${FLUX_HELM_NAME}, ${FLUX_HELM_NAMESPACE}`,
     };
-    if (labels[FLUX_HELM_NAMESPACE]) owner.namespace = labels[FLUX_HELM_NAMESPACE];
+    if (labels[FLUX_HELM_NAMESPACE]) owner.namespace = ownerNamespace(labels[FLUX_HELM_NAMESPACE]);
     return owner;
   }
   const tracking = annotations[ARGOCD_TRACKING_ID];
@@ -108,10 +117,10 @@ export function gitOpsOwner(meta: Meta, id: ObjectIdentity = { group: 'apps', ki
       const owner: GitOpsOwner = {
         tool: 'argocd',
         kind: 'Application',
-        name: t.app,
+        name: ownerName(t.app),
         evidence: `annotation ${ARGOCD_TRACKING_ID}`,
       };
-      if (t.appNamespace) owner.namespace = t.appNamespace;
+      if (t.appNamespace) owner.namespace = ownerNamespace(t.appNamespace);
       return owner;
     }
   }
@@ -121,14 +130,23 @@ export function gitOpsOwner(meta: Meta, id: ObjectIdentity = { group: 'apps', ki
     const owner: GitOpsOwner = {
       tool: 'argocd',
       kind: 'Application',
-      name: us >= 0 ? instance.slice(us + 1) : instance,
+      name: ownerName(us >= 0 ? instance.slice(us + 1) : instance),
       evidence: `label ${ARGOCD_INSTANCE_LABEL} (also Helm's standard label: weak evidence)`,
       weak: true,
     };
-    if (us >= 0) owner.namespace = instance.slice(0, us);
+    if (us >= 0) owner.namespace = ownerNamespace(instance.slice(0, us));
     return owner;
   }
   return undefined;
+}
+
+/**
+ * What weak evidence allows saying, neutrally: the instance label is also Helm's standard label, so most
+ * Helm-installed Deployments carry it without any Argo CD in sight. Not for summaries or warnings.
+ */
+export function weakOwnerNote(o: GitOpsOwner): string {
+  const ref = o.namespace ? `${o.namespace}/${o.name}` : o.name;
+  return `may be managed by Argo CD Application ${ref} (label ${ARGOCD_INSTANCE_LABEL}, also set by Helm)`;
 }
 
 /** "Flux Kustomization flux-system/app" for messages. */

@@ -1,6 +1,7 @@
 import type { EffectiveRollbackPlanSpec } from '../api/v1alpha1/rollbackplan.js';
 import { isNotFound } from '../kube/errors.js';
 import type { KubeClient, KubeObject } from '../kube/rest.js';
+import { boundText } from '../kube/bounded.js';
 import { selectBackup } from './backup-selection.js';
 import { flagSummary, readFlagDryRun, type FlagDryRun } from './dry-run-flags.js';
 import { scopeTargets } from './scope.js';
@@ -8,6 +9,12 @@ import { readDeploymentHistory } from './deployment-io.js';
 import { planDeploymentRollback } from './deployment-undo.js';
 import { buildDeploymentDryRun, type DeploymentDryRun } from './dry-run.js';
 import type { StepDefinition } from './plan-run.js';
+
+/**
+ * The summary becomes the Ready condition's message (metav1.Condition: at most 32768 characters) and an
+ * Event's note (cut to 1024 by the recorder); dryRunReport itself is free-form, so this is its only bound.
+ */
+export const DRY_RUN_SUMMARY_MAX = 32768;
 
 export interface DryRunReport {
   summary: string;
@@ -104,8 +111,11 @@ export async function buildDryRunReport(
       (rollbacks.length
         ? `: ${rollbacks.map((d) => d.message.replace(/^would roll back /, '')).join('; ')}`
         : '');
+  // Strong evidence only: the instance label alone (weak) is on every Helm-installed Deployment.
   const owned = deployments.flatMap((d) =>
-    'gitops' in d && d.gitops ? [`${d.name} is applied from Git by ${d.gitops.owner}`] : [],
+    'gitops' in d && d.gitops?.owner && !d.gitops.weak
+      ? [`${d.name} is applied from Git by ${d.gitops.owner}`]
+      : [],
   );
   const parts = [
     summary,
@@ -114,7 +124,7 @@ export async function buildDryRunReport(
     featureFlags?.length ? flagSummary(featureFlags) : undefined,
   ];
   return {
-    summary: parts.filter(Boolean).join('; '),
+    summary: boundText(parts.filter(Boolean).join('; '), DRY_RUN_SUMMARY_MAX),
     wouldSucceed: failures.length === 0,
     deployments,
     ...(database ? { database } : {}),

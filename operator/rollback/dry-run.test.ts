@@ -114,6 +114,20 @@ describe('the GitOps owner in the dry-run report', () => {
     expect(report.gitops?.warning).toMatch(/may put the current template back .*suspend the Kustomization/);
   });
 
+  it('gives weak evidence (the instance label Helm also sets) a neutral note, no owner and no warning', () => {
+    const d = deployment(podTemplate('nginx:1.26'));
+    d.metadata.labels = { 'app.kubernetes.io/instance': 'web' };
+    const report = buildDeploymentDryRun(d, planDeploymentRollback(d, history, 0));
+    expect(report.gitops).toEqual({
+      tool: 'argocd',
+      kind: 'Application',
+      name: 'web',
+      evidence: "label app.kubernetes.io/instance (also Helm's standard label: weak evidence)",
+      weak: true,
+      note: 'may be managed by Argo CD Application web (label app.kubernetes.io/instance, also set by Helm)',
+    });
+  });
+
   it('says nothing about GitOps for a Deployment no GitOps tool claims', () => {
     const d = deployment(podTemplate('nginx:1.26'));
     expect(buildDeploymentDryRun(d, planDeploymentRollback(d, history, 0))).not.toHaveProperty('gitops');

@@ -9,7 +9,8 @@ import {
   type RawDeployment,
 } from './deployment-undo.js';
 import { unifiedDiff } from './unified-diff.js';
-import { describeOwner, gitOpsOwner, type GitOpsOwner } from '../gitops/ownership.js';
+import { describeOwner, gitOpsOwner, weakOwnerNote, type GitOpsOwner } from '../gitops/ownership.js';
+import { boundText } from '../kube/bounded.js';
 
 export interface ImageChange {
   container: string;
@@ -31,21 +32,34 @@ export interface DeploymentDryRun {
   templateDiff: string;
   message: string;
   /** The GitOps tool that applies this Deployment from Git, when its metadata says so. */
-  gitops?: GitOpsOwner & { owner: string; warning: string };
+  gitops?: GitOpsNote;
 }
+
+/**
+ * Strong evidence (Flux labels, a self-referencing tracking id): `owner` and `warning`. Weak evidence (the
+ * instance label alone, which Helm sets too): `weak: true` and a neutral `note`, never a warning.
+ */
+export type GitOpsNote = GitOpsOwner & { owner?: string; warning?: string; note?: string };
+
+/** status.dryRunReport...gitops texts: a status message's limit (reasonText, 1024). */
+export const GITOPS_TEXT_MAX = 1024;
 
 /**
  * The GitOps owner of a Deployment with what it means for a rollback: the operator does not pause GitOps tools
  * yet (spec.gitops is not acted on), so a self-healing sync puts the template from Git back.
  */
-export function gitOpsNote(deployment: RawDeployment): DeploymentDryRun['gitops'] {
+export function gitOpsNote(deployment: RawDeployment): GitOpsNote | undefined {
   const owner = gitOpsOwner(deployment.metadata as Parameters<typeof gitOpsOwner>[0]);
   if (!owner) return undefined;
-  const who = describeOwner(owner);
+  if (owner.weak) return { ...owner, note: boundText(weakOwnerNote(owner), GITOPS_TEXT_MAX) };
+  const who = boundText(describeOwner(owner), GITOPS_TEXT_MAX);
   return {
     ...owner,
     owner: who,
-    warning: `${who} applies this Deployment from Git and may put the current template back on its next sync: revert the change in Git, or suspend ${owner.tool === 'flux' ? 'the ' + owner.kind : 'automated sync of the Application'}, before rolling back`,
+    warning: boundText(
+      `${who} applies this Deployment from Git and may put the current template back on its next sync: revert the change in Git, or suspend ${owner.tool === 'flux' ? 'the ' + owner.kind : 'automated sync of the Application'}, before rolling back`,
+      GITOPS_TEXT_MAX,
+    ),
   };
 }
 

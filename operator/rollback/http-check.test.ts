@@ -93,6 +93,32 @@ describe('HTTP check probe', () => {
     expect(seen.length - before).toBe(0);
   });
 
+  it('started after its deadline: "not attempted" (no request); otherwise progress from the first attempt on', async () => {
+    const before = seen.length;
+    const notes: string[] = [];
+    const late = await runHttpCheck(
+      { url: `${base}/ok`, expectStatus: 200 },
+      opts(),
+      { signal: signal(), progress: (m) => notes.push(m) },
+      { at: Date.now() - 1, timeout: '10s' },
+    );
+    expect(late).toMatchObject({
+      passed: false,
+      attempts: 0,
+      reason: 'HTTPCheckTimeout',
+      message: `${base}/ok: not attempted before the deadline (the operator was unavailable or busy)`,
+    });
+    expect(seen.length - before).toBe(0);
+    expect(notes).toEqual([]);
+    await runHttpCheck(
+      { url: `${base}/ok`, expectStatus: 200 },
+      opts(),
+      { signal: signal(), progress: (m) => notes.push(m) },
+      { at: Date.now() + 10_000, timeout: '10s' },
+    );
+    expect(notes).toEqual([`${base}/ok: first attempt running`]);
+  });
+
   it('stops retrying at the deadline with HTTPCheckTimeout, and at once when aborted', async () => {
     const task = { signal: signal(), progress: () => {} };
     const timedOut = await runHttpCheck(

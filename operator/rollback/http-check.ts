@@ -195,6 +195,14 @@ export function probeOnce(
   });
 }
 
+/** The progress note while the first attempt runs: no failed attempt behind it yet. */
+export const FIRST_ATTEMPT = 'first attempt running';
+/** An HTTP check whose first attempt had not begun when the deadline passed (downtime, a busy operator). */
+export const NOT_ATTEMPTED = 'not attempted before the deadline (the operator was unavailable or busy)';
+/** Whether a running check's progress note tells of a failed attempt (not just the first one running). */
+export const hasFailedAttempt = (progress: string | undefined) =>
+  progress !== undefined && !progress.endsWith(`: ${FIRST_ATTEMPT}`);
+
 /**
  * GETs `check.url` until the status (and the body pattern, if any) match, at most retries+1 times, `period`
  * apart (default 2s), and never past `deadline` (the post-validation step's start + validation.timeout).
@@ -215,11 +223,16 @@ export async function runHttpCheck(
     passed: false,
     attempts: made,
     reason: 'HTTPCheckTimeout',
-    message: `${check.url}: did not pass within validation.timeout ${deadline.timeout} (${made} of ${attempts} attempts made; last: ${last})`,
+    message:
+      made === 0
+        ? `${check.url}: ${NOT_ATTEMPTED}`
+        : `${check.url}: did not pass within validation.timeout ${deadline.timeout} (${made} of ${attempts} attempts made; last: ${last})`,
   });
   for (let i = 1; i <= attempts; i++) {
     const left = deadline.at - Date.now();
     if (left <= 0) return timedOut(i - 1);
+    // Progress from the first attempt on: a running task without any has not begun (see validate-only.ts).
+    if (i === 1) task.progress(`${check.url}: ${FIRST_ATTEMPT}`);
     const r = await probeOnce(
       check,
       { ...opts, requestTimeoutMs: Math.min(opts.requestTimeoutMs, left) },

@@ -10,6 +10,9 @@ import type { RawDeployment } from './deployment-undo.js';
 import {
   deniedUrl,
   parseCheckUrl,
+  FIRST_ATTEMPT,
+  hasFailedAttempt,
+  NOT_ATTEMPTED,
   runHttpCheck,
   type HttpCheckResult,
   type HttpProbeOptions,
@@ -189,7 +192,9 @@ function checkHttp(run: PlanRun, stepName: string, deadline: { at: number; timeo
   const pending = states.filter((s) => s.state === 'running');
   if (!pending.length) return { kind: 'done', message: `; ${checks.length} HTTP check(s) passed` };
   const remaining = deadline.at - run.now().getTime();
-  const notes = pending.map((s) => s.progress ?? 'first attempt running');
+  // A task reports progress from its first attempt on: none past the deadline means it never began one.
+  const notYet = remaining <= 0 ? NOT_ATTEMPTED : FIRST_ATTEMPT;
+  const notes = pending.map((s) => s.progress ?? notYet);
   if (remaining <= 0) {
     // The tasks end themselves at the deadline; this covers a task that could not report in time.
     run.checks.settle();
@@ -205,7 +210,7 @@ function checkHttp(run: PlanRun, stepName: string, deadline: { at: number; timeo
   // deadline.
   // A check with a failed attempt behind it names that on Ready too (kstatus readers see the problem while
   // the attempts go on until validation.timeout).
-  const failing = pending.some((s) => s.progress !== undefined);
+  const failing = pending.some((s) => hasFailedAttempt(s.progress));
   return {
     kind: 'wait',
     message,

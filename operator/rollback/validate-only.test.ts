@@ -5,6 +5,9 @@ import type { KubeObject } from '../kube/rest.js';
 import type { PlanRun } from './plan-run.js';
 import { validatePost, validatePre, validationReport } from './validate-only.js';
 
+const apiError = (code: number, reason: string, method = 'GET') =>
+  new KubeApiError(code, reason, `the server says ${reason}`, method, '/apis/apps/v1/namespaces/ns/x');
+
 const notFound = () => new KubeApiError(404, 'NotFound', 'not found', 'GET', '/x');
 
 const deployment = (name: string, over: Record<string, unknown> = {}) => ({
@@ -26,6 +29,8 @@ function fakeRun(
     http?: (i: number) => any;
     now?: Date;
     status?: object;
+    /** Replaces the client's answers (throw to fail a call). */
+    fail?: (ref: { plural: string; name?: string }) => void;
   } = {},
 ): PlanRun {
   const full = withRollbackPlanDefaults({ scope: 'app', targets: {}, ...spec } as RollbackPlanSpec);
@@ -36,11 +41,15 @@ function fakeRun(
     status: structuredClone(opts.status ?? {}),
     client: {
       get: async (ref: { plural: string; name: string }) => {
+        opts.fail?.(ref);
         if (ref.plural === 'deployments' && opts.deployments?.[ref.name]) return opts.deployments[ref.name];
         if (ref.plural === 'secrets') return { data: { host: '', database: '', username: '', password: '' } };
         throw notFound();
       },
-      list: async () => ({ metadata: {}, items: [] }),
+      list: async (ref: { plural: string }) => {
+        opts.fail?.(ref);
+        return { metadata: {}, items: [] };
+      },
     } as any,
     log: { info() {}, warn() {}, debug() {}, error() {} } as any,
     now: () => opts.now ?? new Date(),
@@ -216,4 +225,109 @@ describe('validatePost', () => {
       checks: [{ name: 'CheckRolledOut/gone', result: 'Failed', reason: 'TargetNotFound' }],
     });
   });
+
+  it('a Deployment GET that fails for good (403) is a Failed check with reason APIError, at once', async () => {
+    const run = fakeRun(
+      { targets: { deployments: [{ name: 'web' }] } },
+      {
+        fail: () => {
+          throw apiError(403, 'Forbidden');
+        },
+      },
+    );
+    const r = await validatePost(run);
+    expect(r).toMatchObject({
+      kind: 'done',
+      checks: [{ name: 'CheckRolledOut/web', result: 'Failed', reason: 'APIError' }],
+    });
+    const message = (r as { checks: { message: string }[] }).checks[0]!.message;
+    expect(message).toMatch(
+      /^cannot read Deployment "web": API error: GET .*: 403 Forbidden: the server says/,
+    );
+  });
+
+  it('a transient error (503) is retried by requeue, named while waiting, and Failed once the deadline passed', async () => {
+    const start = new Date('2026-01-01T00:00:00Z');
+    const spec = { targets: { deployments: [{ name: 'web' }] }, validation: { timeout: '30s' } };
+    const fail = () => {
+      throw apiError(503, 'ServiceUnavailable');
+    };
+    const run = fakeRun(spec, { fail, now: start });
+    const first = await validatePost(run);
+    expect(first).toMatchObject({ kind: 'wait' });
+    expect((first as { message: string }).message).toMatch(
+      /^waiting: cannot read Deployment "web" \(will retry\): API error: GET .* 503 ServiceUnavailable/,
+    );
+    expect((first as { requeueAfterMs: number }).requeueAfterMs).toBeLessThanOrEqual(5000);
+    const later = fakeRun(spec, { fail, now: new Date(start.getTime() + 31_000), status: run.status });
+    expect(await validatePost(later)).toMatchObject({
+      kind: 'done',
+      checks: [{ name: 'CheckRolledOut/web', result: 'Failed', reason: 'APIError' }],
+    });
+  });
+
+  it('after downtime past the deadline, an HTTP check never attempted says so (not "did not pass")', async () => {
+    const start = new Date('2026-01-01T00:00:00Z');
+    const status = { steps: [{ name: 'PostValidation', startedAt: start.toISOString(), result: 'Running' }] };
+    const spec = { targets: {}, scope: 'app' as const, validation: { http, timeout: '10s' } };
+    const at = new Date(start.getTime() + 3_600_000);
+    // A task started only now (by this reconcile) has no progress note yet.
+    const fresh = fakeRun(spec, { status, now: at, http: () => ({ state: 'running' }) });
+    expect(await validatePost(fresh)).toMatchObject({
+      kind: 'done',
+      checks: [
+        {
+          name: 'CheckHTTP/1',
+          result: 'Failed',
+          reason: 'HTTPCheckTimeout',
+          message:
+            'http://127.0.0.1:1/healthz: not attempted before the deadline (the operator was unavailable or busy)',
+        },
+      ],
+    });
+    const tried = fakeRun(spec, {
+      status,
+      now: at,
+      http: () => ({ state: 'running', progress: 'http://127.0.0.1:1/healthz: attempt 1 of 3: refused' }),
+    });
+    expect(await validatePost(tried)).toMatchObject({
+      kind: 'done',
+      checks: [{ message: 'http://127.0.0.1:1/healthz: did not pass within validation.timeout 10s' }],
+    });
+  });
+});
+
+describe('validatePre: API errors', () => {
+  it.each([
+    ['a Deployment GET', 'deployments', 403, 'Forbidden'],
+    ['a ReplicaSet list', 'replicasets', 500, 'InternalError'],
+  ])(
+    '%s that throws (%s %d) is a Failed check with reason APIError, the rest Skipped',
+    async (_w, plural, code, reason) => {
+      const run = fakeRun(
+        { targets: { deployments: [{ name: 'web' }] } },
+        {
+          deployments: { web: deployment('web') },
+          fail: (ref) => {
+            if (ref.plural === plural) throw apiError(code, reason);
+          },
+        },
+      );
+      const checks = await validatePre(run);
+      const failed = checks.filter((c) => c.result === 'Failed');
+      expect(failed).toHaveLength(1);
+      expect(failed[0]).toMatchObject({ reason: 'APIError' });
+      expect(failed[0]!.message).toMatch(
+        new RegExp(`^API error: GET .*: ${code} ${reason}: the server says`),
+      );
+      expect(checks.filter((c) => c.result === 'Passed').map((c) => c.name)).not.toContain(
+        'CheckPermissions',
+      );
+      expect(checks.at(-1)).toMatchObject({ name: 'CheckPermissions', result: 'Skipped' });
+      expect(validationReport('pre', checks)).toMatchObject({
+        reason: 'APIError',
+        report: { passed: false },
+      });
+    },
+  );
 });

@@ -6,11 +6,12 @@ import { parseDuration } from '../api/v1alpha1/common.js';
 import type { RollbackPlanStatus, ValidationReport } from '../api/v1alpha1/rollbackplan.js';
 import { describeAccess } from '../kube/access.js';
 import { boundText } from '../kube/bounded.js';
-import { isNotFound } from '../kube/errors.js';
+import { isNotFound, KubeApiError, userFixableRejection } from '../kube/errors.js';
 import { preValidateApp } from './app-steps.js';
 import { selectBackup } from './backup-selection.js';
 import type { RawDeployment } from './deployment-undo.js';
 import { preValidateFlags } from './feature-steps.js';
+import { FIRST_ATTEMPT, NOT_ATTEMPTED } from './http-check.js';
 import { findStep, finishStep, startStep, type Step } from './journal.js';
 import { concurrentPlanFailure } from './locks.js';
 import type { PlanRun, StepOutcome } from './plan-run.js';
@@ -24,6 +25,19 @@ export type ValidationCheck = ValidationReport['checks'][number] & {
   reason?: string;
 };
 export type ValidationStage = ValidationReport['stage'];
+
+/**
+ * A failed API call as a check message: the request and the API server's answer (KubeApiError carries no
+ * headers or bodies), or the error's own message; bounded to a status message.
+ */
+export function apiErrorMessage(e: unknown): string {
+  const text =
+    e instanceof KubeApiError ? e.message : e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  return boundText(`API error: ${text}`, 1024);
+}
+
+/** 5xx, 429, 409, timeouts, network errors: worth another try. 403 and bad requests are not (a human must act). */
+const isTransient = (e: unknown) => !isNotFound(e) && userFixableRejection(e) === undefined;
 
 /** The journal name of the step whose durable start times a `post` validation. */
 export const POST_STEP = 'PostValidation';
@@ -79,7 +93,23 @@ async function runValidator(
     checkpoint: async () => {}, // nothing of a validation is durable but its report
     histories: new Map(),
   };
-  const outcome = await validate(scratch);
+  let outcome: StepOutcome;
+  try {
+    outcome = await validate(scratch);
+  } catch (e) {
+    // A validator that throws (a 403 or 5xx from a GET or LIST) is a failed check, not a silent plan: the
+    // check it was in (journalled Running) fails with the error, else one named after the validator.
+    outcome = { kind: 'failed', reason: 'APIError', message: apiErrorMessage(e) };
+    const running = (scratch.status.steps ?? []).find((s) => s.result === 'Running');
+    if (running)
+      scratch.status.steps = finishStep(
+        scratch.status.steps,
+        running.name,
+        'Failed',
+        outcome.message,
+        run.now(),
+      );
+  }
   const checks = (scratch.status.steps ?? []).map(fromJournal);
   if (outcome.kind === 'failed') {
     const failed = checks.find((c) => c.result === 'Failed');
@@ -193,6 +223,7 @@ export async function validatePost(
   const remaining = deadline - run.now().getTime();
   const checks: ValidationCheck[] = [];
   const pending: string[] = [];
+  let apiRetry = false;
   const on = scopeTargets(run.spec);
   for (const t of on.deployments ? (run.spec.targets.deployments ?? []) : []) {
     const name = `CheckRolledOut/${t.name}`;
@@ -207,9 +238,17 @@ export async function validatePost(
           name: t.name,
         });
       } catch (e) {
-        if (!isNotFound(e)) throw e;
-        const message = `Deployment "${t.name}" not found in namespace ${run.namespace}`;
-        checks.push({ name, result: 'Failed', message, reason: 'TargetNotFound' });
+        if (isNotFound(e)) {
+          const message = `Deployment "${t.name}" not found in namespace ${run.namespace}`;
+          checks.push({ name, result: 'Failed', message, reason: 'TargetNotFound' });
+        } else if (isTransient(e) && remaining > 0) {
+          // Tried again by requeue until validation.timeout; the wait message names the error meanwhile.
+          apiRetry = true;
+          pending.push(`cannot read Deployment "${t.name}" (will retry): ${apiErrorMessage(e)}`);
+        } else {
+          const message = `cannot read Deployment "${t.name}": ${apiErrorMessage(e)}`;
+          checks.push({ name, result: 'Failed', message, reason: 'APIError' });
+        }
         continue;
       }
     }
@@ -242,18 +281,22 @@ export async function validatePost(
               reason: s.result.reason ?? 'HTTPCheckFailed',
             },
       );
-    else if (remaining > 0) pending.push(s.progress ?? `${c.url}: first attempt running`);
+    else if (remaining > 0) pending.push(s.progress ?? `${c.url}: ${FIRST_ATTEMPT}`);
     else
       checks.push({
         name,
         result: 'Failed',
-        message: `${c.url}: did not pass within validation.timeout ${timeout}`,
+        // No progress yet: the task has not begun an attempt (it was started only now, after downtime).
+        message: s.progress
+          ? `${c.url}: did not pass within validation.timeout ${timeout}`
+          : `${c.url}: ${NOT_ATTEMPTED}`,
         reason: 'HTTPCheckTimeout',
       });
   });
   if (pending.length) {
     const message = boundText(`waiting: ${pending.join('; ')}`, 1024);
-    return { kind: 'wait', message, requeueAfterMs: Math.max(200, Math.min(remaining + 500, 30_000)) };
+    const most = apiRetry ? 5_000 : 30_000;
+    return { kind: 'wait', message, requeueAfterMs: Math.max(200, Math.min(remaining + 500, most)) };
   }
   run.checks.settle();
   if (!checks.length)
