@@ -12,6 +12,7 @@ describe('forgetting the series of objects that are gone', () => {
     for (const schedule of ['gone', 'kept']) {
       const labels = { namespace: 'shop', schedule };
       m.rpoSeconds.set(labels, 60);
+      m.rpoObjectiveSeconds.set(labels, 3600);
       m.backupLastSuccess.set(labels, 1_700_000_000);
       m.backupSize.set(labels, 1024);
       m.backupTotal.inc({ ...labels, result: 'succeeded' });
@@ -25,6 +26,7 @@ describe('forgetting the series of objects that are gone', () => {
     expect(text).not.toMatch(/namespace="shop",schedule="gone"/);
     for (const name of [
       'nxt_rpo_seconds',
+      'nxt_rpo_objective_seconds',
       'nxt_backup_last_success_timestamp_seconds',
       'nxt_backup_size_bytes',
       'nxt_backup_total',

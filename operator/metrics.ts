@@ -233,6 +233,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['namespace', 'schedule'] as const,
       registers: r,
     }),
+    rpoObjectiveSeconds: new Gauge({
+      name: 'nxt_rpo_objective_seconds',
+      help: "The BackupSchedule's RPO objective (spec.objectives.rpo) in seconds",
+      labelNames: ['namespace', 'schedule'] as const,
+      registers: r,
+    }),
     notificationsTotal: new Counter({
       name: 'nxt_notifications_total',
       help: 'Notification deliveries finished, by target type, event and result (delivered or failed)',
@@ -277,6 +283,7 @@ export async function forgetSchedule(m: Metrics, namespace: string, schedule: st
   const match = { namespace, schedule };
   for (const metric of owners(
     m.rpoSeconds,
+    m.rpoObjectiveSeconds,
     m.backupLastSuccess,
     m.backupSize,
     m.backupTotal,

@@ -197,7 +197,8 @@ function fakeCluster(
     cache,
     syncSchedule: () => (cache.schedule = structuredClone(server.schedule)),
     syncJob: () => (cache.job = structuredClone(server.job)),
-    gauge: async (name: 'backupLastSuccess' | 'rpoSeconds') => (await metrics[name].get()).values[0]?.value,
+    gauge: async (name: 'backupLastSuccess' | 'rpoSeconds' | 'rpoObjectiveSeconds') =>
+      (await metrics[name].get()).values[0],
     total: async (result: string) =>
       (await metrics.backupTotal.get()).values.find((v) => v.labels.result === result)?.value ?? 0,
   };
@@ -236,9 +237,21 @@ describe('BackupScheduleReconciler metrics', () => {
       backups: [{ id: 'app-backup-1', finishedAt, verified: true }],
     });
     await c.reconcile();
-    expect(await c.gauge('backupLastSuccess')).toBe(Date.parse(finishedAt) / 1000);
-    expect(await c.gauge('rpoSeconds')).toBeGreaterThanOrEqual(120);
+    expect((await c.gauge('backupLastSuccess'))?.value).toBe(Date.parse(finishedAt) / 1000);
+    expect((await c.gauge('rpoSeconds'))?.value).toBeGreaterThanOrEqual(120);
     expect(await c.total('succeeded')).toBe(0);
+  });
+
+  it("exports the schedule's own RPO objective as nxt_rpo_objective_seconds, before the first backup too", async () => {
+    const { job, pod } = finishedJob('app-backup-1', true);
+    job.metadata.annotations = { [RECORDED_ANNOTATION]: 'succeeded' };
+    const c = fakeCluster(job, pod, undefined, { objectives: { rpo: '90m' } });
+    await c.reconcile();
+    expect(await c.gauge('rpoObjectiveSeconds')).toEqual({
+      labels: { namespace: NS, schedule: 'app' },
+      value: 5400,
+    });
+    expect(await c.gauge('rpoSeconds')).toBeUndefined(); // no backup yet: no age, but the objective
   });
 });
 

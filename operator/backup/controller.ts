@@ -383,6 +383,8 @@ export class BackupScheduleReconciler {
       run.event('Warning', 'RPOBreached', rpo.message);
     const series = { namespace: run.req.namespace, schedule: run.req.name };
     if (rpo.rpoSeconds !== undefined) this.ctx.metrics.rpoSeconds.set(series, rpo.rpoSeconds);
+    // The objective per schedule, so an alert compares each schedule's age with its own objective.
+    this.ctx.metrics.rpoObjectiveSeconds.set(series, rpo.objectiveSeconds);
     // From status, not only when a Job is recorded: after a restart or failover the series would otherwise
     // be missing until the next backup, and a "no backup for too long" alert would see nothing.
     if (status.lastSuccessfulBackup)

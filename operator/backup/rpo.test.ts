@@ -24,6 +24,7 @@ describe('evaluateRpo', () => {
     expect(r).toMatchObject({
       status: 'True',
       reason: 'WithinObjective',
+      objectiveSeconds: 3600,
       rpoSeconds: 1800,
       breachInMs: 1801_000,
     });

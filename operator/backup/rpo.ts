@@ -4,6 +4,8 @@ export interface RpoEvaluation {
   status: 'True' | 'False' | 'Unknown';
   reason: string;
   message: string;
+  /** The objective in seconds (nxt_rpo_objective_seconds): what rpoSeconds is judged against. */
+  objectiveSeconds: number;
   /** Age of the newest good backup in seconds, if there is one. */
   rpoSeconds?: number;
   /** When the condition would flip from True to False without anything else happening. */
@@ -31,6 +33,7 @@ export function evaluateRpo(input: {
   now: Date;
 }): RpoEvaluation {
   const objectiveMs = parseDuration(input.objective);
+  const objectiveSeconds = Math.round(objectiveMs / 1000);
   const gapMs = input.scheduleGapMs;
   const scheduleNote =
     gapMs > objectiveMs && gapMs !== Infinity
@@ -40,6 +43,7 @@ export function evaluateRpo(input: {
     return {
       status: 'False',
       reason: 'NoBackupYet',
+      objectiveSeconds,
       message: `no successful backup yet; RPO objective ${input.objective}${scheduleNote}`,
     };
   }
@@ -49,6 +53,7 @@ export function evaluateRpo(input: {
     return {
       status: 'True',
       reason: 'WithinObjective',
+      objectiveSeconds,
       message: `newest good backup is ${human(ageMs)} old; objective ${input.objective}${scheduleNote}`,
       rpoSeconds,
       breachInMs: objectiveMs - ageMs + 1000,
@@ -57,6 +62,7 @@ export function evaluateRpo(input: {
   return {
     status: 'False',
     reason: 'ObjectiveBreached',
+    objectiveSeconds,
     message: `newest good backup is ${human(ageMs)} old, older than the RPO objective ${input.objective}${scheduleNote}`,
     rpoSeconds,
   };

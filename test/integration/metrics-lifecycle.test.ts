@@ -57,7 +57,8 @@ describe('metrics of deleted objects', () => {
       const labels = { namespace: ns, schedule: name };
       await eventually(`the RPO and last-success series of ${name}`, async () => {
         const [rpo, last] = [await value('nxt_rpo_seconds', labels), await value(LAST, labels)];
-        return rpo !== undefined && last === Date.parse(finishedAt) / 1000;
+        const objective = await value('nxt_rpo_objective_seconds', labels);
+        return rpo !== undefined && last === Date.parse(finishedAt) / 1000 && objective === 3600;
       });
     }
 
@@ -66,9 +67,11 @@ describe('metrics of deleted objects', () => {
     await eventually('the series of the deleted schedule to disappear', async () => {
       return (await value('nxt_rpo_seconds', gone)) === undefined && (await value(LAST, gone)) === undefined;
     });
+    expect(await value('nxt_rpo_objective_seconds', gone)).toBeUndefined();
     const kept = { namespace: ns, schedule: 'kept' };
     expect(await value('nxt_rpo_seconds', kept)).toBeGreaterThanOrEqual(120);
     expect(await value(LAST, kept)).toBe(Date.parse(finishedAt) / 1000);
+    expect(await value('nxt_rpo_objective_seconds', kept)).toBe(3600);
   });
 
   it('drops the nxt_rto_seconds series of a deleted RollbackPlan and keeps the others', async () => {

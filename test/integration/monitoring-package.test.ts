@@ -49,6 +49,9 @@ const CHART = join(REPO, 'charts', 'nxt-rollback-operator');
 const COMPONENT = join(REPO, 'manifests', 'components', 'monitoring');
 const DASHBOARD = join(CHART, 'files', 'dashboard.json');
 const DOC = join(REPO, 'docs', 'monitoring.md');
+const RUNBOOKS = join(REPO, 'docs', 'runbooks', 'README.md');
+/** The chart's runbookBaseUrl default: a placeholder that tells the user what to set. */
+const RUNBOOK_BASE = 'https://example.invalid/SET-monitoring.prometheusRule.runbookBaseUrl/docs/runbooks';
 /** The release name the docs install with: its fullname is the base's, so the job is the same. */
 const RELEASE = 'nxt-rollback-operator';
 const JOB = 'nxt-rollback-operator-metrics';
@@ -232,8 +235,30 @@ function grafanaExpanded(expr: string, job: string): string {
     .replaceAll('$__range', '1h')
     .replaceAll('$__interval', '15s')
     .replaceAll(/\$\{?job\}?/g, job)
-    .replaceAll(/\$\{?rto\}?/g, '600')
-    .replaceAll(/\$\{?rpo\}?/g, '3600');
+    .replaceAll(/\$\{?rto\}?/g, '600');
+}
+
+/** GitHub's anchors for the headings of a Markdown file (lower case, spaces to dashes, punctuation dropped). */
+function markdownAnchors(text: string): Set<string> {
+  const anchors = new Set<string>();
+  for (const m of text.matchAll(/^#{1,6} (.+)$/gm))
+    anchors.add(
+      m[1]!
+        .trim()
+        .toLowerCase()
+        .replace(/[^\w\- ]/g, '')
+        .replace(/ /g, '-'),
+    );
+  return anchors;
+}
+
+/** The docs' kustomize overlay that renames the objects (namePrefix), with the patch that keeps the job. */
+function docPrefixOverlay(): Record<string, any> {
+  const overlay = [...readFileSync(DOC, 'utf8').matchAll(/^```yaml\n([\s\S]*?)^```$/gm)]
+    .map((m) => parseAllDocuments(m[1]!)[0]!.toJS() as Record<string, any>)
+    .find((o) => o?.kind === 'Kustomization' && o.namePrefix);
+  if (!overlay) throw new Error('docs/monitoring.md has no Kustomization yaml block with a namePrefix');
+  return overlay;
 }
 
 /** The `--set` flags of the docs' helm command, and the docs' kustomize overlay. */
@@ -279,6 +304,24 @@ describe('monitoring package: ServiceMonitor, PrometheusRule, Grafana dashboard'
     return parseObjects(r.stdout);
   }
 
+  /** Renders a docs' overlay as if it lived in manifests/overlays/<name>/ (its relative paths re-pointed). */
+  async function kustomize(overlay: Record<string, any>, name: string): Promise<KubeObject[]> {
+    const dir = join(tmp, name);
+    mkdirSync(dir);
+    const fromRepo = (p: string) => relative(dir, resolve(REPO, 'manifests', 'overlays', 'x', p));
+    writeFileSync(
+      join(dir, 'kustomization.yaml'),
+      stringify({
+        ...overlay,
+        resources: (overlay.resources ?? []).map(fromRepo),
+        components: overlay.components.map(fromRepo),
+      }),
+    );
+    const r = await kube('kustomize', dir);
+    expect(r.code, `kubectl kustomize of the docs' overlay ${name} should render:\n${r.stderr}`).toBe(0);
+    return parseObjects(r.stdout);
+  }
+
   /** Server-side dry-run apply of objects moved into the test namespace; returns the applied names. */
   async function applyDryRun(objects: KubeObject[], what: string): Promise<string[]> {
     const moved = structuredClone(objects).map((o) => ({ ...o, metadata: { ...o.metadata, namespace: ns } }));
@@ -309,22 +352,7 @@ describe('monitoring package: ServiceMonitor, PrometheusRule, Grafana dashboard'
     await kubectl('apply', '--server-side', '--force-conflicts', ...crdFiles.flatMap((f) => ['-f', f]));
     await kubectl('wait', '--for=condition=Established', '--timeout=60s', ...crdFiles.map((f) => `-f=${f}`));
     chart = await helmTemplate(ns, ...docExamples().helmSets);
-    const { overlay } = docExamples();
-    // The docs' overlay lives in manifests/overlays/<name>/: point its relative paths at the repository.
-    const dir = join(tmp, 'overlay');
-    mkdirSync(dir);
-    const fromRepo = (p: string) => relative(dir, resolve(REPO, 'manifests', 'overlays', 'x', p));
-    writeFileSync(
-      join(dir, 'kustomization.yaml'),
-      stringify({
-        ...overlay,
-        resources: (overlay.resources ?? []).map(fromRepo),
-        components: overlay.components.map(fromRepo),
-      }),
-    );
-    const r = await kube('kustomize', dir);
-    expect(r.code, `kubectl kustomize of the docs' overlay should render:\n${r.stderr}`).toBe(0);
-    kustomized = parseObjects(r.stdout);
+    kustomized = await kustomize(docExamples().overlay, 'overlay');
   });
   afterAll(async () => {
     if (ns) await deleteTestNamespace(ns);
@@ -338,31 +366,79 @@ describe('monitoring package: ServiceMonitor, PrometheusRule, Grafana dashboard'
   describe('rendering and admission', () => {
     it('the chart renders none of it by default, and each flag adds exactly its object', async () => {
       expect(monitoringObjects(await helmTemplate(ns)).map((o) => o.kind)).toEqual([]);
-      for (const [flag, kind] of [
-        ['monitoring.serviceMonitor.enabled=true', 'ServiceMonitor'],
-        ['monitoring.prometheusRule.enabled=true', 'PrometheusRule'],
-        ['monitoring.dashboard.enabled=true', 'ConfigMap'],
+      for (const [flags, kinds] of [
+        [['monitoring.serviceMonitor.enabled=true'], ['ServiceMonitor']],
+        [['monitoring.dashboard.enabled=true'], ['ConfigMap']],
         // The key the chart had before: still honoured.
-        ['metrics.serviceMonitor.enabled=true', 'ServiceMonitor'],
+        [['metrics.serviceMonitor.enabled=true'], ['ServiceMonitor']],
+        // The rules with what gives their series the job they select: the ServiceMonitor (either key)...
+        [
+          ['monitoring.prometheusRule.enabled=true', 'monitoring.serviceMonitor.enabled=true'],
+          MONITORING_KINDS,
+        ],
+        [['monitoring.prometheusRule.enabled=true', 'metrics.serviceMonitor.enabled=true'], MONITORING_KINDS],
+        // ...or a selector of series something else scrapes.
+        [
+          ['monitoring.prometheusRule.enabled=true', 'monitoring.prometheusRule.selector=job="my-scrape"'],
+          ['PrometheusRule'],
+        ],
       ]) {
         expect(
-          monitoringObjects(await helmTemplate(ns, flag!)).map((o) => o.kind),
-          flag,
-        ).toEqual([kind]);
+          monitoringObjects(await helmTemplate(ns, ...flags!))
+            .map((o) => o.kind)
+            .sort(),
+          flags!.join(' '),
+        ).toEqual([...kinds!].sort());
       }
-      const refused = await helm(
-        'template',
-        RELEASE,
-        CHART,
-        '--kube-version',
-        kubeVersion,
-        '--set',
-        'monitoring.prometheusRule.enabled=true',
-        '--set',
-        'monitoring.prometheusRule.backupStaleSeconds=7200',
+      const refused = async (...sets: string[]) => {
+        const r = await helm(
+          'template',
+          RELEASE,
+          CHART,
+          '--kube-version',
+          kubeVersion,
+          ...sets.flatMap((x) => ['--set', x]),
+        );
+        expect(r.code, `helm template ${sets.join(' ')} should fail`).not.toBe(0);
+        return r.stderr;
+      };
+      // Rules whose job nothing gives the series: refused, with what to do.
+      const alone = await refused('monitoring.prometheusRule.enabled=true');
+      expect(alone).toContain(
+        'monitoring.prometheusRule.enabled needs monitoring.serviceMonitor.enabled=true',
       );
-      expect(refused.code, 'a stale threshold above the RPO threshold should fail the render').not.toBe(0);
-      expect(refused.stderr).toContain('backupStaleSeconds');
+      expect(alone).toContain(`job="${RELEASE}-metrics"`);
+      expect(alone).toContain('monitoring.prometheusRule.selector');
+      const withSm = ['monitoring.prometheusRule.enabled=true', 'monitoring.serviceMonitor.enabled=true'];
+      expect(await refused(...withSm, 'monitoring.prometheusRule.backupStaleFraction=1')).toContain(
+        'backupStaleFraction',
+      );
+      expect(await refused(...withSm, 'monitoring.prometheusRule.runbookBaseUrl=docs/runbooks')).toContain(
+        'runbookBaseUrl',
+      );
+      expect(await refused(...withSm, 'monitoring.prometheusRule.selector=job')).toContain('selector');
+    });
+
+    it('with monitoring.prometheusRule.selector every rule selects that, not the job; promtool accepts them', async () => {
+      const groups = ruleGroups(
+        ofKind(
+          await helmTemplate(
+            ns,
+            'monitoring.prometheusRule.enabled=true',
+            // Two matchers; helm's --set splits on a comma that is not escaped.
+            'monitoring.prometheusRule.selector=job="my-scrape"\\,env!="dev"',
+          ),
+          'PrometheusRule',
+        )[0]!,
+      );
+      for (const r of allRules(groups)) {
+        expect(r.expr, r.alert).toContain('{job="my-scrape",env!="dev"');
+        expect(r.expr, r.alert).not.toContain(JOB);
+      }
+      const file = join(tmp, 'selector-rules.yml');
+      writeFileSync(file, stringify({ groups }));
+      const r = await run(PROMTOOL, ['check', 'rules', file]);
+      expect(r.code, `promtool check rules:\n${r.stdout}${r.stderr}`).toBe(0);
     });
 
     it("helm template with the docs' flags: the API server admits the ServiceMonitor, PrometheusRule and dashboard ConfigMap", async () => {
@@ -411,7 +487,11 @@ describe('monitoring package: ServiceMonitor, PrometheusRule, Grafana dashboard'
         'manifests/components/monitoring/prometheusrule.yaml differs from the chart: regenerate it (see its header)',
       ).toEqual(
         ofKind(
-          await helmTemplate('nxt-rollback-system', 'monitoring.prometheusRule.enabled=true'),
+          await helmTemplate(
+            'nxt-rollback-system',
+            'monitoring.serviceMonitor.enabled=true',
+            'monitoring.prometheusRule.enabled=true',
+          ),
           'PrometheusRule',
         )[0]!.spec,
       );
@@ -422,6 +502,42 @@ describe('monitoring package: ServiceMonitor, PrometheusRule, Grafana dashboard'
       expect(kustomized.find(isDashboard)!.data['nxt-rollback-operator.json']).toBe(
         readFileSync(DASHBOARD, 'utf8'),
       );
+    });
+
+    it("the docs' namePrefix/namespace overlay keeps the job the rules select (and without its patch would not)", async () => {
+      /** The job the ServiceMonitor gives the series: a relabeling's, else the scraped Service's name. */
+      const problems = (objects: KubeObject[]): string[] => {
+        const [monitor] = ofKind(objects, 'ServiceMonitor');
+        const [rule] = ofKind(objects, 'PrometheusRule');
+        const service = ofKind(objects, 'Service').find((s) =>
+          Object.entries(monitor!.spec.selector.matchLabels).every(([k, v]) => s.metadata.labels?.[k] === v),
+        );
+        if (!service) return ['the ServiceMonitor selects no Service'];
+        const found: string[] = [];
+        const namespaces = monitor!.spec.namespaceSelector?.matchNames ?? [monitor!.metadata.namespace];
+        if (!namespaces.includes(service.metadata.namespace))
+          found.push(
+            `the ServiceMonitor looks in ${namespaces}, the Service is in ${service.metadata.namespace}`,
+          );
+        const relabel = (monitor!.spec.endpoints[0].relabelings ?? []).find(
+          (x: { targetLabel?: string }) => x.targetLabel === 'job',
+        );
+        const job = relabel?.replacement ?? service.metadata.name;
+        for (const r of allRules(ruleGroups(rule!)))
+          if (!r.expr.includes(`job="${job}"`)) found.push(`${r.alert} does not select job="${job}"`);
+        return found;
+      };
+      const overlay = docPrefixOverlay();
+      const patched = await kustomize(overlay, 'prefix-overlay');
+      expect(ofKind(patched, 'Service').map((s) => s.metadata.name)).toContain(`${overlay.namePrefix}${JOB}`);
+      expect(problems(patched)).toEqual([]);
+      expect(monitoringObjects(patched).map((o) => o.metadata.namespace)).toEqual(
+        monitoringObjects(patched).map(() => overlay.namespace),
+      );
+      await applyDryRun(monitoringObjects(patched), 'the namePrefix overlay with its patch');
+      // The check does judge: without the documented patch the rules select a job nothing has.
+      const { patches: _patches, ...unpatched } = overlay;
+      expect(problems(await kustomize(unpatched, 'prefix-overlay-unpatched')).length).toBeGreaterThan(0);
     });
 
     it('promtool check rules passes on the rule groups, with severity, summary, description and runbook_url on each alert', async () => {
@@ -451,8 +567,34 @@ describe('monitoring package: ServiceMonitor, PrometheusRule, Grafana dashboard'
         expect(['critical', 'warning'], `${x.alert} severity`).toContain(x.labels?.severity);
         expect(x.annotations?.summary, `${x.alert} summary`).toBeTruthy();
         expect(x.annotations?.description, `${x.alert} description`).toBeTruthy();
-        expect(x.annotations?.runbook_url, `${x.alert} runbook_url`).toBe(`docs/runbooks/${x.alert}.md`);
+        expect(x.annotations?.runbook_url, `${x.alert} runbook_url`).toBe(
+          `${RUNBOOK_BASE}/README.md#${x.alert.toLowerCase()}`,
+        );
       }
+      // Each runbook_url's anchor is a section of docs/runbooks/README.md, and an absolute URL.
+      const anchors = markdownAnchors(readFileSync(RUNBOOKS, 'utf8'));
+      for (const x of rules) {
+        const url = new URL(x.annotations!.runbook_url!);
+        expect(url.pathname.endsWith('/docs/runbooks/README.md'), x.alert).toBe(true);
+        expect([...anchors], `${x.alert}: ${url.hash} in docs/runbooks/README.md`).toContain(
+          url.hash.slice(1),
+        );
+      }
+      // The base is the user's to set; a trailing slash is not doubled.
+      const custom = ruleGroups(
+        ofKind(
+          await helmTemplate(
+            ns,
+            'monitoring.serviceMonitor.enabled=true',
+            'monitoring.prometheusRule.enabled=true',
+            'monitoring.prometheusRule.runbookBaseUrl=https://git.example.com/ops/nxt/blob/main/docs/runbooks/',
+          ),
+          'PrometheusRule',
+        )[0]!,
+      );
+      expect(allRules(custom).find((x) => x.alert === 'NxtRPOBreached')!.annotations!.runbook_url).toBe(
+        'https://git.example.com/ops/nxt/blob/main/docs/runbooks/README.md#nxtrpobreached',
+      );
       // The docs' commands, as written, from a directory with the repository's charts/.
       const block = [...readFileSync(DOC, 'utf8').matchAll(/^```sh\n([\s\S]*?)^```$/gm)]
         .map((m) => m[1]!)
@@ -481,7 +623,12 @@ describe('monitoring package: ServiceMonitor, PrometheusRule, Grafana dashboard'
         allRules(
           ruleGroups(
             ofKind(
-              await helmTemplate(ns, 'monitoring.prometheusRule.enabled=true', ...sets),
+              await helmTemplate(
+                ns,
+                'monitoring.serviceMonitor.enabled=true',
+                'monitoring.prometheusRule.enabled=true',
+                ...sets,
+              ),
               'PrometheusRule',
             )[0]!,
           ),
@@ -503,7 +650,13 @@ describe('monitoring package: ServiceMonitor, PrometheusRule, Grafana dashboard'
       expect(new Set(ids).size, 'panel ids are unique').toBe(ids.length);
       for (const p of dash.panels.filter((x) => x.type !== 'row'))
         expect(p.targets?.length, `panel "${p.title}" has a query`).toBeGreaterThan(0);
-      expect(dash.templating.list.map((v) => v.name)).toEqual(['datasource', 'job', 'rto', 'rpo']);
+      expect(dash.templating.list.map((v) => v.name)).toEqual(['datasource', 'job', 'rto']);
+      // Backup age is drawn against each schedule's own objective, not one number for all.
+      const age = dash.panels.find((p) => p.title === 'Backup age against the RPO')!;
+      expect(age.targets!.map((t) => metricNamesIn(t.expr))).toEqual([
+        ['nxt_backup_last_success_timestamp_seconds'],
+        ['nxt_rpo_objective_seconds'],
+      ]);
       const titles = dash.panels.map((p) => p.title);
       for (const title of [
         'Rollbacks by trigger and result',
@@ -655,7 +808,13 @@ describe('monitoring package: ServiceMonitor, PrometheusRule, Grafana dashboard'
         .map(([n, where]) => `${n} (${[...new Set(where)].join(', ')})`);
       expect(missing, 'referenced but not exported by the operator').toEqual([]);
       // Not vacuous: the rules and panels do reference the domain and runtime metrics.
-      for (const n of ['nxt_backup_total', 'nxt_rollback_total', 'nxt_test_restore_total', 'workqueue_depth'])
+      for (const n of [
+        'nxt_backup_total',
+        'nxt_rollback_total',
+        'nxt_test_restore_total',
+        'workqueue_depth',
+        'nxt_rpo_objective_seconds',
+      ])
         expect([...referenced.keys()], n).toContain(n);
       // The scenario above really produced the series the firing alerts read.
       for (const series of [
@@ -663,6 +822,9 @@ describe('monitoring package: ServiceMonitor, PrometheusRule, Grafana dashboard'
         /^nxt_backup_total\{.*schedule="bad",result="failed"\} 1$/m,
         /^nxt_test_restore_total\{.*schedule="good",result="failed"\} 1$/m,
         /^nxt_backup_size_bytes\{.*schedule="good"\} \d+$/m,
+        // The schedules' objective (the CRD default 1h), which the backup-age rules join on.
+        /^nxt_rpo_objective_seconds\{.*schedule="good"\} 3600$/m,
+        /^nxt_rpo_objective_seconds\{.*schedule="bad"\} 3600$/m,
         /^nxt_rollback_plans_awaiting_approval\{.*\} 1$/m,
         /^leader_election_master_status\{.*\} 1$/m,
       ])
@@ -724,6 +886,18 @@ describe('monitoring package: ServiceMonitor, PrometheusRule, Grafana dashboard'
         'NxtBackupStale',
       ])
         expect(firing(quiet), quiet).toEqual([]);
+      // Quiet because the good schedule's backup is younger than its own objective, not because the join
+      // of age and objective matched nothing: the same expression with the comparison turned round finds it.
+      for (const name of ['NxtRPOBreached', 'NxtBackupStale']) {
+        const rule = allRules(groups).find((x) => x.alert === name)!;
+        const turned = rule.expr.replace('> on (namespace, schedule)', '<= on (namespace, schedule)');
+        expect(turned, name).not.toBe(rule.expr);
+        const result = (await prom.query(turned)).data.result as { metric: Record<string, string> }[];
+        expect(
+          result.map((x) => `${x.metric.namespace}/${x.metric.schedule}`),
+          `${name} with <=`,
+        ).toEqual([`${app}/good`]);
+      }
     });
 
     it('every dashboard query is accepted by Prometheus, and the backup panels show the schedules', async () => {
