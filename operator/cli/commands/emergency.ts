@@ -13,7 +13,6 @@ import {
   type PlanManifest,
 } from '../emergency-plan.js';
 import { CliError, ExitCode, fromApiError } from '../errors.js';
-import { follow } from '../follow.js';
 import { LiveView } from '../live-view.js';
 import { paint } from '../output.js';
 import {
@@ -25,6 +24,7 @@ import {
   progressFrame,
   type PlanObject,
 } from '../plan-view.js';
+import { watchObject, WatchTimeoutError } from '../watch.js';
 
 interface Flags extends Omit<EmergencyFlags, 'deployments'> {
   timeout: string;
@@ -94,27 +94,34 @@ async function emergency(ctx: CliContext, deployments: string[], flags: Flags) {
     process.exit(130);
   };
   process.once('SIGINT', onInterrupt);
-  let result;
+  let timedOut = false;
   try {
-    result = await follow<PlanObject>(ctx.kc, ctx.client, plansRef(ctx.namespace, name), {
-      timeoutMs,
-      what,
-      until: isTerminal,
-      onChange: (p) => {
-        current = p;
-        if (live) draw();
-        else for (const l of changeLines(prev, p, Date.now())) say(l);
-        prev = p;
+    current = await watchObject<PlanObject, PlanObject>(
+      ctx.client,
+      plansRef(ctx.namespace, name),
+      (p) => (isTerminal(p) ? p : undefined),
+      {
+        timeoutMs,
+        what,
+        onChange: (p) => {
+          current = p;
+          if (live) draw();
+          else for (const l of changeLines(prev, p, Date.now())) say(l);
+          prev = p;
+        },
       },
-    });
+    );
+  } catch (e) {
+    // At the deadline the plan goes on: show the last state seen, then exit 5.
+    if (!(e instanceof WatchTimeoutError)) throw e;
+    timedOut = true;
   } finally {
     if (ticker) clearInterval(ticker);
     process.removeListener('SIGINT', onInterrupt);
   }
-  current = result.last;
   draw();
 
-  if (result.timedOut) {
+  if (timedOut) {
     ctx.out.result(planSummary(current), () => undefined);
     throw new CliError(
       ExitCode.Timeout,

@@ -19,7 +19,7 @@ import {
   testRestoreCheck,
   type Check,
 } from '../readiness-checks.js';
-import { waitForObject } from '../watch.js';
+import { watchMaybe } from '../watch.js';
 import {
   addOperatorFlags,
   listOrExit,
@@ -158,7 +158,7 @@ async function dryRuns(ctx: CliContext, deployments: string[], timeoutMs: number
           throw fromApiError(e, `create rollbackplans.${GROUP} in ${ctx.namespace}`);
         }
         created.push(plan.metadata.name);
-        const done = await waitForObject<KubeObject & { status?: { phase?: string } }, KubeObject>(
+        const done = await watchMaybe<KubeObject & { status?: { phase?: string } }, KubeObject>(
           ctx.client,
           plansRef(ctx.namespace, plan.metadata.name),
           (p) => {
@@ -167,7 +167,7 @@ async function dryRuns(ctx: CliContext, deployments: string[], timeoutMs: number
           },
           {
             timeoutMs,
-            what: `the dry run of ${d} (plan ${plan.metadata.name})`,
+            waitingFor: `the dry run of ${d} (plan ${plan.metadata.name})`,
             hint: (p) =>
               p?.status?.phase
                 ? undefined

@@ -10,7 +10,7 @@ import { CliError, ExitCode, fromApiError } from '../errors.js';
 import { paint, table } from '../output.js';
 import { parseWaitTimeout, uniqueRequestValue } from '../requests.js';
 import { validationPlan, validationSpec, type Stage } from '../validation-plan.js';
-import { watchUntil } from '../watch-until.js';
+import { watchObject } from '../watch.js';
 
 interface ValidateOptions {
   pre?: boolean;
@@ -111,8 +111,8 @@ async function runStage(
   }
   if (ctx.out.format === 'table') ctx.out.warn(`${stage}-validation: RollbackPlan ${name} created; waiting…`);
   let lastNote = '';
-  const report = await watchUntil(
-    ctx,
+  const report = await watchObject<KubeObject, ValidationReport>(
+    ctx.client,
     plansRef(ctx.namespace, name),
     (p) => {
       const phase = p.status?.phase;
@@ -134,7 +134,11 @@ async function runStage(
         ctx.out.warn((lastNote = progress.message));
       return undefined;
     },
-    { what: `the ${stage}-validation of RollbackPlan "${name}"`, timeoutMs: Math.max(1, timeoutMs) },
+    {
+      what: `RollbackPlan "${name}"`,
+      waitingFor: `the ${stage}-validation of RollbackPlan "${name}"`,
+      timeoutMs: Math.max(1, timeoutMs),
+    },
   );
   return { plan: name, ...report };
 }
