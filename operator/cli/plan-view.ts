@@ -25,8 +25,9 @@ export const TERMINAL_PHASES = ['Succeeded', 'Failed', 'Expired', 'Vetoed', 'Dry
 /** Phases `status` lists when asked for no plan in particular. */
 export const ACTIVE_PHASES = ['Pending', 'Armed', 'AwaitingApproval', 'Running'] as const;
 
-export const isTerminal = (p: PlanObject) =>
-  (TERMINAL_PHASES as readonly string[]).includes(p.status?.phase ?? '');
+export const isTerminalPhase = (phase: string | undefined) =>
+  (TERMINAL_PHASES as readonly string[]).includes(phase ?? '');
+export const isTerminal = (p: PlanObject) => isTerminalPhase(p.status?.phase);
 /** Not ended: a plan the operator has not seen yet (no phase) counts as Pending. */
 export const isActive = (p: PlanObject) =>
   (ACTIVE_PHASES as readonly string[]).includes(p.status?.phase ?? 'Pending');

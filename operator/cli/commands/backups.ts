@@ -8,8 +8,9 @@ import { backupNowState, listBackups, testRestoreState } from '../backup-request
 import { action } from '../command.js';
 import { schedulesRef, type CliContext } from '../context.js';
 import { CliError, ExitCode, fromApiError } from '../errors.js';
+import { parseDurationFlag } from '../flags.js';
 import { age, formatDuration, paint, table } from '../output.js';
-import { formatBytes, parseWaitTimeout, uniqueRequestValue } from '../requests.js';
+import { formatBytes, uniqueRequestValue } from '../requests.js';
 import { watchObject } from '../watch.js';
 
 const DEFAULT_TIMEOUT = '10m';
@@ -92,7 +93,7 @@ async function backupNow(
   scheduleName: string | undefined,
   opts: { wait?: boolean; timeout: string },
 ) {
-  const timeoutMs = parseWaitTimeout(opts.timeout);
+  const timeoutMs = parseDurationFlag('--timeout', opts.timeout);
   const schedule = await resolveSchedule(ctx, scheduleName);
   const name = schedule.metadata.name;
   const request = uniqueRequestValue();
@@ -223,7 +224,7 @@ async function verify(
   id: string,
   opts: { schedule?: string; wait?: boolean; timeout: string },
 ) {
-  const timeoutMs = parseWaitTimeout(opts.timeout);
+  const timeoutMs = parseDurationFlag('--timeout', opts.timeout);
   const schedule = await scheduleOfBackup(ctx, id, opts.schedule);
   const name = schedule.metadata.name;
   const backups = listBackups([schedule]);

@@ -26,6 +26,7 @@ import {
 import { durationOption } from '../flags.js';
 import { deploymentHealth, newestGoodBackup, planRto, rpoObjectiveOf } from '../health-report.js';
 import { formatDuration, paint, table } from '../output.js';
+import { isTerminalPhase } from '../plan-view.js';
 import { waitGone, watchMaybe } from '../watch.js';
 import { deploymentRef, listOrExit, targetNames } from './health.js';
 import { parseDuration } from '../../api/v1alpha1/common.js';
@@ -40,7 +41,6 @@ interface DrillFlags {
 }
 
 const namespaceRef = (name: string) => ({ group: '', version: 'v1', plural: 'namespaces', name });
-const FINISHED = new Set(['Succeeded', 'Failed', 'Expired', 'Vetoed', 'DryRunComplete']);
 
 export interface DrillReport {
   source: { namespace: string; deployment: string; revision?: string; previousRevision?: string };
@@ -184,7 +184,7 @@ async function runDrill(ctx: CliContext, opts: DrillFlags) {
       plansRef(scratch, 'drill'),
       (p) => {
         if (!p) throw new CliError(ExitCode.Failed, `plan ${scratch}/drill was deleted`);
-        return FINISHED.has(p.status?.phase ?? '') ? p : undefined;
+        return isTerminalPhase(p.status?.phase) ? p : undefined;
       },
       {
         timeoutMs: opts.timeout,

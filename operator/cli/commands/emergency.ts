@@ -6,13 +6,9 @@ import { Scopes } from '../../api/v1alpha1/rollbackplan.js';
 import { KubeApiError } from '../../kube/errors.js';
 import { action } from '../command.js';
 import { plansRef, type CliContext } from '../context.js';
-import {
-  buildEmergencyPlan,
-  durationFlag,
-  type EmergencyFlags,
-  type PlanManifest,
-} from '../emergency-plan.js';
+import { buildEmergencyPlan, type EmergencyFlags, type PlanManifest } from '../emergency-plan.js';
 import { CliError, ExitCode, fromApiError } from '../errors.js';
+import { parseDurationFlag } from '../flags.js';
 import { LiveView } from '../live-view.js';
 import { paint } from '../output.js';
 import {
@@ -60,7 +56,7 @@ export function register(program: Command) {
 }
 
 async function emergency(ctx: CliContext, deployments: string[], flags: Flags) {
-  const timeoutMs = durationFlag('--timeout', flags.timeout);
+  const timeoutMs = parseDurationFlag('--timeout', flags.timeout);
   const manifest = buildEmergencyPlan({ ...flags, deployments }, new Date(), randomBytes(2).toString('hex'));
   const started = Date.now();
   const created = await create(ctx, manifest);

@@ -5,8 +5,8 @@ import type { Command } from 'commander';
 import { Annotation } from '../../api/v1alpha1/common.js';
 import { action } from '../command.js';
 import { plansRef, type CliContext } from '../context.js';
-import { durationFlag } from '../emergency-plan.js';
 import { CliError, ExitCode, fromApiError } from '../errors.js';
+import { parseDurationFlag } from '../flags.js';
 import {
   activeTable,
   historyEntry,
@@ -112,7 +112,7 @@ export function decisionPatch(verb: 'approve' | 'veto', username: string, reason
 }
 
 async function decide(ctx: CliContext, verb: 'approve' | 'veto', name: string, o: DecideFlags) {
-  const timeoutMs = o.wait ? durationFlag('--timeout', o.timeout) : 0;
+  const timeoutMs = o.wait ? parseDurationFlag('--timeout', o.timeout) : 0;
   const what = `RollbackPlan ${ctx.namespace}/${name}`;
   const before = await getPlan(ctx, name);
   const phase = before.status?.phase;

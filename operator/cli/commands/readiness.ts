@@ -19,6 +19,7 @@ import {
   testRestoreCheck,
   type Check,
 } from '../readiness-checks.js';
+import { isTerminalPhase } from '../plan-view.js';
 import { watchMaybe } from '../watch.js';
 import {
   addOperatorFlags,
@@ -29,7 +30,6 @@ import {
 } from './health.js';
 
 const DEFAULT_OPERATOR_SA = 'nxt-rollback-operator';
-const FINISHED = new Set(['DryRunComplete', 'Succeeded', 'Failed', 'Expired', 'Vetoed']);
 
 interface ReadinessFlags extends OperatorFlags {
   deployments: string[];
@@ -163,7 +163,7 @@ async function dryRuns(ctx: CliContext, deployments: string[], timeoutMs: number
           plansRef(ctx.namespace, plan.metadata.name),
           (p) => {
             if (!p) throw new CliError(ExitCode.Failed, `dry-run plan ${plan.metadata.name} was deleted`);
-            return FINISHED.has(p.status?.phase ?? '') ? p : undefined;
+            return isTerminalPhase(p.status?.phase) ? p : undefined;
           },
           {
             timeoutMs,

@@ -7,8 +7,9 @@ import type { KubeObject } from '../../kube/rest.js';
 import { action } from '../command.js';
 import { plansRef, type CliContext } from '../context.js';
 import { CliError, ExitCode, fromApiError } from '../errors.js';
+import { commaList, parseDurationFlag, specDurationFlag } from '../flags.js';
 import { paint, table } from '../output.js';
-import { parseWaitTimeout, uniqueRequestValue } from '../requests.js';
+import { uniqueRequestValue } from '../requests.js';
 import { validationPlan, validationSpec, type Stage } from '../validation-plan.js';
 import { watchObject } from '../watch.js';
 
@@ -55,8 +56,8 @@ export function register(program: Command) {
 }
 
 async function validate(ctx: CliContext, deployments: string[], opts: ValidateOptions) {
-  const timeoutMs = parseWaitTimeout(opts.timeout);
-  if (opts.validationTimeout) parseWaitTimeout(opts.validationTimeout, '--validation-timeout');
+  const timeoutMs = parseDurationFlag('--timeout', opts.timeout);
+  if (opts.validationTimeout) specDurationFlag('--validation-timeout', opts.validationTimeout);
   const stages: Stage[] = opts.pre === opts.post ? ['pre', 'post'] : opts.pre ? ['pre'] : ['post'];
   const from = opts.plan ? await readPlanSpec(ctx, opts.plan) : undefined;
   const spec = validationSpec({
@@ -64,10 +65,7 @@ async function validate(ctx: CliContext, deployments: string[], opts: ValidateOp
     http: opts.http,
     schedule: opts.schedule,
     flags: opts.flags,
-    disable: (opts.disable ?? '')
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
+    disable: commaList(opts.disable ?? ''),
     validationTimeout: opts.validationTimeout,
     from,
   });
