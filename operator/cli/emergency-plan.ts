@@ -1,8 +1,9 @@
 // The RollbackPlan `nxt-rollback emergency` creates, built from its flags: pure, so every bad combination is
 // a usage error (exit 2) before anything reaches the API server, and the unit test pins the spec.
-import { API_VERSION, parseDuration } from '../api/v1alpha1/common.js';
+import { API_VERSION } from '../api/v1alpha1/common.js';
 import { ROLLBACK_PLAN_KIND, Scopes, type RollbackPlanSpec } from '../api/v1alpha1/rollbackplan.js';
 import { CliError, ExitCode } from './errors.js';
+import { commaList, specDurationFlag } from './flags.js';
 
 export type Scope = (typeof Scopes)[number];
 
@@ -41,17 +42,6 @@ export function emergencyName(scope: Scope, now: Date, hex4: string): string {
     `${now.getUTCFullYear()}${p(now.getUTCMonth() + 1)}${p(now.getUTCDate())}-` +
     `${p(now.getUTCHours())}${p(now.getUTCMinutes())}${p(now.getUTCSeconds())}`;
   return `emergency-${scope}-${stamp}-${hex4}`;
-}
-
-/** A duration flag, checked like the schema checks it (30s, 5m, 1h30m). */
-export function durationFlag(flag: string, value: string): number {
-  try {
-    const ms = parseDuration(value);
-    if (ms <= 0) throw new Error('must be positive');
-    return ms;
-  } catch {
-    throw usage(`${flag} "${value}" is not a duration: use e.g. 30s, 5m or 1h30m (units h, m, s, ms)`);
-  }
 }
 
 /** `--backup latest|<id>|before=<RFC3339>` → spec.targets.database.backup. */
@@ -127,7 +117,7 @@ export function buildEmergencyPlan(f: EmergencyFlags, now: Date, hex4: string): 
     if (!/^\d+$/.test(f.toRevision)) throw usage(`--to-revision "${f.toRevision}" is not a revision number`);
     toRevision = Number(f.toRevision);
   }
-  if (f.validationTimeout !== undefined) durationFlag('--validation-timeout', f.validationTimeout);
+  if (f.validationTimeout !== undefined) specDurationFlag('--validation-timeout', f.validationTimeout);
 
   const targets: RollbackPlanSpec['targets'] = {};
   if (deployments.length)
@@ -143,14 +133,7 @@ export function buildEmergencyPlan(f: EmergencyFlags, now: Date, hex4: string): 
       ...(f.safetyBackup === false ? { safetyBackup: false } : {}),
     };
   if (f.flags && f.disable) {
-    const disable = [
-      ...new Set(
-        f.disable
-          .split(',')
-          .map((s) => s.trim())
-          .filter(Boolean),
-      ),
-    ];
+    const disable = [...new Set(commaList(f.disable))];
     if (!disable.length) throw usage('--disable needs at least one flag name');
     targets.featureFlags = { ...flagsTarget(f.flags), disable };
   }

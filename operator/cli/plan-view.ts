@@ -1,6 +1,7 @@
 // How the CLI shows a RollbackPlan: the JSON summary scripts read, the history row, the detail view of
 // `status`, the live progress frame of `emergency` and its plain-line equivalent. Pure functions of the plan
 // (and the clock), so the unit tests pin every column.
+import { conditionOf as conditionOfAny } from './conditions.js';
 import { ConditionType } from '../api/v1alpha1/common.js';
 import type { RollbackPlanSpec, RollbackPlanStatus } from '../api/v1alpha1/rollbackplan.js';
 import { age, formatDuration, table } from './output.js';
@@ -25,14 +26,14 @@ export const TERMINAL_PHASES = ['Succeeded', 'Failed', 'Expired', 'Vetoed', 'Dry
 /** Phases `status` lists when asked for no plan in particular. */
 export const ACTIVE_PHASES = ['Pending', 'Armed', 'AwaitingApproval', 'Running'] as const;
 
-export const isTerminal = (p: PlanObject) =>
-  (TERMINAL_PHASES as readonly string[]).includes(p.status?.phase ?? '');
+export const isTerminalPhase = (phase: string | undefined) =>
+  (TERMINAL_PHASES as readonly string[]).includes(phase ?? '');
+export const isTerminal = (p: PlanObject) => isTerminalPhase(p.status?.phase);
 /** Not ended: a plan the operator has not seen yet (no phase) counts as Pending. */
 export const isActive = (p: PlanObject) =>
   (ACTIVE_PHASES as readonly string[]).includes(p.status?.phase ?? 'Pending');
 
-export const conditionOf = (p: PlanObject, type: string): Condition | undefined =>
-  p.status?.conditions?.find((c) => c.type === type);
+export const conditionOf = (p: PlanObject, type: string): Condition | undefined => conditionOfAny(p, type);
 
 /** RTOMet as a boolean; null while the plan has not succeeded (the condition is set on success only). */
 export function rtoMet(p: PlanObject): boolean | null {

@@ -1,19 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { CliError } from './errors.js';
-import { formatBytes, parseWaitTimeout, uniqueRequestValue } from './requests.js';
+import { formatBytes, uniqueRequestValue } from './requests.js';
 
 describe('cli requests', () => {
   it('makes unique lower-case request values that also fit an object name', () => {
     const a = uniqueRequestValue('cli', new Date('2026-11-29T11:53:00.123Z'));
     expect(a).toMatch(/^cli-20261129t115300z-[0-9a-f]{6}$/);
     expect(uniqueRequestValue()).not.toBe(uniqueRequestValue());
-  });
-  it('reads --timeout as a duration or seconds, and refuses anything else as a usage error', () => {
-    expect(parseWaitTimeout('90s')).toBe(90_000);
-    expect(parseWaitTimeout('1m30s')).toBe(90_000);
-    expect(parseWaitTimeout('5')).toBe(5_000);
-    expect(() => parseWaitTimeout('soon')).toThrow(CliError);
-    expect(() => parseWaitTimeout('0')).toThrow(CliError);
   });
   it('formats sizes like the tables show them', () => {
     expect(formatBytes(512)).toBe('512B');

@@ -1,7 +1,5 @@
-// What the backup and validate commands share: a unique value per request, --timeout, sizes for tables.
+// What the backup and validate commands share: a unique value per request, sizes for tables.
 import { randomBytes } from 'node:crypto';
-import { parseDuration } from '../api/v1alpha1/common.js';
-import { CliError, ExitCode } from './errors.js';
 
 /**
  * A value no one used before, for an annotation that acts once per new value (backup-now, test-restore-now)
@@ -15,22 +13,6 @@ export function uniqueRequestValue(prefix = 'cli', now = new Date()): string {
     .toLowerCase();
   return `${prefix}-${t}-${randomBytes(3).toString('hex')}`;
 }
-
-/** --timeout: a duration (90s, 5m, 1h30m) or a number of seconds. */
-export function parseWaitTimeout(v: string, flag = '--timeout'): number {
-  const ms = /^\d+(\.\d+)?$/.test(v) ? Number(v) * 1000 : durationOrUndefined(v);
-  if (ms === undefined || !(ms > 0))
-    throw new CliError(ExitCode.Usage, `${flag} "${v}": expected a duration such as 90s, 5m or 1h30m`);
-  return ms;
-}
-
-const durationOrUndefined = (v: string) => {
-  try {
-    return parseDuration(v);
-  } catch {
-    return undefined;
-  }
-};
 
 /** 1536 → "1.5KiB": sizes in tables. */
 export function formatBytes(n: number | undefined): string {

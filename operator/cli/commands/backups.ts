@@ -8,9 +8,10 @@ import { backupNowState, listBackups, testRestoreState } from '../backup-request
 import { action } from '../command.js';
 import { schedulesRef, type CliContext } from '../context.js';
 import { CliError, ExitCode, fromApiError } from '../errors.js';
+import { parseDurationFlag } from '../flags.js';
 import { age, formatDuration, paint, table } from '../output.js';
-import { formatBytes, parseWaitTimeout, uniqueRequestValue } from '../requests.js';
-import { watchUntil } from '../watch-until.js';
+import { formatBytes, uniqueRequestValue } from '../requests.js';
+import { watchObject } from '../watch.js';
 
 const DEFAULT_TIMEOUT = '10m';
 
@@ -92,7 +93,7 @@ async function backupNow(
   scheduleName: string | undefined,
   opts: { wait?: boolean; timeout: string },
 ) {
-  const timeoutMs = parseWaitTimeout(opts.timeout);
+  const timeoutMs = parseDurationFlag('--timeout', opts.timeout);
   const schedule = await resolveSchedule(ctx, scheduleName);
   const name = schedule.metadata.name;
   const request = uniqueRequestValue();
@@ -106,10 +107,10 @@ async function backupNow(
   if (ctx.out.format === 'table') ctx.out.warn(`backup requested on BackupSchedule ${name}; waiting…`);
   let lastNote = '';
   let announced = false;
-  const done = await watchUntil(
-    ctx,
+  const done = await watchObject(
+    ctx.client,
     schedulesRef(ctx.namespace, name),
-    (s) => {
+    (s: KubeObject) => {
       const st = backupNowState(s, request);
       if (st.state === 'waiting') {
         if (st.jobName && !announced) {
@@ -121,7 +122,7 @@ async function backupNow(
       }
       return st;
     },
-    { what: `the backup of BackupSchedule "${name}"`, timeoutMs },
+    { what: `BackupSchedule "${name}"`, waitingFor: `the backup of BackupSchedule "${name}"`, timeoutMs },
   );
   if (done.state === 'failed') {
     ctx.out.result(
@@ -223,7 +224,7 @@ async function verify(
   id: string,
   opts: { schedule?: string; wait?: boolean; timeout: string },
 ) {
-  const timeoutMs = parseWaitTimeout(opts.timeout);
+  const timeoutMs = parseDurationFlag('--timeout', opts.timeout);
   const schedule = await scheduleOfBackup(ctx, id, opts.schedule);
   const name = schedule.metadata.name;
   const backups = listBackups([schedule]);
@@ -256,16 +257,20 @@ async function verify(
   }
   if (ctx.out.format === 'table') ctx.out.warn(`test restore of ${backup.id} requested; waiting…`);
   let lastNote = '';
-  const done = await watchUntil(
-    ctx,
+  const done = await watchObject(
+    ctx.client,
     schedulesRef(ctx.namespace, name),
-    (s) => {
+    (s: KubeObject) => {
       const st = testRestoreState(s, request, backup.id, requestedAt);
       if (st.state !== 'waiting') return st;
       if (st.note && st.note !== lastNote) ctx.out.warn((lastNote = st.note));
       return undefined;
     },
-    { what: `the test restore of ${backup.id} (BackupSchedule "${name}")`, timeoutMs },
+    {
+      what: `BackupSchedule "${name}"`,
+      waitingFor: `the test restore of ${backup.id} (BackupSchedule "${name}")`,
+      timeoutMs,
+    },
   );
   if (done.state === 'refused') {
     // The backup was pruned between our read and the operator's.

@@ -26,7 +26,8 @@ import {
 import { durationOption } from '../flags.js';
 import { deploymentHealth, newestGoodBackup, planRto, rpoObjectiveOf } from '../health-report.js';
 import { formatDuration, paint, table } from '../output.js';
-import { waitForObject, waitGone } from '../watch.js';
+import { isTerminalPhase } from '../plan-view.js';
+import { waitGone, watchMaybe } from '../watch.js';
 import { deploymentRef, listOrExit, targetNames } from './health.js';
 import { parseDuration } from '../../api/v1alpha1/common.js';
 
@@ -40,7 +41,6 @@ interface DrillFlags {
 }
 
 const namespaceRef = (name: string) => ({ group: '', version: 'v1', plural: 'namespaces', name });
-const FINISHED = new Set(['Succeeded', 'Failed', 'Expired', 'Vetoed', 'DryRunComplete']);
 
 export interface DrillReport {
   source: { namespace: string; deployment: string; revision?: string; previousRevision?: string };
@@ -179,16 +179,16 @@ async function runDrill(ctx: CliContext, opts: DrillFlags) {
     await createOrFail(ctx, plansRef(scratch), planBody, `rollbackplans.${GROUP}`);
     progress(`  RollbackPlan ${scratch}/drill created (RTO ${rto})`);
     const seen = new Set<string>();
-    const plan = await waitForObject<KubeObject & { status?: Record<string, any> }, KubeObject>(
+    const plan = await watchMaybe<KubeObject & { status?: Record<string, any> }, KubeObject>(
       ctx.client,
       plansRef(scratch, 'drill'),
       (p) => {
         if (!p) throw new CliError(ExitCode.Failed, `plan ${scratch}/drill was deleted`);
-        return FINISHED.has(p.status?.phase ?? '') ? p : undefined;
+        return isTerminalPhase(p.status?.phase) ? p : undefined;
       },
       {
         timeoutMs: opts.timeout,
-        what: `the drill's rollback (plan ${scratch}/drill)`,
+        waitingFor: `the drill's rollback (plan ${scratch}/drill)`,
         hint: (p) =>
           p?.status?.phase
             ? `phase ${p.status.phase}`
@@ -291,7 +291,7 @@ function waitRolledOut(
   revision: string,
   timeoutMs: number,
 ) {
-  return waitForObject<RawDeployment & KubeObject, true>(
+  return watchMaybe<RawDeployment & KubeObject, true>(
     ctx.client,
     deploymentRef(namespace, name),
     (d) => {
@@ -303,7 +303,7 @@ function waitRolledOut(
     },
     {
       timeoutMs,
-      what: `Deployment ${namespace}/${name} to roll out revision ${revision}`,
+      waitingFor: `Deployment ${namespace}/${name} to roll out revision ${revision}`,
       hint: (d) => (d ? deploymentHealth(name, d).message || undefined : undefined),
     },
   );
@@ -339,7 +339,7 @@ async function testRestore(
     throw fromApiError(e, `patch backupschedule ${ns}/${name} (annotation ${Annotation.TestRestoreNow})`);
   }
   progress(`  test restore of ${name} requested (${Annotation.TestRestoreNow}=${request})`);
-  const final = await waitForObject<ScheduleObject, { s: ScheduleObject; started: boolean }>(
+  const final = await watchMaybe<ScheduleObject, { s: ScheduleObject; started: boolean }>(
     ctx.client,
     schedulesRef(ns, name),
     (s) => {
@@ -355,7 +355,7 @@ async function testRestore(
     },
     {
       timeoutMs,
-      what: `the test restore of ${ns}/${name}`,
+      waitingFor: `the test restore of ${ns}/${name}`,
       hint: (s) =>
         s?.status?.lastTestRestoreNow?.annotationValue === request
           ? `running as Job ${s.status.lastTestRestoreNow.jobName ?? '?'}`

@@ -6,14 +6,9 @@ import { Scopes } from '../../api/v1alpha1/rollbackplan.js';
 import { KubeApiError } from '../../kube/errors.js';
 import { action } from '../command.js';
 import { plansRef, type CliContext } from '../context.js';
-import {
-  buildEmergencyPlan,
-  durationFlag,
-  type EmergencyFlags,
-  type PlanManifest,
-} from '../emergency-plan.js';
+import { buildEmergencyPlan, type EmergencyFlags, type PlanManifest } from '../emergency-plan.js';
 import { CliError, ExitCode, fromApiError } from '../errors.js';
-import { follow } from '../follow.js';
+import { parseDurationFlag, repeatable } from '../flags.js';
 import { LiveView } from '../live-view.js';
 import { paint } from '../output.js';
 import {
@@ -25,13 +20,12 @@ import {
   progressFrame,
   type PlanObject,
 } from '../plan-view.js';
+import { watchObject, WatchTimeoutError } from '../watch.js';
 
 interface Flags extends Omit<EmergencyFlags, 'deployments'> {
   timeout: string;
   wait: boolean;
 }
-
-const collect = (v: string, prev: string[]) => [...prev, v];
 
 export function register(program: Command) {
   program
@@ -48,7 +42,7 @@ export function register(program: Command) {
     .option('--no-safety-backup', 'database: skip the backup of the current state before restoring')
     .option('--flags <object>', 'feature: the ConfigMap (or featureflag/<name>) holding the flags')
     .option('--disable <flags>', 'feature: comma-separated flags to switch off')
-    .option('--http <url>', 'post-validation: GET <url> must answer 200 (repeatable)', collect, [])
+    .option('--http <url>', 'post-validation: GET <url> must answer 200 (repeatable)', repeatable, [])
     .option(
       '--validation-timeout <duration>',
       'post-validation deadline (spec.validation.timeout, default 5m)',
@@ -60,7 +54,7 @@ export function register(program: Command) {
 }
 
 async function emergency(ctx: CliContext, deployments: string[], flags: Flags) {
-  const timeoutMs = durationFlag('--timeout', flags.timeout);
+  const timeoutMs = parseDurationFlag('--timeout', flags.timeout);
   const manifest = buildEmergencyPlan({ ...flags, deployments }, new Date(), randomBytes(2).toString('hex'));
   const started = Date.now();
   const created = await create(ctx, manifest);
@@ -94,27 +88,34 @@ async function emergency(ctx: CliContext, deployments: string[], flags: Flags) {
     process.exit(130);
   };
   process.once('SIGINT', onInterrupt);
-  let result;
+  let timedOut = false;
   try {
-    result = await follow<PlanObject>(ctx.kc, ctx.client, plansRef(ctx.namespace, name), {
-      timeoutMs,
-      what,
-      until: isTerminal,
-      onChange: (p) => {
-        current = p;
-        if (live) draw();
-        else for (const l of changeLines(prev, p, Date.now())) say(l);
-        prev = p;
+    current = await watchObject<PlanObject, PlanObject>(
+      ctx.client,
+      plansRef(ctx.namespace, name),
+      (p) => (isTerminal(p) ? p : undefined),
+      {
+        timeoutMs,
+        what,
+        onChange: (p) => {
+          current = p;
+          if (live) draw();
+          else for (const l of changeLines(prev, p, Date.now())) say(l);
+          prev = p;
+        },
       },
-    });
+    );
+  } catch (e) {
+    // At the deadline the plan goes on: show the last state seen, then exit 5.
+    if (!(e instanceof WatchTimeoutError)) throw e;
+    timedOut = true;
   } finally {
     if (ticker) clearInterval(ticker);
     process.removeListener('SIGINT', onInterrupt);
   }
-  current = result.last;
   draw();
 
-  if (result.timedOut) {
+  if (timedOut) {
     ctx.out.result(planSummary(current), () => undefined);
     throw new CliError(
       ExitCode.Timeout,

@@ -5,9 +5,8 @@ import type { Command } from 'commander';
 import { Annotation } from '../../api/v1alpha1/common.js';
 import { action } from '../command.js';
 import { plansRef, type CliContext } from '../context.js';
-import { durationFlag } from '../emergency-plan.js';
 import { CliError, ExitCode, fromApiError } from '../errors.js';
-import { follow } from '../follow.js';
+import { parseDurationFlag } from '../flags.js';
 import {
   activeTable,
   historyEntry,
@@ -19,6 +18,7 @@ import {
   recentPlans,
   type PlanObject,
 } from '../plan-view.js';
+import { watchObject, WatchTimeoutError } from '../watch.js';
 
 /** status, history, approve, veto. */
 export function register(program: Command) {
@@ -112,7 +112,7 @@ export function decisionPatch(verb: 'approve' | 'veto', username: string, reason
 }
 
 async function decide(ctx: CliContext, verb: 'approve' | 'veto', name: string, o: DecideFlags) {
-  const timeoutMs = o.wait ? durationFlag('--timeout', o.timeout) : 0;
+  const timeoutMs = o.wait ? parseDurationFlag('--timeout', o.timeout) : 0;
   const what = `RollbackPlan ${ctx.namespace}/${name}`;
   const before = await getPlan(ctx, name);
   const phase = before.status?.phase;
@@ -135,17 +135,20 @@ async function decide(ctx: CliContext, verb: 'approve' | 'veto', name: string, o
     throw fromApiError(e, `${verb} ${what}`);
   }
   if (o.wait && after.status?.phase === 'AwaitingApproval') {
-    const r = await follow<PlanObject>(ctx.kc, ctx.client, plansRef(ctx.namespace, name), {
-      timeoutMs,
-      what,
-      until: (p) => p.status?.phase !== 'AwaitingApproval',
-    });
-    after = r.last;
-    if (r.timedOut)
+    try {
+      after = await watchObject<PlanObject, PlanObject>(
+        ctx.client,
+        plansRef(ctx.namespace, name),
+        (p) => (p.status?.phase !== 'AwaitingApproval' ? p : undefined),
+        { timeoutMs, what },
+      );
+    } catch (e) {
+      if (!(e instanceof WatchTimeoutError)) throw e;
       throw new CliError(
         ExitCode.Timeout,
         `${verb === 'approve' ? 'approved' : 'vetoed'} as ${user}, but ${what} was still AwaitingApproval after --timeout ${o.timeout}`,
       );
+    }
   }
   const result = {
     name,

@@ -19,7 +19,8 @@ import {
   testRestoreCheck,
   type Check,
 } from '../readiness-checks.js';
-import { waitForObject } from '../watch.js';
+import { isTerminalPhase } from '../plan-view.js';
+import { watchMaybe } from '../watch.js';
 import {
   addOperatorFlags,
   listOrExit,
@@ -29,7 +30,6 @@ import {
 } from './health.js';
 
 const DEFAULT_OPERATOR_SA = 'nxt-rollback-operator';
-const FINISHED = new Set(['DryRunComplete', 'Succeeded', 'Failed', 'Expired', 'Vetoed']);
 
 interface ReadinessFlags extends OperatorFlags {
   deployments: string[];
@@ -158,16 +158,16 @@ async function dryRuns(ctx: CliContext, deployments: string[], timeoutMs: number
           throw fromApiError(e, `create rollbackplans.${GROUP} in ${ctx.namespace}`);
         }
         created.push(plan.metadata.name);
-        const done = await waitForObject<KubeObject & { status?: { phase?: string } }, KubeObject>(
+        const done = await watchMaybe<KubeObject & { status?: { phase?: string } }, KubeObject>(
           ctx.client,
           plansRef(ctx.namespace, plan.metadata.name),
           (p) => {
             if (!p) throw new CliError(ExitCode.Failed, `dry-run plan ${plan.metadata.name} was deleted`);
-            return FINISHED.has(p.status?.phase ?? '') ? p : undefined;
+            return isTerminalPhase(p.status?.phase) ? p : undefined;
           },
           {
             timeoutMs,
-            what: `the dry run of ${d} (plan ${plan.metadata.name})`,
+            waitingFor: `the dry run of ${d} (plan ${plan.metadata.name})`,
             hint: (p) =>
               p?.status?.phase
                 ? undefined

@@ -6,11 +6,13 @@ import type { RollbackPlanSpec, ValidationReport } from '../../api/v1alpha1/roll
 import type { KubeObject } from '../../kube/rest.js';
 import { action } from '../command.js';
 import { plansRef, type CliContext } from '../context.js';
+import { conditionOf } from '../conditions.js';
 import { CliError, ExitCode, fromApiError } from '../errors.js';
+import { commaList, parseDurationFlag, repeatable, specDurationFlag } from '../flags.js';
 import { paint, table } from '../output.js';
-import { parseWaitTimeout, uniqueRequestValue } from '../requests.js';
+import { uniqueRequestValue } from '../requests.js';
 import { validationPlan, validationSpec, type Stage } from '../validation-plan.js';
-import { watchUntil } from '../watch-until.js';
+import { watchObject } from '../watch.js';
 
 interface ValidateOptions {
   pre?: boolean;
@@ -24,8 +26,6 @@ interface ValidateOptions {
   timeout: string;
 }
 
-const collect = (v: string, all: string[]) => [...all, v];
-
 export function register(program: Command) {
   program
     .command('validate')
@@ -38,7 +38,7 @@ export function register(program: Command) {
       'pre-validation: targets exist, revisions exist, not paused, no other plan holds them, permissions, backup, flags',
     )
     .option('--post', 'post-validation: every Deployment rolled out and available, the HTTP checks pass')
-    .option('--http <url>', 'an HTTP check that must return 200 (repeatable)', collect, [])
+    .option('--http <url>', 'an HTTP check that must return 200 (repeatable)', repeatable, [])
     .option(
       '--schedule <name>',
       'a database target: the BackupSchedule whose newest verified backup is checked',
@@ -55,8 +55,8 @@ export function register(program: Command) {
 }
 
 async function validate(ctx: CliContext, deployments: string[], opts: ValidateOptions) {
-  const timeoutMs = parseWaitTimeout(opts.timeout);
-  if (opts.validationTimeout) parseWaitTimeout(opts.validationTimeout, '--validation-timeout');
+  const timeoutMs = parseDurationFlag('--timeout', opts.timeout);
+  if (opts.validationTimeout) specDurationFlag('--validation-timeout', opts.validationTimeout);
   const stages: Stage[] = opts.pre === opts.post ? ['pre', 'post'] : opts.pre ? ['pre'] : ['post'];
   const from = opts.plan ? await readPlanSpec(ctx, opts.plan) : undefined;
   const spec = validationSpec({
@@ -64,10 +64,7 @@ async function validate(ctx: CliContext, deployments: string[], opts: ValidateOp
     http: opts.http,
     schedule: opts.schedule,
     flags: opts.flags,
-    disable: (opts.disable ?? '')
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
+    disable: commaList(opts.disable ?? ''),
     validationTimeout: opts.validationTimeout,
     from,
   });
@@ -111,8 +108,8 @@ async function runStage(
   }
   if (ctx.out.format === 'table') ctx.out.warn(`${stage}-validation: RollbackPlan ${name} created; waiting…`);
   let lastNote = '';
-  const report = await watchUntil(
-    ctx,
+  const report = await watchObject<KubeObject, ValidationReport>(
+    ctx.client,
     plansRef(ctx.namespace, name),
     (p) => {
       const phase = p.status?.phase;
@@ -123,18 +120,22 @@ async function runStage(
         return v;
       }
       if (phase === 'Failed') {
-        const ready = (p.status?.conditions ?? []).find((c: { type: string }) => c.type === 'Ready');
+        const ready = conditionOf(p, 'Ready');
         throw new CliError(
           ExitCode.Failed,
           `RollbackPlan ${name} failed: ${ready?.reason ?? ''}: ${ready?.message ?? 'see kubectl describe'}`,
         );
       }
-      const progress = (p.status?.conditions ?? []).find((c: { type: string }) => c.type === 'Reconciling');
+      const progress = conditionOf(p, 'Reconciling');
       if (ctx.out.format === 'table' && progress?.message && progress.message !== lastNote)
         ctx.out.warn((lastNote = progress.message));
       return undefined;
     },
-    { what: `the ${stage}-validation of RollbackPlan "${name}"`, timeoutMs: Math.max(1, timeoutMs) },
+    {
+      what: `RollbackPlan "${name}"`,
+      waitingFor: `the ${stage}-validation of RollbackPlan "${name}"`,
+      timeoutMs: Math.max(1, timeoutMs),
+    },
   );
   return { plan: name, ...report };
 }
