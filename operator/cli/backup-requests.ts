@@ -3,12 +3,9 @@
 import type { BackupScheduleStatus } from '../api/v1alpha1/backupschedule.js';
 import { Annotation } from '../api/v1alpha1/common.js';
 import type { KubeObject } from '../kube/rest.js';
+import { conditionOf } from './conditions.js';
 
 type Backup = NonNullable<BackupScheduleStatus['backups']>[number];
-type Condition = { type: string; status: string; reason?: string; message?: string };
-
-const conditionOf = (s: KubeObject, type: string): Condition | undefined =>
-  (s.status?.conditions ?? []).find((c: Condition) => c.type === type);
 
 /**
  * Another request replaced ours (a second `backup now` or `backups verify` set the annotation) before the

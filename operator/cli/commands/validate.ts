@@ -7,8 +7,9 @@ import type { RollbackPlanSpec, ValidationReport } from '../../api/v1alpha1/roll
 import type { KubeObject } from '../../kube/rest.js';
 import { action } from '../command.js';
 import { plansRef, type CliContext } from '../context.js';
+import { conditionOf } from '../conditions.js';
 import { CliError, ExitCode, fromApiError } from '../errors.js';
-import { commaList, parseDurationFlag, specDurationFlag } from '../flags.js';
+import { commaList, parseDurationFlag, repeatable, specDurationFlag } from '../flags.js';
 import { paint, table } from '../output.js';
 import { uniqueRequestValue } from '../requests.js';
 import { validationPlan, validationSpec, type Stage } from '../validation-plan.js';
@@ -27,8 +28,6 @@ interface ValidateOptions {
   keep?: boolean;
 }
 
-const collect = (v: string, all: string[]) => [...all, v];
-
 export function register(program: Command) {
   program
     .command('validate')
@@ -41,7 +40,7 @@ export function register(program: Command) {
       'pre-validation: targets exist, revisions exist, not paused, no other plan holds them, permissions, backup, flags',
     )
     .option('--post', 'post-validation: every Deployment rolled out and available, the HTTP checks pass')
-    .option('--http <url>', 'an HTTP check that must return 200 (repeatable)', collect, [])
+    .option('--http <url>', 'an HTTP check that must return 200 (repeatable)', repeatable, [])
     .option(
       '--schedule <name>',
       'a database target: the BackupSchedule whose newest verified backup is checked',
@@ -142,13 +141,13 @@ async function followStage(
         return v;
       }
       if (phase === 'Failed') {
-        const ready = (p.status?.conditions ?? []).find((c: { type: string }) => c.type === 'Ready');
+        const ready = conditionOf(p, 'Ready');
         throw new CliError(
           ExitCode.Failed,
           `RollbackPlan ${name} failed: ${ready?.reason ?? ''}: ${ready?.message ?? 'see kubectl describe'}`,
         );
       }
-      const progress = (p.status?.conditions ?? []).find((c: { type: string }) => c.type === 'Reconciling');
+      const progress = conditionOf(p, 'Reconciling');
       if (ctx.out.format === 'table' && progress?.message && progress.message !== lastNote)
         ctx.out.warn((lastNote = progress.message));
       return undefined;
