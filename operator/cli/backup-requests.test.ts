@@ -119,3 +119,34 @@ describe('backups list', () => {
     ]);
   });
 });
+
+describe('a newer request replaced ours before the operator handled it', () => {
+  const annotated = (status: object, annotations: Record<string, string>): KubeObject => ({
+    metadata: { name: 'app', annotations },
+    status,
+  });
+  it('backup now: superseded by the newer value, instead of waiting until the timeout', () => {
+    const s = annotated(
+      { lastBackupNow: { annotationValue: 'older', jobName: 'j0' } },
+      { 'rollback.nxtnewday.io/backup-now': 'B' },
+    );
+    expect(backupNowState(s, 'A')).toEqual({ state: 'superseded', by: 'B' });
+    // Ours is still the annotation's value: wait.
+    expect(backupNowState(annotated({}, { 'rollback.nxtnewday.io/backup-now': 'A' }), 'A')).toEqual({
+      state: 'waiting',
+    });
+    // The operator handled ours before B arrived: the answer is read as usual.
+    const handled = annotated(
+      {
+        lastBackupNow: { annotationValue: 'A', jobName: 'app-backup-now-1' },
+        backups: [backup('app-backup-now-1', '2026-01-01T00:00:05Z')],
+      },
+      { 'rollback.nxtnewday.io/backup-now': 'B' },
+    );
+    expect(backupNowState(handled, 'A')).toMatchObject({ state: 'recorded' });
+  });
+  it('test restore now: superseded the same way', () => {
+    const s = annotated({}, { 'rollback.nxtnewday.io/test-restore-now': 'b2@x' });
+    expect(testRestoreState(s, 'b1@y', 'b1', new Date())).toEqual({ state: 'superseded', by: 'b2@x' });
+  });
+});

@@ -1,13 +1,38 @@
 // Reading a BackupSchedule's status for the answer to one request of the CLI (backup-now, test-restore-now):
 // pure functions of the object, so each wait is a watch plus one of these.
 import type { BackupScheduleStatus } from '../api/v1alpha1/backupschedule.js';
+import { Annotation } from '../api/v1alpha1/common.js';
 import type { KubeObject } from '../kube/rest.js';
 import { conditionOf } from './conditions.js';
 
 type Backup = NonNullable<BackupScheduleStatus['backups']>[number];
 
+/**
+ * Another request replaced ours (a second `backup now` or `backups verify` set the annotation) before the
+ * operator handled ours: the operator only ever sees the newest value, so ours will never be answered. The
+ * CLI then stops (exit 1, "superseded by <value>") rather than wait for its timeout; the newer request's own
+ * command follows that one.
+ */
+export type Superseded = { state: 'superseded'; by: string };
+
+/**
+ * `value` is no longer the annotation's value and the operator has not handled it (a value it handled stays in
+ * status.last*Now, so the answer is still read there). A removed annotation is not a newer request: keep waiting.
+ */
+export function supersededBy(
+  schedule: KubeObject,
+  key: string,
+  value: string,
+  handled: string | undefined,
+): Superseded | undefined {
+  const current = schedule.metadata.annotations?.[key];
+  if (handled === value || current === undefined || current === value) return undefined;
+  return { state: 'superseded', by: current };
+}
+
 export type BackupNowState =
   | { state: 'waiting'; jobName?: string; note?: string }
+  | Superseded
   | { state: 'recorded'; jobName: string; backup: Backup }
   | { state: 'failed'; jobName?: string; reason: string; message: string };
 
@@ -21,6 +46,8 @@ export function backupNowState(schedule: KubeObject, value: string): BackupNowSt
   const status: BackupScheduleStatus = schedule.status ?? {};
   const handled = status.lastBackupNow;
   const cond = conditionOf(schedule, 'LastBackupSucceeded');
+  const superseded = supersededBy(schedule, Annotation.BackupNow, value, handled?.annotationValue);
+  if (superseded) return superseded;
   if (handled?.annotationValue !== value) return { state: 'waiting' };
   const jobName = handled.jobName;
   if (!jobName) {
@@ -43,6 +70,7 @@ export function backupNowState(schedule: KubeObject, value: string): BackupNowSt
 
 export type TestRestoreState =
   | { state: 'waiting'; jobName?: string; note?: string }
+  | Superseded
   | { state: 'refused'; reason: string; message: string }
   | { state: 'finished'; result: NonNullable<BackupScheduleStatus['lastTestRestore']> };
 
@@ -59,6 +87,8 @@ export function testRestoreState(
 ): TestRestoreState {
   const status: BackupScheduleStatus = schedule.status ?? {};
   const handled = status.lastTestRestoreNow;
+  const superseded = supersededBy(schedule, Annotation.TestRestoreNow, value, handled?.annotationValue);
+  if (superseded) return superseded;
   if (handled?.annotationValue !== value) return { state: 'waiting' };
   if (!handled.jobName) {
     const cond = conditionOf(schedule, 'LastTestRestoreSucceeded');

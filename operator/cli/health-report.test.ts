@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  actingTargets,
   deploymentHealth,
   healthVerdict,
   leaseHealth,
@@ -48,6 +49,29 @@ describe('deploymentHealth', () => {
     const h = deploymentHealth('web', status === undefined ? undefined : deployment(status, spec));
     expect(h.rollout).toBe(rollout);
     expect(h.state).toBe(state);
+  });
+  it('ReplicaFailure (pods rejected: Pod Security, quota) is a failed rollout with its message', () => {
+    const h = deploymentHealth(
+      'web',
+      deployment({
+        updatedReplicas: 0,
+        readyReplicas: 0,
+        availableReplicas: 0,
+        conditions: [
+          { type: 'Progressing', status: 'True', reason: 'NewReplicaSetCreated' },
+          {
+            type: 'ReplicaFailure',
+            status: 'True',
+            reason: 'FailedCreate',
+            message: 'pods "web-1" is forbidden: violates PodSecurity "restricted:latest"',
+          },
+        ],
+      }),
+    );
+    expect(h).toMatchObject({ rollout: 'failed', state: 'unhealthy' });
+    expect(h.message).toBe(
+      '0/3 ready; rollout failed: FailedCreate: pods "web-1" is forbidden: violates PodSecurity "restricted:latest"',
+    );
   });
   it('reports replicas, revision and images', () => {
     expect(deploymentHealth('web', deployment({ readyReplicas: 2 }))).toMatchObject({
@@ -219,5 +243,47 @@ describe('healthVerdict', () => {
       'operator: cannot read Lease s/l: forbidden',
     ]);
     expect(v.warnings).toEqual(['deployment web: rollout in progress: 1 of 3 updated']);
+  });
+});
+
+describe('actingTargets', () => {
+  const plan = (
+    name: string,
+    spec: Record<string, unknown>,
+    phase?: string,
+    labels?: Record<string, string>,
+  ) => ({
+    metadata: { name, ...(labels ? { labels } : {}) },
+    spec: { scope: 'app', targets: { deployments: [{ name: `${name}-d` }] }, ...spec },
+    ...(phase ? { status: { phase } } : {}),
+  });
+  it('takes targets only from plans that may still act, plus the named ones', () => {
+    const plans = [
+      plan('new', {}), // no status yet: Pending
+      plan('armed', {}, 'Armed'),
+      plan('waiting', {}, 'AwaitingApproval'),
+      plan('running', {}, 'Running'),
+      plan('auto', { trigger: { mode: 'auto' } }, 'Expired'),
+      plan('typo', {}, 'Failed'), // a failed emergency plan for a mistyped Deployment
+      plan('done', {}, 'Succeeded'),
+      plan('dry', { dryRun: true }, 'DryRunComplete'),
+      plan('check', { validateOnly: 'pre' }, 'DryRunComplete'),
+      plan('cli', {}, 'Pending', { 'app.kubernetes.io/created-by': 'nxt-rollback-cli' }),
+      plan('drill', {}, 'Running', { 'app.kubernetes.io/managed-by': 'nxt-rollback-cli' }),
+      plan('ready', {}, 'Pending', { 'rollback.nxtnewday.io/created-by': 'nxt-rollback-readiness' }),
+    ];
+    expect(actingTargets(plans, ['extra']).deployments).toEqual([
+      'armed-d',
+      'auto-d',
+      'extra',
+      'new-d',
+      'running-d',
+      'waiting-d',
+    ]);
+  });
+  it('names the acting plans with a database target', () => {
+    const db = { targets: { database: { backupScheduleRef: { name: 'db' } } }, scope: 'database' };
+    expect(actingTargets([plan('db', db, 'Armed'), plan('old', db, 'Failed')], []).database).toEqual(['db']);
+    expect(actingTargets([plan('old', db, 'Failed')], []).database).toEqual([]);
   });
 });

@@ -42,7 +42,7 @@ export interface TargetHealth {
   desired: number;
   revision?: string;
   images: string[];
-  /** complete, progressing, paused, failed (ProgressDeadlineExceeded), or not found. */
+  /** complete, progressing, paused, failed (ProgressDeadlineExceeded, ReplicaFailure), or not found. */
   rollout: 'complete' | 'progressing' | 'paused' | 'failed' | 'not found';
   state: HealthState;
   message: string;
@@ -73,6 +73,7 @@ export function deploymentHealth(name: string, d: DeploymentLike | undefined): T
     images: (d.spec?.template?.spec?.containers ?? []).map((c) => c.image ?? ''),
   };
   const progressing = conditionOf(d, 'Progressing');
+  const replicaFailure = conditionOf(d, 'ReplicaFailure');
   let rollout: TargetHealth['rollout'];
   let message: string;
   if (d.spec?.paused) {
@@ -81,6 +82,11 @@ export function deploymentHealth(name: string, d: DeploymentLike | undefined): T
   } else if (progressing?.reason === 'ProgressDeadlineExceeded') {
     rollout = 'failed';
     message = `rollout failed: ${progressing.message ?? 'progress deadline exceeded'}`;
+  } else if (replicaFailure?.status === 'True') {
+    // The ReplicaSet controller cannot create pods (FailedCreate: Pod Security, a quota, a missing
+    // ServiceAccount): waiting for the progress deadline only delays the same answer.
+    rollout = 'failed';
+    message = `rollout failed: ${replicaFailure.reason ?? 'ReplicaFailure'}: ${replicaFailure.message ?? 'pods cannot be created'}`;
   } else if (
     (s.observedGeneration ?? 0) < (d.metadata.generation ?? 0) ||
     (s.updatedReplicas ?? 0) < desired ||
@@ -98,6 +104,56 @@ export function deploymentHealth(name: string, d: DeploymentLike | undefined): T
   else if (rollout !== 'complete' || ready < desired) state = 'warning';
   if (ready < desired) message = [`${ready}/${desired} ready`, message].filter(Boolean).join('; ');
   return { ...base, rollout, state, message };
+}
+
+// --- which targets ------------------------------------------------------------------------------------
+
+/** The label readiness puts on its dry-run plans, so leftovers (a killed CI job) can be swept by selector. */
+export const CREATED_BY_LABEL = 'rollback.nxtnewday.io/created-by';
+const CLI_VALUES = new Set(['nxt-rollback-cli', 'nxt-rollback-readiness']);
+const MAY_ACT = new Set(['Pending', 'Armed', 'AwaitingApproval', 'Running']);
+
+interface TargetPlanLike extends KubeObject {
+  spec?: {
+    dryRun?: boolean;
+    validateOnly?: string;
+    trigger?: { mode?: string };
+    targets?: { deployments?: { name: string }[]; database?: unknown };
+  };
+  status?: { phase?: string };
+}
+
+/**
+ * A plan that can still change something: not a dry run or a validateOnly plan, not one the CLI made for itself
+ * (readiness dry runs, validate, drill), and either not finished (Pending, Armed, AwaitingApproval, Running)
+ * or automatic (an expired or vetoed automatic plan is re-armed with an annotation). A Failed emergency plan for
+ * a mistyped Deployment names nothing that matters any more.
+ */
+export function planMayAct(p: TargetPlanLike): boolean {
+  if (p.spec?.dryRun || p.spec?.validateOnly) return false;
+  const labels = p.metadata.labels ?? {};
+  if (
+    CLI_VALUES.has(labels['app.kubernetes.io/managed-by'] ?? '') ||
+    CLI_VALUES.has(labels['app.kubernetes.io/created-by'] ?? '') ||
+    labels[CREATED_BY_LABEL] !== undefined
+  )
+    return false;
+  if (p.spec?.trigger?.mode === 'auto') return true;
+  return MAY_ACT.has(p.status?.phase ?? 'Pending');
+}
+
+/** What health and readiness look at: the targets of the plans that may act, plus the ones named by flag. */
+export function actingTargets(
+  plans: TargetPlanLike[],
+  extra: string[],
+): { deployments: string[]; database: string[] } {
+  const names = new Set(extra);
+  const database: string[] = [];
+  for (const p of plans.filter(planMayAct)) {
+    for (const d of p.spec?.targets?.deployments ?? []) names.add(d.name);
+    if (p.spec?.targets?.database) database.push(p.metadata.name);
+  }
+  return { deployments: [...names].sort(), database: database.sort() };
 }
 
 // --- backups -------------------------------------------------------------------------------------------

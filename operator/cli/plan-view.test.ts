@@ -71,6 +71,7 @@ describe('plan view', () => {
 
   it('names the trigger: DryRun, Manual, the fired condition type, or Auto while armed', () => {
     expect(historyEntry(plan({ spec: { ...plan().spec, dryRun: true } })).trigger).toBe('DryRun');
+    expect(historyEntry(plan({ spec: { ...plan().spec, validateOnly: 'pre' } })).trigger).toBe('Validate');
     expect(historyEntry(plan()).trigger).toBe('Manual');
     expect(
       historyEntry(plan({ status: { trigger: { firedAt: iso(0), condition: 'errors', type: 'HTTPCheck' } } }))

@@ -41,9 +41,13 @@ export function rtoMet(p: PlanObject): boolean | null {
   return c ? c.status === 'True' : null;
 }
 
-/** What started the plan: DryRun, Manual, the fired condition's type, or Auto for an armed plan not fired. */
+/**
+ * What started the plan: DryRun, Validate (spec.validateOnly), Manual, the fired condition's type, or Auto for
+ * an armed plan not fired.
+ */
 export function triggerOf(p: PlanObject): string {
   if (p.spec.dryRun) return 'DryRun';
+  if (p.spec.validateOnly) return 'Validate';
   if (p.status?.trigger?.type) return p.status.trigger.type;
   return p.spec.trigger?.mode === 'auto' ? 'Auto' : 'Manual';
 }

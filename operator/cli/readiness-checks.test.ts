@@ -5,6 +5,8 @@ import {
   backupFreshCheck,
   dryRunCheck,
   leaderCheck,
+  noScheduleCheck,
+  readinessLine,
   readinessOf,
   testRestoreCheck,
 } from './readiness-checks.js';
@@ -67,7 +69,7 @@ describe('readiness checks', () => {
       ).detail,
     ).toBe('plan readiness-dry-run-x ended Failed: bad spec');
   });
-  it('leader and access: Unknown when the CLI could not ask, which does not fail the gate', () => {
+  it('leader and access: Unknown when the CLI could not ask', () => {
     const where = { namespace: 's', name: 'l' };
     expect(leaderCheck(leaseHealth(where, undefined, NOW)).result).toBe('Fail');
     expect(leaderCheck(leaseHealth(where, { unreadable: 'forbidden' }, NOW)).result).toBe('Unknown');
@@ -78,9 +80,35 @@ describe('readiness checks', () => {
     expect(accessCheck('a', 'create x', { allowed: false, reason: 'no rule' }).detail).toBe(
       'create x: denied (no rule)',
     );
-    const unknown = accessCheck('a', 'x', { unreadable: 'forbidden' });
-    expect(unknown.result).toBe('Unknown');
-    expect(readinessOf([unknown]).ready).toBe(true);
-    expect(readinessOf([unknown, { name: 'b', result: 'Fail', detail: '' }]).ready).toBe(false);
+    expect(accessCheck('a', 'x', { unreadable: 'forbidden' }).result).toBe('Unknown');
+  });
+  it('Unknown fails the gate unless --allow-unknown, and the verdict line names what could not be checked', () => {
+    const pass = { name: 'p', result: 'Pass', detail: '' } as const;
+    const unknown = { name: 'operator leader', result: 'Unknown', detail: '' } as const;
+    const fail = { name: 'fresh backup (db)', result: 'Fail', detail: '' } as const;
+    const skip = { name: 'backups', result: 'Skip', detail: '' } as const;
+    const strict = readinessOf([pass, unknown, skip]);
+    expect(strict).toMatchObject({ ready: false, failed: [], unknown: ['operator leader'] });
+    expect(readinessLine(strict)).toBe(
+      'not ready: could not check operator leader (--allow-unknown accepts that)',
+    );
+    const lenient = readinessOf([pass, unknown, skip], { allowUnknown: true });
+    expect(lenient.ready).toBe(true);
+    expect(readinessLine(lenient)).toBe('ready (--allow-unknown: could not check operator leader)');
+    const both = readinessOf([fail, unknown], { allowUnknown: true });
+    expect(both.ready).toBe(false);
+    expect(readinessLine(both)).toBe(
+      'not ready: failed fresh backup (db); could not check operator leader (--allow-unknown accepts that)',
+    );
+    expect(readinessLine(readinessOf([pass, skip]))).toBe('ready');
+  });
+  it('no BackupSchedule: a failure only when a plan that may act has a database target', () => {
+    expect(noScheduleCheck('shop', ['db-restore'])).toEqual({
+      name: 'backups',
+      result: 'Fail',
+      detail: 'no BackupSchedule in namespace shop, but RollbackPlan db-restore has a database target',
+    });
+    expect(noScheduleCheck('shop', [])).toMatchObject({ result: 'Skip' });
+    expect(readinessOf([noScheduleCheck('shop', [])]).ready).toBe(true);
   });
 });

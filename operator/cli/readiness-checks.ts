@@ -7,8 +7,12 @@ import { newestGoodBackup, rpoObjectiveOf, type OperatorHealth } from './health-
 import { conditionOf } from './conditions.js';
 import { formatDuration } from './output.js';
 
-/** Pass and Fail decide; Unknown (the CLI could not ask) is shown but does not fail the gate. */
-export type CheckResult = 'Pass' | 'Fail' | 'Unknown';
+/**
+ * Pass and Fail decide; Unknown (the CLI could not ask) fails the gate too unless --allow-unknown (a gate that
+ * passes on what it could not check says "ready" without knowing); Skip (not applicable, or the user said
+ * so) never fails it.
+ */
+export type CheckResult = 'Pass' | 'Fail' | 'Unknown' | 'Skip';
 
 export interface Check {
   name: string;
@@ -18,13 +22,56 @@ export interface Check {
 
 export interface Readiness {
   ready: boolean;
+  /** Names of the checks that failed. */
+  failed: string[];
+  /** Names of the checks the CLI could not make (they fail the gate unless allowUnknown). */
+  unknown: string[];
+  allowUnknown: boolean;
   checks: Check[];
 }
 
-export const readinessOf = (checks: Check[]): Readiness => ({
-  ready: checks.every((c) => c.result !== 'Fail'),
-  checks,
-});
+export function readinessOf(checks: Check[], opts: { allowUnknown?: boolean } = {}): Readiness {
+  const allowUnknown = opts.allowUnknown === true;
+  const failed = checks.filter((c) => c.result === 'Fail').map((c) => c.name);
+  const unknown = checks.filter((c) => c.result === 'Unknown').map((c) => c.name);
+  return {
+    ready: failed.length === 0 && (allowUnknown || unknown.length === 0),
+    failed,
+    unknown,
+    allowUnknown,
+    checks,
+  };
+}
+
+/** The verdict line (the table's last line): what failed and what could not be checked, by name. */
+export function readinessLine(r: Readiness): string {
+  const unknown = r.unknown.length ? `could not check ${r.unknown.join(', ')}` : '';
+  if (r.ready) return unknown ? `ready (--allow-unknown: ${unknown})` : 'ready';
+  const parts = [
+    ...(r.failed.length ? [`failed ${r.failed.join(', ')}`] : []),
+    ...(unknown ? [`${unknown} (--allow-unknown accepts that)`] : []),
+  ];
+  return `not ready: ${parts.join('; ')}`;
+}
+
+/**
+ * No BackupSchedule in the namespace: a failure when a plan that may act restores a database (it has nothing to
+ * restore from), otherwise not applicable.
+ */
+export function noScheduleCheck(namespace: string, databasePlans: string[]): Check {
+  const none = `no BackupSchedule in namespace ${namespace}`;
+  return databasePlans.length
+    ? {
+        name: 'backups',
+        result: 'Fail',
+        detail: `${none}, but RollbackPlan ${databasePlans.join(', ')} has a database target`,
+      }
+    : {
+        name: 'backups',
+        result: 'Skip',
+        detail: `${none}, and no RollbackPlan that may act has a database target (--no-database says so explicitly)`,
+      };
+}
 
 interface ScheduleLike extends KubeObject {
   spec?: { objectives?: { rpo?: string } };

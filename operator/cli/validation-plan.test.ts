@@ -64,6 +64,12 @@ describe('validate: the plan it creates', () => {
     });
   });
 
+  it('computes the scope from the combined targets, not the copied plan', () => {
+    const from = { scope: 'app' as const, targets: { deployments: [{ name: 'web' }] } };
+    expect(validationSpec({ ...base, from, schedule: 'db' }).scope).toBe('full');
+    expect(validationSpec({ ...base, from }).scope).toBe('app');
+  });
+
   it('refuses a validation with nothing to check, and --flags without --disable, as usage errors', () => {
     expect(() => validationSpec({ ...base, http: ['http://a/'] })).toThrow(CliError);
     expect(() => validationSpec({ ...base, flags: 'f' })).toThrow(/go together/);

@@ -55,8 +55,9 @@ export function validationSpec(input: ValidationInput): Omit<RollbackPlanSpec, '
       ExitCode.Usage,
       'nothing to validate: name Deployments, --schedule <BackupSchedule>, --flags <name> --disable <keys>, or --plan <plan>',
     );
+  // From the combined targets, never the copied plan's scope: --plan app-plan --schedule db is full.
   const scope: RollbackPlanSpec['scope'] =
-    from?.scope ?? (kinds.length === 1 ? (kinds[0]![0] as 'app' | 'database' | 'feature') : 'full');
+    kinds.length === 1 ? (kinds[0]![0] as 'app' | 'database' | 'feature') : 'full';
   const http = [...(from?.validation?.http ?? []), ...input.http.map((url) => ({ url, expectStatus: 200 }))];
   const validation: NonNullable<RollbackPlanSpec['validation']> = {
     ...(from?.validation?.sql?.length ? { sql: from.validation.sql } : {}),

@@ -17,7 +17,7 @@ import {
   startRunnerKubelet,
   waitScheduleCondition,
 } from '../support/backups.js';
-import { parseJson, runCli } from '../support/cli.js';
+import { parseJson, runCli, spawnCli } from '../support/cli.js';
 import { createTestNamespace, deleteTestNamespace, eventually, kubectl } from '../support/kube.js';
 import { startOperator, type OperatorProcess } from '../support/operator.js';
 import { eventsFor } from '../support/plans.js';
@@ -32,6 +32,8 @@ const TEST_RESTORE_NOW = 'rollback.nxtnewday.io/test-restore-now';
 // backup CronJob (the schedule has no verify.testRestoreSchedule), recorded as status.lastTestRestore.
 describe.skipIf(inject('existingCluster'))('CLI: backup now, backups list, backups verify', () => {
   const ns = { main: '', stuck: '' };
+  /** Not watched by the operator: a request there is never handled. */
+  let unwatched = '';
   const pvs: string[] = [];
   const kubeletLog: string[] = [];
   let workDir = '';
@@ -43,6 +45,7 @@ describe.skipIf(inject('existingCluster'))('CLI: backup now, backups list, backu
   beforeAll(async () => {
     ns.main = await createTestNamespace('cli-bk');
     ns.stuck = await createTestNamespace('cli-bk-stuck');
+    unwatched = await createTestNamespace('cli-bk-unw');
     workDir = mkdtempSync(join(tmpdir(), 'nxt-cli-bk-kubelet-'));
     kubelet = await startRunnerKubelet(workDir, (m) => kubeletLog.push(m));
     op = await startOperator({ env: { WATCH_NAMESPACES: Object.values(ns).join(',') } });
@@ -74,7 +77,7 @@ describe.skipIf(inject('existingCluster'))('CLI: backup now, backups list, backu
   });
   afterAll(async () => {
     await op?.kill();
-    await Promise.all(Object.values(ns).map((n) => deleteTestNamespace(n)));
+    await Promise.all([...Object.values(ns), unwatched].map((n) => deleteTestNamespace(n)));
     await kubelet?.stop();
     await deletePvs(pvs);
     if (workDir) rmSync(workDir, { recursive: true, force: true });
@@ -266,5 +269,31 @@ describe.skipIf(inject('existingCluster'))('CLI: backup now, backups list, backu
     // The request itself was made: the operator started the Job, which cannot run.
     const s = await getSchedule(ns.stuck, 'stuck');
     expect(s.status.lastBackupNow?.jobName).toMatch(/^stuck-backup-now-/);
+  });
+
+  it('backup now --wait: a newer request before the operator handled ours ends the wait, "superseded by" (exit 1)', async () => {
+    await applySchedule(unwatched, 'app', scheduleSpec('db', 'backups', { schedule: '0 3 * * *' }));
+    const child = spawnCli(['-n', unwatched, 'backup', 'now', 'app', '--wait', '--timeout', '2m']);
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const ours = await eventually(
+      'our backup-now request',
+      async () =>
+        (await getSchedule(unwatched, 'app')).metadata.annotations?.['rollback.nxtnewday.io/backup-now'],
+    );
+    const started = Date.now();
+    await kubectl(
+      '-n',
+      unwatched,
+      'annotate',
+      '--overwrite',
+      'backupschedule',
+      'app',
+      'rollback.nxtnewday.io/backup-now=newer-request',
+    );
+    expect(await exited, stderr).toBe(1);
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(stderr).toContain(`backup-now request ${ours} was superseded by newer-request`);
   });
 });

@@ -17,8 +17,8 @@ import {
   waitJobRecorded,
   waitScheduleCondition,
 } from '../support/backups.js';
-import { parseJson, runCli } from '../support/cli.js';
-import { createTestNamespace, deleteTestNamespace, kubectl } from '../support/kube.js';
+import { parseJson, runCli, spawnCli } from '../support/cli.js';
+import { createTestNamespace, deleteTestNamespace, eventually, kubectl } from '../support/kube.js';
 import { startOperator, type OperatorProcess } from '../support/operator.js';
 import { applyPlan, waitPlanPhase } from '../support/plans.js';
 import { createTestDatabase } from '../support/postgres.js';
@@ -65,14 +65,21 @@ describe.skipIf(inject('existingCluster'))('CLI health and readiness', () => {
 
     await deploymentWithHistory(ns.app, 'web', ['shop/web:1.0', 'shop/web:1.1', 'shop/web:1.2']);
     await deploymentWithHistory(ns.empty, 'single', ['shop/single:1.0']);
-    // A plan that names web, so health and readiness find their target without --deployments.
+    // An automatic plan that names web, so health and readiness find their target without --deployments; and
+    // a dry run for a mistyped Deployment, which names nothing that can act (no target "gone" appears).
     await applyPlan(ns.app, 'web-undo', {
       scope: 'app',
-      dryRun: true,
       severity: 'critical',
       targets: { deployments: [{ name: 'web' }] },
+      trigger: { mode: 'auto', conditions: [{ type: 'DeploymentUnavailable', deployment: 'web' }] },
     });
-    await waitPlanPhase(ns.app, 'web-undo', ['DryRunComplete']);
+    await applyPlan(ns.app, 'typo-dry-run', {
+      scope: 'app',
+      dryRun: true,
+      targets: { deployments: [{ name: 'gone' }] },
+    });
+    await waitPlanPhase(ns.app, 'web-undo', ['Armed']);
+    await waitPlanPhase(ns.app, 'typo-dry-run', ['DryRunComplete', 'Failed']);
 
     // A real backup and a real test restore of it.
     const db = await createTestDatabase('clih');
@@ -143,7 +150,7 @@ describe.skipIf(inject('existingCluster'))('CLI health and readiness', () => {
       LastTestRestoreSucceeded: { status: 'True' },
     });
     expect(b.lastTestRestore).toMatchObject({ backupId: b.newestBackup.id, result: 'Succeeded' });
-    expect(h.plans).toMatchObject({ total: 1, byPhase: { DryRunComplete: 1 }, active: [] });
+    expect(h.plans).toMatchObject({ total: 2, active: [{ name: 'web-undo', phase: 'Armed' }] });
     expect(h.operator).toMatchObject({
       lease: { namespace: OPERATOR_NAMESPACE, name: DEFAULT_LEASE },
       found: true,
@@ -207,6 +214,7 @@ describe.skipIf(inject('existingCluster'))('CLI health and readiness', () => {
       'rollback dry run (web)',
       'operator leader',
       'rbac: you create plans',
+      'rbac: you delete plans',
       'rbac: you approve plans',
       'rbac: operator rolls back',
     ]);
@@ -215,7 +223,10 @@ describe.skipIf(inject('existingCluster'))('CLI health and readiness', () => {
     expect(byName['rbac: operator rolls back'].detail).toBe(
       `system:serviceaccount:${OPERATOR_NAMESPACE}:nxt-rollback-operator patch deployments.apps in ${ns.app}: allowed`,
     );
-    expect(await plansIn(ns.app)).toEqual(['rollbackplan.rollback.nxtnewday.io/web-undo']);
+    expect(await plansIn(ns.app)).toEqual([
+      'rollbackplan.rollback.nxtnewday.io/typo-dry-run',
+      'rollbackplan.rollback.nxtnewday.io/web-undo',
+    ]);
 
     const table = await runCli(['-n', ns.app, 'readiness']);
     console.log(`$ nxt-rollback -n ${ns.app} readiness\n${table.stdout}`);
@@ -245,7 +256,7 @@ describe.skipIf(inject('existingCluster'))('CLI health and readiness', () => {
     const table = await runCli(['-n', ns.empty, 'readiness', '--deployments', 'single']);
     console.log(`$ nxt-rollback -n ${ns.empty} readiness --deployments single\n${table.stdout}`);
     expect(table.stdout.trim().split('\n').pop()).toBe(
-      'not ready: fresh backup (nobackup), test restore (nobackup), rollback dry run (single)',
+      'not ready: failed fresh backup (nobackup), test restore (nobackup), rollback dry run (single)',
     );
     // --max-backup-age tightens the freshness check below the objective.
     const strict = await runCli(['-n', ns.app, 'readiness', '--max-backup-age', '1s', '-o', 'json']);
@@ -290,6 +301,64 @@ describe.skipIf(inject('existingCluster'))('CLI health and readiness', () => {
     expect(own.code, own.stderr).toBe(1);
     expect(parseJson(own).operator).toMatchObject({ state: 'unknown' });
     expect(parseJson(own).operator.message).toMatch(/cannot get resource "leases"/);
+  });
+
+  it('readiness: a check it could not make (Unknown) fails the gate unless --allow-unknown, and is named', async () => {
+    // May do what readiness does in the app namespace, but read no Lease and create no SubjectAccessReview.
+    await kubectl('-n', ns.app, 'create', 'serviceaccount', 'gate');
+    await kubectl(
+      '-n',
+      ns.app,
+      'create',
+      'role',
+      'gate',
+      '--verb=get,list,watch,create,delete,patch',
+      '--resource=rollbackplans.rollback.nxtnewday.io,backupschedules.rollback.nxtnewday.io',
+    );
+    await kubectl(
+      '-n',
+      ns.app,
+      'create',
+      'rolebinding',
+      'gate',
+      '--role=gate',
+      `--serviceaccount=${ns.app}:gate`,
+    );
+    const kubeconfig = await operatorKubeconfig({ namespace: ns.app, serviceAccount: 'gate' });
+    const strict = await runCli(['-n', ns.app, 'readiness'], { kubeconfig });
+    expect(strict.code, `${strict.stdout}\n${strict.stderr}`).toBe(1);
+    expect(strict.stdout.trim().split('\n').pop()).toBe(
+      'not ready: could not check operator leader, rbac: operator rolls back (--allow-unknown accepts that)',
+    );
+    const lenient = await runCli(['-n', ns.app, 'readiness', '--allow-unknown', '-o', 'json'], {
+      kubeconfig,
+    });
+    expect(lenient.code, `${lenient.stdout}\n${lenient.stderr}`).toBe(0);
+    expect(parseJson(lenient)).toMatchObject({
+      ready: true,
+      failed: [],
+      unknown: ['operator leader', 'rbac: operator rolls back'],
+      allowUnknown: true,
+    });
+    expect(await plansIn(ns.app)).toHaveLength(2);
+  });
+
+  it('readiness: Ctrl-C deletes its dry-run plans (labelled created-by) before exiting', async () => {
+    const selector = 'rollback.nxtnewday.io/created-by=nxt-rollback-readiness';
+    const child = spawnCli(['-n', ns.unwatched, 'readiness', '--deployments', 'web', '--timeout', '2m']);
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    await eventually(
+      'the labelled dry-run plan',
+      async () =>
+        (await kubectl('-n', ns.unwatched, 'get', 'rollbackplans', '-l', selector, '-o', 'name')).trim() ||
+        undefined,
+    );
+    child.kill('SIGINT');
+    expect(await exited, stderr).toBe(130);
+    expect(stderr).toContain('SIGINT: stopping readiness, deleting its dry-run plans');
+    expect(await plansIn(ns.unwatched)).toEqual([]);
   });
 
   it('readiness --timeout: exit 5 when no operator answers the dry run, and the dry-run plan is deleted', async () => {

@@ -55,7 +55,7 @@ describe.skipIf(inject('existingCluster'))('validateOnly plans and nxt-rollback 
     ];
 
   it('validate --pre runs the pre-validation checks, changes nothing, and reports them (-o json)', async () => {
-    const r = await runCli(['-n', ns, 'validate', '--pre', 'web', '-o', 'json']);
+    const r = await runCli(['-n', ns, 'validate', '--pre', 'web', '--keep', '-o', 'json']);
     expect(r.code, r.stderr).toBe(0);
     const out = parseJson(r);
     expect(out).toMatchObject({ stage: 'pre', passed: true });
@@ -80,6 +80,23 @@ describe.skipIf(inject('existingCluster'))('validateOnly plans and nxt-rollback 
     );
   });
 
+  it('without --keep the plans are deleted after their report is read; history says Validate for a kept one', async () => {
+    const names = async () =>
+      (await kubectl('-n', ns, 'get', 'rollbackplans', '-o', 'name'))
+        .split('\n')
+        .filter((n) => n.includes('/validate-'));
+    const before = await names();
+    const r = await runCli(['-n', ns, 'validate', 'web', '-o', 'json']);
+    expect(r.code, r.stderr).toBe(0);
+    const out = parseJson(r);
+    expect(out.stages.map((s: any) => s.stage)).toEqual(['pre', 'post']);
+    expect(await names()).toEqual(before);
+    const history = parseJson(await runCli(['-n', ns, 'history', '-o', 'json']));
+    const kept = history.filter((e: any) => e.name.startsWith('validate-pre-'));
+    expect(kept.length).toBeGreaterThan(0);
+    for (const e of kept) expect(e.trigger).toBe('Validate');
+  });
+
   it('validate --post checks the rollout and the HTTP checks and prints a table', async () => {
     const r = await runCli(['-n', ns, 'validate', '--post', 'web', '--http', `${base}/healthz`]);
     expect(r.code, r.stderr).toBe(0);
@@ -101,6 +118,7 @@ describe.skipIf(inject('existingCluster'))('validateOnly plans and nxt-rollback 
       `${base}/down`,
       '--validation-timeout',
       '30s',
+      '--keep',
       '-o',
       'json',
     ]);
@@ -127,7 +145,7 @@ describe.skipIf(inject('existingCluster'))('validateOnly plans and nxt-rollback 
   });
 
   it('neither flag runs both stages; a missing Deployment fails both (exit 1), the checks after it Skipped', async () => {
-    const r = await runCli(['-n', ns, 'validate', 'nosuch', '-o', 'json']);
+    const r = await runCli(['-n', ns, 'validate', 'nosuch', '--keep', '-o', 'json']);
     expect(r.code, r.stderr).toBe(1);
     const out = parseJson(r);
     expect(out.passed).toBe(false);

@@ -124,6 +124,11 @@ async function backupNow(
     },
     { what: `BackupSchedule "${name}"`, waitingFor: `the backup of BackupSchedule "${name}"`, timeoutMs },
   );
+  if (done.state === 'superseded')
+    throw new CliError(
+      ExitCode.Failed,
+      `backup-now request ${request} was superseded by ${done.by} (another backup now) before the operator handled it: the backup follows that request; see backups list`,
+    );
   if (done.state === 'failed') {
     ctx.out.result(
       {
@@ -272,6 +277,11 @@ async function verify(
       timeoutMs,
     },
   );
+  if (done.state === 'superseded')
+    throw new CliError(
+      ExitCode.Failed,
+      `test-restore-now request ${request} was superseded by ${done.by} (another backups verify or drill) before the operator handled it: this backup was not test-restored`,
+    );
   if (done.state === 'refused') {
     // The backup was pruned between our read and the operator's.
     throw new CliError(

@@ -5,6 +5,7 @@ import { action } from '../command.js';
 import { plansRef, schedulesRef, type CliContext } from '../context.js';
 import { ExitCode, fromApiError } from '../errors.js';
 import {
+  actingTargets,
   deploymentHealth,
   healthVerdict,
   leaseHealth,
@@ -109,7 +110,12 @@ export function register(program: Command) {
     program
       .command('health')
       .description('targets, backups, RPO/RTO and operator state in one screen')
-      .option('--deployments <names>', 'more Deployments to show, comma-separated', commaList, []),
+      .option(
+        '--deployments <names>',
+        'more Deployments to show, comma-separated (by default: the targets of the plans that may still act)',
+        commaList,
+        [],
+      ),
   ).action(
     action(async (ctx, opts: { deployments: string[] } & OperatorFlags) => {
       const plans = await listOrExit(ctx, plansRef(ctx.namespace), 'rollbackplans.rollback.nxtnewday.io');
@@ -118,7 +124,7 @@ export function register(program: Command) {
         schedulesRef(ctx.namespace),
         'backupschedules.rollback.nxtnewday.io',
       );
-      const names = targetNames(plans, opts.deployments);
+      const names = actingTargets(plans, opts.deployments).deployments;
       const [deployments, operator] = await Promise.all([
         Promise.all(names.map((n) => readDeployment(ctx, n))),
         readOperatorHealth(ctx, opts),
@@ -161,7 +167,7 @@ function printHealth(out: Out, r: HealthReport) {
             t.images.join(',') || '-',
           ]),
         )
-      : 'no target Deployments (no RollbackPlan names one; add --deployments)',
+      : 'no target Deployments (no RollbackPlan that may still act names one; add --deployments)',
   );
   out.line();
   out.line(paint(out, 'bold', 'BACKUPS'));

@@ -1,5 +1,7 @@
 // nxt-rollback readiness: the seed's deployment readiness checklist computed from live state, for a CI gate
-// (exit 0 ready, 1 not ready). The rollback check creates dry-run RollbackPlans and deletes them afterwards.
+// (exit 0 ready, 1 not ready). The rollback check creates dry-run RollbackPlans and deletes them afterwards
+// (also on SIGINT/SIGTERM); they carry the label rollback.nxtnewday.io/created-by=nxt-rollback-readiness, so a
+// leftover (a killed job) can be swept with a selector.
 import type { Command } from 'commander';
 import { GROUP } from '../../api/v1alpha1/common.js';
 import { isNotFound } from '../../kube/errors.js';
@@ -10,26 +12,25 @@ import { CliError, ExitCode, fromApiError } from '../errors.js';
 import { CLI_MANAGED_BY } from '../drill-objects.js';
 import { commaList, durationOption } from '../flags.js';
 import { paint, table } from '../output.js';
+import { actingTargets, CREATED_BY_LABEL } from '../health-report.js';
 import {
   accessCheck,
   backupFreshCheck,
   dryRunCheck,
   leaderCheck,
+  noScheduleCheck,
+  readinessLine,
   readinessOf,
   testRestoreCheck,
   type Check,
 } from '../readiness-checks.js';
 import { isTerminalPhase } from '../plan-view.js';
 import { watchMaybe } from '../watch.js';
-import {
-  addOperatorFlags,
-  listOrExit,
-  readOperatorHealth,
-  targetNames,
-  type OperatorFlags,
-} from './health.js';
+import { addOperatorFlags, listOrExit, readOperatorHealth, type OperatorFlags } from './health.js';
 
 const DEFAULT_OPERATOR_SA = 'nxt-rollback-operator';
+/** The value of CREATED_BY_LABEL on readiness' dry-run plans. */
+export const READINESS_CREATED_BY = 'nxt-rollback-readiness';
 
 interface ReadinessFlags extends OperatorFlags {
   deployments: string[];
@@ -38,6 +39,8 @@ interface ReadinessFlags extends OperatorFlags {
   maxTestRestoreAge: number;
   timeout: number;
   operatorServiceAccount: string;
+  allowUnknown?: boolean;
+  database: boolean;
 }
 
 export function register(program: Command) {
@@ -52,6 +55,11 @@ export function register(program: Command) {
         [],
       )
       .option('--schedule <name>', 'the BackupSchedule to check (default: every one in the namespace)')
+      .option('--no-database', 'skip the backup checks (an application without a database)')
+      .option(
+        '--allow-unknown',
+        'a check the CLI could not make (Unknown: a Lease or access review it may not read) does not fail the gate',
+      )
       .addOption(
         durationOption(
           '--max-backup-age <duration>',
@@ -73,38 +81,46 @@ export function register(program: Command) {
       ),
   ).action(
     action(async (ctx, opts: ReadinessFlags) => {
+      if (!opts.database && opts.schedule)
+        throw new CliError(ExitCode.Usage, '--schedule and --no-database exclude each other');
       const now = Date.now();
       const plans = await listOrExit(ctx, plansRef(ctx.namespace), `rollbackplans.${GROUP}`);
-      const schedules = opts.schedule
-        ? [await getSchedule(ctx, opts.schedule)]
-        : await listOrExit(ctx, schedulesRef(ctx.namespace), `backupschedules.${GROUP}`);
+      const targets = actingTargets(plans, opts.deployments);
       const checks: Check[] = [];
-      if (!schedules.length)
-        checks.push({
-          name: 'fresh backup',
-          result: 'Fail',
-          detail: `no BackupSchedule in namespace ${ctx.namespace}`,
-        });
-      for (const s of schedules) {
-        checks.push(backupFreshCheck(s, opts.maxBackupAge, now));
-        checks.push(testRestoreCheck(s, opts.maxTestRestoreAge, now));
+      if (!opts.database)
+        checks.push({ name: 'backups', result: 'Skip', detail: 'not checked (--no-database)' });
+      else {
+        const schedules = opts.schedule
+          ? [await getSchedule(ctx, opts.schedule)]
+          : await listOrExit(ctx, schedulesRef(ctx.namespace), `backupschedules.${GROUP}`);
+        if (!schedules.length) checks.push(noScheduleCheck(ctx.namespace, targets.database));
+        for (const s of schedules) {
+          checks.push(backupFreshCheck(s, opts.maxBackupAge, now));
+          checks.push(testRestoreCheck(s, opts.maxTestRestoreAge, now));
+        }
       }
-      const targets = targetNames(
-        plans.filter((p) => p.metadata.labels?.['app.kubernetes.io/managed-by'] !== CLI_MANAGED_BY),
-        opts.deployments,
-      );
-      if (!targets.length)
+      // Access first: without delete on rollbackplans the dry-run plans would be left behind.
+      const access = await accessChecks(ctx, opts);
+      const [mayCreate, mayDelete] = [access[0]!, access[1]!];
+      if (!targets.deployments.length)
         checks.push({
           name: 'rollback dry run',
           result: 'Fail',
-          detail: 'no target Deployments: no RollbackPlan names one; name them with --deployments',
+          detail:
+            'no target Deployments: no RollbackPlan that may still act names one; name them with --deployments',
         });
-      checks.push(...(await dryRuns(ctx, targets, opts.timeout)));
+      else if (mayCreate.result === 'Pass' && mayDelete.result === 'Fail')
+        checks.push({
+          name: 'rollback dry run',
+          result: 'Fail',
+          detail: `not run: you may not delete rollbackplans.${GROUP} in ${ctx.namespace}, so the dry-run plans would be left behind`,
+        });
+      else checks.push(...(await dryRuns(ctx, targets.deployments, opts.timeout)));
       checks.push(leaderCheck(await readOperatorHealth(ctx, opts)));
-      checks.push(...(await accessChecks(ctx, opts)));
-      const result = readinessOf(checks);
+      checks.push(...access);
+      const result = readinessOf(checks, { allowUnknown: opts.allowUnknown });
       ctx.out.result(result, () => {
-        const color = { Pass: 'green', Fail: 'red', Unknown: 'yellow' } as const;
+        const color = { Pass: 'green', Fail: 'red', Unknown: 'yellow', Skip: 'gray' } as const;
         ctx.out.line(
           table(
             ['check', 'result', 'detail'],
@@ -112,11 +128,11 @@ export function register(program: Command) {
           ),
         );
         ctx.out.line();
-        const failed = result.checks.filter((c) => c.result === 'Fail').map((c) => c.name);
+        const line = readinessLine(result);
         ctx.out.line(
           result.ready
-            ? paint(ctx.out, 'green', 'ready')
-            : `${paint(ctx.out, 'red', 'not ready')}: ${failed.join(', ')}`,
+            ? line.replace(/^ready/, paint(ctx.out, 'green', 'ready'))
+            : line.replace(/^not ready/, paint(ctx.out, 'red', 'not ready')),
         );
       });
       return result.ready ? ExitCode.Ok : ExitCode.Failed;
@@ -132,32 +148,44 @@ async function getSchedule(ctx: CliContext, name: string): Promise<KubeObject> {
   }
 }
 
-/** One dry-run RollbackPlan per Deployment, followed by a WATCH to its end, then deleted. */
+/**
+ * One dry-run RollbackPlan per Deployment, followed by a WATCH to its end, then deleted: also on SIGINT/SIGTERM
+ * (Ctrl-C, a cancelled CI job), after the creates still in flight have answered.
+ */
 async function dryRuns(ctx: CliContext, deployments: string[], timeoutMs: number): Promise<Check[]> {
-  const created: string[] = [];
+  const created = new Set<string>();
+  const creating: Promise<unknown>[] = [];
+  let deleting: Promise<void> | undefined;
+  const deleteAll = () =>
+    (deleting ??= (async () => {
+      await Promise.allSettled(creating);
+      for (const name of created)
+        await ctx.client.delete(plansRef(ctx.namespace, name)).catch((e: unknown) => {
+          if (!isNotFound(e))
+            ctx.out.warn(
+              `warning: could not delete dry-run plan ${name}: ${fromApiError(e, `delete rollbackplans.${GROUP}`).message}` +
+                ` (sweep leftovers: kubectl delete rollbackplans -l ${CREATED_BY_LABEL}=${READINESS_CREATED_BY})`,
+            );
+        });
+    })());
+  const onSignal = (signal: NodeJS.Signals) => {
+    ctx.out.warn(`${signal}: stopping readiness, deleting its dry-run plans`);
+    void deleteAll().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     const results = await Promise.allSettled(
       deployments.map(async (d) => {
         let plan: KubeObject;
         try {
-          plan = await ctx.client.create(plansRef(ctx.namespace), {
-            apiVersion: `${GROUP}/v1alpha1`,
-            kind: 'RollbackPlan',
-            metadata: {
-              generateName: 'readiness-dry-run-',
-              labels: { 'app.kubernetes.io/managed-by': CLI_MANAGED_BY },
-            },
-            spec: {
-              scope: 'app',
-              dryRun: true,
-              reason: `nxt-rollback readiness: can ${d} be rolled back?`,
-              targets: { deployments: [{ name: d }] },
-            },
-          });
+          const request = ctx.client.create<KubeObject>(plansRef(ctx.namespace), readinessDryRunPlan(d));
+          creating.push(request);
+          plan = await request;
         } catch (e) {
           throw fromApiError(e, `create rollbackplans.${GROUP} in ${ctx.namespace}`);
         }
-        created.push(plan.metadata.name);
+        created.add(plan.metadata.name);
         const done = await watchMaybe<KubeObject & { status?: { phase?: string } }, KubeObject>(
           ctx.client,
           plansRef(ctx.namespace, plan.metadata.name),
@@ -181,11 +209,31 @@ async function dryRuns(ctx: CliContext, deployments: string[], timeoutMs: number
     if (failed) throw failed.reason;
     return results.map((r) => (r as PromiseFulfilledResult<Check>).value);
   } finally {
-    for (const name of created)
-      await ctx.client.delete(plansRef(ctx.namespace, name)).catch((e: unknown) => {
-        if (!isNotFound(e)) ctx.out.warn(`warning: could not delete dry-run plan ${name}: ${String(e)}`);
-      });
+    await deleteAll();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
+}
+
+/** The dry-run plan of one Deployment, labelled so a leftover can be found and swept. */
+export function readinessDryRunPlan(deployment: string) {
+  return {
+    apiVersion: `${GROUP}/v1alpha1`,
+    kind: 'RollbackPlan',
+    metadata: {
+      generateName: 'readiness-dry-run-',
+      labels: {
+        'app.kubernetes.io/managed-by': CLI_MANAGED_BY,
+        [CREATED_BY_LABEL]: READINESS_CREATED_BY,
+      },
+    },
+    spec: {
+      scope: 'app',
+      dryRun: true,
+      reason: `nxt-rollback readiness: can ${deployment} be rolled back?`,
+      targets: { deployments: [{ name: deployment }] },
+    },
+  };
 }
 
 const PLAN_RESOURCE = { group: GROUP, resource: 'rollbackplans' };
@@ -213,9 +261,12 @@ async function review(
 async function accessChecks(ctx: CliContext, opts: ReadinessFlags): Promise<Check[]> {
   const ns = ctx.namespace;
   const sa = `system:serviceaccount:${opts.operatorNamespace}:${opts.operatorServiceAccount}`;
-  const [create, patch, operator] = await Promise.all([
+  const [create, del, patch, operator] = await Promise.all([
     review(ctx, 'selfsubjectaccessreviews', {
       resourceAttributes: { namespace: ns, verb: 'create', ...PLAN_RESOURCE },
+    }),
+    review(ctx, 'selfsubjectaccessreviews', {
+      resourceAttributes: { namespace: ns, verb: 'delete', ...PLAN_RESOURCE },
     }),
     review(ctx, 'selfsubjectaccessreviews', {
       resourceAttributes: { namespace: ns, verb: 'patch', ...PLAN_RESOURCE },
@@ -232,6 +283,7 @@ async function accessChecks(ctx: CliContext, opts: ReadinessFlags): Promise<Chec
   ]);
   return [
     accessCheck('rbac: you create plans', `create rollbackplans.${GROUP} in ${ns}`, create),
+    accessCheck('rbac: you delete plans', `delete rollbackplans.${GROUP} in ${ns}`, del),
     accessCheck('rbac: you approve plans', `patch rollbackplans.${GROUP} in ${ns}`, patch),
     accessCheck('rbac: operator rolls back', `${sa} patch deployments.apps in ${ns}`, operator),
   ];

@@ -1,6 +1,7 @@
 // validate: a plan's pre- or post-validation checks on their own. Creates one RollbackPlan per stage with
 // spec.validateOnly (the operator runs the checks, changing nothing), follows it with a watch until
-// DryRunComplete and prints its status.dryRunReport.validation.
+// DryRunComplete and prints its status.dryRunReport.validation. The plans are deleted once their report is read
+// (also when the wait fails), unless --keep.
 import { Command, Option } from 'commander';
 import type { RollbackPlanSpec, ValidationReport } from '../../api/v1alpha1/rollbackplan.js';
 import type { KubeObject } from '../../kube/rest.js';
@@ -24,6 +25,7 @@ interface ValidateOptions {
   plan?: string;
   validationTimeout?: string;
   timeout: string;
+  keep?: boolean;
 }
 
 export function register(program: Command) {
@@ -51,6 +53,7 @@ export function register(program: Command) {
       'spec.validation.timeout: how long rollouts and HTTP checks may take',
     )
     .addOption(new Option('--timeout <duration>', 'how long to wait for the results').default('10m'))
+    .option('--keep', 'keep the validateOnly RollbackPlans (deleted after their report is read by default)')
     .action(action(validate));
 }
 
@@ -71,7 +74,7 @@ async function validate(ctx: CliContext, deployments: string[], opts: ValidateOp
   const deadline = Date.now() + timeoutMs;
   const results: (ValidationReport & { plan: string })[] = [];
   for (const stage of stages) {
-    const report = await runStage(ctx, stage, spec, deadline - Date.now());
+    const report = await runStage(ctx, stage, spec, deadline - Date.now(), opts.keep === true);
     results.push(report);
     if (ctx.out.format === 'table') printStage(ctx, report, stages.length > 1);
   }
@@ -99,6 +102,7 @@ async function runStage(
   stage: Stage,
   spec: ReturnType<typeof validationSpec>,
   timeoutMs: number,
+  keep: boolean,
 ): Promise<ValidationReport & { plan: string }> {
   const name = uniqueRequestValue(`validate-${stage}`);
   try {
@@ -106,6 +110,23 @@ async function runStage(
   } catch (e) {
     throw fromApiError(e, `create RollbackPlan "${name}"`);
   }
+  try {
+    return await followStage(ctx, stage, name, timeoutMs);
+  } finally {
+    if (!keep)
+      await ctx.client.delete(plansRef(ctx.namespace, name)).catch((e: unknown) => {
+        const err = fromApiError(e, `delete RollbackPlan "${name}"`);
+        if (err.exitCode !== ExitCode.NotFound) ctx.out.warn(`warning: ${err.message}`);
+      });
+  }
+}
+
+async function followStage(
+  ctx: CliContext,
+  stage: Stage,
+  name: string,
+  timeoutMs: number,
+): Promise<ValidationReport & { plan: string }> {
   if (ctx.out.format === 'table') ctx.out.warn(`${stage}-validation: RollbackPlan ${name} created; waiting…`);
   let lastNote = '';
   const report = await watchObject<KubeObject, ValidationReport>(
