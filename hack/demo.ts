@@ -317,7 +317,7 @@ try {
     'the deployment readiness checklist (npm run test:rollback:readiness), then health (npm run health:check:all)',
   );
   await cliOk('-n', 'shop', 'readiness', '--deployments', 'checkout');
-  await cliOk('-n', 'shop', 'health');
+  await cliOk('-n', 'shop', 'health', '--deployments', 'checkout');
   say(
     'the weekly rollback drill (npm run test:rollback:drill): in a scratch namespace, cleaned up afterwards',
   );
