@@ -289,11 +289,9 @@ export const BackupScheduleStatus = z.object({
       durationSeconds: z.int().min(0).optional(),
       result: z.enum(['Succeeded', 'Failed']),
       message: z.string().max(1024).optional(),
-      jobName: objectName()
-        .optional()
-        .meta({
-          description: 'The test-restore Job this result is from (lastTestRestoreNow.jobName on request).',
-        }),
+      jobName: objectName().optional().meta({
+        description: 'The test-restore Job this result is from (lastTestRestoreNow.jobName on request).',
+      }),
     })
     .optional(),
   rpoSeconds: z.int().min(0).optional().meta({ description: 'Age of the newest good backup.' }),
