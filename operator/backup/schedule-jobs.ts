@@ -92,7 +92,7 @@ export class ScheduleJobPhases {
       run.event('Warning', reason, message);
       return undefined;
     }
-    if (created.state === 'gone') return { requeueAfterMs: 1_000 };
+    if (created.state === 'gone') return run.finish(1_000); // deleted after our create: create again
     run.status.lastBackupNow = { annotationValue: handled, jobName };
     if (created.state === 'finished') {
       // The value was used before (A, B, A) and its Job is still there: no second backup under the same id.
@@ -138,7 +138,7 @@ export class ScheduleJobPhases {
       ),
       'test-restore',
     );
-    if (created.state === 'gone') return { requeueAfterMs: 1_000 };
+    if (created.state === 'gone') return run.finish(1_000); // deleted after our create: create again
     if (created.state === 'rejected' || created.state === 'conflict') {
       // The request could not run for a reason outside it: that is the state of test restores, so the
       // condition says it too.
