@@ -223,8 +223,8 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     }),
     testRestoreTotal: new Counter({
       name: 'nxt_test_restore_total',
-      help: 'Test restores recorded, by result',
-      labelNames: ['namespace', 'schedule', 'result'] as const,
+      help: 'Test restores recorded, by result and trigger (scheduled: the verify CronJob; request: test-restore-now)',
+      labelNames: ['trigger', 'namespace', 'schedule', 'result'] as const,
       registers: r,
     }),
     rpoSeconds: new Gauge({

@@ -27,7 +27,6 @@ describe('the RBAC table', () => {
       }
     }
     expect(admissionOnlyPermissions(all)).toEqual([
-      'batch/cronjobs/finalizers:update',
       'rollback.nxtnewday.io/backupschedules/finalizers:update',
       'rollback.nxtnewday.io/rollbackplans/finalizers:update',
     ]);

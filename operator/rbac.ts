@@ -90,7 +90,7 @@ export const OPERATOR_GRANTS: Grant[] = [
     verbs: {
       update: {
         admission: OWNER_REFS,
-        why: 'blockOwnerDeletion: CronJobs are owned by their BackupSchedule (backup/cronjob.ts)',
+        why: 'blockOwnerDeletion: CronJobs and on-request Jobs (backup-now, test-restore-now) are owned by their BackupSchedule (backup/cronjob.ts)',
       },
     },
   },
@@ -134,16 +134,6 @@ export const OPERATOR_GRANTS: Grant[] = [
   },
   {
     group: 'batch',
-    resource: 'cronjobs/finalizers',
-    verbs: {
-      update: {
-        admission: OWNER_REFS,
-        why: 'blockOwnerDeletion: an emergency backup Job is owned by its CronJob (backup/cronjob.ts)',
-      },
-    },
-  },
-  {
-    group: 'batch',
     resource: 'jobs',
     verbs: {
       get: {
@@ -154,11 +144,15 @@ export const OPERATOR_GRANTS: Grant[] = [
       watch: { code: 'operator/backup/controller.ts', why: 'the Job informers (both controllers)' },
       create: {
         code: 'operator/rollback/runner-jobs.ts',
-        why: 'verify/safety/restore Jobs of plans; emergency backups (backup/controller.ts)',
+        why: 'verify/safety/restore Jobs of plans; backup-now and test-restore-now Jobs (backup/schedule-jobs.ts)',
       },
       patch: {
         code: 'operator/backup/schedule-jobs.ts',
         why: 'the "recorded" annotation on a finished Job; releasing a suspended restore Job (rollback/runner-jobs.ts)',
+      },
+      delete: {
+        code: 'operator/backup/schedule-jobs.ts',
+        why: 'recorded on-request Jobs beyond the newest 3 (no CronJob history limit covers them)',
       },
     },
   },

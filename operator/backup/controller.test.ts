@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
 import { KubeApiError, TerminalError } from '../kube/errors.js';
 import type { KubeObject } from '../kube/rest.js';
@@ -6,6 +5,7 @@ import type { ManagerContext } from '../manager.js';
 import { createMetrics } from '../metrics.js';
 import { BackupScheduleReconciler } from './controller.js';
 import { RECORDED_ANNOTATION } from './record.js';
+import { testRestoreJobName } from './schedule-jobs.js';
 
 // The reconciler against a fake API server whose informer caches can be made to lag behind the writes, as a
 // real one does for a few milliseconds after every write.
@@ -22,6 +22,22 @@ const labels = {
   'app.kubernetes.io/managed-by': 'nxt-rollback-operator',
   'rollback.nxtnewday.io/backup-schedule': 'app',
   'app.kubernetes.io/component': 'backup',
+};
+
+/** The backup CronJob the fake API server's apply returns (uid cj-1): the controller of its scheduled Jobs. */
+const CRONJOB_OWNER = {
+  apiVersion: 'batch/v1',
+  kind: 'CronJob',
+  name: 'app-backup',
+  uid: 'cj-1',
+  controller: true,
+};
+const SCHEDULE_OWNER = {
+  ...CRONJOB_OWNER,
+  apiVersion: 'rollback.nxtnewday.io/v1alpha1',
+  kind: 'BackupSchedule',
+  name: 'app',
+  uid: 'u-1',
 };
 
 function finishedJob(name: string, ok: boolean): { job: KubeObject; pod: KubeObject } {
@@ -52,7 +68,7 @@ function finishedJob(name: string, ok: boolean): { job: KubeObject; pod: KubeObj
       };
   return {
     job: {
-      metadata: { name, namespace: NS, labels, annotations: {} },
+      metadata: { name, namespace: NS, labels, annotations: {}, ownerReferences: [CRONJOB_OWNER] },
       status: { conditions: [{ type: ok ? 'Complete' : 'Failed', status: 'True', lastTransitionTime: t }] },
     },
     pod: {
@@ -408,8 +424,7 @@ describe('BackupScheduleReconciler names a backup Job that has no pod', () => {
 });
 
 describe('BackupScheduleReconciler test restores on request (test-restore-now)', () => {
-  const jobFor = (value: string) =>
-    `app-restore-now-${createHash('sha256').update(value).digest('hex').slice(0, 8)}`;
+  const jobFor = (value: string, uid = 'u-1') => testRestoreJobName('app', uid, value);
   const recorded = (id: string, finishedAt: string, verified = true, purpose = 'scheduled') => ({
     id,
     startedAt: finishedAt,
@@ -427,22 +442,48 @@ describe('BackupScheduleReconciler test restores on request (test-restore-now)',
     recorded('app-backup-2', '2026-01-02T00:00:00Z'),
     recorded('app-backup-1', '2026-01-01T00:00:00Z'),
   ];
+  /** A test-restore Job of `value` that is already there: this schedule's unless `meta` says otherwise. */
+  const existing = (value: string, finished: boolean, meta: Partial<KubeObject['metadata']> = {}) => {
+    const { job, pod } = finishedJob(jobFor(value), true);
+    job.metadata = {
+      ...job.metadata,
+      labels: { ...labels, 'app.kubernetes.io/component': 'test-restore' },
+      annotations: { 'rollback.nxtnewday.io/backup-id': 'app-backup-1' },
+      ownerReferences: [SCHEDULE_OWNER],
+      ...meta,
+    };
+    if (!finished) job.status = { active: 1 };
+    return { job, pod };
+  };
+  const requested = (c: ReturnType<typeof fakeCluster>, value: string, before?: object) => {
+    c.server.schedule.metadata.annotations = { 'rollback.nxtnewday.io/test-restore-now': value };
+    if (before) (c.server.schedule as any).status.lastTestRestoreNow = before;
+    c.syncSchedule();
+  };
 
-  it('latest starts one test-restore Job of the newest verified non-safety backup, once per value', async () => {
+  it('latest starts one test-restore Job of the newest verified non-safety backup, owned by the schedule, once per value', async () => {
     const sql = [{ name: 'notes', query: 'select count(*) from notes', expect: '10000' }];
     const c = idle({ backups }, { verify: { testRestoreSchedule: '0 3 * * *', sql } });
-    c.server.schedule.metadata.annotations = { 'rollback.nxtnewday.io/test-restore-now': 'latest@cli-1' };
-    c.syncSchedule();
+    requested(c, 'latest@cli-1');
     await c.reconcile();
     const jobs = c.created.filter((o) => o.kind === 'Job');
     expect(jobs).toHaveLength(1);
     const job = jobs[0];
     expect(job.metadata.name).toBe(jobFor('latest@cli-1'));
     expect(job.metadata.labels['app.kubernetes.io/component']).toBe('test-restore');
+    expect(job.metadata.labels['rollback.nxtnewday.io/backup-schedule']).toBe('app');
     expect(job.metadata.annotations).toEqual({ 'rollback.nxtnewday.io/backup-id': 'app-backup-2' });
     expect(job.spec.template.metadata.labels['app.kubernetes.io/component']).toBe('test-restore');
+    // The schedule's, not the CronJob's: the CronJob controller would call it an UnexpectedJob and count it
+    // against its history limit.
     expect(job.metadata.ownerReferences).toEqual([
-      expect.objectContaining({ kind: 'CronJob', name: 'app-backup', uid: 'cj-1', controller: true }),
+      expect.objectContaining({
+        kind: 'BackupSchedule',
+        name: 'app',
+        uid: 'u-1',
+        controller: true,
+        blockOwnerDeletion: true,
+      }),
     ]);
     expect(job.spec.template.spec.containers[0].args).toEqual([
       'test-restore',
@@ -464,41 +505,136 @@ describe('BackupScheduleReconciler test restores on request (test-restore-now)',
     expect(c.created.filter((o) => o.kind === 'Job')).toHaveLength(1);
   });
 
-  it('a retried reconcile whose status write was lost finds the Job (AlreadyExists) instead of starting a second', async () => {
-    const value = 'app-backup-1@again';
-    const { job, pod } = finishedJob(jobFor(value), true);
-    job.metadata.annotations = { [RECORDED_ANNOTATION]: 'succeeded' };
+  it("the Job name depends on the schedule UID: a re-created schedule never meets the old one's Jobs", () => {
+    expect(jobFor('latest@1', 'u-1')).not.toBe(jobFor('latest@1', 'u-2'));
+  });
+
+  it('a retried reconcile whose status write was lost adopts its running Job and its backup, not a re-resolved latest', async () => {
+    const { job, pod } = existing('latest@again', false);
     const c = fakeCluster(job, pod, { backups });
-    c.server.schedule.metadata.annotations = { 'rollback.nxtnewday.io/test-restore-now': value };
-    c.syncSchedule();
+    requested(c, 'latest@again');
     await c.reconcile();
-    expect((c.server.schedule as any).status.lastTestRestoreNow).toMatchObject({
+    // latest is app-backup-2 now; the Job was made for app-backup-1.
+    expect((c.server.schedule as any).status.lastTestRestoreNow).toEqual({
+      annotationValue: 'latest@again',
       backupId: 'app-backup-1',
-      jobName: jobFor(value),
+      jobName: jobFor('latest@again'),
     });
     expect(c.events).not.toContain('TestRestoreStarted');
   });
 
-  it('an id that is not recorded starts nothing and says so in status, on the condition and in an Event', async () => {
-    const c = idle({ backups });
-    c.server.schedule.metadata.annotations = { 'rollback.nxtnewday.io/test-restore-now': 'nope@1' };
-    // The previous request's Job and backup must not stay beside the new value (status is a merge patch).
-    (c.server.schedule as any).status.lastTestRestoreNow = {
-      annotationValue: 'x',
-      backupId: 'b',
-      jobName: 'j',
+  it('a value used before (A, B, A) whose Job has finished says so in status and a Warning Event, and starts nothing', async () => {
+    const A = 'app-backup-1@A';
+    const { job, pod } = existing(A, true);
+    job.metadata.annotations = { ...job.metadata.annotations, [RECORDED_ANNOTATION]: 'succeeded' };
+    const c = fakeCluster(job, pod, { backups, lastTestRestoreNow: { annotationValue: 'B' } });
+    requested(c, A);
+    await c.reconcile();
+    const handled = (c.server.schedule as any).status.lastTestRestoreNow;
+    expect(handled).toMatchObject({ annotationValue: A, reason: 'TestRestoreValueReused' });
+    expect(handled.message).toContain('value was already used');
+    expect(handled.jobName).toBeUndefined();
+    expect(c.events).toContain('TestRestoreValueReused');
+    expect(c.events).not.toContain('TestRestoreStarted');
+    expect(cond(c.server.schedule, 'LastTestRestoreSucceeded')).toBeUndefined();
+  });
+
+  it.each([
+    [
+      "another schedule's Job (same name, its own owner and label)",
+      {
+        ownerReferences: [{ ...SCHEDULE_OWNER, name: 'other', uid: 'u-9' }],
+        labels: {
+          ...labels,
+          'rollback.nxtnewday.io/backup-schedule': 'other',
+          'app.kubernetes.io/component': 'test-restore',
+        },
+      },
+    ],
+    [
+      'the Job of a deleted schedule of the same name, still being garbage-collected',
+      { ownerReferences: [{ ...SCHEDULE_OWNER, uid: 'u-0' }], deletionTimestamp: '2026-01-01T00:00:00Z' },
+    ],
+    ["a Job made by hand with this schedule's label", { ownerReferences: [] }],
+  ])('a name conflict with %s is reported, never adopted', async (_what, meta) => {
+    const { job, pod } = existing('latest@x', false, meta as any);
+    const c = fakeCluster(job, pod, { backups });
+    requested(c, 'latest@x');
+    await c.reconcile();
+    const handled = (c.server.schedule as any).status.lastTestRestoreNow;
+    expect(handled).toMatchObject({ annotationValue: 'latest@x', reason: 'TestRestoreNameConflict' });
+    expect(handled.message).toContain(
+      `Job ${jobFor('latest@x')} already exists and is not this BackupSchedule's`,
+    );
+    expect(handled.jobName).toBeUndefined();
+    expect(c.events).toContain('TestRestoreNameConflict');
+    expect(cond(c.server.schedule, 'LastTestRestoreSucceeded')).toMatchObject({
+      status: 'False',
+      reason: 'TestRestoreNameConflict',
+    });
+  });
+
+  it('an id that is not recorded starts nothing, says so in status and an Event, and leaves LastTestRestoreSucceeded alone', async () => {
+    const passed = {
+      type: 'LastTestRestoreSucceeded',
+      status: 'True',
+      reason: 'RestoreVerified',
+      message: 'test restore of app-backup-1 passed',
+      lastTransitionTime: '2026-01-01T00:00:00Z',
+      observedGeneration: 1,
     };
-    c.syncSchedule();
+    const c = idle({ backups, conditions: [passed] });
+    // The previous request's Job and backup must not stay beside the new value (status is a merge patch).
+    requested(c, 'nope@1', { annotationValue: 'x', backupId: 'b', jobName: 'j' });
     await c.reconcile();
     expect(c.created.filter((o) => o.kind === 'Job')).toHaveLength(0);
     const st = (c.server.schedule as any).status;
-    expect(st.lastTestRestoreNow.annotationValue).toBe('nope@1');
+    expect(st.lastTestRestoreNow).toMatchObject({ annotationValue: 'nope@1', reason: 'BackupNotFound' });
     expect(st.lastTestRestoreNow.message).toContain('backup "nope" is not among');
     expect(st.lastTestRestoreNow.jobName).toBeUndefined();
-    expect(cond(c.server.schedule, 'LastTestRestoreSucceeded')).toMatchObject({
-      status: 'False',
-      reason: 'BackupNotFound',
-    });
+    expect(st.lastTestRestoreNow.backupId).toBeUndefined();
+    expect(cond(c.server.schedule, 'LastTestRestoreSucceeded')).toEqual(passed);
     expect(c.events).toContain('BackupNotFound');
+  });
+});
+
+describe('BackupScheduleReconciler records only its own Jobs', () => {
+  it.each([
+    ['no controller', []],
+    ['a controller that is not the schedule or its CronJobs', [{ ...CRONJOB_OWNER, uid: 'someone-else' }]],
+  ])('a Job with the schedule label and %s is not recorded', async (_what, owners) => {
+    const { job, pod } = finishedJob('app-backup-7', true);
+    job.metadata.ownerReferences = owners as any;
+    const c = fakeCluster(job, pod);
+    await c.reconcile();
+    expect(c.server.job.metadata.annotations?.[RECORDED_ANNOTATION]).toBeUndefined();
+    expect((c.server.schedule as any).status.backups).toBeUndefined();
+    expect(await c.total('succeeded')).toBe(0);
+  });
+});
+
+describe('BackupScheduleReconciler writes replaced status objects whole', () => {
+  it("a new lastSuccessfulBackup without bytes and sha256 keeps none of the previous one's", async () => {
+    const { job, pod } = finishedJob('app-backup-8', true);
+    const message = JSON.parse(pod.status!.containerStatuses[0].state.terminated.message);
+    delete message.bytes;
+    delete message.sha256;
+    pod.status!.containerStatuses[0].state.terminated.message = JSON.stringify(message);
+    const old = {
+      id: 'app-backup-0',
+      finishedAt: '2025-12-31T00:00:00Z',
+      bytes: 999,
+      sha256: 'b'.repeat(64),
+      verified: true,
+    };
+    const c = fakeCluster(job, pod, { lastSuccessfulBackup: old, backups: [old] });
+    await c.reconcile();
+    expect((c.server.schedule as any).status.lastSuccessfulBackup).toEqual({
+      id: 'app-backup-8',
+      startedAt: '2026-01-01T00:00:00Z',
+      finishedAt: '2026-01-01T00:00:10Z',
+      verified: true,
+      purpose: 'scheduled',
+    });
   });
 });

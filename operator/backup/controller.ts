@@ -1,4 +1,4 @@
-import { Label, MANAGED_BY } from '../api/v1alpha1/common.js';
+import { GROUP, Label, MANAGED_BY, VERSION } from '../api/v1alpha1/common.js';
 import {
   BACKUP_SCHEDULE_KIND,
   parseBackupSchedule,
@@ -48,6 +48,8 @@ export function setupBackupScheduleController(ctx: ManagerContext): Controller {
   );
   const jobs = ctx.informers.for<KubeObject>({ group: 'batch', version: 'v1', plural: 'jobs' }, MANAGED);
   const pods = ctx.informers.for<KubeObject>({ group: '', version: 'v1', plural: 'pods' }, MANAGED);
+  // The rollback controller's informer (shared): a plan's safety backup Job is recorded only if its plan is real.
+  const plans = ctx.informers.for<KubeObject>({ group: GROUP, version: VERSION, plural: 'rollbackplans' });
   const bySchedule = (o: KubeObject) => {
     const s = o.metadata.labels?.[Label.BackupSchedule];
     return s && o.metadata.namespace ? [`${o.metadata.namespace}/${s}`] : [];
@@ -63,7 +65,7 @@ export function setupBackupScheduleController(ctx: ManagerContext): Controller {
   );
   const controller = new Controller(
     'backupschedule',
-    new BackupScheduleReconciler(ctx, schedules, jobs, pods, cronJobs, notifier),
+    new BackupScheduleReconciler(ctx, schedules, jobs, pods, cronJobs, notifier, plans),
     {
       log: ctx.log,
       metrics: ctx.metrics,
@@ -94,8 +96,9 @@ export class BackupScheduleReconciler {
     pods: MultiInformer<KubeObject>,
     private readonly cronJobs?: MultiInformer<KubeObject>,
     private readonly notifier?: Notifier,
+    plans?: MultiInformer<KubeObject>,
   ) {
-    this.jobPhases = new ScheduleJobPhases(ctx, jobs, pods);
+    this.jobPhases = new ScheduleJobPhases(ctx, jobs, pods, plans);
   }
 
   private readonly clock = new CronClock();
@@ -114,6 +117,7 @@ export class BackupScheduleReconciler {
     (run) => this.jobPhases.startEmergencyBackup(run),
     (run) => this.jobPhases.startTestRestore(run),
     (run) => this.jobPhases.recordFinishedJobs(run),
+    (run) => this.jobPhases.pruneRecordedRequestJobs(run),
     (run) => this.jobPhases.reportStuckJobs(run),
   ];
 
@@ -362,7 +366,7 @@ export class BackupScheduleReconciler {
     run.cronJob = await this.apply(run, buildBackupCronJob(input));
     run.status.cronJobName = run.cronJob.metadata.name;
     const verify = buildVerifyCronJob(input);
-    if (verify) await this.apply(run, verify);
+    if (verify) run.verifyCronJob = await this.apply(run, verify);
     else await this.deleteCronJobIfExists(run.req.namespace, verifyCronJobName(run.req.name));
     return undefined;
   }

@@ -127,12 +127,16 @@ export const testRestoreArgs = (spec: EffectiveBackupScheduleSpec, id: string) =
 ];
 
 /**
- * A Job from the CronJob's template, as `kubectl create job --from=cronjob/...` makes it; owned by the CronJob
- * so that history limits and cascading deletion cover it. Its name is derived from the request, so a retried
+ * A Job from the CronJob's template, as `kubectl create job --from=cronjob/...` makes it (annotation
+ * cronjob.kubernetes.io/instantiate=manual, which backupPurpose reads as `emergency`), but owned by the
+ * BackupSchedule (controller, blockOwnerDeletion): the CronJob controller then neither reports it as an
+ * UnexpectedJob nor counts it against (and deletes it for) its history limits before it is recorded; the
+ * schedule prunes its recorded on-request Jobs itself. The name is derived from the request, so a retried
  * reconcile finds the Job it already created instead of starting a second backup.
  */
 export function buildJobFromCronJob(
-  cron: ReturnType<typeof buildBackupCronJob> & { metadata: { uid?: string } },
+  cron: ReturnType<typeof buildBackupCronJob>,
+  owner: KubeObject,
   name: string,
 ) {
   const tpl = cron.spec.jobTemplate;
@@ -143,19 +147,14 @@ export function buildJobFromCronJob(
       name,
       namespace: cron.metadata.namespace,
       labels: { ...tpl.metadata.labels },
-      annotations: { 'cronjob.kubernetes.io/instantiate': 'manual' },
-      ownerReferences: cron.metadata.uid
-        ? [
-            {
-              apiVersion: 'batch/v1',
-              kind: 'CronJob',
-              name: cron.metadata.name,
-              uid: cron.metadata.uid,
-              controller: true,
-              blockOwnerDeletion: true,
-            },
-          ]
-        : [],
+      annotations: { 'cronjob.kubernetes.io/instantiate': 'manual' } as Record<string, string>,
+      ownerReferences: [
+        controllerRef({
+          ...owner,
+          apiVersion: owner.apiVersion ?? API_VERSION,
+          kind: owner.kind ?? BACKUP_SCHEDULE_KIND,
+        }),
+      ],
     },
     spec: asEmergency(tpl.spec),
   };
@@ -164,16 +163,17 @@ export function buildJobFromCronJob(
 /**
  * A test restore on request (the test-restore-now annotation): the backup CronJob's pod (image, credentials,
  * claim, placement) with the test-restore arguments and the test-restore labels, so it works whether or not
- * spec.verify.testRestoreSchedule is set, and is recorded like a scheduled test restore. Owned by the CronJob
- * like an emergency backup; the name is derived from the request, so a retried reconcile finds it.
+ * spec.verify.testRestoreSchedule is set, and is recorded like a scheduled test restore. Owned by the
+ * BackupSchedule like an emergency backup; the name is derived from the request, so a retried reconcile finds it.
  */
 export function buildTestRestoreJob(
-  cron: ReturnType<typeof buildBackupCronJob> & { metadata: { uid?: string } },
+  cron: ReturnType<typeof buildBackupCronJob>,
+  owner: KubeObject,
   name: string,
   backupId: string,
   args: string[],
 ) {
-  const job = buildJobFromCronJob(cron, name);
+  const job = buildJobFromCronJob(cron, owner, name);
   const component = { 'app.kubernetes.io/component': 'test-restore' };
   const spec = structuredClone(cron.spec.jobTemplate.spec) as any;
   spec.template.metadata = {

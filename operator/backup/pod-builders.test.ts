@@ -42,7 +42,7 @@ describe('runner provenance variables (the manifest origin)', () => {
       ...buildBackupCronJob(input),
       metadata: { ...buildBackupCronJob(input).metadata, uid: 'c' },
     };
-    expect(envOf(buildJobFromCronJob(cron, 'shop-db-backup-now-1').spec)).toMatchObject({
+    expect(envOf(buildJobFromCronJob(cron, owner as any, 'shop-db-backup-now-1').spec)).toMatchObject({
       NXT_BACKUP_PURPOSE: 'emergency',
       NXT_SCHEDULE_UID: 'schedule-uid',
     });

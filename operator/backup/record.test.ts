@@ -88,8 +88,63 @@ describe('recordTestRestoreJob', () => {
     );
     recorded.observe(m);
     expect(await m.registry.metrics()).toContain(
-      `nxt_test_restore_total{namespace="shop",schedule="db",result="${result}"} 1`,
+      `nxt_test_restore_total{trigger="scheduled",namespace="shop",schedule="db",result="${result}"} 1`,
     );
+  });
+
+  it('counts a test restore on request with trigger="request"', async () => {
+    const recorded = recordTestRestoreJob(
+      {},
+      job(SCHEDULE, { 'rollback.nxtnewday.io/backup-id': 'b1' }, 'db-restore-now-1'),
+      { state: 'succeeded', finishedAt: new Date().toISOString(), message: 'ok', reason: 'Succeeded' },
+      () => {},
+      req,
+    );
+    const m = createMetrics({ defaultMetrics: false });
+    recorded.observe(m);
+    expect(await m.registry.metrics()).toContain(
+      'nxt_test_restore_total{trigger="request",namespace="shop",schedule="db",result="succeeded"} 1',
+    );
+  });
+
+  const failedAt = (finishedAt: string) =>
+    ({ state: 'failed', finishedAt, reason: 'RunnerResultMissing', message: 'the pod was deleted' }) as any;
+
+  it.each(['', 'a b', 'x'.repeat(300), '-bad'])(
+    'an invalid backup-id annotation (%j) is recorded as unknown, never written to status',
+    (id) => {
+      const status: BackupScheduleStatus = {};
+      recordTestRestoreJob(
+        status,
+        job(SCHEDULE, { 'rollback.nxtnewday.io/backup-id': id }, 'db-restore-now-2'),
+        failedAt('2026-01-01T00:01:00Z'),
+        () => {},
+        req,
+      );
+      expect(status.lastTestRestore?.backupId).toBe('unknown');
+    },
+  );
+
+  it('records the Job a result is from, and never lets an older result replace a newer one', () => {
+    const status: BackupScheduleStatus = {};
+    const conds: unknown[] = [];
+    const record = (name: string, finishedAt: string) =>
+      recordTestRestoreJob(
+        status,
+        job(SCHEDULE, { 'rollback.nxtnewday.io/backup-id': 'b1' }, name),
+        failedAt(finishedAt),
+        (c) => conds.push(c),
+        req,
+      );
+    record('db-restore-now-new', '2026-01-01T00:02:00Z');
+    expect(status.lastTestRestore).toMatchObject({ jobName: 'db-restore-now-new' });
+    const events = record('db-restore-now-old', '2026-01-01T00:01:00Z').events;
+    expect(status.lastTestRestore).toMatchObject({
+      jobName: 'db-restore-now-new',
+      finishedAt: '2026-01-01T00:02:00Z',
+    });
+    expect(conds, 'the older result does not set the condition either').toHaveLength(1);
+    expect(events[0]?.[1], 'it still has its Event').toBe('TestRestoreFailed');
   });
 
   it('records a test restore on request that left no result for the backup it was asked for', () => {

@@ -1,4 +1,4 @@
-import { GROUP, ConditionType, Label } from '../api/v1alpha1/common.js';
+import { BackupId, GROUP, ConditionType, Label } from '../api/v1alpha1/common.js';
 import type { BackupScheduleStatus, EffectiveBackupScheduleSpec } from '../api/v1alpha1/backupschedule.js';
 import type { ConditionInput } from '../kube/conditions.js';
 import type { Request } from '../kube/controller.js';
@@ -28,6 +28,15 @@ export function backupPurpose(job: KubeObject): Purpose {
   return 'scheduled';
 }
 
+/** `v` if it is a valid backup id (status.*.backupId's schema), so a bad value never makes the status write fail. */
+export const validBackupId = (v: unknown): string | undefined =>
+  typeof v === 'string' && BackupId.safeParse(v).success ? v : undefined;
+
+/** What started a test-restore Job: its CronJob, or a test-restore-now request (which names its backup). */
+export type TestRestoreTrigger = 'scheduled' | 'request';
+export const testRestoreTrigger = (job: KubeObject): TestRestoreTrigger =>
+  job.metadata.annotations?.[TEST_RESTORE_BACKUP_ANNOTATION] !== undefined ? 'request' : 'scheduled';
+
 const ts = (s: string) => new Date(s).toISOString().replace(/\.\d+Z$/, 'Z');
 
 /**
@@ -46,7 +55,7 @@ export function recordBackupJob(
   const labels = { namespace: req.namespace, schedule: req.name };
   const r = outcome.result?.operation === 'backup' ? outcome.result : undefined;
   if (outcome.state === 'succeeded' && r) {
-    const id = r.id ?? job.metadata.name;
+    const id = validBackupId(r.id) ?? job.metadata.name;
     const entry = {
       id,
       startedAt: ts(r.startedAt),
@@ -115,8 +124,11 @@ export function recordBackupJob(
 }
 
 /**
- * Records a finished test-restore Job: lastTestRestore and LastTestRestoreSucceeded. Its metric is returned
- * as `observe`, applied by the caller once the Job is marked recorded (as for backups).
+ * Records a finished test-restore Job: lastTestRestore (with the Job's name, so a request can find its result)
+ * and LastTestRestoreSucceeded, unless a newer result is already there (Jobs are recorded one at a time, not
+ * in the order they finished). The backup id comes from the runner's result, else the Job's backup-id
+ * annotation, each only if it is a valid id ('unknown' otherwise). Its metric is returned as `observe`,
+ * applied by the caller once the Job is marked recorded (as for backups).
  */
 export function recordTestRestoreJob(
   status: BackupScheduleStatus,
@@ -128,11 +140,10 @@ export function recordTestRestoreJob(
   const r = outcome.result;
   const ok = outcome.state === 'succeeded';
   const backupId =
-    r?.id && r.id !== 'latest'
-      ? r.id
-      : (job.metadata.annotations?.[TEST_RESTORE_BACKUP_ANNOTATION] ??
-        status.lastSuccessfulBackup?.id ??
-        'unknown');
+    (r?.id !== 'latest' ? validBackupId(r?.id) : undefined) ??
+    validBackupId(job.metadata.annotations?.[TEST_RESTORE_BACKUP_ANNOTATION]) ??
+    validBackupId(status.lastSuccessfulBackup?.id) ??
+    'unknown';
   const seconds =
     r && 'restoreSeconds' in r && typeof r.restoreSeconds === 'number'
       ? r.restoreSeconds
@@ -140,23 +151,31 @@ export function recordTestRestoreJob(
   const message = ok
     ? `test restore of ${backupId} passed in ${seconds.toFixed(1)}s: ${outcome.message}`
     : `test restore Job ${job.metadata.name} failed: ${outcome.reason}: ${outcome.message}`;
-  status.lastTestRestore = {
-    backupId,
-    finishedAt: ts(outcome.finishedAt),
-    durationSeconds: Math.round(seconds),
-    result: ok ? 'Succeeded' : 'Failed',
-    message: message.slice(0, 1024),
-  };
-  cond({
-    type: ConditionType.LastTestRestoreSucceeded,
-    status: ok ? 'True' : 'False',
-    reason: ok ? 'RestoreVerified' : safeReason(outcome.reason),
-    message,
-  });
+  const finishedAt = ts(outcome.finishedAt);
+  const current = status.lastTestRestore;
+  if (!current || Date.parse(current.finishedAt) <= Date.parse(finishedAt)) {
+    status.lastTestRestore = {
+      backupId,
+      finishedAt,
+      durationSeconds: Math.round(seconds),
+      result: ok ? 'Succeeded' : 'Failed',
+      message: message.slice(0, 1024),
+      jobName: job.metadata.name,
+    };
+    cond({
+      type: ConditionType.LastTestRestoreSucceeded,
+      status: ok ? 'True' : 'False',
+      reason: ok ? 'RestoreVerified' : safeReason(outcome.reason),
+      message,
+    });
+  }
+  const trigger = testRestoreTrigger(job);
   return {
     events: [[ok ? 'Normal' : 'Warning', ok ? 'TestRestoreSucceeded' : 'TestRestoreFailed', message]],
     observe: (metrics) =>
+      // trigger first: the series still ends in schedule="…",result="…" as before the label was added
       metrics.testRestoreTotal.inc({
+        trigger,
         namespace: req.namespace,
         schedule: req.name,
         result: ok ? 'succeeded' : 'failed',

@@ -1,15 +1,21 @@
 import { createHash } from 'node:crypto';
 import { Annotation, ConditionType, Label } from '../api/v1alpha1/common.js';
+import { ROLLBACK_PLAN_KIND } from '../api/v1alpha1/rollbackplan.js';
 import { boundIdentity, boundText } from '../kube/bounded.js';
-import { isAlreadyExists, isNotFound, userFixableRejection } from '../kube/errors.js';
+import { isAlreadyExists, isConflict, isNotFound, userFixableRejection } from '../kube/errors.js';
 import type { MultiInformer } from '../kube/informer.js';
-import { childName } from '../kube/objects.js';
+import { childName, controllerOf } from '../kube/objects.js';
 import type { KubeObject } from '../kube/rest.js';
 import type { ManagerContext } from '../manager.js';
-import { buildJobFromCronJob, buildTestRestoreJob, testRestoreArgs } from './cronjob.js';
+import {
+  buildJobFromCronJob,
+  buildTestRestoreJob,
+  TEST_RESTORE_BACKUP_ANNOTATION,
+  testRestoreArgs,
+} from './cronjob.js';
 import { outcomeUnknown, readJobOutcome, resultOverdue, type JobOutcome } from './job-results.js';
 import { JOB_NAME_LABEL } from './pod-builders.js';
-import { recordBackupJob, recordTestRestoreJob, RECORDED_ANNOTATION } from './record.js';
+import { recordBackupJob, recordTestRestoreJob, RECORDED_ANNOTATION, validBackupId } from './record.js';
 import { jobStartedAt, NO_POD_AFTER_MS, runnerJobProblem } from './runner-pods.js';
 import { lastBackupFailed } from './schedule-conditions.js';
 import type { ScheduleRun } from './schedule-run.js';
@@ -21,14 +27,28 @@ const RESULT_RECHECK_MS = 5_000;
 /** status.lastBackupNow.annotationValue's maxLength. */
 export const HANDLED_VALUE_MAX = 253;
 
+/** Finished on-request Jobs kept per schedule and purpose once recorded (the CronJobs keep 3 of theirs too). */
+export const RECORDED_REQUEST_JOBS_KEPT = 3;
+
 /**
- * The record of a handled request (lastBackupNow, lastTestRestoreNow) as a whole: status is written with a
- * merge patch, which keeps the keys it does not mention, so the previous request's jobName, backupId or message
- * are sent as null (removed) instead of staying beside the new value.
+ * The Job of a test-restore-now value: from the schedule's UID and the value, so a schedule re-created under
+ * the same name never meets the old one's Jobs, and childName keeps long schedule names apart.
  */
-function handledRequest<T extends { annotationValue: string }>(record: T): T {
-  return { jobName: null, backupId: null, message: null, ...record } as T;
-}
+export const testRestoreJobName = (schedule: string, uid: string | undefined, value: string) =>
+  childName(
+    schedule,
+    `restore-now-${createHash('sha256')
+      .update(`${uid ?? ''}/${value}`)
+      .digest('hex')
+      .slice(0, 8)}`,
+    63,
+  );
+
+const jobFinished = (job: KubeObject) =>
+  (job.status?.conditions ?? []).some(
+    (c: { type: string; status: string }) =>
+      (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True',
+  );
 
 /**
  * The phases of a BackupSchedule reconcile that deal with its Jobs: emergency backups on request, recording
@@ -39,6 +59,8 @@ export class ScheduleJobPhases {
     private readonly ctx: ManagerContext,
     private readonly jobs: MultiInformer<KubeObject>,
     private readonly pods: MultiInformer<KubeObject>,
+    /** RollbackPlans, to trust a plan's safety backup Job (isScheduleJob); without it, none is recorded. */
+    private readonly plans?: MultiInformer<KubeObject>,
   ) {}
 
   /**
@@ -56,48 +78,39 @@ export class ScheduleJobPhases {
       63,
     );
     const request = `backup-now=${boundText(wanted, 64)}`;
-    let existed = false;
-    try {
-      await this.ctx.client.create(
-        { group: 'batch', version: 'v1', plural: 'jobs', namespace: run.req.namespace },
-        buildJobFromCronJob(run.cronJob as any, jobName),
-      );
-    } catch (e) {
-      // AlreadyExists: created before a restart, the same request, not a second backup
-      existed = isAlreadyExists(e);
-      if (!existed) {
-        const rejection = userFixableRejection(e);
-        if (!rejection) throw e;
-        // Handled all the same: a new value asks again.
-        const message = `${request}: the API server rejected Job ${jobName} (${rejection.code} ${rejection.reason}): ${rejection.message}`;
-        run.status.lastBackupNow = handledRequest({ annotationValue: handled });
-        run.set(lastBackupFailed('EmergencyBackupRejected', message));
-        run.event('Warning', 'EmergencyBackupRejected', message);
-        return undefined;
-      }
-    }
-    run.status.lastBackupNow = handledRequest({ annotationValue: handled, jobName });
-    const earlier = existed ? this.jobs.get(`${run.req.namespace}/${jobName}`) : undefined;
-    const finished = (earlier?.status?.conditions ?? []).some(
-      (c: { type: string; status: string }) =>
-        (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True',
+    const created = await this.createRequestJob(
+      run,
+      buildJobFromCronJob(run.cronJob as any, run.owner, jobName),
+      'backup',
     );
-    if (finished) {
+    if (created.state === 'rejected' || created.state === 'conflict') {
+      // Handled all the same: a new value asks again.
+      const message = `${request}: ${created.message}`;
+      const reason = created.state === 'rejected' ? 'EmergencyBackupRejected' : 'EmergencyBackupNameConflict';
+      run.status.lastBackupNow = { annotationValue: handled };
+      run.set(lastBackupFailed(reason, message));
+      run.event('Warning', reason, message);
+      return undefined;
+    }
+    if (created.state === 'gone') return run.finish(1_000); // deleted after our create: create again
+    run.status.lastBackupNow = { annotationValue: handled, jobName };
+    if (created.state === 'finished') {
       // The value was used before (A, B, A) and its Job is still there: no second backup under the same id.
       const message = `${request}: this value was already used and Job ${jobName} has finished; set a new value to take another backup`;
       run.event('Warning', 'EmergencyBackupValueReused', message);
       return undefined;
     }
     run.event('Normal', 'EmergencyBackupStarted', `${request}: started Job ${jobName}`);
-    run.log.info('emergency backup started', { job: jobName });
+    run.log.info('emergency backup started', { job: jobName, existed: created.state === 'running' });
     return undefined;
   }
 
   /**
    * A new test-restore-now value means one test-restore Job of the backup it names (`latest` or an id), built
    * from the backup CronJob's pod so it works without spec.verify.testRestoreSchedule. Its outcome is recorded
-   * like a scheduled test restore (recordFinishedJobs → status.lastTestRestore). An unknown backup is refused
-   * in status.lastTestRestoreNow and on LastTestRestoreSucceeded; each value acts once.
+   * like a scheduled test restore (recordFinishedJobs → status.lastTestRestore, with the Job's name). A request
+   * that starts nothing (an unknown backup, a value used before) is reported in status.lastTestRestoreNow and
+   * a Warning Event only: LastTestRestoreSucceeded reports the last real test restore. Each value acts once.
    */
   async startTestRestore(run: ScheduleRun) {
     const wanted = run.obj.metadata.annotations?.[Annotation.TestRestoreNow];
@@ -105,57 +118,127 @@ export class ScheduleJobPhases {
     const handled = boundIdentity(wanted, HANDLED_VALUE_MAX);
     if (handled === run.status.lastTestRestoreNow?.annotationValue) return undefined;
     const request = `test-restore-now=${boundText(wanted, 64)}`;
+    const refuse = (reason: string, why: string, more: { backupId?: string } = {}) => {
+      const message = boundText(`${request}: ${why}`, 1024);
+      run.status.lastTestRestoreNow = { annotationValue: handled, ...more, reason, message };
+      run.event('Warning', reason, message);
+      return undefined;
+    };
     const chosen = chooseTestRestoreBackup(run.status, wanted);
-    if (!('backup' in chosen)) {
-      const message = boundText(`${request}: ${chosen.message}; nothing was started`, 1024);
-      run.status.lastTestRestoreNow = handledRequest({ annotationValue: handled, message });
-      run.set({
-        type: ConditionType.LastTestRestoreSucceeded,
-        status: 'False',
-        reason: chosen.reason,
-        message,
-      });
-      run.event('Warning', chosen.reason, message);
+    if (!('backup' in chosen)) return refuse(chosen.reason, `${chosen.message}; nothing was started`);
+    const jobName = testRestoreJobName(run.req.name, run.obj.metadata.uid, wanted);
+    const created = await this.createRequestJob(
+      run,
+      buildTestRestoreJob(
+        run.cronJob as any,
+        run.owner,
+        jobName,
+        chosen.backup.id,
+        testRestoreArgs(run.spec, chosen.backup.id),
+      ),
+      'test-restore',
+    );
+    if (created.state === 'gone') return run.finish(1_000); // deleted after our create: create again
+    if (created.state === 'rejected' || created.state === 'conflict') {
+      // The request could not run for a reason outside it: that is the state of test restores, so the
+      // condition says it too.
+      const reason = created.state === 'rejected' ? 'TestRestoreRejected' : 'TestRestoreNameConflict';
+      const message = boundText(`${request}: ${created.message}`, 1024);
+      run.status.lastTestRestoreNow = { annotationValue: handled, reason, message };
+      run.set({ type: ConditionType.LastTestRestoreSucceeded, status: 'False', reason, message });
+      run.event('Warning', reason, message);
       return undefined;
     }
-    const backupId = chosen.backup.id;
-    const jobName = childName(
-      run.req.name,
-      `restore-now-${createHash('sha256').update(wanted).digest('hex').slice(0, 8)}`,
-      63,
-    );
-    let existed = false;
-    try {
-      await this.ctx.client.create(
-        { group: 'batch', version: 'v1', plural: 'jobs', namespace: run.req.namespace },
-        buildTestRestoreJob(run.cronJob as any, jobName, backupId, testRestoreArgs(run.spec, backupId)),
+    // The Job's own backup: a retry after a lost status write must not re-resolve `latest` to a newer one.
+    const backupId =
+      'job' in created
+        ? validBackupId(created.job.metadata.annotations?.[TEST_RESTORE_BACKUP_ANNOTATION])
+        : chosen.backup.id;
+    if (created.state === 'finished')
+      return refuse(
+        'TestRestoreValueReused',
+        `this value was already used and Job ${jobName} has finished; set a new value to test-restore again`,
+        backupId ? { backupId } : {},
       );
+    run.status.lastTestRestoreNow = { annotationValue: handled, ...(backupId ? { backupId } : {}), jobName };
+    if (created.state === 'created')
+      run.event('Normal', 'TestRestoreStarted', `${request}: started Job ${jobName} for backup ${backupId}`);
+    run.log.info('test restore started', {
+      job: jobName,
+      backup: backupId,
+      existed: created.state !== 'created',
+    });
+    return undefined;
+  }
+
+  /**
+   * Creates an on-request Job. A Job of that name that already exists is this request's only if this
+   * schedule (or, from before on-request Jobs were owned by the schedule, its CronJob) controls it and it is
+   * labelled for this schedule and purpose: a Job of another schedule, of a deleted schedule of the same name
+   * (still being garbage-collected) or made by hand is a name conflict, never adopted.
+   */
+  private async createRequestJob(
+    run: ScheduleRun,
+    body: KubeObject,
+    component: 'backup' | 'test-restore',
+  ): Promise<
+    | { state: 'created' }
+    | { state: 'running' | 'finished'; job: KubeObject }
+    | { state: 'rejected' | 'conflict'; message: string }
+    | { state: 'gone' }
+  > {
+    const ref = { group: 'batch', version: 'v1', plural: 'jobs', namespace: run.req.namespace };
+    const name = body.metadata.name;
+    try {
+      await this.ctx.client.create(ref, body);
+      return { state: 'created' };
     } catch (e) {
-      // AlreadyExists: created before a restart (or a lost status write), the same request, not a second run
-      existed = isAlreadyExists(e);
-      if (!existed) {
+      if (!isAlreadyExists(e)) {
         const rejection = userFixableRejection(e);
         if (!rejection) throw e;
-        const message = boundText(
-          `${request}: the API server rejected Job ${jobName} (${rejection.code} ${rejection.reason}): ${rejection.message}`,
-          1024,
-        );
-        run.status.lastTestRestoreNow = handledRequest({ annotationValue: handled, backupId, message });
-        run.set({
-          type: ConditionType.LastTestRestoreSucceeded,
-          status: 'False',
-          reason: 'TestRestoreRejected',
-          message,
-        });
-        run.event('Warning', 'TestRestoreRejected', message);
-        return undefined;
+        return {
+          state: 'rejected',
+          message: `the API server rejected Job ${name} (${rejection.code} ${rejection.reason}): ${rejection.message}`,
+        };
       }
     }
-    run.status.lastTestRestoreNow = handledRequest({ annotationValue: handled, backupId, jobName });
-    if (!existed)
-      run.event('Normal', 'TestRestoreStarted', `${request}: started Job ${jobName} for backup ${backupId}`);
-    run.log.info('test restore started', { job: jobName, backup: backupId, existed });
-    return undefined;
+    const job = await this.ctx.client.get<KubeObject>({ ...ref, name }).catch((e: unknown) => {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    });
+    if (!job) return { state: 'gone' }; // deleted in between: create it again on the requeue
+    const owner = controllerOf(job);
+    const ours =
+      !!owner?.uid &&
+      (owner.uid === run.obj.metadata.uid || owner.uid === run.cronJob.metadata.uid) &&
+      job.metadata.labels?.[Label.BackupSchedule] === run.req.name &&
+      job.metadata.labels?.['app.kubernetes.io/component'] === component;
+    if (!ours) {
+      const by = owner ? `${owner.kind} ${owner.name} (uid ${owner.uid})` : 'no controller';
+      return {
+        state: 'conflict',
+        message: `Job ${name} already exists and is not this BackupSchedule's ${component} Job (controlled by ${by}); nothing was started: delete that Job or set a new value`,
+      };
+    }
+    return { state: jobFinished(job) ? 'finished' : 'running', job };
+  }
+
+  /**
+   * Whether a Job carrying this schedule's label really is one of its runs: controlled by the schedule (an
+   * on-request Job) or one of its CronJobs (by UID: a label anyone can set, an owner UID only the owner's
+   * creator knows), or a safety backup of a RollbackPlan that exists with that UID and uses this schedule.
+   */
+  private isScheduleJob(run: ScheduleRun, job: KubeObject): boolean {
+    const owner = controllerOf(job);
+    if (!owner?.uid) return false;
+    const owners = [run.obj.metadata.uid, run.cronJob?.metadata.uid, run.verifyCronJob?.metadata.uid];
+    if (owners.includes(owner.uid)) return true;
+    if (owner.kind !== ROLLBACK_PLAN_KIND || job.metadata.labels?.[Label.Plan] !== owner.name) return false;
+    const plan = this.plans?.get(`${run.req.namespace}/${owner.name}`);
+    return (
+      plan?.metadata.uid === owner.uid &&
+      plan.spec?.targets?.database?.backupScheduleRef?.name === run.req.name
+    );
   }
 
   /** The schedule's Jobs not yet recorded in status, with their pods. */
@@ -166,7 +249,8 @@ export class ScheduleJobPhases {
       .filter(
         (job) =>
           job.metadata.labels?.[Label.BackupSchedule] === name &&
-          !job.metadata.annotations?.[RECORDED_ANNOTATION],
+          !job.metadata.annotations?.[RECORDED_ANNOTATION] &&
+          this.isScheduleJob(run, job),
       )
       .map((job) => ({
         job,
@@ -237,6 +321,41 @@ export class ScheduleJobPhases {
       // Counted only now: a reconcile that lost the status write (409) never gets here.
       recorded.observe(this.ctx.metrics);
       return { requeueAfterMs: 50 }; // re-read with the new resourceVersion before recording the next Job
+    }
+    return undefined;
+  }
+
+  /**
+   * Deletes this schedule's recorded on-request Jobs (backup-now, test-restore-now: owned by the schedule,
+   * which the CronJob controller's history limits do not cover) beyond the newest RECORDED_REQUEST_JOBS_KEPT
+   * per purpose. Only recorded ones: an unrecorded Job still has an outcome to give.
+   */
+  async pruneRecordedRequestJobs(run: ScheduleRun) {
+    const { namespace, name } = run.req;
+    const recorded = this.jobs
+      .list(namespace)
+      .filter(
+        (job) =>
+          job.metadata.labels?.[Label.BackupSchedule] === name &&
+          controllerOf(job)?.uid === run.obj.metadata.uid &&
+          !!job.metadata.annotations?.[RECORDED_ANNOTATION] &&
+          !job.metadata.deletionTimestamp,
+      )
+      .sort((a, b) => (b.metadata.creationTimestamp ?? '').localeCompare(a.metadata.creationTimestamp ?? ''));
+    for (const component of ['backup', 'test-restore']) {
+      const surplus = recorded
+        .filter((job) => job.metadata.labels?.['app.kubernetes.io/component'] === component)
+        .slice(RECORDED_REQUEST_JOBS_KEPT);
+      for (const job of surplus) {
+        await this.ctx.client
+          .delete(
+            { group: 'batch', version: 'v1', plural: 'jobs', namespace, name: job.metadata.name },
+            { propagationPolicy: 'Background', preconditionsUid: job.metadata.uid },
+          )
+          .catch((e: unknown) => {
+            if (!isNotFound(e) && !isConflict(e)) throw e;
+          });
+      }
     }
     return undefined;
   }

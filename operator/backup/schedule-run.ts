@@ -12,7 +12,7 @@ import type { ReconcileResult, Request } from '../kube/controller.js';
 import { TerminalError } from '../kube/errors.js';
 import type { EventType } from '../kube/events.js';
 import type { KubeObject } from '../kube/rest.js';
-import { patchStatusOrReport, statusRejectedConditions } from '../kube/status.js';
+import { mergePatchFor, patchStatusOrReport, statusRejectedConditions } from '../kube/status.js';
 import type { ManagerContext } from '../manager.js';
 import type { SecretShape } from './pod-builders.js';
 import type { ScheduleCondition } from './schedule-conditions.js';
@@ -36,6 +36,8 @@ export class ScheduleRun {
   secret!: SecretShape;
   claimName!: string;
   cronJob!: KubeObject;
+  /** The test-restore CronJob, when spec.verify.testRestoreSchedule asks for one. */
+  verifyCronJob?: KubeObject;
   /** Runs on the working status just before every write (the notifications bookkeeping). */
   beforeWrite?: (run: ScheduleRun) => void;
 
@@ -77,8 +79,9 @@ export class ScheduleRun {
   }
 
   /**
-   * The one path by which status reaches the API server: skipped when nothing changed, guarded by the
-   * resourceVersion the decisions were made on (a 409 requeues and decides again), then the Events.
+   * The one path by which status reaches the API server: skipped when nothing changed, sent as the merge
+   * patch from `before` to `status`, guarded by the resourceVersion `before` was read at (a 409 requeues and
+   * decides again), then the Events.
    * A status the API server refuses (422) is reported as Stalled/StatusRejected instead (patchStatusOrReport).
    */
   async writeStatus(): Promise<void> {
@@ -90,7 +93,9 @@ export class ScheduleRun {
           this.ctx.client,
           { ...SCHEDULE_RESOURCE, ...this.req },
           this.obj.metadata.resourceVersion,
-          this.status,
+          // A patch from what was read to what is wanted: an object replaced in the working status (a new
+          // lastSuccessfulBackup, a new request record) loses the old one's keys, which a plain merge keeps.
+          mergePatchFor(this.before, this.status),
           (message) => ({
             observedGeneration: this.generation,
             conditions: statusRejectedConditions(this.before.conditions, message, this.generation, this.now),

@@ -94,10 +94,50 @@ describe('backups verify: which state the request is in', () => {
       ),
     ).toMatchObject({ state: 'finished' });
   });
+  it("finished only for the result of the request's own Job, whatever its time or backup", () => {
+    const withJob = (jobName: string, finishedAt: string) => ({ ...result(finishedAt), jobName });
+    // Another request's result that finished after ours was asked for (it would match by time and backup).
+    expect(
+      testRestoreState(
+        sched({
+          lastTestRestoreNow: handled,
+          lastTestRestore: withJob('app-verify-9', '2026-01-01T00:10:05Z'),
+        }),
+        'b1@x',
+        'b1',
+        at,
+      ),
+    ).toMatchObject({ state: 'waiting', jobName: 'app-restore-now-1' });
+    expect(
+      testRestoreState(
+        sched({
+          lastTestRestoreNow: handled,
+          lastTestRestore: withJob('app-restore-now-1', '2026-01-01T00:10:05Z'),
+        }),
+        'b1@x',
+        'b1',
+        at,
+      ),
+    ).toMatchObject({ state: 'finished' });
+  });
+  it('refused with the reason in lastTestRestoreNow (the condition keeps the last real test restore)', () => {
+    const s = sched({
+      lastTestRestoreNow: {
+        annotationValue: 'b1@x',
+        reason: 'BackupNotFound',
+        message: 'backup "b1" is not among',
+      },
+      conditions: [cond('LastTestRestoreSucceeded', 'True', 'RestoreVerified', 'passed')],
+    });
+    expect(testRestoreState(s, 'b1@x', 'b1', at)).toMatchObject({
+      state: 'refused',
+      reason: 'BackupNotFound',
+    });
+  });
   it('refused when the operator started no Job', () => {
     const s = sched({
       lastTestRestoreNow: { annotationValue: 'b1@x', message: 'backup "b1" is not among' },
-      conditions: [cond('LastTestRestoreSucceeded', 'False', 'BackupNotFound', 'm')],
+      conditions: [cond('LastTestRestoreSucceeded', 'False', 'BackupNotFound', 'backup "b1" is not among')],
     });
     expect(testRestoreState(s, 'b1@x', 'b1', at)).toMatchObject({
       state: 'refused',

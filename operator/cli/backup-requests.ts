@@ -76,8 +76,9 @@ export type TestRestoreState =
 
 /**
  * Where the test-restore-now request `value` for `backupId` stands: refused (status.lastTestRestoreNow has a
- * message and no Job), or finished once status.lastTestRestore is for that backup and finished at or after
- * `requestedAt` (whole seconds, the precision of finishedAt).
+ * message and no Job; its reason says why), or finished once status.lastTestRestore is the result of the
+ * request's own Job (lastTestRestore.jobName === lastTestRestoreNow.jobName). An operator that does not record
+ * jobName yet is matched as before: a result for that backup finished at or after `requestedAt` (whole seconds).
  */
 export function testRestoreState(
   schedule: KubeObject,
@@ -92,16 +93,21 @@ export function testRestoreState(
   if (handled?.annotationValue !== value) return { state: 'waiting' };
   if (!handled.jobName) {
     const cond = conditionOf(schedule, 'LastTestRestoreSucceeded');
+    const fromCondition =
+      cond?.status === 'False' && cond.message === handled.message ? cond.reason : undefined;
     return {
       state: 'refused',
-      reason: cond?.status === 'False' ? (cond.reason ?? 'Refused') : 'Refused',
+      reason: handled.reason ?? fromCondition ?? 'Refused',
       message: handled.message ?? 'the operator did not start a test restore',
     };
   }
   const last = status.lastTestRestore;
   const since = Math.floor(requestedAt.getTime() / 1000) * 1000;
-  if (last && last.backupId === backupId && Date.parse(last.finishedAt) >= since)
-    return { state: 'finished', result: last };
+  const ours =
+    last?.jobName !== undefined
+      ? last.jobName === handled.jobName
+      : !!last && last.backupId === backupId && Date.parse(last.finishedAt) >= since;
+  if (last && ours) return { state: 'finished', result: last };
   const cond = conditionOf(schedule, 'LastTestRestoreSucceeded');
   if (cond?.status === 'False' && cond.message?.includes(handled.jobName))
     return { state: 'waiting', jobName: handled.jobName, note: `${cond.reason}: ${cond.message}` };

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { KubeObject, OwnerReference } from './rest.js';
 
 /** The controller owner reference (controllerutil.SetControllerReference): garbage collection follows it. */
@@ -31,9 +32,15 @@ export function hasFinalizer(obj: KubeObject, finalizer: string): boolean {
   return (obj.metadata.finalizers ?? []).includes(finalizer);
 }
 
-/** Kubernetes object names are at most 253 characters; labels values at most 63. Keeps names deterministic. */
+/**
+ * `<parent>-<suffix>`, deterministic. Kubernetes object names are at most 253 characters, label values 63: a
+ * name that would be longer keeps the start of the parent plus 8 hex of its full name, so two parents that
+ * differ only in what is cut off never get the same child (names that fit are unchanged).
+ */
 export function childName(parent: string, suffix: string, max = 63): string {
   const full = `${parent}-${suffix}`;
   if (full.length <= max) return full;
-  return `${parent.slice(0, max - suffix.length - 1).replace(/-+$/, '')}-${suffix}`;
+  const hash = createHash('sha256').update(parent).digest('hex').slice(0, 8);
+  const head = parent.slice(0, Math.max(0, max - suffix.length - hash.length - 2)).replace(/-+$/, '');
+  return `${head ? `${head}-` : ''}${hash}-${suffix}`;
 }

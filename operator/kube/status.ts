@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import { setCondition, type Condition } from './conditions.js';
 import { isInvalid, TerminalError, userFixableRejection } from './errors.js';
 import type { KubeClient, KubeObject, ResourceRef } from './rest.js';
@@ -18,6 +19,28 @@ export function patchStatus<T extends KubeObject>(
     metadata: resourceVersion ? { resourceVersion } : {},
     status,
   });
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * The JSON merge patch (RFC 7386) that turns `before` into `after`: changed keys with their new values, keys
+ * `after` lacks as null (removed), nested objects as their own patch, lists whole. Sent with the
+ * resourceVersion `before` was read at, so the object the API server merges it into is `before`, and a
+ * replaced object (a new lastSuccessfulBackup without sha256) keeps none of the old one's keys. Pure.
+ */
+export function mergePatchFor(before: unknown, after: unknown): unknown {
+  if (!isPlainObject(before) || !isPlainObject(after)) return after;
+  const patch: Record<string, unknown> = {};
+  for (const key of Object.keys(before)) if (!(key in after) || after[key] === undefined) patch[key] = null;
+  for (const [key, value] of Object.entries(after)) {
+    if (value === undefined) continue;
+    if (isDeepStrictEqual(before[key], value)) continue;
+    patch[key] =
+      isPlainObject(before[key]) && isPlainObject(value) ? mergePatchFor(before[key], value) : value;
+  }
+  return patch;
 }
 
 /**

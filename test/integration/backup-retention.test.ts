@@ -364,7 +364,14 @@ describe.skipIf(inject('existingCluster'))('retention through BackupSchedules', 
     await waitScheduleCondition(n, 'gamma', 'Ready', 'True', 'Scheduled');
     const good = await takeBackup(n, 'gamma', 'before-the-incident');
 
-    // A plan's safety backup, as the plan's Job makes it: from the schedule's template, with the plan label.
+    // A plan's safety backup, as the plan's Job makes it: from the schedule's template, with the plan label,
+    // controlled by a RollbackPlan that exists and uses this schedule (the schedule records no Job it cannot
+    // trust by owner UID).
+    const undo = await applyPlan(n, 'undo', {
+      scope: 'database',
+      dryRun: true,
+      targets: { database: { backupScheduleRef: { name: 'gamma' }, backup: { latestVerified: true } } },
+    });
     const cron = await batch.readNamespacedCronJob({ namespace: n, name: 'gamma-backup' });
     const tpl = structuredClone(cron.spec!.jobTemplate);
     const labels = { ...tpl.metadata!.labels, 'rollback.nxtnewday.io/plan': 'undo' };
@@ -373,7 +380,22 @@ describe.skipIf(inject('existingCluster'))('retention through BackupSchedules', 
     pod.spec!.containers[0]!.args = ['backup', '--storage-dir', '/backups', '--id', '$(BACKUP_ID)'];
     await batch.createNamespacedJob({
       namespace: n,
-      body: { metadata: { name: 'undo-safety', labels }, spec: { ...tpl.spec!, backoffLimit: 0 } },
+      body: {
+        metadata: {
+          name: 'undo-safety',
+          labels,
+          ownerReferences: [
+            {
+              apiVersion: 'rollback.nxtnewday.io/v1alpha1',
+              kind: 'RollbackPlan',
+              name: 'undo',
+              uid: undo.metadata.uid,
+              controller: true,
+            },
+          ],
+        },
+        spec: { ...tpl.spec!, backoffLimit: 0 },
+      },
     });
     await waitJobRecorded(n, 'undo-safety', 120_000);
     await eventually('both backups in status', async () =>

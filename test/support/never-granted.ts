@@ -1,9 +1,11 @@
-/** Verbs the code never used that an earlier RBAC granted (issue 9); none may come back in any render. */
+/**
+ * Verbs the code never used that an earlier RBAC granted (issue 9); none may come back in any render.
+ * (batch/jobs:delete left the list: the BackupSchedule now prunes its recorded on-request Jobs.)
+ */
 export const NEVER_GRANTED: readonly string[] = [
   'core/persistentvolumeclaims:delete',
   'core/persistentvolumeclaims:list',
   'core/persistentvolumeclaims:watch',
-  'batch/jobs:delete',
   'batch/cronjobs:update',
   'rollback.nxtnewday.io/rollbackplans:patch',
   'rollback.nxtnewday.io/rollbackplans:update',

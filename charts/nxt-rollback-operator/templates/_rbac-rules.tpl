@@ -26,7 +26,7 @@
 - apiGroups: [rollback.nxtnewday.io]
   resources: [backupschedules/finalizers]
   verbs:
-    - update # admission (OwnerReferencesPermissionEnforcement): blockOwnerDeletion: CronJobs are owned by their BackupSchedule (backup/cronjob.ts)
+    - update # admission (OwnerReferencesPermissionEnforcement): blockOwnerDeletion: CronJobs and on-request Jobs (backup-now, test-restore-now) are owned by their BackupSchedule (backup/cronjob.ts)
 - apiGroups: [apps]
   resources: [deployments]
   verbs:
@@ -47,17 +47,14 @@
     - patch # operator/backup/controller.ts: server-side apply of the backup/verify CronJobs
     - delete # operator/backup/controller.ts: the verify CronJob when verify is turned off
 - apiGroups: [batch]
-  resources: [cronjobs/finalizers]
-  verbs:
-    - update # admission (OwnerReferencesPermissionEnforcement): blockOwnerDeletion: an emergency backup Job is owned by its CronJob (backup/cronjob.ts)
-- apiGroups: [batch]
   resources: [jobs]
   verbs:
     - get # operator/backup/schedule-jobs.ts: a live re-read before recording a finished Job; a plan confirms a Job it cannot see (rollback/runner-jobs.ts)
     - list # operator/backup/controller.ts: the Job informers (both controllers)
     - watch # operator/backup/controller.ts: the Job informers (both controllers)
-    - create # operator/rollback/runner-jobs.ts: verify/safety/restore Jobs of plans; emergency backups (backup/controller.ts)
+    - create # operator/rollback/runner-jobs.ts: verify/safety/restore Jobs of plans; backup-now and test-restore-now Jobs (backup/schedule-jobs.ts)
     - patch # operator/backup/schedule-jobs.ts: the "recorded" annotation on a finished Job; releasing a suspended restore Job (rollback/runner-jobs.ts)
+    - delete # operator/backup/schedule-jobs.ts: recorded on-request Jobs beyond the newest 3 (no CronJob history limit covers them)
 - apiGroups: ['']
   resources: [pods]
   verbs:

@@ -289,6 +289,9 @@ export const BackupScheduleStatus = z.object({
       durationSeconds: z.int().min(0).optional(),
       result: z.enum(['Succeeded', 'Failed']),
       message: z.string().max(1024).optional(),
+      jobName: objectName().optional().meta({
+        description: 'The test-restore Job this result is from (lastTestRestoreNow.jobName on request).',
+      }),
     })
     .optional(),
   rpoSeconds: z.int().min(0).optional().meta({ description: 'Age of the newest good backup.' }),
@@ -303,6 +306,14 @@ export const BackupScheduleStatus = z.object({
       backupId: BackupId.optional().meta({ description: 'The backup being test-restored.' }),
       jobName: objectName().optional(),
       message: z.string().max(1024).optional().meta({ description: 'Why the request was not started.' }),
+      reason: z
+        .string()
+        .max(128)
+        .regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/)
+        .optional()
+        .meta({
+          description: 'Why the request was not started, as a CamelCase reason (also the Event reason).',
+        }),
     })
     .optional()
     .meta({ description: 'The last test-restore-now annotation handled, so a value acts once.' }),

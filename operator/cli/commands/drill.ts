@@ -320,6 +320,23 @@ type ScheduleObject = KubeObject & {
   status?: BackupScheduleStatus;
 };
 
+type TestRestoreResult = NonNullable<NonNullable<ScheduleObject['status']>['lastTestRestore']>;
+
+/**
+ * Whether `t` is the result of the handled request: the request's own Job (lastTestRestore.jobName), or, from
+ * an operator that does not record jobName yet, a new result for the request's backup.
+ */
+export function isResultOf(
+  t: TestRestoreResult | undefined,
+  handled: { jobName?: string; backupId?: string },
+  before: TestRestoreResult | undefined,
+): boolean {
+  if (!t) return false;
+  if (t.jobName !== undefined) return t.jobName === handled.jobName;
+  const fresh = t.finishedAt !== before?.finishedAt || t.backupId !== before?.backupId;
+  return fresh && (!handled.backupId || t.backupId === handled.backupId);
+}
+
 /**
  * Asks the operator to test-restore the newest backup (annotation test-restore-now = latest@<drill id>) and
  * follows the schedule until status.lastTestRestoreNow shows the request was handled and a new
@@ -359,11 +376,7 @@ async function testRestore(
         );
       if (handled?.annotationValue !== request) return undefined;
       if (handled.message && !handled.jobName) return { s, started: false };
-      const t = s.status?.lastTestRestore;
-      const fresh = t && (t.finishedAt !== before?.finishedAt || t.backupId !== before?.backupId);
-      return fresh && (!handled.backupId || t.backupId === handled.backupId)
-        ? { s, started: true }
-        : undefined;
+      return isResultOf(s.status?.lastTestRestore, handled, before) ? { s, started: true } : undefined;
     },
     {
       timeoutMs,
