@@ -3,7 +3,7 @@
 // does the operator's work itself. Exit codes: see errors.ts (ExitCode) and docs/cli.md.
 import { Command, CommanderError, Option } from 'commander';
 import { outcome } from './command.js';
-import { CliError, ExitCode } from './errors.js';
+import { CliError, ExitCode, InternalCliError } from './errors.js';
 import { register as registerBackups } from './commands/backups.js';
 import { register as registerDrill } from './commands/drill.js';
 import { register as registerEmergency } from './commands/emergency.js';
@@ -55,9 +55,17 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (e instanceof CliError) {
       process.stderr.write(`error: ${e.message}\n`);
+      if (e instanceof InternalCliError && process.env.DEBUG) process.stderr.write(`${stackOf(e.original)}\n`);
       return e.exitCode;
     }
-    process.stderr.write(`error: ${(e as Error)?.stack ?? String(e)}\n`);
+    // A bug of the CLI: exit 1; the stack only when asked for (DEBUG), the message always.
+    process.stderr.write(
+      process.env.DEBUG
+        ? `error: internal error: ${stackOf(e)}\n`
+        : `error: internal error: ${(e as Error)?.message ?? String(e)} (set DEBUG=1 for the stack)\n`,
+    );
     return ExitCode.Failed;
   }
 }
+
+const stackOf = (e: unknown) => (e as Error)?.stack ?? String(e);
