@@ -4,6 +4,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { outcome } from './command.js';
 import { CliError, ExitCode, InternalCliError } from './errors.js';
+import { ownVersion } from './exit.js';
 import { register as registerBackups } from './commands/backups.js';
 import { register as registerDrill } from './commands/drill.js';
 import { register as registerEmergency } from './commands/emergency.js';
@@ -17,7 +18,7 @@ export function buildProgram(): Command {
     .description(
       'Rollbacks and PostgreSQL backups through the nxt-rollback-operator (RollbackPlan, BackupSchedule).',
     )
-    .version(process.env.npm_package_version ?? '0.1.0')
+    .version(ownVersion())
     .option('-n, --namespace <namespace>', "namespace (default: the context's namespace, else default)")
     .option('--context <context>', 'kubeconfig context to use (default: the current context)')
     .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)')
