@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { CliError } from './errors.js';
-import { commaList, durationFlag, parseDurationFlag, specDurationFlag } from './flags.js';
+import { commaList, durationFlag, parseDurationFlag, repeatable, specDurationFlag } from './flags.js';
 
 describe('cli flags', () => {
   it('splits comma lists and adds repeated flags', () => {
     expect(commaList('a, b,,c')).toEqual(['a', 'b', 'c']);
     expect(commaList('d', ['a'])).toEqual(['a', 'd']);
+    expect(repeatable('b', repeatable('a'))).toEqual(['a', 'b']);
   });
   it('reads durations as Go durations, days or seconds', () => {
     const p = durationFlag('--timeout');

@@ -3,6 +3,9 @@ import { Option } from 'commander';
 import { parseDuration } from '../api/v1alpha1/common.js';
 import { CliError, ExitCode } from './errors.js';
 
+/** A repeatable flag (`--http a --http b`) → ['a', 'b']. */
+export const repeatable = (v: string, prev: string[] = []) => [...prev, v];
+
 /** `a,b, c` → ['a','b','c']; a repeated flag adds to the list. */
 export const commaList = (v: string, prev: string[] = []) => [
   ...prev,

@@ -8,7 +8,7 @@ import { action } from '../command.js';
 import { plansRef, type CliContext } from '../context.js';
 import { buildEmergencyPlan, type EmergencyFlags, type PlanManifest } from '../emergency-plan.js';
 import { CliError, ExitCode, fromApiError } from '../errors.js';
-import { parseDurationFlag } from '../flags.js';
+import { parseDurationFlag, repeatable } from '../flags.js';
 import { LiveView } from '../live-view.js';
 import { paint } from '../output.js';
 import {
@@ -27,8 +27,6 @@ interface Flags extends Omit<EmergencyFlags, 'deployments'> {
   wait: boolean;
 }
 
-const collect = (v: string, prev: string[]) => [...prev, v];
-
 export function register(program: Command) {
   program
     .command('emergency')
@@ -44,7 +42,7 @@ export function register(program: Command) {
     .option('--no-safety-backup', 'database: skip the backup of the current state before restoring')
     .option('--flags <object>', 'feature: the ConfigMap (or featureflag/<name>) holding the flags')
     .option('--disable <flags>', 'feature: comma-separated flags to switch off')
-    .option('--http <url>', 'post-validation: GET <url> must answer 200 (repeatable)', collect, [])
+    .option('--http <url>', 'post-validation: GET <url> must answer 200 (repeatable)', repeatable, [])
     .option(
       '--validation-timeout <duration>',
       'post-validation deadline (spec.validation.timeout, default 5m)',

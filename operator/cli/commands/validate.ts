@@ -7,7 +7,7 @@ import type { KubeObject } from '../../kube/rest.js';
 import { action } from '../command.js';
 import { plansRef, type CliContext } from '../context.js';
 import { CliError, ExitCode, fromApiError } from '../errors.js';
-import { commaList, parseDurationFlag, specDurationFlag } from '../flags.js';
+import { commaList, parseDurationFlag, repeatable, specDurationFlag } from '../flags.js';
 import { paint, table } from '../output.js';
 import { uniqueRequestValue } from '../requests.js';
 import { validationPlan, validationSpec, type Stage } from '../validation-plan.js';
@@ -25,8 +25,6 @@ interface ValidateOptions {
   timeout: string;
 }
 
-const collect = (v: string, all: string[]) => [...all, v];
-
 export function register(program: Command) {
   program
     .command('validate')
@@ -39,7 +37,7 @@ export function register(program: Command) {
       'pre-validation: targets exist, revisions exist, not paused, no other plan holds them, permissions, backup, flags',
     )
     .option('--post', 'post-validation: every Deployment rolled out and available, the HTTP checks pass')
-    .option('--http <url>', 'an HTTP check that must return 200 (repeatable)', collect, [])
+    .option('--http <url>', 'an HTTP check that must return 200 (repeatable)', repeatable, [])
     .option(
       '--schedule <name>',
       'a database target: the BackupSchedule whose newest verified backup is checked',
