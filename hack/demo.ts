@@ -1,11 +1,13 @@
 // `npm run demo`: a local control plane and PostgreSQL, the operator, an emergency rollback and an emergency
 // backup you can watch. `npm run demo -- --keep` leaves everything running until Ctrl-C so you can explore.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
 import pg from 'pg';
+import { parseAllDocuments } from 'yaml';
 import { LocalControlPlane } from '../test/env/control-plane.js';
 import { installCrds } from '../test/env/crds.js';
 import { LocalPostgres } from '../test/env/postgres.js';
@@ -18,7 +20,6 @@ const kubeletLog: string[] = [];
 const t0 = Date.now();
 const say = (m: string) =>
   console.log(`\x1b[1m[demo +${((Date.now() - t0) / 1000).toFixed(1)}s]\x1b[0m ${m}`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
 let diagnose: (() => Promise<void>) | undefined;
 let cleaning = false;
@@ -50,19 +51,76 @@ try {
     console.log(`\x1b[2m$ kubectl ${args.join(' ')}\x1b[0m`);
     console.log((await kubectl(...args)).trimEnd());
   };
+  // The nxt-rollback CLI (bin/nxt-rollback, also `kubectl nxt-rollback`) as a user runs it: its own process,
+  // the terminal passed through, so the emergency rollback redraws live when the demo runs on a terminal.
+  const cli = (...args: string[]) =>
+    new Promise<number>((resolve, reject) => {
+      console.log(`\x1b[2m$ nxt-rollback ${args.join(' ')}\x1b[0m`);
+      const child = spawn(join(import.meta.dirname, '..', 'bin', 'nxt-rollback'), args, {
+        stdio: 'inherit',
+        env: { ...process.env, KUBECONFIG: cp.kubeconfigPath },
+      });
+      child.on('error', reject);
+      child.on('exit', (code) => resolve(code ?? 1));
+    });
+  const cliOk = async (...args: string[]) => {
+    const code = await cli(...args);
+    if (code !== 0) throw new Error(`nxt-rollback ${args.join(' ')} exited with ${code}`);
+  };
   say(`installed CRDs: ${(await installCrds(kubectlBin, cp.kubeconfigPath)).join(', ')}`);
 
   // --- the operator, as its own process ---
   const work = mkdtempSync(join(tmpdir(), 'nxt-demo-'));
   cleanups.push(() => rmSync(work, { recursive: true, force: true }));
+  // As installed: the shipped RBAC (manifests/base), the operator authenticated as its ServiceAccount, leader
+  // election on (the Lease in nxt-rollback-system is what `health` and `readiness` read).
+  const rbacKinds = new Set([
+    'Namespace',
+    'ServiceAccount',
+    'ClusterRole',
+    'ClusterRoleBinding',
+    'Role',
+    'RoleBinding',
+  ]);
+  const base = parseAllDocuments(
+    await kubectl('kustomize', join(import.meta.dirname, '..', 'manifests', 'base')),
+  )
+    .map((d) => d.toJS() as { kind?: string })
+    .filter((o) => o?.kind && rbacKinds.has(o.kind));
+  execFileSync(kubectlBin, [`--kubeconfig=${cp.kubeconfigPath}`, 'apply', '-f', '-'], {
+    input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: base }),
+  });
+  const token = (
+    await kubectl('-n', 'nxt-rollback-system', 'create', 'token', 'nxt-rollback-operator', '--duration=24h')
+  ).trim();
+  const adminConfig = new KubeConfig();
+  adminConfig.loadFromFile(cp.kubeconfigPath);
+  const saConfig = new KubeConfig();
+  saConfig.loadFromOptions({
+    clusters: [adminConfig.getCurrentCluster()!],
+    users: [{ name: 'nxt-rollback-operator', token }],
+    contexts: [
+      { name: 'operator', cluster: adminConfig.getCurrentCluster()!.name, user: 'nxt-rollback-operator' },
+    ],
+    currentContext: 'operator',
+  });
+  const operatorKubeconfig = join(work, 'operator.kubeconfig');
+  writeFileSync(operatorKubeconfig, saConfig.exportConfig(), { mode: 0o600 });
   const operator = await startOperatorProcess({
-    kubeconfigPath: cp.kubeconfigPath,
-    env: { LOG_LEVEL: 'info', OPERATOR_IMAGE: 'nxt-rollback-operator:demo', WATCH_NAMESPACES: 'shop' },
+    kubeconfigPath: operatorKubeconfig,
+    env: {
+      LOG_LEVEL: 'info',
+      OPERATOR_IMAGE: 'nxt-rollback-operator:demo',
+      LEADER_ELECT: 'true',
+      LEADER_ELECTION_NAMESPACE: 'nxt-rollback-system',
+    },
   });
   cleanups.push(() => operator.stop());
   await operator.waitReady();
   const opLog = operator.logFile;
-  say(`operator started (logs: ${opLog}, metrics: ${operator.metricsUrl})`);
+  say(
+    `operator started as ServiceAccount nxt-rollback-system/nxt-rollback-operator with the shipped RBAC (logs: ${opLog}, metrics: ${operator.metricsUrl})`,
+  );
   diagnose = async () => {
     for (const args of [
       ['get', 'rbp,bks,cronjob,jobs,pods', '-n', 'shop', '-o', 'wide'],
@@ -129,58 +187,39 @@ try {
   say('deployed checkout 1.4.0 -> 1.5.0 -> 1.6.0; 1.6.0 is the bad release');
   await show('-n', 'shop', 'rollout', 'history', 'deployment/checkout');
 
-  // --- a dry run first ---
-  const plan = (name: string, dryRun: boolean) => ({
-    apiVersion: 'rollback.nxtnewday.io/v1alpha1',
-    kind: 'RollbackPlan',
-    metadata: { name, namespace: 'shop' },
-    spec: {
-      scope: 'app',
-      dryRun,
-      reason: '5xx after the 1.6.0 release',
-      severity: 'critical',
-      targets: { deployments: [{ name: 'checkout' }] },
-      validation: { timeout: '2m' },
-      objectives: { rto: '2m' },
-    },
-  });
-  await apply(plan('checkout-dry-run', true));
-  await kubectl('-n', 'shop', 'wait', '--for=condition=Ready', 'rbp/checkout-dry-run', '--timeout=60s');
-  const report = JSON.parse(
-    await kubectl('-n', 'shop', 'get', 'rbp', 'checkout-dry-run', '-o', 'jsonpath={.status.dryRunReport}'),
-  );
-  say(`dry run: ${report.summary}`);
-  console.log(report.deployments[0].templateDiff);
-
-  // --- the emergency rollback, watched live ---
-  say('applying the emergency RollbackPlan; watching its journal');
-  await apply(plan('checkout-emergency', false));
-  const seen = new Set<string>();
-  for (let i = 0; i < 600; i++) {
-    const st = JSON.parse(
-      (await kubectl('-n', 'shop', 'get', 'rbp', 'checkout-emergency', '-o', 'jsonpath={.status}')) || '{}',
-    );
-    for (const s of st.steps ?? []) {
-      const key = `${s.name}:${s.result}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      say(`  ${s.name.padEnd(22)} ${s.result.padEnd(9)} ${s.message ?? ''}`);
-    }
-    if (st.phase === 'Succeeded' || st.phase === 'Failed') break;
-    await sleep(100);
-  }
-  await show('-n', 'shop', 'get', 'rbp');
-  await show(
+  // --- a dry run first (npm run rollback:dry-run) ---
+  say('a dry run: what the emergency rollback would change, changing nothing');
+  const reason = '5xx after the 1.6.0 release';
+  await cliOk(
     '-n',
     'shop',
-    'get',
-    'rbp',
-    'checkout-emergency',
-    '-o',
-    'jsonpath={range .status.conditions[*]}{.type}{"\\t"}{.status}{"\\t"}{.reason}{"\\t"}{.message}{"\\n"}{end}',
+    'emergency',
+    '--scope',
+    'app',
+    'checkout',
+    '--dry-run',
+    '--name',
+    'checkout-dry-run',
   );
+
+  // --- the emergency rollback, followed live (npm run rollback:emergency-app -- checkout) ---
+  say('the emergency rollback: a critical RollbackPlan, followed step by step until it is done');
+  await cliOk(
+    '-n',
+    'shop',
+    'emergency',
+    '--scope',
+    'app',
+    'checkout',
+    '--reason',
+    reason,
+    '--name',
+    'checkout-emergency',
+  );
+  await show('-n', 'shop', 'get', 'rbp');
   await show('-n', 'shop', 'rollout', 'history', 'deployment/checkout');
   await show('-n', 'shop', 'events', '--for=rollbackplan/checkout-emergency');
+  await cliOk('-n', 'shop', 'history');
 
   // --- an emergency backup of a real PostgreSQL, run by a real Job pod ---
   say('backups: a BackupSchedule for the shop database; its Job pods run on a local stand-in kubelet');
@@ -253,16 +292,8 @@ try {
   await kubectl('-n', 'shop', 'wait', '--for=condition=Ready', 'bks/shop-db', '--timeout=60s');
   await show('-n', 'shop', 'get', 'cronjob');
   const started = Date.now();
-  await kubectl(
-    '-n',
-    'shop',
-    'annotate',
-    '--overwrite',
-    'bks/shop-db',
-    `rollback.nxtnewday.io/backup-now=${new Date().toISOString().replace(/[:.]/g, '')}`,
-  );
-  say('requested an emergency backup (annotation rollback.nxtnewday.io/backup-now)');
-  await kubectl('-n', 'shop', 'wait', '--for=condition=LastBackupSucceeded', 'bks/shop-db', '--timeout=120s');
+  say('an emergency backup (npm run db:backup): the rollback.nxtnewday.io/backup-now annotation, then wait');
+  await cliOk('-n', 'shop', 'backup', 'now', 'shop-db', '--wait');
   say(
     `emergency backup of 10,000 orders recorded ${((Date.now() - started) / 1000).toFixed(1)}s after the request`,
   );
@@ -276,13 +307,26 @@ try {
     '-o',
     'jsonpath={range .status.conditions[*]}{.type}{"\\t"}{.status}{"\\t"}{.reason}{"\\t"}{.message}{"\\n"}{end}',
   );
-  await show('-n', 'shop', 'get', 'bks', 'shop-db', '-o', 'jsonpath={.status.lastSuccessfulBackup}');
-  console.log();
+  await cliOk('-n', 'shop', 'backups', 'list');
+  const newest = JSON.parse(
+    await kubectl('-n', 'shop', 'get', 'bks', 'shop-db', '-o', 'jsonpath={.status.lastSuccessfulBackup}'),
+  );
+  say('a test restore of that backup into a scratch database (rollback.nxtnewday.io/test-restore-now)');
+  await cliOk('-n', 'shop', 'backups', 'verify', newest.id, '--wait');
+  say(
+    'the deployment readiness checklist (npm run test:rollback:readiness), then health (npm run health:check:all)',
+  );
+  await cliOk('-n', 'shop', 'readiness', '--deployments', 'checkout');
+  await cliOk('-n', 'shop', 'health');
+  say(
+    'the weekly rollback drill (npm run test:rollback:drill): in a scratch namespace, cleaned up afterwards',
+  );
+  await cliOk('-n', 'shop', 'drill', '--deployment', 'checkout', '--schedule', 'shop-db');
 
   say(`done in ${((Date.now() - t0) / 1000).toFixed(0)}s`);
   if (keep) {
     console.log(
-      `\nEverything is still running. In another shell:\n  export KUBECONFIG=${cp.kubeconfigPath}\n  export PATH=${cp.bins.dir}:$PATH\n  kubectl get rbp,bks,deploy,cronjob,jobs -n shop\nPress Ctrl-C to stop and clean up.`,
+      `\nEverything is still running. In another shell:\n  export KUBECONFIG=${cp.kubeconfigPath}\n  export PATH=${cp.bins.dir}:$PATH\n  kubectl get rbp,bks,deploy,cronjob,jobs -n shop\n  bin/nxt-rollback -n shop history      # or: kubectl nxt-rollback ... with bin/ on PATH\nPress Ctrl-C to stop and clean up.`,
     );
     await new Promise(() => {});
   }
