@@ -73,7 +73,9 @@ export function isNetworkError(e: unknown): boolean {
   const code = (e as { code?: unknown })?.code;
   if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;
   const msg = (e as Error)?.message;
-  return typeof msg === 'string' && /socket hang up|timed out after|fetch failed|ECONNREFUSED|ECONNRESET/.test(msg);
+  return (
+    typeof msg === 'string' && /socket hang up|timed out after|fetch failed|ECONNREFUSED|ECONNRESET/.test(msg)
+  );
 }
 
 /**
@@ -93,7 +95,10 @@ export function fromApiError(e: unknown, what: string): CliError {
     if (e.code === 422)
       return new CliError(ExitCode.Usage, `${what}: the API server refused it: ${e.statusMessage}`);
     if (e.code === 429)
-      return new CliError(ExitCode.Unavailable, `${what}: the API server is overloaded (429): ${e.statusMessage}`);
+      return new CliError(
+        ExitCode.Unavailable,
+        `${what}: the API server is overloaded (429): ${e.statusMessage}`,
+      );
     if (e.code >= 400 && e.code < 500) return new CliError(ExitCode.Failed, `${what}: ${e.statusMessage}`);
     return new CliError(ExitCode.Unavailable, `${what}: ${e.code} ${e.reason}: ${e.statusMessage}`);
   }

@@ -33,7 +33,10 @@ describe('--version', () => {
   });
   it('finds the package.json of nxt-rollback-operator from a deeper directory (dist/operator/cli)', () => {
     const root = mkdtempSync(join(tmpdir(), 'nxt-version-'));
-    writeFileSync(join(root, 'package.json'), JSON.stringify({ name: 'nxt-rollback-operator', version: '1.2.3' }));
+    writeFileSync(
+      join(root, 'package.json'),
+      JSON.stringify({ name: 'nxt-rollback-operator', version: '1.2.3' }),
+    );
     const deep = join(root, 'dist', 'operator', 'cli');
     mkdirSync(deep, { recursive: true });
     writeFileSync(join(root, 'dist', 'package.json'), JSON.stringify({ type: 'module' }));

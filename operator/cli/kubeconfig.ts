@@ -81,7 +81,10 @@ function loadFile(file: string): KubeConfig {
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new CliError(ExitCode.Unavailable, `cannot read kubeconfig ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+    throw new CliError(
+      ExitCode.Unavailable,
+      `cannot read kubeconfig ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`,
+    );
   }
   // An empty file is an empty kubeconfig (kubectl), not an error.
   if (!text.trim()) return kc;

@@ -1,7 +1,8 @@
 // nxt-rollback: the command line for RollbackPlans and BackupSchedules, also the kubectl plugin
 // `kubectl nxt-rollback` (bin/kubectl-nxt_rollback). It creates and reads the operator's objects and never
 // does the operator's work itself. Exit codes: see errors.ts (ExitCode) and docs/cli.md.
-import { Command, CommanderError, Option } from 'commander';
+import { CommanderError, Option, type Command } from 'commander';
+import { CliCommand } from './args.js';
 import { outcome } from './command.js';
 import { CliError, ExitCode, InternalCliError } from './errors.js';
 import { ownVersion } from './exit.js';
@@ -14,7 +15,7 @@ import { register as registerReadiness } from './commands/readiness.js';
 import { register as registerValidate } from './commands/validate.js';
 
 export function buildProgram(): Command {
-  const program = new Command('nxt-rollback')
+  const program = new CliCommand('nxt-rollback')
     .description(
       'Rollbacks and PostgreSQL backups through the nxt-rollback-operator (RollbackPlan, BackupSchedule).',
     )
@@ -56,7 +57,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (e instanceof CliError) {
       process.stderr.write(`error: ${e.message}\n`);
-      if (e instanceof InternalCliError && process.env.DEBUG) process.stderr.write(`${stackOf(e.original)}\n`);
+      if (e instanceof InternalCliError && process.env.DEBUG)
+        process.stderr.write(`${stackOf(e.original)}\n`);
       return e.exitCode;
     }
     // A bug of the CLI: exit 1; the stack only when asked for (DEBUG), the message always.
