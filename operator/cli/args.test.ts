@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -71,5 +71,44 @@ describe('the command line', () => {
     process.env.npm_config_scope = '@myorg';
     const e = await parseError(['emergency', '--scope', 'app', 'web']);
     expect(e.message).toContain('no kubeconfig found');
+  });
+});
+
+describe('names that would escape their place in a URL', () => {
+  const saved = { ...process.env };
+  beforeEach(() => {
+    process.env.HOME = mkdtempSync(join(tmpdir(), 'nxt-args-'));
+    delete process.env.KUBECONFIG;
+  });
+  afterEach(() => {
+    for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+    Object.assign(process.env, saved);
+  });
+
+  it.each([
+    [['status', '..'], 'plan name ".."'],
+    [['approve', '../../secrets'], 'plan name'],
+    [['backup', 'now', 'A_B'], 'BackupSchedule name'],
+    [['emergency', '--scope', 'app', 'web', '..'], 'Deployment ".."'],
+    [['emergency', '--scope', 'app', '--name', 'x/y', 'web'], '--name'],
+    [['health', '--deployments', 'web,..'], '--deployments'],
+  ])('refuses %j before any request (exit 2)', async (argv, what) => {
+    const e = await parseError(argv);
+    expect(e.exitCode).toBe(ExitCode.Usage);
+    expect(e.message).toContain(what);
+  });
+
+  it('refuses -n .. before any request (exit 2)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nxt-args-'));
+    const kubeconfig = join(dir, 'config');
+    writeFileSync(
+      kubeconfig,
+      'apiVersion: v1\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]\n' +
+        'users: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n' +
+        'current-context: x\n',
+    );
+    const e = await parseError([`--kubeconfig=${kubeconfig}`, '-n', '..', 'status', 'p1']);
+    expect(e.exitCode).toBe(ExitCode.Usage);
+    expect(e.message).toContain('--namespace ".."');
   });
 });

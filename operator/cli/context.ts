@@ -5,6 +5,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { GROUP, VERSION } from '../api/v1alpha1/common.js';
 import { KubeClient, type ResourceRef } from '../kube/rest.js';
 import { CliError, ExitCode, fromApiError } from './errors.js';
+import { checkNamespace } from './flags.js';
 import { loadKubeconfig } from './kubeconfig.js';
 import { makeOut, parseOutputFormat, type Out } from './output.js';
 
@@ -52,7 +53,10 @@ export function cliContext(opts: GlobalOptions): CliContext {
   }
   if (!kc.getCurrentCluster())
     throw new CliError(ExitCode.Unavailable, 'the kubeconfig has no current cluster (set a context)');
-  const namespace = opts.namespace || kc.getContextObject(kc.getCurrentContext())?.namespace || 'default';
+  const namespace = checkNamespace(
+    opts.namespace ? '--namespace' : "the context's namespace",
+    opts.namespace || kc.getContextObject(kc.getCurrentContext())?.namespace || 'default',
+  );
   const timeoutMs = opts.requestTimeout ? Number(opts.requestTimeout) * 1000 : 30_000;
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
     throw new CliError(ExitCode.Usage, `--request-timeout must be a positive number of seconds`);

@@ -8,7 +8,7 @@ import { action } from '../command.js';
 import { plansRef, type CliContext } from '../context.js';
 import { buildEmergencyPlan, type EmergencyFlags, type PlanManifest } from '../emergency-plan.js';
 import { CliError, ExitCode, fromApiError } from '../errors.js';
-import { parseDurationFlag, repeatable } from '../flags.js';
+import { objectName, objectNames, parseDurationFlag, repeatable } from '../flags.js';
 import { LiveView } from '../live-view.js';
 import { paint } from '../output.js';
 import {
@@ -31,12 +31,20 @@ export function register(program: Command) {
   program
     .command('emergency')
     .description('create a critical RollbackPlan and follow it to the end')
-    .argument('[deployments...]', 'Deployments to roll back (scope app and full)')
+    .argument('[deployments...]', 'Deployments to roll back (scope app and full)', objectNames('Deployment'))
     .addOption(new Option('--scope <scope>', 'what to roll back').choices(Scopes).makeOptionMandatory())
     .option('--reason <text>', 'why (recorded in spec.reason, events and notifications)')
-    .option('--name <name>', 'plan name (default emergency-<scope>-<yyyymmdd-hhmmss>-<4 hex>)')
+    .option(
+      '--name <name>',
+      'plan name (default emergency-<scope>-<yyyymmdd-hhmmss>-<4 hex>)',
+      objectName('--name'),
+    )
     .option('--to-revision <n>', 'revision to go back to (default: the previous one)')
-    .option('--schedule <BackupSchedule>', 'database: the BackupSchedule whose backup to restore')
+    .option(
+      '--schedule <BackupSchedule>',
+      'database: the BackupSchedule whose backup to restore',
+      objectName('--schedule'),
+    )
     .option('--backup <which>', 'database: latest (default), a backup id, or before=<RFC3339 time>')
     .addOption(new Option('--mode <mode>', 'database: restore mode').choices(['inPlace', 'newDatabaseSwap']))
     .option('--no-safety-backup', 'database: skip the backup of the current state before restoring')

@@ -6,7 +6,7 @@ import { Annotation } from '../../api/v1alpha1/common.js';
 import { action } from '../command.js';
 import { plansRef, type CliContext } from '../context.js';
 import { CliError, ExitCode, fromApiError } from '../errors.js';
-import { parseDurationFlag } from '../flags.js';
+import { objectName, parseDurationFlag } from '../flags.js';
 import {
   activeTable,
   historyEntry,
@@ -25,7 +25,11 @@ export function register(program: Command) {
   program
     .command('status')
     .description('show a RollbackPlan in detail, or the plans that have not ended')
-    .argument('[plan]', 'plan name (default: list Pending, Armed, AwaitingApproval and Running plans)')
+    .argument(
+      '[plan]',
+      'plan name (default: list Pending, Armed, AwaitingApproval and Running plans)',
+      objectName('plan name'),
+    )
     .option('-A, --all-namespaces', 'without a plan name: every namespace')
     .action(action((ctx, plan: string | undefined, o: { allNamespaces?: boolean }) => status(ctx, plan, o)));
   program
@@ -42,7 +46,7 @@ export function register(program: Command) {
           ? 'approve a RollbackPlan waiting for approval (annotation approved-by = you)'
           : 'veto a RollbackPlan before it runs (annotation vetoed-by = you)',
       )
-      .argument('<plan>', 'plan name')
+      .argument('<plan>', 'plan name', objectName('plan name'))
       .option(
         '--reason <text>',
         `why (recorded in status.${verb === 'approve' ? 'approval' : 'veto'}.reason)`,

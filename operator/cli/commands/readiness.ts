@@ -8,7 +8,7 @@ import { action } from '../command.js';
 import { plansRef, schedulesRef, type CliContext } from '../context.js';
 import { CliError, ExitCode, fromApiError } from '../errors.js';
 import { CLI_MANAGED_BY } from '../drill-objects.js';
-import { commaList, durationOption } from '../flags.js';
+import { durationOption, objectName, objectNameList } from '../flags.js';
 import { paint, table } from '../output.js';
 import {
   accessCheck,
@@ -48,10 +48,14 @@ export function register(program: Command) {
       .option(
         '--deployments <names>',
         "Deployments to check besides the plans' targets, comma-separated",
-        commaList,
+        objectNameList('--deployments'),
         [],
       )
-      .option('--schedule <name>', 'the BackupSchedule to check (default: every one in the namespace)')
+      .option(
+        '--schedule <name>',
+        'the BackupSchedule to check (default: every one in the namespace)',
+        objectName('--schedule'),
+      )
       .addOption(
         durationOption(
           '--max-backup-age <duration>',
