@@ -6,6 +6,7 @@ import { CliCommand } from './args.js';
 import { outcome } from './command.js';
 import { CliError, ExitCode, InternalCliError } from './errors.js';
 import { ownVersion } from './exit.js';
+import { printable } from './output.js';
 import { register as registerBackups } from './commands/backups.js';
 import { register as registerDrill } from './commands/drill.js';
 import { register as registerEmergency } from './commands/emergency.js';
@@ -56,7 +57,7 @@ export async function main(argv: string[]): Promise<number> {
       return e.exitCode === 0 ? ExitCode.Ok : ExitCode.Usage;
     }
     if (e instanceof CliError) {
-      process.stderr.write(`error: ${e.message}\n`);
+      process.stderr.write(`error: ${printable(e.message)}\n`);
       if (e instanceof InternalCliError && process.env.DEBUG)
         process.stderr.write(`${stackOf(e.original)}\n`);
       return e.exitCode;

@@ -10,7 +10,7 @@ import { plansRef, type CliContext } from '../context.js';
 import { buildEmergencyPlan, type EmergencyFlags, type PlanManifest } from '../emergency-plan.js';
 import { CliError, ExitCode, fromApiError, isNetworkError } from '../errors.js';
 import { objectName, objectNames, parseDurationFlag, repeatable } from '../flags.js';
-import { LiveView } from '../live-view.js';
+import { LiveView, terminalSize } from '../live-view.js';
 import { paint } from '../output.js';
 import {
   changeLines,
@@ -78,11 +78,12 @@ async function emergency(ctx: CliContext, deployments: string[], flags: Flags) {
   // -o json/yaml keeps stdout for the result: progress goes to stderr as plain lines.
   const say = human ? (s: string) => ctx.out.line(s) : (s: string) => ctx.out.warn(s);
   const live = human && ctx.out.tty ? new LiveView((s) => ctx.out.write(s)) : undefined;
-  const width = Math.max(40, (process.stdout.columns || 120) - 1);
   let current: PlanObject = created;
-  const height = process.stdout.rows || 50;
-  const draw = () =>
-    live?.render(progressFrame(current, (Date.now() - started) / 1000, Date.now(), width, height));
+  const draw = () => {
+    if (!live) return;
+    const { width, height } = terminalSize();
+    live.render(progressFrame(current, (Date.now() - started) / 1000, Date.now(), width, height));
+  };
   if (!live)
     say(
       `created ${what} (scope ${manifest.spec.scope}, severity critical${manifest.spec.dryRun ? ', dry run' : ''})`,
