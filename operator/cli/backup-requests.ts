@@ -2,12 +2,9 @@
 // pure functions of the object, so each wait is a watch plus one of these.
 import type { BackupScheduleStatus } from '../api/v1alpha1/backupschedule.js';
 import type { KubeObject } from '../kube/rest.js';
+import { conditionOf } from './conditions.js';
 
 type Backup = NonNullable<BackupScheduleStatus['backups']>[number];
-type Condition = { type: string; status: string; reason?: string; message?: string };
-
-const conditionOf = (s: KubeObject, type: string): Condition | undefined =>
-  (s.status?.conditions ?? []).find((c: Condition) => c.type === type);
 
 export type BackupNowState =
   | { state: 'waiting'; jobName?: string; note?: string }

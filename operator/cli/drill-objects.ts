@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { API_VERSION, parseDuration } from '../api/v1alpha1/common.js';
 import { withoutHashLabel, type PodTemplate, type RawDeployment } from '../rollback/deployment-undo.js';
+import { conditionOf } from './conditions.js';
 import { formatDuration } from './output.js';
 
 export const DRILL_NAMESPACE_PREFIX = 'nxt-drill-';
@@ -148,9 +149,8 @@ export function appFigures(
   const rtoSeconds = parseDuration(rto) / 1000;
   const dep = (st.deployments ?? [])[0] as { fromRevision?: number; toRevision?: number } | undefined;
   const duration = typeof st.durationSeconds === 'number' ? st.durationSeconds : undefined;
-  const failed = (st.conditions ?? []).find(
-    (c: { type: string; status: string }) => c.type === 'Succeeded' && c.status === 'False',
-  );
+  const succeeded = conditionOf(plan, 'Succeeded');
+  const failed = succeeded?.status === 'False' ? succeeded : undefined;
   return {
     plan: plan.metadata.name,
     phase: st.phase ?? 'Pending',

@@ -9,6 +9,7 @@ import { ConditionType, parseDuration } from '../api/v1alpha1/common.js';
 import { SEVERITY_RTO, ROLLBACK_PLAN_DEFAULTS, type Severity } from '../api/v1alpha1/rollbackplan.js';
 import { findCondition, type Condition } from '../kube/conditions.js';
 import type { KubeObject } from '../kube/rest.js';
+import { conditionOf } from './conditions.js';
 import { formatDuration } from './output.js';
 
 /** ok: fine; warning: worth a look, still healthy; unhealthy: the verdict fails; unknown: cannot tell (fails). */
@@ -71,7 +72,7 @@ export function deploymentHealth(name: string, d: DeploymentLike | undefined): T
     revision: d.metadata.annotations?.['deployment.kubernetes.io/revision'],
     images: (d.spec?.template?.spec?.containers ?? []).map((c) => c.image ?? ''),
   };
-  const progressing = s.conditions?.find((c) => c.type === 'Progressing');
+  const progressing = conditionOf(d, 'Progressing');
   let rollout: TargetHealth['rollout'];
   let message: string;
   if (d.spec?.paused) {

@@ -1,6 +1,7 @@
 // How the CLI shows a RollbackPlan: the JSON summary scripts read, the history row, the detail view of
 // `status`, the live progress frame of `emergency` and its plain-line equivalent. Pure functions of the plan
 // (and the clock), so the unit tests pin every column.
+import { conditionOf as conditionOfAny } from './conditions.js';
 import { ConditionType } from '../api/v1alpha1/common.js';
 import type { RollbackPlanSpec, RollbackPlanStatus } from '../api/v1alpha1/rollbackplan.js';
 import { age, formatDuration, table } from './output.js';
@@ -32,8 +33,7 @@ export const isTerminal = (p: PlanObject) => isTerminalPhase(p.status?.phase);
 export const isActive = (p: PlanObject) =>
   (ACTIVE_PHASES as readonly string[]).includes(p.status?.phase ?? 'Pending');
 
-export const conditionOf = (p: PlanObject, type: string): Condition | undefined =>
-  p.status?.conditions?.find((c) => c.type === type);
+export const conditionOf = (p: PlanObject, type: string): Condition | undefined => conditionOfAny(p, type);
 
 /** RTOMet as a boolean; null while the plan has not succeeded (the condition is set on success only). */
 export function rtoMet(p: PlanObject): boolean | null {

@@ -4,6 +4,7 @@ import type { BackupScheduleStatus } from '../api/v1alpha1/backupschedule.js';
 import { parseDuration } from '../api/v1alpha1/common.js';
 import type { KubeObject } from '../kube/rest.js';
 import { newestGoodBackup, rpoObjectiveOf, type OperatorHealth } from './health-report.js';
+import { conditionOf } from './conditions.js';
 import { formatDuration } from './output.js';
 
 /** Pass and Fail decide; Unknown (the CLI could not ask) is shown but does not fail the gate. */
@@ -97,7 +98,7 @@ export function dryRunCheck(deployment: string, plan: DryRunPlanLike): Check {
   const st = plan.status ?? {};
   const report = st.dryRunReport;
   if (st.phase !== 'DryRunComplete' || !report) {
-    const ready = st.conditions?.find((c) => c.type === 'Ready');
+    const ready = conditionOf(plan, 'Ready');
     return {
       name,
       result: 'Fail',

@@ -280,7 +280,22 @@ describe.skipIf(inject('existingCluster'))('validateOnly plans and nxt-rollback 
       `--serviceaccount=${ns}:creator`,
     );
     const kubeconfig = await operatorKubeconfig({ namespace: ns, serviceAccount: 'creator' });
-    const r = await runCli(['validate', '--pre', 'web'], { kubeconfig });
+    // A check that never answers keeps the plan running, so the CLI must watch it: a pre-validation of web
+    // alone can end before the CLI's first GET, and then nothing is watched.
+    const r = await runCli(
+      [
+        'validate',
+        '--post',
+        'web',
+        '--http',
+        `${base}/hang`,
+        '--validation-timeout',
+        '20s',
+        '--timeout',
+        '60s',
+      ],
+      { kubeconfig },
+    );
     expect(r.code, r.stderr).toBe(4);
     expect(r.stderr).toContain('may not watch rollbackplans.rollback.nxtnewday.io');
   });

@@ -6,6 +6,7 @@ import type { RollbackPlanSpec, ValidationReport } from '../../api/v1alpha1/roll
 import type { KubeObject } from '../../kube/rest.js';
 import { action } from '../command.js';
 import { plansRef, type CliContext } from '../context.js';
+import { conditionOf } from '../conditions.js';
 import { CliError, ExitCode, fromApiError } from '../errors.js';
 import {
   commaList,
@@ -127,13 +128,13 @@ async function runStage(
         return v;
       }
       if (phase === 'Failed') {
-        const ready = (p.status?.conditions ?? []).find((c: { type: string }) => c.type === 'Ready');
+        const ready = conditionOf(p, 'Ready');
         throw new CliError(
           ExitCode.Failed,
           `RollbackPlan ${name} failed: ${ready?.reason ?? ''}: ${ready?.message ?? 'see kubectl describe'}`,
         );
       }
-      const progress = (p.status?.conditions ?? []).find((c: { type: string }) => c.type === 'Reconciling');
+      const progress = conditionOf(p, 'Reconciling');
       if (ctx.out.format === 'table' && progress?.message && progress.message !== lastNote)
         ctx.out.warn((lastNote = progress.message));
       return undefined;
