@@ -1,5 +1,6 @@
 // The glue between commander and a command's implementation: global flags → CliContext, errors → exit codes.
 import type { Command } from 'commander';
+import { refuseNpmSwallowedFlags } from './args.js';
 import { cliContext, type CliContext, type GlobalOptions } from './context.js';
 import { CliError, ExitCode, fromApiError, type ExitCodeValue } from './errors.js';
 
@@ -16,6 +17,7 @@ export const outcome: { code: ExitCodeValue } = { code: ExitCode.Ok };
 export function action<A extends unknown[]>(body: CommandBody<A>) {
   return async (...all: unknown[]) => {
     const cmd = all[all.length - 1] as Command;
+    refuseNpmSwallowedFlags(cmd);
     const globals = cmd.optsWithGlobals() as GlobalOptions;
     const ctx = cliContext(globals);
     try {

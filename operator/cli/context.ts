@@ -1,9 +1,12 @@
-// The cluster connection of one CLI invocation, chosen like kubectl: --kubeconfig, else $KUBECONFIG, else
-// ~/.kube/config; --context, else the current context; -n, else the context's namespace, else "default".
-import { KubeConfig } from '@kubernetes/client-node';
+// The cluster connection of one CLI invocation, chosen like kubectl: --kubeconfig, else $KUBECONFIG (merged by
+// kubectl's rules, kubeconfig.ts), else ~/.kube/config; --context, else the current context; -n, else the
+// context's namespace, else "default".
+import type { KubeConfig } from '@kubernetes/client-node';
 import { GROUP, VERSION } from '../api/v1alpha1/common.js';
 import { KubeClient, type ResourceRef } from '../kube/rest.js';
 import { CliError, ExitCode, fromApiError } from './errors.js';
+import { checkNamespace } from './flags.js';
+import { loadKubeconfig } from './kubeconfig.js';
 import { makeOut, parseOutputFormat, type Out } from './output.js';
 
 /** The global flags every command accepts (commander's optsWithGlobals()). */
@@ -42,13 +45,7 @@ export const schedulesRef = (namespace: string, name?: string): ResourceRef => (
 /** Builds the context; throws CliError(Usage/Unavailable) for a kubeconfig or context that cannot be used. */
 export function cliContext(opts: GlobalOptions): CliContext {
   const out = makeOut(parseOutputFormat(opts.output));
-  const kc = new KubeConfig();
-  try {
-    if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
-    else kc.loadFromDefault();
-  } catch (e) {
-    throw new CliError(ExitCode.Unavailable, `cannot load kubeconfig: ${(e as Error).message}`);
-  }
+  const kc = opts.kubeconfig ? loadKubeconfig({ explicit: opts.kubeconfig }) : loadKubeconfig();
   if (opts.context) {
     if (!kc.getContextObject(opts.context))
       throw new CliError(ExitCode.Usage, `context "${opts.context}" not found in the kubeconfig`);
@@ -56,7 +53,10 @@ export function cliContext(opts: GlobalOptions): CliContext {
   }
   if (!kc.getCurrentCluster())
     throw new CliError(ExitCode.Unavailable, 'the kubeconfig has no current cluster (set a context)');
-  const namespace = opts.namespace || kc.getContextObject(kc.getCurrentContext())?.namespace || 'default';
+  const namespace = checkNamespace(
+    opts.namespace ? '--namespace' : "the context's namespace",
+    opts.namespace || kc.getContextObject(kc.getCurrentContext())?.namespace || 'default',
+  );
   const timeoutMs = opts.requestTimeout ? Number(opts.requestTimeout) * 1000 : 30_000;
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
     throw new CliError(ExitCode.Usage, `--request-timeout must be a positive number of seconds`);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  DRILL_LABEL,
   appFigures,
   drillDeployment,
   drillNamespace,
@@ -15,42 +16,53 @@ describe('drill objects', () => {
     expect(ns.metadata.labels['pod-security.kubernetes.io/enforce']).toBe('restricted');
     expect(ns.metadata.annotations['rollback.nxtnewday.io/drill-of']).toBe('shop/checkout');
   });
-  it('copies the Deployment with the given template, without hash label, annotations or status', () => {
+  it('copies the Deployment with one replica, the selector labels and a drill label, no token, no hash label', () => {
     const source = {
       metadata: {
         name: 'web',
         namespace: 'shop',
         uid: 'u',
-        labels: { app: 'web' },
+        labels: { app: 'web', 'app.kubernetes.io/instance': 'shop-web', 'argocd.argoproj.io/instance': 'x' },
         annotations: { 'deployment.kubernetes.io/revision': '3' },
       },
       spec: {
-        replicas: 2,
-        selector: { matchLabels: { app: 'web' } },
+        replicas: 12,
+        selector: { matchLabels: { app: 'web' }, matchExpressions: [{ key: 'tier', operator: 'Exists' }] },
         paused: true,
         strategy: { type: 'Recreate' },
         template: {},
       },
-      status: { replicas: 2 },
+      status: { replicas: 12 },
     };
     const template = {
-      metadata: { labels: { app: 'web', 'pod-template-hash': 'abc' } },
+      metadata: {
+        labels: {
+          app: 'web',
+          tier: 'front',
+          'app.kubernetes.io/instance': 'shop-web',
+          'pod-template-hash': 'abc',
+        },
+      },
       spec: { containers: [{ name: 'app', image: 'web:1' }] },
     };
     const d = drillDeployment(source, template, 'nxt-drill-x');
     expect(d).toEqual({
       apiVersion: 'apps/v1',
       kind: 'Deployment',
-      metadata: { name: 'web', namespace: 'nxt-drill-x', labels: { app: 'web' } },
+      metadata: {
+        name: 'web',
+        namespace: 'nxt-drill-x',
+        labels: { app: 'web', [DRILL_LABEL]: 'nxt-drill-x' },
+      },
       spec: {
-        replicas: 2,
-        selector: { matchLabels: { app: 'web' } },
+        replicas: 1,
+        selector: { matchLabels: { app: 'web' }, matchExpressions: [{ key: 'tier', operator: 'Exists' }] },
         strategy: { type: 'Recreate' },
         revisionHistoryLimit: 10,
         paused: false,
         template: {
-          metadata: { labels: { app: 'web' } },
-          spec: { containers: [{ name: 'app', image: 'web:1' }] },
+          metadata: { labels: { app: 'web', tier: 'front', [DRILL_LABEL]: 'nxt-drill-x' } },
+          spec: { containers: [{ name: 'app', image: 'web:1' }], automountServiceAccountToken: false },
         },
       },
     });

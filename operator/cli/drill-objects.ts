@@ -29,27 +29,53 @@ export function drillNamespace(id: string, source: { namespace: string; deployme
   };
 }
 
+/** On the copy and its pods: which scratch namespace (drill) they belong to. */
+export const DRILL_LABEL = 'rollback.nxtnewday.io/drill';
+
 /**
  * The copy of `source` in the scratch namespace, created with `template` (the previous revision's, without
- * the ReplicaSet's pod-template-hash label). Only what a rollout needs is copied: no annotations (the
- * revision history starts anew), no status, no owner.
+ * the ReplicaSet's pod-template-hash label). Only what a rollout needs is copied: one replica (a drill
+ * measures a rollout, not capacity, and must not double production's footprint), the selector's labels and
+ * a drill label (no argocd, app.kubernetes.io/instance or other labels that would make GitOps tools, Services
+ * or monitoring take the copy for production), no annotations (the revision history starts anew), no status,
+ * no owner. The pods get no ServiceAccount token (automountServiceAccountToken false): they run the real
+ * images with the real env, and must not act on the cluster with the application's permissions.
  */
 export function drillDeployment(source: RawDeployment, template: PodTemplate, namespace: string) {
   const spec = source.spec as RawDeployment['spec'] & Record<string, unknown>;
-  const copied: Record<string, unknown> = {};
-  for (const k of ['replicas', 'selector', 'strategy', 'minReadySeconds', 'progressDeadlineSeconds'])
+  const copied: Record<string, unknown> = { replicas: 1 };
+  for (const k of ['selector', 'strategy', 'minReadySeconds', 'progressDeadlineSeconds'])
     if (spec[k] !== undefined) copied[k] = structuredClone(spec[k]);
+  const keep = selectorKeys(spec.selector as Selector | undefined);
+  const onlySelector = (labels: Record<string, string> | undefined) => ({
+    ...Object.fromEntries(Object.entries(labels ?? {}).filter(([k]) => keep.has(k))),
+    [DRILL_LABEL]: namespace,
+  });
+  const t = withoutHashLabel(template);
+  const podTemplate = {
+    ...t,
+    metadata: { ...(t.metadata ?? {}), labels: onlySelector(t.metadata?.labels as Record<string, string>) },
+    spec: { ...(t.spec ?? {}), automountServiceAccountToken: false },
+  };
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
     metadata: {
       name: source.metadata.name,
       namespace,
-      ...(source.metadata.labels ? { labels: { ...source.metadata.labels } } : {}),
+      labels: onlySelector(source.metadata.labels as Record<string, string> | undefined),
     },
-    spec: { ...copied, revisionHistoryLimit: 10, paused: false, template: withoutHashLabel(template) },
+    spec: { ...copied, revisionHistoryLimit: 10, paused: false, template: podTemplate },
   };
 }
+
+interface Selector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: { key: string }[];
+}
+/** The label keys a selector looks at: the pods need these, and nothing else. */
+const selectorKeys = (s: Selector | undefined) =>
+  new Set([...Object.keys(s?.matchLabels ?? {}), ...(s?.matchExpressions ?? []).map((e) => e.key)]);
 
 /** ServiceAccounts the templates run as (other than `default`): the scratch namespace needs them to exist. */
 export function serviceAccountsOf(...templates: PodTemplate[]): string[] {

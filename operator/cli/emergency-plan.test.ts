@@ -115,7 +115,11 @@ describe('emergency plan', () => {
     ['app without deployments', { scope: 'app' }, /--scope app needs at least one Deployment/],
     ['database without --schedule', { scope: 'database' }, /needs --schedule/],
     ['feature without --disable', { scope: 'feature', flags: 'f' }, /needs --flags .* and --disable/],
-    ['full without targets', { scope: 'full' }, /needs Deployments, --schedule/],
+    [
+      'full without targets (npm run rollback:emergency alone), with an example',
+      { scope: 'full' },
+      /needs Deployments, --schedule.*e\.g\. nxt-rollback emergency --scope full checkout.*npm run rollback:emergency -- checkout/,
+    ],
     [
       'deployments with database',
       { scope: 'database', schedule: 'db', deployments: ['web'] },

@@ -90,7 +90,11 @@ export function buildEmergencyPlan(f: EmergencyFlags, now: Date, hex4: string): 
   if (scope === 'feature' && (!f.flags || !f.disable))
     throw usage('--scope feature needs --flags <ConfigMap or featureflag/<name>> and --disable <flag,...>');
   if (scope === 'full' && deployments.length === 0 && !f.schedule)
-    throw usage('--scope full needs Deployments, --schedule <BackupSchedule>, or both');
+    throw usage(
+      '--scope full needs Deployments, --schedule <BackupSchedule>, or both, e.g. ' +
+        'nxt-rollback emergency --scope full checkout --schedule shop-db ' +
+        '(through npm, after --: npm run rollback:emergency -- checkout --schedule shop-db)',
+    );
   if (!wantsDeployments && deployments.length)
     throw usage(
       `--scope ${scope} does not roll back Deployments: drop ${deployments.join(' ')}, or use --scope app/full`,

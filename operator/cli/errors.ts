@@ -31,7 +31,57 @@ export class CliError extends Error {
   }
 }
 
-/** What a user needs from an API error: not found, forbidden (verb and resource), or unavailable. */
+/**
+ * A bug in the CLI (a TypeError, an unexpected shape): exit 1, never "the cluster could not be reached". main.ts
+ * prints the stack when DEBUG is set.
+ */
+export class InternalCliError extends CliError {
+  constructor(
+    what: string,
+    readonly original: unknown,
+  ) {
+    super(
+      ExitCode.Failed,
+      `${what}: internal error: ${(original as Error)?.message ?? String(original)} (set DEBUG=1 for the stack)`,
+    );
+    this.name = 'InternalCliError';
+  }
+}
+
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'ECONNABORTED',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** The connection failed (refused, reset, timed out, name not resolved, TLS): the cluster is unreachable. */
+export function isNetworkError(e: unknown): boolean {
+  const code = (e as { code?: unknown })?.code;
+  if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;
+  const msg = (e as Error)?.message;
+  return (
+    typeof msg === 'string' && /socket hang up|timed out after|fetch failed|ECONNREFUSED|ECONNRESET/.test(msg)
+  );
+}
+
+/**
+ * What a user needs from an API error: not found (3), forbidden (4, verb and resource), a spec the server
+ * refuses (422: 2), unavailable (429, 5xx, network: 6). Anything else is a bug of the CLI: exit 1.
+ */
 export function fromApiError(e: unknown, what: string): CliError {
   if (e instanceof CliError) return e;
   if (e instanceof KubeApiError) {
@@ -42,9 +92,20 @@ export function fromApiError(e: unknown, what: string): CliError {
         ExitCode.Forbidden,
         `${what}: unauthorized: the kubeconfig's credentials were refused`,
       );
+    if (e.code === 422)
+      return new CliError(ExitCode.Usage, `${what}: the API server refused it: ${e.statusMessage}`);
+    if (e.code === 429)
+      return new CliError(
+        ExitCode.Unavailable,
+        `${what}: the API server is overloaded (429): ${e.statusMessage}`,
+      );
     if (e.code >= 400 && e.code < 500) return new CliError(ExitCode.Failed, `${what}: ${e.statusMessage}`);
     return new CliError(ExitCode.Unavailable, `${what}: ${e.code} ${e.reason}: ${e.statusMessage}`);
   }
-  const msg = (e as Error)?.message ?? String(e);
-  return new CliError(ExitCode.Unavailable, `${what}: ${msg}`);
+  if (isNetworkError(e))
+    return new CliError(
+      ExitCode.Unavailable,
+      `${what}: the cluster could not be reached: ${(e as Error)?.message ?? String(e)}`,
+    );
+  return new InternalCliError(what, e);
 }

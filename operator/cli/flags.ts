@@ -65,3 +65,37 @@ export function durationOption(flags: string, description: string, defaultValue?
   const o = new Option(flags, description).argParser(parse);
   return defaultValue ? o.default(parse(defaultValue), defaultValue) : o;
 }
+
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** A namespace (DNS-1123 label) before it goes into a URL: `-n ..` must not reach another path. */
+export function checkNamespace(flag: string, v: string): string {
+  if (v.length > 63 || !DNS1123_LABEL.test(v))
+    throw new CliError(
+      ExitCode.Usage,
+      `${flag} "${v}" is not a namespace name (lower-case letters, digits and "-", at most 63)`,
+    );
+  return v;
+}
+
+/** An object name (DNS-1123 subdomain) before it goes into a URL: "..", "a/b" and "A" are refused. */
+export function checkObjectName(what: string, v: string): string {
+  if (v.length > 253 || !DNS1123_SUBDOMAIN.test(v))
+    throw new CliError(
+      ExitCode.Usage,
+      `${what} "${v}" is not an object name (lower-case letters, digits, "-" and ".", at most 253)`,
+    );
+  return v;
+}
+
+/** checkObjectName as a commander parser, for an option or a single argument. */
+export const objectName = (what: string) => (v: string) => checkObjectName(what, v);
+/** checkObjectName for a variadic argument (`[deployments...]`): commander hands each value and the list so far. */
+export const objectNames =
+  (what: string) =>
+  (v: string, prev: string[] = []) => [...prev, checkObjectName(what, v)];
+/** A comma-separated list of object names (--deployments a,b). */
+export const objectNameList =
+  (what: string) =>
+  (v: string, prev: string[] = []) => [...prev, ...commaList(v).map((n) => checkObjectName(what, n))];

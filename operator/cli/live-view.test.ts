@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LiveView } from './live-view.js';
+import { LiveView, terminalSize } from './live-view.js';
 
 describe('LiveView', () => {
   it('draws the first frame as plain lines, then moves up and overwrites it', () => {
@@ -20,5 +20,17 @@ describe('LiveView', () => {
     expect(out).toBe('');
     v.render(['x']);
     expect(out).toBe('\x1b[3A\r\x1b[2Kx\n\x1b[J');
+  });
+  it('draws cluster text without its control characters (one frame line stays one row)', () => {
+    let out = '';
+    new LiveView((s) => (out += s)).render(['step x: \x1b[5Aup\nand down']);
+    expect(out).toBe('\r\x1b[2Kstep x: up and down\n');
+  });
+  it('reads the terminal size on every frame (a resized window)', () => {
+    const stdout = { columns: 100, rows: 30 };
+    expect(terminalSize(stdout)).toEqual({ width: 99, height: 30 });
+    stdout.columns = 60;
+    stdout.rows = 20;
+    expect(terminalSize(stdout)).toEqual({ width: 59, height: 20 });
   });
 });

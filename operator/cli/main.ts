@@ -1,9 +1,12 @@
 // nxt-rollback: the command line for RollbackPlans and BackupSchedules, also the kubectl plugin
 // `kubectl nxt-rollback` (bin/kubectl-nxt_rollback). It creates and reads the operator's objects and never
 // does the operator's work itself. Exit codes: see errors.ts (ExitCode) and docs/cli.md.
-import { Command, CommanderError, Option } from 'commander';
+import { CommanderError, Option, type Command } from 'commander';
+import { CliCommand } from './args.js';
 import { outcome } from './command.js';
-import { CliError, ExitCode } from './errors.js';
+import { CliError, ExitCode, InternalCliError } from './errors.js';
+import { ownVersion } from './exit.js';
+import { printable } from './output.js';
 import { register as registerBackups } from './commands/backups.js';
 import { register as registerDrill } from './commands/drill.js';
 import { register as registerEmergency } from './commands/emergency.js';
@@ -13,11 +16,11 @@ import { register as registerReadiness } from './commands/readiness.js';
 import { register as registerValidate } from './commands/validate.js';
 
 export function buildProgram(): Command {
-  const program = new Command('nxt-rollback')
+  const program = new CliCommand('nxt-rollback')
     .description(
       'Rollbacks and PostgreSQL backups through the nxt-rollback-operator (RollbackPlan, BackupSchedule).',
     )
-    .version(process.env.npm_package_version ?? '0.1.0')
+    .version(ownVersion())
     .option('-n, --namespace <namespace>', "namespace (default: the context's namespace, else default)")
     .option('--context <context>', 'kubeconfig context to use (default: the current context)')
     .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)')
@@ -54,10 +57,19 @@ export async function main(argv: string[]): Promise<number> {
       return e.exitCode === 0 ? ExitCode.Ok : ExitCode.Usage;
     }
     if (e instanceof CliError) {
-      process.stderr.write(`error: ${e.message}\n`);
+      process.stderr.write(`error: ${printable(e.message)}\n`);
+      if (e instanceof InternalCliError && process.env.DEBUG)
+        process.stderr.write(`${stackOf(e.original)}\n`);
       return e.exitCode;
     }
-    process.stderr.write(`error: ${(e as Error)?.stack ?? String(e)}\n`);
+    // A bug of the CLI: exit 1; the stack only when asked for (DEBUG), the message always.
+    process.stderr.write(
+      process.env.DEBUG
+        ? `error: internal error: ${stackOf(e)}\n`
+        : `error: internal error: ${(e as Error)?.message ?? String(e)} (set DEBUG=1 for the stack)\n`,
+    );
     return ExitCode.Failed;
   }
 }
+
+const stackOf = (e: unknown) => (e as Error)?.stack ?? String(e);

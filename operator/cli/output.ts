@@ -32,15 +32,16 @@ export function makeOut(
   stream: NodeJS.WriteStream = process.stdout,
   errStream: NodeJS.WriteStream = process.stderr,
 ): Out {
-  const tty = stream.isTTY === true;
-  const color = tty && !process.env.NO_COLOR && process.env.TERM !== 'dumb';
+  // A dumb terminal (TERM=dumb: Emacs shells, some CI logs) cannot move the cursor: no live redraws there.
+  const tty = stream.isTTY === true && process.env.TERM !== 'dumb';
+  const color = tty && !process.env.NO_COLOR;
   return {
     format,
     tty,
     color,
     write: (s) => void stream.write(s),
-    line: (s = '') => void stream.write(`${s}\n`),
-    warn: (s) => void errStream.write(`${s}\n`),
+    line: (s = '') => void stream.write(`${printable(s)}\n`),
+    warn: (s) => void errStream.write(`${printable(s)}\n`),
     result(data, human) {
       if (format === 'json') stream.write(`${JSON.stringify(data, null, 2)}\n`);
       else if (format === 'yaml') stream.write(stringify(data, { lineWidth: 0 }));
@@ -48,6 +49,23 @@ export function makeOut(
     },
   };
 }
+
+/* eslint-disable no-control-regex -- control characters are what these expressions are about */
+/** The colours paint() writes: the only escape sequences printable() keeps. */
+const OWN_SGR = /^\x1b\[(?:0|1|31|32|33|34|90)m/;
+/** Escape sequences (CSI, OSC, other ESC x) and every other C0/C1 control character except \n. */
+const CONTROL =
+  /\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?|[\x00-\x09\x0b-\x1a\x1c-\x1f\x7f-\x9f]/g;
+
+/**
+ * A string safe to print on a terminal: a plan's reason, a status message or a name comes from the cluster, and
+ * anyone who can write it could otherwise move the cursor, retitle the window or hide lines. Keeps \n (a
+ * multi-line message prints line by line) and the colours paint() adds; tabs become spaces.
+ */
+export function printable(s: string): string {
+  return s.replace(CONTROL, (m) => (OWN_SGR.test(m) ? m : m === '\t' ? ' ' : ''));
+}
+/* eslint-enable no-control-regex */
 
 // eslint-disable-next-line no-control-regex -- the escape character is what an ANSI sequence starts with
 const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;

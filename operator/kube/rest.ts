@@ -22,6 +22,13 @@ export interface ResourceRef {
 
 /** The REST path of a resource, e.g. /apis/apps/v1/namespaces/shop/deployments/web/status. */
 export function resourcePath(r: ResourceRef): string {
+  // "." and ".." survive encodeURIComponent and the URL parser resolves them: /namespaces/a/rollbackplans/..
+  // would address a different path. No Kubernetes object or namespace has such a name.
+  for (const [what, v] of [
+    ['name', r.name],
+    ['namespace', r.namespace],
+  ] as const)
+    if (v === '.' || v === '..') throw new Error(`${what} "${v}" is not a valid object ${what}`);
   const base = r.group === '' ? `/api/${r.version}` : `/apis/${r.group}/${r.version}`;
   const ns = r.namespace ? `/namespaces/${encodeURIComponent(r.namespace)}` : '';
   const name = r.name ? `/${encodeURIComponent(r.name)}` : '';

@@ -260,6 +260,7 @@ describe('nxt-rollback emergency, status, history, approve, veto', () => {
     expect(r.code, show(r)).toBe(5);
     expect(r.stderr).toContain(`RollbackPlan ${ns}/stuck-plan did not finish within --timeout 1s`);
     expect(r.stderr).toContain(`nxt-rollback -n ${ns} status stuck-plan`);
+    expect(r.stderr).toContain('the plan stuck-plan was created and goes on');
     const active = await eventually('stuck-plan to show as Running in status', async () => {
       const s = await cli(['status']);
       if (s.code === 0 && /^stuck-plan\s+app\s+critical\s+Running\s/m.test(s.stdout)) return s;
@@ -293,6 +294,27 @@ describe('nxt-rollback emergency, status, history, approve, veto', () => {
     expect(missing.code, show(missing)).toBe(3);
     expect(missing.stderr).toContain('no-such-plan');
     expect((await cli(['approve', 'no-such-plan'])).code).toBe(3);
+  });
+
+  it('refuses flags taken as values, swallowed npm flags and escaping names (exit 2), creating nothing', async () => {
+    const names = async () =>
+      parseJson(await cli(['-o', 'json', 'history', '--limit', '1000'])).map((p: any) => p.name);
+    const before = await names();
+    const asValue = await cli(['emergency', '--scope', 'app', '--name', '--dry-run', 'api']);
+    record('--name --dry-run', asValue);
+    expect(asValue.code, show(asValue)).toBe(2);
+    expect(asValue.stderr).toContain('--name needs a value, but the next argument is the flag --dry-run');
+    // `npm run rollback:emergency-app api --dry-run`: npm keeps --dry-run and passes only `api`.
+    const npm = await cli(['emergency', '--scope', 'app', 'api'], {
+      env: { npm_lifecycle_event: 'rollback:emergency-app', npm_config_dry_run: 'true' },
+    });
+    record('npm swallowed --dry-run', npm);
+    expect(npm.code, show(npm)).toBe(2);
+    expect(npm.stderr).toContain('npm run rollback:emergency-app -- <arguments> --dry-run');
+    const dotdot = await cli(['-n', '..', 'status', 'undo-api']);
+    expect(dotdot.code, show(dotdot)).toBe(2);
+    expect((await cli(['status', '..'])).code).toBe(2);
+    expect(await names(), 'no plan was created by the refused commands').toEqual(before);
   });
 
   it('history lists recent plans newest first, as a table and as JSON', async () => {

@@ -8,7 +8,7 @@ import { backupNowState, listBackups, testRestoreState } from '../backup-request
 import { action } from '../command.js';
 import { schedulesRef, type CliContext } from '../context.js';
 import { CliError, ExitCode, fromApiError } from '../errors.js';
-import { parseDurationFlag } from '../flags.js';
+import { objectName, parseDurationFlag } from '../flags.js';
 import { age, formatDuration, paint, table } from '../output.js';
 import { formatBytes, uniqueRequestValue } from '../requests.js';
 import { watchObject } from '../watch.js';
@@ -23,7 +23,7 @@ export function register(program: Command) {
     .description(
       'take an emergency backup now (sets the backup-now annotation); without a schedule name: the only BackupSchedule in the namespace',
     )
-    .argument('[schedule]', 'BackupSchedule name')
+    .argument('[schedule]', 'BackupSchedule name', objectName('BackupSchedule name'))
     .option('--wait', 'wait until the backup is recorded (or failed)')
     .addOption(new Option('--timeout <duration>', 'how long --wait waits').default(DEFAULT_TIMEOUT))
     .action(action(backupNow));
@@ -32,7 +32,7 @@ export function register(program: Command) {
   backups
     .command('list')
     .description('the backups recorded by one BackupSchedule, or by all in the namespace; newest first')
-    .argument('[schedule]', 'BackupSchedule name')
+    .argument('[schedule]', 'BackupSchedule name', objectName('BackupSchedule name'))
     .action(action(list));
   backups
     .command('verify')
@@ -40,7 +40,11 @@ export function register(program: Command) {
       'test-restore one backup now (sets the test-restore-now annotation): verify the file, restore it into a scratch database, run spec.verify.sql, drop it',
     )
     .argument('<id>', 'backup id (see backups list), or latest')
-    .option('--schedule <name>', 'the BackupSchedule (default: the one that recorded the id)')
+    .option(
+      '--schedule <name>',
+      'the BackupSchedule (default: the one that recorded the id)',
+      objectName('--schedule'),
+    )
     .option('--wait', 'wait for the result')
     .addOption(new Option('--timeout <duration>', 'how long --wait waits').default(DEFAULT_TIMEOUT))
     .action(action(verify));

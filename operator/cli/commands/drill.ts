@@ -24,7 +24,7 @@ import {
   type AppFigures,
   type DatabaseFigures,
 } from '../drill-objects.js';
-import { durationOption } from '../flags.js';
+import { durationOption, objectName } from '../flags.js';
 import { deploymentHealth, newestGoodBackup, planRto, rpoObjectiveOf } from '../health-report.js';
 import { formatDuration, paint, table } from '../output.js';
 import { isTerminalPhase } from '../plan-view.js';
@@ -61,10 +61,15 @@ export function register(program: Command) {
   program
     .command('drill')
     .description('a rollback drill in a scratch namespace: measured RTO and RPO against the objectives')
-    .option('--deployment <name>', "the Deployment to drill (default: the plans' only target)")
+    .option(
+      '--deployment <name>',
+      "the Deployment to drill (default: the plans' only target)",
+      objectName('--deployment'),
+    )
     .option(
       '--schedule <name>',
       'the BackupSchedule to test-restore (default: the only one in the namespace)',
+      objectName('--schedule'),
     )
     .option('--no-database', 'skip the test restore')
     .option('--keep', 'keep the scratch namespace for inspection')

@@ -3,13 +3,14 @@
 import { randomBytes } from 'node:crypto';
 import { Option, type Command } from 'commander';
 import { Scopes } from '../../api/v1alpha1/rollbackplan.js';
-import { KubeApiError } from '../../kube/errors.js';
+import { isNotFound, KubeApiError } from '../../kube/errors.js';
+import type { KubeClient } from '../../kube/rest.js';
 import { action } from '../command.js';
 import { plansRef, type CliContext } from '../context.js';
 import { buildEmergencyPlan, type EmergencyFlags, type PlanManifest } from '../emergency-plan.js';
-import { CliError, ExitCode, fromApiError } from '../errors.js';
-import { parseDurationFlag, repeatable } from '../flags.js';
-import { LiveView } from '../live-view.js';
+import { CliError, ExitCode, fromApiError, isNetworkError } from '../errors.js';
+import { objectName, objectNames, parseDurationFlag, repeatable } from '../flags.js';
+import { LiveView, terminalSize } from '../live-view.js';
 import { paint } from '../output.js';
 import {
   changeLines,
@@ -31,12 +32,20 @@ export function register(program: Command) {
   program
     .command('emergency')
     .description('create a critical RollbackPlan and follow it to the end')
-    .argument('[deployments...]', 'Deployments to roll back (scope app and full)')
+    .argument('[deployments...]', 'Deployments to roll back (scope app and full)', objectNames('Deployment'))
     .addOption(new Option('--scope <scope>', 'what to roll back').choices(Scopes).makeOptionMandatory())
     .option('--reason <text>', 'why (recorded in spec.reason, events and notifications)')
-    .option('--name <name>', 'plan name (default emergency-<scope>-<yyyymmdd-hhmmss>-<4 hex>)')
+    .option(
+      '--name <name>',
+      'plan name (default emergency-<scope>-<yyyymmdd-hhmmss>-<4 hex>)',
+      objectName('--name'),
+    )
     .option('--to-revision <n>', 'revision to go back to (default: the previous one)')
-    .option('--schedule <BackupSchedule>', 'database: the BackupSchedule whose backup to restore')
+    .option(
+      '--schedule <BackupSchedule>',
+      'database: the BackupSchedule whose backup to restore',
+      objectName('--schedule'),
+    )
     .option('--backup <which>', 'database: latest (default), a backup id, or before=<RFC3339 time>')
     .addOption(new Option('--mode <mode>', 'database: restore mode').choices(['inPlace', 'newDatabaseSwap']))
     .option('--no-safety-backup', 'database: skip the backup of the current state before restoring')
@@ -57,7 +66,7 @@ async function emergency(ctx: CliContext, deployments: string[], flags: Flags) {
   const timeoutMs = parseDurationFlag('--timeout', flags.timeout);
   const manifest = buildEmergencyPlan({ ...flags, deployments }, new Date(), randomBytes(2).toString('hex'));
   const started = Date.now();
-  const created = await create(ctx, manifest);
+  const created = await createPlan(ctx.client, ctx.namespace, manifest);
   const name = created.metadata.name;
   const what = `RollbackPlan ${ctx.namespace}/${name}`;
   if (!flags.wait) {
@@ -69,11 +78,12 @@ async function emergency(ctx: CliContext, deployments: string[], flags: Flags) {
   // -o json/yaml keeps stdout for the result: progress goes to stderr as plain lines.
   const say = human ? (s: string) => ctx.out.line(s) : (s: string) => ctx.out.warn(s);
   const live = human && ctx.out.tty ? new LiveView((s) => ctx.out.write(s)) : undefined;
-  const width = Math.max(40, (process.stdout.columns || 120) - 1);
   let current: PlanObject = created;
-  const height = process.stdout.rows || 50;
-  const draw = () =>
-    live?.render(progressFrame(current, (Date.now() - started) / 1000, Date.now(), width, height));
+  const draw = () => {
+    if (!live) return;
+    const { width, height } = terminalSize();
+    live.render(progressFrame(current, (Date.now() - started) / 1000, Date.now(), width, height));
+  };
   if (!live)
     say(
       `created ${what} (scope ${manifest.spec.scope}, severity critical${manifest.spec.dryRun ? ', dry run' : ''})`,
@@ -107,7 +117,7 @@ async function emergency(ctx: CliContext, deployments: string[], flags: Flags) {
     );
   } catch (e) {
     // At the deadline the plan goes on: show the last state seen, then exit 5.
-    if (!(e instanceof WatchTimeoutError)) throw e;
+    if (!(e instanceof WatchTimeoutError)) throw followFailure(e, ctx.namespace, name);
     timedOut = true;
   } finally {
     if (ticker) clearInterval(ticker);
@@ -120,7 +130,7 @@ async function emergency(ctx: CliContext, deployments: string[], flags: Flags) {
     throw new CliError(
       ExitCode.Timeout,
       `${what} did not finish within --timeout ${flags.timeout} (phase ${current.status?.phase ?? 'Pending'}); ` +
-        `it goes on: nxt-rollback -n ${ctx.namespace} status ${name}`,
+        `the plan ${name} was created and goes on: nxt-rollback -n ${ctx.namespace} status ${name}`,
     );
   }
   const phase = current.status?.phase;
@@ -142,18 +152,69 @@ async function emergency(ctx: CliContext, deployments: string[], flags: Flags) {
   return ok ? ExitCode.Ok : ExitCode.Failed;
 }
 
-/** POST the plan; a refusal of the spec (422, CEL) is the user's to fix: exit 2 with the server's words. */
-async function create(ctx: CliContext, manifest: PlanManifest): Promise<PlanObject> {
+/**
+ * Following failed after the plan was created (watch forbidden, unavailable, ...): the same error and exit code,
+ * plus where the plan is, since it runs whether or not anyone follows it.
+ */
+export function followFailure(e: unknown, namespace: string, name: string): CliError {
+  const c = fromApiError(e, `follow RollbackPlan ${namespace}/${name}`);
+  return new CliError(
+    c.exitCode,
+    `${c.message}; the plan ${name} was created and goes on: nxt-rollback -n ${namespace} status ${name}`,
+  );
+}
+
+type PlanClient = Pick<KubeClient, 'create' | 'get'>;
+
+/** The same plan as far as a retry can tell: what `emergency` writes (scope, targets, reason, dry run). */
+const samePlan = (a: PlanManifest['spec'], b: PlanObject['spec']) =>
+  JSON.stringify([a.scope, a.targets, a.reason ?? null, !!a.dryRun]) ===
+  JSON.stringify([b.scope, b.targets, b.reason ?? null, !!b.dryRun]);
+
+/**
+ * POST the plan; a refusal of the spec (422, CEL) is the user's to fix: exit 2 with the server's words. The
+ * name is chosen here, so after a network error or a 5xx (the POST may have reached etcd, its answer lost) a
+ * GET of that name tells whether it exists: the plan we sent is followed instead of creating a second one.
+ */
+export async function createPlan(
+  client: PlanClient,
+  namespace: string,
+  manifest: PlanManifest,
+): Promise<PlanObject> {
+  const name = manifest.metadata.name;
   try {
-    return await ctx.client.create<PlanObject>(plansRef(ctx.namespace), manifest);
+    return await client.create<PlanObject>(plansRef(namespace), manifest);
   } catch (e) {
     if (e instanceof KubeApiError && e.code === 422)
       throw new CliError(ExitCode.Usage, `the API server refused the RollbackPlan: ${e.statusMessage}`);
     if (e instanceof KubeApiError && e.code === 409)
       throw new CliError(
         ExitCode.Usage,
-        `RollbackPlan ${ctx.namespace}/${manifest.metadata.name} already exists (a plan runs once): choose another --name`,
+        `RollbackPlan ${namespace}/${name} already exists (a plan runs once): choose another --name`,
       );
-    throw fromApiError(e, `create RollbackPlan ${ctx.namespace}/${manifest.metadata.name}`);
+    const failed = fromApiError(e, `create RollbackPlan ${namespace}/${name}`);
+    const unknownOutcome = isNetworkError(e) || (e instanceof KubeApiError && e.code >= 500);
+    if (!unknownOutcome) throw failed;
+    let existing: PlanObject | undefined;
+    try {
+      existing = await client.get<PlanObject>(plansRef(namespace, name));
+    } catch (getError) {
+      if (!isNotFound(getError))
+        throw new CliError(
+          failed.exitCode,
+          `${failed.message}; the plan may have been created: nxt-rollback -n ${namespace} status ${name}`,
+        );
+    }
+    if (!existing)
+      throw new CliError(
+        failed.exitCode,
+        `${failed.message}; the plan was not found right after (it may still appear: nxt-rollback -n ${namespace} status ${name})`,
+      );
+    if (!samePlan(manifest.spec, existing.spec))
+      throw new CliError(
+        ExitCode.Usage,
+        `RollbackPlan ${namespace}/${name} exists but is not the plan sent (${failed.message}): choose another --name`,
+      );
+    return existing;
   }
 }

@@ -18,7 +18,7 @@ import {
   type PlansHealth,
   type TargetHealth,
 } from '../health-report.js';
-import { commaList } from '../flags.js';
+import { checkNamespace, objectName, objectNameList } from '../flags.js';
 import { age, formatDuration, paint, table, type Out } from '../output.js';
 import { isForbidden, isNotFound } from '../../kube/errors.js';
 import type { KubeObject } from '../../kube/rest.js';
@@ -36,9 +36,15 @@ export const addOperatorFlags = (cmd: Command) =>
     .option(
       '--operator-namespace <namespace>',
       "namespace of the operator's leader Lease",
+      (v: string) => checkNamespace('--operator-namespace', v),
       DEFAULT_OPERATOR_NAMESPACE,
     )
-    .option('--lease <name>', "name of the operator's leader Lease", DEFAULT_LEASE_NAME);
+    .option(
+      '--lease <name>',
+      "name of the operator's leader Lease",
+      objectName('--lease'),
+      DEFAULT_LEASE_NAME,
+    );
 
 /** The Deployments the namespace's RollbackPlans name, plus the ones given, sorted and unique. */
 export function targetNames(plans: KubeObject[], extra: string[]): string[] {
@@ -113,7 +119,7 @@ export function register(program: Command) {
       .option(
         '--deployments <names>',
         'more Deployments to show, comma-separated (by default: the targets of the plans that may still act)',
-        commaList,
+        objectNameList('--deployments'),
         [],
       ),
   ).action(

@@ -3,16 +3,18 @@
 // current user's own name, as one merge patch.
 import type { Command } from 'commander';
 import { Annotation } from '../../api/v1alpha1/common.js';
+import { isConflict } from '../../kube/errors.js';
 import { action } from '../command.js';
 import { plansRef, type CliContext } from '../context.js';
 import { CliError, ExitCode, fromApiError } from '../errors.js';
-import { parseDurationFlag } from '../flags.js';
+import { objectName, parseDurationFlag } from '../flags.js';
 import {
   activeTable,
   historyEntry,
   historyTable,
   isActive,
   isTerminal,
+  outcomeLine,
   planDetail,
   planSummary,
   recentPlans,
@@ -25,7 +27,11 @@ export function register(program: Command) {
   program
     .command('status')
     .description('show a RollbackPlan in detail, or the plans that have not ended')
-    .argument('[plan]', 'plan name (default: list Pending, Armed, AwaitingApproval and Running plans)')
+    .argument(
+      '[plan]',
+      'plan name (default: list Pending, Armed, AwaitingApproval and Running plans)',
+      objectName('plan name'),
+    )
     .option('-A, --all-namespaces', 'without a plan name: every namespace')
     .action(action((ctx, plan: string | undefined, o: { allNamespaces?: boolean }) => status(ctx, plan, o)));
   program
@@ -42,12 +48,21 @@ export function register(program: Command) {
           ? 'approve a RollbackPlan waiting for approval (annotation approved-by = you)'
           : 'veto a RollbackPlan before it runs (annotation vetoed-by = you)',
       )
-      .argument('<plan>', 'plan name')
+      .argument('<plan>', 'plan name', objectName('plan name'))
       .option(
         '--reason <text>',
         `why (recorded in status.${verb === 'approve' ? 'approval' : 'veto'}.reason)`,
       )
-      .option('--wait', 'wait until the plan leaves AwaitingApproval')
+      .option(
+        '--overwrite',
+        `replace ${verb === 'approve' ? 'an approval' : 'a veto'} someone else already wrote`,
+      )
+      .option(
+        '--wait',
+        verb === 'approve'
+          ? 'wait until the plan runs (exit 1 if it ends any other way)'
+          : 'wait until the plan is Vetoed (exit 1 if it runs anyway)',
+      )
       .option('--timeout <duration>', 'how long --wait waits (exit 5 after)', '5m')
       .action(action((ctx, plan: string, o: DecideFlags) => decide(ctx, verb, plan, o)));
 }
@@ -97,18 +112,51 @@ async function history(ctx: CliContext, o: { limit: string; allNamespaces?: bool
 interface DecideFlags {
   reason?: string;
   wait?: boolean;
+  overwrite?: boolean;
   timeout: string;
 }
 
-/** The merge patch of approve/veto: the user's own name, and the reason when one is given. */
-export function decisionPatch(verb: 'approve' | 'veto', username: string, reason: string | undefined) {
-  const [by, why] =
-    verb === 'approve'
-      ? [Annotation.ApprovedBy, Annotation.ApprovalReason]
-      : [Annotation.VetoedBy, Annotation.VetoReason];
+type Verb = 'approve' | 'veto';
+const annotationsOf = (verb: Verb) =>
+  verb === 'approve'
+    ? ([Annotation.ApprovedBy, Annotation.ApprovalReason] as const)
+    : ([Annotation.VetoedBy, Annotation.VetoReason] as const);
+
+/**
+ * The merge patch of approve/veto: the user's own name, the reason when one is given, and the resourceVersion
+ * the decision was made on, so a concurrent change (someone else deciding) fails with 409 instead of being
+ * overwritten.
+ */
+export function decisionPatch(
+  verb: Verb,
+  username: string,
+  reason: string | undefined,
+  resourceVersion?: string,
+) {
+  const [by, why] = annotationsOf(verb);
   return {
-    metadata: { annotations: { [by]: username, ...(reason !== undefined ? { [why]: reason } : {}) } },
+    metadata: {
+      ...(resourceVersion ? { resourceVersion } : {}),
+      annotations: { [by]: username, ...(reason !== undefined ? { [why]: reason } : {}) },
+    },
   };
+}
+
+/** Who else already approved (vetoed) the plan; undefined when no one, or the user themself. */
+export function decidedByOther(verb: Verb, plan: PlanObject, username: string): string | undefined {
+  const by = plan.metadata.annotations?.[annotationsOf(verb)[0]];
+  return by && by !== username ? by : undefined;
+}
+
+/** Phases in which the decision has not shown its effect yet: --wait goes on waiting. */
+export function decisionPending(verb: Verb, phase: string | undefined): boolean {
+  const p = phase ?? 'Pending';
+  return p === 'Pending' || p === 'AwaitingApproval' || (verb === 'veto' && p === 'Armed');
+}
+
+/** The outcome asked for: an approved plan runs (Running, Succeeded); a vetoed one ends Vetoed. */
+export function decisionHeld(verb: Verb, phase: string | undefined): boolean {
+  return verb === 'approve' ? phase === 'Running' || phase === 'Succeeded' : phase === 'Vetoed';
 }
 
 async function decide(ctx: CliContext, verb: 'approve' | 'veto', name: string, o: DecideFlags) {
@@ -123,30 +171,43 @@ async function decide(ctx: CliContext, verb: 'approve' | 'veto', name: string, o
       `${what} is ${phase}: ${verb === 'approve' ? 'an approval' : 'a veto'} changes nothing any more`,
     );
   const user = await ctx.username();
+  const other = decidedByOther(verb, before, user);
+  if (other && !o.overwrite)
+    throw new CliError(
+      ExitCode.Failed,
+      `${what} was already ${verb === 'approve' ? 'approved' : 'vetoed'} by ${other}: ` +
+        `add --overwrite to put your name instead`,
+    );
   let after: PlanObject;
   try {
     after = await ctx.client.patch<PlanObject>(
       plansRef(ctx.namespace, name),
       'merge',
-      decisionPatch(verb, user, o.reason),
+      decisionPatch(verb, user, o.reason, before.metadata.resourceVersion),
     );
   } catch (e) {
+    if (isConflict(e))
+      throw new CliError(
+        ExitCode.Failed,
+        `${what} changed while you decided (someone else may have approved or vetoed it): ` +
+          `look at nxt-rollback -n ${ctx.namespace} status ${name} and run ${verb} again`,
+      );
     // A refusal by the approvals policy is a 403 whose message names the verb and severity it needs.
     throw fromApiError(e, `${verb} ${what}`);
   }
-  if (o.wait && after.status?.phase === 'AwaitingApproval') {
+  if (o.wait && decisionPending(verb, after.status?.phase)) {
     try {
       after = await watchObject<PlanObject, PlanObject>(
         ctx.client,
         plansRef(ctx.namespace, name),
-        (p) => (p.status?.phase !== 'AwaitingApproval' ? p : undefined),
+        (p) => (decisionPending(verb, p.status?.phase) ? undefined : p),
         { timeoutMs, what },
       );
     } catch (e) {
       if (!(e instanceof WatchTimeoutError)) throw e;
       throw new CliError(
         ExitCode.Timeout,
-        `${verb === 'approve' ? 'approved' : 'vetoed'} as ${user}, but ${what} was still AwaitingApproval after --timeout ${o.timeout}`,
+        `${verb === 'approve' ? 'approved' : 'vetoed'} as ${user}, but ${what} was still ${after.status?.phase ?? 'Pending'} after --timeout ${o.timeout}`,
       );
     }
   }
@@ -166,4 +227,11 @@ async function decide(ctx: CliContext, verb: 'approve' | 'veto', name: string, o
     );
     ctx.out.line(`phase: ${result.phase}`);
   });
+  if (o.wait && !decisionHeld(verb, after.status?.phase)) {
+    ctx.out.warn(
+      `${what} is ${result.phase}, not ${verb === 'approve' ? 'Running or Succeeded' : 'Vetoed'}: ${outcomeLine(after)}`,
+    );
+    return ExitCode.Failed;
+  }
+  return ExitCode.Ok;
 }

@@ -10,7 +10,7 @@ import { action } from '../command.js';
 import { plansRef, schedulesRef, type CliContext } from '../context.js';
 import { CliError, ExitCode, fromApiError } from '../errors.js';
 import { CLI_MANAGED_BY } from '../drill-objects.js';
-import { commaList, durationOption } from '../flags.js';
+import { durationOption, objectName, objectNameList } from '../flags.js';
 import { paint, table } from '../output.js';
 import { actingTargets, CREATED_BY_LABEL } from '../health-report.js';
 import {
@@ -51,10 +51,14 @@ export function register(program: Command) {
       .option(
         '--deployments <names>',
         "Deployments to check besides the plans' targets, comma-separated",
-        commaList,
+        objectNameList('--deployments'),
         [],
       )
-      .option('--schedule <name>', 'the BackupSchedule to check (default: every one in the namespace)')
+      .option(
+        '--schedule <name>',
+        'the BackupSchedule to check (default: every one in the namespace)',
+        objectName('--schedule'),
+      )
       .option('--no-database', 'skip the backup checks (an application without a database)')
       .option(
         '--allow-unknown',

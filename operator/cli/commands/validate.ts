@@ -9,7 +9,14 @@ import { action } from '../command.js';
 import { plansRef, type CliContext } from '../context.js';
 import { conditionOf } from '../conditions.js';
 import { CliError, ExitCode, fromApiError } from '../errors.js';
-import { commaList, parseDurationFlag, repeatable, specDurationFlag } from '../flags.js';
+import {
+  commaList,
+  objectName,
+  objectNames,
+  parseDurationFlag,
+  repeatable,
+  specDurationFlag,
+} from '../flags.js';
 import { paint, table } from '../output.js';
 import { uniqueRequestValue } from '../requests.js';
 import { validationPlan, validationSpec, type Stage } from '../validation-plan.js';
@@ -34,7 +41,7 @@ export function register(program: Command) {
     .description(
       "run a plan's pre- or post-validation checks on their own (neither --pre nor --post: both, pre first); nothing is changed",
     )
-    .argument('[deployments...]', 'target Deployments')
+    .argument('[deployments...]', 'target Deployments', objectNames('Deployment'))
     .option(
       '--pre',
       'pre-validation: targets exist, revisions exist, not paused, no other plan holds them, permissions, backup, flags',
@@ -44,10 +51,11 @@ export function register(program: Command) {
     .option(
       '--schedule <name>',
       'a database target: the BackupSchedule whose newest verified backup is checked',
+      objectName('--schedule'),
     )
     .option('--flags <name>', 'a flag target: ConfigMap <name>, or featureflag/<name> (OpenFeature)')
     .option('--disable <keys>', 'the flag keys of --flags, comma-separated')
-    .option('--plan <name>', "copy an existing RollbackPlan's targets and validation")
+    .option('--plan <name>', "copy an existing RollbackPlan's targets and validation", objectName('--plan'))
     .option(
       '--validation-timeout <duration>',
       'spec.validation.timeout: how long rollouts and HTTP checks may take',

@@ -1,0 +1,76 @@
+// How the CLI reads its command line beyond commander's defaults: an option that takes a value never takes the
+// next flag as that value, and flags npm swallowed (given before `--`) stop the command instead of being lost.
+import { Command } from 'commander';
+import { CliError, ExitCode } from './errors.js';
+
+/**
+ * commander's Command, with the check that `--name --dry-run web` is a usage error instead of a plan named
+ * "--dry-run" that is not a dry run. Every subcommand is one too (createCommand). The check sits in
+ * parseOptions because an option's argParser cannot tell `--name -x` from `--name=-x` (both hand it "-x"),
+ * and the second form is how a value starting with "-" is still given.
+ */
+export class CliCommand extends Command {
+  override createCommand(name?: string): Command {
+    return new CliCommand(name);
+  }
+  override parseOptions(argv: string[]) {
+    rejectFlagsAsValues(this, argv);
+    return super.parseOptions(argv);
+  }
+}
+
+/** Throws CliError(Usage) when an option of `cmd` that needs a value is followed by a flag instead. */
+export function rejectFlagsAsValues(cmd: Command, argv: string[]): void {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') return;
+    const opt = cmd.options.find((o) => o.long === arg || o.short === arg);
+    if (!opt?.required) continue;
+    const value = argv[i + 1];
+    if (value !== undefined && value.length > 1 && value.startsWith('-')) {
+      const name = opt.long ?? arg;
+      throw new CliError(
+        ExitCode.Usage,
+        `${arg} needs a value, but the next argument is the flag ${value}: give the value ` +
+          `(if it does start with "-", write ${name}=${value})`,
+      );
+    }
+    i++;
+  }
+}
+
+/**
+ * The flags of `cmd` (and its parents) that npm took for itself: `npm run rollback:emergency-app web --dry-run`
+ * passes only `web` to the CLI and sets npm_config_dry_run, so the rollback would be real. Only when an npm
+ * script runs the CLI (npm_lifecycle_script names bin/nxt-rollback).
+ */
+export function flagsNpmSwallowed(cmd: Command, env: NodeJS.ProcessEnv = process.env): string[] {
+  // Only when an npm script runs this CLI itself (the seed's scripts): a program started by another script
+  // (the demo, a user's own tooling) passes its arguments to us directly.
+  if (!env.npm_lifecycle_event || !/\bnxt-rollback\b/.test(env.npm_lifecycle_script ?? '')) return [];
+  const found = new Set<string>();
+  for (let c: Command | null = cmd; c; c = c.parent) {
+    for (const o of c.options) {
+      if (!o.long) continue;
+      const name = o.long.replace(/^--(no-)?/, '');
+      const value = env[`npm_config_${name.replace(/-/g, '_')}`];
+      if (value === undefined) continue;
+      // npm's own `scope` setting (an @org in .npmrc) is not our --scope.
+      if (name === 'scope' && value.startsWith('@')) continue;
+      found.add(`--${name}`);
+    }
+  }
+  return [...found];
+}
+
+/** Refuses to run (exit 2) when npm swallowed some of the command's flags. */
+export function refuseNpmSwallowedFlags(cmd: Command, env: NodeJS.ProcessEnv = process.env): void {
+  const flags = flagsNpmSwallowed(cmd, env);
+  if (!flags.length) return;
+  throw new CliError(
+    ExitCode.Usage,
+    `npm kept ${flags.join(', ')} for itself (given before --), so nxt-rollback never saw ` +
+      `${flags.length === 1 ? 'it' : 'them'}: put the command's arguments after --, e.g. ` +
+      `npm run ${env.npm_lifecycle_event} -- <arguments> ${flags.join(' ')}`,
+  );
+}
