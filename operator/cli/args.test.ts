@@ -66,6 +66,15 @@ describe('the command line', () => {
     expect(e.message).toContain('npm run rollback:emergency-app -- ');
   });
 
+  it('notices a short flag npm kept (-o json before --)', async () => {
+    process.env.npm_lifecycle_event = 'rollback:emergency-app';
+    process.env.npm_lifecycle_script = 'bin/nxt-rollback emergency --scope app';
+    process.env.npm_config_o = 'true';
+    const e = await parseError(['emergency', '--scope', 'app', 'json', 'web']);
+    expect(e.exitCode).toBe(ExitCode.Usage);
+    expect(e.message).toContain('-o');
+  });
+
   it('leaves a CLI started by another npm script alone (npm run demo --keep sets npm_config_keep)', async () => {
     process.env.npm_lifecycle_event = 'demo';
     process.env.npm_lifecycle_script = 'tsx hack/demo.ts';

@@ -51,6 +51,10 @@ export function flagsNpmSwallowed(cmd: Command, env: NodeJS.ProcessEnv = process
   const found = new Set<string>();
   for (let c: Command | null = cmd; c; c = c.parent) {
     for (const o of c.options) {
+      // A short flag npm does not know becomes npm_config_<letter> (`-o json` → npm_config_o=true, and `json`
+      // reaches us as an argument). `-n` cannot be told apart: npm reads it as its own --no-yes.
+      if (o.short && o.short !== '-n' && env[`npm_config_${o.short.slice(1)}`] !== undefined)
+        found.add(o.short);
       if (!o.long) continue;
       const name = o.long.replace(/^--(no-)?/, '');
       const value = env[`npm_config_${name.replace(/-/g, '_')}`];

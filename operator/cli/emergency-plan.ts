@@ -29,7 +29,7 @@ export interface EmergencyFlags {
 export interface PlanManifest {
   apiVersion: string;
   kind: string;
-  metadata: { name: string };
+  metadata: { name: string; annotations?: Record<string, string> };
   spec: RollbackPlanSpec;
 }
 

@@ -15,19 +15,36 @@ const name = manifest.metadata.name;
 const reset = () => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
 const notFound = () => new KubeApiError(404, 'NotFound', 'not found', 'GET', '/x');
 
-/** A client whose POST fails with `createError` and whose GET answers `existing` (or 404). */
-function client(createError: unknown, existing?: object) {
+/** Keys in alphabetical order at every level, as the API server returns a custom resource. */
+const sortedKeys = (v: unknown): unknown =>
+  Array.isArray(v)
+    ? v.map(sortedKeys)
+    : v && typeof v === 'object'
+      ? Object.fromEntries(
+          Object.keys(v)
+            .sort()
+            .map((k) => [k, sortedKeys((v as Record<string, unknown>)[k])]),
+        )
+      : v;
+
+/**
+ * A client whose POST fails with `createError` after (stored: true) or before reaching the API server, and whose
+ * GET answers what was stored (keys sorted, like the API server), or `existing`, or 404.
+ */
+function client(createError: unknown, opts: { stored?: boolean; existing?: object } = {}) {
   const calls: string[] = [];
+  let kept: object | undefined = opts.existing;
   return {
     calls,
-    create: async () => {
+    create: async (_ref: unknown, body: object) => {
       calls.push('create');
+      if (opts.stored) kept = sortedKeys(structuredClone(body)) as object;
       throw createError;
     },
     get: async () => {
       calls.push('get');
-      if (!existing) throw notFound();
-      return existing;
+      if (!kept) throw notFound();
+      return kept;
     },
   } as any;
 }
@@ -43,17 +60,20 @@ const rejection = async (p: Promise<unknown>) => {
 
 describe('emergency: creating the plan once', () => {
   it('after a connection reset on create, follows the plan that did get created (no second plan)', async () => {
-    const existing = { ...structuredClone(manifest), metadata: { ...manifest.metadata, namespace: 'shop' } };
-    const c = client(reset(), existing);
-    expect(await createPlan(c, 'shop', manifest)).toBe(existing);
+    // A full-scope plan: the API server hands it back with its keys in another order than the CLI wrote them.
+    const full = buildEmergencyPlan(
+      { scope: 'full', deployments: ['web'], schedule: 'shop-db', backup: 'latest', reason: 'bad deploy' },
+      new Date('2026-11-29T09:05:07Z'),
+      '3fa1',
+    );
+    const c = client(reset(), { stored: true });
+    const followed = await createPlan(c, 'shop', full);
+    expect(followed.metadata.name).toBe(full.metadata.name);
     expect(c.calls).toEqual(['create', 'get']);
   });
 
   it('after a 503 on create, follows the plan when it exists', async () => {
-    const c = client(
-      new KubeApiError(503, 'ServiceUnavailable', 'etcd', 'POST', '/x'),
-      structuredClone(manifest),
-    );
+    const c = client(new KubeApiError(503, 'ServiceUnavailable', 'etcd', 'POST', '/x'), { stored: true });
     expect((await createPlan(c, 'shop', manifest)).metadata.name).toBe(name);
   });
 
@@ -67,11 +87,12 @@ describe('emergency: creating the plan once', () => {
     expect(e.message).toContain(`the plan may have been created: nxt-rollback -n shop status ${name}`);
   });
 
-  it('refuses to follow a different plan that has the same name', async () => {
+  it('refuses to follow a different plan that has the same name, even with the same spec', async () => {
+    // The POST never arrived; someone else's plan of that name (identical spec) is not ours.
     const other = structuredClone(manifest);
-    other.spec.reason = 'someone else';
-    const e = await rejection(createPlan(client(reset(), other), 'shop', manifest));
+    const e = await rejection(createPlan(client(reset(), { existing: other }), 'shop', manifest));
     expect(e.exitCode).toBe(ExitCode.Usage);
+    expect(e.message).toContain('exists but is not the plan sent');
   });
 
   it('does not retry a refusal (422 is exit 2)', async () => {

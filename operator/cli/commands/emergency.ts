@@ -166,10 +166,12 @@ export function followFailure(e: unknown, namespace: string, name: string): CliE
 
 type PlanClient = Pick<KubeClient, 'create' | 'get'>;
 
-/** The same plan as far as a retry can tell: what `emergency` writes (scope, targets, reason, dry run). */
-const samePlan = (a: PlanManifest['spec'], b: PlanObject['spec']) =>
-  JSON.stringify([a.scope, a.targets, a.reason ?? null, !!a.dryRun]) ===
-  JSON.stringify([b.scope, b.targets, b.reason ?? null, !!b.dryRun]);
+/**
+ * A random id written on the plan this process POSTs: after a lost answer, the plan found under the name is ours
+ * exactly when it carries the id (comparing specs would depend on key order, which the API server changes, and
+ * would take someone else's identical plan for ours).
+ */
+export const REQUEST_ID_ANNOTATION = 'rollback.nxtnewday.io/cli-request-id';
 
 /**
  * POST the plan; a refusal of the spec (422, CEL) is the user's to fix: exit 2 with the server's words. The
@@ -182,8 +184,16 @@ export async function createPlan(
   manifest: PlanManifest,
 ): Promise<PlanObject> {
   const name = manifest.metadata.name;
+  const requestId = randomBytes(8).toString('hex');
+  const body = {
+    ...manifest,
+    metadata: {
+      ...manifest.metadata,
+      annotations: { ...manifest.metadata.annotations, [REQUEST_ID_ANNOTATION]: requestId },
+    },
+  };
   try {
-    return await client.create<PlanObject>(plansRef(namespace), manifest);
+    return await client.create<PlanObject>(plansRef(namespace), body);
   } catch (e) {
     if (e instanceof KubeApiError && e.code === 422)
       throw new CliError(ExitCode.Usage, `the API server refused the RollbackPlan: ${e.statusMessage}`);
@@ -210,7 +220,7 @@ export async function createPlan(
         failed.exitCode,
         `${failed.message}; the plan was not found right after (it may still appear: nxt-rollback -n ${namespace} status ${name})`,
       );
-    if (!samePlan(manifest.spec, existing.spec))
+    if (existing.metadata.annotations?.[REQUEST_ID_ANNOTATION] !== requestId)
       throw new CliError(
         ExitCode.Usage,
         `RollbackPlan ${namespace}/${name} exists but is not the plan sent (${failed.message}): choose another --name`,
