@@ -46,6 +46,15 @@ describe('the kubeconfig, loaded like kubectl', () => {
       else process.env[k] = v;
   });
 
+  it('reads a kubeconfig with only comments as empty (kubectl does), not as an error', () => {
+    const comments = join(dir, 'comments');
+    const real = join(dir, 'real');
+    writeFileSync(comments, '# nothing here yet\n');
+    writeFileSync(real, kubeconfig('real', 'https://127.0.0.1:3003'));
+    process.env.KUBECONFIG = [comments, real].join(delimiter);
+    expect(cliContext({}).kc.getCurrentContext()).toBe('real');
+  });
+
   it('merges $KUBECONFIG files like kubectl: the first current-context and first definition of each name win', () => {
     const first = join(dir, 'first');
     const second = join(dir, 'second');

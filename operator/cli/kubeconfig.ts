@@ -86,8 +86,8 @@ function loadFile(file: string): KubeConfig {
       `cannot read kubeconfig ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`,
     );
   }
-  // An empty file is an empty kubeconfig (kubectl), not an error.
-  if (!text.trim()) return kc;
+  // An empty file (or one with only comments: a YAML null) is an empty kubeconfig (kubectl), not an error.
+  if (!text.replace(/^\s*#.*$/gm, '').trim()) return kc;
   try {
     kc.loadFromFile(file);
   } catch (e) {

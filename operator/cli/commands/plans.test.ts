@@ -41,4 +41,11 @@ describe('approve and veto', () => {
       },
     });
   });
+
+  it("removes the reason when none is given, so an earlier decider's reason is not recorded as this one's", () => {
+    expect(decisionPatch('veto', 'bob', undefined, '7').metadata.annotations).toEqual({
+      [Annotation.VetoedBy]: 'bob',
+      [Annotation.VetoReason]: null,
+    });
+  });
 });

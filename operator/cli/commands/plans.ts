@@ -123,7 +123,7 @@ const annotationsOf = (verb: Verb) =>
     : ([Annotation.VetoedBy, Annotation.VetoReason] as const);
 
 /**
- * The merge patch of approve/veto: the user's own name, the reason when one is given, and the resourceVersion
+ * The merge patch of approve/veto: the user's own name, the reason (or its removal), and the resourceVersion
  * the decision was made on, so a concurrent change (someone else deciding) fails with 409 instead of being
  * overwritten.
  */
@@ -137,7 +137,9 @@ export function decisionPatch(
   return {
     metadata: {
       ...(resourceVersion ? { resourceVersion } : {}),
-      annotations: { [by]: username, ...(reason !== undefined ? { [why]: reason } : {}) },
+      // Without --reason the reason is removed (null): an earlier decider's reason must not be recorded as
+      // this user's (approve --overwrite).
+      annotations: { [by]: username, [why]: reason ?? null },
     },
   };
 }
