@@ -306,7 +306,11 @@ describe('nxt-rollback emergency, status, history, approve, veto', () => {
     expect(asValue.stderr).toContain('--name needs a value, but the next argument is the flag --dry-run');
     // `npm run rollback:emergency-app api --dry-run`: npm keeps --dry-run and passes only `api`.
     const npm = await cli(['emergency', '--scope', 'app', 'api'], {
-      env: { npm_lifecycle_event: 'rollback:emergency-app', npm_config_dry_run: 'true' },
+      env: {
+        npm_lifecycle_event: 'rollback:emergency-app',
+        npm_lifecycle_script: 'bin/nxt-rollback emergency --scope app',
+        npm_config_dry_run: 'true',
+      },
     });
     record('npm swallowed --dry-run', npm);
     expect(npm.code, show(npm)).toBe(2);
