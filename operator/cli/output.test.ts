@@ -43,6 +43,7 @@ describe('printing what the cluster wrote', () => {
     const reason = 'bad\x1b[2J\x1b[H deploy\x1b]0;pwned\x07\r\x08 of \x9b31mweb\x00\ttoday\nline two';
     expect(printable(reason)).toBe('bad deploy of 31mweb today\nline two');
     expect(printable(paint({ color: true }, 'red', 'Failed'))).toBe('\x1b[31mFailed\x1b[0m');
+    expect(printable('plan \u202edeliaF\u202c ok \u2067x\u2069 \u200fy')).toBe('plan deliaF ok x y');
   });
   it('prints every line through it (a plan reason in a table, a status message on stderr)', () => {
     let out = '';

@@ -58,12 +58,19 @@ const CONTROL =
   /\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?|[\x00-\x09\x0b-\x1a\x1c-\x1f\x7f-\x9f]/g;
 
 /**
+ * Unicode bidirectional controls (embeddings, overrides, isolates, marks): text from the cluster could reorder
+ * what a terminal shows, e.g. make "Failed" read as "deliaF" or move a name to the other end of a line.
+ */
+const BIDI_CONTROL = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
  * A string safe to print on a terminal: a plan's reason, a status message or a name comes from the cluster, and
  * anyone who can write it could otherwise move the cursor, retitle the window or hide lines. Keeps \n (a
- * multi-line message prints line by line) and the colours paint() adds; tabs become spaces.
+ * multi-line message prints line by line) and the colours paint() adds; tabs become spaces; bidirectional
+ * controls are dropped.
  */
 export function printable(s: string): string {
-  return s.replace(CONTROL, (m) => (OWN_SGR.test(m) ? m : m === '\t' ? ' ' : ''));
+  return s.replace(CONTROL, (m) => (OWN_SGR.test(m) ? m : m === '\t' ? ' ' : '')).replace(BIDI_CONTROL, '');
 }
 /* eslint-enable no-control-regex */
 

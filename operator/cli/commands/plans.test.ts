@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { Annotation } from '../../api/v1alpha1/common.js';
 import type { PlanObject } from '../plan-view.js';
-import { decidedByOther, decisionHeld, decisionPatch, decisionPending } from './plans.js';
+import {
+  decide,
+  decidedByOther,
+  DECISION_ATTEMPTS,
+  decisionHeld,
+  decisionPatch,
+  decisionPending,
+} from './plans.js';
 
 const plan = (annotations: Record<string, string>) =>
   ({
@@ -47,5 +54,56 @@ describe('approve and veto', () => {
       [Annotation.VetoedBy]: 'bob',
       [Annotation.VetoReason]: null,
     });
+  });
+});
+
+describe('approve when the plan changes under it', () => {
+  const conflict = Object.assign(new Error('the object has been modified'), { code: 409 });
+  /** A client whose plan gets a new resourceVersion (an operator status write) before each of `writes` patches. */
+  const fakeCtx = (writes: number, annotations: Record<string, string> = {}) => {
+    let rv = 1;
+    let moved = 0;
+    const patches: unknown[] = [];
+    const current = () =>
+      ({
+        metadata: { name: 'p', namespace: 'shop', resourceVersion: String(rv), annotations },
+        spec: { scope: 'app', severity: 'medium' },
+        status: { phase: 'AwaitingApproval' },
+      }) as unknown as PlanObject;
+    const ctx = {
+      namespace: 'shop',
+      username: async () => 'bob',
+      out: { result: () => undefined, line: () => undefined, warn: () => undefined },
+      client: {
+        get: async () => current(),
+        patch: async (_ref: unknown, _type: string, body: { metadata: { resourceVersion?: string } }) => {
+          patches.push(body);
+          if (moved < writes) {
+            moved++;
+            rv++;
+          }
+          if (body.metadata.resourceVersion !== String(rv)) throw conflict;
+          return current();
+        },
+      },
+    };
+    return { ctx: ctx as unknown as Parameters<typeof decide>[0], patches };
+  };
+
+  it('re-reads and decides again after a status write moved the resourceVersion (was: exit 1 "changed while you decided")', async () => {
+    const { ctx, patches } = fakeCtx(2);
+    await expect(decide(ctx, 'approve', 'p', { timeout: '5m' })).resolves.toBe(0);
+    expect(patches).toHaveLength(3);
+  });
+
+  it('gives up after a bounded number of tries when the plan keeps changing', async () => {
+    const { ctx, patches } = fakeCtx(100);
+    await expect(decide(ctx, 'approve', 'p', { timeout: '5m' })).rejects.toThrow(/kept changing/);
+    expect(patches).toHaveLength(DECISION_ATTEMPTS);
+  });
+
+  it("a re-read that finds someone else's decision refuses instead of overwriting it", async () => {
+    const { ctx } = fakeCtx(0, { [Annotation.ApprovedBy]: 'alice' });
+    await expect(decide(ctx, 'approve', 'p', { timeout: '5m' })).rejects.toThrow(/already approved by alice/);
   });
 });

@@ -161,41 +161,49 @@ export function decisionHeld(verb: Verb, phase: string | undefined): boolean {
   return verb === 'approve' ? phase === 'Running' || phase === 'Succeeded' : phase === 'Vetoed';
 }
 
-async function decide(ctx: CliContext, verb: 'approve' | 'veto', name: string, o: DecideFlags) {
+/** Tries of approve/veto when the plan changed between reading it and writing the decision (409). */
+export const DECISION_ATTEMPTS = 4;
+
+export async function decide(ctx: CliContext, verb: 'approve' | 'veto', name: string, o: DecideFlags) {
   const timeoutMs = o.wait ? parseDurationFlag('--timeout', o.timeout) : 0;
   const what = `RollbackPlan ${ctx.namespace}/${name}`;
-  const before = await getPlan(ctx, name);
-  const phase = before.status?.phase;
-  // An annotation on a plan that already ran (or is running) would change nothing: say so instead.
-  if (isTerminal(before) || phase === 'Running')
-    throw new CliError(
-      ExitCode.Failed,
-      `${what} is ${phase}: ${verb === 'approve' ? 'an approval' : 'a veto'} changes nothing any more`,
-    );
   const user = await ctx.username();
-  const other = decidedByOther(verb, before, user);
-  if (other && !o.overwrite)
-    throw new CliError(
-      ExitCode.Failed,
-      `${what} was already ${verb === 'approve' ? 'approved' : 'vetoed'} by ${other}: ` +
-        `add --overwrite to put your name instead`,
-    );
-  let after: PlanObject;
-  try {
-    after = await ctx.client.patch<PlanObject>(
-      plansRef(ctx.namespace, name),
-      'merge',
-      decisionPatch(verb, user, o.reason, before.metadata.resourceVersion),
-    );
-  } catch (e) {
-    if (isConflict(e))
+  let after: PlanObject | undefined;
+  // The resourceVersion also moves when the operator writes the plan's status (it does while the plan waits):
+  // a 409 is re-read, and the decision is made again on what is there now, a few times at most.
+  for (let attempt = 1; !after; attempt++) {
+    const before = await getPlan(ctx, name);
+    const phase = before.status?.phase;
+    // An annotation on a plan that already ran (or is running) would change nothing: say so instead.
+    if (isTerminal(before) || phase === 'Running')
       throw new CliError(
         ExitCode.Failed,
-        `${what} changed while you decided (someone else may have approved or vetoed it): ` +
-          `look at nxt-rollback -n ${ctx.namespace} status ${name} and run ${verb} again`,
+        `${what} is ${phase}: ${verb === 'approve' ? 'an approval' : 'a veto'} changes nothing any more`,
       );
-    // A refusal by the approvals policy is a 403 whose message names the verb and severity it needs.
-    throw fromApiError(e, `${verb} ${what}`);
+    const other = decidedByOther(verb, before, user);
+    if (other && !o.overwrite)
+      throw new CliError(
+        ExitCode.Failed,
+        `${what} was already ${verb === 'approve' ? 'approved' : 'vetoed'} by ${other}: ` +
+          `add --overwrite to put your name instead`,
+      );
+    try {
+      after = await ctx.client.patch<PlanObject>(
+        plansRef(ctx.namespace, name),
+        'merge',
+        decisionPatch(verb, user, o.reason, before.metadata.resourceVersion),
+      );
+    } catch (e) {
+      if (isConflict(e) && attempt < DECISION_ATTEMPTS) continue;
+      if (isConflict(e))
+        throw new CliError(
+          ExitCode.Failed,
+          `${what} kept changing while you decided (${DECISION_ATTEMPTS} attempts): ` +
+            `look at nxt-rollback -n ${ctx.namespace} status ${name} and run ${verb} again`,
+        );
+      // A refusal by the approvals policy is a 403 whose message names the verb and severity it needs.
+      throw fromApiError(e, `${verb} ${what}`);
+    }
   }
   if (o.wait && decisionPending(verb, after.status?.phase)) {
     try {
