@@ -22,7 +22,7 @@ import { createTestNamespace, deleteTestNamespace, eventually, kubectl } from '.
 import { startOperator, type OperatorProcess } from '../support/operator.js';
 import { eventsFor } from '../support/plans.js';
 import { createTestDatabase, withClient } from '../support/postgres.js';
-import { operatorKubeconfig } from '../support/rbac.js';
+import { limitedUserKubeconfig } from '../support/rbac.js';
 
 const TEST_RESTORE_NOW = 'rollback.nxtnewday.io/test-restore-now';
 
@@ -231,26 +231,12 @@ describe.skipIf(inject('existingCluster'))('CLI: backup now, backups list, backu
   });
 
   it('a user without patch on backupschedules gets exit 4 naming the verb and the resource', async () => {
-    await kubectl('-n', ns.main, 'create', 'serviceaccount', 'viewer');
-    await kubectl(
-      '-n',
-      ns.main,
-      'create',
-      'role',
-      'bks-viewer',
-      '--verb=get,list,watch',
-      '--resource=backupschedules.rollback.nxtnewday.io',
-    );
-    await kubectl(
-      '-n',
-      ns.main,
-      'create',
-      'rolebinding',
-      'bks-viewer',
-      '--role=bks-viewer',
-      `--serviceaccount=${ns.main}:viewer`,
-    );
-    const kubeconfig = await operatorKubeconfig({ namespace: ns.main, serviceAccount: 'viewer' });
+    const kubeconfig = await limitedUserKubeconfig({
+      namespace: ns.main,
+      serviceAccount: 'viewer',
+      verbs: ['get', 'list', 'watch'],
+      resources: ['backupschedules.rollback.nxtnewday.io'],
+    });
     const list = await runCli(['backups', 'list', '-o', 'json'], { kubeconfig });
     expect(list.code, list.stderr).toBe(0);
     expect(parseJson(list).backups.length).toBeGreaterThan(0);

@@ -21,7 +21,7 @@ import { createTestNamespace, deleteTestNamespace, eventually, kubectl } from '.
 import { startOperator, type OperatorProcess } from '../support/operator.js';
 import { applyPlan, waitPlanPhase } from '../support/plans.js';
 import { createTestDatabase } from '../support/postgres.js';
-import { operatorKubeconfig } from '../support/rbac.js';
+import { limitedUserKubeconfig, operatorKubeconfig } from '../support/rbac.js';
 import { deploymentWithHistory, imageOf, REVISION } from '../support/workloads.js';
 import { testClients } from '../support/kube.js';
 
@@ -242,18 +242,17 @@ describe.skipIf(inject('existingCluster'))('CLI drill', () => {
   });
 
   it('a user who may not create namespaces gets exit 4 naming verb and resource', async () => {
-    await kubectl('-n', ns, 'create', 'serviceaccount', 'dev');
-    await kubectl(
-      '-n',
-      ns,
-      'create',
-      'role',
-      'dev',
-      '--verb=get,list,watch',
-      '--resource=rollbackplans.rollback.nxtnewday.io,backupschedules.rollback.nxtnewday.io,deployments.apps,replicasets.apps',
-    );
-    await kubectl('-n', ns, 'create', 'rolebinding', 'dev', '--role=dev', `--serviceaccount=${ns}:dev`);
-    const kubeconfig = await operatorKubeconfig({ namespace: ns, serviceAccount: 'dev' });
+    const kubeconfig = await limitedUserKubeconfig({
+      namespace: ns,
+      serviceAccount: 'dev',
+      verbs: ['get', 'list', 'watch'],
+      resources: [
+        'rollbackplans.rollback.nxtnewday.io',
+        'backupschedules.rollback.nxtnewday.io',
+        'deployments.apps',
+        'replicasets.apps',
+      ],
+    });
     const r = await runCli(['-n', ns, 'drill'], { kubeconfig });
     expect(r.code, r.stderr).toBe(4);
     expect(r.stderr).toMatch(/create namespaces: forbidden: .*cannot create resource "namespaces"/);

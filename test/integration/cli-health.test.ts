@@ -26,7 +26,7 @@ import {
   DEFAULT_LEASE,
   installOperatorRbac,
   OPERATOR_NAMESPACE,
-  operatorKubeconfig,
+  limitedUserKubeconfig,
   waitLeaseHeldBy,
   type InstalledRbac,
 } from '../support/rbac.js';
@@ -266,26 +266,16 @@ describe.skipIf(inject('existingCluster'))('CLI health and readiness', () => {
 
   it('a limited user gets exit 4 naming the verb and the resource', async () => {
     // May read plans, schedules and Deployments in the app namespace, but not create plans; nothing elsewhere.
-    await kubectl('-n', ns.app, 'create', 'serviceaccount', 'viewer');
-    await kubectl(
-      '-n',
-      ns.app,
-      'create',
-      'role',
-      'viewer',
-      '--verb=get,list,watch',
-      '--resource=rollbackplans.rollback.nxtnewday.io,backupschedules.rollback.nxtnewday.io,deployments.apps',
-    );
-    await kubectl(
-      '-n',
-      ns.app,
-      'create',
-      'rolebinding',
-      'viewer',
-      '--role=viewer',
-      `--serviceaccount=${ns.app}:viewer`,
-    );
-    const kubeconfig = await operatorKubeconfig({ namespace: ns.app, serviceAccount: 'viewer' });
+    const kubeconfig = await limitedUserKubeconfig({
+      namespace: ns.app,
+      serviceAccount: 'viewer',
+      verbs: ['get', 'list', 'watch'],
+      resources: [
+        'rollbackplans.rollback.nxtnewday.io',
+        'backupschedules.rollback.nxtnewday.io',
+        'deployments.apps',
+      ],
+    });
 
     const readiness = await runCli(['-n', ns.app, 'readiness'], { kubeconfig });
     expect(readiness.code, readiness.stderr).toBe(4);
@@ -305,26 +295,12 @@ describe.skipIf(inject('existingCluster'))('CLI health and readiness', () => {
 
   it('readiness: a check it could not make (Unknown) fails the gate unless --allow-unknown, and is named', async () => {
     // May do what readiness does in the app namespace, but read no Lease and create no SubjectAccessReview.
-    await kubectl('-n', ns.app, 'create', 'serviceaccount', 'gate');
-    await kubectl(
-      '-n',
-      ns.app,
-      'create',
-      'role',
-      'gate',
-      '--verb=get,list,watch,create,delete,patch',
-      '--resource=rollbackplans.rollback.nxtnewday.io,backupschedules.rollback.nxtnewday.io',
-    );
-    await kubectl(
-      '-n',
-      ns.app,
-      'create',
-      'rolebinding',
-      'gate',
-      '--role=gate',
-      `--serviceaccount=${ns.app}:gate`,
-    );
-    const kubeconfig = await operatorKubeconfig({ namespace: ns.app, serviceAccount: 'gate' });
+    const kubeconfig = await limitedUserKubeconfig({
+      namespace: ns.app,
+      serviceAccount: 'gate',
+      verbs: ['get', 'list', 'watch', 'create', 'delete', 'patch'],
+      resources: ['rollbackplans.rollback.nxtnewday.io', 'backupschedules.rollback.nxtnewday.io'],
+    });
     const strict = await runCli(['-n', ns.app, 'readiness'], { kubeconfig });
     expect(strict.code, `${strict.stdout}\n${strict.stderr}`).toBe(1);
     expect(strict.stdout.trim().split('\n').pop()).toBe(

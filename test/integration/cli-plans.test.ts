@@ -17,7 +17,7 @@ import {
 } from '../support/kube.js';
 import { startOperator, type OperatorProcess } from '../support/operator.js';
 import { applyPlan, getPlan, waitPlanPhase } from '../support/plans.js';
-import { kubectlWith, operatorKubeconfig } from '../support/rbac.js';
+import { kubectlWith, limitedUserKubeconfig, operatorKubeconfig } from '../support/rbac.js';
 import {
   deploymentWithHistory,
   imageOf,
@@ -350,26 +350,12 @@ describe('nxt-rollback emergency, status, history, approve, veto', () => {
   });
 
   it('a user who may read plans but not create them gets exit 4 naming create and rollbackplans', async () => {
-    await kubectl('-n', ns, 'create', 'serviceaccount', 'viewer');
-    await kubectl(
-      '-n',
-      ns,
-      'create',
-      'role',
-      'plan-viewer',
-      '--verb=get,list,watch',
-      '--resource=rollbackplans.rollback.nxtnewday.io',
-    );
-    await kubectl(
-      '-n',
-      ns,
-      'create',
-      'rolebinding',
-      'plan-viewer',
-      '--role=plan-viewer',
-      `--serviceaccount=${ns}:viewer`,
-    );
-    const kc = await operatorKubeconfig({ namespace: ns, serviceAccount: 'viewer' });
+    const kc = await limitedUserKubeconfig({
+      namespace: ns,
+      serviceAccount: 'viewer',
+      verbs: ['get', 'list', 'watch'],
+      resources: ['rollbackplans.rollback.nxtnewday.io'],
+    });
     await eventually(
       'RBAC to let the viewer list plans',
       async () => (await cli(['history'], { kubeconfig: kc })).code === 0,

@@ -11,7 +11,7 @@ import {
 } from '../support/kube.js';
 import { metricValue, startOperator, type OperatorProcess } from '../support/operator.js';
 import { applyPlan, condition, eventsFor, getPlan } from '../support/plans.js';
-import { operatorKubeconfig } from '../support/rbac.js';
+import { limitedUserKubeconfig } from '../support/rbac.js';
 import { REVISION } from '../support/workloads.js';
 import { deploymentWithHistory } from '../support/workloads.js';
 
@@ -252,52 +252,24 @@ describe.skipIf(inject('existingCluster'))('validateOnly plans and nxt-rollback 
   });
 
   it('a user who may not create RollbackPlans gets exit 4 naming the verb and the resource', async () => {
-    await kubectl('-n', ns, 'create', 'serviceaccount', 'reader');
-    await kubectl(
-      '-n',
-      ns,
-      'create',
-      'role',
-      'plan-reader',
-      '--verb=get,list,watch',
-      '--resource=rollbackplans.rollback.nxtnewday.io',
-    );
-    await kubectl(
-      '-n',
-      ns,
-      'create',
-      'rolebinding',
-      'plan-reader',
-      '--role=plan-reader',
-      `--serviceaccount=${ns}:reader`,
-    );
-    const kubeconfig = await operatorKubeconfig({ namespace: ns, serviceAccount: 'reader' });
+    const kubeconfig = await limitedUserKubeconfig({
+      namespace: ns,
+      serviceAccount: 'reader',
+      verbs: ['get', 'list', 'watch'],
+      resources: ['rollbackplans.rollback.nxtnewday.io'],
+    });
     const r = await runCli(['validate', '--pre', 'web'], { kubeconfig });
     expect(r.code, r.stderr).toBe(4);
     expect(r.stderr).toMatch(/cannot create resource "rollbackplans"/);
   });
 
   it('a user who may create but not watch RollbackPlans gets exit 4 naming watch and the resource', async () => {
-    await kubectl('-n', ns, 'create', 'serviceaccount', 'creator');
-    await kubectl(
-      '-n',
-      ns,
-      'create',
-      'role',
-      'plan-creator',
-      '--verb=get,create',
-      '--resource=rollbackplans.rollback.nxtnewday.io',
-    );
-    await kubectl(
-      '-n',
-      ns,
-      'create',
-      'rolebinding',
-      'plan-creator',
-      '--role=plan-creator',
-      `--serviceaccount=${ns}:creator`,
-    );
-    const kubeconfig = await operatorKubeconfig({ namespace: ns, serviceAccount: 'creator' });
+    const kubeconfig = await limitedUserKubeconfig({
+      namespace: ns,
+      serviceAccount: 'creator',
+      verbs: ['get', 'create'],
+      resources: ['rollbackplans.rollback.nxtnewday.io'],
+    });
     // A check that never answers keeps the plan running, so the CLI must watch it: a pre-validation of web
     // alone can end before the CLI's first GET, and then nothing is watched.
     const r = await runCli(

@@ -195,6 +195,31 @@ export async function operatorKubeconfig(
   return path;
 }
 
+/**
+ * A user limited to `verbs` on `resources` in `namespace` (a ServiceAccount, a Role and a RoleBinding, all
+ * named `serviceAccount`): its kubeconfig, for tests that check what a user without some right sees.
+ */
+export async function limitedUserKubeconfig(opts: {
+  namespace: string;
+  serviceAccount: string;
+  verbs: string[];
+  resources: string[];
+}): Promise<string> {
+  const { namespace: ns, serviceAccount: sa } = opts;
+  await kubectl('-n', ns, 'create', 'serviceaccount', sa);
+  await kubectl(
+    '-n',
+    ns,
+    'create',
+    'role',
+    sa,
+    `--verb=${opts.verbs.join(',')}`,
+    `--resource=${opts.resources.join(',')}`,
+  );
+  await kubectl('-n', ns, 'create', 'rolebinding', sa, `--role=${sa}`, `--serviceaccount=${ns}:${sa}`);
+  return operatorKubeconfig({ namespace: ns, serviceAccount: sa });
+}
+
 export interface LeaseState {
   holderIdentity: string;
   leaseTransitions: number;
