@@ -200,7 +200,10 @@ describe('the docs run: every YAML and shell block of README.md and docs/', () =
           .map((f) => join(dir, f)),
       );
     }
-    if (groups.has('monitoring.coreos.com')) await installCrdFiles(await prometheusOperatorCrds());
+    // The chart's monitoring objects too: `helm template --validate` of the docs' helm commands needs them.
+    const helmMonitoring = shellBlocks.some((b) => /helm[\s\S]*monitoring\.\w+\.enabled=true/.test(b.text));
+    if (groups.has('monitoring.coreos.com') || helmMonitoring)
+      await installCrdFiles(await prometheusOperatorCrds());
   }, 600_000);
   afterAll(async () => {
     if (ns) await deleteTestNamespace(ns);
@@ -259,13 +262,14 @@ describe('the docs run: every YAML and shell block of README.md and docs/', () =
             docs = [fromFragment(b.fragment, docs[0] as Record<string, unknown>)];
           }
           const first = docs[0] as Record<string, unknown> | unknown[] | undefined;
-          if (docs.length && docs.every(isObject)) {
+          const isKustomization = (d: unknown) =>
+            typeof d === 'object' &&
+            d !== null &&
+            (d as Doc).kind === 'Kustomization' &&
+            String((d as Doc).apiVersion).startsWith('kustomize.config.k8s.io');
+          if (docs.length && docs.every((d) => isObject(d) || isKustomization(d))) {
             const objs = docs as Doc[];
-            if (
-              objs.every(
-                (d) => d.kind === 'Kustomization' && d.apiVersion.startsWith('kustomize.config.k8s.io'),
-              )
-            ) {
+            if (objs.every(isKustomization)) {
               // Where the page says it lives: an overlay next to manifests/base.
               const dir = join(REPO, 'manifests', 'overlays', `.docs-test-${process.pid}`);
               mkdirSync(dir, { recursive: true });
@@ -355,8 +359,12 @@ describe('the docs run: every YAML and shell block of README.md and docs/', () =
                 continue;
               }
               // Rendered for real, with the same values (install/upgrade as the template they would apply).
+              // --validate: the objects are checked by the API server under test (its version, its CRDs).
               const flags = args.slice(1).filter((a) => !['--install', '--wait', '--atomic'].includes(a));
-              const r = await run(binPath('helm'), ['template', ...flags]);
+              const validate = flags.includes('--kube-version')
+                ? []
+                : ['--validate', `--kubeconfig=${inject('kubeconfigPath')}`];
+              const r = await run(binPath('helm'), ['template', ...flags, ...validate]);
               if (r.code !== 0) fail(`${line}: helm template: ${r.stderr.trim()}`);
             }
           }
