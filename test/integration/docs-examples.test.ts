@@ -19,6 +19,7 @@ import { ensureFluxBinaries } from '../env/flux.js';
 import {
   allBlocks,
   cliUsageError,
+  isShell,
   nxtRollbackArgs,
   REPO,
   scriptOf,
@@ -31,7 +32,8 @@ import { binPath, createTestNamespace, deleteTestNamespace, kubectl } from '../s
 import { prometheusOperatorCrds } from '../support/monitoring-crds.js';
 import { kubectlWith, renderKustomize } from '../support/rbac.js';
 
-// Every ```yaml block and every shell block (```sh, ```bash, ```console, ```shell) of README.md and
+// Every ```yaml block and every shell block (```sh, ```bash, ```console, ```shell; and the `$ ` lines of a
+// ```text or untagged transcript) of README.md and
 // docs/**/*.md is checked, so the docs cannot rot; a page added later is picked up without a change here.
 // - YAML: Kubernetes objects are applied with `kubectl apply --dry-run=server` against the real API server
 //   with the CRDs they need (ours, Flux's, the Prometheus Operator's): schema, CEL rules, strict field
@@ -63,7 +65,7 @@ interface Doc {
 const blocks = allBlocks();
 const where = (b: Block) => `${b.file}:${b.line}`;
 const yamlBlocks = blocks.filter((b) => YAML_LANGS.has(b.lang));
-const shellBlocks = blocks.filter((b) => SHELL_LANGS.has(b.lang));
+const shellBlocks = blocks.filter(isShell);
 const files = [...new Set([...yamlBlocks, ...shellBlocks].map((b) => b.file))];
 const scripts = (
   JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
@@ -338,13 +340,21 @@ describe('the docs run: every YAML and shell block of README.md and docs/', () =
             if (cmd === 'npm' && args[0] === 'run' && args[1] && !(args[1] in scripts))
               fail(`${line}: package.json has no script "${args[1]}"`);
             if (cmd === 'kubectl' || cmd === 'helm') {
-              const r = await run(binPath(cmd), [...args, '--help']);
+              // Before a `--` (kubectl exec ... -- cmd): after it, --help would be the remote command's.
+              const dd = args.indexOf('--');
+              const r = await run(
+                binPath(cmd),
+                dd < 0 ? [...args, '--help'] : [...args.slice(0, dd), '--help', ...args.slice(dd)],
+              );
               if (r.code !== 0) fail(`${line}: ${r.stderr.trim()}`);
               for (let i = 0; i < args.length; i++) {
                 const [flag, inline] = args[i]!.split('=', 2) as [string, string | undefined];
                 if (!['-f', '--filename', '-k', '--kustomize'].includes(flag)) continue;
                 const path = inline ?? args[i + 1]!;
                 if (path === '-' || /^https?:|\$/.test(path)) continue;
+                // A repository path (manifests/..., charts/..., crds/) must exist; a file the reader saves need not.
+                const inRepo = path.includes('/') && existsSync(join(REPO, path.split('/')[0]!));
+                if (!inRepo) continue;
                 if (!existsSync(join(REPO, path))) fail(`${line}: ${path} does not exist in the repository`);
                 else if (flag === '-k' || flag === '--kustomize') {
                   const k = await run(binPath('kubectl'), ['kustomize', path]);

@@ -55,7 +55,6 @@ const JOB = 'nxt-rollback-operator-metrics';
 
 const PROMTOOL = process.env.NXT_PROMTOOL_BIN ?? '/usr/bin/promtool';
 
-
 interface KubeObject {
   apiVersion: string;
   kind: string;

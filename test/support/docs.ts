@@ -98,8 +98,15 @@ export function consoleCommands(text: string): string {
   return out.join('\n') + '\n';
 }
 
+/** A transcript: a block without a shell language whose lines include `$ ` commands (a console session). */
+export const isTranscript = (b: Block) => (b.lang === '' || b.lang === 'text') && /^\$ /m.test(b.text);
+
+/** Shell blocks, and transcripts (whose `$ ` commands are checked like a console block's). */
+export const isShell = (b: Block) => SHELL_LANGS.has(b.lang) || isTranscript(b);
+
 /** The script of a shell block as bash would read it. */
-export const scriptOf = (b: Block) => (b.lang === 'console' ? consoleCommands(b.text) : b.text);
+export const scriptOf = (b: Block) =>
+  b.lang === 'console' || isTranscript(b) ? consoleCommands(b.text) : b.text;
 
 // --- a small shell word splitter ---------------------------------------------------------------------------
 
