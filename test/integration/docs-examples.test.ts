@@ -206,7 +206,7 @@ describe('the docs run: every YAML and shell block of README.md and docs/', () =
     const helmMonitoring = shellBlocks.some((b) => /helm[\s\S]*monitoring\.\w+\.enabled=true/.test(b.text));
     if (groups.has('monitoring.coreos.com') || helmMonitoring)
       await installCrdFiles(await prometheusOperatorCrds());
-  }, 600_000);
+  }, 30 * 60_000); // a cold Flux build (hack/build-flux.sh) takes up to 30 min on a busy 2-core machine
   afterAll(async () => {
     if (ns) await deleteTestNamespace(ns);
     if (installedCrds.length)

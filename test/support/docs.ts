@@ -288,3 +288,56 @@ export function nxtRollbackArgs(argv: string[], scripts: Record<string, string>)
   }
   return undefined;
 }
+
+// --- links ---------------------------------------------------------------------------------------------------
+
+/** The text of a Markdown file outside its fenced blocks (headings and links in code are not the page's). */
+export function withoutFences(text: string): string {
+  let inFence: string | undefined;
+  return text
+    .split('\n')
+    .map((l) => {
+      const f = /^\s*(`{3,}|~{3,})/.exec(l);
+      if (f && (!inFence || f[1]!.startsWith(inFence))) {
+        inFence = inFence ? undefined : f[1]!;
+        return '';
+      }
+      return inFence ? '' : l;
+    })
+    .join('\n');
+}
+
+/** GitHub's heading anchors: lower case, punctuation dropped, spaces to `-`, `-1`, `-2` for repeats. */
+export function markdownAnchors(text: string): Set<string> {
+  const anchors = new Set<string>();
+  const seen = new Map<string, number>();
+  for (const m of withoutFences(text).matchAll(/^#{1,6} (.+)$/gm)) {
+    const slug = m[1]!
+      .trim()
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}\-_ ]/gu, '')
+      .replace(/ /g, '-');
+    const n = seen.get(slug) ?? 0;
+    seen.set(slug, n + 1);
+    anchors.add(n ? `${slug}-${n}` : slug);
+  }
+  // Explicit anchors: <a id="..."></a>.
+  for (const m of withoutFences(text).matchAll(/<a (?:id|name)="([^"]+)"/g)) anchors.add(m[1]!);
+  return anchors;
+}
+
+/** Relative links of a Markdown file (outside code): `[text](path#anchor)`, and the line they are on. */
+export function relativeLinks(text: string): { target: string; line: number }[] {
+  const out: { target: string; line: number }[] = [];
+  withoutFences(text)
+    .split('\n')
+    .forEach((l, i) => {
+      // Inline code spans are not links.
+      for (const m of l.replace(/`[^`]*`/g, '').matchAll(/\]\(([^)\s]+)\)/g)) {
+        const target = m[1]!;
+        if (/^[a-z]+:/i.test(target)) continue;
+        out.push({ target, line: i + 1 });
+      }
+    });
+  return out;
+}
