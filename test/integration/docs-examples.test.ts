@@ -202,6 +202,15 @@ describe('the docs run: every YAML and shell block of README.md and docs/', () =
           .map((f) => join(dir, f)),
       );
     }
+    // Argo CD's Application CRD, from test/env/argocd.ts where that exists (the GitOps work adds it): loaded by
+    // path so this file does not depend on it before it is merged.
+    const argo = join(REPO, 'test', 'env', 'argocd.ts');
+    if (groups.has('argoproj.io') && existsSync(argo)) {
+      const mod = (await import(/* @vite-ignore */ argo)) as {
+        installArgoCdApplicationCrd?: (kubeconfig: string) => Promise<void>;
+      };
+      await mod.installArgoCdApplicationCrd?.(inject('kubeconfigPath'));
+    }
     // The chart's monitoring objects too: `helm template --validate` of the docs' helm commands needs them.
     const helmMonitoring = shellBlocks.some((b) => /helm[\s\S]*monitoring\.\w+\.enabled=true/.test(b.text));
     if (groups.has('monitoring.coreos.com') || helmMonitoring)
