@@ -1,21 +1,17 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import {
   closeSync,
-  copyFileSync,
-  existsSync,
   mkdirSync,
   mkdtempSync,
   openSync,
   readFileSync,
-  renameSync,
   rmSync,
   symlinkSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
 import { LocalPrometheus } from '../env/monitoring.js';
@@ -37,6 +33,7 @@ import {
 import { binPath, createTestNamespace, deleteTestNamespace, eventually, kubectl } from '../support/kube.js';
 import { startOperator, type OperatorProcess } from '../support/operator.js';
 import { applyPlan, waitPlanPhase } from '../support/plans.js';
+import { prometheusOperatorCrds } from '../support/monitoring-crds.js';
 import { createTestDatabase, withClient } from '../support/postgres.js';
 
 // The monitoring that ships with the chart and the kustomize component (issue 15), judged by the real tools:
@@ -56,17 +53,7 @@ const RUNBOOK_BASE = 'https://example.invalid/SET-monitoring.prometheusRule.runb
 const RELEASE = 'nxt-rollback-operator';
 const JOB = 'nxt-rollback-operator-metrics';
 
-// The CRDs come from the Go module proxy with the ordinary `go` client (as hack/build-test-bins.sh gets the
-// Kubernetes binaries), cached outside the repository by version.
-const PROMETHEUS_OPERATOR = 'github.com/prometheus-operator/prometheus-operator';
-const PROMETHEUS_OPERATOR_VERSION = process.env.PROMETHEUS_OPERATOR_VERSION ?? 'v0.85.0';
-const CRD_FILES = [
-  'monitoring.coreos.com_servicemonitors.yaml',
-  'monitoring.coreos.com_prometheusrules.yaml',
-];
 const PROMTOOL = process.env.NXT_PROMTOOL_BIN ?? '/usr/bin/promtool';
-
-const execFileP = promisify(execFile);
 
 interface KubeObject {
   apiVersion: string;
@@ -129,40 +116,6 @@ const MONITORING_KINDS = ['ServiceMonitor', 'PrometheusRule'];
 const isDashboard = (o: KubeObject) => o.kind === 'ConfigMap' && o.metadata.labels?.grafana_dashboard === '1';
 const monitoringObjects = (objects: KubeObject[]) =>
   objects.filter((o) => MONITORING_KINDS.includes(o.kind) || isDashboard(o));
-
-/** The prometheus-operator CRD files for ServiceMonitor and PrometheusRule, fetched once per version. */
-async function prometheusOperatorCrds(): Promise<string[]> {
-  const cacheRoot =
-    process.env.NXT_CACHE_DIR ??
-    join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'nxt-rollback-operator');
-  const dir = join(cacheRoot, `prometheus-operator-crds-${PROMETHEUS_OPERATOR_VERSION}`);
-  const files = CRD_FILES.map((f) => join(dir, f));
-  if (files.every((f) => existsSync(f))) return files;
-  const scratch = mkdtempSync(join(tmpdir(), 'nxt-gomod-'));
-  try {
-    const { stdout } = await execFileP(
-      'go',
-      ['mod', 'download', '-json', `${PROMETHEUS_OPERATOR}@${PROMETHEUS_OPERATOR_VERSION}`],
-      { cwd: scratch, maxBuffer: 16 * 1024 * 1024, timeout: 300_000 },
-    ).catch((e: { stdout?: string; stderr?: string; message: string }) => {
-      throw new Error(
-        `go mod download ${PROMETHEUS_OPERATOR}@${PROMETHEUS_OPERATOR_VERSION} failed (is Go installed and the ` +
-          `module proxy reachable?): ${e.stderr || e.stdout || e.message}`,
-      );
-    });
-    const module = JSON.parse(stdout) as { Dir?: string; Error?: string };
-    if (!module.Dir) throw new Error(`go mod download gave no module directory: ${module.Error ?? stdout}`);
-    mkdirSync(dir, { recursive: true });
-    for (const f of CRD_FILES) {
-      const from = join(module.Dir, 'example', 'prometheus-operator-crd', f);
-      copyFileSync(from, join(dir, `${f}.tmp`));
-      renameSync(join(dir, `${f}.tmp`), join(dir, f));
-    }
-    return files;
-  } finally {
-    rmSync(scratch, { recursive: true, force: true });
-  }
-}
 
 // --- metric names in PromQL -------------------------------------------------------------------------------
 
