@@ -86,6 +86,12 @@ export function recordBackupJob(
     const newestGood = backups.find((b) => b.verified);
     if (newestGood) status.lastSuccessfulBackup = newestGood;
     const msg = `backup ${id}: ${r.bytes ?? '?'} bytes, ${r.tableCount ?? '?'} tables, sha256 ${r.sha256?.slice(0, 12) ?? '?'}…, ${entry.verified ? 'verified' : 'NOT verified'} in ${r.durationSeconds.toFixed(1)}s`;
+    recordRequestOutcome(status, 'lastBackupNow', job, {
+      result: entry.verified ? 'Succeeded' : 'Failed',
+      finishedAt: entry.finishedAt,
+      durationSeconds: Math.round(r.durationSeconds),
+      message: msg,
+    });
     cond({
       type: ConditionType.LastBackupSucceeded,
       status: entry.verified ? 'True' : 'False',
@@ -111,6 +117,11 @@ export function recordBackupJob(
     };
   }
   const msg = `backup Job ${job.metadata.name} failed: ${outcome.reason}: ${outcome.message}`;
+  recordRequestOutcome(status, 'lastBackupNow', job, {
+    result: 'Failed',
+    finishedAt: ts(outcome.finishedAt),
+    message: msg,
+  });
   cond({
     type: ConditionType.LastBackupSucceeded,
     status: 'False',
@@ -152,6 +163,12 @@ export function recordTestRestoreJob(
     ? `test restore of ${backupId} passed in ${seconds.toFixed(1)}s: ${outcome.message}`
     : `test restore Job ${job.metadata.name} failed: ${outcome.reason}: ${outcome.message}`;
   const finishedAt = ts(outcome.finishedAt);
+  recordRequestOutcome(status, 'lastTestRestoreNow', job, {
+    result: ok ? 'Succeeded' : 'Failed',
+    finishedAt,
+    durationSeconds: Math.round(seconds),
+    message,
+  });
   const current = status.lastTestRestore;
   if (!current || Date.parse(current.finishedAt) <= Date.parse(finishedAt)) {
     status.lastTestRestore = {
@@ -180,6 +197,28 @@ export function recordTestRestoreJob(
         schedule: req.name,
         result: ok ? 'succeeded' : 'failed',
       }),
+  };
+}
+
+/**
+ * The outcome of the current request's own Job (status.last*Now.jobName), kept on the request: the newest
+ * result (lastTestRestore, LastBackupSucceeded) may be another Job's, as Jobs are recorded in informer order,
+ * not in the order they finished.
+ */
+function recordRequestOutcome(
+  status: BackupScheduleStatus,
+  key: 'lastBackupNow' | 'lastTestRestoreNow',
+  job: KubeObject,
+  o: { result: 'Succeeded' | 'Failed'; finishedAt: string; durationSeconds?: number; message: string },
+) {
+  const request = status[key];
+  if (!request?.jobName || request.jobName !== job.metadata.name) return;
+  status[key] = {
+    ...request,
+    result: o.result,
+    finishedAt: o.finishedAt,
+    ...(o.durationSeconds !== undefined ? { durationSeconds: Math.max(0, o.durationSeconds) } : {}),
+    message: o.message.slice(0, 1024),
   };
 }
 

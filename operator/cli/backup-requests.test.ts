@@ -50,6 +50,35 @@ describe('backup now: which state the request is in', () => {
     });
     expect(backupNowState(other, 'v')).toEqual({ state: 'waiting', jobName: 'j1' });
   });
+  it("reads the request's own outcome from lastBackupNow when a later Job's result replaced the condition", () => {
+    const failed = sched({
+      lastBackupNow: {
+        annotationValue: 'v',
+        jobName: 'j1',
+        result: 'Failed',
+        finishedAt: '2026-01-01T00:00:05Z',
+        message: 'backup Job j1 failed: DatabaseUnreachable: refused',
+      },
+      backups: [backup('app-backup-2', '2026-01-01T00:00:09Z')],
+      conditions: [cond('LastBackupSucceeded', 'True', 'BackupVerified', 'backup app-backup-2: ok')],
+    });
+    expect(backupNowState(failed, 'v')).toEqual({
+      state: 'failed',
+      jobName: 'j1',
+      reason: 'Failed',
+      message: 'backup Job j1 failed: DatabaseUnreachable: refused',
+    });
+    // A success whose entry retention already dropped from status.backups.
+    const pruned = sched({
+      lastBackupNow: {
+        annotationValue: 'v',
+        jobName: 'j1',
+        result: 'Succeeded',
+        finishedAt: '2026-01-01T00:00:05Z',
+      },
+    });
+    expect(backupNowState(pruned, 'v')).toMatchObject({ state: 'recorded', backup: { id: 'j1' } });
+  });
   it('a rejected request (no Job) is a failure', () => {
     const s = sched({
       lastBackupNow: { annotationValue: 'v' },
@@ -119,6 +148,31 @@ describe('backups verify: which state the request is in', () => {
         at,
       ),
     ).toMatchObject({ state: 'finished' });
+  });
+  it("finished with the request's own outcome from lastTestRestoreNow when a newer scheduled result was recorded after it", () => {
+    // The request's Job finished at 00:10:05 but was recorded after a verify Job that finished at 00:10:09,
+    // so lastTestRestore (newest result only) never shows it.
+    const s = sched({
+      lastTestRestoreNow: {
+        ...handled,
+        result: 'Failed',
+        finishedAt: '2026-01-01T00:10:05Z',
+        durationSeconds: 3,
+        message: 'test restore Job app-restore-now-1 failed: ChecksumMismatch: x',
+      },
+      lastTestRestore: { ...result('2026-01-01T00:10:09Z'), jobName: 'app-verify-9' },
+    });
+    expect(testRestoreState(s, 'b1@x', 'b1', at)).toEqual({
+      state: 'finished',
+      result: {
+        backupId: 'b1',
+        finishedAt: '2026-01-01T00:10:05Z',
+        durationSeconds: 3,
+        result: 'Failed',
+        message: 'test restore Job app-restore-now-1 failed: ChecksumMismatch: x',
+        jobName: 'app-restore-now-1',
+      },
+    });
   });
   it('refused with the reason in lastTestRestoreNow (the condition keeps the last real test restore)', () => {
     const s = sched({

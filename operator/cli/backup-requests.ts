@@ -61,6 +61,18 @@ export function backupNowState(schedule: KubeObject, value: string): BackupNowSt
     (status.backups ?? []).find((b) => b.id === jobName) ??
     (status.lastSuccessfulBackup?.id === jobName ? status.lastSuccessfulBackup : undefined);
   if (backup) return { state: 'recorded', jobName, backup };
+  // The operator keeps the request's own outcome on lastBackupNow: LastBackupSucceeded may already show a
+  // later Job's result, and retention may have dropped the backup from status.backups.
+  if (handled.result === 'Failed')
+    return {
+      state: 'failed',
+      jobName,
+      reason:
+        cond?.status === 'False' && cond.message === handled.message ? (cond.reason ?? 'Failed') : 'Failed',
+      message: handled.message ?? `backup Job ${jobName} failed`,
+    };
+  if (handled.result === 'Succeeded' && handled.finishedAt)
+    return { state: 'recorded', jobName, backup: { id: jobName, finishedAt: handled.finishedAt } };
   if (cond?.status === 'False' && cond.message?.includes(`backup Job ${jobName} failed`))
     return { state: 'failed', jobName, reason: cond.reason ?? 'Failed', message: cond.message };
   if (cond?.status === 'False' && cond.message?.includes(jobName))
@@ -74,10 +86,33 @@ export type TestRestoreState =
   | { state: 'refused'; reason: string; message: string }
   | { state: 'finished'; result: NonNullable<BackupScheduleStatus['lastTestRestore']> };
 
+type TestRestoreResult = NonNullable<BackupScheduleStatus['lastTestRestore']>;
+
+/**
+ * The outcome of the request's own Job as the operator records it on status.lastTestRestoreNow (result,
+ * finishedAt): lastTestRestore holds only the newest result of any Job, so a request's Job that finished
+ * before a scheduled one but was recorded after it never shows there.
+ */
+export function ownTestRestoreResult(
+  handled: BackupScheduleStatus['lastTestRestoreNow'],
+  backupId?: string,
+): TestRestoreResult | undefined {
+  if (!handled?.jobName || !handled.result || !handled.finishedAt) return undefined;
+  return {
+    backupId: handled.backupId ?? backupId ?? 'unknown',
+    finishedAt: handled.finishedAt,
+    ...(handled.durationSeconds !== undefined ? { durationSeconds: handled.durationSeconds } : {}),
+    result: handled.result,
+    ...(handled.message !== undefined ? { message: handled.message } : {}),
+    jobName: handled.jobName,
+  };
+}
+
 /**
  * Where the test-restore-now request `value` for `backupId` stands: refused (status.lastTestRestoreNow has a
- * message and no Job; its reason says why), or finished once status.lastTestRestore is the result of the
- * request's own Job (lastTestRestore.jobName === lastTestRestoreNow.jobName). An operator that does not record
+ * message and no Job; its reason says why), or finished once status.lastTestRestoreNow carries the result of
+ * the request's own Job (result, finishedAt), or, from an operator that does not record it there,
+ * status.lastTestRestore is that Job's result (lastTestRestore.jobName === lastTestRestoreNow.jobName). An operator that does not record
  * jobName yet is matched as before: a result for that backup finished at or after `requestedAt` (whole seconds).
  */
 export function testRestoreState(
@@ -101,6 +136,8 @@ export function testRestoreState(
       message: handled.message ?? 'the operator did not start a test restore',
     };
   }
+  const own = ownTestRestoreResult(handled, backupId);
+  if (own) return { state: 'finished', result: own };
   const last = status.lastTestRestore;
   const since = Math.floor(requestedAt.getTime() / 1000) * 1000;
   const ours =
