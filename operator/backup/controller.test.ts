@@ -341,6 +341,34 @@ describe('BackupScheduleReconciler emergency backups', () => {
   });
 });
 
+describe('BackupScheduleReconciler emergency backups after a lost status write', () => {
+  it('a finished, unrecorded Job carrying the current backup-now value is ours: no EmergencyBackupValueReused', async () => {
+    const { createHash } = await import('node:crypto');
+    const name = `app-backup-now-${createHash('sha256').update('A').digest('hex').slice(0, 8)}`;
+    const { job, pod } = finishedJob(name, true);
+    job.metadata.ownerReferences = [SCHEDULE_OWNER];
+    job.metadata.annotations = { 'rollback.nxtnewday.io/request-value': 'A' };
+    const c = fakeCluster(job, pod, { lastBackupNow: { annotationValue: 'B' } });
+    c.server.schedule.metadata.annotations = { 'rollback.nxtnewday.io/backup-now': 'A' };
+    c.syncSchedule();
+    await c.reconcile();
+    expect(c.events).not.toContain('EmergencyBackupValueReused');
+    expect((c.server.schedule as any).status.lastBackupNow).toMatchObject({
+      annotationValue: 'A',
+      jobName: name,
+    });
+    for (let i = 0; i < 3 && !(c.server.schedule as any).status.lastBackupNow.result; i++) {
+      c.syncSchedule();
+      c.syncJob();
+      await c.reconcile();
+    }
+    expect((c.server.schedule as any).status.lastBackupNow).toMatchObject({
+      jobName: name,
+      result: 'Succeeded',
+    });
+  });
+});
+
 describe('BackupScheduleReconciler waits for the result of a finished Job', () => {
   it('never records a Complete Job as failed while its pod still shows running; records it once the result is there', async () => {
     const { job, pod } = finishedJob('app-backup-2', true);
@@ -472,7 +500,11 @@ describe('BackupScheduleReconciler test restores on request (test-restore-now)',
     expect(job.metadata.name).toBe(jobFor('latest@cli-1'));
     expect(job.metadata.labels['app.kubernetes.io/component']).toBe('test-restore');
     expect(job.metadata.labels['rollback.nxtnewday.io/backup-schedule']).toBe('app');
-    expect(job.metadata.annotations).toEqual({ 'rollback.nxtnewday.io/backup-id': 'app-backup-2' });
+    expect(job.metadata.annotations).toEqual({
+      'rollback.nxtnewday.io/backup-id': 'app-backup-2',
+      // The request it is for: a retry after a lost status write knows it as its own, even once finished.
+      'rollback.nxtnewday.io/request-value': 'latest@cli-1',
+    });
     expect(job.spec.template.metadata.labels['app.kubernetes.io/component']).toBe('test-restore');
     // The schedule's, not the CronJob's: the CronJob controller would call it an UnexpectedJob and count it
     // against its history limit.
@@ -537,6 +569,31 @@ describe('BackupScheduleReconciler test restores on request (test-restore-now)',
     expect(c.events).toContain('TestRestoreValueReused');
     expect(c.events).not.toContain('TestRestoreStarted');
     expect(cond(c.server.schedule, 'LastTestRestoreSucceeded')).toBeUndefined();
+  });
+
+  it('a lost status write whose Job finished before the retry: the retry adopts its own Job and records its result on the request', async () => {
+    const A = 'app-backup-1@lost';
+    const { job, pod } = existing(A, true);
+    job.metadata.annotations = { ...job.metadata.annotations, 'rollback.nxtnewday.io/request-value': A };
+    const c = fakeCluster(job, pod, { backups, lastTestRestoreNow: { annotationValue: 'B' } });
+    requested(c, A);
+    await c.reconcile();
+    expect(c.events).not.toContain('TestRestoreValueReused');
+    expect((c.server.schedule as any).status.lastTestRestoreNow).toMatchObject({
+      annotationValue: A,
+      backupId: 'app-backup-1',
+      jobName: jobFor(A),
+    });
+    for (let i = 0; i < 3 && !(c.server.schedule as any).status.lastTestRestoreNow.result; i++) {
+      c.syncSchedule();
+      c.syncJob();
+      await c.reconcile();
+    }
+    expect((c.server.schedule as any).status.lastTestRestoreNow).toMatchObject({
+      jobName: jobFor(A),
+      result: 'Succeeded',
+    });
+    expect(c.events).toContain('TestRestoreSucceeded');
   });
 
   it.each([

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Annotation, ConditionType, Label } from '../api/v1alpha1/common.js';
+import { Annotation, ConditionType, GROUP, Label } from '../api/v1alpha1/common.js';
 import { ROLLBACK_PLAN_KIND } from '../api/v1alpha1/rollbackplan.js';
 import { boundIdentity, boundText } from '../kube/bounded.js';
 import { isAlreadyExists, isConflict, isNotFound, userFixableRejection } from '../kube/errors.js';
@@ -23,6 +23,30 @@ import { chooseTestRestoreBackup } from './test-restore-request.js';
 
 /** How often a finished Job whose runner result has not arrived yet is looked at again. */
 const RESULT_RECHECK_MS = 5_000;
+
+/**
+ * On an on-request Job: the request value it was created for, bounded as in status.last*Now.annotationValue.
+ * A retry after a lost status write finds a finished Job of the current value that it made itself.
+ */
+export const REQUEST_VALUE_ANNOTATION = `${GROUP}/request-value`;
+
+/** `body` with the request value it is created for (REQUEST_VALUE_ANNOTATION). */
+const withRequestValue = (body: KubeObject, handled: string): KubeObject => ({
+  ...body,
+  metadata: {
+    ...body.metadata,
+    annotations: { ...body.metadata.annotations, [REQUEST_VALUE_ANNOTATION]: handled },
+  },
+});
+
+/**
+ * A finished Job of the current request value that is not recorded yet is this request's own Job, whose
+ * status write was lost (it finished before the retry): adopted, never a reused value. A value used before
+ * (A, B, A) finds its Job recorded, or made before the annotation existed.
+ */
+const ownUnrecordedJob = (job: KubeObject, handled: string) =>
+  job.metadata.annotations?.[REQUEST_VALUE_ANNOTATION] === handled &&
+  !job.metadata.annotations?.[RECORDED_ANNOTATION];
 
 /** status.lastBackupNow.annotationValue's maxLength. */
 export const HANDLED_VALUE_MAX = 253;
@@ -80,7 +104,7 @@ export class ScheduleJobPhases {
     const request = `backup-now=${boundText(wanted, 64)}`;
     const created = await this.createRequestJob(
       run,
-      buildJobFromCronJob(run.cronJob as any, run.owner, jobName),
+      withRequestValue(buildJobFromCronJob(run.cronJob as any, run.owner, jobName), handled),
       'backup',
     );
     if (created.state === 'rejected' || created.state === 'conflict') {
@@ -94,7 +118,7 @@ export class ScheduleJobPhases {
     }
     if (created.state === 'gone') return run.finish(1_000); // deleted after our create: create again
     run.status.lastBackupNow = { annotationValue: handled, jobName };
-    if (created.state === 'finished') {
+    if (created.state === 'finished' && !ownUnrecordedJob(created.job, handled)) {
       // The value was used before (A, B, A) and its Job is still there: no second backup under the same id.
       const message = `${request}: this value was already used and Job ${jobName} has finished; set a new value to take another backup`;
       run.event('Warning', 'EmergencyBackupValueReused', message);
@@ -129,12 +153,15 @@ export class ScheduleJobPhases {
     const jobName = testRestoreJobName(run.req.name, run.obj.metadata.uid, wanted);
     const created = await this.createRequestJob(
       run,
-      buildTestRestoreJob(
-        run.cronJob as any,
-        run.owner,
-        jobName,
-        chosen.backup.id,
-        testRestoreArgs(run.spec, chosen.backup.id),
+      withRequestValue(
+        buildTestRestoreJob(
+          run.cronJob as any,
+          run.owner,
+          jobName,
+          chosen.backup.id,
+          testRestoreArgs(run.spec, chosen.backup.id),
+        ),
+        handled,
       ),
       'test-restore',
     );
@@ -154,7 +181,7 @@ export class ScheduleJobPhases {
       'job' in created
         ? validBackupId(created.job.metadata.annotations?.[TEST_RESTORE_BACKUP_ANNOTATION])
         : chosen.backup.id;
-    if (created.state === 'finished')
+    if (created.state === 'finished' && !ownUnrecordedJob(created.job, handled))
       return refuse(
         'TestRestoreValueReused',
         `this value was already used and Job ${jobName} has finished; set a new value to test-restore again`,
