@@ -77,7 +77,10 @@ describe('backup now: which state the request is in', () => {
         finishedAt: '2026-01-01T00:00:05Z',
       },
     });
-    expect(backupNowState(pruned, 'v')).toMatchObject({ state: 'recorded', backup: { id: 'j1' } });
+    expect(backupNowState(pruned, 'v')).toMatchObject({
+      state: 'recorded',
+      backup: { id: 'j1', verified: true },
+    });
   });
   it('a rejected request (no Job) is a failure', () => {
     const s = sched({

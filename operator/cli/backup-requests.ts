@@ -62,7 +62,8 @@ export function backupNowState(schedule: KubeObject, value: string): BackupNowSt
     (status.lastSuccessfulBackup?.id === jobName ? status.lastSuccessfulBackup : undefined);
   if (backup) return { state: 'recorded', jobName, backup };
   // The operator keeps the request's own outcome on lastBackupNow: LastBackupSucceeded may already show a
-  // later Job's result, and retention may have dropped the backup from status.backups.
+  // later Job's result, and retention may have dropped the backup from status.backups. Succeeded means a
+  // verified backup (an unverified one is Failed there, with "NOT verified" in its message).
   if (handled.result === 'Failed')
     return {
       state: 'failed',
@@ -72,7 +73,11 @@ export function backupNowState(schedule: KubeObject, value: string): BackupNowSt
       message: handled.message ?? `backup Job ${jobName} failed`,
     };
   if (handled.result === 'Succeeded' && handled.finishedAt)
-    return { state: 'recorded', jobName, backup: { id: jobName, finishedAt: handled.finishedAt } };
+    return {
+      state: 'recorded',
+      jobName,
+      backup: { id: jobName, finishedAt: handled.finishedAt, verified: true },
+    };
   if (cond?.status === 'False' && cond.message?.includes(`backup Job ${jobName} failed`))
     return { state: 'failed', jobName, reason: cond.reason ?? 'Failed', message: cond.message };
   if (cond?.status === 'False' && cond.message?.includes(jobName))
