@@ -22,6 +22,40 @@ export interface Binaries {
 }
 
 /**
+ * Runs a hack/build-*.sh script and returns the last line of its stdout (the directory it built into). Its
+ * progress lines on stderr (those starting with `prefix`) are passed to `log` as they come, so a first run shows
+ * what is being built and how far it is; a failure throws with the script's ERROR lines (or its last lines).
+ */
+export async function runBuildScript(
+  script: string,
+  prefix: string,
+  label: string,
+  log: (m: string) => void,
+  what: string,
+): Promise<string> {
+  const child = spawn('bash', [script], { env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  const tail: string[] = [];
+  createInterface({ input: child.stderr }).on('line', (line) => {
+    tail.push(line);
+    if (tail.length > 200) tail.shift();
+    if (line.startsWith(prefix)) log(label + line.slice(prefix.length));
+  });
+  const code = await new Promise<number>((res, rej) => {
+    child.on('error', rej);
+    child.on('close', (c) => res(c ?? 1));
+  });
+  if (code !== 0) {
+    const reason = tail.filter((l) => l.includes('ERROR')).join('\n') || tail.slice(-15).join('\n');
+    throw new Error(
+      `could not provide ${what} (${script.split('/').slice(-2).join('/')} failed):\n${reason}`,
+    );
+  }
+  return stdout.trim().split('\n').pop() ?? '';
+}
+
+/**
  * Returns the directory with the Kubernetes test binaries, building them on first use.
  * `K8S_BIN_DIR` points at a prebuilt directory. The build script exits with a message that names what is
  * missing (Go, the module proxy) instead of a stack trace; that message is what we rethrow.
@@ -31,28 +65,13 @@ export async function ensureBinaries(log: (m: string) => void = () => {}): Promi
   log(
     'checking Kubernetes test binaries (a first run builds them from the Go module proxy: ~8 min on 2 cores)',
   );
-  // The script's progress lines (stderr) are passed on as they come, so a first run shows which binary is
-  // being built and how far it is; the last line of stdout is the directory.
-  const child = spawn('bash', [script], { env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  const tail: string[] = [];
-  createInterface({ input: child.stderr }).on('line', (line) => {
-    tail.push(line);
-    if (tail.length > 200) tail.shift();
-    if (line.startsWith('[build-test-bins]')) log(line.replace('[build-test-bins] ', 'binaries: '));
-  });
-  const code = await new Promise<number>((res, rej) => {
-    child.on('error', rej);
-    child.on('close', (c) => res(c ?? 1));
-  });
-  if (code !== 0) {
-    const reason = tail.filter((l) => l.includes('ERROR')).join('\n') || tail.slice(-15).join('\n');
-    throw new Error(
-      `could not provide the Kubernetes test binaries (hack/build-test-bins.sh failed):\n${reason}`,
-    );
-  }
-  const dir = stdout.trim().split('\n').pop() ?? '';
+  const dir = await runBuildScript(
+    script,
+    '[build-test-bins] ',
+    'binaries: ',
+    log,
+    'the Kubernetes test binaries',
+  );
   for (const b of REQUIRED_BINARIES) {
     if (!existsSync(join(dir, b))) throw new Error(`binary ${b} missing in ${dir}; re-run 'npm run bins'`);
   }

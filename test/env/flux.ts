@@ -1,10 +1,9 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
-import { ensureBinaries, REPO_ROOT } from './binaries.js';
+import { ensureBinaries, REPO_ROOT, runBuildScript } from './binaries.js';
 import { freePort, ProcessGroup, reapStaleRuns, waitUntil, WORKDIR_PREFIX } from './processes.js';
 
 const execFileP = promisify(execFile);
@@ -17,24 +16,7 @@ type Controller = (typeof FLUX_CONTROLLERS)[number];
  */
 export async function ensureFluxBinaries(log: (m: string) => void = () => {}): Promise<string> {
   const script = join(REPO_ROOT, 'hack', 'build-flux.sh');
-  const child = spawn('bash', [script], { env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  const tail: string[] = [];
-  createInterface({ input: child.stderr }).on('line', (line) => {
-    tail.push(line);
-    if (tail.length > 200) tail.shift();
-    if (line.startsWith('[build-flux]')) log(line.replace('[build-flux] ', 'flux binaries: '));
-  });
-  const code = await new Promise<number>((res, rej) => {
-    child.on('error', rej);
-    child.on('close', (c) => res(c ?? 1));
-  });
-  if (code !== 0) {
-    const reason = tail.filter((l) => l.includes('ERROR')).join('\n') || tail.slice(-15).join('\n');
-    throw new Error(`could not provide the Flux controllers (hack/build-flux.sh failed):\n${reason}`);
-  }
-  const dir = stdout.trim().split('\n').pop() ?? '';
+  const dir = await runBuildScript(script, '[build-flux] ', 'flux binaries: ', log, 'the Flux controllers');
   for (const c of FLUX_CONTROLLERS) {
     if (!existsSync(join(dir, c))) throw new Error(`${c} missing in ${dir}; re-run hack/build-flux.sh`);
   }

@@ -15,15 +15,49 @@ import { join } from 'node:path';
 /** Prefix of every harness work dir in the system temp dir; used to reap leftovers of killed runs. */
 export const WORKDIR_PREFIX = 'nxt-env-';
 
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
+/** Ports this process has handed out; never handed out twice. */
+const handedOut = new Set<number>();
+
+/** The kernel's ephemeral range: ports the kernel gives to outgoing connections and `listen(0)`. */
+function ephemeralRange(): [number, number] {
+  try {
+    const [lo = NaN, hi = NaN] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    if (Number.isInteger(lo) && Number.isInteger(hi) && lo > 0 && hi >= lo) return [lo, hi];
+  } catch {
+    // not Linux: fall through
+  }
+  return [32768, 60999];
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolvePort(port));
-    });
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
+}
+
+/**
+ * A loopback port that is free now and stays free until its user binds it: chosen at random *below* the
+ * kernel's ephemeral range, so the kernel does not hand it to an outgoing connection (to the API server, to
+ * PostgreSQL) in the window between this check and the child's bind. `listen(0)` would pick from the ephemeral
+ * range, and CI once lost the operator's health port that way (EADDRINUSE).
+ */
+export async function freePort(): Promise<number> {
+  const [ephemeralLo] = ephemeralRange();
+  const lo = 15000;
+  const hi = Math.max(lo + 1000, ephemeralLo - 1);
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = lo + Math.floor(Math.random() * (hi - lo));
+    if (handedOut.has(port)) continue;
+    handedOut.add(port); // before the await: concurrent callers must not pick it too
+    if (await canListen(port)) return port;
+    handedOut.delete(port);
+  }
+  throw new Error(`no free loopback port in ${lo}-${hi}`);
 }
 
 const alive = (pid: number): boolean => {

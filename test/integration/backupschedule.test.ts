@@ -161,7 +161,13 @@ describe('BackupSchedule controller', () => {
     expect(seenAfterMs).toBeLessThanOrEqual(2_000);
     expect(first.metadata!.creationTimestamp!.getTime()).toBeLessThanOrEqual(t0 + 2_000);
     expect(first.metadata?.name).toMatch(/^nightly-backup-now-[0-9a-f]{8}$/);
-    expect(first.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'CronJob', name: 'nightly-backup' });
+    // On-request Jobs belong to the BackupSchedule (not the CronJob, whose controller would count them
+    // against its history limits and report them as unexpected).
+    expect(first.metadata?.ownerReferences?.[0]).toMatchObject({
+      kind: 'BackupSchedule',
+      name: 'nightly',
+      controller: true,
+    });
     const withNow = await waitScheduleCondition(n, 'nightly', 'Ready', 'True', undefined, 10_000, (s) =>
       Boolean(s.status?.lastBackupNow),
     );
