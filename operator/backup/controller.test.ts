@@ -369,59 +369,6 @@ describe('BackupScheduleReconciler emergency backups after a lost status write',
   });
 });
 
-describe("BackupScheduleReconciler records a plan's safety backup", () => {
-  const PLAN_OWNER = {
-    apiVersion: 'rollback.nxtnewday.io/v1alpha1',
-    kind: 'RollbackPlan',
-    name: 'undo',
-    uid: 'p-1',
-    controller: true,
-  };
-  /** A finished safety backup Job of plan undo (p-1), whose runner origin names `scheduleUid`. */
-  const safetyJob = (scheduleUid: string) => {
-    const { job, pod } = finishedJob('undo-safety-p1', true);
-    job.metadata.labels = { ...labels, 'rollback.nxtnewday.io/plan': 'undo' };
-    job.metadata.ownerReferences = [PLAN_OWNER];
-    job.spec = {
-      template: {
-        spec: {
-          containers: [
-            {
-              name: 'runner',
-              env: [
-                { name: 'NXT_BACKUP_PURPOSE', value: 'safety' },
-                { name: 'NXT_SCHEDULE_NAME', value: 'app' },
-                { name: 'NXT_SCHEDULE_UID', value: scheduleUid },
-                { name: 'NXT_PLAN_NAME', value: 'undo' },
-                { name: 'NXT_PLAN_UID', value: 'p-1' },
-              ],
-            },
-          ],
-        },
-      },
-    };
-    return { job, pod };
-  };
-
-  it("records it after the plan was deleted (not in the cache) when its runner origin names this schedule's UID", async () => {
-    const { job, pod } = safetyJob('u-1');
-    const c = fakeCluster(job, pod); // no RollbackPlan informer: the plan is gone
-    await c.reconcile();
-    expect((c.server.schedule as any).status.backups).toEqual([
-      expect.objectContaining({ id: 'undo-safety-p1', purpose: 'safety' }),
-    ]);
-    expect(c.server.job.metadata.annotations?.[RECORDED_ANNOTATION]).toBe('succeeded');
-  });
-
-  it("never records one whose origin names another schedule's UID (a schedule re-created under the same name)", async () => {
-    const { job, pod } = safetyJob('u-0');
-    const c = fakeCluster(job, pod);
-    await c.reconcile();
-    expect((c.server.schedule as any).status?.backups).toBeUndefined();
-    expect(c.server.job.metadata.annotations?.[RECORDED_ANNOTATION]).toBeUndefined();
-  });
-});
-
 describe('BackupScheduleReconciler waits for the result of a finished Job', () => {
   it('never records a Complete Job as failed while its pod still shows running; records it once the result is there', async () => {
     const { job, pod } = finishedJob('app-backup-2', true);

@@ -16,7 +16,6 @@ import {
 import { outcomeUnknown, readJobOutcome, resultOverdue, type JobOutcome } from './job-results.js';
 import { JOB_NAME_LABEL } from './pod-builders.js';
 import { recordBackupJob, recordTestRestoreJob, RECORDED_ANNOTATION, validBackupId } from './record.js';
-import { OriginEnv } from './runner/origin.js';
 import { jobStartedAt, NO_POD_AFTER_MS, runnerJobProblem } from './runner-pods.js';
 import { lastBackupFailed } from './schedule-conditions.js';
 import type { ScheduleRun } from './schedule-run.js';
@@ -68,26 +67,6 @@ export const testRestoreJobName = (schedule: string, uid: string | undefined, va
       .slice(0, 8)}`,
     63,
   );
-
-/**
- * The origin a plan's safety backup Job gives its runner (OriginEnv, operator/backup/pod-builders.ts): the
- * schedule and plan it was made for, by name and UID; undefined unless it is a safety backup's.
- */
-function safetyOrigin(job: KubeObject) {
-  const containers: { env?: { name: string; value?: string }[] }[] =
-    job.spec?.template?.spec?.containers ?? [];
-  for (const c of containers) {
-    const env = new Map((c.env ?? []).map((e) => [e.name, e.value]));
-    if (env.get(OriginEnv.purpose) !== 'safety') continue;
-    return {
-      scheduleName: env.get(OriginEnv.scheduleName),
-      scheduleUid: env.get(OriginEnv.scheduleUid),
-      planName: env.get(OriginEnv.planName),
-      planUid: env.get(OriginEnv.planUid),
-    };
-  }
-  return undefined;
-}
 
 const jobFinished = (job: KubeObject) =>
   (job.status?.conditions ?? []).some(
@@ -274,10 +253,7 @@ export class ScheduleJobPhases {
   /**
    * Whether a Job carrying this schedule's label really is one of its runs: controlled by the schedule (an
    * on-request Job) or one of its CronJobs (by UID: a label anyone can set, an owner UID only the owner's
-   * creator knows), or a safety backup of a RollbackPlan that exists with that UID and uses this schedule,
-   * or whose runner origin (set by the plan when it built the Job) names this schedule's and that plan's UIDs:
-   * a plan deleted right after its safety backup is gone from the cache, and its backup must still be
-   * recorded (and so pruned by retention).
+   * creator knows), or a safety backup of a RollbackPlan that exists with that UID and uses this schedule.
    */
   private isScheduleJob(run: ScheduleRun, job: KubeObject): boolean {
     const owner = controllerOf(job);
@@ -286,18 +262,9 @@ export class ScheduleJobPhases {
     if (owners.includes(owner.uid)) return true;
     if (owner.kind !== ROLLBACK_PLAN_KIND || job.metadata.labels?.[Label.Plan] !== owner.name) return false;
     const plan = this.plans?.get(`${run.req.namespace}/${owner.name}`);
-    if (plan)
-      return (
-        plan.metadata.uid === owner.uid &&
-        plan.spec?.targets?.database?.backupScheduleRef?.name === run.req.name
-      );
-    const origin = safetyOrigin(job);
     return (
-      !!run.obj.metadata.uid &&
-      origin?.scheduleUid === run.obj.metadata.uid &&
-      origin.scheduleName === run.req.name &&
-      origin.planUid === owner.uid &&
-      origin.planName === owner.name
+      plan?.metadata.uid === owner.uid &&
+      plan.spec?.targets?.database?.backupScheduleRef?.name === run.req.name
     );
   }
 
