@@ -337,7 +337,11 @@ describe('BackupScheduleReconciler emergency backups', () => {
     await c.reconcile();
     expect(c.events).toContain('EmergencyBackupValueReused');
     expect(c.events).not.toContain('EmergencyBackupStarted');
-    expect((c.server.schedule as any).status?.lastBackupNow?.annotationValue).toBe('A');
+    // No jobName: the finished Job's backup is not this request's (a CLI waiting on it must not say "taken").
+    const handled = (c.server.schedule as any).status?.lastBackupNow;
+    expect(handled).toMatchObject({ annotationValue: 'A', reason: 'EmergencyBackupValueReused' });
+    expect(handled.jobName).toBeUndefined();
+    expect(handled.message).toContain('value was already used');
   });
 });
 
@@ -553,6 +557,32 @@ describe('BackupScheduleReconciler test restores on request (test-restore-now)',
       jobName: jobFor('latest@again'),
     });
     expect(c.events).not.toContain('TestRestoreStarted');
+  });
+
+  it('a retry after a lost status write adopts its running Job even when retention has dropped its backup from status', async () => {
+    const A = 'app-backup-1@dropped';
+    const { job, pod } = existing(A, false);
+    job.metadata.annotations = { ...job.metadata.annotations, 'rollback.nxtnewday.io/request-value': A };
+    // app-backup-1 is gone from status.backups: choosing it now fails, but its Job already runs.
+    const c = fakeCluster(job, pod, { backups: backups.slice(0, 2) });
+    requested(c, A);
+    await c.reconcile();
+    expect((c.server.schedule as any).status.lastTestRestoreNow).toEqual({
+      annotationValue: A,
+      backupId: 'app-backup-1',
+      jobName: jobFor(A),
+    });
+    expect(c.events).not.toContain('BackupNotFound');
+  });
+
+  it('a value naming a backup that is not in status, with no Job of its own, is refused as before', async () => {
+    const c = idle({ backups: backups.slice(0, 2) });
+    requested(c, 'app-backup-1@none');
+    await c.reconcile();
+    expect((c.server.schedule as any).status.lastTestRestoreNow).toMatchObject({
+      annotationValue: 'app-backup-1@none',
+      reason: 'BackupNotFound',
+    });
   });
 
   it('a value used before (A, B, A) whose Job has finished says so in status and a Warning Event, and starts nothing', async () => {

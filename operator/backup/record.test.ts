@@ -2,7 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { withBackupScheduleDefaults, type BackupScheduleStatus } from '../api/v1alpha1/backupschedule.js';
 import type { KubeObject } from '../kube/rest.js';
 import { createMetrics } from '../metrics.js';
-import { backupPurpose, recordBackupJob, recordTestRestoreJob } from './record.js';
+import {
+  backupPurpose,
+  MAX_DURATION_SECONDS,
+  recordBackupJob,
+  recordTestRestoreJob,
+  wholeSeconds,
+} from './record.js';
 
 const job = (
   labels: Record<string, string>,
@@ -230,5 +236,15 @@ describe("recordBackupJob and the backup-now request's own outcome", () => {
       finishedAt: '2026-01-01T00:01:00Z',
     });
     expect(status.lastBackupNow?.message).toContain('backup Job db-backup-now-1 failed: DatabaseUnreachable');
+  });
+});
+
+describe('wholeSeconds', () => {
+  it('rounds, and clamps what the CRD integer could not hold', () => {
+    expect(wholeSeconds(1.6)).toBe(2);
+    expect(wholeSeconds(-3)).toBe(0);
+    expect(wholeSeconds(1e300)).toBe(MAX_DURATION_SECONDS);
+    expect(wholeSeconds(JSON.parse('1e309'))).toBe(MAX_DURATION_SECONDS);
+    expect(JSON.stringify(wholeSeconds(1e300))).not.toContain('e');
   });
 });

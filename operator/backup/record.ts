@@ -37,6 +37,15 @@ export type TestRestoreTrigger = 'scheduled' | 'request';
 export const testRestoreTrigger = (job: KubeObject): TestRestoreTrigger =>
   job.metadata.annotations?.[TEST_RESTORE_BACKUP_ANNOTATION] !== undefined ? 'request' : 'scheduled';
 
+/**
+ * A runner-reported duration as status's integer seconds: a result only requires >= 0, and 1e300 would be
+ * written as 1e+300, which the CRD's integer type rejects (the status write would then fail on every retry).
+ */
+export const wholeSeconds = (s: number) => Math.min(Math.max(0, Math.round(s)), MAX_DURATION_SECONDS);
+
+/** About 115 days: longer than any backup, test restore or activeDeadlineSeconds allows. */
+export const MAX_DURATION_SECONDS = 10_000_000;
+
 const ts = (s: string) => new Date(s).toISOString().replace(/\.\d+Z$/, 'Z');
 
 /**
@@ -89,7 +98,7 @@ export function recordBackupJob(
     recordRequestOutcome(status, 'lastBackupNow', job, {
       result: entry.verified ? 'Succeeded' : 'Failed',
       finishedAt: entry.finishedAt,
-      durationSeconds: Math.round(r.durationSeconds),
+      durationSeconds: wholeSeconds(r.durationSeconds),
       message: msg,
     });
     cond({
@@ -166,7 +175,7 @@ export function recordTestRestoreJob(
   recordRequestOutcome(status, 'lastTestRestoreNow', job, {
     result: ok ? 'Succeeded' : 'Failed',
     finishedAt,
-    durationSeconds: Math.round(seconds),
+    durationSeconds: wholeSeconds(seconds),
     message,
   });
   const current = status.lastTestRestore;
@@ -174,7 +183,7 @@ export function recordTestRestoreJob(
     status.lastTestRestore = {
       backupId,
       finishedAt,
-      durationSeconds: Math.round(seconds),
+      durationSeconds: wholeSeconds(seconds),
       result: ok ? 'Succeeded' : 'Failed',
       message: message.slice(0, 1024),
       jobName: job.metadata.name,
@@ -217,7 +226,7 @@ function recordRequestOutcome(
     ...request,
     result: o.result,
     finishedAt: o.finishedAt,
-    ...(o.durationSeconds !== undefined ? { durationSeconds: Math.max(0, o.durationSeconds) } : {}),
+    ...(o.durationSeconds !== undefined ? { durationSeconds: wholeSeconds(o.durationSeconds) } : {}),
     message: o.message.slice(0, 1024),
   };
 }

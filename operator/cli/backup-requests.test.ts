@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { KubeObject } from '../kube/rest.js';
-import { backupNowState, listBackups, testRestoreState } from './backup-requests.js';
+import { backupNowState, listBackups, sameMessage, testRestoreState } from './backup-requests.js';
 
 const sched = (status: object, name = 'app'): KubeObject => ({ metadata: { name }, status });
 const backup = (id: string, finishedAt: string, verified = true) => ({
@@ -88,6 +88,33 @@ describe('backup now: which state the request is in', () => {
       conditions: [cond('LastBackupSucceeded', 'False', 'EmergencyBackupRejected', 'quota')],
     });
     expect(backupNowState(s, 'v')).toMatchObject({ state: 'failed', reason: 'EmergencyBackupRejected' });
+  });
+  it('a reused value is a failure with the reason on lastBackupNow, even when the old backup is still listed', () => {
+    const s = sched({
+      lastBackupNow: {
+        annotationValue: 'v',
+        reason: 'EmergencyBackupValueReused',
+        message: 'backup-now=v: this value was already used',
+      },
+      backups: [backup('app-backup-now-1', '2026-01-01T00:00:00Z')],
+      conditions: [cond('LastBackupSucceeded', 'True', 'BackupVerified', 'backup app-backup-now-1: ok')],
+    });
+    expect(backupNowState(s, 'v')).toMatchObject({
+      state: 'failed',
+      reason: 'EmergencyBackupValueReused',
+      message: expect.stringContaining('already used'),
+    });
+  });
+});
+
+describe('sameMessage', () => {
+  const long = `backup Job j failed: ${'x'.repeat(2000)}`;
+  it('matches a message and its cut copy, not two different messages', () => {
+    expect(sameMessage(long, long.slice(0, 1021) + '...')).toBe(true);
+    expect(sameMessage('a', 'a')).toBe(true);
+    expect(sameMessage('short one', 'short')).toBe(false);
+    expect(sameMessage(long, `backup Job k failed: ${'x'.repeat(1000)}...`)).toBe(false);
+    expect(sameMessage(undefined, 'a')).toBe(false);
   });
 });
 

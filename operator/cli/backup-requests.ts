@@ -30,6 +30,20 @@ export function supersededBy(
   return { state: 'superseded', by: current };
 }
 
+/**
+ * Whether a condition's message and a status field's are the same text: each is cut to its own limit (the
+ * condition's 32768, the field's 1024, ending in "..."), so a long message matches by its common start.
+ */
+export function sameMessage(a: string | undefined, b: string | undefined): boolean {
+  if (a === undefined || b === undefined) return false;
+  if (a === b) return true;
+  const cut = (s: string) => s.replace(/(\.\.\.|…)$/, '');
+  const [x, y] = [cut(a), cut(b)];
+  const shorter = x.length <= y.length ? x : y;
+  const longer = shorter === x ? y : x;
+  return shorter.length >= 64 && longer.startsWith(shorter);
+}
+
 export type BackupNowState =
   | { state: 'waiting'; jobName?: string; note?: string }
   | Superseded
@@ -51,6 +65,14 @@ export function backupNowState(schedule: KubeObject, value: string): BackupNowSt
   if (handled?.annotationValue !== value) return { state: 'waiting' };
   const jobName = handled.jobName;
   if (!jobName) {
+    // Not started: the operator says why on lastBackupNow (reason, message); an older operator only in the
+    // condition.
+    if (handled.reason || handled.message)
+      return {
+        state: 'failed',
+        reason: handled.reason ?? 'NotStarted',
+        message: handled.message ?? 'the operator did not start a Job',
+      };
     return {
       state: 'failed',
       reason: cond?.status === 'False' ? (cond.reason ?? 'Failed') : 'NotStarted',
@@ -69,7 +91,9 @@ export function backupNowState(schedule: KubeObject, value: string): BackupNowSt
       state: 'failed',
       jobName,
       reason:
-        cond?.status === 'False' && cond.message === handled.message ? (cond.reason ?? 'Failed') : 'Failed',
+        cond?.status === 'False' && sameMessage(cond.message, handled.message)
+          ? (cond.reason ?? 'Failed')
+          : 'Failed',
       message: handled.message ?? `backup Job ${jobName} failed`,
     };
   if (handled.result === 'Succeeded' && handled.finishedAt)
@@ -134,7 +158,7 @@ export function testRestoreState(
   if (!handled.jobName) {
     const cond = conditionOf(schedule, 'LastTestRestoreSucceeded');
     const fromCondition =
-      cond?.status === 'False' && cond.message === handled.message ? cond.reason : undefined;
+      cond?.status === 'False' && sameMessage(cond.message, handled.message) ? cond.reason : undefined;
     return {
       state: 'refused',
       reason: handled.reason ?? fromCondition ?? 'Refused',

@@ -315,11 +315,17 @@ export const BackupScheduleStatus = z.object({
       annotationValue: z.string().max(253),
       jobName: objectName().optional(),
       ...requestOutcome('backup'),
-      message: z
+      message: z.string().max(1024).optional().meta({
+        description: "Why the request was not started, or its backup Job's outcome once it is recorded.",
+      }),
+      reason: z
         .string()
-        .max(1024)
+        .max(128)
+        .regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/)
         .optional()
-        .meta({ description: "The outcome of this request's backup Job, once it is recorded." }),
+        .meta({
+          description: 'Why the request was not started, as a CamelCase reason (also the Event reason).',
+        }),
     })
     .optional()
     .meta({ description: 'The last backup-now annotation handled, so a value acts once.' }),
