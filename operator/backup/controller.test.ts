@@ -337,7 +337,39 @@ describe('BackupScheduleReconciler emergency backups', () => {
     await c.reconcile();
     expect(c.events).toContain('EmergencyBackupValueReused');
     expect(c.events).not.toContain('EmergencyBackupStarted');
-    expect((c.server.schedule as any).status?.lastBackupNow?.annotationValue).toBe('A');
+    // No jobName: the finished Job's backup is not this request's (a CLI waiting on it must not say "taken").
+    const handled = (c.server.schedule as any).status?.lastBackupNow;
+    expect(handled).toMatchObject({ annotationValue: 'A', reason: 'EmergencyBackupValueReused' });
+    expect(handled.jobName).toBeUndefined();
+    expect(handled.message).toContain('value was already used');
+  });
+});
+
+describe('BackupScheduleReconciler emergency backups after a lost status write', () => {
+  it('a finished, unrecorded Job carrying the current backup-now value is ours: no EmergencyBackupValueReused', async () => {
+    const { createHash } = await import('node:crypto');
+    const name = `app-backup-now-${createHash('sha256').update('A').digest('hex').slice(0, 8)}`;
+    const { job, pod } = finishedJob(name, true);
+    job.metadata.ownerReferences = [SCHEDULE_OWNER];
+    job.metadata.annotations = { 'rollback.nxtnewday.io/request-value': 'A' };
+    const c = fakeCluster(job, pod, { lastBackupNow: { annotationValue: 'B' } });
+    c.server.schedule.metadata.annotations = { 'rollback.nxtnewday.io/backup-now': 'A' };
+    c.syncSchedule();
+    await c.reconcile();
+    expect(c.events).not.toContain('EmergencyBackupValueReused');
+    expect((c.server.schedule as any).status.lastBackupNow).toMatchObject({
+      annotationValue: 'A',
+      jobName: name,
+    });
+    for (let i = 0; i < 3 && !(c.server.schedule as any).status.lastBackupNow.result; i++) {
+      c.syncSchedule();
+      c.syncJob();
+      await c.reconcile();
+    }
+    expect((c.server.schedule as any).status.lastBackupNow).toMatchObject({
+      jobName: name,
+      result: 'Succeeded',
+    });
   });
 });
 
@@ -472,7 +504,11 @@ describe('BackupScheduleReconciler test restores on request (test-restore-now)',
     expect(job.metadata.name).toBe(jobFor('latest@cli-1'));
     expect(job.metadata.labels['app.kubernetes.io/component']).toBe('test-restore');
     expect(job.metadata.labels['rollback.nxtnewday.io/backup-schedule']).toBe('app');
-    expect(job.metadata.annotations).toEqual({ 'rollback.nxtnewday.io/backup-id': 'app-backup-2' });
+    expect(job.metadata.annotations).toEqual({
+      'rollback.nxtnewday.io/backup-id': 'app-backup-2',
+      // The request it is for: a retry after a lost status write knows it as its own, even once finished.
+      'rollback.nxtnewday.io/request-value': 'latest@cli-1',
+    });
     expect(job.spec.template.metadata.labels['app.kubernetes.io/component']).toBe('test-restore');
     // The schedule's, not the CronJob's: the CronJob controller would call it an UnexpectedJob and count it
     // against its history limit.
@@ -523,6 +559,32 @@ describe('BackupScheduleReconciler test restores on request (test-restore-now)',
     expect(c.events).not.toContain('TestRestoreStarted');
   });
 
+  it('a retry after a lost status write adopts its running Job even when retention has dropped its backup from status', async () => {
+    const A = 'app-backup-1@dropped';
+    const { job, pod } = existing(A, false);
+    job.metadata.annotations = { ...job.metadata.annotations, 'rollback.nxtnewday.io/request-value': A };
+    // app-backup-1 is gone from status.backups: choosing it now fails, but its Job already runs.
+    const c = fakeCluster(job, pod, { backups: backups.slice(0, 2) });
+    requested(c, A);
+    await c.reconcile();
+    expect((c.server.schedule as any).status.lastTestRestoreNow).toEqual({
+      annotationValue: A,
+      backupId: 'app-backup-1',
+      jobName: jobFor(A),
+    });
+    expect(c.events).not.toContain('BackupNotFound');
+  });
+
+  it('a value naming a backup that is not in status, with no Job of its own, is refused as before', async () => {
+    const c = idle({ backups: backups.slice(0, 2) });
+    requested(c, 'app-backup-1@none');
+    await c.reconcile();
+    expect((c.server.schedule as any).status.lastTestRestoreNow).toMatchObject({
+      annotationValue: 'app-backup-1@none',
+      reason: 'BackupNotFound',
+    });
+  });
+
   it('a value used before (A, B, A) whose Job has finished says so in status and a Warning Event, and starts nothing', async () => {
     const A = 'app-backup-1@A';
     const { job, pod } = existing(A, true);
@@ -537,6 +599,31 @@ describe('BackupScheduleReconciler test restores on request (test-restore-now)',
     expect(c.events).toContain('TestRestoreValueReused');
     expect(c.events).not.toContain('TestRestoreStarted');
     expect(cond(c.server.schedule, 'LastTestRestoreSucceeded')).toBeUndefined();
+  });
+
+  it('a lost status write whose Job finished before the retry: the retry adopts its own Job and records its result on the request', async () => {
+    const A = 'app-backup-1@lost';
+    const { job, pod } = existing(A, true);
+    job.metadata.annotations = { ...job.metadata.annotations, 'rollback.nxtnewday.io/request-value': A };
+    const c = fakeCluster(job, pod, { backups, lastTestRestoreNow: { annotationValue: 'B' } });
+    requested(c, A);
+    await c.reconcile();
+    expect(c.events).not.toContain('TestRestoreValueReused');
+    expect((c.server.schedule as any).status.lastTestRestoreNow).toMatchObject({
+      annotationValue: A,
+      backupId: 'app-backup-1',
+      jobName: jobFor(A),
+    });
+    for (let i = 0; i < 3 && !(c.server.schedule as any).status.lastTestRestoreNow.result; i++) {
+      c.syncSchedule();
+      c.syncJob();
+      await c.reconcile();
+    }
+    expect((c.server.schedule as any).status.lastTestRestoreNow).toMatchObject({
+      jobName: jobFor(A),
+      result: 'Succeeded',
+    });
+    expect(c.events).toContain('TestRestoreSucceeded');
   });
 
   it.each([

@@ -2,7 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { withBackupScheduleDefaults, type BackupScheduleStatus } from '../api/v1alpha1/backupschedule.js';
 import type { KubeObject } from '../kube/rest.js';
 import { createMetrics } from '../metrics.js';
-import { backupPurpose, recordBackupJob, recordTestRestoreJob } from './record.js';
+import {
+  backupPurpose,
+  MAX_DURATION_SECONDS,
+  recordBackupJob,
+  recordTestRestoreJob,
+  wholeSeconds,
+} from './record.js';
 
 const job = (
   labels: Record<string, string>,
@@ -168,5 +174,77 @@ describe('recordTestRestoreJob', () => {
       req,
     );
     expect(status.lastTestRestore).toMatchObject({ backupId: 'older', result: 'Failed' });
+  });
+
+  it("records the request's own Job's outcome on lastTestRestoreNow even when a newer result was recorded first", () => {
+    const status: BackupScheduleStatus = {
+      lastTestRestoreNow: { annotationValue: 'latest@1', backupId: 'b1', jobName: 'db-restore-now-1' },
+    };
+    // The scheduled verify Job finished at 03:10 and was recorded first; the request's Job finished at 03:05.
+    recordTestRestoreJob(
+      status,
+      job(SCHEDULE, {}, 'db-verify-1'),
+      failedAt('2026-01-01T03:10:00Z'),
+      () => {},
+      req,
+    );
+    expect(status.lastTestRestoreNow?.result, 'another Job leaves the request alone').toBeUndefined();
+    recordTestRestoreJob(
+      status,
+      job(SCHEDULE, { 'rollback.nxtnewday.io/backup-id': 'b1' }, 'db-restore-now-1'),
+      { state: 'succeeded', finishedAt: '2026-01-01T03:05:00Z', message: 'ok', reason: 'Succeeded' },
+      () => {},
+      req,
+    );
+    expect(status.lastTestRestore?.jobName).toBe('db-verify-1');
+    expect(status.lastTestRestoreNow).toMatchObject({
+      annotationValue: 'latest@1',
+      jobName: 'db-restore-now-1',
+      result: 'Succeeded',
+      finishedAt: '2026-01-01T03:05:00Z',
+      durationSeconds: 0,
+    });
+    expect(status.lastTestRestoreNow?.message).toContain('test restore of b1 passed');
+  });
+});
+
+describe("recordBackupJob and the backup-now request's own outcome", () => {
+  it("records a failed backup-now Job's outcome on lastBackupNow, which a later Job's condition cannot hide", () => {
+    const status: BackupScheduleStatus = {
+      lastBackupNow: { annotationValue: 'x', jobName: 'db-backup-now-1' },
+    };
+    const spec = withBackupScheduleDefaults({
+      database: { secretRef: { name: 's' } },
+      storage: { persistentVolumeClaim: { claimName: 'c' } },
+    });
+    recordBackupJob(
+      status,
+      job(SCHEDULE, {}, 'db-backup-now-1'),
+      {
+        state: 'failed',
+        finishedAt: '2026-01-01T00:01:00Z',
+        reason: 'DatabaseUnreachable',
+        message: 'refused',
+      } as any,
+      spec,
+      () => {},
+      { namespace: 'shop', name: 'db' },
+    );
+    expect(status.lastBackupNow).toMatchObject({
+      jobName: 'db-backup-now-1',
+      result: 'Failed',
+      finishedAt: '2026-01-01T00:01:00Z',
+    });
+    expect(status.lastBackupNow?.message).toContain('backup Job db-backup-now-1 failed: DatabaseUnreachable');
+  });
+});
+
+describe('wholeSeconds', () => {
+  it('rounds, and clamps what the CRD integer could not hold', () => {
+    expect(wholeSeconds(1.6)).toBe(2);
+    expect(wholeSeconds(-3)).toBe(0);
+    expect(wholeSeconds(1e300)).toBe(MAX_DURATION_SECONDS);
+    expect(wholeSeconds(JSON.parse('1e309'))).toBe(MAX_DURATION_SECONDS);
+    expect(JSON.stringify(wholeSeconds(1e300))).not.toContain('e');
   });
 });

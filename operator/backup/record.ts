@@ -37,6 +37,15 @@ export type TestRestoreTrigger = 'scheduled' | 'request';
 export const testRestoreTrigger = (job: KubeObject): TestRestoreTrigger =>
   job.metadata.annotations?.[TEST_RESTORE_BACKUP_ANNOTATION] !== undefined ? 'request' : 'scheduled';
 
+/**
+ * A runner-reported duration as status's integer seconds: a result only requires >= 0, and 1e300 would be
+ * written as 1e+300, which the CRD's integer type rejects (the status write would then fail on every retry).
+ */
+export const wholeSeconds = (s: number) => Math.min(Math.max(0, Math.round(s)), MAX_DURATION_SECONDS);
+
+/** About 115 days: longer than any backup, test restore or activeDeadlineSeconds allows. */
+export const MAX_DURATION_SECONDS = 10_000_000;
+
 const ts = (s: string) => new Date(s).toISOString().replace(/\.\d+Z$/, 'Z');
 
 /**
@@ -86,6 +95,12 @@ export function recordBackupJob(
     const newestGood = backups.find((b) => b.verified);
     if (newestGood) status.lastSuccessfulBackup = newestGood;
     const msg = `backup ${id}: ${r.bytes ?? '?'} bytes, ${r.tableCount ?? '?'} tables, sha256 ${r.sha256?.slice(0, 12) ?? '?'}…, ${entry.verified ? 'verified' : 'NOT verified'} in ${r.durationSeconds.toFixed(1)}s`;
+    recordRequestOutcome(status, 'lastBackupNow', job, {
+      result: entry.verified ? 'Succeeded' : 'Failed',
+      finishedAt: entry.finishedAt,
+      durationSeconds: wholeSeconds(r.durationSeconds),
+      message: msg,
+    });
     cond({
       type: ConditionType.LastBackupSucceeded,
       status: entry.verified ? 'True' : 'False',
@@ -111,6 +126,11 @@ export function recordBackupJob(
     };
   }
   const msg = `backup Job ${job.metadata.name} failed: ${outcome.reason}: ${outcome.message}`;
+  recordRequestOutcome(status, 'lastBackupNow', job, {
+    result: 'Failed',
+    finishedAt: ts(outcome.finishedAt),
+    message: msg,
+  });
   cond({
     type: ConditionType.LastBackupSucceeded,
     status: 'False',
@@ -152,12 +172,18 @@ export function recordTestRestoreJob(
     ? `test restore of ${backupId} passed in ${seconds.toFixed(1)}s: ${outcome.message}`
     : `test restore Job ${job.metadata.name} failed: ${outcome.reason}: ${outcome.message}`;
   const finishedAt = ts(outcome.finishedAt);
+  recordRequestOutcome(status, 'lastTestRestoreNow', job, {
+    result: ok ? 'Succeeded' : 'Failed',
+    finishedAt,
+    durationSeconds: wholeSeconds(seconds),
+    message,
+  });
   const current = status.lastTestRestore;
   if (!current || Date.parse(current.finishedAt) <= Date.parse(finishedAt)) {
     status.lastTestRestore = {
       backupId,
       finishedAt,
-      durationSeconds: Math.round(seconds),
+      durationSeconds: wholeSeconds(seconds),
       result: ok ? 'Succeeded' : 'Failed',
       message: message.slice(0, 1024),
       jobName: job.metadata.name,
@@ -180,6 +206,28 @@ export function recordTestRestoreJob(
         schedule: req.name,
         result: ok ? 'succeeded' : 'failed',
       }),
+  };
+}
+
+/**
+ * The outcome of the current request's own Job (status.last*Now.jobName), kept on the request: the newest
+ * result (lastTestRestore, LastBackupSucceeded) may be another Job's, as Jobs are recorded in informer order,
+ * not in the order they finished.
+ */
+function recordRequestOutcome(
+  status: BackupScheduleStatus,
+  key: 'lastBackupNow' | 'lastTestRestoreNow',
+  job: KubeObject,
+  o: { result: 'Succeeded' | 'Failed'; finishedAt: string; durationSeconds?: number; message: string },
+) {
+  const request = status[key];
+  if (!request?.jobName || request.jobName !== job.metadata.name) return;
+  status[key] = {
+    ...request,
+    result: o.result,
+    finishedAt: o.finishedAt,
+    ...(o.durationSeconds !== undefined ? { durationSeconds: wholeSeconds(o.durationSeconds) } : {}),
+    message: o.message.slice(0, 1024),
   };
 }
 

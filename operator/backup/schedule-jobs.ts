@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Annotation, ConditionType, Label } from '../api/v1alpha1/common.js';
+import { Annotation, ConditionType, GROUP, Label } from '../api/v1alpha1/common.js';
 import { ROLLBACK_PLAN_KIND } from '../api/v1alpha1/rollbackplan.js';
 import { boundIdentity, boundText } from '../kube/bounded.js';
 import { isAlreadyExists, isConflict, isNotFound, userFixableRejection } from '../kube/errors.js';
@@ -23,6 +23,33 @@ import { chooseTestRestoreBackup } from './test-restore-request.js';
 
 /** How often a finished Job whose runner result has not arrived yet is looked at again. */
 const RESULT_RECHECK_MS = 5_000;
+
+/**
+ * On an on-request Job: the request value it was created for, bounded as in status.last*Now.annotationValue.
+ * A retry after a lost status write finds a finished Job of the current value that it made itself.
+ */
+export const REQUEST_VALUE_ANNOTATION = `${GROUP}/request-value`;
+
+/** `body` with the request value it is created for (REQUEST_VALUE_ANNOTATION). */
+const withRequestValue = (body: KubeObject, handled: string): KubeObject => ({
+  ...body,
+  metadata: {
+    ...body.metadata,
+    annotations: { ...body.metadata.annotations, [REQUEST_VALUE_ANNOTATION]: handled },
+  },
+});
+
+/**
+ * A finished Job of the current request value that is not recorded yet is this request's own Job, whose
+ * status write was lost (it finished before the retry): adopted, never a reused value. A value used before
+ * (A, B, A) finds its Job recorded, or made before the annotation existed.
+ * Known limit: a crash between the status write that records a Job and the patch that marks it recorded leaves
+ * it unmarked; if the same value is then used again (A, B, A) while that Job is still kept, the old outcome is
+ * read as the new request's. Nothing runs twice; only that request's reported result is stale.
+ */
+const ownUnrecordedJob = (job: KubeObject, handled: string) =>
+  job.metadata.annotations?.[REQUEST_VALUE_ANNOTATION] === handled &&
+  !job.metadata.annotations?.[RECORDED_ANNOTATION];
 
 /** status.lastBackupNow.annotationValue's maxLength. */
 export const HANDLED_VALUE_MAX = 253;
@@ -80,26 +107,32 @@ export class ScheduleJobPhases {
     const request = `backup-now=${boundText(wanted, 64)}`;
     const created = await this.createRequestJob(
       run,
-      buildJobFromCronJob(run.cronJob as any, run.owner, jobName),
+      withRequestValue(buildJobFromCronJob(run.cronJob as any, run.owner, jobName), handled),
       'backup',
     );
     if (created.state === 'rejected' || created.state === 'conflict') {
       // Handled all the same: a new value asks again.
       const message = `${request}: ${created.message}`;
       const reason = created.state === 'rejected' ? 'EmergencyBackupRejected' : 'EmergencyBackupNameConflict';
-      run.status.lastBackupNow = { annotationValue: handled };
+      run.status.lastBackupNow = { annotationValue: handled, reason, message: boundText(message, 1024) };
       run.set(lastBackupFailed(reason, message));
       run.event('Warning', reason, message);
       return undefined;
     }
     if (created.state === 'gone') return run.finish(1_000); // deleted after our create: create again
-    run.status.lastBackupNow = { annotationValue: handled, jobName };
-    if (created.state === 'finished') {
+    if (created.state === 'finished' && !ownUnrecordedJob(created.job, handled)) {
       // The value was used before (A, B, A) and its Job is still there: no second backup under the same id.
-      const message = `${request}: this value was already used and Job ${jobName} has finished; set a new value to take another backup`;
-      run.event('Warning', 'EmergencyBackupValueReused', message);
+      // No jobName: that Job's backup is not this request's (the CLI must not report it as taken now).
+      const reason = 'EmergencyBackupValueReused';
+      const message = boundText(
+        `${request}: this value was already used and Job ${jobName} has finished; set a new value to take another backup`,
+        1024,
+      );
+      run.status.lastBackupNow = { annotationValue: handled, reason, message };
+      run.event('Warning', reason, message);
       return undefined;
     }
+    run.status.lastBackupNow = { annotationValue: handled, jobName };
     run.event('Normal', 'EmergencyBackupStarted', `${request}: started Job ${jobName}`);
     run.log.info('emergency backup started', { job: jobName, existed: created.state === 'running' });
     return undefined;
@@ -124,17 +157,35 @@ export class ScheduleJobPhases {
       run.event('Warning', reason, message);
       return undefined;
     };
-    const chosen = chooseTestRestoreBackup(run.status, wanted);
-    if (!('backup' in chosen)) return refuse(chosen.reason, `${chosen.message}; nothing was started`);
     const jobName = testRestoreJobName(run.req.name, run.obj.metadata.uid, wanted);
+    const chosen = chooseTestRestoreBackup(run.status, wanted);
+    if (!('backup' in chosen)) {
+      // A retry after a lost status write: the request's Job may already run a backup that retention has
+      // since dropped from status. That Job is the request's; refusing now would hide its result.
+      const job = await this.getJob(run, jobName);
+      const backupId = validBackupId(job?.metadata.annotations?.[TEST_RESTORE_BACKUP_ANNOTATION]);
+      if (
+        !job ||
+        !backupId ||
+        !this.isOwnRequestJob(run, job, 'test-restore') ||
+        !ownUnrecordedJob(job, handled)
+      )
+        return refuse(chosen.reason, `${chosen.message}; nothing was started`);
+      run.status.lastTestRestoreNow = { annotationValue: handled, backupId, jobName };
+      run.log.info('test restore adopted', { job: jobName, backup: backupId });
+      return undefined;
+    }
     const created = await this.createRequestJob(
       run,
-      buildTestRestoreJob(
-        run.cronJob as any,
-        run.owner,
-        jobName,
-        chosen.backup.id,
-        testRestoreArgs(run.spec, chosen.backup.id),
+      withRequestValue(
+        buildTestRestoreJob(
+          run.cronJob as any,
+          run.owner,
+          jobName,
+          chosen.backup.id,
+          testRestoreArgs(run.spec, chosen.backup.id),
+        ),
+        handled,
       ),
       'test-restore',
     );
@@ -154,7 +205,7 @@ export class ScheduleJobPhases {
       'job' in created
         ? validBackupId(created.job.metadata.annotations?.[TEST_RESTORE_BACKUP_ANNOTATION])
         : chosen.backup.id;
-    if (created.state === 'finished')
+    if (created.state === 'finished' && !ownUnrecordedJob(created.job, handled))
       return refuse(
         'TestRestoreValueReused',
         `this value was already used and Job ${jobName} has finished; set a new value to test-restore again`,
@@ -202,18 +253,10 @@ export class ScheduleJobPhases {
         };
       }
     }
-    const job = await this.ctx.client.get<KubeObject>({ ...ref, name }).catch((e: unknown) => {
-      if (isNotFound(e)) return undefined;
-      throw e;
-    });
+    const job = await this.getJob(run, name);
     if (!job) return { state: 'gone' }; // deleted in between: create it again on the requeue
     const owner = controllerOf(job);
-    const ours =
-      !!owner?.uid &&
-      (owner.uid === run.obj.metadata.uid || owner.uid === run.cronJob.metadata.uid) &&
-      job.metadata.labels?.[Label.BackupSchedule] === run.req.name &&
-      job.metadata.labels?.['app.kubernetes.io/component'] === component;
-    if (!ours) {
+    if (!this.isOwnRequestJob(run, job, component)) {
       const by = owner ? `${owner.kind} ${owner.name} (uid ${owner.uid})` : 'no controller';
       return {
         state: 'conflict',
@@ -221,6 +264,28 @@ export class ScheduleJobPhases {
       };
     }
     return { state: jobFinished(job) ? 'finished' : 'running', job };
+  }
+
+  private async getJob(run: ScheduleRun, name: string): Promise<KubeObject | undefined> {
+    const ref = { group: 'batch', version: 'v1', plural: 'jobs', namespace: run.req.namespace, name };
+    return this.ctx.client.get<KubeObject>(ref).catch((e: unknown) => {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    });
+  }
+
+  /**
+   * An on-request Job of this schedule: controlled by it (or, from before on-request Jobs were owned by the
+   * schedule, by its CronJob) by UID, and labelled for this schedule and purpose.
+   */
+  private isOwnRequestJob(run: ScheduleRun, job: KubeObject, component: 'backup' | 'test-restore') {
+    const owner = controllerOf(job);
+    return (
+      !!owner?.uid &&
+      (owner.uid === run.obj.metadata.uid || owner.uid === run.cronJob?.metadata.uid) &&
+      job.metadata.labels?.[Label.BackupSchedule] === run.req.name &&
+      job.metadata.labels?.['app.kubernetes.io/component'] === component
+    );
   }
 
   /**

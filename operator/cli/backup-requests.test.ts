@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { KubeObject } from '../kube/rest.js';
-import { backupNowState, listBackups, testRestoreState } from './backup-requests.js';
+import { backupNowState, listBackups, sameMessage, testRestoreState } from './backup-requests.js';
 
 const sched = (status: object, name = 'app'): KubeObject => ({ metadata: { name }, status });
 const backup = (id: string, finishedAt: string, verified = true) => ({
@@ -50,12 +50,71 @@ describe('backup now: which state the request is in', () => {
     });
     expect(backupNowState(other, 'v')).toEqual({ state: 'waiting', jobName: 'j1' });
   });
+  it("reads the request's own outcome from lastBackupNow when a later Job's result replaced the condition", () => {
+    const failed = sched({
+      lastBackupNow: {
+        annotationValue: 'v',
+        jobName: 'j1',
+        result: 'Failed',
+        finishedAt: '2026-01-01T00:00:05Z',
+        message: 'backup Job j1 failed: DatabaseUnreachable: refused',
+      },
+      backups: [backup('app-backup-2', '2026-01-01T00:00:09Z')],
+      conditions: [cond('LastBackupSucceeded', 'True', 'BackupVerified', 'backup app-backup-2: ok')],
+    });
+    expect(backupNowState(failed, 'v')).toEqual({
+      state: 'failed',
+      jobName: 'j1',
+      reason: 'Failed',
+      message: 'backup Job j1 failed: DatabaseUnreachable: refused',
+    });
+    // A success whose entry retention already dropped from status.backups.
+    const pruned = sched({
+      lastBackupNow: {
+        annotationValue: 'v',
+        jobName: 'j1',
+        result: 'Succeeded',
+        finishedAt: '2026-01-01T00:00:05Z',
+      },
+    });
+    expect(backupNowState(pruned, 'v')).toMatchObject({
+      state: 'recorded',
+      backup: { id: 'j1', verified: true },
+    });
+  });
   it('a rejected request (no Job) is a failure', () => {
     const s = sched({
       lastBackupNow: { annotationValue: 'v' },
       conditions: [cond('LastBackupSucceeded', 'False', 'EmergencyBackupRejected', 'quota')],
     });
     expect(backupNowState(s, 'v')).toMatchObject({ state: 'failed', reason: 'EmergencyBackupRejected' });
+  });
+  it('a reused value is a failure with the reason on lastBackupNow, even when the old backup is still listed', () => {
+    const s = sched({
+      lastBackupNow: {
+        annotationValue: 'v',
+        reason: 'EmergencyBackupValueReused',
+        message: 'backup-now=v: this value was already used',
+      },
+      backups: [backup('app-backup-now-1', '2026-01-01T00:00:00Z')],
+      conditions: [cond('LastBackupSucceeded', 'True', 'BackupVerified', 'backup app-backup-now-1: ok')],
+    });
+    expect(backupNowState(s, 'v')).toMatchObject({
+      state: 'failed',
+      reason: 'EmergencyBackupValueReused',
+      message: expect.stringContaining('already used'),
+    });
+  });
+});
+
+describe('sameMessage', () => {
+  const long = `backup Job j failed: ${'x'.repeat(2000)}`;
+  it('matches a message and its cut copy, not two different messages', () => {
+    expect(sameMessage(long, long.slice(0, 1021) + '...')).toBe(true);
+    expect(sameMessage('a', 'a')).toBe(true);
+    expect(sameMessage('short one', 'short')).toBe(false);
+    expect(sameMessage(long, `backup Job k failed: ${'x'.repeat(1000)}...`)).toBe(false);
+    expect(sameMessage(undefined, 'a')).toBe(false);
   });
 });
 
@@ -119,6 +178,31 @@ describe('backups verify: which state the request is in', () => {
         at,
       ),
     ).toMatchObject({ state: 'finished' });
+  });
+  it("finished with the request's own outcome from lastTestRestoreNow when a newer scheduled result was recorded after it", () => {
+    // The request's Job finished at 00:10:05 but was recorded after a verify Job that finished at 00:10:09,
+    // so lastTestRestore (newest result only) never shows it.
+    const s = sched({
+      lastTestRestoreNow: {
+        ...handled,
+        result: 'Failed',
+        finishedAt: '2026-01-01T00:10:05Z',
+        durationSeconds: 3,
+        message: 'test restore Job app-restore-now-1 failed: ChecksumMismatch: x',
+      },
+      lastTestRestore: { ...result('2026-01-01T00:10:09Z'), jobName: 'app-verify-9' },
+    });
+    expect(testRestoreState(s, 'b1@x', 'b1', at)).toEqual({
+      state: 'finished',
+      result: {
+        backupId: 'b1',
+        finishedAt: '2026-01-01T00:10:05Z',
+        durationSeconds: 3,
+        result: 'Failed',
+        message: 'test restore Job app-restore-now-1 failed: ChecksumMismatch: x',
+        jobName: 'app-restore-now-1',
+      },
+    });
   });
   it('refused with the reason in lastTestRestoreNow (the condition keeps the last real test restore)', () => {
     const s = sched({

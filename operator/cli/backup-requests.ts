@@ -30,6 +30,20 @@ export function supersededBy(
   return { state: 'superseded', by: current };
 }
 
+/**
+ * Whether a condition's message and a status field's are the same text: each is cut to its own limit (the
+ * condition's 32768, the field's 1024, ending in "..."), so a long message matches by its common start.
+ */
+export function sameMessage(a: string | undefined, b: string | undefined): boolean {
+  if (a === undefined || b === undefined) return false;
+  if (a === b) return true;
+  const cut = (s: string) => s.replace(/(\.\.\.|…)$/, '');
+  const [x, y] = [cut(a), cut(b)];
+  const shorter = x.length <= y.length ? x : y;
+  const longer = shorter === x ? y : x;
+  return shorter.length >= 64 && longer.startsWith(shorter);
+}
+
 export type BackupNowState =
   | { state: 'waiting'; jobName?: string; note?: string }
   | Superseded
@@ -51,6 +65,14 @@ export function backupNowState(schedule: KubeObject, value: string): BackupNowSt
   if (handled?.annotationValue !== value) return { state: 'waiting' };
   const jobName = handled.jobName;
   if (!jobName) {
+    // Not started: the operator says why on lastBackupNow (reason, message); an older operator only in the
+    // condition.
+    if (handled.reason || handled.message)
+      return {
+        state: 'failed',
+        reason: handled.reason ?? 'NotStarted',
+        message: handled.message ?? 'the operator did not start a Job',
+      };
     return {
       state: 'failed',
       reason: cond?.status === 'False' ? (cond.reason ?? 'Failed') : 'NotStarted',
@@ -61,6 +83,25 @@ export function backupNowState(schedule: KubeObject, value: string): BackupNowSt
     (status.backups ?? []).find((b) => b.id === jobName) ??
     (status.lastSuccessfulBackup?.id === jobName ? status.lastSuccessfulBackup : undefined);
   if (backup) return { state: 'recorded', jobName, backup };
+  // The operator keeps the request's own outcome on lastBackupNow: LastBackupSucceeded may already show a
+  // later Job's result, and retention may have dropped the backup from status.backups. Succeeded means a
+  // verified backup (an unverified one is Failed there, with "NOT verified" in its message).
+  if (handled.result === 'Failed')
+    return {
+      state: 'failed',
+      jobName,
+      reason:
+        cond?.status === 'False' && sameMessage(cond.message, handled.message)
+          ? (cond.reason ?? 'Failed')
+          : 'Failed',
+      message: handled.message ?? `backup Job ${jobName} failed`,
+    };
+  if (handled.result === 'Succeeded' && handled.finishedAt)
+    return {
+      state: 'recorded',
+      jobName,
+      backup: { id: jobName, finishedAt: handled.finishedAt, verified: true },
+    };
   if (cond?.status === 'False' && cond.message?.includes(`backup Job ${jobName} failed`))
     return { state: 'failed', jobName, reason: cond.reason ?? 'Failed', message: cond.message };
   if (cond?.status === 'False' && cond.message?.includes(jobName))
@@ -74,10 +115,33 @@ export type TestRestoreState =
   | { state: 'refused'; reason: string; message: string }
   | { state: 'finished'; result: NonNullable<BackupScheduleStatus['lastTestRestore']> };
 
+type TestRestoreResult = NonNullable<BackupScheduleStatus['lastTestRestore']>;
+
+/**
+ * The outcome of the request's own Job as the operator records it on status.lastTestRestoreNow (result,
+ * finishedAt): lastTestRestore holds only the newest result of any Job, so a request's Job that finished
+ * before a scheduled one but was recorded after it never shows there.
+ */
+export function ownTestRestoreResult(
+  handled: BackupScheduleStatus['lastTestRestoreNow'],
+  backupId?: string,
+): TestRestoreResult | undefined {
+  if (!handled?.jobName || !handled.result || !handled.finishedAt) return undefined;
+  return {
+    backupId: handled.backupId ?? backupId ?? 'unknown',
+    finishedAt: handled.finishedAt,
+    ...(handled.durationSeconds !== undefined ? { durationSeconds: handled.durationSeconds } : {}),
+    result: handled.result,
+    ...(handled.message !== undefined ? { message: handled.message } : {}),
+    jobName: handled.jobName,
+  };
+}
+
 /**
  * Where the test-restore-now request `value` for `backupId` stands: refused (status.lastTestRestoreNow has a
- * message and no Job; its reason says why), or finished once status.lastTestRestore is the result of the
- * request's own Job (lastTestRestore.jobName === lastTestRestoreNow.jobName). An operator that does not record
+ * message and no Job; its reason says why), or finished once status.lastTestRestoreNow carries the result of
+ * the request's own Job (result, finishedAt), or, from an operator that does not record it there,
+ * status.lastTestRestore is that Job's result (lastTestRestore.jobName === lastTestRestoreNow.jobName). An operator that does not record
  * jobName yet is matched as before: a result for that backup finished at or after `requestedAt` (whole seconds).
  */
 export function testRestoreState(
@@ -94,13 +158,15 @@ export function testRestoreState(
   if (!handled.jobName) {
     const cond = conditionOf(schedule, 'LastTestRestoreSucceeded');
     const fromCondition =
-      cond?.status === 'False' && cond.message === handled.message ? cond.reason : undefined;
+      cond?.status === 'False' && sameMessage(cond.message, handled.message) ? cond.reason : undefined;
     return {
       state: 'refused',
       reason: handled.reason ?? fromCondition ?? 'Refused',
       message: handled.message ?? 'the operator did not start a test restore',
     };
   }
+  const own = ownTestRestoreResult(handled, backupId);
+  if (own) return { state: 'finished', result: own };
   const last = status.lastTestRestore;
   const since = Math.floor(requestedAt.getTime() / 1000) * 1000;
   const ours =

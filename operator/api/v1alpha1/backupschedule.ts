@@ -270,6 +270,20 @@ const Backup = z.object({
 });
 export type Backup = z.infer<typeof Backup>;
 
+/**
+ * The outcome of an on-request Job, recorded on the request itself (status.last*Now) when its Job is recorded:
+ * lastTestRestore and LastBackupSucceeded show the newest result of any Job, so a request's own Job recorded
+ * after a newer scheduled one would never show there.
+ */
+const requestOutcome = (what: string) => ({
+  result: z
+    .enum(['Succeeded', 'Failed'])
+    .optional()
+    .meta({ description: `The outcome of this request's ${what} Job, once it is recorded.` }),
+  finishedAt: Timestamp.optional(),
+  durationSeconds: z.int().min(0).optional(),
+});
+
 export const BackupScheduleStatus = z.object({
   observedGeneration: z.int().min(0).optional(),
   conditions: Conditions.optional(),
@@ -297,7 +311,22 @@ export const BackupScheduleStatus = z.object({
   rpoSeconds: z.int().min(0).optional().meta({ description: 'Age of the newest good backup.' }),
   notifications: notificationStatus(BackupScheduleEvents).optional(),
   lastBackupNow: z
-    .object({ annotationValue: z.string().max(253), jobName: objectName().optional() })
+    .object({
+      annotationValue: z.string().max(253),
+      jobName: objectName().optional(),
+      ...requestOutcome('backup'),
+      message: z.string().max(1024).optional().meta({
+        description: "Why the request was not started, or its backup Job's outcome once it is recorded.",
+      }),
+      reason: z
+        .string()
+        .max(128)
+        .regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/)
+        .optional()
+        .meta({
+          description: 'Why the request was not started, as a CamelCase reason (also the Event reason).',
+        }),
+    })
     .optional()
     .meta({ description: 'The last backup-now annotation handled, so a value acts once.' }),
   lastTestRestoreNow: z
@@ -305,7 +334,12 @@ export const BackupScheduleStatus = z.object({
       annotationValue: z.string().max(253),
       backupId: BackupId.optional().meta({ description: 'The backup being test-restored.' }),
       jobName: objectName().optional(),
-      message: z.string().max(1024).optional().meta({ description: 'Why the request was not started.' }),
+      ...requestOutcome('test restore'),
+      message: z
+        .string()
+        .max(1024)
+        .optional()
+        .meta({ description: "Why the request was not started, or its Job's outcome once it finished." }),
       reason: z
         .string()
         .max(128)

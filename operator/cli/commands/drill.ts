@@ -9,7 +9,7 @@ import { isAlreadyExists, isNotFound } from '../../kube/errors.js';
 import type { KubeObject } from '../../kube/rest.js';
 import { readDeploymentHistory } from '../../rollback/deployment-io.js';
 import { findRevisionReplicaSet, type RawDeployment } from '../../rollback/deployment-undo.js';
-import { supersededBy } from '../backup-requests.js';
+import { ownTestRestoreResult, supersededBy } from '../backup-requests.js';
 import { action } from '../command.js';
 import { plansRef, schedulesRef, type CliContext } from '../context.js';
 import { CliError, ExitCode, fromApiError } from '../errors.js';
@@ -367,7 +367,7 @@ async function testRestore(
     throw fromApiError(e, `patch backupschedule ${ns}/${name} (annotation ${Annotation.TestRestoreNow})`);
   }
   progress(`  test restore of ${name} requested (${Annotation.TestRestoreNow}=${request})`);
-  const final = await watchMaybe<ScheduleObject, { s: ScheduleObject; started: boolean }>(
+  const final = await watchMaybe<ScheduleObject, { s: ScheduleObject; result?: TestRestoreResult }>(
     ctx.client,
     schedulesRef(ns, name),
     (s) => {
@@ -380,8 +380,12 @@ async function testRestore(
           `the drill's test-restore-now request ${request} was superseded by ${superseded.by} before the operator handled it`,
         );
       if (handled?.annotationValue !== request) return undefined;
-      if (handled.message && !handled.jobName) return { s, started: false };
-      return isResultOf(s.status?.lastTestRestore, handled, before) ? { s, started: true } : undefined;
+      if (handled.message && !handled.jobName) return { s };
+      // The request's own outcome (an operator that records it there), else the newest result if it is ours.
+      const own = ownTestRestoreResult(handled);
+      if (own) return { s, result: own };
+      const last = s.status?.lastTestRestore;
+      return last && isResultOf(last, handled, before) ? { s, result: last } : undefined;
     },
     {
       timeoutMs,
@@ -399,7 +403,7 @@ async function testRestore(
     : null;
   const rpo = rpoObjectiveOf(final.s);
   const rpoSeconds = parseDuration(rpo) / 1000;
-  const t = final.started ? st.lastTestRestore : undefined;
+  const t = final.result;
   const figures: DatabaseFigures = {
     schedule: name,
     request,
