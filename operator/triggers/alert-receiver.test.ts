@@ -190,91 +190,95 @@ describe('Alertmanager webhook receiver', () => {
 });
 
 describe('Alertmanager webhook receiver over TLS', () => {
-  it('serves HTTPS with the given certificate, reloads a renewed one, and refuses to start without a token file', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'nxt-receiver-tls-'));
-    try {
-      const newCertificate = () =>
-        execFileSync(
-          'openssl',
-          [
-            'req',
-            '-x509',
-            '-newkey',
-            'rsa:2048',
-            '-nodes',
-            '-days',
-            '1',
-            '-subj',
-            '/CN=localhost',
-            '-keyout',
-            join(dir, 'tls.key'),
-            '-out',
-            join(dir, 'tls.crt'),
-          ],
-          { stdio: 'ignore' },
-        );
-      newCertificate();
-      writeFileSync(join(dir, 'token'), TOKEN);
-      const store = new AlertStore();
-      const log = winston.createLogger({ silent: true });
-      const r = new AlertReceiver({
-        address: '127.0.0.1:0',
-        tokenFile: join(dir, 'token'),
-        tls: { certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') },
-        store,
-        isLeader: () => true,
-        log,
-      });
-      await r.start();
-      const post = () =>
-        new Promise<{ status: number; fingerprint: string }>((resolve, reject) => {
-          const req = httpsRequest(
-            {
-              host: '127.0.0.1',
-              port: r.port,
-              path: '/alertmanager',
-              method: 'POST',
-              rejectUnauthorized: false,
-              agent: false, // a new connection (and handshake) per request
-              headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-            },
-            (res) => {
-              res.resume();
-              const peer = (res.socket as TLSSocket).getPeerCertificate();
-              resolve({ status: res.statusCode!, fingerprint: peer.fingerprint256 });
-            },
+  it(
+    'serves HTTPS with the given certificate, reloads a renewed one, and refuses to start without a token file',
+    { timeout: 30_000 },
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'nxt-receiver-tls-'));
+      try {
+        const newCertificate = () =>
+          execFileSync(
+            'openssl',
+            [
+              'req',
+              '-x509',
+              '-newkey',
+              'rsa:2048',
+              '-nodes',
+              '-days',
+              '1',
+              '-subj',
+              '/CN=localhost',
+              '-keyout',
+              join(dir, 'tls.key'),
+              '-out',
+              join(dir, 'tls.crt'),
+            ],
+            { stdio: 'ignore' },
           );
-          req.on('error', reject);
-          req.end(JSON.stringify(payload([firing('tls1', { alertname: 'Tls' })])));
+        newCertificate();
+        writeFileSync(join(dir, 'token'), TOKEN);
+        const store = new AlertStore();
+        const log = winston.createLogger({ silent: true });
+        const r = new AlertReceiver({
+          address: '127.0.0.1:0',
+          tokenFile: join(dir, 'token'),
+          tls: { certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') },
+          store,
+          isLeader: () => true,
+          log,
         });
-      const first = await post();
-      expect(first.status).toBe(200);
-      expect(store.size).toBe(1);
-      expect(await r.reloadCertificate(), 'unchanged files: nothing to reload').toBe(false);
-      // cert-manager renews the Secret: the next connection gets the new certificate, no restart.
-      newCertificate();
-      expect(await r.reloadCertificate()).toBe(true);
-      const second = await post();
-      expect(second.status).toBe(200);
-      expect(second.fingerprint).not.toBe(first.fingerprint);
-      // A half-written pair (new key, old certificate) is refused and the current one kept.
-      const cert = readFileSync(join(dir, 'tls.crt'));
-      newCertificate();
-      writeFileSync(join(dir, 'tls.crt'), cert);
-      expect(await r.reloadCertificate()).toBe(false);
-      expect((await post()).fingerprint).toBe(second.fingerprint);
-      r.httpServer?.closeAllConnections();
-      r.httpServer?.close();
-      const noToken = new AlertReceiver({
-        address: '127.0.0.1:0',
-        tokenFile: join(dir, 'missing'),
-        store,
-        isLeader: () => true,
-        log,
-      });
-      await expect(noToken.start()).rejects.toThrow(/ALERT_RECEIVER_TOKEN_FILE/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+        await r.start();
+        const post = () =>
+          new Promise<{ status: number; fingerprint: string }>((resolve, reject) => {
+            const req = httpsRequest(
+              {
+                host: '127.0.0.1',
+                port: r.port,
+                path: '/alertmanager',
+                method: 'POST',
+                rejectUnauthorized: false,
+                agent: false, // a new connection (and handshake) per request
+                headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+              },
+              (res) => {
+                res.resume();
+                const peer = (res.socket as TLSSocket).getPeerCertificate();
+                resolve({ status: res.statusCode!, fingerprint: peer.fingerprint256 });
+              },
+            );
+            req.on('error', reject);
+            req.end(JSON.stringify(payload([firing('tls1', { alertname: 'Tls' })])));
+          });
+        const first = await post();
+        expect(first.status).toBe(200);
+        expect(store.size).toBe(1);
+        expect(await r.reloadCertificate(), 'unchanged files: nothing to reload').toBe(false);
+        // cert-manager renews the Secret: the next connection gets the new certificate, no restart.
+        newCertificate();
+        expect(await r.reloadCertificate()).toBe(true);
+        const second = await post();
+        expect(second.status).toBe(200);
+        expect(second.fingerprint).not.toBe(first.fingerprint);
+        // A half-written pair (new key, old certificate) is refused and the current one kept.
+        const cert = readFileSync(join(dir, 'tls.crt'));
+        newCertificate();
+        writeFileSync(join(dir, 'tls.crt'), cert);
+        expect(await r.reloadCertificate()).toBe(false);
+        expect((await post()).fingerprint).toBe(second.fingerprint);
+        r.httpServer?.closeAllConnections();
+        r.httpServer?.close();
+        const noToken = new AlertReceiver({
+          address: '127.0.0.1:0',
+          tokenFile: join(dir, 'missing'),
+          store,
+          isLeader: () => true,
+          log,
+        });
+        await expect(noToken.start()).rejects.toThrow(/ALERT_RECEIVER_TOKEN_FILE/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });
