@@ -108,3 +108,17 @@ async function expectStatusAccepted(
     throw new Error(`${f.name}: the API server refused its status:\n${body}\n${stringify(f.obj.status)}`);
   }
 }
+
+// The YAML in the README applies as well (a namespace it names is moved to the test namespace).
+describe('docs/integrations/argocd/README.md YAML', () => {
+  const readme = readFileSync(join(RESOURCE_CUSTOMIZATIONS, '..', 'README.md'), 'utf8');
+  const blocks = [...readme.matchAll(/^```yaml\n([\s\S]*?)^```$/gm)].map((m) => parse(m[1]!));
+  it('has YAML blocks, and each applies with kubectl apply --dry-run=server', async () => {
+    expect(blocks.length).toBeGreaterThan(0);
+    for (const [i, doc] of blocks.entries()) {
+      const file = join(tmp, `readme-${i}.yaml`);
+      writeFileSync(file, stringify({ ...doc, metadata: { ...doc.metadata, namespace: ns } }));
+      await kubectl('apply', '--dry-run=server', '-f', file);
+    }
+  });
+});
