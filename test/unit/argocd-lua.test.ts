@@ -1,7 +1,7 @@
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { argoCdConfigMap } from '../../hack/generate-argocd-cm.js';
 import { GROUP } from '../../operator/api/v1alpha1/common.js';
@@ -126,5 +126,38 @@ describe('hack/argocd-lua reports a differing result', () => {
       `${GROUP}/RollbackPlan testdata/suspended_awaitingApproval.yaml`,
     ]);
     expect(mutated.summary).toBe(`${mutated.results.length - 3} passed, 3 failed`);
+  });
+
+  it('gives an argocd-cm script only the restricted libraries, as Argo CD does (no string library)', async () => {
+    const dir = join(copy, 'restricted');
+    const script = 'return { status = "Healthy", message = string.upper("ok") }\n';
+    mkdirSync(join(dir, 'x.io', 'K', 'testdata'), { recursive: true });
+    writeFileSync(join(dir, 'x.io', 'K', 'health.lua'), script);
+    writeFileSync(
+      join(dir, 'x.io', 'K', 'testdata', 'a.yaml'),
+      'apiVersion: x.io/v1\nkind: K\nmetadata: {name: a}\n',
+    );
+    writeFileSync(
+      join(dir, 'x.io', 'K', 'health_test.yaml'),
+      stringify({
+        tests: [{ healthStatus: { status: 'Healthy', message: 'OK' }, inputPath: 'testdata/a.yaml' }],
+      }),
+    );
+    const cm = join(copy, 'argocd-cm.yaml');
+    writeFileSync(
+      cm,
+      stringify({
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: 'argocd-cm' },
+        data: { 'resource.customizations.health.x.io_K': script },
+      }),
+    );
+    const r = await runArgoCdLuaTests(bin, { dir, configMap: cm });
+    expect(r.results.map((x) => [x.source, x.openLibs, x.ok])).toEqual([
+      ['built-in', true, true],
+      ['argocd-cm', false, false],
+    ]);
+    expect(r.results[1]!.error).toMatch(/attempt to index a non-table object\(nil\) with key 'upper'/);
   });
 });
