@@ -1,4 +1,5 @@
-import { GROUP, Label, MANAGED_BY, VERSION } from '../api/v1alpha1/common.js';
+import { Annotation, GROUP, Label, MANAGED_BY, VERSION } from '../api/v1alpha1/common.js';
+import { boundIdentity } from '../kube/bounded.js';
 import {
   BACKUP_SCHEDULE_KIND,
   parseBackupSchedule,
@@ -24,9 +25,9 @@ import {
 import { missingSecretKeys } from './pod-builders.js';
 import { evaluateRpo } from './rpo.js';
 import { checkClaim, checkServiceAccount, type Problem } from './prerequisites.js';
-import { notReady, ready, rpoMet } from './schedule-conditions.js';
+import { backupNowGate, notReady, ready, rpoMet } from './schedule-conditions.js';
 import { refuseRunnerOverrides, runnerPolicyOf } from './runner-policy.js';
-import { ScheduleJobPhases } from './schedule-jobs.js';
+import { HANDLED_VALUE_MAX, ScheduleJobPhases } from './schedule-jobs.js';
 import { ScheduleRun } from './schedule-run.js';
 import { schedulesToRecheck, sharedClaimReport } from './shared-claim.js';
 import { SCHEDULE_NOTIFICATIONS } from '../notify/kinds.js';
@@ -407,6 +408,18 @@ export class BackupScheduleReconciler {
     const next = spec.suspend
       ? 'suspended'
       : `next backup at ${this.clock.next(spec.schedule, spec.timeZone, run.now)?.toISOString() ?? 'never'} (${spec.schedule}, ${spec.timeZone})`;
+    const wanted = run.obj.metadata.annotations?.[Annotation.BackupNow];
+    const gate = backupNowGate(
+      wanted ? boundIdentity(wanted, HANDLED_VALUE_MAX) : undefined,
+      status.lastBackupNow,
+    );
+    if (gate) {
+      run.set(...gate);
+      const reason = gate[0]!.reason;
+      if (run.previous('Ready')?.reason !== reason)
+        run.event(reason === 'BackupFailed' ? 'Warning' : 'Normal', reason, gate[0]!.message);
+      return run.finish(rpo.breachInMs);
+    }
     run.set(...ready(spec.suspend, `CronJob ${run.cronJob.metadata.name}: ${next}`));
     if (run.previous('Ready')?.status !== 'True') {
       run.event(

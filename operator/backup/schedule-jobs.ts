@@ -71,7 +71,16 @@ export class ScheduleJobPhases {
     const wanted = run.obj.metadata.annotations?.[Annotation.BackupNow];
     if (!wanted) return undefined;
     const handled = boundIdentity(wanted, HANDLED_VALUE_MAX);
-    if (handled === run.status.lastBackupNow?.annotationValue) return undefined;
+    const last = run.status.lastBackupNow;
+    if (handled === last?.annotationValue) {
+      // Recorded by a version that did not keep the result (or the status write was lost): the Job says.
+      const recordedAs =
+        last.jobName && !last.result
+          ? this.jobs.get(`${run.req.namespace}/${last.jobName}`)?.metadata.annotations?.[RECORDED_ANNOTATION]
+          : undefined;
+      if (recordedAs) last.result = recordedAs === 'succeeded' ? 'Succeeded' : 'Failed';
+      return undefined;
+    }
     const jobName = childName(
       run.cronJob.metadata.name,
       `now-${createHash('sha256').update(wanted).digest('hex').slice(0, 8)}`,
@@ -87,7 +96,7 @@ export class ScheduleJobPhases {
       // Handled all the same: a new value asks again.
       const message = `${request}: ${created.message}`;
       const reason = created.state === 'rejected' ? 'EmergencyBackupRejected' : 'EmergencyBackupNameConflict';
-      run.status.lastBackupNow = { annotationValue: handled };
+      run.status.lastBackupNow = { annotationValue: handled, result: 'Failed' };
       run.set(lastBackupFailed(reason, message));
       run.event('Warning', reason, message);
       return undefined;
@@ -95,6 +104,9 @@ export class ScheduleJobPhases {
     if (created.state === 'gone') return run.finish(1_000); // deleted after our create: create again
     run.status.lastBackupNow = { annotationValue: handled, jobName };
     if (created.state === 'finished') {
+      // Recorded before (the Job carries its outcome): the gate on this value is decided already.
+      const recordedAs = created.job.metadata.annotations?.[RECORDED_ANNOTATION];
+      if (recordedAs) run.status.lastBackupNow.result = recordedAs === 'succeeded' ? 'Succeeded' : 'Failed';
       // The value was used before (A, B, A) and its Job is still there: no second backup under the same id.
       const message = `${request}: this value was already used and Job ${jobName} has finished; set a new value to take another backup`;
       run.event('Warning', 'EmergencyBackupValueReused', message);
@@ -313,6 +325,9 @@ export class ScheduleJobPhases {
           ? recordTestRestoreJob(run.status, job, outcome, cond, run.req)
           : recordBackupJob(run.status, job, outcome, run.spec, cond, run.req);
       for (const [t, r, m] of recorded.events) run.event(t, r, m);
+      // The backup of a backup-now value is recorded: the pre-deployment gate (Ready) opens or fails on it.
+      if (run.status.lastBackupNow?.jobName === job.metadata.name)
+        run.status.lastBackupNow.result = outcome.state === 'succeeded' ? 'Succeeded' : 'Failed';
       // Status first, then the marker: a crash in between records the same Job again, idempotently.
       await run.writeStatus();
       await this.ctx.client.patch(jobRef, 'merge', {

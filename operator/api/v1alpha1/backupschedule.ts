@@ -297,7 +297,14 @@ export const BackupScheduleStatus = z.object({
   rpoSeconds: z.int().min(0).optional().meta({ description: 'Age of the newest good backup.' }),
   notifications: notificationStatus(BackupScheduleEvents).optional(),
   lastBackupNow: z
-    .object({ annotationValue: z.string().max(253), jobName: objectName().optional() })
+    .object({
+      annotationValue: z.string().max(253),
+      jobName: objectName().optional(),
+      result: z.enum(['Succeeded', 'Failed']).optional().meta({
+        description:
+          "The outcome of this value's backup once recorded (absent while it runs: Ready=False, reason BackupInProgress).",
+      }),
+    })
     .optional()
     .meta({ description: 'The last backup-now annotation handled, so a value acts once.' }),
   lastTestRestoreNow: z
