@@ -6,6 +6,7 @@ import type { TriggerContext, ArmedOutcome } from './auto-trigger.js';
 import { readDeploymentHistory } from './deployment-io.js';
 import type { RawDeployment, RawReplicaSet } from './deployment-undo.js';
 import { planPhaseConditions } from './plan-conditions.js';
+import { failpoint } from '../failpoints.js';
 import { isNotFound } from '../kube/errors.js';
 
 const REVISION = 'deployment.kubernetes.io/revision';
@@ -186,6 +187,7 @@ export async function reconcileRevertArmed(
     t.cond({ type: ConditionType.Triggered, status: 'True', reason: 'GitOpsRevert', message: observedText });
     t.event('Normal', 'Triggered', `a GitOps revert: ${observedText}`);
     await t.write(); // durable before any step: the plan fires at most once
+    failpoint('after-revert-trigger');
     return { kind: 'fired' };
   }
 
