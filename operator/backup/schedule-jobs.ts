@@ -73,12 +73,15 @@ export class ScheduleJobPhases {
     const handled = boundIdentity(wanted, HANDLED_VALUE_MAX);
     const last = run.status.lastBackupNow;
     if (handled === last?.annotationValue) {
-      // Recorded by a version that did not keep the result (or the status write was lost): the Job says.
-      const recordedAs =
-        last.jobName && !last.result
-          ? this.jobs.get(`${run.req.namespace}/${last.jobName}`)?.metadata.annotations?.[RECORDED_ANNOTATION]
-          : undefined;
-      if (recordedAs) last.result = recordedAs === 'succeeded' ? 'Succeeded' : 'Failed';
+      if (last.jobName && !last.result) {
+        // Recorded by a version that did not keep the result (an upgrade): the Job says, or, once the Job is
+        // gone, the backup list (a backup's id is its Job's name).
+        const job = this.jobs.get(`${run.req.namespace}/${last.jobName}`);
+        const recordedAs = job?.metadata.annotations?.[RECORDED_ANNOTATION];
+        if (recordedAs) last.result = recordedAs === 'succeeded' ? 'Succeeded' : 'Failed';
+        else if (!job && (run.status.backups ?? []).some((b) => b.id === last.jobName))
+          last.result = 'Succeeded';
+      }
       return undefined;
     }
     const jobName = childName(
