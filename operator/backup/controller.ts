@@ -408,6 +408,7 @@ export class BackupScheduleReconciler {
     const next = spec.suspend
       ? 'suspended'
       : `next backup at ${this.clock.next(spec.schedule, spec.timeZone, run.now)?.toISOString() ?? 'never'} (${spec.schedule}, ${spec.timeZone})`;
+    run.set(...ready(spec.suspend, `CronJob ${run.cronJob.metadata.name}: ${next}`));
     const wanted = run.obj.metadata.annotations?.[Annotation.BackupNow];
     const gate = backupNowGate(
       wanted ? boundIdentity(wanted, HANDLED_VALUE_MAX) : undefined,
@@ -415,13 +416,12 @@ export class BackupScheduleReconciler {
     );
     if (gate) {
       run.set(...gate);
-      const reason = gate[0]!.reason;
-      if (run.previous('Ready')?.reason !== reason)
-        run.event(reason === 'BackupFailed' ? 'Warning' : 'Normal', reason, gate[0]!.message);
-      return run.finish(rpo.breachInMs);
+      const [first] = gate;
+      const before = run.previous(first!.type);
+      if (before?.reason !== first!.reason)
+        run.event(first!.reason === 'BackupNowFailed' ? 'Warning' : 'Normal', first!.reason, first!.message);
     }
-    run.set(...ready(spec.suspend, `CronJob ${run.cronJob.metadata.name}: ${next}`));
-    if (run.previous('Ready')?.status !== 'True') {
+    if (run.previous('Ready')?.status !== 'True' && !gate?.some((c) => c.type === 'Ready')) {
       run.event(
         'Normal',
         'Scheduled',

@@ -424,8 +424,8 @@ describe.skipIf(inject('existingCluster'))('GitOps reverts and pre-deployment ba
         const recorded =
           s.status?.lastBackupNow?.annotationValue === 'release-2' &&
           s.status.lastBackupNow.result === 'Succeeded';
-        const ready = condition(s, 'Ready');
-        if (ready?.reason === 'BackupInProgress') sawInProgress = true;
+        const ready = condition(s, 'Reconciling');
+        if (ready?.status === 'True' && ready.reason === 'BackupInProgress') sawInProgress = true;
         const image = await imageOf(ns, 'gated');
         samples.push({ recorded, image, ready: ready?.reason });
         return image === V2;
@@ -458,5 +458,7 @@ describe.skipIf(inject('existingCluster'))('GitOps reverts and pre-deployment ba
     });
     expect(condition(await kustomization('gate-infra'), 'Ready')).toMatchObject({ status: 'True' });
     expect(condition(s, 'Ready')).toMatchObject({ status: 'True' });
+    s = await waitScheduleCondition(ns, 'predeploy', 'Reconciling', 'False');
+    expect(condition(s, 'Stalled')).toMatchObject({ status: 'False' });
   });
 });
