@@ -302,7 +302,7 @@ export const BackupScheduleStatus = z.object({
       jobName: objectName().optional(),
       result: z.enum(['Succeeded', 'Failed']).optional().meta({
         description:
-          "The outcome of this value's backup once recorded (absent while it runs: Ready=False, reason BackupInProgress).",
+          "The outcome of this value's backup once recorded (absent while it runs: Reconciling=True, reason BackupInProgress).",
       }),
     })
     .optional()
