@@ -360,7 +360,7 @@ describe.skipIf(inject('existingCluster'))('GitOps reverts and pre-deployment ba
         if (ready?.status === 'True') return k;
         throw new Error(JSON.stringify(ready ?? k.status ?? 'no status'));
       },
-      150_000,
+      100_000,
       500,
     );
     expect(condition(ks, 'Healthy')).toMatchObject({ status: 'True' });
