@@ -1,4 +1,5 @@
-import { GROUP, Label, MANAGED_BY, VERSION } from '../api/v1alpha1/common.js';
+import { Annotation, GROUP, Label, MANAGED_BY, VERSION } from '../api/v1alpha1/common.js';
+import { boundIdentity } from '../kube/bounded.js';
 import {
   BACKUP_SCHEDULE_KIND,
   parseBackupSchedule,
@@ -24,9 +25,9 @@ import {
 import { missingSecretKeys } from './pod-builders.js';
 import { evaluateRpo } from './rpo.js';
 import { checkClaim, checkServiceAccount, type Problem } from './prerequisites.js';
-import { notReady, ready, rpoMet } from './schedule-conditions.js';
+import { backupNowGate, notReady, ready, rpoMet } from './schedule-conditions.js';
 import { refuseRunnerOverrides, runnerPolicyOf } from './runner-policy.js';
-import { ScheduleJobPhases } from './schedule-jobs.js';
+import { HANDLED_VALUE_MAX, ScheduleJobPhases } from './schedule-jobs.js';
 import { ScheduleRun } from './schedule-run.js';
 import { schedulesToRecheck, sharedClaimReport } from './shared-claim.js';
 import { SCHEDULE_NOTIFICATIONS } from '../notify/kinds.js';
@@ -408,7 +409,19 @@ export class BackupScheduleReconciler {
       ? 'suspended'
       : `next backup at ${this.clock.next(spec.schedule, spec.timeZone, run.now)?.toISOString() ?? 'never'} (${spec.schedule}, ${spec.timeZone})`;
     run.set(...ready(spec.suspend, `CronJob ${run.cronJob.metadata.name}: ${next}`));
-    if (run.previous('Ready')?.status !== 'True') {
+    const wanted = run.obj.metadata.annotations?.[Annotation.BackupNow];
+    const gate = backupNowGate(
+      wanted ? boundIdentity(wanted, HANDLED_VALUE_MAX) : undefined,
+      status.lastBackupNow,
+    );
+    if (gate) {
+      run.set(...gate);
+      const [first] = gate;
+      const before = run.previous(first!.type);
+      if (before?.reason !== first!.reason)
+        run.event(first!.reason === 'BackupNowFailed' ? 'Warning' : 'Normal', first!.reason, first!.message);
+    }
+    if (run.previous('Ready')?.status !== 'True' && !gate?.some((c) => c.type === 'Ready')) {
       run.event(
         'Normal',
         'Scheduled',

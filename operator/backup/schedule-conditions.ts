@@ -47,3 +47,40 @@ export function lastBackupFailed(reason: string, message: string) {
     message,
   } satisfies ScheduleCondition;
 }
+
+/**
+ * The pre-deployment gate of a backup-now value (GitOps: a commit changes the value next to the app's new
+ * release). Until the backup of the current value is recorded the schedule reads InProgress in kstatus terms:
+ * Reconciling=True, reason BackupInProgress (kstatus checks Reconciling before Ready), so Flux `wait`/`dependsOn`
+ * and Argo CD sync waves hold what comes after it. Ready keeps saying whether the schedule itself works (it
+ * does: a backup is running), so everything that waits for a working schedule is not held by a backup. A failed
+ * backup reads Failed: Ready=False and Stalled=True, reason BackupNowFailed, until a new value asks again.
+ * `handled` is the annotation value as status stores it (bounded). Undefined: no gate (no value, or its backup
+ * succeeded). Applied over the conditions of a working schedule.
+ */
+export function backupNowGate(
+  handled: string | undefined,
+  last: { annotationValue: string; jobName?: string; result?: 'Succeeded' | 'Failed' } | undefined,
+): ScheduleCondition[] | undefined {
+  if (!handled) return undefined;
+  const request = `backup-now=${handled.length > 64 ? `${handled.slice(0, 64)}…` : handled}`;
+  if (last?.annotationValue !== handled || !last.result) {
+    const message =
+      last?.annotationValue === handled && last.jobName
+        ? `${request}: waiting for backup Job ${last.jobName} to be recorded`
+        : `${request}: starting the backup`;
+    return [
+      { type: ConditionType.Reconciling, status: 'True', reason: 'BackupInProgress', message },
+      { type: ConditionType.Stalled, status: 'False', reason: 'BackupInProgress', message: '' },
+    ];
+  }
+  if (last.result === 'Failed') {
+    const message = `${request}: the backup failed${last.jobName ? ` (Job ${last.jobName})` : ''}; set a new value to try again`;
+    return [
+      { type: ConditionType.Ready, status: 'False', reason: 'BackupNowFailed', message },
+      { type: ConditionType.Reconciling, status: 'False', reason: 'BackupNowFailed', message: '' },
+      { type: ConditionType.Stalled, status: 'True', reason: 'BackupNowFailed', message },
+    ];
+  }
+  return undefined;
+}

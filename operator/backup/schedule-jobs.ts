@@ -98,7 +98,24 @@ export class ScheduleJobPhases {
     const wanted = run.obj.metadata.annotations?.[Annotation.BackupNow];
     if (!wanted) return undefined;
     const handled = boundIdentity(wanted, HANDLED_VALUE_MAX);
-    if (handled === run.status.lastBackupNow?.annotationValue) return undefined;
+    const last = run.status.lastBackupNow;
+    if (handled === last?.annotationValue) {
+      if (last.jobName && !last.result) {
+        // Recorded by a version that did not keep the result (an upgrade): the Job says, or, once the Job is
+        // gone, the backup list (a backup's id is its Job's name).
+        const job = this.jobs.get(`${run.req.namespace}/${last.jobName}`);
+        const recordedAs = job?.metadata.annotations?.[RECORDED_ANNOTATION];
+        if (recordedAs) last.result = recordedAs === 'succeeded' ? 'Succeeded' : 'Failed';
+        else if (!job && (run.status.backups ?? []).some((b) => b.id === last.jobName))
+          last.result = 'Succeeded';
+        else if (!job) {
+          // Neither the Job nor its backup is left to ask: decided, so the gate does not stay in progress.
+          last.result = 'Failed';
+          last.message = `the outcome of Job ${last.jobName} is unknown: it was recorded by an earlier operator version and is gone`;
+        }
+      }
+      return undefined;
+    }
     const jobName = childName(
       run.cronJob.metadata.name,
       `now-${createHash('sha256').update(wanted).digest('hex').slice(0, 8)}`,
@@ -114,7 +131,13 @@ export class ScheduleJobPhases {
       // Handled all the same: a new value asks again.
       const message = `${request}: ${created.message}`;
       const reason = created.state === 'rejected' ? 'EmergencyBackupRejected' : 'EmergencyBackupNameConflict';
-      run.status.lastBackupNow = { annotationValue: handled, reason, message: boundText(message, 1024) };
+      // result Failed: the backup-now gate (Reconciling while a value's backup runs) is decided.
+      run.status.lastBackupNow = {
+        annotationValue: handled,
+        result: 'Failed',
+        reason,
+        message: boundText(message, 1024),
+      };
       run.set(lastBackupFailed(reason, message));
       run.event('Warning', reason, message);
       return undefined;
@@ -128,7 +151,8 @@ export class ScheduleJobPhases {
         `${request}: this value was already used and Job ${jobName} has finished; set a new value to take another backup`,
         1024,
       );
-      run.status.lastBackupNow = { annotationValue: handled, reason, message };
+      // result Failed: no backup is taken for this value, so a deployment gated on it must not go ahead.
+      run.status.lastBackupNow = { annotationValue: handled, result: 'Failed', reason, message };
       run.event('Warning', reason, message);
       return undefined;
     }
@@ -378,6 +402,9 @@ export class ScheduleJobPhases {
           ? recordTestRestoreJob(run.status, job, outcome, cond, run.req)
           : recordBackupJob(run.status, job, outcome, run.spec, cond, run.req);
       for (const [t, r, m] of recorded.events) run.event(t, r, m);
+      // The backup of a backup-now value is recorded: the pre-deployment gate (Ready) opens or fails on it.
+      if (run.status.lastBackupNow?.jobName === job.metadata.name)
+        run.status.lastBackupNow.result = outcome.state === 'succeeded' ? 'Succeeded' : 'Failed';
       // Status first, then the marker: a crash in between records the same Job again, idempotently.
       await run.writeStatus();
       await this.ctx.client.patch(jobRef, 'merge', {

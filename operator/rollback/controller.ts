@@ -60,6 +60,7 @@ import { HttpChecks, httpProbeOptions, postValidate, preValidateHttpChecks } fro
 import { TriggerMonitors } from '../triggers/monitors.js';
 import { LabelMatcher } from '../triggers/matchers.js';
 import { reconcileArmed, type TriggerContext } from './auto-trigger.js';
+import { reconcileRevertArmed } from './revert-trigger.js';
 import { passGate } from './approval-gate.js';
 import { applyRearm, rearmRequest, reviewOf, reviewRequest } from './plan-requests.js';
 import { Notifier } from '../notify/notifier.js';
@@ -77,6 +78,7 @@ const WATCHING_PHASES = new Set([undefined, 'Pending', 'Armed']);
  */
 export function stepsFor(spec: EffectiveRollbackPlanSpec): StepDefinition[] {
   const on = scopeTargets(spec);
+  const revert = spec.trigger.mode === 'onRevert';
   const steps: StepDefinition[] = [
     {
       name: 'PreValidation',
@@ -86,7 +88,8 @@ export function stepsFor(spec: EffectiveRollbackPlanSpec): StepDefinition[] {
         const validators = [
           !!spec.validation.http?.length && preValidateHttpChecks,
           on.database && preValidateDatabase,
-          on.deployments && preValidateApp,
+          // onRevert: GitOps rolled the Deployments back; status.deployments was recorded when it fired.
+          on.deployments && !revert && preValidateApp,
           on.flags && preValidateFlags,
         ];
         for (const v of validators) {
@@ -104,7 +107,11 @@ export function stepsFor(spec: EffectiveRollbackPlanSpec): StepDefinition[] {
     steps.push({ name: 'DatabaseRestore', condition: ConditionType.DatabaseRestored, run: restoreDatabase });
   }
   if (on.deployments)
-    steps.push({ name: 'AppRollback', condition: ConditionType.RolledBack, run: rollBackDeployments });
+    steps.push({
+      name: 'AppRollback',
+      condition: ConditionType.RolledBack,
+      run: revert ? recordGitOpsRollback : rollBackDeployments,
+    });
   if (on.flags)
     steps.push({ name: 'FeatureFlags', condition: ConditionType.FlagsDisabled, run: disableFlags });
   steps.push({
@@ -200,6 +207,29 @@ export function setupRollbackPlanController(ctx: ManagerContext): Controller {
         .map(keyOf),
     );
   return controller;
+}
+
+/** Whether a plan changes anything besides the Deployments (database restore, flags). */
+function scopeChanges(spec: EffectiveRollbackPlanSpec): boolean {
+  const on = scopeTargets(spec);
+  return on.database || on.flags;
+}
+
+/** onRevert: the AppRollback step records what GitOps did (status.deployments, written when the plan fired). */
+async function recordGitOpsRollback(run: PlanRun): Promise<StepOutcome> {
+  const rolled = (run.status.deployments ?? []).filter((d) => d.result === 'RolledBack');
+  for (const d of rolled)
+    run.event(
+      'Normal',
+      'DeploymentRolledBack',
+      `${d.message ?? `Deployment ${d.name} rolled back by GitOps`}`,
+    );
+  return {
+    kind: 'done',
+    message: `${rolled.length} Deployment(s) rolled back by GitOps (not patched by the operator): ${rolled
+      .map((d) => `${d.name} ${d.fromRevision ?? '?'} -> ${d.toRevision}`)
+      .join(', ')}`,
+  };
 }
 
 const conditionsOf = (p: KubeObject): { type?: string; deployment?: string; matchers?: AlertMatcher[] }[] =>
@@ -323,22 +353,6 @@ export class RollbackPlanReconciler {
       return;
     }
     const spec = withRollbackPlanDefaults(parsed.value.spec);
-    if (spec.trigger.mode === 'onRevert') {
-      // An armed plan must never run just because it was applied: refuse until GitOps reverts are watched.
-      const msg = `spec.trigger.mode "${spec.trigger.mode}" is not implemented in this operator version, so the plan was NOT run; omit spec.trigger (or use mode manual) to run a plan when it is applied`;
-      status.phase = 'Failed';
-      cond({ type: ConditionType.Ready, status: 'False', reason: 'TriggerModeNotSupported', message: msg });
-      cond({ type: ConditionType.Stalled, status: 'True', reason: 'TriggerModeNotSupported', message: msg });
-      cond({
-        type: ConditionType.Reconciling,
-        status: 'False',
-        reason: 'TriggerModeNotSupported',
-        message: '',
-      });
-      events.push(['Warning', 'TriggerModeNotSupported', msg]);
-      await write();
-      return;
-    }
     if (review !== undefined) {
       status.review = reviewOf(review, now());
       events.push([
@@ -429,7 +443,14 @@ export class RollbackPlanReconciler {
         const armed = await reconcileArmed(t);
         if (armed.kind === 'stop') return armed.result;
       }
-      const gated = await passGate(t);
+      if (spec.trigger.mode === 'onRevert') {
+        const armed = await reconcileRevertArmed(t, () => this.plansWithIntents(req.namespace));
+        if (armed.kind === 'stop') return armed.result;
+      }
+      // onRevert: the app is already rolled back by GitOps; only database and flag steps change anything, and
+      // only they wait for the severity matrix (post-validation of the revert runs at once).
+      const onRevertChecksOnly = spec.trigger.mode === 'onRevert' && !scopeChanges(spec);
+      const gated = onRevertChecksOnly ? ({ kind: 'execute' } as const) : await passGate(t);
       if (gated.kind === 'stop') return gated.result;
     }
 
@@ -695,6 +716,7 @@ export class RollbackPlanReconciler {
 
 /** The trigger label of the rollback metrics: the fired condition's type, `manual` or `onRevert`. */
 function triggerLabel(spec: EffectiveRollbackPlanSpec, status: RollbackPlanStatus): string {
+  if (spec.trigger.mode === 'onRevert') return 'onRevert';
   const type = status.trigger?.type;
   if (type && type !== 'Manual') return type;
   return spec.trigger.mode === 'auto' ? 'auto' : spec.trigger.mode;

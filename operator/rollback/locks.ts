@@ -56,7 +56,8 @@ export function goesFirst(a: KubeObject, b: KubeObject): boolean {
 
 /** Not executing: armed or awaiting a decision, or an automatic plan that never started (not fired yet). */
 const notExecuting = (p: KubeObject) =>
-  NOT_EXECUTING.has(p.status?.phase ?? '') || (p.spec?.trigger?.mode === 'auto' && !p.status?.startedAt);
+  NOT_EXECUTING.has(p.status?.phase ?? '') ||
+  ((p.spec?.trigger?.mode === 'auto' || p.spec?.trigger?.mode === 'onRevert') && !p.status?.startedAt);
 
 /** A plan holds its targets once its pre-validation passed, until it finishes. */
 const holdsLock = (p: KubeObject) =>

@@ -28,6 +28,38 @@ describe('stepsFor', () => {
   });
 });
 
+describe('stepsFor onRevert', () => {
+  const revert = spec({ scope: 'app', targets: { deployments }, trigger: { mode: 'onRevert' } });
+  const run = (status: object) =>
+    ({
+      spec: revert,
+      status,
+      now: () => new Date('2026-01-01T00:00:00Z'),
+      event: () => {},
+    }) as never;
+
+  it('pre-validation reads no Deployment history: GitOps already rolled them back', async () => {
+    const pre = stepsFor(revert).find((s) => s.name === 'PreValidation')!;
+    // A run without a client: preValidateApp would need one to read the Deployment.
+    expect(await pre.run(run({}))).toEqual({ kind: 'done', message: '' });
+  });
+
+  it('the app step records what GitOps did instead of patching', async () => {
+    const app = stepsFor(revert).find((s) => s.name === 'AppRollback')!;
+    const outcome = await app.run(
+      run({
+        deployments: [
+          { name: 'web', fromRevision: 3, toRevision: 2, replicaSet: 'web-b', result: 'RolledBack' },
+        ],
+      }),
+    );
+    expect(outcome).toEqual({
+      kind: 'done',
+      message: '1 Deployment(s) rolled back by GitOps (not patched by the operator): web 3 -> 2',
+    });
+  });
+});
+
 describe('touchedSummary', () => {
   it('says nothing changed when no step acted', () => {
     expect(touchedSummary({ steps: [] })).toBe('; nothing was changed');

@@ -189,17 +189,19 @@ describe('RollbackPlan (scope app)', () => {
     }
   });
 
-  it('does not run an onRevert plan on apply, since GitOps reverts are not watched yet', async () => {
-    await deploymentWithHistory(ns, 'armed', ['nginx:1.25', 'nginx:1.26']);
+  it('arms an onRevert plan on apply and changes nothing (a revert before it was armed does not fire it)', async () => {
+    await deploymentWithHistory(ns, 'armed', ['nginx:1.25', 'nginx:1.26', 'nginx:1.25']);
     const rv = await settledResourceVersion(ns, 'armed');
     await applyPlan(ns, 'armed-plan', {
       scope: 'app',
       targets: { deployments: [{ name: 'armed' }] },
       trigger: { mode: 'onRevert' },
     });
-    const plan = await waitPlanPhase(ns, 'armed-plan', ['Succeeded', 'Failed']);
-    expect(condition(plan, 'Stalled')).toMatchObject({ status: 'True', reason: 'TriggerModeNotSupported' });
-    expect(condition(plan, 'Ready').message).toMatch(/the plan was NOT run/);
+    const plan = await waitPlanPhase(ns, 'armed-plan', ['Armed', 'Succeeded', 'Failed']);
+    expect(plan.status.phase).toBe('Armed');
+    expect(condition(plan, 'Ready')).toMatchObject({ status: 'True', reason: 'Armed' });
+    expect(plan.status.armed.revisions).toEqual([{ deployment: 'armed', revision: 3 }]);
+    expect(plan.status.trigger).toBeUndefined();
     expect(
       (await apps.readNamespacedDeployment({ name: 'armed', namespace: ns })).metadata?.resourceVersion,
     ).toBe(rv);

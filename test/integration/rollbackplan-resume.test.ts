@@ -112,6 +112,47 @@ describe('RollbackPlan crash consistency', () => {
     }
   });
 
+  it('an onRevert plan killed right after it fired resumes and fires once', async () => {
+    await deploymentWithHistory(ns, 'reverted', ['nginx:1.25', 'nginx:1.26']);
+    const crashing = await startOperator({
+      env: { WATCH_NAMESPACES: ns, NXT_FAILPOINTS: 'after-revert-trigger' },
+      name: 'crashing-revert',
+    });
+    await crashing.waitReady();
+    await applyPlan(ns, 'on-revert', {
+      scope: 'app',
+      trigger: { mode: 'onRevert' },
+      targets: { deployments: [{ name: 'reverted' }] },
+    });
+    await waitPlanPhase(ns, 'on-revert', ['Armed']);
+    // What a Git revert does to the cluster: the earlier template again (revision 1 re-used as 3).
+    await kubectl('-n', ns, 'set', 'image', 'deployment/reverted', 'app=nginx:1.25');
+    expect(await crashing.exited, 'the failpoint killed the operator').toBe('SIGKILL');
+    expect(crashing.logs()).toMatch(/failpoint after-revert-trigger/);
+    const mid = await getPlan(ns, 'on-revert');
+    expect(mid.status.trigger).toMatchObject({ condition: 'onRevert' });
+    expect(mid.status.startedAt).toBeUndefined();
+    expect(mid.status.deployments[0]).toMatchObject({ fromRevision: 2, toRevision: 1, result: 'RolledBack' });
+
+    const restarted = await startOperator({ env: { WATCH_NAMESPACES: ns }, name: 'restarted-revert' });
+    try {
+      await restarted.waitReady();
+      const plan = await waitPlanPhase(ns, 'on-revert', ['Succeeded', 'Failed']);
+      expect(plan.status.phase, JSON.stringify(plan.status.conditions)).toBe('Succeeded');
+      expect(plan.status.trigger).toEqual(mid.status.trigger);
+      const events = await eventsFor(ns, 'on-revert');
+      // Not fired again: at most the one Triggered event (the killed process may have died before sending it;
+      // events are sent after the status write).
+      const triggered = events.filter((e) => e.reason === 'Triggered');
+      expect(triggered.reduce((n, e) => n + e.count, 0)).toBeLessThanOrEqual(1);
+      expect(events.filter((e) => e.reason === 'Started')).toHaveLength(1);
+      expect(events.filter((e) => e.reason === 'Succeeded')).toHaveLength(1);
+      expect(await revisions(ns, 'reverted')).toEqual([2, 3]);
+    } finally {
+      await restarted.kill();
+    }
+  });
+
   it('resumes post-validation after a restart without touching the Deployment again', async () => {
     // Revision 1 needs nodes labelled for this test. After rolling forward to revision 2 the label goes away,
     // so rolling back to revision 1 leaves new pods Pending and post-validation waiting.

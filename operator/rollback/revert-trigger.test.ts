@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest';
+import type { KubeObject } from '../kube/rest.js';
+import type { RawDeployment, RawReplicaSet } from './deployment-undo.js';
+import { detectRevert, rolledBackByPlan } from './revert-trigger.js';
+
+const dep = (revision: number): RawDeployment => ({
+  metadata: {
+    name: 'web',
+    uid: 'dep-uid',
+    annotations: { 'deployment.kubernetes.io/revision': String(revision) },
+  },
+  spec: { selector: { matchLabels: { app: 'web' } }, template: { metadata: {}, spec: { containers: [] } } },
+});
+const rs = (name: string, revision: number, history?: string, owner = 'dep-uid'): RawReplicaSet => ({
+  metadata: {
+    name,
+    annotations: {
+      'deployment.kubernetes.io/revision': String(revision),
+      ...(history !== undefined ? { 'deployment.kubernetes.io/revision-history': history } : {}),
+    },
+    ownerReferences: [
+      { apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', uid: owner, controller: true },
+    ],
+  },
+});
+
+describe('detectRevert', () => {
+  it('history 1,2,3 at revision 3, revert to 2: replicaset "2" re-used as 4 fires (research §3)', () => {
+    const seen = detectRevert(dep(4), [rs('web-a', 1), rs('web-b', 4, '2'), rs('web-c', 3)], 3);
+    expect(seen).toEqual({
+      kind: 'reverted',
+      fromRevision: 3,
+      reusedRevision: 2,
+      revision: 4,
+      replicaSet: 'web-b',
+    });
+  });
+
+  it('a plain new rollout (new template, new replicaset without history) is not a revert', () => {
+    expect(detectRevert(dep(4), [rs('web-a', 1), rs('web-b', 2), rs('web-c', 3), rs('web-d', 4)], 3)).toEqual(
+      {
+        kind: 'none',
+        revision: 4,
+      },
+    );
+  });
+
+  it('a revert that happened before arming (revision at or below the baseline) does not fire', () => {
+    // Reverted 2 -> 4 before the plan was armed on revision 4.
+    expect(detectRevert(dep(4), [rs('web-a', 1), rs('web-b', 4, '2'), rs('web-c', 3)], 4).kind).toBe('none');
+    // ...and a later new rollout does not make that old revert count either.
+    expect(
+      detectRevert(dep(5), [rs('web-a', 1), rs('web-b', 4, '2'), rs('web-c', 3), rs('web-d', 5)], 4).kind,
+    ).toBe('none');
+  });
+
+  it('a replicaset re-used several times: the last history entry is the revision it came back from', () => {
+    const seen = detectRevert(dep(7), [rs('web-a', 7, '1,3,5'), rs('web-b', 6)], 6);
+    expect(seen).toMatchObject({ kind: 'reverted', reusedRevision: 5, revision: 7, fromRevision: 6 });
+  });
+
+  it('a revert after arming is still seen when a new rollout followed before the operator looked', () => {
+    const seen = detectRevert(
+      dep(5),
+      [rs('web-a', 1), rs('web-b', 4, '2'), rs('web-c', 3), rs('web-d', 5)],
+      3,
+    );
+    expect(seen).toMatchObject({ kind: 'reverted', replicaSet: 'web-b', revision: 4, reusedRevision: 2 });
+  });
+
+  it('ignores replicasets the Deployment does not control and unparsable annotations', () => {
+    expect(detectRevert(dep(4), [rs('other', 4, '2', 'someone-else'), rs('web-c', 3)], 3).kind).toBe('none');
+    expect(detectRevert(dep(4), [rs('web-b', 4, '2,x'), rs('web-c', 3)], 3).kind).toBe('none');
+    expect(detectRevert(dep(4), [rs('web-b', 4, ''), rs('web-c', 3)], 3).kind).toBe('none');
+  });
+});
+
+describe('rolledBackByPlan', () => {
+  const plan = (name: string, uid: string, startedAt: string, replicaSet: string): KubeObject => ({
+    metadata: { name, uid },
+    status: { startedAt, deployments: [{ name: 'web', replicaSet, result: 'RolledBack' }] },
+  });
+  it('names another plan that put this replicaset back after the plan was armed', () => {
+    const plans = [plan('undo', 'u1', '2026-01-01T10:05:00Z', 'web-b')];
+    expect(rolledBackByPlan(plans, 'self', 'web', 'web-b', '2026-01-01T10:00:00Z')).toBe('undo');
+    expect(rolledBackByPlan(plans, 'self', 'web', 'web-x', '2026-01-01T10:00:00Z')).toBeUndefined();
+    // before arming: a later GitOps revert to the same replicaset is GitOps's
+    expect(rolledBackByPlan(plans, 'self', 'web', 'web-b', '2026-01-01T10:10:00Z')).toBeUndefined();
+    // itself
+    expect(rolledBackByPlan(plans, 'u1', 'web', 'web-b', '2026-01-01T10:00:00Z')).toBeUndefined();
+  });
+});
