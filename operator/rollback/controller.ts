@@ -28,6 +28,13 @@ import type { KubeObject } from '../kube/rest.js';
 import { patchStatusOrReport, statusRejectedConditions } from '../kube/status.js';
 import type { ManagerContext } from '../manager.js';
 import { preValidateApp, rollBackDeployments } from './app-steps.js';
+import {
+  preValidateGitOps,
+  resumeOwners,
+  suspendedOwners,
+  suspendOwners,
+  type GitOpsSettings,
+} from '../gitops/suspend.js';
 import { forgetPlan } from '../metrics.js';
 import {
   preValidateDatabase,
@@ -65,6 +72,19 @@ import { applyRearm, rearmRequest, reviewOf, reviewRequest } from './plan-reques
 import { Notifier } from '../notify/notifier.js';
 import { PLAN_NOTIFICATIONS } from '../notify/kinds.js';
 
+const ownNamespaceOnly: GitOpsSettings = {
+  ownerNamespaces: [],
+  argocdNamespace: 'argocd',
+  resumeCheckMs: 30_000,
+};
+
+/** The operator's GitOps settings (GITOPS_OWNER_NAMESPACES, ARGOCD_NAMESPACE, GITOPS_RESUME_CHECK_INTERVAL). */
+const gitOpsSettings = (c: ManagerContext['config']): GitOpsSettings => ({
+  ownerNamespaces: c.GITOPS_OWNER_NAMESPACES,
+  argocdNamespace: c.ARGOCD_NAMESPACE,
+  resumeCheckMs: c.GITOPS_RESUME_CHECK_INTERVAL,
+});
+
 export const PLAN_RESOURCE = { group: GROUP, version: VERSION, plural: 'rollbackplans' } as const;
 const TERMINAL_PHASES = new Set(['Succeeded', 'Failed', 'DryRunComplete', 'Expired', 'Vetoed']);
 /** Phases in which an automatic plan's trigger monitors run. */
@@ -87,6 +107,7 @@ export function stepsFor(spec: EffectiveRollbackPlanSpec): StepDefinition[] {
           !!spec.validation.http?.length && preValidateHttpChecks,
           on.database && preValidateDatabase,
           on.deployments && preValidateApp,
+          on.deployments && ((r: PlanRun) => preValidateGitOps(r, r.gitops ?? ownNamespaceOnly)),
           on.flags && preValidateFlags,
         ];
         for (const v of validators) {
@@ -104,7 +125,12 @@ export function stepsFor(spec: EffectiveRollbackPlanSpec): StepDefinition[] {
     steps.push({ name: 'DatabaseRestore', condition: ConditionType.DatabaseRestored, run: restoreDatabase });
   }
   if (on.deployments)
-    steps.push({ name: 'AppRollback', condition: ConditionType.RolledBack, run: rollBackDeployments });
+    steps.push({
+      name: 'AppRollback',
+      condition: ConditionType.RolledBack,
+      // The GitOps owners are paused first (spec.gitops.policy suspend), so their next sync keeps the rollback.
+      run: async (r) => (await suspendOwners(r)) ?? rollBackDeployments(r),
+    });
   if (on.flags)
     steps.push({ name: 'FeatureFlags', condition: ConditionType.FlagsDisabled, run: disableFlags });
   steps.push({
@@ -271,7 +297,10 @@ export class RollbackPlanReconciler {
     const rearm = rearmRequest(obj, status);
     const review = reviewRequest(obj, status);
     const finished = TERMINAL_PHASES.has(status.phase ?? '') && status.observedGeneration === generation;
-    if (finished && rearm === undefined && review === undefined && !Notifier.pending(status)) return;
+    // A finished plan that still holds a GitOps owner suspended is reconciled until it resumes it.
+    const suspended = suspendedOwners(status).length > 0;
+    if (finished && rearm === undefined && review === undefined && !Notifier.pending(status) && !suspended)
+      return;
 
     let resourceVersion = obj.metadata.resourceVersion;
     const events: [EventType, string, string][] = [];
@@ -305,7 +334,7 @@ export class RollbackPlanReconciler {
       status.conditions = setCondition(status.conditions, { ...c, observedGeneration: generation }, now());
     };
     // Only notifications to deliver: record them and stop.
-    if (finished && rearm === undefined && review === undefined) return void (await write());
+    if (finished && rearm === undefined && review === undefined && !suspended) return void (await write());
 
     const parsed = parseRollbackPlan({
       ...obj,
@@ -323,6 +352,19 @@ export class RollbackPlanReconciler {
       return;
     }
     const spec = withRollbackPlanDefaults(parsed.value.spec);
+    if (finished && rearm === undefined && review === undefined) {
+      const again = await resumeOwners({
+        plan: obj,
+        spec,
+        status,
+        client: this.ctx.client,
+        settings: gitOpsSettings(this.ctx.config),
+        now,
+        event: (type, reason, message) => events.push([type, reason, message]),
+      });
+      await write();
+      return again === undefined ? undefined : { requeueAfterMs: again };
+    }
     if (spec.trigger.mode === 'onRevert') {
       // An armed plan must never run just because it was applied: refuse until GitOps reverts are watched.
       const msg = `spec.trigger.mode "${spec.trigger.mode}" is not implemented in this operator version, so the plan was NOT run; omit spec.trigger (or use mode manual) to run a plan when it is applied`;
@@ -402,6 +444,7 @@ export class RollbackPlanReconciler {
       runnerImage: this.ctx.config.OPERATOR_IMAGE,
       runnerPolicy: runnerPolicyOf(this.ctx.config),
       jobConflictTimeoutMs: this.ctx.config.JOB_NAME_CONFLICT_TIMEOUT,
+      gitops: gitOpsSettings(this.ctx.config),
       access: this.access,
       histories: new Map(),
       checks: this.checks.forPlan(obj),
