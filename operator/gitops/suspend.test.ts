@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ownersOfTargets, revertNeeded, suspendedOwners } from './suspend.js';
+import { ownersOfTargets, revertNeeded, suspendedOwners, type OwnerEntry } from './suspend.js';
 
 const flux = (name: string, ns = 'flux-system') => ({
   labels: { 'kustomize.toolkit.fluxcd.io/name': name, 'kustomize.toolkit.fluxcd.io/namespace': ns },
@@ -82,7 +82,7 @@ describe('revertNeeded', () => {
       namespace: 'f',
       deployments: ['web'],
       state: 'Pending',
-    } as const;
+    } as OwnerEntry;
     expect(revertNeeded({ status, histories }, owner)).toBe(
       'revert the release in Git (Deployment web back to the template of revision 1 (image nginx:1.25))',
     );

@@ -5,6 +5,7 @@
 // operator killed in between finds it on restart; an owner someone else had paused is never resumed by us.
 import { Annotation, ConditionType, parseDuration } from '../api/v1alpha1/common.js';
 import type { EffectiveRollbackPlanSpec, RollbackPlanStatus } from '../api/v1alpha1/rollbackplan.js';
+import { failpoint } from '../failpoints.js';
 import { setCondition } from '../kube/conditions.js';
 import { isNotFound } from '../kube/errors.js';
 import type { EventType } from '../kube/events.js';
@@ -234,9 +235,12 @@ export async function suspendOwners(run: PlanRun): Promise<StepOutcome | undefin
         };
       g.owners[i] = o;
       await run.checkpoint(); // the original is durable before the pause is sent
+      failpoint('after-gitops-original-recorded');
     }
-    if (!isPaused(o.kind, obj))
+    if (!isPaused(o.kind, obj)) {
       await run.client.patch(ownerRef(o), 'json', pausePatch(o.kind, obj), { fieldManager: FIELD_MANAGER });
+      failpoint('after-gitops-pause');
+    }
     const revert = revertNeeded(run, o);
     o = {
       ...o,
