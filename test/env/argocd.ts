@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ensureBinaries, REPO_ROOT, runBuildScript } from './binaries.js';
+import { waitUntil } from './processes.js';
 
 const execFileP = promisify(execFile);
 
@@ -33,11 +34,21 @@ export async function installArgoCdApplicationCrd(
     '-f',
     crd,
   ]);
-  await execFileP(kubectl, [
-    `--kubeconfig=${kubeconfigPath}`,
-    'wait',
-    '--for=condition=Established',
-    '--timeout=60s',
-    'crd/applications.argoproj.io',
-  ]);
+  // `kubectl wait` fails at once while the new CRD has no status yet: ask until it is Established.
+  await waitUntil(
+    'the Application CRD to be established',
+    async () => {
+      const { stdout } = await execFileP(kubectl, [
+        `--kubeconfig=${kubeconfigPath}`,
+        'get',
+        'crd/applications.argoproj.io',
+        '-o',
+        'jsonpath={.status.conditions[?(@.type=="Established")].status}',
+      ]);
+      return stdout.trim() === 'True';
+    },
+    60_000,
+    () => '',
+    250,
+  );
 }
