@@ -111,7 +111,11 @@ describe('GitOps policy suspend with an Argo CD Application', () => {
 
   it('suspend: automated sync off before the rollback, the self-heal defeated, syncPolicy restored exactly on a new revision', async () => {
     const healsBefore = actor!.heals;
-    await applyPlan(ns, 'undo-shop', { scope: 'app', targets: { deployments: [{ name: 'shop' }] } });
+    // Revision 1 (V1): the previous revision is the V3 the first test set by hand (the self-heal made V2 revision 4).
+    await applyPlan(ns, 'undo-shop', {
+      scope: 'app',
+      targets: { deployments: [{ name: 'shop', toRevision: 1 }] },
+    });
     const plan = await waitPlanPhase(ns, 'undo-shop', ['Succeeded', 'Failed']);
     expect(plan.status.phase, JSON.stringify(plan.status.conditions)).toBe('Succeeded');
     const owner = plan.status.gitops.owners[0];
