@@ -239,6 +239,10 @@ const SOURCE_GET = {
   code: 'operator/gitops/suspend.ts',
   why: "the source's revision at the suspension and since",
 };
+const SOURCE_WATCH = {
+  code: 'operator/gitops/source-watch.ts',
+  why: "a suspended owner's source: a new revision wakes its plan",
+};
 export const GITOPS_OWNER_GRANTS: Grant[] = [
   {
     group: 'kustomize.toolkit.fluxcd.io',
@@ -250,11 +254,15 @@ export const GITOPS_OWNER_GRANTS: Grant[] = [
     resource: 'helmreleases',
     verbs: { get: OWNER_GET, patch: OWNER_PATCH },
   },
-  { group: 'argoproj.io', resource: 'applications', verbs: { get: OWNER_GET, patch: OWNER_PATCH } },
+  {
+    group: 'argoproj.io',
+    resource: 'applications',
+    verbs: { get: OWNER_GET, list: SOURCE_WATCH, watch: SOURCE_WATCH, patch: OWNER_PATCH },
+  },
   ...['gitrepositories', 'ocirepositories', 'buckets', 'helmcharts'].map((resource) => ({
     group: 'source.toolkit.fluxcd.io',
     resource,
-    verbs: { get: SOURCE_GET },
+    verbs: { get: SOURCE_GET, list: SOURCE_WATCH, watch: SOURCE_WATCH },
   })),
 ];
 

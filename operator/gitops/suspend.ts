@@ -12,6 +12,7 @@ import type { EventType } from '../kube/events.js';
 import type { KubeClient, KubeObject } from '../kube/rest.js';
 import { timestamp, finishStep } from '../rollback/journal.js';
 import type { PlanRun, StepOutcome } from '../rollback/plan-run.js';
+import { parseSourceId } from './source-watch.js';
 import { describeOwner, gitOpsOwner, weakOwnerNote, type GitOpsOwner } from './ownership.js';
 import {
   decideResume,
@@ -310,6 +311,8 @@ export interface ResumeContext {
   settings: GitOpsSettings;
   now(): Date;
   event(type: EventType, reason: string, message: string): void;
+  /** Watches the objects of `kind` in `namespace` from now on: a read of one just succeeded (source-watch.ts). */
+  watch?(kind: string, namespace: string): void;
 }
 
 /**
@@ -340,6 +343,8 @@ export async function resumeOwners(c: ResumeContext): Promise<number | undefined
       o.kind === 'Application'
         ? revisionOf(obj, true)
         : (await readSourceRevision(c.client, o, obj)).revisionAtSuspend;
+    const watched = parseSourceId(o.source);
+    if (current !== undefined && watched) c.watch?.(watched.kind, watched.namespace);
     const d = decideResume({
       resume: c.spec.gitops.resume,
       ...(resumeAfterMs !== undefined ? { resumeAfterMs } : {}),

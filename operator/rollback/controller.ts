@@ -35,6 +35,7 @@ import {
   suspendOwners,
   type GitOpsSettings,
 } from '../gitops/suspend.js';
+import { GitOpsSourceWatches } from '../gitops/source-watch.js';
 import { forgetPlan } from '../metrics.js';
 import {
   preValidateDatabase,
@@ -253,9 +254,16 @@ export class RollbackPlanReconciler {
     private readonly notifier?: Notifier,
   ) {
     this.access = new AccessReviewer(ctx.client);
+    // A suspended owner's source moved: wake the plans waiting for it (they resume it if it is their trigger).
+    this.sourceWatches = new GitOpsSourceWatches(ctx.client, ctx.log, ctx.tasks, (source) => {
+      for (const p of plans.list())
+        if (suspendedOwners(p.status ?? {}).some((o) => o.source === source))
+          enqueue(`${p.metadata.namespace}/${p.metadata.name}`);
+    });
   }
 
   private readonly access: AccessReviewer;
+  private readonly sourceWatches: GitOpsSourceWatches;
   /** Plans that started executing, by key, until the cache shows their startedAt (see plansWithIntents). */
   private readonly intents = new Map<string, KubeObject>();
 
@@ -359,6 +367,7 @@ export class RollbackPlanReconciler {
         status,
         client: this.ctx.client,
         settings: gitOpsSettings(this.ctx.config),
+        watch: (kind, namespace) => this.sourceWatches.ensure(kind, namespace),
         now,
         event: (type, reason, message) => events.push([type, reason, message]),
       });

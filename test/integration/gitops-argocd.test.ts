@@ -57,7 +57,8 @@ describe('GitOps policy suspend with an Argo CD Application', () => {
         WATCH_NAMESPACES: ns,
         ARGOCD_NAMESPACE: argoNs,
         GITOPS_OWNER_NAMESPACES: argoNs,
-        GITOPS_RESUME_CHECK_INTERVAL: '2s',
+        // Longer than the test: the resume on a new sync revision comes from the watch on the Application.
+        GITOPS_RESUME_CHECK_INTERVAL: '10m',
       },
     });
     await deploymentWithHistory(ns, 'shop', [V1, V2]);
