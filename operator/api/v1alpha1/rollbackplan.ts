@@ -880,7 +880,8 @@ export const ROLLBACK_PLAN_REFERENCE: KindReference = {
     [ConditionType.PreValidationPassed]:
       'Every pre-validation check passed; False with the reason of the first failure.',
     [ConditionType.GitOpsSuspended]:
-      "The GitOps tool's reconciliation of the targets is suspended (spec.gitops.policy suspend).",
+      'True while the plan holds a Flux / Argo CD owner of its targets paused (spec.gitops.policy suspend); the ' +
+      'message names the Git revert still needed. False with reason Resumed once all are resumed, or PolicyIgnore.',
     [ConditionType.AwaitingApproval]:
       'True while the plan waits for an approval, or for trigger.confirmFor to pass without a veto.',
     [ConditionType.TriggerHealthy]:
