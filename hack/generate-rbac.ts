@@ -3,7 +3,13 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { LEADER_ELECTION_GRANTS, OPERATOR_GRANTS, verbsOf, type Grant } from '../operator/rbac.js';
+import {
+  GITOPS_OWNER_GRANTS,
+  LEADER_ELECTION_GRANTS,
+  OPERATOR_GRANTS,
+  verbsOf,
+  type Grant,
+} from '../operator/rbac.js';
 import { writeGeneratedFiles } from './generate-crds.js';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '..');
@@ -99,6 +105,18 @@ export function expectedRbacFiles(): Map<string, string> {
           'namespace. Apply once per namespace of WATCH_NAMESPACES (see kustomization.yaml).',
       ),
       roleBinding(NAME),
+    ),
+  );
+  files.set(
+    'manifests/gitops-owners/clusterrole.yaml',
+    file(
+      role(
+        'ClusterRole',
+        `${NAME}-gitops-owners`,
+        GITOPS_OWNER_GRANTS,
+        'spec.gitops.policy suspend (docs/gitops.md): pause and resume Flux / Argo CD owners. Grants nothing by\n' +
+          'itself: bind it with a RoleBinding in each namespace where owners live (GITOPS_OWNER_NAMESPACES).',
+      ),
     ),
   );
   // Helm: named templates; templates/rbac.yaml puts them into the ClusterRole or the Roles.

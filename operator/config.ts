@@ -95,6 +95,20 @@ export const ConfigSchema = z.object({
   JOB_NAME_CONFLICT_TIMEOUT: durationMs.default(120_000),
   // HTTP checks refuse loopback (127.0.0.0/8, ::1, and 0.0.0.0 which reaches it): the operator pod's sidecars.
   HTTP_CHECK_DENY_LOOPBACK: bool.default(true),
+  // Namespaces other than a plan's own where GitOps owners (Flux Kustomizations / HelmReleases, Argo CD
+  // Applications) may be suspended and resumed (spec.gitops.policy suspend; docs/gitops.md). A plan's own
+  // namespace is always allowed.
+  GITOPS_OWNER_NAMESPACES: list(
+    z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'namespace names are DNS-1123 labels'),
+  ).default(['flux-system', 'argocd']),
+  // Argo CD's control-plane namespace: where an Application named by a plain tracking id lives.
+  ARGOCD_NAMESPACE: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/)
+    .default('argocd'),
+  // How often a plan that suspended a GitOps owner re-reads the owner's source for a new revision (a requeue
+  // of that plan only; the plan's own events, e.g. the gitops-resume annotation, wake it at once).
+  GITOPS_RESUME_CHECK_INTERVAL: durationMs.default(30_000),
   // Alertmanager webhook receiver (POST /alertmanager, docs/alertmanager.md): host:port, :port, or 0 (off).
   ALERT_RECEIVER_ADDR: addr.default('0'),
   // File holding the bearer token Alertmanager must send (a mounted Secret key); required with the receiver on.

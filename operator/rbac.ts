@@ -221,6 +221,51 @@ export const OPERATOR_GRANTS: Grant[] = [
   },
 ];
 
+/**
+ * GitOps owners (spec.gitops.policy suspend, docs/gitops.md): pause and resume Flux Kustomizations /
+ * HelmReleases and Argo CD Applications, and read the revision of their Flux sources. Granted only where owners
+ * live: a ClusterRole that RoleBindings bind in each namespace of GITOPS_OWNER_NAMESPACES (and in a watched
+ * namespace that holds owners itself). Not in the operator's own roles: most clusters run one of the two tools.
+ */
+const OWNER_PATCH = {
+  code: 'operator/gitops/suspend.ts',
+  why: 'pause the owner before a rollback, restore it on resume',
+};
+const OWNER_GET = {
+  code: 'operator/gitops/suspend.ts',
+  why: 'pre-validation, the original value, the resume check',
+};
+const SOURCE_GET = {
+  code: 'operator/gitops/suspend.ts',
+  why: "the source's revision at the suspension and since",
+};
+const SOURCE_WATCH = {
+  code: 'operator/gitops/source-watch.ts',
+  why: "a suspended owner's source: a new revision wakes its plan",
+};
+export const GITOPS_OWNER_GRANTS: Grant[] = [
+  {
+    group: 'kustomize.toolkit.fluxcd.io',
+    resource: 'kustomizations',
+    verbs: { get: OWNER_GET, patch: OWNER_PATCH },
+  },
+  {
+    group: 'helm.toolkit.fluxcd.io',
+    resource: 'helmreleases',
+    verbs: { get: OWNER_GET, patch: OWNER_PATCH },
+  },
+  {
+    group: 'argoproj.io',
+    resource: 'applications',
+    verbs: { get: OWNER_GET, list: SOURCE_WATCH, watch: SOURCE_WATCH, patch: OWNER_PATCH },
+  },
+  ...['gitrepositories', 'ocirepositories', 'buckets', 'helmcharts'].map((resource) => ({
+    group: 'source.toolkit.fluxcd.io',
+    resource,
+    verbs: { get: SOURCE_GET, list: SOURCE_WATCH, watch: SOURCE_WATCH },
+  })),
+];
+
 /** Leader election: a Lease in the operator's own namespace only (a Role there, in every install). */
 export const LEADER_ELECTION_GRANTS: Grant[] = [
   {

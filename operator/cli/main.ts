@@ -10,6 +10,7 @@ import { printable } from './output.js';
 import { register as registerBackups } from './commands/backups.js';
 import { register as registerDrill } from './commands/drill.js';
 import { register as registerEmergency } from './commands/emergency.js';
+import { register as registerGitOps } from './commands/gitops.js';
 import { register as registerHealth } from './commands/health.js';
 import { register as registerPlans } from './commands/plans.js';
 import { register as registerReadiness } from './commands/readiness.js';
@@ -40,6 +41,7 @@ export function buildProgram(): Command {
   registerHealth(program);
   registerReadiness(program);
   registerDrill(program);
+  registerGitOps(program);
   return program;
 }
 

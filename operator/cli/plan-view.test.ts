@@ -6,6 +6,7 @@ import {
   historyTable,
   isActive,
   outcomeLine,
+  planDetail,
   planSummary,
   progressFrame,
   recentPlans,
@@ -202,5 +203,37 @@ describe('plan view', () => {
     });
     expect(text).toContain(`  GitOps: ${note}`);
     expect(text).not.toMatch(/GitOps owner|warning:/);
+  });
+});
+
+describe('planDetail: GitOps owners', () => {
+  it('lists each owner with its state and message', () => {
+    const text = planDetail(
+      plan({
+        status: {
+          phase: 'Succeeded',
+          gitops: {
+            policy: 'suspend',
+            owners: [
+              {
+                tool: 'flux',
+                kind: 'Kustomization',
+                name: 'apps',
+                namespace: 'flux-system',
+                deployments: ['web'],
+                state: 'Suspended',
+                suspendedAt: iso(5),
+                message: 'suspended so the rollback sticks; still needed: revert the release in Git',
+              },
+            ],
+          },
+        },
+      }),
+      T0 + 60_000,
+    );
+    expect(text).toContain('GitOps owners (policy suspend):');
+    expect(text).toMatch(
+      /Kustomization flux-system\/apps\s+Suspended\s+2026-11-29T10:00:05.000Z\s+suspended so the rollback sticks/,
+    );
   });
 });

@@ -357,6 +357,22 @@ export function planDetail(p: PlanObject, now = Date.now()): string {
         ),
       ),
     );
+  if (s.gitops?.owners?.length)
+    lines.push(
+      '',
+      `GitOps owners (policy ${s.gitops.policy}):`,
+      indent(
+        table(
+          ['owner', 'state', 'since', 'message'],
+          s.gitops.owners.map((o) => [
+            `${o.kind} ${o.namespace}/${o.name}`,
+            o.state,
+            o.resumedAt ?? o.suspendedAt ?? '',
+            oneLine(o.message ?? '', 200),
+          ]),
+        ),
+      ),
+    );
   if (s.dryRunReport) lines.push('', 'Dry-run report:', indent(dryRunReportText(s.dryRunReport)));
   return lines.join('\n');
 }

@@ -28,6 +28,14 @@ import type { KubeObject } from '../kube/rest.js';
 import { patchStatusOrReport, statusRejectedConditions } from '../kube/status.js';
 import type { ManagerContext } from '../manager.js';
 import { preValidateApp, rollBackDeployments } from './app-steps.js';
+import {
+  preValidateGitOps,
+  resumeOwners,
+  suspendedOwners,
+  suspendOwners,
+  type GitOpsSettings,
+} from '../gitops/suspend.js';
+import { GitOpsSourceWatches } from '../gitops/source-watch.js';
 import { forgetPlan } from '../metrics.js';
 import {
   preValidateDatabase,
@@ -66,6 +74,19 @@ import { applyRearm, rearmRequest, reviewOf, reviewRequest } from './plan-reques
 import { Notifier } from '../notify/notifier.js';
 import { PLAN_NOTIFICATIONS } from '../notify/kinds.js';
 
+const ownNamespaceOnly: GitOpsSettings = {
+  ownerNamespaces: [],
+  argocdNamespace: 'argocd',
+  resumeCheckMs: 30_000,
+};
+
+/** The operator's GitOps settings (GITOPS_OWNER_NAMESPACES, ARGOCD_NAMESPACE, GITOPS_RESUME_CHECK_INTERVAL). */
+const gitOpsSettings = (c: ManagerContext['config']): GitOpsSettings => ({
+  ownerNamespaces: c.GITOPS_OWNER_NAMESPACES,
+  argocdNamespace: c.ARGOCD_NAMESPACE,
+  resumeCheckMs: c.GITOPS_RESUME_CHECK_INTERVAL,
+});
+
 export const PLAN_RESOURCE = { group: GROUP, version: VERSION, plural: 'rollbackplans' } as const;
 const TERMINAL_PHASES = new Set(['Succeeded', 'Failed', 'DryRunComplete', 'Expired', 'Vetoed']);
 /** Phases in which an automatic plan's trigger monitors run. */
@@ -90,6 +111,7 @@ export function stepsFor(spec: EffectiveRollbackPlanSpec): StepDefinition[] {
           on.database && preValidateDatabase,
           // onRevert: GitOps rolled the Deployments back; status.deployments was recorded when it fired.
           on.deployments && !revert && preValidateApp,
+          on.deployments && !revert && ((r: PlanRun) => preValidateGitOps(r, r.gitops ?? ownNamespaceOnly)),
           on.flags && preValidateFlags,
         ];
         for (const v of validators) {
@@ -110,7 +132,9 @@ export function stepsFor(spec: EffectiveRollbackPlanSpec): StepDefinition[] {
     steps.push({
       name: 'AppRollback',
       condition: ConditionType.RolledBack,
-      run: revert ? recordGitOpsRollback : rollBackDeployments,
+      // The GitOps owners are paused first (spec.gitops.policy suspend), so their next sync keeps the rollback;
+      // onRevert: the GitOps tool is the one rolling back, nothing to pause.
+      run: revert ? recordGitOpsRollback : async (r) => (await suspendOwners(r)) ?? rollBackDeployments(r),
     });
   if (on.flags)
     steps.push({ name: 'FeatureFlags', condition: ConditionType.FlagsDisabled, run: disableFlags });
@@ -257,9 +281,16 @@ export class RollbackPlanReconciler {
     private readonly notifier?: Notifier,
   ) {
     this.access = new AccessReviewer(ctx.client);
+    // A suspended owner's source moved: wake the plans waiting for it (they resume it if it is their trigger).
+    this.sourceWatches = new GitOpsSourceWatches(ctx.client, ctx.log, ctx.tasks, (source) => {
+      for (const p of plans.list())
+        if (suspendedOwners(p.status ?? {}).some((o) => o.source === source))
+          enqueue(`${p.metadata.namespace}/${p.metadata.name}`);
+    });
   }
 
   private readonly access: AccessReviewer;
+  private readonly sourceWatches: GitOpsSourceWatches;
   /** Plans that started executing, by key, until the cache shows their startedAt (see plansWithIntents). */
   private readonly intents = new Map<string, KubeObject>();
 
@@ -301,7 +332,10 @@ export class RollbackPlanReconciler {
     const rearm = rearmRequest(obj, status);
     const review = reviewRequest(obj, status);
     const finished = TERMINAL_PHASES.has(status.phase ?? '') && status.observedGeneration === generation;
-    if (finished && rearm === undefined && review === undefined && !Notifier.pending(status)) return;
+    // A finished plan that still holds a GitOps owner suspended is reconciled until it resumes it.
+    const suspended = suspendedOwners(status).length > 0;
+    if (finished && rearm === undefined && review === undefined && !Notifier.pending(status) && !suspended)
+      return;
 
     let resourceVersion = obj.metadata.resourceVersion;
     const events: [EventType, string, string][] = [];
@@ -335,7 +369,7 @@ export class RollbackPlanReconciler {
       status.conditions = setCondition(status.conditions, { ...c, observedGeneration: generation }, now());
     };
     // Only notifications to deliver: record them and stop.
-    if (finished && rearm === undefined && review === undefined) return void (await write());
+    if (finished && rearm === undefined && review === undefined && !suspended) return void (await write());
 
     const parsed = parseRollbackPlan({
       ...obj,
@@ -353,6 +387,20 @@ export class RollbackPlanReconciler {
       return;
     }
     const spec = withRollbackPlanDefaults(parsed.value.spec);
+    if (finished && rearm === undefined && review === undefined) {
+      const again = await resumeOwners({
+        plan: obj,
+        spec,
+        status,
+        client: this.ctx.client,
+        settings: gitOpsSettings(this.ctx.config),
+        watch: (kind, namespace) => this.sourceWatches.ensure(kind, namespace),
+        now,
+        event: (type, reason, message) => events.push([type, reason, message]),
+      });
+      await write();
+      return again === undefined ? undefined : { requeueAfterMs: again };
+    }
     if (review !== undefined) {
       status.review = reviewOf(review, now());
       events.push([
@@ -416,6 +464,7 @@ export class RollbackPlanReconciler {
       runnerImage: this.ctx.config.OPERATOR_IMAGE,
       runnerPolicy: runnerPolicyOf(this.ctx.config),
       jobConflictTimeoutMs: this.ctx.config.JOB_NAME_CONFLICT_TIMEOUT,
+      gitops: gitOpsSettings(this.ctx.config),
       access: this.access,
       histories: new Map(),
       checks: this.checks.forPlan(obj),

@@ -70,7 +70,7 @@ describe('buildDryRunReport: GitOps owners', () => {
     };
     const r = await buildDryRunReport(cluster({ web: flux }), 'shop', spec('web'), []);
     expect(r.summary).toMatch(
-      /; GitOps: web is applied from Git by Flux Kustomization flux-system\/apps \(its next sync may undo the rollback\)$/,
+      /; GitOps: web is applied from Git by Flux Kustomization flux-system\/apps \(policy suspend: paused before the rollback, resumed when Git moves on\)$/,
     );
   });
 

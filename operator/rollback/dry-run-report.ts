@@ -111,7 +111,7 @@ export async function buildDryRunReport(
       (rollbacks.length
         ? `: ${rollbacks.map((d) => d.message.replace(/^would roll back /, '')).join('; ')}`
         : '');
-  // Strong evidence only: the instance label alone (weak) is on every Helm-installed Deployment.
+  // Strong evidence only (the only evidence spec.gitops.policy acts on): the instance label alone (weak) is on every Helm-installed Deployment.
   const owned = deployments.flatMap((d) =>
     'gitops' in d && d.gitops?.owner && !d.gitops.weak
       ? [`${d.name} is applied from Git by ${d.gitops.owner}`]
@@ -119,7 +119,7 @@ export async function buildDryRunReport(
   );
   const parts = [
     summary,
-    owned.length ? `GitOps: ${owned.join(', ')} (its next sync may undo the rollback)` : undefined,
+    owned.length ? `GitOps: ${owned.join(', ')} (${GITOPS_POLICY_EFFECT[spec.gitops.policy]})` : undefined,
     database && String(database.message),
     featureFlags?.length ? flagSummary(featureFlags) : undefined,
   ];
@@ -133,3 +133,10 @@ export async function buildDryRunReport(
     checks,
   };
 }
+
+/** What spec.gitops.policy would do about a strong GitOps owner, for the dry-run summary (docs/gitops.md). */
+const GITOPS_POLICY_EFFECT = {
+  suspend: 'policy suspend: paused before the rollback, resumed when Git moves on',
+  refuse: 'policy refuse: a real run would fail pre-validation; revert in Git instead',
+  ignore: 'policy ignore: its next sync may undo the rollback',
+} as const;

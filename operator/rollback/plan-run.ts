@@ -3,6 +3,7 @@ import type { EffectiveRollbackPlanSpec, RollbackPlanStatus } from '../api/v1alp
 import type { RunnerPolicy } from '../backup/runner-policy.js';
 import type { AccessReviewer } from '../kube/access.js';
 import type { EventType } from '../kube/events.js';
+import type { GitOpsSettings } from '../gitops/suspend.js';
 import type { DeploymentHistory } from './deployment-io.js';
 import type { PlanChecks } from './post-validation.js';
 import type { KubeClient, KubeObject } from '../kube/rest.js';
@@ -52,6 +53,8 @@ export interface PlanRun {
   runnerPolicy: RunnerPolicy;
   /** How long a step waits for someone else's Job holding its Job's name to be deleted. */
   jobConflictTimeoutMs: number;
+  /** Where GitOps owners may be patched (spec.gitops.policy suspend); absent: the plan's namespace only. */
+  gitops?: GitOpsSettings;
 }
 
 export interface StepDefinition {

@@ -70,6 +70,8 @@ export const Annotation = {
   VetoReason: `${GROUP}/veto-reason`,
   /** On an automatic RollbackPlan that expired or was vetoed (nothing ran): arm it again. A new value acts once. */
   Rearm: `${GROUP}/rearm`,
+  /** On a RollbackPlan: resume the GitOps owners it suspended (spec.gitops.policy suspend). A new value acts once. */
+  GitOpsResume: `${GROUP}/gitops-resume`,
   /** On a finished RollbackPlan: this rollback was not needed (a false positive); the value is the reason. */
   Unnecessary: `${GROUP}/unnecessary`,
 } as const;

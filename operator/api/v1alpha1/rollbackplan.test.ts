@@ -233,6 +233,7 @@ describe('withRollbackPlanDefaults', () => {
       validation: { timeout: '5m' },
       objectives: { rto: '10m' },
       trigger: { mode: 'manual' },
+      gitops: { policy: 'suspend', resume: 'onNewRevision' },
     });
   });
 
@@ -253,6 +254,7 @@ describe('withRollbackPlanDefaults', () => {
       validation: { timeout: '1m', http: [{ url: 'http://a/', expectStatus: 204 }] },
       objectives: { rto: '2m' },
       trigger: { mode: 'auto', conditions: [{ type: 'DeploymentUnavailable', deployment: 'a' }] },
+      gitops: { policy: 'refuse', resume: 'manual', resumeAfter: '1h' },
     };
     const before = structuredClone(spec);
     expect(withRollbackPlanDefaults(spec)).toEqual(spec);

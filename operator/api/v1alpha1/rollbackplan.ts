@@ -152,6 +152,9 @@ const Validation = z.object({
 });
 
 // One object with a `type` and optional fields instead of a union: a union is not a structural schema.
+export const GitOpsPolicies = ['suspend', 'refuse', 'ignore'] as const;
+export type GitOpsPolicy = (typeof GitOpsPolicies)[number];
+
 export const TriggerConditionTypes = [
   'DeploymentUnavailable',
   'HTTPCheck',
@@ -357,10 +360,28 @@ export const RollbackPlanSpec = withCelRules(
     trigger: Trigger.optional(),
     gitops: z
       .object({
-        policy: z.enum(['suspend', 'refuse', 'ignore']),
-        resume: z.enum(['onNewRevision', 'manual']).optional(),
+        policy: z.enum(GitOpsPolicies).meta({
+          description:
+            'What to do with a target applied from Git by Flux or Argo CD (docs/gitops.md). suspend: pause the ' +
+            'owner (Flux spec.suspend, Argo CD automated sync off) before the rollback, so its next sync does ' +
+            'not undo it, and resume it later; refuse: fail pre-validation, touching nothing (revert in Git ' +
+            'instead); ignore: roll back anyway, with a Warning (the next sync puts the Git template back).',
+        }),
+        resume: z
+          .enum(['onNewRevision', 'manual'])
+          .optional()
+          .meta({
+            description:
+              'suspend: when to resume the owner. onNewRevision: once its source moves to a new revision (a ' +
+              'commit landed, e.g. the Git revert); manual: only on the gitops-resume annotation (or the CLI ' +
+              '`nxt-rollback gitops resume`). resumeAfter applies in both cases.',
+          }),
+        resumeAfter: positiveDuration('spec.gitops.resumeAfter')
+          .optional()
+          .meta({ description: 'suspend: resume the owner this long after it was suspended at the latest.' }),
       })
-      .optional(),
+      .optional()
+      .meta({ description: 'GitOps owners of the target Deployments (absent: policy suspend).' }),
     notify: notifyTargets(RollbackPlanEvents).optional(),
   }),
   [
@@ -570,6 +591,71 @@ export const RollbackPlanStatus = z.object({
     'key',
     100,
   ).optional(),
+  gitops: z
+    .object({
+      policy: z
+        .enum(GitOpsPolicies)
+        .meta({ description: 'The policy acted on (spec.gitops.policy or its default).' }),
+      owners: z
+        .array(
+          z.object({
+            tool: z.enum(['flux', 'argocd']),
+            kind: z.enum(['Kustomization', 'HelmRelease', 'Application']),
+            name: objectName(),
+            namespace: z.string().max(63),
+            deployments: z
+              .array(objectName())
+              .max(50)
+              .meta({ description: 'The targets it applies.', 'x-kubernetes-list-type': 'atomic' }),
+            state: z
+              .enum([
+                'Pending',
+                'Suspending',
+                'Suspended',
+                'AlreadySuspended',
+                'Resumed',
+                'LeftAsIs',
+                'Refused',
+                'Ignored',
+              ])
+              .meta({
+                description:
+                  'Refused / Ignored: policy refuse / ignore, not touched; Pending: to be suspended; Suspending: the original is recorded, the pause is being written; ' +
+                  'Suspended: paused by this plan; AlreadySuspended: someone else had paused it (never resumed by ' +
+                  'this plan); Resumed: the original was restored; LeftAsIs: changed by someone else while ' +
+                  'suspended, so not restored.',
+              }),
+            previous: z
+              .string()
+              .max(8192)
+              .optional()
+              .meta({
+                description:
+                  'The original value, as JSON, restored exactly on resume: Flux spec.suspend, Argo CD ' +
+                  'spec.syncPolicy (absent: the field was not set).',
+              }),
+            source: z.string().max(512).optional().meta({
+              description:
+                "The owner's source (e.g. GitRepository flux-system/app) whose revision is watched.",
+            }),
+            revisionAtSuspend: z.string().max(512).optional().meta({
+              description:
+                "The source's revision when suspended: a different one resumes (resume onNewRevision).",
+            }),
+            suspendedAt: Timestamp.optional(),
+            resumedAt: Timestamp.optional(),
+            resumedBy: z.enum(['newRevision', 'annotation', 'resumeAfter']).optional(),
+            message: reasonText().optional(),
+          }),
+        )
+        .max(10)
+        .meta({ 'x-kubernetes-list-type': 'atomic' }),
+      lastResumeRequest: z.string().max(253).optional().meta({
+        description: 'The gitops-resume annotation value acted on (a new value acts once).',
+      }),
+    })
+    .optional()
+    .meta({ description: 'The GitOps owners of the targets and what the plan did to them (spec.gitops).' }),
   dryRunReport: z
     .looseObject({
       validation: ValidationReport.optional().meta({
@@ -695,6 +781,7 @@ export const ROLLBACK_PLAN_DEFAULTS = {
   safetyBackup: true,
   keepPreviousDatabases: 1,
   trigger: { mode: 'manual' },
+  gitops: { policy: 'suspend', resume: 'onNewRevision' },
 } as const;
 
 type DatabaseTarget = NonNullable<RollbackPlanSpec['targets']['database']>;
@@ -703,13 +790,14 @@ export type EffectiveDatabaseTarget = DatabaseTarget &
 /** A spec with every runtime default filled in: what the controller acts on. */
 export type EffectiveRollbackPlanSpec = Omit<
   RollbackPlanSpec,
-  'dryRun' | 'targets' | 'validation' | 'objectives' | 'trigger'
+  'dryRun' | 'targets' | 'validation' | 'objectives' | 'trigger' | 'gitops'
 > & {
   dryRun: boolean;
   targets: Omit<RollbackPlanSpec['targets'], 'database'> & { database?: EffectiveDatabaseTarget };
   validation: NonNullable<RollbackPlanSpec['validation']> & { timeout: string };
   objectives: { rto: string };
   trigger: NonNullable<RollbackPlanSpec['trigger']>;
+  gitops: NonNullable<RollbackPlanSpec['gitops']> & { resume: 'onNewRevision' | 'manual' };
 };
 
 /** Fills in the runtime defaults; pure (the input is not modified). */
@@ -738,6 +826,11 @@ export function withRollbackPlanDefaults(spec: RollbackPlanSpec): EffectiveRollb
       rto: spec.objectives?.rto ?? (spec.severity ? SEVERITY_RTO[spec.severity] : d.rto),
     },
     trigger: spec.trigger ?? { ...d.trigger },
+    gitops: {
+      ...spec.gitops,
+      policy: spec.gitops?.policy ?? d.gitops.policy,
+      resume: spec.gitops?.resume ?? d.gitops.resume,
+    },
   };
 }
 
@@ -751,6 +844,7 @@ export const ROLLBACK_PLAN_DEFAULT_PATHS = {
   safetyBackup: 'spec.targets.database.safetyBackup',
   keepPreviousDatabases: 'spec.targets.database.keepPreviousDatabases',
   trigger: 'spec.trigger',
+  gitops: 'spec.gitops',
 } as const satisfies Record<keyof typeof ROLLBACK_PLAN_DEFAULTS, string>;
 
 const severityRto = Object.entries(SEVERITY_RTO)
@@ -786,7 +880,8 @@ export const ROLLBACK_PLAN_REFERENCE: KindReference = {
     [ConditionType.PreValidationPassed]:
       'Every pre-validation check passed; False with the reason of the first failure.',
     [ConditionType.GitOpsSuspended]:
-      "The GitOps tool's reconciliation of the targets is suspended (spec.gitops.policy suspend).",
+      'True while the plan holds a Flux / Argo CD owner of its targets paused (spec.gitops.policy suspend); the ' +
+      'message names the Git revert still needed. False with reason Resumed once all are resumed, or PolicyIgnore.',
     [ConditionType.AwaitingApproval]:
       'True while the plan waits for an approval, or for trigger.confirmFor to pass without a veto.',
     [ConditionType.TriggerHealthy]:
@@ -828,6 +923,9 @@ export const ROLLBACK_PLAN_REFERENCE: KindReference = {
     [Annotation.VetoReason]: 'Why it was vetoed (optional).',
     [Annotation.Rearm]:
       'Arms an automatic plan again that expired or was vetoed (nothing ran). A new value acts once (status.lastRearm).',
+    [Annotation.GitOpsResume]:
+      'Resumes the GitOps owners this plan suspended (spec.gitops.policy suspend), restoring what was there ' +
+      'before. A new value acts once (status.gitops.lastResumeRequest). The CLI: nxt-rollback gitops resume.',
     [Annotation.Unnecessary]:
       'Marks a finished plan as an unnecessary rollback (a false positive); the value is the reason (status.review).',
   },

@@ -1,0 +1,153 @@
+// Pausing and resuming a GitOps owner, as pure functions of the owner object: what "paused" means per kind, the
+// patch that pauses it, the patch that puts back exactly what was there, and when to resume.
+// Sources: ../shared/research/gitops-and-triggers.md §2.1 (Flux spec.suspend, as `flux suspend` merge-patches
+// it), §2.3 (Argo CD: IsAutomatedSyncEnabled = automated != nil && enabled != false).
+import { isDeepStrictEqual } from 'node:util';
+
+export type OwnerKind = 'Kustomization' | 'HelmRelease' | 'Application';
+
+/** The API resource of each owner kind, and of the Flux sources a Kustomization or HelmRelease reads. */
+export const OWNER_RESOURCE = {
+  Kustomization: { group: 'kustomize.toolkit.fluxcd.io', version: 'v1', plural: 'kustomizations' },
+  HelmRelease: { group: 'helm.toolkit.fluxcd.io', version: 'v2', plural: 'helmreleases' },
+  Application: { group: 'argoproj.io', version: 'v1alpha1', plural: 'applications' },
+} as const;
+export const FLUX_SOURCE_RESOURCE: Record<string, { group: string; version: string; plural: string }> = {
+  GitRepository: { group: 'source.toolkit.fluxcd.io', version: 'v1', plural: 'gitrepositories' },
+  OCIRepository: { group: 'source.toolkit.fluxcd.io', version: 'v1', plural: 'ocirepositories' },
+  Bucket: { group: 'source.toolkit.fluxcd.io', version: 'v1', plural: 'buckets' },
+  HelmChart: { group: 'source.toolkit.fluxcd.io', version: 'v1', plural: 'helmcharts' },
+};
+
+interface OwnerObject {
+  metadata?: { namespace?: string };
+  spec?: Record<string, unknown>;
+  status?: Record<string, unknown>;
+}
+export type JsonPatchOp =
+  | { op: 'add' | 'replace'; path: string; value: unknown }
+  | { op: 'remove'; path: string }
+  | { op: 'test'; path: string; value: unknown };
+
+/** The field a pause changes, as it is now (undefined: not set). */
+export function pausedField(kind: OwnerKind, obj: OwnerObject): unknown {
+  return kind === 'Application' ? obj.spec?.syncPolicy : obj.spec?.suspend;
+}
+
+/** Whether the owner applies Git by itself now: Flux not suspended, Argo CD automated sync on. */
+export function isPaused(kind: OwnerKind, obj: OwnerObject): boolean {
+  if (kind !== 'Application') return obj.spec?.suspend === true;
+  const automated = (obj.spec?.syncPolicy as { automated?: { enabled?: boolean } } | undefined)?.automated;
+  return !automated || automated.enabled === false;
+}
+
+/**
+ * The patch that pauses the owner. Flux: spec.suspend true (what `flux suspend` sets). Argo CD:
+ * automated.enabled false, which keeps prune/selfHeal for the resume (a removed `automated` would lose them).
+ * A test op on the field's current value makes a concurrent change fail the patch instead of being overwritten.
+ */
+export function pausePatch(kind: OwnerKind, obj: OwnerObject): JsonPatchOp[] {
+  if (kind === 'Application') {
+    return [
+      { op: 'test', path: '/spec/syncPolicy', value: obj.spec?.syncPolicy },
+      { op: 'add', path: '/spec/syncPolicy/automated/enabled', value: false },
+    ];
+  }
+  const now = obj.spec?.suspend;
+  return [
+    ...(now === undefined ? [] : [{ op: 'test' as const, path: '/spec/suspend', value: now }]),
+    { op: 'add', path: '/spec/suspend', value: true },
+  ];
+}
+
+/** What the paused field looks like once our pause landed (to tell it from a change made by someone else). */
+export function pausedValue(kind: OwnerKind, previous: unknown): unknown {
+  if (kind !== 'Application') return true;
+  const p = (previous ?? {}) as { automated?: Record<string, unknown> };
+  return { ...p, automated: { ...p.automated, enabled: false } };
+}
+
+/** `previous` as recorded in status (JSON), back to a value; undefined = the field was not set. */
+export const recordedValue = (previous: string | undefined): unknown =>
+  previous === undefined ? undefined : JSON.parse(previous);
+
+/**
+ * The patch that restores exactly what was there before the pause, or `changed` when the field is no longer
+ * what our pause left (someone resumed or edited it since): then it is left alone.
+ */
+export function restorePatch(
+  kind: OwnerKind,
+  obj: OwnerObject,
+  previous: string | undefined,
+): JsonPatchOp[] | 'changed' {
+  const before = recordedValue(previous);
+  const now = pausedField(kind, obj);
+  if (!isDeepStrictEqual(now, pausedValue(kind, before))) return 'changed';
+  const path = kind === 'Application' ? '/spec/syncPolicy' : '/spec/suspend';
+  const test: JsonPatchOp = { op: 'test', path, value: now };
+  return before === undefined
+    ? [test, { op: 'remove', path }]
+    : [test, { op: 'replace', path, value: before }];
+}
+
+/** The Flux source a Kustomization or HelmRelease reads (kind, name, namespace), when it names one. */
+export function fluxSourceOf(
+  kind: OwnerKind,
+  obj: OwnerObject,
+): { kind: string; name: string; namespace: string } | undefined {
+  type Ref = { kind?: string; name?: string; namespace?: string } | undefined;
+  const spec = obj.spec ?? {};
+  const ref: Ref =
+    kind === 'Kustomization'
+      ? (spec.sourceRef as Ref)
+      : kind === 'HelmRelease'
+        ? ((spec.chartRef as Ref) ??
+          ((spec.chart as { spec?: { sourceRef?: Ref } } | undefined)?.spec?.sourceRef as Ref))
+        : undefined;
+  if (!ref?.kind || !ref.name) return undefined;
+  return { kind: ref.kind, name: ref.name, namespace: ref.namespace ?? obj.metadata?.namespace ?? '' };
+}
+
+/** The revision a source object holds now: Flux status.artifact.revision; Argo CD status.sync.revision(s). */
+export function revisionOf(obj: OwnerObject | undefined, argocd = false): string | undefined {
+  if (!obj) return undefined;
+  if (argocd) {
+    const sync = obj.status?.sync as { revision?: string; revisions?: string[] } | undefined;
+    return sync?.revision || (sync?.revisions?.length ? sync.revisions.join(',') : undefined);
+  }
+  return (obj.status?.artifact as { revision?: string } | undefined)?.revision || undefined;
+}
+
+export type ResumeReason = 'newRevision' | 'annotation' | 'resumeAfter';
+export type ResumeDecision = { resume: ResumeReason } | { wait: true; dueInMs?: number };
+
+/**
+ * When a suspended owner is resumed: on a new gitops-resume annotation value, once resumeAfter has passed since
+ * the suspension, or (resume onNewRevision) once its source moved past the revision recorded at the suspension.
+ * `dueInMs` is the time left until resumeAfter.
+ */
+export function decideResume(i: {
+  resume: 'onNewRevision' | 'manual';
+  resumeAfterMs?: number;
+  suspendedAt?: string;
+  revisionAtSuspend?: string;
+  currentRevision?: string;
+  annotation?: string;
+  lastResumeRequest?: string;
+  now: Date;
+}): ResumeDecision {
+  if (i.annotation && i.annotation !== i.lastResumeRequest) return { resume: 'annotation' };
+  let dueInMs: number | undefined;
+  if (i.resumeAfterMs !== undefined && i.suspendedAt) {
+    dueInMs = Date.parse(i.suspendedAt) + i.resumeAfterMs - i.now.getTime();
+    if (dueInMs <= 0) return { resume: 'resumeAfter' };
+  }
+  if (
+    i.resume === 'onNewRevision' &&
+    i.revisionAtSuspend &&
+    i.currentRevision &&
+    i.currentRevision !== i.revisionAtSuspend
+  )
+    return { resume: 'newRevision' };
+  return dueInMs === undefined ? { wait: true } : { wait: true, dueInMs };
+}
