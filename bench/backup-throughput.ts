@@ -8,7 +8,8 @@
 // Our runner runs twice per repetition: as a whole process (`node dist/operator/main.js backup ...`, what a Job
 // pod runs, Node start-up and module loading included; dist/ is built first unless --no-build) and in-process
 // (runnerMain, no start-up, to show where the rest goes). All sides call the same pg_dump/pg_restore binaries
-// (PG_BIN_DIR). Ours does
+// (PG_BIN_DIR). `--baseline-entry OTHER/dist/operator/main.js` adds a fourth side, another build of the runner
+// as a whole process (a before/after in one run: `git worktree add` the old commit, `npm run build` there). Ours does
 // more than the baseline by design: exports a snapshot, counts rows in it, streams the dump through a
 // SHA-256, fsyncs + renames, re-reads the file to check the hash, runs `pg_restore --list`, writes a manifest.
 // The sides rotate order per repetition. The Markdown report goes to stdout, progress to stderr.
@@ -34,6 +35,7 @@ const { values: flags } = parseArgs({
     'restore-scale': { type: 'string' },
     quick: { type: 'boolean', default: false },
     'no-build': { type: 'boolean', default: false },
+    'baseline-entry': { type: 'string' },
   },
 });
 const REPS = Number(flags.reps ?? (flags.quick ? 1 : 3));
@@ -52,6 +54,11 @@ for (const [name, v, min] of [
   if (!Number.isInteger(v) || v < min) throw new Error(`--${name} must be whole numbers >= ${min}; got ${v}`);
 /** The seed's objective for the 10,000-record database. */
 const RECORDS_OBJECTIVE_MS = 30_000;
+
+const BASELINE_ENTRY = flags['baseline-entry'];
+/** The sides of ours: 'baseline' is another build (--baseline-entry) run as a whole process. */
+type How = 'process' | 'inProcess' | 'baseline';
+const OUR_SIDES: How[] = ['process', 'inProcess', ...(BASELINE_ENTRY ? (['baseline'] as const) : [])];
 
 const log = progress('bench:backup');
 const commandLine =
@@ -74,7 +81,7 @@ interface RawRun {
 }
 interface OurBackupRun {
   /** 'process': node dist/operator/main.js as a child; 'inProcess': runnerMain in this process. */
-  how: 'process' | 'inProcess';
+  how: How;
   ms: number;
   bytes: number;
   success: boolean;
@@ -157,7 +164,7 @@ await runBenchmark(async (cleanup) => {
     const warm = join(work, 'warm.dump');
     await runTool(join(info.binDir, 'pg_dump'), ['-Fc', '-f', warm], env);
     rmSync(warm, { force: true });
-    for (const how of ['inProcess', 'process'] as const) {
+    for (const how of OUR_SIDES) {
       const warmDir = mkdtempSync(join(work, 'warm-'));
       await ourBackup(how, warmDir, 'warm', work, env);
       rmSync(warmDir, { recursive: true, force: true });
@@ -175,17 +182,17 @@ await runBenchmark(async (cleanup) => {
           await runTool(join(info.binDir, 'pg_dump'), ['-Fc', '-f', rawFile], env);
           raw.push({ ms: performance.now() - t0, bytes: statSync(rawFile).size });
         },
-        ...(['process', 'inProcess'] as const).map((how) => async () => {
+        ...OUR_SIDES.map((how) => async () => {
           const storageDir = mkdtempSync(join(work, `ours-${how}-${ds.database}-${rep}-`));
           dirs.push(storageDir);
           ours.push(await ourBackup(how, storageDir, `bench-${rep}`, work, env));
         }),
       ];
       for (const side of rotate(sides, rep)) await side();
-      const lastOf = (how: OurBackupRun['how']) => fmtMs(ours.filter((x) => x.how === how).at(-1)!.ms);
+      const lastOf = (how: How) => fmtMs(ours.filter((x) => x.how === how).at(-1)!.ms);
       log(
-        `${ds.label} rep ${rep + 1}/${REPS}: raw ${fmtMs(raw.at(-1)!.ms)}, ours process ${lastOf('process')}, ` +
-          `in-process ${lastOf('inProcess')}`,
+        `${ds.label} rep ${rep + 1}/${REPS}: raw ${fmtMs(raw.at(-1)!.ms)}, ` +
+          OUR_SIDES.map((h) => `${h} ${lastOf(h)}`).join(', '),
       );
       // The restore reads the archive the whole-process runner wrote.
       const processDir = dirs.find((d) => d.includes('ours-process-'))!;
@@ -223,12 +230,12 @@ await runBenchmark(async (cleanup) => {
     await rawSide(REPS);
     raw.length = 0;
     for (let rep = 0; rep < REPS; rep++) {
-      const sides = [() => rawSide(rep), oursSide('process'), oursSide('inProcess')];
+      const sides = [() => rawSide(rep), ...OUR_SIDES.map(oursSide)];
       for (const side of rotate(sides, rep)) await side();
-      const lastOf = (how: OurRestoreRun['how']) => fmtMs(ours.filter((x) => x.how === how).at(-1)!.ms);
+      const lastOf = (how: How) => fmtMs(ours.filter((x) => x.how === how).at(-1)!.ms);
       log(
-        `restore ${ds.label} rep ${rep + 1}/${REPS}: raw ${fmtMs(raw.at(-1)!)}, ours process ${lastOf('process')}, ` +
-          `in-process ${lastOf('inProcess')}`,
+        `restore ${ds.label} rep ${rep + 1}/${REPS}: raw ${fmtMs(raw.at(-1)!)}, ` +
+          OUR_SIDES.map((h) => `${h} ${lastOf(h)}`).join(', '),
       );
     }
     restores.push({ ds, raw, ours });
@@ -294,11 +301,11 @@ function rotate<T>(sides: T[], rep: number): T[] {
 }
 
 /** Runs the runner, as a child process or in-process, timing it and its log events. */
-function runOurs(how: 'process' | 'inProcess', argv: string[], work: string, env: NodeJS.ProcessEnv) {
+function runOurs(how: How, argv: string[], work: string, env: NodeJS.ProcessEnv) {
   const terminationLog = join(work, `termination-log-${how}`);
-  return how === 'process'
-    ? runnerProcess(argv, env, terminationLog)
-    : runnerInProcess([...argv, '--termination-log', terminationLog], env);
+  if (how === 'process') return runnerProcess(argv, env, terminationLog);
+  if (how === 'baseline') return runnerProcess(argv, env, terminationLog, BASELINE_ENTRY);
+  return runnerInProcess([...argv, '--termination-log', terminationLog], env);
 }
 
 async function ourBackup(
@@ -327,7 +334,7 @@ async function ourBackup(
 }
 
 interface OurRestoreRun {
-  how: 'process' | 'inProcess';
+  how: How;
   ms: number;
   previousDatabase?: string;
   phases: Record<string, number>;
@@ -382,7 +389,8 @@ function report(r: { machine: string; results: BackupResults[]; restores: Restor
     '',
     'Whole process = `node dist/operator/main.js backup --storage-dir DIR --id ID` as a child process, what a Job ' +
       'pod runs (Node start-up and module loading included). In-process = `runnerMain` called in the benchmark ' +
-      'process (no start-up). Raw = `pg_dump -Fc -f FILE`.',
+      'process (no start-up). Raw = `pg_dump -Fc -f FILE`.' +
+      (BASELINE_ENTRY ? ` Baseline build = \`node ${BASELINE_ENTRY} backup ...\` (--baseline-entry).` : ''),
     '',
     markdownTable(
       [
@@ -394,6 +402,7 @@ function report(r: { machine: string; results: BackupResults[]; restores: Restor
         '**whole process / raw**',
         'ours, in-process',
         'in-process / raw',
+        ...(BASELINE_ENTRY ? ['baseline build, whole process', 'baseline / raw'] : []),
         'archive bytes (raw / ours)',
         'verified',
       ],
@@ -410,6 +419,9 @@ function report(r: { machine: string; results: BackupResults[]; restores: Restor
           `**${fmtRatio(ratio(med(proc), rawMs))}**`,
           fmtMs(med(inProc)),
           fmtRatio(ratio(med(inProc), rawMs)),
+          ...(BASELINE_ENTRY
+            ? [fmtMs(med(of(ours, 'baseline'))), fmtRatio(ratio(med(of(ours, 'baseline')), rawMs))]
+            : []),
           `${fmtBytes(median(raw.map((x) => x.bytes)))} / ${fmtBytes(median(ours.map((x) => x.bytes)))}`,
           `${ours.filter((x) => x.verified).length}/${ours.length}`,
         ];
@@ -487,6 +499,7 @@ function report(r: { machine: string; results: BackupResults[]; restores: Restor
           ['raw `createdb` + `pg_restore`', fmtMs(rawMs), raw.map(fmtMs).join(', '), '', '', '', '', ''],
           row('process', 'ours, whole process'),
           row('inProcess', 'ours, in-process'),
+          ...(BASELINE_ENTRY ? [row('baseline', 'baseline build, whole process')] : []),
         ],
       ),
       '',

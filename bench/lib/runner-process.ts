@@ -41,18 +41,19 @@ export interface ProcessRun {
   lastLines: string[];
 }
 
-/** Runs `node dist/operator/main.js ...argv` with `env` (plus the termination log), timing the whole process. */
+/** Runs `node dist/operator/main.js ...argv` (or another build's `entry`) with `env` (plus the termination log), timing the whole process. */
 export async function runnerProcess(
   argv: string[],
   env: NodeJS.ProcessEnv,
   terminationLog: string,
+  entry = RUNNER_ENTRY,
 ): Promise<ProcessRun> {
   rmSync(terminationLog, { force: true });
   const events: { event: string; at: number }[] = [];
   const lines: string[] = [];
   let partial = '';
   const t0 = performance.now();
-  const child = spawn(process.execPath, [RUNNER_ENTRY, ...argv, '--termination-log', terminationLog], {
+  const child = spawn(process.execPath, [entry, ...argv, '--termination-log', terminationLog], {
     env,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
