@@ -86,13 +86,17 @@ export function startArchivePass(o: ArchivePassOptions): ArchivePass {
     if (!listOpen) return done(null, chunk);
     if (listIn.write(chunk)) return done(null, chunk);
     // Wait for it to take more, or to be gone: whichever comes first.
+    let waiting = true;
     const go = () => {
+      if (!waiting) return;
+      waiting = false;
       listIn.off('drain', go);
       listIn.off('close', go);
       done(null, chunk);
     };
     listIn.once('drain', go);
     listIn.once('close', go);
+    void exited.then(go);
   };
   const tap = new Transform({
     transform(chunk: Buffer, _enc, done) {

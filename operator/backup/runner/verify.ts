@@ -49,6 +49,8 @@ export async function verifyArchive(
     await pipeline(await storage.read(id), pass.tap, discard());
   } catch (e) {
     readError = e as Error;
+    // Also when the dump could not be opened: pg_restore must not wait for a TOC that never comes.
+    pass.tap.destroy();
   }
   const { toc, ...actual } = await pass.result();
   if (readError instanceof BackupNotFoundError)
