@@ -3,13 +3,16 @@
 //
 //   npm run bench:backup                     # pgbench scale 10 and 50 + a 10,000-row table, 3 reps each
 //   npm run bench:backup -- --quick          # smoke test: pgbench scale 1 + the 10,000-row table, 1 rep
-//   npm run bench:backup -- --reps 5 --scales 10,50,100 --restore-scale 10
+//   npm run bench:backup -- --reps 5 --scales 10,50,100 --restore-scale 10,50
 //
-// Our runner runs in-process (runnerMain, exactly what `operator/main.ts backup ...` calls in a Job pod), so
-// neither side pays a Node start-up; both call the same pg_dump/pg_restore binaries (PG_BIN_DIR). Ours does
+// Our runner runs twice per repetition: as a whole process (`node dist/operator/main.js backup ...`, what a Job
+// pod runs, Node start-up and module loading included; dist/ is built first unless --no-build) and in-process
+// (runnerMain, no start-up, to show where the rest goes). All sides call the same pg_dump/pg_restore binaries
+// (PG_BIN_DIR). `--baseline-entry OTHER/dist/operator/main.js` adds a fourth side, another build of the runner
+// as a whole process (a before/after in one run: `git worktree add` the old commit, `npm run build` there). Ours does
 // more than the baseline by design: exports a snapshot, counts rows in it, streams the dump through a
 // SHA-256, fsyncs + renames, re-reads the file to check the hash, runs `pg_restore --list`, writes a manifest.
-// Raw and ours alternate order per repetition. The Markdown report goes to stdout, progress to stderr.
+// The sides rotate order per repetition. The Markdown report goes to stdout, progress to stderr.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +22,7 @@ import pg from 'pg';
 import { databaseUrl, LocalPostgres, type PostgresInfo } from '../test/env/postgres.js';
 import { progress, runBenchmark } from './lib/lifecycle.js';
 import { pgEnv, runnerInProcess, runTool } from './lib/pg.js';
+import { buildRunner, runnerProcess } from './lib/runner-process.js';
 import { codeRevision, machineInfo, machineMarkdown } from './lib/machine.js';
 import { median, ratio } from './lib/stats.js';
 import { fmtBytes, fmtMs, fmtRatio, markdownTable } from './lib/table.js';
@@ -30,21 +34,31 @@ const { values: flags } = parseArgs({
     records: { type: 'string', default: '10000' },
     'restore-scale': { type: 'string' },
     quick: { type: 'boolean', default: false },
+    'no-build': { type: 'boolean', default: false },
+    'baseline-entry': { type: 'string' },
   },
 });
 const REPS = Number(flags.reps ?? (flags.quick ? 1 : 3));
 const SCALES = (flags.scales ?? (flags.quick ? '1' : '10,50')).split(',').filter(Boolean).map(Number);
 const RECORDS = Number(flags.records);
-const RESTORE_SCALE = Number(flags['restore-scale'] ?? (flags.quick ? SCALES[0] : 10));
+const RESTORE_SCALES = (flags['restore-scale'] ?? (flags.quick ? String(SCALES[0]) : '10,50'))
+  .split(',')
+  .filter(Boolean)
+  .map(Number);
 for (const [name, v, min] of [
   ['reps', REPS, 1],
   ['records', RECORDS, 0],
-  ['restore-scale', RESTORE_SCALE, 0],
+  ...RESTORE_SCALES.map((x) => ['restore-scale', x, 0] as const),
   ...SCALES.map((x) => ['scales', x, 1] as const),
 ] as const)
   if (!Number.isInteger(v) || v < min) throw new Error(`--${name} must be whole numbers >= ${min}; got ${v}`);
 /** The seed's objective for the 10,000-record database. */
 const RECORDS_OBJECTIVE_MS = 30_000;
+
+const BASELINE_ENTRY = flags['baseline-entry'];
+/** The sides of ours: 'baseline' is another build (--baseline-entry) run as a whole process. */
+type How = 'process' | 'inProcess' | 'baseline';
+const OUR_SIDES: How[] = ['process', 'inProcess', ...(BASELINE_ENTRY ? (['baseline'] as const) : [])];
 
 const log = progress('bench:backup');
 const commandLine =
@@ -66,6 +80,8 @@ interface RawRun {
   bytes: number;
 }
 interface OurBackupRun {
+  /** 'process': node dist/operator/main.js as a child; 'inProcess': runnerMain in this process. */
+  how: How;
   ms: number;
   bytes: number;
   success: boolean;
@@ -78,7 +94,8 @@ interface OurBackupRun {
 await runBenchmark(async (cleanup) => {
   const machine = machineInfo();
   const revision = codeRevision();
-  log(`reps=${REPS} scales=${SCALES.join(',')} records=${RECORDS} restore-scale=${RESTORE_SCALE}`);
+  log(`reps=${REPS} scales=${SCALES.join(',')} records=${RECORDS} restore-scale=${RESTORE_SCALES.join(',')}`);
+  if (!flags['no-build']) await buildRunner(log);
   const pgsql = await LocalPostgres.start((m) => log(`postgres: ${m}`));
   cleanup.add('postgres', () => pgsql.stop());
   const info = pgsql.info;
@@ -138,84 +155,92 @@ await runBenchmark(async (cleanup) => {
   }
 
   // --- backups -----------------------------------------------------------------------------------------
-  const results: { ds: Dataset; raw: RawRun[]; ours: OurBackupRun[] }[] = [];
-  let restoreSource: { ds: Dataset; rawFile: string; storageDir: string; id: string } | undefined;
+  const results: BackupResults[] = [];
+  const restoreSources: { ds: Dataset; rawFile: string; storageDir: string; id: string }[] = [];
   for (const ds of datasets) {
     const env = pgEnv(info, ds.database);
     // Warm-up, one per side (discarded): the first dump of a database pays for cold caches, the first
-    // in-process runner call for lazy initialisation.
+    // in-process runner call for lazy initialisation, the first process for reading dist/ from disk.
     const warm = join(work, 'warm.dump');
     await runTool(join(info.binDir, 'pg_dump'), ['-Fc', '-f', warm], env);
     rmSync(warm, { force: true });
-    const warmDir = mkdtempSync(join(work, 'warm-'));
-    await ourBackup(warmDir, 'warm', work, env);
-    rmSync(warmDir, { recursive: true, force: true });
+    for (const how of OUR_SIDES) {
+      const warmDir = mkdtempSync(join(work, 'warm-'));
+      await ourBackup(how, warmDir, 'warm', work, env);
+      rmSync(warmDir, { recursive: true, force: true });
+    }
     const raw: RawRun[] = [];
     const ours: OurBackupRun[] = [];
-    const keepForRestore = ds.pgbenchScale !== undefined && ds.pgbenchScale === RESTORE_SCALE;
+    const keepForRestore = ds.pgbenchScale !== undefined && RESTORE_SCALES.includes(ds.pgbenchScale);
     for (let rep = 0; rep < REPS; rep++) {
       const last = rep === REPS - 1;
       const rawFile = join(work, `raw-${ds.database}-${rep}.dump`);
-      const storageDir = mkdtempSync(join(work, `ours-${ds.database}-${rep}-`));
-      const id = `bench-${rep}`;
-      const doRaw = async () => {
-        const t0 = performance.now();
-        await runTool(join(info.binDir, 'pg_dump'), ['-Fc', '-f', rawFile], env);
-        raw.push({ ms: performance.now() - t0, bytes: statSync(rawFile).size });
-      };
-      const doOurs = async () => ours.push(await ourBackup(storageDir, id, work, env));
-      if (rep % 2 === 0) {
-        await doRaw();
-        await doOurs();
-      } else {
-        await doOurs();
-        await doRaw();
-      }
-      log(`${ds.label} rep ${rep + 1}/${REPS}: raw ${fmtMs(raw.at(-1)!.ms)}, ours ${fmtMs(ours.at(-1)!.ms)}`);
-      if (keepForRestore && last) restoreSource = { ds, rawFile, storageDir, id };
-      else {
-        rmSync(rawFile, { force: true });
-        rmSync(storageDir, { recursive: true, force: true });
-      }
+      const dirs: string[] = [];
+      const sides: (() => Promise<unknown>)[] = [
+        async () => {
+          const t0 = performance.now();
+          await runTool(join(info.binDir, 'pg_dump'), ['-Fc', '-f', rawFile], env);
+          raw.push({ ms: performance.now() - t0, bytes: statSync(rawFile).size });
+        },
+        ...OUR_SIDES.map((how) => async () => {
+          const storageDir = mkdtempSync(join(work, `ours-${how}-${ds.database}-${rep}-`));
+          dirs.push(storageDir);
+          ours.push(await ourBackup(how, storageDir, `bench-${rep}`, work, env));
+        }),
+      ];
+      for (const side of rotate(sides, rep)) await side();
+      const lastOf = (how: How) => fmtMs(ours.filter((x) => x.how === how).at(-1)!.ms);
+      log(
+        `${ds.label} rep ${rep + 1}/${REPS}: raw ${fmtMs(raw.at(-1)!.ms)}, ` +
+          OUR_SIDES.map((h) => `${h} ${lastOf(h)}`).join(', '),
+      );
+      // The restore reads the archive the whole-process runner wrote.
+      const processDir = dirs.find((d) => d.includes('ours-process-'))!;
+      if (keepForRestore && last)
+        restoreSources.push({ ds, rawFile, storageDir: processDir, id: `bench-${rep}` });
+      else rmSync(rawFile, { force: true });
+      for (const d of dirs)
+        if (!(keepForRestore && last && d === processDir)) rmSync(d, { recursive: true, force: true });
     }
     results.push({ ds, raw, ours });
   }
 
   // --- restore -----------------------------------------------------------------------------------------
-  let restore: { ds: Dataset; raw: number[]; ours: OurRestoreRun[] } | undefined;
-  if (restoreSource) {
-    const { ds, rawFile, storageDir, id } = restoreSource;
+  const restores: RestoreResults[] = [];
+  for (const { ds, rawFile, storageDir, id } of restoreSources) {
     const target = `${ds.database}_restored`;
     await admin.query(`create database ${target}`);
     const raw: number[] = [];
     const ours: OurRestoreRun[] = [];
-    for (let rep = 0; rep < REPS; rep++) {
+    const rawSide = async (rep: number) => {
       const rawDb = `${ds.database}_raw_restore_${rep}`;
-      const doRaw = async () => {
-        const env = pgEnv(info, 'postgres');
-        const t0 = performance.now();
-        await runTool(join(info.binDir, 'createdb'), ['-T', 'template0', rawDb], env);
-        await runTool(join(info.binDir, 'pg_restore'), ['--no-owner', '-d', rawDb, rawFile], env);
-        raw.push(performance.now() - t0);
-        await admin.query(`drop database ${rawDb}`);
-      };
-      const doOurs = async () => {
-        const r = await ourRestore(storageDir, id, work, pgEnv(info, target));
-        ours.push(r);
-        if (r.previousDatabase) await admin.query(`drop database if exists "${r.previousDatabase}"`);
-      };
-      if (rep % 2 === 0) {
-        await doRaw();
-        await doOurs();
-      } else {
-        await doOurs();
-        await doRaw();
-      }
+      const env = pgEnv(info, 'postgres');
+      const t0 = performance.now();
+      await runTool(join(info.binDir, 'createdb'), ['-T', 'template0', rawDb], env);
+      await runTool(join(info.binDir, 'pg_restore'), ['--no-owner', '-d', rawDb, rawFile], env);
+      raw.push(performance.now() - t0);
+      await admin.query(`drop database ${rawDb}`);
+    };
+    const oursSide = (how: OurRestoreRun['how']) => async () => {
+      const r = await ourRestore(how, storageDir, id, work, pgEnv(info, target));
+      ours.push(r);
+      if (r.previousDatabase) await admin.query(`drop database if exists "${r.previousDatabase}"`);
+    };
+    // Warm-up (discarded): the first restore of an archive reads it from disk.
+    await rawSide(REPS);
+    raw.length = 0;
+    for (let rep = 0; rep < REPS; rep++) {
+      const sides = [() => rawSide(rep), ...OUR_SIDES.map(oursSide)];
+      for (const side of rotate(sides, rep)) await side();
+      const lastOf = (how: How) => fmtMs(ours.filter((x) => x.how === how).at(-1)!.ms);
       log(
-        `restore ${ds.label} rep ${rep + 1}/${REPS}: raw ${fmtMs(raw.at(-1)!)}, ours ${fmtMs(ours.at(-1)!.ms)}`,
+        `restore ${ds.label} rep ${rep + 1}/${REPS}: raw ${fmtMs(raw.at(-1)!)}, ` +
+          OUR_SIDES.map((h) => `${h} ${lastOf(h)}`).join(', '),
       );
     }
-    restore = { ds, raw, ours };
+    restores.push({ ds, raw, ours });
+    rmSync(rawFile, { force: true });
+    rmSync(storageDir, { recursive: true, force: true });
   }
 
   console.log(
@@ -226,7 +251,7 @@ await runBenchmark(async (cleanup) => {
         storage: `dumps written to ${tmpdir()} (${fsType(tmpdir())})`,
       }),
       results,
-      restore,
+      restores,
     }),
   );
 });
@@ -256,75 +281,90 @@ async function describe(
   }
 }
 
-/** Runs a runner command in-process, timing it and every log event (performance.now() at each line). */
+interface BackupResults {
+  ds: Dataset;
+  raw: RawRun[];
+  ours: OurBackupRun[];
+}
+
+interface RestoreResults {
+  ds: Dataset;
+  raw: number[];
+  ours: OurRestoreRun[];
+}
+
+/** The sides in a different order each repetition, so no side always runs first (or last) on a warm cache. */
+function rotate<T>(sides: T[], rep: number): T[] {
+  const k = rep % sides.length;
+  const order = [...sides.slice(k), ...sides.slice(0, k)];
+  return Math.floor(rep / sides.length) % 2 === 1 ? order.reverse() : order;
+}
+
+/** Runs the runner, as a child process or in-process, timing it and its log events. */
+function runOurs(how: How, argv: string[], work: string, env: NodeJS.ProcessEnv) {
+  const terminationLog = join(work, `termination-log-${how}`);
+  if (how === 'process') return runnerProcess(argv, env, terminationLog);
+  if (how === 'baseline') return runnerProcess(argv, env, terminationLog, BASELINE_ENTRY);
+  return runnerInProcess([...argv, '--termination-log', terminationLog], env);
+}
+
 async function ourBackup(
+  how: OurBackupRun['how'],
   storageDir: string,
   id: string,
   work: string,
   env: NodeJS.ProcessEnv,
 ): Promise<OurBackupRun> {
-  const r = await runnerInProcess(
-    ['backup', '--storage-dir', storageDir, '--id', id, '--termination-log', join(work, 'termination-log')],
-    env,
-  );
+  const r = await runOurs(how, ['backup', '--storage-dir', storageDir, '--id', id], work, env);
   if (r.code !== 0 || !r.result?.success)
-    throw new Error(`our backup failed (exit ${r.code}): ${JSON.stringify(r.result).slice(0, 2000)}`);
+    throw new Error(
+      `our backup (${how}) failed (exit ${r.code}): ${JSON.stringify(r.result).slice(0, 2000)}\n${r.lastLines.join('\n')}`,
+    );
+  const startup = r.between(undefined, 'backup.start');
+  const dump = r.between('backup.start', 'backup.dumped');
   return {
+    how,
     ms: r.ms,
     bytes: Number(r.result.bytes),
     success: Boolean(r.result.success),
     verified: Boolean(r.result.verified),
     message: String(r.result.message ?? ''),
-    phases: {
-      // start -> dumped: pg_dump --version, connect, export snapshot, pg_dump streamed through SHA-256, fsync, rename
-      dump: r.between('backup.start', 'backup.dumped'),
-      // dumped -> verified: count rows in the snapshot, then re-read + hash the file and `pg_restore --list`
-      verify: r.between('backup.dumped', 'backup.verified'),
-      other:
-        r.ms - r.between('backup.start', 'backup.dumped') - r.between('backup.dumped', 'backup.verified'),
-    },
+    phases: { startup, dump, after: r.ms - startup - dump },
   };
 }
 
 interface OurRestoreRun {
+  how: How;
   ms: number;
   previousDatabase?: string;
   phases: Record<string, number>;
 }
 
 async function ourRestore(
+  how: OurRestoreRun['how'],
   storageDir: string,
   id: string,
   work: string,
   env: NodeJS.ProcessEnv,
 ): Promise<OurRestoreRun> {
-  const r = await runnerInProcess(
-    [
-      'restore',
-      '--storage-dir',
-      storageDir,
-      '--id',
-      id,
-      '--mode',
-      'newDatabaseSwap',
-      '--termination-log',
-      join(work, 'termination-log'),
-    ],
+  const r = await runOurs(
+    how,
+    ['restore', '--storage-dir', storageDir, '--id', id, '--mode', 'newDatabaseSwap'],
+    work,
     env,
   );
   if (r.code !== 0 || !r.result?.success)
-    throw new Error(`our restore failed (exit ${r.code}): ${JSON.stringify(r.result).slice(0, 2000)}`);
+    throw new Error(
+      `our restore (${how}) failed (exit ${r.code}): ${JSON.stringify(r.result).slice(0, 2000)}\n${r.lastLines.join('\n')}`,
+    );
+  const startup = r.between(undefined, 'restore.start');
+  const restore = r.between('restore.start', 'restore.restored');
+  const validateAndSwap = r.between('restore.restored', 'restore.swapped');
   return {
+    how,
     ms: r.ms,
     previousDatabase: r.result.previousDatabase,
-    phases: {
-      // verify the archive (hash + pg_restore --list) before touching anything
-      verify: r.between(undefined, 'restore.start'),
-      // create the replacement database, pg_restore --single-transaction into it
-      restore: r.between('restore.start', 'restore.restored'),
-      // validate row counts against the manifest, then rename target <-> replacement
-      validateAndSwap: r.between('restore.restored', 'restore.swapped'),
-    },
+    phases: { startup, restore, validateAndSwap, after: r.ms - startup - restore - validateAndSwap },
   };
 }
 
@@ -338,14 +378,19 @@ function fsType(dir: string): string {
 
 // -------------------------------------------------------------------------------------------------------
 
-function report(r: {
-  machine: string;
-  results: { ds: Dataset; raw: RawRun[]; ours: OurBackupRun[] }[];
-  restore: { ds: Dataset; raw: number[]; ours: OurRestoreRun[] } | undefined;
-}): string {
+function report(r: { machine: string; results: BackupResults[]; restores: RestoreResults[] }): string {
   const out: string[] = [`## bench:backup`, '', `Command: \`${commandLine}\``, '', r.machine, ''];
+  const of = <T extends { how: string }>(xs: T[], how: string) => xs.filter((x) => x.how === how);
+  const med = (xs: { ms: number }[]) => median(xs.map((x) => x.ms));
+  const phase = (xs: { phases: Record<string, number> }[], k: string) =>
+    fmtMs(median(xs.map((x) => x.phases[k]!)));
   out.push(
-    `### Backup (median of ${REPS} rep(s) per side, alternating order, after one discarded warm-up per side)`,
+    `### Backup (median of ${REPS} rep(s) per side, order rotated per rep, after one discarded warm-up per side)`,
+    '',
+    'Whole process = `node dist/operator/main.js backup --storage-dir DIR --id ID` as a child process, what a Job ' +
+      'pod runs (Node start-up and module loading included). In-process = `runnerMain` called in the benchmark ' +
+      'process (no start-up). Raw = `pg_dump -Fc -f FILE`.' +
+      (BASELINE_ENTRY ? ` Baseline build = \`node ${BASELINE_ENTRY} backup ...\` (--baseline-entry).` : ''),
     '',
     markdownTable(
       [
@@ -353,53 +398,53 @@ function report(r: {
         'rows',
         'size on disk',
         'raw `pg_dump -Fc -f`',
-        'ours `backup`',
-        'ours / raw',
-        'raw bytes',
-        'ours bytes',
+        'ours, whole process',
+        '**whole process / raw**',
+        'ours, in-process',
+        'in-process / raw',
+        ...(BASELINE_ENTRY ? ['baseline build, whole process', 'baseline / raw'] : []),
+        'archive bytes (raw / ours)',
         'verified',
       ],
       r.results.map(({ ds, raw, ours }) => {
-        const rawMs = median(raw.map((x) => x.ms));
-        const oursMs = median(ours.map((x) => x.ms));
+        const rawMs = med(raw);
+        const proc = of(ours, 'process');
+        const inProc = of(ours, 'inProcess');
         return [
           ds.label,
           ds.rows.toLocaleString('en-US'),
           fmtBytes(ds.sizeBytes),
           fmtMs(rawMs),
-          fmtMs(oursMs),
-          fmtRatio(ratio(oursMs, rawMs)),
-          fmtBytes(median(raw.map((x) => x.bytes))),
-          fmtBytes(median(ours.map((x) => x.bytes))),
+          fmtMs(med(proc)),
+          `**${fmtRatio(ratio(med(proc), rawMs))}**`,
+          fmtMs(med(inProc)),
+          fmtRatio(ratio(med(inProc), rawMs)),
+          ...(BASELINE_ENTRY
+            ? [fmtMs(med(of(ours, 'baseline'))), fmtRatio(ratio(med(of(ours, 'baseline')), rawMs))]
+            : []),
+          `${fmtBytes(median(raw.map((x) => x.bytes)))} / ${fmtBytes(median(ours.map((x) => x.bytes)))}`,
           `${ours.filter((x) => x.verified).length}/${ours.length}`,
         ];
       }),
     ),
     '',
-    'Where our time goes (medians): dump = `pg_dump --version`, connect, export snapshot, pg_dump streamed through ' +
-      'SHA-256 into the storage, fsync + rename; verify = row counts in the snapshot, re-read + hash the file, ' +
-      '`pg_restore --list`; other = manifest, argument parsing, reuse check.',
+    'Where the whole-process time goes (medians, from the arrival of its log lines): start-up = spawn to ' +
+      '`backup.start` (Node, module loading, arguments, the reuse check); dump = `backup.start` to `backup.dumped` ' +
+      '(pg_dump streamed through SHA-256 into the storage, committed); after = the rest (row counts, archive ' +
+      'check, manifest, result, exit).',
     '',
     markdownTable(
-      [
-        'database',
-        'all raw reps',
-        'all ours reps',
-        'ours: dump',
-        'ours: verify',
-        'ours: other',
-        'dump / raw',
-      ],
+      ['database', 'all raw reps', 'all whole-process reps', 'start-up', 'dump', 'after', 'dump / raw'],
       r.results.map(({ ds, raw, ours }) => {
-        const dump = median(ours.map((x) => x.phases.dump!));
+        const proc = of(ours, 'process');
         return [
           ds.label,
           raw.map((x) => fmtMs(x.ms)).join(', '),
-          ours.map((x) => fmtMs(x.ms)).join(', '),
-          fmtMs(dump),
-          fmtMs(median(ours.map((x) => x.phases.verify!))),
-          fmtMs(median(ours.map((x) => x.phases.other!))),
-          fmtRatio(ratio(dump, median(raw.map((x) => x.ms)))),
+          proc.map((x) => fmtMs(x.ms)).join(', '),
+          phase(proc, 'startup'),
+          phase(proc, 'dump'),
+          phase(proc, 'after'),
+          fmtRatio(ratio(median(proc.map((x) => x.phases.dump!)), med(raw))),
         ];
       }),
     ),
@@ -414,30 +459,47 @@ function report(r: {
       '',
     );
   }
-  if (r.restore) {
-    const { ds, raw, ours } = r.restore;
+  for (const { ds, raw, ours } of r.restores) {
     const rawMs = median(raw);
-    const oursMs = median(ours.map((x) => x.ms));
+    const row = (how: string, label: string) => {
+      const xs = of(ours, how);
+      return [
+        label,
+        fmtMs(med(xs)),
+        xs.map((x) => fmtMs(x.ms)).join(', '),
+        fmtRatio(ratio(med(xs), rawMs)),
+        phase(xs, 'startup'),
+        phase(xs, 'restore'),
+        phase(xs, 'validateAndSwap'),
+        phase(xs, 'after'),
+      ];
+    };
     out.push(
-      `### Restore of ${ds.label} (median of ${REPS} rep(s) per side, alternating order)`,
+      `### Restore of ${ds.label} (median of ${REPS} rep(s) per side, order rotated per rep, after one discarded raw warm-up)`,
       '',
-      'Raw: `createdb -T template0` + `pg_restore --no-owner -d` (one job, autocommit). Ours: `restore --mode newDatabaseSwap` ' +
-        '(verify archive, create a replacement database, `pg_restore --single-transaction --exit-on-error`, check row counts ' +
-        'against the manifest, swap names); the dropped previous database is not timed.',
+      'Raw: `createdb -T template0` + `pg_restore --no-owner -d DB FILE`. Ours: `restore --mode newDatabaseSwap` ' +
+        '(verify the archive, create a replacement database, pg_restore into it, check row counts against the ' +
+        'manifest, swap names) as a whole process (`node dist/operator/main.js restore ...`) and in-process; the ' +
+        "dropped previous database is not timed. Phases from the runner's log events: start-up + verify = spawn " +
+        'to `restore.start`; restore = to `restore.restored` (createdb + pg_restore); validate + swap = to ' +
+        '`restore.swapped`; after = the rest (previous-database retention, result, exit).',
       '',
       markdownTable(
-        ['side', 'median', 'all reps', 'ours: verify', 'ours: restore', 'ours: validate + swap'],
         [
-          ['raw `createdb` + `pg_restore`', fmtMs(rawMs), raw.map(fmtMs).join(', '), '', '', ''],
-          [
-            'ours `restore --mode newDatabaseSwap`',
-            fmtMs(oursMs),
-            ours.map((x) => fmtMs(x.ms)).join(', '),
-            fmtMs(median(ours.map((x) => x.phases.verify!))),
-            fmtMs(median(ours.map((x) => x.phases.restore!))),
-            fmtMs(median(ours.map((x) => x.phases.validateAndSwap!))),
-          ],
-          ['ratio ours / raw', fmtRatio(ratio(oursMs, rawMs)), '', '', '', ''],
+          'side',
+          'median',
+          'all reps',
+          'ours / raw',
+          'start-up + verify',
+          'restore',
+          'validate + swap',
+          'after',
+        ],
+        [
+          ['raw `createdb` + `pg_restore`', fmtMs(rawMs), raw.map(fmtMs).join(', '), '', '', '', '', ''],
+          row('process', 'ours, whole process'),
+          row('inProcess', 'ours, in-process'),
+          ...(BASELINE_ENTRY ? [row('baseline', 'baseline build, whole process')] : []),
         ],
       ),
       '',

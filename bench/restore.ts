@@ -2,7 +2,7 @@
 //
 //   npm run bench:restore                      # pgbench scale 10 (1,000,000 accounts), 3 reps, 2 full runs
 //   npm run bench:restore -- --quick           # smoke test: scale 1 (100,000 accounts), 1 rep, 1 full run
-//   npm run bench:restore -- --reps 5 --full-runs 3 --scale 10 --parts a,b
+//   npm run bench:restore -- --reps 5 --full-runs 3 --scale 10 --parts a,b [--no-build]
 //
 // Part A (restore ratio), one local PostgreSQL and nothing else running: `pgbench -i -s SCALE`, dumped once
 // by our runner's `backup` (in-process runnerMain, what a Job pod runs). Then, per repetition and in
@@ -10,7 +10,9 @@
 // --single-transaction --exit-on-error -d DB FILE` into a fresh database created from template0 (the createdb
 // is timed separately, not in the baseline); ours `restore --mode inPlace` into a database that holds the
 // "bad release" (changed, deleted and added rows); ours `restore --mode newDatabaseSwap` against such a
-// database too. Every restored database is checked against the source (row counts + checksums), untimed.
+// database too; and newDatabaseSwap as a whole process (`node dist/operator/main.js restore ...`, dist/ built
+// first unless --no-build), compared with createdb + raw pg_restore. Every restored database is checked against
+// the source (row counts + checksums), untimed.
 //
 // Part B (full-scope RTO): a local control plane with the CRDs, the operator process, a TestKubelet that runs
 // the runner Job pods as local processes, a BackupSchedule for a copy of that database (PVC bound to a
@@ -48,6 +50,7 @@ import {
   type BackgroundSample,
   type Checksums,
 } from './lib/pg.js';
+import { buildRunner, runnerProcess } from './lib/runner-process.js';
 import { EventRecorder, type RecordedEvent } from './lib/recorder.js';
 import { median, ratio } from './lib/stats.js';
 import { fmtBytes, fmtMs, fmtRatio, markdownTable } from './lib/table.js';
@@ -62,6 +65,7 @@ const { values: flags } = parseArgs({
     scale: { type: 'string' },
     parts: { type: 'string', default: 'a,b' },
     quick: { type: 'boolean', default: false },
+    'no-build': { type: 'boolean', default: false },
   },
 });
 const int = (name: string, v: string | undefined, fallback: number, min: number): number => {
@@ -119,7 +123,8 @@ interface Dataset {
   archiveBytes: number;
 }
 
-type Side = 'raw' | 'inPlace' | 'swap';
+/** swapProcess: newDatabaseSwap as `node dist/operator/main.js restore ...`, the whole process a Job pod runs. */
+type Side = 'raw' | 'inPlace' | 'swap' | 'swapProcess';
 interface RestoreRun {
   side: Side;
   ms: number;
@@ -246,23 +251,22 @@ async function runPartA(a: {
     await admin.query(`create database ${database} template ${SOURCE_DB}`);
     await badRelease(info, database);
   };
-  const ours = async (side: 'inPlace' | 'swap', rep: string): Promise<RestoreRun> => {
+  const ours = async (side: Exclude<Side, 'raw'>, rep: string): Promise<RestoreRun> => {
     const database = side === 'inPlace' ? 'bench_inplace' : 'bench_swap';
     await damaged(database);
-    const r = await runnerInProcess(
-      [
-        'restore',
-        '--storage-dir',
-        a.storage,
-        '--id',
-        BACKUP_ID,
-        '--mode',
-        side === 'inPlace' ? 'inPlace' : 'newDatabaseSwap',
-        '--termination-log',
-        a.termLog,
-      ],
-      pgEnv(info, database),
-    );
+    const argv = [
+      'restore',
+      '--storage-dir',
+      a.storage,
+      '--id',
+      BACKUP_ID,
+      '--mode',
+      side === 'inPlace' ? 'inPlace' : 'newDatabaseSwap',
+    ];
+    const r =
+      side === 'swapProcess'
+        ? await runnerProcess(argv, pgEnv(info, database), a.termLog)
+        : await runnerInProcess([...argv, '--termination-log', a.termLog], pgEnv(info, database));
     if (r.code !== 0 || !r.result?.success)
       throw new Error(
         `our restore (${side}) failed (exit ${r.code}): ${JSON.stringify(r.result).slice(0, 2000)}\n${r.lastLines.join('\n')}`,
@@ -271,7 +275,7 @@ async function runPartA(a: {
     const verify = r.between(undefined, 'restore.start');
     const restore = Number(res.restoreSeconds ?? NaN) * 1000;
     const validate = Number(res.validateSeconds ?? NaN) * 1000;
-    const swap = side === 'swap' ? Number(res.swapSeconds ?? NaN) * 1000 : 0;
+    const swap = side === 'inPlace' ? 0 : Number(res.swapSeconds ?? NaN) * 1000;
     await check(database, `ours ${side} ${rep}`);
     await dropDatabase(admin, database);
     if (res.previousDatabase) await dropDatabase(admin, String(res.previousDatabase));
@@ -300,12 +304,14 @@ async function runPartA(a: {
   };
 
   // Warm-up (discarded): the first pg_restore of the archive and the first in-process runner restore.
-  log('Part A: warm-up (raw + ours inPlace, discarded)');
+  if (!flags['no-build']) await buildRunner(log);
+  log('Part A: warm-up (raw + ours inPlace + ours whole process, discarded)');
   await raw('warm-up');
   await ours('inPlace', 'warm-up');
+  await ours('swapProcess', 'warm-up');
 
   const runs: RestoreRun[] = [];
-  const order: Side[] = ['raw', 'inPlace', 'swap'];
+  const order: Side[] = ['raw', 'inPlace', 'swap', 'swapProcess'];
   for (let rep = 0; rep < REPS; rep++) {
     const label = `rep ${rep + 1}/${REPS}`;
     for (const side of rep % 2 === 0 ? order : [...order].reverse()) {
@@ -313,7 +319,10 @@ async function runPartA(a: {
       runs.push(r);
     }
     const of = (s: Side) => fmtMs(runs.filter((r) => r.side === s).at(-1)!.ms);
-    log(`Part A ${label}: raw ${of('raw')}, inPlace ${of('inPlace')}, swap ${of('swap')}`);
+    log(
+      `Part A ${label}: raw ${of('raw')}, inPlace ${of('inPlace')}, swap ${of('swap')}, ` +
+        `swap whole process ${of('swapProcess')}`,
+    );
   }
   return { runs, checked };
 }
@@ -784,7 +793,7 @@ function reportA(a: PartAResult): string[] {
           ph(s, 'verify'),
           ph(s, 'restore'),
           ph(s, 'validate'),
-          s === 'swap' ? ph(s, 'swap') : '',
+          s === 'inPlace' ? '' : ph(s, 'swap'),
           ph(s, 'other'),
         ]),
   ];
@@ -806,6 +815,7 @@ function reportA(a: PartAResult): string[] {
         row('raw', 'raw `pg_restore` (empty db)'),
         row('inPlace', 'ours `restore --mode inPlace`'),
         row('swap', 'ours `restore --mode newDatabaseSwap`'),
+        row('swapProcess', 'ours newDatabaseSwap, whole process'),
       ],
     ),
     '',
@@ -813,7 +823,9 @@ function reportA(a: PartAResult): string[] {
       '`pg_restore --list`); pg_restore = `restoreSeconds` (for the swap this includes creating the replacement ' +
       'database); validate = `validateSeconds` (count(*) per manifest table); swap = `swapSeconds`; other = the rest ' +
       '(connections, argument parsing, the result). Counting the createdb on the raw side, ours inPlace / ' +
-      `(createdb + raw) = ${fmtRatio(ratio(med('inPlace'), rawMs + createdb))}.`,
+      `(createdb + raw) = ${fmtRatio(ratio(med('inPlace'), rawMs + createdb))}; **ours newDatabaseSwap as a whole ` +
+      `process (\`node dist/operator/main.js restore ...\`, Node start-up included) / (createdb + raw) = ` +
+      `${fmtRatio(ratio(med('swapProcess'), rawMs + createdb))}**.`,
     '',
   ];
 }

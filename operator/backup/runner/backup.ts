@@ -1,8 +1,7 @@
-import { createHash } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
+import { startArchivePass, tocProblem, type TocListing } from './archive-stream.js';
 import { validateBackupId } from './backup-id.js';
 import { describeConnection, toolEnv, type ConnectionSettings } from './connection.js';
 import { connectDatabase, countRows, serverVersion } from './database.js';
@@ -13,10 +12,11 @@ import { decideExistingBackup, describeOrigin, type BackupOrigin } from './origi
 import { pgToolVersion, runTool } from './pg-tool.js';
 import { pruneAfterBackup } from './prune.js';
 import { createRedactor, type Redact } from './redact.js';
-import { timing, type BackupResult } from './result.js';
+import type { BackupResult, FailureReason } from './result.js';
+import { timing } from './termination-message.js';
 import type { RetentionPolicy } from './retention.js';
 import type { BackupStorage } from './storage.js';
-import { verifyArchive } from './verify.js';
+import { withoutDatabaseUrl } from './verify.js';
 
 export interface BackupOptions {
   storage: BackupStorage;
@@ -71,13 +71,20 @@ async function exportSnapshot(c: pg.Client, log: RunnerLog): Promise<string | un
 interface Dumped {
   bytes: number;
   sha256: string;
+  /** Whether pg_restore could read the table of contents of what was streamed, and the storage holds it all. */
+  check: { valid: boolean; reason?: FailureReason; message: string };
 }
 
-/** Streams pg_dump's stdout through a hash and byte counter into the storage writer, with backpressure. */
+/**
+ * Streams pg_dump's stdout through one pass (SHA-256, byte count and `pg_restore --list` on the TOC at its
+ * start) into the storage sink, with backpressure, and commits it. The archive is read once, as it is
+ * written: no second pass over the stored file.
+ */
 async function dumpToStorage(
   o: BackupOptions,
   redact: Redact,
   snapshot: string | undefined,
+  pgRestorePath: string,
 ): Promise<Dumped> {
   let writer;
   try {
@@ -88,23 +95,18 @@ async function dumpToStorage(
       `opening ${o.id} in ${o.storage.location}: ${(e as Error).message}`,
     );
   }
-  const hash = createHash('sha256');
-  let bytes = 0;
-  const measure = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      done(null, chunk);
-    },
-  });
+  const env = o.env ?? process.env;
+  const pass = startArchivePass({ pgRestorePath, env: withoutDatabaseUrl(env), redact });
+  let streamed;
   try {
     const run = await runTool({
       path: o.pgDumpPath,
       args: ['--format=custom', '--no-password', ...(snapshot ? [`--snapshot=${snapshot}`] : [])],
-      env: toolEnv(o.database, o.env ?? process.env),
+      env: toolEnv(o.database, env),
       redact,
-      onStdout: (stdout) => pipeline(stdout, measure, writer.stream),
+      onStdout: (stdout) => pipeline(stdout, pass.tap, writer.stream),
     });
+    streamed = await pass.result();
     if (run.stdoutError) {
       throw new RunnerFailure(
         'StorageFailed',
@@ -117,12 +119,14 @@ async function dumpToStorage(
       throw new RunnerFailure(reason, `pg_dump ${how}: ${run.stderrTail || '(no output)'}`);
     }
   } catch (e) {
+    pass.tap.destroy();
     await writer.abort().catch(() => {});
     if (e instanceof RunnerFailure) throw e;
     throw new RunnerFailure('DumpFailed', (e as Error).message);
   }
+  let committed;
   try {
-    await writer.commit();
+    committed = await writer.commit();
   } catch (e) {
     await writer.abort().catch(() => {});
     throw new RunnerFailure(
@@ -130,7 +134,35 @@ async function dumpToStorage(
       `committing ${o.id} in ${o.storage.location}: ${(e as Error).message}`,
     );
   }
-  return { bytes, sha256: hash.digest('hex') };
+  const { sha256, bytes, toc } = streamed;
+  return { sha256, bytes, check: archiveCheck(o.id, bytes, committed.bytes, toc) };
+}
+
+/**
+ * The backup's verification from its one pass: the storage holds every byte that was hashed, and
+ * pg_restore read the archive's TOC. A verify Job and every restore re-read the stored dump against the
+ * manifest's checksum before using it.
+ */
+export function archiveCheck(
+  id: string,
+  streamedBytes: number,
+  committedBytes: number,
+  toc: TocListing,
+): { valid: boolean; reason?: FailureReason; message: string } {
+  if (committedBytes !== streamedBytes) {
+    return {
+      valid: false,
+      reason: 'ChecksumMismatch',
+      message: `backup ${id} is damaged: the storage holds ${committedBytes} bytes, ${streamedBytes} were written`,
+    };
+  }
+  if (toc.error) return { valid: false, reason: 'Internal', message: tocProblem(toc)! };
+  const problem = tocProblem(toc);
+  if (problem) return { valid: false, reason: 'ArchiveUnreadable', message: `backup ${id}: ${problem}` };
+  return {
+    valid: true,
+    message: `sha256 taken while streaming over ${streamedBytes} bytes, all committed; pg_restore lists ${toc.entries} archive entries`,
+  };
 }
 
 /**
@@ -175,11 +207,12 @@ async function takeBackup(o: BackupOptions): Promise<BackupResult> {
       storage: o.storage.location,
       database: describeConnection(o.database),
     });
-    const pgDumpVersion = await pgToolVersion(o.pgDumpPath, o.env ?? process.env, redact).catch(
-      (e: Error) => {
-        throw new RunnerFailure('DumpFailed', e.message);
-      },
-    );
+    // Independent start-up steps at once: the pg_dump version (for the manifest) and the connection that
+    // exports the dump's snapshot.
+    const versionOf = pgToolVersion(o.pgDumpPath, o.env ?? process.env, redact).catch((e: Error) => {
+      throw new RunnerFailure('DumpFailed', e.message);
+    });
+    versionOf.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
     const client = await connectDatabase(o.database, o.env ?? process.env);
     let dumped: Dumped;
     let tables: Record<string, number>;
@@ -192,12 +225,21 @@ async function takeBackup(o: BackupOptions): Promise<BackupResult> {
       } catch (e) {
         throw pgFailure(e, 'opening the dump snapshot', 'DumpFailed');
       }
+      // The row counts run in the exported snapshot while pg_dump copies it: same data, no waiting after.
+      // Settled into a value, so a failing count is reported below, not as an unhandled rejection; if the
+      // dump fails first, closing the client ends the counting.
+      const counting = countRows(client).then(
+        (t) => ({ t }),
+        (e: unknown) => ({ e }),
+      );
       const t0 = Date.now();
-      dumped = await dumpToStorage(o, redact, snapshot);
+      dumped = await dumpToStorage(o, redact, snapshot, pgRestorePath);
       committed = true;
       o.log('info', 'backup.dumped', { id: o.id, bytes: dumped.bytes, seconds: (Date.now() - t0) / 1000 });
       try {
-        tables = await countRows(client);
+        const counted = await counting;
+        if ('e' in counted) throw counted.e;
+        tables = counted.t;
         await client.query('commit');
       } catch (e) {
         throw pgFailure(e, 'counting rows in the dump snapshot', 'DumpFailed');
@@ -205,7 +247,8 @@ async function takeBackup(o: BackupOptions): Promise<BackupResult> {
     } finally {
       await client.end().catch(() => {});
     }
-    const check = await verifyArchive(o.storage, o.id, dumped, pgRestorePath, { env: o.env, redact });
+    const pgDumpVersion = await versionOf;
+    const check = dumped.check;
     o.log(check.valid ? 'info' : 'error', 'backup.verified', {
       id: o.id,
       valid: check.valid,

@@ -147,6 +147,22 @@ describe('parseRunnerArgs', () => {
       ['test-restore', '--storage-dir', '/b', '--id', 'x', '--sql-assertions-json', '[{"name":"a"}]'],
       /at 0.query/,
     ],
+    [
+      ['test-restore', '--storage-dir', '/b', '--id', 'x', '--sql-assertions-json', '{"name":"a"}'],
+      /at \(root\): expected an array/,
+    ],
+    [
+      [
+        'test-restore',
+        '--storage-dir',
+        '/b',
+        '--id',
+        'x',
+        '--sql-assertions-json',
+        '[{"name":"a","query":"select 1","expect":"1"},{"name":"","query":"q","expect":""}]',
+      ],
+      /at 1.name: must not be empty/,
+    ],
     [['test-restore', '--storage-dir', '/b', '--id', 'x', '--short-id', 'A/B'], /--short-id/],
     [
       ['restore', '--storage-dir', '/b', '--id', 'x', '--mode', 'inPlace', '--short-id', '2024'],

@@ -1,8 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { z } from 'zod';
 import { InvalidBackupIdError, LATEST_BACKUP_ID, validateBackupId } from './backup-id.js';
 import { SHORT_ID_PATTERN } from './database-admin.js';
-import { SqlAssertionSchema, type SqlAssertion } from './restore-validation.js';
+import type { SqlAssertion } from './restore-validation.js';
 import type { RetentionPolicy } from './retention.js';
 import type { RestoreMode } from './restore.js';
 
@@ -136,15 +135,34 @@ function assertionsFrom(command: RunnerCommand, json: string | undefined): SqlAs
   } catch (e) {
     throw new UsageError(command, `--sql-assertions-json is not JSON: ${(e as Error).message}`);
   }
-  const parsed = z.array(SqlAssertionSchema).safeParse(value);
-  if (!parsed.success) {
-    const i = parsed.error.issues[0];
-    throw new UsageError(
-      command,
-      `--sql-assertions-json must be [{"name","query","expect"}]: at ${i?.path.join('.') || '(root)'}: ${i?.message}`,
-    );
+  const issue = sqlAssertionsIssue(value);
+  if (issue) {
+    throw new UsageError(command, `--sql-assertions-json must be [{"name","query","expect"}]: ${issue}`);
   }
-  return parsed.data;
+  return (value as SqlAssertion[]).map(({ name, query, expect }) => ({ name, query, expect }));
+}
+
+/**
+ * What is wrong with a parsed --sql-assertions-json (`at 0.query: ...`), undefined when it is a list of
+ * SqlAssertionSchema objects. By hand rather than with the schema: argument parsing runs in every runner
+ * start, and zod costs more to load than the rest of the runner (see termination-message.ts).
+ */
+export function sqlAssertionsIssue(value: unknown): string | undefined {
+  if (!Array.isArray(value)) return 'at (root): expected an array';
+  for (const [i, a] of value.entries()) {
+    if (typeof a !== 'object' || a === null || Array.isArray(a)) return `at ${i}: expected an object`;
+    const o = a as Record<string, unknown>;
+    for (const [key, nonEmpty] of [
+      ['name', true],
+      ['query', true],
+      ['expect', false],
+    ] as const) {
+      const v = o[key];
+      if (typeof v !== 'string') return `at ${i}.${key}: expected a string`;
+      if (nonEmpty && v.length === 0) return `at ${i}.${key}: must not be empty`;
+    }
+  }
+  return undefined;
 }
 
 /**

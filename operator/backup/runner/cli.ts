@@ -23,12 +23,10 @@ import { pgToolPath } from './pg-tool.js';
 import { planPinFromEnv } from './pins.js';
 import { pruneAfterBackup, runPrune } from './prune.js';
 import { createRedactor, type Redact } from './redact.js';
-import { runRestore } from './restore.js';
-import { ALLOW_SUPERUSER_ASSERTIONS_ENV } from './restore-validation.js';
-import { timing, writeTerminationMessage, type FailureReason, type RunnerResult } from './result.js';
+import type { FailureReason, RunnerResult } from './result.js';
+import { timing, writeTerminationMessage } from './termination-message.js';
 import { scheduleIdentityFromEnv } from './retention.js';
 import { FilesystemBackupStorage, type BackupStorage } from './storage.js';
-import { runTestRestore } from './test-restore.js';
 import { verifyBackup } from './verify.js';
 
 export interface RunnerIo {
@@ -182,6 +180,12 @@ async function run(
       };
     }
     case 'restore': {
+      // Loaded per command: restore and test-restore need zod (assertions, manifests), a backup does not.
+      const [{ runRestore }, { ALLOW_SUPERUSER_ASSERTIONS_ENV }, { podRestoreJobs }] = await Promise.all([
+        import('./restore.js'),
+        import('./restore-validation.js'),
+        import('./restore-jobs.js'),
+      ]);
       const id = await backupId(args.id);
       const database = connection(env, log);
       return withPlanPin(
@@ -199,6 +203,7 @@ async function run(
             pgRestorePath,
             sqlAssertions: args.sqlAssertions,
             allowSuperuserAssertions: env[ALLOW_SUPERUSER_ASSERTIONS_ENV] === 'true',
+            jobs: podRestoreJobs(),
             ...(env[OriginEnv.planUid] ? { planUid: env[OriginEnv.planUid] } : {}),
             ...(env[OriginEnv.jobName] ? { jobName: env[OriginEnv.jobName] } : {}),
             ...(args.maintenanceDb ? { maintenanceDatabase: args.maintenanceDb } : {}),
@@ -210,7 +215,11 @@ async function run(
         () => true,
       );
     }
-    case 'test-restore':
+    case 'test-restore': {
+      const [{ runTestRestore }, { ALLOW_SUPERUSER_ASSERTIONS_ENV }] = await Promise.all([
+        import('./test-restore.js'),
+        import('./restore-validation.js'),
+      ]);
       return runTestRestore({
         ...common,
         id: await backupId(args.id),
@@ -221,6 +230,7 @@ async function run(
         ...(args.maintenanceDb ? { maintenanceDatabase: args.maintenanceDb } : {}),
         ...(args.shortId ? { shortId: args.shortId } : {}),
       });
+    }
     case 'prune':
       return runPrune({
         storage,

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import type { BackupPin } from './pin-schema.js';
 import { RunnerFailure } from './failure.js';
 
 /**
@@ -15,18 +15,7 @@ export const PIN_MAX_TTL_MS = 24 * 3_600_000;
 /** A holder becomes part of a file name: a Kubernetes UID (lower-case hex and dashes) fits. */
 export const PIN_HOLDER_PATTERN = /^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$/;
 
-export const BackupPinSchema = z.object({
-  pinVersion: z.literal(1),
-  id: z.string(),
-  /** One pin per holder and backup: the plan's UID. */
-  holder: z.string().regex(PIN_HOLDER_PATTERN),
-  plan: z.object({ name: z.string(), uid: z.string() }).optional(),
-  /** The Job that wrote or last renewed it. */
-  job: z.string().optional(),
-  createdAt: z.iso.datetime(),
-  expiresAt: z.iso.datetime(),
-});
-export type BackupPin = z.infer<typeof BackupPinSchema>;
+export type { BackupPin } from './pin-schema.js';
 
 /** A pin file as found in storage; `pin` is undefined when the file does not parse. */
 export interface StoredPin {

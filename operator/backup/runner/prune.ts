@@ -1,7 +1,8 @@
 import type { RunnerLog } from './log.js';
 import { isPinLive } from './pins.js';
 import type { Redact } from './redact.js';
-import { timing, type BackupResult, type PruneResult } from './result.js';
+import type { BackupResult, PruneResult } from './result.js';
+import { timing } from './termination-message.js';
 import {
   isOwnBackup,
   selectBackupsToDelete,

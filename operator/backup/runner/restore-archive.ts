@@ -15,6 +15,12 @@ export interface RestoreArchiveOptions {
   clean: boolean;
   env: NodeJS.ProcessEnv;
   redact: Redact;
+  /**
+   * Parallel jobs (pg_restore --jobs), for a database this run created and drops if the restore fails
+   * (never with `clean`): --jobs cannot run in one transaction. Needs a storage with a local file; 1 or
+   * undefined restores in a single transaction from a stream.
+   */
+  jobs?: number;
 }
 
 /** `dbname='...'`: pg_restore -d treats a value containing `=` as a conninfo string, so always use one. */
@@ -23,18 +29,29 @@ export function conninfoDbname(database: string): string {
 }
 
 /**
- * Runs pg_restore in a single transaction that stops at the first error: either the whole archive is
- * restored or the database is left as it was.
+ * Runs pg_restore so that it stops at the first error. With one job it restores in a single transaction:
+ * either the whole archive is restored or the database is left as it was. With `jobs` > 1 it restores the
+ * stored file in parallel, one transaction per object; the caller restores into a database it created and
+ * drops that database when this fails.
  */
 export async function restoreArchive(o: RestoreArchiveOptions): Promise<void> {
+  if (o.clean && (o.jobs ?? 1) > 1)
+    throw new Error('a parallel restore cannot --clean (no single transaction)');
+  let file: string | undefined;
+  try {
+    file = (o.jobs ?? 1) > 1 ? await o.storage.localFile(o.id) : undefined;
+  } catch (e) {
+    throw new RunnerFailure('StorageFailed', `reading backup ${o.id}: ${(e as Error).message}`);
+  }
   const args = [
     ...(o.clean ? ['--clean', '--if-exists'] : []),
-    '--single-transaction',
+    ...(file ? [`--jobs=${o.jobs}`] : ['--single-transaction']),
     '--no-owner',
     '--exit-on-error',
     '--no-password',
     '-d',
     conninfoDbname(o.database),
+    ...(file ? [file] : []),
   ];
   let run;
   try {
@@ -43,7 +60,7 @@ export async function restoreArchive(o: RestoreArchiveOptions): Promise<void> {
       args,
       env: toolEnv(o.connection, o.env, o.database),
       redact: o.redact,
-      stdin: await o.storage.read(o.id),
+      ...(file ? {} : { stdin: await o.storage.read(o.id) }),
     });
   } catch (e) {
     if (e instanceof ToolNotRunnableError) throw new RunnerFailure('RestoreFailed', e.message);

@@ -22,7 +22,8 @@ import {
   type SqlAssertion,
   type Validation,
 } from './restore-validation.js';
-import { timing, type RestoreResult } from './result.js';
+import type { RestoreResult } from './result.js';
+import { timing } from './termination-message.js';
 import type { BackupStorage } from './storage.js';
 import { verifyBackup } from './verify.js';
 
@@ -61,6 +62,11 @@ export interface RestoreOptions {
   planUid?: string;
   /** Recorded in the marker, for whoever finds it. */
   jobName?: string;
+  /**
+   * newDatabaseSwap: pg_restore --jobs into the replacement database (see podRestoreJobs); inPlace always
+   * restores in one transaction with one job.
+   */
+  jobs?: number;
 }
 
 export const DEFAULT_KEEP_PREVIOUS_DATABASES = 1;
@@ -105,6 +111,8 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
         clean,
         env,
         redact,
+        // The replacement is new and dropped on failure, so it needs no single transaction; inPlace does.
+        ...(clean ? {} : { jobs: o.jobs ?? 1 }),
       });
     const validate = async (database: string): Promise<Validation> => {
       const t0 = Date.now();

@@ -5,16 +5,28 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { validateBackupId } from './backup-id.js';
-import { BackupManifestSchema, type BackupManifest } from './manifest.js';
-import { BackupPinSchema, isPinLive, PIN_HOLDER_PATTERN, type BackupPin, type StoredPin } from './pins.js';
+import type { BackupManifest } from './manifest.js';
+import { isPinLive, PIN_HOLDER_PATTERN, type BackupPin, type StoredPin } from './pins.js';
 
-/** A dump being written. Nothing is visible under the backup's id until `commit()` returns. */
+/**
+ * A dump being written: the sink at the end of the backup's stream pipeline (pg_dump -> hash and TOC check
+ * -> sink). Nothing is visible under the backup's id until `commit()` returns. An object-storage sink
+ * (multipart upload) implements the same three members.
+ */
 export interface BackupWriter {
   readonly stream: Writable;
-  /** Makes the dump durable and visible; call after `stream` has finished. */
-  commit(): Promise<void>;
+  /**
+   * Makes the dump durable and visible; call after `stream` has finished. Returns what the storage holds
+   * now, for the caller to compare with what it streamed.
+   */
+  commit(): Promise<CommittedDump>;
   /** Discards whatever was written. Safe to call more than once and after a failed commit. */
   abort(): Promise<void>;
+}
+
+export interface CommittedDump {
+  /** Size of the committed dump as the storage reports it (after fsync; an object store's content length). */
+  bytes: number;
 }
 
 export interface StoredBackup {
@@ -33,6 +45,12 @@ export interface BackupStorage {
   createWriter(id: string): Promise<BackupWriter>;
   /** Throws BackupNotFoundError when no committed dump exists. */
   read(id: string): Promise<Readable>;
+  /**
+   * A path to the committed dump that pg_restore can open itself: a parallel restore (`--jobs`) needs a
+   * seekable file, not a stream. Undefined when the storage has no such path (an object store): the dump
+   * is then streamed and restored by one job.
+   */
+  localFile(id: string): Promise<string | undefined>;
   hasDump(id: string): Promise<boolean>;
   list(): Promise<StoredBackup[]>;
   /**
@@ -182,13 +200,16 @@ export class FilesystemBackupStorage implements BackupStorage {
         if (!stream.closed) await once(stream, 'close');
         // fsync through a second descriptor: the stream owns (and has closed) the first.
         const h = await open(partial, 'r+');
+        let bytes: number;
         try {
           await h.sync();
+          bytes = (await h.stat()).size;
         } finally {
           await h.close();
         }
         await rename(partial, final);
         await this.syncDir();
+        return { bytes };
       },
       abort: async () => {
         stream.destroy();
@@ -206,6 +227,11 @@ export class FilesystemBackupStorage implements BackupStorage {
       if (isErrno(e, 'ENOENT')) throw new BackupNotFoundError(id, this.location);
       throw e;
     }
+  }
+
+  async localFile(id: string): Promise<string | undefined> {
+    if (!(await this.hasDump(id))) throw new BackupNotFoundError(id, this.location);
+    return this.path(id, DUMP);
   }
 
   async hasDump(id: string): Promise<boolean> {
@@ -358,6 +384,8 @@ export class FilesystemBackupStorage implements BackupStorage {
       throw e;
     }
     let pin: BackupPin | undefined;
+    // Loaded when first needed: a backup never reads a pin, and the runner pays for what it loads.
+    const { BackupPinSchema } = await import('./pin-schema.js');
     try {
       const parsed = BackupPinSchema.safeParse(JSON.parse(text));
       if (parsed.success && parsed.data.id === id && parsed.data.holder === holder) pin = parsed.data;
@@ -454,6 +482,7 @@ export class FilesystemBackupStorage implements BackupStorage {
     } catch (e) {
       throw new ManifestInvalidError(id, `not JSON (${(e as Error).message})`);
     }
+    const { BackupManifestSchema } = await import('./manifest.js');
     const parsed = BackupManifestSchema.safeParse(json);
     if (!parsed.success) {
       const first = parsed.error.issues[0];

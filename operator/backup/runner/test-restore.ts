@@ -12,7 +12,8 @@ import {
   ValidationFailure,
   type SqlAssertion,
 } from './restore-validation.js';
-import { timing, type TestRestoreResult } from './result.js';
+import type { TestRestoreResult } from './result.js';
+import { timing } from './termination-message.js';
 import type { BackupStorage } from './storage.js';
 import { verifyBackup } from './verify.js';
 

@@ -1,6 +1,7 @@
-import { createHash } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { startArchivePass, tocProblem } from './archive-stream.js';
 import type { FailureReason } from './result.js';
-import { runTool, ToolNotRunnableError } from './pg-tool.js';
 import { createRedactor, type Redact } from './redact.js';
 import { BackupNotFoundError, ManifestInvalidError, type BackupStorage } from './storage.js';
 import type { BackupManifest } from './manifest.js';
@@ -21,29 +22,18 @@ export interface VerifyOptions {
 }
 
 // --list reads no database; no reason to hand the child the URL with its password.
-function withoutDatabaseUrl(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+export function withoutDatabaseUrl(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const { DATABASE_URL: _url, ...rest } = env;
   return rest;
 }
 
-/** Reads the committed dump end to end: what is on the volume now, not what we meant to write. */
-export async function hashStoredDump(
-  storage: BackupStorage,
-  id: string,
-): Promise<{ sha256: string; bytes: number }> {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  for await (const chunk of await storage.read(id)) {
-    hash.update(chunk as Buffer);
-    bytes += (chunk as Buffer).length;
-  }
-  return { sha256: hash.digest('hex'), bytes };
-}
+const discard = () => new Writable({ write: (_chunk, _enc, done) => done() });
 
 /**
- * Checks a committed dump against the checksum taken while it was written, then asks pg_restore to read
- * its table of contents. A truncated or flipped byte fails the checksum; a file that was never a
- * custom-format archive fails pg_restore.
+ * Checks a committed dump against the checksum taken while it was written, and has pg_restore read its
+ * table of contents, in one read of the stored file (what is on the volume now, not what we meant to write).
+ * A truncated or flipped byte fails the checksum; a file that was never a custom-format archive fails
+ * pg_restore.
  */
 export async function verifyArchive(
   storage: BackupStorage,
@@ -53,18 +43,20 @@ export async function verifyArchive(
   o: VerifyOptions = {},
 ): Promise<VerifyOutcome> {
   const redact = o.redact ?? createRedactor([]);
-  let actual: { sha256: string; bytes: number };
+  const pass = startArchivePass({ pgRestorePath, env: withoutDatabaseUrl(o.env ?? process.env), redact });
+  let readError: Error | undefined;
   try {
-    actual = await hashStoredDump(storage, id);
+    await pipeline(await storage.read(id), pass.tap, discard());
   } catch (e) {
-    if (e instanceof BackupNotFoundError)
-      return { valid: false, reason: 'BackupNotFound', message: e.message };
-    return {
-      valid: false,
-      reason: 'StorageFailed',
-      message: `reading backup ${id}: ${(e as Error).message}`,
-    };
+    readError = e as Error;
+    // Also when the dump could not be opened: pg_restore must not wait for a TOC that never comes.
+    pass.tap.destroy();
   }
+  const { toc, ...actual } = await pass.result();
+  if (readError instanceof BackupNotFoundError)
+    return { valid: false, reason: 'BackupNotFound', message: readError.message };
+  if (readError)
+    return { valid: false, reason: 'StorageFailed', message: `reading backup ${id}: ${readError.message}` };
   if (
     actual.sha256 !== expected.sha256 ||
     (expected.bytes !== undefined && actual.bytes !== expected.bytes)
@@ -78,36 +70,13 @@ export async function verifyArchive(
       ...actual,
     };
   }
-  let run;
-  try {
-    run = await runTool({
-      path: pgRestorePath,
-      args: ['--list'],
-      env: withoutDatabaseUrl(o.env ?? process.env),
-      redact,
-      stdin: await storage.read(id),
-    });
-  } catch (e) {
-    if (e instanceof ToolNotRunnableError)
-      return { valid: false, reason: 'Internal', message: e.message, ...actual };
-    return {
-      valid: false,
-      reason: 'StorageFailed',
-      message: `reading backup ${id}: ${(e as Error).message}`,
-    };
-  }
-  const entries = run.stdout.split('\n').filter((l) => /^\d+;/.test(l)).length;
-  if (run.code !== 0 || entries === 0) {
-    return {
-      valid: false,
-      reason: 'ArchiveUnreadable',
-      message: `pg_restore --list cannot read backup ${id} (exit ${run.code ?? run.signal}): ${run.stderrTail || 'no entries'}`,
-      ...actual,
-    };
-  }
+  if (toc.error) return { valid: false, reason: 'Internal', message: tocProblem(toc)!, ...actual };
+  const problem = tocProblem(toc);
+  if (problem)
+    return { valid: false, reason: 'ArchiveUnreadable', message: `backup ${id}: ${problem}`, ...actual };
   return {
     valid: true,
-    message: `sha256 matches over ${actual.bytes} bytes; pg_restore lists ${entries} archive entries`,
+    message: `sha256 matches over ${actual.bytes} bytes; pg_restore lists ${toc.entries} archive entries`,
     ...actual,
   };
 }

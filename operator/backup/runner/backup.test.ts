@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { archiveCheck } from './backup.js';
+
+const readable = { code: 0, entries: 12, stderrTail: '' };
+
+describe('archiveCheck (the backup verification from its one pass)', () => {
+  it('is valid when the storage holds every streamed byte and pg_restore listed the TOC', () => {
+    const c = archiveCheck('b1', 1000, 1000, readable);
+    expect(c).toMatchObject({ valid: true });
+    expect(c.message).toMatch(/1000 bytes.*12 archive entries/);
+  });
+
+  it('fails with ChecksumMismatch when the storage holds fewer or more bytes than were hashed', () => {
+    expect(archiveCheck('b1', 1000, 999, readable)).toMatchObject({
+      valid: false,
+      reason: 'ChecksumMismatch',
+    });
+    expect(archiveCheck('b1', 1000, 1001, readable)).toMatchObject({
+      valid: false,
+      reason: 'ChecksumMismatch',
+    });
+  });
+
+  it('fails with ArchiveUnreadable when pg_restore cannot list it or lists nothing', () => {
+    expect(archiveCheck('b1', 10, 10, { code: 1, entries: 0, stderrTail: 'not an archive' })).toMatchObject({
+      valid: false,
+      reason: 'ArchiveUnreadable',
+    });
+    expect(archiveCheck('b1', 10, 10, { code: 0, entries: 0, stderrTail: '' })).toMatchObject({
+      valid: false,
+      reason: 'ArchiveUnreadable',
+    });
+  });
+
+  it('fails with Internal when pg_restore could not be run', () => {
+    const c = archiveCheck('b1', 10, 10, {
+      code: null,
+      entries: 0,
+      stderrTail: '',
+      error: new Error('ENOENT'),
+    });
+    expect(c).toMatchObject({ valid: false, reason: 'Internal' });
+  });
+});
