@@ -490,7 +490,9 @@ export class RollbackPlanReconciler {
           reason: step.name,
           message: `step ${step.name}`,
         });
-        if (step.name !== 'PreValidation') await write();
+        // Nor is PostValidation's (read-only too): its first wait, its result, or a failure writes it in this
+        // same reconcile, one write instead of two per plan, while a burst of plans waits for the workers.
+        if (step.name !== 'PreValidation' && step.name !== 'PostValidation') await write();
       }
       let outcome: StepOutcome;
       try {
