@@ -39,7 +39,7 @@ import {
   templateOf,
 } from './lib/kube.js';
 import { mapLimit, progress, runBenchmark, sleep, type Cleanup } from './lib/lifecycle.js';
-import { codeRevision, machineInfo, machineMarkdown } from './lib/machine.js';
+import { codeRevision, loadAverage, machineInfo, machineMarkdown } from './lib/machine.js';
 import { startBenchOperator, type BenchOperator } from './lib/operator.js';
 import { deltaBy, operatorWork, scrape, sum } from './lib/prom.js';
 import { ratio, summarize } from './lib/stats.js';
@@ -133,26 +133,27 @@ await runBenchmark(async (cleanup) => {
       );
   };
 
+  const header = () =>
+    machineMarkdown(machine, {
+      code: `commit ${revision}`,
+      kubernetes: `${cluster.versions}, kwok fake nodes, ${REPLICAS} replica(s) per Deployment in Part A`,
+      operator: `${OPERATOR === 'built' ? 'node .tmp/bench-dist/operator/main.js (tsc build, as the image runs it)' : 'operator/main.ts via tsx'}, LOG_LEVEL=info, MAX_CONCURRENT_RECONCILES=${WORKERS}`,
+      ...(cluster.shared
+        ? {}
+        : {
+            'kube-controller-manager':
+              '--kube-api-qps=200 (setup speed; at the default 20 it makes about 7 ReplicaSets a second)',
+          }),
+    });
+  // Each part's tables are printed as soon as it is done: a long run that fails later keeps them.
   const burst =
     PLANS > 0 ? await partA(cleanup, cluster, kc, client, createNs, `scale-burst-${id}`) : undefined;
+  console.log(report({ machine: header(), burst, memory: undefined }));
   const memory =
     RSS_DEPLOYMENTS > 0
       ? await partB(cleanup, cluster, client, createNs, `scale-rss-${id}`, `scale-empty-${id}`)
       : undefined;
-
-  console.log(
-    report({
-      machine: machineMarkdown(machine, {
-        code: `commit ${revision}`,
-        kubernetes: `${cluster.versions}, kwok fake nodes, ${REPLICAS} replica(s) per Deployment in Part A`,
-        operator: `${OPERATOR === 'built' ? 'node .tmp/bench-dist/operator/main.js (tsc build, as the image runs it)' : 'operator/main.ts via tsx'}, LOG_LEVEL=info, MAX_CONCURRENT_RECONCILES=${WORKERS}`,
-        'kube-controller-manager':
-          '--kube-api-qps=200 (setup speed; the default 20 makes about 7 ReplicaSets a second)',
-      }),
-      burst,
-      memory,
-    }),
-  );
+  if (memory) console.log(report({ burst: undefined, memory }));
   // A smoke test (--quick) asserts that the benchmark worked, not a number.
   if (burst && (burst.ours.done !== PLANS || burst.kubectl.templatesRestored !== PLANS))
     throw new Error(`Part A incomplete: ${burst.ours.done}/${PLANS} plans Succeeded`);
@@ -599,11 +600,14 @@ async function measureRss(
 // -------------------------------------------------------------------------------------------------------
 
 function report(r: {
-  machine: string;
+  /** The heading and the machine facts; omitted for a later part of the same report. */
+  machine?: string;
   burst: BurstResult | undefined;
   memory: MemoryResult | undefined;
 }): string {
-  const out: string[] = [`## bench:scale`, '', `Command: \`${commandLine}\``, '', r.machine, ''];
+  const out: string[] = r.machine
+    ? [`## bench:scale`, '', `Command: \`${commandLine}\``, '', r.machine, '']
+    : [`Load average 1/5/15 min at the end: ${loadAverage()}`, ''];
   const b = r.burst;
   if (b) {
     const row = (label: string, s: SideResult) => [
