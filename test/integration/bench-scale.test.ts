@@ -34,7 +34,7 @@ describe('bench:scale --quick', () => {
     const code = await new Promise<number | null>((r) => child.on('exit', r));
     expect(code, `exit code; stderr tail:\n${err.slice(-3000)}`).toBe(0);
     expect(out).toContain('### Part A: 10 RollbackPlans at once on 10 Deployments');
-    expect(out).toMatch(/ours: RollbackPlans created at once \|.*\| +10\/10 \|.*\| +10\/10 \|/);
+    expect(out).toMatch(/ours: RollbackPlans created at once +\|.*\| +10\/10 \|.*\| +10\/10 \|/);
     expect(out).toMatch(/ratio ours \/ kubectl, all templates restored <= 1\.0 \| +\d+\.\d\dx/);
     expect(out).toMatch(/\| all +\| +\d+ \| +\d+\.\d \|/); // API requests: total and per plan
     expect(out).toContain('### Part B: operator memory with 100 Deployments and 100 ReplicaSets');
