@@ -736,6 +736,26 @@ function report(r: {
       ),
       '',
     );
+    if (m.compare) {
+      const c = m.compare;
+      const row = (label: string, base: RssReading, loaded: RssReading) => [
+        label,
+        fmtBytes(base.rss),
+        fmtBytes(loaded.rss),
+        fmtBytes(loaded.peak),
+        fmtBytes(loaded.heapUsed),
+        fmtBytes(((loaded.rss - base.rss) / objects) * 1000),
+      ];
+      out.push(
+        `Compared with \`${c.entry}\` on the same objects:`,
+        '',
+        markdownTable(
+          ['operator', 'RSS empty', 'RSS loaded', 'peak loaded', 'heap loaded', 'per 1,000 objects'],
+          [row('this build', m.baseline, m.loaded), row('compared build', c.baseline, c.loaded)],
+        ),
+        '',
+      );
+    }
   }
   return out.join('\n');
 }
