@@ -15,9 +15,12 @@ export interface BenchOperator {
 export async function startBenchOperator(opts: {
   kubeconfigPath: string;
   env: Record<string, string>;
+  /** Node arguments that run the operator (default: operator/main.ts through tsx). */
+  entry?: string[];
 }): Promise<BenchOperator> {
   const op = await startOperatorProcess({
     kubeconfigPath: opts.kubeconfigPath,
+    entry: opts.entry,
     env: { LOG_LEVEL: 'info', OPERATOR_IMAGE: 'nxt-rollback-operator:bench', ...opts.env },
     name: 'bench-operator',
   });

@@ -6,7 +6,7 @@ import { describeError, isConflict, KubeApiError, TerminalError } from './errors
 import { objectKey, type MultiInformer } from './informer.js';
 import { controllerOf } from './objects.js';
 import type { KubeObject } from './rest.js';
-import { ExponentialBackoff, WorkQueue } from './workqueue.js';
+import { ExponentialBackoff, WorkQueue, type Priority } from './workqueue.js';
 
 export interface Request {
   namespace: string;
@@ -28,6 +28,10 @@ export interface Reconciler {
   reconcile(req: Request, ctx: ReconcileContext): Promise<ReconcileResult | void>;
 }
 
+/** False for a resync: the informer re-delivers a cached object unchanged (same resourceVersion). */
+export const changed = (o: KubeObject, n: KubeObject): boolean =>
+  o.metadata.resourceVersion === undefined || o.metadata.resourceVersion !== n.metadata.resourceVersion;
+
 export const parseKey = (key: string): Request => {
   const i = key.indexOf('/');
   return i < 0 ? { namespace: '', name: key } : { namespace: key.slice(0, i), name: key.slice(i + 1) };
@@ -46,18 +50,29 @@ export class Controller {
   constructor(
     readonly name: string,
     private readonly reconciler: Reconciler,
-    private readonly opts: { log: Logger; metrics: Metrics; workers?: number; backoff?: ExponentialBackoff },
+    private readonly opts: {
+      log: Logger;
+      metrics: Metrics;
+      workers?: number;
+      backoff?: ExponentialBackoff;
+      /** Which keys only wait for something outside and may go behind the others (see WorkQueue). */
+      priorityOf?: (key: string) => Priority;
+    },
   ) {
     const m = opts.metrics;
     const labels = { name, controller: name };
     this.log = opts.log.child({ controller: name });
-    this.queue = new WorkQueue(opts.backoff ?? new ExponentialBackoff(5, 1_000_000), {
-      depth: (n) => m.workqueueDepth.set({ ...labels, priority: '' }, n),
-      added: () => m.workqueueAdds.inc(labels),
-      retried: () => m.workqueueRetries.inc(labels),
-      queued: (s) => m.workqueueQueueDuration.observe(labels, s),
-      worked: (s) => m.workqueueWorkDuration.observe(labels, s),
-    });
+    this.queue = new WorkQueue(
+      opts.backoff ?? new ExponentialBackoff(5, 1_000_000),
+      {
+        depth: (n) => m.workqueueDepth.set({ ...labels, priority: '' }, n),
+        added: () => m.workqueueAdds.inc(labels),
+        retried: () => m.workqueueRetries.inc(labels),
+        queued: (s) => m.workqueueQueueDuration.observe(labels, s),
+        worked: (s) => m.workqueueWorkDuration.observe(labels, s),
+      },
+      { priorityOf: opts.priorityOf },
+    );
     m.maxConcurrentReconciles.set({ controller: name }, opts.workers ?? 1);
     m.activeWorkers.set({ controller: name }, 0);
     m.workqueueDepth.set({ ...labels, priority: '' }, 0);
@@ -75,18 +90,29 @@ export class Controller {
     return this;
   }
 
-  /** Reconcile the controlling owner (of kind `ownerKind`) when an owned object changes. */
+  /**
+   * Reconcile the controlling owner (of kind `ownerKind`) when an owned object changes. A resync of an owned
+   * object (same resourceVersion) enqueues nothing: the owner's own resync already reconciles it, and 10,000
+   * cached Deployments would otherwise wake their plans every RESYNC_PERIOD.
+   */
   owns<T extends KubeObject>(informer: MultiInformer<T>, ownerKind: string): this {
     const enqueue = (o: T) => {
       const ref = controllerOf(o);
       if (ref?.kind === ownerKind && o.metadata.namespace)
         this.queue.add(`${o.metadata.namespace}/${ref.name}`);
     };
-    informer.addHandler({ onAdd: enqueue, onUpdate: (_o, n) => enqueue(n), onDelete: enqueue });
+    informer.addHandler({
+      onAdd: enqueue,
+      onUpdate: (o, n) => changed(o, n) && enqueue(n),
+      onDelete: enqueue,
+    });
     return this;
   }
 
-  /** Reconcile the keys `map` returns when an object changes (e.g. plans that target a Deployment). */
+  /**
+   * Reconcile the keys `map` returns when an object changes (e.g. plans that target a Deployment). As with
+   * owns(), a resync (same resourceVersion) of the watched object enqueues nothing.
+   */
   watchesMapped<T extends KubeObject>(informer: MultiInformer<T>, map: (o: T) => string[]): this {
     const enqueue = (o: T) => {
       try {
@@ -95,7 +121,11 @@ export class Controller {
         this.log.error('mapping function threw', { err: describeError(e) });
       }
     };
-    informer.addHandler({ onAdd: enqueue, onUpdate: (_o, n) => enqueue(n), onDelete: enqueue });
+    informer.addHandler({
+      onAdd: enqueue,
+      onUpdate: (o, n) => changed(o, n) && enqueue(n),
+      onDelete: enqueue,
+    });
     return this;
   }
 

@@ -2,6 +2,7 @@ import { Watch } from '@kubernetes/client-node';
 import type { Logger } from 'winston';
 import { describeError, isGone } from './errors.js';
 import { resourcePath, type KubeClient, type KubeObject, type ResourceRef } from './rest.js';
+import { cacheTransform, leanObject } from './lean.js';
 import { setLongInterval, type LongTimer } from './timers.js';
 
 export interface EventHandler<T extends KubeObject> {
@@ -20,6 +21,11 @@ export interface InformerOptions {
   log: Logger;
   /** Called whenever the informer (re)connects or fails; for metrics. */
   onWatchError?: (e: unknown) => void;
+  /**
+   * What the cache keeps of each listed or watched object (client-go's SetTransform): applied before the
+   * object is cached or handed to a handler. Default: leanObject (metadata.managedFields dropped).
+   */
+  transform?: (obj: KubeObject) => KubeObject;
 }
 
 class GoneError extends Error {}
@@ -128,7 +134,7 @@ export class Informer<T extends KubeObject = KubeObject> {
     const list = await this.client.list<T>(this.ref, { labelSelector: this.opts.labelSelector });
     const seen = new Set<string>();
     for (const raw of list.items) {
-      const obj = { ...raw, apiVersion: raw.apiVersion, kind: raw.kind } as T;
+      const obj = this.transform({ ...raw, apiVersion: raw.apiVersion, kind: raw.kind } as T);
       const key = objectKey(obj);
       seen.add(key);
       const old = this.cache.get(key);
@@ -198,15 +204,19 @@ export class Informer<T extends KubeObject = KubeObject> {
             if (obj?.metadata?.resourceVersion) this.resourceVersion = obj.metadata.resourceVersion;
             if (phase === 'BOOKMARK') return;
             sawEvents = true;
-            const key = objectKey(obj);
+            const lean = this.transform(obj);
+            const key = objectKey(lean);
             const old = this.cache.get(key);
             if (phase === 'DELETED') {
               this.cache.delete(key);
-              this.emit('delete', obj);
+              this.emit('delete', lean);
+            } else if (old && old.metadata.resourceVersion === lean.metadata.resourceVersion) {
+              // The same version again (a watch resumed from an older resourceVersion): nothing changed.
+              return;
             } else {
-              this.cache.set(key, obj);
-              if (old) this.emit('update', old, obj);
-              else this.emit('add', obj);
+              this.cache.set(key, lean);
+              if (old) this.emit('update', old, lean);
+              else this.emit('add', lean);
             }
           },
           (err: unknown) => finish(err),
@@ -219,6 +229,10 @@ export class Informer<T extends KubeObject = KubeObject> {
           (err) => finish(err),
         );
     });
+  }
+
+  private transform(obj: T): T {
+    return (this.opts.transform ?? leanObject)(obj) as T;
   }
 
   private emit(type: 'add' | 'update' | 'delete', a: T, b?: T): void {
@@ -246,6 +260,10 @@ export class InformerFactory {
     private readonly opts: Omit<InformerOptions, 'labelSelector'>,
   ) {}
 
+  /**
+   * The shared informer of a resource (and label selector). What its cache keeps is decided per resource
+   * (cacheTransform), not per caller, so two controllers sharing an informer read the same fields.
+   */
   for<T extends KubeObject>(
     ref: Omit<ResourceRef, 'namespace' | 'name'>,
     labelSelector?: string,
@@ -253,10 +271,16 @@ export class InformerFactory {
     const key = `${ref.group}/${ref.version}/${ref.plural}?${labelSelector ?? ''}`;
     let inf = this.informers.get(key);
     if (!inf) {
+      const transform = cacheTransform(ref);
       const scopes = this.namespaces.length ? this.namespaces : [undefined];
       inf = new MultiInformer<T>(
         scopes.map(
-          (ns) => new Informer<T>(this.client, { ...ref, namespace: ns }, { ...this.opts, labelSelector }),
+          (ns) =>
+            new Informer<T>(
+              this.client,
+              { ...ref, namespace: ns },
+              { ...this.opts, labelSelector, transform },
+            ),
         ),
       );
       this.informers.set(key, inf);

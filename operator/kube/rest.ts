@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import https from 'node:https';
 import http from 'node:http';
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -74,6 +75,12 @@ export interface KubeList<T = KubeObject> {
   items: T[];
 }
 
+/** Idle keep-alive connections to the API server are closed after this long. */
+const AGENT_IDLE_TIMEOUT_MS = 30_000;
+
+const stripUndefined = <T extends object>(o: T): Partial<T> =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+
 /** A write the client refused to send because this process may no longer write (see fenceWrites). */
 export class FencedWriteError extends Error {}
 
@@ -83,6 +90,8 @@ export class FencedWriteError extends Error {}
  */
 export class KubeClient {
   private readonly server: URL;
+  /** The keep-alive agent every request shares, and the TLS material it was made for (see agentFor). */
+  private agent: { key: string; agent: http.Agent } | undefined;
   constructor(
     readonly kc: KubeConfig,
     private readonly opts: { userAgent?: string; timeoutMs?: number; observe?: RequestObserver } = {},
@@ -132,6 +141,7 @@ export class KubeClient {
       },
     };
     await this.kc.applyToHTTPSOptions(options);
+    options.agent = this.agentFor(options, url.protocol === 'http:');
     const data = init.body === undefined ? undefined : JSON.stringify(init.body);
     if (data !== undefined) {
       (options.headers as Record<string, string | number>)['Content-Type'] =
@@ -182,6 +192,41 @@ export class KubeClient {
       if (data !== undefined) req.write(data);
       req.end();
     });
+  }
+
+  /**
+   * client-node's applyToHTTPSOptions makes a new Agent for every call, so every request would open (and
+   * TLS-handshake) a connection of its own and leave it idle behind. One keep-alive agent is shared instead,
+   * for as long as the TLS material stays the same (a rotated client certificate or CA gets a new agent; the
+   * old one's idle sockets time out). A proxy's agent (cluster.proxyUrl) is used as client-node made it.
+   */
+  private agentFor(options: https.RequestOptions, plainHttp: boolean): http.Agent | undefined {
+    if (this.kc.getCurrentCluster()?.proxyUrl)
+      return options.agent instanceof http.Agent ? options.agent : undefined;
+    const tls = {
+      ca: options.ca,
+      cert: options.cert,
+      key: options.key,
+      pfx: options.pfx,
+      passphrase: options.passphrase,
+      rejectUnauthorized: options.rejectUnauthorized,
+      servername: options.servername,
+    };
+    const h = createHash('sha256');
+    for (const [k, v] of Object.entries(tls)) {
+      h.update(`${k}:`);
+      if (v !== undefined) h.update(typeof v === 'string' || Buffer.isBuffer(v) ? v : JSON.stringify(v));
+      h.update('\u0000');
+    }
+    const key = `${plainHttp}:${h.digest('hex')}`;
+    if (this.agent?.key !== key) {
+      const common = { keepAlive: true, timeout: AGENT_IDLE_TIMEOUT_MS, scheduling: 'lifo' as const };
+      this.agent = {
+        key,
+        agent: plainHttp ? new http.Agent(common) : new https.Agent({ ...common, ...stripUndefined(tls) }),
+      };
+    }
+    return this.agent.agent;
   }
 
   get<T = KubeObject>(ref: ResourceRef): Promise<T> {

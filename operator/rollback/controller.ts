@@ -72,6 +72,7 @@ import { reconcileRevertArmed } from './revert-trigger.js';
 import { passGate } from './approval-gate.js';
 import { applyRearm, rearmRequest, reviewOf, reviewRequest } from './plan-requests.js';
 import { Notifier } from '../notify/notifier.js';
+import { planPriority, PlansByDeployment } from './plan-queue.js';
 import { PLAN_NOTIFICATIONS } from '../notify/kinds.js';
 
 const ownNamespaceOnly: GitOpsSettings = {
@@ -210,26 +211,25 @@ export function setupRollbackPlanController(ctx: ManagerContext): Controller {
         n.set(p.metadata.namespace, (n.get(p.metadata.namespace) ?? 0) + 1);
     return n;
   });
+  // Plans by the Deployments they target or watch: a Deployment event finds its plans without a scan.
+  const byDeployment = new PlansByDeployment();
+  plans.addHandler({
+    onAdd: (p) => byDeployment.upsert(p),
+    onUpdate: (_old, p) => byDeployment.upsert(p),
+    onDelete: (p) => byDeployment.delete(p),
+  });
   const controller = new Controller('rollbackplan', reconciler, {
     log: ctx.log,
     metrics: ctx.metrics,
     workers: ctx.config.MAX_CONCURRENT_RECONCILES,
+    // Plans that only wait for their rollout go behind plans with work to do (new ones first).
+    priorityOf: (key) => planPriority(plans.get(key)),
   })
     .watches(plans)
     .watchesMapped(informers.jobs, byPlanLabel)
     .watchesMapped(informers.pods, byPlanLabel)
     // Plans that target the Deployment, or watch it in a DeploymentUnavailable condition (armed plans).
-    .watchesMapped(deployments, (d) =>
-      plans
-        .list(d.metadata.namespace)
-        .filter(
-          (p) =>
-            !TERMINAL_PHASES.has(p.status?.phase) &&
-            ((p.spec?.targets?.deployments ?? []).some((t: { name: string }) => t.name === d.metadata.name) ||
-              conditionsOf(p).some((c) => c.deployment === d.metadata.name)),
-        )
-        .map(keyOf),
-    );
+    .watchesMapped(deployments, (d) => byDeployment.plansFor(d.metadata.namespace ?? '', d.metadata.name));
   return controller;
 }
 
@@ -560,7 +560,9 @@ export class RollbackPlanReconciler {
           reason: step.name,
           message: `step ${step.name}`,
         });
-        if (step.name !== 'PreValidation') await write();
+        // Nor is PostValidation's (read-only too): its first wait, its result, or a failure writes it in this
+        // same reconcile, one write instead of two per plan, while a burst of plans waits for the workers.
+        if (step.name !== 'PreValidation' && step.name !== 'PostValidation') await write();
       }
       let outcome: StepOutcome;
       try {

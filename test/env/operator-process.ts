@@ -29,6 +29,8 @@ export async function startOperatorProcess(opts: {
   kubeconfigPath: string;
   env?: Record<string, string>;
   name?: string;
+  /** Node arguments that run the operator; default: operator/main.ts through tsx. bench:scale runs a build. */
+  entry?: string[];
 }): Promise<OperatorProcess> {
   const [metricsPort, healthPort] = [await freePort(), await freePort()];
   const dir = mkdtempSync(join(tmpdir(), 'nxt-operator-'));
@@ -41,9 +43,7 @@ export async function startOperatorProcess(opts: {
       'KILL',
       '--',
       process.execPath,
-      '--import',
-      'tsx',
-      join(REPO_ROOT, 'operator', 'main.ts'),
+      ...(opts.entry ?? ['--import', 'tsx', join(REPO_ROOT, 'operator', 'main.ts')]),
       'manager',
     ],
     {
