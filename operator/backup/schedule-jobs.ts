@@ -102,16 +102,18 @@ export class ScheduleJobPhases {
     if (handled === last?.annotationValue) {
       if (last.jobName && !last.result) {
         // Recorded by a version that did not keep the result (an upgrade): the Job says, or, once the Job is
-        // gone, the backup list (a backup's id is its Job's name).
+        // gone, the backup list (a backup's id is its Job's name). The usual case is a Job just created, which
+        // the jobs cache may not hold yet: "gone" is decided only by a live GET (404), never by the cache.
         const job = this.jobs.get(`${run.req.namespace}/${last.jobName}`);
         const recordedAs = job?.metadata.annotations?.[RECORDED_ANNOTATION];
         if (recordedAs) last.result = recordedAs === 'succeeded' ? 'Succeeded' : 'Failed';
-        else if (!job && (run.status.backups ?? []).some((b) => b.id === last.jobName))
-          last.result = 'Succeeded';
-        else if (!job) {
-          // Neither the Job nor its backup is left to ask: decided, so the gate does not stay in progress.
-          last.result = 'Failed';
-          last.message = `the outcome of Job ${last.jobName} is unknown: it was recorded by an earlier operator version and is gone`;
+        else if (!job && !(await this.getJob(run, last.jobName))) {
+          if ((run.status.backups ?? []).some((b) => b.id === last.jobName)) last.result = 'Succeeded';
+          else {
+            // Neither the Job nor its backup is left to ask: decided, so the gate does not stay in progress.
+            last.result = 'Failed';
+            last.message = `the outcome of Job ${last.jobName} is unknown: it is gone and no backup of it is recorded`;
+          }
         }
       }
       return undefined;

@@ -194,6 +194,15 @@ const invalid: [string, Obj, string, string?][] = [
     'spec.trigger.conditions[0].query',
   ],
   [
+    'an onRevert plan with feature-flag steps and no severity',
+    rollbackPlan('p-onrevert-flags', {
+      scope: 'feature',
+      targets: { featureFlags: { configMapRef: { name: 'flags' }, disable: ['x'] } },
+      trigger: { mode: 'onRevert' },
+    }),
+    'spec.severity',
+  ],
+  [
     'feature flags without a source',
     rollbackPlan('p14', { scope: 'feature', targets: { featureFlags: { disable: ['x'] } } }),
     'spec.targets.featureFlags',

@@ -196,6 +196,16 @@ describe('parseRollbackPlan', () => {
       'trigger.mode manual',
     ],
     [
+      'onRevert with database steps and no severity',
+      plan({
+        scope: 'full',
+        targets: { deployments: [{ name: 'web' }], database: { backupScheduleRef: { name: 'db' } } },
+        trigger: { mode: 'onRevert' },
+      }),
+      'spec.severity',
+      'onRevert and the scope is not app',
+    ],
+    [
       'validateOnly with dryRun',
       plan({ scope: 'app', validateOnly: 'pre', dryRun: true, targets: { deployments: [{ name: 'web' }] } }),
       'spec.validateOnly',

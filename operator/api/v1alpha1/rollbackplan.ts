@@ -417,6 +417,17 @@ export const RollbackPlanSpec = withCelRules(
       check: (s) => s.trigger?.mode !== 'auto' || s.severity !== undefined,
     },
     {
+      // A Git revert (or any re-use of an old ReplicaSet) fires it: a database restore or a flag change must
+      // then go through the decision matrix, never run at once for want of a severity.
+      rule: "!has(self.trigger) || self.trigger.mode != 'onRevert' || self.scope == 'app' || has(self.severity)",
+      message:
+        'spec.severity is required when spec.trigger.mode is onRevert and the scope is not app: it decides ' +
+        'whether the database and feature-flag steps of a fired plan need an approval',
+      fieldPath: '.severity',
+      reason: 'FieldValueRequired',
+      check: (s) => s.trigger?.mode !== 'onRevert' || s.scope === 'app' || s.severity !== undefined,
+    },
+    {
       rule: "!has(self.trigger) || !has(self.trigger.confirmFor) || (has(self.severity) && self.severity == 'high')",
       message: 'spec.trigger.confirmFor applies to severity high only',
       fieldPath: '.trigger.confirmFor',

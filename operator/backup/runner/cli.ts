@@ -203,7 +203,7 @@ async function run(
             pgRestorePath,
             sqlAssertions: args.sqlAssertions,
             allowSuperuserAssertions: env[ALLOW_SUPERUSER_ASSERTIONS_ENV] === 'true',
-            jobs: podRestoreJobs(),
+            jobs: podRestoreJobs(env),
             ...(env[OriginEnv.planUid] ? { planUid: env[OriginEnv.planUid] } : {}),
             ...(env[OriginEnv.jobName] ? { jobName: env[OriginEnv.jobName] } : {}),
             ...(args.maintenanceDb ? { maintenanceDatabase: args.maintenanceDb } : {}),

@@ -73,7 +73,9 @@ export async function restoreArchive(o: RestoreArchiveOptions): Promise<void> {
     const how = run.code === null ? `was killed by ${run.signal}` : `exited with code ${run.code}`;
     throw new RunnerFailure(
       reasonOfToolStderr(run.stderrTail, 'RestoreFailed'),
-      `pg_restore into ${o.database} ${how}; nothing was changed: ${run.stderrTail || '(no output)'}`,
+      file
+        ? `pg_restore (${o.jobs} jobs) into ${o.database} ${how}; that database is dropped, the target is untouched: ${run.stderrTail || '(no output)'}`
+        : `pg_restore into ${o.database} ${how}; nothing was changed: ${run.stderrTail || '(no output)'}`,
     );
   }
 }

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { cpuQuota, MAX_RESTORE_JOBS, restoreJobs } from './restore-jobs.js';
+import {
+  cpuQuota,
+  MAX_RESTORE_JOBS,
+  podRestoreJobs,
+  RESTORE_JOBS_ENV,
+  restoreJobs,
+  restoreJobsOverride,
+} from './restore-jobs.js';
+import { withSerialFallback } from './restore.js';
 
 describe('cpuQuota', () => {
   it.each([
@@ -31,5 +39,59 @@ describe('restoreJobs', () => {
     [{ available: 2, quota: 8 }, 2],
   ])('%j -> %d jobs', (cpus, jobs) => {
     expect(restoreJobs(cpus)).toBe(jobs);
+  });
+});
+
+describe('NXT_RESTORE_JOBS', () => {
+  it('overrides the CPU-derived count within 1..MAX_RESTORE_JOBS; anything else is ignored', () => {
+    expect(restoreJobsOverride('1')).toBe(1);
+    expect(restoreJobsOverride(' 3 ')).toBe(3);
+    expect(restoreJobsOverride('99')).toBe(MAX_RESTORE_JOBS);
+    for (const bad of [undefined, '', '0', '-2', '1.5', 'four'])
+      expect(restoreJobsOverride(bad)).toBeUndefined();
+    expect(podRestoreJobs({ [RESTORE_JOBS_ENV]: '1' })).toBe(1);
+  });
+});
+
+describe('withSerialFallback', () => {
+  it('a failed parallel restore starts over once with one job; a serial failure is final', async () => {
+    const calls: number[] = [];
+    let resets = 0;
+    await withSerialFallback(
+      4,
+      async (jobs) => {
+        calls.push(jobs);
+        if (jobs > 1) throw new Error('too many connections for role "app"');
+      },
+      async () => void resets++,
+    );
+    expect(calls).toEqual([4, 1]);
+    expect(resets).toBe(1);
+
+    const serial: number[] = [];
+    await expect(
+      withSerialFallback(
+        1,
+        async (jobs) => {
+          serial.push(jobs);
+          throw new Error('broken archive');
+        },
+        async () => void resets++,
+      ),
+    ).rejects.toThrow('broken archive');
+    expect(serial).toEqual([1]);
+
+    const both: number[] = [];
+    await expect(
+      withSerialFallback(
+        2,
+        async (jobs) => {
+          both.push(jobs);
+          throw new Error(`failed with ${jobs}`);
+        },
+        async () => undefined,
+      ),
+    ).rejects.toThrow('failed with 1');
+    expect(both).toEqual([2, 1]);
   });
 });

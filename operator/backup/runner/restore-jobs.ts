@@ -44,8 +44,20 @@ const readOr = (path: string): string | undefined => {
   }
 };
 
+/**
+ * The runner's env override of the job count (an integer 1..MAX_RESTORE_JOBS; 1 = one transaction, e.g. behind
+ * a transaction-pooling PgBouncer or a tight connection limit); undefined when unset or not such an integer.
+ */
+export const RESTORE_JOBS_ENV = 'NXT_RESTORE_JOBS';
+export function restoreJobsOverride(value: string | undefined): number | undefined {
+  if (value === undefined || !/^[1-9][0-9]*$/.test(value.trim())) return undefined;
+  return Math.min(MAX_RESTORE_JOBS, Number(value.trim()));
+}
+
 /** restoreJobs for this process: os.availableParallelism() and the pod's CPU limit from its cgroup. */
-export function podRestoreJobs(): number {
+export function podRestoreJobs(env: NodeJS.ProcessEnv = process.env): number {
+  const override = restoreJobsOverride(env[RESTORE_JOBS_ENV]);
+  if (override !== undefined) return override;
   const v2 = readOr('/sys/fs/cgroup/cpu.max');
   const quota = readOr('/sys/fs/cgroup/cpu/cpu.cfs_quota_us');
   const period = readOr('/sys/fs/cgroup/cpu/cpu.cfs_period_us');

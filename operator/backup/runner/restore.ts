@@ -101,7 +101,7 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
       assertionOptions,
     );
     o.log('info', 'restore.start', { id: o.id, mode: o.mode, target: describeConnection(o.database) });
-    const restore = (database: string, clean: boolean) =>
+    const restore = (database: string, clean: boolean, jobs = o.jobs ?? 1) =>
       restoreArchive({
         storage: o.storage,
         id: o.id,
@@ -112,7 +112,7 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
         env,
         redact,
         // The replacement is new and dropped on failure, so it needs no single transaction; inPlace does.
-        ...(clean ? {} : { jobs: o.jobs ?? 1 }),
+        ...(clean ? {} : { jobs }),
       });
     const validate = async (database: string): Promise<Validation> => {
       const t0 = Date.now();
@@ -157,7 +157,18 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
         await refuseExisting(admin, [replacement, previous]);
         await createDatabaseLike(admin, replacement, target);
         try {
-          await restore(replacement, false);
+          await withSerialFallback(
+            o.jobs ?? 1,
+            (jobs) => restore(replacement, false, jobs),
+            async (e) => {
+              // A parallel restore opens a connection per job: a role or server connection limit, or a pooler
+              // that moves sessions, can fail it where one job in one transaction works. The target is
+              // untouched and this run holds the plan's restore claim: start the replacement over, once.
+              o.log('warn', 'restore.parallel-failed', { jobs: o.jobs, error: e.message });
+              await dropDatabase(admin, replacement);
+              await createDatabaseLike(admin, replacement, target);
+            },
+          );
           detail.restoreSeconds = seconds(t0);
           o.log('info', 'restore.restored', {
             id: o.id,
@@ -230,5 +241,23 @@ async function refuseExisting(admin: pg.Client, names: string[]): Promise<void> 
         `database ${name} already exists; choose another --short-id`,
       );
     }
+  }
+}
+
+/**
+ * Runs `restore` with `jobs`; when a parallel run (jobs > 1) fails, `reset` prepares a clean target and it runs
+ * once more with one job (a single transaction). A serial run's failure, or the retry's, is the outcome.
+ */
+export async function withSerialFallback(
+  jobs: number,
+  restore: (jobs: number) => Promise<void>,
+  reset: (error: Error) => Promise<void>,
+): Promise<void> {
+  try {
+    await restore(jobs);
+  } catch (e) {
+    if (jobs <= 1) throw e;
+    await reset(e as Error);
+    await restore(1);
   }
 }
