@@ -189,7 +189,15 @@ function fakeCluster(
     config: { OPERATOR_IMAGE: 'img' },
     events: { record: async (_o: unknown, _t: string, reason: string) => void events.push(reason) },
   } as unknown as ManagerContext;
-  const informer = (get: () => KubeObject) => ({ get: () => get(), list: () => [get()] }) as any;
+  // A cache of one object: get(key) finds it by its name, as an informer would.
+  const informer = (get: () => KubeObject) =>
+    ({
+      get: (key?: string) => {
+        const o = get();
+        return key === undefined || key.endsWith(`/${o.metadata.name}`) ? o : undefined;
+      },
+      list: () => [get()],
+    }) as any;
   const reconciler = new BackupScheduleReconciler(
     ctx,
     informer(() => cache.schedule),
@@ -342,6 +350,23 @@ describe('BackupScheduleReconciler emergency backups', () => {
     expect(handled).toMatchObject({ annotationValue: 'A', reason: 'EmergencyBackupValueReused' });
     expect(handled.jobName).toBeUndefined();
     expect(handled.message).toContain('value was already used');
+  });
+});
+
+describe('BackupScheduleReconciler backup-now gate', () => {
+  it('a just-created Job the cache does not hold yet keeps the value in progress (no false BackupNowFailed)', async () => {
+    const name = 'app-backup-now-abcdef12';
+    const { job, pod } = finishedJob(name, false);
+    job.status = { active: 1 };
+    job.metadata.ownerReferences = [SCHEDULE_OWNER];
+    const c = fakeCluster(job, pod, { lastBackupNow: { annotationValue: 'A', jobName: name } });
+    c.server.schedule.metadata.annotations = { 'rollback.nxtnewday.io/backup-now': 'A' };
+    c.syncSchedule();
+    c.cache.job = { ...c.cache.job, metadata: { ...c.cache.job.metadata, name: 'some-other-job' } };
+    await c.reconcile();
+    const handled = (c.server.schedule as any).status.lastBackupNow;
+    expect(handled.result).toBeUndefined();
+    expect(c.events).not.toContain('BackupNowFailed');
   });
 });
 
