@@ -34,6 +34,31 @@ describe('planPriority', () => {
   });
 });
 
+describe('planPriority of finished plans with work left', () => {
+  const done = (extra: Partial<KubeObject> = {}, status: object = {}) =>
+    plan('done', { ...extra, status: { phase: 'Succeeded', observedGeneration: 1, ...status } });
+  it('is high while a GitOps owner is held suspended, on a rearm or resume request, and while deleted', () => {
+    expect(planPriority(done({}, { gitops: { owners: [{ state: 'Suspended' }] } }))).toBe('high');
+    expect(planPriority(done({}, { gitops: { owners: [{ state: 'Resumed' }] } }))).toBe('low');
+    const annotated = (key: string) =>
+      done({ metadata: { name: 'done', namespace: 'shop', generation: 1, annotations: { [key]: 'v1' } } });
+    expect(planPriority(annotated('rollback.nxtnewday.io/gitops-resume'))).toBe('high');
+    expect(planPriority(annotated('rollback.nxtnewday.io/rearm'))).toBe('high');
+    expect(
+      planPriority(
+        done({
+          metadata: {
+            name: 'done',
+            namespace: 'shop',
+            generation: 1,
+            deletionTimestamp: '2026-11-29T00:00:00Z',
+          },
+        }),
+      ),
+    ).toBe('high');
+  });
+});
+
 describe('PlansByDeployment', () => {
   it('finds the non-terminal plans that target or watch a Deployment, per namespace', () => {
     const idx = new PlansByDeployment();

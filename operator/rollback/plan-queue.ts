@@ -1,6 +1,7 @@
 // How the RollbackPlan controller's queue orders and finds plans at scale: which plans only wait for their
 // rollout (low priority, behind plans that have work to do), and which plans a Deployment event concerns
 // (an index, so 1,000 plans in a namespace are not scanned on every Deployment status update).
+import { Annotation } from '../api/v1alpha1/common.js';
 import type { KubeObject } from '../kube/rest.js';
 import type { Priority } from '../kube/workqueue.js';
 import { findStep, isFinished } from './journal.js';
@@ -19,10 +20,23 @@ export function planPriority(plan: KubeObject | undefined): Priority {
   const observed = (plan.status as { observedGeneration?: number } | undefined)?.observedGeneration;
   // A changed spec is new work, whatever the phase says.
   if (generation !== undefined && observed !== undefined && observed !== generation) return 'high';
-  if (TERMINAL.has(status?.phase ?? '')) return 'low';
+  if (TERMINAL.has(status?.phase ?? '')) return finishedWithWork(plan) ? 'high' : 'low';
   if (status?.phase !== 'Running') return 'high';
   const post = findStep(status.steps as Parameters<typeof findStep>[0], 'PostValidation');
   return post && !isFinished(post) ? 'low' : 'high';
+}
+
+/**
+ * A finished plan that still has something to do soon: being deleted (finalizer clean-up), a GitOps owner it
+ * holds suspended (a resume is due when its source moves), or a request annotation (rearm, GitOps resume)
+ * whose value it may not have handled yet. Those must not wait behind a burst of new plans.
+ */
+function finishedWithWork(plan: KubeObject): boolean {
+  if (plan.metadata.deletionTimestamp) return true;
+  const owners = (plan.status as { gitops?: { owners?: { state?: string }[] } } | undefined)?.gitops?.owners;
+  if (owners?.some((o) => o.state === 'Suspended' || o.state === 'Suspending')) return true;
+  const a = plan.metadata.annotations ?? {};
+  return Annotation.Rearm in a || Annotation.GitOpsResume in a;
 }
 
 /** The Deployments a plan concerns: its targets and the ones its trigger conditions watch. */
