@@ -541,6 +541,8 @@ export class RollbackPlanReconciler {
       }
     }
 
+    // Steps finished in this reconcile whose results are not written yet (they go with the next write).
+    const unwritten = new Set<string>();
     for (const step of steps) {
       const entry = findStep(status.steps, step.name);
       if (isFinished(entry)) {
@@ -562,7 +564,12 @@ export class RollbackPlanReconciler {
         });
         // Nor is PostValidation's (read-only too): its first wait, its result, or a failure writes it in this
         // same reconcile, one write instead of two per plan, while a burst of plans waits for the workers.
-        if (step.name !== 'PreValidation' && step.name !== 'PostValidation') await write();
+        // Unless an irreversible step's result is still unwritten: that is made durable before anything else.
+        const irreversibleUnwritten = unwritten.has('DatabaseRestore') || unwritten.has('SafetyBackup');
+        if (step.name !== 'PreValidation' && (step.name !== 'PostValidation' || irreversibleUnwritten)) {
+          await write();
+          unwritten.clear();
+        }
       }
       let outcome: StepOutcome;
       try {
@@ -609,6 +616,7 @@ export class RollbackPlanReconciler {
       }
       events.push(['Normal', `${step.name}Succeeded`, outcome.message]);
       // Written with the next step's start (or the final result), not here.
+      unwritten.add(step.name);
     }
     return this.succeed(run, write, cond);
   }
