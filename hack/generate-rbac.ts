@@ -131,6 +131,13 @@ export function expectedRbacFiles(): Map<string, string> {
       define('nxt-rollback-operator.leaderElectionRules', LEADER_ELECTION_GRANTS) +
       '\n',
   );
+  files.set(
+    'charts/nxt-rollback-operator/templates/_gitops-owner-rules.tpl',
+    `{{- /* ${SOURCE} */}}\n` +
+      '{{- /* spec.gitops.policy suspend: pause and resume Flux / Argo CD owners (templates/gitops-owners.yaml). */}}\n' +
+      define('nxt-rollback-operator.gitopsOwnerRules', GITOPS_OWNER_GRANTS) +
+      '\n',
+  );
   return files;
 }
 
