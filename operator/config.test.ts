@@ -34,6 +34,18 @@ describe('loadConfig', () => {
     ).toThrow(/WATCH_NAMESPACES[\s\S]*LEADER_ELECT[\s\S]*METRICS_ADDR/);
   });
 
+  it('GITOPS_OWNER_NAMESPACES: unset is flux-system,argocd; empty (the chart default) is only the namespace of the plan', () => {
+    expect(loadConfig({}).GITOPS_OWNER_NAMESPACES).toEqual(['flux-system', 'argocd']);
+    expect(loadConfig({ GITOPS_OWNER_NAMESPACES: '' }).GITOPS_OWNER_NAMESPACES).toEqual([]);
+    expect(loadConfig({ GITOPS_OWNER_NAMESPACES: ' , ' }).GITOPS_OWNER_NAMESPACES).toEqual([]);
+    expect(loadConfig({ GITOPS_OWNER_NAMESPACES: 'flux-system, argocd' }).GITOPS_OWNER_NAMESPACES).toEqual([
+      'flux-system',
+      'argocd',
+    ]);
+    expect(loadConfig({ ARGOCD_NAMESPACE: 'argo-cd' }).ARGOCD_NAMESPACE).toBe('argo-cd');
+    expect(() => loadConfig({ GITOPS_OWNER_NAMESPACES: 'Flux_System' })).toThrow(/GITOPS_OWNER_NAMESPACES/);
+  });
+
   it('turns flags into env names', () => {
     expect(flagsToEnv(['--leader-elect', '--watch-namespaces=a,b', 'positional'])).toEqual({
       LEADER_ELECT: 'true',
