@@ -5,6 +5,7 @@ import { join, relative, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
 import {
+  GITOPS_OWNER_GRANTS,
   LEADER_ELECTION_GRANTS,
   OPERATOR_GRANTS,
   permissionsOf,
@@ -33,6 +34,11 @@ interface KubeObject {
 /** What the chart and the kustomize manifests must grant: the table in operator/rbac.ts, nothing else. */
 const OPERATOR_PERMISSIONS = permissionsOf(toPolicyRules(OPERATOR_GRANTS));
 const LEADER_ELECTION_PERMISSIONS = permissionsOf(toPolicyRules(LEADER_ELECTION_GRANTS));
+const GITOPS_OWNER_PERMISSIONS = permissionsOf(toPolicyRules(GITOPS_OWNER_GRANTS));
+/** The GitOps-owner ClusterRole and its bindings (chart gitops.*, manifests/gitops-owners). */
+const isGitopsOwners = (o: KubeObject) =>
+  ['ClusterRole', 'ClusterRoleBinding', 'RoleBinding'].includes(o.kind) &&
+  (o.metadata.name.endsWith('-gitops-owners') || o.roleRef?.name?.endsWith('-gitops-owners'));
 /** The ClusterRoles for people and the approvals policy (manifests/approvals): not the operator's permissions. */
 const isApprovals = (o: KubeObject) => o.metadata.labels?.['app.kubernetes.io/component'] === 'approvals';
 const APPROVALS_KINDS = ['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'];
@@ -306,7 +312,11 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
         ALLOWED_RUNNER_IMAGES: '',
         ALLOWED_RUNNER_SERVICE_ACCOUNTS: 'nxt-backup-runner',
         ALLOW_SUPERUSER_ASSERTIONS: 'false',
+        // No GitOps owner namespaces: owners in a plan's own namespace only.
+        GITOPS_OWNER_NAMESPACES: '',
+        ARGOCD_NAMESPACE: 'argocd',
       });
+      expect(objects.filter(isGitopsOwners), 'no GitOps-owner RBAC with the default values').toEqual([]);
       expect(deployment!.spec.replicas).toBe(2);
       expect(manager.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'health' });
       expect(manager.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'health' });
@@ -393,6 +403,112 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
       const notes = r.stdout.slice(r.stdout.indexOf('NOTES:'));
       expect(notes).toContain(`Watching only: ${watched.join(', ')}`);
       expect(notes).toContain(`kubectl -n ${ns} rollout status deployment/${RELEASE}`);
+    });
+
+    describe('GitOps owners (gitops.*)', () => {
+      const gitopsEnv = (objects: KubeObject[]) =>
+        Object.fromEntries(
+          ofKind(objects, 'Deployment')[0]!
+            .spec.template.spec.containers[0].env.filter((e: { name: string }) =>
+              ['GITOPS_OWNER_NAMESPACES', 'ARGOCD_NAMESPACE'].includes(e.name),
+            )
+            .map((e: { name: string; value: string }) => [e.name, e.value]),
+        );
+      const bindingNamespaces = (objects: KubeObject[]) =>
+        ofKind(objects.filter(isGitopsOwners), 'RoleBinding')
+          .map((b) => b.metadata.namespace)
+          .sort();
+      /** The generated manifests/gitops-owners/clusterrole.yaml: the chart must grant the same rules. */
+      const manifestRules = () =>
+        parseObjects(readFileSync(join(REPO, 'manifests', 'gitops-owners', 'clusterrole.yaml'), 'utf8'))[0]!
+          .rules;
+
+      it('ownerNamespaces: the generated ClusterRole, a RoleBinding in exactly those namespaces, the env', async () => {
+        const objects = await helmTemplate(
+          ns,
+          'gitops.ownerNamespaces={flux-system,argocd}',
+          'gitops.argocdNamespace=argo-cd',
+        );
+        const owners = objects.filter(isGitopsOwners);
+        expect(owners.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}`).sort()).toEqual([
+          'ClusterRole/',
+          'RoleBinding/argocd',
+          'RoleBinding/flux-system',
+        ]);
+        const [role] = ofKind(owners, 'ClusterRole');
+        expect(role!.metadata.name).toBe(`${RELEASE}-gitops-owners`);
+        expect(permissionsOf(role!.rules)).toEqual(GITOPS_OWNER_PERMISSIONS);
+        expect(role!.rules, 'the same rules as manifests/gitops-owners/clusterrole.yaml').toEqual(
+          manifestRules(),
+        );
+        for (const b of ofKind(owners, 'RoleBinding')) {
+          expect(b.roleRef).toEqual({
+            apiGroup: 'rbac.authorization.k8s.io',
+            kind: 'ClusterRole',
+            name: `${RELEASE}-gitops-owners`,
+          });
+          expect(b.subjects).toEqual([{ kind: 'ServiceAccount', name: RELEASE, namespace: ns }]);
+        }
+        expect(wildcardsIn(objects)).toEqual([]);
+        expect(grantedIn(objects).filter((p) => NEVER_GRANTED.includes(p))).toEqual([]);
+        expect(gitopsEnv(objects)).toEqual({
+          GITOPS_OWNER_NAMESPACES: 'flux-system,argocd',
+          ARGOCD_NAMESPACE: 'argo-cd',
+        });
+        // The operator's own ClusterRole is untouched.
+        expect(
+          permissionsOf(operatorClusterRoles(objects).find((r) => r.metadata.name === RELEASE)!.rules),
+        ).toEqual(OPERATOR_PERMISSIONS);
+      });
+
+      it('ownersInWatchedNamespaces with watchNamespaces: RoleBindings in owner and watched namespaces, once each; applies with --dry-run=server', async () => {
+        const objects = await helmTemplate(
+          ns,
+          `watchNamespaces={${watched.join(',')}}`,
+          `gitops.ownerNamespaces={${ns},${watched[0]}}`,
+          'gitops.ownersInWatchedNamespaces=true',
+        );
+        expect(bindingNamespaces(objects)).toEqual([ns, ...watched].sort());
+        expect(ofKind(objects.filter(isGitopsOwners), 'ClusterRoleBinding')).toEqual([]);
+        expect(gitopsEnv(objects).GITOPS_OWNER_NAMESPACES).toBe(`${ns},${watched[0]}`);
+        const { names, warnings } = await applyDryRun(
+          objects,
+          'chart rendered with gitops.ownersInWatchedNamespaces and watchNamespaces',
+        );
+        expect(names.length).toBe(objects.length);
+        expect(warnings).toEqual([]);
+      });
+
+      it('ownersInWatchedNamespaces with all namespaces watched: one ClusterRoleBinding, no RoleBinding', async () => {
+        const objects = await helmTemplate(
+          ns,
+          'gitops.ownerNamespaces={flux-system}',
+          'gitops.ownersInWatchedNamespaces=true',
+        );
+        const owners = objects.filter(isGitopsOwners);
+        expect(owners.map((o) => o.kind).sort()).toEqual(['ClusterRole', 'ClusterRoleBinding']);
+        expect(ofKind(owners, 'ClusterRoleBinding')[0]!.subjects).toEqual([
+          { kind: 'ServiceAccount', name: RELEASE, namespace: ns },
+        ]);
+        expect(gitopsEnv(objects).GITOPS_OWNER_NAMESPACES).toBe('flux-system');
+      });
+
+      it('rbac.create=false renders no GitOps-owner RBAC; the schema refuses a bad namespace', async () => {
+        const off = await helmTemplate(ns, 'rbac.create=false', 'gitops.ownerNamespaces={flux-system}');
+        expect(off.filter(isGitopsOwners)).toEqual([]);
+        expect(gitopsEnv(off).GITOPS_OWNER_NAMESPACES).toBe('flux-system');
+        const bad = await helm(
+          'template',
+          RELEASE,
+          CHART,
+          '--kube-version',
+          kubeVersion,
+          '--set',
+          'gitops.ownerNamespaces={Flux_System}',
+        );
+        expect(bad.code).not.toBe(0);
+        expect(bad.stderr).toMatch(/gitops\/ownerNamespaces/);
+      });
     });
 
     it("carries the same CRDs as the repository's crds/", (ctx) => {
@@ -510,6 +626,58 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
       const { names, warnings } = await applyDryRun(perNamespace, 'watched-namespace', ['-n', watched[0]!]);
       expect(names.length).toBe(perNamespace.length);
       expect(warnings).toEqual([]);
+    });
+  });
+
+  describe('kustomize component gitops-owners-flux', () => {
+    it('binds the generated gitops-owners ClusterRole in flux-system only and sets GITOPS_OWNER_NAMESPACES', async (ctx) => {
+      ctx.skip(
+        !existsSync(join(REPO, 'crds', 'kustomization.yaml')),
+        'crds/kustomization.yaml is not generated yet',
+      );
+      // An overlay as docs/install.md shows it: the base plus the component.
+      const dir = mkdtempSync(join(tmpdir(), 'nxt-gitops-overlay-'));
+      try {
+        const manifests = relative(dir, join(REPO, 'manifests'));
+        writeFileSync(
+          join(dir, 'kustomization.yaml'),
+          stringify({
+            apiVersion: 'kustomize.config.k8s.io/v1beta1',
+            kind: 'Kustomization',
+            resources: [`${manifests}/base`],
+            components: [`${manifests}/components/gitops-owners-flux`],
+          }),
+        );
+        const r = await kube(['kustomize', dir]);
+        expect(r.code, `kubectl kustomize should render the overlay:\n${r.stderr}`).toBe(0);
+        const objects = parseObjects(r.stdout);
+        const owners = objects.filter(isGitopsOwners);
+        expect(
+          owners.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`).sort(),
+        ).toEqual([
+          'ClusterRole//nxt-rollback-operator-gitops-owners',
+          'RoleBinding/flux-system/nxt-rollback-operator-gitops-owners',
+        ]);
+        expect(permissionsOf(ofKind(owners, 'ClusterRole')[0]!.rules)).toEqual(GITOPS_OWNER_PERMISSIONS);
+        expect(ofKind(owners, 'RoleBinding')[0]!.subjects).toEqual([
+          { kind: 'ServiceAccount', name: 'nxt-rollback-operator', namespace: 'nxt-rollback-system' },
+        ]);
+        // The chart renders the same rules (the same generated source).
+        const chartRole = ofKind(
+          (await helmTemplate(ns, 'gitops.ownerNamespaces={flux-system}')).filter(isGitopsOwners),
+          'ClusterRole',
+        )[0]!;
+        expect(chartRole.rules).toEqual(ofKind(owners, 'ClusterRole')[0]!.rules);
+        const env = ofKind(objects, 'Deployment')[0]!.spec.template.spec.containers[0].env;
+        expect(env.find((e: { name: string }) => e.name === 'GITOPS_OWNER_NAMESPACES')?.value).toBe(
+          'flux-system',
+        );
+        expect(wildcardsIn(objects)).toEqual([]);
+        // The base alone binds nothing of it.
+        expect((await kustomize('manifests/base')).filter(isGitopsOwners)).toEqual([]);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
   });
 
