@@ -59,13 +59,22 @@ describe('detectRevert', () => {
     expect(seen).toMatchObject({ kind: 'reverted', reusedRevision: 5, revision: 7, fromRevision: 6 });
   });
 
-  it('a revert after arming is still seen when a new rollout followed before the operator looked', () => {
+  it('only the current replicaset counts: a revert a new rollout already replaced does not fire', () => {
+    // Failed before the fix (it fired on web-b, revision 4, though the Deployment is on web-d, revision 5).
     const seen = detectRevert(
       dep(5),
       [rs('web-a', 1), rs('web-b', 4, '2'), rs('web-c', 3), rs('web-d', 5)],
       3,
     );
-    expect(seen).toMatchObject({ kind: 'reverted', replicaSet: 'web-b', revision: 4, reusedRevision: 2 });
+    expect(seen).toEqual({ kind: 'none', revision: 5 });
+  });
+
+  it('an older re-used replicaset does not fire again after a rearm (a later new rollout moved on)', () => {
+    // Fired on web-b (4); rearmed with the baseline moved to 4; then a new rollout (5) and its revert to 3 (6).
+    expect(detectRevert(dep(6), [rs('web-b', 4, '2'), rs('web-c', 6, '3'), rs('web-d', 5)], 4)).toMatchObject(
+      { kind: 'reverted', replicaSet: 'web-c', revision: 6 },
+    );
+    expect(detectRevert(dep(7), [rs('web-b', 4, '2'), rs('web-d', 5), rs('web-e', 7)], 3).kind).toBe('none');
   });
 
   it('ignores replicasets the Deployment does not control and unparsable annotations', () => {
@@ -84,9 +93,34 @@ describe('rolledBackByPlan', () => {
     const plans = [plan('undo', 'u1', '2026-01-01T10:05:00Z', 'web-b')];
     expect(rolledBackByPlan(plans, 'self', 'web', 'web-b', '2026-01-01T10:00:00Z')).toBe('undo');
     expect(rolledBackByPlan(plans, 'self', 'web', 'web-x', '2026-01-01T10:00:00Z')).toBeUndefined();
-    // before arming: a later GitOps revert to the same replicaset is GitOps's
+    // before arming, and the Deployment moved on since (another generation): a later GitOps revert to the same
+    // replicaset is GitOps's
     expect(rolledBackByPlan(plans, 'self', 'web', 'web-b', '2026-01-01T10:10:00Z')).toBeUndefined();
     // itself
     expect(rolledBackByPlan(plans, 'u1', 'web', 'web-b', '2026-01-01T10:00:00Z')).toBeUndefined();
+  });
+
+  it('also names a plan still rolling back (Pending, no result yet) and one that started before arming', () => {
+    // Both failed before the fix (only RolledBack entries of plans started after arming counted).
+    const running = (result?: string): KubeObject => ({
+      metadata: { name: 'undo', uid: 'u1' },
+      status: {
+        startedAt: '2026-01-01T09:00:00Z',
+        deployments: [{ name: 'web', replicaSet: 'web-b', ...(result ? { result } : {}) }],
+      },
+    });
+    const armed = '2026-01-01T10:00:00Z';
+    expect(rolledBackByPlan([running('Pending')], 'self', 'web', 'web-b', armed)).toBe('undo');
+    expect(rolledBackByPlan([running()], 'self', 'web', 'web-b', armed)).toBe('undo');
+    expect(rolledBackByPlan([running('Failed')], 'self', 'web', 'web-b', armed)).toBeUndefined();
+    const before: KubeObject = {
+      metadata: { name: 'early', uid: 'u2' },
+      status: {
+        startedAt: '2026-01-01T09:00:00Z',
+        deployments: [{ name: 'web', replicaSet: 'web-b', result: 'RolledBack', generation: 7 }],
+      },
+    };
+    expect(rolledBackByPlan([before], 'self', 'web', 'web-b', armed, 7)).toBe('early');
+    expect(rolledBackByPlan([before], 'self', 'web', 'web-b', armed, 9)).toBeUndefined();
   });
 });
