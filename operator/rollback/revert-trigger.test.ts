@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { KubeObject } from '../kube/rest.js';
 import type { RawDeployment, RawReplicaSet } from './deployment-undo.js';
-import { detectRevert, rolledBackByPlan } from './revert-trigger.js';
+import { withRollbackPlanDefaults, type RollbackPlanSpec } from '../api/v1alpha1/rollbackplan.js';
+import type { TriggerContext } from './auto-trigger.js';
+import { detectRevert, reconcileRevertArmed, rolledBackByPlan } from './revert-trigger.js';
 
 const dep = (revision: number): RawDeployment => ({
   metadata: {
@@ -122,5 +124,36 @@ describe('rolledBackByPlan', () => {
     };
     expect(rolledBackByPlan([before], 'self', 'web', 'web-b', armed, 7)).toBe('early');
     expect(rolledBackByPlan([before], 'self', 'web', 'web-b', armed, 9)).toBeUndefined();
+  });
+});
+
+describe('reconcileRevertArmed', () => {
+  it('moves the baseline to the revision of the revert it fired on (a rearm does not refire on it)', async () => {
+    // Failed before the fix: status.armed.revisions kept web at 3, so after a rearm the same web-b fired again.
+    const deployment = { ...dep(4), spec: { ...dep(4).spec } };
+    const t = {
+      plan: { metadata: { name: 'p', uid: 'self' } },
+      namespace: 'ns',
+      spec: withRollbackPlanDefaults({
+        scope: 'app',
+        targets: { deployments: [{ name: 'web' }] },
+        trigger: { mode: 'onRevert' },
+      } as unknown as RollbackPlanSpec),
+      status: {
+        phase: 'Armed',
+        armed: { since: '2026-01-01T00:00:00Z', revisions: [{ deployment: 'web', revision: 3 }] },
+      },
+      now: () => new Date('2026-01-01T01:00:00Z'),
+      cond: () => {},
+      event: () => {},
+      write: async () => {},
+      deployment: () => deployment,
+      client: {
+        get: async () => deployment,
+        list: async () => ({ items: [rs('web-a', 1), rs('web-b', 4, '2'), rs('web-c', 3)] }),
+      },
+    } as unknown as TriggerContext;
+    expect(await reconcileRevertArmed(t, () => [])).toEqual({ kind: 'fired' });
+    expect(t.status.armed?.revisions).toEqual([{ deployment: 'web', revision: 4 }]);
   });
 });
