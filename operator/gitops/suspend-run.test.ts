@@ -375,4 +375,12 @@ describe('resumeOwners', () => {
     expect(run.status.gitops!.owners[0]!.state).toBe('LeftAsIs');
     expect(fake.patches).toEqual([]);
   });
+
+  it('a Suspending owner whose pause never landed is LeftAsIs at once (nothing to wait for)', async () => {
+    const { run, fake } = fakeRun({ web: {} }, { status: withOwner(pending({ state: 'Suspending' })) });
+    fake.objects.set(KS, kustomization([]));
+    expect(await resumeOwners(ctx(run))).toBeUndefined();
+    expect(run.status.gitops!.owners[0]).toMatchObject({ state: 'LeftAsIs', message: /never landed/ });
+    expect(fake.patches).toEqual([]);
+  });
 });

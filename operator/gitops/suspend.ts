@@ -484,6 +484,16 @@ export async function resumeOwners(c: ResumeContext): Promise<number | undefined
       blocked.push(p.message);
       continue;
     }
+    if (o.state === 'Suspending' && !isPaused(o.kind, obj) && suspendedBy(obj) !== uid) {
+      // The plan stopped between recording the original and the pause (e.g. the pause was refused): there is
+      // no pause of ours to undo, so nothing to wait for.
+      g.owners[i] = {
+        ...o,
+        state: 'LeftAsIs',
+        message: 'not paused by this plan (its pause never landed): nothing to resume',
+      };
+      continue;
+    }
     const current =
       o.kind === 'Application'
         ? revisionOf(obj, true)
