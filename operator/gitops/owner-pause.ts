@@ -20,7 +20,7 @@ export const FLUX_SOURCE_RESOURCE: Record<string, { group: string; version: stri
 };
 
 interface OwnerObject {
-  metadata?: { namespace?: string };
+  metadata?: { name?: string; namespace?: string; annotations?: Record<string, string> };
   spec?: Record<string, unknown>;
   status?: Record<string, unknown>;
 }
@@ -46,19 +46,37 @@ export function isPaused(kind: OwnerKind, obj: OwnerObject): boolean {
  * automated.enabled false, which keeps prune/selfHeal for the resume (a removed `automated` would lose them).
  * A test op on the field's current value makes a concurrent change fail the patch instead of being overwritten.
  */
-export function pausePatch(kind: OwnerKind, obj: OwnerObject): JsonPatchOp[] {
+export function pausePatch(kind: OwnerKind, obj: OwnerObject, planUid?: string): JsonPatchOp[] {
+  const marker: JsonPatchOp[] =
+    planUid === undefined
+      ? []
+      : obj.metadata?.annotations
+        ? [{ op: 'add', path: `/metadata/annotations/${MARKER_POINTER}`, value: planUid }]
+        : [{ op: 'add', path: '/metadata/annotations', value: { [SUSPENDED_BY]: planUid } }];
   if (kind === 'Application') {
     return [
       { op: 'test', path: '/spec/syncPolicy', value: obj.spec?.syncPolicy },
       { op: 'add', path: '/spec/syncPolicy/automated/enabled', value: false },
+      ...marker,
     ];
   }
   const now = obj.spec?.suspend;
   return [
     ...(now === undefined ? [] : [{ op: 'test' as const, path: '/spec/suspend', value: now }]),
     { op: 'add', path: '/spec/suspend', value: true },
+    ...marker,
   ];
 }
+
+/**
+ * The annotation our pause sets on the owner: the uid of the plan that paused it. An owner paused without it
+ * was paused by someone else (never resumed by us); the resume patch removes it.
+ */
+export const SUSPENDED_BY = 'rollback.nxtnewday.io/suspended-by';
+const MARKER_POINTER = SUSPENDED_BY.replace('~', '~0').replace('/', '~1');
+/** The plan uid in the owner's suspended-by annotation, if any. */
+export const suspendedBy = (obj: OwnerObject): string | undefined =>
+  obj.metadata?.annotations?.[SUSPENDED_BY];
 
 /** What the paused field looks like once our pause landed (to tell it from a change made by someone else). */
 export function pausedValue(kind: OwnerKind, previous: unknown): unknown {
@@ -85,9 +103,69 @@ export function restorePatch(
   if (!isDeepStrictEqual(now, pausedValue(kind, before))) return 'changed';
   const path = kind === 'Application' ? '/spec/syncPolicy' : '/spec/suspend';
   const test: JsonPatchOp = { op: 'test', path, value: now };
+  const marker = suspendedBy(obj);
+  const unmark: JsonPatchOp[] =
+    marker === undefined
+      ? []
+      : [
+          { op: 'test', path: `/metadata/annotations/${MARKER_POINTER}`, value: marker },
+          { op: 'remove', path: `/metadata/annotations/${MARKER_POINTER}` },
+        ];
   return before === undefined
-    ? [test, { op: 'remove', path }]
-    : [test, { op: 'replace', path, value: before }];
+    ? [test, { op: 'remove', path }, ...unmark]
+    : [test, { op: 'replace', path, value: before }, ...unmark];
+}
+
+/** The target Deployment as the owner check needs it. */
+export interface TargetDeployment {
+  name: string;
+  namespace: string;
+  annotations?: Record<string, string>;
+}
+
+/**
+ * Whether the owner object itself says it applies the Deployment (the Deployment's labels alone are the
+ * tenant's to write, so they prove nothing): a Flux Kustomization lists it in status.inventory, an Argo CD
+ * Application in status.resources, a Flux HelmRelease installs its release into the Deployment's namespace
+ * and the Deployment carries Helm's release annotations naming that release. Undefined: verified; else why not.
+ */
+export function ownerAppliesProblem(
+  kind: OwnerKind,
+  obj: OwnerObject,
+  d: TargetDeployment,
+): string | undefined {
+  const status = (obj.status ?? {}) as Record<string, unknown>;
+  if (kind === 'Kustomization') {
+    const id = `${d.namespace}_${d.name}_apps_Deployment`;
+    const entries = (status.inventory as { entries?: { id?: string }[] } | undefined)?.entries ?? [];
+    return entries.some((e) => e?.id === id) ? undefined : `its status.inventory does not list ${id}`;
+  }
+  if (kind === 'Application') {
+    const resources = (status.resources as Record<string, unknown>[] | undefined) ?? [];
+    const listed = resources.some(
+      (r) =>
+        r?.group === 'apps' && r.kind === 'Deployment' && r.namespace === d.namespace && r.name === d.name,
+    );
+    return listed ? undefined : `its status.resources does not list Deployment ${d.namespace}/${d.name}`;
+  }
+  const spec = obj.spec ?? {};
+  const name = obj.metadata?.name ?? '';
+  const target = (spec.targetNamespace as string | undefined) || obj.metadata?.namespace;
+  if (target !== d.namespace) return `it installs into namespace ${target ?? '?'}, not ${d.namespace}`;
+  const history = (status.history as { name?: string; namespace?: string }[] | undefined) ?? [];
+  const releaseNames = new Set(
+    [
+      spec.releaseName as string | undefined,
+      spec.targetNamespace ? `${spec.targetNamespace as string}-${name}` : name,
+      history[0]?.name,
+    ].filter((x): x is string => !!x),
+  );
+  const a = d.annotations ?? {};
+  const rn = a['meta.helm.sh/release-name'];
+  const rns = a['meta.helm.sh/release-namespace'];
+  if (!rn || !releaseNames.has(rn) || rns !== d.namespace)
+    return `the Deployment's meta.helm.sh/release-name / release-namespace annotations (${rn ?? 'none'} / ${rns ?? 'none'}) do not name its release`;
+  return undefined;
 }
 
 /** The Flux source a Kustomization or HelmRelease reads (kind, name, namespace), when it names one. */

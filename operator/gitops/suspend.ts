@@ -7,7 +7,7 @@ import { Annotation, ConditionType, parseDuration } from '../api/v1alpha1/common
 import type { EffectiveRollbackPlanSpec, RollbackPlanStatus } from '../api/v1alpha1/rollbackplan.js';
 import { failpoint } from '../failpoints.js';
 import { setCondition } from '../kube/conditions.js';
-import { isNotFound } from '../kube/errors.js';
+import { isNotFound, userFixableRejection } from '../kube/errors.js';
 import type { EventType } from '../kube/events.js';
 import type { KubeClient, KubeObject } from '../kube/rest.js';
 import { timestamp, finishStep } from '../rollback/journal.js';
@@ -20,10 +20,13 @@ import {
   fluxSourceOf,
   isPaused,
   OWNER_RESOURCE,
+  ownerAppliesProblem,
   pausedField,
   pausePatch,
   restorePatch,
   revisionOf,
+  SUSPENDED_BY as SUSPENDED_BY_TEXT,
+  suspendedBy,
   type ResumeReason,
 } from './owner-pause.js';
 
@@ -85,7 +88,43 @@ export function ownersOfTargets(
     entry.deployments.push(t.name);
     owners.set(key, entry);
   }
-  return { owners: [...owners.values()].slice(0, 10), weak };
+  return { owners: [...owners.values()], weak };
+}
+
+/** Most owners status.gitops.owners holds (its schema limit). */
+export const MAX_OWNERS = 10;
+
+/** The ClusterRole that must be bound (RoleBinding) where GitOps owners live (operator/rbac.ts). */
+export const OWNERS_ROLE = 'nxt-rollback-operator-gitops-owners';
+const rbacFix = (namespace: string) =>
+  `bind the ClusterRole ${OWNERS_ROLE} to the operator's ServiceAccount with a RoleBinding in namespace ${namespace}`;
+
+/**
+ * A 403 / 404 / 422 from the API server on an owner or source, as a sentence naming verb, resource and
+ * namespace (and the RBAC fix for a 403); undefined for a transient error (5xx, timeout: retried).
+ */
+export function ownerCallProblem(
+  e: unknown,
+  verb: string,
+  what: string,
+  namespace: string,
+): { reason: 'GitOpsForbidden' | 'GitOpsOwnerUnavailable'; message: string } | undefined {
+  if (isNotFound(e))
+    return {
+      reason: 'GitOpsOwnerUnavailable',
+      message: `${verb} ${what} in namespace ${namespace}: not found (or its CRD is not installed)`,
+    };
+  const r = userFixableRejection(e);
+  if (!r) return undefined;
+  if (r.code === 403)
+    return {
+      reason: 'GitOpsForbidden',
+      message: `${verb} ${what} in namespace ${namespace} is forbidden (${r.message}): ${rbacFix(namespace)}`,
+    };
+  return {
+    reason: 'GitOpsOwnerUnavailable',
+    message: `${verb} ${what} in namespace ${namespace} was rejected (${r.code} ${r.reason}: ${r.message})`,
+  };
 }
 
 /** What still has to happen in Git for the rollback to last: the revert of the release, per Deployment. */
@@ -109,7 +148,81 @@ export async function preValidateGitOps(run: PlanRun, settings: GitOpsSettings):
     name,
     metadata: h.deployment.metadata as Parameters<typeof gitOpsOwner>[0],
   }));
-  const { owners, weak } = ownersOfTargets(targets, run.namespace, settings.argocdNamespace);
+  const found = ownersOfTargets(targets, run.namespace, settings.argocdNamespace);
+  const weak = found.weak;
+  if (found.owners.length > MAX_OWNERS) {
+    const msg = bounded(
+      `the targets have ${found.owners.length} GitOps owners (${found.owners.map(ownerText).join(', ')}); at most ${MAX_OWNERS} are supported: nothing was changed (split the plan, or set spec.gitops.policy ignore)`,
+    );
+    run.status.steps = finishStep(run.status.steps, 'CheckGitOpsOwners', 'Failed', msg, run.now());
+    return { kind: 'failed', reason: 'GitOpsTooManyOwners', message: msg };
+  }
+  // The Deployment's labels are the tenant's to write: only an owner that itself lists the Deployment is
+  // acted on (paused or refused); the rest is weak evidence. Read where the operator may (policy suspend:
+  // a failed read fails the plan below; refuse / ignore: an unreadable owner is only uncertain).
+  const owners: OwnerEntry[] = [];
+  const problems: { reason: string; text: string }[] = [];
+  for (const o of found.owners) {
+    if (policy === 'suspend') {
+      if (o.namespace !== run.namespace && !settings.ownerNamespaces.includes(o.namespace)) {
+        problems.push({
+          reason: 'GitOpsSuspendImpossible',
+          text: `${ownerText(o)} is in namespace ${o.namespace}, where the operator may not patch GitOps owners (GITOPS_OWNER_NAMESPACES: ${settings.ownerNamespaces.join(',') || 'none'})`,
+        });
+        continue;
+      }
+      const r = OWNER_RESOURCE[o.kind];
+      let denied = false;
+      for (const verb of ['get', 'patch'] as const) {
+        const access = await run.access.check({
+          group: r.group,
+          resource: r.plural,
+          verb,
+          namespace: o.namespace,
+        });
+        if (!access.allowed) {
+          denied = true;
+          problems.push({
+            reason: 'GitOpsForbidden',
+            text: `the operator may not ${verb} ${r.plural}.${r.group} in namespace ${o.namespace} (${ownerText(o)}): ${rbacFix(o.namespace)}`,
+          });
+        }
+      }
+      if (denied) continue;
+    }
+    let obj: KubeObject;
+    try {
+      obj = await run.client.get<KubeObject>(ownerRef(o));
+    } catch (e) {
+      const p = ownerCallProblem(e, 'get', `${ownerText(o)}`, o.namespace);
+      if (!p) throw e;
+      if (policy === 'suspend') problems.push({ reason: p.reason, text: p.message });
+      else
+        weak.push(
+          ...o.deployments.map((d) => ({
+            deployment: d,
+            note: `may be applied by ${ownerText(o)}, which could not be read to check (${p.message})`,
+          })),
+        );
+      continue;
+    }
+    const verified: string[] = [];
+    for (const d of o.deployments) {
+      const problem = ownerAppliesProblem(o.kind, obj, {
+        name: d,
+        namespace: run.namespace,
+        ...(run.histories.get(d)?.deployment.metadata?.annotations
+          ? { annotations: run.histories.get(d)!.deployment.metadata!.annotations! }
+          : {}),
+      });
+      if (problem)
+        weak.push({ deployment: d, note: `is labelled as applied by ${ownerText(o)}, but ${problem}` });
+      else verified.push(d);
+    }
+    if (!verified.length) continue;
+    const entry = { ...o, deployments: verified };
+    owners.push(entry);
+  }
   for (const w of weak)
     run.event(
       'Normal',
@@ -118,7 +231,6 @@ export async function preValidateGitOps(run: PlanRun, settings: GitOpsSettings):
         `Deployment ${w.deployment} ${w.note}: weak evidence, not acted on (spec.gitops.policy ${policy})`,
       ),
     );
-  if (!owners.length) return { kind: 'done', message: 'no GitOps owner' };
   const record = (ok: boolean, message: string) => {
     run.status.steps = finishStep(
       run.status.steps,
@@ -128,6 +240,20 @@ export async function preValidateGitOps(run: PlanRun, settings: GitOpsSettings):
       run.now(),
     );
   };
+  if (problems.length) {
+    const msg = bounded(
+      `cannot suspend: ${problems.map((p) => p.text).join('; ')}; nothing was changed (fix it, set spec.gitops.policy ignore, or ${found.owners.map((o) => revertNeeded(run, o)).join('; ')})`,
+    );
+    record(false, msg);
+    return { kind: 'failed', reason: problems[0]!.reason, message: msg };
+  }
+  const uncertain = weak.length
+    ? ` (not acted on, weak evidence: ${weak.map((w) => `Deployment ${w.deployment} ${w.note}`).join('; ')})`
+    : '';
+  if (!owners.length) {
+    if (weak.length) record(true, `no verified GitOps owner${uncertain}`);
+    return { kind: 'done', message: bounded(`no GitOps owner${uncertain}`) };
+  }
   const list = owners.map((o) => `${ownerText(o)} applies ${o.deployments.join(', ')}`).join('; ');
   if (policy === 'refuse') {
     const msg = bounded(
@@ -157,39 +283,8 @@ export async function preValidateGitOps(run: PlanRun, settings: GitOpsSettings):
     record(true, msg);
     return { kind: 'done', message: `GitOps owners not suspended (policy ignore): ${list}` };
   }
-  const problems: string[] = [];
-  for (const o of owners) {
-    if (o.namespace !== run.namespace && !settings.ownerNamespaces.includes(o.namespace)) {
-      problems.push(
-        `${ownerText(o)} is in namespace ${o.namespace}, where the operator may not patch GitOps owners (GITOPS_OWNER_NAMESPACES: ${settings.ownerNamespaces.join(',') || 'none'})`,
-      );
-      continue;
-    }
-    try {
-      await run.client.get(ownerRef(o));
-    } catch (e) {
-      if (!isNotFound(e)) throw e;
-      problems.push(`${ownerText(o)} not found (or its CRD is not installed)`);
-      continue;
-    }
-    const r = OWNER_RESOURCE[o.kind];
-    const access = await run.access.check({
-      group: r.group,
-      resource: r.plural,
-      verb: 'patch',
-      namespace: o.namespace,
-    });
-    if (!access.allowed) problems.push(`the operator may not patch ${r.plural}.${r.group} in ${o.namespace}`);
-  }
-  if (problems.length) {
-    const msg = bounded(
-      `cannot suspend: ${problems.join('; ')}; nothing was changed (fix it, set spec.gitops.policy ignore, or ${owners.map((o) => revertNeeded(run, o)).join('; ')})`,
-    );
-    record(false, msg);
-    return { kind: 'failed', reason: 'GitOpsSuspendImpossible', message: msg };
-  }
   run.status.gitops = { policy, owners };
-  record(true, `will suspend ${list}`);
+  record(true, `will suspend ${list}${uncertain}`);
   return { kind: 'done', message: `will suspend ${owners.map(ownerText).join(', ')}` };
 }
 
@@ -201,29 +296,53 @@ export async function preValidateGitOps(run: PlanRun, settings: GitOpsSettings):
 export async function suspendOwners(run: PlanRun): Promise<StepOutcome | undefined> {
   const g = run.status.gitops;
   if (!g || g.policy !== 'suspend') return undefined;
+  const uid = run.plan.metadata.uid ?? run.plan.metadata.name ?? '';
+  // A gitops-resume annotation already on the plan (copied from an older one) is not a request to resume
+  // what this plan is about to pause: only a new value is.
+  const annotation = resumeAnnotation(run.plan);
+  if (annotation && g.lastResumeRequest === undefined) g.lastResumeRequest = annotation;
+  const fail = (p: { reason: string; message: string }): StepOutcome => ({
+    kind: 'failed',
+    reason: p.reason,
+    message: bounded(
+      `${p.message}; the Deployments were not rolled back${g.owners.some((x) => x.state === 'Suspended') ? ' (owners already paused are resumed as usual)' : ''}`,
+    ),
+  });
   for (let i = 0; i < g.owners.length; i++) {
     let o = g.owners[i]!;
     if (o.state !== 'Pending' && o.state !== 'Suspending') continue;
-    const obj = await run.client.get<KubeObject>(ownerRef(o));
-    if (o.state === 'Pending') {
-      if (isPaused(o.kind, obj)) {
-        o = {
-          ...o,
-          state: 'AlreadySuspended',
-          message: bounded(`already paused by someone else: left as it is, never resumed by this plan`),
-        };
-        g.owners[i] = o;
-        run.event(
-          'Normal',
-          'GitOpsAlreadySuspended',
-          bounded(`${ownerText(o)} was already paused; this plan will not resume it`),
-        );
-        continue;
-      }
-      const previous = pausedField(o.kind, obj);
-      const source = await readSourceRevision(run.client, o, obj);
+    let obj: KubeObject;
+    try {
+      obj = await run.client.get<KubeObject>(ownerRef(o));
+    } catch (e) {
+      const p = ownerCallProblem(e, 'get', ownerText(o), o.namespace);
+      if (!p) throw e;
+      return fail(p);
+    }
+    const paused = isPaused(o.kind, obj);
+    const ours = suspendedBy(obj) === uid;
+    if (paused && !(o.state === 'Suspending' && ours)) {
+      // Pending: paused before us. Suspending (restart): paused, but not by our pause (no marker of ours).
       o = {
         ...o,
+        state: 'AlreadySuspended',
+        message: bounded(`already paused by someone else: left as it is, never resumed by this plan`),
+      };
+      g.owners[i] = o;
+      run.event(
+        'Normal',
+        'GitOpsAlreadySuspended',
+        bounded(`${ownerText(o)} was already paused; this plan will not resume it`),
+      );
+      continue;
+    }
+    if (!paused) {
+      // Record (again, after a restart: our pause did not land) the original value, durably, before pausing.
+      const previous = pausedField(o.kind, obj);
+      const source = await readSourceRevision(run.client, o, obj);
+      const { previous: _old, ...rest } = o;
+      o = {
+        ...rest,
         state: 'Suspending',
         ...(previous === undefined ? {} : { previous: JSON.stringify(previous) }),
         ...source,
@@ -237,20 +356,31 @@ export async function suspendOwners(run: PlanRun): Promise<StepOutcome | undefin
       g.owners[i] = o;
       await run.checkpoint(); // the original is durable before the pause is sent
       failpoint('after-gitops-original-recorded');
-    }
-    if (!isPaused(o.kind, obj)) {
-      await run.client.patch(ownerRef(o), 'json', pausePatch(o.kind, obj), { fieldManager: FIELD_MANAGER });
+      try {
+        await run.client.patch(ownerRef(o), 'json', pausePatch(o.kind, obj, uid), {
+          fieldManager: FIELD_MANAGER,
+        });
+      } catch (e) {
+        const p = ownerCallProblem(e, 'patch', ownerText(o), o.namespace);
+        if (!p) throw e;
+        return fail(p);
+      }
       failpoint('after-gitops-pause');
     }
     const revert = revertNeeded(run, o);
+    const note = o.source && !o.revisionAtSuspend ? ` (${NO_REVISION_NOTE})` : '';
     o = {
       ...o,
       state: 'Suspended',
       suspendedAt: o.suspendedAt ?? timestamp(run.now()),
-      message: bounded(`suspended so the rollback sticks; still needed: ${revert}`),
+      message: bounded(`suspended so the rollback sticks; still needed: ${revert}${note}`),
     };
     g.owners[i] = o;
-    run.event('Normal', 'GitOpsSuspended', bounded(`${ownerText(o)} suspended; still needed: ${revert}`));
+    run.event(
+      'Normal',
+      'GitOpsSuspended',
+      bounded(`${ownerText(o)} suspended; still needed: ${revert}${note}`),
+    );
   }
   const suspended = g.owners.filter((o) => o.state === 'Suspended');
   if (suspended.length) {
@@ -275,7 +405,17 @@ export async function suspendOwners(run: PlanRun): Promise<StepOutcome | undefin
 const resumeHint = (spec: EffectiveRollbackPlanSpec) =>
   `Resumed ${spec.gitops.resume === 'onNewRevision' ? 'when its source moves to a new revision, ' : ''}on the ${Annotation.GitOpsResume} annotation (nxt-rollback gitops resume)${spec.gitops.resumeAfter ? `, or ${spec.gitops.resumeAfter} after the suspension` : ''}.`;
 
-/** The owner's source and its revision now (Argo CD: the Application's own sync revision). */
+const NO_REVISION_NOTE =
+  "its source's revision could not be read, so a new revision will not resume it: resume with the gitops-resume annotation (nxt-rollback gitops resume) or spec.gitops.resumeAfter";
+
+const resumeAnnotation = (plan: KubeObject) =>
+  plan.metadata.annotations?.[Annotation.GitOpsResume]?.trim().slice(0, 253) || undefined;
+
+/**
+ * The owner's source and its revision now (Argo CD: the Application's own sync revision). Best effort: a
+ * source that cannot be read (absent, forbidden, API not served, a transient error) gives no revision, which
+ * only means a new revision cannot resume the owner; it never blocks the rollback or the resume pass.
+ */
 async function readSourceRevision(
   client: KubeClient,
   o: OwnerEntry,
@@ -296,9 +436,8 @@ async function readSourceRevision(
     const s = await client.get<KubeObject>({ ...res, namespace: src.namespace, name: src.name });
     const revision = revisionOf(s);
     return { source, ...(revision ? { revisionAtSuspend: revision.slice(0, 512) } : {}) };
-  } catch (e) {
-    if (isNotFound(e)) return { source };
-    throw e;
+  } catch {
+    return { source };
   }
 }
 
@@ -323,8 +462,9 @@ export interface ResumeContext {
 export async function resumeOwners(c: ResumeContext): Promise<number | undefined> {
   const g = c.status.gitops;
   if (!g || !suspendedOwners(c.status).length) return undefined;
-  const annotation =
-    c.plan.metadata.annotations?.[Annotation.GitOpsResume]?.trim().slice(0, 253) || undefined;
+  const annotation = resumeAnnotation(c.plan);
+  const uid = c.plan.metadata.uid ?? c.plan.metadata.name ?? '';
+  const blocked: string[] = [];
   const resumeAfterMs = c.spec.gitops.resumeAfter ? parseDuration(c.spec.gitops.resumeAfter) : undefined;
   let next = c.settings.resumeCheckMs;
   let resumedOnRequest = false;
@@ -335,8 +475,23 @@ export async function resumeOwners(c: ResumeContext): Promise<number | undefined
     try {
       obj = await c.client.get<KubeObject>(ownerRef(o));
     } catch (e) {
-      if (!isNotFound(e)) throw e;
-      g.owners[i] = { ...o, state: 'LeftAsIs', message: 'the owner was deleted while suspended' };
+      if (isNotFound(e)) {
+        g.owners[i] = { ...o, state: 'LeftAsIs', message: 'the owner was deleted while suspended' };
+        continue;
+      }
+      const p = ownerCallProblem(e, 'get', ownerText(o), o.namespace);
+      if (!p) throw e;
+      blocked.push(p.message);
+      continue;
+    }
+    if (o.state === 'Suspending' && !isPaused(o.kind, obj) && suspendedBy(obj) !== uid) {
+      // The plan stopped between recording the original and the pause (e.g. the pause was refused): there is
+      // no pause of ours to undo, so nothing to wait for.
+      g.owners[i] = {
+        ...o,
+        state: 'LeftAsIs',
+        message: 'not paused by this plan (its pause never landed): nothing to resume',
+      };
       continue;
     }
     const current =
@@ -359,8 +514,28 @@ export async function resumeOwners(c: ResumeContext): Promise<number | undefined
       if (d.dueInMs !== undefined) next = Math.min(next, Math.max(d.dueInMs, 1000));
       continue;
     }
+    if (suspendedBy(obj) !== uid) {
+      // Our pause sets the marker; without it the pause is not ours (never landed, or someone else's).
+      const message = bounded(
+        `not resumed: it does not carry this plan's ${SUSPENDED_BY_TEXT} marker, so its pause (if any) is not this plan's; left as it is`,
+      );
+      c.event('Warning', 'GitOpsLeftAsIs', bounded(`${ownerText(o)} ${message}`));
+      g.owners[i] = { ...o, state: 'LeftAsIs', resumedAt: timestamp(c.now()), resumedBy: d.resume, message };
+      continue;
+    }
+    try {
+      g.owners[i] = await resumeOne(c, o, obj, d.resume, current);
+    } catch (e) {
+      if (isNotFound(e)) {
+        g.owners[i] = { ...o, state: 'LeftAsIs', message: 'the owner was deleted while suspended' };
+        continue;
+      }
+      const p = ownerCallProblem(e, 'patch', ownerText(o), o.namespace);
+      if (!p) throw e;
+      blocked.push(p.message);
+      continue;
+    }
     if (d.resume === 'annotation') resumedOnRequest = true;
-    g.owners[i] = await resumeOne(c, o, obj, d.resume, current);
   }
   if (resumedOnRequest && annotation) g.lastResumeRequest = annotation;
   const left = suspendedOwners(c.status);
@@ -380,8 +555,29 @@ export async function resumeOwners(c: ResumeContext): Promise<number | undefined
     );
     return undefined;
   }
+  if (blocked.length) {
+    const message = bounded(
+      `cannot resume: ${blocked.join('; ')}. Still suspended: ${left.map(ownerText).join(', ')}; retried every ${Math.round(resumeBlockedRetryMs(c.settings) / 1000)}s`,
+    );
+    c.status.conditions = setCondition(
+      c.status.conditions,
+      {
+        type: ConditionType.GitOpsSuspended,
+        status: 'True',
+        reason: blocked.some((b) => b.includes('forbidden')) ? 'ResumeForbidden' : 'ResumeFailed',
+        message,
+        observedGeneration: c.plan.metadata.generation ?? 1,
+      },
+      c.now(),
+    );
+    c.event('Warning', 'GitOpsResumeFailed', message);
+    return Math.max(next, resumeBlockedRetryMs(c.settings));
+  }
   return next;
 }
+
+/** How often a resume the API server refused (403 / 422) is tried again: slowly, a human must act. */
+const resumeBlockedRetryMs = (s: GitOpsSettings) => Math.max(s.resumeCheckMs, 120_000);
 
 async function resumeOne(
   c: ResumeContext,

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { KubeObject } from '../kube/rest.js';
 import type { RawDeployment, RawReplicaSet } from './deployment-undo.js';
-import { detectRevert, rolledBackByPlan } from './revert-trigger.js';
+import { withRollbackPlanDefaults, type RollbackPlanSpec } from '../api/v1alpha1/rollbackplan.js';
+import type { TriggerContext } from './auto-trigger.js';
+import { detectRevert, reconcileRevertArmed, rolledBackByPlan } from './revert-trigger.js';
 
 const dep = (revision: number): RawDeployment => ({
   metadata: {
@@ -59,13 +61,22 @@ describe('detectRevert', () => {
     expect(seen).toMatchObject({ kind: 'reverted', reusedRevision: 5, revision: 7, fromRevision: 6 });
   });
 
-  it('a revert after arming is still seen when a new rollout followed before the operator looked', () => {
+  it('only the current replicaset counts: a revert a new rollout already replaced does not fire', () => {
+    // Failed before the fix (it fired on web-b, revision 4, though the Deployment is on web-d, revision 5).
     const seen = detectRevert(
       dep(5),
       [rs('web-a', 1), rs('web-b', 4, '2'), rs('web-c', 3), rs('web-d', 5)],
       3,
     );
-    expect(seen).toMatchObject({ kind: 'reverted', replicaSet: 'web-b', revision: 4, reusedRevision: 2 });
+    expect(seen).toEqual({ kind: 'none', revision: 5 });
+  });
+
+  it('an older re-used replicaset does not fire again after a rearm (a later new rollout moved on)', () => {
+    // Fired on web-b (4); rearmed with the baseline moved to 4; then a new rollout (5) and its revert to 3 (6).
+    expect(detectRevert(dep(6), [rs('web-b', 4, '2'), rs('web-c', 6, '3'), rs('web-d', 5)], 4)).toMatchObject(
+      { kind: 'reverted', replicaSet: 'web-c', revision: 6 },
+    );
+    expect(detectRevert(dep(7), [rs('web-b', 4, '2'), rs('web-d', 5), rs('web-e', 7)], 3).kind).toBe('none');
   });
 
   it('ignores replicasets the Deployment does not control and unparsable annotations', () => {
@@ -84,9 +95,65 @@ describe('rolledBackByPlan', () => {
     const plans = [plan('undo', 'u1', '2026-01-01T10:05:00Z', 'web-b')];
     expect(rolledBackByPlan(plans, 'self', 'web', 'web-b', '2026-01-01T10:00:00Z')).toBe('undo');
     expect(rolledBackByPlan(plans, 'self', 'web', 'web-x', '2026-01-01T10:00:00Z')).toBeUndefined();
-    // before arming: a later GitOps revert to the same replicaset is GitOps's
+    // before arming, and the Deployment moved on since (another generation): a later GitOps revert to the same
+    // replicaset is GitOps's
     expect(rolledBackByPlan(plans, 'self', 'web', 'web-b', '2026-01-01T10:10:00Z')).toBeUndefined();
     // itself
     expect(rolledBackByPlan(plans, 'u1', 'web', 'web-b', '2026-01-01T10:00:00Z')).toBeUndefined();
+  });
+
+  it('also names a plan still rolling back (Pending, no result yet) and one that started before arming', () => {
+    // Both failed before the fix (only RolledBack entries of plans started after arming counted).
+    const running = (result?: string): KubeObject => ({
+      metadata: { name: 'undo', uid: 'u1' },
+      status: {
+        startedAt: '2026-01-01T09:00:00Z',
+        deployments: [{ name: 'web', replicaSet: 'web-b', ...(result ? { result } : {}) }],
+      },
+    });
+    const armed = '2026-01-01T10:00:00Z';
+    expect(rolledBackByPlan([running('Pending')], 'self', 'web', 'web-b', armed)).toBe('undo');
+    expect(rolledBackByPlan([running()], 'self', 'web', 'web-b', armed)).toBe('undo');
+    expect(rolledBackByPlan([running('Failed')], 'self', 'web', 'web-b', armed)).toBeUndefined();
+    const before: KubeObject = {
+      metadata: { name: 'early', uid: 'u2' },
+      status: {
+        startedAt: '2026-01-01T09:00:00Z',
+        deployments: [{ name: 'web', replicaSet: 'web-b', result: 'RolledBack', generation: 7 }],
+      },
+    };
+    expect(rolledBackByPlan([before], 'self', 'web', 'web-b', armed, 7)).toBe('early');
+    expect(rolledBackByPlan([before], 'self', 'web', 'web-b', armed, 9)).toBeUndefined();
+  });
+});
+
+describe('reconcileRevertArmed', () => {
+  it('moves the baseline to the revision of the revert it fired on (a rearm does not refire on it)', async () => {
+    // Failed before the fix: status.armed.revisions kept web at 3, so after a rearm the same web-b fired again.
+    const deployment = { ...dep(4), spec: { ...dep(4).spec } };
+    const t = {
+      plan: { metadata: { name: 'p', uid: 'self' } },
+      namespace: 'ns',
+      spec: withRollbackPlanDefaults({
+        scope: 'app',
+        targets: { deployments: [{ name: 'web' }] },
+        trigger: { mode: 'onRevert' },
+      } as unknown as RollbackPlanSpec),
+      status: {
+        phase: 'Armed',
+        armed: { since: '2026-01-01T00:00:00Z', revisions: [{ deployment: 'web', revision: 3 }] },
+      },
+      now: () => new Date('2026-01-01T01:00:00Z'),
+      cond: () => {},
+      event: () => {},
+      write: async () => {},
+      deployment: () => deployment,
+      client: {
+        get: async () => deployment,
+        list: async () => ({ items: [rs('web-a', 1), rs('web-b', 4, '2'), rs('web-c', 3)] }),
+      },
+    } as unknown as TriggerContext;
+    expect(await reconcileRevertArmed(t, () => [])).toEqual({ kind: 'fired' });
+    expect(t.status.armed?.revisions).toEqual([{ deployment: 'web', revision: 4 }]);
   });
 });

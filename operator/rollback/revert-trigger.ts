@@ -42,8 +42,10 @@ export type RevertObservation =
  * `deployment.kubernetes.io/revision-history`. So a ReplicaSet controlled by the Deployment whose revision is
  * above the baseline and which has a revision history was re-used after the plan was armed; a new template gets
  * a new ReplicaSet without history (not a revert), and a revert before arming has a revision at or below the
- * baseline. Of several, the newest counts. (A re-used ReplicaSet that was garbage-collected in between comes
- * back as a new one without history: not detected.)
+ * baseline. Only the Deployment's current ReplicaSet counts (its revision equals the Deployment's revision
+ * annotation): a revert that a new rollout already replaced is over, and an older re-used ReplicaSet must not
+ * fire the plan again after a rearm. (A re-used ReplicaSet that was garbage-collected in between comes back as a
+ * new one without history: not detected.)
  */
 export function detectRevert(
   deployment: RawDeployment,
@@ -58,7 +60,7 @@ export function detectRevert(
   let best: { rs: RawReplicaSet; revision: number; reused: number } | undefined;
   for (const rs of owned) {
     const revision = revisionOf(rs);
-    if (revision === undefined || revision <= baseline) continue;
+    if (revision === undefined || revision <= baseline || revision !== current) continue;
     const history = (rs.metadata.annotations?.[REVISION_HISTORY] ?? '').split(',').filter((s) => s !== '');
     const reused = Number(history[history.length - 1]);
     if (!history.length || !Number.isSafeInteger(reused) || reused < 0) continue;
@@ -80,7 +82,9 @@ export function detectRevert(
 
 /**
  * Whether another RollbackPlan put this ReplicaSet back (an operator-driven rollback looks like a revert on the
- * cluster): a plan that rolled the Deployment back to it and started after this plan was armed.
+ * cluster): a plan whose status.deployments entry for the Deployment names this ReplicaSet and is Pending (or
+ * has no result yet: the rollback is in progress, its patch may already have landed), or RolledBack after this
+ * plan was armed, or RolledBack at the Deployment's current generation (a plan that started before arming).
  */
 export function rolledBackByPlan(
   plans: readonly KubeObject[],
@@ -88,17 +92,22 @@ export function rolledBackByPlan(
   deployment: string,
   replicaSet: string,
   armedSince: string,
+  generation?: number,
 ): string | undefined {
   for (const p of plans) {
     if (p.metadata.uid === self) continue;
     const s = p.status as RollbackPlanStatus | undefined;
-    if (!s?.startedAt || Date.parse(s.startedAt) < Date.parse(armedSince)) continue;
-    if (
-      (s.deployments ?? []).some(
-        (d) => d.name === deployment && d.replicaSet === replicaSet && d.result === 'RolledBack',
-      )
-    )
-      return p.metadata.name;
+    const after = !!s?.startedAt && Date.parse(s.startedAt) >= Date.parse(armedSince);
+    const ours = (s?.deployments ?? []).some(
+      (d) =>
+        d.name === deployment &&
+        d.replicaSet === replicaSet &&
+        (d.result === undefined ||
+          d.result === 'Pending' ||
+          (d.result === 'RolledBack' &&
+            (after || (generation !== undefined && d.generation === generation)))),
+    );
+    if (ours) return p.metadata.name;
   }
   return undefined;
 }
@@ -149,7 +158,15 @@ export async function reconcileRevertArmed(
       baseline.set(target.name, Math.max(seen.revision, base));
       continue;
     }
-    const by = rolledBackByPlan(allPlans(), plan.metadata.uid, target.name, seen.replicaSet, since);
+    const generation = history.deployment.metadata.generation;
+    const by = rolledBackByPlan(
+      allPlans(),
+      plan.metadata.uid,
+      target.name,
+      seen.replicaSet,
+      since,
+      typeof generation === 'number' ? generation : undefined,
+    );
     if (by) {
       t.event(
         'Normal',
@@ -159,6 +176,8 @@ export async function reconcileRevertArmed(
       baseline.set(target.name, seen.revision);
       continue;
     }
+    // The baseline moves to the revert: a rearmed plan fires only on a later one, never on this again.
+    baseline.set(target.name, seen.revision);
     const text = `Deployment ${target.name}: revision ${seen.reusedRevision} re-used as revision ${seen.revision} (replicaset ${seen.replicaSet}${seen.fromRevision !== undefined ? `, was on revision ${seen.fromRevision}` : ''})`;
     observed.push(text);
     reverted.push({

@@ -46,7 +46,13 @@ describe('GitOps policy suspend with an Argo CD Application', () => {
       'shop',
       '--type=merge',
       '-p',
-      JSON.stringify({ status: { sync: { status: 'Synced', revision } } }),
+      // status.resources: what Argo CD lists as applied by the Application (the operator checks it).
+      JSON.stringify({
+        status: {
+          sync: { status: 'Synced', revision },
+          resources: [{ group: 'apps', version: 'v1', kind: 'Deployment', namespace: ns, name: 'shop' }],
+        },
+      }),
     );
 
   beforeAll(async () => {

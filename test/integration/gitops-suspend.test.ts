@@ -18,7 +18,7 @@ import {
 } from '../support/kube.js';
 import { startOperator, type OperatorProcess } from '../support/operator.js';
 import { applyPlan, condition, eventsFor, getPlan, waitPlanPhase } from '../support/plans.js';
-import { imageOf, REVISION, waitRolledOut } from '../support/workloads.js';
+import { deploymentWithHistory, imageOf, REVISION, waitRolledOut } from '../support/workloads.js';
 
 // spec.gitops.policy against real Flux (source-controller + kustomize-controller v1.9.6, test/env/flux.ts) and a
 // real Git server: suspend (the default) makes a rollback stick and a pushed Git revert resumes the
@@ -301,5 +301,31 @@ describe('GitOps policies with real Flux', () => {
     } finally {
       await restarted.kill();
     }
+  });
+
+  it('a Deployment that only claims a Kustomization (labels) it is not in the inventory of: the owner is not paused', async () => {
+    // A tenant's forged labels point at a real Kustomization (here: refused, of another app); its
+    // status.inventory does not list this Deployment, so the plan rolls back without touching it.
+    await deploymentWithHistory(ns, 'forged', [V1, V2]);
+    await kubectl(
+      '-n',
+      ns,
+      'label',
+      'deployment/forged',
+      'kustomize.toolkit.fluxcd.io/name=refused',
+      `kustomize.toolkit.fluxcd.io/namespace=${ns}`,
+    );
+    await applyPlan(ns, 'undo-forged', { scope: 'app', targets: { deployments: [{ name: 'forged' }] } });
+    const plan = await waitPlanPhase(ns, 'undo-forged', ['Succeeded', 'Failed']);
+    expect(plan.status.phase, JSON.stringify(plan.status.conditions)).toBe('Succeeded');
+    expect(plan.status.gitops).toBeUndefined();
+    expect((await kustomization(ns, 'refused')).spec.suspend).not.toBe(true);
+    expect(await imageOf(ns, 'forged')).toBe(V1);
+    const events = await eventsFor(ns, 'undo-forged');
+    expect(events.find((e) => e.reason === 'GitOpsOwnerUncertain')?.message).toMatch(
+      new RegExp(
+        `Deployment forged is labelled as applied by Flux Kustomization ${ns}/refused, but its status.inventory does not list ${ns}_forged_apps_Deployment`,
+      ),
+    );
   });
 });
