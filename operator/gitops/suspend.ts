@@ -167,7 +167,7 @@ export async function preValidateGitOps(run: PlanRun, settings: GitOpsSettings):
       if (o.namespace !== run.namespace && !settings.ownerNamespaces.includes(o.namespace)) {
         problems.push({
           reason: 'GitOpsSuspendImpossible',
-          text: `${ownerText(o)} is in namespace ${o.namespace}, where the operator may not patch GitOps owners (GITOPS_OWNER_NAMESPACES: ${settings.ownerNamespaces.join(',') || 'none'})`,
+          text: `${ownerText(o)} is in namespace ${o.namespace}, where the operator may not patch GitOps owners (GITOPS_OWNER_NAMESPACES: ${settings.ownerNamespaces.join(',') || 'none'}; the Helm chart sets it from gitops.ownerNamespaces). To roll back anyway, knowing the owner's next sync may undo it: a new plan with spec.gitops.policy ignore`,
         });
         continue;
       }
