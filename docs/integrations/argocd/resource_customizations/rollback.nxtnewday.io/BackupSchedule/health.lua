@@ -69,9 +69,6 @@ end
 if isTrue("Stalled") then
   return result("Degraded", describe(condition("Stalled"), "The schedule cannot run as specified"))
 end
-if isTrue("Reconciling") then
-  return result("Progressing", describe(condition("Reconciling"), "The operator is working on the schedule"))
-end
 
 -- A backup-now value reads as in progress until its backup is recorded (a GitOps commit that changes it
 -- holds later sync waves until the backup exists), and as Degraded when its Job failed.
@@ -96,7 +93,12 @@ if wanted ~= nil and wanted ~= "" then
     end
     return result("Degraded", request .. ": the operator did not start a Job")
   end
-  local recorded = status.lastSuccessfulBackup ~= nil and status.lastSuccessfulBackup.id == job
+  -- The operator keeps the request's own outcome (status.lastBackupNow.result) once the Job is recorded.
+  if handled.result == "Failed" then
+    return result("Degraded", request .. ": " .. (handled.message or ("backup Job " .. job .. " failed")))
+  end
+  local recorded = handled.result == "Succeeded" or
+    (status.lastSuccessfulBackup ~= nil and status.lastSuccessfulBackup.id == job)
   for _, b in ipairs(status.backups or {}) do
     if b.id == job then
       recorded = true
@@ -108,6 +110,12 @@ if wanted ~= nil and wanted ~= "" then
     end
     return result("Progressing", request .. ": backup Job " .. job .. " is running")
   end
+end
+
+-- Checked after backup-now: while a value's backup runs the operator also sets Reconciling, and the
+-- request's own state is the more useful message.
+if isTrue("Reconciling") then
+  return result("Progressing", describe(condition("Reconciling"), "The operator is working on the schedule"))
 end
 
 local ready = condition("Ready")
