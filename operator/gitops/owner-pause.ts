@@ -138,10 +138,14 @@ export function ownerAppliesProblem(
   if (kind === 'Kustomization') {
     const id = `${d.namespace}_${d.name}_apps_Deployment`;
     const entries = (status.inventory as { entries?: { id?: string }[] } | undefined)?.entries ?? [];
+    // An owner that lists nothing yet (first reconcile, status reset) is trusted: skipping it would leave the
+    // rollback to be undone by its next sync. Only an owner that lists other objects but not this one is not.
+    if (!entries.length) return undefined;
     return entries.some((e) => e?.id === id) ? undefined : `its status.inventory does not list ${id}`;
   }
   if (kind === 'Application') {
     const resources = (status.resources as Record<string, unknown>[] | undefined) ?? [];
+    if (!resources.length) return undefined; // lists nothing yet: trusted, as for a Kustomization
     const listed = resources.some(
       (r) =>
         r?.group === 'apps' && r.kind === 'Deployment' && r.namespace === d.namespace && r.name === d.name,

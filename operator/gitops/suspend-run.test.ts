@@ -135,6 +135,14 @@ describe('preValidateGitOps', () => {
     );
   });
 
+  it('policy refuse fails closed when the owner cannot be read (missing RBAC must not turn refuse into ignore)', async () => {
+    const { run, fake } = fakeRun({ web: { labels: ksLabels() } }, { policy: 'refuse' });
+    fake.fail = () => apiError(403, 'Forbidden');
+    const out = await preValidateGitOps(run, settings);
+    expect(out).toMatchObject({ kind: 'failed', reason: 'GitOpsForbidden' });
+    expect((out as { message: string }).message).toMatch(/^cannot check the GitOps owners/);
+  });
+
   it('maps a 404 / 422 to GitOpsOwnerUnavailable', async () => {
     for (const e of [apiError(404, 'NotFound'), apiError(422, 'Invalid')]) {
       const { run, fake } = fakeRun({ web: { labels: ksLabels() } });
@@ -191,9 +199,21 @@ describe('preValidateGitOps', () => {
     await preValidateGitOps(run, s2);
     expect(run.status.gitops?.owners).toHaveLength(1);
     ({ run, fake } = fakeRun({ web: tracked }));
+    fake.objects.set('applications/argocd/shop', {
+      ...app,
+      status: { resources: [{ group: 'apps', kind: 'Deployment', namespace: 'shop', name: 'other' }] },
+    });
+    await preValidateGitOps(run, s2);
+    expect(run.status.gitops, 'lists other objects, not this one: a forged label').toBeUndefined();
+    // An owner that lists nothing yet (first reconcile) is trusted: skipping it would let its sync undo the rollback.
+    ({ run, fake } = fakeRun({ web: tracked }));
     fake.objects.set('applications/argocd/shop', { ...app, status: { resources: [] } });
     await preValidateGitOps(run, s2);
-    expect(run.status.gitops).toBeUndefined();
+    expect(run.status.gitops?.owners).toHaveLength(1);
+    ({ run, fake } = fakeRun({ web: { labels: ksLabels('fresh') } }));
+    fake.objects.set('kustomizations/flux-system/fresh', kustomization([], { name: 'fresh' }));
+    await preValidateGitOps(run, settings);
+    expect(run.status.gitops?.owners).toHaveLength(1);
 
     const hrLabels = {
       'helm.toolkit.fluxcd.io/name': 'web',

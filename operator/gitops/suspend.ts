@@ -196,7 +196,9 @@ export async function preValidateGitOps(run: PlanRun, settings: GitOpsSettings):
     } catch (e) {
       const p = ownerCallProblem(e, 'get', `${ownerText(o)}`, o.namespace);
       if (!p) throw e;
-      if (policy === 'suspend') problems.push({ reason: p.reason, text: p.message });
+      // suspend and refuse fail closed: an owner that cannot be read may be real (missing RBAC must not
+      // turn refuse into ignore). Only ignore goes ahead, noting it.
+      if (policy !== 'ignore') problems.push({ reason: p.reason, text: p.message });
       else
         weak.push(
           ...o.deployments.map((d) => ({
@@ -242,7 +244,7 @@ export async function preValidateGitOps(run: PlanRun, settings: GitOpsSettings):
   };
   if (problems.length) {
     const msg = bounded(
-      `cannot suspend: ${problems.map((p) => p.text).join('; ')}; nothing was changed (fix it, set spec.gitops.policy ignore, or ${found.owners.map((o) => revertNeeded(run, o)).join('; ')})`,
+      `${policy === 'refuse' ? 'cannot check the GitOps owners' : 'cannot suspend'}: ${problems.map((p) => p.text).join('; ')}; nothing was changed (fix it, set spec.gitops.policy ignore, or ${found.owners.map((o) => revertNeeded(run, o)).join('; ')})`,
     );
     record(false, msg);
     return { kind: 'failed', reason: problems[0]!.reason, message: msg };

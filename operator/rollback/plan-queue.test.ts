@@ -43,7 +43,10 @@ describe('planPriority of finished plans with work left', () => {
     const annotated = (key: string) =>
       done({ metadata: { name: 'done', namespace: 'shop', generation: 1, annotations: { [key]: 'v1' } } });
     expect(planPriority(annotated('rollback.nxtnewday.io/gitops-resume'))).toBe('high');
-    expect(planPriority(annotated('rollback.nxtnewday.io/rearm'))).toBe('high');
+    const handledResume = annotated('rollback.nxtnewday.io/gitops-resume');
+    (handledResume.status as { gitops?: object }).gitops = { lastResumeRequest: 'v1' };
+    expect(planPriority(handledResume), 'a request handled long ago').toBe('low');
+    expect(planPriority(annotated('rollback.nxtnewday.io/rearm'))).toBe('low');
     expect(
       planPriority(
         done({

@@ -28,15 +28,19 @@ export function planPriority(plan: KubeObject | undefined): Priority {
 
 /**
  * A finished plan that still has something to do soon: being deleted (finalizer clean-up), a GitOps owner it
- * holds suspended (a resume is due when its source moves), or a request annotation (rearm, GitOps resume)
- * whose value it may not have handled yet. Those must not wait behind a burst of new plans.
+ * holds suspended (a resume is due when its source moves), or a GitOps resume request it has not handled
+ * yet. (A rearm request of an expired or vetoed plan waits its turn with the finished plans.) Those must not wait behind a burst of new plans.
  */
 function finishedWithWork(plan: KubeObject): boolean {
   if (plan.metadata.deletionTimestamp) return true;
   const owners = (plan.status as { gitops?: { owners?: { state?: string }[] } } | undefined)?.gitops?.owners;
   if (owners?.some((o) => o.state === 'Suspended' || o.state === 'Suspending')) return true;
-  const a = plan.metadata.annotations ?? {};
-  return Annotation.Rearm in a || Annotation.GitOpsResume in a;
+  // A resume request not acted on yet (status.gitops.lastResumeRequest keeps the last value handled); an
+  // annotation that was handled long ago must not keep the plan ahead of new ones forever.
+  const resume = plan.metadata.annotations?.[Annotation.GitOpsResume];
+  const handled = (plan.status as { gitops?: { lastResumeRequest?: string } } | undefined)?.gitops
+    ?.lastResumeRequest;
+  return resume !== undefined && resume !== handled;
 }
 
 /** The Deployments a plan concerns: its targets and the ones its trigger conditions watch. */

@@ -104,9 +104,10 @@ describe('rolledBackByPlan', () => {
 
   it('also names a plan still rolling back (Pending, no result yet) and one that started before arming', () => {
     // Both failed before the fix (only RolledBack entries of plans started after arming counted).
-    const running = (result?: string): KubeObject => ({
+    const running = (result?: string, phase = 'Running'): KubeObject => ({
       metadata: { name: 'undo', uid: 'u1' },
       status: {
+        phase,
         startedAt: '2026-01-01T09:00:00Z',
         deployments: [{ name: 'web', replicaSet: 'web-b', ...(result ? { result } : {}) }],
       },
@@ -115,6 +116,9 @@ describe('rolledBackByPlan', () => {
     expect(rolledBackByPlan([running('Pending')], 'self', 'web', 'web-b', armed)).toBe('undo');
     expect(rolledBackByPlan([running()], 'self', 'web', 'web-b', armed)).toBe('undo');
     expect(rolledBackByPlan([running('Failed')], 'self', 'web', 'web-b', armed)).toBeUndefined();
+    // A plan that failed before it patched keeps its Pending entry: not in flight, it must not hide a revert.
+    expect(rolledBackByPlan([running('Pending', 'Failed')], 'self', 'web', 'web-b', armed)).toBeUndefined();
+    expect(rolledBackByPlan([running(undefined, 'Failed')], 'self', 'web', 'web-b', armed)).toBeUndefined();
     const before: KubeObject = {
       metadata: { name: 'early', uid: 'u2' },
       status: {

@@ -102,8 +102,11 @@ export function rolledBackByPlan(
       (d) =>
         d.name === deployment &&
         d.replicaSet === replicaSet &&
-        (d.result === undefined ||
-          d.result === 'Pending' ||
+        // In flight only while that plan runs: a plan that failed before patching keeps Pending entries
+        // forever, and a later Git revert to the same template (same ReplicaSet name) is not its doing.
+        (((d.result === undefined || d.result === 'Pending') &&
+          s?.phase === 'Running' &&
+          !p.metadata.deletionTimestamp) ||
           (d.result === 'RolledBack' &&
             (after || (generation !== undefined && d.generation === generation)))),
     );

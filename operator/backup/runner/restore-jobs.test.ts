@@ -7,6 +7,7 @@ import {
   restoreJobs,
   restoreJobsOverride,
 } from './restore-jobs.js';
+import { RunnerFailure } from './failure.js';
 import { withSerialFallback } from './restore.js';
 
 describe('cpuQuota', () => {
@@ -61,7 +62,7 @@ describe('withSerialFallback', () => {
       4,
       async (jobs) => {
         calls.push(jobs);
-        if (jobs > 1) throw new Error('too many connections for role "app"');
+        if (jobs > 1) throw new RunnerFailure('RestoreFailed', 'FATAL: too many connections for role "app"');
       },
       async () => void resets++,
     );
@@ -87,11 +88,25 @@ describe('withSerialFallback', () => {
         2,
         async (jobs) => {
           both.push(jobs);
-          throw new Error(`failed with ${jobs}`);
+          throw new RunnerFailure('RestoreFailed', `failed with ${jobs}`);
         },
         async () => undefined,
       ),
     ).rejects.toThrow('failed with 1');
     expect(both).toEqual([2, 1]);
+
+    // A storage error would fail the serial run the same way: no second try.
+    const storage: number[] = [];
+    await expect(
+      withSerialFallback(
+        4,
+        async (jobs) => {
+          storage.push(jobs);
+          throw new RunnerFailure('StorageFailed', 'reading backup x: EIO');
+        },
+        async () => undefined,
+      ),
+    ).rejects.toThrow('EIO');
+    expect(storage).toEqual([4]);
   });
 });

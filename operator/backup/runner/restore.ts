@@ -256,8 +256,14 @@ export async function withSerialFallback(
   try {
     await restore(jobs);
   } catch (e) {
-    if (jobs <= 1) throw e;
+    // Only pg_restore's own failures: a storage error or a killed run would fail the same way again.
+    if (jobs <= 1 || !serialMayHelp(e)) throw e;
     await reset(e as Error);
     await restore(1);
   }
+}
+
+/** A parallel pg_restore failure that one job in one transaction may not hit (connections, a pooler). */
+function serialMayHelp(e: unknown): boolean {
+  return e instanceof RunnerFailure && e.reason !== 'StorageFailed' && !/was killed by/.test(e.message);
 }
