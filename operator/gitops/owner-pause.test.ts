@@ -8,6 +8,7 @@ import {
   restorePatch,
   revisionOf,
 } from './owner-pause.js';
+import { isPatchTestFailure } from './suspend.js';
 
 /** Applies a JSON patch the way the API server does (enough of RFC 6902 for these tests). */
 function apply(obj: any, ops: ReturnType<typeof pausePatch>): any {
@@ -126,5 +127,33 @@ describe('decideResume', () => {
     ['resumeAfter not yet', { resumeAfterMs: 90_000 }, { wait: true, dueInMs: 30_000 }],
   ])('%s', (_, input, expected) => {
     expect(decideResume({ ...base, ...input })).toEqual(expected);
+  });
+});
+
+describe('the pause patch applies only to the owner as read', () => {
+  it('tests the resourceVersion first, so a concurrent change (e.g. a human pausing a Kustomization without spec.suspend) fails it', () => {
+    const ks = { metadata: { name: 'apps', resourceVersion: '41' }, spec: { interval: '1m' } };
+    const ops = pausePatch('Kustomization', ks, 'plan-uid');
+    expect(ops[0]).toEqual({ op: 'test', path: '/metadata/resourceVersion', value: '41' });
+    const changed = { ...ks, metadata: { ...ks.metadata, resourceVersion: '42' } };
+    expect(() => apply(changed, ops)).toThrow();
+    expect(pausePatch('Application', { metadata: { resourceVersion: '7' }, spec: {} })[0]).toEqual({
+      op: 'test',
+      path: '/metadata/resourceVersion',
+      value: '7',
+    });
+  });
+
+  it("knows the API server's message for a failed test op", () => {
+    expect(
+      isPatchTestFailure(
+        'Kustomization.kustomize.toolkit.fluxcd.io "apps" is invalid: patch: Invalid value: "[...]": testing value /metadata/resourceVersion failed: test failed',
+      ),
+    ).toBe(true);
+    expect(isPatchTestFailure('Testing value /spec/suspend failed')).toBe(true);
+    expect(
+      isPatchTestFailure('test operation does not apply: is missing path: /metadata/annotations/x'),
+    ).toBe(true);
+    expect(isPatchTestFailure('spec.suspend: Invalid value: "string": must be a boolean')).toBe(false);
   });
 });

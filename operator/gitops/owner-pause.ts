@@ -20,7 +20,12 @@ export const FLUX_SOURCE_RESOURCE: Record<string, { group: string; version: stri
 };
 
 interface OwnerObject {
-  metadata?: { name?: string; namespace?: string; annotations?: Record<string, string> };
+  metadata?: {
+    name?: string;
+    namespace?: string;
+    annotations?: Record<string, string>;
+    resourceVersion?: string;
+  };
   spec?: Record<string, unknown>;
   status?: Record<string, unknown>;
 }
@@ -53,8 +58,14 @@ export function pausePatch(kind: OwnerKind, obj: OwnerObject, planUid?: string):
       : obj.metadata?.annotations
         ? [{ op: 'add', path: `/metadata/annotations/${MARKER_POINTER}`, value: planUid }]
         : [{ op: 'add', path: '/metadata/annotations', value: { [SUSPENDED_BY]: planUid } }];
+  // The whole patch applies only to the object as read: a concurrent change (an annotation map added, a
+  // person's own pause of a Kustomization that had no spec.suspend) fails it, and the retry reads it again.
+  const unchanged: JsonPatchOp[] = obj.metadata?.resourceVersion
+    ? [{ op: 'test', path: '/metadata/resourceVersion', value: obj.metadata.resourceVersion }]
+    : [];
   if (kind === 'Application') {
     return [
+      ...unchanged,
       { op: 'test', path: '/spec/syncPolicy', value: obj.spec?.syncPolicy },
       { op: 'add', path: '/spec/syncPolicy/automated/enabled', value: false },
       ...marker,
@@ -62,6 +73,7 @@ export function pausePatch(kind: OwnerKind, obj: OwnerObject, planUid?: string):
   }
   const now = obj.spec?.suspend;
   return [
+    ...unchanged,
     ...(now === undefined ? [] : [{ op: 'test' as const, path: '/spec/suspend', value: now }]),
     { op: 'add', path: '/spec/suspend', value: true },
     ...marker,

@@ -276,6 +276,22 @@ describe('suspendOwners', () => {
       }
   });
 
+  it('a failed test op on the pause (the owner changed since it was read) is retried, not a failure', async () => {
+    const { run, fake } = fakeRun({ web: {} }, { status: withOwner(pending()) });
+    fake.objects.set(KS, kustomization([]));
+    fake.fail = (v, plural) =>
+      v === 'patch' && plural === 'kustomizations'
+        ? new KubeApiError(
+            422,
+            'Invalid',
+            'Kustomization.kustomize.toolkit.fluxcd.io "apps" is invalid: patch: Invalid value: "...": testing value /metadata/resourceVersion failed: test failed',
+            'PATCH',
+            '/apis/x',
+          )
+        : undefined;
+    await expect(suspendOwners(run)).rejects.toThrow(/testing value/);
+  });
+
   it('reads the source best effort: a forbidden source does not block the pause, and says so', async () => {
     const { run, fake } = fakeRun({ web: {} }, { status: withOwner(pending()) });
     fake.objects.set(KS, kustomization([]));

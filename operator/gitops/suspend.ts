@@ -103,6 +103,13 @@ const rbacFix = (namespace: string) =>
  * A 403 / 404 / 422 from the API server on an owner or source, as a sentence naming verb, resource and
  * namespace (and the RBAC fix for a 403); undefined for a transient error (5xx, timeout: retried).
  */
+/**
+ * The API server's message for a failed JSON-patch test op (json-patch: "testing value /spec/suspend failed:
+ * test failed", "Testing value ... failed" in older versions, "test operation does not apply: is missing path").
+ */
+export const isPatchTestFailure = (message: string) =>
+  /testing value \S+ failed|test operation does not apply/i.test(message);
+
 export function ownerCallProblem(
   e: unknown,
   verb: string,
@@ -116,6 +123,9 @@ export function ownerCallProblem(
     };
   const r = userFixableRejection(e);
   if (!r) return undefined;
+  // A JSON-patch test op that failed: the owner changed between our GET and PATCH (a person or another
+  // controller). Not a problem to report: thrown, the reconcile is retried with backoff and reads it again.
+  if (r.code === 422 && isPatchTestFailure(r.message)) return undefined;
   if (r.code === 403)
     return {
       reason: 'GitOpsForbidden',
