@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { LocalFlux } from '../env/flux.js';
+import { deploymentYaml, fluxObjectsYaml } from '../support/flux-apps.js';
 import { LocalGitServer, type GitRepo } from '../env/git-server.js';
 import {
   createTestNamespace,
@@ -28,69 +29,6 @@ const V3 = 'nginx:1.27';
 const REVISION_HISTORY = 'deployment.kubernetes.io/revision-history';
 const FLUX_MANAGER = 'kustomize-controller';
 const REQUESTED_AT = 'reconcile.fluxcd.io/requestedAt';
-
-/** The manifest the repository holds: a Deployment whose pods pass Pod Security `restricted`. */
-function deploymentYaml(name: string, image: string): string {
-  return `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: ${name}
-spec:
-  replicas: 2
-  selector:
-    matchLabels:
-      app: ${name}
-  template:
-    metadata:
-      labels:
-        app: ${name}
-    spec:
-      containers:
-        - name: app
-          image: ${image}
-          securityContext:
-            allowPrivilegeEscalation: false
-            runAsNonRoot: true
-            runAsUser: 65532
-            capabilities:
-              drop: [ALL]
-            seccompProfile:
-              type: RuntimeDefault
-`;
-}
-
-/** The Flux objects of one app: a GitRepository polled every 5s and a Kustomization that applies ./deploy. */
-function fluxObjectsYaml(o: { name: string; namespace: string; url: string; interval: string }) {
-  return `apiVersion: source.toolkit.fluxcd.io/v1
-kind: GitRepository
-metadata:
-  name: ${o.name}
-  namespace: ${o.namespace}
-spec:
-  url: ${o.url}
-  ref:
-    branch: main
-  interval: 5s
-  timeout: 20s
----
-apiVersion: kustomize.toolkit.fluxcd.io/v1
-kind: Kustomization
-metadata:
-  name: ${o.name}
-  namespace: ${o.namespace}
-spec:
-  sourceRef:
-    kind: GitRepository
-    name: ${o.name}
-  path: ./deploy
-  targetNamespace: ${o.namespace}
-  prune: true
-  wait: false
-  interval: ${o.interval}
-  retryInterval: 5s
-  timeout: 1m
-`;
-}
 
 describe('GitOps with real Flux (what happens today)', () => {
   const { apps, custom } = testClients();

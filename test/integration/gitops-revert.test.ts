@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { LocalFlux } from '../env/flux.js';
+import { deploymentYaml } from '../support/flux-apps.js';
 import { LocalGitServer, type GitRepo } from '../env/git-server.js';
 import type { TestKubelet } from '../env/test-kubelet.js';
 import {
@@ -40,35 +41,6 @@ const V1 = 'nginx:1.25';
 const V2 = 'nginx:1.26';
 const V3 = 'nginx:1.27';
 const GROUP = 'rollback.nxtnewday.io/v1alpha1';
-
-function deploymentYaml(name: string, image: string): string {
-  return `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: ${name}
-spec:
-  replicas: 2
-  selector:
-    matchLabels:
-      app: ${name}
-  template:
-    metadata:
-      labels:
-        app: ${name}
-    spec:
-      containers:
-        - name: app
-          image: ${image}
-          securityContext:
-            allowPrivilegeEscalation: false
-            runAsNonRoot: true
-            runAsUser: 65532
-            capabilities:
-              drop: [ALL]
-            seccompProfile:
-              type: RuntimeDefault
-`;
-}
 
 /** JSON is YAML: objects whose spec the test builds (the runner placement of the test kubelet). */
 const yamlOf = (...objs: object[]) => objs.map((o) => JSON.stringify(o, null, 2)).join('\n---\n') + '\n';
