@@ -1,9 +1,12 @@
 import { defineConfig } from 'vitest/config';
+import WeightedSequencer from './test/env/sequencer.js';
 
 // Two projects: `unit` (pure logic, beside the code) and `integration` (real control plane + PostgreSQL,
 // started once by test/env/global-setup.ts and shared by every integration file).
 export default defineConfig({
   test: {
+    // `--shard=i/N` (test/env/run-tests.ts runs `npm test` as N shards side by side) splits by measured weight.
+    sequence: { sequencer: WeightedSequencer },
     projects: [
       {
         test: {
