@@ -102,6 +102,20 @@ export const recordedValue = (previous: string | undefined): unknown =>
   previous === undefined ? undefined : JSON.parse(previous);
 
 /**
+ * Whether the owner holds exactly the recorded original again and is not paused: what our resume leaves (also
+ * when its status write was lost before the operator stopped) or what a human restored by hand.
+ */
+export function holdsOriginal(kind: OwnerKind, obj: OwnerObject, previous: string | undefined): boolean {
+  let before: unknown;
+  try {
+    before = recordedValue(previous);
+  } catch {
+    return false;
+  }
+  return !isPaused(kind, obj) && isDeepStrictEqual(pausedField(kind, obj), before);
+}
+
+/**
  * The patch that restores exactly what was there before the pause, or `changed` when the field is no longer
  * what our pause left (someone resumed or edited it since): then it is left alone.
  */

@@ -412,6 +412,23 @@ describe('resumeOwners', () => {
     expect(fake.patches).toEqual([]);
   });
 
+  it('an owner already restored (resume patch landed, status write lost) is Resumed, not LeftAsIs', async () => {
+    const ann = { 'rollback.nxtnewday.io/gitops-resume': 'now' };
+    let { run, fake } = fakeRun({ web: {} }, { status: withOwner(suspended()), annotations: ann });
+    // What our resume patch leaves: spec.suspend back to the recorded original (unset), marker removed.
+    fake.objects.set(KS, kustomization([]));
+    expect(await resumeOwners(ctx(run))).toBeUndefined();
+    expect(run.status.gitops!.owners[0]).toMatchObject({ state: 'Resumed', message: /already in place/ });
+    expect(run.status.gitops!.lastResumeRequest).toBe('now');
+    expect(fake.patches).toEqual([]);
+
+    // Unpaused but not the original (suspend: false where nothing was set): someone else's change.
+    ({ run, fake } = fakeRun({ web: {} }, { status: withOwner(suspended()), annotations: ann }));
+    fake.objects.set(KS, { ...kustomization([]), spec: { suspend: false } });
+    await resumeOwners(ctx(run));
+    expect(run.status.gitops!.owners[0]!.state).toBe('LeftAsIs');
+  });
+
   it('a Suspending owner whose pause never landed is LeftAsIs at once (nothing to wait for)', async () => {
     const { run, fake } = fakeRun({ web: {} }, { status: withOwner(pending({ state: 'Suspending' })) });
     fake.objects.set(KS, kustomization([]));

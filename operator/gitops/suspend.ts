@@ -18,6 +18,7 @@ import {
   decideResume,
   FLUX_SOURCE_RESOURCE,
   fluxSourceOf,
+  holdsOriginal,
   isPaused,
   OWNER_RESOURCE,
   ownerAppliesProblem,
@@ -524,6 +525,18 @@ export async function resumeOwners(c: ResumeContext): Promise<number | undefined
     });
     if ('wait' in d) {
       if (d.dueInMs !== undefined) next = Math.min(next, Math.max(d.dueInMs, 1000));
+      continue;
+    }
+    if (suspendedBy(obj) !== uid && o.state === 'Suspended' && holdsOriginal(o.kind, obj, o.previous)) {
+      // Our resume removes the marker and restores the original in one patch: an operator stopped between that
+      // patch and the status write finds exactly this. A human who restored it by hand left the same result.
+      const message = bounded(
+        `the recorded original ${o.previous ?? '(unset)'} is already in place and the owner is not paused ` +
+          '(an earlier resume whose status write was lost, or restored by hand)',
+      );
+      c.event('Normal', 'GitOpsResumed', bounded(`${ownerText(o)} ${message}`));
+      g.owners[i] = { ...o, state: 'Resumed', resumedAt: timestamp(c.now()), resumedBy: d.resume, message };
+      if (d.resume === 'annotation') resumedOnRequest = true;
       continue;
     }
     if (suspendedBy(obj) !== uid) {
