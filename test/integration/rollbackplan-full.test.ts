@@ -208,7 +208,10 @@ describe.skipIf(inject('existingCluster'))('RollbackPlan scopes database, featur
     expect(flags.data).toEqual({ 'new-checkout': 'false', other: 'true' });
     expect(plan.status.featureFlags).toEqual([{ key: 'new-checkout', previous: 'true', now: 'false' }]);
     // One restore Job, run once.
-    const restore = await batch.readNamespacedJob({ name: plan.status.database.restoreJob, namespace: ns });
+    const restore = await eventually('the restore Job counted as succeeded', async () => {
+      const j = await batch.readNamespacedJob({ name: plan.status.database.restoreJob, namespace: ns });
+      return j.status?.succeeded ? j : undefined;
+    });
     expect(restore.status?.succeeded).toBe(1);
     expect(restore.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'RollbackPlan', name: 'emergency' });
 
@@ -303,12 +306,17 @@ describe.skipIf(inject('existingCluster'))('RollbackPlan scopes database, featur
     await op.waitReady();
     const plan = await waitPlanPhase(ns, 'crash-restore', ['Succeeded', 'Failed'], 180_000);
     expect(plan.status.phase, JSON.stringify(plan.status.conditions)).toBe('Succeeded');
-    const restores = (
-      await batch.listNamespacedJob({
-        namespace: ns,
-        labelSelector: 'rollback.nxtnewday.io/plan=crash-restore,app.kubernetes.io/component=restore',
-      })
-    ).items;
+    // The plan reads the runner's result from its pod, so it may finish before the Job controller counts
+    // the pod as succeeded: wait for the count.
+    const restores = await eventually('the restore Job counted as succeeded', async () => {
+      const items = (
+        await batch.listNamespacedJob({
+          namespace: ns,
+          labelSelector: 'rollback.nxtnewday.io/plan=crash-restore,app.kubernetes.io/component=restore',
+        })
+      ).items;
+      return items.every((j) => j.status?.succeeded) && items;
+    });
     expect(restores.map((j) => [j.metadata?.name, j.status?.succeeded])).toEqual([
       ['crash-restore-restore', 1],
     ]);
