@@ -83,7 +83,9 @@ function finishedJob(name: string, ok: boolean): { job: KubeObject; pod: KubeObj
         name: `${name}-x`,
         namespace: NS,
         labels: { ...labels, 'job-name': name },
-        ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name, uid: `uid-${name}`, controller: true }],
+        ownerReferences: [
+          { apiVersion: 'batch/v1', kind: 'Job', name, uid: `uid-${name}`, controller: true },
+        ],
       },
       status: {
         containerStatuses: [
