@@ -68,11 +68,25 @@ function finishedJob(name: string, ok: boolean): { job: KubeObject; pod: KubeObj
       };
   return {
     job: {
-      metadata: { name, namespace: NS, labels, annotations: {}, ownerReferences: [CRONJOB_OWNER] },
+      metadata: {
+        name,
+        namespace: NS,
+        uid: `uid-${name}`,
+        labels,
+        annotations: {},
+        ownerReferences: [CRONJOB_OWNER],
+      },
       status: { conditions: [{ type: ok ? 'Complete' : 'Failed', status: 'True', lastTransitionTime: t }] },
     },
     pod: {
-      metadata: { name: `${name}-x`, namespace: NS, labels: { ...labels, 'job-name': name } },
+      metadata: {
+        name: `${name}-x`,
+        namespace: NS,
+        labels: { ...labels, 'job-name': name },
+        ownerReferences: [
+          { apiVersion: 'batch/v1', kind: 'Job', name, uid: `uid-${name}`, controller: true },
+        ],
+      },
       status: {
         containerStatuses: [
           { state: { terminated: { exitCode: ok ? 0 : 1, finishedAt: t, message: JSON.stringify(result) } } },

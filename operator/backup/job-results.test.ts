@@ -71,4 +71,87 @@ describe('readJobOutcome', () => {
     expect(outcomeUnknown(o)).toMatchObject({ state: 'failed', reason: 'OutcomeUnknown' });
     expect(outcomeUnknown(o).message).toMatch(/outcome is unknown/);
   });
+
+  describe('before the Job condition: the pod result, where it is final', () => {
+    const uid = 'job-uid';
+    const running = (spec: object = { backoffLimit: 0 }) =>
+      ({ metadata: { name: 'j', uid }, spec, status: { active: 1 } }) as any;
+    const runnerPod = (
+      terminated: object,
+      opts: { owner?: string; controller?: boolean; container?: string; restartPolicy?: string } = {},
+    ) =>
+      ({
+        metadata: {
+          name: 'p',
+          ownerReferences: [
+            { kind: 'Job', name: 'j', uid: opts.owner ?? uid, controller: opts.controller ?? true },
+          ],
+        },
+        spec: { restartPolicy: opts.restartPolicy ?? 'Never' },
+        status: { containerStatuses: [{ name: opts.container ?? 'runner', state: { terminated } }] },
+      }) as any;
+    const bad = { ...ok, success: false, reason: 'DatabaseUnreachable', message: 'connection refused' };
+
+    it('a runner that succeeded (exit 0) finishes the Job at once', () => {
+      const o = readJobOutcome(running(), [runnerPod({ exitCode: 0, message: JSON.stringify(ok) })]);
+      expect(o).toMatchObject({ state: 'succeeded', reason: 'Succeeded', finishedAt: ok.finishedAt });
+      expect('result' in o && o.result?.id).toBe('db-1');
+      // A schedule's Job (backoffLimit 1) too: one succeeded pod completes it.
+      expect(
+        readJobOutcome(running({ backoffLimit: 1 }), [
+          runnerPod({ exitCode: 0, message: JSON.stringify(ok) }),
+        ]).state,
+      ).toBe('succeeded');
+    });
+
+    it('a failed runner finishes the Job only when no retry follows (backoffLimit 0)', () => {
+      const failedPod = runnerPod({ exitCode: 1, message: JSON.stringify(bad) });
+      expect(readJobOutcome(running({ backoffLimit: 0 }), [failedPod])).toMatchObject({
+        state: 'failed',
+        reason: 'DatabaseUnreachable',
+      });
+      expect(readJobOutcome(running({ backoffLimit: 1 }), [failedPod])).toEqual({ state: 'running' });
+      expect(readJobOutcome(running({}), [failedPod]), 'backoffLimit defaults to 6').toEqual({
+        state: 'running',
+      });
+    });
+
+    it.each([
+      [
+        'a pod of another Job (owner UID)',
+        runnerPod({ exitCode: 0, message: JSON.stringify(ok) }, { owner: 'x' }),
+      ],
+      [
+        'a pod the Job does not control',
+        runnerPod({ exitCode: 0, message: JSON.stringify(ok) }, { controller: false }),
+      ],
+      [
+        'another container',
+        runnerPod({ exitCode: 0, message: JSON.stringify(ok) }, { container: 'sidecar' }),
+      ],
+      [
+        'a pod that restarts',
+        runnerPod({ exitCode: 0, message: JSON.stringify(ok) }, { restartPolicy: 'OnFailure' }),
+      ],
+      ['a success with a non-zero exit code', runnerPod({ exitCode: 1, message: JSON.stringify(ok) })],
+      ['a failure result with exit code 0', runnerPod({ exitCode: 0, message: JSON.stringify(bad) })],
+      ['no JSON result (crash output)', runnerPod({ exitCode: 1, message: 'Error: boom' })],
+      [
+        'a message longer than the kubelet keeps',
+        runnerPod({ exitCode: 0, message: JSON.stringify({ ...ok, message: 'x'.repeat(5000) }) }),
+      ],
+    ])('is still running with %s', (_what, pod) => {
+      expect(readJobOutcome(running(), [pod])).toEqual({ state: 'running' });
+    });
+
+    it('is still running for a Job of more than one pod', () => {
+      const pod = runnerPod({ exitCode: 0, message: JSON.stringify(ok) });
+      expect(readJobOutcome(running({ backoffLimit: 0, completions: 2 }), [pod])).toEqual({
+        state: 'running',
+      });
+      expect(readJobOutcome(running({ backoffLimit: 0, parallelism: 2 }), [pod])).toEqual({
+        state: 'running',
+      });
+    });
+  });
 });

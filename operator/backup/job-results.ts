@@ -42,37 +42,94 @@ const jobCondition = (job: KubeObject, type: string) =>
     (c: { type: string; status: string }) => c.type === type && c.status === 'True',
   );
 
+/** The runner container's name in every runner Job's pod (pod-builders, rollback/runner-jobs). */
+export const RUNNER_CONTAINER = 'runner';
+
 /**
- * What a finished runner Job produced: the runner's JSON result from the newest terminated pod's termination
- * message, or, when there is none (pod deleted, image missing, OOM), the Job's own failure reason.
+ * Kubernetes keeps at most 4096 bytes of a termination message (the runner writes at most 3584); anything
+ * longer did not come from the kubelet, and is not parsed.
+ */
+const TERMINATION_MESSAGE_LIMIT = 4096;
+
+interface Terminated {
+  exitCode?: number;
+  reason?: string;
+  message?: string;
+  finishedAt?: string;
+}
+
+/** The pods this Job controls: the same owner-UID rule as for Jobs (a same-named older Job's pods may linger). */
+const ownedBy = (job: KubeObject, pods: readonly KubeObject[]) =>
+  pods.filter((p) =>
+    (p.metadata.ownerReferences ?? []).some((r) => r.uid === job.metadata.uid && r.controller === true),
+  );
+
+/** The runner's JSON result in a termination message, if it is one. */
+function parseResult(text: string | undefined): RunnerResult | undefined {
+  if (!text || Buffer.byteLength(text, 'utf8') > TERMINATION_MESSAGE_LIMIT) return undefined;
+  try {
+    const parsed = RunnerResultSchema.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined; // not JSON: a crash before the runner wrote its result
+  }
+}
+
+const finishedFrom = (r: RunnerResult): FinishedOutcome => ({
+  state: r.success ? 'succeeded' : 'failed',
+  finishedAt: r.finishedAt,
+  result: r,
+  message: r.message,
+  reason: r.success ? 'Succeeded' : (r.reason ?? 'Failed'),
+});
+
+/**
+ * A running Job's verdict, taken from its pod as soon as the runner container has terminated, instead of
+ * about a second later when the Job controller (syncing a Job at most once per second) sets Complete or
+ * Failed. Only where the pod's result is final: a Job of one pod that never restarts, whose pod this Job
+ * controls (owner UID); a success with exit code 0, or a failure when the Job allows no retry
+ * (backoffLimit 0). Everything else waits for the Job's condition.
+ */
+function earlyOutcome(job: KubeObject, pods: readonly KubeObject[]): FinishedOutcome | undefined {
+  if ((job.spec?.completions ?? 1) !== 1 || (job.spec?.parallelism ?? 1) > 1 || job.spec?.podFailurePolicy)
+    return undefined;
+  const terminated = ownedBy(job, pods)
+    .filter((p) => p.spec?.restartPolicy === 'Never')
+    .flatMap((p) =>
+      (p.status?.containerStatuses ?? [])
+        .filter((c: { name?: string }) => c.name === RUNNER_CONTAINER)
+        .map((c: { state?: { terminated?: Terminated } }) => c.state?.terminated)
+        .filter((t: Terminated | undefined): t is Terminated => !!t),
+    )
+    .sort((a: Terminated, b: Terminated) =>
+      String(b.finishedAt ?? '').localeCompare(String(a.finishedAt ?? '')),
+    );
+  const newest = terminated[0];
+  const r = parseResult(newest?.message);
+  if (!newest || !r) return undefined;
+  if (r.success && newest.exitCode === 0) return finishedFrom(r);
+  if (!r.success && newest.exitCode !== 0 && job.spec?.backoffLimit === 0) return finishedFrom(r);
+  return undefined;
+}
+
+/**
+ * What a runner Job produced: the runner's JSON result from the newest terminated pod's termination message,
+ * or, when there is none (pod deleted, image missing, OOM), the Job's own failure reason. A Job without a
+ * Complete or Failed condition yet is finished when its pod's result is final (earlyOutcome).
  */
 export function readJobOutcome(job: KubeObject, pods: readonly KubeObject[]): JobOutcome {
   const complete = jobCondition(job, 'Complete');
   const failed = jobCondition(job, 'Failed');
-  if (!complete && !failed) return { state: 'running' };
+  if (!complete && !failed) return earlyOutcome(job, pods) ?? { state: 'running' };
   const state = complete ? 'succeeded' : 'failed';
   const finishedAt: string =
     job.status?.completionTime ?? (complete ?? failed).lastTransitionTime ?? new Date().toISOString();
-  const terminated = pods
+  const terminated: Terminated[] = pods
     .flatMap((p) => (p.status?.containerStatuses ?? []).map((c: any) => c.state?.terminated).filter(Boolean))
     .sort((a: any, b: any) => String(b.finishedAt ?? '').localeCompare(String(a.finishedAt ?? '')));
   for (const t of terminated) {
-    const text: string = t.message ?? '';
-    try {
-      const parsed = RunnerResultSchema.safeParse(JSON.parse(text));
-      if (parsed.success) {
-        const r = parsed.data;
-        return {
-          state: r.success ? state : 'failed',
-          finishedAt: r.finishedAt,
-          result: r,
-          message: r.message,
-          reason: r.success ? 'Succeeded' : (r.reason ?? 'Failed'),
-        };
-      }
-    } catch {
-      /* not JSON: a crash before the runner wrote its result; fall through */
-    }
+    const r = parseResult(t.message);
+    if (r) return { ...finishedFrom(r), state: r.success ? state : 'failed' };
   }
   if (!terminated.length) {
     // Job and pod caches come from separate watches: a Complete Job says nothing about what its runner

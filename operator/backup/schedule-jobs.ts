@@ -345,13 +345,13 @@ export class ScheduleJobPhases {
       )
       .map((job) => ({
         job,
-        pods: this.pods
-          .list(namespace)
-          .filter(
-            (p) =>
-              p.metadata.labels?.[JOB_NAME_LABEL] === job.metadata.name ||
-              p.metadata.labels?.['job-name'] === job.metadata.name,
-          ),
+        pods: this.pods.list(namespace).filter(
+          (p) =>
+            (p.metadata.labels?.[JOB_NAME_LABEL] === job.metadata.name ||
+              p.metadata.labels?.['job-name'] === job.metadata.name) &&
+            // Only this Job's own pods: a same-named older Job's pod may linger with the same labels.
+            (p.metadata.ownerReferences ?? []).some((r) => r.uid === job.metadata.uid),
+        ),
       }));
   }
 

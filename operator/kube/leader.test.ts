@@ -106,4 +106,38 @@ describe('LeaderElector fencing', () => {
     expect(elector.isLeader, 'the renew loop has not run yet').toBe(true);
     expect(elector.writeFenceReason()).toMatch(/renew deadline/);
   });
+
+  // The log tells a clean handover (the previous leader released the lease) from a takeover of an expired
+  // lease; the leadership integration test relies on it to tell when a standby took over.
+  it.each([
+    ['a released lease', '', ''],
+    ['an expired lease', 'old', 'old'],
+  ])('logs the holder it replaced when it acquires %s', async (_what, holder, previousHolder) => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const lease = {
+      metadata: { name: 'l', namespace: 'ns', resourceVersion: '1' },
+      spec: { holderIdentity: holder, leaseDurationSeconds: 1 },
+    };
+    const client = {
+      request: async (method: string, _path: string, init: { body?: typeof lease }) =>
+        method === 'GET' ? lease : init.body,
+    } as unknown as KubeClient;
+    const lines: Record<string, unknown>[] = [];
+    const capture = winston.createLogger({
+      transports: [new winston.transports.Console({ silent: true })],
+    });
+    capture.on('data', (l: Record<string, unknown>) => lines.push(l));
+    const elector = new LeaderElector(
+      client,
+      { namespace: 'ns', name: 'l', identity: 'me', leaseDurationMs: 1_000, retryPeriodMs: 500 },
+      capture,
+    );
+    const acquired = elector.acquire();
+    await vi.advanceTimersByTimeAsync(3_000); // an expired lease is taken one lease duration after seen
+    expect(await acquired).toBe(true);
+    await elector.stopRenewing();
+    const line = lines.find((l) => l.message === 'successfully acquired lease');
+    expect(line, 'the acquisition is logged').toBeDefined();
+    expect(line!.previousHolder).toBe(previousHolder);
+  });
 });

@@ -42,6 +42,8 @@ export class LeaderElector {
   private renewLoop: Promise<'lost' | 'stopped'> | undefined;
   private stopped = false;
   private renewStopped = new AbortController();
+  /** The holderIdentity of the record the last successful acquire or renewal replaced ('' = none or released). */
+  private replacedHolder = '';
   private readonly leaseMs: number;
   private readonly renewDeadlineMs: number;
   private readonly retryMs: number;
@@ -90,7 +92,11 @@ export class LeaderElector {
         }
         this.leading = true;
         this.onLeaderChange(true);
-        this.log.info('successfully acquired lease', { lease: `${this.cfg.namespace}/${this.cfg.name}` });
+        // previousHolder '' is a released (or new) lease; another identity is a takeover of an expired one.
+        this.log.info('successfully acquired lease', {
+          lease: `${this.cfg.namespace}/${this.cfg.name}`,
+          previousHolder: this.replacedHolder,
+        });
         this.renewLoop = this.renewUntilLost();
         return true;
       }
@@ -235,6 +241,7 @@ export class LeaderElector {
           },
         );
         this.observedAt = Date.now();
+        this.replacedHolder = '';
         return true;
       } catch {
         return false;
@@ -265,6 +272,7 @@ export class LeaderElector {
       );
       this.observedRecord = JSON.stringify(updated.spec);
       this.observedAt = Date.now();
+      this.replacedHolder = spec.holderIdentity ?? '';
       return true;
     } catch (e) {
       this.log.debug('lease update failed', { err: describeError(e) });

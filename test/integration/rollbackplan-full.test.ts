@@ -1,6 +1,7 @@
 import { mkdtempSync, openSync, rmSync, writeSync, closeSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Watch } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { TestKubelet } from '../env/test-kubelet.js';
 import {
@@ -42,7 +43,7 @@ const checksums = async (url: string) =>
 // operator configuration allows it (the runner refuses superuser roles for assertions otherwise).
 const SUPERUSER_SQL = { ALLOW_SUPERUSER_ASSERTIONS: 'true' };
 describe.skipIf(inject('existingCluster'))('RollbackPlan scopes database, feature and full', () => {
-  const { batch, core } = testClients();
+  const { batch, core, kc } = testClients();
   let ns = '';
   let workDir = '';
   let kubelet: TestKubelet;
@@ -101,6 +102,32 @@ describe.skipIf(inject('existingCluster'))('RollbackPlan scopes database, featur
     });
   }
 
+  /**
+   * The plan's Jobs as one watch delivers them, in the API server's order: which Job was created, and when a
+   * Job got its Complete condition from the Job controller.
+   */
+  async function watchPlanJobs(plan: string) {
+    const seen: string[] = [];
+    const complete = new Set<string>();
+    const ctrl = await new Watch(kc).watch(
+      `/apis/batch/v1/namespaces/${ns}/jobs`,
+      { labelSelector: `rollback.nxtnewday.io/plan=${plan}` },
+      (type: string, job: any) => {
+        const name = job.metadata.name;
+        if (type === 'ADDED') seen.push(`created ${name}`);
+        const done = (job.status?.conditions ?? []).some(
+          (c: any) => c.type === 'Complete' && c.status === 'True',
+        );
+        if (done && !complete.has(name)) {
+          complete.add(name);
+          seen.push(`complete ${name}`);
+        }
+      },
+      () => {},
+    );
+    return { seen, stop: () => ctrl.abort() };
+  }
+
   it('full scope restores the data, rolls the Deployment back and disables the flags; the safety backup undoes it', async () => {
     await deploymentWithHistory(ns, 'checkout', ['shop/checkout:1.5.0', 'shop/checkout:1.6.0']);
     await core.createNamespacedConfigMap({
@@ -111,6 +138,7 @@ describe.skipIf(inject('existingCluster'))('RollbackPlan scopes database, featur
     const badState = await checksums(db.url);
     expect(badState).not.toEqual(goodState);
 
+    const jobs = await watchPlanJobs('emergency');
     await applyPlan(ns, 'emergency', {
       scope: 'full',
       reason: 'data corruption after 1.6.0',
@@ -126,6 +154,25 @@ describe.skipIf(inject('existingCluster'))('RollbackPlan scopes database, featur
     });
     const plan = await waitPlanPhase(ns, 'emergency', ['Succeeded', 'Failed'], 180_000);
     expect(plan.status.phase, JSON.stringify(plan.status.conditions)).toBe('Succeeded');
+    // Runner results are read from the pod's termination message as soon as the runner has exited, not
+    // when the Job controller sets Complete (it syncs a Job about a second after its pod changed): the
+    // next Job (verify -> safety -> restore) is created before the previous one is Complete. Before, that
+    // order could not happen; one of the two pairs is enough on a loaded machine.
+    await eventually('the watch saw all three Jobs complete', async () =>
+      jobs.seen.filter((e) => e.startsWith('complete')).length >= 3 ? true : undefined,
+    );
+    jobs.stop();
+    const created = jobs.seen.filter((e) => e.startsWith('created')).map((e) => e.slice(8));
+    expect(created, 'the plan ran three Jobs: verify, safety backup, restore').toHaveLength(3);
+    const ahead = created
+      .slice(1)
+      .filter(
+        (next, i) => jobs.seen.indexOf(`created ${next}`) < jobs.seen.indexOf(`complete ${created[i]}`),
+      );
+    expect(
+      ahead.length,
+      `a Job created before its predecessor was Complete: ${jobs.seen.join(', ')}`,
+    ).toBeGreaterThan(0);
     expect(
       plan.status.steps.filter((s: any) => !s.name.startsWith('Check')).map((s: any) => [s.name, s.result]),
     ).toEqual([
@@ -161,7 +208,10 @@ describe.skipIf(inject('existingCluster'))('RollbackPlan scopes database, featur
     expect(flags.data).toEqual({ 'new-checkout': 'false', other: 'true' });
     expect(plan.status.featureFlags).toEqual([{ key: 'new-checkout', previous: 'true', now: 'false' }]);
     // One restore Job, run once.
-    const restore = await batch.readNamespacedJob({ name: plan.status.database.restoreJob, namespace: ns });
+    const restore = await eventually('the restore Job counted as succeeded', async () => {
+      const j = await batch.readNamespacedJob({ name: plan.status.database.restoreJob, namespace: ns });
+      return j.status?.succeeded ? j : undefined;
+    });
     expect(restore.status?.succeeded).toBe(1);
     expect(restore.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'RollbackPlan', name: 'emergency' });
 
@@ -256,12 +306,17 @@ describe.skipIf(inject('existingCluster'))('RollbackPlan scopes database, featur
     await op.waitReady();
     const plan = await waitPlanPhase(ns, 'crash-restore', ['Succeeded', 'Failed'], 180_000);
     expect(plan.status.phase, JSON.stringify(plan.status.conditions)).toBe('Succeeded');
-    const restores = (
-      await batch.listNamespacedJob({
-        namespace: ns,
-        labelSelector: 'rollback.nxtnewday.io/plan=crash-restore,app.kubernetes.io/component=restore',
-      })
-    ).items;
+    // The plan reads the runner's result from its pod, so it may finish before the Job controller counts
+    // the pod as succeeded: wait for the count.
+    const restores = await eventually('the restore Job counted as succeeded', async () => {
+      const items = (
+        await batch.listNamespacedJob({
+          namespace: ns,
+          labelSelector: 'rollback.nxtnewday.io/plan=crash-restore,app.kubernetes.io/component=restore',
+        })
+      ).items;
+      return items.every((j) => j.status?.succeeded) && items;
+    });
     expect(restores.map((j) => [j.metadata?.name, j.status?.succeeded])).toEqual([
       ['crash-restore-restore', 1],
     ]);
