@@ -12,6 +12,8 @@ import { CliError, ExitCode } from './errors.js';
 export class CliCommand extends Command {
   /** Only check the command line: actions stop after their checks, before any kubeconfig is read (checkOnly). */
   checkOnly = false;
+  /** In checkOnly mode: the objects the checked command would create (its check returns them). */
+  readonly wouldCreate: unknown[] = [];
   override createCommand(name?: string): Command {
     return new CliCommand(name);
   }
@@ -30,11 +32,11 @@ export class CliCommand extends Command {
 /** The brand of a function made by command.ts's action(). */
 export const ACTION = Symbol('nxt-rollback action');
 
-/** Whether the program `cmd` belongs to only checks its command line (the docs test). */
-export function isCheckOnly(cmd: Command): boolean {
+/** The program `cmd` belongs to when it only checks its command line (the docs test), else undefined. */
+export function checkOnlyProgram(cmd: Command): CliCommand | undefined {
   let root = cmd;
   while (root.parent) root = root.parent;
-  return root instanceof CliCommand && root.checkOnly;
+  return root instanceof CliCommand && root.checkOnly ? root : undefined;
 }
 
 /** Throws CliError(Usage) when an option of `cmd` that needs a value is followed by a flag instead. */

@@ -67,10 +67,10 @@ export function register(program: Command) {
     );
 }
 
-/** The flags on their own: the plan they make (every combination buildEmergencyPlan refuses) and --timeout. */
-export function checkEmergency(deployments: string[], flags: Flags): void {
+/** The flags on their own: --timeout, and the plan they make (every combination buildEmergencyPlan refuses). */
+export function checkEmergency(deployments: string[], flags: Flags): PlanManifest {
   parseDurationFlag('--timeout', flags.timeout);
-  buildEmergencyPlan({ ...flags, deployments }, new Date(), '0000');
+  return buildEmergencyPlan({ ...flags, deployments }, new Date(), '0000');
 }
 
 async function emergency(ctx: CliContext, deployments: string[], flags: Flags) {
