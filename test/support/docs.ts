@@ -386,7 +386,8 @@ export function withoutFences(text: string): string {
   return text
     .split('\n')
     .map((l) => {
-      const f = /^\s*(`{3,}|~{3,})/.exec(l);
+      // Fences inside list items and blockquotes too, as blocksOf finds them.
+      const f = /^(?:[ \t]*>)*[ \t]*(`{3,}|~{3,})/.exec(l);
       if (f && (!inFence || f[1]!.startsWith(inFence))) {
         inFence = inFence ? undefined : f[1]!;
         return '';
