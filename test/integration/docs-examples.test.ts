@@ -444,6 +444,10 @@ describe('the docs run: every YAML and shell block of README.md and docs/', () =
               if (b.expectError && !refusal)
                 fail(`${line}: marked expect-error, but the CLI and the API server's dry run accept it`);
               if (!b.expectError && refusal) fail(`${line}: ${refusal}`);
+              // A transcript of the CLI's own refusal shows the refusal it really makes.
+              const said = checked.error?.split('\n')[0]!.replace(/^error: /, '');
+              if (b.expectError && said && b.lang === 'console' && !b.text.includes(said))
+                fail(`${line}: the transcript does not show the CLI's error "${said}"`);
               continue;
             }
             const [cmd, ...args] = argv;

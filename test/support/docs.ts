@@ -150,6 +150,15 @@ export function blockProblem(b: Block): string | undefined {
     );
   if (b.lang in NOT_EXECUTABLE_LANGS && /^\$ /m.test(b.text))
     return `a ${b.lang} block with \`$ \` commands: a shell session is a console block (its commands are checked)`;
+  // A command line in a text block would go unchecked; a usage synopsis ([optional], <value>, a|b) is text.
+  const command =
+    b.lang === 'text' &&
+    b.text
+      .split('\n')
+      .find((l) => /^\s*(kubectl|helm|npm|npx|nxt-rollback|bin\/\S+)\s/.test(l) && !/[[<|]/.test(l));
+  if (command) return `"${command.trim()}" in a text block: a command goes in a sh or console block`;
+  const synopsis = b.lang === 'text' ? synopsisProblems(b.text) : [];
+  if (synopsis.length) return `a usage synopsis that is not the CLI's: ${synopsis.join('; ')}`;
   if (isShell(b) && b.lang !== 'console' && /^\$ /m.test(b.text))
     return `a \`$ \` prompt in a ${b.lang} block: a session with prompts and output is a console block`;
   if (isShell(b) && scriptOf(b).trim() === '')
@@ -361,6 +370,43 @@ export async function cliCheck(args: string[]): Promise<{ error?: string; wouldC
 
 /** cliCheck's refusal only. */
 export const cliUsageError = async (args: string[]) => (await cliCheck(args)).error;
+
+/**
+ * The flags a usage synopsis in a text block names (`nxt-rollback drill [--deployment d] [--keep]`, continued on
+ * indented lines) that its command does not have; a synopsis of a command that does not exist.
+ */
+export function synopsisProblems(text: string): string[] {
+  const program = buildProgram();
+  const problems: string[] = [];
+  let cmd: Command | undefined;
+  for (const line of text.split('\n')) {
+    const m = /^\s*nxt-rollback\s+(.*)$/.exec(line);
+    let rest = line;
+    if (m) {
+      cmd = program;
+      const words = m[1]!.split(/\s+/);
+      let i = 0;
+      for (; i < words.length; i++) {
+        const sub: Command | undefined = cmd.commands.find((c) => c.name() === words[i]);
+        if (!sub) break;
+        cmd = sub;
+      }
+      if (cmd === program) {
+        problems.push(`"${line.trim()}": no nxt-rollback command of that name`);
+        cmd = undefined;
+        continue;
+      }
+      rest = words.slice(i).join(' ');
+    }
+    if (!cmd) continue;
+    const known = new Set(['--help', '-h']);
+    for (let c: Command | null = cmd; c; c = c.parent)
+      for (const o of c.options) for (const f of [o.long, o.short]) if (f) known.add(f);
+    for (const [flag] of rest.matchAll(/(?<![\w-])--?[A-Za-z][\w-]*/g))
+      if (!known.has(flag)) problems.push(`"${line.trim()}": nxt-rollback ${cmd.name()} has no ${flag}`);
+  }
+  return problems;
+}
 
 /** The nxt-rollback argument list of a command, or undefined when it is not an nxt-rollback invocation. */
 export function nxtRollbackArgs(argv: string[], scripts: Record<string, string>): string[] | undefined {

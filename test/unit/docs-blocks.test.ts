@@ -103,6 +103,18 @@ describe('the docs test reads the Markdown as written', () => {
     expect(blockProblem(block('yaml', '\n'))).toMatch(/empty yaml/);
     expect(blockProblem(block('json', '{"a": 1,}\n'))).toMatch(/invalid JSON/);
     expect(blockProblem(block('text', 'x\n', { expectError: true }))).toMatch(/expect-error/);
+    expect(blockProblem(block('text', 'kubectl -n shop get rbp\n'))).toMatch(/a command goes in a sh/);
+    // A synopsis is text, and must name the CLI's own commands and flags.
+    expect(
+      blockProblem(block('text', 'nxt-rollback drill [--deployment d] [--keep]\n  [--rto <dur>] [-n ns]\n')),
+    ).toBeUndefined();
+    expect(blockProblem(block('text', 'nxt-rollback drill [--deployment d]\n  [--kep]\n'))).toMatch(
+      /nxt-rollback drill has no --kep/,
+    );
+    expect(blockProblem(block('text', 'nxt-rollback drills [--keep]\n'))).toMatch(/no nxt-rollback command/);
+    expect(blockProblem(block('text', 'nxt-rollback backups verify <id> [--wait] [--dry-run]\n'))).toMatch(
+      /backups verify|verify has no --dry-run/,
+    );
   });
 
   it('reads heredocs with the command that reads them, inside $(...) too', () => {
@@ -218,6 +230,12 @@ describe('the docs test reads the Markdown as written', () => {
       }),
     ]);
     expect((await cliCheck(['history'])).wouldCreate).toEqual([]);
+    expect((await cliCheck(['validate', 'web', '--post'])).wouldCreate).toEqual([
+      expect.objectContaining({
+        kind: 'RollbackPlan',
+        spec: expect.objectContaining({ validateOnly: 'post' }),
+      }),
+    ]);
     expect((await cliCheck(['-n', '$NS', 'history'])).error).toMatch(/"\$NS": a shell variable/);
   });
 

@@ -65,18 +65,25 @@ export function register(program: Command) {
     .action(action(validate, checkValidate));
 }
 
-/** The command line on its own: durations, and targets unless --plan brings them (read from the cluster). */
-export function checkValidate(deployments: string[], opts: ValidateOptions): void {
+/**
+ * The command line on its own: durations, and targets unless --plan brings them (read from the cluster).
+ * Without --plan, returns the first stage's plan (the others differ only in validateOnly).
+ */
+export function checkValidate(deployments: string[], opts: ValidateOptions): object | void {
   parseDurationFlag('--timeout', opts.timeout);
   if (opts.validationTimeout) specDurationFlag('--validation-timeout', opts.validationTimeout);
-  checkValidationTargets({
+  const input = {
     deployments,
     http: opts.http,
     schedule: opts.schedule,
     flags: opts.flags,
     disable: commaList(opts.disable ?? ''),
-    fromPlan: opts.plan !== undefined,
-  });
+    validationTimeout: opts.validationTimeout,
+  };
+  checkValidationTargets({ ...input, fromPlan: opts.plan !== undefined });
+  if (opts.plan !== undefined) return;
+  const stage: Stage = opts.post && !opts.pre ? 'post' : 'pre';
+  return validationPlan(uniqueRequestValue(`validate-${stage}`), stage, validationSpec(input));
 }
 
 async function validate(ctx: CliContext, deployments: string[], opts: ValidateOptions) {
