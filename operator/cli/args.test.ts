@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CommanderError } from 'commander';
+import { CliCommand } from './args.js';
 import { CliError, ExitCode } from './errors.js';
 import { buildProgram } from './main.js';
 
@@ -81,6 +82,16 @@ describe('the command line', () => {
     process.env.npm_config_dry_run = 'true';
     const e = await parseError(['emergency', '--scope', 'app', 'web']);
     expect(e.message).toContain('no kubeconfig found');
+  });
+
+  it("runs a command's own checks before it reads the kubeconfig (a usage error, exit 2, not exit 6)", async () => {
+    const e = await parseError(['emergency', '--scope', 'database']);
+    expect(e.exitCode).toBe(ExitCode.Usage);
+    expect(e.message).toContain('needs --schedule');
+  });
+
+  it('refuses an action not made by action() (it would skip the checks and the exit codes)', () => {
+    expect(() => new CliCommand('x').action(() => {})).toThrow(/action\(\) from command\.ts/);
   });
 
   it("runs under npm when only npm's own settings are set", async () => {

@@ -10,13 +10,33 @@ import { CliError, ExitCode } from './errors.js';
  * and the second form is how a value starting with "-" is still given.
  */
 export class CliCommand extends Command {
+  /** Only check the command line: actions stop after their checks, before any kubeconfig is read (checkOnly). */
+  checkOnly = false;
+  /** In checkOnly mode: the objects the checked command would create (its check returns them). */
+  readonly wouldCreate: unknown[] = [];
   override createCommand(name?: string): Command {
     return new CliCommand(name);
+  }
+  /** Every action is made by command.ts's action(): the checks and exit codes are there. */
+  override action(fn: Parameters<Command['action']>[0]): this {
+    if (!(fn as { [ACTION]?: true })[ACTION])
+      throw new Error(`command ${this.name()}: wrap the action with action() from command.ts`);
+    return super.action(fn);
   }
   override parseOptions(argv: string[]) {
     rejectFlagsAsValues(this, argv);
     return super.parseOptions(argv);
   }
+}
+
+/** The brand of a function made by command.ts's action(). */
+export const ACTION = Symbol('nxt-rollback action');
+
+/** The program `cmd` belongs to when it only checks its command line (the docs test), else undefined. */
+export function checkOnlyProgram(cmd: Command): CliCommand | undefined {
+  let root = cmd;
+  while (root.parent) root = root.parent;
+  return root instanceof CliCommand && root.checkOnly ? root : undefined;
 }
 
 /** Throws CliError(Usage) when an option of `cmd` that needs a value is followed by a flag instead. */

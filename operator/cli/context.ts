@@ -42,6 +42,18 @@ export const schedulesRef = (namespace: string, name?: string): ResourceRef => (
   ...(name ? { name } : {}),
 });
 
+/**
+ * The checks of the global flags that need no kubeconfig (-n, --request-timeout): pure, a usage error. Returns
+ * the request timeout in milliseconds.
+ */
+export function checkGlobalOptions(opts: GlobalOptions): { timeoutMs: number } {
+  if (opts.namespace) checkNamespace('--namespace', opts.namespace);
+  const timeoutMs = opts.requestTimeout ? Number(opts.requestTimeout) * 1000 : 30_000;
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
+    throw new CliError(ExitCode.Usage, `--request-timeout must be a positive number of seconds`);
+  return { timeoutMs };
+}
+
 /** Builds the context; throws CliError(Usage/Unavailable) for a kubeconfig or context that cannot be used. */
 export function cliContext(opts: GlobalOptions): CliContext {
   const out = makeOut(parseOutputFormat(opts.output));
@@ -53,13 +65,11 @@ export function cliContext(opts: GlobalOptions): CliContext {
   }
   if (!kc.getCurrentCluster())
     throw new CliError(ExitCode.Unavailable, 'the kubeconfig has no current cluster (set a context)');
+  const { timeoutMs } = checkGlobalOptions(opts);
   const namespace = checkNamespace(
     opts.namespace ? '--namespace' : "the context's namespace",
     opts.namespace || kc.getContextObject(kc.getCurrentContext())?.namespace || 'default',
   );
-  const timeoutMs = opts.requestTimeout ? Number(opts.requestTimeout) * 1000 : 30_000;
-  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
-    throw new CliError(ExitCode.Usage, `--request-timeout must be a positive number of seconds`);
   const client = new KubeClient(kc, { userAgent: 'nxt-rollback-cli', timeoutMs });
   let user: Promise<string> | undefined;
   return {

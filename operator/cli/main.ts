@@ -16,7 +16,11 @@ import { register as registerPlans } from './commands/plans.js';
 import { register as registerReadiness } from './commands/readiness.js';
 import { register as registerValidate } from './commands/validate.js';
 
-export function buildProgram(): Command {
+/**
+ * The nxt-rollback program. `checkOnly`: each command checks its command line (commander's parsing and the
+ * command's own checks) and stops there, before any kubeconfig is read: what the docs test runs.
+ */
+export function buildProgram({ checkOnly = false }: { checkOnly?: boolean } = {}): Command {
   const program = new CliCommand('nxt-rollback')
     .description(
       'Rollbacks and PostgreSQL backups through the nxt-rollback-operator (RollbackPlan, BackupSchedule).',
@@ -33,6 +37,7 @@ export function buildProgram(): Command {
     .option('--request-timeout <seconds>', 'timeout of each API request', '30')
     .showHelpAfterError('(run nxt-rollback --help for usage)')
     .exitOverride();
+  program.checkOnly = checkOnly;
   // Order is the order of `--help`.
   registerEmergency(program);
   registerValidate(program);

@@ -22,6 +22,22 @@ export interface ValidationInput {
 
 type Targets = RollbackPlanSpec['targets'];
 
+const NOTHING_TO_VALIDATE =
+  'nothing to validate: name Deployments, --schedule <BackupSchedule>, --flags <name> --disable <keys>, or --plan <plan>';
+
+/**
+ * The checks of the flags that need no cluster: --flags and --disable together, and some target named (or
+ * --plan, whose targets are read later).
+ */
+export function checkValidationTargets(
+  input: Omit<ValidationInput, 'from' | 'validationTimeout'> & { fromPlan: boolean },
+): void {
+  if ((input.flags !== undefined || input.disable.length) && (!input.flags || !input.disable.length))
+    throw new CliError(ExitCode.Usage, '--flags <name> and --disable <a,b> go together');
+  if (!input.fromPlan && !input.deployments.length && !input.schedule && !input.flags)
+    throw new CliError(ExitCode.Usage, NOTHING_TO_VALIDATE);
+}
+
 /** The targets and validation of the plan, from the flags and/or an existing plan's spec. */
 export function validationSpec(input: ValidationInput): Omit<RollbackPlanSpec, 'validateOnly'> {
   const from = input.from;
@@ -34,9 +50,8 @@ export function validationSpec(input: ValidationInput): Omit<RollbackPlanSpec, '
     ];
   }
   if (input.schedule) targets.database = { backupScheduleRef: { name: input.schedule } };
-  if (input.flags !== undefined || input.disable.length) {
-    if (!input.flags || !input.disable.length)
-      throw new CliError(ExitCode.Usage, '--flags <name> and --disable <a,b> go together');
+  checkValidationTargets({ ...input, fromPlan: true });
+  if (input.flags) {
     const ff = /^featureflags?\//i.test(input.flags);
     const name = input.flags.replace(/^(featureflags?|configmaps?|cm)\//i, '');
     targets.featureFlags = {
@@ -50,11 +65,7 @@ export function validationSpec(input: ValidationInput): Omit<RollbackPlanSpec, '
     feature: !!targets.featureFlags,
   };
   const kinds = Object.entries(has).filter(([, v]) => v);
-  if (!kinds.length)
-    throw new CliError(
-      ExitCode.Usage,
-      'nothing to validate: name Deployments, --schedule <BackupSchedule>, --flags <name> --disable <keys>, or --plan <plan>',
-    );
+  if (!kinds.length) throw new CliError(ExitCode.Usage, NOTHING_TO_VALIDATE);
   // From the combined targets, never the copied plan's scope: --plan app-plan --schedule db is full.
   const scope: RollbackPlanSpec['scope'] =
     kinds.length === 1 ? (kinds[0]![0] as 'app' | 'database' | 'feature') : 'full';

@@ -6,10 +6,11 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
@@ -18,12 +19,15 @@ import { gate } from '../../operator/rollback/decision.js';
 import { ensureFluxBinaries } from '../env/flux.js';
 import {
   allBlocks,
+  blockProblem,
+  cliCheck,
   cliUsageError,
+  heredocsOf,
   isShell,
+  NOT_EXECUTABLE_LANGS,
   nxtRollbackArgs,
   REPO,
   scriptOf,
-  SHELL_LANGS,
   simpleCommands,
   YAML_LANGS,
   type Block,
@@ -32,20 +36,32 @@ import { binPath, createTestNamespace, deleteTestNamespace, kubectl } from '../s
 import { prometheusOperatorCrds } from '../support/monitoring-crds.js';
 import { kubectlWith, renderKustomize } from '../support/rbac.js';
 
-// Every ```yaml block and every shell block (```sh, ```bash, ```console, ```shell; and the `$ ` lines of a
-// ```text or untagged transcript) of README.md and
-// docs/**/*.md is checked, so the docs cannot rot; a page added later is picked up without a change here.
+// Every fenced block of README.md and docs/**/*.md (inside list items and blockquotes too) is checked, so the
+// docs cannot rot; a page added later is picked up without a change here.
+// - Languages: yaml, the shell languages (sh, bash, shell; console = `$ ` commands with their output) and the
+//   few not-executable ones of NOT_EXECUTABLE_LANGS (text, json, ...; test/support/docs.ts says why each)
+//   are known; any other language, an untagged fence, an empty block, a `$ ` session outside a console block
+//   fails.
 // - YAML: Kubernetes objects are applied with `kubectl apply --dry-run=server` against the real API server
 //   with the CRDs they need (ours, Flux's, the Prometheus Operator's): schema, CEL rules, strict field
 //   validation, no warnings. A `<!-- docs-test: fragment Kind -->` block is merged into a minimal Kind first.
-//   Kustomizations are rendered by `kubectl kustomize` where they would live, Prometheus rules are checked by
-//   promtool and an Alertmanager configuration by amtool.
-// - Shell: `bash -n`; every nxt-rollback / kubectl nxt-rollback / `npm run` of the CLI is parsed by the CLI's
-//   own commander program (unknown command, flag or choice = failure); every kubectl and helm command line is
-//   parsed by the real binary (`--help` appended: cobra rejects an unknown command or flag first); the paths
-//   given to -f / -k exist and -k directories render; `helm template` runs for real; `npm run X` names a script.
+//   Kustomizations are rendered by `kubectl kustomize` where they would live and the result is dry-run the
+//   same way; Prometheus rules are checked by promtool and an Alertmanager configuration by amtool. YAML in a
+//   shell heredoc (`kubectl create -f - <<EOF`) is dry-run too, with the command's verb.
+// - Shell: `bash -n`; every nxt-rollback / kubectl nxt-rollback / `npm run` of the CLI goes through the CLI's
+//   own program in check-only mode (commander's parsing and each command's own checks: a bad flag combination
+//   fails), and the plan an `emergency` line would create is dry-run on the server; every kubectl and helm
+//   command line is parsed by the real binary (`--help` appended: cobra rejects an unknown command or flag
+//   first); the paths given to -f / -k exist, and what `apply`/`create` would send from them is dry-run
+//   (-k rendered first); `helm template` runs for real; `npm run X` names a script.
+// - `<!-- docs-test: expect-error (why) -->` before a shell block showing a refusal: each of its nxt-rollback
+//   lines must be refused, by the CLI's checks or by the server's dry run of what it would create. (A failure
+//   that depends on the cluster's state or on who runs it, such as not found or forbidden, is not marked: the
+//   line itself is valid.)
 // - docs/tutorial.md's shell blocks run for real, in order, in one bash, against the control plane.
-// - `<!-- docs-test: skip (reason) -->` before a block opts it out; the reason is required; skips are reported.
+// - `<!-- docs-test: skip (reason) -->` before a block: nothing of it goes to the server (no dry run, no helm
+//   --validate) and the tutorial does not run it; it is still read (YAML parsed; a shell block's bash -n and
+//   its nxt-rollback, kubectl and helm lines checked like any other). The reason is required; skips are reported.
 // The decision matrix's plans also go through gate(), so what the page says each severity does is what the
 // operator does.
 
@@ -58,7 +74,7 @@ const AMTOOL = process.env.NXT_AMTOOL_BIN ?? '/usr/bin/amtool';
 interface Doc {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace?: string; annotations?: Record<string, string> };
+  metadata: { name: string; generateName?: string; namespace?: string; annotations?: Record<string, string> };
   [field: string]: any;
 }
 
@@ -81,6 +97,9 @@ function parseDocs(b: Block): unknown[] {
 }
 const isObject = (d: unknown): d is Doc =>
   typeof d === 'object' && d !== null && 'apiVersion' in d && 'kind' in d && 'metadata' in d;
+/** An object a command sends: some (SubjectAccessReview) have no metadata. */
+const isApiObject = (d: unknown): d is Doc =>
+  typeof d === 'object' && d !== null && 'apiVersion' in d && 'kind' in d;
 
 /** Minimal valid objects a `fragment Kind` block is merged into. */
 const FRAGMENT_BASE: Record<string, Doc> = {
@@ -118,6 +137,27 @@ function fromFragment(kind: string, fragment: Record<string, unknown>): Doc {
   return merge(structuredClone(base), top ? fragment : { spec: fragment }) as Doc;
 }
 
+/** The verb of a kubectl command line whose objects the docs test dry-runs: apply or create, else undefined. */
+function kubectlVerb(args: string[]): 'apply' | 'create' | undefined {
+  const verb = args.find((a) => a === 'apply' || a === 'create' || a === 'delete' || a === 'replace');
+  return verb === 'apply' || verb === 'create' ? verb : undefined;
+}
+
+/** The objects of a manifest file, or of the .yaml/.yml/.json files of a directory (as `kubectl -f dir`). */
+function manifestsAt(path: string): Doc[] {
+  const files = statSync(path).isDirectory()
+    ? readdirSync(path)
+        .filter((f) => /\.(ya?ml|json)$/.test(f))
+        .sort()
+        .map((f) => join(path, f))
+    : [path];
+  return files.flatMap((f) =>
+    parseAllDocuments(readFileSync(f, 'utf8'))
+      .map((d) => d.toJS() as unknown)
+      .filter(isApiObject),
+  );
+}
+
 const run = (cmd: string, args: string[], opts: { cwd?: string; input?: string; timeoutMs?: number } = {}) =>
   new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
     const child = spawn(cmd, args, { cwd: opts.cwd ?? REPO, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -139,20 +179,26 @@ describe('the docs run: every YAML and shell block of README.md and docs/', () =
   /** CRDs this file installed (and removes again: the control plane is shared). */
   const installedCrds: string[] = [];
 
-  /** Server-side dry-run apply into the test namespace (a namespace the docs name is moved there). */
-  async function dryRun(docs: Doc[]) {
+  /**
+   * Server-side dry run into the test namespace (a namespace the docs name is moved there): `apply`, or
+   * `create` for what the docs create (objects with generateName, SubjectAccessReviews).
+   */
+  async function dryRun(docs: Doc[], verb: 'apply' | 'create' = 'apply') {
     const moved = docs.map((d) => ({
       ...d,
-      metadata: { ...d.metadata, ...(d.metadata.namespace ? { namespace: ns } : {}) },
+      metadata: { ...d.metadata, ...(d.metadata?.namespace ? { namespace: ns } : {}) },
     }));
     const file = join(tmp, `${Math.random().toString(36).slice(2)}.json`);
     writeFileSync(file, JSON.stringify({ apiVersion: 'v1', kind: 'List', items: moved }));
+    // --force-conflicts: a dry run of objects the global setup applied (CRDs) under another field manager.
+    const how =
+      verb === 'apply'
+        ? ['apply', '--server-side', '--force-conflicts', '--field-manager=docs-test']
+        : ['create'];
     return kubectlWith(
       inject('kubeconfigPath'),
-      'apply',
-      '--server-side',
+      ...how,
       '--dry-run=server',
-      '--field-manager=docs-test',
       '-n',
       ns,
       '-o',
@@ -160,6 +206,32 @@ describe('the docs run: every YAML and shell block of README.md and docs/', () =
       '-f',
       file,
     );
+  }
+
+  /** dryRun, with a failure for each object not admitted or admitted with a warning. */
+  async function admitted(objs: Doc[], fail: (m: string) => void, verb: 'apply' | 'create' = 'apply') {
+    // `kubectl apply` needs a name: an object with only generateName is created.
+    const r = await dryRun(objs, objs.some((o) => !o.metadata?.name) ? 'create' : verb);
+    const what = objs
+      .map((d) => `${d.kind}/${d.metadata?.name ?? d.metadata?.generateName ?? ''}`)
+      .join(', ');
+    if (r.code !== 0) fail(`${what} not admitted: ${r.stderr}`);
+    else if (r.stdout.trim().split('\n').length !== objs.length) fail(`${what}: ${r.stdout}`);
+    const warnings = r.stderr.split('\n').filter((l) => /warning/i.test(l));
+    if (warnings.length) fail(`${what}: ${warnings.join('; ')}`);
+    return r.code === 0;
+  }
+
+  /** `kubectl kustomize dir`, parsed; a failure (and no objects) when it does not render. */
+  async function renderKustomization(dir: string, fail: (m: string) => void): Promise<Doc[]> {
+    const r = await run(binPath('kubectl'), ['kustomize', dir]);
+    if (r.code !== 0) {
+      fail(`kubectl kustomize ${relative(REPO, dir) || dir}: ${r.stderr}`);
+      return [];
+    }
+    return parseAllDocuments(r.stdout)
+      .map((d) => d.toJS() as Doc)
+      .filter((d) => d != null);
   }
 
   async function installCrdFiles(crdFiles: string[]) {
@@ -213,7 +285,9 @@ describe('the docs run: every YAML and shell block of README.md and docs/', () =
     }
     // The chart's monitoring objects too: `helm template --validate` of the docs' helm commands needs them.
     const helmMonitoring = shellBlocks.some((b) => /helm[\s\S]*monitoring\.\w+\.enabled=true/.test(b.text));
-    if (groups.has('monitoring.coreos.com') || helmMonitoring)
+    // And a kustomization with the monitoring component: its rendered objects are dry-run.
+    const kustomizeMonitoring = blocks.some((b) => /components\/monitoring/.test(b.text));
+    if (groups.has('monitoring.coreos.com') || helmMonitoring || kustomizeMonitoring)
       await installCrdFiles(await prometheusOperatorCrds());
   }, 30 * 60_000); // a cold Flux build (hack/build-flux.sh) takes up to 30 min on a busy 2-core machine
   afterAll(async () => {
@@ -236,7 +310,7 @@ describe('the docs run: every YAML and shell block of README.md and docs/', () =
       .filter((b) => b.badMarker !== undefined || b.skip === '')
       .map((b) =>
         b.badMarker !== undefined
-          ? `${where(b)}: unknown marker "docs-test: ${b.badMarker}" (skip (reason) | fragment Kind)`
+          ? `${where(b)}: unknown marker "docs-test: ${b.badMarker}" (skip (reason) | fragment Kind | expect-error)`
           : `${where(b)}: "docs-test: skip" needs a reason in parentheses`,
       );
     expect(bad).toEqual([]);
@@ -251,8 +325,23 @@ describe('the docs run: every YAML and shell block of README.md and docs/', () =
     expect(shellBlocks.length).toBeGreaterThan(20);
   });
 
+  it('every fenced block is in a language the test checks, or one it knows is not run; none is empty', () => {
+    const problems = blocks.flatMap((b) => {
+      const p = blockProblem(b);
+      return p ? [`${where(b)}: ${p}`] : [];
+    });
+    expect(problems).toEqual([]);
+    const notRun = blocks.filter((b) => b.lang in NOT_EXECUTABLE_LANGS);
+    console.log(
+      `docs: ${blocks.length} fenced blocks; not run: ` +
+        Object.keys(NOT_EXECUTABLE_LANGS)
+          .map((l) => `${notRun.filter((b) => b.lang === l).length} ${l}`)
+          .join(', '),
+    );
+  });
+
   for (const file of files) {
-    const ys = yamlBlocks.filter((b) => b.file === file && b.skip === undefined);
+    const ys = yamlBlocks.filter((b) => b.file === file);
     if (ys.length)
       it(`${file}: every yaml block is admitted by the API server (or its tool), without warnings`, async () => {
         const failures: string[] = [];
@@ -265,6 +354,8 @@ describe('the docs run: every YAML and shell block of README.md and docs/', () =
             fail((e as Error).message);
             continue;
           }
+          // Skipped: parsed, not sent.
+          if (b.skip !== undefined) continue;
           if (b.fragment) {
             if (docs.length !== 1 || typeof docs[0] !== 'object') {
               fail('a fragment is one YAML mapping');
@@ -284,21 +375,18 @@ describe('the docs run: every YAML and shell block of README.md and docs/', () =
               // Where the page says it lives: an overlay next to manifests/base.
               const dir = join(REPO, 'manifests', 'overlays', `.docs-test-${process.pid}`);
               mkdirSync(dir, { recursive: true });
+              let rendered: Doc[];
               try {
                 writeFileSync(join(dir, 'kustomization.yaml'), b.text);
-                const r = await run(binPath('kubectl'), ['kustomize', dir]);
-                if (r.code !== 0) fail(`kubectl kustomize: ${r.stderr}`);
+                rendered = await renderKustomization(dir, fail);
               } finally {
                 rmSync(dir, { recursive: true, force: true });
               }
+              // What `kubectl apply -k` would send, admitted by the API server.
+              if (rendered.length) await admitted(rendered, fail);
               continue;
             }
-            const r = await dryRun(objs);
-            const what = objs.map((d) => `${d.kind}/${d.metadata.name}`).join(', ');
-            if (r.code !== 0) fail(`${what} not admitted: ${r.stderr}`);
-            else if (r.stdout.trim().split('\n').length !== objs.length) fail(`${what}: ${r.stdout}`);
-            const warnings = r.stderr.split('\n').filter((l) => /warning/i.test(l));
-            if (warnings.length) fail(`${what}: ${warnings.join('; ')}`);
+            await admitted(objs, fail);
           } else if (docs.length === 1 && first && !Array.isArray(first) && 'groups' in first) {
             const f = join(tmp, 'rules.yml');
             writeFileSync(f, b.text);
@@ -328,21 +416,38 @@ describe('the docs run: every YAML and shell block of README.md and docs/', () =
         expect(failures).toEqual([]);
       });
 
-    const ss = shellBlocks.filter((b) => b.file === file && b.skip === undefined);
+    const ss = shellBlocks.filter((b) => b.file === file);
     if (ss.length)
       it(`${file}: every shell block parses, and each nxt-rollback, kubectl and helm command line is valid`, async () => {
         const failures: string[] = [];
         for (const b of ss) {
           const fail = (m: string) => failures.push(`${where(b)}: ${m}`);
+          /** Not skipped: what it would send goes to the server (dry runs, helm --validate). */
+          const live = b.skip === undefined;
           const script = scriptOf(b);
           const syntax = await run('bash', ['-n'], { input: script });
           if (syntax.code !== 0) fail(`bash -n: ${syntax.stderr}`);
+          let cliLines = 0;
           for (const argv of simpleCommands(script)) {
             const line = argv.join(' ');
             const cli = nxtRollbackArgs(argv, scripts);
             if (cli) {
-              const err = await cliUsageError(cli);
-              if (err) fail(`${line}: ${err}`);
+              cliLines++;
+              const checked = await cliCheck(cli);
+              // What the line would create from its flags alone (emergency's plan), dry-run on the server.
+              let refusedByServer: string | undefined;
+              for (const obj of live ? checked.wouldCreate : []) {
+                const r = await dryRun([obj as Doc], 'create');
+                if (r.code !== 0) refusedByServer = r.stderr.trim();
+              }
+              const refusal = checked.error ?? refusedByServer;
+              if (b.expectError && !refusal)
+                fail(`${line}: marked expect-error, but the CLI and the API server's dry run accept it`);
+              if (!b.expectError && refusal) fail(`${line}: ${refusal}`);
+              // A transcript of the CLI's own refusal shows the refusal it really makes.
+              const said = checked.error?.split('\n')[0]!.replace(/^error: /, '');
+              if (b.expectError && said && b.lang === 'console' && !b.text.includes(said))
+                fail(`${line}: the transcript does not show the CLI's error "${said}"`);
               continue;
             }
             const [cmd, ...args] = argv;
@@ -356,6 +461,8 @@ describe('the docs run: every YAML and shell block of README.md and docs/', () =
                 dd < 0 ? [...args, '--help'] : [...args.slice(0, dd), '--help', ...args.slice(dd)],
               );
               if (r.code !== 0) fail(`${line}: ${r.stderr.trim()}`);
+              // What apply/create would send from a repository path is dry-run as well.
+              const verb = kubectlVerb(args);
               for (let i = 0; i < args.length; i++) {
                 const [flag, inline] = args[i]!.split('=', 2) as [string, string | undefined];
                 if (!['-f', '--filename', '-k', '--kustomize'].includes(flag)) continue;
@@ -364,14 +471,19 @@ describe('the docs run: every YAML and shell block of README.md and docs/', () =
                 // A repository path (manifests/..., charts/..., crds/) must exist; a file the reader saves need not.
                 const inRepo = path.includes('/') && existsSync(join(REPO, path.split('/')[0]!));
                 if (!inRepo) continue;
-                if (!existsSync(join(REPO, path))) fail(`${line}: ${path} does not exist in the repository`);
-                else if (flag === '-k' || flag === '--kustomize') {
-                  const k = await run(binPath('kubectl'), ['kustomize', path]);
-                  if (k.code !== 0) fail(`${line}: kubectl kustomize ${path}: ${k.stderr}`);
+                if (!existsSync(join(REPO, path))) {
+                  fail(`${line}: ${path} does not exist in the repository`);
+                  continue;
                 }
+                const objs =
+                  flag === '-k' || flag === '--kustomize'
+                    ? await renderKustomization(join(REPO, path), (m) => fail(`${line}: ${m}`))
+                    : manifestsAt(join(REPO, path));
+                if (cmd === 'kubectl' && verb && objs.length && live)
+                  await admitted(objs, (m) => fail(`${line}: ${m}`), verb);
               }
             }
-            if (cmd === 'helm' && ['template', 'install', 'upgrade'].includes(args[0]!)) {
+            if (cmd === 'helm' && ['template', 'install', 'upgrade'].includes(args[0]!) && live) {
               const chart = args.find((a) => a.startsWith('charts/'));
               if (!chart || !existsSync(join(REPO, chart))) {
                 fail(`${line}: no chart of this repository`);
@@ -386,6 +498,28 @@ describe('the docs run: every YAML and shell block of README.md and docs/', () =
               const r = await run(binPath('helm'), ['template', ...flags, ...validate]);
               if (r.code !== 0) fail(`${line}: helm template: ${r.stderr.trim()}`);
             }
+          }
+          if (b.expectError && !cliLines) fail('marked expect-error, but it has no nxt-rollback command');
+          // YAML a command reads from a heredoc (`kubectl create -f - <<EOF`), dry-run with the command's verb.
+          for (const h of heredocsOf(script)) {
+            const fail = (m: string) => failures.push(`${where(b)} (heredoc of ${h.argv.join(' ')}): ${m}`);
+            const [cmd, ...args] = h.argv;
+            const readsManifests =
+              cmd === 'kubectl' &&
+              args.some(
+                (a, i) => /^(-f|--filename)(=-)?$/.test(a) && (a.endsWith('=-') || args[i + 1] === '-'),
+              );
+            let docs: unknown[] = [];
+            try {
+              docs = parseDocs({ ...b, text: h.body });
+            } catch (e) {
+              if (readsManifests) fail((e as Error).message);
+              continue;
+            }
+            const objs = docs.filter(isApiObject);
+            if (readsManifests && (!objs.length || objs.length !== docs.length))
+              fail('kubectl -f - reads Kubernetes objects: the heredoc holds something else');
+            else if (objs.length && live) await admitted(objs, fail, kubectlVerb(args) ?? 'apply');
           }
         }
         expect(failures).toEqual([]);
@@ -423,9 +557,7 @@ describe('the docs run: every YAML and shell block of README.md and docs/', () =
   });
 
   it(`${TUTORIAL}: its commands run for real, in order, against the control plane`, async () => {
-    const steps = blocks.filter(
-      (b) => b.file === TUTORIAL && SHELL_LANGS.has(b.lang) && b.skip === undefined,
-    );
+    const steps = blocks.filter((b) => b.file === TUTORIAL && isShell(b) && b.skip === undefined);
     expect(steps.length, `${TUTORIAL} has shell blocks to run`).toBeGreaterThan(3);
     await execFileP(binPath('kubectl'), [
       `--kubeconfig=${inject('kubeconfigPath')}`,
@@ -440,7 +572,11 @@ describe('the docs run: every YAML and shell block of README.md and docs/', () =
     const script = [
       'set -euo pipefail',
       "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT",
-      ...steps.map((b) => `echo "### ${where(b)}" >&2\n${scriptOf(b)}`),
+      ...steps.map((b) =>
+        b.expectError
+          ? `echo "### ${where(b)} (must fail)" >&2\nif (\n${scriptOf(b)}\n); then echo "${where(b)} did not fail" >&2; exit 1; fi`
+          : `echo "### ${where(b)}" >&2\n${scriptOf(b)}`,
+      ),
     ].join('\n');
     const r = await new Promise<{ code: number; out: string }>((resolve) => {
       const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'bash', '-c', script], {

@@ -1,16 +1,31 @@
 // What the docs test reads from the Markdown: every fenced block of README.md and docs/**/*.md with its
-// language, the line it starts on and the `<!-- docs-test: ... -->` marker before it; the simple commands of a
-// shell block (a small word splitter: quotes, `$(...)`, heredocs, continuation lines, && || | ; &); and the
-// check of an `nxt-rollback` command line against the CLI's real commander parser with every action replaced.
+// language, the line it starts on and the `<!-- docs-test: ... -->` marker before it (fences inside list items
+// and blockquotes too); which languages the test checks and which it knows to be not executable (any other
+// fails); the simple commands of a shell block and its heredocs (a small word splitter: quotes, `$(...)`,
+// heredocs, continuation lines, && || | ; &); and the check of an `nxt-rollback` command line by the CLI's own
+// program in check-only mode (commander's parsing and each command's own checks, no cluster).
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { CommanderError, type Command } from 'commander';
+import type { CliCommand } from '../../operator/cli/args.js';
 import { buildProgram } from '../../operator/cli/main.js';
 
 export const REPO = resolve(import.meta.dirname, '..', '..');
 
 export const YAML_LANGS = new Set(['yaml', 'yml']);
+/** Scripts as written (sh, bash, shell), and shell sessions: `$ ` commands with their output (console). */
 export const SHELL_LANGS = new Set(['sh', 'bash', 'console', 'shell']);
+/**
+ * The languages of blocks that are not run, each for a reason; any other language (an untagged fence too) fails
+ * the docs test, so a block in a new language cannot slip by unchecked.
+ */
+export const NOT_EXECUTABLE_LANGS: Record<string, string> = {
+  text: 'output, usage synopses and directory trees: nothing to run',
+  json: 'payloads the operator sends (webhook bodies); parsed as JSON',
+  mermaid: 'a diagram',
+  promql: 'a query pasted into Prometheus; its rules are checked where they are YAML (promtool)',
+  sql: 'statements run inside PostgreSQL by a person following a runbook, not on a shell',
+};
 
 export interface Block {
   file: string;
@@ -22,6 +37,8 @@ export interface Block {
   skip?: string;
   /** `<!-- docs-test: fragment Kind -->`: the block is part of a Kind's object (merged into a minimal one). */
   fragment?: string;
+  /** `<!-- docs-test: expect-error -->`: a shell block showing a refusal; each nxt-rollback line must fail. */
+  expectError?: boolean;
   /** Any other docs-test marker (an error: a typo must not silently skip). */
   badMarker?: string;
 }
@@ -42,32 +59,47 @@ export function docFiles(root = REPO): string[] {
 
 const MARKER = /^<!--\s*docs-test:\s*(.*?)\s*-->\s*$/;
 
-/** The fenced blocks of one Markdown text (``` and ~~~ fences; nested fences inside a block are content). */
+/**
+ * The fenced blocks of one Markdown text (``` and ~~~ fences; nested fences inside a block are content). A fence
+ * inside a list item (indented) or a blockquote (`> `) is found too; its body loses that indent or those `>`.
+ */
 export function blocksOf(file: string, text: string): Block[] {
   const lines = text.split('\n');
   const blocks: Block[] = [];
   for (let i = 0; i < lines.length; i++) {
-    const open = /^(\s*)(`{3,}|~{3,})\s*([\w+-]*)/.exec(lines[i]!);
+    const open = /^((?:[ \t]*>)*)([ \t]*)(`{3,}|~{3,})[ \t]*([^\s`{]*)/.exec(lines[i]!);
     if (!open) continue;
-    const [, indent, fence, lang] = open as unknown as [string, string, string, string];
+    const [, quotes, indent, fence, lang] = open as unknown as [string, string, string, string, string];
+    const depth = (quotes.match(/>/g) ?? []).length;
+    /** The line without the container's `>` markers and up to the fence's indent. */
+    const inner = (l: string) => {
+      for (let q = 0; q < depth; q++) l = l.replace(/^[ \t]*>[ \t]?/, '');
+      // The `>` is followed by one optional space: the fence's own indent is what is left.
+      const own = depth ? indent.replace(/^[ \t]/, '') : indent;
+      let n = 0;
+      while (n < own.length && (l[n] === ' ' || l[n] === '\t')) n++;
+      return l.slice(n);
+    };
     const body: string[] = [];
     let j = i + 1;
     for (; j < lines.length; j++) {
-      const l = lines[j]!;
-      if (l.trim().startsWith(fence) && l.trim().replace(/[`~]/g, '') === '') break;
-      body.push(indent && l.startsWith(indent) ? l.slice(indent.length) : l);
+      const l = inner(lines[j]!);
+      if (l.trim().startsWith(fence) && l.trim().replace(/[`~]/g, '') === '' && l.trim()[0] === fence[0])
+        break;
+      body.push(l);
     }
     const block: Block = { file, line: i + 1, lang: lang.toLowerCase(), text: body.join('\n') + '\n' };
-    // The marker is the nearest non-blank line before the fence.
+    // The marker is the nearest non-blank line before the fence (inside the same blockquote).
     let k = i - 1;
-    while (k >= 0 && lines[k]!.trim() === '') k--;
-    const m = k >= 0 ? MARKER.exec(lines[k]!.trim()) : null;
+    while (k >= 0 && inner(lines[k]!).trim() === '') k--;
+    const m = k >= 0 ? MARKER.exec(inner(lines[k]!).trim()) : null;
     if (m) {
       const what = m[1]!;
       const skip = /^skip\b\s*(?:\((.*)\))?\s*$/.exec(what);
       const fragment = /^fragment\s+([A-Z]\w*)$/.exec(what);
       if (skip) block.skip = (skip[1] ?? '').trim();
       else if (fragment) block.fragment = fragment[1];
+      else if (/^expect-error\b\s*(\(.*\))?$/.test(what)) block.expectError = true;
       else block.badMarker = what;
     }
     blocks.push(block);
@@ -98,15 +130,51 @@ export function consoleCommands(text: string): string {
   return out.join('\n') + '\n';
 }
 
-/** A transcript: a block without a shell language whose lines include `$ ` commands (a console session). */
-export const isTranscript = (b: Block) => (b.lang === '' || b.lang === 'text') && /^\$ /m.test(b.text);
+export const isShell = (b: Block) => SHELL_LANGS.has(b.lang);
 
-/** Shell blocks, and transcripts (whose `$ ` commands are checked like a console block's). */
-export const isShell = (b: Block) => SHELL_LANGS.has(b.lang) || isTranscript(b);
+/** The script of a shell block as bash would read it: a console block's `$ ` commands, else the text. */
+export const scriptOf = (b: Block) => (b.lang === 'console' ? consoleCommands(b.text) : b.text);
 
-/** The script of a shell block as bash would read it. */
-export const scriptOf = (b: Block) =>
-  b.lang === 'console' || isTranscript(b) ? consoleCommands(b.text) : b.text;
+/**
+ * What is wrong with a block's language or its shape, before anything runs: a language the test does not know,
+ * an empty block, a prompt in a script or a shell session in a not-executable block. undefined when fine.
+ */
+export function blockProblem(b: Block): string | undefined {
+  if (b.lang === '')
+    return 'a fence without a language: console (a shell session: `$ ` commands and output), sh (commands), yaml, or text (output, a synopsis)';
+  const known = YAML_LANGS.has(b.lang) || SHELL_LANGS.has(b.lang) || b.lang in NOT_EXECUTABLE_LANGS;
+  if (!known)
+    return (
+      `language "${b.lang}" is not checked by the docs test: use sh or console for commands, yaml for ` +
+      `objects, or one of ${Object.keys(NOT_EXECUTABLE_LANGS).join(', ')} (test/support/docs.ts)`
+    );
+  if (b.lang in NOT_EXECUTABLE_LANGS && /^\$ /m.test(b.text))
+    return `a ${b.lang} block with \`$ \` commands: a shell session is a console block (its commands are checked)`;
+  // A command line in a text block would go unchecked; a usage synopsis ([optional], <value>, a|b) is text.
+  const command =
+    b.lang === 'text' &&
+    b.text
+      .split('\n')
+      .find((l) => /^\s*(kubectl|helm|npm|npx|nxt-rollback|bin\/\S+)\s/.test(l) && !/[[<|]/.test(l));
+  if (command) return `"${command.trim()}" in a text block: a command goes in a sh or console block`;
+  const synopsis = b.lang === 'text' ? synopsisProblems(b.text) : [];
+  if (synopsis.length) return `a usage synopsis that is not the CLI's: ${synopsis.join('; ')}`;
+  if (isShell(b) && b.lang !== 'console' && /^\$ /m.test(b.text))
+    return `a \`$ \` prompt in a ${b.lang} block: a session with prompts and output is a console block`;
+  if (isShell(b) && scriptOf(b).trim() === '')
+    return b.lang === 'console'
+      ? 'a console block without a `$ ` command: nothing is checked (output alone is a text block)'
+      : `an empty ${b.lang} block`;
+  if (YAML_LANGS.has(b.lang) && b.text.trim() === '') return 'an empty yaml block';
+  if (b.lang === 'json')
+    try {
+      JSON.parse(b.text);
+    } catch (e) {
+      return `invalid JSON: ${(e as Error).message}`;
+    }
+  if (b.expectError && !isShell(b)) return 'expect-error marks a shell block';
+  return undefined;
+}
 
 // --- a small shell word splitter ---------------------------------------------------------------------------
 
@@ -126,15 +194,28 @@ const KEYWORDS = new Set([
   'time',
 ]);
 
+/** A heredoc of a shell script: the command it is the input of, and its text. */
+export interface Heredoc {
+  argv: string[];
+  body: string;
+}
+
 /**
  * The simple commands of a shell script, each as its words (quotes removed; `$(...)` and `$VAR` left as
  * written inside the word). Commands inside `$(...)` are returned too. Heredoc bodies and comments are
  * dropped, continuation lines joined; leading `VAR=value` assignments and shell keywords are removed.
  */
-export function simpleCommands(script: string): string[][] {
+export const simpleCommands = (script: string): string[][] => parseShell(script).commands;
+
+/** The heredocs of a shell script (those inside `$(...)` too), each with the command that reads it. */
+export const heredocsOf = (script: string): Heredoc[] => parseShell(script).heredocs;
+
+function parseShell(script: string): { commands: string[][]; heredocs: Heredoc[] } {
   const commands: string[][] = [];
+  const found: Heredoc[] = [];
   let words: string[] = [];
-  const heredocs: string[] = [];
+  /** Heredocs opened on the current line; their bodies start on the next. */
+  const heredocs: { delim: string; stripTabs: boolean; argv: string[] }[] = [];
   const end = () => {
     while (words.length && (KEYWORDS.has(words[0]!) || /^[A-Za-z_]\w*=/.test(words[0]!))) words.shift();
     if (words.length) commands.push(words);
@@ -160,7 +241,9 @@ export function simpleCommands(script: string): string[][] {
     }
     const inner = s.slice(start, i);
     i++;
-    commands.push(...simpleCommands(inner));
+    const parsed = parseShell(inner);
+    commands.push(...parsed.commands);
+    found.push(...parsed.heredocs);
     return `$(${inner})`;
   };
   while (i < s.length) {
@@ -168,15 +251,18 @@ export function simpleCommands(script: string): string[][] {
     if (c === '\n') {
       end();
       i++;
-      // Skip heredoc bodies that started on the line just ended.
+      // Read the heredoc bodies that started on the line just ended.
       while (heredocs.length) {
-        const delim = heredocs.shift()!;
+        const { delim, stripTabs, argv } = heredocs.shift()!;
+        const body: string[] = [];
         while (i < s.length) {
           const nl = s.indexOf('\n', i);
           const line = s.slice(i, nl < 0 ? s.length : nl);
           i = nl < 0 ? s.length : nl + 1;
-          if (line.trim() === delim) break;
+          if ((stripTabs ? line.replace(/^\t+/, '') : line) === delim) break;
+          body.push(stripTabs ? line.replace(/^\t+/, '') : line);
         }
+        found.push({ argv, body: body.length ? body.join('\n') + '\n' : '' });
       }
       continue;
     }
@@ -194,9 +280,10 @@ export function simpleCommands(script: string): string[][] {
       i += op.length;
       continue;
     }
-    const heredoc = /^<<-?\s*(['"]?)(\w+)\1/.exec(s.slice(i));
+    const heredoc = /^<<(-?)\s*(['"]?)(\w+)\2/.exec(s.slice(i));
     if (heredoc) {
-      heredocs.push(heredoc[2]!);
+      // `words` is the command's own array (end() pushes it): the heredoc's argv fills in as the line is read.
+      heredocs.push({ delim: heredoc[3]!, stripTabs: heredoc[1] === '-', argv: words });
       i += heredoc[0].length;
       continue;
     }
@@ -211,7 +298,7 @@ export function simpleCommands(script: string): string[][] {
     words.push(readWord());
   }
   end();
-  return commands;
+  return { commands, heredocs: found };
 
   function readWord(): string {
     let w = '';
@@ -250,27 +337,75 @@ export function simpleCommands(script: string): string[][] {
 // --- the CLI's own parser ------------------------------------------------------------------------------------
 
 /**
- * Parses `args` (what follows `nxt-rollback`) with the CLI's real commander program, every action replaced by
- * a no-op, nothing printed. Returns undefined when commander accepts the line (--help included), else the error.
+ * Runs `args` (what follows `nxt-rollback`) through the CLI's own program in check-only mode: commander's
+ * parsing (commands, flags, choices, value parsers) and each command's own checks (operator/cli/command.ts's
+ * action: flag combinations, durations), stopping before any kubeconfig is read; nothing printed. `error` is
+ * the CLI's refusal (none: accepted, --help included); `wouldCreate` the objects the command would create from
+ * its flags (emergency's RollbackPlan), for a server-side dry run.
  */
-export async function cliUsageError(args: string[]): Promise<string | undefined> {
-  const program = buildProgram();
+export async function cliCheck(args: string[]): Promise<{ error?: string; wouldCreate: unknown[] }> {
+  const program = buildProgram({ checkOnly: true }) as CliCommand;
   let out = '';
   const quiet = (c: Command) => {
     c.configureOutput({ writeOut: () => {}, writeErr: (s) => (out += s) });
     c.exitOverride();
-    // A group (`backup`, `backups`) has no action of its own; a leaf's is replaced.
-    if (c.commands.length === 0) c.action(() => {});
     c.commands.forEach(quiet);
   };
   quiet(program);
+  // An unexpanded variable would be checked as its own name (`-n $NS`): the docs write the value.
+  const variable = args.find((a) => a.includes('$'));
+  if (variable)
+    return {
+      error: `"${variable}": a shell variable the check cannot expand; write the value in the example`,
+      wouldCreate: [],
+    };
   try {
     await program.parseAsync(args, { from: 'user' });
-    return undefined;
+    return { wouldCreate: program.wouldCreate };
   } catch (e) {
-    if (e instanceof CommanderError && e.exitCode === 0) return undefined;
-    return (out || (e as Error).message).trim();
+    if (e instanceof CommanderError && e.exitCode === 0) return { wouldCreate: [] };
+    return { error: (out || (e as Error).message).trim(), wouldCreate: [] };
   }
+}
+
+/** cliCheck's refusal only. */
+export const cliUsageError = async (args: string[]) => (await cliCheck(args)).error;
+
+/**
+ * The flags a usage synopsis in a text block names (`nxt-rollback drill [--deployment d] [--keep]`, continued on
+ * indented lines) that its command does not have; a synopsis of a command that does not exist.
+ */
+export function synopsisProblems(text: string): string[] {
+  const program = buildProgram();
+  const problems: string[] = [];
+  let cmd: Command | undefined;
+  for (const line of text.split('\n')) {
+    const m = /^\s*nxt-rollback\s+(.*)$/.exec(line);
+    let rest = line;
+    if (m) {
+      cmd = program;
+      const words = m[1]!.split(/\s+/);
+      let i = 0;
+      for (; i < words.length; i++) {
+        const sub: Command | undefined = cmd.commands.find((c) => c.name() === words[i]);
+        if (!sub) break;
+        cmd = sub;
+      }
+      if (cmd === program) {
+        problems.push(`"${line.trim()}": no nxt-rollback command of that name`);
+        cmd = undefined;
+        continue;
+      }
+      rest = words.slice(i).join(' ');
+    }
+    if (!cmd) continue;
+    const known = new Set(['--help', '-h']);
+    for (let c: Command | null = cmd; c; c = c.parent)
+      for (const o of c.options) for (const f of [o.long, o.short]) if (f) known.add(f);
+    for (const [flag] of rest.matchAll(/(?<![\w-])--?[A-Za-z][\w-]*/g))
+      if (!known.has(flag)) problems.push(`"${line.trim()}": nxt-rollback ${cmd.name()} has no ${flag}`);
+  }
+  return problems;
 }
 
 /** The nxt-rollback argument list of a command, or undefined when it is not an nxt-rollback invocation. */
@@ -297,7 +432,8 @@ export function withoutFences(text: string): string {
   return text
     .split('\n')
     .map((l) => {
-      const f = /^\s*(`{3,}|~{3,})/.exec(l);
+      // Fences inside list items and blockquotes too, as blocksOf finds them.
+      const f = /^(?:[ \t]*>)*[ \t]*(`{3,}|~{3,})/.exec(l);
       if (f && (!inFence || f[1]!.startsWith(inFence))) {
         inFence = inFence ? undefined : f[1]!;
         return '';

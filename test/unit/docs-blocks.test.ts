@@ -1,10 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import {
+  blockProblem,
   blocksOf,
+  cliCheck,
   cliUsageError,
   consoleCommands,
+  heredocsOf,
   nxtRollbackArgs,
   simpleCommands,
+  type Block,
 } from '../support/docs.js';
 
 describe('the docs test reads the Markdown as written', () => {
@@ -37,6 +41,109 @@ describe('the docs test reads the Markdown as written', () => {
       [16, 'bash', undefined, undefined, 'skp (typo)'],
     ]);
     expect(b[0]!.text).toBe('kind create cluster\n');
+  });
+
+  it('finds fences inside list items and blockquotes, with their markers, and reads the expect-error marker', () => {
+    const md = [
+      '1. Apply it:',
+      '',
+      '   <!-- docs-test: expect-error -->',
+      '   ```console',
+      '   $ nxt-rollback emergency --scope database',
+      '     indented output',
+      '   ```',
+      '',
+      '> Note:',
+      '>',
+      '> ```sh',
+      '> kubectl get rbp',
+      '> ```',
+      '',
+      '> > ~~~yaml',
+      '> > kind: X',
+      '> > ~~~',
+      '- item',
+      '  ```zsh',
+      '  echo hi',
+      '  ```',
+    ].join('\n');
+    const b = blocksOf('a.md', md);
+    expect(b.map((x) => [x.line, x.lang, x.text, x.expectError])).toEqual([
+      [4, 'console', '$ nxt-rollback emergency --scope database\n  indented output\n', true],
+      [11, 'sh', 'kubectl get rbp\n', undefined],
+      [15, 'yaml', 'kind: X\n', undefined],
+      [19, 'zsh', 'echo hi\n', undefined],
+    ]);
+  });
+
+  it('refuses a block in a language it does not check, an untagged or empty one, and misplaced prompts', () => {
+    const block = (lang: string, text: string, more: Partial<Block> = {}): Block => ({
+      file: 'a.md',
+      line: 1,
+      lang,
+      text,
+      ...more,
+    });
+    const ok = [
+      block('sh', 'kubectl get rbp\n'),
+      block('console', '$ kubectl get rbp\nNAME\n'),
+      block('yaml', 'kind: X\n'),
+      block('text', 'nxt-rollback status [plan] [-A]\n'),
+      block('json', '{"a": 1}\n'),
+      block('mermaid', 'flowchart LR\n'),
+    ];
+    for (const b of ok) expect(blockProblem(b), `${b.lang}: ${b.text}`).toBeUndefined();
+    expect(blockProblem(block('', 'echo hi\n'))).toMatch(/without a language/);
+    expect(blockProblem(block('zsh', 'echo hi\n'))).toMatch(/language "zsh" is not checked/);
+    expect(blockProblem(block('shell-session', '$ echo hi\n'))).toMatch(/not checked/);
+    expect(blockProblem(block('text', '$ nxt-rollback history\nNAME\n'))).toMatch(/console block/);
+    expect(blockProblem(block('sh', '$ kubectl get rbp\n'))).toMatch(/prompt in a sh block/);
+    expect(blockProblem(block('console', 'NAME  PHASE\nweb   Succeeded\n'))).toMatch(/without a `\$ `/);
+    expect(blockProblem(block('bash', '\n'))).toMatch(/empty bash block/);
+    expect(blockProblem(block('yaml', '\n'))).toMatch(/empty yaml/);
+    expect(blockProblem(block('json', '{"a": 1,}\n'))).toMatch(/invalid JSON/);
+    expect(blockProblem(block('text', 'x\n', { expectError: true }))).toMatch(/expect-error/);
+    expect(blockProblem(block('text', 'kubectl -n shop get rbp\n'))).toMatch(/a command goes in a sh/);
+    // A synopsis is text, and must name the CLI's own commands and flags.
+    expect(
+      blockProblem(block('text', 'nxt-rollback drill [--deployment d] [--keep]\n  [--rto <dur>] [-n ns]\n')),
+    ).toBeUndefined();
+    expect(blockProblem(block('text', 'nxt-rollback drill [--deployment d]\n  [--kep]\n'))).toMatch(
+      /nxt-rollback drill has no --kep/,
+    );
+    expect(blockProblem(block('text', 'nxt-rollback drills [--keep]\n'))).toMatch(/no nxt-rollback command/);
+    expect(blockProblem(block('text', 'nxt-rollback backups verify <id> [--wait] [--dry-run]\n'))).toMatch(
+      /backups verify|verify has no --dry-run/,
+    );
+  });
+
+  it('reads heredocs with the command that reads them, inside $(...) too', () => {
+    const script = [
+      "kubectl create -o jsonpath='{.status.allowed}' -f - <<'EOF'",
+      'kind: SubjectAccessReview',
+      'EOF',
+      "PLAN=$(kubectl -n shop create -o name -f - <<'EOF'",
+      'kind: RollbackPlan',
+      'metadata: {generateName: drill-}',
+      'EOF',
+      ')',
+      'cat <<-END > x.yaml',
+      '\tkind: ConfigMap',
+      '\tEND',
+      'echo done',
+    ].join('\n');
+    expect(heredocsOf(script)).toEqual([
+      {
+        argv: ['kubectl', 'create', '-o', 'jsonpath={.status.allowed}', '-f', '-'],
+        body: 'kind: SubjectAccessReview\n',
+      },
+      {
+        argv: ['kubectl', '-n', 'shop', 'create', '-o', 'name', '-f', '-'],
+        body: 'kind: RollbackPlan\nmetadata: {generateName: drill-}\n',
+      },
+      { argv: ['cat'], body: 'kind: ConfigMap\n' },
+    ]);
+    expect(simpleCommands(script).at(-1)).toEqual(['echo', 'done']);
   });
 
   it('splits shell into simple commands: quotes, $(...), heredocs, continuations, operators', () => {
@@ -81,6 +188,55 @@ describe('the docs test reads the Markdown as written', () => {
     expect(await cliUsageError(['emergency', '--scope', 'everything'])).toMatch(/Allowed choices/);
     expect(await cliUsageError(['approve'])).toMatch(/missing required argument/);
     expect(await cliUsageError(['history', 'extra'])).toMatch(/too many arguments/);
+  });
+
+  it("runs each command's own checks on the line, not only commander's (no cluster needed)", async () => {
+    const refused: [string[], RegExp][] = [
+      [['emergency', '--scope', 'database'], /--scope database needs --schedule/],
+      [['emergency', '--scope', 'app'], /--scope app needs at least one Deployment/],
+      [['emergency', '--scope', 'app', 'web', '--backup', 'latest'], /apply to --scope database and full/],
+      [['emergency', '--scope', 'database', '--schedule', 'db', '--backup', 'before=yesterday'], /RFC 3339/],
+      [['emergency', '--scope', 'app', 'web', '--timeout', 'soon'], /--timeout must be a duration/],
+      [['emergency', '--scope', 'app', 'web', '--validation-timeout', '7d'], /--validation-timeout/],
+      [['approve', 'p', '--timeout', '5 minutes'], /--timeout must be a duration/],
+      [['history', '--limit', '0'], /--limit "0"/],
+      [['status', 'p', '-A'], /drop -A/],
+      [['backup', 'now', '--timeout', 'x'], /--timeout/],
+      [['backups', 'verify', 'latest', '--timeout', 'x'], /--timeout/],
+      [['validate'], /nothing to validate/],
+      [['validate', 'web', '--flags', 'shop-flags'], /go together/],
+      [['readiness', '--no-database', '--schedule', 'db'], /exclude each other/],
+      [['drill', '--rto', 'fast'], /--rto/],
+      [['-n', 'Shop_1', 'history'], /not a namespace name/],
+      [['--request-timeout', '0', 'history'], /--request-timeout/],
+    ];
+    for (const [args, error] of refused) expect(await cliUsageError(args), args.join(' ')).toMatch(error);
+    expect(
+      await cliUsageError(['emergency', '--scope', 'database', '--schedule', 'db', '--backup', 'latest']),
+    ).toBeUndefined();
+    expect(await cliUsageError(['validate', '--plan', 'p'])).toBeUndefined();
+    expect(await cliUsageError(['approve', 'p', '--wait', '--timeout', '10m'])).toBeUndefined();
+  });
+
+  it('hands over the plan an emergency line would create (for the dry run), and refuses unexpanded variables', async () => {
+    const long = 'x'.repeat(60);
+    const checked = await cliCheck(['emergency', '--scope', 'app', 'web', '--name', long]);
+    expect(checked.error).toBeUndefined();
+    expect(checked.wouldCreate).toEqual([
+      expect.objectContaining({
+        kind: 'RollbackPlan',
+        metadata: { name: long },
+        spec: expect.objectContaining({ scope: 'app', severity: 'critical' }),
+      }),
+    ]);
+    expect((await cliCheck(['history'])).wouldCreate).toEqual([]);
+    expect((await cliCheck(['validate', 'web', '--post'])).wouldCreate).toEqual([
+      expect.objectContaining({
+        kind: 'RollbackPlan',
+        spec: expect.objectContaining({ validateOnly: 'post' }),
+      }),
+    ]);
+    expect((await cliCheck(['-n', '$NS', 'history'])).error).toMatch(/"\$NS": a shell variable/);
   });
 
   it('recognises the ways the docs run the CLI', () => {

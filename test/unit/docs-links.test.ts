@@ -11,6 +11,10 @@ describe('the links in the docs', () => {
       '# A `b` c: d\n## A `b` c: d\n```sh\n# not a heading [x](nope.md)\n```\n[y](z.md#q) `[w](v.md)` [h](https://x)\n';
     expect([...markdownAnchors(md)]).toEqual(['a-b-c-d', 'a-b-c-d-1']);
     expect(relativeLinks(md)).toEqual([{ target: 'z.md#q', line: 6 }]);
+    // A fence inside a blockquote hides its content as well.
+    expect(relativeLinks('> ```sh\n> # [x](nope.md)\n> ```\n[y](z.md)\n')).toEqual([
+      { target: 'z.md', line: 4 },
+    ]);
   });
 
   it('every relative link and anchor resolves', () => {

@@ -26,7 +26,7 @@ export function register(program: Command) {
     .argument('[schedule]', 'BackupSchedule name', objectName('BackupSchedule name'))
     .option('--wait', 'wait until the backup is recorded (or failed)')
     .addOption(new Option('--timeout <duration>', 'how long --wait waits').default(DEFAULT_TIMEOUT))
-    .action(action(backupNow));
+    .action(action(backupNow, (_schedule, opts) => checkTimeout(opts)));
 
   const backups = program.command('backups').description('list or verify backups');
   backups
@@ -47,8 +47,10 @@ export function register(program: Command) {
     )
     .option('--wait', 'wait for the result')
     .addOption(new Option('--timeout <duration>', 'how long --wait waits').default(DEFAULT_TIMEOUT))
-    .action(action(verify));
+    .action(action(verify, (_id, opts) => checkTimeout(opts)));
 }
+
+const checkTimeout = (opts: { timeout: string }) => void parseDurationFlag('--timeout', opts.timeout);
 
 /** The named schedule, or the only one in the namespace. */
 async function resolveSchedule(ctx: CliContext, name: string | undefined): Promise<KubeObject> {

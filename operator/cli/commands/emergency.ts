@@ -59,7 +59,18 @@ export function register(program: Command) {
     .option('--timeout <duration>', 'how long to follow the plan (exit 5 after)', '30m')
     .option('--no-wait', 'create the plan, print its name and return')
     .option('--dry-run', 'create a dry-run plan, show its report; changes nothing')
-    .action(action((ctx, deployments: string[], flags: Flags) => emergency(ctx, deployments, flags)));
+    .action(
+      action(
+        (ctx, deployments: string[], flags: Flags) => emergency(ctx, deployments, flags),
+        checkEmergency,
+      ),
+    );
+}
+
+/** The flags on their own: --timeout, and the plan they make (every combination buildEmergencyPlan refuses). */
+export function checkEmergency(deployments: string[], flags: Flags): PlanManifest {
+  parseDurationFlag('--timeout', flags.timeout);
+  return buildEmergencyPlan({ ...flags, deployments }, new Date(), '0000');
 }
 
 async function emergency(ctx: CliContext, deployments: string[], flags: Flags) {

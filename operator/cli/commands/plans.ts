@@ -33,13 +33,18 @@ export function register(program: Command) {
       objectName('plan name'),
     )
     .option('-A, --all-namespaces', 'without a plan name: every namespace')
-    .action(action((ctx, plan: string | undefined, o: { allNamespaces?: boolean }) => status(ctx, plan, o)));
+    .action(
+      action(
+        (ctx, plan: string | undefined, o: { allNamespaces?: boolean }) => status(ctx, plan, o),
+        checkStatus,
+      ),
+    );
   program
     .command('history')
     .description('recent RollbackPlans, newest first: trigger, result, duration, RTO met')
     .option('--limit <n>', 'how many plans', '20')
     .option('-A, --all-namespaces', 'every namespace')
-    .action(action((ctx, o: { limit: string; allNamespaces?: boolean }) => history(ctx, o)));
+    .action(action((ctx, o: { limit: string; allNamespaces?: boolean }) => history(ctx, o), checkHistory));
   for (const verb of ['approve', 'veto'] as const)
     program
       .command(verb)
@@ -64,7 +69,22 @@ export function register(program: Command) {
           : 'wait until the plan is Vetoed (exit 1 if it runs anyway)',
       )
       .option('--timeout <duration>', 'how long --wait waits (exit 5 after)', '5m')
-      .action(action((ctx, plan: string, o: DecideFlags) => decide(ctx, verb, plan, o)));
+      .action(action((ctx, plan: string, o: DecideFlags) => decide(ctx, verb, plan, o), checkDecide));
+}
+
+export function checkStatus(name: string | undefined, o: { allNamespaces?: boolean }): void {
+  if (name && o.allNamespaces)
+    throw new CliError(ExitCode.Usage, 'status <plan> reads one namespace: drop -A');
+}
+
+export function checkHistory(o: { limit: string }): void {
+  if (!/^\d+$/.test(o.limit) || Number(o.limit) < 1)
+    throw new CliError(ExitCode.Usage, `--limit "${o.limit}" must be a positive whole number`);
+}
+
+/** --timeout is checked with or without --wait: a bad value is wrong either way. */
+export function checkDecide(_plan: string, o: DecideFlags): void {
+  parseDurationFlag('--timeout', o.timeout);
 }
 
 async function getPlan(ctx: CliContext, name: string): Promise<PlanObject> {
@@ -85,7 +105,7 @@ async function listPlans(ctx: CliContext, allNamespaces: boolean): Promise<PlanO
 
 async function status(ctx: CliContext, name: string | undefined, o: { allNamespaces?: boolean }) {
   if (name) {
-    if (o.allNamespaces) throw new CliError(ExitCode.Usage, 'status <plan> reads one namespace: drop -A');
+    checkStatus(name, o);
     const plan = await getPlan(ctx, name);
     ctx.out.result(planSummary(plan), () => ctx.out.line(planDetail(plan)));
     return;
@@ -99,8 +119,7 @@ async function status(ctx: CliContext, name: string | undefined, o: { allNamespa
 }
 
 async function history(ctx: CliContext, o: { limit: string; allNamespaces?: boolean }) {
-  if (!/^\d+$/.test(o.limit) || Number(o.limit) < 1)
-    throw new CliError(ExitCode.Usage, `--limit "${o.limit}" must be a positive whole number`);
+  checkHistory(o);
   const entries = recentPlans(await listPlans(ctx, !!o.allNamespaces), Number(o.limit)).map(historyEntry);
   ctx.out.result(entries, () => {
     if (!entries.length)

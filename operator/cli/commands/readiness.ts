@@ -85,8 +85,6 @@ export function register(program: Command) {
       ),
   ).action(
     action(async (ctx, opts: ReadinessFlags) => {
-      if (!opts.database && opts.schedule)
-        throw new CliError(ExitCode.Usage, '--schedule and --no-database exclude each other');
       const now = Date.now();
       const plans = await listOrExit(ctx, plansRef(ctx.namespace), `rollbackplans.${GROUP}`);
       const targets = actingTargets(plans, opts.deployments);
@@ -140,8 +138,13 @@ export function register(program: Command) {
         );
       });
       return result.ready ? ExitCode.Ok : ExitCode.Failed;
-    }),
+    }, checkReadiness),
   );
+}
+
+export function checkReadiness(opts: Pick<ReadinessFlags, 'database' | 'schedule'>): void {
+  if (!opts.database && opts.schedule)
+    throw new CliError(ExitCode.Usage, '--schedule and --no-database exclude each other');
 }
 
 async function getSchedule(ctx: CliContext, name: string): Promise<KubeObject> {

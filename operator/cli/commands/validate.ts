@@ -19,7 +19,7 @@ import {
 } from '../flags.js';
 import { paint, table } from '../output.js';
 import { uniqueRequestValue } from '../requests.js';
-import { validationPlan, validationSpec, type Stage } from '../validation-plan.js';
+import { checkValidationTargets, validationPlan, validationSpec, type Stage } from '../validation-plan.js';
 import { watchObject } from '../watch.js';
 
 interface ValidateOptions {
@@ -62,12 +62,32 @@ export function register(program: Command) {
     )
     .addOption(new Option('--timeout <duration>', 'how long to wait for the results').default('10m'))
     .option('--keep', 'keep the validateOnly RollbackPlans (deleted after their report is read by default)')
-    .action(action(validate));
+    .action(action(validate, checkValidate));
+}
+
+/**
+ * The command line on its own: durations, and targets unless --plan brings them (read from the cluster).
+ * Without --plan, returns the first stage's plan (the others differ only in validateOnly).
+ */
+export function checkValidate(deployments: string[], opts: ValidateOptions): object | void {
+  parseDurationFlag('--timeout', opts.timeout);
+  if (opts.validationTimeout) specDurationFlag('--validation-timeout', opts.validationTimeout);
+  const input = {
+    deployments,
+    http: opts.http,
+    schedule: opts.schedule,
+    flags: opts.flags,
+    disable: commaList(opts.disable ?? ''),
+    validationTimeout: opts.validationTimeout,
+  };
+  checkValidationTargets({ ...input, fromPlan: opts.plan !== undefined });
+  if (opts.plan !== undefined) return;
+  const stage: Stage = opts.post && !opts.pre ? 'post' : 'pre';
+  return validationPlan(uniqueRequestValue(`validate-${stage}`), stage, validationSpec(input));
 }
 
 async function validate(ctx: CliContext, deployments: string[], opts: ValidateOptions) {
   const timeoutMs = parseDurationFlag('--timeout', opts.timeout);
-  if (opts.validationTimeout) specDurationFlag('--validation-timeout', opts.validationTimeout);
   const stages: Stage[] = opts.pre === opts.post ? ['pre', 'post'] : opts.pre ? ['pre'] : ['post'];
   const from = opts.plan ? await readPlanSpec(ctx, opts.plan) : undefined;
   const spec = validationSpec({
