@@ -1,24 +1,25 @@
 /**
- * `npm test`: every test, with the integration files split over NXT_TEST_SHARDS (default 2) vitest processes
- * that run side by side, each with its own control plane and PostgreSQL (its own globalSetup), then one merged
- * report. Integration time is mostly waiting (rollouts, Jobs, timers), so two shards take about half the wall
- * time of one; inside a shard files still run one at a time.
+ * `npm test`: every test. unit + integration run as NXT_TEST_SHARDS (default 2) vitest processes side by side,
+ * each with its own control plane and PostgreSQL (its own globalSetup); then the e2e project alone (its own
+ * control plane, a real node and the image build); then one merged report. Integration time is mostly waiting
+ * (rollouts, Jobs, timers), so two shards take about half the wall time of one; inside a shard files still run
+ * one at a time.
  *
- *   npm test                                  # 2 shards, then the merged report
- *   NXT_TEST_SHARDS=1 npm test                # one vitest process, as `vitest run`
+ *   npm test                                  # shards, then e2e, then the merged report
+ *   NXT_TEST_SHARDS=1 npm test                # one process for unit + integration
  *   npm test -- --reporter=json --outputFile.json=.tmp/r.json   # reporters apply to the merged report
- *   npm test -- test/integration/approvals.test.ts              # filters go to every shard
+ *   npm test -- --project integration test/integration/approvals.test.ts   # projects and filters pass through
  *
- * Shards are split by measured weight (test/env/sequencer.ts). Each shard prints its progress with a
- * `[shard i/N]` prefix and writes a blob report; `vitest --merge-reports` then prints the summary and
- * writes the reports asked for. The exit code is non-zero if any shard or the merge failed (a shard whose
- * set-up failed writes no blob, so its exit code counts on its own).
+ * Shards are split by measured weight (test/env/sequencer.ts, shards.ts). Each run prints its progress with a
+ * `[label]` prefix and writes a blob report; `vitest --merge-reports` then prints the summary and writes the
+ * reports asked for. The exit code is non-zero if any run or the merge failed (a run whose set-up failed writes
+ * no blob, so its exit code counts on its own).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, rmSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { splitArgs } from './shards.js';
+import { phasesOf, splitArgs, splitProjects } from './shards.js';
 
 const args = process.argv.slice(2);
 // Against an existing cluster (USE_EXISTING_CLUSTER=true) shards would share it: one process unless asked.
@@ -59,45 +60,67 @@ function run(cmd: string, argv: string[], prefix?: string): Promise<number> {
   });
 }
 
-async function main(): Promise<number> {
-  // Options that make a single process the only sensible thing: watch mode, an explicit shard, a merge.
-  const single =
-    shards === 1 || args.some((a) => /^--(shard|merge-reports|watch|ui)\b/.test(a) || a === '-w');
-  if (single) return run(vitest, ['run', ...args]);
-
-  const { reporter, rest } = splitArgs(args);
-  const blobDir = join('.tmp', 'vitest-blobs');
-  rmSync(blobDir, { recursive: true, force: true });
-  mkdirSync(blobDir, { recursive: true });
+/** Runs `vitest run` with `argv` as shards (count > 1) or one process, each writing a blob report. */
+async function phase(label: string, argv: string[], count: number, blobDir: string): Promise<number[]> {
   const t0 = Date.now();
-  // Ctrl-C reaches every shard through the process group; each shard's globalSetup tears its cluster down.
   const codes = await Promise.all(
-    Array.from({ length: shards }, (_, i) =>
+    Array.from({ length: count }, (_, i) =>
       run(
         vitest,
         [
           'run',
-          ...rest,
-          `--shard=${i + 1}/${shards}`,
+          ...argv,
+          ...(count > 1 ? [`--shard=${i + 1}/${count}`] : []),
           '--passWithNoTests',
           '--reporter=default',
           '--reporter=blob',
-          `--outputFile.blob=${join(blobDir, `blob-${i + 1}.json`)}`,
+          `--outputFile.blob=${join(blobDir, `blob-${label}-${i + 1}.json`)}`,
         ],
-        `shard ${i + 1}/${shards}`,
+        count > 1 ? `${label} ${i + 1}/${count}` : label,
       ),
     ),
   );
-  if (signalled) return 130;
   console.log(
-    `\n[run-tests] ${shards} shards finished in ${Math.round((Date.now() - t0) / 1000)} s ` +
-      `(exit codes ${codes.join(', ')}); merged report:\n`,
+    `[run-tests] ${label}: ${count > 1 ? `${count} shards ` : ''}finished in ` +
+      `${Math.round((Date.now() - t0) / 1000)} s (exit code${count > 1 ? 's' : ''} ${codes.join(', ')})`,
   );
+  return codes;
+}
+
+async function main(): Promise<number> {
+  // Options that make a single process the only sensible thing: watch mode, an explicit shard, a merge.
+  if (args.some((a) => /^--(shard|merge-reports|watch|ui)\b/.test(a) || a === '-w')) {
+    return run(vitest, ['run', ...args]);
+  }
+  const { reporter, rest: nonReporter } = splitArgs(args);
+  const { projects, rest } = splitProjects(nonReporter);
+  const { sharded, after } = phasesOf(projects);
+  const blobDir = join('.tmp', 'vitest-blobs');
+  rmSync(blobDir, { recursive: true, force: true });
+  mkdirSync(blobDir, { recursive: true });
+  const t0 = Date.now();
+  const codes: number[] = [];
+  let expected = 0;
+  // unit + integration as shards side by side; then each later project (e2e: its own control plane, a real
+  // node and the image build) alone, so two of them never load the machine at the same time.
+  if (sharded.length) {
+    expected += shards;
+    codes.push(
+      ...(await phase('tests', [...sharded.flatMap((p) => ['--project', p]), ...rest], shards, blobDir)),
+    );
+  }
+  for (const p of after) {
+    if (signalled) break;
+    expected += 1;
+    codes.push(...(await phase(p, ['--project', p, ...rest], 1, blobDir)));
+  }
+  if (signalled) return 130;
+  console.log(`[run-tests] all finished in ${Math.round((Date.now() - t0) / 1000)} s; merged report:\n`);
   const blobs = readdirSync(blobDir).length;
   const merged = blobs > 0 ? await run(vitest, ['run', `--merge-reports=${blobDir}`, ...reporter]) : 1;
-  if (blobs < shards)
-    console.error(`[run-tests] only ${blobs} of ${shards} shards wrote a report (see above)`);
-  return codes.some((c) => c !== 0) || blobs < shards ? Math.max(1, merged) : merged;
+  if (blobs < expected)
+    console.error(`[run-tests] only ${blobs} of ${expected} runs wrote a report (see above)`);
+  return codes.some((c) => c !== 0) || blobs < expected ? Math.max(1, merged) : merged;
 }
 
 main().then(

@@ -6,6 +6,9 @@ import { basename } from 'node:path';
 // balance shards: a stale table costs balance, never a test.
 export const WEIGHTS: Record<string, number> = {
   'rollbackplan-triggers': 162,
+  // measured alone (the helper's run), not yet in a full run
+  'bench-restore': 162,
+  'bench-backup': 73,
   'cli-plans': 130,
   'operator-runtime': 100,
   'operator-leadership': 74,
@@ -83,4 +86,31 @@ export function splitArgs(all: string[]): { reporter: string[]; rest: string[] }
     } else rest.push(a);
   }
   return { reporter, rest };
+}
+
+/** Projects that run alone after the sharded ones (each brings its own heavy environment). */
+export const RUN_AFTER = ['e2e'];
+/** Projects `npm test` runs when none is named. */
+export const DEFAULT_PROJECTS = ['unit', 'integration', ...RUN_AFTER];
+
+/** Takes `--project X` / `--project=X` out of the arguments. */
+export function splitProjects(all: string[]): { projects: string[]; rest: string[] } {
+  const projects: string[] = [];
+  const rest: string[] = [];
+  for (let i = 0; i < all.length; i++) {
+    const a = all[i]!;
+    if (a.startsWith('--project=')) projects.push(a.slice('--project='.length));
+    else if (a === '--project' && all[i + 1] !== undefined) projects.push(all[++i]!);
+    else rest.push(a);
+  }
+  return { projects, rest };
+}
+
+/** Which of the named projects (all when none) run as shards, and which alone afterwards, in order. */
+export function phasesOf(projects: string[]): { sharded: string[]; after: string[] } {
+  const named = projects.length ? projects : DEFAULT_PROJECTS;
+  return {
+    sharded: named.filter((p) => !RUN_AFTER.includes(p)),
+    after: RUN_AFTER.filter((p) => named.includes(p)),
+  };
 }

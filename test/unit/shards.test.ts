@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { splitArgs, weightedShard, WEIGHTS } from '../env/shards.js';
+import { phasesOf, splitArgs, splitProjects, weightedShard, WEIGHTS } from '../env/shards.js';
 
 const spec = (path: string, project = 'integration') => ({ path, project });
 const key = (s: { path: string; project: string }) => s;
@@ -58,5 +58,20 @@ describe('splitArgs', () => {
 
   it('does not take a filter after a bare --reporter flag whose value is an option', () => {
     expect(splitArgs(['--reporter', '--bail=1'])).toEqual({ reporter: ['--reporter'], rest: ['--bail=1'] });
+  });
+});
+
+describe('phases', () => {
+  it('shards unit + integration and runs e2e alone afterwards; a named project runs only itself', () => {
+    expect(phasesOf([])).toEqual({ sharded: ['unit', 'integration'], after: ['e2e'] });
+    expect(phasesOf(['integration'])).toEqual({ sharded: ['integration'], after: [] });
+    expect(phasesOf(['e2e'])).toEqual({ sharded: [], after: ['e2e'] });
+  });
+
+  it('takes both spellings of --project out of the arguments', () => {
+    expect(splitProjects(['--project', 'unit', '--project=e2e', 'a.test.ts'])).toEqual({
+      projects: ['unit', 'e2e'],
+      rest: ['a.test.ts'],
+    });
   });
 });
