@@ -158,7 +158,11 @@ export async function startS3Server(opts: S3ServerOptions = {}): Promise<S3Serve
       AWS_ACCESS_KEY_ID: '',
       AWS_SECRET_ACCESS_KEY: '',
     };
-    const version = execFileSync(weed, ['version'], { encoding: 'utf8' }).trim().split('\n')[0]!;
+    const version = `SeaweedFS ${execFileSync(weed, ['version'], { encoding: 'utf8' })
+      .trim()
+      .split('\n')[0]!
+      .replace(/^version\s+/, '')
+      .replace(/\s+/g, ' ')}`;
     const t0 = Date.now();
     procs.start('weed', weed, args, { env });
     const endpoint = `http://127.0.0.1:${s3}`;
