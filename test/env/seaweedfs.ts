@@ -91,7 +91,11 @@ export async function startS3Server(opts: S3ServerOptions = {}): Promise<S3Serve
     stopped = true;
     await procs.stopAll();
     rmSync(workDir, { recursive: true, force: true });
+    // `weed server` also serves gRPC on fixed-path Unix sockets (/tmp/seaweedfs-<service>-grpc-<port>.sock,
+    // not configurable); it removes them only on a graceful stop.
+    for (const f of grpcSockets) rmSync(f, { force: true });
   };
+  const grpcSockets: string[] = [];
   try {
     const dataDir = join(workDir, 'data');
     mkdirSync(dataDir);
@@ -121,6 +125,16 @@ export async function startS3Server(opts: S3ServerOptions = {}): Promise<S3Serve
     }
     const [master, masterGrpc, volume, volumeGrpc, filer, filerGrpc, s3, s3Grpc, s3Https] = await Promise.all(
       Array.from({ length: 9 }, () => freePort()),
+    );
+    grpcSockets.push(
+      ...(
+        [
+          ['master', masterGrpc],
+          ['volume', volumeGrpc],
+          ['filer', filerGrpc],
+          ['s3', s3Grpc],
+        ] as const
+      ).map(([svc, port]) => `/tmp/seaweedfs-${svc}-grpc-${port}.sock`),
     );
     const args = [
       'server',
@@ -218,7 +232,7 @@ async function probeWrite(s: S3Server): Promise<boolean> {
     forcePathStyle: true,
     credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey },
     maxAttempts: 1,
-    requestHandler: { requestTimeout: 5000, connectionTimeout: 2000 },
+    requestHandler: { requestTimeout: 5000, connectionTimeout: 2000, throwOnRequestTimeout: true },
   });
   const Bucket = 'harness-ready-probe';
   try {
