@@ -15,7 +15,7 @@ import { createRedactor, type Redact } from './redact.js';
 import type { BackupResult, FailureReason } from './result.js';
 import { timing } from './termination-message.js';
 import type { RetentionPolicy } from './retention.js';
-import type { BackupStorage } from './storage.js';
+import { ManifestInvalidError, type BackupStorage } from './storage.js';
 import { withoutDatabaseUrl } from './verify.js';
 
 export interface BackupOptions {
@@ -315,6 +315,8 @@ async function reuseVerifiedBackup(o: BackupOptions): Promise<BackupManifest | u
   try {
     existing = await o.storage.readManifest(o.id);
   } catch (e) {
+    // The storage could not be read (S3 access denied, network): not a verdict on the backup under this id.
+    if (!(e instanceof ManifestInvalidError)) throw storageFailure(e, `reading the manifest of ${o.id}`);
     // Manifests are written atomically (rename), so an unreadable one is not a half-written one of ours.
     throw new RunnerFailure(
       'BackupIdConflict',

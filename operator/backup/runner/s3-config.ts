@@ -17,6 +17,11 @@ export interface S3Config {
   /** A PEM file of CA certificates to trust (a private endpoint). */
   caFile?: string;
   objectLock?: { mode: 'GOVERNANCE' | 'COMPLIANCE'; retentionDays: number };
+  /**
+   * Static keys from the runner's environment (the pod's, from the Secret); undefined: the SDK's default
+   * chain (web identity / IRSA, Pod Identity, instance role). Never logged.
+   */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
 }
 
 export const S3Env = {
@@ -79,6 +84,18 @@ export function s3ConfigFromEnv(url: string, env: NodeJS.ProcessEnv): S3Config {
   const lockDays = env[S3Env.objectLockDays];
   if (lockMode && !(lockDays && /^[1-9]\d{0,4}$/.test(lockDays)))
     throw bad(S3Env.objectLockDays, 'a whole number of days from 1 (with NXT_S3_OBJECT_LOCK_MODE)');
+  const accessKeyId = env[S3Env.accessKeyId];
+  const secretAccessKey = env[S3Env.secretAccessKey];
+  if (!accessKeyId !== !secretAccessKey)
+    throw new RunnerFailure(
+      'StorageCredentialsInvalid',
+      `${S3Env.accessKeyId} and ${S3Env.secretAccessKey} must be set together (or neither, for the SDK's default chain)`,
+    );
+  const sessionToken = env[S3Env.sessionToken];
+  const credentials =
+    accessKeyId && secretAccessKey
+      ? { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) }
+      : undefined;
   return {
     bucket,
     prefix,
@@ -88,6 +105,7 @@ export function s3ConfigFromEnv(url: string, env: NodeJS.ProcessEnv): S3Config {
     ...(sse ? { serverSideEncryption: { algorithm: sse, ...(kmsKeyId ? { kmsKeyId } : {}) } } : {}),
     ...(env[S3Env.caFile] ? { caFile: env[S3Env.caFile] } : {}),
     ...(lockMode ? { objectLock: { mode: lockMode, retentionDays: Number(lockDays) } } : {}),
+    ...(credentials ? { credentials } : {}),
   };
 }
 
