@@ -4,9 +4,12 @@
 // same SDK, part size and parallelism, nothing else), both writing to the same real local S3 server
 // (SeaweedFS, test/env/seaweedfs.ts) from one local PostgreSQL in the same run.
 //
-//   npm run bench:backup-s3                  # pgbench scale 10 and 50, 3 reps each
-//   npm run bench:backup-s3 -- --quick       # smoke test: pgbench scale 1, 1 rep
-//   npm run bench:backup-s3 -- --reps 5 --scales 10,100
+//   npm run bench:backup-s3                  # pgbench scale 10 and 50 + ~300 MiB of random hex text, 3 reps each
+//   npm run bench:backup-s3 -- --quick       # smoke test: pgbench scale 1 + ~8 MiB of random text, 1 rep
+//   npm run bench:backup-s3 -- --reps 5 --scales 10,100 --random-mib 1024
+//
+// pgbench tables compress ~100:1 in `pg_dump -Fc` (a scale-50 archive is a few MiB), so the random-text table
+// (md5 hex, compressing about 2:1) is what gives an archive over 100 MiB: the multipart path at size.
 //
 // Ours does more than the baseline by design: it exports a snapshot, counts rows in it, hashes the stream
 // (SHA-256), reads the archive back to check the hash and `pg_restore --list` it, and writes a manifest after
@@ -18,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { S3_PART_BYTES, S3_QUEUE_SIZE } from '../operator/backup/runner/s3-storage.js';
 import { databaseUrl, LocalPostgres } from '../test/env/postgres.js';
 import { startS3Server, type S3Server } from '../test/env/seaweedfs.js';
 import { createBucket, emptyBucket, listMultipartUploads, listObjects } from '../test/support/s3.js';
@@ -32,17 +36,23 @@ const { values: flags } = parseArgs({
   options: {
     reps: { type: 'string' },
     scales: { type: 'string' },
+    'random-mib': { type: 'string' },
     quick: { type: 'boolean', default: false },
     'no-build': { type: 'boolean', default: false },
   },
 });
 const REPS = Number(flags.reps ?? (flags.quick ? 1 : 3));
 const SCALES = (flags.scales ?? (flags.quick ? '1' : '10,50')).split(',').filter(Boolean).map(Number);
-for (const [name, v] of [['reps', REPS], ...SCALES.map((x) => ['scales', x] as const)] as const)
-  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be whole numbers >= 1; got ${v}`);
-/** The runner's multipart settings (operator/backup/runner/s3-storage.ts); the baseline uses the same. */
-const PART_SIZE = 16 * 1024 * 1024;
-const QUEUE_SIZE = 2;
+const RANDOM_MIB = Number(flags['random-mib'] ?? (flags.quick ? 8 : 300));
+for (const [name, v, min] of [
+  ['reps', REPS, 1],
+  ['random-mib', RANDOM_MIB, 0],
+  ...SCALES.map((x) => ['scales', x, 1] as const),
+] as const)
+  if (!Number.isInteger(v) || v < min) throw new Error(`--${name} must be whole numbers >= ${min}; got ${v}`);
+/** The runner's multipart settings; the baseline uses the same. */
+const PART_SIZE = S3_PART_BYTES;
+const QUEUE_SIZE = S3_QUEUE_SIZE;
 const UPLOADER = join(REPO_ROOT, 'bench', 'lib', 's3-upload-stdin.mjs');
 
 const log = progress('bench:backup-s3');
@@ -91,18 +101,46 @@ await runBenchmark(async (cleanup) => {
   await admin.connect();
   cleanup.add('admin connection', () => admin.end());
 
+  const datasets: { database: string; label: string; seed: () => Promise<unknown> }[] = SCALES.map(
+    (scale) => {
+      const database = `bench_pgbench_s${scale}`;
+      return {
+        database,
+        label: `pgbench scale ${scale}`,
+        seed: () =>
+          runTool(join(info.binDir, 'pgbench'), ['-i', '-q', '-s', String(scale)], pgEnv(info, database)),
+      };
+    },
+  );
+  if (RANDOM_MIB > 0) {
+    const database = 'bench_random_text';
+    // rows of 256 hex characters from md5(): RANDOM_MIB MiB of table text
+    const rows = Math.ceil((RANDOM_MIB * 1024 * 1024) / 256);
+    datasets.push({
+      database,
+      label: `random hex text, ${RANDOM_MIB} MiB`,
+      seed: () =>
+        withDatabase(info, database, async (c) => {
+          await c.query('create table blobs (id int primary key, payload text not null)');
+          await c.query(
+            `insert into blobs select i, (select string_agg(md5(random()::text || i || j), '') from generate_series(1, 8) j)
+             from generate_series(1, $1::int) i`,
+            [rows],
+          );
+        }),
+    });
+  }
+
   const results: Result[] = [];
-  for (const scale of SCALES) {
-    const database = `bench_pgbench_s${scale}`;
+  for (const { database, label, seed } of datasets) {
     await admin.query(`create database ${database}`);
-    log(`pgbench -i -s ${scale}`);
-    await runTool(join(info.binDir, 'pgbench'), ['-i', '-q', '-s', String(scale)], pgEnv(info, database));
+    log(`seeding ${label}`);
+    await seed();
     const sizeBytes = Number(
       (await admin.query<{ s: string }>('select pg_database_size($1) as s', [database])).rows[0]!.s,
     );
     const rows = await countRows(info, database);
     const env = pgEnv(info, database);
-    const label = `pgbench scale ${scale}`;
     log(`${label}: ${rows} rows, ${fmtBytes(sizeBytes)}`);
 
     const rawSide = (prefix: string) => rawBackup(s3, bucket, `${prefix}/raw.dump`, env, info.binDir);
@@ -138,6 +176,20 @@ await runBenchmark(async (cleanup) => {
 });
 
 // -------------------------------------------------------------------------------------------------------
+
+async function withDatabase<T>(
+  info: LocalPostgres['info'],
+  database: string,
+  fn: (c: pg.Client) => Promise<T>,
+): Promise<T> {
+  const c = new pg.Client({ connectionString: databaseUrl(info, database) });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
 
 async function countRows(info: LocalPostgres['info'], database: string): Promise<number> {
   const c = new pg.Client({ connectionString: databaseUrl(info, database) });
@@ -257,7 +309,7 @@ function report(machine: string, results: Result[]): string {
         'rows',
         'size on disk',
         'archive',
-        'raw pg_dump | upload',
+        'raw: pg_dump piped to upload',
         'raw throughput',
         'ours, whole process',
         'ours throughput',
