@@ -161,8 +161,9 @@ describe('the SeaweedFS S3 server', () => {
       `[s3] 110 MiB upload: ${parts} parts, buffers grew ${buffersMiB.toFixed(0)} MiB, ` +
         `RSS ${((peakRss - m0.rss) / MiB).toFixed(0)} MiB`,
     );
-    // queueSize * partSize = 16 MiB in flight, plus the part being filled; the whole object is > 110 MiB
-    expect(buffersMiB).toBeLessThan(48);
+    // queueSize * partSize = 16 MiB in flight, plus the part being filled and the SDK's copies of parts in
+    // flight: 40-45 MiB live here; the whole object is > 110 MiB (buffered whole, this measured 219 MiB)
+    expect(buffersMiB).toBeLessThan(80);
     expect(parts).toBe(Math.ceil(total / partSize));
     const head = await c.send(new HeadObjectCommand({ Bucket: bucket, Key: 'big/dump.bin' }));
     expect(head.ContentLength).toBe(total);
