@@ -24,11 +24,12 @@ import {
 } from './cronjob.js';
 import { missingSecretKeys } from './pod-builders.js';
 import { evaluateRpo } from './rpo.js';
-import { checkClaim, checkServiceAccount, type Problem } from './prerequisites.js';
+import { checkClaim, checkS3Secrets, checkServiceAccount, type Problem } from './prerequisites.js';
 import { backupNowGate, notReady, ready, rpoMet } from './schedule-conditions.js';
 import { refuseRunnerOverrides, runnerPolicyOf } from './runner-policy.js';
 import { HANDLED_VALUE_MAX, ScheduleJobPhases } from './schedule-jobs.js';
 import { ScheduleRun } from './schedule-run.js';
+import { describeStorage } from './storage-location.js';
 import { schedulesToRecheck, sharedClaimReport } from './shared-claim.js';
 import { SCHEDULE_NOTIFICATIONS } from '../notify/kinds.js';
 import { Notifier } from '../notify/notifier.js';
@@ -307,7 +308,8 @@ export class BackupScheduleReconciler {
 
   /** The claim backups go to: the user's, or one the operator creates (and never deletes). */
   private async ensureStorage(run: ScheduleRun) {
-    const pvc = run.spec.storage.persistentVolumeClaim!;
+    const pvc = run.spec.storage.persistentVolumeClaim;
+    if (!pvc) return undefined; // an S3 bucket: nothing to create in the cluster
     if (pvc.claimName) {
       run.claimName = pvc.claimName;
       return undefined;
@@ -338,7 +340,7 @@ export class BackupScheduleReconciler {
   private async reportSharedClaim(run: ScheduleRun) {
     const shared = sharedClaimReport(
       run.req.name,
-      run.claimName,
+      run.claimName ?? describeStorage(run.spec),
       this.schedules.list(run.req.namespace),
       run.before.conditions,
     );
@@ -349,9 +351,11 @@ export class BackupScheduleReconciler {
 
   /** The claim exists and can take backups; one the operator created is not checked again. */
   private async checkStorage(run: ScheduleRun) {
+    if (run.spec.storage.s3)
+      return this.reportProblem(run, checkS3Secrets(this.ctx.client, run.req.namespace, run.spec.storage.s3));
     if (!run.spec.storage.persistentVolumeClaim?.claimName) return undefined;
     const field = 'spec.storage.persistentVolumeClaim.claimName';
-    return this.reportProblem(run, checkClaim(this.ctx.client, run.req.namespace, run.claimName, field));
+    return this.reportProblem(run, checkClaim(this.ctx.client, run.req.namespace, run.claimName!, field));
   }
 
   /** The CronJobs, converged with server-side apply (a no-op when nothing changed). */
@@ -425,7 +429,7 @@ export class BackupScheduleReconciler {
       run.event(
         'Normal',
         'Scheduled',
-        `backups scheduled "${spec.schedule}" (${spec.timeZone}) into claim ${run.claimName}`,
+        `backups scheduled "${spec.schedule}" (${spec.timeZone}) into ${describeStorage(spec, run.claimName)}`,
       );
     }
     return run.finish(rpo.breachInMs);

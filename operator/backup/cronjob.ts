@@ -18,7 +18,8 @@ export interface BackupCronJobInput {
   owner: KubeObject;
   spec: EffectiveBackupScheduleSpec;
   secret: SecretShape;
-  claimName: string;
+  /** Undefined for an S3 location (spec.storage.s3). */
+  claimName?: string;
   image: string;
   /** ALLOW_SUPERUSER_ASSERTIONS of the operator configuration, for the verify CronJob's assertions. */
   allowSuperuserAssertions?: boolean;
@@ -78,7 +79,7 @@ function cronJob(
         scheduleName: owner.metadata.name,
         spec,
         secret: input.secret,
-        claimName: input.claimName,
+        ...(input.claimName ? { claimName: input.claimName } : {}),
         image: input.image,
         args,
         component,

@@ -2,6 +2,7 @@ import { Label, MANAGED_BY } from '../api/v1alpha1/common.js';
 import type { EffectiveBackupScheduleSpec } from '../api/v1alpha1/backupschedule.js';
 import { ALLOW_SUPERUSER_ASSERTIONS_ENV } from './runner/restore-validation.js';
 import { OriginEnv, type BackupPurpose } from './runner/origin.js';
+import { s3Env, storageArgs, storageVolumes } from './storage-location.js';
 
 export const STORAGE_MOUNT = '/backups';
 export const JOB_NAME_LABEL = 'batch.kubernetes.io/job-name';
@@ -18,7 +19,8 @@ export interface RunnerPodInput {
   scheduleName: string;
   spec: EffectiveBackupScheduleSpec;
   secret: SecretShape;
-  claimName: string;
+  /** The claim of a persistentVolumeClaim location; unused for S3 (spec.storage.s3). */
+  claimName?: string;
   image: string;
   /** e.g. ['backup', '--id', '$(BACKUP_ID)'] — the runner subcommand and its flags. */
   args: string[];
@@ -103,6 +105,7 @@ export function buildRunnerJobTemplate(input: RunnerPodInput) {
   const { spec, scheduleName } = input;
   const labels = childLabels(scheduleName, input.component);
   const pt = spec.podTemplate ?? {};
+  const storage = storageVolumes(spec, input.claimName, STORAGE_MOUNT);
   return {
     metadata: { labels },
     spec: {
@@ -128,14 +131,16 @@ export function buildRunnerJobTemplate(input: RunnerPodInput) {
               name: 'runner',
               image: pt.image ?? input.image,
               imagePullPolicy: 'IfNotPresent',
-              args: input.args,
+              args: storageArgs(input.args, spec),
               env: [
                 // The Job's name is the backup id: deterministic, so a retried pod finds the backup it made.
                 {
                   name: 'BACKUP_ID',
                   valueFrom: { fieldRef: { fieldPath: `metadata.labels['${JOB_NAME_LABEL}']` } },
                 },
-                { name: 'STORAGE_DIR', value: STORAGE_MOUNT },
+                ...(spec.storage.s3
+                  ? s3Env(spec.storage.s3)
+                  : [{ name: 'STORAGE_DIR', value: STORAGE_MOUNT }]),
                 ...(input.allowSuperuserAssertions
                   ? [{ name: ALLOW_SUPERUSER_ASSERTIONS_ENV, value: 'true' }]
                   : []),
@@ -154,16 +159,10 @@ export function buildRunnerJobTemplate(input: RunnerPodInput) {
                 capabilities: { drop: ['ALL'] },
                 seccompProfile: { type: 'RuntimeDefault' },
               },
-              volumeMounts: [
-                { name: 'backups', mountPath: STORAGE_MOUNT },
-                { name: 'tmp', mountPath: '/tmp' },
-              ],
+              volumeMounts: [...storage.volumeMounts, { name: 'tmp', mountPath: '/tmp' }],
             },
           ],
-          volumes: [
-            { name: 'backups', persistentVolumeClaim: { claimName: input.claimName } },
-            { name: 'tmp', emptyDir: {} },
-          ],
+          volumes: [...storage.volumes, { name: 'tmp', emptyDir: {} }],
         },
       },
     },

@@ -1,6 +1,7 @@
-import type { EffectiveBackupScheduleSpec } from '../api/v1alpha1/backupschedule.js';
+import type { EffectiveBackupScheduleSpec, S3Storage } from '../api/v1alpha1/backupschedule.js';
 import { isForbidden, isNotFound } from '../kube/errors.js';
 import type { KubeClient, KubeObject } from '../kube/rest.js';
+import { S3_CA_DEFAULT_KEY, s3CredentialKeys } from './storage-location.js';
 
 // What must exist before a backup Job can run: without these, its pod never starts and the Job only fails
 // at its one-hour deadline. Each check returns the problem (a reason and a message naming the field), or
@@ -73,4 +74,52 @@ export async function checkServiceAccount(
     reason: 'ServiceAccountNotFound',
     message: `ServiceAccount "${name}" (${field}) not found in namespace ${namespace}: the backup pods could not start`,
   };
+}
+
+/**
+ * The Secrets of an S3 location exist and hold the keys the pods read (credentials, CA bundle): a missing
+ * one would leave the pod in CreateContainerConfigError until the Job's deadline. Only key names are read.
+ */
+export async function checkS3Secrets(
+  client: KubeClient,
+  namespace: string,
+  s3: S3Storage,
+): Promise<Problem | undefined> {
+  const wanted = [
+    ...(s3.credentialsSecretRef
+      ? [
+          {
+            name: s3.credentialsSecretRef.name,
+            keys: s3CredentialKeys(s3),
+            field: 'spec.storage.s3.credentialsSecretRef',
+          },
+        ]
+      : []),
+    ...(s3.caBundleSecretRef
+      ? [
+          {
+            name: s3.caBundleSecretRef.name,
+            keys: [s3.caBundleSecretRef.key ?? S3_CA_DEFAULT_KEY],
+            field: 'spec.storage.s3.caBundleSecretRef',
+          },
+        ]
+      : []),
+  ];
+  for (const w of wanted) {
+    const secret = await getOptional(client, 'secrets', namespace, w.name);
+    if (secret === undefined) continue;
+    if (secret === null)
+      return {
+        reason: 'SecretNotFound',
+        message: `Secret "${w.name}" (${w.field}) not found in namespace ${namespace}`,
+      };
+    const have = new Set(Object.keys({ ...(secret.data ?? {}), ...(secret.stringData ?? {}) }));
+    const missing = w.keys.filter((k) => !have.has(k));
+    if (missing.length)
+      return {
+        reason: 'SecretKeysMissing',
+        message: `Secret "${w.name}" (${w.field}) lacks key(s) ${missing.join(', ')}`,
+      };
+  }
+  return undefined;
 }

@@ -34,7 +34,8 @@ export class ScheduleRun {
   // Filled in by the phases, in order.
   spec!: EffectiveBackupScheduleSpec;
   secret!: SecretShape;
-  claimName!: string;
+  /** The claim of a persistentVolumeClaim location; undefined for S3. */
+  claimName?: string;
   cronJob!: KubeObject;
   /** The test-restore CronJob, when spec.verify.testRestoreSchedule asks for one. */
   verifyCronJob?: KubeObject;

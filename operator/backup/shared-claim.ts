@@ -1,14 +1,25 @@
 import type { Condition, ConditionInput } from '../kube/conditions.js';
 import type { KubeObject } from '../kube/rest.js';
 import { createdClaimName } from './cronjob.js';
+import { s3Url } from './storage-location.js';
 
 /** True while another BackupSchedule in the namespace writes to the same claim. */
 export const STORAGE_SHARED_CONDITION = 'StorageShared';
 
-/** The claim a BackupSchedule writes to, from its raw object; undefined when the spec names none. */
+/**
+ * The claim a BackupSchedule writes to, from its raw object, or its `s3://bucket/prefix` (schedules on the
+ * same bucket and prefix share it as they would a claim); undefined when the spec names none.
+ */
 export function claimOf(schedule: KubeObject): string | undefined {
-  const pvc = (schedule as { spec?: { storage?: { persistentVolumeClaim?: Record<string, unknown> } } }).spec
-    ?.storage?.persistentVolumeClaim;
+  const storage = (
+    schedule as {
+      spec?: { storage?: { persistentVolumeClaim?: Record<string, unknown>; s3?: Record<string, unknown> } };
+    }
+  ).spec?.storage;
+  const s3 = storage?.s3;
+  if (typeof s3?.bucket === 'string')
+    return s3Url({ bucket: s3.bucket, ...(typeof s3.prefix === 'string' ? { prefix: s3.prefix } : {}) });
+  const pvc = storage?.persistentVolumeClaim;
   if (typeof pvc?.claimName === 'string') return pvc.claimName;
   if (pvc?.create) return createdClaimName(schedule.metadata.name);
   return undefined;

@@ -13,6 +13,7 @@ import { selectBackup } from './backup-selection.js';
 import { finishStep } from './journal.js';
 import { concurrentPlanFailure } from './locks.js';
 import type { PlanRun, StepOutcome } from './plan-run.js';
+import { describeStorage } from '../backup/storage-location.js';
 import {
   BACKUP_ID_ANNOTATION,
   buildPlanJob,
@@ -123,7 +124,7 @@ export async function preValidateDatabase(run: PlanRun): Promise<StepOutcome> {
     run,
     'CheckBackupSchedule',
     true,
-    `BackupSchedule "${sc.schedule.metadata.name}" and Secret "${sc.secret.name}" found; storage claim ${sc.claimName}`,
+    `BackupSchedule "${sc.schedule.metadata.name}" and Secret "${sc.secret.name}" found; storage ${describeStorage(sc.spec, sc.claimName)}`,
   );
 
   if (!run.status.database?.backupId) {

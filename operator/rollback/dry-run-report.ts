@@ -9,6 +9,7 @@ import { readDeploymentHistory } from './deployment-io.js';
 import { planDeploymentRollback } from './deployment-undo.js';
 import { buildDeploymentDryRun, type DeploymentDryRun } from './dry-run.js';
 import type { StepDefinition } from './plan-run.js';
+import { claimOf } from '../backup/shared-claim.js';
 
 /**
  * The summary becomes the Ready condition's message (metav1.Condition: at most 32768 characters) and an
@@ -24,6 +25,13 @@ export interface DryRunReport {
   steps: string[];
   checks: string[];
   [k: string]: unknown;
+}
+
+/** Where a schedule keeps its backups (`s3://bucket/prefix` or `claim <name>`), from its raw object. */
+function storageLocationOf(schedule: KubeObject): string | undefined {
+  const where = claimOf(schedule);
+  if (!where) return undefined;
+  return where.startsWith('s3://') ? where : `claim ${where}`;
 }
 
 /** What a real run would do, read-only: per Deployment from/to revision, image changes and template diff. */
@@ -79,14 +87,16 @@ export async function buildDryRunReport(
           0,
           Math.round((Date.now() - Date.parse(chosen.backup.finishedAt)) / 1000),
         );
+        const location = storageLocationOf(sched);
         database = {
           backupId: chosen.backup.id,
+          ...(location ? { location } : {}),
           backupFinishedAt: chosen.backup.finishedAt,
           mode: t.mode,
           safetyBackup: t.safetyBackup,
           // Writes since the backup are lost by a restore unless the safety backup is used to recover them.
           dataLossWindowSeconds: lossSeconds,
-          message: `would restore backup ${chosen.backup.id} (${t.mode}); data written in the last ${lossSeconds}s would be rolled back${t.safetyBackup ? ', kept in a safety backup' : ''}`,
+          message: `would restore backup ${chosen.backup.id}${location ? ` from ${location}` : ''} (${t.mode}); data written in the last ${lossSeconds}s would be rolled back${t.safetyBackup ? ', kept in a safety backup' : ''}`,
         };
       } else problems.push(chosen.message);
     }

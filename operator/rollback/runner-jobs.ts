@@ -26,7 +26,8 @@ export interface ScheduleContext {
   schedule: KubeObject;
   spec: EffectiveBackupScheduleSpec;
   secret: SecretShape;
-  claimName: string;
+  /** Undefined for an S3 location. */
+  claimName?: string;
 }
 
 /** Loads and checks the BackupSchedule and its Secret; a failure outcome names what is wrong. */
@@ -83,12 +84,12 @@ export async function loadSchedule(
       reason: 'SecretKeysMissing',
       message: `Secret "${secretName}" lacks key(s) ${missing.join(', ')}`,
     };
-  const pvc = spec.storage.persistentVolumeClaim!;
+  const pvc = spec.storage.persistentVolumeClaim;
   return {
     schedule,
     spec,
     secret: { name: secretName, keys },
-    claimName: pvc.claimName ?? createdClaimName(name),
+    ...(pvc ? { claimName: pvc.claimName ?? createdClaimName(name) } : {}),
   };
 }
 

@@ -19,6 +19,7 @@ import { preValidateHttpChecks } from './post-validation.js';
 import { rolloutProgress } from './rollout.js';
 import { loadSchedule } from './runner-jobs.js';
 import { scopeTargets } from './scope.js';
+import { describeStorage } from '../backup/storage-location.js';
 
 export type ValidationCheck = ValidationReport['checks'][number] & {
   /** Why it failed (condition reason); not part of the report. */
@@ -141,7 +142,7 @@ export async function checkDatabaseTarget(run: PlanRun): Promise<StepOutcome> {
   record(
     'CheckBackupSchedule',
     true,
-    `BackupSchedule "${sc.schedule.metadata.name}" and Secret "${sc.secret.name}" found; storage claim ${sc.claimName}`,
+    `BackupSchedule "${sc.schedule.metadata.name}" and Secret "${sc.secret.name}" found; storage ${describeStorage(sc.spec, sc.claimName)}`,
   );
   const chosen = selectBackup(sc.schedule.status, target.backup);
   if (!('backup' in chosen)) {

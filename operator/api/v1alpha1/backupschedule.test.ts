@@ -47,6 +47,27 @@ describe('parseBackupSchedule', () => {
     expect(r.ok ? r.value.spec : r.problems).toEqual(SKETCH.spec);
   });
 
+  it('accepts an S3 location with every field', () => {
+    const s3 = {
+      endpoint: 'https://minio.example.com:9000',
+      bucket: 'db-backups',
+      prefix: 'prod/shop-db/',
+      region: 'eu-west-1',
+      forcePathStyle: true,
+      credentialsSecretRef: {
+        name: 's3-keys',
+        accessKeyIdKey: 'id',
+        secretAccessKeyKey: 'secret',
+        sessionTokenKey: 'token',
+      },
+      serverSideEncryption: { algorithm: 'aws:kms', kmsKeyId: 'alias/backups' },
+      caBundleSecretRef: { name: 'minio-ca', key: 'ca.pem' },
+      objectLock: { mode: 'COMPLIANCE', retentionDays: 30 },
+    };
+    const r = parseBackupSchedule(schedule({ storage: { s3 } }));
+    expect(r.ok ? r.value.spec.storage : r.problems).toEqual({ s3 });
+  });
+
   it('keeps toleration fields it does not know (newer Kubernetes)', () => {
     const tolerations = [{ key: 'k', operator: 'Exists', futureField: 'x' }];
     const r = parseBackupSchedule(schedule({ podTemplate: { tolerations } }));
@@ -93,6 +114,58 @@ describe('parseBackupSchedule', () => {
       'exactly one of claimName or create',
     ],
     ['no storage backend', schedule({ storage: {} }), 'spec.storage', 'exactly one backend'],
+    [
+      'both a claim and s3',
+      schedule({ storage: { persistentVolumeClaim: { claimName: 'c' }, s3: { bucket: 'backups' } } }),
+      'spec.storage',
+      'exactly one backend: persistentVolumeClaim or s3',
+    ],
+    [
+      'a bad bucket',
+      schedule({ storage: { s3: { bucket: 'My Bucket' } } }),
+      'spec.storage.s3.bucket',
+      'bucket name',
+    ],
+    [
+      'a prefix with ..',
+      schedule({ storage: { s3: { bucket: 'b-1', prefix: 'a/../b' } } }),
+      'spec.storage.s3.prefix',
+      '".."',
+    ],
+    [
+      'a leading / in the prefix',
+      schedule({ storage: { s3: { bucket: 'b-1', prefix: '/a' } } }),
+      'spec.storage.s3.prefix',
+      'no leading /',
+    ],
+    [
+      'an endpoint that is no URL',
+      schedule({ storage: { s3: { bucket: 'b-1', endpoint: 'minio:9000' } } }),
+      'spec.storage.s3.endpoint',
+      'URL',
+    ],
+    [
+      'a KMS key without aws:kms',
+      schedule({
+        storage: { s3: { bucket: 'b-1', serverSideEncryption: { algorithm: 'AES256', kmsKeyId: 'k' } } },
+      }),
+      'spec.storage.s3.serverSideEncryption.kmsKeyId',
+      "needs algorithm 'aws:kms'",
+    ],
+    [
+      'a CA bundle for an http endpoint',
+      schedule({
+        storage: { s3: { bucket: 'b-1', endpoint: 'http://minio:9000', caBundleSecretRef: { name: 'ca' } } },
+      }),
+      'spec.storage.s3.caBundleSecretRef',
+      'https://',
+    ],
+    [
+      'an object lock of 0 days',
+      schedule({ storage: { s3: { bucket: 'b-1', objectLock: { mode: 'COMPLIANCE', retentionDays: 0 } } } }),
+      'spec.storage.s3.objectLock.retentionDays',
+      '>=1',
+    ],
     ['keepWeekly 0', schedule({ retention: { keepWeekly: 0 } }), 'spec.retention.keepWeekly', '>=1'],
     [
       'an unknown sslMode',

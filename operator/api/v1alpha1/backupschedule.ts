@@ -17,6 +17,8 @@ import {
   timeZone,
   Timestamp,
   conditionPath,
+  dataKey,
+  httpUrl,
   cronSchedule,
   defaultsAt,
   mapList,
@@ -66,16 +68,153 @@ const PersistentVolumeClaimStorage = withCelRules(
   ],
 );
 
-// One optional field per backend and a rule that exactly one is set, so an `objectStore` sibling can be
-// added later without changing what existing objects mean.
-const Storage = withCelRules(z.object({ persistentVolumeClaim: PersistentVolumeClaimStorage.optional() }), [
-  {
-    rule: '[has(self.persistentVolumeClaim)].filter(x, x).size() == 1',
-    message: 'spec.storage must set exactly one backend: persistentVolumeClaim',
-    reason: 'FieldValueRequired',
-    check: (s) => [s.persistentVolumeClaim].filter((x) => x !== undefined).length === 1,
-  },
-]);
+const S3_BUCKET = /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/;
+/** Key prefix: path segments of letters, digits and `._-`, no leading `/` (and a CEL rule: no `.`/`..`). */
+const S3_PREFIX = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*\/?$/;
+const DOT_SEGMENT = /(^|\/)[.]{1,2}(\/|$)/;
+const secretKeyName = (field: string, description: string) => dataKey(field).optional().meta({ description });
+
+/**
+ * An S3-compatible bucket (AWS S3, GCS through its S3 interoperability, MinIO, Ceph, SeaweedFS). Credentials
+ * reach the runner pods only as env references to the Secret; without a Secret the AWS SDK's default chain
+ * is used (web identity / IRSA, EKS Pod Identity, instance profile).
+ */
+const S3Storage = withCelRules(
+  z.object({
+    endpoint: httpUrl().max(512).optional().meta({
+      description:
+        'The S3 API endpoint, e.g. https://storage.googleapis.com or http://minio.minio:9000. Unset: AWS S3 of the region.',
+    }),
+    bucket: z
+      .string()
+      .min(3)
+      .max(222)
+      .regex(S3_BUCKET, 'must be a bucket name: lower-case letters, digits, ".", "-" and "_"')
+      .meta({ description: 'The bucket; it must exist (the operator never creates one).' }),
+    prefix: withCelRules(
+      z
+        .string()
+        .max(256)
+        .regex(
+          S3_PREFIX,
+          'must be a key prefix such as backups/orders (letters, digits, ., _, - and /; no leading /)',
+        ),
+      [
+        {
+          rule: "!self.matches('(^|/)[.]{1,2}(/|$)')",
+          message: 'spec.storage.s3.prefix must not have a "." or ".." segment',
+          check: (p) => !DOT_SEGMENT.test(p),
+        },
+      ],
+    )
+      .optional()
+      .meta({
+        description: 'Key prefix under which this schedule writes, e.g. prod/orders. Unset: the bucket root.',
+      }),
+    region: z
+      .string()
+      .min(1)
+      .max(64)
+      .regex(/^[a-z0-9-]+$/, 'must be a region name such as eu-west-1 or auto')
+      .optional()
+      .meta({ description: 'Signing region; default us-east-1 (MinIO, SeaweedFS and GCS accept it).' }),
+    forcePathStyle: z.boolean().optional().meta({
+      description:
+        'Address the bucket as <endpoint>/<bucket> instead of <bucket>.<endpoint> (MinIO, SeaweedFS).',
+    }),
+    credentialsSecretRef: z
+      .object({
+        name: objectName(),
+        accessKeyIdKey: secretKeyName(
+          'credentialsSecretRef.accessKeyIdKey',
+          'Key of the access key id; default AWS_ACCESS_KEY_ID.',
+        ),
+        secretAccessKeyKey: secretKeyName(
+          'credentialsSecretRef.secretAccessKeyKey',
+          'Key of the secret access key; default AWS_SECRET_ACCESS_KEY.',
+        ),
+        sessionTokenKey: secretKeyName(
+          'credentialsSecretRef.sessionTokenKey',
+          'Key of a session token (temporary credentials); none unless set.',
+        ),
+      })
+      .optional()
+      .meta({
+        description:
+          'A Secret in the namespace with the access keys (GCS: HMAC keys). Unset: the SDK default chain (web identity/IRSA, Pod Identity, instance role).',
+      }),
+    serverSideEncryption: withCelRules(
+      z.object({
+        algorithm: z.enum(['AES256', 'aws:kms']),
+        kmsKeyId: z
+          .string()
+          .min(1)
+          .max(2048)
+          .regex(/^\S+$/, 'must be a KMS key id, alias or ARN without spaces')
+          .optional(),
+      }),
+      [
+        {
+          rule: "!has(self.kmsKeyId) || self.algorithm == 'aws:kms'",
+          message: "spec.storage.s3.serverSideEncryption.kmsKeyId needs algorithm 'aws:kms'",
+          fieldPath: '.kmsKeyId',
+          check: (e) => e.kmsKeyId === undefined || e.algorithm === 'aws:kms',
+        },
+      ],
+    ).optional(),
+    caBundleSecretRef: z
+      .object({
+        name: objectName(),
+        key: secretKeyName('caBundleSecretRef.key', 'Key of the PEM bundle; default ca.crt.'),
+      })
+      .optional()
+      .meta({
+        description: 'CA certificates (PEM) to trust for a private endpoint, from a Secret in the namespace.',
+      }),
+    objectLock: z
+      .object({
+        mode: z.enum(['GOVERNANCE', 'COMPLIANCE']),
+        retentionDays: z.int().min(1).max(36_500),
+      })
+      .optional()
+      .meta({
+        description:
+          'Write every backup immutable for retentionDays (S3 Object Lock; the bucket must have it enabled). Retention then only hides older backups until their lock ends.',
+      }),
+  }),
+  [
+    {
+      rule: "!has(self.endpoint) || !self.endpoint.startsWith('http://') || !has(self.serverSideEncryption) || self.serverSideEncryption.algorithm != 'aws:kms'",
+      message: 'spec.storage.s3: aws:kms encryption needs an https:// endpoint',
+      fieldPath: '.serverSideEncryption',
+      check: (s) => !s.endpoint?.startsWith('http://') || s.serverSideEncryption?.algorithm !== 'aws:kms',
+    },
+    {
+      rule: "!has(self.caBundleSecretRef) || (has(self.endpoint) && self.endpoint.startsWith('https://'))",
+      message: 'spec.storage.s3.caBundleSecretRef needs an https:// endpoint',
+      fieldPath: '.caBundleSecretRef',
+      check: (s) => s.caBundleSecretRef === undefined || (s.endpoint?.startsWith('https://') ?? false),
+    },
+  ],
+);
+export type S3Storage = z.infer<typeof S3Storage>;
+
+// One optional field per backend and a rule that exactly one is set, so another backend can be added
+// without changing what existing objects mean.
+const Storage = withCelRules(
+  z.object({
+    persistentVolumeClaim: PersistentVolumeClaimStorage.optional(),
+    s3: S3Storage.optional().meta({ description: 'An S3-compatible bucket off the cluster.' }),
+  }),
+  [
+    {
+      rule: '[has(self.persistentVolumeClaim), has(self.s3)].filter(x, x).size() == 1',
+      message: 'spec.storage must set exactly one backend: persistentVolumeClaim or s3',
+      reason: 'FieldValueRequired',
+      check: (s) => [s.persistentVolumeClaim, s.s3].filter((x) => x !== undefined).length === 1,
+    },
+  ],
+);
 
 /** A label key, as nodeSelector keys and toleration keys must be: `[prefix/]name`. */
 const isQualifiedNameCel = (self: string) => `!format.qualifiedName().validate(${self}).hasValue()`;

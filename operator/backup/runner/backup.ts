@@ -5,7 +5,7 @@ import { startArchivePass, tocProblem, type TocListing } from './archive-stream.
 import { validateBackupId } from './backup-id.js';
 import { describeConnection, toolEnv, type ConnectionSettings } from './connection.js';
 import { connectDatabase, countRows, serverVersion } from './database.js';
-import { pgFailure, reasonOfToolStderr, RunnerFailure } from './failure.js';
+import { pgFailure, reasonOfToolStderr, RunnerFailure, storageFailure } from './failure.js';
 import type { RunnerLog } from './log.js';
 import type { BackupManifest } from './manifest.js';
 import { decideExistingBackup, describeOrigin, type BackupOrigin } from './origin.js';
@@ -15,7 +15,7 @@ import { createRedactor, type Redact } from './redact.js';
 import type { BackupResult, FailureReason } from './result.js';
 import { timing } from './termination-message.js';
 import type { RetentionPolicy } from './retention.js';
-import type { BackupStorage } from './storage.js';
+import { ManifestInvalidError, type BackupStorage } from './storage.js';
 import { withoutDatabaseUrl } from './verify.js';
 
 export interface BackupOptions {
@@ -90,10 +90,7 @@ async function dumpToStorage(
   try {
     writer = await o.storage.createWriter(o.id);
   } catch (e) {
-    throw new RunnerFailure(
-      'StorageFailed',
-      `opening ${o.id} in ${o.storage.location}: ${(e as Error).message}`,
-    );
+    throw storageFailure(e, `opening ${o.id} in ${o.storage.location}`);
   }
   const env = o.env ?? process.env;
   const pass = startArchivePass({ pgRestorePath, env: withoutDatabaseUrl(env), redact });
@@ -107,12 +104,7 @@ async function dumpToStorage(
       onStdout: (stdout) => pipeline(stdout, pass.tap, writer.stream),
     });
     streamed = await pass.result();
-    if (run.stdoutError) {
-      throw new RunnerFailure(
-        'StorageFailed',
-        `writing ${o.id} to ${o.storage.location}: ${run.stdoutError.message}`,
-      );
-    }
+    if (run.stdoutError) throw storageFailure(run.stdoutError, `writing ${o.id} to ${o.storage.location}`);
     if (run.code !== 0) {
       const reason = reasonOfToolStderr(run.stderrTail, 'DumpFailed');
       const how = run.code === null ? `was killed by ${run.signal}` : `exited with code ${run.code}`;
@@ -129,10 +121,7 @@ async function dumpToStorage(
     committed = await writer.commit();
   } catch (e) {
     await writer.abort().catch(() => {});
-    throw new RunnerFailure(
-      'StorageFailed',
-      `committing ${o.id} in ${o.storage.location}: ${(e as Error).message}`,
-    );
+    throw storageFailure(e, `committing ${o.id} in ${o.storage.location}`);
   }
   const { sha256, bytes, toc } = streamed;
   return { sha256, bytes, check: archiveCheck(o.id, bytes, committed.bytes, toc) };
@@ -275,7 +264,7 @@ async function takeBackup(o: BackupOptions): Promise<BackupResult> {
       ...(o.origin ? { origin: o.origin } : {}),
     };
     await o.storage.writeManifest(manifest).catch((e: Error) => {
-      throw new RunnerFailure('StorageFailed', `writing the manifest of ${o.id}: ${e.message}`);
+      throw storageFailure(e, `writing the manifest of ${o.id}`);
     });
     o.log('info', 'backup.manifest-written', { id: o.id, tables: Object.keys(tables).length });
     const result = { ...base, ...timing(started, finished), ...summary(manifest) };
@@ -326,6 +315,8 @@ async function reuseVerifiedBackup(o: BackupOptions): Promise<BackupManifest | u
   try {
     existing = await o.storage.readManifest(o.id);
   } catch (e) {
+    // The storage could not be read (S3 access denied, network): not a verdict on the backup under this id.
+    if (!(e instanceof ManifestInvalidError)) throw storageFailure(e, `reading the manifest of ${o.id}`);
     // Manifests are written atomically (rename), so an unreadable one is not a half-written one of ours.
     throw new RunnerFailure(
       'BackupIdConflict',

@@ -19,6 +19,26 @@ describe('parseRunnerArgs', () => {
     });
   });
 
+  it("parses an S3 location instead of a directory, and prune's leftover age", () => {
+    expect(parseRunnerArgs(['verify', '--storage-url', 's3://backups/prod', '--id', 'latest'])).toEqual({
+      command: 'verify',
+      storageUrl: 's3://backups/prod',
+      id: 'latest',
+      terminationLog: DEFAULT_TERMINATION_LOG,
+    });
+    expect(
+      parseRunnerArgs([
+        'prune',
+        '--storage-url',
+        's3://b-1',
+        '--keep-last',
+        '2',
+        '--leftovers-older-than-seconds',
+        '0',
+      ]),
+    ).toMatchObject({ command: 'prune', storageUrl: 's3://b-1', leftoversOlderThanSeconds: 0 });
+  });
+
   it('parses restore with mode, assertions and naming options', () => {
     const args = parseRunnerArgs([
       'restore',
@@ -130,7 +150,8 @@ describe('parseRunnerArgs', () => {
   it.each([
     [['nope'], /unknown command/],
     [[], /unknown command/],
-    [['backup', '--id', 'x'], /backup needs --storage-dir/],
+    [['backup', '--id', 'x'], /backup needs --storage-dir DIR or --storage-url/],
+    [['verify', '--storage-dir', '/b', '--storage-url', 's3://b/p', '--id', 'x'], /exactly one/],
     [['verify', '--storage-dir', '/b'], /verify needs --id/],
     [['backup', '--storage-dir', '/b', '--id', '../etc'], /invalid backup id/],
     [['backup', '--storage-dir', '/b', '--id', 'x', '--password', 'pw'], /Unknown option '--password'/],

@@ -14,7 +14,9 @@ export const TERMINATION_LOG_ENV = 'TERMINATION_LOG_PATH';
 
 export const USAGE = `usage (connection only from env: PGHOST PGPORT PGDATABASE PGUSER PGPASSWORD PGSSLMODE or DATABASE_URL;
 tools from PG_BIN_DIR or PATH; every command also takes --termination-log PATH, default $TERMINATION_LOG_PATH
-or else /dev/termination-log):
+or else /dev/termination-log; --storage-url s3://BUCKET[/PREFIX] instead of --storage-dir DIR stores in S3, configured by
+AWS_REGION NXT_S3_ENDPOINT NXT_S3_FORCE_PATH_STYLE NXT_S3_SSE NXT_S3_SSE_KMS_KEY_ID NXT_S3_CA_FILE NXT_S3_OBJECT_LOCK_MODE
+NXT_S3_OBJECT_LOCK_DAYS and the AWS SDK's credentials: AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY [AWS_SESSION_TOKEN] or its chain):
   backup        --storage-dir DIR --id ID [--keep-last N] [--keep-daily N] [--keep-weekly N]
   verify        --storage-dir DIR --id ID|latest
   restore       --storage-dir DIR --id ID|latest --mode inPlace|newDatabaseSwap [--sql-assertions-json JSON]
@@ -22,6 +24,7 @@ or else /dev/termination-log):
   test-restore  --storage-dir DIR --id ID|latest [--sql-assertions-json JSON] [--maintenance-db NAME]
                 [--short-id 6HEX]
   prune         --storage-dir DIR [--keep-last N] [--keep-daily N] [--keep-weekly N] [--dry-run]
+                [--leftovers-older-than-seconds N (default 7200)]
 --id latest: the newest backup whose manifest says verified (by finishedAt, then id); "latest" is no valid
 backup id. backup --keep-*: after a verified backup, prune as prune does, never the new backup; a failed
 prune is reported but does not fail the backup. Without any --keep-* nothing is pruned.
@@ -29,7 +32,9 @@ Environment set by the operator: NXT_SCHEDULE_NAME/NXT_SCHEDULE_UID (prune, back
 consider only that schedule's backups; --id latest never picks a safety backup), NXT_PLAN_UID/NXT_PLAN_NAME (verify and restore pin the backup for the plan).`;
 
 interface Common {
-  storageDir: string;
+  /** Exactly one of storageDir (a mounted volume) and storageUrl (`s3://bucket/prefix`) is set. */
+  storageDir?: string;
+  storageUrl?: string;
   terminationLog: string;
 }
 interface RestoreLike extends Common {
@@ -46,7 +51,13 @@ export type RunnerArgs =
   | (Common & { command: 'verify'; id: string })
   | (RestoreLike & { command: 'restore'; mode: RestoreMode; keepPreviousDatabases?: number })
   | (RestoreLike & { command: 'test-restore' })
-  | (Common & { command: 'prune'; policy: RetentionPolicy; dryRun: boolean });
+  | (Common & {
+      command: 'prune';
+      policy: RetentionPolicy;
+      dryRun: boolean;
+      /** Age after which partial dumps (unfinished multipart uploads) count as leftovers; default 2 h. */
+      leftoversOlderThanSeconds?: number;
+    });
 
 /** Wrong invocation: exit code 2 and reason InvalidArguments. */
 export class UsageError extends Error {
@@ -65,10 +76,11 @@ export const MAX_KEEP_PREVIOUS_DATABASES = 10;
 const str = { type: 'string' } as const;
 const RETENTION_OPTIONS = { 'keep-last': str, 'keep-daily': str, 'keep-weekly': str } as const;
 const OPTIONS = {
-  backup: { 'storage-dir': str, id: str, ...RETENTION_OPTIONS },
-  verify: { 'storage-dir': str, id: str },
+  backup: { 'storage-dir': str, 'storage-url': str, id: str, ...RETENTION_OPTIONS },
+  verify: { 'storage-dir': str, 'storage-url': str, id: str },
   restore: {
     'storage-dir': str,
+    'storage-url': str,
     id: str,
     mode: str,
     'sql-assertions-json': str,
@@ -78,6 +90,7 @@ const OPTIONS = {
   },
   'test-restore': {
     'storage-dir': str,
+    'storage-url': str,
     id: str,
     'sql-assertions-json': str,
     'maintenance-db': str,
@@ -85,8 +98,10 @@ const OPTIONS = {
   },
   prune: {
     'storage-dir': str,
+    'storage-url': str,
     ...RETENTION_OPTIONS,
     'dry-run': { type: 'boolean' },
+    'leftovers-older-than-seconds': str,
   },
 } as const;
 
@@ -197,8 +212,15 @@ export function parseRunnerArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
   };
   const terminationLog = get('termination-log');
   if (terminationLog === '') throw new UsageError(command, `--termination-log needs a path`);
+  const storageDir = get('storage-dir');
+  const storageUrl = get('storage-url');
+  if (!storageDir === !storageUrl)
+    throw new UsageError(
+      command,
+      `${command} needs --storage-dir DIR or --storage-url s3://BUCKET[/PREFIX], exactly one`,
+    );
   const common: Common = {
-    storageDir: required('storage-dir'),
+    ...(storageDir ? { storageDir } : { storageUrl: storageUrl! }),
     terminationLog: terminationLog ?? defaultTerminationLog(env),
   };
   if (command === 'prune') {
@@ -207,6 +229,15 @@ export function parseRunnerArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
       ...common,
       policy: retentionFrom(command, get),
       dryRun: values['dry-run'] === true,
+      ...(get('leftovers-older-than-seconds') !== undefined
+        ? {
+            leftoversOlderThanSeconds: count(
+              command,
+              'leftovers-older-than-seconds',
+              get('leftovers-older-than-seconds'),
+            ),
+          }
+        : {}),
     };
   }
   const rawId = required('id');

@@ -15,7 +15,7 @@ import {
   parseDatabaseUrl,
   type ConnectionSettings,
 } from './connection.js';
-import { RunnerFailure } from './failure.js';
+import { RunnerFailure, storageFailure } from './failure.js';
 import { findLatestVerifiedBackup } from './latest.js';
 import { createJsonLog, type RunnerLog } from './log.js';
 import { OriginEnv, originFromEnv } from './origin.js';
@@ -37,7 +37,7 @@ export interface RunnerIo {
 
 /** Every spelling of the password we can know of, including the one inside DATABASE_URL. */
 function secretsOf(env: NodeJS.ProcessEnv): string[] {
-  const secrets = [env.PGPASSWORD, env.DATABASE_URL];
+  const secrets = [env.PGPASSWORD, env.DATABASE_URL, env.AWS_SECRET_ACCESS_KEY, env.AWS_SESSION_TOKEN];
   try {
     if (env.DATABASE_URL) secrets.push(parseDatabaseUrl(env.DATABASE_URL).settings.password);
   } catch {
@@ -86,10 +86,7 @@ async function withPlanPin<T>(
   try {
     await storage.pin(pin);
   } catch (e) {
-    throw new RunnerFailure(
-      'StorageFailed',
-      `pinning backup ${id} for plan ${pin.plan?.name ?? pin.holder}: ${(e as Error).message}`,
-    );
+    throw storageFailure(e, `pinning backup ${id} for plan ${pin.plan?.name ?? pin.holder}`);
   }
   log('info', 'pin.written', { id, holder: pin.holder, expiresAt: pin.expiresAt });
   let result: T | undefined;
@@ -106,6 +103,43 @@ async function withPlanPin<T>(
   }
 }
 
+/** The volume of --storage-dir, or the bucket of --storage-url (the AWS SDK is loaded only then). */
+async function openStorage(
+  args: RunnerArgs,
+  env: NodeJS.ProcessEnv,
+  now: () => Date,
+): Promise<BackupStorage> {
+  if (args.storageUrl !== undefined) {
+    const [{ s3ConfigFromEnv }, { createS3Client, S3BackupStorage }] = await Promise.all([
+      import('./s3-config.js'),
+      import('./s3-storage.js'),
+    ]);
+    const config = s3ConfigFromEnv(args.storageUrl, env);
+    let client;
+    try {
+      client = await createS3Client(config);
+    } catch (e) {
+      throw new RunnerFailure(
+        'InvalidArguments',
+        `S3 client for ${args.storageUrl}: ${(e as Error).message}`,
+      );
+    }
+    return new S3BackupStorage(client, config, now);
+  }
+  const dir = args.storageDir!;
+  const dirOk = await stat(dir).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
+  if (!dirOk) {
+    throw new RunnerFailure(
+      'StorageFailed',
+      `--storage-dir ${dir} is not a directory (is the volume mounted?)`,
+    );
+  }
+  return new FilesystemBackupStorage(dir);
+}
+
 async function run(
   args: RunnerArgs,
   env: NodeJS.ProcessEnv,
@@ -113,17 +147,7 @@ async function run(
   redact: Redact,
   now: () => Date,
 ): Promise<RunnerResult> {
-  const dirOk = await stat(args.storageDir).then(
-    (s) => s.isDirectory(),
-    () => false,
-  );
-  if (!dirOk) {
-    throw new RunnerFailure(
-      'StorageFailed',
-      `--storage-dir ${args.storageDir} is not a directory (is the volume mounted?)`,
-    );
-  }
-  const storage = new FilesystemBackupStorage(args.storageDir);
+  const storage = await openStorage(args, env, now);
   const pgRestorePath = pgToolPath(env, 'pg_restore');
   const common = { storage, log, env, redact, now };
   /** The backup `--id` names: `latest` becomes the id of the newest verified backup retention keeps. */
@@ -236,6 +260,9 @@ async function run(
         storage,
         policy: args.policy,
         dryRun: args.dryRun,
+        ...(args.leftoversOlderThanSeconds !== undefined
+          ? { staleAfterMs: args.leftoversOlderThanSeconds * 1000 }
+          : {}),
         log,
         now,
         ...(owner ? { owner } : {}),

@@ -87,3 +87,13 @@ export function pgFailure(e: unknown, doing: string, fallback: FailureReason): R
     `${doing}: ${(e as Error).message}${code ? ` (${code})` : ''}${hint ? `; ${hint}` : ''}`,
   );
 }
+
+/**
+ * A storage error as a RunnerFailure: one that already has a reason (an object store maps its own errors,
+ * see s3-errors.ts) keeps it, anything else is StorageFailed. `doing` says what was being done.
+ */
+export function storageFailure(e: unknown, doing: string): RunnerFailure {
+  const message = `${doing}: ${(e as Error).message}`;
+  if (e instanceof RunnerFailure) return new RunnerFailure(e.reason, message);
+  return new RunnerFailure('StorageFailed', message);
+}

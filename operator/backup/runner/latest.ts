@@ -1,4 +1,4 @@
-import { RunnerFailure } from './failure.js';
+import { RunnerFailure, storageFailure } from './failure.js';
 import type { RunnerLog } from './log.js';
 import type { BackupManifest } from './manifest.js';
 import { isOwnBackup, type ScheduleIdentity } from './retention.js';
@@ -22,7 +22,7 @@ export async function findLatestVerifiedBackup(
   try {
     stored = await storage.list();
   } catch (e) {
-    throw new RunnerFailure('StorageFailed', `listing ${storage.location}: ${(e as Error).message}`);
+    throw storageFailure(e, `listing ${storage.location}`);
   }
   let best: { manifest: BackupManifest; at: number } | undefined;
   let described = 0;

@@ -1,3 +1,4 @@
+import { RunnerFailure } from './failure.js';
 import type { RunnerLog } from './log.js';
 import { isPinLive } from './pins.js';
 import type { Redact } from './redact.js';
@@ -121,7 +122,12 @@ export async function runPrune(o: PruneOptions): Promise<PruneResult> {
       ...base,
       ...timing(started, now()),
       success: false,
-      reason: e instanceof RangeError ? 'InvalidArguments' : 'StorageFailed',
+      reason:
+        e instanceof RangeError
+          ? 'InvalidArguments'
+          : e instanceof RunnerFailure
+            ? e.reason
+            : 'StorageFailed',
       message,
       deleted,
       deletedCount: deleted.length,

@@ -1,5 +1,5 @@
 import { toolEnv, type ConnectionSettings } from './connection.js';
-import { reasonOfToolStderr, RunnerFailure } from './failure.js';
+import { reasonOfToolStderr, RunnerFailure, storageFailure } from './failure.js';
 import { runTool, ToolNotRunnableError } from './pg-tool.js';
 import type { Redact } from './redact.js';
 import type { BackupStorage } from './storage.js';
@@ -41,7 +41,7 @@ export async function restoreArchive(o: RestoreArchiveOptions): Promise<void> {
   try {
     file = (o.jobs ?? 1) > 1 ? await o.storage.localFile(o.id) : undefined;
   } catch (e) {
-    throw new RunnerFailure('StorageFailed', `reading backup ${o.id}: ${(e as Error).message}`);
+    throw storageFailure(e, `reading backup ${o.id}`);
   }
   const args = [
     ...(o.clean ? ['--clean', '--if-exists'] : []),
@@ -64,10 +64,10 @@ export async function restoreArchive(o: RestoreArchiveOptions): Promise<void> {
     });
   } catch (e) {
     if (e instanceof ToolNotRunnableError) throw new RunnerFailure('RestoreFailed', e.message);
-    throw new RunnerFailure('StorageFailed', `reading backup ${o.id}: ${(e as Error).message}`);
+    throw storageFailure(e, `reading backup ${o.id}`);
   }
   if (run.stdinError) {
-    throw new RunnerFailure('StorageFailed', `reading backup ${o.id}: ${run.stdinError.message}`);
+    throw storageFailure(run.stdinError, `reading backup ${o.id}`);
   }
   if (run.code !== 0) {
     const how = run.code === null ? `was killed by ${run.signal}` : `exited with code ${run.code}`;

@@ -13,6 +13,16 @@ export const FAILURE_REASONS = [
   'PermissionDenied',
   'DumpFailed',
   'StorageFailed',
+  /** Object storage refused the request (bucket policy, IAM, KMS key policy). */
+  'StorageAccessDenied',
+  /** The bucket does not exist (or the endpoint serves another account). */
+  'StorageBucketNotFound',
+  /** The access key is unknown, the secret key wrong, or the session token expired. */
+  'StorageCredentialsInvalid',
+  /** Object storage kept asking to slow down (503 SlowDown) after the bounded retries. */
+  'StorageThrottled',
+  /** Object storage could not be reached or timed out after the bounded retries. */
+  'StorageUnreachable',
   'BackupNotFound',
   'ManifestInvalid',
   'ChecksumMismatch',

@@ -160,6 +160,40 @@ async function readText(path: string): Promise<string> {
   }
 }
 
+/** A pin object's text as pin `id`/`holder`; undefined when it does not parse (kept as an unknown pin). */
+export async function parsePinText(text: string, id: string, holder: string): Promise<BackupPin | undefined> {
+  // Loaded when first needed: a backup never reads a pin, and the runner pays for what it loads.
+  const { BackupPinSchema } = await import('./pin-schema.js');
+  try {
+    const parsed = BackupPinSchema.safeParse(JSON.parse(text));
+    if (parsed.success && parsed.data.id === id && parsed.data.holder === holder) return parsed.data;
+  } catch {
+    // unreadable: see pinExpiry
+  }
+  return undefined;
+}
+
+/** A manifest's text as the manifest of backup `id`; throws ManifestInvalidError when it is not one. */
+export async function parseManifestText(id: string, text: string): Promise<BackupManifest> {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new ManifestInvalidError(id, `not JSON (${(e as Error).message})`);
+  }
+  const { BackupManifestSchema } = await import('./manifest.js');
+  const parsed = BackupManifestSchema.safeParse(json);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    throw new ManifestInvalidError(
+      id,
+      `${first?.path.join('.') || '(root)'}: ${first?.message ?? 'invalid'}`,
+    );
+  }
+  if (parsed.data.id !== id) throw new ManifestInvalidError(id, `it names backup ${parsed.data.id}`);
+  return parsed.data;
+}
+
 /** Stores backups as `<id>.dump` and `<id>.manifest.json` in one directory (the mounted volume). */
 export class FilesystemBackupStorage implements BackupStorage {
   readonly location: string;
@@ -383,15 +417,7 @@ export class FilesystemBackupStorage implements BackupStorage {
       if (isErrno(e, 'ENOENT')) return undefined;
       throw e;
     }
-    let pin: BackupPin | undefined;
-    // Loaded when first needed: a backup never reads a pin, and the runner pays for what it loads.
-    const { BackupPinSchema } = await import('./pin-schema.js');
-    try {
-      const parsed = BackupPinSchema.safeParse(JSON.parse(text));
-      if (parsed.success && parsed.data.id === id && parsed.data.holder === holder) pin = parsed.data;
-    } catch {
-      // unreadable: kept as an unknown pin (see pinExpiry)
-    }
+    const pin = await parsePinText(text, id, holder);
     return { id, holder, modifiedAt, ...(pin ? { pin } : {}) };
   }
 
@@ -476,23 +502,7 @@ export class FilesystemBackupStorage implements BackupStorage {
       if (isErrno(e, 'ENOENT')) return undefined;
       throw e;
     }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (e) {
-      throw new ManifestInvalidError(id, `not JSON (${(e as Error).message})`);
-    }
-    const { BackupManifestSchema } = await import('./manifest.js');
-    const parsed = BackupManifestSchema.safeParse(json);
-    if (!parsed.success) {
-      const first = parsed.error.issues[0];
-      throw new ManifestInvalidError(
-        id,
-        `${first?.path.join('.') || '(root)'}: ${first?.message ?? 'invalid'}`,
-      );
-    }
-    if (parsed.data.id !== id) throw new ManifestInvalidError(id, `it names backup ${parsed.data.id}`);
-    return parsed.data;
+    return parseManifestText(id, text);
   }
 
   async writeManifest(manifest: BackupManifest): Promise<void> {

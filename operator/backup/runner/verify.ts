@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { startArchivePass, tocProblem } from './archive-stream.js';
+import { storageFailure } from './failure.js';
 import type { FailureReason } from './result.js';
 import { createRedactor, type Redact } from './redact.js';
 import { BackupNotFoundError, ManifestInvalidError, type BackupStorage } from './storage.js';
@@ -55,8 +56,10 @@ export async function verifyArchive(
   const { toc, ...actual } = await pass.result();
   if (readError instanceof BackupNotFoundError)
     return { valid: false, reason: 'BackupNotFound', message: readError.message };
-  if (readError)
-    return { valid: false, reason: 'StorageFailed', message: `reading backup ${id}: ${readError.message}` };
+  if (readError) {
+    const f = storageFailure(readError, `reading backup ${id}`);
+    return { valid: false, reason: f.reason, message: f.message };
+  }
   if (
     actual.sha256 !== expected.sha256 ||
     (expected.bytes !== undefined && actual.bytes !== expected.bytes)
@@ -94,11 +97,8 @@ export async function verifyBackup(
   } catch (e) {
     if (e instanceof ManifestInvalidError)
       return { valid: false, reason: 'ManifestInvalid', message: e.message };
-    return {
-      valid: false,
-      reason: 'StorageFailed',
-      message: `reading the manifest of ${id}: ${(e as Error).message}`,
-    };
+    const f = storageFailure(e, `reading the manifest of ${id}`);
+    return { valid: false, reason: f.reason, message: f.message };
   }
   if (!manifest) {
     const hasDump = await storage.hasDump(id).catch(() => false);

@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import { RunnerFailure } from './failure.js';
+import { parseS3Url, reasonOfS3Error, s3ConfigFromEnv, s3Failure, s3Location } from './s3-config.js';
+
+describe('parseS3Url', () => {
+  it.each([
+    ['s3://backups', { bucket: 'backups', prefix: '' }],
+    ['s3://backups/', { bucket: 'backups', prefix: '' }],
+    ['s3://backups/prod/orders', { bucket: 'backups', prefix: 'prod/orders/' }],
+    ['s3://backups/prod/orders/', { bucket: 'backups', prefix: 'prod/orders/' }],
+  ])('%s', (url, want) => {
+    expect(parseS3Url(url)).toEqual(want);
+    expect(s3Location(want)).toBe(url.replace(/\/$/, ''));
+  });
+
+  it.each(['backups', 's3://', 's3://B', 's3://b-1/a//b', 's3://b-1/a/../b', 'https://b-1/x'])(
+    'refuses %s as InvalidArguments',
+    (url) => {
+      expect(() => parseS3Url(url)).toThrow(expect.objectContaining({ reason: 'InvalidArguments' }));
+    },
+  );
+});
+
+describe('s3ConfigFromEnv', () => {
+  it('reads every setting, defaulting the region', () => {
+    expect(s3ConfigFromEnv('s3://b-1/p', {})).toEqual({
+      bucket: 'b-1',
+      prefix: 'p/',
+      region: 'us-east-1',
+      forcePathStyle: false,
+    });
+    expect(
+      s3ConfigFromEnv('s3://b-1', {
+        NXT_S3_ENDPOINT: 'https://minio:9000',
+        AWS_REGION: 'eu-west-1',
+        NXT_S3_FORCE_PATH_STYLE: 'true',
+        NXT_S3_SSE: 'aws:kms',
+        NXT_S3_SSE_KMS_KEY_ID: 'alias/k',
+        NXT_S3_CA_FILE: '/etc/s3-ca/ca.crt',
+        NXT_S3_OBJECT_LOCK_MODE: 'COMPLIANCE',
+        NXT_S3_OBJECT_LOCK_DAYS: '30',
+      }),
+    ).toEqual({
+      bucket: 'b-1',
+      prefix: '',
+      endpoint: 'https://minio:9000',
+      region: 'eu-west-1',
+      forcePathStyle: true,
+      serverSideEncryption: { algorithm: 'aws:kms', kmsKeyId: 'alias/k' },
+      caFile: '/etc/s3-ca/ca.crt',
+      objectLock: { mode: 'COMPLIANCE', retentionDays: 30 },
+    });
+  });
+
+  it.each([
+    [{ NXT_S3_ENDPOINT: 'minio:9000' }, 'NXT_S3_ENDPOINT'],
+    [{ NXT_S3_FORCE_PATH_STYLE: 'yes' }, 'NXT_S3_FORCE_PATH_STYLE'],
+    [{ NXT_S3_SSE: 'kms' }, 'NXT_S3_SSE'],
+    [{ NXT_S3_OBJECT_LOCK_MODE: 'LEGAL' }, 'NXT_S3_OBJECT_LOCK_MODE'],
+    [{ NXT_S3_OBJECT_LOCK_MODE: 'GOVERNANCE' }, 'NXT_S3_OBJECT_LOCK_DAYS'],
+  ])('refuses %j naming %s', (env, name) => {
+    expect(() => s3ConfigFromEnv('s3://b-1', env)).toThrow(name);
+  });
+});
+
+describe('reasonOfS3Error', () => {
+  const sdk = (name: string, status?: number) =>
+    Object.assign(new Error(`${name} happened`), {
+      name,
+      ...(status ? { $metadata: { httpStatusCode: status } } : {}),
+    });
+  it.each([
+    [sdk('AccessDenied', 403), 'StorageAccessDenied'],
+    [sdk('Unknown', 403), 'StorageAccessDenied'],
+    [sdk('NoSuchBucket', 404), 'StorageBucketNotFound'],
+    [sdk('InvalidAccessKeyId', 403), 'StorageCredentialsInvalid'],
+    [sdk('SignatureDoesNotMatch', 403), 'StorageCredentialsInvalid'],
+    [sdk('CredentialsProviderError'), 'StorageCredentialsInvalid'],
+    [sdk('SlowDown', 503), 'StorageThrottled'],
+    [sdk('TimeoutError'), 'StorageUnreachable'],
+    [
+      Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }),
+      'StorageUnreachable',
+    ],
+    [new Error('wrapped', { cause: sdk('NoSuchBucket') }), 'StorageBucketNotFound'],
+    [sdk('InternalError', 500), 'StorageFailed'],
+  ])('%s -> %s', (e, reason) => {
+    expect(reasonOfS3Error(e)).toBe(reason);
+  });
+
+  it('says what was being done and what to check, and keeps a RunnerFailure as it is', () => {
+    const f = s3Failure(sdk('AccessDenied', 403), 'writing x.dump in s3://b-1');
+    expect(f.reason).toBe('StorageAccessDenied');
+    expect(f.message).toMatch(
+      /^writing x\.dump in s3:\/\/b-1: AccessDenied: AccessDenied happened \(HTTP 403\); .*s3:PutObject/,
+    );
+    const own = new RunnerFailure('ChecksumMismatch', 'x');
+    expect(s3Failure(own, 'y')).toBe(own);
+  });
+});

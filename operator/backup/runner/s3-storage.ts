@@ -1,0 +1,526 @@
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { Agent } from 'node:https';
+import { PassThrough, type Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  AbortMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type PutObjectCommandInput,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { validateBackupId } from './backup-id.js';
+import { RunnerFailure } from './failure.js';
+import type { BackupManifest } from './manifest.js';
+import { isPinLive, PIN_HOLDER_PATTERN, type BackupPin, type StoredPin } from './pins.js';
+import { s3Failure, s3Location, type S3Config } from './s3-config.js';
+import {
+  BackupNotFoundError,
+  parseManifestText,
+  parsePinText,
+  RESTORES_DIR,
+  type BackupStorage,
+  type BackupWriter,
+  type Leftovers,
+  type StoredBackup,
+} from './storage.js';
+
+/**
+ * Multipart part size and parts in flight: the upload buffers at most about (queue + 1) x part bytes, so the
+ * runner's memory stays flat whatever the dump's size (S3's 10 000 parts x 8 MiB: 78 GiB per backup at most).
+ */
+export const S3_PART_BYTES = 8 * 1024 * 1024;
+export const S3_QUEUE_SIZE = 2;
+/** Attempts per request (the SDK's standard retry: throttling, 5xx, timeouts and resets only, with backoff). */
+const MAX_ATTEMPTS = 5;
+const CONNECT_TIMEOUT_MS = 10_000;
+/** A socket idle this long fails the request (the SDK retries it); a stream being read is never idle that long. */
+const SOCKET_TIMEOUT_MS = 120_000;
+const MAX_LIST_PAGES = 1000;
+const MARKER_STALE_MS = 10 * 60_000;
+const PIN_SETTLE_MS = 10_000;
+
+const DUMP = '.dump';
+const MANIFEST = '.manifest.json';
+const REMOVING = '.manifest.json.removing';
+const PINS_DIR = '.pins';
+
+const isMissing = (e: unknown) => {
+  const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return err?.name === 'NoSuchKey' || err?.name === 'NotFound' || err?.$metadata?.httpStatusCode === 404;
+};
+const isPreconditionFailed = (e: unknown) => {
+  const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return err?.name === 'PreconditionFailed' || err?.$metadata?.httpStatusCode === 412;
+};
+
+/** An S3 client for the config, with bounded connects, idle sockets and retries; credentials from the SDK chain. */
+export async function createS3Client(c: S3Config): Promise<S3Client> {
+  const ca = c.caFile ? await readFile(c.caFile, 'utf8') : undefined;
+  return new S3Client({
+    region: c.region,
+    ...(c.endpoint ? { endpoint: c.endpoint } : {}),
+    forcePathStyle: c.forcePathStyle,
+    // The runner's env, not process.env: the same whether it runs in a pod or in-process.
+    ...(c.credentials ? { credentials: c.credentials } : {}),
+    maxAttempts: MAX_ATTEMPTS,
+    // S3-compatible servers (GCS interoperability, older MinIO) reject the SDK's default CRC checksums on
+    // every request; the archive's sha256 is checked end to end by the runner instead.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    requestHandler: {
+      connectionTimeout: CONNECT_TIMEOUT_MS,
+      socketTimeout: SOCKET_TIMEOUT_MS,
+      ...(ca ? { httpsAgent: new Agent({ ca, keepAlive: true }) } : {}),
+    },
+  });
+}
+
+/**
+ * Backups in a bucket under a prefix: `<id>.dump` (written by one multipart upload, visible only once it is
+ * complete), `<id>.manifest.json` (written after the dump: a backup counts only when its manifest exists),
+ * `<id>.manifest.json.removing` (a prune's removal marker), pins under `.pins/<id>/<holder>/` and restore
+ * fences under `.restores/`. The same contract as the filesystem, built from whole-object puts (atomic in
+ * S3) instead of renames.
+ */
+export class S3BackupStorage implements BackupStorage {
+  readonly location: string;
+  private readonly bucket: string;
+  private readonly prefix: string;
+  /** ETag of the dump as first read: a later read of the same id must get the same object (If-Match). */
+  private readonly readEtags = new Map<string, string>();
+
+  constructor(
+    private readonly client: S3Client,
+    private readonly config: S3Config,
+    private readonly now: () => Date = () => new Date(),
+  ) {
+    this.bucket = config.bucket;
+    this.prefix = config.prefix;
+    this.location = s3Location(config);
+  }
+
+  private key(id: string, suffix: string): string {
+    return this.prefix + validateBackupId(id) + suffix;
+  }
+
+  private pinDir(id: string, holder?: string): string {
+    if (holder !== undefined && !PIN_HOLDER_PATTERN.test(holder))
+      throw new Error(`invalid pin holder ${JSON.stringify(holder)}`);
+    return `${this.prefix}${PINS_DIR}/${validateBackupId(id)}/${holder === undefined ? '' : `${holder}/`}`;
+  }
+
+  /** Encryption and Object Lock of every object that makes a backup (dump and manifest). */
+  private backupObjectParams(): Partial<PutObjectCommandInput> {
+    const sse = this.config.serverSideEncryption;
+    const lock = this.config.objectLock;
+    return {
+      ...(sse
+        ? { ServerSideEncryption: sse.algorithm, ...(sse.kmsKeyId ? { SSEKMSKeyId: sse.kmsKeyId } : {}) }
+        : {}),
+      ...(lock
+        ? {
+            ObjectLockMode: lock.mode,
+            ObjectLockRetainUntilDate: new Date(this.now().getTime() + lock.retentionDays * 86_400_000),
+            // Object Lock puts need a checksum (Content-MD5 or x-amz-checksum-*).
+            ChecksumAlgorithm: 'CRC32',
+          }
+        : {}),
+    };
+  }
+
+  private async call<T>(doing: string, f: () => Promise<T>): Promise<T> {
+    try {
+      return await f();
+    } catch (e) {
+      throw s3Failure(e, `${doing} in ${this.location}`);
+    }
+  }
+
+  private async head(key: string) {
+    try {
+      return await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+    } catch (e) {
+      if (isMissing(e)) return undefined;
+      throw s3Failure(e, `reading ${key} in ${this.location}`);
+    }
+  }
+
+  private async getText(key: string): Promise<{ text: string; lastModified: Date } | undefined> {
+    try {
+      const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      return {
+        text: (await r.Body?.transformToString('utf8')) ?? '',
+        lastModified: r.LastModified ?? this.now(),
+      };
+    } catch (e) {
+      if (isMissing(e)) return undefined;
+      throw s3Failure(e, `reading ${key} in ${this.location}`);
+    }
+  }
+
+  private putText(key: string, text: string, extra: Partial<PutObjectCommandInput> = {}) {
+    return this.call(`writing ${key}`, () =>
+      this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: text,
+          ContentType: 'application/json',
+          ...extra,
+        }),
+      ),
+    );
+  }
+
+  private async deleteKey(key: string): Promise<void> {
+    await this.call(`deleting ${key}`, () =>
+      this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })),
+    );
+  }
+
+  /** Every key under `prefix` (one level when `delimited`), with its modification time; bounded pages. */
+  private async listKeys(prefix: string, delimited: boolean): Promise<{ key: string; lastModified: Date }[]> {
+    const out: { key: string; lastModified: Date }[] = [];
+    let token: string | undefined;
+    for (let page = 0; page < MAX_LIST_PAGES; page++) {
+      const r = await this.call(`listing ${prefix || '/'}`, () =>
+        this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: prefix,
+            ...(delimited ? { Delimiter: '/' } : {}),
+            ...(token ? { ContinuationToken: token } : {}),
+          }),
+        ),
+      );
+      for (const o of r.Contents ?? [])
+        if (o.Key) out.push({ key: o.Key, lastModified: o.LastModified ?? this.now() });
+      if (!r.IsTruncated || !r.NextContinuationToken) return out;
+      token = r.NextContinuationToken;
+    }
+    throw new RunnerFailure(
+      'StorageFailed',
+      `listing ${this.location}: more than ${MAX_LIST_PAGES} pages of keys`,
+    );
+  }
+
+  /** Multipart uploads in progress for `<id>.dump` keys directly under the prefix (one id, or all). */
+  private async listUploads(
+    id?: string,
+  ): Promise<{ id: string; key: string; uploadId: string; initiated: Date }[]> {
+    const out: { id: string; key: string; uploadId: string; initiated: Date }[] = [];
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    for (let page = 0; page < MAX_LIST_PAGES; page++) {
+      const r = await this.call('listing multipart uploads', () =>
+        this.client.send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.bucket,
+            Prefix: id === undefined ? this.prefix : this.key(id, DUMP),
+            ...(keyMarker ? { KeyMarker: keyMarker } : {}),
+            ...(uploadIdMarker ? { UploadIdMarker: uploadIdMarker } : {}),
+          }),
+        ),
+      );
+      for (const u of r.Uploads ?? []) {
+        const upId = this.idOf(u.Key ?? '', DUMP);
+        if (upId && u.UploadId && (id === undefined || upId === id))
+          out.push({ id: upId, key: u.Key!, uploadId: u.UploadId, initiated: u.Initiated ?? this.now() });
+      }
+      if (!r.IsTruncated) return out;
+      keyMarker = r.NextKeyMarker;
+      uploadIdMarker = r.NextUploadIdMarker;
+      if (!keyMarker && !uploadIdMarker) return out;
+    }
+    return out;
+  }
+
+  /** The backup id of a key `<prefix><id><suffix>`; undefined for anything we did not write. */
+  private idOf(key: string, suffix: string): string | undefined {
+    if (!key.startsWith(this.prefix) || !key.endsWith(suffix)) return undefined;
+    const id = key.slice(this.prefix.length, key.length - suffix.length);
+    try {
+      return validateBackupId(id);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async abortUpload(u: { key: string; uploadId: string }): Promise<void> {
+    try {
+      await this.client.send(
+        new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.key, UploadId: u.uploadId }),
+      );
+    } catch (e) {
+      if (isMissing(e) || (e as { name?: string }).name === 'NoSuchUpload') return; // aborted meanwhile
+      throw s3Failure(e, `aborting the multipart upload of ${u.key} in ${this.location}`);
+    }
+  }
+
+  async createWriter(id: string): Promise<BackupWriter> {
+    const key = this.key(id, DUMP);
+    // A crashed attempt with the same id (a retried Job) left its upload: it will never be completed.
+    for (const u of await this.listUploads(id)) await this.abortUpload(u);
+    const body = new PassThrough({ highWaterMark: 1024 * 1024 });
+    const upload = new Upload({
+      client: this.client,
+      params: {
+        Bucket: this.bucket,
+        Key: key,
+        Body: body,
+        ContentType: 'application/octet-stream',
+        ...this.backupObjectParams(),
+      },
+      partSize: S3_PART_BYTES,
+      queueSize: S3_QUEUE_SIZE,
+      leavePartsOnError: false,
+    });
+    // Started now: it consumes the stream as pg_dump writes it. A failed upload destroys the stream, so the
+    // pipeline feeding it fails instead of waiting on backpressure forever.
+    const done = upload.done().then(
+      () => undefined,
+      (e: unknown) => {
+        const failure = s3Failure(e, `uploading ${key} to ${this.location}`);
+        body.destroy(failure);
+        return failure;
+      },
+    );
+    let aborted = false;
+    return {
+      stream: body,
+      commit: async () => {
+        if (!body.writableFinished || body.errored)
+          throw new Error(`commit of backup ${id} before its stream finished`);
+        const failure = await done;
+        if (failure) throw failure;
+        const h = await this.head(key);
+        if (!h)
+          throw new RunnerFailure(
+            'StorageFailed',
+            `${key} is missing in ${this.location} right after its upload`,
+          );
+        return { bytes: h.ContentLength ?? 0 };
+      },
+      abort: async () => {
+        if (aborted) return;
+        aborted = true;
+        body.destroy();
+        await upload.abort().catch(() => {});
+        await done;
+        // An upload that completed before the abort (a failed check after commit) is removed like a partial.
+        for (const u of await this.listUploads(id).catch(() => [])) await this.abortUpload(u).catch(() => {});
+      },
+    };
+  }
+
+  async read(id: string): Promise<Readable> {
+    const key = this.key(id, DUMP);
+    const etag = this.readEtags.get(id);
+    try {
+      const r = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: key, ...(etag ? { IfMatch: etag } : {}) }),
+      );
+      if (r.ETag && !etag) this.readEtags.set(id, r.ETag);
+      return r.Body as Readable;
+    } catch (e) {
+      if (isMissing(e)) throw new BackupNotFoundError(id, this.location);
+      if (isPreconditionFailed(e))
+        throw new RunnerFailure(
+          'ChecksumMismatch',
+          `backup ${id} in ${this.location} was replaced after it was verified`,
+        );
+      throw s3Failure(e, `reading ${key} in ${this.location}`);
+    }
+  }
+
+  /** No seekable file: restores stream the object into one pg_restore. */
+  async localFile(id: string): Promise<string | undefined> {
+    if (!(await this.hasDump(id))) throw new BackupNotFoundError(id, this.location);
+    return undefined;
+  }
+
+  async hasDump(id: string): Promise<boolean> {
+    return (await this.head(this.key(id, DUMP))) !== undefined;
+  }
+
+  async list(): Promise<StoredBackup[]> {
+    const byId = new Map<string, StoredBackup>();
+    for (const { key } of await this.listKeys(this.prefix, true)) {
+      const [id, field] = this.idOf(key, DUMP)
+        ? [this.idOf(key, DUMP), 'hasDump' as const]
+        : [this.idOf(key, MANIFEST), 'hasManifest' as const];
+      if (!id) continue;
+      const b = byId.get(id) ?? { id, hasDump: false, hasManifest: false };
+      b[field] = true;
+      byId.set(id, b);
+    }
+    return [...byId.values()].sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.deleteKey(this.key(id, MANIFEST));
+    await this.deleteKey(this.key(id, REMOVING));
+    await this.deleteKey(this.key(id, DUMP));
+    for (const u of await this.listUploads(id)) await this.abortUpload(u);
+    for (const { key } of await this.listKeys(this.pinDir(id), false)) await this.deleteKey(key);
+  }
+
+  /** Copies the manifest to the marker, then deletes it: from then on nobody can start using the backup. */
+  async markForRemoval(id: string): Promise<boolean> {
+    const m = await this.getText(this.key(id, MANIFEST));
+    if (!m) return false;
+    await this.putText(this.key(id, REMOVING), m.text);
+    await this.deleteKey(this.key(id, MANIFEST));
+    return true;
+  }
+
+  async unmarkForRemoval(id: string): Promise<void> {
+    const m = await this.getText(this.key(id, REMOVING));
+    if (!m) throw new Error(`backup ${id} has no removal marker in ${this.location}`);
+    await this.putText(this.key(id, MANIFEST), m.text, this.backupObjectParams());
+    await this.deleteKey(this.key(id, REMOVING));
+  }
+
+  /**
+   * A pin is an object of its own per write (`.pins/<id>/<holder>/<ms>-<hex>.json`): a renewal adds a new one
+   * and then removes the holder's older ones, so unpinIfExpired, which deletes only objects it judged
+   * expired, can never delete a renewal.
+   */
+  async pin(pin: BackupPin): Promise<void> {
+    const dir = this.pinDir(pin.id, pin.holder);
+    const key = `${dir}${String(this.now().getTime()).padStart(14, '0')}-${randomBytes(4).toString('hex')}.json`;
+    await this.putText(key, JSON.stringify(pin, null, 2) + '\n');
+    for (const o of await this.listKeys(dir, false)) if (o.key !== key) await this.deleteKey(o.key);
+    // As on a volume: a prune that hid the manifest before the pin landed re-checks pins next and either
+    // backs off or removes the backup; both take milliseconds.
+    const deadline = Date.now() + PIN_SETTLE_MS;
+    while ((await this.head(this.key(pin.id, REMOVING))) && Date.now() < deadline) await sleep(50);
+  }
+
+  async unpin(id: string, holder: string): Promise<void> {
+    for (const o of await this.listKeys(this.pinDir(id, holder), false)) await this.deleteKey(o.key);
+  }
+
+  async unpinIfExpired(id: string, holder: string, now: Date): Promise<boolean> {
+    let removed = false;
+    for (const p of await this.pinsIn(this.pinDir(id, holder))) {
+      if (isPinLive(p.pin, now)) continue;
+      await this.deleteKey(p.key);
+      removed = true;
+    }
+    return removed;
+  }
+
+  private async pinsIn(dir: string): Promise<{ key: string; pin: StoredPin }[]> {
+    const out: { key: string; pin: StoredPin }[] = [];
+    for (const o of await this.listKeys(dir, false)) {
+      const rest = o.key.slice(this.prefix.length + PINS_DIR.length + 1).split('/');
+      if (rest.length !== 3 || !rest[2]!.endsWith('.json')) continue;
+      const [id, holder] = rest as [string, string];
+      if (!PIN_HOLDER_PATTERN.test(holder)) continue;
+      try {
+        validateBackupId(id);
+      } catch {
+        continue;
+      }
+      const got = await this.getText(o.key);
+      if (!got) continue; // unpinned meanwhile
+      const pin = await parsePinText(got.text, id, holder);
+      out.push({ key: o.key, pin: { id, holder, modifiedAt: got.lastModified, ...(pin ? { pin } : {}) } });
+    }
+    return out;
+  }
+
+  async listPins(id?: string): Promise<StoredPin[]> {
+    const dir = id === undefined ? `${this.prefix}${PINS_DIR}/` : this.pinDir(id);
+    return (await this.pinsIn(dir))
+      .map((p) => p.pin)
+      .sort((a, b) => a.id.localeCompare(b.id) || a.holder.localeCompare(b.holder));
+  }
+
+  /**
+   * Aborts multipart uploads (dumps of interrupted runs, invisible to every listing) started more than
+   * `staleAfterMs` ago, and puts back manifests a crashed prune hid more than `markerStaleAfterMs` ago.
+   */
+  async removeLeftovers(
+    now: Date,
+    staleAfterMs: number,
+    markerStaleAfterMs = MARKER_STALE_MS,
+  ): Promise<Leftovers> {
+    const out: Leftovers = { partials: [], tempFiles: 0, restoredManifests: [] };
+    for (const u of await this.listUploads()) {
+      if (now.getTime() - u.initiated.getTime() <= staleAfterMs) continue;
+      await this.abortUpload(u);
+      out.partials.push(u.id);
+    }
+    for (const o of await this.listKeys(this.prefix, true)) {
+      const id = this.idOf(o.key, REMOVING);
+      if (!id || now.getTime() - o.lastModified.getTime() <= markerStaleAfterMs) continue;
+      if (!(await this.head(this.key(id, MANIFEST)))) {
+        const m = await this.getText(o.key);
+        if (m) await this.putText(this.key(id, MANIFEST), m.text, this.backupObjectParams());
+        out.restoredManifests.push(id);
+      }
+      await this.deleteKey(o.key);
+    }
+    out.partials = [...new Set(out.partials)].sort();
+    out.restoredManifests.sort();
+    return out;
+  }
+
+  async readManifest(id: string): Promise<BackupManifest | undefined> {
+    const got = await this.getText(this.key(id, MANIFEST));
+    return got ? parseManifestText(id, got.text) : undefined;
+  }
+
+  async writeManifest(manifest: BackupManifest): Promise<void> {
+    const { id } = manifest;
+    if (!(await this.hasDump(id))) throw new BackupNotFoundError(id, this.location);
+    await this.putText(
+      this.key(id, MANIFEST),
+      JSON.stringify(manifest, null, 2) + '\n',
+      this.backupObjectParams(),
+    );
+  }
+
+  /**
+   * The restore fence: a HEAD catches a retried Job on any server, and the put's If-None-Match: * makes two
+   * concurrent claims exclusive where the server supports conditional writes (AWS S3, recent MinIO).
+   */
+  async claimRestore(planUid: string, record: object): Promise<boolean> {
+    if (!/^[A-Za-z0-9-]{1,128}$/.test(planUid))
+      throw new Error(`invalid plan UID ${JSON.stringify(planUid)}`);
+    const key = `${this.prefix}${RESTORES_DIR}/${planUid}`;
+    if (await this.head(key)) return false;
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: JSON.stringify(record) + '\n',
+          ContentType: 'application/json',
+          IfNoneMatch: '*',
+        }),
+      );
+    } catch (e) {
+      if (isPreconditionFailed(e) || (e as { name?: string }).name === 'ConditionalRequestConflict')
+        return false;
+      throw s3Failure(e, `writing ${key} in ${this.location}`);
+    }
+    return true;
+  }
+
+  /** Whether a stored dump is under Object Lock retention, and until when (HEAD of the dump). */
+  async objectLockOf(id: string): Promise<{ mode: string; retainUntil: string } | undefined> {
+    const h = await this.head(this.key(id, DUMP));
+    if (!h?.ObjectLockMode || !h.ObjectLockRetainUntilDate) return undefined;
+    return { mode: h.ObjectLockMode, retainUntil: h.ObjectLockRetainUntilDate.toISOString() };
+  }
+}

@@ -1,0 +1,108 @@
+import { describe, expect, it } from 'vitest';
+import { withBackupScheduleDefaults, type BackupScheduleSpec } from '../api/v1alpha1/backupschedule.js';
+import { buildBackupCronJob, buildVerifyCronJob } from './cronjob.js';
+import { claimOf } from './shared-claim.js';
+import { describeStorage, s3Url, storageArgs } from './storage-location.js';
+
+const owner = {
+  apiVersion: 'rollback.nxtnewday.io/v1alpha1',
+  kind: 'BackupSchedule',
+  metadata: { name: 'shop-db', namespace: 'shop', uid: 'schedule-uid' },
+};
+const s3Spec = (s3: NonNullable<BackupScheduleSpec['storage']['s3']>) =>
+  withBackupScheduleDefaults({
+    database: { secretRef: { name: 'db' } },
+    storage: { s3 },
+    verify: { testRestoreSchedule: '0 5 * * *' },
+  });
+const podOf = (spec: ReturnType<typeof s3Spec>) =>
+  buildBackupCronJob({ owner, spec, secret: { name: 'db', keys: new Set(['uri']) }, image: 'i' }).spec
+    .jobTemplate.spec.template.spec;
+
+describe('S3 locations in runner pods', () => {
+  const full = s3Spec({
+    endpoint: 'https://minio.example:9000',
+    bucket: 'db-backups',
+    prefix: 'prod/shop/',
+    region: 'eu-west-1',
+    forcePathStyle: true,
+    credentialsSecretRef: { name: 's3-keys', sessionTokenKey: 'token' },
+    serverSideEncryption: { algorithm: 'aws:kms', kmsKeyId: 'alias/b' },
+    caBundleSecretRef: { name: 'minio-ca' },
+    objectLock: { mode: 'GOVERNANCE', retentionDays: 7 },
+  });
+
+  it('passes --storage-url instead of --storage-dir, and no claim volume', () => {
+    const pod = podOf(full);
+    const c = pod.containers[0]!;
+    expect(c.args.slice(0, 3)).toEqual(['backup', '--storage-url', 's3://db-backups/prod/shop']);
+    expect(c.args).not.toContain('--storage-dir');
+    expect(pod.volumes).toEqual([
+      {
+        name: 's3-ca',
+        secret: { secretName: 'minio-ca', items: [{ key: 'ca.crt', path: 'ca.crt' }], defaultMode: 0o444 },
+      },
+      { name: 'tmp', emptyDir: {} },
+    ]);
+    expect(c.volumeMounts).toContainEqual({ name: 's3-ca', mountPath: '/etc/nxt-s3-ca', readOnly: true });
+    // restricted Pod Security unchanged
+    expect(c.securityContext).toMatchObject({
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+    });
+  });
+
+  it('sets settings as values and credentials only as Secret references', () => {
+    const env = podOf(full).containers[0]!.env as { name: string; value?: string; valueFrom?: unknown }[];
+    const byName = Object.fromEntries(env.map((e) => [e.name, e.value ?? e.valueFrom]));
+    expect(byName).toMatchObject({
+      AWS_REGION: 'eu-west-1',
+      NXT_S3_ENDPOINT: 'https://minio.example:9000',
+      NXT_S3_FORCE_PATH_STYLE: 'true',
+      NXT_S3_SSE: 'aws:kms',
+      NXT_S3_SSE_KMS_KEY_ID: 'alias/b',
+      NXT_S3_CA_FILE: '/etc/nxt-s3-ca/ca.crt',
+      NXT_S3_OBJECT_LOCK_MODE: 'GOVERNANCE',
+      NXT_S3_OBJECT_LOCK_DAYS: '7',
+      AWS_ACCESS_KEY_ID: { secretKeyRef: { name: 's3-keys', key: 'AWS_ACCESS_KEY_ID' } },
+      AWS_SECRET_ACCESS_KEY: { secretKeyRef: { name: 's3-keys', key: 'AWS_SECRET_ACCESS_KEY' } },
+      AWS_SESSION_TOKEN: { secretKeyRef: { name: 's3-keys', key: 'token' } },
+    });
+    expect(byName.STORAGE_DIR).toBeUndefined();
+  });
+
+  it('without a credentials Secret leaves the SDK default chain (IRSA) alone', () => {
+    const env = podOf(s3Spec({ bucket: 'b-1' })).containers[0]!.env as { name: string }[];
+    expect(env.map((e) => e.name)).not.toContain('AWS_ACCESS_KEY_ID');
+    expect(env).toContainEqual({ name: 'AWS_REGION', value: 'us-east-1' });
+  });
+
+  it('test-restore pods read the same bucket', () => {
+    const spec = s3Spec({ bucket: 'b-1' });
+    const verify = buildVerifyCronJob({
+      owner,
+      spec,
+      secret: { name: 'db', keys: new Set(['uri']) },
+      image: 'i',
+    })!;
+    expect(verify.spec.jobTemplate.spec.template.spec.containers[0]!.args.slice(0, 3)).toEqual([
+      'test-restore',
+      '--storage-url',
+      's3://b-1',
+    ]);
+  });
+
+  it('names the location', () => {
+    expect(s3Url({ bucket: 'b-1' })).toBe('s3://b-1');
+    expect(describeStorage(full)).toBe('s3://db-backups/prod/shop');
+    expect(describeStorage({ storage: { persistentVolumeClaim: { claimName: 'c' } } }, 'c')).toBe('claim c');
+    expect(storageArgs(['verify', '--storage-dir', '/backups', '--id', 'x'], full)).toEqual([
+      'verify',
+      '--storage-url',
+      's3://db-backups/prod/shop',
+      '--id',
+      'x',
+    ]);
+    expect(claimOf({ ...owner, spec: full } as never)).toBe('s3://db-backups/prod/shop');
+  });
+});

@@ -1,0 +1,396 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runnerMain } from '../../operator/backup/runner/cli.js';
+import { RunnerResultSchema, type RunnerResult } from '../../operator/backup/runner/result.js';
+import {
+  createBucket,
+  listMultipartUploads,
+  listObjects,
+  s3Client,
+  useS3Server,
+  type S3Credentials,
+} from '../support/s3.js';
+import { createTestDatabase, pgInfo, tableChecksum, withClient } from '../support/postgres.js';
+
+// The runner's subcommands against a real S3 server (SeaweedFS) and the harness PostgreSQL, exactly as a
+// Job pod runs them (argv + env, result in a termination-log file): backup, verify, test restore, restore,
+// retention with pins, refusal of damaged objects, an interrupted upload, S3 errors as reasons, and a
+// backup larger than 100 MiB streamed by a runner process whose memory is measured.
+
+const s3 = useS3Server();
+const root = mkdtempSync(join(tmpdir(), 'nxt-s3-it-'));
+let runs = 0;
+let bucket = '';
+
+interface Run {
+  code: number;
+  result: RunnerResult;
+  output: string;
+}
+
+function env(database: string, creds?: S3Credentials, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const i = pgInfo();
+  const server = s3();
+  const c = creds ?? server;
+  return {
+    PATH: process.env.PATH,
+    PG_BIN_DIR: i.binDir,
+    PGHOST: i.host,
+    PGPORT: String(i.port),
+    PGUSER: i.user,
+    PGPASSWORD: i.password,
+    PGDATABASE: database,
+    PGSSLMODE: 'disable',
+    AWS_REGION: server.region,
+    NXT_S3_ENDPOINT: server.endpoint,
+    NXT_S3_FORCE_PATH_STYLE: 'true',
+    AWS_ACCESS_KEY_ID: c.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: c.secretAccessKey,
+    // no ~/.aws files or instance metadata in tests
+    AWS_CONFIG_FILE: '/dev/null',
+    AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
+    AWS_EC2_METADATA_DISABLED: 'true',
+    ...extra,
+  };
+}
+
+async function runner(argv: string[], e: NodeJS.ProcessEnv): Promise<Run> {
+  const terminationLog = join(root, `termination-${runs++}`);
+  const lines: string[] = [];
+  const code = await runnerMain([...argv, '--termination-log', terminationLog], e, {
+    writeLog: (l) => lines.push(l),
+  });
+  const message = readFileSync(terminationLog, 'utf8');
+  const parsed = RunnerResultSchema.safeParse(JSON.parse(message));
+  expect(parsed.success, `the termination message parses: ${message}`).toBe(true);
+  return { code, result: parsed.data!, output: [message, ...lines].join('\n') };
+}
+
+const url = (prefix: string, b = bucket) => `s3://${b}/${prefix}`;
+
+async function filledDatabase(prefix: string) {
+  const db = await createTestDatabase(prefix);
+  await withClient(db.url, async (c) => {
+    await c.query('create table orders (id int primary key, note text)');
+    await c.query("insert into orders select g, 'order ' || g from generate_series(1, 5000) g");
+  });
+  return db;
+}
+
+async function putObject(key: string, body: Buffer) {
+  const c = s3Client(s3());
+  try {
+    await c.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+  } finally {
+    c.destroy();
+  }
+}
+
+async function getObject(key: string): Promise<Buffer> {
+  const c = s3Client(s3());
+  try {
+    const r = await c.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    return Buffer.from(await r.Body!.transformToByteArray());
+  } finally {
+    c.destroy();
+  }
+}
+
+beforeAll(async () => {
+  bucket = await createBucket(s3());
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe('the runner against a real S3 server', () => {
+  it('backs up into the bucket (dump, then manifest), verifies, test-restores and restores from it', async () => {
+    const db = await filledDatabase('s3a');
+    const prefix = 'basic';
+    const b = await runner(['backup', '--storage-url', url(prefix), '--id', 'basic-1'], env(db.name));
+    expect(b.result, b.output).toMatchObject({ success: true, verified: true, tableCount: 1 });
+    const keys = (await listObjects(s3(), bucket, `${prefix}/`)).map((o) => o.key);
+    expect(keys).toEqual([`${prefix}/basic-1.dump`, `${prefix}/basic-1.manifest.json`]);
+    const manifest = JSON.parse((await getObject(`${prefix}/basic-1.manifest.json`)).toString());
+    expect(manifest).toMatchObject({ id: 'basic-1', verified: true, tables: { 'public.orders': 5000 } });
+    expect((await listObjects(s3(), bucket, `${prefix}/basic-1.dump`))[0]!.size).toBe(manifest.bytes);
+
+    const v = await runner(['verify', '--storage-url', url(prefix), '--id', 'latest'], env(db.name));
+    expect(v.result, v.output).toMatchObject({ success: true, id: 'basic-1', valid: true });
+
+    const t = await runner(['test-restore', '--storage-url', url(prefix), '--id', 'latest'], env(db.name));
+    expect(t.result, t.output).toMatchObject({ success: true, tablesVerified: 1, scratchDropped: true });
+
+    const before = await tableChecksum(db.url, 'orders');
+    await withClient(db.url, (c) => c.query('delete from orders where id > 100'));
+    const r = await runner(
+      [
+        'restore',
+        '--storage-url',
+        url(prefix),
+        '--id',
+        'basic-1',
+        '--mode',
+        'newDatabaseSwap',
+        '--keep-previous-databases',
+        '0',
+      ],
+      env(db.name),
+    );
+    expect(r.result, r.output).toMatchObject({ success: true, mode: 'newDatabaseSwap' });
+    expect(await tableChecksum(db.url, 'orders')).toEqual(before);
+    expect(b.output + v.output + r.output, 'no secret key in results or logs').not.toContain(
+      s3().secretAccessKey,
+    );
+  });
+
+  it('refuses a corrupted and a truncated object before the database is touched', async () => {
+    const db = await filledDatabase('s3c');
+    const prefix = 'damaged';
+    const b = await runner(['backup', '--storage-url', url(prefix), '--id', 'dmg-1'], env(db.name));
+    expect(b.result, b.output).toMatchObject({ success: true });
+    const key = `${prefix}/dmg-1.dump`;
+    const good = await getObject(key);
+    await withClient(db.url, (c) => c.query("update orders set note = 'after the backup' where id = 1"));
+    const after = await tableChecksum(db.url, 'orders');
+
+    const flipped = Buffer.from(good);
+    flipped[Math.floor(flipped.length / 2)]! ^= 0xff;
+    for (const [what, body] of [
+      ['corrupted', flipped],
+      ['truncated', good.subarray(0, Math.floor(good.length * 0.6))],
+    ] as const) {
+      await putObject(key, body);
+      for (const mode of ['inPlace', 'newDatabaseSwap']) {
+        const r = await runner(
+          ['restore', '--storage-url', url(prefix), '--id', 'dmg-1', '--mode', mode],
+          env(db.name),
+        );
+        expect(r.result, `${what} ${mode}: ${r.output}`).toMatchObject({
+          success: false,
+          reason: 'ChecksumMismatch',
+        });
+        expect(r.result.message).toMatch(/refusing to restore/);
+      }
+      const t = await runner(['test-restore', '--storage-url', url(prefix), '--id', 'dmg-1'], env(db.name));
+      expect(t.result, t.output).toMatchObject({ success: false, reason: 'ChecksumMismatch' });
+      expect(await tableChecksum(db.url, 'orders'), `${what}: the database is untouched`).toEqual(after);
+    }
+  });
+
+  it('keeps pinned backups when pruning, picks latest like the claim, and removes expired pins', async () => {
+    const db = await filledDatabase('s3p');
+    const prefix = 'retention';
+    const owner = { NXT_SCHEDULE_NAME: 'ret', NXT_SCHEDULE_UID: 'ret-uid', NXT_BACKUP_PURPOSE: 'scheduled' };
+    for (const id of ['ret-1', 'ret-2', 'ret-3']) {
+      const b = await runner(
+        ['backup', '--storage-url', url(prefix), '--id', id],
+        env(db.name, undefined, owner),
+      );
+      expect(b.result, b.output).toMatchObject({ success: true });
+    }
+    // A plan's verify Job pins ret-1 (NXT_PLAN_UID): kept by retention while the pin lives.
+    const v = await runner(
+      ['verify', '--storage-url', url(prefix), '--id', 'ret-1'],
+      env(db.name, undefined, { ...owner, NXT_PLAN_UID: 'plan-uid-1', NXT_PLAN_NAME: 'p' }),
+    );
+    expect(v.result, v.output).toMatchObject({ success: true, valid: true });
+    expect((await listObjects(s3(), bucket, `${prefix}/.pins/ret-1/plan-uid-1/`)).length).toBe(1);
+
+    const p = await runner(
+      ['prune', '--storage-url', url(prefix), '--keep-last', '1'],
+      env(db.name, undefined, owner),
+    );
+    expect(p.result, p.output).toMatchObject({ success: true, deleted: ['ret-2'], pinned: ['ret-1'] });
+    const keys = (await listObjects(s3(), bucket, `${prefix}/`))
+      .map((o) => o.key)
+      .filter((k) => !k.includes('/.pins/'));
+    expect(keys).toEqual([
+      `${prefix}/ret-1.dump`,
+      `${prefix}/ret-1.manifest.json`,
+      `${prefix}/ret-3.dump`,
+      `${prefix}/ret-3.manifest.json`,
+    ]);
+    const latest = await runner(
+      ['verify', '--storage-url', url(prefix), '--id', 'latest'],
+      env(db.name, undefined, owner),
+    );
+    expect(latest.result).toMatchObject({ success: true, id: 'ret-3' });
+
+    // An emergency backup of the same schedule is a candidate like a scheduled one; the restore releases the pin.
+    const e = await runner(
+      ['backup', '--storage-url', url(prefix), '--id', 'ret-now-1', '--keep-last', '1'],
+      env(db.name, undefined, { ...owner, NXT_BACKUP_PURPOSE: 'emergency' }),
+    );
+    expect(e.result, e.output).toMatchObject({ success: true, pruned: ['ret-3'] });
+    const r = await runner(
+      [
+        'restore',
+        '--storage-url',
+        url(prefix),
+        '--id',
+        'ret-1',
+        '--mode',
+        'newDatabaseSwap',
+        '--keep-previous-databases',
+        '0',
+      ],
+      env(db.name, undefined, { ...owner, NXT_PLAN_UID: 'plan-uid-1', NXT_PLAN_NAME: 'p' }),
+    );
+    expect(r.result, r.output).toMatchObject({ success: true });
+    expect(await listObjects(s3(), bucket, `${prefix}/.pins/`)).toEqual([]);
+    expect(
+      (await listObjects(s3(), bucket, `${prefix}/.restores/plan-uid-1`)).length,
+      'the restore fence',
+    ).toBe(1);
+    const again = await runner(
+      ['restore', '--storage-url', url(prefix), '--id', 'ret-1', '--mode', 'newDatabaseSwap'],
+      env(db.name, undefined, { ...owner, NXT_PLAN_UID: 'plan-uid-1', NXT_PLAN_NAME: 'p' }),
+    );
+    expect(again.result).toMatchObject({ success: false, reason: 'RestoreAlreadyStarted' });
+    const p2 = await runner(
+      ['prune', '--storage-url', url(prefix), '--keep-last', '1'],
+      env(db.name, undefined, owner),
+    );
+    expect(p2.result, p2.output).toMatchObject({ success: true, deleted: ['ret-1'] });
+  });
+
+  it('maps AccessDenied, NoSuchBucket and bad credentials to reasons', async () => {
+    const db = await filledDatabase('s3e');
+    const denied = await runner(
+      ['backup', '--storage-url', url('denied'), '--id', 'denied-1'],
+      env(db.name, s3().readOnly),
+    );
+    expect(denied.result, denied.output).toMatchObject({ success: false, reason: 'StorageAccessDenied' });
+    expect(await listMultipartUploads(s3(), bucket, 'denied/')).toEqual([]);
+    const missing = await runner(
+      ['backup', '--storage-url', url('x', 'no-such-bucket-here'), '--id', 'nb-1'],
+      env(db.name),
+    );
+    expect(missing.result, missing.output).toMatchObject({ success: false, reason: 'StorageBucketNotFound' });
+    const wrong = await runner(
+      ['verify', '--storage-url', url('x'), '--id', 'latest'],
+      env(db.name, { accessKeyId: s3().accessKeyId, secretAccessKey: 'wrong'.repeat(8) }),
+    );
+    expect(wrong.result, wrong.output).toMatchObject({ success: false, reason: 'StorageCredentialsInvalid' });
+    const down = await runner(
+      ['verify', '--storage-url', url('x'), '--id', 'latest'],
+      env(db.name, undefined, { NXT_S3_ENDPOINT: 'http://127.0.0.1:9' }),
+    );
+    expect(down.result, down.output).toMatchObject({ success: false, reason: 'StorageUnreachable' });
+  });
+});
+
+/** Rows of incompressible bytes: pg_dump -Fc cannot shrink them, so the dump is about `mib` MiB or more. */
+async function bigDatabase(prefix: string, mib: number) {
+  const db = await createTestDatabase(prefix);
+  await withClient(db.url, async (c) => {
+    await c.query('create table blobs (id int primary key, data bytea)');
+    for (let i = 0; i < mib; i++)
+      await c.query('insert into blobs values ($1, $2)', [i, randomBytes(1024 * 1024)]);
+  });
+  return db;
+}
+
+/** The runner as its own process (as in a pod), sampling its resident set size while it runs. */
+function spawnRunner(args: string[], e: NodeJS.ProcessEnv) {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'operator/main.ts', ...args], {
+    env: e,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-20_000)));
+  let peakKiB = 0;
+  const sample = setInterval(() => {
+    try {
+      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+      const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
+      if (hwm) peakKiB = Math.max(peakKiB, Number(hwm[1]));
+    } catch {
+      // exited
+    }
+  }, 100);
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (code) => {
+      clearInterval(sample);
+      resolve(code);
+    }),
+  );
+  return { child, exited, peakMiB: () => peakKiB / 1024, stderr: () => stderr };
+}
+
+describe('large and interrupted uploads', () => {
+  it(
+    'streams a backup larger than 100 MiB with the runner under 150 MiB of memory',
+    { timeout: 600_000 },
+    async () => {
+      const db = await bigDatabase('s3big', 110);
+      const log = join(root, 'big-termination');
+      const r = spawnRunner(
+        ['backup', '--storage-url', url('big'), '--id', 'big-1', '--termination-log', log],
+        env(db.name),
+      );
+      expect(await r.exited, r.stderr()).toBe(0);
+      const result = JSON.parse(readFileSync(log, 'utf8'));
+      expect(result).toMatchObject({ success: true, verified: true });
+      expect(result.bytes).toBeGreaterThan(100 * 1024 * 1024);
+      const [dump] = await listObjects(s3(), bucket, 'big/big-1.dump');
+      expect(dump!.size).toBe(result.bytes);
+      expect(r.peakMiB(), `runner peak RSS ${r.peakMiB().toFixed(0)} MiB`).toBeLessThan(150);
+      console.log(
+        `[s3] 110 MiB backup: ${result.bytes} bytes in ${result.durationSeconds}s, runner peak RSS ${r.peakMiB().toFixed(0)} MiB`,
+      );
+    },
+  );
+
+  it(
+    'leaves nothing a selection picks when killed mid-upload, and prune aborts the upload',
+    { timeout: 600_000 },
+    async () => {
+      const db = await bigDatabase('s3kill', 60);
+      const e = env(db.name, undefined, { NXT_SCHEDULE_NAME: 'k', NXT_SCHEDULE_UID: 'k-uid' });
+      const r = spawnRunner(
+        [
+          'backup',
+          '--storage-url',
+          url('killed'),
+          '--id',
+          'killed-1',
+          '--termination-log',
+          join(root, 'kill'),
+        ],
+        e,
+      );
+      const deadline = Date.now() + 120_000;
+      while ((await listMultipartUploads(s3(), bucket, 'killed/')).length === 0) {
+        if (Date.now() > deadline) throw new Error(`no multipart upload started: ${r.stderr()}`);
+        await new Promise((res) => setTimeout(res, 100));
+      }
+      r.child.kill('SIGKILL');
+      await r.exited;
+      expect((await listObjects(s3(), bucket, 'killed/')).map((o) => o.key)).toEqual([]);
+      const latest = await runner(['verify', '--storage-url', url('killed'), '--id', 'latest'], e);
+      expect(latest.result).toMatchObject({ success: false, reason: 'BackupNotFound' });
+      const restore = await runner(
+        ['restore', '--storage-url', url('killed'), '--id', 'killed-1', '--mode', 'inPlace'],
+        e,
+      );
+      expect(restore.result).toMatchObject({ success: false, reason: 'BackupNotFound' });
+      expect((await listMultipartUploads(s3(), bucket, 'killed/')).length).toBeGreaterThan(0);
+      // A default prune keeps an upload younger than the leftover age (it could be a running backup) ...
+      const young = await runner(['prune', '--storage-url', url('killed'), '--keep-last', '1'], e);
+      expect(young.result, young.output).toMatchObject({ success: true, stalePartialsRemoved: [] });
+      expect((await listMultipartUploads(s3(), bucket, 'killed/')).length).toBeGreaterThan(0);
+      // ... and aborts it once it is older.
+      const p = await runner(
+        ['prune', '--storage-url', url('killed'), '--keep-last', '1', '--leftovers-older-than-seconds', '0'],
+        e,
+      );
+      expect(p.result, p.output).toMatchObject({ success: true, stalePartialsRemoved: ['killed-1'] });
+      expect(await listMultipartUploads(s3(), bucket, 'killed/')).toEqual([]);
+    },
+  );
+});
