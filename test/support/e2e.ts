@@ -54,17 +54,21 @@ export async function applyYaml(yaml: string, ...args: string[]): Promise<string
  *   (in-cluster config), and no metrics/health listeners, ports or probes: two replicas share the one node's
  *   network namespace, so fixed ports would collide (and hostNetwork turns containerPorts into host ports).
  */
-export function realNodePoliciesYaml(): string {
-  const { placement } = inject('realNode');
-  const api = new URL(inject('apiServer'));
+export function realNodePoliciesYaml(
+  placement = inject('realNode').placement,
+  apiServer = inject('apiServer'),
+): string {
+  const api = new URL(apiServer);
   const selector = Object.entries(placement.nodeSelector)
     .map(([k, v]) => `${JSON.stringify(k)}: ${JSON.stringify(v)}`)
     .join(', ');
   const tolerations = placement.tolerations
-    .map(
-      (t) =>
-        `Object.spec.tolerations{key: ${JSON.stringify(t.key)}, operator: ${JSON.stringify(t.operator)}, value: ${JSON.stringify(t.value)}, effect: ${JSON.stringify(t.effect)}}`,
+    .map((t) =>
+      Object.entries(t)
+        .map(([k, v]) => `${JSON.stringify(k)}: ${JSON.stringify(v)}`)
+        .join(', '),
     )
+    .map((t) => `{${t}}`)
     .join(', ');
   const env = (name: string, value: string) =>
     `Object.spec.containers.env{name: ${JSON.stringify(name)}, value: ${JSON.stringify(value)}}`;
@@ -96,10 +100,13 @@ spec:
         operations: [CREATE]
         resources: [pods]
   mutations:
-    - patchType: ApplyConfiguration
-      applyConfiguration:
+    # JSONPatch: nodeSelector and tolerations are atomic, which an ApplyConfiguration may not change.
+    - patchType: JSONPatch
+      jsonPatch:
         expression: >-
-          Object{spec: Object.spec{hostNetwork: true, nodeSelector: {${selector}}, tolerations: [${tolerations}]}}
+          [JSONPatch{op: "add", path: "/spec/hostNetwork", value: true},
+           JSONPatch{op: "add", path: "/spec/nodeSelector", value: {${selector}}},
+           JSONPatch{op: "add", path: "/spec/tolerations", value: [${tolerations}]}]
 ${binding('nxt-e2e-real-node-pods')}---
 apiVersion: admissionregistration.k8s.io/v1
 kind: MutatingAdmissionPolicy
