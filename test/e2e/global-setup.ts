@@ -5,7 +5,12 @@ import { LocalControlPlane } from '../env/control-plane.js';
 import { installCrds } from '../env/crds.js';
 import { buildProjectImage } from '../env/images.js';
 import { LocalPostgres } from '../env/postgres.js';
-import { startRealNode, type PodPlacement, type RealNode } from '../env/real-node.js';
+import {
+  realNodeUnsupportedReason,
+  startRealNode,
+  type PodPlacement,
+  type RealNode,
+} from '../env/real-node.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -17,6 +22,8 @@ declare module 'vitest' {
     apiServer: string;
     /** The real node's containerd socket (`ctr --address`), to read what really ran. */
     realNodeContainerd: string;
+    /** Why this machine cannot run the e2e suite (not root, not Linux, ...); '' when it can. */
+    e2eSkipReason: string;
   }
 }
 
@@ -30,6 +37,15 @@ const log = (m: string) => console.log(`[e2e-env] ${m}`);
  */
 export default async function setup(project: TestProject) {
   const t0 = Date.now();
+  const unsupported =
+    process.env.USE_EXISTING_CLUSTER === 'true'
+      ? 'USE_EXISTING_CLUSTER=true: the e2e suite brings its own control plane and real node'
+      : realNodeUnsupportedReason();
+  project.provide('e2eSkipReason', unsupported ?? '');
+  if (unsupported) {
+    log(`skipping the e2e suite: ${unsupported}`);
+    return;
+  }
   const bins = await ensureBinaries(log);
   const image = buildProjectImage({ log });
   image.catch(() => {}); // awaited below; a failure is reported there

@@ -20,19 +20,21 @@ import { deploymentWithHistory, imageOf } from '../support/workloads.js';
 // ServiceAccount and RBAC, two replicas with leader election, and an emergency app rollback through it. The
 // overlay is the test's: the image built for this run, imagePullPolicy Never, and the namespace labelled for
 // the test's real-node pod policy (hostNetwork needs Pod Security privileged; see test/support/e2e.ts).
-describe('e2e: the kustomize base installs the operator image on a real node', () => {
-  const opNs = 'nxt-rollback-system';
-  let overlay = '';
-  let rendered = '';
-  let appNs = '';
+describe.skipIf(inject('e2eSkipReason'))(
+  'e2e: the kustomize base installs the operator image on a real node',
+  () => {
+    const opNs = 'nxt-rollback-system';
+    let overlay = '';
+    let rendered = '';
+    let appNs = '';
 
-  beforeAll(async () => {
-    await applyYaml(realNodePoliciesYaml());
-    overlay = mkdtempSync(join(tmpdir(), 'nxt-e2e-kustomize-'));
-    const [name, tag] = inject('e2eImage').split(/:(?=[^:]+$)/) as [string, string];
-    writeFileSync(
-      join(overlay, 'kustomization.yaml'),
-      `apiVersion: kustomize.config.k8s.io/v1beta1
+    beforeAll(async () => {
+      await applyYaml(realNodePoliciesYaml());
+      overlay = mkdtempSync(join(tmpdir(), 'nxt-e2e-kustomize-'));
+      const [name, tag] = inject('e2eImage').split(/:(?=[^:]+$)/) as [string, string];
+      writeFileSync(
+        join(overlay, 'kustomization.yaml'),
+        `apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources:
   - ${relative(overlay, join(REPO_ROOT, 'manifests', 'base'))}
@@ -73,76 +75,77 @@ replacements:
         fieldPaths:
           - spec.template.spec.containers.[name=manager].env.[name=OPERATOR_IMAGE].value
 `,
-    );
-    rendered = await kubectl('kustomize', overlay);
-    const t0 = Date.now();
-    await kubectl('apply', '--server-side', '-k', overlay);
-    await eventually(
-      'two running operator pods',
-      async () => (await runningOperatorPods(opNs)).length === 2,
-      240_000,
-      1000,
-    );
-    await leaderPod(opNs);
-    console.log(`[e2e] kubectl apply -k to a leader: ${Date.now() - t0} ms`);
-  });
-  afterEach(async (ctx) => {
-    if (ctx.task.result?.state === 'fail')
-      console.log(`--- operator ---\n${(await operatorLogs(opNs)).slice(-8000)}`);
-  });
-  afterAll(async () => {
-    if (appNs) await deleteTestNamespace(appNs);
-    // Everything the overlay made except the CRDs (the global setup installed them; other files use them).
-    const objects = parseAllDocuments(rendered)
-      .map((d) => d.toJS())
-      .filter((o) => o && o.kind !== 'CustomResourceDefinition');
-    if (overlay && objects.length) {
-      writeFileSync(join(overlay, 'installed.yaml'), objects.map((o) => stringify(o)).join('---\n'));
-      await kubectl(
-        'delete',
-        '-f',
-        join(overlay, 'installed.yaml'),
-        '--ignore-not-found',
-        '--wait=true',
-      ).catch((e) => console.log(String(e)));
-    }
-    if (overlay) rmSync(overlay, { recursive: true, force: true });
-  });
+      );
+      rendered = await kubectl('kustomize', overlay);
+      const t0 = Date.now();
+      await kubectl('apply', '--server-side', '-k', overlay);
+      await eventually(
+        'two running operator pods',
+        async () => (await runningOperatorPods(opNs)).length === 2,
+        240_000,
+        1000,
+      );
+      await leaderPod(opNs);
+      console.log(`[e2e] kubectl apply -k to a leader: ${Date.now() - t0} ms`);
+    });
+    afterEach(async (ctx) => {
+      if (ctx.task.result?.state === 'fail')
+        console.log(`--- operator ---\n${(await operatorLogs(opNs)).slice(-8000)}`);
+    });
+    afterAll(async () => {
+      if (appNs) await deleteTestNamespace(appNs);
+      // Everything the overlay made except the CRDs (the global setup installed them; other files use them).
+      const objects = parseAllDocuments(rendered)
+        .map((d) => d.toJS())
+        .filter((o) => o && o.kind !== 'CustomResourceDefinition');
+      if (overlay && objects.length) {
+        writeFileSync(join(overlay, 'installed.yaml'), objects.map((o) => stringify(o)).join('---\n'));
+        await kubectl(
+          'delete',
+          '-f',
+          join(overlay, 'installed.yaml'),
+          '--ignore-not-found',
+          '--wait=true',
+        ).catch((e) => console.log(String(e)));
+      }
+      if (overlay) rmSync(overlay, { recursive: true, force: true });
+    });
 
-  it('runs two replicas of the image as its own ServiceAccount; an emergency app rollback goes through it', async () => {
-    const pods = await runningOperatorPods(opNs);
-    expect(pods).toHaveLength(2);
-    for (const p of pods) {
-      expect(p.spec?.serviceAccountName).toBe('nxt-rollback-operator');
-      const info = await containerInfo(p.status!.containerStatuses![0]!.containerID!);
-      expect(info.Image).toBe(inject('e2eImage'));
-      expect(info.Spec.process.user.uid).toBe(65532);
-      expect(info.Spec.root.readonly).toBe(true);
-    }
-    appNs = await createTestNamespace('e2e-kapp');
-    await deploymentWithHistory(appNs, 'checkout', ['nginx:1.25', 'nginx:1.26']);
-    const r = await runCli(
-      [
-        '-n',
-        appNs,
-        'emergency',
-        '--scope',
-        'app',
-        'checkout',
-        '--reason',
-        'e2e',
-        '--timeout',
-        '3m',
-        '-o',
-        'json',
-      ],
-      { timeoutMs: 240_000 },
-    );
-    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
-    expect(parseJson(r)).toMatchObject({ phase: 'Succeeded' });
-    expect(await imageOf(appNs, 'checkout')).toBe('nginx:1.25');
-    expect(await operatorLogs(opNs), 'the base RBAC lacks nothing the operator uses').not.toMatch(
-      /forbidden/i,
-    );
-  });
-});
+    it('runs two replicas of the image as its own ServiceAccount; an emergency app rollback goes through it', async () => {
+      const pods = await runningOperatorPods(opNs);
+      expect(pods).toHaveLength(2);
+      for (const p of pods) {
+        expect(p.spec?.serviceAccountName).toBe('nxt-rollback-operator');
+        const info = await containerInfo(p.status!.containerStatuses![0]!.containerID!);
+        expect(info.Image).toBe(inject('e2eImage'));
+        expect(info.Spec.process.user.uid).toBe(65532);
+        expect(info.Spec.root.readonly).toBe(true);
+      }
+      appNs = await createTestNamespace('e2e-kapp');
+      await deploymentWithHistory(appNs, 'checkout', ['nginx:1.25', 'nginx:1.26']);
+      const r = await runCli(
+        [
+          '-n',
+          appNs,
+          'emergency',
+          '--scope',
+          'app',
+          'checkout',
+          '--reason',
+          'e2e',
+          '--timeout',
+          '3m',
+          '-o',
+          'json',
+        ],
+        { timeoutMs: 240_000 },
+      );
+      expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+      expect(parseJson(r)).toMatchObject({ phase: 'Succeeded' });
+      expect(await imageOf(appNs, 'checkout')).toBe('nginx:1.25');
+      expect(await operatorLogs(opNs), 'the base RBAC lacks nothing the operator uses').not.toMatch(
+        /forbidden/i,
+      );
+    });
+  },
+);
