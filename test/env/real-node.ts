@@ -24,7 +24,7 @@
  *                                   node's image store; resolves to the image names it holds
  *     images()                      names of the images in the node's store
  *     ctr(...args)                  runs `ctr` against the node's containerd in namespace k8s.io
- *     workDir, kubeletLog(), containerdLog()
+ *     workDir, containerdAddress, kubeletLog(), containerdLog()
  *     leftovers()                   what of the node still exists (processes, mounts, bridge, cgroups,
  *                                   log links, the work dir); [] after stop()
  *     stop()                        removes the Node object, stops the kubelet and containerd and removes
@@ -97,6 +97,8 @@ export interface RealNode {
   readonly placement: PodPlacement;
   readonly pauseImage: string;
   readonly probeImage: string;
+  /** containerd's socket (for `ctr --address`). */
+  readonly containerdAddress: string;
   importImage(ociArchivePath: string): Promise<string[]>;
   images(): Promise<string[]>;
   ctr(...args: string[]): Promise<string>;
@@ -405,6 +407,7 @@ export async function startRealNode(cluster: RealNodeCluster, opts: RealNodeOpti
     },
     pauseImage: pause.name,
     probeImage: probe.name,
+    containerdAddress: containerdSock,
     importImage,
     images,
     ctr,
