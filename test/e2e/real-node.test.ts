@@ -5,13 +5,13 @@
 // run's reapStaleRuns, leaves no process, mount, network link, cgroup or directory behind.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { REPO_ROOT } from '../env/binaries.js';
 import { apiRequest } from '../env/control-plane.js';
 import { cgroupHierarchies, mountsUnder, nodeLeftovers, readNodeState } from '../env/node-sweep.js';
 import { reapStaleRuns } from '../env/processes.js';
-import { startRealNode, type RealNode } from '../env/real-node.js';
+import { realNodeUnsupportedReason, startRealNode, type RealNode } from '../env/real-node.js';
 import {
   binPath,
   createTestNamespace,
@@ -21,9 +21,25 @@ import {
   testClients,
 } from '../support/kube.js';
 
-const node = inject('realNode');
-const skipReason = inject('realNodeSkipReason');
-const controlPlane = inject('controlPlane');
+// the e2e project's global setup always starts a real node; other machines skip with the reason
+const skipReason = realNodeUnsupportedReason();
+const node = skipReason ? undefined : inject('realNode');
+
+/**
+ * The control plane's endpoint, CA (with its key, to sign a second node's certificates) and admin token, from
+ * the admin kubeconfig the setup provides and the PKI beside it (LocalControlPlane's work dir layout).
+ */
+function controlPlaneAccess() {
+  const kubeconfig = inject('kubeconfigPath');
+  const pkiDir = join(dirname(kubeconfig), 'pki');
+  const adminToken = /token: (\S+)/.exec(readFileSync(kubeconfig, 'utf8'))?.[1] ?? '';
+  return {
+    server: inject('apiServer'),
+    caCert: join(pkiDir, 'ca.crt'),
+    caKey: join(pkiDir, 'ca.key'),
+    adminToken,
+  };
+}
 
 /** A pod spec that passes Pod Security `restricted`, on the node described by `placement`. */
 function restrictedPodSpec(
@@ -82,8 +98,10 @@ function expectNodeGone(workDir: string, state: ReturnType<typeof readNodeState>
 
 describe.skipIf(!node)(`real node${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
   let ns = '';
+  let probeImage = '';
   beforeAll(async () => {
     ns = await createTestNamespace('real-node');
+    probeImage = await probeImageIn(inject('realNodeContainerd'));
   });
   afterAll(async () => {
     if (ns) await deleteTestNamespace(ns);
@@ -97,7 +115,7 @@ describe.skipIf(!node)(`real node${skipReason ? ` (skipped: ${skipReason})` : ''
       namespace: ns,
       body: {
         metadata: { name: 'probe' },
-        spec: restrictedPodSpec(node!.placement, node!.probeImage, ['-message', 'hello from the real node']),
+        spec: restrictedPodSpec(node!.placement, probeImage, ['-message', 'hello from the real node']),
       } as never,
     });
     const pod = await eventually(
@@ -134,7 +152,7 @@ describe.skipIf(!node)(`real node${skipReason ? ` (skipped: ${skipReason})` : ''
       body: {
         metadata: { name: 'no-toleration' },
         spec: {
-          ...restrictedPodSpec(node!.placement, node!.probeImage, []),
+          ...restrictedPodSpec(node!.placement, probeImage, []),
           tolerations: [],
         },
       } as never,
@@ -160,7 +178,7 @@ describe.skipIf(!node)(`real node${skipReason ? ` (skipped: ${skipReason})` : ''
         metadata: { name: 'probe-job' },
         spec: {
           backoffLimit: 0,
-          template: { spec: restrictedPodSpec(node!.placement, node!.probeImage, ['-message', 'job ran']) },
+          template: { spec: restrictedPodSpec(node!.placement, probeImage, ['-message', 'job ran']) },
         },
       } as never,
     });
@@ -184,7 +202,7 @@ describe.skipIf(!node)(`real node${skipReason ? ` (skipped: ${skipReason})` : ''
       namespace: ns,
       body: {
         metadata: { name: 'sleeper' },
-        spec: restrictedPodSpec(node!.placement, node!.probeImage, ['-sleep', '10m']),
+        spec: restrictedPodSpec(node!.placement, probeImage, ['-sleep', '10m']),
       } as never,
     });
     await eventually(
@@ -200,7 +218,7 @@ describe.skipIf(!node)(`real node${skipReason ? ` (skipped: ${skipReason})` : ''
   });
 
   it('stop() leaves no process, mount, network link, cgroup or directory behind, with a pod still running', async () => {
-    const cp = controlPlane!;
+    const cp = controlPlaneAccess();
     const pki = { caCert: cp.caCert, adminToken: cp.adminToken };
     const second: RealNode = await startRealNode(
       {
@@ -292,7 +310,7 @@ async function runPodOn(kubeconfig: string, workDir: string) {
         tolerations: [{ key: 'nxt.test/real-node', operator: 'Equal', value: 'true', effect: 'NoSchedule' }],
       },
       // the probe image is the one the node imported: read its name from the node's image store
-      await probeImageOf(workDir),
+      await probeImageIn(join(workDir, 'containerd', 'containerd.sock')),
       ['-sleep', '10m'],
     ),
   });
@@ -317,17 +335,10 @@ async function runPodOn(kubeconfig: string, workDir: string) {
   return state;
 }
 
-async function probeImageOf(workDir: string): Promise<string> {
+/** The probe image a real node imported (test/env/real-node.ts), read from its containerd's image store. */
+async function probeImageIn(containerdSocket: string): Promise<string> {
   const out = await new Promise<string>((resolve, reject) => {
-    const p = spawn('ctr', [
-      '--address',
-      join(workDir, 'containerd', 'containerd.sock'),
-      '-n',
-      'k8s.io',
-      'images',
-      'list',
-      '-q',
-    ]);
+    const p = spawn('ctr', ['--address', containerdSocket, '-n', 'k8s.io', 'images', 'list', '-q']);
     let o = '';
     p.stdout.on('data', (d: Buffer) => (o += d.toString()));
     p.on('close', (code) => (code === 0 ? resolve(o) : reject(new Error(`ctr exited ${code}`))));
@@ -337,30 +348,33 @@ async function probeImageOf(workDir: string): Promise<string> {
   return name;
 }
 
-describe.skipIf(!node)('tearing a real node down after signals', () => {
-  it('Ctrl-C of `npm run cluster` with NXT_REAL_NODE=1 removes the node with its running pod', async () => {
-    const cli = await startClusterCli();
-    try {
-      const state = await runPodOn(cli.kubeconfig, cli.nodeWorkDir);
-      // Ctrl-C: SIGINT to the whole foreground process group (the kubelet and containerd get it too)
-      process.kill(-cli.child.pid!, 'SIGINT');
-      const code = await new Promise<number | null>((r) => cli.child.on('exit', (c) => r(c)));
-      expect(code, cli.output()).toBe(0);
-      expectNodeGone(cli.nodeWorkDir, state);
-    } finally {
-      if (cli.child.exitCode === null) process.kill(-cli.child.pid!, 'SIGKILL');
-    }
-  });
+describe.skipIf(!node)(
+  `tearing a real node down after signals${skipReason ? ` (skipped: ${skipReason})` : ''}`,
+  () => {
+    it('Ctrl-C of `npm run cluster` with NXT_REAL_NODE=1 removes the node with its running pod', async () => {
+      const cli = await startClusterCli();
+      try {
+        const state = await runPodOn(cli.kubeconfig, cli.nodeWorkDir);
+        // Ctrl-C: SIGINT to the whole foreground process group (the kubelet and containerd get it too)
+        process.kill(-cli.child.pid!, 'SIGINT');
+        const code = await new Promise<number | null>((r) => cli.child.on('exit', (c) => r(c)));
+        expect(code, cli.output()).toBe(0);
+        expectNodeGone(cli.nodeWorkDir, state);
+      } finally {
+        if (cli.child.exitCode === null) process.kill(-cli.child.pid!, 'SIGKILL');
+      }
+    });
 
-  it('after `npm run cluster` is killed with SIGKILL, the next run (reapStaleRuns) removes what its node left', async () => {
-    const cli = await startClusterCli();
-    const state = await runPodOn(cli.kubeconfig, cli.nodeWorkDir);
-    process.kill(-cli.child.pid!, 'SIGKILL');
-    await new Promise<void>((r) => (cli.child.exitCode !== null ? r() : cli.child.on('exit', () => r())));
-    // the container and its shim outlive the killed process group; so do its mounts
-    expect(mountsUnder(cli.nodeWorkDir).length).toBeGreaterThan(0);
-    expect(nodeLeftovers(cli.nodeWorkDir, state).some((l) => l.startsWith('process '))).toBe(true);
-    reapStaleRuns();
-    expectNodeGone(cli.nodeWorkDir, state);
-  });
-});
+    it('after `npm run cluster` is killed with SIGKILL, the next run (reapStaleRuns) removes what its node left', async () => {
+      const cli = await startClusterCli();
+      const state = await runPodOn(cli.kubeconfig, cli.nodeWorkDir);
+      process.kill(-cli.child.pid!, 'SIGKILL');
+      await new Promise<void>((r) => (cli.child.exitCode !== null ? r() : cli.child.on('exit', () => r())));
+      // the container and its shim outlive the killed process group; so do its mounts
+      expect(mountsUnder(cli.nodeWorkDir).length).toBeGreaterThan(0);
+      expect(nodeLeftovers(cli.nodeWorkDir, state).some((l) => l.startsWith('process '))).toBe(true);
+      reapStaleRuns();
+      expectNodeGone(cli.nodeWorkDir, state);
+    });
+  },
+);

@@ -6,28 +6,7 @@ import { ensureBinaries } from './binaries.js';
 import { LocalControlPlane } from './control-plane.js';
 import { installCrds } from './crds.js';
 import { LocalPostgres, type PostgresInfo } from './postgres.js';
-import { realNodeUnsupportedReason, startRealNode, type PodPlacement, type RealNode } from './real-node.js';
-
-/** What tests learn about the real node (test/env/real-node.ts) when the run has one. */
-export interface RealNodeInfo {
-  nodeName: string;
-  /** Spread into a pod spec: nodeSelector and tolerations that put the pod on the real node. */
-  placement: PodPlacement;
-  /** Images in the node's store (imagePullPolicy: Never); see real-node.ts for what the probe prints. */
-  pauseImage: string;
-  probeImage: string;
-  workDir: string;
-  /** containerd's socket: `ctr --address <it> -n k8s.io images import <oci archive>` adds an image. */
-  containerdAddress: string;
-}
-
-/** The control plane's endpoint and CA, for a test that starts a second real node on it. */
-export interface ControlPlaneAccess {
-  server: string;
-  caCert: string;
-  caKey: string;
-  adminToken: string;
-}
+import { startRealNode, type PodPlacement, type RealNode } from './real-node.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -40,12 +19,14 @@ declare module 'vitest' {
     postgres: PostgresInfo;
     /** Local HTTP endpoint of the harness (POST /apiserver/restart?downMs=N); empty for existing clusters. */
     harnessUrl: string;
-    /** The real node, when the run has one (NXT_REAL_NODE=1, the e2e project); else null. */
-    realNode: RealNodeInfo | null;
-    /** Why the run has no real node although one was asked for (the machine cannot run one); else ''. */
-    realNodeSkipReason: string;
-    /** The local control plane's endpoint and CA; null for an existing cluster. */
-    controlPlane: ControlPlaneAccess | null;
+    // The real node (test/env/real-node.ts), provided by the e2e project's setup (test/e2e/global-setup.ts)
+    // and by this one under NXT_REAL_NODE=1 (not provided otherwise). Same declarations in both files.
+    /** The real node's name and the nodeSelector/tolerations that put a pod on it. */
+    realNode: { nodeName: string; placement: PodPlacement };
+    /** The API server's loopback URL (hostNetwork pods reach it there). */
+    apiServer: string;
+    /** The real node's containerd socket (`ctr --address`), to read what really ran. */
+    realNodeContainerd: string;
   }
 }
 
@@ -53,19 +34,10 @@ const log = (m: string) => console.log(`[test-env] ${m}`);
 
 /**
  * vitest globalSetup for the integration project: one control plane and one PostgreSQL for the whole run.
- * Tests isolate themselves by namespace and database name. `NXT_REAL_NODE=1` adds a real node
- * (test/env/real-node.ts) beside the kwok nodes.
+ * Tests isolate themselves by namespace and database name. NXT_REAL_NODE=1 adds a real node
+ * (test/env/real-node.ts) beside the kwok nodes (the e2e project always has one: test/e2e/global-setup.ts).
  */
 export default async function setup(project: TestProject) {
-  return setupEnvironment(project, { realNode: process.env.NXT_REAL_NODE === '1' });
-}
-
-/**
- * Starts the environment and provides it to the project's tests; returns the teardown. With `realNode`, a real
- * node joins the control plane; on a machine that cannot run one (not root, not Linux) the run goes on
- * without it and tests see `realNodeSkipReason`, except under CI=true, where that is an error.
- */
-export async function setupEnvironment(project: TestProject, opts: { realNode: boolean }) {
   const t0 = Date.now();
   const existingCluster = process.env.USE_EXISTING_CLUSTER === 'true';
   const bins = await ensureBinaries(log);
@@ -74,21 +46,14 @@ export async function setupEnvironment(project: TestProject, opts: { realNode: b
     LocalPostgres.start(log),
   ]);
   let realNode: RealNode | undefined;
-  let realNodeSkipReason = '';
-  if (opts.realNode) {
-    realNodeSkipReason =
-      realNodeUnsupportedReason() ??
-      (cp ? '' : 'a real node joins only the local control plane (USE_EXISTING_CLUSTER=true)');
-    if (realNodeSkipReason && process.env.CI === 'true')
-      throw new Error(`a real node was asked for but cannot run: ${realNodeSkipReason}`);
-    if (realNodeSkipReason) log(`no real node: ${realNodeSkipReason}`);
-    else {
-      try {
-        realNode = await startRealNode(cp!, { log });
-      } catch (e) {
-        await Promise.allSettled([cp?.stop(), pgsql.stop()]);
-        throw e;
-      }
+  if (process.env.NXT_REAL_NODE === '1') {
+    if (!cp)
+      throw new Error('NXT_REAL_NODE=1 adds a node to the local control plane, not to an existing cluster');
+    try {
+      realNode = await startRealNode(cp, { log });
+    } catch (e) {
+      await Promise.allSettled([cp.stop(), pgsql.stop()]);
+      throw e;
     }
   }
   let harness: Server | undefined;
@@ -118,28 +83,12 @@ export async function setupEnvironment(project: TestProject, opts: { realNode: b
   project.provide('binDir', bins.dir);
   project.provide('postgres', pgsql.info);
   project.provide('harnessUrl', harnessUrl);
-  project.provide(
-    'realNode',
-    realNode
-      ? {
-          nodeName: realNode.nodeName,
-          placement: realNode.placement,
-          pauseImage: realNode.pauseImage,
-          probeImage: realNode.probeImage,
-          workDir: realNode.workDir,
-          containerdAddress: realNode.containerdAddress,
-        }
-      : null,
-  );
-  project.provide('realNodeSkipReason', realNodeSkipReason);
-  project.provide(
-    'controlPlane',
-    cp ? { server: cp.server, caCert: cp.pki.caCert, caKey: cp.pki.caKey, adminToken: cp.adminToken } : null,
-  );
-  log(
-    `environment ready in ${Date.now() - t0} ms (${existingCluster ? 'existing cluster' : cp!.server}` +
-      `${realNode ? `, real node ${realNode.nodeName}` : ''})`,
-  );
+  if (realNode) {
+    project.provide('realNode', { nodeName: realNode.nodeName, placement: realNode.placement });
+    project.provide('apiServer', cp!.server);
+    project.provide('realNodeContainerd', realNode.containerdAddress);
+  }
+  log(`environment ready in ${Date.now() - t0} ms (${existingCluster ? 'existing cluster' : cp!.server})`);
 
   let stopped = false;
   const teardown = async () => {
@@ -147,8 +96,7 @@ export async function setupEnvironment(project: TestProject, opts: { realNode: b
     stopped = true;
     harness?.close();
     // the node first: its stop() removes its Node object through the API server
-    const node = await Promise.allSettled([realNode?.stop()]);
-    if (node[0].status === 'rejected') log(`stopping the real node: ${String(node[0].reason)}`);
+    await realNode?.stop().catch((e) => log(`stopping the real node: ${String(e)}`));
     await Promise.allSettled([cp?.stop(), pgsql.stop()]);
   };
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
