@@ -81,7 +81,10 @@ export interface RealNodeCluster {
 }
 
 export interface RealNodeOptions {
-  /** Node name; default `localhost`. Two real nodes in one cluster need different names. */
+  /**
+   * Node name; default `localhost`. Two real nodes in one cluster need different names, but the API server
+   * reaches a kubelet by its node name (the Hostname address), so `kubectl logs/exec` work on `localhost` only.
+   */
   nodeName?: string;
   log?: (m: string) => void;
 }
