@@ -38,7 +38,9 @@
  * work dir; that module's sweep removes a node's leftovers without the kubelet or containerd, so stop() also
  * cleans up after Ctrl-C (which kills both) and processes.ts's reapStaleRuns after a run killed with -9.
  * Networking: pods get a bridge with a private /24 that only this host reaches (no forwarding, no NAT, no
- * iptables rules); pods that must reach the API server or PostgreSQL on 127.0.0.1 need hostNetwork. Needs:
+ * iptables rules); pods that must reach the API server or PostgreSQL on 127.0.0.1 need hostNetwork. The
+ * node's InternalIP (so a hostNetwork pod's IP) is the bridge's host address: the kubelet refuses a loopback
+ * one; it listens on 127.0.0.1 and the API server reaches it as `localhost`. Needs:
  * root, Linux, cgroup v1 or v2 (KubeletConfiguration failCgroupV1: false). containerd runs with
  * restrict_oom_score_adj (root here lacks CAP_SYS_RESOURCE).
  */
