@@ -1,27 +1,16 @@
-import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { ensureBinaries } from '../env/binaries.js';
 import { LocalControlPlane } from '../env/control-plane.js';
 import { installCrds } from '../env/crds.js';
 import { buildProjectImage } from '../env/images.js';
 import { LocalPostgres } from '../env/postgres.js';
-import {
-  realNodeUnsupportedReason,
-  startRealNode,
-  type PodPlacement,
-  type RealNode,
-} from '../env/real-node.js';
+import { realNodeUnsupportedReason, startRealNode, type RealNode } from '../env/real-node.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
+    // realNode, apiServer and realNodeContainerd are declared in test/env/global-setup.ts.
     /** The project image built from the Dockerfile for this run, imported into the real node. */
     e2eImage: string;
-    /** The real node's name and the nodeSelector/tolerations that put a pod on it. */
-    realNode: { nodeName: string; placement: PodPlacement };
-    /** The API server's loopback URL (hostNetwork pods reach it there). */
-    apiServer: string;
-    /** The real node's containerd socket (`ctr --address`), to read what really ran. */
-    realNodeContainerd: string;
     /** Why this machine cannot run the e2e suite (not root, not Linux, ...); '' when it can. */
     e2eSkipReason: string;
   }
@@ -79,7 +68,7 @@ export default async function setup(project: TestProject) {
     project.provide('e2eImage', built.image);
     project.provide('realNode', { nodeName: node.nodeName, placement: node.placement });
     project.provide('apiServer', cp.server);
-    project.provide('realNodeContainerd', join(node.workDir, 'containerd', 'containerd.sock'));
+    project.provide('realNodeContainerd', node.containerdAddress);
   } catch (e) {
     await teardown();
     throw e;

@@ -292,7 +292,8 @@ function httpOk(url: string): Promise<boolean> {
   );
 }
 
-function apiRequest(
+/** One request to the API server as the harness admin (a static token); the body is parsed JSON when it is JSON. */
+export function apiRequest(
   server: string,
   pki: Pick<Pki, 'caCert' | 'adminToken'>,
   method: string,

@@ -24,7 +24,7 @@
  *                                   node's image store; resolves to the image names it holds
  *     images()                      names of the images in the node's store
  *     ctr(...args)                  runs `ctr` against the node's containerd in namespace k8s.io
- *     workDir, kubeletLog(), containerdLog()
+ *     workDir, containerdAddress, kubeletLog(), containerdLog()
  *     leftovers()                   what of the node still exists (processes, mounts, bridge, cgroups,
  *                                   log links, the work dir); [] after stop()
  *     stop()                        removes the Node object, stops the kubelet and containerd and removes
@@ -38,7 +38,9 @@
  * work dir; that module's sweep removes a node's leftovers without the kubelet or containerd, so stop() also
  * cleans up after Ctrl-C (which kills both) and processes.ts's reapStaleRuns after a run killed with -9.
  * Networking: pods get a bridge with a private /24 that only this host reaches (no forwarding, no NAT, no
- * iptables rules); pods that must reach the API server or PostgreSQL on 127.0.0.1 need hostNetwork. Needs:
+ * iptables rules); pods that must reach the API server or PostgreSQL on 127.0.0.1 need hostNetwork. The
+ * node's InternalIP (so a hostNetwork pod's IP) is the bridge's host address: the kubelet refuses a loopback
+ * one; it listens on 127.0.0.1 and the API server reaches it as `localhost`. Needs:
  * root, Linux, cgroup v1 or v2 (KubeletConfiguration failCgroupV1: false). containerd runs with
  * restrict_oom_score_adj (root here lacks CAP_SYS_RESOURCE).
  */
@@ -81,7 +83,10 @@ export interface RealNodeCluster {
 }
 
 export interface RealNodeOptions {
-  /** Node name; default `localhost`. Two real nodes in one cluster need different names. */
+  /**
+   * Node name; default `localhost`. Two real nodes in one cluster need different names, but the API server
+   * reaches a kubelet by its node name (the Hostname address), so `kubectl logs/exec` work on `localhost` only.
+   */
   nodeName?: string;
   log?: (m: string) => void;
 }
@@ -97,6 +102,8 @@ export interface RealNode {
   readonly placement: PodPlacement;
   readonly pauseImage: string;
   readonly probeImage: string;
+  /** containerd's socket (for `ctr --address`). */
+  readonly containerdAddress: string;
   importImage(ociArchivePath: string): Promise<string[]>;
   images(): Promise<string[]>;
   ctr(...args: string[]): Promise<string>;
@@ -405,6 +412,7 @@ export async function startRealNode(cluster: RealNodeCluster, opts: RealNodeOpti
     },
     pauseImage: pause.name,
     probeImage: probe.name,
+    containerdAddress: containerdSock,
     importImage,
     images,
     ctr,
