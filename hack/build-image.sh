@@ -8,8 +8,9 @@
 # Usage: hack/build-image.sh [OUT.oci.tar]     (default: $CACHE/images/nxt-rollback-operator.oci.tar)
 # Needs root, podman, buildah and debootstrap (test/env/images.ts installs them from Debian's packages).
 # Prints the archive's path on its last line of stdout; progress lines go to stderr as "[build-image] ...".
-# Podman's storage lives under the cache (graphroot) and a per-run directory (runroot, tmp) that is removed
-# on exit; /var/lib/containers, /run/containers and the user's containers.conf are not touched.
+# All of podman's state (storage, run root, tmp dir, its database) lives under $CACHE/podman; the per-run
+# config dir is removed on exit; /var/lib/containers, /run/containers and the user's containers.conf are not
+# touched.
 set -euo pipefail
 
 DEBIAN_SUITE="${DEBIAN_SUITE:-bookworm}"
@@ -34,21 +35,25 @@ done
 mkdir -p "$PODMAN_DIR/storage" "$(dirname "$OUT")"
 RUN="$(mktemp -d "${TMPDIR:-/tmp}/nxt-build-image.XXXXXX")"
 cleanup() {
-  # The run root holds overlay mount points of build containers; unmount anything left (Ctrl-C mid-build).
-  podman rm -af >/dev/null 2>&1 || true
-  podman image prune -f >/dev/null 2>&1 || true
-  grep -F " $RUN/" /proc/self/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-  grep -F " $PODMAN_DIR/storage/" /proc/self/mounts | awk '{print $2}' | sort -r |
-    xargs -r -n1 umount -l 2>/dev/null || true
+  local rc=$?
+  if [ "$rc" -ne 0 ]; then
+    # Failed or interrupted (Ctrl-C mid-build): remove this run's containers and unmount what they left.
+    podman rm -af >/dev/null 2>&1 || true
+    podman image prune -f >/dev/null 2>&1 || true
+    grep -F " $PODMAN_DIR/" /proc/self/mounts | awk '{print $2}' | sort -r |
+      xargs -r -n1 umount -l 2>/dev/null || true
+  fi
   rm -rf "$RUN"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# Every path podman uses is under the cache and fixed: libpod records its tmp dir and run root in its database
+# (static_dir) on first use and keeps using those, so a per-run directory would be recreated by later runs.
 cat >"$RUN/storage.conf" <<EOF
 [storage]
 driver = "overlay"
 graphroot = "$PODMAN_DIR/storage"
-runroot = "$RUN/runroot"
+runroot = "$PODMAN_DIR/run"
 EOF
 # nofile/nproc: podman's defaults (1048576 and the host's) are above the hard limits this kind of machine
 # allows, and a container with them fails to start; 20000 is enough for npm and node.
@@ -61,8 +66,9 @@ default_ulimits = ["nofile=20000:20000", "nproc=20000:20000"]
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
-events_logfile_path = "$RUN/events.log"
-tmp_dir = "$RUN/libpod"
+events_logfile_path = "$PODMAN_DIR/events.log"
+static_dir = "$PODMAN_DIR/libpod"
+tmp_dir = "$PODMAN_DIR/tmp"
 EOF
 export CONTAINERS_CONF="$RUN/containers.conf" CONTAINERS_STORAGE_CONF="$RUN/storage.conf" TMPDIR="$RUN/tmp"
 mkdir -p "$TMPDIR"
