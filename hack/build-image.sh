@@ -39,6 +39,7 @@ cleanup() {
   if [ "$rc" -ne 0 ]; then
     # Failed or interrupted (Ctrl-C mid-build): remove this run's containers and unmount what they left.
     podman rm -af >/dev/null 2>&1 || true
+    buildah rm --all >/dev/null 2>&1 || true # build (working) containers, which podman rm does not see
     podman image prune -f >/dev/null 2>&1 || true
     grep -F " $PODMAN_DIR/" /proc/self/mounts | awk '{print $2}' | sort -r |
       xargs -r -n1 umount -l 2>/dev/null || true
