@@ -59,7 +59,8 @@ if [ ! -f "$W/go.mod" ]; then
     go get -tool "k8s.io/kubernetes/cmd/kube-apiserver@${K8S_VERSION}" \
       "k8s.io/kubernetes/cmd/kube-controller-manager@${K8S_VERSION}" \
       "k8s.io/kubernetes/cmd/kube-scheduler@${K8S_VERSION}" \
-      "k8s.io/kubernetes/cmd/kubectl@${K8S_VERSION}" )
+      "k8s.io/kubernetes/cmd/kubectl@${K8S_VERSION}" \
+      "k8s.io/kubernetes/cmd/kubelet@${K8S_VERSION}" ) # the kubelet: hack/build-kubelet.sh
 fi
 LDF="-s -w"
 for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do

@@ -32,8 +32,12 @@ export async function runBuildScript(
   label: string,
   log: (m: string) => void,
   what: string,
+  options: { args?: string[]; env?: Record<string, string> } = {},
 ): Promise<string> {
-  const child = spawn('bash', [script], { env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('bash', [script, ...(options.args ?? [])], {
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   const tail: string[] = [];

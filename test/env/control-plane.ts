@@ -92,6 +92,13 @@ export class LocalControlPlane {
         `--tls-cert-file=${pki.serverCert}`,
         `--tls-private-key-file=${pki.serverKey}`,
         `--token-auth-file=${pki.tokenFile}`,
+        // Client certificates of the harness CA (the real test node's kubelet, test/env/real-node.ts), and the
+        // API server's own client certificate for kubelets, so `kubectl logs/exec` work on a real node.
+        // Harmless without one: kwok nodes serve no kubelet API.
+        `--client-ca-file=${pki.caCert}`,
+        `--kubelet-client-certificate=${pki.kubeletClientCert}`,
+        `--kubelet-client-key=${pki.kubeletClientKey}`,
+        `--kubelet-certificate-authority=${pki.caCert}`,
         '--authorization-mode=RBAC',
         '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
         `--service-account-key-file=${pki.saPub}`,
@@ -285,7 +292,8 @@ function httpOk(url: string): Promise<boolean> {
   );
 }
 
-function apiRequest(
+/** One request to the API server as the harness admin (a static token); the body is parsed JSON when it is JSON. */
+export function apiRequest(
   server: string,
   pki: Pick<Pki, 'caCert' | 'adminToken'>,
   method: string,

@@ -10,10 +10,15 @@ export function installDebianPackages(packages: string[], log: (m: string) => vo
   log(`installing Debian packages ${packages.join(' ')}`);
   try {
     execFileSync('apt-get', ['update', '-qq'], { stdio: 'ignore' });
-    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], {
-      stdio: 'ignore',
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    });
+    // wait for a concurrent apt/dpkg (another test run installing its packages) instead of failing
+    execFileSync(
+      'apt-get',
+      ['-o', 'DPkg::Lock::Timeout=300', 'install', '-y', '-qq', '--no-install-recommends', ...packages],
+      {
+        stdio: 'ignore',
+        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+      },
+    );
   } catch (e) {
     throw new Error(
       `could not install ${packages.join(', ')} (${(e as Error).message}): run '${command}' by hand`,

@@ -6,6 +6,7 @@ import { ensureBinaries } from './binaries.js';
 import { LocalControlPlane } from './control-plane.js';
 import { installCrds } from './crds.js';
 import { LocalPostgres, type PostgresInfo } from './postgres.js';
+import { startRealNode, type PodPlacement, type RealNode } from './real-node.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -18,6 +19,14 @@ declare module 'vitest' {
     postgres: PostgresInfo;
     /** Local HTTP endpoint of the harness (POST /apiserver/restart?downMs=N); empty for existing clusters. */
     harnessUrl: string;
+    // The real node (test/env/real-node.ts), provided by the e2e project's setup (test/e2e/global-setup.ts)
+    // and by this one under NXT_REAL_NODE=1 (not provided otherwise). Same declarations in both files.
+    /** The real node's name and the nodeSelector/tolerations that put a pod on it. */
+    realNode: { nodeName: string; placement: PodPlacement };
+    /** The API server's loopback URL (hostNetwork pods reach it there). */
+    apiServer: string;
+    /** The real node's containerd socket (`ctr --address`), to read what really ran. */
+    realNodeContainerd: string;
   }
 }
 
@@ -25,7 +34,8 @@ const log = (m: string) => console.log(`[test-env] ${m}`);
 
 /**
  * vitest globalSetup for the integration project: one control plane and one PostgreSQL for the whole run.
- * Tests isolate themselves by namespace and database name.
+ * Tests isolate themselves by namespace and database name. NXT_REAL_NODE=1 adds a real node
+ * (test/env/real-node.ts) beside the kwok nodes (the e2e project always has one: test/e2e/global-setup.ts).
  */
 export default async function setup(project: TestProject) {
   const t0 = Date.now();
@@ -35,6 +45,17 @@ export default async function setup(project: TestProject) {
     existingCluster ? Promise.resolve(undefined) : LocalControlPlane.start({ log }),
     LocalPostgres.start(log),
   ]);
+  let realNode: RealNode | undefined;
+  if (process.env.NXT_REAL_NODE === '1') {
+    if (!cp)
+      throw new Error('NXT_REAL_NODE=1 adds a node to the local control plane, not to an existing cluster');
+    try {
+      realNode = await startRealNode(cp, { log });
+    } catch (e) {
+      await Promise.allSettled([cp.stop(), pgsql.stop()]);
+      throw e;
+    }
+  }
   let harness: Server | undefined;
   let harnessUrl = '';
   if (cp) {
@@ -62,6 +83,11 @@ export default async function setup(project: TestProject) {
   project.provide('binDir', bins.dir);
   project.provide('postgres', pgsql.info);
   project.provide('harnessUrl', harnessUrl);
+  if (realNode) {
+    project.provide('realNode', { nodeName: realNode.nodeName, placement: realNode.placement });
+    project.provide('apiServer', cp!.server);
+    project.provide('realNodeContainerd', realNode.containerdAddress);
+  }
   log(`environment ready in ${Date.now() - t0} ms (${existingCluster ? 'existing cluster' : cp!.server})`);
 
   let stopped = false;
@@ -69,6 +95,8 @@ export default async function setup(project: TestProject) {
     if (stopped) return;
     stopped = true;
     harness?.close();
+    // the node first: its stop() removes its Node object through the API server
+    await realNode?.stop().catch((e) => log(`stopping the real node: ${String(e)}`));
     await Promise.allSettled([cp?.stop(), pgsql.stop()]);
   };
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {

@@ -11,6 +11,7 @@ import {
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { NODE_STATE_FILE, sweepNodeDir } from './node-sweep.js';
 
 /** Prefix of every harness work dir in the system temp dir; used to reap leftovers of killed runs. */
 export const WORKDIR_PREFIX = 'nxt-env-';
@@ -86,6 +87,14 @@ export function reapStaleRuns(): void {
     if (existsSync(pidsFile)) {
       for (const pid of readFileSync(pidsFile, 'utf8').split('\n').map(Number).filter(Boolean)) {
         if (alive(pid)) process.kill(pid, 'SIGKILL');
+      }
+    }
+    if (existsSync(join(dir, NODE_STATE_FILE))) {
+      // a real node (test/env/real-node.ts): its containers, shims, mounts, bridge and cgroups outlive it
+      try {
+        sweepNodeDir(dir);
+      } catch {
+        continue; // something stayed mounted: never delete through a mount
       }
     }
     rmSync(dir, { recursive: true, force: true });

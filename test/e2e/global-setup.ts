@@ -1,0 +1,78 @@
+import type { TestProject } from 'vitest/node';
+import { ensureBinaries } from '../env/binaries.js';
+import { LocalControlPlane } from '../env/control-plane.js';
+import { installCrds } from '../env/crds.js';
+import { buildProjectImage } from '../env/images.js';
+import { LocalPostgres } from '../env/postgres.js';
+import { realNodeUnsupportedReason, startRealNode, type RealNode } from '../env/real-node.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    // realNode, apiServer and realNodeContainerd are declared in test/env/global-setup.ts.
+    /** The project image built from the Dockerfile for this run, imported into the real node. */
+    e2eImage: string;
+    /** Why this machine cannot run the e2e suite (not root, not Linux, ...); '' when it can. */
+    e2eSkipReason: string;
+  }
+}
+
+const log = (m: string) => console.log(`[e2e-env] ${m}`);
+
+/**
+ * vitest globalSetup for the e2e project: the local control plane and PostgreSQL of the integration suite,
+ * plus a real node (test/env/real-node.ts: containerd + kubelet) and the project image built from the
+ * Dockerfile (test/env/images.ts), imported into that node. The image build runs while the control plane
+ * and the node start.
+ */
+export default async function setup(project: TestProject) {
+  const t0 = Date.now();
+  const unsupported =
+    process.env.USE_EXISTING_CLUSTER === 'true'
+      ? 'USE_EXISTING_CLUSTER=true: the e2e suite brings its own control plane and real node'
+      : realNodeUnsupportedReason();
+  project.provide('e2eSkipReason', unsupported ?? '');
+  if (unsupported) {
+    log(`skipping the e2e suite: ${unsupported}`);
+    return;
+  }
+  const bins = await ensureBinaries(log);
+  const image = buildProjectImage({ log });
+  image.catch(() => {}); // awaited below; a failure is reported there
+  const [cp, pgsql] = await Promise.all([LocalControlPlane.start({ log }), LocalPostgres.start(log)]);
+  let node: RealNode | undefined;
+  let stopped = false;
+  const teardown = async () => {
+    if (stopped) return;
+    stopped = true;
+    const t = Date.now();
+    await node?.stop().catch((e) => log(`stopping the real node: ${String(e)}`));
+    await Promise.allSettled([cp.stop(), pgsql.stop()]);
+    log(`e2e environment removed in ${Date.now() - t} ms`);
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      void teardown().finally(() => process.exit(130));
+    });
+  }
+  try {
+    node = await startRealNode(cp, { log });
+    const built = await image;
+    log(`project image ${built.image} built in ${built.seconds} s`);
+    await node.importImage(built.archive);
+    await installCrds(bins.path('kubectl'), cp.kubeconfigPath);
+    project.provide('kubeconfigPath', cp.kubeconfigPath);
+    project.provide('existingCluster', false);
+    project.provide('binDir', bins.dir);
+    project.provide('postgres', pgsql.info);
+    project.provide('harnessUrl', '');
+    project.provide('e2eImage', built.image);
+    project.provide('realNode', { nodeName: node.nodeName, placement: node.placement });
+    project.provide('apiServer', cp.server);
+    project.provide('realNodeContainerd', node.containerdAddress);
+  } catch (e) {
+    await teardown();
+    throw e;
+  }
+  log(`e2e environment ready in ${Date.now() - t0} ms`);
+  return teardown;
+}

@@ -1,0 +1,297 @@
+import { readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import {
+  applySchedule,
+  createDbSecret,
+  dbSecretData,
+  deletePvs,
+  getSchedule,
+  patchSchedule,
+  scheduleJobs,
+  waitScheduleCondition,
+} from '../support/backups.js';
+import { parseJson, REPO_ROOT, runCli } from '../support/cli.js';
+import {
+  applyYaml,
+  containerInfo,
+  createHostPathClaim,
+  createRealNodeNamespace,
+  helm,
+  leaderPod,
+  operatorLogs,
+  realNodePoliciesYaml,
+  runningOperatorPods,
+} from '../support/e2e.js';
+import {
+  createTestNamespace,
+  deleteTestNamespace,
+  eventually,
+  kubectl,
+  testClients,
+} from '../support/kube.js';
+import { applyPlan, condition, waitPlanPhase } from '../support/plans.js';
+import { createTestDatabase, withClient } from '../support/postgres.js';
+import { deploymentWithHistory, imageOf } from '../support/workloads.js';
+
+// Issue 14: the operator as a user installs it. Its image is built from the Dockerfile for this run
+// (test/e2e/global-setup.ts), installed by its Helm chart with the chart's ServiceAccount and RBAC only,
+// leader election on and two replicas, on a real node (kubelet + containerd). Then the demo's story through
+// it: an emergency app rollback with the CLI, a BackupSchedule whose CronJob-made Job runs the runner in the
+// image against the harness PostgreSQL, a database-scope plan restoring that backup while the leader pod is
+// deleted mid-restore. Only networking is adapted by the test (test/support/e2e.ts: hostNetwork through a
+// test-owned MutatingAdmissionPolicy, because this machine only allows loopback traffic).
+describe.skipIf(inject('e2eSkipReason'))(
+  'e2e: the Helm chart installs the operator image on a real node',
+  () => {
+    const release = 'nxt';
+    const opNs = 'nxt-e2e-helm';
+    const sa = 'nxt-nxt-rollback-operator';
+    let appNs = '';
+    let dbNs = '';
+    let db: { name: string; url: string };
+    const pvs: string[] = [];
+    const dirs: string[] = [];
+    let backupId = '';
+    let claimDir = '';
+    const orders = async () =>
+      withClient(db.url, async (c) => Number((await c.query('select count(*) as n from orders')).rows[0].n));
+
+    beforeAll(async () => {
+      await applyYaml(realNodePoliciesYaml());
+      await createRealNodeNamespace('', opNs);
+      const t0 = Date.now();
+      const [repository, tag] = inject('e2eImage').split(/:(?=[^:]+$)/) as [string, string];
+      await helm(
+        'install',
+        release,
+        join(REPO_ROOT, 'charts', 'nxt-rollback-operator'),
+        '-n',
+        opNs,
+        '--set',
+        `image.repository=${repository}`,
+        '--set',
+        `image.tag=${tag}`,
+        '--set',
+        'image.pullPolicy=Never',
+        '--set',
+        'replicaCount=2',
+        '--set',
+        'leaderElection.enabled=true',
+        '--wait',
+        '--timeout',
+        '5m',
+      );
+      await eventually(
+        'two running operator pods',
+        async () => (await runningOperatorPods(opNs)).length === 2,
+        180_000,
+        1000,
+      );
+      await leaderPod(opNs);
+      console.log(`[e2e] helm install to a leader: ${Date.now() - t0} ms`);
+    });
+    afterEach(async (ctx) => {
+      if (ctx.task.result?.state === 'fail')
+        console.log(`--- operator ---\n${(await operatorLogs(opNs)).slice(-8000)}`);
+    });
+    afterAll(async () => {
+      await helm('uninstall', release, '-n', opNs, '--wait', '--timeout', '2m').catch((e) =>
+        console.log(String(e)),
+      );
+      for (const ns of [appNs, dbNs, opNs]) if (ns) await deleteTestNamespace(ns);
+      await deletePvs(pvs);
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    });
+
+    it("runs in the project image as the chart's ServiceAccount, two replicas, one leader", async () => {
+      const pods = await runningOperatorPods(opNs);
+      expect(pods).toHaveLength(2);
+      for (const p of pods) {
+        expect(p.spec?.nodeName).toBe(inject('realNode').nodeName);
+        expect(p.spec?.serviceAccountName).toBe(sa);
+        expect(p.spec?.containers[0]?.image).toBe(inject('e2eImage'));
+        const info = await containerInfo(p.status!.containerStatuses![0]!.containerID!);
+        expect(info.Image).toBe(inject('e2eImage'));
+        expect(info.Spec.process.user.uid).toBe(65532);
+        expect(info.Spec.root.readonly).toBe(true);
+        expect(info.Spec.process.args).toEqual([
+          '/usr/bin/tini',
+          '--',
+          'node',
+          'dist/operator/main.js',
+          'manager',
+        ]);
+      }
+      // Only the chart's bindings name the ServiceAccount: nothing else grants it anything.
+      const subjects = JSON.parse(
+        await kubectl('get', 'clusterrolebindings,rolebindings', '-A', '-o', 'json'),
+      );
+      const granted = subjects.items
+        .filter((b: any) =>
+          (b.subjects ?? []).some(
+            (s: any) => s.kind === 'ServiceAccount' && s.name === sa && s.namespace === opNs,
+          ),
+        )
+        .map((b: any) => b.metadata.labels?.['app.kubernetes.io/managed-by']);
+      expect(granted.length).toBeGreaterThan(0);
+      expect(new Set(granted)).toEqual(new Set(['Helm']));
+      expect(pods.map((p) => p.metadata!.name)).toContain(await leaderPod(opNs));
+    });
+
+    it('emergency app rollback with the CLI: the installed operator rolls the Deployment back', async () => {
+      appNs = await createTestNamespace('e2e-app');
+      // The app runs on the kwok nodes (its images are not on the real node); only the operator is real.
+      await deploymentWithHistory(appNs, 'checkout', ['nginx:1.25', 'nginx:1.26', 'nginx:1.27']);
+      const r = await runCli(
+        [
+          '-n',
+          appNs,
+          'emergency',
+          '--scope',
+          'app',
+          'checkout',
+          '--reason',
+          '5xx after the 1.27 release',
+          '--name',
+          'checkout-emergency',
+          '--timeout',
+          '3m',
+          '-o',
+          'json',
+        ],
+        { timeoutMs: 240_000 },
+      );
+      expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+      expect(parseJson(r)).toMatchObject({ name: 'checkout-emergency', phase: 'Succeeded' });
+      expect(await imageOf(appNs, 'checkout')).toBe('nginx:1.26');
+    });
+
+    it("a BackupSchedule's CronJob-made Job runs the image's pg_dump as 65532 with a read-only root", async () => {
+      dbNs = await createRealNodeNamespace('e2e-db');
+      db = await createTestDatabase('e2e');
+      await withClient(db.url, async (c) => {
+        await c.query('create table orders (id int primary key, total int not null)');
+        await c.query('insert into orders select g, g from generate_series(1, 500) g');
+      });
+      await createDbSecret(dbNs, 'db', dbSecretData(db.name));
+      const claim = await createHostPathClaim(dbNs, 'backups');
+      pvs.push(claim.pv);
+      dirs.push(claim.dir);
+      claimDir = claim.dir;
+      // Every minute, so the CronJob controller itself makes the first Job; slowed down once it has.
+      await applySchedule(dbNs, 'shop-db', {
+        schedule: '* * * * *',
+        database: { secretRef: { name: 'db' } },
+        storage: { persistentVolumeClaim: { claimName: 'backups' } },
+      });
+      const job = await eventually(
+        'the first CronJob-made backup Job',
+        async () =>
+          (await scheduleJobs(dbNs, 'shop-db')).find((j) =>
+            j.metadata?.ownerReferences?.some((o) => o.kind === 'CronJob' && o.name === 'shop-db-backup'),
+          ),
+        150_000,
+        1000,
+      );
+      await patchSchedule(dbNs, 'shop-db', { spec: { schedule: '0 3 * * *' } });
+      backupId = job.metadata!.name!;
+      await waitScheduleCondition(
+        dbNs,
+        'shop-db',
+        'LastBackupSucceeded',
+        'True',
+        'BackupVerified',
+        240_000,
+        (s) => (s.status?.backups ?? []).some((b: any) => b.id === backupId),
+      );
+
+      const { core } = testClients();
+      const pods = await core.listNamespacedPod({ namespace: dbNs, labelSelector: `job-name=${backupId}` });
+      const pod = pods.items.find((p) => p.status?.phase === 'Succeeded')!;
+      expect(pod, JSON.stringify(pods.items.map((p) => p.status?.phase))).toBeTruthy();
+      expect(pod.spec?.nodeName).toBe(inject('realNode').nodeName);
+      const info = await containerInfo(pod.status!.containerStatuses![0]!.containerID!);
+      expect(info.Image).toBe(inject('e2eImage'));
+      expect(info.Spec.process.user.uid).toBe(65532);
+      expect(info.Spec.process.user.gid).toBe(65532);
+      expect(info.Spec.root.readonly).toBe(true);
+      expect(info.Spec.process.args).toContain('backup');
+      expect(info.Spec.process.capabilities?.effective ?? []).toEqual([]);
+      // Written by the runner in the pod: owned by its uid, and dumped by the image's PostgreSQL 15 pg_dump.
+      const dump = join(claimDir, `${backupId}.dump`);
+      expect(statSync(dump).uid).toBe(65532);
+      const manifest = JSON.parse(readFileSync(join(claimDir, `${backupId}.manifest.json`), 'utf8'));
+      expect(manifest.pgDumpVersion).toMatch(/^pg_dump \(PostgreSQL\) 15\.\d+ \(Debian /);
+      expect(manifest.tables['public.orders']).toBe(500);
+      const schedule = await getSchedule(dbNs, 'shop-db');
+      expect(condition(schedule, 'LastBackupSucceeded')?.status).toBe('True');
+    });
+
+    it('a database-scope plan restores it, and finishes once when the leader is deleted mid-restore', async () => {
+      expect(backupId, 'the backup test ran').not.toBe('');
+      await withClient(db.url, (c) => c.query('delete from orders where id > 100'));
+      expect(await orders()).toBe(100);
+      // An open transaction holding a lock on orders: pg_restore --clean waits on it, so the plan is
+      // certainly mid-restore when the leader goes.
+      const { default: pgModule } = await import('pg');
+      const holder: pg.Client = new pgModule.Client({ connectionString: db.url });
+      await holder.connect();
+      try {
+        await holder.query('begin');
+        await holder.query('lock table orders in access share mode');
+        await applyPlan(dbNs, 'restore-orders', {
+          scope: 'database',
+          reason: 'orders deleted by the 1.27 migration',
+          targets: {
+            database: {
+              backupScheduleRef: { name: 'shop-db' },
+              backup: { id: backupId },
+              safetyBackup: false,
+            },
+          },
+        });
+        await eventually(
+          'the restore to wait for the lock on orders',
+          async () => {
+            const r = await holder.query(
+              `select count(*)::int as n from pg_locks l join pg_class k on k.oid = l.relation
+              where not l.granted and k.relname = 'orders'`,
+            );
+            return r.rows[0].n > 0;
+          },
+          240_000,
+          500,
+        );
+        const leader = await leaderPod(opNs);
+        await kubectl('-n', opNs, 'delete', 'pod', leader, '--grace-period=0', '--force');
+        const next = await leaderPod(opNs, 120_000);
+        expect(next).not.toBe(leader);
+      } finally {
+        await holder.query('commit').catch(() => {});
+        await holder.end().catch(() => {});
+      }
+      const plan = await waitPlanPhase(dbNs, 'restore-orders', ['Succeeded', 'Failed'], 300_000);
+      expect(plan.status.phase, JSON.stringify(plan.status.conditions)).toBe('Succeeded');
+      expect(condition(plan, 'DatabaseRestored')?.status).toBe('True');
+      expect(await orders(), 'the rows are back').toBe(500);
+      const { batch } = testClients();
+      const jobs = (
+        await batch.listNamespacedJob({
+          namespace: dbNs,
+          labelSelector: 'rollback.nxtnewday.io/plan=restore-orders',
+        })
+      ).items;
+      const names = jobs.map((j) => j.metadata!.name!).sort();
+      expect(names, 'one Job per step, none made twice').toEqual([...new Set(names)]);
+      const restores = jobs.filter((j) => j.metadata!.name!.endsWith('-restore'));
+      expect(restores).toHaveLength(1);
+      expect(restores[0]!.status?.succeeded).toBe(1);
+      expect(restores[0]!.status?.failed ?? 0).toBe(0);
+      expect(await operatorLogs(opNs), 'the chart RBAC lacks nothing the operator uses').not.toMatch(
+        /forbidden/i,
+      );
+    });
+  },
+);

@@ -1,0 +1,301 @@
+// Forced, synchronous clean-up of a real test node's work dir (test/env/real-node.ts): what is left when the
+// kubelet and containerd are gone but their containers, shims, mounts, bridge and cgroups are not (a normal
+// stop, Ctrl-C, or a run killed with -9 whose work dir processes.ts's reapStaleRuns finds later). It needs
+// neither the kubelet nor containerd, only the state file the node writes before it creates anything.
+// No imports from the rest of the harness, so processes.ts can use it.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  existsSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+} from 'node:fs';
+import { join } from 'node:path';
+
+/** File in a real node's work dir that names what the node creates outside it. */
+export const NODE_STATE_FILE = 'real-node.json';
+
+export interface NodeState {
+  /** Name of the node's cgroup (a child of the root of every cgroup hierarchy): the kubelet's cgroupRoot. */
+  cgroupName: string;
+  /** The Linux bridge the pods' CNI network uses. */
+  bridge: string;
+  /** Name of the CNI network (prefix of containerd's CNI cache files in /var/lib/cni/results). */
+  cniNetwork: string;
+  /** containerd's socket (its shims' sockets in /run/containerd/s are named after it). */
+  containerdAddress: string;
+  /** containerd's state dir (its task dirs name every container and sandbox). */
+  containerdState: string;
+}
+
+/** Where the kubelet links container logs; fixed in the kubelet (not configurable). */
+const CONTAINER_LOG_LINKS = '/var/log/containers';
+const CNI_RESULTS = '/var/lib/cni/results';
+/**
+ * Directories outside the work dir that containerd (shim sockets), the CNI cache and the kubelet create; a
+ * sweep removes them when they are empty, children first.
+ */
+const SHARED_DIRS = [
+  '/run/containerd/s',
+  '/run/containerd',
+  CNI_RESULTS,
+  '/var/lib/cni',
+  CONTAINER_LOG_LINKS,
+];
+
+export function readNodeState(dir: string): NodeState | undefined {
+  try {
+    return JSON.parse(readFileSync(join(dir, NODE_STATE_FILE), 'utf8')) as NodeState;
+  } catch {
+    return undefined;
+  }
+}
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** Mount points from /proc/self/mountinfo, in mount order, with the kernel's octal escapes decoded. */
+function mountinfo(): { mountPoint: string; fsType: string }[] {
+  const decode = (s: string) =>
+    s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const f = line.split(' ');
+      const sep = f.indexOf('-');
+      return { mountPoint: decode(f[4] ?? ''), fsType: f[sep + 1] ?? '' };
+    });
+}
+
+/** Every mount point that is `dir` or below it, in mount order. */
+export function mountsUnder(dir: string): string[] {
+  return mountinfo()
+    .map((m) => m.mountPoint)
+    .filter((m) => m === dir || m.startsWith(dir + '/'));
+}
+
+/** Mount points of every cgroup hierarchy (v1 controllers, name=systemd, and the v2 tree). */
+export function cgroupHierarchies(): string[] {
+  return [
+    ...new Set(
+      mountinfo()
+        .filter((m) => m.fsType === 'cgroup' || m.fsType === 'cgroup2')
+        .map((m) => m.mountPoint),
+    ),
+  ];
+}
+
+function cgroupDirs(state: NodeState): string[] {
+  return cgroupHierarchies()
+    .map((h) => join(h, state.cgroupName))
+    .filter((d) => existsSync(d));
+}
+
+function walkDirs(dir: string): string[] {
+  let out: string[] = [];
+  let entries: string[] = [];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    const p = join(dir, e);
+    try {
+      if (statSync(p).isDirectory()) out = out.concat(walkDirs(p), [p]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * Processes of the node: those whose command line names its work dir (the kubelet, containerd, the
+ * containerd shims, runc) and every process in its cgroups (the containers).
+ */
+export function nodeProcesses(dir: string, state: NodeState | undefined): { pid: number; cmd: string }[] {
+  const pids = new Map<number, string>();
+  const cmdline = (pid: number) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+    } catch {
+      return '';
+    }
+  };
+  for (const name of readdirSync('/proc')) {
+    const pid = Number(name);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    const cmd = cmdline(pid);
+    if (cmd.includes(dir + '/')) pids.set(pid, cmd);
+  }
+  if (state) {
+    for (const root of cgroupDirs(state)) {
+      for (const d of [root, ...walkDirs(root)]) {
+        try {
+          for (const p of readFileSync(join(d, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
+            const pid = Number(p);
+            if (pid !== process.pid && !pids.has(pid)) pids.set(pid, cmdline(pid) || `pid ${pid}`);
+          }
+        } catch {
+          // not readable or gone
+        }
+      }
+    }
+  }
+  return [...pids].map(([pid, cmd]) => ({ pid, cmd }));
+}
+
+export function linkExists(name: string): boolean {
+  return existsSync(`/sys/class/net/${name}`);
+}
+
+function containerLogLinks(dir: string): string[] {
+  if (!existsSync(CONTAINER_LOG_LINKS)) return [];
+  return readdirSync(CONTAINER_LOG_LINKS)
+    .map((f) => join(CONTAINER_LOG_LINKS, f))
+    .filter((f) => {
+      try {
+        return readlinkSync(f).startsWith(dir + '/');
+      } catch {
+        return false;
+      }
+    });
+}
+
+/** IDs of the node's containers and sandboxes, from containerd's task dirs. */
+function containerIds(state: NodeState): string[] {
+  const d = join(state.containerdState, 'io.containerd.runtime.v2.task', 'k8s.io');
+  try {
+    return readdirSync(d);
+  } catch {
+    return [];
+  }
+}
+
+/** containerd's CNI cache files of the node's sandboxes (its network's and the loopback's). */
+function cniCacheFiles(state: NodeState, ids = containerIds(state)): string[] {
+  if (!existsSync(CNI_RESULTS)) return [];
+  return readdirSync(CNI_RESULTS)
+    .filter((f) => f.startsWith(state.cniNetwork + '-') || ids.some((id) => f.includes(`-${id}-`)))
+    .map((f) => join(CNI_RESULTS, f));
+}
+
+/** Sockets of the node's containerd shims (containerd 1.6 names them sha256(address/namespace/id)). */
+function shimSockets(state: NodeState, ids = containerIds(state)): string[] {
+  return ids
+    .map((id) =>
+      join(
+        '/run/containerd/s',
+        createHash('sha256').update(`${state.containerdAddress}/k8s.io/${id}`).digest('hex'),
+      ),
+    )
+    .filter((f) => existsSync(f));
+}
+
+/**
+ * What of the node is still there outside its work dir's plain files: processes, mounts, the bridge, cgroups,
+ * kubelet log links, CNI cache files, and the work dir itself. Empty once the node is fully gone.
+ */
+export function nodeLeftovers(dir: string, state: NodeState | undefined = readNodeState(dir)): string[] {
+  const out: string[] = [];
+  for (const p of nodeProcesses(dir, state)) out.push(`process ${p.pid}: ${p.cmd.slice(0, 160)}`);
+  for (const m of mountsUnder(dir)) out.push(`mount ${m}`);
+  if (state) {
+    if (linkExists(state.bridge)) out.push(`network link ${state.bridge}`);
+    for (const c of cgroupDirs(state)) out.push(`cgroup ${c}`);
+    for (const f of cniCacheFiles(state)) out.push(`CNI cache file ${f}`);
+    for (const f of shimSockets(state)) out.push(`shim socket ${f}`);
+  }
+  for (const l of containerLogLinks(dir)) out.push(`log link ${l}`);
+  if (existsSync(dir)) out.push(`directory ${dir}`);
+  return out;
+}
+
+/**
+ * Removes everything of the node in `dir`: kills its processes (containers, shims, containerd, kubelet),
+ * unmounts what is mounted below `dir` (container root filesystems, /dev/shm of pods, network namespaces,
+ * kubelet volumes), deletes its bridge, cgroups, log links and CNI cache files, then the directory. Throws if
+ * something could not be removed (and then leaves the directory, so nothing is deleted through a mount).
+ */
+export function sweepNodeDir(dir: string, log: (m: string) => void = () => {}): void {
+  const state = readNodeState(dir);
+  for (let i = 0; i < 100; i++) {
+    const procs = nodeProcesses(dir, state);
+    if (!procs.length) break;
+    if (i === 0) log(`killing ${procs.length} process(es) of the real node`);
+    for (const p of procs) {
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    sleepSync(100);
+  }
+  for (let pass = 0; pass < 5; pass++) {
+    const mounts = mountsUnder(dir).reverse();
+    if (!mounts.length) break;
+    if (pass === 0) log(`unmounting ${mounts.length} mount(s) below ${dir}`);
+    for (const m of mounts) {
+      try {
+        execFileSync('umount', [m], { stdio: 'ignore' });
+      } catch {
+        try {
+          execFileSync('umount', ['--lazy', m], { stdio: 'ignore' });
+        } catch {
+          // reported below if it stays
+        }
+      }
+    }
+  }
+  if (state) {
+    if (linkExists(state.bridge)) {
+      try {
+        execFileSync('ip', ['link', 'delete', state.bridge], { stdio: 'ignore' });
+      } catch {
+        // reported below
+      }
+    }
+    for (const root of cgroupDirs(state)) {
+      for (const d of [...walkDirs(root), root]) {
+        for (let i = 0; i < 20; i++) {
+          try {
+            rmdirSync(d);
+            break;
+          } catch (e) {
+            // rmdir of a cgroup fails with EBUSY until its last (zombie) process is reaped
+            if ((e as NodeJS.ErrnoException).code === 'ENOENT') break;
+            sleepSync(100);
+          }
+        }
+      }
+    }
+    for (const f of [...cniCacheFiles(state), ...shimSockets(state)]) rmSync(f, { force: true });
+  }
+  for (const l of containerLogLinks(dir)) {
+    try {
+      unlinkSync(l);
+    } catch {
+      // gone
+    }
+  }
+  // directories containerd, the CNI plugins and the kubelet create outside the work dir, once empty
+  for (const d of SHARED_DIRS) {
+    try {
+      rmdirSync(d);
+    } catch {
+      // not empty (another node, or a system containerd), or absent
+    }
+  }
+  const left = nodeLeftovers(dir, state).filter((l) => !l.startsWith('directory '));
+  if (left.length) throw new Error(`the real node left behind:\n${left.join('\n')}`);
+  if (process.env.NXT_KEEP_WORKDIR !== 'true') rmSync(dir, { recursive: true, force: true });
+}

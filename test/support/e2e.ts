@@ -1,0 +1,274 @@
+// Helpers for the e2e suite (test/e2e): the operator installed from its chart or kustomize base, in the image
+// built from the Dockerfile, on the real node (test/e2e/global-setup.ts). What the test adds to make pods work
+// on this machine is here and nowhere in the product: machines here only allow traffic to loopback addresses,
+// so the operator's pods and the runner pods it creates use hostNetwork (set by a test-owned
+// MutatingAdmissionPolicy in namespaces labelled REAL_NODE_NS_LABEL, whose Pod Security level is privileged).
+import { execFile } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { inject } from 'vitest';
+import { binPath, eventually, kubectl, testClients } from './kube.js';
+
+const execFileP = promisify(execFile);
+
+/** Namespaces with this label get their pods moved onto the real node with hostNetwork. */
+export const REAL_NODE_NS_LABEL = 'nxt.test/e2e-real-node';
+export const LEASE = 'nxt-rollback-operator-leader';
+
+/** helm against the cluster under test (the harness's helm binary). */
+export async function helm(...args: string[]): Promise<string> {
+  try {
+    const { stdout } = await execFileP(
+      binPath('helm'),
+      [`--kubeconfig=${inject('kubeconfigPath')}`, ...args],
+      {
+        maxBuffer: 32 * 1024 * 1024,
+        timeout: 600_000,
+      },
+    );
+    return stdout;
+  } catch (e) {
+    const err = e as { stderr?: string; stdout?: string; message: string };
+    throw new Error(`helm ${args.join(' ')} failed: ${err.stderr || err.message}`);
+  }
+}
+
+/** kubectl apply of YAML text. */
+export async function applyYaml(yaml: string, ...args: string[]): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'nxt-e2e-apply-'));
+  try {
+    writeFileSync(join(dir, 'objects.yaml'), yaml);
+    return await kubectl('apply', '-f', join(dir, 'objects.yaml'), ...args);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The test-only pod mutations, as MutatingAdmissionPolicies (admissionregistration.k8s.io/v1, GA and on by
+ * default in v1.36), bound to namespaces labelled REAL_NODE_NS_LABEL:
+ * - every pod: hostNetwork, and the real node's nodeSelector and toleration (runner Jobs and the operator);
+ * - the operator's `manager` container additionally: KUBERNETES_SERVICE_HOST/PORT of the loopback API server
+ *   (in-cluster config), and no metrics/health listeners, ports or probes: two replicas share the one node's
+ *   network namespace, so fixed ports would collide (and hostNetwork turns containerPorts into host ports).
+ */
+export function realNodePoliciesYaml(
+  placement = inject('realNode').placement,
+  apiServer = inject('apiServer'),
+): string {
+  const api = new URL(apiServer);
+  const selector = Object.entries(placement.nodeSelector)
+    .map(([k, v]) => `${JSON.stringify(k)}: ${JSON.stringify(v)}`)
+    .join(', ');
+  const tolerations = placement.tolerations
+    .map((t) =>
+      Object.entries(t)
+        .map(([k, v]) => `${JSON.stringify(k)}: ${JSON.stringify(v)}`)
+        .join(', '),
+    )
+    .map((t) => `{${t}}`)
+    .join(', ');
+  const env = (name: string, value: string) =>
+    `Object.spec.containers.env{name: ${JSON.stringify(name)}, value: ${JSON.stringify(value)}}`;
+  const remove = (field: string) =>
+    `(has(object.spec.containers[0].${field}) ? [JSONPatch{op: "remove", path: "/spec/containers/0/${field}"}] : [])`;
+  const binding = (name: string) => `---
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicyBinding
+metadata:
+  name: ${name}
+spec:
+  policyName: ${name}
+  matchResources:
+    namespaceSelector:
+      matchLabels:
+        ${REAL_NODE_NS_LABEL}: "true"
+`;
+  return `apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicy
+metadata:
+  name: nxt-e2e-real-node-pods
+spec:
+  failurePolicy: Fail
+  reinvocationPolicy: Never
+  matchConstraints:
+    resourceRules:
+      - apiGroups: [""]
+        apiVersions: [v1]
+        operations: [CREATE]
+        resources: [pods]
+  mutations:
+    # JSONPatch: nodeSelector and tolerations are atomic, which an ApplyConfiguration may not change.
+    - patchType: JSONPatch
+      jsonPatch:
+        expression: >-
+          [JSONPatch{op: "add", path: "/spec/hostNetwork", value: true},
+           JSONPatch{op: "add", path: "/spec/nodeSelector", value: {${selector}}},
+           JSONPatch{op: "add", path: "/spec/tolerations", value: [${tolerations}]}]
+${binding('nxt-e2e-real-node-pods')}---
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicy
+metadata:
+  name: nxt-e2e-operator-pods
+spec:
+  failurePolicy: Fail
+  reinvocationPolicy: Never
+  matchConstraints:
+    resourceRules:
+      - apiGroups: [""]
+        apiVersions: [v1]
+        operations: [CREATE]
+        resources: [pods]
+  matchConditions:
+    - name: manager
+      expression: object.spec.containers.size() == 1 && object.spec.containers[0].name == "manager"
+  mutations:
+    - patchType: ApplyConfiguration
+      applyConfiguration:
+        expression: >-
+          Object{spec: Object.spec{containers: [Object.spec.containers{name: "manager", env: [${[
+            env('KUBERNETES_SERVICE_HOST', api.hostname),
+            env('KUBERNETES_SERVICE_PORT', api.port),
+            env('METRICS_ADDR', '0'),
+            env('HEALTH_ADDR', '0'),
+          ].join(', ')}]}]}}
+    - patchType: JSONPatch
+      jsonPatch:
+        expression: >-
+          ${remove('ports')} + ${remove('livenessProbe')} + ${remove('readinessProbe')}
+${binding('nxt-e2e-operator-pods')}`;
+}
+
+/** Creates a namespace whose pods go to the real node with hostNetwork (Pod Security: privileged). */
+export async function createRealNodeNamespace(prefix: string, name?: string): Promise<string> {
+  const { core } = testClients();
+  const ns = name ?? `${prefix}-${Math.random().toString(16).slice(2, 8)}`;
+  await core.createNamespace({
+    body: {
+      metadata: {
+        name: ns,
+        labels: {
+          'nxt.test/e2e': 'true',
+          [REAL_NODE_NS_LABEL]: 'true',
+          // hostNetwork is the test's way to loopback (see the header); everything else the pods do is
+          // restricted, which the tests assert on the running containers.
+          'pod-security.kubernetes.io/enforce': 'privileged',
+        },
+      },
+    },
+  });
+  return ns;
+}
+
+/**
+ * A hostPath PV (pre-bound to `claim`) and its PVC, with the directory made here: the kubelet does not chown
+ * hostPath volumes for fsGroup, so it is created owned by the runner's uid/gid 65532.
+ */
+export async function createHostPathClaim(
+  namespace: string,
+  claim: string,
+): Promise<{ pv: string; dir: string }> {
+  const { core } = testClients();
+  const pv = `${namespace}-${claim}`.slice(0, 253);
+  const dir = join(tmpdir(), `nxt-e2e-pv-${pv}`);
+  mkdirSync(dir, { recursive: true });
+  chownSync(dir, 65532, 65532);
+  chmodSync(dir, 0o770);
+  await core.createPersistentVolume({
+    body: {
+      metadata: { name: pv, labels: { 'nxt.test/e2e': 'true' } },
+      spec: {
+        capacity: { storage: '1Gi' },
+        accessModes: ['ReadWriteOnce'],
+        storageClassName: 'manual',
+        persistentVolumeReclaimPolicy: 'Retain',
+        hostPath: { path: dir, type: 'Directory' },
+        claimRef: { namespace, name: claim },
+      },
+    },
+  });
+  await core.createNamespacedPersistentVolumeClaim({
+    namespace,
+    body: {
+      metadata: { name: claim },
+      spec: {
+        storageClassName: 'manual',
+        accessModes: ['ReadWriteOnce'],
+        resources: { requests: { storage: '1Gi' } },
+      },
+    },
+  });
+  await eventually(
+    `PVC ${claim} Bound`,
+    async () =>
+      (await core.readNamespacedPersistentVolumeClaim({ name: claim, namespace })).status?.phase === 'Bound',
+    60_000,
+  );
+  return { pv, dir };
+}
+
+/** The pod holding the leader Lease (its identity is `<pod name>_<uuid>`), once one does. */
+export async function leaderPod(namespace: string, timeoutMs = 120_000): Promise<string> {
+  const { kc } = testClients();
+  const { CoordinationV1Api } = await import('@kubernetes/client-node');
+  const coordination = kc.makeApiClient(CoordinationV1Api);
+  return eventually(
+    `a leader in ${namespace}`,
+    async () => {
+      const l = await coordination.readNamespacedLease({ name: LEASE, namespace });
+      const holder = l.spec?.holderIdentity;
+      if (!holder) return undefined;
+      const pod = holder.split('_')[0]!;
+      const { core } = testClients();
+      const p = await core.readNamespacedPod({ name: pod, namespace }).catch(() => undefined);
+      return p && !p.metadata?.deletionTimestamp ? pod : undefined;
+    },
+    timeoutMs,
+    500,
+  );
+}
+
+/** Running operator pods of a release (`app.kubernetes.io/name=nxt-rollback-operator`). */
+export async function runningOperatorPods(namespace: string) {
+  const { core } = testClients();
+  const pods = await core.listNamespacedPod({
+    namespace,
+    labelSelector: 'app.kubernetes.io/name=nxt-rollback-operator',
+  });
+  return pods.items.filter(
+    (p) =>
+      !p.metadata?.deletionTimestamp &&
+      p.status?.phase === 'Running' &&
+      (p.status.containerStatuses ?? []).every((c) => c.state?.running),
+  );
+}
+
+/** The logs of every operator pod in `namespace` (current and, when restarted, previous containers). */
+export async function operatorLogs(namespace: string): Promise<string> {
+  return kubectl(
+    '-n',
+    namespace,
+    'logs',
+    '-l',
+    'app.kubernetes.io/name=nxt-rollback-operator',
+    '--tail=-1',
+    '--prefix',
+  ).catch((e) => String(e));
+}
+
+/** `ctr containers info` on the real node's containerd, for a pod's container (containerd://<id>). */
+export async function containerInfo(containerId: string): Promise<any> {
+  const id = containerId.replace(/^containerd:\/\//, '');
+  const { stdout } = await execFileP('ctr', [
+    '--address',
+    inject('realNodeContainerd'),
+    '--namespace',
+    'k8s.io',
+    'containers',
+    'info',
+    id,
+  ]);
+  return JSON.parse(stdout);
+}
