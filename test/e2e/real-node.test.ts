@@ -351,19 +351,29 @@ async function probeImageIn(containerdSocket: string): Promise<string> {
 describe.skipIf(!node)(
   `tearing a real node down after signals${skipReason ? ` (skipped: ${skipReason})` : ''}`,
   () => {
-    it('Ctrl-C of `npm run cluster` with NXT_REAL_NODE=1 removes the node with its running pod', async () => {
-      const cli = await startClusterCli();
-      try {
-        const state = await runPodOn(cli.kubeconfig, cli.nodeWorkDir);
-        // Ctrl-C: SIGINT to the whole foreground process group (the kubelet and containerd get it too)
-        process.kill(-cli.child.pid!, 'SIGINT');
-        const code = await new Promise<number | null>((r) => cli.child.on('exit', (c) => r(c)));
-        expect(code, cli.output()).toBe(0);
-        expectNodeGone(cli.nodeWorkDir, state);
-      } finally {
-        if (cli.child.exitCode === null) process.kill(-cli.child.pid!, 'SIGKILL');
-      }
-    });
+    it.each([
+      // Ctrl-C in a terminal: SIGINT to the whole foreground process group (the kubelet and containerd get it too)
+      ['Ctrl-C (SIGINT to the process group)', 'SIGINT', true],
+      // `kill <pid>`: only the harness process; the kubelet and containerd are still up when it stops them
+      ['SIGTERM to the process', 'SIGTERM', false],
+    ] as const)(
+      '%s of `npm run cluster` with NXT_REAL_NODE=1 removes the node with its running pod',
+      async (_what, signal, group) => {
+        const cli = await startClusterCli();
+        try {
+          const state = await runPodOn(cli.kubeconfig, cli.nodeWorkDir);
+          process.kill(group ? -cli.child.pid! : cli.child.pid!, signal);
+          const code = await new Promise<number | null>((r) =>
+            cli.child.exitCode !== null ? r(cli.child.exitCode) : cli.child.on('exit', (c) => r(c)),
+          );
+          expect(code, cli.output()).toBe(0);
+          expect(cli.output()).toContain('[cluster] stopped');
+          expectNodeGone(cli.nodeWorkDir, state);
+        } finally {
+          if (cli.child.exitCode === null) process.kill(-cli.child.pid!, 'SIGKILL');
+        }
+      },
+    );
 
     it('after `npm run cluster` is killed with SIGKILL, the next run (reapStaleRuns) removes what its node left', async () => {
       const cli = await startClusterCli();

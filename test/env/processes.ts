@@ -130,13 +130,17 @@ export class ProcessGroup {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: opts.env ?? process.env,
     });
-    child.stdout?.pipe(out);
-    child.stderr?.pipe(out);
+    // Both streams into one file, which is ended once the child has exited and both are drained ('close'):
+    // with pipe()'s default the first stream to end ended the file, and the exit note below then threw
+    // ERR_STREAM_WRITE_AFTER_END in the harness process (seen when Ctrl-C hit the whole process group).
+    child.stdout?.pipe(out, { end: false });
+    child.stderr?.pipe(out, { end: false });
     child.on('exit', (code, signal) => {
-      if (!this.stopping && this.children.get(name) === child) {
+      if (!this.stopping && this.children.get(name) === child && !out.writableEnded) {
         out.write(`\n[harness] ${name} exited unexpectedly: code=${code} signal=${signal}\n`);
       }
     });
+    child.on('close', () => out.end());
     this.children.set(name, child);
     this.recordPids();
     return child;
