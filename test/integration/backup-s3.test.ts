@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { S3_RUNNER_NODE_OPTIONS } from '../../operator/backup/storage-location.js';
 import { runnerMain } from '../../operator/backup/runner/cli.js';
 import { RunnerResultSchema, type RunnerResult } from '../../operator/backup/runner/result.js';
 import {
@@ -331,7 +332,8 @@ describe('large and interrupted uploads', () => {
       const log = join(root, 'big-termination');
       const r = spawnRunner(
         ['backup', '--storage-url', url('big'), '--id', 'big-1', '--termination-log', log],
-        env(db.name),
+        // as the operator sets it on S3 runner pods (s3Env)
+        env(db.name, undefined, { NODE_OPTIONS: S3_RUNNER_NODE_OPTIONS }),
       );
       expect(await r.exited, r.stderr()).toBe(0);
       const result = JSON.parse(readFileSync(log, 'utf8'));
