@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { withBackupScheduleDefaults, type BackupScheduleSpec } from '../api/v1alpha1/backupschedule.js';
-import { buildBackupCronJob, buildVerifyCronJob } from './cronjob.js';
+import { buildBackupCronJob, buildVerifyCronJob, testRestoreArgs } from './cronjob.js';
 import { claimOf } from './shared-claim.js';
 import { describeStorage, s3Url, storageArgs } from './storage-location.js';
 
@@ -89,6 +89,16 @@ describe('S3 locations in runner pods', () => {
       'test-restore',
       '--storage-url',
       's3://b-1',
+    ]);
+  });
+
+  it('a test restore on request (its own args) reads the bucket too', () => {
+    expect(testRestoreArgs(s3Spec({ bucket: 'b-1' }), 'id-1').slice(0, 5)).toEqual([
+      'test-restore',
+      '--storage-url',
+      's3://b-1',
+      '--id',
+      'id-1',
     ]);
   });
 

@@ -110,113 +110,133 @@ describe.skipIf(inject('existingCluster'))('BackupSchedule with an S3 location',
     if (workDir) rmSync(workDir, { recursive: true, force: true });
   });
 
-  it('backs up into the bucket on request, test-restores from it, and names the location', async () => {
-    await applySchedule(ns, 'shop-db', s3Schedule('shop', { verify: { testRestoreSchedule: '0 3 * * *' } }));
-    await waitScheduleCondition(ns, 'shop-db', 'Ready', 'True', 'Scheduled');
-    const id = await takeBackup('shop-db', 'first');
-    await waitScheduleCondition(ns, 'shop-db', 'LastBackupSucceeded', 'True', 'BackupVerified');
-    const keys = (await listObjects(s3(), bucket, 'shop/')).map((o) => o.key);
-    expect(keys).toEqual([`shop/${id}.dump`, `shop/${id}.manifest.json`]);
-    const [pod] = (await core.listNamespacedPod({ namespace: ns, labelSelector: `job-name=${id}` })).items;
-    const c = pod!.spec!.containers[0]!;
-    expect(c.args).toContain(`s3://${bucket}/shop`);
-    expect(pod!.spec!.volumes!.map((v) => v.name)).toEqual(['tmp']);
-    expect(c.env!.find((e) => e.name === 'AWS_SECRET_ACCESS_KEY')?.valueFrom?.secretKeyRef).toEqual({
-      name: 's3-keys',
-      key: 'AWS_SECRET_ACCESS_KEY',
-    });
-    expect((await eventsFor(ns, 'shop-db')).map((e) => e.message).join('\n')).toContain(
-      `into s3://${bucket}/shop`,
-    );
+  it(
+    'backs up into the bucket on request, test-restores from it, and names the location',
+    { timeout: 300_000 },
+    async () => {
+      await applySchedule(
+        ns,
+        'shop-db',
+        s3Schedule('shop', { verify: { testRestoreSchedule: '0 3 * * *' } }),
+      );
+      await waitScheduleCondition(ns, 'shop-db', 'Ready', 'True', 'Scheduled');
+      const id = await takeBackup('shop-db', 'first');
+      await waitScheduleCondition(ns, 'shop-db', 'LastBackupSucceeded', 'True', 'BackupVerified');
+      const keys = (await listObjects(s3(), bucket, 'shop/')).map((o) => o.key);
+      expect(keys).toEqual([`shop/${id}.dump`, `shop/${id}.manifest.json`]);
+      const [pod] = (await core.listNamespacedPod({ namespace: ns, labelSelector: `job-name=${id}` })).items;
+      const c = pod!.spec!.containers[0]!;
+      expect(c.args).toContain(`s3://${bucket}/shop`);
+      expect(pod!.spec!.volumes!.map((v) => v.name)).toEqual(['tmp']);
+      expect(c.env!.find((e) => e.name === 'AWS_SECRET_ACCESS_KEY')?.valueFrom?.secretKeyRef).toEqual({
+        name: 's3-keys',
+        key: 'AWS_SECRET_ACCESS_KEY',
+      });
+      expect((await eventsFor(ns, 'shop-db')).map((e) => e.message).join('\n')).toContain(
+        `into s3://${bucket}/shop`,
+      );
 
-    await kubectl(
-      'annotate',
-      '-n',
-      ns,
-      'backupschedule/shop-db',
-      'rollback.nxtnewday.io/test-restore-now=latest',
-    );
-    await waitScheduleCondition(
-      ns,
-      'shop-db',
-      'LastTestRestoreSucceeded',
-      'True',
-      'RestoreVerified',
-      120_000,
-    );
-    const s = await getSchedule(ns, 'shop-db');
-    expect(s.status.lastTestRestore).toMatchObject({ backupId: id, result: 'Succeeded' });
-    expect(JSON.stringify(s) + op.logs(), 'no secret key in status or operator logs').not.toContain(
-      s3().secretAccessKey,
-    );
-  });
+      await kubectl(
+        'annotate',
+        '-n',
+        ns,
+        'backupschedule/shop-db',
+        'rollback.nxtnewday.io/test-restore-now=latest',
+      );
+      await waitScheduleCondition(
+        ns,
+        'shop-db',
+        'LastTestRestoreSucceeded',
+        'True',
+        'RestoreVerified',
+        120_000,
+      );
+      const s = await getSchedule(ns, 'shop-db');
+      expect(s.status.lastTestRestore).toMatchObject({ backupId: id, result: 'Succeeded' });
+      expect(JSON.stringify(s) + op.logs(), 'no secret key in status or operator logs').not.toContain(
+        s3().secretAccessKey,
+      );
+    },
+  );
 
-  it('a database-scope plan restores from the bucket, with its safety backup there too', async () => {
-    const good = await checksums(db.url);
-    await withClient(db.url, async (c) => {
-      await c.query('update pgbench_accounts set abalance = abalance - 500 where aid % 7 = 0');
-      await c.query('delete from notes where id > 9000');
-    });
-    expect(await checksums(db.url)).not.toEqual(good);
-    await applyPlan(ns, 'restore-db', {
-      scope: 'database',
-      reason: 'bad migration',
-      targets: { database: { backupScheduleRef: { name: 'shop-db' } } },
-    });
-    const plan = await waitPlanPhase(ns, 'restore-db', ['Succeeded', 'Failed'], 240_000);
-    expect(plan.status.phase, JSON.stringify(plan.status.conditions)).toBe('Succeeded');
-    expect(await checksums(db.url)).toEqual(good);
-    const keys = (await listObjects(s3(), bucket, 'shop/')).map((o) => o.key);
-    expect(
-      keys.some((k) => /shop\/restore-db-safety-[0-9a-f]{8}\.manifest\.json$/.test(k)),
-      keys.join(),
-    ).toBe(true);
-    expect(
-      keys.filter((k) => k.includes('/.pins/')),
-      'the plan released its pin',
-    ).toEqual([]);
-  });
+  it(
+    'a database-scope plan restores from the bucket, with its safety backup there too',
+    { timeout: 300_000 },
+    async () => {
+      const good = await checksums(db.url);
+      await withClient(db.url, async (c) => {
+        await c.query('update pgbench_accounts set abalance = abalance - 500 where aid % 7 = 0');
+        await c.query('delete from notes where id > 9000');
+      });
+      expect(await checksums(db.url)).not.toEqual(good);
+      await applyPlan(ns, 'restore-db', {
+        scope: 'database',
+        reason: 'bad migration',
+        targets: { database: { backupScheduleRef: { name: 'shop-db' } } },
+      });
+      const plan = await waitPlanPhase(ns, 'restore-db', ['Succeeded', 'Failed'], 240_000);
+      expect(plan.status.phase, JSON.stringify(plan.status.conditions)).toBe('Succeeded');
+      expect(await checksums(db.url)).toEqual(good);
+      const keys = (await listObjects(s3(), bucket, 'shop/')).map((o) => o.key);
+      expect(
+        keys.some((k) => /shop\/restore-db-safety-[0-9a-f]{8}\.manifest\.json$/.test(k)),
+        keys.join(),
+      ).toBe(true);
+      expect(
+        keys.filter((k) => k.includes('/.pins/')),
+        'the plan released its pin',
+      ).toEqual([]);
+    },
+  );
 
-  it('a full-scope plan restores the data from the bucket and rolls the Deployment back', async () => {
-    await takeBackup('shop-db', 'before-release');
-    await deploymentWithHistory(ns, 'checkout', ['shop/checkout:1.5.0', 'shop/checkout:1.6.0']);
-    const good = await checksums(db.url);
-    await withClient(db.url, (c) => c.query('delete from notes where id > 5000'));
-    await applyPlan(ns, 'full', {
-      scope: 'full',
-      reason: 'bad release',
-      targets: {
-        deployments: [{ name: 'checkout' }],
-        database: { backupScheduleRef: { name: 'shop-db' } },
-      },
-      validation: { timeout: '2m' },
-    });
-    const plan = await waitPlanPhase(ns, 'full', ['Succeeded', 'Failed'], 240_000);
-    expect(plan.status.phase, JSON.stringify(plan.status.conditions)).toBe('Succeeded');
-    expect(await checksums(db.url)).toEqual(good);
-    expect(await imageOf(ns, 'checkout')).toBe('shop/checkout:1.5.0');
-  });
+  it(
+    'a full-scope plan restores the data from the bucket and rolls the Deployment back',
+    { timeout: 300_000 },
+    async () => {
+      await takeBackup('shop-db', 'before-release');
+      await deploymentWithHistory(ns, 'checkout', ['shop/checkout:1.5.0', 'shop/checkout:1.6.0']);
+      const good = await checksums(db.url);
+      await withClient(db.url, (c) => c.query('delete from notes where id > 5000'));
+      await applyPlan(ns, 'full', {
+        scope: 'full',
+        reason: 'bad release',
+        targets: {
+          deployments: [{ name: 'checkout' }],
+          database: { backupScheduleRef: { name: 'shop-db' } },
+        },
+        validation: { timeout: '2m' },
+      });
+      const plan = await waitPlanPhase(ns, 'full', ['Succeeded', 'Failed'], 240_000);
+      expect(plan.status.phase, JSON.stringify(plan.status.conditions)).toBe('Succeeded');
+      expect(await checksums(db.url)).toEqual(good);
+      expect(await imageOf(ns, 'checkout')).toBe('shop/checkout:1.5.0');
+    },
+  );
 
-  it('reports AccessDenied, a missing bucket and a missing Secret as conditions with reasons', async () => {
-    await applySchedule(ns, 'denied', s3Schedule('denied', {}, 's3-read-only'));
-    await waitScheduleCondition(ns, 'denied', 'Ready', 'True', 'Scheduled');
-    await takeBackup('denied', 'one');
-    const d = await waitScheduleCondition(
-      ns,
-      'denied',
-      'LastBackupSucceeded',
-      'False',
-      'StorageAccessDenied',
-    );
-    expect(JSON.stringify(d.status.conditions)).toContain('s3:PutObject');
+  it(
+    'reports AccessDenied, a missing bucket and a missing Secret as conditions with reasons',
+    { timeout: 300_000 },
+    async () => {
+      await applySchedule(ns, 'denied', s3Schedule('denied', {}, 's3-read-only'));
+      await waitScheduleCondition(ns, 'denied', 'Ready', 'True', 'Scheduled');
+      await takeBackup('denied', 'one');
+      const d = await waitScheduleCondition(
+        ns,
+        'denied',
+        'LastBackupSucceeded',
+        'False',
+        'StorageAccessDenied',
+      );
+      expect(JSON.stringify(d.status.conditions)).toContain('s3:PutObject');
 
-    await applySchedule(ns, 'nobucket', s3Schedule('x', {}, 's3-keys', 'no-such-bucket-here'));
-    await waitScheduleCondition(ns, 'nobucket', 'Ready', 'True', 'Scheduled');
-    await takeBackup('nobucket', 'one');
-    await waitScheduleCondition(ns, 'nobucket', 'LastBackupSucceeded', 'False', 'StorageBucketNotFound');
+      await applySchedule(ns, 'nobucket', s3Schedule('x', {}, 's3-keys', 'no-such-bucket-here'));
+      await waitScheduleCondition(ns, 'nobucket', 'Ready', 'True', 'Scheduled');
+      await takeBackup('nobucket', 'one');
+      await waitScheduleCondition(ns, 'nobucket', 'LastBackupSucceeded', 'False', 'StorageBucketNotFound');
 
-    await applySchedule(ns, 'nosecret', s3Schedule('y', {}, 'missing-keys'));
-    const n = await waitScheduleCondition(ns, 'nosecret', 'Ready', 'False', 'SecretNotFound');
-    expect(JSON.stringify(n.status.conditions)).toContain('spec.storage.s3.credentialsSecretRef');
-  });
+      await applySchedule(ns, 'nosecret', s3Schedule('y', {}, 'missing-keys'));
+      const n = await waitScheduleCondition(ns, 'nosecret', 'Ready', 'False', 'SecretNotFound');
+      expect(JSON.stringify(n.status.conditions)).toContain('spec.storage.s3.credentialsSecretRef');
+    },
+  );
 });
