@@ -153,6 +153,7 @@ describe.skipIf(inject('existingCluster'))('BackupSchedule with an S3 location',
       );
       const s = await getSchedule(ns, 'shop-db');
       expect(s.status.lastTestRestore).toMatchObject({ backupId: id, result: 'Succeeded' });
+      expect(s.status.storageLocation).toBe(`s3://${bucket}/shop`);
       expect(JSON.stringify(s) + op.logs(), 'no secret key in status or operator logs').not.toContain(
         s3().secretAccessKey,
       );

@@ -429,6 +429,11 @@ export const BackupScheduleStatus = z.object({
   schedule: z.string().max(128).optional().meta({ description: 'The schedule in effect (spec or default).' }),
   timeZone: z.string().max(64).optional(),
   cronJobName: objectName().optional(),
+  storageLocation: z
+    .string()
+    .max(512)
+    .optional()
+    .meta({ description: 'Where the backups go: `claim <name>` or `s3://<bucket>/<prefix>`.' }),
   lastSuccessfulBackup: Backup.optional(),
   // The storage holds the authoritative list; status shows the newest ones so it stays far below etcd's
   // object size limit.
