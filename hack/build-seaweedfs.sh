@@ -14,7 +14,7 @@ log() { echo "[build-seaweedfs] $*" >&2; }
 die() { echo "[build-seaweedfs] ERROR: $*" >&2; exit 1; }
 # shellcheck source=lib/go-progress.sh
 source "$ROOT/hack/lib/go-progress.sh"
-COLD_TOTAL_S=600
+COLD_TOTAL_S=2344
 
 SEAWEEDFS_VERSION="$(sed -n 's/^[[:space:]]*\(require \)\{0,1\}github.com\/seaweedfs\/seaweedfs \(v[^ ]*\).*/\2/p' "$SRC/go.mod")"
 [ -n "$SEAWEEDFS_VERSION" ] || die "hack/seaweedfs/go.mod does not require github.com/seaweedfs/seaweedfs"
