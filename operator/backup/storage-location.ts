@@ -11,7 +11,7 @@ export const S3_SECRET_ACCESS_KEY_DEFAULT_KEY = 'AWS_SECRET_ACCESS_KEY';
  * Node's young generation grows to 3 x 16 MiB under a stream's allocation rate, garbage the runner does not
  * need: a small semi-space keeps an S3 upload's runner near its loaded size (measured in backup-s3.test.ts).
  */
-export const S3_RUNNER_NODE_OPTIONS = '--max-semi-space-size=2';
+export const S3_RUNNER_NODE_OPTIONS = '--max-semi-space-size=1';
 
 /** `s3://bucket/prefix` (no trailing slash): the runner's --storage-url and the name status and events show. */
 export const s3Url = (s3: Pick<S3Storage, 'bucket' | 'prefix'>) =>

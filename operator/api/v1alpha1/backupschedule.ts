@@ -588,7 +588,10 @@ export const BACKUP_SCHEDULE_REFERENCE: KindReference = {
     [ConditionType.RPOMet]:
       'The newest verified backup is younger than objectives.rpo (False: ObjectiveBreached or NoBackupYet).',
     [ConditionType.LastTestRestoreSucceeded]: 'The last test restore succeeded (RestoreVerified).',
-    StorageShared: 'Whether another BackupSchedule in the namespace writes to the same claim.',
+    StorageShared:
+      'Whether another BackupSchedule in the namespace writes to the same claim (or bucket and prefix).',
+    BackupImmutable:
+      'Only with spec.storage.s3.objectLock: True (ObjectLockInForce) when the newest backup is under Object Lock retention, False (ObjectLockNotInForce) when the server did not lock it.',
   },
   annotations: {
     [Annotation.BackupNow]:

@@ -518,7 +518,7 @@ export class S3BackupStorage implements BackupStorage {
   }
 
   /** Whether a stored dump is under Object Lock retention, and until when (HEAD of the dump). */
-  async objectLockOf(id: string): Promise<{ mode: string; retainUntil: string } | undefined> {
+  async retentionOf(id: string): Promise<{ mode: string; retainUntil: string } | undefined> {
     const h = await this.head(this.key(id, DUMP));
     if (!h?.ObjectLockMode || !h.ObjectLockRetainUntilDate) return undefined;
     return { mode: h.ObjectLockMode, retainUntil: h.ObjectLockRetainUntilDate.toISOString() };
