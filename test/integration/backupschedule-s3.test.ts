@@ -214,6 +214,19 @@ describe.skipIf(inject('existingCluster'))('BackupSchedule with an S3 location',
     },
   );
 
+  it('reports BackupImmutable when the schedule asks for Object Lock', { timeout: 300_000 }, async () => {
+    const locked = await createBucket(s3(), { objectLock: true });
+    const spec = s3Schedule('locked', {}, 's3-keys', locked);
+    await applySchedule(ns, 'locked', {
+      ...spec,
+      storage: { s3: { ...spec.storage.s3, objectLock: { mode: 'GOVERNANCE', retentionDays: 1 } } },
+    });
+    await waitScheduleCondition(ns, 'locked', 'Ready', 'True', 'Scheduled');
+    const id = await takeBackup('locked', 'one');
+    const s = await waitScheduleCondition(ns, 'locked', 'BackupImmutable', 'True', 'ObjectLockInForce');
+    expect(JSON.stringify(s.status.conditions)).toContain(`backup ${id} is locked (GOVERNANCE) until`);
+  });
+
   it(
     'reports AccessDenied, a missing bucket and a missing Secret as conditions with reasons',
     { timeout: 300_000 },
