@@ -370,6 +370,7 @@ export class BackupScheduleReconciler {
     };
     run.cronJob = await this.apply(run, buildBackupCronJob(input));
     run.status.cronJobName = run.cronJob.metadata.name;
+    run.status.storageLocation = describeStorage(run.spec, run.claimName);
     const verify = buildVerifyCronJob(input);
     if (verify) run.verifyCronJob = await this.apply(run, verify);
     else await this.deleteCronJobIfExists(run.req.namespace, verifyCronJobName(run.req.name));

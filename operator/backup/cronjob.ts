@@ -4,6 +4,7 @@ import { childName, controllerRef } from '../kube/objects.js';
 import type { KubeObject } from '../kube/rest.js';
 import { buildRunnerJobTemplate, childLabels, STORAGE_MOUNT, type SecretShape } from './pod-builders.js';
 import { OriginEnv } from './runner/origin.js';
+import { storageArgs } from './storage-location.js';
 
 /** On a test-restore Job started on request: the backup id it test-restores. */
 export const TEST_RESTORE_BACKUP_ANNOTATION = `${GROUP}/backup-id`;
@@ -117,15 +118,22 @@ export function buildVerifyCronJob(input: BackupCronJobInput) {
   );
 }
 
-/** The runner arguments of a test restore of backup `id` (or `latest`), with spec.verify.sql's assertions. */
-export const testRestoreArgs = (spec: EffectiveBackupScheduleSpec, id: string) => [
-  'test-restore',
-  '--storage-dir',
-  STORAGE_MOUNT,
-  '--id',
-  id,
-  ...(spec.verify?.sql?.length ? ['--sql-assertions-json', JSON.stringify(spec.verify.sql)] : []),
-];
+/**
+ * The runner arguments of a test restore of backup `id` (or `latest`), with spec.verify.sql's assertions, for
+ * the schedule's storage (a Job made on request replaces its template's args with these).
+ */
+export const testRestoreArgs = (spec: EffectiveBackupScheduleSpec, id: string) =>
+  storageArgs(
+    [
+      'test-restore',
+      '--storage-dir',
+      STORAGE_MOUNT,
+      '--id',
+      id,
+      ...(spec.verify?.sql?.length ? ['--sql-assertions-json', JSON.stringify(spec.verify.sql)] : []),
+    ],
+    spec,
+  );
 
 /**
  * A Job from the CronJob's template, as `kubectl create job --from=cronjob/...` makes it (annotation

@@ -107,6 +107,8 @@ export function recordBackupJob(
       reason: entry.verified ? 'BackupVerified' : 'BackupNotVerified',
       message: msg,
     });
+    const immutable = immutabilityCondition(spec, r);
+    if (immutable) cond(immutable);
     const observe = (metrics: Metrics) => {
       if (known) return;
       metrics.backupTotal.inc({ ...labels, result: 'succeeded' });
@@ -233,3 +235,34 @@ function recordRequestOutcome(
 
 /** Condition reasons must match ^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$. */
 const safeReason = (r: string) => (/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/.test(r) ? r : 'Failed');
+
+/** Set when spec.storage.s3.objectLock asks for immutable backups: whether the newest one really is. */
+export const BACKUP_IMMUTABLE_CONDITION = 'BackupImmutable';
+
+/**
+ * Whether the server put the newest backup under Object Lock retention, for a schedule that asks for it;
+ * undefined otherwise. Pure.
+ */
+export function immutabilityCondition(
+  spec: Pick<EffectiveBackupScheduleSpec, 'storage'>,
+  r: { id?: string; objectLock?: { mode: string; retainUntil: string } },
+) {
+  const wanted = spec.storage.s3?.objectLock;
+  if (!wanted) return undefined;
+  const lock = r.objectLock;
+  return lock
+    ? {
+        type: BACKUP_IMMUTABLE_CONDITION,
+        status: 'True' as const,
+        reason: 'ObjectLockInForce',
+        message: `backup ${r.id ?? ''} is locked (${lock.mode}) until ${lock.retainUntil}`.slice(0, 1024),
+      }
+    : {
+        type: BACKUP_IMMUTABLE_CONDITION,
+        status: 'False' as const,
+        reason: 'ObjectLockNotInForce',
+        message:
+          `backup ${r.id ?? ''} has no Object Lock retention although spec.storage.s3.objectLock asks for ${wanted.mode} ` +
+          `${wanted.retentionDays}d: enable Object Lock on the bucket (it can only be set when the bucket is created on most servers)`,
+      };
+}

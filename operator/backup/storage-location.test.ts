@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { withBackupScheduleDefaults, type BackupScheduleSpec } from '../api/v1alpha1/backupschedule.js';
-import { buildBackupCronJob, buildVerifyCronJob } from './cronjob.js';
+import { buildBackupCronJob, buildVerifyCronJob, testRestoreArgs } from './cronjob.js';
+import { immutabilityCondition } from './record.js';
 import { claimOf } from './shared-claim.js';
 import { describeStorage, s3Url, storageArgs } from './storage-location.js';
 
@@ -92,6 +93,16 @@ describe('S3 locations in runner pods', () => {
     ]);
   });
 
+  it('a test restore on request (its own args) reads the bucket too', () => {
+    expect(testRestoreArgs(s3Spec({ bucket: 'b-1' }), 'id-1').slice(0, 5)).toEqual([
+      'test-restore',
+      '--storage-url',
+      's3://b-1',
+      '--id',
+      'id-1',
+    ]);
+  });
+
   it('names the location', () => {
     expect(s3Url({ bucket: 'b-1' })).toBe('s3://b-1');
     expect(describeStorage(full)).toBe('s3://db-backups/prod/shop');
@@ -104,5 +115,19 @@ describe('S3 locations in runner pods', () => {
       'x',
     ]);
     expect(claimOf({ ...owner, spec: full } as never)).toBe('s3://db-backups/prod/shop');
+  });
+
+  it('reports whether Object Lock is in force, only when asked for', () => {
+    const locked = s3Spec({ bucket: 'b-1', objectLock: { mode: 'COMPLIANCE', retentionDays: 30 } });
+    const lock = { mode: 'COMPLIANCE', retainUntil: '2027-01-01T00:00:00.000Z' };
+    expect(immutabilityCondition(locked, { id: 'x', objectLock: lock })).toMatchObject({
+      status: 'True',
+      reason: 'ObjectLockInForce',
+    });
+    expect(immutabilityCondition(locked, { id: 'x' })).toMatchObject({
+      status: 'False',
+      reason: 'ObjectLockNotInForce',
+    });
+    expect(immutabilityCondition(s3Spec({ bucket: 'b-1' }), { id: 'x', objectLock: lock })).toBeUndefined();
   });
 });

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { S3_RUNNER_NODE_OPTIONS } from '../../operator/backup/storage-location.js';
 import { runnerMain } from '../../operator/backup/runner/cli.js';
 import { RunnerResultSchema, type RunnerResult } from '../../operator/backup/runner/result.js';
 import {
@@ -258,6 +259,21 @@ describe('the runner against a real S3 server', () => {
     expect(p2.result, p2.output).toMatchObject({ success: true, deleted: ['ret-1'] });
   });
 
+  it('writes backups under Object Lock retention when asked, and says so', async () => {
+    const db = await filledDatabase('s3l');
+    const locked = await createBucket(s3(), { objectLock: true });
+    const lock = { NXT_S3_OBJECT_LOCK_MODE: 'GOVERNANCE', NXT_S3_OBJECT_LOCK_DAYS: '1' };
+    const b = await runner(
+      ['backup', '--storage-url', url('lock', locked), '--id', 'lock-1'],
+      env(db.name, undefined, lock),
+    );
+    expect(b.result, b.output).toMatchObject({ success: true, objectLock: { mode: 'GOVERNANCE' } });
+    const until = Date.parse((b.result as { objectLock: { retainUntil: string } }).objectLock.retainUntil);
+    expect(until - Date.now()).toBeGreaterThan(23 * 3_600_000);
+    const plain = await runner(['backup', '--storage-url', url('plain'), '--id', 'plain-1'], env(db.name));
+    expect(plain.result).not.toHaveProperty('objectLock');
+  });
+
   it('maps AccessDenied, NoSuchBucket and bad credentials to reasons', async () => {
     const db = await filledDatabase('s3e');
     const denied = await runner(
@@ -331,7 +347,8 @@ describe('large and interrupted uploads', () => {
       const log = join(root, 'big-termination');
       const r = spawnRunner(
         ['backup', '--storage-url', url('big'), '--id', 'big-1', '--termination-log', log],
-        env(db.name),
+        // as the operator sets it on S3 runner pods (s3Env)
+        env(db.name, undefined, { NODE_OPTIONS: S3_RUNNER_NODE_OPTIONS }),
       );
       expect(await r.exited, r.stderr()).toBe(0);
       const result = JSON.parse(readFileSync(log, 'utf8'));

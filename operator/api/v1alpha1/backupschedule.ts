@@ -429,6 +429,11 @@ export const BackupScheduleStatus = z.object({
   schedule: z.string().max(128).optional().meta({ description: 'The schedule in effect (spec or default).' }),
   timeZone: z.string().max(64).optional(),
   cronJobName: objectName().optional(),
+  storageLocation: z
+    .string()
+    .max(512)
+    .optional()
+    .meta({ description: 'Where the backups go: `claim <name>` or `s3://<bucket>/<prefix>`.' }),
   lastSuccessfulBackup: Backup.optional(),
   // The storage holds the authoritative list; status shows the newest ones so it stays far below etcd's
   // object size limit.
@@ -583,7 +588,10 @@ export const BACKUP_SCHEDULE_REFERENCE: KindReference = {
     [ConditionType.RPOMet]:
       'The newest verified backup is younger than objectives.rpo (False: ObjectiveBreached or NoBackupYet).',
     [ConditionType.LastTestRestoreSucceeded]: 'The last test restore succeeded (RestoreVerified).',
-    StorageShared: 'Whether another BackupSchedule in the namespace writes to the same claim.',
+    StorageShared:
+      'Whether another BackupSchedule in the namespace writes to the same claim (or bucket and prefix).',
+    BackupImmutable:
+      'Only with spec.storage.s3.objectLock: True (ObjectLockInForce) when the newest backup is under Object Lock retention, False (ObjectLockNotInForce) when the server did not lock it.',
   },
   annotations: {
     [Annotation.BackupNow]:

@@ -278,10 +278,17 @@ async function takeBackup(o: BackupOptions): Promise<BackupResult> {
         message: check.message,
       };
     }
+    const lock = await o.storage.retentionOf?.(o.id).catch((e: Error) => {
+      o.log('warn', 'backup.retention-unknown', { id: o.id, error: e.message });
+      return undefined;
+    });
     return {
       ...result,
       success: true,
-      message: `backup ${o.id} committed and verified (${dumped.bytes} bytes)`,
+      message:
+        `backup ${o.id} committed and verified (${dumped.bytes} bytes)` +
+        (lock ? `; immutable (${lock.mode}) until ${lock.retainUntil}` : ''),
+      ...(lock ? { objectLock: lock } : {}),
     };
   } catch (e) {
     const failure = e instanceof RunnerFailure ? e : new RunnerFailure('Internal', (e as Error).message);

@@ -103,6 +103,8 @@ export const BackupResultSchema = z.object({
   pruneError: z.string().optional(),
   /** Ids of partial dumps of interrupted backups that pruning removed. */
   stalePartialsRemoved: z.array(z.string()).optional(),
+  /** The stored dump is under S3 Object Lock retention (as the server reports it after the upload). */
+  objectLock: z.object({ mode: z.string(), retainUntil: z.string() }).optional(),
 });
 
 export const VerifyResultSchema = z.object({

@@ -33,9 +33,9 @@ import {
 
 /**
  * Multipart part size and parts in flight: the upload buffers at most about (queue + 1) x part bytes, so the
- * runner's memory stays flat whatever the dump's size (S3's 10 000 parts x 8 MiB: 78 GiB per backup at most).
+ * runner's memory stays flat whatever the dump's size (S3's 10 000 parts x 5 MiB: 48 GiB per backup at most).
  */
-export const S3_PART_BYTES = 8 * 1024 * 1024;
+export const S3_PART_BYTES = 5 * 1024 * 1024;
 export const S3_QUEUE_SIZE = 2;
 /** Attempts per request (the SDK's standard retry: throttling, 5xx, timeouts and resets only, with backoff). */
 const MAX_ATTEMPTS = 5;
@@ -518,7 +518,7 @@ export class S3BackupStorage implements BackupStorage {
   }
 
   /** Whether a stored dump is under Object Lock retention, and until when (HEAD of the dump). */
-  async objectLockOf(id: string): Promise<{ mode: string; retainUntil: string } | undefined> {
+  async retentionOf(id: string): Promise<{ mode: string; retainUntil: string } | undefined> {
     const h = await this.head(this.key(id, DUMP));
     if (!h?.ObjectLockMode || !h.ObjectLockRetainUntilDate) return undefined;
     return { mode: h.ObjectLockMode, retainUntil: h.ObjectLockRetainUntilDate.toISOString() };
