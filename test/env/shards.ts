@@ -6,7 +6,10 @@ import { basename } from 'node:path';
 // balance shards: a stale table costs balance, never a test.
 export const WEIGHTS: Record<string, number> = {
   'rollbackplan-triggers': 162,
-  // measured alone (the helper's run), not yet in a full run
+  // measured alone or estimated, not yet in a full run
+  'backup-s3': 120,
+  'backupschedule-s3': 100,
+  's3-server': 40,
   'bench-restore': 162,
   'bench-backup': 73,
   'cli-plans': 130,
