@@ -27,4 +27,6 @@ export async function failpointSleep(name: string): Promise<void> {
   if (ms === undefined) return;
   process.stderr.write(`failpoint ${name}: sleeping ${ms} ms\n`);
   await sleep(ms);
+  // With the time, for tests that order it against other processes' logs (the leadership drain test).
+  process.stderr.write(`failpoint ${name}: slept ${ms} ms, at ${new Date().toISOString()}\n`);
 }

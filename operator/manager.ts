@@ -216,6 +216,7 @@ export class Manager {
       this.ctx.tasks.stop();
       try {
         await Promise.all(this.controllers.map((c) => c.stop()));
+        log.info('drain done: in-flight reconciles finished, releasing the lease');
         this.ctx.informers.stop();
         await this.elector?.release();
       } catch (e) {

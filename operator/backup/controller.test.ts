@@ -367,6 +367,30 @@ describe('BackupScheduleReconciler emergency backups', () => {
   });
 });
 
+describe('BackupScheduleReconciler emergency backups: a Job recorded from its pod before it is Complete', () => {
+  it('a backup-now value used before (A, B, A) whose Job is recorded but has no Complete condition yet is refused', async () => {
+    const { createHash } = await import('node:crypto');
+    const name = `app-backup-now-${createHash('sha256').update('A').digest('hex').slice(0, 8)}`;
+    const { job, pod } = finishedJob(name, true);
+    // Recorded from the runner's termination message; the Job controller has not set Complete yet.
+    job.status = { active: 1 };
+    job.metadata.ownerReferences = [SCHEDULE_OWNER];
+    job.metadata.annotations = {
+      'rollback.nxtnewday.io/request-value': 'A',
+      [RECORDED_ANNOTATION]: 'succeeded',
+    };
+    const c = fakeCluster(job, pod, { lastBackupNow: { annotationValue: 'B' } });
+    c.server.schedule.metadata.annotations = { 'rollback.nxtnewday.io/backup-now': 'A' };
+    c.syncSchedule();
+    await c.reconcile();
+    expect(c.events).toContain('EmergencyBackupValueReused');
+    expect(c.events).not.toContain('EmergencyBackupStarted');
+    const handled = (c.server.schedule as any).status?.lastBackupNow;
+    expect(handled).toMatchObject({ annotationValue: 'A', reason: 'EmergencyBackupValueReused' });
+    expect(handled.jobName).toBeUndefined();
+  });
+});
+
 describe('BackupScheduleReconciler backup-now gate', () => {
   it('a just-created Job the cache does not hold yet keeps the value in progress (no false BackupNowFailed)', async () => {
     const name = 'app-backup-now-abcdef12';
@@ -638,6 +662,24 @@ describe('BackupScheduleReconciler test restores on request (test-restore-now)',
     expect(c.events).toContain('TestRestoreValueReused');
     expect(c.events).not.toContain('TestRestoreStarted');
     expect(cond(c.server.schedule, 'LastTestRestoreSucceeded')).toBeUndefined();
+  });
+
+  it('a value used before (A, B, A) whose Job is recorded but not yet Complete is refused too', async () => {
+    const A = 'app-backup-1@A';
+    const { job, pod } = existing(A, false);
+    // Recorded from the runner's termination message before the Job controller set Complete.
+    job.metadata.annotations = {
+      ...job.metadata.annotations,
+      'rollback.nxtnewday.io/request-value': A,
+      [RECORDED_ANNOTATION]: 'succeeded',
+    };
+    const c = fakeCluster(job, pod, { backups, lastTestRestoreNow: { annotationValue: 'B' } });
+    requested(c, A);
+    await c.reconcile();
+    const handled = (c.server.schedule as any).status.lastTestRestoreNow;
+    expect(handled).toMatchObject({ annotationValue: A, reason: 'TestRestoreValueReused' });
+    expect(handled.jobName).toBeUndefined();
+    expect(c.events).not.toContain('TestRestoreStarted');
   });
 
   it('a lost status write whose Job finished before the retry: the retry adopts its own Job and records its result on the request', async () => {

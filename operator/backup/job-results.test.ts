@@ -144,6 +144,40 @@ describe('readJobOutcome', () => {
       expect(readJobOutcome(running(), [pod])).toEqual({ state: 'running' });
     });
 
+    it('one verdict whichever event comes first: a success (exit 0) that the Job controller counted after the deadline', () => {
+      const success = runnerPod({ exitCode: 0, message: JSON.stringify(ok) });
+      const podFirst = readJobOutcome(running(), [success]);
+      const deadline = {
+        ...running(),
+        status: {
+          conditions: [
+            {
+              type: 'Failed',
+              status: 'True',
+              reason: 'DeadlineExceeded',
+              lastTransitionTime: '2026-11-28T10:00:07Z',
+            },
+          ],
+        },
+      };
+      // The Job event first: its pod still shows running in the cache, so no verdict yet; then the pod.
+      const stillRunning = {
+        ...success,
+        status: { containerStatuses: [{ name: 'runner', state: { running: {} } }] },
+      };
+      expect(readJobOutcome(deadline, [stillRunning]).state).toBe('unread');
+      const jobFirst = readJobOutcome(deadline, [success]);
+      expect(podFirst).toMatchObject({ state: 'succeeded', reason: 'Succeeded' });
+      expect(jobFirst).toEqual(podFirst);
+      // Not for a success with a non-zero exit code, nor from a pod this Job does not control.
+      const untrusted = [
+        runnerPod({ exitCode: 1, message: JSON.stringify(ok) }),
+        runnerPod({ exitCode: 0, message: JSON.stringify(ok) }, { controller: false }),
+        runnerPod({ exitCode: 0, message: JSON.stringify(ok) }, { restartPolicy: 'OnFailure' }),
+      ];
+      for (const p of untrusted) expect(readJobOutcome(deadline, [p]).state).toBe('failed');
+    });
+
     it('is still running for a Job of more than one pod', () => {
       const pod = runnerPod({ exitCode: 0, message: JSON.stringify(ok) });
       expect(readJobOutcome(running({ backoffLimit: 0, completions: 2 }), [pod])).toEqual({

@@ -115,12 +115,21 @@ function earlyOutcome(job: KubeObject, pods: readonly KubeObject[]): FinishedOut
 /**
  * What a runner Job produced: the runner's JSON result from the newest terminated pod's termination message,
  * or, when there is none (pod deleted, image missing, OOM), the Job's own failure reason. A Job without a
- * Complete or Failed condition yet is finished when its pod's result is final (earlyOutcome).
+ * Complete or Failed condition yet is finished when its pod's result is final (earlyOutcome); a Failed Job
+ * whose pod's result is a final success (earlyOutcome's rules: its own controlled pod, exit 0) succeeded, so
+ * the order of the Job and pod watch events never changes the verdict.
  */
 export function readJobOutcome(job: KubeObject, pods: readonly KubeObject[]): JobOutcome {
   const complete = jobCondition(job, 'Complete');
   const failed = jobCondition(job, 'Failed');
   if (!complete && !failed) return earlyOutcome(job, pods) ?? { state: 'running' };
+  if (!complete) {
+    // Failed, yet its own pod's runner exited 0 with a success result (the Job controller counted the pod
+    // only after activeDeadlineSeconds had passed): the work was done. The same facts give the same verdict
+    // whether the pod event (earlyOutcome) or the Job's Failed condition arrived first.
+    const early = earlyOutcome(job, pods);
+    if (early?.state === 'succeeded') return early;
+  }
   const state = complete ? 'succeeded' : 'failed';
   const finishedAt: string =
     job.status?.completionTime ?? (complete ?? failed).lastTransitionTime ?? new Date().toISOString();

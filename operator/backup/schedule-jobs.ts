@@ -71,7 +71,14 @@ export const testRestoreJobName = (schedule: string, uid: string | undefined, va
     63,
   );
 
+/**
+ * A Job that has finished: its Complete or Failed condition, or the recorded annotation, since a Job is
+ * recorded as soon as its runner's result is final (the pod's termination message, readJobOutcome), about a
+ * second before the Job controller sets the condition. A value reused within that second (A, B, A) is refused
+ * all the same.
+ */
 const jobFinished = (job: KubeObject) =>
+  !!job.metadata.annotations?.[RECORDED_ANNOTATION] ||
   (job.status?.conditions ?? []).some(
     (c: { type: string; status: string }) =>
       (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True',

@@ -65,6 +65,7 @@ const pod = (terminated: Record<string, unknown> | undefined) =>
       labels: { 'batch.kubernetes.io/job-name': 'p-restore' },
       ownerReferences: [{ kind: 'Job', name: 'p-restore', uid: JOB_UID, controller: true }],
     },
+    spec: { restartPolicy: 'Never' },
     status: {
       containerStatuses: [
         {
@@ -300,5 +301,49 @@ describe('a plan runner Job whose pod cannot start is named at once and fails wi
     const outcome = await restoreDatabase(run);
     expect(outcome).toMatchObject({ kind: 'wait', reason: 'RunnerPodMissing' });
     expect(outcome.message).toMatch(/no pod 40s after it started/);
+  });
+});
+
+describe('a restore whose runner succeeded has one verdict, whichever watch event comes first', () => {
+  const ok = restoreResult({ success: true, message: 'restored', restoreSeconds: 3 });
+  /** The Job controller found the pod's success only after activeDeadlineSeconds had passed. */
+  const deadlineExceeded = () => {
+    const job = restoreJob('Failed');
+    (job as any).status.conditions[0] = {
+      type: 'Failed',
+      status: 'True',
+      reason: 'DeadlineExceeded',
+      message: 'Job was active longer than specified deadline',
+      lastTransitionTime: '2026-01-01T00:01:01Z',
+    };
+    return job;
+  };
+
+  it('the pod event first: the step is done while the Job has no Complete condition yet', async () => {
+    const job = restoreJob('Running');
+    (job as any).status = { active: 1, startTime: '2026-01-01T00:00:00Z' };
+    const { run } = fakeRun(job, [terminatedWith(ok, 0)]);
+    const outcome = await restoreDatabase(run);
+    expect(outcome).toMatchObject({ kind: 'done' });
+    expect(outcome.message).toMatch(/restored backup db-1/);
+  });
+
+  it('the Job event first (Failed, DeadlineExceeded): waits for the pod, then the same verdict: done', async () => {
+    const { run } = fakeRun(deadlineExceeded(), [pod(undefined)], { livePods: [pod(undefined)] });
+    expect(await restoreDatabase(run)).toMatchObject({ kind: 'wait' });
+    const late = fakeRun(deadlineExceeded(), [terminatedWith(ok, 0)]).run;
+    const outcome = await restoreDatabase(late);
+    expect(outcome).toMatchObject({ kind: 'done' });
+    expect(outcome.message).not.toMatch(/WAS applied but the step failed/);
+    expect(late.status.database?.restoreApplied).toBeUndefined();
+  });
+
+  it("a Failed Job whose success result has a non-zero exit code, or comes from another Job's pod, is still a failure", async () => {
+    const nonZero = fakeRun(deadlineExceeded(), [terminatedWith(ok, 1)]).run;
+    expect(await restoreDatabase(nonZero)).toMatchObject({ kind: 'failed' });
+    const foreign = terminatedWith(ok, 0);
+    (foreign as any).metadata.ownerReferences[0].controller = false;
+    const notControlled = fakeRun(deadlineExceeded(), [foreign]).run;
+    expect(await restoreDatabase(notControlled)).toMatchObject({ kind: 'failed' });
   });
 });

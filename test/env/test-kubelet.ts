@@ -230,6 +230,13 @@ export class TestKubelet {
   private heartbeat: NodeJS.Timeout | undefined;
   private loop: Promise<void> | undefined;
   private stopSleep = new AbortController();
+  /**
+   * Test hook, called when a pod's containers have all ended, before its final phase (Succeeded or Failed) is
+   * written. A returned promise holds that write: meanwhile the pod shows its terminated containers (exit
+   * codes, termination messages) with phase Running, so the Job controller cannot count the pod and its Job
+   * gets no Complete or Failed condition until the promise settles.
+   */
+  holdFinalPhase: ((pod: any) => Promise<void> | undefined) | undefined;
 
   private constructor(
     readonly kc: KubeConfig,
@@ -672,6 +679,12 @@ export class TestKubelet {
         phase = run.results.every((r) => r.exitCode === 0) && !run.deadlineExceeded ? 'Succeeded' : 'Failed';
       }
       if (run.results.length === 0 && initOk) throw new Aborted();
+      const hold = this.holdFinalPhase?.(run.pod);
+      if (hold) {
+        await this.patchStatus(run, this.statusFor(run, 'Running'));
+        this.log(`pod ${run.namespace}/${run.name}: containers ended, phase held at Running`);
+        await hold;
+      }
       await this.patchStatus(run, this.statusFor(run, phase));
       wroteFinal = true;
       this.log(

@@ -178,6 +178,33 @@ describe('leader election fencing', () => {
     const renewals = new Set(beforeB.filter((s) => s.holder.startsWith(a)).map((s) => s.renewTime));
     expect(renewals.size, 'renewTime moved on during the drain').toBeGreaterThan(2);
     expect(bothLeading(samples)).toEqual([]);
+    // And when: a lease released a few seconds into the 15 s reconcile is a released one too. The standby's
+    // acquisition (logged after its PUT, which read the released record) comes after the leader's slow
+    // reconcile finished and its drain was done; the processes share this machine's clock.
+    const logTime = (text: string, message: string) => {
+      const line = text.split('\n').find((l) => l.includes(`"message":"${message}`));
+      return line ? Date.parse(JSON.parse(line).timestamp) : NaN;
+    };
+    const reconcileDone = Math.max(
+      ...[...logs.matchAll(/failpoint slow-reconcile: slept \d+ ms, at (\S+)/g)].map((m) =>
+        Date.parse(m[1]!),
+      ),
+    );
+    const drainDone = logTime(logs, 'drain done');
+    const acquiredAt = Date.parse(JSON.parse(acquired).timestamp);
+    const times = `slow reconcile done ${new Date(reconcileDone).toISOString()}, drain done ${new Date(drainDone).toISOString()}, standby acquired ${new Date(acquiredAt).toISOString()}`;
+    await annotate(times);
+    expect(Number.isFinite(reconcileDone) && Number.isFinite(drainDone), times).toBe(true);
+    expect(
+      acquiredAt,
+      `the standby acquired after the slow reconcile finished: ${times}`,
+    ).toBeGreaterThanOrEqual(reconcileDone);
+    expect(acquiredAt, `the standby acquired after the drain was done: ${times}`).toBeGreaterThanOrEqual(
+      drainDone,
+    );
+    expect(drainDone, `the drain waited for the slow reconcile: ${times}`).toBeGreaterThanOrEqual(
+      reconcileDone,
+    );
   });
 
   it('exits 1 when its caches do not sync within CACHE_SYNC_TIMEOUT, naming them, and releases the lease', async () => {
