@@ -207,6 +207,7 @@ describe('the docs test reads the Markdown as written', () => {
       [['validate', 'web', '--flags', 'shop-flags'], /go together/],
       [['readiness', '--no-database', '--schedule', 'db'], /exclude each other/],
       [['drill', '--rto', 'fast'], /--rto/],
+      [['drill', '--schedule', 'db', '--no-database'], /exclude each other/],
       [['-n', 'Shop_1', 'history'], /not a namespace name/],
       [['--request-timeout', '0', 'history'], /--request-timeout/],
     ];
