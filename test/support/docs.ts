@@ -359,11 +359,25 @@ export async function cliCheck(args: string[]): Promise<{ error?: string; wouldC
       error: `"${variable}": a shell variable the check cannot expand; write the value in the example`,
       wouldCreate: [],
     };
+  // Commander prints the help as soon as it sees --help, before it looks at the other options: `status --help
+  // --bogus` would pass. So the line is parsed without the help flag (before a `--`), with the checks a help
+  // request skips tolerated (a missing argument, a group without its subcommand) and no action run.
+  const dd = args.indexOf('--');
+  const before = dd < 0 ? args : args.slice(0, dd);
+  const help = before.some((a) => a === '--help' || a === '-h');
+  if (help) {
+    args = [...before.filter((a) => a !== '--help' && a !== '-h'), ...(dd < 0 ? [] : args.slice(dd))];
+    program.hook('preAction', () => {
+      throw new CommanderError(0, 'docs.help', '(help)');
+    });
+  }
+  const helpTolerates = new Set(['commander.missingArgument', 'commander.help', 'commander.helpDisplayed']);
   try {
     await program.parseAsync(args, { from: 'user' });
     return { wouldCreate: program.wouldCreate };
   } catch (e) {
     if (e instanceof CommanderError && e.exitCode === 0) return { wouldCreate: [] };
+    if (help && e instanceof CommanderError && helpTolerates.has(e.code)) return { wouldCreate: [] };
     return { error: (out || (e as Error).message).trim(), wouldCreate: [] };
   }
 }

@@ -182,6 +182,18 @@ describe('the docs test reads the Markdown as written', () => {
       await cliUsageError(['-n', 'shop', 'emergency', '--scope', 'app', 'web', '--dry-run']),
     ).toBeUndefined();
     expect(await cliUsageError(['--help'])).toBeUndefined();
+    // --help does not hide an unknown option or command (commander prints the help before it looks at them).
+    expect(await cliUsageError(['status', '--help', '--bogus'])).toMatch(/unknown option '--bogus'/);
+    expect(await cliUsageError(['--bogus', '--help'])).toMatch(/unknown option '--bogus'/);
+    expect(await cliUsageError(['backup', 'bogus', '-h'])).toMatch(/unknown command/);
+    expect(await cliUsageError(['drill', '--rto', 'fast', '--help'])).toMatch(/--rto/);
+    for (const ok of [
+      ['approve', '--help'],
+      ['backup', '--help'],
+      ['validate', '-h'],
+      ['help', 'drill'],
+    ])
+      expect(await cliUsageError(ok), ok.join(' ')).toBeUndefined();
     expect(await cliUsageError(['backup', 'now', 'shop-db', '--wait'])).toBeUndefined();
     expect(await cliUsageError(['emergency', '--scope', 'app', '--dryrun'])).toMatch(/unknown option/);
     expect(await cliUsageError(['emergancy'])).toMatch(/unknown command/);
