@@ -7,8 +7,16 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { CommanderError, type Command } from 'commander';
+import { Annotation, GROUP, Label } from '../../operator/api/v1alpha1/common.js';
+import { RECORDED_ANNOTATION } from '../../operator/backup/record.js';
+import { REQUEST_VALUE_ANNOTATION } from '../../operator/backup/schedule-jobs.js';
 import type { CliCommand } from '../../operator/cli/args.js';
+import { REQUEST_ID_ANNOTATION } from '../../operator/cli/commands/emergency.js';
+import { DRILL_LABEL, DRILL_SOURCE_LABEL } from '../../operator/cli/drill-objects.js';
+import { CREATED_BY_LABEL } from '../../operator/cli/health-report.js';
 import { buildProgram } from '../../operator/cli/main.js';
+import { SUSPENDED_BY } from '../../operator/gitops/owner-pause.js';
+import { BACKUP_ID_ANNOTATION } from '../../operator/rollback/runner-jobs.js';
 
 export const REPO = resolve(import.meta.dirname, '..', '..');
 
@@ -437,6 +445,168 @@ export function nxtRollbackArgs(argv: string[], scripts: Record<string, string>)
   }
   return undefined;
 }
+
+// --- kubectl command lines ------------------------------------------------------------------------------------
+
+/** The operator's own annotation and label keys (operator/): a documented key must be one of them. */
+export const OPERATOR_KEYS: ReadonlySet<string> = new Set([
+  ...Object.values(Annotation),
+  ...Object.values(Label),
+  RECORDED_ANNOTATION,
+  REQUEST_VALUE_ANNOTATION,
+  BACKUP_ID_ANNOTATION,
+  REQUEST_ID_ANNOTATION,
+  SUSPENDED_BY,
+  CREATED_BY_LABEL,
+  DRILL_LABEL,
+  DRILL_SOURCE_LABEL,
+]);
+
+/** kubectl flags that take the next word as their value (when not written `--flag=value`). */
+const KUBECTL_VALUE_FLAGS = new Set(
+  (
+    '-n --namespace -o --output -f --filename -k --kustomize -p --patch --type --patch-file -l --selector ' +
+    '--field-selector --for --timeout --context --kubeconfig -c --container --tail --replicas --to-revision ' +
+    '--image --from-literal --from-file --clusterrole --role --serviceaccount --user --group --field-manager ' +
+    '--template --dry-run --since -s --server --as --cluster'
+  ).split(' '),
+);
+/** Verbs whose resources are `type name...` or `type/name...`. */
+const RESOURCE_VERBS = new Set([
+  'get',
+  'describe',
+  'delete',
+  'annotate',
+  'label',
+  'patch',
+  'wait',
+  'scale',
+  'edit',
+]);
+/** Verbs (first words) that change objects and that kubectl runs with --dry-run=server. */
+const DRY_RUN_VERBS = new Set([
+  'apply',
+  'create',
+  'annotate',
+  'label',
+  'patch',
+  'delete',
+  'scale',
+  'set image',
+  'rollout undo',
+]);
+
+export interface KubectlLine {
+  /** The verb: one word, or two for rollout, set, auth, config, top. */
+  verb: string;
+  /** The resource types it names (`rbp`, `deployment`, `crd`), those with a shell variable left out. */
+  types: string[];
+  /** The rollback.nxtnewday.io/... keys it uses (annotate, label, jsonpath, selectors), escapes removed. */
+  keys: string[];
+  /** `-o` expressions (jsonpath=, custom-columns=, go-template=, template forms). */
+  outputs: string[];
+  /** The jsonpath expression of `wait --for=jsonpath=...` (without the `=value`). */
+  waitJsonpath?: string;
+  /** It reads objects from files or a kustomization (-f/-k): checked by what it would send. */
+  fromFiles: boolean;
+  /** kubectl can run it with --dry-run=server. */
+  dryRunnable: boolean;
+}
+
+/** What a kubectl command line (the words after `kubectl`) names: verb, resource types, keys, expressions. */
+export function kubectlLine(args: string[]): KubectlLine {
+  const positional: string[] = [];
+  const flags: [string, string | undefined][] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') break;
+    if (!a.startsWith('-') || a === '-') {
+      positional.push(a);
+      continue;
+    }
+    const eq = a.indexOf('=');
+    if (a.startsWith('--') && eq > 0) flags.push([a.slice(0, eq), a.slice(eq + 1)]);
+    else if (KUBECTL_VALUE_FLAGS.has(a)) flags.push([a, args[++i]]);
+    else if (/^-[a-z]\S/.test(a) && KUBECTL_VALUE_FLAGS.has(a.slice(0, 2)))
+      flags.push([a.slice(0, 2), a.slice(2)]);
+    else flags.push([a, undefined]);
+  }
+  const flag = (...names: string[]) => flags.filter(([f]) => names.includes(f)).map(([, v]) => v ?? '');
+  const first = positional[0] ?? '';
+  const two = ['rollout', 'set', 'auth', 'config', 'top'].includes(first);
+  const verb = two ? `${first} ${positional[1] ?? ''}` : first;
+  let rest = positional.slice(two ? 2 : 1);
+  const types: string[] = [];
+  const typeOf = (r: string) => r.split('/')[0]!;
+  if (RESOURCE_VERBS.has(verb) || verb.startsWith('rollout ') || verb === 'set image') {
+    // annotate/label: `key=value` and `key-` are changes; set image: `container=image`.
+    rest = rest.filter((r) => !r.includes('=') && !(/-$/.test(r) && ['annotate', 'label'].includes(verb)));
+    if (rest[0]?.includes('/')) types.push(...rest.filter((r) => r.includes('/')).map(typeOf));
+    else if (rest[0]) types.push(...rest[0].split(','));
+  } else if (['logs', 'exec', 'port-forward', 'attach'].includes(verb) && rest[0]?.includes('/'))
+    types.push(typeOf(rest[0]));
+  else if (verb === 'explain' && rest[0]) types.push(rest[0].split('.')[0]!);
+  for (const f of flag('--for')) {
+    const m = /^(?:condition|delete|create|jsonpath)/.test(f) ? undefined : /^([^/=]+)\//.exec(f);
+    if (m) types.push(m[1]!);
+  }
+  const forJsonpath = flag('--for').find((f) => f.startsWith('jsonpath='));
+  const keys = new Set<string>();
+  for (const a of args)
+    for (const m of a
+      .replace(/\\\./g, '.')
+      .matchAll(/(?<![\w-])rollback\.nxtnewday\.io\/([A-Za-z0-9._-]*[A-Za-z0-9])/g))
+      if (!/^v\d/.test(m[1]!)) keys.add(`${GROUP}/${m[1]}`);
+  return {
+    verb,
+    types: [...new Set(types.filter((t) => t && !t.includes('$')))],
+    keys: [...keys],
+    outputs: flag('-o', '--output').filter((o) => /^(jsonpath|custom-columns|go-template|template)/.test(o)),
+    ...(forJsonpath ? { waitJsonpath: forJsonpath.slice('jsonpath='.length).replace(/\}=[^}]*$/, '}') } : {}),
+    fromFiles: flag('-f', '--filename', '-k', '--kustomize').length > 0,
+    dryRunnable: DRY_RUN_VERBS.has(verb) || (first === 'create' && positional.length > 1),
+  };
+}
+
+/**
+ * The object fields a jsonpath expression reads, as dot paths from the object (`status.conditions.type`):
+ * `range` prefixes applied, indexes and filters dropped, a path into annotations or labels cut at the map.
+ */
+export function jsonpathFields(expr: string): string[] {
+  const out: string[] = [];
+  const prefixes: string[][] = [[]];
+  const path = (p: string): string[] => {
+    const segs = p
+      .replace(/\\\./g, '\uE000')
+      .replace(/\[[^\]]*\]/g, '')
+      .replace(/^@/, '')
+      .split('.')
+      .filter(Boolean)
+      .map((x) => x.replace(/\uE000/g, '.'));
+    return segs;
+  };
+  for (const m of expr.matchAll(/\{([^{}]*)\}/g)) {
+    const inner = m[1]!.trim();
+    if (inner.startsWith('"') || inner === '') continue;
+    if (inner === 'end') {
+      if (prefixes.length > 1) prefixes.pop();
+      continue;
+    }
+    const range = /^range\s+(.*)$/.exec(inner);
+    const segs = [...prefixes[prefixes.length - 1]!, ...path(range ? range[1]! : inner)];
+    if (segs[0] === 'metadata' && (segs[1] === 'annotations' || segs[1] === 'labels')) segs.length = 2;
+    if (range) prefixes.push(segs);
+    if (segs.length) out.push(segs.join('.'));
+  }
+  return [...new Set(out)];
+}
+
+/** custom-columns=NAME:.a.b,X:.c as the jsonpath expression of each column. */
+export const customColumnExprs = (spec: string): string[] =>
+  spec
+    .split(',')
+    .map((c) => c.slice(c.indexOf(':') + 1))
+    .map((e) => (e.startsWith('{') ? e : `{${e}}`));
 
 // --- links ---------------------------------------------------------------------------------------------------
 

@@ -6,7 +6,10 @@ import {
   cliUsageError,
   consoleCommands,
   heredocsOf,
+  jsonpathFields,
+  kubectlLine,
   nxtRollbackArgs,
+  OPERATOR_KEYS,
   simpleCommands,
   type Block,
 } from '../support/docs.js';
@@ -266,5 +269,79 @@ describe('the docs test reads the Markdown as written', () => {
       'web',
     ]);
     expect(nxtRollbackArgs(['kubectl', 'get', 'rbp'], scripts)).toBeUndefined();
+  });
+
+  it('reads what a kubectl line names: verb, resource types, operator keys, expressions', () => {
+    const annotate = kubectlLine([
+      '-n',
+      'shop',
+      'annotate',
+      '--overwrite',
+      'bks/shop-db',
+      'rollback.nxtnewday.io/backupnow-typo=x',
+      'rollback.nxtnewday.io/vetoed-by-',
+    ]);
+    expect(annotate).toMatchObject({ verb: 'annotate', types: ['bks'], dryRunnable: true, fromFiles: false });
+    expect(annotate.keys.sort()).toEqual([
+      'rollback.nxtnewday.io/backupnow-typo',
+      'rollback.nxtnewday.io/vetoed-by',
+    ]);
+    expect(annotate.keys.filter((k) => !OPERATOR_KEYS.has(k))).toEqual([
+      'rollback.nxtnewday.io/backupnow-typo',
+    ]);
+    expect(kubectlLine(['get', 'rollbakplanz', 'nope', '-o', 'jsonpath={.status.phaze'])).toMatchObject({
+      verb: 'get',
+      types: ['rollbakplanz'],
+      outputs: ['jsonpath={.status.phaze'],
+      dryRunnable: false,
+    });
+    expect(kubectlLine(['get', 'rbp,bks', '-A']).types).toEqual(['rbp', 'bks']);
+    expect(kubectlLine(['-n', 'x', 'rollout', 'undo', 'deployment/web', '--to-revision=2'])).toMatchObject({
+      verb: 'rollout undo',
+      types: ['deployment'],
+      dryRunnable: true,
+    });
+    expect(kubectlLine(['-n', 'x', 'rollout', 'restart', 'deployment/web']).dryRunnable).toBe(false);
+    expect(kubectlLine(['set', 'image', 'deployment/web', 'nginx=nginx:1.28']).types).toEqual(['deployment']);
+    expect(kubectlLine(['-n', 'x', 'events', '--for=rollbackplan/p']).types).toEqual(['rollbackplan']);
+    expect(kubectlLine(['-n', 'x', 'get', '$PLAN', '-o', 'name']).types).toEqual([]);
+    expect(kubectlLine(['create', 'secret', 'generic', 's', '--from-literal=a=b'])).toMatchObject({
+      types: [],
+      dryRunnable: true,
+    });
+    expect(kubectlLine(['apply', '-k', 'manifests/x']).fromFiles).toBe(true);
+    const wait = kubectlLine([
+      'wait',
+      '--for=jsonpath={.metadata.annotations.rollback\\.nxtnewday\\.io/recordd}=x',
+      'job/j',
+    ]);
+    expect(wait).toMatchObject({
+      types: ['job'],
+      keys: ['rollback.nxtnewday.io/recordd'],
+      waitJsonpath: '{.metadata.annotations.rollback\\.nxtnewday\\.io/recordd}',
+    });
+    expect(kubectlLine(['get', 'crd', 'rollbackplans.rollback.nxtnewday.io']).keys).toEqual([]);
+  });
+
+  it('reads the fields a jsonpath expression reads, inside range and filters', () => {
+    expect(jsonpathFields('{.status.phaze')).toEqual([]);
+    expect(jsonpathFields('{.status.phase}{"\\n"}')).toEqual(['status.phase']);
+    expect(
+      jsonpathFields('{range .status.conditions[*]}{.type}{"\\t"}{.status}{end}{.status.durationSeconds}s'),
+    ).toEqual([
+      'status.conditions',
+      'status.conditions.type',
+      'status.conditions.status',
+      'status.durationSeconds',
+    ]);
+    expect(jsonpathFields('{.status.conditions[?(@.type=="RTOMet")].status}')).toEqual([
+      'status.conditions.status',
+    ]);
+    expect(jsonpathFields('{.metadata.annotations.rollback\\.nxtnewday\\.io/recorded}')).toEqual([
+      'metadata.annotations',
+    ]);
+    expect(jsonpathFields('{.spec.template.spec.containers[0].image}')).toEqual([
+      'spec.template.spec.containers.image',
+    ]);
   });
 });
