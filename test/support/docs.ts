@@ -65,6 +65,26 @@ export function docFiles(root = REPO): string[] {
   return out.sort();
 }
 
+/** Commands whose lines the docs test checks (or that a reader runs as written): not to be hidden in text. */
+const COMMAND_WORDS =
+  /^(kubectl|helm|npm|npx|nxt-rollback|bin\/\S+|psql|pg_dump|pg_restore|curl|flux|kind|docker|podman|git|make)$/;
+
+/**
+ * A line that is a command a reader would run: a known command, also after `$ `, `sudo`, `env`, `VAR=x`
+ * assignments and the like, and with a trailing comment; a usage synopsis (`[--flag]`, `<value>`, `a|b`) is not.
+ */
+export function isBareCommand(line: string): boolean {
+  const code = line
+    .replace(/\s#\s.*$/, '')
+    .trim()
+    .replace(/^\$\s+/, '');
+  const argv = simpleCommands(code)[0];
+  if (!argv?.length || !COMMAND_WORDS.test(argv[0]!)) return false;
+  // Words that only a synopsis has: an optional [part], a <placeholder>, choices a|b.
+  const synopsis = /(^|\s)\[[^\]]*\]|<[\w-]+>|\w\|\w|\.\.\./.test(code);
+  return !synopsis;
+}
+
 const MARKER = /^<!--\s*docs-test:\s*(.*?)\s*-->\s*$/;
 
 /**
@@ -159,12 +179,16 @@ export function blockProblem(b: Block): string | undefined {
   if (b.lang in NOT_EXECUTABLE_LANGS && /^\$ /m.test(b.text))
     return `a ${b.lang} block with \`$ \` commands: a shell session is a console block (its commands are checked)`;
   // A command line in a text block would go unchecked; a usage synopsis ([optional], <value>, a|b) is text.
-  const command =
-    b.lang === 'text' &&
+  const command = b.lang === 'text' && b.text.split('\n').find(isBareCommand);
+  if (command) return `"${command.trim()}" in a text block: a command goes in a sh or console block`;
+  // A console line that is a command but not a `$ ` prompt would be taken for output and go unchecked.
+  const hidden =
+    b.lang === 'console' &&
     b.text
       .split('\n')
-      .find((l) => /^\s*(kubectl|helm|npm|npx|nxt-rollback|bin\/\S+)\s/.test(l) && !/[[<|]/.test(l));
-  if (command) return `"${command.trim()}" in a text block: a command goes in a sh or console block`;
+      .find((l) => /^(\$(?! )|# |#(?=\S))/.test(l) && isBareCommand(l.replace(/^[$#]\s*/, '')));
+  if (hidden)
+    return `"${hidden.trim()}" in a console block: a command is written after a \`$ \` prompt (with its space)`;
   const synopsis = b.lang === 'text' ? synopsisProblems(b.text) : [];
   if (synopsis.length) return `a usage synopsis that is not the CLI's: ${synopsis.join('; ')}`;
   if (isShell(b) && b.lang !== 'console' && /^\$ /m.test(b.text))
@@ -202,6 +226,42 @@ const KEYWORDS = new Set([
   'time',
 ]);
 
+/**
+ * Commands that run the command after them (their own options skipped): `sudo kubectl ...` is a kubectl line.
+ * The value: options that take a value; `positional` for timeout's duration.
+ */
+const WRAPPERS: Record<string, { values: string[]; positional?: number; script?: boolean }> = {
+  sudo: { values: ['-u', '-g', '-C', '-D', '-h', '-p', '-U', '-r', '-t'] },
+  env: { values: ['-u', '-C', '-S'] },
+  xargs: { values: ['-I', '-n', '-P', '-L', '-d', '-a', '-E', '-s'] },
+  watch: { values: ['-n', '--interval'], script: true },
+  exec: { values: ['-a'] },
+  command: { values: [] },
+  nohup: { values: [] },
+  nice: { values: ['-n'] },
+  timeout: { values: ['-s', '-k', '--signal', '--kill-after'], positional: 1 },
+  eval: { values: [], script: true },
+};
+
+/** A simple command's words without keywords, assignments and wrappers: the command(s) it really runs. */
+function unwrap(words: string[]): string[][] {
+  const w = [...words];
+  for (;;) {
+    while (w.length && (KEYWORDS.has(w[0]!) || /^[A-Za-z_]\w*=/.test(w[0]!))) w.shift();
+    const wrapper = w[0] !== undefined ? WRAPPERS[w[0]] : undefined;
+    if (!wrapper) break;
+    w.shift();
+    while (w[0]?.startsWith('-')) {
+      const opt = w.shift()!;
+      if (wrapper.values.includes(opt)) w.shift();
+    }
+    w.splice(0, wrapper.positional ?? 0);
+    // eval and watch run their words as a shell script.
+    if (wrapper.script && w.length) return parseShell(w.join(' ')).commands;
+  }
+  return w.length ? [w] : [];
+}
+
 /** A heredoc of a shell script: the command it is the input of, and its text. */
 export interface Heredoc {
   argv: string[];
@@ -225,8 +285,7 @@ function parseShell(script: string): { commands: string[][]; heredocs: Heredoc[]
   /** Heredocs opened on the current line; their bodies start on the next. */
   const heredocs: { delim: string; stripTabs: boolean; argv: string[] }[] = [];
   const end = () => {
-    while (words.length && (KEYWORDS.has(words[0]!) || /^[A-Za-z_]\w*=/.test(words[0]!))) words.shift();
-    if (words.length) commands.push(words);
+    for (const w of unwrap(words)) commands.push(w);
     words = [];
   };
   const s = script.replace(/\\\n/g, ' ');

@@ -6,6 +6,7 @@ import {
   cliUsageError,
   consoleCommands,
   heredocsOf,
+  isBareCommand,
   jsonpathFields,
   kubectlLine,
   nxtRollbackArgs,
@@ -342,6 +343,62 @@ describe('the docs test reads the Markdown as written', () => {
     ]);
     expect(jsonpathFields('{.spec.template.spec.containers[0].image}')).toEqual([
       'spec.template.spec.containers.image',
+    ]);
+  });
+
+  it('finds commands hidden in text and console output: prefixes, comments, more tools, prompts without a space', () => {
+    const text = (t: string): Block => ({ file: 'a.md', line: 1, lang: 'text', text: t + '\n' });
+    const console_ = (t: string): Block => ({ file: 'a.md', line: 1, lang: 'console', text: t + '\n' });
+    for (const l of [
+      'sudo kubectl -n shop get rbp',
+      'KUBECONFIG=x kubectl get rbp',
+      'kubectl delete rbp x # [danger]',
+      'kubectl get rbp | grep x',
+      'psql -h db -c "select 1"',
+      'curl -fsS http://127.0.0.1:8080/metrics',
+      'flux suspend kustomization web',
+      '$ env FOO=1 nxt-rollback history',
+    ])
+      expect(isBareCommand(l), l).toBe(true);
+    for (const l of [
+      'nxt-rollback drill [--deployment d] [--keep]',
+      'nxt-rollback approve <plan>',
+      'kubectl get rbp|bks',
+      'RollbackPlan shop/web Succeeded',
+      '',
+    ])
+      expect(isBareCommand(l), l).toBe(false);
+    expect(blockProblem(text('output\nsudo kubectl get rbp'))).toMatch(/in a text block/);
+    expect(blockProblem(text('kubectl delete rbp x # [danger]'))).toMatch(/in a text block/);
+    expect(blockProblem(console_('$kubectl get rbp\nout'))).toMatch(/after a `\$ ` prompt/);
+    expect(blockProblem(console_('# kubectl -n shop get rbp\nout'))).toMatch(/after a `\$ ` prompt/);
+    expect(blockProblem(console_('$ kubectl get rbp\n# an output line that is no command'))).toBeUndefined();
+  });
+
+  it('looks through sudo, env, xargs, watch, exec, command, eval and timeout to the command they run', () => {
+    expect(
+      simpleCommands(
+        [
+          'sudo -u root kubectl get rbp',
+          'env -u X A=1 nxt-rollback status --bogus',
+          'echo a | xargs -I X kubectl delete rbp X',
+          "watch -n 5 'kubectl get bks'",
+          'exec nxt-rollback history',
+          'command kubectl version',
+          'eval "kubectl get rbp -o name"',
+          'timeout 5m kubectl wait --for=condition=Ready rbp/x',
+        ].join('\n'),
+      ),
+    ).toEqual([
+      ['kubectl', 'get', 'rbp'],
+      ['nxt-rollback', 'status', '--bogus'],
+      ['echo', 'a'],
+      ['kubectl', 'delete', 'rbp', 'X'],
+      ['kubectl', 'get', 'bks'],
+      ['nxt-rollback', 'history'],
+      ['kubectl', 'version'],
+      ['kubectl', 'get', 'rbp', '-o', 'name'],
+      ['kubectl', 'wait', '--for=condition=Ready', 'rbp/x'],
     ]);
   });
 });
