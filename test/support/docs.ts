@@ -205,6 +205,10 @@ export function blockProblem(b: Block): string | undefined {
       return `invalid JSON: ${(e as Error).message}`;
     }
   if (b.expectError && !isShell(b)) return 'expect-error marks a shell block';
+  // The tutorial runs such a block as `if (block); then fail`: set -e is off there, so only the last command's
+  // failure would count, and each nxt-rollback line elsewhere is checked alone. One command per block.
+  if (b.expectError && simpleCommands(scriptOf(b)).length !== 1)
+    return 'an expect-error block holds one command (the refusal it shows); split the others into their own blocks';
   return undefined;
 }
 

@@ -401,4 +401,15 @@ describe('the docs test reads the Markdown as written', () => {
       ['kubectl', 'wait', '--for=condition=Ready', 'rbp/x'],
     ]);
   });
+
+  it('an expect-error block holds one command: the tutorial would otherwise test only the last one', () => {
+    const block = (text: string): Block => ({ file: 'a.md', line: 1, lang: 'sh', text, expectError: true });
+    expect(blockProblem(block('nxt-rollback emergency --scope app\n'))).toBeUndefined();
+    expect(blockProblem(block('nxt-rollback emergency --scope app\nnxt-rollback history\n'))).toMatch(
+      /holds one command/,
+    );
+    expect(blockProblem(block('kubectl -n x get rbp; nxt-rollback emergency --scope app\n'))).toMatch(
+      /holds one command/,
+    );
+  });
 });
