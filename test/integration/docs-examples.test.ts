@@ -22,7 +22,11 @@ import {
   blockProblem,
   cliCheck,
   cliUsageError,
+  customColumnExprs,
   heredocsOf,
+  jsonpathFields,
+  kubectlLine,
+  OPERATOR_KEYS,
   isShell,
   NOT_EXECUTABLE_LANGS,
   nxtRollbackArgs,
@@ -52,7 +56,10 @@ import { kubectlWith, renderKustomize } from '../support/rbac.js';
 //   own program in check-only mode (commander's parsing and each command's own checks: a bad flag combination
 //   fails), and the plan an `emergency` line would create is dry-run on the server; every kubectl and helm
 //   command line is parsed by the real binary (`--help` appended: cobra rejects an unknown command or flag
-//   first); the paths given to -f / -k exist, and what `apply`/`create` would send from them is dry-run
+//   first); a kubectl line's rollback.nxtnewday.io keys must be the operator's, its resource types must resolve
+//   (`kubectl explain`), its -o / --for=jsonpath expressions must parse (`kubectl get <type> -A -o ...`) and read
+//   fields the type's schema has, and a line that changes objects runs with --dry-run=server in the test
+//   namespace (NotFound of the objects it names is expected, nothing else); the paths given to -f / -k exist, and what `apply`/`create` would send from them is dry-run
 //   (-k rendered first); `helm template` runs for real; `npm run X` names a script.
 // - `<!-- docs-test: expect-error (why) -->` before a shell block showing a refusal: each of its nxt-rollback
 //   lines must be refused, by the CLI's checks or by the server's dry run of what it would create. (A failure
@@ -249,6 +256,135 @@ describe('the docs run: every YAML and shell block of README.md and docs/', () =
         '--timeout=60s',
         ...crdFiles.map((f) => `-f=${f}`),
       );
+  }
+
+  const kubectlRuns = new Map<string, Promise<{ code: number; stdout: string; stderr: string }>>();
+  /** A read-only kubectl run against the control plane, once per distinct command line. */
+  const kubectlOnce = (args: string[]) => {
+    const key = JSON.stringify(args);
+    if (!kubectlRuns.has(key))
+      kubectlRuns.set(
+        key,
+        run(binPath('kubectl'), [
+          `--kubeconfig=${inject('kubeconfigPath')}`,
+          '--request-timeout=30s',
+          ...args,
+        ]),
+      );
+    return kubectlRuns.get(key)!;
+  };
+
+  /**
+   * What is wrong with a kubectl line beyond its flags (which `--help` checks): the keys it uses are the
+   * operator's; every resource type it names resolves on the server (`kubectl explain`, our CRDs and short
+   * names included); its -o expressions parse (`kubectl get <type> -A -o <expr>`) and the fields they read exist
+   * in the type's schema (`kubectl explain type.field`); and, when `live`, a line that changes objects runs with
+   * --dry-run=server in the test namespace, where only NotFound of the objects it names is expected.
+   */
+  /** explain's refusal of type.field; none under a free-form object (no schema below it to check against). */
+  async function fieldMissing(type: string, field: string): Promise<string | undefined> {
+    const f = await kubectlOnce(['explain', `${type}.${field}`]);
+    if (f.code === 0) return undefined;
+    // The operator's own kinds: an object marked x-kubernetes-preserve-unknown-fields on the way
+    // (status.dryRunReport lists `validation` but holds more) is free-form below it.
+    if (freeFormInOwnCrd(type, field)) return undefined;
+    const segs = field.split('.');
+    for (let n = segs.length - 1; n > 0; n--) {
+      const parent = await kubectlOnce(['explain', `${type}.${segs.slice(0, n).join('.')}`]);
+      // x-kubernetes-preserve-unknown-fields (status.dryRunReport): explain lists no FIELDS.
+      if (parent.code === 0) return /^FIELDS:/m.test(parent.stdout) ? f.stderr.trim() : undefined;
+    }
+    return f.stderr.trim();
+  }
+
+  /** Whether `field` of one of the operator's CRDs passes through a free-form object (crds/*.yaml). */
+  function freeFormInOwnCrd(type: string, field: string): boolean {
+    const t = type.toLowerCase().replace(/\.rollback\.nxtnewday\.io$/, '');
+    for (const file of readdirSync(join(REPO, 'crds')).filter((f) => f.startsWith('rollback.'))) {
+      const crd = parseAllDocuments(readFileSync(join(REPO, 'crds', file), 'utf8'))[0]!.toJS() as {
+        spec: {
+          names: { plural: string; singular: string; kind: string; shortNames?: string[] };
+          versions: { schema: { openAPIV3Schema: Schema } }[];
+        };
+      };
+      const n = crd.spec.names;
+      if (![n.plural, n.singular, n.kind.toLowerCase(), ...(n.shortNames ?? [])].includes(t)) continue;
+      let node: Schema | undefined = crd.spec.versions[0]!.schema.openAPIV3Schema;
+      for (const seg of field.split('.')) {
+        if (!node) return false;
+        if (node['x-kubernetes-preserve-unknown-fields'] === true) return true;
+        node = node.items ? node.items.properties?.[seg] : node.properties?.[seg];
+      }
+      return false;
+    }
+    return false;
+  }
+  interface Schema {
+    properties?: Record<string, Schema>;
+    items?: Schema;
+    'x-kubernetes-preserve-unknown-fields'?: boolean;
+  }
+
+  async function kubectlProblems(args: string[], live: boolean): Promise<string[]> {
+    const problems: string[] = [];
+    const k = kubectlLine(args);
+    for (const key of k.keys)
+      if (!OPERATOR_KEYS.has(key)) problems.push(`${key}: not an annotation or label of the operator`);
+    const known: string[] = [];
+    for (const t of k.types) {
+      const r = await kubectlOnce(['explain', t]);
+      if (r.code !== 0) problems.push(`resource type "${t}": ${r.stderr.trim()}`);
+      else known.push(t);
+    }
+    const exprs = [...k.outputs, ...(k.waitJsonpath ? [`jsonpath=${k.waitJsonpath}`] : [])];
+    // The expression is read against the one type the line names (else a type every cluster has).
+    const type = k.types.length === 1 ? known[0] : undefined;
+    for (const e of exprs) {
+      const r = await kubectlOnce(['get', type ?? 'namespaces', '-A', '-o', e]);
+      if (r.code !== 0) problems.push(`-o ${e}: ${r.stderr.trim()}`);
+      if (!type) continue;
+      const jsonpaths = e.startsWith('jsonpath=')
+        ? [e.slice('jsonpath='.length)]
+        : e.startsWith('custom-columns=')
+          ? customColumnExprs(e.slice('custom-columns='.length))
+          : [];
+      for (const field of jsonpaths.flatMap(jsonpathFields)) {
+        const missing = await fieldMissing(type, field);
+        if (missing) problems.push(`${e}: ${type} has no field ${field}: ${missing}`);
+      }
+    }
+    if (live && k.dryRunnable && !k.fromFiles) {
+      // The docs' namespace and shell values are not the test cluster's: the test namespace, and `x`.
+      const dryArgs: string[] = [];
+      for (let i = 0; i < args.length; i++) {
+        const a = args[i]!;
+        if (a === '-n' || a === '--namespace') i++;
+        else if (a.startsWith('--namespace=') || a.startsWith('--dry-run')) continue;
+        else dryArgs.push(a.replace(/\$\([^)]*\)|\$\{?\w+\}?/g, 'x'));
+      }
+      const dd = dryArgs.indexOf('--');
+      const extra = ['-n', ns, '--dry-run=server'];
+      const r = await run(binPath('kubectl'), [
+        `--kubeconfig=${inject('kubeconfigPath')}`,
+        '--request-timeout=30s',
+        ...(dd < 0 ? [...dryArgs, ...extra] : [...dryArgs.slice(0, dd), ...extra, ...dryArgs.slice(dd)]),
+      ]);
+      const errors = r.stderr
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(
+          (l) =>
+            l &&
+            !/^Error from server \(NotFound\): .* not found$/.test(l) &&
+            // The test namespace enforces the restricted Pod Security level; the docs' namespaces need not.
+            !/^Warning: would violate PodSecurity/.test(l) &&
+            // The -n the check adds, on a line about a cluster-scoped object.
+            !/^Warning: deleting cluster-scoped resources, not scoped to the provided namespace/.test(l),
+        );
+      // Warnings count too (stderr holds nothing else on success).
+      if (errors.length) problems.push(`--dry-run=server: ${errors.join('; ')}`);
+    }
+    return problems;
   }
 
   beforeAll(async () => {
@@ -461,6 +597,7 @@ describe('the docs run: every YAML and shell block of README.md and docs/', () =
                 dd < 0 ? [...args, '--help'] : [...args.slice(0, dd), '--help', ...args.slice(dd)],
               );
               if (r.code !== 0) fail(`${line}: ${r.stderr.trim()}`);
+              if (cmd === 'kubectl') for (const p of await kubectlProblems(args, live)) fail(`${line}: ${p}`);
               // What apply/create would send from a repository path is dry-run as well.
               const verb = kubectlVerb(args);
               for (let i = 0; i < args.length; i++) {
@@ -537,6 +674,43 @@ describe('the docs run: every YAML and shell block of README.md and docs/', () =
         .code,
     ).not.toBe(0);
     expect((await run('bash', ['-n'], { input: 'if true; then echo\n' })).code).not.toBe(0);
+    // A kubectl line is checked against the server, not only its flags: keys, types, expressions, dry run.
+    expect(
+      await kubectlProblems(
+        ['-n', 'shop', 'annotate', '--overwrite', 'bks/shop-db', 'rollback.nxtnewday.io/backupnow-typo=x'],
+        true,
+      ),
+    ).toEqual([expect.stringMatching(/backupnow-typo: not an annotation/)]);
+    const typo = await kubectlProblems(
+      ['get', 'rollbakplanz', 'nope', '-o', 'jsonpath={.status.phaze'],
+      true,
+    );
+    expect(typo).toEqual([
+      expect.stringMatching(/resource type "rollbakplanz"/),
+      expect.stringMatching(/-o jsonpath=\{\.status\.phaze:/),
+    ]);
+    expect(
+      await kubectlProblems(['-n', 'shop', 'get', 'rbp', 'x', '-o', 'jsonpath={.status.phaze}'], true),
+    ).toEqual([expect.stringMatching(/rbp has no field status\.phaze/)]);
+    expect(
+      await kubectlProblems(
+        ['get', 'bks', '-o', 'custom-columns=N:.metadata.name,L:.status.lastBakup'],
+        true,
+      ),
+    ).toEqual([expect.stringMatching(/no field status\.lastBakup/)]);
+    expect(
+      await kubectlProblems(
+        ['-n', 'shop', 'create', 'secret', 'generic', 'Bad_Name', '--from-literal=a=b'],
+        true,
+      ),
+    ).toEqual([expect.stringMatching(/--dry-run=server: .*Bad_Name/)]);
+    expect(
+      await kubectlProblems(
+        ['-n', 'shop', 'annotate', 'rbp/x', 'rollback.nxtnewday.io/approved-by=me', '--overwrite'],
+        true,
+      ),
+      'an annotate of an object the cluster does not have (NotFound) is fine',
+    ).toEqual([]);
     const plan = (spec: Record<string, unknown>): Doc => ({
       apiVersion: 'rollback.nxtnewday.io/v1alpha1',
       kind: 'RollbackPlan',

@@ -7,8 +7,16 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { CommanderError, type Command } from 'commander';
+import { Annotation, GROUP, Label } from '../../operator/api/v1alpha1/common.js';
+import { RECORDED_ANNOTATION } from '../../operator/backup/record.js';
+import { REQUEST_VALUE_ANNOTATION } from '../../operator/backup/schedule-jobs.js';
 import type { CliCommand } from '../../operator/cli/args.js';
+import { REQUEST_ID_ANNOTATION } from '../../operator/cli/commands/emergency.js';
+import { DRILL_LABEL, DRILL_SOURCE_LABEL } from '../../operator/cli/drill-objects.js';
+import { CREATED_BY_LABEL } from '../../operator/cli/health-report.js';
 import { buildProgram } from '../../operator/cli/main.js';
+import { SUSPENDED_BY } from '../../operator/gitops/owner-pause.js';
+import { BACKUP_ID_ANNOTATION } from '../../operator/rollback/runner-jobs.js';
 
 export const REPO = resolve(import.meta.dirname, '..', '..');
 
@@ -55,6 +63,26 @@ export function docFiles(root = REPO): string[] {
   };
   walk('docs');
   return out.sort();
+}
+
+/** Commands whose lines the docs test checks (or that a reader runs as written): not to be hidden in text. */
+const COMMAND_WORDS =
+  /^(kubectl|helm|npm|npx|nxt-rollback|bin\/\S+|psql|pg_dump|pg_restore|curl|flux|kind|docker|podman|git|make)$/;
+
+/**
+ * A line that is a command a reader would run: a known command, also after `$ `, `sudo`, `env`, `VAR=x`
+ * assignments and the like, and with a trailing comment; a usage synopsis (`[--flag]`, `<value>`, `a|b`) is not.
+ */
+export function isBareCommand(line: string): boolean {
+  const code = line
+    .replace(/\s#\s.*$/, '')
+    .trim()
+    .replace(/^\$\s+/, '');
+  const argv = simpleCommands(code)[0];
+  if (!argv?.length || !COMMAND_WORDS.test(argv[0]!)) return false;
+  // Words that only a synopsis has: an optional [part], a <placeholder>, choices a|b.
+  const synopsis = /(^|\s)\[[^\]]*\]|<[\w-]+>|\w\|\w|\.\.\./.test(code);
+  return !synopsis;
 }
 
 const MARKER = /^<!--\s*docs-test:\s*(.*?)\s*-->\s*$/;
@@ -151,12 +179,16 @@ export function blockProblem(b: Block): string | undefined {
   if (b.lang in NOT_EXECUTABLE_LANGS && /^\$ /m.test(b.text))
     return `a ${b.lang} block with \`$ \` commands: a shell session is a console block (its commands are checked)`;
   // A command line in a text block would go unchecked; a usage synopsis ([optional], <value>, a|b) is text.
-  const command =
-    b.lang === 'text' &&
+  const command = b.lang === 'text' && b.text.split('\n').find(isBareCommand);
+  if (command) return `"${command.trim()}" in a text block: a command goes in a sh or console block`;
+  // A console line that is a command but not a `$ ` prompt would be taken for output and go unchecked.
+  const hidden =
+    b.lang === 'console' &&
     b.text
       .split('\n')
-      .find((l) => /^\s*(kubectl|helm|npm|npx|nxt-rollback|bin\/\S+)\s/.test(l) && !/[[<|]/.test(l));
-  if (command) return `"${command.trim()}" in a text block: a command goes in a sh or console block`;
+      .find((l) => /^(\$(?! )|# |#(?=\S))/.test(l) && isBareCommand(l.replace(/^[$#]\s*/, '')));
+  if (hidden)
+    return `"${hidden.trim()}" in a console block: a command is written after a \`$ \` prompt (with its space)`;
   const synopsis = b.lang === 'text' ? synopsisProblems(b.text) : [];
   if (synopsis.length) return `a usage synopsis that is not the CLI's: ${synopsis.join('; ')}`;
   if (isShell(b) && b.lang !== 'console' && /^\$ /m.test(b.text))
@@ -173,6 +205,10 @@ export function blockProblem(b: Block): string | undefined {
       return `invalid JSON: ${(e as Error).message}`;
     }
   if (b.expectError && !isShell(b)) return 'expect-error marks a shell block';
+  // The tutorial runs such a block as `if (block); then fail`: set -e is off there, so only the last command's
+  // failure would count, and each nxt-rollback line elsewhere is checked alone. One command per block.
+  if (b.expectError && simpleCommands(scriptOf(b)).length !== 1)
+    return 'an expect-error block holds one command (the refusal it shows); split the others into their own blocks';
   return undefined;
 }
 
@@ -193,6 +229,42 @@ const KEYWORDS = new Set([
   '!',
   'time',
 ]);
+
+/**
+ * Commands that run the command after them (their own options skipped): `sudo kubectl ...` is a kubectl line.
+ * The value: options that take a value; `positional` for timeout's duration.
+ */
+const WRAPPERS: Record<string, { values: string[]; positional?: number; script?: boolean }> = {
+  sudo: { values: ['-u', '-g', '-C', '-D', '-h', '-p', '-U', '-r', '-t'] },
+  env: { values: ['-u', '-C', '-S'] },
+  xargs: { values: ['-I', '-n', '-P', '-L', '-d', '-a', '-E', '-s'] },
+  watch: { values: ['-n', '--interval'], script: true },
+  exec: { values: ['-a'] },
+  command: { values: [] },
+  nohup: { values: [] },
+  nice: { values: ['-n'] },
+  timeout: { values: ['-s', '-k', '--signal', '--kill-after'], positional: 1 },
+  eval: { values: [], script: true },
+};
+
+/** A simple command's words without keywords, assignments and wrappers: the command(s) it really runs. */
+function unwrap(words: string[]): string[][] {
+  const w = [...words];
+  for (;;) {
+    while (w.length && (KEYWORDS.has(w[0]!) || /^[A-Za-z_]\w*=/.test(w[0]!))) w.shift();
+    const wrapper = w[0] !== undefined ? WRAPPERS[w[0]] : undefined;
+    if (!wrapper) break;
+    w.shift();
+    while (w[0]?.startsWith('-')) {
+      const opt = w.shift()!;
+      if (wrapper.values.includes(opt)) w.shift();
+    }
+    w.splice(0, wrapper.positional ?? 0);
+    // eval and watch run their words as a shell script.
+    if (wrapper.script && w.length) return parseShell(w.join(' ')).commands;
+  }
+  return w.length ? [w] : [];
+}
 
 /** A heredoc of a shell script: the command it is the input of, and its text. */
 export interface Heredoc {
@@ -217,8 +289,7 @@ function parseShell(script: string): { commands: string[][]; heredocs: Heredoc[]
   /** Heredocs opened on the current line; their bodies start on the next. */
   const heredocs: { delim: string; stripTabs: boolean; argv: string[] }[] = [];
   const end = () => {
-    while (words.length && (KEYWORDS.has(words[0]!) || /^[A-Za-z_]\w*=/.test(words[0]!))) words.shift();
-    if (words.length) commands.push(words);
+    for (const w of unwrap(words)) commands.push(w);
     words = [];
   };
   const s = script.replace(/\\\n/g, ' ');
@@ -359,11 +430,25 @@ export async function cliCheck(args: string[]): Promise<{ error?: string; wouldC
       error: `"${variable}": a shell variable the check cannot expand; write the value in the example`,
       wouldCreate: [],
     };
+  // Commander prints the help as soon as it sees --help, before it looks at the other options: `status --help
+  // --bogus` would pass. So the line is parsed without the help flag (before a `--`), with the checks a help
+  // request skips tolerated (a missing argument, a group without its subcommand) and no action run.
+  const dd = args.indexOf('--');
+  const before = dd < 0 ? args : args.slice(0, dd);
+  const help = before.some((a) => a === '--help' || a === '-h');
+  if (help) {
+    args = [...before.filter((a) => a !== '--help' && a !== '-h'), ...(dd < 0 ? [] : args.slice(dd))];
+    program.hook('preAction', () => {
+      throw new CommanderError(0, 'docs.help', '(help)');
+    });
+  }
+  const helpTolerates = new Set(['commander.missingArgument', 'commander.help', 'commander.helpDisplayed']);
   try {
     await program.parseAsync(args, { from: 'user' });
     return { wouldCreate: program.wouldCreate };
   } catch (e) {
     if (e instanceof CommanderError && e.exitCode === 0) return { wouldCreate: [] };
+    if (help && e instanceof CommanderError && helpTolerates.has(e.code)) return { wouldCreate: [] };
     return { error: (out || (e as Error).message).trim(), wouldCreate: [] };
   }
 }
@@ -423,6 +508,168 @@ export function nxtRollbackArgs(argv: string[], scripts: Record<string, string>)
   }
   return undefined;
 }
+
+// --- kubectl command lines ------------------------------------------------------------------------------------
+
+/** The operator's own annotation and label keys (operator/): a documented key must be one of them. */
+export const OPERATOR_KEYS: ReadonlySet<string> = new Set([
+  ...Object.values(Annotation),
+  ...Object.values(Label),
+  RECORDED_ANNOTATION,
+  REQUEST_VALUE_ANNOTATION,
+  BACKUP_ID_ANNOTATION,
+  REQUEST_ID_ANNOTATION,
+  SUSPENDED_BY,
+  CREATED_BY_LABEL,
+  DRILL_LABEL,
+  DRILL_SOURCE_LABEL,
+]);
+
+/** kubectl flags that take the next word as their value (when not written `--flag=value`). */
+const KUBECTL_VALUE_FLAGS = new Set(
+  (
+    '-n --namespace -o --output -f --filename -k --kustomize -p --patch --type --patch-file -l --selector ' +
+    '--field-selector --for --timeout --context --kubeconfig -c --container --tail --replicas --to-revision ' +
+    '--image --from-literal --from-file --clusterrole --role --serviceaccount --user --group --field-manager ' +
+    '--template --dry-run --since -s --server --as --cluster'
+  ).split(' '),
+);
+/** Verbs whose resources are `type name...` or `type/name...`. */
+const RESOURCE_VERBS = new Set([
+  'get',
+  'describe',
+  'delete',
+  'annotate',
+  'label',
+  'patch',
+  'wait',
+  'scale',
+  'edit',
+]);
+/** Verbs (first words) that change objects and that kubectl runs with --dry-run=server. */
+const DRY_RUN_VERBS = new Set([
+  'apply',
+  'create',
+  'annotate',
+  'label',
+  'patch',
+  'delete',
+  'scale',
+  'set image',
+  'rollout undo',
+]);
+
+export interface KubectlLine {
+  /** The verb: one word, or two for rollout, set, auth, config, top. */
+  verb: string;
+  /** The resource types it names (`rbp`, `deployment`, `crd`), those with a shell variable left out. */
+  types: string[];
+  /** The rollback.nxtnewday.io/... keys it uses (annotate, label, jsonpath, selectors), escapes removed. */
+  keys: string[];
+  /** `-o` expressions (jsonpath=, custom-columns=, go-template=, template forms). */
+  outputs: string[];
+  /** The jsonpath expression of `wait --for=jsonpath=...` (without the `=value`). */
+  waitJsonpath?: string;
+  /** It reads objects from files or a kustomization (-f/-k): checked by what it would send. */
+  fromFiles: boolean;
+  /** kubectl can run it with --dry-run=server. */
+  dryRunnable: boolean;
+}
+
+/** What a kubectl command line (the words after `kubectl`) names: verb, resource types, keys, expressions. */
+export function kubectlLine(args: string[]): KubectlLine {
+  const positional: string[] = [];
+  const flags: [string, string | undefined][] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') break;
+    if (!a.startsWith('-') || a === '-') {
+      positional.push(a);
+      continue;
+    }
+    const eq = a.indexOf('=');
+    if (a.startsWith('--') && eq > 0) flags.push([a.slice(0, eq), a.slice(eq + 1)]);
+    else if (KUBECTL_VALUE_FLAGS.has(a)) flags.push([a, args[++i]]);
+    else if (/^-[a-z]\S/.test(a) && KUBECTL_VALUE_FLAGS.has(a.slice(0, 2)))
+      flags.push([a.slice(0, 2), a.slice(2)]);
+    else flags.push([a, undefined]);
+  }
+  const flag = (...names: string[]) => flags.filter(([f]) => names.includes(f)).map(([, v]) => v ?? '');
+  const first = positional[0] ?? '';
+  const two = ['rollout', 'set', 'auth', 'config', 'top'].includes(first);
+  const verb = two ? `${first} ${positional[1] ?? ''}` : first;
+  let rest = positional.slice(two ? 2 : 1);
+  const types: string[] = [];
+  const typeOf = (r: string) => r.split('/')[0]!;
+  if (RESOURCE_VERBS.has(verb) || verb.startsWith('rollout ') || verb === 'set image') {
+    // annotate/label: `key=value` and `key-` are changes; set image: `container=image`.
+    rest = rest.filter((r) => !r.includes('=') && !(/-$/.test(r) && ['annotate', 'label'].includes(verb)));
+    if (rest[0]?.includes('/')) types.push(...rest.filter((r) => r.includes('/')).map(typeOf));
+    else if (rest[0]) types.push(...rest[0].split(','));
+  } else if (['logs', 'exec', 'port-forward', 'attach'].includes(verb) && rest[0]?.includes('/'))
+    types.push(typeOf(rest[0]));
+  else if (verb === 'explain' && rest[0]) types.push(rest[0].split('.')[0]!);
+  for (const f of flag('--for')) {
+    const m = /^(?:condition|delete|create|jsonpath)/.test(f) ? undefined : /^([^/=]+)\//.exec(f);
+    if (m) types.push(m[1]!);
+  }
+  const forJsonpath = flag('--for').find((f) => f.startsWith('jsonpath='));
+  const keys = new Set<string>();
+  for (const a of args)
+    for (const m of a
+      .replace(/\\\./g, '.')
+      .matchAll(/(?<![\w-])rollback\.nxtnewday\.io\/([A-Za-z0-9._-]*[A-Za-z0-9])/g))
+      if (!/^v\d/.test(m[1]!)) keys.add(`${GROUP}/${m[1]}`);
+  return {
+    verb,
+    types: [...new Set(types.filter((t) => t && !t.includes('$')))],
+    keys: [...keys],
+    outputs: flag('-o', '--output').filter((o) => /^(jsonpath|custom-columns|go-template|template)/.test(o)),
+    ...(forJsonpath ? { waitJsonpath: forJsonpath.slice('jsonpath='.length).replace(/\}=[^}]*$/, '}') } : {}),
+    fromFiles: flag('-f', '--filename', '-k', '--kustomize').length > 0,
+    dryRunnable: DRY_RUN_VERBS.has(verb) || (first === 'create' && positional.length > 1),
+  };
+}
+
+/**
+ * The object fields a jsonpath expression reads, as dot paths from the object (`status.conditions.type`):
+ * `range` prefixes applied, indexes and filters dropped, a path into annotations or labels cut at the map.
+ */
+export function jsonpathFields(expr: string): string[] {
+  const out: string[] = [];
+  const prefixes: string[][] = [[]];
+  const path = (p: string): string[] => {
+    const segs = p
+      .replace(/\\\./g, '\uE000')
+      .replace(/\[[^\]]*\]/g, '')
+      .replace(/^@/, '')
+      .split('.')
+      .filter(Boolean)
+      .map((x) => x.replace(/\uE000/g, '.'));
+    return segs;
+  };
+  for (const m of expr.matchAll(/\{([^{}]*)\}/g)) {
+    const inner = m[1]!.trim();
+    if (inner.startsWith('"') || inner === '') continue;
+    if (inner === 'end') {
+      if (prefixes.length > 1) prefixes.pop();
+      continue;
+    }
+    const range = /^range\s+(.*)$/.exec(inner);
+    const segs = [...prefixes[prefixes.length - 1]!, ...path(range ? range[1]! : inner)];
+    if (segs[0] === 'metadata' && (segs[1] === 'annotations' || segs[1] === 'labels')) segs.length = 2;
+    if (range) prefixes.push(segs);
+    if (segs.length) out.push(segs.join('.'));
+  }
+  return [...new Set(out)];
+}
+
+/** custom-columns=NAME:.a.b,X:.c as the jsonpath expression of each column. */
+export const customColumnExprs = (spec: string): string[] =>
+  spec
+    .split(',')
+    .map((c) => c.slice(c.indexOf(':') + 1))
+    .map((e) => (e.startsWith('{') ? e : `{${e}}`));
 
 // --- links ---------------------------------------------------------------------------------------------------
 

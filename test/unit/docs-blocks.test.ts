@@ -6,7 +6,11 @@ import {
   cliUsageError,
   consoleCommands,
   heredocsOf,
+  isBareCommand,
+  jsonpathFields,
+  kubectlLine,
   nxtRollbackArgs,
+  OPERATOR_KEYS,
   simpleCommands,
   type Block,
 } from '../support/docs.js';
@@ -182,6 +186,18 @@ describe('the docs test reads the Markdown as written', () => {
       await cliUsageError(['-n', 'shop', 'emergency', '--scope', 'app', 'web', '--dry-run']),
     ).toBeUndefined();
     expect(await cliUsageError(['--help'])).toBeUndefined();
+    // --help does not hide an unknown option or command (commander prints the help before it looks at them).
+    expect(await cliUsageError(['status', '--help', '--bogus'])).toMatch(/unknown option '--bogus'/);
+    expect(await cliUsageError(['--bogus', '--help'])).toMatch(/unknown option '--bogus'/);
+    expect(await cliUsageError(['backup', 'bogus', '-h'])).toMatch(/unknown command/);
+    expect(await cliUsageError(['drill', '--rto', 'fast', '--help'])).toMatch(/--rto/);
+    for (const ok of [
+      ['approve', '--help'],
+      ['backup', '--help'],
+      ['validate', '-h'],
+      ['help', 'drill'],
+    ])
+      expect(await cliUsageError(ok), ok.join(' ')).toBeUndefined();
     expect(await cliUsageError(['backup', 'now', 'shop-db', '--wait'])).toBeUndefined();
     expect(await cliUsageError(['emergency', '--scope', 'app', '--dryrun'])).toMatch(/unknown option/);
     expect(await cliUsageError(['emergancy'])).toMatch(/unknown command/);
@@ -207,6 +223,7 @@ describe('the docs test reads the Markdown as written', () => {
       [['validate', 'web', '--flags', 'shop-flags'], /go together/],
       [['readiness', '--no-database', '--schedule', 'db'], /exclude each other/],
       [['drill', '--rto', 'fast'], /--rto/],
+      [['drill', '--schedule', 'db', '--no-database'], /exclude each other/],
       [['-n', 'Shop_1', 'history'], /not a namespace name/],
       [['--request-timeout', '0', 'history'], /--request-timeout/],
     ];
@@ -253,5 +270,146 @@ describe('the docs test reads the Markdown as written', () => {
       'web',
     ]);
     expect(nxtRollbackArgs(['kubectl', 'get', 'rbp'], scripts)).toBeUndefined();
+  });
+
+  it('reads what a kubectl line names: verb, resource types, operator keys, expressions', () => {
+    const annotate = kubectlLine([
+      '-n',
+      'shop',
+      'annotate',
+      '--overwrite',
+      'bks/shop-db',
+      'rollback.nxtnewday.io/backupnow-typo=x',
+      'rollback.nxtnewday.io/vetoed-by-',
+    ]);
+    expect(annotate).toMatchObject({ verb: 'annotate', types: ['bks'], dryRunnable: true, fromFiles: false });
+    expect(annotate.keys.sort()).toEqual([
+      'rollback.nxtnewday.io/backupnow-typo',
+      'rollback.nxtnewday.io/vetoed-by',
+    ]);
+    expect(annotate.keys.filter((k) => !OPERATOR_KEYS.has(k))).toEqual([
+      'rollback.nxtnewday.io/backupnow-typo',
+    ]);
+    expect(kubectlLine(['get', 'rollbakplanz', 'nope', '-o', 'jsonpath={.status.phaze'])).toMatchObject({
+      verb: 'get',
+      types: ['rollbakplanz'],
+      outputs: ['jsonpath={.status.phaze'],
+      dryRunnable: false,
+    });
+    expect(kubectlLine(['get', 'rbp,bks', '-A']).types).toEqual(['rbp', 'bks']);
+    expect(kubectlLine(['-n', 'x', 'rollout', 'undo', 'deployment/web', '--to-revision=2'])).toMatchObject({
+      verb: 'rollout undo',
+      types: ['deployment'],
+      dryRunnable: true,
+    });
+    expect(kubectlLine(['-n', 'x', 'rollout', 'restart', 'deployment/web']).dryRunnable).toBe(false);
+    expect(kubectlLine(['set', 'image', 'deployment/web', 'nginx=nginx:1.28']).types).toEqual(['deployment']);
+    expect(kubectlLine(['-n', 'x', 'events', '--for=rollbackplan/p']).types).toEqual(['rollbackplan']);
+    expect(kubectlLine(['-n', 'x', 'get', '$PLAN', '-o', 'name']).types).toEqual([]);
+    expect(kubectlLine(['create', 'secret', 'generic', 's', '--from-literal=a=b'])).toMatchObject({
+      types: [],
+      dryRunnable: true,
+    });
+    expect(kubectlLine(['apply', '-k', 'manifests/x']).fromFiles).toBe(true);
+    const wait = kubectlLine([
+      'wait',
+      '--for=jsonpath={.metadata.annotations.rollback\\.nxtnewday\\.io/recordd}=x',
+      'job/j',
+    ]);
+    expect(wait).toMatchObject({
+      types: ['job'],
+      keys: ['rollback.nxtnewday.io/recordd'],
+      waitJsonpath: '{.metadata.annotations.rollback\\.nxtnewday\\.io/recordd}',
+    });
+    expect(kubectlLine(['get', 'crd', 'rollbackplans.rollback.nxtnewday.io']).keys).toEqual([]);
+  });
+
+  it('reads the fields a jsonpath expression reads, inside range and filters', () => {
+    expect(jsonpathFields('{.status.phaze')).toEqual([]);
+    expect(jsonpathFields('{.status.phase}{"\\n"}')).toEqual(['status.phase']);
+    expect(
+      jsonpathFields('{range .status.conditions[*]}{.type}{"\\t"}{.status}{end}{.status.durationSeconds}s'),
+    ).toEqual([
+      'status.conditions',
+      'status.conditions.type',
+      'status.conditions.status',
+      'status.durationSeconds',
+    ]);
+    expect(jsonpathFields('{.status.conditions[?(@.type=="RTOMet")].status}')).toEqual([
+      'status.conditions.status',
+    ]);
+    expect(jsonpathFields('{.metadata.annotations.rollback\\.nxtnewday\\.io/recorded}')).toEqual([
+      'metadata.annotations',
+    ]);
+    expect(jsonpathFields('{.spec.template.spec.containers[0].image}')).toEqual([
+      'spec.template.spec.containers.image',
+    ]);
+  });
+
+  it('finds commands hidden in text and console output: prefixes, comments, more tools, prompts without a space', () => {
+    const text = (t: string): Block => ({ file: 'a.md', line: 1, lang: 'text', text: t + '\n' });
+    const console_ = (t: string): Block => ({ file: 'a.md', line: 1, lang: 'console', text: t + '\n' });
+    for (const l of [
+      'sudo kubectl -n shop get rbp',
+      'KUBECONFIG=x kubectl get rbp',
+      'kubectl delete rbp x # [danger]',
+      'kubectl get rbp | grep x',
+      'psql -h db -c "select 1"',
+      'curl -fsS http://127.0.0.1:8080/metrics',
+      'flux suspend kustomization web',
+      '$ env FOO=1 nxt-rollback history',
+    ])
+      expect(isBareCommand(l), l).toBe(true);
+    for (const l of [
+      'nxt-rollback drill [--deployment d] [--keep]',
+      'nxt-rollback approve <plan>',
+      'kubectl get rbp|bks',
+      'RollbackPlan shop/web Succeeded',
+      '',
+    ])
+      expect(isBareCommand(l), l).toBe(false);
+    expect(blockProblem(text('output\nsudo kubectl get rbp'))).toMatch(/in a text block/);
+    expect(blockProblem(text('kubectl delete rbp x # [danger]'))).toMatch(/in a text block/);
+    expect(blockProblem(console_('$kubectl get rbp\nout'))).toMatch(/after a `\$ ` prompt/);
+    expect(blockProblem(console_('# kubectl -n shop get rbp\nout'))).toMatch(/after a `\$ ` prompt/);
+    expect(blockProblem(console_('$ kubectl get rbp\n# an output line that is no command'))).toBeUndefined();
+  });
+
+  it('looks through sudo, env, xargs, watch, exec, command, eval and timeout to the command they run', () => {
+    expect(
+      simpleCommands(
+        [
+          'sudo -u root kubectl get rbp',
+          'env -u X A=1 nxt-rollback status --bogus',
+          'echo a | xargs -I X kubectl delete rbp X',
+          "watch -n 5 'kubectl get bks'",
+          'exec nxt-rollback history',
+          'command kubectl version',
+          'eval "kubectl get rbp -o name"',
+          'timeout 5m kubectl wait --for=condition=Ready rbp/x',
+        ].join('\n'),
+      ),
+    ).toEqual([
+      ['kubectl', 'get', 'rbp'],
+      ['nxt-rollback', 'status', '--bogus'],
+      ['echo', 'a'],
+      ['kubectl', 'delete', 'rbp', 'X'],
+      ['kubectl', 'get', 'bks'],
+      ['nxt-rollback', 'history'],
+      ['kubectl', 'version'],
+      ['kubectl', 'get', 'rbp', '-o', 'name'],
+      ['kubectl', 'wait', '--for=condition=Ready', 'rbp/x'],
+    ]);
+  });
+
+  it('an expect-error block holds one command: the tutorial would otherwise test only the last one', () => {
+    const block = (text: string): Block => ({ file: 'a.md', line: 1, lang: 'sh', text, expectError: true });
+    expect(blockProblem(block('nxt-rollback emergency --scope app\n'))).toBeUndefined();
+    expect(blockProblem(block('nxt-rollback emergency --scope app\nnxt-rollback history\n'))).toMatch(
+      /holds one command/,
+    );
+    expect(blockProblem(block('kubectl -n x get rbp; nxt-rollback emergency --scope app\n'))).toMatch(
+      /holds one command/,
+    );
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isResultOf } from './drill.js';
+import { checkDrill, isResultOf } from './drill.js';
 
 describe('drill: the test restore result of its own request', () => {
   const r = (jobName: string | undefined, finishedAt: string, backupId = 'b1') => ({
@@ -16,5 +16,15 @@ describe('drill: the test restore result of its own request', () => {
   });
   it("is the request's own Job's result", () => {
     expect(isResultOf(r('app-restore-now-1', '2026-01-01T00:02:00Z'), handled, undefined)).toBe(true);
+  });
+});
+
+describe('drill: its flag checks', () => {
+  it('refuses --schedule with --no-database (the schedule would be ignored), as readiness does', () => {
+    expect(() => checkDrill({ database: false, schedule: 'shop-db' })).toThrow(
+      '--schedule and --no-database exclude each other',
+    );
+    expect(() => checkDrill({ database: true, schedule: 'shop-db' })).not.toThrow();
+    expect(() => checkDrill({ database: false })).not.toThrow();
   });
 });

@@ -75,7 +75,13 @@ export function register(program: Command) {
     .option('--keep', 'keep the scratch namespace for inspection')
     .addOption(durationOption('--rto <duration>', "RTO objective (default: the target's RollbackPlan's)"))
     .addOption(durationOption('--timeout <duration>', 'how long each stage may take', '10m'))
-    .action(action(async (ctx, opts: DrillFlags) => runDrill(ctx, opts)));
+    .action(action(async (ctx, opts: DrillFlags) => runDrill(ctx, opts), checkDrill));
+}
+
+/** The flag combinations drill refuses before it connects (as readiness does). */
+export function checkDrill(opts: Pick<DrillFlags, 'database' | 'schedule'>): void {
+  if (!opts.database && opts.schedule)
+    throw new CliError(ExitCode.Usage, '--schedule and --no-database exclude each other');
 }
 
 async function runDrill(ctx: CliContext, opts: DrillFlags) {
