@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createMetrics, forgetPlan, forgetSchedule } from './metrics.js';
+import { createMetrics, forgetPlan, forgetSchedule, setBackupLocation } from './metrics.js';
 
 const seriesOf = async (m: ReturnType<typeof createMetrics>, name: string) =>
   (await m.registry.metrics())
@@ -19,6 +19,7 @@ describe('forgetting the series of objects that are gone', () => {
       m.backupTotal.inc({ ...labels, result: 'failed' });
       m.backupDuration.observe(labels, 12);
       m.testRestoreTotal.inc({ ...labels, result: 'failed' });
+      await setBackupLocation(m, 'shop', schedule, `s3://bucket/${schedule}`);
     }
     m.rpoSeconds.set({ namespace: 'other', schedule: 'gone' }, 5);
     await forgetSchedule(m, 'shop', 'gone');
@@ -32,6 +33,7 @@ describe('forgetting the series of objects that are gone', () => {
       'nxt_backup_total',
       'nxt_backup_duration_seconds_bucket',
       'nxt_test_restore_total',
+      'nxt_backup_location_info',
     ])
       expect(
         (await seriesOf(m, name)).some((l) => l.includes('schedule="kept"')),
@@ -69,5 +71,26 @@ describe('nxt_rollback_plans_awaiting_approval', () => {
     expect(await seriesOf(m, 'nxt_rollback_plans_awaiting_approval')).toEqual([
       'nxt_rollback_plans_awaiting_approval{namespace="shop"} 1',
     ]);
+  });
+});
+
+describe('nxt_backup_location_info', () => {
+  it('names the location with one series per schedule: a changed location replaces it, a long one is cut', async () => {
+    const m = createMetrics({ defaultMetrics: false });
+    await setBackupLocation(m, 'shop', 'db', 'claim db-backups');
+    await setBackupLocation(m, 'shop', 'db', 'claim db-backups');
+    await setBackupLocation(m, 'shop', 'other', 's3://b/other');
+    expect(await seriesOf(m, 'nxt_backup_location_info')).toEqual([
+      'nxt_backup_location_info{namespace="shop",schedule="db",type="pvc",location="claim db-backups"} 1',
+      'nxt_backup_location_info{namespace="shop",schedule="other",type="s3",location="s3://b/other"} 1',
+    ]);
+    await setBackupLocation(m, 'shop', 'db', `s3://bucket/${'p'.repeat(300)}`);
+    const series = await seriesOf(m, 'nxt_backup_location_info');
+    expect(series).toHaveLength(2);
+    const db = series.find((l) => l.includes('schedule="db"'))!;
+    expect(db).toContain('type="s3"');
+    const location = /location="([^"]*)"/.exec(db)![1]!;
+    expect([...location].length).toBe(128);
+    expect(location.startsWith('s3://bucket/ppp')).toBe(true);
   });
 });

@@ -221,6 +221,14 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['namespace', 'schedule', 'result'] as const,
       registers: r,
     }),
+    backupLocation: new Gauge({
+      name: 'nxt_backup_location_info',
+      help:
+        'Where a BackupSchedule writes its backups (always 1): type pvc or s3, location "claim <name>" or ' +
+        's3://<bucket>/<prefix> (cut to 128 characters); one series per schedule, join on (namespace, schedule)',
+      labelNames: ['namespace', 'schedule', 'type', 'location'] as const,
+      registers: r,
+    }),
     testRestoreTotal: new Counter({
       name: 'nxt_test_restore_total',
       help: 'Test restores recorded, by result and trigger (scheduled: the verify CronJob; request: test-restore-now)',
@@ -289,8 +297,34 @@ export async function forgetSchedule(m: Metrics, namespace: string, schedule: st
     m.backupTotal,
     m.backupDuration,
     m.testRestoreTotal,
+    m.backupLocation,
   ))
     await removeSeries(metric, match);
+}
+
+/** The longest location label value: bounded whatever the bucket and prefix (S3 allows 1024-byte keys). */
+export const LOCATION_LABEL_MAX = 128;
+
+/**
+ * nxt_backup_location_info for one schedule: exactly one series per schedule (a changed location replaces the
+ * old series), so the label's cardinality is that of the schedules. `location` is status.storageLocation.
+ */
+export async function setBackupLocation(
+  m: Metrics,
+  namespace: string,
+  schedule: string,
+  location: string,
+): Promise<void> {
+  const type = location.startsWith('s3://') ? 's3' : 'pvc';
+  const value =
+    location.length > LOCATION_LABEL_MAX ? `${location.slice(0, LOCATION_LABEL_MAX - 1)}…` : location;
+  const labels = { namespace, schedule, type, location: value };
+  const current = (await (m.backupLocation as unknown as SeriesOwner).get()).values.some(
+    (v) => v.labels.namespace === namespace && v.labels.schedule === schedule && v.labels.location === value,
+  );
+  if (current) return;
+  await removeSeries(owners(m.backupLocation)[0]!, { namespace, schedule });
+  m.backupLocation.set(labels, 1);
 }
 
 /** A RollbackPlan is gone: drop its nxt_rto_seconds series (the per-scope histogram keeps the history). */

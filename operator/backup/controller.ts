@@ -12,7 +12,7 @@ import type { MultiInformer } from '../kube/informer.js';
 import { RejectedWrites } from '../kube/rejected-writes.js';
 import type { KubeObject } from '../kube/rest.js';
 import type { ManagerContext } from '../manager.js';
-import { forgetSchedule } from '../metrics.js';
+import { forgetSchedule, setBackupLocation } from '../metrics.js';
 import { CronClock, cronProblem, isKnownTimeZone } from './cron.js';
 import {
   backupCronJobName,
@@ -371,6 +371,7 @@ export class BackupScheduleReconciler {
     run.cronJob = await this.apply(run, buildBackupCronJob(input));
     run.status.cronJobName = run.cronJob.metadata.name;
     run.status.storageLocation = describeStorage(run.spec, run.claimName);
+    await setBackupLocation(this.ctx.metrics, run.req.namespace, run.req.name, run.status.storageLocation);
     const verify = buildVerifyCronJob(input);
     if (verify) run.verifyCronJob = await this.apply(run, verify);
     else await this.deleteCronJobIfExists(run.req.namespace, verifyCronJobName(run.req.name));

@@ -22,7 +22,7 @@ import {
   kubectl,
   testClients,
 } from '../support/kube.js';
-import { startOperator, type OperatorProcess } from '../support/operator.js';
+import { metricValue, startOperator, type OperatorProcess } from '../support/operator.js';
 import { applyPlan, eventsFor, waitPlanPhase } from '../support/plans.js';
 import { createTestDatabase, tableChecksum, withClient } from '../support/postgres.js';
 import { createBucket, listObjects, useS3Server, type S3Credentials } from '../support/s3.js';
@@ -36,7 +36,7 @@ const TABLES = ['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers', 'note
 const checksums = async (url: string) =>
   Object.fromEntries(await Promise.all(TABLES.map(async (t) => [t, await tableChecksum(url, t)] as const)));
 
-const s3 = useS3Server();
+const s3 = useS3Server({ https: true });
 
 describe.skipIf(inject('existingCluster'))('BackupSchedule with an S3 location', () => {
   const { core } = testClients();
@@ -154,9 +154,33 @@ describe.skipIf(inject('existingCluster'))('BackupSchedule with an S3 location',
       const s = await getSchedule(ns, 'shop-db');
       expect(s.status.lastTestRestore).toMatchObject({ backupId: id, result: 'Succeeded' });
       expect(s.status.storageLocation).toBe(`s3://${bucket}/shop`);
+      const location = { namespace: ns, schedule: 'shop-db', type: 's3', location: `s3://${bucket}/shop` };
+      expect(await metricValue(op.metricsUrl, 'nxt_backup_location_info', location)).toBe(1);
       expect(JSON.stringify(s) + op.logs(), 'no secret key in status or operator logs').not.toContain(
         s3().secretAccessKey,
       );
+    },
+  );
+
+  it(
+    'the verify CronJob test-restores the newest backup from the bucket and the schedule records it',
+    { timeout: 300_000 },
+    async () => {
+      const newest = await takeBackup('shop-db', 'for-scheduled-verify');
+      // What the CronJob's schedule does at 03:00, now: a Job from its jobTemplate (kubectl create job --from).
+      await kubectl('-n', ns, 'create', 'job', '--from=cronjob/shop-db-verify', 'shop-db-verify-manual-1');
+      await waitJobRecorded(ns, 'shop-db-verify-manual-1', 120_000);
+      const s = await eventually('the scheduled test restore recorded', async () => {
+        const cur = await getSchedule(ns, 'shop-db');
+        return cur.status.lastTestRestore?.jobName === 'shop-db-verify-manual-1' ? cur : undefined;
+      });
+      expect(s.status.lastTestRestore).toMatchObject({ backupId: newest, result: 'Succeeded' });
+      const c = s.status.conditions.find((x: { type: string }) => x.type === 'LastTestRestoreSucceeded');
+      expect(c).toMatchObject({ status: 'True', reason: 'RestoreVerified' });
+      const [pod] = (
+        await core.listNamespacedPod({ namespace: ns, labelSelector: 'job-name=shop-db-verify-manual-1' })
+      ).items;
+      expect(pod!.spec!.containers[0]!.args).toContain(`s3://${bucket}/shop`);
     },
   );
 
@@ -211,6 +235,55 @@ describe.skipIf(inject('existingCluster'))('BackupSchedule with an S3 location',
       expect(plan.status.phase, JSON.stringify(plan.status.conditions)).toBe('Succeeded');
       expect(await checksums(db.url)).toEqual(good);
       expect(await imageOf(ns, 'checkout')).toBe('shop/checkout:1.5.0');
+    },
+  );
+
+  it(
+    'backs up over HTTPS trusting the caBundleSecretRef, and says why without it',
+    { timeout: 300_000 },
+    async () => {
+      await core.createNamespacedSecret({
+        namespace: ns,
+        body: { metadata: { name: 's3-ca' }, stringData: { 'ca.crt': s3().caPem! } },
+      });
+      const tls = (prefix: string, withCa: boolean) => {
+        const spec = s3Schedule(prefix);
+        return {
+          ...spec,
+          storage: {
+            s3: {
+              ...spec.storage.s3,
+              endpoint: s3().tlsEndpoint!,
+              ...(withCa ? { caBundleSecretRef: { name: 's3-ca' } } : {}),
+            },
+          },
+        };
+      };
+      await applySchedule(ns, 'tls', tls('tls', true));
+      await waitScheduleCondition(ns, 'tls', 'Ready', 'True', 'Scheduled');
+      const id = await takeBackup('tls', 'one');
+      await waitScheduleCondition(ns, 'tls', 'LastBackupSucceeded', 'True', 'BackupVerified');
+      expect((await listObjects(s3(), bucket, 'tls/')).map((o) => o.key)).toEqual([
+        `tls/${id}.dump`,
+        `tls/${id}.manifest.json`,
+      ]);
+      const [pod] = (await core.listNamespacedPod({ namespace: ns, labelSelector: `job-name=${id}` })).items;
+      expect(pod!.spec!.volumes!.find((v) => v.name === 's3-ca')?.secret?.secretName).toBe('s3-ca');
+
+      await applySchedule(ns, 'tls-no-ca', tls('tls-no-ca', false));
+      await waitScheduleCondition(ns, 'tls-no-ca', 'Ready', 'True', 'Scheduled');
+      await takeBackup('tls-no-ca', 'one');
+      const f = await waitScheduleCondition(
+        ns,
+        'tls-no-ca',
+        'LastBackupSucceeded',
+        'False',
+        'StorageCertificateUntrusted',
+      );
+      const msg = JSON.stringify(f.status.conditions);
+      expect(msg).toContain('certificate');
+      expect(msg).toContain('spec.storage.s3.caBundleSecretRef');
+      expect(await listObjects(s3(), bucket, 'tls-no-ca/')).toEqual([]);
     },
   );
 

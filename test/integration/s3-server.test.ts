@@ -24,6 +24,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { afterAll, describe, expect, it } from 'vitest';
+import { S3BackupStorage } from '../../operator/backup/runner/s3-storage.js';
 import {
   createBucket,
   emptyBucket,
@@ -272,6 +273,44 @@ describe('the SeaweedFS S3 server', () => {
     expect(e.code).toMatch(
       /SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|DEPTH_ZERO_SELF_SIGNED/,
     );
+  });
+});
+
+describe('conditional writes (If-None-Match: *) on SeaweedFS: the restore fence', () => {
+  it('lets exactly one of several concurrent creates of a key win, and refuses a later one', async () => {
+    const s = server();
+    const bucket = await createBucket(s);
+    const c = client(s);
+    const create = (key: string, body: string) =>
+      c.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, IfNoneMatch: '*' })).then(
+        () => 'created',
+        (e: S3ServiceException) => `${e.name} ${e.$metadata?.httpStatusCode}`,
+      );
+    for (let round = 0; round < 5; round++) {
+      const results = await Promise.all([0, 1, 2, 3].map((w) => create(`race-${round}`, `writer ${w}`)));
+      expect(
+        results.filter((r) => r === 'created'),
+        results.join(),
+      ).toHaveLength(1);
+      expect(results.filter((r) => r !== 'created')).toEqual(Array(3).fill('PreconditionFailed 412'));
+    }
+    expect(await create('race-0', 'late')).toBe('PreconditionFailed 412');
+  });
+
+  it("the runner's claimRestore: of concurrent claims for one plan exactly one gets it", async () => {
+    const s = server();
+    const bucket = await createBucket(s);
+    const config = { bucket, prefix: 'fence/', endpoint: s.endpoint, region: s.region, forcePathStyle: true };
+    for (let round = 0; round < 5; round++) {
+      // Separate storages (separate clients): like two Jobs, none sees the other's HEAD result.
+      const claims = await Promise.all(
+        [0, 1, 2, 3].map((w) =>
+          new S3BackupStorage(client(s), config).claimRestore(`plan-${round}`, { writer: w }),
+        ),
+      );
+      expect(claims.filter(Boolean), claims.join()).toHaveLength(1);
+    }
+    expect(await listObjects(s, bucket, 'fence/')).toHaveLength(5);
   });
 });
 

@@ -23,6 +23,8 @@ export const FAILURE_REASONS = [
   'StorageThrottled',
   /** Object storage could not be reached or timed out after the bounded retries. */
   'StorageUnreachable',
+  /** The endpoint's TLS certificate is not trusted (a private CA without spec.storage.s3.caBundleSecretRef). */
+  'StorageCertificateUntrusted',
   'BackupNotFound',
   'ManifestInvalid',
   'ChecksumMismatch',

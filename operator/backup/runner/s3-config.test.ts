@@ -84,6 +84,20 @@ describe('reasonOfS3Error', () => {
     ],
     [new Error('wrapped', { cause: sdk('NoSuchBucket') }), 'StorageBucketNotFound'],
     [sdk('InternalError', 500), 'StorageFailed'],
+    [
+      Object.assign(new Error('self-signed certificate in certificate chain'), {
+        code: 'SELF_SIGNED_CERT_IN_CHAIN',
+      }),
+      'StorageCertificateUntrusted',
+    ],
+    [
+      new Error('wrapped', {
+        cause: Object.assign(new Error('unable to verify the first certificate'), {
+          code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+        }),
+      }),
+      'StorageCertificateUntrusted',
+    ],
   ])('%s -> %s', (e, reason) => {
     expect(reasonOfS3Error(e)).toBe(reason);
   });
@@ -94,6 +108,14 @@ describe('reasonOfS3Error', () => {
     expect(f.message).toMatch(
       /^writing x\.dump in s3:\/\/b-1: AccessDenied: AccessDenied happened \(HTTP 403\); .*s3:PutObject/,
     );
+    const tls = s3Failure(
+      Object.assign(new Error('self-signed certificate in certificate chain'), {
+        code: 'SELF_SIGNED_CERT_IN_CHAIN',
+      }),
+      'listing s3://b-1/p',
+    );
+    expect(tls.reason).toBe('StorageCertificateUntrusted');
+    expect(tls.message).toContain('spec.storage.s3.caBundleSecretRef');
     const own = new RunnerFailure('ChecksumMismatch', 'x');
     expect(s3Failure(own, 'y')).toBe(own);
   });

@@ -154,6 +154,18 @@ const UNREACHABLE = new Set([
   'EPIPE',
   'ECONNABORTED',
 ]);
+/** Node's codes for a certificate chain it does not trust (or that does not fit the endpoint). */
+const TLS_UNTRUSTED = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
 
 /** What to check, per reason: said in the message so the condition tells the user what to do. */
 const HINTS: Partial<Record<FailureReason, string>> = {
@@ -164,6 +176,9 @@ const HINTS: Partial<Record<FailureReason, string>> = {
   StorageCredentialsInvalid: 'check the access key id and secret in spec.storage.s3.credentialsSecretRef',
   StorageThrottled: 'the server kept answering SlowDown after the retries; the next run tries again',
   StorageUnreachable: 'check spec.storage.s3.endpoint and that the Job pod can reach it',
+  StorageCertificateUntrusted:
+    "the endpoint's TLS certificate is not trusted: for a private CA put its PEM bundle in a Secret and name it in " +
+    'spec.storage.s3.caBundleSecretRef (key ca.crt by default); check that the certificate names the endpoint host',
 };
 
 /**
@@ -175,6 +190,7 @@ export function reasonOfS3Error(e: unknown): FailureReason {
     { name?: string; Code?: string; code?: string; $metadata?: { httpStatusCode?: number } } | undefined;
   const names = [err?.name, err?.Code, err?.code].filter((x): x is string => typeof x === 'string');
   const status = err?.$metadata?.httpStatusCode;
+  if (names.some((n) => TLS_UNTRUSTED.has(n))) return 'StorageCertificateUntrusted';
   if (names.some((n) => n === 'NoSuchBucket')) return 'StorageBucketNotFound';
   if (names.some((n) => BAD_CREDENTIALS.has(n))) return 'StorageCredentialsInvalid';
   if (names.some((n) => ACCESS_DENIED.has(n)) || status === 403) return 'StorageAccessDenied';
