@@ -23,6 +23,8 @@ export const FAILURE_REASONS = [
   'StorageThrottled',
   /** Object storage could not be reached or timed out after the bounded retries. */
   'StorageUnreachable',
+  /** The bucket prefix belongs to another schedule (namespace/name in its owner object): nothing was done. */
+  'StorageOwnedByOther',
   'BackupNotFound',
   'ManifestInvalid',
   'ChecksumMismatch',
