@@ -33,6 +33,7 @@ describe('runner provenance variables (the manifest origin)', () => {
       NXT_BACKUP_PURPOSE: 'scheduled',
       NXT_SCHEDULE_NAME: 'shop-db',
       NXT_SCHEDULE_UID: 'schedule-uid',
+      NXT_NAMESPACE: 'metadata.namespace',
       NXT_JOB_NAME: "metadata.labels['batch.kubernetes.io/job-name']",
       NXT_JOB_UID: "metadata.labels['batch.kubernetes.io/controller-uid']",
     });

@@ -54,6 +54,7 @@ export function originEnv(origin: RunnerOrigin | undefined) {
     ...value(OriginEnv.scheduleUid, origin?.schedule?.uid),
     ...value(OriginEnv.planName, origin?.plan?.name),
     ...value(OriginEnv.planUid, origin?.plan?.uid),
+    { name: OriginEnv.namespace, valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
     label(OriginEnv.jobName, JOB_NAME_LABEL),
     label(OriginEnv.jobUid, JOB_UID_LABEL),
   ];

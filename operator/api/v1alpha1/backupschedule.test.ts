@@ -130,7 +130,13 @@ describe('parseBackupSchedule', () => {
       'a prefix with ..',
       schedule({ storage: { s3: { bucket: 'b-1', prefix: 'a/../b' } } }),
       'spec.storage.s3.prefix',
-      '".."',
+      '"."',
+    ],
+    [
+      'a prefix segment starting with . (would collide with the runner .pins/ keys)',
+      schedule({ storage: { s3: { bucket: 'b-1', prefix: 'db/.pins/x' } } }),
+      'spec.storage.s3.prefix',
+      'starting with "."',
     ],
     [
       'a leading / in the prefix',

@@ -69,9 +69,10 @@ const PersistentVolumeClaimStorage = withCelRules(
 );
 
 const S3_BUCKET = /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/;
-/** Key prefix: path segments of letters, digits and `._-`, no leading `/` (and a CEL rule: no `.`/`..`). */
+/** Key prefix: path segments of letters, digits and `._-`, no leading `/` (and a CEL rule: no segment starting with `.`,
+ * which would collide with the runner's `.pins/`, `.restores/` and owner object). */
 const S3_PREFIX = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*\/?$/;
-const DOT_SEGMENT = /(^|\/)[.]{1,2}(\/|$)/;
+const DOT_SEGMENT = /(^|\/)[.]/;
 const secretKeyName = (field: string, description: string) => dataKey(field).optional().meta({ description });
 
 /**
@@ -101,8 +102,9 @@ const S3Storage = withCelRules(
         ),
       [
         {
-          rule: "!self.matches('(^|/)[.]{1,2}(/|$)')",
-          message: 'spec.storage.s3.prefix must not have a "." or ".." segment',
+          rule: "!self.matches('(^|/)[.]')",
+          message:
+            'spec.storage.s3.prefix must not have a segment starting with "." (such as ., .. or .pins)',
           check: (p) => !DOT_SEGMENT.test(p),
         },
       ],

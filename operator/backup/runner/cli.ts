@@ -26,6 +26,7 @@ import { createRedactor, type Redact } from './redact.js';
 import type { FailureReason, RunnerResult } from './result.js';
 import { timing, writeTerminationMessage } from './termination-message.js';
 import { scheduleIdentityFromEnv } from './retention.js';
+import { foreignBackup, ownerIdentityFromEnv } from './storage-owner.js';
 import { FilesystemBackupStorage, type BackupStorage } from './storage.js';
 import { verifyBackup } from './verify.js';
 
@@ -124,7 +125,10 @@ async function openStorage(
         `S3 client for ${args.storageUrl}: ${(e as Error).message}`,
       );
     }
-    return new S3BackupStorage(client, config, now);
+    const storage = new S3BackupStorage(client, config, now);
+    const self = ownerIdentityFromEnv(env);
+    if (self) await storage.ensureOwner(self);
+    return storage;
   }
   const dir = args.storageDir!;
   const dirOk = await stat(dir).then(
@@ -152,8 +156,15 @@ async function run(
   const common = { storage, log, env, redact, now };
   /** The backup `--id` names: `latest` becomes the id of the newest verified backup retention keeps. */
   const owner = scheduleIdentityFromEnv(env);
+  const self = ownerIdentityFromEnv(env);
   const backupId = async (id: string) => {
-    if (id !== LATEST_BACKUP_ID) return id;
+    if (id !== LATEST_BACKUP_ID) {
+      // A backup another schedule wrote (its manifest's origin) is never verified or restored for this one.
+      const m = self ? await storage.readManifest(id).catch(() => undefined) : undefined;
+      const foreign = m ? foreignBackup(m, self) : undefined;
+      if (foreign) throw new RunnerFailure('StorageOwnedByOther', foreign);
+      return id;
+    }
     const latest = await findLatestVerifiedBackup(storage, log, owner);
     log('info', 'runner.latest-resolved', { id: latest.id, finishedAt: latest.finishedAt });
     return latest.id;

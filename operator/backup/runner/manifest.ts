@@ -30,6 +30,8 @@ export const BackupManifestSchema = z.object({
   origin: z
     .object({
       purpose: z.enum(['scheduled', 'emergency', 'safety']),
+      /** The namespace of the schedule (and plan) the runner worked for. */
+      namespace: z.string().optional(),
       schedule: z.object({ name: z.string(), uid: z.string() }).optional(),
       plan: z.object({ name: z.string(), uid: z.string() }).optional(),
       job: z.object({ name: z.string(), uid: z.string().optional() }).optional(),

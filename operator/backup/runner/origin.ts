@@ -9,6 +9,8 @@ export const BACKUP_PURPOSES: readonly BackupPurpose[] = ['scheduled', 'emergenc
 /** Environment variables the pod builders set on a runner container (operator/backup/pod-builders.ts). */
 export const OriginEnv = {
   purpose: 'NXT_BACKUP_PURPOSE',
+  /** From the downward API: the pod's (so the schedule's) namespace. */
+  namespace: 'NXT_NAMESPACE',
   scheduleName: 'NXT_SCHEDULE_NAME',
   scheduleUid: 'NXT_SCHEDULE_UID',
   planName: 'NXT_PLAN_NAME',
@@ -38,8 +40,10 @@ export function originFromEnv(env: NodeJS.ProcessEnv): BackupOrigin | undefined 
   const plan = pair(get(OriginEnv.planName), get(OriginEnv.planUid));
   const jobName = get(OriginEnv.jobName);
   const jobUid = get(OriginEnv.jobUid);
+  const namespace = get(OriginEnv.namespace);
   return {
     purpose: purpose as BackupPurpose,
+    ...(namespace ? { namespace } : {}),
     ...(schedule ? { schedule } : {}),
     ...(plan ? { plan } : {}),
     ...(jobName ? { job: { name: jobName, ...(jobUid ? { uid: jobUid } : {}) } } : {}),

@@ -25,6 +25,8 @@ export const FAILURE_REASONS = [
   'StorageUnreachable',
   /** The endpoint's TLS certificate is not trusted (a private CA without spec.storage.s3.caBundleSecretRef). */
   'StorageCertificateUntrusted',
+  /** The bucket prefix belongs to another schedule (namespace/name in its owner object): nothing was done. */
+  'StorageOwnedByOther',
   'BackupNotFound',
   'ManifestInvalid',
   'ChecksumMismatch',

@@ -89,13 +89,16 @@ export function selectBackupsToDelete(
 export interface ScheduleIdentity {
   uid?: string;
   name?: string;
+  /** NXT_NAMESPACE: a backup whose manifest records another namespace is never this schedule's. */
+  namespace?: string;
 }
 
 export function scheduleIdentityFromEnv(env: NodeJS.ProcessEnv): ScheduleIdentity | undefined {
   const uid = env.NXT_SCHEDULE_UID?.trim();
   const name = env.NXT_SCHEDULE_NAME?.trim();
+  const namespace = env.NXT_NAMESPACE?.trim();
   if (!uid && !name) return undefined;
-  return { ...(uid ? { uid } : {}), ...(name ? { name } : {}) };
+  return { ...(uid ? { uid } : {}), ...(name ? { name } : {}), ...(namespace ? { namespace } : {}) };
 }
 
 /**
@@ -113,13 +116,14 @@ export function isScheduleBackupId(id: string, schedule: string): boolean {
 /** What a prune knows about who wrote a backup (the manifest's `origin`). */
 export interface BackupProvenance {
   id: string;
-  origin?: { schedule?: { name: string; uid: string } };
+  origin?: { namespace?: string; schedule?: { name: string; uid: string } };
 }
 
 /**
  * Whether the schedule `self` wrote this backup, so its retention policy may delete it and `--id latest`
- * may choose it. Ownership goes by schedule NAME: claims are namespaced and a name is unique in its
- * namespace, and a schedule deleted and applied again (GitOps, a helm reinstall) gets a new UID but must
+ * may choose it. Ownership goes by namespace and schedule NAME: a manifest recording another namespace
+ * (`origin.namespace`) is never self's (an S3 prefix is not namespaced; its owner object guards it too),
+ * and a schedule deleted and applied again (GitOps, a helm reinstall) gets a new UID but must
  * still prune what it wrote before; the UID stays in the manifest for audit. A manifest with
  * `origin.schedule` belongs to the schedule of that name; one with an `origin` but no schedule (written by
  * something else) to none. A manifest without `origin` (written before provenance was recorded) belongs to
@@ -131,6 +135,7 @@ export function isOwnBackup(b: BackupProvenance, self: ScheduleIdentity | undefi
   if (b.origin) {
     const s = b.origin.schedule;
     if (!s) return false;
+    if (self.namespace && b.origin.namespace && b.origin.namespace !== self.namespace) return false;
     return self.name !== undefined ? s.name === self.name : s.uid === self.uid;
   }
   return self.name !== undefined && isScheduleBackupId(b.id, self.name);

@@ -50,12 +50,10 @@ export function parseS3Url(url: string): { bucket: string; prefix: string } {
     );
   }
   const rest = (m[2] ?? '').replace(/^\/+/, '');
-  if (
-    rest.split('/').some((seg, i, all) => (seg === '' && i < all.length - 1) || seg === '.' || seg === '..')
-  ) {
+  if (rest.split('/').some((seg, i, all) => (seg === '' && i < all.length - 1) || seg.startsWith('.'))) {
     throw new RunnerFailure(
       'InvalidArguments',
-      `--storage-url prefix ${JSON.stringify(rest)} has an empty, . or .. segment`,
+      `--storage-url prefix ${JSON.stringify(rest)} has an empty segment or one starting with . (such as .. or .pins)`,
     );
   }
   return { bucket: m[1]!, prefix: rest === '' || rest.endsWith('/') ? rest : `${rest}/` };

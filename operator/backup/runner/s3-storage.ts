@@ -20,6 +20,7 @@ import { RunnerFailure } from './failure.js';
 import type { BackupManifest } from './manifest.js';
 import { isPinLive, PIN_HOLDER_PATTERN, type BackupPin, type StoredPin } from './pins.js';
 import { s3Failure, s3Location, type S3Config } from './s3-config.js';
+import { checkOwner, OWNER_OBJECT, parseOwnerText, type OwnerIdentity } from './storage-owner.js';
 import {
   BackupNotFoundError,
   parseManifestText,
@@ -515,6 +516,38 @@ export class S3BackupStorage implements BackupStorage {
       throw s3Failure(e, `writing ${key} in ${this.location}`);
     }
     return true;
+  }
+
+  /**
+   * Reads the prefix's owner object and refuses (StorageOwnedByOther) when it names another schedule; claims the
+   * prefix with If-None-Match: * when there is none and `self` names a schedule. Runs before every command.
+   */
+  async ensureOwner(self: OwnerIdentity): Promise<void> {
+    const key = this.prefix + OWNER_OBJECT;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const stored = await this.getText(key);
+      if (stored) return checkOwner(parseOwnerText(stored.text, this.location), self, this.location);
+      if (self.name === undefined) return;
+      const body = { namespace: self.namespace, name: self.name, created: this.now().toISOString() };
+      try {
+        await this.client.send(
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key: key,
+            Body: JSON.stringify(body) + '\n',
+            ContentType: 'application/json',
+            IfNoneMatch: '*',
+          }),
+        );
+        return;
+      } catch (e) {
+        // Another runner claimed it first: read what it wrote.
+        if (isPreconditionFailed(e) || (e as { name?: string }).name === 'ConditionalRequestConflict')
+          continue;
+        throw s3Failure(e, `writing ${key} in ${this.location}`);
+      }
+    }
+    throw new RunnerFailure('StorageFailed', `claiming ${this.location}: ${key} changed while it was read`);
   }
 
   /** Whether a stored dump is under Object Lock retention, and until when (HEAD of the dump). */
