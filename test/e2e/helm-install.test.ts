@@ -208,9 +208,17 @@ describe.skipIf(inject('e2eSkipReason'))(
       );
 
       const { core } = testClients();
-      const pods = await core.listNamespacedPod({ namespace: dbNs, labelSelector: `job-name=${backupId}` });
-      const pod = pods.items.find((p) => p.status?.phase === 'Succeeded')!;
-      expect(pod, JSON.stringify(pods.items.map((p) => p.status?.phase))).toBeTruthy();
+      // The operator may record the backup (from the container's termination message) before the kubelet
+      // has reported the pod's phase: wait for Succeeded (a run saw it still Running).
+      const pod = await eventually(
+        `the backup pod of ${backupId} Succeeded`,
+        async () =>
+          (
+            await core.listNamespacedPod({ namespace: dbNs, labelSelector: `job-name=${backupId}` })
+          ).items.find((p) => p.status?.phase === 'Succeeded'),
+        60_000,
+        500,
+      );
       expect(pod.spec?.nodeName).toBe(inject('realNode').nodeName);
       const info = await containerInfo(pod.status!.containerStatuses![0]!.containerID!);
       expect(info.Image).toBe(inject('e2eImage'));
