@@ -11,6 +11,9 @@ declare module 'vitest' {
     // realNode, apiServer and realNodeContainerd are declared in test/env/global-setup.ts.
     /** The project image built from the Dockerfile for this run, imported into the real node. */
     e2eImage: string;
+    /** Its image ID (config digest) and manifest digest: containers are checked against these, not the name. */
+    e2eImageId: string;
+    e2eImageDigest: string;
     /** Why this machine cannot run the e2e suite (not root, not Linux, ...); '' when it can. */
     e2eSkipReason: string;
   }
@@ -57,7 +60,7 @@ export default async function setup(project: TestProject) {
   try {
     node = await startRealNode(cp, { log });
     const built = await image;
-    log(`project image ${built.image} built in ${built.seconds} s`);
+    log(`project image ${built.image} (${built.id}) built in ${built.seconds} s`);
     await node.importImage(built.archive);
     await installCrds(bins.path('kubectl'), cp.kubeconfigPath);
     project.provide('kubeconfigPath', cp.kubeconfigPath);
@@ -66,6 +69,8 @@ export default async function setup(project: TestProject) {
     project.provide('postgres', pgsql.info);
     project.provide('harnessUrl', '');
     project.provide('e2eImage', built.image);
+    project.provide('e2eImageId', built.id);
+    project.provide('e2eImageDigest', built.digest);
     project.provide('realNode', { nodeName: node.nodeName, placement: node.placement });
     project.provide('apiServer', cp.server);
     project.provide('realNodeContainerd', node.containerdAddress);

@@ -16,6 +16,7 @@ import { parseJson, REPO_ROOT, runCli } from '../support/cli.js';
 import {
   applyYaml,
   containerInfo,
+  expectProjectImage,
   createHostPathClaim,
   createRealNodeNamespace,
   helm,
@@ -113,7 +114,7 @@ describe.skipIf(inject('e2eSkipReason'))(
         expect(p.spec?.serviceAccountName).toBe(sa);
         expect(p.spec?.containers[0]?.image).toBe(inject('e2eImage'));
         const info = await containerInfo(p.status!.containerStatuses![0]!.containerID!);
-        expect(info.Image).toBe(inject('e2eImage'));
+        await expectProjectImage(p.status!.containerStatuses![0], info);
         expect(info.Spec.process.user.uid).toBe(65532);
         expect(info.Spec.root.readonly).toBe(true);
         expect(info.Spec.process.args).toEqual([
@@ -213,7 +214,7 @@ describe.skipIf(inject('e2eSkipReason'))(
       expect(pod, JSON.stringify(pods.items.map((p) => p.status?.phase))).toBeTruthy();
       expect(pod.spec?.nodeName).toBe(inject('realNode').nodeName);
       const info = await containerInfo(pod.status!.containerStatuses![0]!.containerID!);
-      expect(info.Image).toBe(inject('e2eImage'));
+      await expectProjectImage(pod.status!.containerStatuses![0], info);
       expect(info.Spec.process.user.uid).toBe(65532);
       expect(info.Spec.process.user.gid).toBe(65532);
       expect(info.Spec.root.readonly).toBe(true);

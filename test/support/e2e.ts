@@ -272,3 +272,34 @@ export async function containerInfo(containerId: string): Promise<any> {
   ]);
   return JSON.parse(stdout);
 }
+
+/**
+ * Asserts that a container runs this run's project image, by content and not only by name: its name, the
+ * image ID (config digest) the kubelet reports, and the manifest digest the node's image store holds under
+ * that name are the ones test/e2e/global-setup.ts built.
+ */
+export async function expectProjectImage(
+  status: { imageID?: string } | undefined,
+  info: { Image?: string },
+): Promise<void> {
+  const { expect } = await import('vitest');
+  const image = inject('e2eImage');
+  const hex = (d: string) => d.replace(/^sha256:/, '');
+  expect(info.Image).toBe(image);
+  // containerd reports an imported image without a repo digest by its ID; accept the manifest digest too
+  const reported = hex(status?.imageID ?? '')
+    .split('@sha256:')
+    .pop()!;
+  expect([hex(inject('e2eImageId')), hex(inject('e2eImageDigest'))]).toContain(reported);
+  const { stdout } = await execFileP('ctr', [
+    '--address',
+    inject('realNodeContainerd'),
+    '--namespace',
+    'k8s.io',
+    'images',
+    'list',
+    `name==${image}`,
+  ]);
+  const row = stdout.split('\n').find((l) => l.startsWith(image + ' '));
+  expect(row, stdout).toContain(inject('e2eImageDigest'));
+}
