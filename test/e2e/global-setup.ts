@@ -22,6 +22,19 @@ declare module 'vitest' {
 const log = (m: string) => console.log(`[e2e-env] ${m}`);
 
 /**
+ * In CI (CI=true, which .ci/run sets) the e2e suite must run: a machine that cannot run it fails the run
+ * loudly instead of passing with the suite skipped. Elsewhere (a laptop without root) it is skipped with the
+ * reason. Returns the error message, or undefined when the setup may go on (run or skip).
+ */
+export function e2eSkipRefusal(
+  unsupported: string | undefined,
+  env: Record<string, string | undefined>,
+): string | undefined {
+  if (!unsupported || env.CI !== 'true') return undefined;
+  return `CI=true but the e2e suite cannot run on this machine: ${unsupported}. CI must run it (the real node needs root, Linux and cgroup controllers; see docs/install.md)`;
+}
+
+/**
  * vitest globalSetup for the e2e project: the local control plane and PostgreSQL of the integration suite,
  * plus a real node (test/env/real-node.ts: containerd + kubelet) and the project image built from the
  * Dockerfile (test/env/images.ts), imported into that node. The image build runs while the control plane
@@ -33,6 +46,8 @@ export default async function setup(project: TestProject) {
     process.env.USE_EXISTING_CLUSTER === 'true'
       ? 'USE_EXISTING_CLUSTER=true: the e2e suite brings its own control plane and real node'
       : realNodeUnsupportedReason();
+  const refusal = e2eSkipRefusal(unsupported, process.env);
+  if (refusal) throw new Error(refusal);
   project.provide('e2eSkipReason', unsupported ?? '');
   if (unsupported) {
     log(`skipping the e2e suite: ${unsupported}`);
