@@ -91,7 +91,7 @@ replacements:
     });
     afterEach(async (ctx) => {
       if (ctx.task.result?.state === 'fail')
-        console.log(`--- operator ---\n${(await operatorLogs(opNs)).slice(-8000)}`);
+        console.log(`--- operator ---\n${(await operatorLogs(opNs).catch((e) => String(e))).slice(-8000)}`);
     });
     afterAll(async () => {
       if (appNs) await deleteTestNamespace(appNs);

@@ -245,7 +245,10 @@ export async function runningOperatorPods(namespace: string) {
   );
 }
 
-/** The logs of every operator pod in `namespace` (current and, when restarted, previous containers). */
+/**
+ * The logs of every operator pod in `namespace` (current containers), as one text. A failing `kubectl logs`
+ * throws: an assertion over logs that could not be read must fail, not pass on the error's text.
+ */
 export async function operatorLogs(namespace: string): Promise<string> {
   return kubectl(
     '-n',
@@ -255,7 +258,53 @@ export async function operatorLogs(namespace: string): Promise<string> {
     'app.kubernetes.io/name=nxt-rollback-operator',
     '--tail=-1',
     '--prefix',
-  ).catch((e) => String(e));
+  );
+}
+
+/**
+ * The logs of each operator pod in `namespace`, keyed `<pod>` (current container) and, for a pod whose
+ * container restarted, `<pod> (previous)`. Throws when any `kubectl logs` fails.
+ */
+export async function operatorPodLogs(namespace: string): Promise<Map<string, string>> {
+  const { core } = testClients();
+  const pods = await core.listNamespacedPod({
+    namespace,
+    labelSelector: 'app.kubernetes.io/name=nxt-rollback-operator',
+  });
+  const out = new Map<string, string>();
+  for (const p of pods.items) {
+    const name = p.metadata!.name!;
+    out.set(name, await kubectl('-n', namespace, 'logs', name, '--tail=-1'));
+    if ((p.status?.containerStatuses?.[0]?.restartCount ?? 0) > 0)
+      out.set(`${name} (previous)`, await kubectl('-n', namespace, 'logs', name, '--previous', '--tail=-1'));
+  }
+  return out;
+}
+
+/** The leader Lease's holderIdentity (`<pod>_<uuid>`, new for every process), or '' when released. */
+export async function leaseHolder(namespace: string): Promise<string> {
+  const { kc } = testClients();
+  const { CoordinationV1Api } = await import('@kubernetes/client-node');
+  const l = await kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: LEASE, namespace });
+  return l.spec?.holderIdentity ?? '';
+}
+
+/**
+ * A crash, not a shutdown: SIGKILL to a pod's container's init process through the real node's containerd
+ * (`ctr tasks kill -s SIGKILL`), so nothing in it gets to drain or release anything.
+ */
+export async function killContainer(containerId: string): Promise<void> {
+  await execFileP('ctr', [
+    '--address',
+    inject('realNodeContainerd'),
+    '--namespace',
+    'k8s.io',
+    'tasks',
+    'kill',
+    '--signal',
+    'SIGKILL',
+    containerId.replace(/^containerd:\/\//, ''),
+  ]);
 }
 
 /** `ctr containers info` on the real node's containerd, for a pod's container (containerd://<id>). */
