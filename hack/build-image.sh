@@ -49,6 +49,7 @@ mkdir -p "$PODMAN_DIR/storage" "$CACHE_ROOT/images"
 RUN="$(mktemp -d "${TMPDIR:-/tmp}/nxt-build-image.XXXXXX")"
 LOCKED=0
 BG=""
+CREATED_HOST_PATHS=()
 cleanup() {
   local rc=$?
   if [ "$rc" -ne 0 ] && [ "$LOCKED" = 1 ]; then
@@ -63,6 +64,11 @@ cleanup() {
       xargs -r -n1 umount -l 2>/dev/null || true
   fi
   [ -z "${OUT_TMP:-}" ] || rm -f "$OUT_TMP"
+  # deepest first: the cache file, then its directories if empty
+  for ((i = ${#CREATED_HOST_PATHS[@]} - 1; i >= 0; i--)); do
+    p="${CREATED_HOST_PATHS[$i]}"
+    if [ -d "$p" ]; then rmdir "$p" 2>/dev/null || true; else rm -f "$p"; fi
+  done
   rm -rf "$RUN"
 }
 # Stops the step running in the background (podman, debootstrap), bounded, before the EXIT clean-up.
@@ -109,7 +115,12 @@ events_logger = "file"
 events_logfile_path = "$PODMAN_DIR/events.log"
 static_dir = "$PODMAN_DIR/libpod"
 tmp_dir = "$PODMAN_DIR/tmp"
+[network]
+# podman's CNI backend takes a lock file (cni.lock) in its config dir: here, not in /etc/cni/net.d. The build
+# uses the host network, so no CNI network is ever made.
+network_config_dir = "$PODMAN_DIR/cni"
 EOF
+mkdir -p "$PODMAN_DIR/cni"
 export CONTAINERS_CONF="$RUN/containers.conf" CONTAINERS_STORAGE_CONF="$RUN/storage.conf" TMPDIR="$RUN/tmp"
 mkdir -p "$TMPDIR"
 
@@ -120,6 +131,10 @@ if ! flock -n 9; then
   until flock -n 9; do sleep 1; done
 fi
 LOCKED=1
+# containers/image keeps a blob info cache at a fixed path for root (no podman setting moves it): remove what
+# of it this run makes, and nothing that was there before.
+BLOB_CACHE_PATHS=(/var/lib/containers /var/lib/containers/cache /var/lib/containers/cache/blob-info-cache-v1.boltdb)
+for p in "${BLOB_CACHE_PATHS[@]}"; do [ -e "$p" ] || CREATED_HOST_PATHS+=("$p"); done
 
 # --- base image: cached in podman's storage under the cache, keyed by versions ---
 start=$(date +%s)

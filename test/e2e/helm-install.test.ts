@@ -182,7 +182,7 @@ describe.skipIf(inject('e2eSkipReason'))(
       await createDbSecret(dbNs, 'db', dbSecretData(db.name));
       const claim = await createHostPathClaim(dbNs, 'backups');
       pvs.push(claim.pv);
-      dirs.push(claim.dir);
+      dirs.push(claim.workDir);
       claimDir = claim.dir;
       // Every minute, so the CronJob controller itself makes the first Job; slowed down once it has.
       await applySchedule(dbNs, 'shop-db', {

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { inject } from 'vitest';
+import { WORKDIR_PREFIX } from '../env/processes.js';
 import { binPath, eventually, kubectl, testClients } from './kube.js';
 
 const execFileP = promisify(execFile);
@@ -164,16 +165,21 @@ export async function createRealNodeNamespace(prefix: string, name?: string): Pr
 
 /**
  * A hostPath PV (pre-bound to `claim`) and its PVC, with the directory made here: the kubelet does not chown
- * hostPath volumes for fsGroup, so it is created owned by the runner's uid/gid 65532.
+ * hostPath volumes for fsGroup, so it is created owned by the runner's uid/gid 65532. The directory is
+ * `<workDir>/data` in a harness work dir (`nxt-env-e2e-pv-*` with this process's owner.pid), so a run killed
+ * before it removes `workDir` has it removed by the next run's reapStaleRuns (test/env/processes.ts).
  */
 export async function createHostPathClaim(
   namespace: string,
   claim: string,
-): Promise<{ pv: string; dir: string }> {
+): Promise<{ pv: string; dir: string; workDir: string }> {
   const { core } = testClients();
   const pv = `${namespace}-${claim}`.slice(0, 253);
-  const dir = join(tmpdir(), `nxt-e2e-pv-${pv}`);
-  mkdirSync(dir, { recursive: true });
+  const workDir = mkdtempSync(join(tmpdir(), `${WORKDIR_PREFIX}e2e-pv-`));
+  writeFileSync(join(workDir, 'owner.pid'), String(process.pid));
+  chmodSync(workDir, 0o755); // mkdtemp makes it 0700
+  const dir = join(workDir, 'data');
+  mkdirSync(dir);
   chownSync(dir, 65532, 65532);
   chmodSync(dir, 0o770);
   await core.createPersistentVolume({
@@ -206,7 +212,7 @@ export async function createHostPathClaim(
       (await core.readNamespacedPersistentVolumeClaim({ name: claim, namespace })).status?.phase === 'Bound',
     60_000,
   );
-  return { pv, dir };
+  return { pv, dir, workDir };
 }
 
 /** The pod holding the leader Lease (its identity is `<pod name>_<uuid>`), once one does. */
