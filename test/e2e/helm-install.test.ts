@@ -212,9 +212,17 @@ describe.skipIf(inject('e2eSkipReason'))(
       );
 
       const { core } = testClients();
-      const pods = await core.listNamespacedPod({ namespace: dbNs, labelSelector: `job-name=${backupId}` });
-      const pod = pods.items.find((p) => p.status?.phase === 'Succeeded')!;
-      expect(pod, JSON.stringify(pods.items.map((p) => p.status?.phase))).toBeTruthy();
+      // The operator may record the backup (from the container's termination message) before the kubelet
+      // has reported the pod's phase: wait for Succeeded (a run saw it still Running).
+      const pod = await eventually(
+        `the backup pod of ${backupId} Succeeded`,
+        async () =>
+          (
+            await core.listNamespacedPod({ namespace: dbNs, labelSelector: `job-name=${backupId}` })
+          ).items.find((p) => p.status?.phase === 'Succeeded'),
+        60_000,
+        500,
+      );
       expect(pod.spec?.nodeName).toBe(inject('realNode').nodeName);
       const info = await containerInfo(pod.status!.containerStatuses![0]!.containerID!);
       await expectProjectImage(pod.status!.containerStatuses![0], info);
@@ -242,6 +250,7 @@ describe.skipIf(inject('e2eSkipReason'))(
       // would not show in a list at the end.
       const seen = new Map<string, string>(); // uid -> name
       let watchError: unknown;
+      let watchStopped = false;
       const { kc } = testClients();
       const { Watch } = await import('@kubernetes/client-node');
       const watch = await new Watch(kc).watch(
@@ -251,7 +260,7 @@ describe.skipIf(inject('e2eSkipReason'))(
           if (type !== 'BOOKMARK' && obj?.metadata?.uid) seen.set(obj.metadata.uid, obj.metadata.name);
         },
         (err) => {
-          watchError = err ?? new Error("the watch of the plan's Jobs ended");
+          if (!watchStopped) watchError = err ?? new Error("the watch of the plan's Jobs ended");
         },
       );
       const logsBefore = new Map<string, string>();
@@ -362,6 +371,7 @@ describe.skipIf(inject('e2eSkipReason'))(
       // ever existed (the watch saw every Job of the plan from before it was created).
       expect(plan.status.database?.restoreJobUID).toBe(restoreUid);
       const jobs = (await batch.listNamespacedJob({ namespace: dbNs, labelSelector: planLabel })).items;
+      watchStopped = true; // abort() ends the watch with an AbortError: ours, not a failure
       watch.abort();
       expect(watchError, "the watch of the plan's Jobs ran to the end").toBeUndefined();
       for (const j of jobs) seen.set(j.metadata!.uid!, j.metadata!.name!);
