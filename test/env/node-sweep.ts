@@ -37,6 +37,43 @@ export interface NodeState {
    * started; stop() and the sweep after a crash write them back.
    */
   sysctls?: Record<string, string>;
+  /**
+   * Paths of KUBELET_HOST_PATHS that did not exist before this node's kubelet started (so the kubelet made
+   * them); the sweep removes them, deepest first, and nothing that was there before.
+   */
+  createdHostPaths?: string[];
+}
+
+/**
+ * What the kubelet makes outside its --root-dir: the device manager's socket, whose directory is fixed in the
+ * kubelet (pluginapi.DevicePluginPath, not configurable). Parents first.
+ */
+export const KUBELET_HOST_PATHS = [
+  '/var/lib/kubelet',
+  '/var/lib/kubelet/device-plugins',
+  '/var/lib/kubelet/device-plugins/kubelet.sock',
+];
+
+/** The paths of `paths` that do not exist now. */
+export function absentPaths(paths: readonly string[]): string[] {
+  return paths.filter((p) => !existsSync(p));
+}
+
+/**
+ * Removes `created` (paths this node's kubelet made), deepest first: files and sockets, and directories once
+ * empty (another node's socket, or anything put there since, keeps them). Returns what is still there.
+ */
+export function removeCreatedPaths(created: readonly string[] | undefined): string[] {
+  const list = [...(created ?? [])].sort((a, b) => b.length - a.length);
+  for (const p of list) {
+    try {
+      if (statSync(p).isDirectory()) rmdirSync(p);
+      else unlinkSync(p);
+    } catch {
+      // absent, or a directory that is not empty
+    }
+  }
+  return list.filter((p) => existsSync(p));
 }
 
 /**
@@ -282,6 +319,8 @@ export function nodeLeftovers(dir: string, state: NodeState | undefined = readNo
     for (const f of cniCacheFiles(state)) out.push(`CNI cache file ${f}`);
     for (const f of shimSockets(state)) out.push(`shim socket ${f}`);
     for (const c of changedSysctls(state.sysctls)) out.push(`kernel setting ${c}`);
+    for (const p of (state.createdHostPaths ?? []).filter((f) => existsSync(f)))
+      out.push(`path made by the kubelet ${p}`);
   }
   for (const l of containerLogLinks(dir)) out.push(`log link ${l}`);
   if (existsSync(dir)) out.push(`directory ${dir}`);
@@ -351,6 +390,7 @@ export function sweepNodeDir(dir: string, log: (m: string) => void = () => {}): 
     for (const f of [...cniCacheFiles(state), ...shimSockets(state)]) rmSync(f, { force: true });
     // after the kubelet is gone (it sets them only when it starts)
     for (const f of restoreSysctls(state.sysctls, log)) log(`could not restore kernel setting ${f}`);
+    removeCreatedPaths(state.createdHostPaths);
   }
   for (const l of containerLogLinks(dir)) {
     try {

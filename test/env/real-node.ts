@@ -65,7 +65,9 @@ import { promisify } from 'node:util';
 import { REPO_ROOT, runBuildScript } from './binaries.js';
 import { installDebianPackages } from './debian.js';
 import {
+  absentPaths,
   cgroupHierarchies,
+  KUBELET_HOST_PATHS,
   NODE_STATE_FILE,
   nodeLeftovers,
   readSysctls,
@@ -184,6 +186,8 @@ export async function startRealNode(cluster: RealNodeCluster, opts: RealNodeOpti
     containerdState: join(workDir, 'containerd', 'state'),
     // before the kubelet starts, in the work dir: the sweep after a crash restores them too
     sysctls: readSysctls(),
+    // what the kubelet makes outside its root dir and was not there before: removed again by the sweep
+    createdHostPaths: absentPaths(KUBELET_HOST_PATHS),
   };
   writeFileSync(join(workDir, NODE_STATE_FILE), JSON.stringify(state, null, 2));
   const procs = new ProcessGroup(workDir);
