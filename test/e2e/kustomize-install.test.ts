@@ -7,6 +7,7 @@ import { parseJson, REPO_ROOT, runCli } from '../support/cli.js';
 import {
   applyYaml,
   containerInfo,
+  expectProjectImage,
   leaderPod,
   operatorLogs,
   REAL_NODE_NS_LABEL,
@@ -90,7 +91,7 @@ replacements:
     });
     afterEach(async (ctx) => {
       if (ctx.task.result?.state === 'fail')
-        console.log(`--- operator ---\n${(await operatorLogs(opNs)).slice(-8000)}`);
+        console.log(`--- operator ---\n${(await operatorLogs(opNs).catch((e) => String(e))).slice(-8000)}`);
     });
     afterAll(async () => {
       if (appNs) await deleteTestNamespace(appNs);
@@ -117,7 +118,7 @@ replacements:
       for (const p of pods) {
         expect(p.spec?.serviceAccountName).toBe('nxt-rollback-operator');
         const info = await containerInfo(p.status!.containerStatuses![0]!.containerID!);
-        expect(info.Image).toBe(inject('e2eImage'));
+        await expectProjectImage(p.status!.containerStatuses![0], info);
         expect(info.Spec.process.user.uid).toBe(65532);
         expect(info.Spec.root.readonly).toBe(true);
       }

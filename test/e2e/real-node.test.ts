@@ -9,7 +9,15 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { REPO_ROOT } from '../env/binaries.js';
 import { apiRequest } from '../env/control-plane.js';
-import { cgroupHierarchies, mountsUnder, nodeLeftovers, readNodeState } from '../env/node-sweep.js';
+import {
+  cgroupHierarchies,
+  KUBELET_SYSCTLS,
+  mountsUnder,
+  nodeLeftovers,
+  readNodeState,
+  readSysctls,
+  restoreSysctls,
+} from '../env/node-sweep.js';
 import { reapStaleRuns } from '../env/processes.js';
 import { realNodeUnsupportedReason, startRealNode, type RealNode } from '../env/real-node.js';
 import {
@@ -217,9 +225,22 @@ describe.skipIf(!node)(`real node${skipReason ? ` (skipped: ${skipReason})` : ''
     expect(out).toContain('uid=65532');
   });
 
-  it('stop() leaves no process, mount, network link, cgroup or directory behind, with a pod still running', async () => {
+  it('stop() leaves no process, mount, network link, cgroup or directory behind, and puts back the kernel settings its kubelet changed, with a pod still running', async () => {
     const cp = controlPlaneAccess();
     const pki = { caCert: cp.caCert, adminToken: cp.adminToken };
+    // The first node's kubelet has already set its values: give the second node the kernel's own defaults to
+    // find (and so to record and restore), and the first node its kubelet's values back at the end.
+    const kubeletValues = readSysctls();
+    const kernelDefaults: Record<string, string> = {
+      'kernel.panic': '0',
+      'kernel.panic_on_oops': '0',
+      'vm.overcommit_memory': '0',
+      'vm.panic_on_oom': '0',
+      'kernel.keys.root_maxkeys': '200',
+      'kernel.keys.root_maxbytes': '20000',
+    };
+    expect(Object.keys(kernelDefaults).sort()).toEqual([...KUBELET_SYSCTLS].sort());
+    expect(restoreSysctls(kernelDefaults)).toEqual([]);
     const second: RealNode = await startRealNode(
       {
         server: cp.server,
@@ -253,14 +274,20 @@ describe.skipIf(!node)(`real node${skipReason ? ` (skipped: ${skipReason})` : ''
       expect(mounts.some((m) => m.includes('/netns/'))).toBe(true);
       expect(processesNaming(second.workDir).length).toBeGreaterThan(2);
       expect(second.leftovers().length).toBeGreaterThan(1);
+      // its kubelet changed the kernel settings, and leftovers() says so
+      expect(state!.sysctls).toEqual(kernelDefaults);
+      expect(readSysctls()).toMatchObject({ 'kernel.panic': '10', 'vm.overcommit_memory': '1' });
+      expect(second.leftovers()).toContain('kernel setting kernel.panic = 10 (was 0)');
 
       await second.stop();
       stopped = true;
       expectNodeGone(second.workDir, state);
+      expect(readSysctls()).toEqual(kernelDefaults);
       const gone = await apiRequest(cp.server, pki, 'GET', '/api/v1/nodes/nxt-e2e-second-node');
       expect(gone.status).toBe(404);
     } finally {
       if (!stopped) await second.stop().catch(() => {});
+      restoreSysctls(kubeletValues);
     }
   });
 });

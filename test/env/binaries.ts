@@ -32,9 +32,14 @@ export async function runBuildScript(
   label: string,
   log: (m: string) => void,
   what: string,
-  options: { args?: string[]; env?: Record<string, string> } = {},
+  options: { args?: string[]; env?: Record<string, string>; dieWithParent?: boolean } = {},
 ): Promise<string> {
-  const child = spawn('bash', [script, ...(options.args ?? [])], {
+  // dieWithParent: like the harness's long-running processes (processes.ts), the script gets a signal when
+  // this process dies (also by SIGKILL): SIGTERM, so its trap stops its own children and cleans up.
+  const [bin, argv] = options.dieWithParent
+    ? ['setpriv', ['--pdeathsig', 'TERM', '--', 'bash', script, ...(options.args ?? [])]]
+    : ['bash', [script, ...(options.args ?? [])]];
+  const child = spawn(bin, argv, {
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

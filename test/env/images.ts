@@ -3,21 +3,28 @@
  * work): a Debian bookworm minbase base with Node.js 20.20.2, cached outside the repository keyed by versions,
  * and the project image on top, rebuilt on every run because it is the code under test. The result is an OCI
  * archive the real node imports (test/env/real-node.ts importImage); pods use it with imagePullPolicy Never.
+ * The image's tag is the first 12 hex digits of its image ID (so two runs at once never share a name), and the
+ * tests compare a container's image by ID and manifest digest, not only by name.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT, runBuildScript } from './binaries.js';
 import { installDebianPackages } from './debian.js';
 
-/** The image name the archive carries (its org.opencontainers.image.ref.name), as pods must spell it. */
-export const PROJECT_IMAGE = 'localhost/nxt-rollback-operator:e2e';
+/** Repository of the project image; its tag is per build (see the header). */
+export const PROJECT_IMAGE_REPOSITORY = 'localhost/nxt-rollback-operator';
 
 /** Debian packages the image build needs; .ci/run installs them up front, buildProjectImage what is missing. */
 export const IMAGE_PACKAGES = ['podman', 'buildah', 'runc', 'debootstrap'];
 
 export interface ProjectImage {
-  /** PROJECT_IMAGE */
+  /** The name the archive carries (its org.opencontainers.image.ref.name), as pods must spell it. */
   image: string;
+  /** Image ID: the digest of its config (`sha256:...`), what `podman images` and CRI report as the image. */
+  id: string;
+  /** Digest of its manifest (`sha256:...`), what the node's image store (`ctr images ls`) names as target. */
+  digest: string;
   /** Path of the OCI archive (`podman save --format oci-archive`). */
   archive: string;
   /** Seconds the build took, base included when it was not cached. */
@@ -30,7 +37,7 @@ function missingImagePackages(): string[] {
 }
 
 /**
- * Builds the project image into `archive` (default: under the harness cache, overwritten per run). Installs
+ * Builds the project image into `archive` (default: under the harness cache, named by image ID). Installs
  * podman, buildah, runc and debootstrap from Debian's packages when they are missing and we are root.
  */
 export async function buildProjectImage(
@@ -43,7 +50,24 @@ export async function buildProjectImage(
   const script = join(REPO_ROOT, 'hack', 'build-image.sh');
   const archive = await runBuildScript(script, '[build-image] ', 'image: ', log, 'the project image', {
     args: opts.archive ? [opts.archive] : [],
-    env: { IMAGE: PROJECT_IMAGE },
+    dieWithParent: true,
   });
-  return { image: PROJECT_IMAGE, archive, seconds: Math.round((Date.now() - t0) / 1000) };
+  return { ...readOciArchive(archive), archive, seconds: Math.round((Date.now() - t0) / 1000) };
+}
+
+/** Name, manifest digest and image ID of the single image in an OCI archive. */
+export function readOciArchive(archive: string): { image: string; id: string; digest: string } {
+  const read = (member: string) =>
+    execFileSync('tar', ['-xOf', archive, member], { maxBuffer: 16 * 1024 * 1024 }).toString();
+  const index = JSON.parse(read('index.json')) as {
+    manifests: { digest: string; annotations?: Record<string, string> }[];
+  };
+  const m = index.manifests[0];
+  const image = m?.annotations?.['org.opencontainers.image.ref.name'] ?? '';
+  if (index.manifests.length !== 1 || !m || !image.startsWith(PROJECT_IMAGE_REPOSITORY + ':'))
+    throw new Error(`${archive}: expected one manifest named ${PROJECT_IMAGE_REPOSITORY}:<tag>`);
+  const manifest = JSON.parse(read(`blobs/sha256/${m.digest.replace(/^sha256:/, '')}`)) as {
+    config: { digest: string };
+  };
+  return { image, id: manifest.config.digest, digest: m.digest };
 }

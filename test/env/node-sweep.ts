@@ -14,6 +14,7 @@ import {
   rmSync,
   statSync,
   unlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 
@@ -31,6 +32,109 @@ export interface NodeState {
   containerdAddress: string;
   /** containerd's state dir (its task dirs name every container and sandbox). */
   containerdState: string;
+  /**
+   * The kernel settings the kubelet changes at start (KUBELET_SYSCTLS), as they were before this node's kubelet
+   * started; stop() and the sweep after a crash write them back.
+   */
+  sysctls?: Record<string, string>;
+  /**
+   * Paths of KUBELET_HOST_PATHS that did not exist before this node's kubelet started (so the kubelet made
+   * them); the sweep removes them, deepest first, and nothing that was there before.
+   */
+  createdHostPaths?: string[];
+}
+
+/**
+ * What the kubelet makes outside its --root-dir: the device manager's socket, whose directory is fixed in the
+ * kubelet (pluginapi.DevicePluginPath, not configurable). Parents first.
+ */
+export const KUBELET_HOST_PATHS = [
+  '/var/lib/kubelet',
+  '/var/lib/kubelet/device-plugins',
+  '/var/lib/kubelet/device-plugins/kubelet.sock',
+];
+
+/** The paths of `paths` that do not exist now. */
+export function absentPaths(paths: readonly string[]): string[] {
+  return paths.filter((p) => !existsSync(p));
+}
+
+/**
+ * Removes `created` (paths this node's kubelet made), deepest first: files and sockets, and directories once
+ * empty (another node's socket, or anything put there since, keeps them). Returns what is still there.
+ */
+export function removeCreatedPaths(created: readonly string[] | undefined): string[] {
+  const list = [...(created ?? [])].sort((a, b) => b.length - a.length);
+  for (const p of list) {
+    try {
+      if (statSync(p).isDirectory()) rmdirSync(p);
+      else unlinkSync(p);
+    } catch {
+      // absent, or a directory that is not empty
+    }
+  }
+  return list.filter((p) => existsSync(p));
+}
+
+/**
+ * Kernel settings the kubelet sets when it starts with protectKernelDefaults unset (its container manager's
+ * setupKernelTunables): kernel.panic=10, kernel.panic_on_oops=1, vm.overcommit_memory=1, vm.panic_on_oom=0,
+ * kernel.keys.root_maxkeys=1000000, kernel.keys.root_maxbytes=25000000. protectKernelDefaults: true would make
+ * the kubelet refuse to start on a machine with the kernel's defaults instead, so the node records them
+ * before its kubelet starts and puts them back. Two real nodes on one machine at once must stop in reverse
+ * order of their start (as the tests do) for the first node's record, the machine's own values, to be the
+ * last one written.
+ */
+export const KUBELET_SYSCTLS = [
+  'kernel.panic',
+  'kernel.panic_on_oops',
+  'vm.overcommit_memory',
+  'vm.panic_on_oom',
+  'kernel.keys.root_maxkeys',
+  'kernel.keys.root_maxbytes',
+] as const;
+
+const sysctlPath = (key: string) => join('/proc/sys', ...key.split('.'));
+
+/** The current values of KUBELET_SYSCTLS (those this kernel has). */
+export function readSysctls(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of KUBELET_SYSCTLS) {
+    try {
+      out[k] = readFileSync(sysctlPath(k), 'utf8').trim();
+    } catch {
+      // not on this kernel
+    }
+  }
+  return out;
+}
+
+/** Settings whose current value differs from `saved`, as `key = now (was before)`. */
+export function changedSysctls(
+  saved: Record<string, string> | undefined,
+  now: Record<string, string> = readSysctls(),
+): string[] {
+  return Object.entries(saved ?? {})
+    .filter(([k, v]) => now[k] !== undefined && now[k] !== v)
+    .map(([k, v]) => `${k} = ${now[k]} (was ${v})`);
+}
+
+/** Writes `saved` back; returns the settings it could not write. */
+export function restoreSysctls(
+  saved: Record<string, string> | undefined,
+  log: (m: string) => void = () => {},
+) {
+  const failed: string[] = [];
+  const changed = changedSysctls(saved);
+  if (changed.length) log(`restoring kernel settings the kubelet changed: ${changed.join(', ')}`);
+  for (const [k, v] of Object.entries(saved ?? {})) {
+    try {
+      if (readFileSync(sysctlPath(k), 'utf8').trim() !== v) writeFileSync(sysctlPath(k), v);
+    } catch (e) {
+      failed.push(`${k}: ${(e as Error).message}`);
+    }
+  }
+  return failed;
 }
 
 /** Where the kubelet links container logs; fixed in the kubelet (not configurable). */
@@ -202,7 +306,8 @@ function shimSockets(state: NodeState, ids = containerIds(state)): string[] {
 
 /**
  * What of the node is still there outside its work dir's plain files: processes, mounts, the bridge, cgroups,
- * kubelet log links, CNI cache files, and the work dir itself. Empty once the node is fully gone.
+ * kubelet log links, CNI cache files, kernel settings not back to what they were before its kubelet started,
+ * and the work dir itself. Empty once the node is fully gone.
  */
 export function nodeLeftovers(dir: string, state: NodeState | undefined = readNodeState(dir)): string[] {
   const out: string[] = [];
@@ -213,6 +318,9 @@ export function nodeLeftovers(dir: string, state: NodeState | undefined = readNo
     for (const c of cgroupDirs(state)) out.push(`cgroup ${c}`);
     for (const f of cniCacheFiles(state)) out.push(`CNI cache file ${f}`);
     for (const f of shimSockets(state)) out.push(`shim socket ${f}`);
+    for (const c of changedSysctls(state.sysctls)) out.push(`kernel setting ${c}`);
+    for (const p of (state.createdHostPaths ?? []).filter((f) => existsSync(f)))
+      out.push(`path made by the kubelet ${p}`);
   }
   for (const l of containerLogLinks(dir)) out.push(`log link ${l}`);
   if (existsSync(dir)) out.push(`directory ${dir}`);
@@ -222,7 +330,8 @@ export function nodeLeftovers(dir: string, state: NodeState | undefined = readNo
 /**
  * Removes everything of the node in `dir`: kills its processes (containers, shims, containerd, kubelet),
  * unmounts what is mounted below `dir` (container root filesystems, /dev/shm of pods, network namespaces,
- * kubelet volumes), deletes its bridge, cgroups, log links and CNI cache files, then the directory. Throws if
+ * kubelet volumes), deletes its bridge, cgroups, log links and CNI cache files, writes back the kernel
+ * settings its kubelet changed, then the directory. Throws if
  * something could not be removed (and then leaves the directory, so nothing is deleted through a mount).
  */
 export function sweepNodeDir(dir: string, log: (m: string) => void = () => {}): void {
@@ -279,6 +388,9 @@ export function sweepNodeDir(dir: string, log: (m: string) => void = () => {}): 
       }
     }
     for (const f of [...cniCacheFiles(state), ...shimSockets(state)]) rmSync(f, { force: true });
+    // after the kubelet is gone (it sets them only when it starts)
+    for (const f of restoreSysctls(state.sysctls, log)) log(`could not restore kernel setting ${f}`);
+    removeCreatedPaths(state.createdHostPaths);
   }
   for (const l of containerLogLinks(dir)) {
     try {

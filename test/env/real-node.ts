@@ -26,9 +26,12 @@
  *     ctr(...args)                  runs `ctr` against the node's containerd in namespace k8s.io
  *     workDir, containerdAddress, kubeletLog(), containerdLog()
  *     leftovers()                   what of the node still exists (processes, mounts, bridge, cgroups,
- *                                   log links, the work dir); [] after stop()
+ *                                   log links, kernel settings its kubelet changed, the work dir); [] after
+ *                                   stop()
  *     stop()                        removes the Node object, stops the kubelet and containerd and removes
- *                                   every container, mount, network link, cgroup and the image store;
+ *                                   every container, mount, network link, cgroup and the image store, and
+ *                                   writes back the kernel settings the kubelet changes at start (recorded
+ *                                   in the work dir before it starts; node-sweep.ts KUBELET_SYSCTLS);
  *                                   throws if anything is left. Idempotent.
  *
  *   realNodeUnsupportedReason(): string | undefined   why this machine cannot run a real node (not root, not
@@ -62,9 +65,12 @@ import { promisify } from 'node:util';
 import { REPO_ROOT, runBuildScript } from './binaries.js';
 import { installDebianPackages } from './debian.js';
 import {
+  absentPaths,
   cgroupHierarchies,
+  KUBELET_HOST_PATHS,
   NODE_STATE_FILE,
   nodeLeftovers,
+  readSysctls,
   sweepNodeDir,
   type NodeState,
 } from './node-sweep.js';
@@ -178,6 +184,10 @@ export async function startRealNode(cluster: RealNodeCluster, opts: RealNodeOpti
     cniNetwork: `nxt-node-${id}`,
     containerdAddress: containerdSock,
     containerdState: join(workDir, 'containerd', 'state'),
+    // before the kubelet starts, in the work dir: the sweep after a crash restores them too
+    sysctls: readSysctls(),
+    // what the kubelet makes outside its root dir and was not there before: removed again by the sweep
+    createdHostPaths: absentPaths(KUBELET_HOST_PATHS),
   };
   writeFileSync(join(workDir, NODE_STATE_FILE), JSON.stringify(state, null, 2));
   const procs = new ProcessGroup(workDir);

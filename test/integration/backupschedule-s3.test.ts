@@ -123,7 +123,8 @@ describe.skipIf(inject('existingCluster'))('BackupSchedule with an S3 location',
       const id = await takeBackup('shop-db', 'first');
       await waitScheduleCondition(ns, 'shop-db', 'LastBackupSucceeded', 'True', 'BackupVerified');
       const keys = (await listObjects(s3(), bucket, 'shop/')).map((o) => o.key);
-      expect(keys).toEqual([`shop/${id}.dump`, `shop/${id}.manifest.json`]);
+      // The prefix's owner object (the schedule's namespace/name, written on first use) sorts first.
+      expect(keys).toEqual([`shop/.nxt-owner.json`, `shop/${id}.dump`, `shop/${id}.manifest.json`]);
       const [pod] = (await core.listNamespacedPod({ namespace: ns, labelSelector: `job-name=${id}` })).items;
       const c = pod!.spec!.containers[0]!;
       expect(c.args).toContain(`s3://${bucket}/shop`);
@@ -264,6 +265,7 @@ describe.skipIf(inject('existingCluster'))('BackupSchedule with an S3 location',
       const id = await takeBackup('tls', 'one');
       await waitScheduleCondition(ns, 'tls', 'LastBackupSucceeded', 'True', 'BackupVerified');
       expect((await listObjects(s3(), bucket, 'tls/')).map((o) => o.key)).toEqual([
+        `tls/.nxt-owner.json`,
         `tls/${id}.dump`,
         `tls/${id}.manifest.json`,
       ]);

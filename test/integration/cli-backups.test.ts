@@ -269,10 +269,12 @@ describe.skipIf(inject('existingCluster'))('CLI: backup now, backups list, backu
     let stderr = '';
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    // The CLI's own start-up (tsx) took over 30 s on a machine loaded by two test shards and other work.
     const ours = await eventually(
       'our backup-now request',
       async () =>
         (await getSchedule(unwatched, 'app')).metadata.annotations?.['rollback.nxtnewday.io/backup-now'],
+      90_000,
     );
     const started = Date.now();
     await kubectl(

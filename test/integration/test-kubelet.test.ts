@@ -223,7 +223,8 @@ describe.skipIf(inject('existingCluster'))('test kubelet', () => {
         pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')
       );
     });
-    expect(groupMembers(proc.pid).length).toBeGreaterThanOrEqual(2); // sh and sleep
+    // sh and sleep: Ready comes from the kubelet at start, the fork a moment later (a loaded run saw only sh).
+    await eventually('sh to fork sleep', async () => groupMembers(proc.pid).length >= 2);
     await batch.deleteNamespacedJob({ name: 'sleeper', namespace: ns, propagationPolicy: 'Background' });
     await eventually(
       'the sleeper pod to be gone',

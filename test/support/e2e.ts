@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { inject } from 'vitest';
+import { WORKDIR_PREFIX } from '../env/processes.js';
 import { binPath, eventually, kubectl, testClients } from './kube.js';
 
 const execFileP = promisify(execFile);
@@ -164,16 +165,21 @@ export async function createRealNodeNamespace(prefix: string, name?: string): Pr
 
 /**
  * A hostPath PV (pre-bound to `claim`) and its PVC, with the directory made here: the kubelet does not chown
- * hostPath volumes for fsGroup, so it is created owned by the runner's uid/gid 65532.
+ * hostPath volumes for fsGroup, so it is created owned by the runner's uid/gid 65532. The directory is
+ * `<workDir>/data` in a harness work dir (`nxt-env-e2e-pv-*` with this process's owner.pid), so a run killed
+ * before it removes `workDir` has it removed by the next run's reapStaleRuns (test/env/processes.ts).
  */
 export async function createHostPathClaim(
   namespace: string,
   claim: string,
-): Promise<{ pv: string; dir: string }> {
+): Promise<{ pv: string; dir: string; workDir: string }> {
   const { core } = testClients();
   const pv = `${namespace}-${claim}`.slice(0, 253);
-  const dir = join(tmpdir(), `nxt-e2e-pv-${pv}`);
-  mkdirSync(dir, { recursive: true });
+  const workDir = mkdtempSync(join(tmpdir(), `${WORKDIR_PREFIX}e2e-pv-`));
+  writeFileSync(join(workDir, 'owner.pid'), String(process.pid));
+  chmodSync(workDir, 0o755); // mkdtemp makes it 0700
+  const dir = join(workDir, 'data');
+  mkdirSync(dir);
   chownSync(dir, 65532, 65532);
   chmodSync(dir, 0o770);
   await core.createPersistentVolume({
@@ -206,7 +212,7 @@ export async function createHostPathClaim(
       (await core.readNamespacedPersistentVolumeClaim({ name: claim, namespace })).status?.phase === 'Bound',
     60_000,
   );
-  return { pv, dir };
+  return { pv, dir, workDir };
 }
 
 /** The pod holding the leader Lease (its identity is `<pod name>_<uuid>`), once one does. */
@@ -245,7 +251,10 @@ export async function runningOperatorPods(namespace: string) {
   );
 }
 
-/** The logs of every operator pod in `namespace` (current and, when restarted, previous containers). */
+/**
+ * The logs of every operator pod in `namespace` (current containers), as one text. A failing `kubectl logs`
+ * throws: an assertion over logs that could not be read must fail, not pass on the error's text.
+ */
 export async function operatorLogs(namespace: string): Promise<string> {
   return kubectl(
     '-n',
@@ -255,7 +264,53 @@ export async function operatorLogs(namespace: string): Promise<string> {
     'app.kubernetes.io/name=nxt-rollback-operator',
     '--tail=-1',
     '--prefix',
-  ).catch((e) => String(e));
+  );
+}
+
+/**
+ * The logs of each operator pod in `namespace`, keyed `<pod>` (current container) and, for a pod whose
+ * container restarted, `<pod> (previous)`. Throws when any `kubectl logs` fails.
+ */
+export async function operatorPodLogs(namespace: string): Promise<Map<string, string>> {
+  const { core } = testClients();
+  const pods = await core.listNamespacedPod({
+    namespace,
+    labelSelector: 'app.kubernetes.io/name=nxt-rollback-operator',
+  });
+  const out = new Map<string, string>();
+  for (const p of pods.items) {
+    const name = p.metadata!.name!;
+    out.set(name, await kubectl('-n', namespace, 'logs', name, '--tail=-1'));
+    if ((p.status?.containerStatuses?.[0]?.restartCount ?? 0) > 0)
+      out.set(`${name} (previous)`, await kubectl('-n', namespace, 'logs', name, '--previous', '--tail=-1'));
+  }
+  return out;
+}
+
+/** The leader Lease's holderIdentity (`<pod>_<uuid>`, new for every process), or '' when released. */
+export async function leaseHolder(namespace: string): Promise<string> {
+  const { kc } = testClients();
+  const { CoordinationV1Api } = await import('@kubernetes/client-node');
+  const l = await kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: LEASE, namespace });
+  return l.spec?.holderIdentity ?? '';
+}
+
+/**
+ * A crash, not a shutdown: SIGKILL to a pod's container's init process through the real node's containerd
+ * (`ctr tasks kill -s SIGKILL`), so nothing in it gets to drain or release anything.
+ */
+export async function killContainer(containerId: string): Promise<void> {
+  await execFileP('ctr', [
+    '--address',
+    inject('realNodeContainerd'),
+    '--namespace',
+    'k8s.io',
+    'tasks',
+    'kill',
+    '--signal',
+    'SIGKILL',
+    containerId.replace(/^containerd:\/\//, ''),
+  ]);
 }
 
 /** `ctr containers info` on the real node's containerd, for a pod's container (containerd://<id>). */
@@ -271,4 +326,35 @@ export async function containerInfo(containerId: string): Promise<any> {
     id,
   ]);
   return JSON.parse(stdout);
+}
+
+/**
+ * Asserts that a container runs this run's project image, by content and not only by name: its name, the
+ * image ID (config digest) the kubelet reports, and the manifest digest the node's image store holds under
+ * that name are the ones test/e2e/global-setup.ts built.
+ */
+export async function expectProjectImage(
+  status: { imageID?: string } | undefined,
+  info: { Image?: string },
+): Promise<void> {
+  const { expect } = await import('vitest');
+  const image = inject('e2eImage');
+  const hex = (d: string) => d.replace(/^sha256:/, '');
+  expect(info.Image).toBe(image);
+  // containerd reports an imported image without a repo digest by its ID; accept the manifest digest too
+  const reported = hex(status?.imageID ?? '')
+    .split('@sha256:')
+    .pop()!;
+  expect([hex(inject('e2eImageId')), hex(inject('e2eImageDigest'))]).toContain(reported);
+  const { stdout } = await execFileP('ctr', [
+    '--address',
+    inject('realNodeContainerd'),
+    '--namespace',
+    'k8s.io',
+    'images',
+    'list',
+    `name==${image}`,
+  ]);
+  const row = stdout.split('\n').find((l) => l.startsWith(image + ' '));
+  expect(row, stdout).toContain(inject('e2eImageDigest'));
 }
