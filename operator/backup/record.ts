@@ -276,7 +276,9 @@ export function immutabilityCondition(
         'enable Object Lock on the bucket (it can only be set when the bucket is created on most servers)',
     };
   }
-  const started = r.startedAt ? Date.parse(r.startedAt) : NaN;
+  // S3 keeps retain-until in whole seconds (a runner asking for started + N days gets it truncated): compare
+  // against the start truncated to its second.
+  const started = r.startedAt ? Math.floor(Date.parse(r.startedAt) / 1000) * 1000 : NaN;
   const until = Date.parse(lock.retainUntil);
   const longEnough = !Number.isNaN(started) && until >= started + wanted.retentionDays * 86_400_000;
   if (lock.mode !== wanted.mode || !longEnough) {

@@ -148,6 +148,21 @@ describe('S3 locations in runner pods', () => {
     expect(weaker({ mode: 'COMPLIANCE', retainUntil: '2026-12-31T00:00:00.000Z' })).toMatchObject({
       status: 'True',
     });
+    // S3 keeps retain-until in whole seconds: a start with milliseconds is not "weaker" by them.
+    expect(
+      immutabilityCondition(locked, {
+        id: 'x',
+        startedAt: '2026-12-01T10:00:00.757Z',
+        objectLock: { mode: 'COMPLIANCE', retainUntil: '2026-12-31T10:00:00.000Z' },
+      }),
+    ).toMatchObject({ status: 'True' });
+    expect(
+      immutabilityCondition(locked, {
+        id: 'x',
+        startedAt: '2026-12-01T10:00:01.000Z',
+        objectLock: { mode: 'COMPLIANCE', retainUntil: '2026-12-31T10:00:00.000Z' },
+      }),
+    ).toMatchObject({ status: 'False', reason: 'ObjectLockWeaker' });
     expect(immutabilityCondition(locked, { id: 'x', startedAt, reused: true })).toMatchObject({
       status: 'Unknown',
       reason: 'ObjectLockNotRead',
