@@ -55,3 +55,21 @@ describe('runner provenance variables (the manifest origin)', () => {
     expect(envOf(buildVerifyCronJob(input)!.spec.jobTemplate.spec).NXT_BACKUP_PURPOSE).toBeUndefined();
   });
 });
+
+describe('retries of a schedule Job', () => {
+  it('retries once, but fails the Job at once on a usage error or a storage failure a retry would repeat', () => {
+    for (const job of [buildBackupCronJob(input), buildVerifyCronJob(input)!]) {
+      const jobSpec = job.spec.jobTemplate.spec;
+      expect(jobSpec.backoffLimit).toBe(1);
+      expect(jobSpec.template.spec.restartPolicy).toBe('Never');
+      expect(jobSpec.podFailurePolicy).toEqual({
+        rules: [
+          {
+            action: 'FailJob',
+            onExitCodes: { containerName: 'runner', operator: 'In', values: [2, 3] },
+          },
+        ],
+      });
+    }
+  });
+});

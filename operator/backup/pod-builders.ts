@@ -2,6 +2,7 @@ import { Label, MANAGED_BY } from '../api/v1alpha1/common.js';
 import type { EffectiveBackupScheduleSpec } from '../api/v1alpha1/backupschedule.js';
 import { ALLOW_SUPERUSER_ASSERTIONS_ENV } from './runner/restore-validation.js';
 import { OriginEnv, type BackupPurpose } from './runner/origin.js';
+import { ExitCode } from './runner/failure.js';
 import { s3Env, storageArgs, storageVolumes } from './storage-location.js';
 
 export const STORAGE_MOUNT = '/backups';
@@ -110,7 +111,21 @@ export function buildRunnerJobTemplate(input: RunnerPodInput) {
   return {
     metadata: { labels },
     spec: {
+      // One retry for failures a new pod may not repeat (a dropped connection); none for a usage error or
+      // storage that refuses us (the runner exits ExitCode.NotRetryable): the Job fails at once.
       backoffLimit: 1,
+      podFailurePolicy: {
+        rules: [
+          {
+            action: 'FailJob',
+            onExitCodes: {
+              containerName: 'runner',
+              operator: 'In',
+              values: [ExitCode.Usage, ExitCode.NotRetryable],
+            },
+          },
+        ],
+      },
       activeDeadlineSeconds: 3600,
       template: {
         metadata: { labels },

@@ -240,29 +240,63 @@ const safeReason = (r: string) => (/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/.te
 export const BACKUP_IMMUTABLE_CONDITION = 'BackupImmutable';
 
 /**
- * Whether the server put the newest backup under Object Lock retention, for a schedule that asks for it;
- * undefined otherwise. Pure.
+ * Whether the server put the newest backup under the Object Lock retention the schedule asks for (mode equal,
+ * retain-until at least retentionDays after the backup started); undefined when it asks for none. A reused
+ * backup (a retried Job) carries no lock reading: Unknown, never False. Pure.
  */
 export function immutabilityCondition(
   spec: Pick<EffectiveBackupScheduleSpec, 'storage'>,
-  r: { id?: string; objectLock?: { mode: string; retainUntil: string } },
+  r: {
+    id?: string;
+    startedAt?: string;
+    reused?: boolean;
+    objectLock?: { mode: string; retainUntil: string };
+  },
 ) {
   const wanted = spec.storage.s3?.objectLock;
   if (!wanted) return undefined;
   const lock = r.objectLock;
-  return lock
-    ? {
-        type: BACKUP_IMMUTABLE_CONDITION,
-        status: 'True' as const,
-        reason: 'ObjectLockInForce',
-        message: `backup ${r.id ?? ''} is locked (${lock.mode}) until ${lock.retainUntil}`.slice(0, 1024),
-      }
-    : {
-        type: BACKUP_IMMUTABLE_CONDITION,
-        status: 'False' as const,
-        reason: 'ObjectLockNotInForce',
-        message:
-          `backup ${r.id ?? ''} has no Object Lock retention although spec.storage.s3.objectLock asks for ${wanted.mode} ` +
-          `${wanted.retentionDays}d: enable Object Lock on the bucket (it can only be set when the bucket is created on most servers)`,
-      };
+  const type = BACKUP_IMMUTABLE_CONDITION;
+  const asked = `${wanted.mode} ${wanted.retentionDays}d`;
+  if (!lock && r.reused) {
+    return {
+      type,
+      status: 'Unknown' as const,
+      reason: 'ObjectLockNotRead',
+      message: `backup ${r.id ?? ''} was reused (already committed); its Object Lock retention was not read again`,
+    };
+  }
+  if (!lock) {
+    return {
+      type,
+      status: 'False' as const,
+      reason: 'ObjectLockNotInForce',
+      message:
+        `backup ${r.id ?? ''} has no Object Lock retention although spec.storage.s3.objectLock asks for ${asked}: ` +
+        'enable Object Lock on the bucket (it can only be set when the bucket is created on most servers)',
+    };
+  }
+  // S3 keeps retain-until in whole seconds (a runner asking for started + N days gets it truncated): compare
+  // against the start truncated to its second.
+  const started = r.startedAt ? Math.floor(Date.parse(r.startedAt) / 1000) * 1000 : NaN;
+  const until = Date.parse(lock.retainUntil);
+  const longEnough = !Number.isNaN(started) && until >= started + wanted.retentionDays * 86_400_000;
+  if (lock.mode !== wanted.mode || !longEnough) {
+    return {
+      type,
+      status: 'False' as const,
+      reason: 'ObjectLockWeaker',
+      message:
+        `backup ${r.id ?? ''} is locked (${lock.mode}) until ${lock.retainUntil}, less than spec.storage.s3.objectLock asks for (${asked} from ${r.startedAt ?? '?'})`.slice(
+          0,
+          1024,
+        ),
+    };
+  }
+  return {
+    type,
+    status: 'True' as const,
+    reason: 'ObjectLockInForce',
+    message: `backup ${r.id ?? ''} is locked (${lock.mode}) until ${lock.retainUntil}`.slice(0, 1024),
+  };
 }

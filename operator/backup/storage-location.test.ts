@@ -120,7 +120,8 @@ describe('S3 locations in runner pods', () => {
   it('reports whether Object Lock is in force, only when asked for', () => {
     const locked = s3Spec({ bucket: 'b-1', objectLock: { mode: 'COMPLIANCE', retentionDays: 30 } });
     const lock = { mode: 'COMPLIANCE', retainUntil: '2027-01-01T00:00:00.000Z' };
-    expect(immutabilityCondition(locked, { id: 'x', objectLock: lock })).toMatchObject({
+    const startedAt = '2026-12-01T00:00:00.000Z';
+    expect(immutabilityCondition(locked, { id: 'x', startedAt, objectLock: lock })).toMatchObject({
       status: 'True',
       reason: 'ObjectLockInForce',
     });
@@ -129,5 +130,42 @@ describe('S3 locations in runner pods', () => {
       reason: 'ObjectLockNotInForce',
     });
     expect(immutabilityCondition(s3Spec({ bucket: 'b-1' }), { id: 'x', objectLock: lock })).toBeUndefined();
+  });
+
+  it('compares the lock with the spec (mode, retain-until) and says Unknown for a reused backup', () => {
+    const locked = s3Spec({ bucket: 'b-1', objectLock: { mode: 'COMPLIANCE', retentionDays: 30 } });
+    const startedAt = '2026-12-01T00:00:00.000Z';
+    const weaker = (objectLock: { mode: string; retainUntil: string }) =>
+      immutabilityCondition(locked, { id: 'x', startedAt, objectLock });
+    expect(weaker({ mode: 'GOVERNANCE', retainUntil: '2027-01-01T00:00:00.000Z' })).toMatchObject({
+      status: 'False',
+      reason: 'ObjectLockWeaker',
+    });
+    expect(weaker({ mode: 'COMPLIANCE', retainUntil: '2026-12-02T00:00:00.000Z' })).toMatchObject({
+      status: 'False',
+      reason: 'ObjectLockWeaker',
+    });
+    expect(weaker({ mode: 'COMPLIANCE', retainUntil: '2026-12-31T00:00:00.000Z' })).toMatchObject({
+      status: 'True',
+    });
+    // S3 keeps retain-until in whole seconds: a start with milliseconds is not "weaker" by them.
+    expect(
+      immutabilityCondition(locked, {
+        id: 'x',
+        startedAt: '2026-12-01T10:00:00.757Z',
+        objectLock: { mode: 'COMPLIANCE', retainUntil: '2026-12-31T10:00:00.000Z' },
+      }),
+    ).toMatchObject({ status: 'True' });
+    expect(
+      immutabilityCondition(locked, {
+        id: 'x',
+        startedAt: '2026-12-01T10:00:01.000Z',
+        objectLock: { mode: 'COMPLIANCE', retainUntil: '2026-12-31T10:00:00.000Z' },
+      }),
+    ).toMatchObject({ status: 'False', reason: 'ObjectLockWeaker' });
+    expect(immutabilityCondition(locked, { id: 'x', startedAt, reused: true })).toMatchObject({
+      status: 'Unknown',
+      reason: 'ObjectLockNotRead',
+    });
   });
 });

@@ -151,6 +151,30 @@ describe('parseBackupSchedule', () => {
       'URL',
     ],
     [
+      'access keys in the endpoint (user:password@)',
+      schedule({ storage: { s3: { bucket: 'b-1', endpoint: 'https://AKIAEXAMPLE:s3cr3t@minio:9000' } } }),
+      'spec.storage.s3.endpoint',
+      'credentials belong in credentialsSecretRef',
+    ],
+    [
+      'a user name in the endpoint (user@)',
+      schedule({ storage: { s3: { bucket: 'b-1', endpoint: 'http://AKIAEXAMPLE@minio:9000/' } } }),
+      'spec.storage.s3.endpoint',
+      'credentials belong in credentialsSecretRef',
+    ],
+    [
+      'a query in the endpoint',
+      schedule({ storage: { s3: { bucket: 'b-1', endpoint: 'https://minio:9000/?X-Amz-Credential=k' } } }),
+      'spec.storage.s3.endpoint',
+      'query',
+    ],
+    [
+      'a fragment in the endpoint',
+      schedule({ storage: { s3: { bucket: 'b-1', endpoint: 'https://minio:9000#x' } } }),
+      'spec.storage.s3.endpoint',
+      'fragment',
+    ],
+    [
       'a KMS key without aws:kms',
       schedule({
         storage: { s3: { bucket: 'b-1', serverSideEncryption: { algorithm: 'AES256', kmsKeyId: 'k' } } },

@@ -82,10 +82,25 @@ const secretKeyName = (field: string, description: string) => dataKey(field).opt
  */
 const S3Storage = withCelRules(
   z.object({
-    endpoint: httpUrl().max(512).optional().meta({
-      description:
-        'The S3 API endpoint, e.g. https://storage.googleapis.com or http://minio.minio:9000. Unset: AWS S3 of the region.',
-    }),
+    endpoint: withCelRules(httpUrl().max(512), [
+      {
+        // The endpoint reaches the runner pods as a plain env value: keys in it would leak (pod spec, logs).
+        rule: "!self.matches('^https?://[^/]*@')",
+        message:
+          'spec.storage.s3.endpoint must not contain user:password@: credentials belong in credentialsSecretRef',
+        check: (e) => !/^https?:\/\/[^/]*@/.test(e),
+      },
+      {
+        rule: "!self.contains('?') && !self.contains('#')",
+        message: 'spec.storage.s3.endpoint must not contain a query (?) or fragment (#)',
+        check: (e) => !e.includes('?') && !e.includes('#'),
+      },
+    ])
+      .optional()
+      .meta({
+        description:
+          'The S3 API endpoint, e.g. https://storage.googleapis.com or http://minio.minio:9000 (no user:password@, no query). Unset: AWS S3 of the region.',
+      }),
     bucket: z
       .string()
       .min(3)

@@ -15,7 +15,7 @@ import {
   parseDatabaseUrl,
   type ConnectionSettings,
 } from './connection.js';
-import { RunnerFailure, storageFailure } from './failure.js';
+import { exitCodeOf, RunnerFailure, storageFailure } from './failure.js';
 import { findLatestVerifiedBackup } from './latest.js';
 import { createJsonLog, type RunnerLog } from './log.js';
 import { OriginEnv, originFromEnv } from './origin.js';
@@ -283,7 +283,7 @@ async function run(
 
 /**
  * Entry point of the runner subcommands inside a Job pod. Logs one JSON line per event to stderr, writes
- * the result as the termination message, and returns the exit code: 0 success, 1 failed, 2 usage error.
+ * the result as the termination message, and returns the exit code (exitCodeOf: 0 success, 1 failed, 2 usage error, 3 failed for good).
  */
 export async function runnerMain(argv: string[], env: NodeJS.ProcessEnv, io: RunnerIo = {}): Promise<number> {
   const now = io.now ?? (() => new Date());
@@ -321,6 +321,5 @@ export async function runnerMain(argv: string[], env: NodeJS.ProcessEnv, io: Run
   await writeTerminationMessage(result, terminationLog).catch((e: Error) =>
     log('warn', 'runner.termination-log-unwritable', { path: terminationLog, error: e.message }),
   );
-  if (result.success) return 0;
-  return result.reason === 'InvalidArguments' ? 2 : 1;
+  return exitCodeOf(result);
 }

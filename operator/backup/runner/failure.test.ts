@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { reasonOfPgError, reasonOfToolStderr } from './failure.js';
+import { exitCodeOf, reasonOfPgError, reasonOfToolStderr } from './failure.js';
 
 describe('reasonOfPgError', () => {
   it.each([
@@ -36,5 +36,32 @@ describe('reasonOfToolStderr', () => {
     ['pg_dump: error: could not write to output file: No space left on device', 'DumpFailed'],
   ])('%s → %s', (stderr, reason) => {
     expect(reasonOfToolStderr(stderr, 'DumpFailed')).toBe(reason);
+  });
+});
+
+describe('exitCodeOf', () => {
+  it('0 on success, 2 on a usage error', () => {
+    expect(exitCodeOf({ success: true })).toBe(0);
+    expect(exitCodeOf({ success: false, reason: 'InvalidArguments' })).toBe(2);
+  });
+
+  it.each([
+    'StorageAccessDenied',
+    'StorageCredentialsInvalid',
+    'StorageBucketNotFound',
+    'StorageOwnedByOther',
+    'StorageCertificateUntrusted',
+  ] as const)('3 (not retryable) for %s', (reason) => {
+    expect(exitCodeOf({ success: false, reason })).toBe(3);
+  });
+
+  it.each([
+    'StorageUnreachable',
+    'StorageThrottled',
+    'DatabaseUnreachable',
+    'DumpFailed',
+    'Internal',
+  ] as const)('1 (a retry may help) for %s', (reason) => {
+    expect(exitCodeOf({ success: false, reason })).toBe(1);
   });
 });

@@ -11,6 +11,30 @@ export class RunnerFailure extends Error {
   }
 }
 
+/** Exit codes of the runner: 0 success, 1 failed (a retry may help), 2 usage error, 3 failed for good. */
+export const ExitCode = { Succeeded: 0, Failed: 1, Usage: 2, NotRetryable: 3 } as const;
+
+/**
+ * Failures a second pod would only repeat: storage that refuses us or is not ours, a certificate we do not
+ * trust. The schedule's Job fails at once on their exit code (podFailurePolicy) instead of retrying.
+ */
+export const NOT_RETRYABLE_REASONS: ReadonlySet<FailureReason> = new Set<FailureReason>([
+  'StorageAccessDenied',
+  'StorageCredentialsInvalid',
+  'StorageBucketNotFound',
+  'StorageOwnedByOther',
+  'StorageCertificateUntrusted',
+]);
+
+/** The process exit code for a result. */
+export function exitCodeOf(result: { success: boolean; reason?: FailureReason }): number {
+  if (result.success) return ExitCode.Succeeded;
+  if (result.reason === 'InvalidArguments') return ExitCode.Usage;
+  return result.reason !== undefined && NOT_RETRYABLE_REASONS.has(result.reason)
+    ? ExitCode.NotRetryable
+    : ExitCode.Failed;
+}
+
 const UNREACHABLE_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',

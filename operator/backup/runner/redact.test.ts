@@ -24,6 +24,14 @@ describe('createRedactor', () => {
     expect(redact('host=h password=abc dbname=x')).toBe('host=h password=*** dbname=x');
   });
 
+  it('masks the user info of any other URL (an S3 endpoint with keys in it)', () => {
+    expect(redact('PUT https://AKIAEXAMPLE:s3cr3t@minio:9000/b/k failed')).toBe(
+      'PUT https://***@minio:9000/b/k failed',
+    );
+    expect(redact('endpoint http://AKIAEXAMPLE@127.0.0.1:8333')).toBe('endpoint http://***@127.0.0.1:8333');
+    expect(redact('see https://example.com/a@b')).toBe('see https://example.com/a@b');
+  });
+
   it('leaves text without secrets unchanged', () => {
     expect(redact('pg_dump: error: connection to server failed')).toBe(
       'pg_dump: error: connection to server failed',
