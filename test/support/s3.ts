@@ -13,7 +13,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll } from 'vitest';
 import { startS3Server, type S3Credentials, type S3Server, type S3ServerOptions } from '../env/seaweedfs.js';
-import { pgInfo } from './postgres.js';
+import { runnerPgEnv } from './postgres.js';
 
 export type { S3Credentials, S3Server } from '../env/seaweedfs.js';
 
@@ -69,7 +69,7 @@ export function s3Client(server: S3Server, opts: S3ClientOptions = {}): S3Client
 
 /**
  * The environment a runner Job pod gets for an S3 location, for running the runner's subcommands as the pod
- * does: the harness PostgreSQL (`database`), the server's endpoint path-style, and the admin identity unless
+ * does: the harness PostgreSQL (runnerPgEnv), the server's endpoint path-style, and the admin identity unless
  * `credentials` names another; `extra` is added last (and wins).
  */
 export function s3RunnerEnv(
@@ -77,17 +77,8 @@ export function s3RunnerEnv(
   database: string,
   opts: { credentials?: S3Credentials; extra?: NodeJS.ProcessEnv } = {},
 ): NodeJS.ProcessEnv {
-  const i = pgInfo();
   const c = opts.credentials ?? server;
-  return {
-    PATH: process.env.PATH,
-    PG_BIN_DIR: i.binDir,
-    PGHOST: i.host,
-    PGPORT: String(i.port),
-    PGUSER: i.user,
-    PGPASSWORD: i.password,
-    PGDATABASE: database,
-    PGSSLMODE: 'disable',
+  return runnerPgEnv(database, {
     AWS_REGION: server.region,
     NXT_S3_ENDPOINT: server.endpoint,
     NXT_S3_FORCE_PATH_STYLE: 'true',
@@ -98,7 +89,7 @@ export function s3RunnerEnv(
     AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
     AWS_EC2_METADATA_DISABLED: 'true',
     ...opts.extra,
-  };
+  });
 }
 
 /** Options for the SDK's Node HTTP handler: an HTTPS agent that trusts only `caPem`. */
