@@ -5,14 +5,10 @@
 # edit rebuilds and a second run is a no-op. Prints the binary's path on its last line of stdout.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+BUILD_NAME=build-argocd-lua
+# shellcheck source=lib/go-build.sh
+source "$(dirname "$0")/lib/go-build.sh"
 SRC="$ROOT/hack/argocd-lua"
-CACHE_ROOT="${NXT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/nxt-rollback-operator}"
-
-log() { echo "[build-argocd-lua] $*" >&2; }
-die() { echo "[build-argocd-lua] ERROR: $*" >&2; exit 1; }
-# shellcheck source=lib/go-progress.sh
-source "$ROOT/hack/lib/go-progress.sh"
 COLD_TOTAL_S=60
 
 LUA_VERSION="$(sed -n 's/^[[:space:]]*github.com\/yuin\/gopher-lua \(v[^ ]*\).*/\1/p' "$SRC/go.mod")"
@@ -23,19 +19,6 @@ BIN="$OUT/argocd-lua"
 if [ -x "$BIN" ]; then echo "$BIN"; exit 0; fi
 
 command -v go >/dev/null 2>&1 || die "Go is not installed. Install Go >= 1.26 from go.dev and re-run."
-mkdir -p "$OUT"
-# One build at a time (two test runs may start at once); the second finds the first one's result.
-exec 9>"$OUT/.build.lock"
-flock 9
-if [ -x "$BIN" ]; then echo "$BIN"; exit 0; fi
-export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=readonly
-start=$(date +%s)
-log "building argocd-lua (gopher-lua $LUA_VERSION; a cold build takes ~${COLD_TOTAL_S}s on 2 cores)"
-# At the lowest CPU priority (the machine may be running tests).
-export -f log go_with_progress
-export start COLD_TOTAL_S
-nice -n 19 bash -c 'go_with_progress "$@"' _ "argocd-lua" "$SRC" . -- \
-  build -trimpath -ldflags "-s -w" -o "$BIN.tmp" . || die "building hack/argocd-lua failed (see output above)"
-mv "$BIN.tmp" "$BIN"
-log "done in $(( $(date +%s) - start ))s -> $BIN"
-echo "$BIN"
+build_go_binary "$BIN" "argocd-lua" "$SRC" . \
+  "building argocd-lua (gopher-lua $LUA_VERSION; a cold build takes ~${COLD_TOTAL_S}s on 2 cores)" \
+  "building hack/argocd-lua failed (see output above)"

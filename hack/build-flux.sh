@@ -7,15 +7,11 @@
 set -euo pipefail
 
 FLUX_VERSION="${FLUX_VERSION:-v1.9.6}"
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-CACHE_ROOT="${NXT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/nxt-rollback-operator}"
+BUILD_NAME=build-flux
+# shellcheck source=lib/go-build.sh
+source "$(dirname "$0")/lib/go-build.sh"
 OUT="${FLUX_BIN_DIR:-$CACHE_ROOT/bin/flux-${FLUX_VERSION}}"
 CONTROLLERS=(source-controller kustomize-controller)
-
-log() { echo "[build-flux] $*" >&2; }
-die() { echo "[build-flux] ERROR: $*" >&2; exit 1; }
-# shellcheck source=lib/go-progress.sh
-source "$ROOT/hack/lib/go-progress.sh"
 COLD_TOTAL_S=570
 
 all_present() {
@@ -34,19 +30,15 @@ for c in "${CONTROLLERS[@]}"; do
 done
 
 mkdir -p "$OUT/crds"
-# One build at a time (two test runs may start at once); the second finds the first one's result.
-exec 9>"$OUT/.build.lock"
-flock 9
+lock_build "$OUT"
 if all_present; then echo "$OUT"; exit 0; fi
 export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
 start=$(date +%s)
 log "building Flux ${CONTROLLERS[*]} $FLUX_VERSION in parallel (a cold build takes ~${COLD_TOTAL_S}s on 2 cores)"
-# Each controller in its own `go build` at the lowest CPU priority (the machine may be running tests).
-export -f log go_with_progress
-export start COLD_TOTAL_S
+# Each controller in its own `go build`, both at the lowest CPU priority.
 pids=()
 for c in "${CONTROLLERS[@]}"; do
-  nice -n 19 bash -c 'go_with_progress "$@"' _ "flux $c" "$ROOT/hack/flux-bins/$c" "github.com/fluxcd/$c" -- \
+  nice_go_with_progress "flux $c" "$ROOT/hack/flux-bins/$c" "github.com/fluxcd/$c" -- \
     build -trimpath -ldflags "-s -w" -o "$OUT/$c.tmp" "github.com/fluxcd/$c" &
   pids+=($!)
 done

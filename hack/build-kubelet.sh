@@ -7,15 +7,11 @@
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-v1.36.3}"
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-CACHE_ROOT="${NXT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/nxt-rollback-operator}"
+BUILD_NAME=build-kubelet
+# shellcheck source=lib/go-build.sh
+source "$(dirname "$0")/lib/go-build.sh"
 OUT="${KUBELET_BIN_DIR:-$CACHE_ROOT/bin/kubelet-${K8S_VERSION}}"
 
-log() { echo "[build-kubelet] $*" >&2; }
-die() { echo "[build-kubelet] ERROR: $*" >&2; exit 1; }
-
-# shellcheck source=lib/go-progress.sh
-source "$ROOT/hack/lib/go-progress.sh"
 # The kubelet on top of the other Kubernetes binaries (their compiled packages in GOCACHE, as in CI, which
 # builds it after them): measured 65 s + ~100 s of an interrupted first try = ~165 s under a load of ~15 on
 # 2 cores. A build from an empty GOCACHE was not measured (estimate: the apiserver's 452 s scale, ~5-8 min).
@@ -31,10 +27,7 @@ W="$ROOT/hack/k8s-bins"
 grep -Eq "k8s\.io/kubernetes ${K8S_VERSION}( |$)" "$W/go.mod" ||
   die "$W/go.mod does not pin k8s.io/kubernetes ${K8S_VERSION}; set K8S_VERSION to the version it pins"
 
-mkdir -p "$OUT"
-# One build at a time (two test runs may start at once); the second finds the first one's result.
-exec 9>"$OUT/.build.lock"
-flock 9
+lock_build "$OUT"
 if [ -x "$OUT/kubelet" ]; then echo "$OUT"; exit 0; fi
 export CGO_ENABLED=0
 MINOR="$(echo "$K8S_VERSION" | cut -d. -f2)"

@@ -5,21 +5,17 @@
 # seconds). Prints the binary directory on its last line of stdout.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+BUILD_NAME=build-node-images
+# shellcheck source=lib/go-build.sh
+source "$(dirname "$0")/lib/go-build.sh"
 SRC="$ROOT/hack/node-images"
-CACHE_ROOT="${NXT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/nxt-rollback-operator}"
-
-log() { echo "[build-node-images] $*" >&2; }
-die() { echo "[build-node-images] ERROR: $*" >&2; exit 1; }
 
 SUM="$(cd "$SRC" && find . -type f \( -name '*.go' -o -name go.mod \) | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-12)"
 OUT="$CACHE_ROOT/bin/node-images-${SUM}"
 if [ -x "$OUT/pause" ] && [ -x "$OUT/probe" ]; then echo "$OUT"; exit 0; fi
 
 command -v go >/dev/null 2>&1 || die "Go is not installed. Install Go >= 1.26 from go.dev and re-run."
-mkdir -p "$OUT"
-exec 9>"$OUT/.build.lock"
-flock 9
+lock_build "$OUT"
 if [ -x "$OUT/pause" ] && [ -x "$OUT/probe" ]; then echo "$OUT"; exit 0; fi
 export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=readonly
 start=$(date +%s)

@@ -9,16 +9,11 @@ K8S_VERSION="${K8S_VERSION:-v1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-CACHE_ROOT="${NXT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/nxt-rollback-operator}"
+BUILD_NAME=build-test-bins
+# ROOT, CACHE_ROOT, log, die and go_with_progress (which uses start and COLD_TOTAL_S from here).
+# shellcheck source=lib/go-build.sh
+source "$(dirname "$0")/lib/go-build.sh"
 OUT="${K8S_BIN_DIR:-$CACHE_ROOT/bin/k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_helm-${HELM_VERSION}}"
-
-log() { echo "[build-test-bins] $*" >&2; }
-die() { echo "[build-test-bins] ERROR: $*" >&2; exit 1; }
-
-# go_with_progress: see hack/lib/go-progress.sh (uses log, start and COLD_TOTAL_S from here).
-# shellcheck source=lib/go-progress.sh
-source "$ROOT/hack/lib/go-progress.sh"
 COLD_TOTAL_S=452
 
 all_present() {

@@ -1,7 +1,7 @@
 import { readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
   applySchedule,
   createDbSecret,
@@ -15,16 +15,17 @@ import {
 import { parseJson, REPO_ROOT, runCli } from '../support/cli.js';
 import {
   applyYaml,
-  containerInfo,
-  expectProjectImage,
+  expectProjectContainer,
   createHostPathClaim,
   createRealNodeNamespace,
   helm,
+  installToLeader,
   killContainer,
   leaderPod,
   leaseHolder,
-  operatorLogs,
   operatorPodLogs,
+  printOperatorLogsOnFailure,
+  projectImageParts,
   realNodePoliciesYaml,
   runningOperatorPods,
 } from '../support/e2e.js';
@@ -65,41 +66,35 @@ describe.skipIf(inject('e2eSkipReason'))(
     beforeAll(async () => {
       await applyYaml(realNodePoliciesYaml());
       await createRealNodeNamespace('', opNs);
-      const t0 = Date.now();
-      const [repository, tag] = inject('e2eImage').split(/:(?=[^:]+$)/) as [string, string];
-      await helm(
-        'install',
-        release,
-        join(REPO_ROOT, 'charts', 'nxt-rollback-operator'),
-        '-n',
+      const [repository, tag] = projectImageParts();
+      await installToLeader(
         opNs,
-        '--set',
-        `image.repository=${repository}`,
-        '--set',
-        `image.tag=${tag}`,
-        '--set',
-        'image.pullPolicy=Never',
-        '--set',
-        'replicaCount=2',
-        '--set',
-        'leaderElection.enabled=true',
-        '--wait',
-        '--timeout',
-        '5m',
-      );
-      await eventually(
-        'two running operator pods',
-        async () => (await runningOperatorPods(opNs)).length === 2,
+        'helm install',
+        () =>
+          helm(
+            'install',
+            release,
+            join(REPO_ROOT, 'charts', 'nxt-rollback-operator'),
+            '-n',
+            opNs,
+            '--set',
+            `image.repository=${repository}`,
+            '--set',
+            `image.tag=${tag}`,
+            '--set',
+            'image.pullPolicy=Never',
+            '--set',
+            'replicaCount=2',
+            '--set',
+            'leaderElection.enabled=true',
+            '--wait',
+            '--timeout',
+            '5m',
+          ),
         180_000,
-        1000,
       );
-      await leaderPod(opNs);
-      console.log(`[e2e] helm install to a leader: ${Date.now() - t0} ms`);
     });
-    afterEach(async (ctx) => {
-      if (ctx.task.result?.state === 'fail')
-        console.log(`--- operator ---\n${(await operatorLogs(opNs).catch((e) => String(e))).slice(-8000)}`);
-    });
+    printOperatorLogsOnFailure(opNs);
     afterAll(async () => {
       await helm('uninstall', release, '-n', opNs, '--wait', '--timeout', '2m').catch((e) =>
         console.log(String(e)),
@@ -116,10 +111,7 @@ describe.skipIf(inject('e2eSkipReason'))(
         expect(p.spec?.nodeName).toBe(inject('realNode').nodeName);
         expect(p.spec?.serviceAccountName).toBe(sa);
         expect(p.spec?.containers[0]?.image).toBe(inject('e2eImage'));
-        const info = await containerInfo(p.status!.containerStatuses![0]!.containerID!);
-        await expectProjectImage(p.status!.containerStatuses![0], info);
-        expect(info.Spec.process.user.uid).toBe(65532);
-        expect(info.Spec.root.readonly).toBe(true);
+        const info = await expectProjectContainer(p);
         expect(info.Spec.process.args).toEqual([
           '/usr/bin/tini',
           '--',
@@ -224,11 +216,8 @@ describe.skipIf(inject('e2eSkipReason'))(
         500,
       );
       expect(pod.spec?.nodeName).toBe(inject('realNode').nodeName);
-      const info = await containerInfo(pod.status!.containerStatuses![0]!.containerID!);
-      await expectProjectImage(pod.status!.containerStatuses![0], info);
-      expect(info.Spec.process.user.uid).toBe(65532);
+      const info = await expectProjectContainer(pod);
       expect(info.Spec.process.user.gid).toBe(65532);
-      expect(info.Spec.root.readonly).toBe(true);
       expect(info.Spec.process.args).toContain('backup');
       expect(info.Spec.process.capabilities?.effective ?? []).toEqual([]);
       // Written by the runner in the pod: owned by its uid, and dumped by the image's PostgreSQL 15 pg_dump.
@@ -313,11 +302,8 @@ describe.skipIf(inject('e2eSkipReason'))(
         const rp = restorePods.items[0]!;
         expect(rp.status?.phase).toBe('Running');
         expect(rp.spec?.nodeName).toBe(inject('realNode').nodeName);
-        const rinfo = await containerInfo(rp.status!.containerStatuses![0]!.containerID!);
-        await expectProjectImage(rp.status!.containerStatuses![0], rinfo);
-        expect(rinfo.Spec.process.user.uid).toBe(65532);
+        const rinfo = await expectProjectContainer(rp);
         expect(rinfo.Spec.process.user.gid).toBe(65532);
-        expect(rinfo.Spec.root.readonly).toBe(true);
         expect(rinfo.Spec.process.args).toContain('restore');
         expect(rinfo.Spec.process.capabilities?.effective ?? []).toEqual([]);
         expect(rinfo.Spec.process.capabilities?.bounding ?? []).toEqual([]);
@@ -381,7 +367,10 @@ describe.skipIf(inject('e2eSkipReason'))(
       expect(names, 'one Job per step, none made twice').toEqual([...new Set(names)]);
       // The operator records the result from the runner's termination message, so the Job controller may
       // not have counted the pod yet: wait for it, then check that nothing failed.
-      expect(jobs.find((j) => j.metadata!.uid === restoreUid), 'the restore Job is still there').toBeDefined();
+      expect(
+        jobs.find((j) => j.metadata!.uid === restoreUid),
+        'the restore Job is still there',
+      ).toBeDefined();
       const restore = await eventually(
         'the Job controller to count the restore pod as succeeded',
         async () => {

@@ -1,20 +1,21 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
 import { parseJson, REPO_ROOT, runCli } from '../support/cli.js';
 import {
   applyYaml,
-  containerInfo,
-  expectProjectImage,
-  leaderPod,
+  expectProjectContainer,
+  installToLeader,
   operatorLogs,
+  printOperatorLogsOnFailure,
+  projectImageParts,
   REAL_NODE_NS_LABEL,
   realNodePoliciesYaml,
   runningOperatorPods,
 } from '../support/e2e.js';
-import { createTestNamespace, deleteTestNamespace, eventually, kubectl } from '../support/kube.js';
+import { createTestNamespace, deleteTestNamespace, kubectl } from '../support/kube.js';
 import { deploymentWithHistory, imageOf } from '../support/workloads.js';
 
 // Issue 14, once more with the kustomize base (manifests/base, `kubectl apply -k`): the same image, its own
@@ -32,7 +33,7 @@ describe.skipIf(inject('e2eSkipReason'))(
     beforeAll(async () => {
       await applyYaml(realNodePoliciesYaml());
       overlay = mkdtempSync(join(tmpdir(), 'nxt-e2e-kustomize-'));
-      const [name, tag] = inject('e2eImage').split(/:(?=[^:]+$)/) as [string, string];
+      const [name, tag] = projectImageParts();
       writeFileSync(
         join(overlay, 'kustomization.yaml'),
         `apiVersion: kustomize.config.k8s.io/v1beta1
@@ -78,21 +79,14 @@ replacements:
 `,
       );
       rendered = await kubectl('kustomize', overlay);
-      const t0 = Date.now();
-      await kubectl('apply', '--server-side', '-k', overlay);
-      await eventually(
-        'two running operator pods',
-        async () => (await runningOperatorPods(opNs)).length === 2,
+      await installToLeader(
+        opNs,
+        'kubectl apply -k',
+        () => kubectl('apply', '--server-side', '-k', overlay),
         240_000,
-        1000,
       );
-      await leaderPod(opNs);
-      console.log(`[e2e] kubectl apply -k to a leader: ${Date.now() - t0} ms`);
     });
-    afterEach(async (ctx) => {
-      if (ctx.task.result?.state === 'fail')
-        console.log(`--- operator ---\n${(await operatorLogs(opNs).catch((e) => String(e))).slice(-8000)}`);
-    });
+    printOperatorLogsOnFailure(opNs);
     afterAll(async () => {
       if (appNs) await deleteTestNamespace(appNs);
       // Everything the overlay made except the CRDs (the global setup installed them; other files use them).
@@ -117,10 +111,7 @@ replacements:
       expect(pods).toHaveLength(2);
       for (const p of pods) {
         expect(p.spec?.serviceAccountName).toBe('nxt-rollback-operator');
-        const info = await containerInfo(p.status!.containerStatuses![0]!.containerID!);
-        await expectProjectImage(p.status!.containerStatuses![0], info);
-        expect(info.Spec.process.user.uid).toBe(65532);
-        expect(info.Spec.root.readonly).toBe(true);
+        await expectProjectContainer(p);
       }
       appNs = await createTestNamespace('e2e-kapp');
       await deploymentWithHistory(appNs, 'checkout', ['nginx:1.25', 'nginx:1.26']);

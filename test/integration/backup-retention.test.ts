@@ -35,7 +35,13 @@ import {
 import { createTestNamespace, deleteTestNamespace, eventually, testClients } from '../support/kube.js';
 import { startOperator, type OperatorProcess } from '../support/operator.js';
 import { applyPlan, eventsFor, waitPlanPhase } from '../support/plans.js';
-import { createTestDatabase, pgInfo, tableChecksum, withClient } from '../support/postgres.js';
+import {
+  createTestDatabase,
+  pgInfo,
+  runnerPgEnv as connEnv,
+  tableChecksum,
+  withClient,
+} from '../support/postgres.js';
 
 // Retention against plans and schedules (issue 9, defect 5). The runner runs as a Job pod would (argv + env,
 // result in a termination-log file) against the harness PostgreSQL; shared claims and safety backups run
@@ -43,21 +49,6 @@ import { createTestDatabase, pgInfo, tableChecksum, withClient } from '../suppor
 
 const root = mkdtempSync(join(tmpdir(), 'nxt-retention-it-'));
 let runs = 0;
-
-function connEnv(database: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const i = pgInfo();
-  return {
-    PATH: process.env.PATH,
-    PG_BIN_DIR: i.binDir,
-    PGHOST: i.host,
-    PGPORT: String(i.port),
-    PGUSER: i.user,
-    PGPASSWORD: i.password,
-    PGDATABASE: database,
-    PGSSLMODE: 'disable',
-    ...extra,
-  };
-}
 
 async function runner(
   argv: string[],

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runnerMain } from '../../operator/backup/runner/cli.js';
 import type { BackupManifest } from '../../operator/backup/runner/manifest.js';
 import { RunnerResultSchema, type RunnerResult } from '../../operator/backup/runner/result.js';
-import { createTestDatabase, pgInfo, withClient } from '../support/postgres.js';
+import { createTestDatabase, runnerPgEnv, withClient } from '../support/postgres.js';
 
 // Issue 9, defect 1: the backup runner adopts only a backup its own Job (or, for a safety backup, its own
 // plan) wrote. Runs the runner exactly as a Job pod would, against the real PostgreSQL, with the provenance
@@ -21,23 +21,10 @@ async function backup(id: string, origin: Record<string, string>, database: stri
 }
 
 async function run(argv: string[], origin: Record<string, string>, database: string): Promise<RunnerResult> {
-  const i = pgInfo();
   const terminationLog = join(root, `termination-${runs++}`);
-  await runnerMain(
-    [...argv, '--termination-log', terminationLog],
-    {
-      PATH: process.env.PATH,
-      PG_BIN_DIR: i.binDir,
-      PGHOST: i.host,
-      PGPORT: String(i.port),
-      PGUSER: i.user,
-      PGPASSWORD: i.password,
-      PGDATABASE: database,
-      PGSSLMODE: 'disable',
-      ...origin,
-    },
-    { writeLog: () => {} },
-  );
+  await runnerMain([...argv, '--termination-log', terminationLog], runnerPgEnv(database, origin), {
+    writeLog: () => {},
+  });
   return RunnerResultSchema.parse(JSON.parse(readFileSync(terminationLog, 'utf8')));
 }
 

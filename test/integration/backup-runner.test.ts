@@ -22,7 +22,14 @@ import {
   runSqlAssertions,
 } from '../../operator/backup/runner/restore-validation.js';
 import { RunnerResultSchema, type RunnerResult } from '../../operator/backup/runner/result.js';
-import { createTestDatabase, pgInfo, runPgTool, tableChecksum, withClient } from '../support/postgres.js';
+import {
+  createTestDatabase,
+  pgInfo,
+  runnerPgEnv as connEnv,
+  runPgTool,
+  tableChecksum,
+  withClient,
+} from '../support/postgres.js';
 
 // Runs the runner's subcommands exactly as a Job pod would (argv + env, result in a termination-log file)
 // against the real PostgreSQL of the integration environment.
@@ -38,21 +45,6 @@ interface Run {
 const root = mkdtempSync(join(tmpdir(), 'nxt-runner-it-'));
 const storageDir = join(root, 'backups');
 let runs = 0;
-
-function connEnv(database: string, overrides: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const i = pgInfo();
-  return {
-    PATH: process.env.PATH,
-    PG_BIN_DIR: i.binDir,
-    PGHOST: i.host,
-    PGPORT: String(i.port),
-    PGUSER: i.user,
-    PGPASSWORD: i.password,
-    PGDATABASE: database,
-    PGSSLMODE: 'disable',
-    ...overrides,
-  };
-}
 
 /** What a verify or prune Job gets: tool locations, no connection settings. */
 const toolsOnly = (): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, PG_BIN_DIR: pgInfo().binDir });

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runnerMain } from '../../operator/backup/runner/cli.js';
 import { RunnerResultSchema, type RunnerResult } from '../../operator/backup/runner/result.js';
-import { createBucket, listObjects, useS3Server } from '../support/s3.js';
-import { createTestDatabase, pgInfo, tableChecksum, withClient } from '../support/postgres.js';
+import { createBucket, listObjects, s3RunnerEnv, useS3Server } from '../support/s3.js';
+import { createTestDatabase, tableChecksum, withClient } from '../support/postgres.js';
 
 // Two BackupSchedules with the same name in different namespaces pointed at one bucket + prefix (one GitOps
 // overlay applied twice, a DR cluster): the runner of the second is refused (StorageOwnedByOther) by every
@@ -18,30 +18,14 @@ let runs = 0;
 let bucket = '';
 
 function env(database: string, namespace: string, uid: string): NodeJS.ProcessEnv {
-  const i = pgInfo();
-  const server = s3();
-  return {
-    PATH: process.env.PATH,
-    PG_BIN_DIR: i.binDir,
-    PGHOST: i.host,
-    PGPORT: String(i.port),
-    PGUSER: i.user,
-    PGPASSWORD: i.password,
-    PGDATABASE: database,
-    PGSSLMODE: 'disable',
-    AWS_REGION: server.region,
-    NXT_S3_ENDPOINT: server.endpoint,
-    NXT_S3_FORCE_PATH_STYLE: 'true',
-    AWS_ACCESS_KEY_ID: server.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: server.secretAccessKey,
-    AWS_CONFIG_FILE: '/dev/null',
-    AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
-    AWS_EC2_METADATA_DISABLED: 'true',
-    NXT_NAMESPACE: namespace,
-    NXT_SCHEDULE_NAME: 'orders',
-    NXT_SCHEDULE_UID: uid,
-    NXT_BACKUP_PURPOSE: 'scheduled',
-  };
+  return s3RunnerEnv(s3(), database, {
+    extra: {
+      NXT_NAMESPACE: namespace,
+      NXT_SCHEDULE_NAME: 'orders',
+      NXT_SCHEDULE_UID: uid,
+      NXT_BACKUP_PURPOSE: 'scheduled',
+    },
+  });
 }
 
 async function runner(

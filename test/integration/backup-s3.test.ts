@@ -13,10 +13,11 @@ import {
   listMultipartUploads,
   listObjects,
   s3Client,
+  s3RunnerEnv,
   useS3Server,
   type S3Credentials,
 } from '../support/s3.js';
-import { createTestDatabase, pgInfo, tableChecksum, withClient } from '../support/postgres.js';
+import { createTestDatabase, tableChecksum, withClient } from '../support/postgres.js';
 
 // The runner's subcommands against a real S3 server (SeaweedFS) and the harness PostgreSQL, exactly as a
 // Job pod runs them (argv + env, result in a termination-log file): backup, verify, test restore, restore,
@@ -34,31 +35,8 @@ interface Run {
   output: string;
 }
 
-function env(database: string, creds?: S3Credentials, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const i = pgInfo();
-  const server = s3();
-  const c = creds ?? server;
-  return {
-    PATH: process.env.PATH,
-    PG_BIN_DIR: i.binDir,
-    PGHOST: i.host,
-    PGPORT: String(i.port),
-    PGUSER: i.user,
-    PGPASSWORD: i.password,
-    PGDATABASE: database,
-    PGSSLMODE: 'disable',
-    AWS_REGION: server.region,
-    NXT_S3_ENDPOINT: server.endpoint,
-    NXT_S3_FORCE_PATH_STYLE: 'true',
-    AWS_ACCESS_KEY_ID: c.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: c.secretAccessKey,
-    // no ~/.aws files or instance metadata in tests
-    AWS_CONFIG_FILE: '/dev/null',
-    AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
-    AWS_EC2_METADATA_DISABLED: 'true',
-    ...extra,
-  };
-}
+const env = (database: string, credentials?: S3Credentials, extra: NodeJS.ProcessEnv = {}) =>
+  s3RunnerEnv(s3(), database, { credentials, extra });
 
 async function runner(argv: string[], e: NodeJS.ProcessEnv): Promise<Run> {
   const terminationLog = join(root, `termination-${runs++}`);

@@ -8,7 +8,8 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { inject } from 'vitest';
+import type { V1Pod } from '@kubernetes/client-node';
+import { afterEach, expect, inject } from 'vitest';
 import { WORKDIR_PREFIX } from '../env/processes.js';
 import { binPath, eventually, kubectl, testClients } from './kube.js';
 
@@ -140,6 +141,43 @@ spec:
         expression: >-
           ${remove('ports')} + ${remove('livenessProbe')} + ${remove('readinessProbe')}
 ${binding('nxt-e2e-operator-pods')}`;
+}
+
+/** This run's image (built by test/e2e/global-setup.ts) as its repository and tag. */
+export function projectImageParts(): [repository: string, tag: string] {
+  return inject('e2eImage').split(/:(?=[^:]+$)/) as [string, string];
+}
+
+/**
+ * Installs the operator with `install` (helm install, kubectl apply -k) and waits until two of its pods
+ * run in `namespace` and one holds the leader Lease; logs how long `what` took to a leader.
+ */
+export async function installToLeader(
+  namespace: string,
+  what: string,
+  install: () => Promise<unknown>,
+  timeoutMs: number,
+): Promise<void> {
+  const t0 = Date.now();
+  await install();
+  await eventually(
+    'two running operator pods',
+    async () => (await runningOperatorPods(namespace)).length === 2,
+    timeoutMs,
+    1000,
+  );
+  await leaderPod(namespace);
+  console.log(`[e2e] ${what} to a leader: ${Date.now() - t0} ms`);
+}
+
+/** Registers (inside a describe) an afterEach that prints the operator's last logs after a failed test. */
+export function printOperatorLogsOnFailure(namespace: string): void {
+  afterEach(async (ctx) => {
+    if (ctx.task.result?.state === 'fail')
+      console.log(
+        `--- operator ---\n${(await operatorLogs(namespace).catch((e) => String(e))).slice(-8000)}`,
+      );
+  });
 }
 
 /** Creates a namespace whose pods go to the real node with hostNetwork (Pod Security: privileged). */
@@ -329,6 +367,18 @@ export async function containerInfo(containerId: string): Promise<any> {
 }
 
 /**
+ * Asserts that a pod's (first) container runs this run's project image (expectProjectImage) as uid 65532 with
+ * a read-only root file system; returns its `ctr containers info` for further assertions.
+ */
+export async function expectProjectContainer(pod: V1Pod): Promise<any> {
+  const info = await containerInfo(pod.status!.containerStatuses![0]!.containerID!);
+  await expectProjectImage(pod.status!.containerStatuses![0], info);
+  expect(info.Spec.process.user.uid).toBe(65532);
+  expect(info.Spec.root.readonly).toBe(true);
+  return info;
+}
+
+/**
  * Asserts that a container runs this run's project image, by content and not only by name: its name, the
  * image ID (config digest) the kubelet reports, and the manifest digest the node's image store holds under
  * that name are the ones test/e2e/global-setup.ts built.
@@ -337,7 +387,6 @@ export async function expectProjectImage(
   status: { imageID?: string } | undefined,
   info: { Image?: string },
 ): Promise<void> {
-  const { expect } = await import('vitest');
   const image = inject('e2eImage');
   const hex = (d: string) => d.replace(/^sha256:/, '');
   expect(info.Image).toBe(image);

@@ -16,6 +16,26 @@ export function pgBin(name: 'pg_dump' | 'pg_restore' | 'pgbench' | 'psql'): stri
   return join(pgInfo().binDir, name);
 }
 
+/**
+ * The environment a runner Job pod gets for the harness PostgreSQL (tool directory, connection with the
+ * password in PGPASSWORD, `database`, no TLS), for running the runner's subcommands as the pod does; `extra`
+ * is added last (and wins).
+ */
+export function runnerPgEnv(database: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const i = pgInfo();
+  return {
+    PATH: process.env.PATH,
+    PG_BIN_DIR: i.binDir,
+    PGHOST: i.host,
+    PGPORT: String(i.port),
+    PGUSER: i.user,
+    PGPASSWORD: i.password,
+    PGDATABASE: database,
+    PGSSLMODE: 'disable',
+    ...extra,
+  };
+}
+
 /** Environment for libpq tools: the password goes through PGPASSWORD, never argv. */
 export function pgEnv(): NodeJS.ProcessEnv {
   const i = pgInfo();

@@ -13,6 +13,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll } from 'vitest';
 import { startS3Server, type S3Credentials, type S3Server, type S3ServerOptions } from '../env/seaweedfs.js';
+import { runnerPgEnv } from './postgres.js';
 
 export type { S3Credentials, S3Server } from '../env/seaweedfs.js';
 
@@ -63,6 +64,31 @@ export function s3Client(server: S3Server, opts: S3ClientOptions = {}): S3Client
     credentials: { accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey },
     maxAttempts: opts.maxAttempts ?? 1,
     ...(requestHandler ? { requestHandler } : {}),
+  });
+}
+
+/**
+ * The environment a runner Job pod gets for an S3 location, for running the runner's subcommands as the pod
+ * does: the harness PostgreSQL (runnerPgEnv), the server's endpoint path-style, and the admin identity unless
+ * `credentials` names another; `extra` is added last (and wins).
+ */
+export function s3RunnerEnv(
+  server: S3Server,
+  database: string,
+  opts: { credentials?: S3Credentials; extra?: NodeJS.ProcessEnv } = {},
+): NodeJS.ProcessEnv {
+  const c = opts.credentials ?? server;
+  return runnerPgEnv(database, {
+    AWS_REGION: server.region,
+    NXT_S3_ENDPOINT: server.endpoint,
+    NXT_S3_FORCE_PATH_STYLE: 'true',
+    AWS_ACCESS_KEY_ID: c.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: c.secretAccessKey,
+    // no ~/.aws files or instance metadata in tests
+    AWS_CONFIG_FILE: '/dev/null',
+    AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
+    AWS_EC2_METADATA_DISABLED: 'true',
+    ...opts.extra,
   });
 }
 
