@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'winston';
-import { describeError } from './errors.js';
+import { describeError, isNotFound } from './errors.js';
 import type { KubeClient, KubeObject } from './rest.js';
 
 export type EventType = 'Normal' | 'Warning';
@@ -40,16 +40,19 @@ export class EventRecorder {
     const prev = this.seen.get(key);
     try {
       if (prev) {
-        prev.count++;
-        await this.client.patch(
-          { group: '', version: 'v1', plural: 'events', namespace: prev.namespace, name: prev.name },
-          'merge',
-          {
-            count: prev.count,
-            lastTimestamp: now,
-          },
-        );
-        return;
+        try {
+          await this.client.patch(
+            { group: '', version: 'v1', plural: 'events', namespace: prev.namespace, name: prev.name },
+            'merge',
+            { count: prev.count + 1, lastTimestamp: now },
+          );
+          prev.count++;
+          return;
+        } catch (e) {
+          // The Event expired (the API server's event TTL, 1 h by default) or was deleted: a new one follows.
+          if (!isNotFound(e)) throw e;
+          this.seen.delete(key);
+        }
       }
       const name = `${obj.metadata.name}.${Date.now().toString(16)}${randomBytes(2).toString('hex')}`;
       await this.client.create(

@@ -124,7 +124,10 @@ export async function preValidateApp(run: PlanRun): Promise<StepOutcome> {
 /** Restores the pinned template of every Deployment still Pending; idempotent across restarts. */
 export async function rollBackDeployments(run: PlanRun): Promise<StepOutcome> {
   const ns = run.namespace;
-  for (const d of run.status.deployments ?? []) {
+  // The entries as pre-validation left them: which ones are still to patch after the current one.
+  const all = run.status.deployments ?? [];
+  let patchedNow = 0;
+  for (const [i, d] of all.entries()) {
     if (d.result !== 'Pending' || !d.replicaSet) continue;
     const { deployment, replicaSets } =
       run.histories.get(d.name) ?? (await readDeploymentHistory(run.client, ns, d.name));
@@ -156,16 +159,28 @@ export async function rollBackDeployments(run: PlanRun): Promise<StepOutcome> {
       `restored the template of replicaset "${d.replicaSet}" (revision ${d.toRevision})`,
       (patched.metadata as { generation?: number }).generation,
     );
+    run.patched?.set(d.name, patched);
+    patchedNow++;
     run.event(
       'Normal',
       'DeploymentRolledBack',
       `Deployment ${d.name}: revision ${d.fromRevision ?? '?'} -> ${d.toRevision} (replicaset ${d.replicaSet})`,
     );
-    await run.checkpoint();
+    // Durable before the next Deployment is patched. After the last one the step's result goes with the next
+    // status write of this reconcile (the next step's start or post-validation's first verdict), with nothing
+    // changed in between; a crash before that write resumes here, finds the template in place and patches
+    // nothing (decidePendingRollback), so the patch stays exactly-once without this extra write.
+    if (all.slice(i + 1).some((n) => n.result === 'Pending' && n.replicaSet)) await run.checkpoint();
   }
-  const done = (run.status.deployments ?? []).filter((d) => d.result === 'RolledBack').length;
-  const skipped = (run.status.deployments ?? []).filter((d) => d.result === 'Skipped').length;
-  return { kind: 'done', message: `${done} rolled back, ${skipped} already at the wanted revision` };
+  const now = run.status.deployments ?? []; // setDeployment replaced the entries of `all`
+  const done = now.filter((d) => d.result === 'RolledBack').length;
+  const skipped = now.filter((d) => d.result === 'Skipped').length;
+  return {
+    kind: 'done',
+    message: `${done} rolled back, ${skipped} already at the wanted revision`,
+    // Each Deployment patched now has its DeploymentRolledBack Event: an AppRollbackSucceeded would repeat it.
+    ...(patchedNow > 0 && patchedNow === all.length ? { reported: true } : {}),
+  };
 }
 
 function setDeployment(

@@ -105,6 +105,9 @@ export function stepsFor(spec: EffectiveRollbackPlanSpec): StepDefinition[] {
     {
       name: 'PreValidation',
       condition: ConditionType.PreValidationPassed,
+      // An app-only plan's checks decide nothing an Event must record (PreValidationPassed says they passed);
+      // a database or flag plan's pre-validation picks the backup and values it acts on: that stays an Event.
+      quiet: !scopeChanges(spec),
       run: async (r) => {
         const messages: string[] = [];
         const validators = [
@@ -142,6 +145,8 @@ export function stepsFor(spec: EffectiveRollbackPlanSpec): StepDefinition[] {
   steps.push({
     name: 'PostValidation',
     condition: ConditionType.PostValidationPassed,
+    // The plan's Succeeded Event follows in the same write and carries this step's message.
+    quiet: true,
     run: (r) => postValidate(r, 'PostValidation'),
   });
   return steps;
@@ -467,6 +472,7 @@ export class RollbackPlanReconciler {
       gitops: gitOpsSettings(this.ctx.config),
       access: this.access,
       histories: new Map(),
+      patched: new Map(),
       checks: this.checks.forPlan(obj),
     };
     if (spec.validateOnly) return this.validateOnly(run, spec.validateOnly, write, cond);
@@ -614,7 +620,9 @@ export class RollbackPlanReconciler {
           message: outcome.message,
         });
       }
-      events.push(['Normal', `${step.name}Succeeded`, outcome.message]);
+      // Events for decisions and changes; a read-only step's success, or a step whose own Events already
+      // named every change, is in its condition and the journal only (fewer API writes in a burst of plans).
+      if (!step.quiet && !outcome.reported) events.push(['Normal', `${step.name}Succeeded`, outcome.message]);
       // Written with the next step's start (or the final result), not here.
       unwritten.add(step.name);
     }
@@ -710,7 +718,12 @@ export class RollbackPlanReconciler {
     cond({ type: ConditionType.Ready, status: 'True', reason: 'Succeeded', message: msg });
     cond({ type: ConditionType.Reconciling, status: 'False', reason: 'Succeeded', message: '' });
     cond({ type: ConditionType.Stalled, status: 'False', reason: 'Succeeded', message: '' });
-    run.event('Normal', 'Succeeded', `${msg} (RTO objective ${spec.objectives.rto})`);
+    const post = findStep(status.steps, 'PostValidation')?.message;
+    run.event(
+      'Normal',
+      'Succeeded',
+      `${msg} (RTO objective ${spec.objectives.rto})${post ? `; ${post}` : ''}`,
+    );
     await write();
     this.observe(run, 'succeeded');
   }

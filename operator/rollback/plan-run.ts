@@ -5,12 +5,17 @@ import type { AccessReviewer } from '../kube/access.js';
 import type { EventType } from '../kube/events.js';
 import type { GitOpsSettings } from '../gitops/suspend.js';
 import type { DeploymentHistory } from './deployment-io.js';
+import type { RawDeployment } from './deployment-undo.js';
 import type { PlanChecks } from './post-validation.js';
 import type { KubeClient, KubeObject } from '../kube/rest.js';
 
 /** What a step decides: done (go on), wait (come back later), or failed (stop the plan). */
 export type StepOutcome =
-  | { kind: 'done'; message: string; skipped?: boolean }
+  /**
+   * `reported`: the step's own Events already say what it did (one per object changed), so the controller
+   * records no `<Step>Succeeded` Event repeating them; the journal and the step's condition still carry it.
+   */
+  | { kind: 'done'; message: string; skipped?: boolean; reported?: boolean }
   /** `reason` (optional) goes on the Reconciling condition with the message, so a wait names its cause. */
   | { kind: 'wait'; message: string; requeueAfterMs: number; reason?: string }
   | { kind: 'failed'; reason: string; message: string };
@@ -45,6 +50,11 @@ export interface PlanRun {
    * 409 and the next reconcile reads afresh.
    */
   histories: Map<string, DeploymentHistory>;
+  /**
+   * Deployments this reconcile patched, as the PATCH returned them: post-validation right after the rollback
+   * reads the new generation from here instead of a GET while the watch cache still holds the old object.
+   */
+  patched?: Map<string, RawDeployment>;
   /** Image of runner Jobs when the BackupSchedule does not override it. */
   runnerImage: string;
   /** The plan's HTTP checks, run in the background (never in this reconcile). */
@@ -61,5 +71,10 @@ export interface StepDefinition {
   name: string;
   /** The condition that turns True when the step succeeds. */
   condition?: string;
+  /**
+   * A read-only step whose success is no Event of its own: its condition and journal entry carry the message
+   * (and a failure is still the plan's Warning `Failed` Event).
+   */
+  quiet?: boolean;
   run(run: PlanRun): Promise<StepOutcome>;
 }

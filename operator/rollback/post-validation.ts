@@ -145,11 +145,19 @@ export async function postValidate(run: PlanRun, stepName: string): Promise<Step
     // again from the API server on every event only slows a burst of plans down.
     // The cache is trusted only once it has caught up with our patch: right after it, the cache may still hold
     // the old, fully rolled-out Deployment, which would pass the check without the rollback having rolled out.
-    const cached = run.cache.deployment(d.name) as
-      (RawDeployment & { metadata: { generation?: number } }) | undefined;
-    const dep =
-      cached && d.generation !== undefined && (cached.metadata.generation ?? 0) >= d.generation
-        ? cached
+    // Right after our patch in this same reconcile, its response is that fresh read: the API server's state
+    // after the patch, a generation the controller cannot have rolled out yet (the watch requeues us on its
+    // next status change).
+    const caughtUp = (o: RawDeployment | undefined): o is RawDeployment =>
+      !!o &&
+      d.generation !== undefined &&
+      ((o.metadata as { generation?: number }).generation ?? 0) >= d.generation;
+    const cached = run.cache.deployment(d.name) as RawDeployment | undefined;
+    const patched = run.patched?.get(d.name);
+    const dep = caughtUp(cached)
+      ? cached
+      : caughtUp(patched)
+        ? patched
         : await run.client.get<RawDeployment>(apps(run.namespace, d.name));
     const p = rolloutProgress(dep);
     if (p.state === 'failed')

@@ -28,6 +28,23 @@ describe('stepsFor', () => {
   });
 });
 
+describe('stepsFor: which step successes are Events of their own', () => {
+  const quiet = (scope: RollbackPlanSpec['scope'], targets: object) =>
+    stepsFor(spec({ scope, targets }))
+      .filter((s) => s.quiet)
+      .map((s) => s.name);
+  it.each([
+    // An app plan's checks and rollout wait decide nothing beyond PreValidationPassed / PostValidationPassed.
+    ['app', { deployments }, ['PreValidation', 'PostValidation']],
+    // A database or flag plan's pre-validation picks the backup or values it acts on: an Event.
+    ['database', { database }, ['PostValidation']],
+    ['feature', { featureFlags }, ['PostValidation']],
+    ['full', { deployments, database, featureFlags }, ['PostValidation']],
+  ])('scope %s with %j: %j are quiet', (scope, targets, names) => {
+    expect(quiet(scope as RollbackPlanSpec['scope'], targets)).toEqual(names);
+  });
+});
+
 describe('stepsFor onRevert', () => {
   const revert = spec({ scope: 'app', targets: { deployments }, trigger: { mode: 'onRevert' } });
   const run = (status: object) =>
