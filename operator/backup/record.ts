@@ -238,6 +238,21 @@ const safeReason = (r: string) => (/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/.te
 
 /** Set when spec.storage.s3.objectLock asks for immutable backups: whether the newest one really is. */
 export const BACKUP_IMMUTABLE_CONDITION = 'BackupImmutable';
+const RETAIN_UNTIL_PRECISION_MS = 1000;
+
+/**
+ * The conditions without BackupImmutable when the spec no longer asks for Object Lock (objectLock removed, or
+ * the location is a claim now): a reading of an older location must not stay in status. Pure; the same array
+ * when there is nothing to remove.
+ */
+export function withoutStaleImmutability<C extends { type: string }>(
+  spec: Pick<EffectiveBackupScheduleSpec, 'storage'>,
+  conditions: C[] | undefined,
+): C[] | undefined {
+  if (spec.storage.s3?.objectLock || !conditions?.some((c) => c.type === BACKUP_IMMUTABLE_CONDITION))
+    return conditions;
+  return conditions.filter((c) => c.type !== BACKUP_IMMUTABLE_CONDITION);
+}
 
 /**
  * Whether the server put the newest backup under the Object Lock retention the schedule asks for (mode equal,
@@ -251,6 +266,7 @@ export function immutabilityCondition(
     startedAt?: string;
     reused?: boolean;
     objectLock?: { mode: string; retainUntil: string };
+    objectLockUnknown?: string;
   },
 ) {
   const wanted = spec.storage.s3?.objectLock;
@@ -258,6 +274,18 @@ export function immutabilityCondition(
   const lock = r.objectLock;
   const type = BACKUP_IMMUTABLE_CONDITION;
   const asked = `${wanted.mode} ${wanted.retentionDays}d`;
+  if (!lock && r.objectLockUnknown !== undefined) {
+    return {
+      type,
+      status: 'Unknown' as const,
+      reason: 'ObjectLockUnreadable',
+      message:
+        `backup ${r.id ?? ''} was written, but reading its Object Lock retention failed: ${r.objectLockUnknown}`.slice(
+          0,
+          1024,
+        ),
+    };
+  }
   if (!lock && r.reused) {
     return {
       type,
@@ -278,7 +306,10 @@ export function immutabilityCondition(
   }
   const started = r.startedAt ? Date.parse(r.startedAt) : NaN;
   const until = Date.parse(lock.retainUntil);
-  const longEnough = !Number.isNaN(started) && until >= started + wanted.retentionDays * 86_400_000;
+  // S3 keeps retain-until in whole seconds (…:57.000Z for a lock asked for at …:57.259Z): up to one second less.
+  const longEnough =
+    !Number.isNaN(started) &&
+    until + RETAIN_UNTIL_PRECISION_MS >= started + wanted.retentionDays * 86_400_000;
   if (lock.mode !== wanted.mode || !longEnough) {
     return {
       type,
