@@ -643,7 +643,7 @@ export const BACKUP_SCHEDULE_REFERENCE: KindReference = {
     StorageShared:
       'Whether another BackupSchedule in the namespace writes to the same claim (or bucket and prefix).',
     BackupImmutable:
-      'Only with spec.storage.s3.objectLock: True (ObjectLockInForce) when the newest backup is under Object Lock retention, False (ObjectLockNotInForce) when the server did not lock it.',
+      'Only with spec.storage.s3.objectLock (removed with it): True (ObjectLockInForce) when the newest backup is under the Object Lock retention asked for, False when the server did not lock it (ObjectLockNotInForce) or locked it for less (ObjectLockWeaker), Unknown when the lock could not be read (ObjectLockUnreadable) or the backup was reused (ObjectLockNotRead).',
   },
   annotations: {
     [Annotation.BackupNow]:
