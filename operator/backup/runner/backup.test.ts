@@ -53,6 +53,14 @@ describe('readObjectLock (the Object Lock reading of the result)', () => {
       objectLock: lock,
     });
     expect(await readObjectLock({ retentionOf: async () => undefined }, 'x', redact)).toEqual({});
+    // The version the upload created, not whatever the key holds now.
+    const ofVersion = {
+      retentionOf: async (_id: string, v?: { versionId?: string }) =>
+        v?.versionId === 'v1' ? lock : undefined,
+    };
+    expect(await readObjectLock(ofVersion, 'x', redact, { etag: '"e"', versionId: 'v1' })).toEqual({
+      objectLock: lock,
+    });
     expect(await readObjectLock({}, 'x', redact)).toEqual({});
     const failed = await readObjectLock(
       {

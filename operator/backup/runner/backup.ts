@@ -286,7 +286,7 @@ async function takeBackup(o: BackupOptions): Promise<BackupResult> {
         message: check.message,
       };
     }
-    const lock = await readObjectLock(o.storage, o.id, redact);
+    const lock = await readObjectLock(o.storage, o.id, redact, dumped.archive);
     if (lock.objectLockUnknown)
       o.log('warn', 'backup.retention-unknown', { id: o.id, error: lock.objectLockUnknown });
     return {
@@ -319,10 +319,11 @@ export async function readObjectLock(
   storage: Pick<BackupStorage, 'retentionOf'>,
   id: string,
   redact: Redact,
+  archive?: ArchiveIdentity,
 ): Promise<Pick<BackupResult, 'objectLock' | 'objectLockUnknown'>> {
   if (!storage.retentionOf) return {};
   try {
-    const lock = await storage.retentionOf(id);
+    const lock = await storage.retentionOf(id, archive);
     return lock ? { objectLock: lock } : {};
   } catch (e) {
     const message = redact((e as Error)?.message ?? String(e)).slice(0, OBJECT_LOCK_ERROR_MAX);

@@ -586,9 +586,12 @@ export class S3BackupStorage implements BackupStorage {
     throw new RunnerFailure('StorageFailed', `claiming ${this.location}: ${key} changed while it was read`);
   }
 
-  /** Whether a stored dump is under Object Lock retention, and until when (HEAD of the dump). */
-  async retentionOf(id: string): Promise<{ mode: string; retainUntil: string } | undefined> {
-    const h = await this.head(this.key(id, DUMP));
+  /** Whether a stored dump (the version `archive` names) is under Object Lock retention, and until when (HEAD). */
+  async retentionOf(
+    id: string,
+    archive?: ArchiveIdentity,
+  ): Promise<{ mode: string; retainUntil: string } | undefined> {
+    const h = await this.head(this.key(id, DUMP), archive?.versionId);
     if (!h?.ObjectLockMode || !h.ObjectLockRetainUntilDate) return undefined;
     return { mode: h.ObjectLockMode, retainUntil: h.ObjectLockRetainUntilDate.toISOString() };
   }

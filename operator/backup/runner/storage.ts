@@ -99,8 +99,14 @@ export interface BackupStorage {
    * restored. False when it exists: a restore of that plan already started, whatever Job ran it.
    */
   claimRestore(planUid: string, record: object): Promise<boolean>;
-  /** Object storage only: the dump's Object Lock retention as the server reports it; undefined when none. */
-  retentionOf?(id: string): Promise<{ mode: string; retainUntil: string } | undefined>;
+  /**
+   * Object storage only: the dump's Object Lock retention as the server reports it (of the version `archive`
+   * names, when given); undefined when none.
+   */
+  retentionOf?(
+    id: string,
+    archive?: ArchiveIdentity,
+  ): Promise<{ mode: string; retainUntil: string } | undefined>;
 }
 
 /** Kubernetes UIDs (and the test ids used for them): no path separators, no dots. */
