@@ -28,6 +28,7 @@ import { checkClaim, checkS3Secrets, checkServiceAccount, type Problem } from '.
 import { backupNowGate, notReady, ready, rpoMet } from './schedule-conditions.js';
 import { refuseRunnerOverrides, runnerPolicyOf } from './runner-policy.js';
 import { HANDLED_VALUE_MAX, ScheduleJobPhases } from './schedule-jobs.js';
+import { withoutStaleImmutability } from './record.js';
 import { ScheduleRun } from './schedule-run.js';
 import { describeStorage } from './storage-location.js';
 import { schedulesToRecheck, sharedClaimReport } from './shared-claim.js';
@@ -204,6 +205,7 @@ export class BackupScheduleReconciler {
       return this.notReady(run, 'InvalidSpec', problems, { stalled: true });
     }
     run.spec = withBackupScheduleDefaults(parsed.value.spec);
+    run.status.conditions = withoutStaleImmutability(run.spec, run.status.conditions);
     run.status.schedule = run.spec.schedule;
     run.status.timeZone = run.spec.timeZone;
     const refused = refuseRunnerOverrides(run.spec.podTemplate, runnerPolicyOf(this.ctx.config));

@@ -240,6 +240,20 @@ const safeReason = (r: string) => (/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/.te
 export const BACKUP_IMMUTABLE_CONDITION = 'BackupImmutable';
 
 /**
+ * The conditions without BackupImmutable when the spec no longer asks for Object Lock (objectLock removed, or
+ * the location is a claim now): a reading of an older location must not stay in status. Pure; the same array
+ * when there is nothing to remove.
+ */
+export function withoutStaleImmutability<C extends { type: string }>(
+  spec: Pick<EffectiveBackupScheduleSpec, 'storage'>,
+  conditions: C[] | undefined,
+): C[] | undefined {
+  if (spec.storage.s3?.objectLock || !conditions?.some((c) => c.type === BACKUP_IMMUTABLE_CONDITION))
+    return conditions;
+  return conditions.filter((c) => c.type !== BACKUP_IMMUTABLE_CONDITION);
+}
+
+/**
  * Whether the server put the newest backup under the Object Lock retention the schedule asks for (mode equal,
  * retain-until at least retentionDays after the backup started); undefined when it asks for none. A reused
  * backup (a retried Job) carries no lock reading: Unknown, never False. Pure.
@@ -251,6 +265,7 @@ export function immutabilityCondition(
     startedAt?: string;
     reused?: boolean;
     objectLock?: { mode: string; retainUntil: string };
+    objectLockUnknown?: string;
   },
 ) {
   const wanted = spec.storage.s3?.objectLock;
@@ -258,6 +273,18 @@ export function immutabilityCondition(
   const lock = r.objectLock;
   const type = BACKUP_IMMUTABLE_CONDITION;
   const asked = `${wanted.mode} ${wanted.retentionDays}d`;
+  if (!lock && r.objectLockUnknown !== undefined) {
+    return {
+      type,
+      status: 'Unknown' as const,
+      reason: 'ObjectLockUnreadable',
+      message:
+        `backup ${r.id ?? ''} was written, but reading its Object Lock retention failed: ${r.objectLockUnknown}`.slice(
+          0,
+          1024,
+        ),
+    };
+  }
   if (!lock && r.reused) {
     return {
       type,

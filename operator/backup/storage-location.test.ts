@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { withBackupScheduleDefaults, type BackupScheduleSpec } from '../api/v1alpha1/backupschedule.js';
 import { buildBackupCronJob, buildVerifyCronJob, testRestoreArgs } from './cronjob.js';
-import { immutabilityCondition } from './record.js';
+import { immutabilityCondition, withoutStaleImmutability } from './record.js';
 import { claimOf } from './shared-claim.js';
 import { describeStorage, s3Url, storageArgs } from './storage-location.js';
 
@@ -148,24 +148,54 @@ describe('S3 locations in runner pods', () => {
     expect(weaker({ mode: 'COMPLIANCE', retainUntil: '2026-12-31T00:00:00.000Z' })).toMatchObject({
       status: 'True',
     });
-    // S3 keeps retain-until in whole seconds: a start with milliseconds is not "weaker" by them.
+    // The server keeps whole seconds: asked at .259 for 30 days, it reports .000 (seen with SeaweedFS).
+    const at = '2026-12-01T10:20:30.259Z';
     expect(
       immutabilityCondition(locked, {
         id: 'x',
-        startedAt: '2026-12-01T10:00:00.757Z',
-        objectLock: { mode: 'COMPLIANCE', retainUntil: '2026-12-31T10:00:00.000Z' },
+        startedAt: at,
+        objectLock: { mode: 'COMPLIANCE', retainUntil: '2026-12-31T10:20:30.000Z' },
       }),
     ).toMatchObject({ status: 'True' });
     expect(
       immutabilityCondition(locked, {
         id: 'x',
-        startedAt: '2026-12-01T10:00:01.000Z',
-        objectLock: { mode: 'COMPLIANCE', retainUntil: '2026-12-31T10:00:00.000Z' },
+        startedAt: at,
+        objectLock: { mode: 'COMPLIANCE', retainUntil: '2026-12-31T10:20:29.000Z' },
       }),
     ).toMatchObject({ status: 'False', reason: 'ObjectLockWeaker' });
     expect(immutabilityCondition(locked, { id: 'x', startedAt, reused: true })).toMatchObject({
       status: 'Unknown',
       reason: 'ObjectLockNotRead',
     });
+  });
+
+  it('says Unknown (ObjectLockUnreadable) when the lock could not be read, with a bounded message', () => {
+    const locked = s3Spec({ bucket: 'b-1', objectLock: { mode: 'COMPLIANCE', retentionDays: 30 } });
+    const c = immutabilityCondition(locked, {
+      id: 'x',
+      startedAt: '2026-12-01T00:00:00.000Z',
+      objectLockUnknown: `reading x.dump: 503 ${'e'.repeat(3000)}`,
+    });
+    expect(c).toMatchObject({ status: 'Unknown', reason: 'ObjectLockUnreadable' });
+    expect(c!.message).toContain('503');
+    expect(c!.message.length).toBeLessThanOrEqual(1024);
+  });
+
+  it('drops BackupImmutable once the spec no longer asks for Object Lock', () => {
+    const conditions = [
+      { type: 'Ready', status: 'True' },
+      { type: 'BackupImmutable', status: 'True' },
+    ];
+    const locked = s3Spec({ bucket: 'b-1', objectLock: { mode: 'COMPLIANCE', retentionDays: 30 } });
+    expect(withoutStaleImmutability(locked, conditions)).toBe(conditions);
+    expect(withoutStaleImmutability(s3Spec({ bucket: 'b-1' }), conditions)).toEqual([conditions[0]]);
+    expect(
+      withoutStaleImmutability(
+        { storage: { persistentVolumeClaim: { claimName: 'c' } } } as never,
+        conditions,
+      ),
+    ).toEqual([conditions[0]]);
+    expect(withoutStaleImmutability(s3Spec({ bucket: 'b-1' }), undefined)).toBeUndefined();
   });
 });

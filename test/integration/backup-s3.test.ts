@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3_RUNNER_NODE_OPTIONS } from '../../operator/backup/storage-location.js';
 import { runnerMain } from '../../operator/backup/runner/cli.js';
@@ -52,6 +52,22 @@ async function runner(argv: string[], e: NodeJS.ProcessEnv): Promise<Run> {
 
 const url = (prefix: string, b = bucket) => `s3://${b}/${prefix}`;
 
+async function headObject(key: string, b = bucket) {
+  const c = s3Client(s3());
+  try {
+    return await c.send(new HeadObjectCommand({ Bucket: b, Key: key }));
+  } finally {
+    c.destroy();
+  }
+}
+
+/** The manifest of `id` as the runner wrote it, and a way to put back a version without `archive` (an old one). */
+async function manifestOf(prefix: string, id: string, b = bucket) {
+  const key = `${prefix}/${id}.manifest.json`;
+  const m = JSON.parse((await getObject(key, b)).toString());
+  return { m, key };
+}
+
 async function filledDatabase(prefix: string) {
   const db = await createTestDatabase(prefix);
   await withClient(db.url, async (c) => {
@@ -61,19 +77,19 @@ async function filledDatabase(prefix: string) {
   return db;
 }
 
-async function putObject(key: string, body: Buffer) {
+async function putObject(key: string, body: Buffer | string, b = bucket) {
   const c = s3Client(s3());
   try {
-    await c.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+    await c.send(new PutObjectCommand({ Bucket: b, Key: key, Body: body }));
   } finally {
     c.destroy();
   }
 }
 
-async function getObject(key: string): Promise<Buffer> {
+async function getObject(key: string, b = bucket): Promise<Buffer> {
   const c = s3Client(s3());
   try {
-    const r = await c.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    const r = await c.send(new GetObjectCommand({ Bucket: b, Key: key }));
     return Buffer.from(await r.Body!.transformToByteArray());
   } finally {
     c.destroy();
@@ -131,6 +147,11 @@ describe('the runner against a real S3 server', () => {
     const prefix = 'damaged';
     const b = await runner(['backup', '--storage-url', url(prefix), '--id', 'dmg-1'], env(db.name));
     expect(b.result, b.output).toMatchObject({ success: true });
+    // As a manifest written before the archive's ETag was recorded: the sha256 is what refuses the object
+    // (a pinned manifest refuses it earlier, as ArchiveReplaced: see the next test).
+    const { m, key: manifestKey } = await manifestOf(prefix, 'dmg-1');
+    delete m.archive;
+    await putObject(manifestKey, JSON.stringify(m));
     const key = `${prefix}/dmg-1.dump`;
     const good = await getObject(key);
     await withClient(db.url, (c) => c.query("update orders set note = 'after the backup' where id = 1"));
@@ -158,6 +179,76 @@ describe('the runner against a real S3 server', () => {
       expect(t.result, t.output).toMatchObject({ success: false, reason: 'ChecksumMismatch' });
       expect(await tableChecksum(db.url, 'orders'), `${what}: the database is untouched`).toEqual(after);
     }
+  });
+
+  it('records the uploaded object in the manifest and refuses a dump replaced after it (ArchiveReplaced)', async () => {
+    const db = await filledDatabase('s3r');
+    const prefix = 'replaced';
+    const b = await runner(['backup', '--storage-url', url(prefix), '--id', 'rep-1'], env(db.name));
+    expect(b.result, b.output).toMatchObject({ success: true });
+    const key = `${prefix}/rep-1.dump`;
+    const { m } = await manifestOf(prefix, 'rep-1');
+    expect(m.archive?.etag, JSON.stringify(m)).toBe((await headObject(key)).ETag);
+    const good = await getObject(key);
+    await withClient(db.url, (c) => c.query("update orders set note = 'after the backup' where id = 1"));
+    const after = await tableChecksum(db.url, 'orders');
+    // A dump of other data (two dumps of the same data within one second are byte-identical: same ETag).
+    const other = await runner(
+      ['backup', '--storage-url', url('replaced-other'), '--id', 'rep-x'],
+      env(db.name),
+    );
+    expect(other.result, other.output).toMatchObject({ success: true });
+    expect((other.result as { sha256?: string }).sha256).not.toBe((b.result as { sha256?: string }).sha256);
+
+    // Another schedule's valid archive put in its place: a well-formed dump, just not the one the manifest describes.
+    await putObject(key, await getObject('replaced-other/rep-x.dump'));
+    const v = await runner(['verify', '--storage-url', url(prefix), '--id', 'rep-1'], env(db.name));
+    expect(v.result, v.output).toMatchObject({ success: false, valid: false, reason: 'ArchiveReplaced' });
+    expect(v.result.message).toContain('replaced after its manifest was written');
+    for (const mode of ['inPlace', 'newDatabaseSwap']) {
+      const r = await runner(
+        ['restore', '--storage-url', url(prefix), '--id', 'rep-1', '--mode', mode],
+        env(db.name),
+      );
+      expect(r.result, `${mode}: ${r.output}`).toMatchObject({ success: false, reason: 'ArchiveReplaced' });
+      expect(r.code, 'not retryable: exit 3').toBe(3);
+    }
+    const t = await runner(['test-restore', '--storage-url', url(prefix), '--id', 'rep-1'], env(db.name));
+    expect(t.result, t.output).toMatchObject({ success: false, reason: 'ArchiveReplaced' });
+    expect(await tableChecksum(db.url, 'orders'), 'the database is untouched').toEqual(after);
+
+    // The same bytes put back (single-part: the same ETag) are the archive the manifest describes again.
+    await putObject(key, good);
+    const ok = await runner(['verify', '--storage-url', url(prefix), '--id', 'rep-1'], env(db.name));
+    expect(ok.result, ok.output).toMatchObject({ success: true, valid: true });
+  });
+
+  it('in a versioned bucket, reads the version its manifest names, whatever was put over it', async () => {
+    const db = await filledDatabase('s3v');
+    const locked = await createBucket(s3(), { objectLock: true });
+    const lock = { NXT_S3_OBJECT_LOCK_MODE: 'GOVERNANCE', NXT_S3_OBJECT_LOCK_DAYS: '1' };
+    const b = await runner(
+      ['backup', '--storage-url', url('ver', locked), '--id', 'ver-1'],
+      env(db.name, undefined, lock),
+    );
+    expect(b.result, b.output).toMatchObject({ success: true });
+    const key = 'ver/ver-1.dump';
+    const { m } = await manifestOf('ver', 'ver-1', locked);
+    const head = await headObject(key, locked);
+    expect(m.archive, JSON.stringify(m)).toEqual({ etag: head.ETag, versionId: head.VersionId });
+    // A new current version over the locked one (a versioned bucket accepts it; the locked version stays).
+    await putObject(key, Buffer.from('not a dump at all'), locked);
+    expect((await headObject(key, locked)).VersionId).not.toBe(m.archive.versionId);
+    const v = await runner(
+      ['verify', '--storage-url', url('ver', locked), '--id', 'ver-1'],
+      env(db.name, undefined, lock),
+    );
+    expect(v.result, v.output).toMatchObject({ success: true, valid: true });
+    const t = await runner(
+      ['test-restore', '--storage-url', url('ver', locked), '--id', 'ver-1'],
+      env(db.name, undefined, lock),
+    );
+    expect(t.result, t.output).toMatchObject({ success: true, tablesVerified: 1 });
   });
 
   it('keeps pinned backups when pruning, picks latest like the claim, and removes expired pins', async () => {

@@ -10,6 +10,7 @@ import {
   dbSecretData,
   fillDatabase,
   getSchedule,
+  patchSchedule,
   scheduleJobs,
   startRunnerKubelet,
   waitJobRecorded,
@@ -39,7 +40,7 @@ const checksums = async (url: string) =>
 const s3 = useS3Server({ https: true });
 
 describe.skipIf(inject('existingCluster'))('BackupSchedule with an S3 location', () => {
-  const { core } = testClients();
+  const { core, batch } = testClients();
   let ns = '';
   let workDir = '';
   let kubelet: TestKubelet;
@@ -300,6 +301,66 @@ describe.skipIf(inject('existingCluster'))('BackupSchedule with an S3 location',
     const id = await takeBackup('locked', 'one');
     const s = await waitScheduleCondition(ns, 'locked', 'BackupImmutable', 'True', 'ObjectLockInForce');
     expect(JSON.stringify(s.status.conditions)).toContain(`backup ${id} is locked (GOVERNANCE) until`);
+
+    // The spec no longer asks for Object Lock: the reading of the old spec leaves status.
+    await patchSchedule(ns, 'locked', { spec: { storage: { s3: { objectLock: null } } } });
+    await eventually('BackupImmutable removed', async () => {
+      const cur = await getSchedule(ns, 'locked');
+      const types = (cur.status.conditions ?? []).map((c: { type: string }) => c.type);
+      return cur.status.observedGeneration === cur.metadata.generation && !types.includes('BackupImmutable')
+        ? cur
+        : undefined;
+    });
+  });
+
+  it(
+    'wrong credentials fail the backup Job at once (exit 3, podFailurePolicy FailJob: one pod) and the schedule says why',
+    { timeout: 300_000 },
+    async () => {
+      await keysSecret('s3-wrong', { ...s3(), secretAccessKey: 'not-the-secret-key-0123456789' });
+      await applySchedule(ns, 'wrongkeys', s3Schedule('wrongkeys', {}, 's3-wrong'));
+      await waitScheduleCondition(ns, 'wrongkeys', 'Ready', 'True', 'Scheduled');
+      const started = Date.now();
+      await backupNow(ns, 'wrongkeys', 'one');
+      const s = await waitScheduleCondition(
+        ns,
+        'wrongkeys',
+        'LastBackupSucceeded',
+        'False',
+        'StorageCredentialsInvalid',
+        60_000,
+      );
+      expect(Date.now() - started).toBeLessThan(60_000);
+      expect(JSON.stringify(s.status.conditions)).toContain('spec.storage.s3.credentialsSecretRef');
+      const [job] = await scheduleJobs(ns, 'wrongkeys');
+      const name = job!.metadata!.name!;
+      const failed = await eventually('the Job failed by its podFailurePolicy', async () => {
+        const j = await batch.readNamespacedJob({ namespace: ns, name });
+        const c = (j.status?.conditions ?? []).find((x) => x.type === 'Failed' && x.status === 'True');
+        return c ? { j, c } : undefined;
+      });
+      expect(failed.c.reason).toBe('PodFailurePolicy');
+      const pods = (await core.listNamespacedPod({ namespace: ns, labelSelector: `job-name=${name}` })).items;
+      expect(pods, 'no retry: exactly one pod').toHaveLength(1);
+      const terminated = pods[0]!.status?.containerStatuses?.find((c) => c.name === 'runner')?.state
+        ?.terminated;
+      expect(terminated?.exitCode).toBe(3);
+      expect(failed.j.status?.failed ?? 0).toBe(1);
+      expect(JSON.stringify(s) + op.logs(), 'no secret key in status or operator logs').not.toContain(
+        'not-the-secret-key-0123456789',
+      );
+    },
+  );
+
+  it('refuses bucket names S3 would refuse, at admission', async () => {
+    const bad = ['my..bucket', '192.168.1.10', 'xn--bucket', 'bucket-s3alias', 'bucket--ol-s3', 'a_b'];
+    for (const [i, b] of bad.entries()) {
+      const err = await applySchedule(ns, `badbucket-${i}`, s3Schedule('p', {}, 's3-keys', b)).then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      expect(String(err?.message ?? 'admitted'), b).toContain('spec.storage.s3.bucket');
+    }
   });
 
   it(

@@ -101,6 +101,36 @@ describe('parseBackupSchedule', () => {
   });
 
   it.each([
+    ['an underscore', 'my_bucket', 'S3 bucket name'],
+    ['upper case', 'MyBucket', 'S3 bucket name'],
+    ['2 characters', 'ab', '>=3'],
+    ['64 characters', 'a'.repeat(64), '<=63'],
+    ['a leading hyphen', '-bucket', 'S3 bucket name'],
+    ['a trailing dot', 'bucket.', 'S3 bucket name'],
+    ['two adjacent dots', 'my..bucket', '".."'],
+    ['an IPv4 address', '192.168.5.4', 'IP address'],
+    ['the xn-- prefix', 'xn--bucket', 'xn--'],
+    ['the sthree- prefix', 'sthree-bucket', 'sthree-'],
+    ['the -s3alias suffix', 'bucket-s3alias', '-s3alias'],
+    ['the --ol-s3 suffix', 'bucket--ol-s3', '--ol-s3'],
+  ])('refuses a bucket name with %s', (_what, bucket, message) => {
+    const r = parseBackupSchedule(schedule({ storage: { s3: { bucket } } }));
+    const problems = r.ok ? [] : r.problems;
+    expect(problems, JSON.stringify(problems)).toContainEqual({
+      path: 'spec.storage.s3.bucket',
+      message: expect.stringContaining(message),
+    });
+  });
+
+  it.each(['abc', 'db-backups', 'db.backups.example.com', 'a'.repeat(63), '1.2.3', '10.0.0.1a', 'x-n--b'])(
+    'accepts the bucket name %s',
+    (bucket) => {
+      const r = parseBackupSchedule(schedule({ storage: { s3: { bucket } } }));
+      expect(r.ok ? [] : r.problems).toEqual([]);
+    },
+  );
+
+  it.each([
     [
       'a schedule in words',
       schedule({ schedule: 'hourly' }),

@@ -29,6 +29,7 @@ import {
   parseWith,
   sqlAssertions,
   withCelRules,
+  type CelRule,
   type KindInfo,
   type KindReference,
   type ParseResult,
@@ -68,7 +69,36 @@ const PersistentVolumeClaimStorage = withCelRules(
   ],
 );
 
-const S3_BUCKET = /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/;
+/**
+ * S3's bucket naming rules (general purpose buckets): 3-63 characters of lower-case letters, digits, `.` and
+ * `-`, starting and ending with a letter or digit; the CEL rules below add what one linear pattern cannot say.
+ */
+const S3_BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+const IPV4_LIKE = /^[0-9]+[.][0-9]+[.][0-9]+[.][0-9]+$/;
+const BUCKET_RESERVED_PREFIXES = ['xn--', 'sthree-', 'amzn-s3-demo-'];
+const BUCKET_RESERVED_SUFFIXES = ['-s3alias', '--ol-s3', '.mrap', '--x-s3', '--table-s3'];
+const BUCKET_RULES: CelRule<string>[] = [
+  {
+    rule: "!self.contains('..')",
+    message: 'spec.storage.s3.bucket must not contain ".."',
+    check: (b) => !b.includes('..'),
+  },
+  {
+    rule: "!self.matches('^[0-9]+[.][0-9]+[.][0-9]+[.][0-9]+$')",
+    message: 'spec.storage.s3.bucket must not be formatted as an IP address',
+    check: (b) => !IPV4_LIKE.test(b),
+  },
+  {
+    rule: BUCKET_RESERVED_PREFIXES.map((p) => `!self.startsWith('${p}')`).join(' && '),
+    message: `spec.storage.s3.bucket must not start with ${BUCKET_RESERVED_PREFIXES.join(', ')} (reserved by S3)`,
+    check: (b) => !BUCKET_RESERVED_PREFIXES.some((p) => b.startsWith(p)),
+  },
+  {
+    rule: BUCKET_RESERVED_SUFFIXES.map((x) => `!self.endsWith('${x}')`).join(' && '),
+    message: `spec.storage.s3.bucket must not end with ${BUCKET_RESERVED_SUFFIXES.join(', ')} (reserved by S3)`,
+    check: (b) => !BUCKET_RESERVED_SUFFIXES.some((x) => b.endsWith(x)),
+  },
+];
 /** Key prefix: path segments of letters, digits and `._-`, no leading `/` (and a CEL rule: no segment starting with `.`,
  * which would collide with the runner's `.pins/`, `.restores/` and owner object). */
 const S3_PREFIX = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*\/?$/;
@@ -101,12 +131,17 @@ const S3Storage = withCelRules(
         description:
           'The S3 API endpoint, e.g. https://storage.googleapis.com or http://minio.minio:9000 (no user:password@, no query). Unset: AWS S3 of the region.',
       }),
-    bucket: z
-      .string()
-      .min(3)
-      .max(222)
-      .regex(S3_BUCKET, 'must be a bucket name: lower-case letters, digits, ".", "-" and "_"')
-      .meta({ description: 'The bucket; it must exist (the operator never creates one).' }),
+    bucket: withCelRules(
+      z
+        .string()
+        .min(3)
+        .max(63)
+        .regex(
+          S3_BUCKET,
+          'must be an S3 bucket name: 3-63 lower-case letters, digits, "." and "-", starting and ending with a letter or digit',
+        ),
+      BUCKET_RULES,
+    ).meta({ description: 'The bucket; it must exist (the operator never creates one).' }),
     prefix: withCelRules(
       z
         .string()
@@ -608,7 +643,7 @@ export const BACKUP_SCHEDULE_REFERENCE: KindReference = {
     StorageShared:
       'Whether another BackupSchedule in the namespace writes to the same claim (or bucket and prefix).',
     BackupImmutable:
-      'Only with spec.storage.s3.objectLock: True (ObjectLockInForce) when the newest backup is under Object Lock retention, False (ObjectLockNotInForce) when the server did not lock it.',
+      'Only with spec.storage.s3.objectLock (removed with it): True (ObjectLockInForce) when the newest backup is under the Object Lock retention asked for, False when the server did not lock it (ObjectLockNotInForce) or locked it for less (ObjectLockWeaker), Unknown when the lock could not be read (ObjectLockUnreadable) or the backup was reused (ObjectLockNotRead).',
   },
   annotations: {
     [Annotation.BackupNow]:

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { archiveCheck } from './backup.js';
+import { archiveCheck, readObjectLock } from './backup.js';
+import { createRedactor } from './redact.js';
+import { OBJECT_LOCK_ERROR_MAX } from './result.js';
 
 const readable = { code: 0, entries: 12, stderrTail: '' };
 
@@ -40,5 +42,38 @@ describe('archiveCheck (the backup verification from its one pass)', () => {
       error: new Error('ENOENT'),
     });
     expect(c).toMatchObject({ valid: false, reason: 'Internal' });
+  });
+});
+
+describe('readObjectLock (the Object Lock reading of the result)', () => {
+  const redact = createRedactor(['s3cr3t']);
+  it('reports the lock, no lock, or that it could not be read (never "no lock" on an error)', async () => {
+    const lock = { mode: 'GOVERNANCE', retainUntil: '2027-01-01T00:00:00.000Z' };
+    expect(await readObjectLock({ retentionOf: async () => lock }, 'x', redact)).toEqual({
+      objectLock: lock,
+    });
+    expect(await readObjectLock({ retentionOf: async () => undefined }, 'x', redact)).toEqual({});
+    // The version the upload created, not whatever the key holds now.
+    const ofVersion = {
+      retentionOf: async (_id: string, v?: { versionId?: string }) =>
+        v?.versionId === 'v1' ? lock : undefined,
+    };
+    expect(await readObjectLock(ofVersion, 'x', redact, { etag: '"e"', versionId: 'v1' })).toEqual({
+      objectLock: lock,
+    });
+    expect(await readObjectLock({}, 'x', redact)).toEqual({});
+    const failed = await readObjectLock(
+      {
+        retentionOf: async () => {
+          throw new Error(`reading x.dump: 503 SlowDown (key s3cr3t) ${'z'.repeat(2000)}`);
+        },
+      },
+      'x',
+      redact,
+    );
+    expect(failed.objectLockUnknown).toContain('503 SlowDown');
+    expect(failed.objectLockUnknown).not.toContain('s3cr3t');
+    expect(failed.objectLockUnknown!.length).toBeLessThanOrEqual(OBJECT_LOCK_ERROR_MAX);
+    expect(failed).not.toHaveProperty('objectLock');
   });
 });

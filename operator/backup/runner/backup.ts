@@ -7,12 +7,12 @@ import { describeConnection, toolEnv, type ConnectionSettings } from './connecti
 import { connectDatabase, countRows, serverVersion } from './database.js';
 import { pgFailure, reasonOfToolStderr, RunnerFailure, storageFailure } from './failure.js';
 import type { RunnerLog } from './log.js';
-import type { BackupManifest } from './manifest.js';
+import type { ArchiveIdentity, BackupManifest } from './manifest.js';
 import { decideExistingBackup, describeOrigin, type BackupOrigin } from './origin.js';
 import { pgToolVersion, runTool } from './pg-tool.js';
 import { pruneAfterBackup } from './prune.js';
 import { createRedactor, type Redact } from './redact.js';
-import type { BackupResult, FailureReason } from './result.js';
+import { OBJECT_LOCK_ERROR_MAX, type BackupResult, type FailureReason } from './result.js';
 import { timing } from './termination-message.js';
 import type { RetentionPolicy } from './retention.js';
 import { ManifestInvalidError, type BackupStorage } from './storage.js';
@@ -73,6 +73,8 @@ interface Dumped {
   sha256: string;
   /** Whether pg_restore could read the table of contents of what was streamed, and the storage holds it all. */
   check: { valid: boolean; reason?: FailureReason; message: string };
+  /** The stored object the upload created (object storage), recorded in the manifest. */
+  archive?: ArchiveIdentity;
 }
 
 /**
@@ -124,7 +126,12 @@ async function dumpToStorage(
     throw storageFailure(e, `committing ${o.id} in ${o.storage.location}`);
   }
   const { sha256, bytes, toc } = streamed;
-  return { sha256, bytes, check: archiveCheck(o.id, bytes, committed.bytes, toc) };
+  return {
+    sha256,
+    bytes,
+    check: archiveCheck(o.id, bytes, committed.bytes, toc),
+    ...(committed.archive ? { archive: committed.archive } : {}),
+  };
 }
 
 /**
@@ -261,6 +268,7 @@ async function takeBackup(o: BackupOptions): Promise<BackupResult> {
       format: 'custom',
       verified: check.valid,
       verifyMessage: check.message,
+      ...(dumped.archive ? { archive: dumped.archive } : {}),
       ...(o.origin ? { origin: o.origin } : {}),
     };
     await o.storage.writeManifest(manifest).catch((e: Error) => {
@@ -278,17 +286,19 @@ async function takeBackup(o: BackupOptions): Promise<BackupResult> {
         message: check.message,
       };
     }
-    const lock = await o.storage.retentionOf?.(o.id).catch((e: Error) => {
-      o.log('warn', 'backup.retention-unknown', { id: o.id, error: e.message });
-      return undefined;
-    });
+    const lock = await readObjectLock(o.storage, o.id, redact, dumped.archive);
+    if (lock.objectLockUnknown)
+      o.log('warn', 'backup.retention-unknown', { id: o.id, error: lock.objectLockUnknown });
     return {
       ...result,
       success: true,
       message:
         `backup ${o.id} committed and verified (${dumped.bytes} bytes)` +
-        (lock ? `; immutable (${lock.mode}) until ${lock.retainUntil}` : ''),
-      ...(lock ? { objectLock: lock } : {}),
+        (lock.objectLock
+          ? `; immutable (${lock.objectLock.mode}) until ${lock.objectLock.retainUntil}`
+          : '') +
+        (lock.objectLockUnknown ? '; its Object Lock retention could not be read' : ''),
+      ...lock,
     };
   } catch (e) {
     const failure = e instanceof RunnerFailure ? e : new RunnerFailure('Internal', (e as Error).message);
@@ -297,6 +307,27 @@ async function takeBackup(o: BackupOptions): Promise<BackupResult> {
     const message = redact(failure.message);
     o.log('error', 'backup.failed', { id: o.id, reason: failure.reason, message });
     return { ...base, ...timing(started, now()), success: false, reason: failure.reason, message };
+  }
+}
+
+/**
+ * The stored dump's Object Lock retention for the result: `objectLock` when the server reports one, nothing
+ * when it reports none (or the storage has no such notion), `objectLockUnknown` (the redacted, bounded error)
+ * when reading it failed: that is not "no lock".
+ */
+export async function readObjectLock(
+  storage: Pick<BackupStorage, 'retentionOf'>,
+  id: string,
+  redact: Redact,
+  archive?: ArchiveIdentity,
+): Promise<Pick<BackupResult, 'objectLock' | 'objectLockUnknown'>> {
+  if (!storage.retentionOf) return {};
+  try {
+    const lock = await storage.retentionOf(id, archive);
+    return lock ? { objectLock: lock } : {};
+  } catch (e) {
+    const message = redact((e as Error)?.message ?? String(e)).slice(0, OBJECT_LOCK_ERROR_MAX);
+    return { objectLockUnknown: message || 'unknown error' };
   }
 }
 

@@ -51,6 +51,7 @@ describe('exitCodeOf', () => {
     'StorageBucketNotFound',
     'StorageOwnedByOther',
     'StorageCertificateUntrusted',
+    'ArchiveReplaced',
   ] as const)('3 (not retryable) for %s', (reason) => {
     expect(exitCodeOf({ success: false, reason })).toBe(3);
   });

@@ -24,6 +24,7 @@ export const NOT_RETRYABLE_REASONS: ReadonlySet<FailureReason> = new Set<Failure
   'StorageBucketNotFound',
   'StorageOwnedByOther',
   'StorageCertificateUntrusted',
+  'ArchiveReplaced',
 ]);
 
 /** The process exit code for a result. */

@@ -1,5 +1,11 @@
 import { z } from 'zod';
 
+export const ArchiveIdentitySchema = z.object({
+  etag: z.string().min(1).max(256).optional(),
+  versionId: z.string().min(1).max(1024).optional(),
+});
+export type ArchiveIdentity = z.infer<typeof ArchiveIdentitySchema>;
+
 /**
  * What a committed backup claims about itself. Written after the dump is committed, so a manifest's
  * presence means "this dump finished"; `verified` says whether the archive also passed verification.
@@ -26,6 +32,13 @@ export const BackupManifestSchema = z.object({
   format: z.literal('custom'),
   verified: z.boolean(),
   verifyMessage: z.string(),
+  /**
+   * Object storage: the stored dump this manifest describes, as the upload's completion returned it. Reads
+   * of the dump are pinned to it (If-Match on the ETag, the VersionId in a versioned bucket), so a dump
+   * replaced after the manifest was written is refused (ArchiveReplaced) instead of read. Absent on a
+   * claim and in manifests written before it was recorded: those reads are not pinned.
+   */
+  archive: ArchiveIdentitySchema.optional(),
   /** Who wrote it (absent in manifests written before provenance was recorded). */
   origin: z
     .object({

@@ -2,6 +2,7 @@ import { toolEnv, type ConnectionSettings } from './connection.js';
 import { reasonOfToolStderr, RunnerFailure, storageFailure } from './failure.js';
 import { runTool, ToolNotRunnableError } from './pg-tool.js';
 import type { Redact } from './redact.js';
+import type { ArchiveIdentity } from './manifest.js';
 import type { BackupStorage } from './storage.js';
 
 export interface RestoreArchiveOptions {
@@ -21,6 +22,8 @@ export interface RestoreArchiveOptions {
    * undefined restores in a single transaction from a stream.
    */
   jobs?: number;
+  /** The manifest's archive identity: the streamed read is pinned to it (object storage). */
+  archive?: ArchiveIdentity;
 }
 
 /** `dbname='...'`: pg_restore -d treats a value containing `=` as a conninfo string, so always use one. */
@@ -60,7 +63,7 @@ export async function restoreArchive(o: RestoreArchiveOptions): Promise<void> {
       args,
       env: toolEnv(o.connection, o.env, o.database),
       redact: o.redact,
-      ...(file ? {} : { stdin: await o.storage.read(o.id) }),
+      ...(file ? {} : { stdin: await o.storage.read(o.id, o.archive) }),
     });
   } catch (e) {
     if (e instanceof ToolNotRunnableError) throw new RunnerFailure('RestoreFailed', e.message);

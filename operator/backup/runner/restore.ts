@@ -93,6 +93,7 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
       throw new RunnerFailure(check.reason ?? 'ArchiveUnreadable', `refusing to restore: ${check.message}`);
     }
     const expectTables = o.expectTables ?? check.manifest.tables;
+    const { archive } = check.manifest;
     const assertions = o.sqlAssertions ?? [];
     const assertionOptions = { allowSuperuser: o.allowSuperuserAssertions ?? false };
     await preflightAssertionRole(
@@ -111,6 +112,7 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
         clean,
         env,
         redact,
+        ...(archive ? { archive } : {}),
         // The replacement is new and dropped on failure, so it needs no single transaction; inPlace does.
         ...(clean ? {} : { jobs }),
       });

@@ -30,6 +30,8 @@ export const FAILURE_REASONS = [
   'BackupNotFound',
   'ManifestInvalid',
   'ChecksumMismatch',
+  /** The stored dump is not the object its manifest names (ETag/VersionId): it was replaced after the backup. */
+  'ArchiveReplaced',
   'ArchiveUnreadable',
   'RestoreFailed',
   'RowCountMismatch',
@@ -109,7 +111,14 @@ export const BackupResultSchema = z.object({
   stalePartialsRemoved: z.array(z.string()).optional(),
   /** The stored dump is under S3 Object Lock retention (as the server reports it after the upload). */
   objectLock: z.object({ mode: z.string(), retainUntil: z.string() }).optional(),
+  /**
+   * Reading the stored dump's Object Lock retention failed (the HEAD after the upload): whether the backup is
+   * immutable is unknown, not "no lock". The error, redacted and cut to OBJECT_LOCK_ERROR_MAX characters.
+   */
+  objectLockUnknown: z.string().optional(),
 });
+
+export const OBJECT_LOCK_ERROR_MAX = 256;
 
 export const VerifyResultSchema = z.object({
   ...base,

@@ -17,7 +17,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { validateBackupId } from './backup-id.js';
 import { RunnerFailure } from './failure.js';
-import type { BackupManifest } from './manifest.js';
+import type { ArchiveIdentity, BackupManifest } from './manifest.js';
 import { isPinLive, PIN_HOLDER_PATTERN, type BackupPin, type StoredPin } from './pins.js';
 import { s3Failure, s3Location, type S3Config } from './s3-config.js';
 import { checkOwner, OWNER_OBJECT, parseOwnerText, type OwnerIdentity } from './storage-owner.js';
@@ -144,9 +144,15 @@ export class S3BackupStorage implements BackupStorage {
     }
   }
 
-  private async head(key: string) {
+  private async head(key: string, versionId?: string) {
     try {
-      return await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return await this.client.send(
+        new HeadObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          ...(versionId ? { VersionId: versionId } : {}),
+        }),
+      );
     } catch (e) {
       if (isMissing(e)) return undefined;
       throw s3Failure(e, `reading ${key} in ${this.location}`);
@@ -286,11 +292,11 @@ export class S3BackupStorage implements BackupStorage {
     // Started now: it consumes the stream as pg_dump writes it. A failed upload destroys the stream, so the
     // pipeline feeding it fails instead of waiting on backpressure forever.
     const done = upload.done().then(
-      () => undefined,
+      (out) => ({ out: out as { ETag?: string; VersionId?: string } }),
       (e: unknown) => {
         const failure = s3Failure(e, `uploading ${key} to ${this.location}`);
         body.destroy(failure);
-        return failure;
+        return { failure };
       },
     );
     let aborted = false;
@@ -299,15 +305,27 @@ export class S3BackupStorage implements BackupStorage {
       commit: async () => {
         if (!body.writableFinished || body.errored)
           throw new Error(`commit of backup ${id} before its stream finished`);
-        const failure = await done;
-        if (failure) throw failure;
-        const h = await this.head(key);
+        const r = await done;
+        if ('failure' in r) throw r.failure;
+        // The object this upload created (its version, in a versioned bucket), not whatever the key holds now.
+        const versionId = r.out.VersionId && r.out.VersionId !== 'null' ? r.out.VersionId : undefined;
+        const h = await this.head(key, versionId);
         if (!h)
           throw new RunnerFailure(
             'StorageFailed',
             `${key} is missing in ${this.location} right after its upload`,
           );
-        return { bytes: h.ContentLength ?? 0 };
+        const etag = r.out.ETag ?? h.ETag;
+        if (r.out.ETag && h.ETag && r.out.ETag !== h.ETag)
+          throw new RunnerFailure(
+            'ArchiveReplaced',
+            `${key} in ${this.location} was replaced right after its upload (ETag ${h.ETag}, uploaded ${r.out.ETag})`,
+          );
+        const archive = {
+          ...(etag ? { etag: etag.slice(0, 256) } : {}),
+          ...(versionId && versionId.length <= 1024 ? { versionId } : {}),
+        };
+        return { bytes: h.ContentLength ?? 0, ...(etag || versionId ? { archive } : {}) };
       },
       abort: async () => {
         if (aborted) return;
@@ -321,21 +339,39 @@ export class S3BackupStorage implements BackupStorage {
     };
   }
 
-  async read(id: string): Promise<Readable> {
+  /**
+   * Reads the dump. With the manifest's `archive`: exactly that object (its VersionId in a versioned bucket,
+   * If-Match on its ETag), refusing one that replaced it (ArchiveReplaced). Without (a manifest from before
+   * it was recorded): the ETag of the first read in this process pins later ones, as before.
+   */
+  async read(id: string, archive?: ArchiveIdentity): Promise<Readable> {
     const key = this.key(id, DUMP);
-    const etag = this.readEtags.get(id);
+    const etag = archive?.etag ?? this.readEtags.get(id);
+    const versionId = archive?.versionId;
     try {
       const r = await this.client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: key, ...(etag ? { IfMatch: etag } : {}) }),
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          ...(etag ? { IfMatch: etag } : {}),
+          ...(versionId ? { VersionId: versionId } : {}),
+        }),
       );
       if (r.ETag && !etag) this.readEtags.set(id, r.ETag);
       return r.Body as Readable;
     } catch (e) {
+      if (versionId && (e as { name?: string }).name === 'NoSuchVersion')
+        throw new RunnerFailure(
+          'ArchiveReplaced',
+          `backup ${id} in ${this.location}: the version its manifest names (${versionId.slice(0, 128)}) is gone`,
+        );
       if (isMissing(e)) throw new BackupNotFoundError(id, this.location);
       if (isPreconditionFailed(e))
         throw new RunnerFailure(
-          'ChecksumMismatch',
-          `backup ${id} in ${this.location} was replaced after it was verified`,
+          'ArchiveReplaced',
+          archive?.etag
+            ? `backup ${id} in ${this.location} was replaced after its manifest was written (the manifest names ETag ${archive.etag.slice(0, 80)})`
+            : `backup ${id} in ${this.location} was replaced after it was verified`,
         );
       throw s3Failure(e, `reading ${key} in ${this.location}`);
     }
@@ -550,9 +586,12 @@ export class S3BackupStorage implements BackupStorage {
     throw new RunnerFailure('StorageFailed', `claiming ${this.location}: ${key} changed while it was read`);
   }
 
-  /** Whether a stored dump is under Object Lock retention, and until when (HEAD of the dump). */
-  async retentionOf(id: string): Promise<{ mode: string; retainUntil: string } | undefined> {
-    const h = await this.head(this.key(id, DUMP));
+  /** Whether a stored dump (the version `archive` names) is under Object Lock retention, and until when (HEAD). */
+  async retentionOf(
+    id: string,
+    archive?: ArchiveIdentity,
+  ): Promise<{ mode: string; retainUntil: string } | undefined> {
+    const h = await this.head(this.key(id, DUMP), archive?.versionId);
     if (!h?.ObjectLockMode || !h.ObjectLockRetainUntilDate) return undefined;
     return { mode: h.ObjectLockMode, retainUntil: h.ObjectLockRetainUntilDate.toISOString() };
   }

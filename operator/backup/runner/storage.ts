@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { validateBackupId } from './backup-id.js';
-import type { BackupManifest } from './manifest.js';
+import type { ArchiveIdentity, BackupManifest } from './manifest.js';
 import { isPinLive, PIN_HOLDER_PATTERN, type BackupPin, type StoredPin } from './pins.js';
 
 /**
@@ -27,6 +27,8 @@ export interface BackupWriter {
 export interface CommittedDump {
   /** Size of the committed dump as the storage reports it (after fsync; an object store's content length). */
   bytes: number;
+  /** Object storage: the ETag (and VersionId, in a versioned bucket) of the object the upload created. */
+  archive?: ArchiveIdentity;
 }
 
 export interface StoredBackup {
@@ -43,8 +45,11 @@ export interface BackupStorage {
   /** For logs, e.g. `filesystem:/backups`. */
   readonly location: string;
   createWriter(id: string): Promise<BackupWriter>;
-  /** Throws BackupNotFoundError when no committed dump exists. */
-  read(id: string): Promise<Readable>;
+  /**
+   * Throws BackupNotFoundError when no committed dump exists. With `archive` (from the manifest), an object
+   * store reads exactly that object and refuses (ArchiveReplaced) one that replaced it.
+   */
+  read(id: string, archive?: ArchiveIdentity): Promise<Readable>;
   /**
    * A path to the committed dump that pg_restore can open itself: a parallel restore (`--jobs`) needs a
    * seekable file, not a stream. Undefined when the storage has no such path (an object store): the dump
@@ -94,8 +99,14 @@ export interface BackupStorage {
    * restored. False when it exists: a restore of that plan already started, whatever Job ran it.
    */
   claimRestore(planUid: string, record: object): Promise<boolean>;
-  /** Object storage only: the dump's Object Lock retention as the server reports it; undefined when none. */
-  retentionOf?(id: string): Promise<{ mode: string; retainUntil: string } | undefined>;
+  /**
+   * Object storage only: the dump's Object Lock retention as the server reports it (of the version `archive`
+   * names, when given); undefined when none.
+   */
+  retentionOf?(
+    id: string,
+    archive?: ArchiveIdentity,
+  ): Promise<{ mode: string; retainUntil: string } | undefined>;
 }
 
 /** Kubernetes UIDs (and the test ids used for them): no path separators, no dots. */

@@ -77,6 +77,7 @@ export async function runTestRestore(o: TestRestoreOptions): Promise<TestRestore
           clean: false,
           env,
           redact,
+          ...(check.manifest.archive ? { archive: check.manifest.archive } : {}),
         });
         detail.restoreSeconds = (Date.now() - t0) / 1000;
         o.log('info', 'test-restore.restored', { id: o.id, scratch, seconds: detail.restoreSeconds });

@@ -5,7 +5,7 @@ import { storageFailure } from './failure.js';
 import type { FailureReason } from './result.js';
 import { createRedactor, type Redact } from './redact.js';
 import { BackupNotFoundError, ManifestInvalidError, type BackupStorage } from './storage.js';
-import type { BackupManifest } from './manifest.js';
+import type { ArchiveIdentity, BackupManifest } from './manifest.js';
 
 export interface VerifyOutcome {
   valid: boolean;
@@ -39,7 +39,7 @@ const discard = () => new Writable({ write: (_chunk, _enc, done) => done() });
 export async function verifyArchive(
   storage: BackupStorage,
   id: string,
-  expected: { sha256: string; bytes?: number },
+  expected: { sha256: string; bytes?: number; archive?: ArchiveIdentity },
   pgRestorePath: string,
   o: VerifyOptions = {},
 ): Promise<VerifyOutcome> {
@@ -47,7 +47,7 @@ export async function verifyArchive(
   const pass = startArchivePass({ pgRestorePath, env: withoutDatabaseUrl(o.env ?? process.env), redact });
   let readError: Error | undefined;
   try {
-    await pipeline(await storage.read(id), pass.tap, discard());
+    await pipeline(await storage.read(id, expected.archive), pass.tap, discard());
   } catch (e) {
     readError = e as Error;
     // Also when the dump could not be opened: pg_restore must not wait for a TOC that never comes.
