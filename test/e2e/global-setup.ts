@@ -4,6 +4,8 @@ import { LocalControlPlane } from '../env/control-plane.js';
 import { installCrds } from '../env/crds.js';
 import { buildProjectImage } from '../env/images.js';
 import { LocalPostgres } from '../env/postgres.js';
+import { startBoth, tearDownOnSignals } from '../env/exit-teardown.js';
+import { nodeLeftovers } from '../env/node-sweep.js';
 import { realNodeUnsupportedReason, startRealNode, type RealNode } from '../env/real-node.js';
 
 declare module 'vitest' {
@@ -53,25 +55,32 @@ export default async function setup(project: TestProject) {
     log(`skipping the e2e suite: ${unsupported}`);
     return;
   }
+  // Ctrl-C / SIGTERM: vitest exits 1 ms after its own signal listener, so the async teardown below would stop
+  // at its first await; this tears down synchronously first (test/env/exit-teardown.ts)
+  tearDownOnSignals(log);
   const bins = await ensureBinaries(log);
   const image = buildProjectImage({ log });
   image.catch(() => {}); // awaited below; a failure is reported there
-  const [cp, pgsql] = await Promise.all([LocalControlPlane.start({ log }), LocalPostgres.start(log)]);
+  const [cp, pgsql] = await startBoth(LocalControlPlane.start({ log }), LocalPostgres.start(log));
   let node: RealNode | undefined;
   let stopped = false;
   const teardown = async () => {
     if (stopped) return;
     stopped = true;
     const t = Date.now();
-    await node?.stop().catch((e) => log(`stopping the real node: ${String(e)}`));
-    await Promise.allSettled([cp.stop(), pgsql.stop()]);
+    const failures: string[] = [];
+    const nodeDir = node?.workDir;
+    await node?.stop().catch((e) => failures.push(`stopping the real node: ${(e as Error).message}`));
+    for (const r of await Promise.allSettled([cp.stop(), pgsql.stop()]))
+      if (r.status === 'rejected') failures.push(String(r.reason));
+    if (nodeDir) failures.push(...nodeLeftovers(nodeDir).map((l) => `left by the real node: ${l}`));
+    if (failures.length) {
+      // a teardown that leaves something fails the run (vitest only logs a teardown error)
+      process.exitCode = 1;
+      throw new Error(`the e2e environment was not fully removed:\n${failures.join('\n')}`);
+    }
     log(`e2e environment removed in ${Date.now() - t} ms`);
   };
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(sig, () => {
-      void teardown().finally(() => process.exit(130));
-    });
-  }
   try {
     node = await startRealNode(cp, { log });
     const built = await image;
@@ -90,7 +99,7 @@ export default async function setup(project: TestProject) {
     project.provide('apiServer', cp.server);
     project.provide('realNodeContainerd', node.containerdAddress);
   } catch (e) {
-    await teardown();
+    await teardown().catch((err) => log(String(err)));
     throw e;
   }
   log(`e2e environment ready in ${Date.now() - t0} ms`);

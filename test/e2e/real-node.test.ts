@@ -11,12 +11,13 @@ import { REPO_ROOT } from '../env/binaries.js';
 import { apiRequest } from '../env/control-plane.js';
 import {
   cgroupHierarchies,
+  iptablesRules,
   KUBELET_SYSCTLS,
   mountsUnder,
   nodeLeftovers,
+  readMachineRecord,
   readNodeState,
   readSysctls,
-  restoreSysctls,
 } from '../env/node-sweep.js';
 import { reapStaleRuns } from '../env/processes.js';
 import { realNodeUnsupportedReason, startRealNode, type RealNode } from '../env/real-node.js';
@@ -95,8 +96,18 @@ function processesNaming(dir: string): string[] {
     .filter((c) => c.includes(dir + '/'));
 }
 
-function expectNodeGone(workDir: string, state: ReturnType<typeof readNodeState>) {
+/** The real node's work dir, from the containerd socket the setup provides (<workDir>/containerd/...). */
+const firstNodeDir = () => dirname(dirname(inject('realNodeContainerd')));
+
+function expectNodeGone(
+  workDir: string,
+  state: ReturnType<typeof readNodeState>,
+  rulesBefore: string | undefined,
+) {
   expect(nodeLeftovers(workDir, state)).toEqual([]);
+  // no iptables chain or rule added or left (makeIPTablesUtilChains: false, no NAT on the pods' bridge)
+  expect(iptablesRules()).toEqual(rulesBefore);
+  expect(readMachineRecord()?.users ?? []).not.toContain(workDir);
   expect(processesNaming(workDir)).toEqual([]);
   expect(mountsUnder(workDir)).toEqual([]);
   expect(existsSync(workDir)).toBe(false);
@@ -225,22 +236,16 @@ describe.skipIf(!node)(`real node${skipReason ? ` (skipped: ${skipReason})` : ''
     expect(out).toContain('uid=65532');
   });
 
-  it('stop() leaves no process, mount, network link, cgroup or directory behind, and puts back the kernel settings its kubelet changed, with a pod still running', async () => {
+  it('stop() leaves no process, mount, network link, cgroup, iptables rule or directory behind with a pod still running; the kernel settings stay while the first node runs', async () => {
     const cp = controlPlaneAccess();
     const pki = { caCert: cp.caCert, adminToken: cp.adminToken };
-    // The first node's kubelet has already set its values: give the second node the kernel's own defaults to
-    // find (and so to record and restore), and the first node its kubelet's values back at the end.
+    // The first node (the setup's) saved the machine's kernel settings and its kubelet has set its own.
     const kubeletValues = readSysctls();
-    const kernelDefaults: Record<string, string> = {
-      'kernel.panic': '0',
-      'kernel.panic_on_oops': '0',
-      'vm.overcommit_memory': '0',
-      'vm.panic_on_oom': '0',
-      'kernel.keys.root_maxkeys': '200',
-      'kernel.keys.root_maxbytes': '20000',
-    };
-    expect(Object.keys(kernelDefaults).sort()).toEqual([...KUBELET_SYSCTLS].sort());
-    expect(restoreSysctls(kernelDefaults)).toEqual([]);
+    const recordBefore = readMachineRecord();
+    expect(recordBefore?.users).toContain(firstNodeDir());
+    expect(Object.keys(recordBefore!.sysctls).sort()).toEqual([...KUBELET_SYSCTLS].sort());
+    expect(kubeletValues).toMatchObject({ 'kernel.panic': '10', 'vm.overcommit_memory': '1' });
+    const rulesBefore = iptablesRules();
     const second: RealNode = await startRealNode(
       {
         server: cp.server,
@@ -252,6 +257,10 @@ describe.skipIf(!node)(`real node${skipReason ? ` (skipped: ${skipReason})` : ''
     const state = readNodeState(second.workDir);
     let stopped = false;
     try {
+      // the second node shares the first's record: the machine's own values, not the kubelet's it found
+      expect(state!.machineRecord).toBe(true);
+      expect(state!.sysctls).toEqual(recordBefore!.sysctls);
+      expect(readMachineRecord()?.users).toEqual([...recordBefore!.users, second.workDir]);
       const { core } = testClients();
       await core.createNamespacedPod({
         namespace: ns,
@@ -274,20 +283,18 @@ describe.skipIf(!node)(`real node${skipReason ? ` (skipped: ${skipReason})` : ''
       expect(mounts.some((m) => m.includes('/netns/'))).toBe(true);
       expect(processesNaming(second.workDir).length).toBeGreaterThan(2);
       expect(second.leftovers().length).toBeGreaterThan(1);
-      // its kubelet changed the kernel settings, and leftovers() says so
-      expect(state!.sysctls).toEqual(kernelDefaults);
-      expect(readSysctls()).toMatchObject({ 'kernel.panic': '10', 'vm.overcommit_memory': '1' });
-      expect(second.leftovers()).toContain('kernel setting kernel.panic = 10 (was 0)');
 
       await second.stop();
       stopped = true;
-      expectNodeGone(second.workDir, state);
-      expect(readSysctls()).toEqual(kernelDefaults);
+      expectNodeGone(second.workDir, state, rulesBefore);
+      // the first node still runs: its kubelet's settings stay, and the record lists only it again (the last
+      // node writes the machine's values back: test/unit/node-sysctls.test.ts, and .ci/run's host check)
+      expect(readSysctls()).toEqual(kubeletValues);
+      expect(readMachineRecord()).toEqual(recordBefore);
       const gone = await apiRequest(cp.server, pki, 'GET', '/api/v1/nodes/nxt-e2e-second-node');
       expect(gone.status).toBe(404);
     } finally {
       if (!stopped) await second.stop().catch(() => {});
-      restoreSysctls(kubeletValues);
     }
   });
 });
@@ -386,6 +393,7 @@ describe.skipIf(!node)(
     ] as const)(
       '%s of `npm run cluster` with NXT_REAL_NODE=1 removes the node with its running pod',
       async (_what, signal, group) => {
+        const rulesBefore = iptablesRules();
         const cli = await startClusterCli();
         try {
           const state = await runPodOn(cli.kubeconfig, cli.nodeWorkDir);
@@ -395,7 +403,7 @@ describe.skipIf(!node)(
           );
           expect(code, cli.output()).toBe(0);
           expect(cli.output()).toContain('[cluster] stopped');
-          expectNodeGone(cli.nodeWorkDir, state);
+          expectNodeGone(cli.nodeWorkDir, state, rulesBefore);
         } finally {
           if (cli.child.exitCode === null) process.kill(-cli.child.pid!, 'SIGKILL');
         }
@@ -403,6 +411,7 @@ describe.skipIf(!node)(
     );
 
     it('after `npm run cluster` is killed with SIGKILL, the next run (reapStaleRuns) removes what its node left', async () => {
+      const rulesBefore = iptablesRules();
       const cli = await startClusterCli();
       const state = await runPodOn(cli.kubeconfig, cli.nodeWorkDir);
       process.kill(-cli.child.pid!, 'SIGKILL');
@@ -410,8 +419,10 @@ describe.skipIf(!node)(
       // the container and its shim outlive the killed process group; so do its mounts
       expect(mountsUnder(cli.nodeWorkDir).length).toBeGreaterThan(0);
       expect(nodeLeftovers(cli.nodeWorkDir, state).some((l) => l.startsWith('process '))).toBe(true);
+      // the killed node is still counted as a user of the machine record until it is swept
+      expect(readMachineRecord()?.users).toContain(cli.nodeWorkDir);
       reapStaleRuns();
-      expectNodeGone(cli.nodeWorkDir, state);
+      expectNodeGone(cli.nodeWorkDir, state, rulesBefore);
     });
   },
 );

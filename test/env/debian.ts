@@ -2,6 +2,8 @@ import { execFileSync } from 'node:child_process';
 
 /** How long an apt-get waits for another apt/dpkg (another test run installing its packages). */
 const APT_LOCK_WAIT_S = 300;
+/** Longest one apt-get may run (a stuck mirror): killed after it, so a test set-up fails instead of hanging. */
+const APT_TIMEOUT_MS = 1_200_000;
 
 /**
  * True when apt-get failed because another apt or dpkg holds one of its locks (the lists lock of
@@ -32,6 +34,8 @@ export function aptGet(
       execFileSync('apt-get', ['-o', `DPkg::Lock::Timeout=${APT_LOCK_WAIT_S}`, ...a], {
         stdio: ['ignore', 'ignore', 'pipe'],
         env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+        timeout: APT_TIMEOUT_MS,
+        killSignal: 'SIGTERM',
       }));
   const sleep = opts.sleep ?? sleepSync;
   const deadline = Date.now() + (opts.waitS ?? APT_LOCK_WAIT_S) * 1000;
@@ -40,6 +44,8 @@ export function aptGet(
       run(args);
       return;
     } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ETIMEDOUT')
+        throw new Error(`apt-get ${args.join(' ')} did not finish in ${APT_TIMEOUT_MS / 1000} s`);
       const stderr = String((e as { stderr?: unknown }).stderr ?? (e as Error).message);
       if (!isAptLockError(stderr) || Date.now() >= deadline) {
         throw new Error(`apt-get ${args.join(' ')} failed: ${stderr.trim().split('\n').slice(-3).join(' ')}`);

@@ -5,6 +5,7 @@ import type { TestProject } from 'vitest/node';
 import { ensureBinaries } from './binaries.js';
 import { LocalControlPlane } from './control-plane.js';
 import { installCrds } from './crds.js';
+import { startBoth, tearDownOnSignals } from './exit-teardown.js';
 import { LocalPostgres, type PostgresInfo } from './postgres.js';
 import { startRealNode, type PodPlacement, type RealNode } from './real-node.js';
 
@@ -40,11 +41,14 @@ const log = (m: string) => console.log(`[test-env] ${m}`);
 export default async function setup(project: TestProject) {
   const t0 = Date.now();
   const existingCluster = process.env.USE_EXISTING_CLUSTER === 'true';
+  // Ctrl-C / SIGTERM: vitest exits 1 ms after its own signal listener, before an async teardown could finish;
+  // this kills what the run started and removes its work dirs synchronously first (test/env/exit-teardown.ts)
+  tearDownOnSignals(log);
   const bins = await ensureBinaries(log);
-  const [cp, pgsql] = await Promise.all([
+  const [cp, pgsql] = await startBoth(
     existingCluster ? Promise.resolve(undefined) : LocalControlPlane.start({ log }),
     LocalPostgres.start(log),
-  ]);
+  );
   let realNode: RealNode | undefined;
   if (process.env.NXT_REAL_NODE === '1') {
     if (!cp)
@@ -95,14 +99,16 @@ export default async function setup(project: TestProject) {
     if (stopped) return;
     stopped = true;
     harness?.close();
+    const failures: string[] = [];
     // the node first: its stop() removes its Node object through the API server
-    await realNode?.stop().catch((e) => log(`stopping the real node: ${String(e)}`));
-    await Promise.allSettled([cp?.stop(), pgsql.stop()]);
+    await realNode?.stop().catch((e) => failures.push(`stopping the real node: ${(e as Error).message}`));
+    for (const r of await Promise.allSettled([cp?.stop(), pgsql.stop()]))
+      if (r.status === 'rejected') failures.push(String(r.reason));
+    if (failures.length) {
+      // a teardown that leaves something fails the run (vitest only logs a teardown error)
+      process.exitCode = 1;
+      throw new Error(`the test environment was not fully removed:\n${failures.join('\n')}`);
+    }
   };
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(sig, () => {
-      void teardown().finally(() => process.exit(130));
-    });
-  }
   return teardown;
 }

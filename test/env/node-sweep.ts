@@ -6,17 +6,22 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
+  closeSync,
   existsSync,
+  mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
   readlinkSync,
+  renameSync,
   rmdirSync,
   rmSync,
   statSync,
   unlinkSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 /** File in a real node's work dir that names what the node creates outside it. */
 export const NODE_STATE_FILE = 'real-node.json';
@@ -33,15 +38,21 @@ export interface NodeState {
   /** containerd's state dir (its task dirs name every container and sandbox). */
   containerdState: string;
   /**
-   * The kernel settings the kubelet changes at start (KUBELET_SYSCTLS), as they were before this node's kubelet
-   * started; stop() and the sweep after a crash write them back.
+   * The kernel settings the kubelet changes at start (KUBELET_SYSCTLS), as they were before the first real
+   * node on this machine started (a copy of the machine record's, see MachineRecord); the last node to stop
+   * (stop() or the sweep after a crash) writes them back.
    */
   sysctls?: Record<string, string>;
   /**
-   * Paths of KUBELET_HOST_PATHS that did not exist before this node's kubelet started (so the kubelet made
-   * them); the sweep removes them, deepest first, and nothing that was there before.
+   * Host paths the harness owns (KUBELET_HOST_PATHS that did not exist before the first node, or marked by
+   * HOST_PATH_MARKER): the last node's sweep removes them, deepest first, and nothing that was there before.
    */
   createdHostPaths?: string[];
+  /**
+   * True when the node registered in the machine record (MachineRecord): then the last node writes sysctls
+   * back and removes the host paths; state files of older harness versions restore their own copies.
+   */
+  machineRecord?: boolean;
 }
 
 /**
@@ -80,10 +91,9 @@ export function removeCreatedPaths(created: readonly string[] | undefined): stri
  * Kernel settings the kubelet sets when it starts with protectKernelDefaults unset (its container manager's
  * setupKernelTunables): kernel.panic=10, kernel.panic_on_oops=1, vm.overcommit_memory=1, vm.panic_on_oom=0,
  * kernel.keys.root_maxkeys=1000000, kernel.keys.root_maxbytes=25000000. protectKernelDefaults: true would make
- * the kubelet refuse to start on a machine with the kernel's defaults instead, so the node records them
- * before its kubelet starts and puts them back. Two real nodes on one machine at once must stop in reverse
- * order of their start (as the tests do) for the first node's record, the machine's own values, to be the
- * last one written.
+ * the kubelet refuse to start on a machine with the kernel's defaults instead, so the first node records them
+ * before its kubelet starts and the last one puts them back (MachineRecord: real nodes of overlapping runs
+ * share one record, so the machine's own values are the ones written back, whatever the order of the stops).
  */
 export const KUBELET_SYSCTLS = [
   'kernel.panic',
@@ -135,6 +145,174 @@ export function restoreSysctls(
     }
   }
   return failed;
+}
+
+/**
+ * A marker file the harness puts in a /var/lib/kubelet it creates: a /var/lib/kubelet that holds it is the
+ * harness's (left by a run that crashed), so its paths are removed by the last node even though they existed
+ * before; one without it belongs to something else on the machine and only what was absent is removed.
+ */
+export const HOST_PATH_MARKER = '/var/lib/kubelet/.nxt-test-real-node';
+
+/** Machine-wide record of the real nodes running on this machine (tmpfs: it goes with a reboot, as sysctls do). */
+export const MACHINE_RECORD_DIR = '/run/nxt-real-node';
+
+/**
+ * What real nodes share on one machine: the kernel settings and host paths as they were before the first of
+ * them started, and the work dirs of those still running (a refcount). The first node to acquire it saves the
+ * machine's values; the last to release it writes them back and removes the harness's host paths. Nodes of two
+ * runs that overlap in any order (A starts, B starts, A stops, B stops) so never write a kubelet's values back.
+ */
+export interface MachineRecord {
+  users: string[];
+  sysctls: Record<string, string>;
+  createdHostPaths: string[];
+}
+
+/** The machine's side effects, injectable so the refcount logic is unit-tested without root. */
+export interface MachineIo {
+  recordFile: string;
+  lockFile: string;
+  readSysctls(): Record<string, string>;
+  restoreSysctls(saved: Record<string, string>): string[];
+  /** Host paths the harness owns from now on (creating the marked /var/lib/kubelet if absent). */
+  claimHostPaths(): string[];
+  removeHostPaths(paths: string[]): string[];
+  /** False for a user whose work dir is gone (removed by hand): it no longer counts. */
+  userExists(dir: string): boolean;
+}
+
+export const realMachineIo: MachineIo = {
+  recordFile: join(MACHINE_RECORD_DIR, 'state.json'),
+  lockFile: join(MACHINE_RECORD_DIR, 'lock'),
+  readSysctls,
+  restoreSysctls: (saved) => restoreSysctls(saved),
+  claimHostPaths: () => {
+    const marked = existsSync(HOST_PATH_MARKER);
+    const created = marked ? [...KUBELET_HOST_PATHS] : absentPaths(KUBELET_HOST_PATHS);
+    if (!existsSync(KUBELET_HOST_PATHS[0]!) || marked) {
+      mkdirSync(KUBELET_HOST_PATHS[0]!, { recursive: true });
+      writeFileSync(
+        HOST_PATH_MARKER,
+        'made by the nxt-rollback-operator test harness (test/env/node-sweep.ts)\n',
+      );
+      created.push(HOST_PATH_MARKER);
+    }
+    return [...new Set(created)];
+  },
+  removeHostPaths: (paths) => removeCreatedPaths(paths),
+  userExists: (dir) => existsSync(dir),
+};
+
+function alivePid(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Runs `fn` holding the machine record's lock: an exclusively created lock file naming its holder (Node has
+ * no flock(2); the section is short and synchronous). A lock whose holder is dead is broken.
+ */
+export function withMachineLock<T>(io: MachineIo, fn: () => T): T {
+  mkdirSync(dirname(io.lockFile), { recursive: true });
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      const fd = openSync(io.lockFile, 'wx');
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      let holder = NaN;
+      try {
+        holder = Number(readFileSync(io.lockFile, 'utf8'));
+      } catch {
+        continue; // released meanwhile
+      }
+      // a holder that died (or one that is being written: NaN, retried)
+      if (Number.isInteger(holder) && holder > 0 && !alivePid(holder)) {
+        rmSync(io.lockFile, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`${io.lockFile} held by pid ${holder} for 60 s`);
+      sleepSync(20);
+    }
+  }
+  try {
+    return fn();
+  } finally {
+    rmSync(io.lockFile, { force: true });
+  }
+}
+
+export function readMachineRecord(io: MachineIo = realMachineIo): MachineRecord | undefined {
+  try {
+    return JSON.parse(readFileSync(io.recordFile, 'utf8')) as MachineRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+function writeMachineRecord(io: MachineIo, rec: MachineRecord | undefined): void {
+  if (!rec) {
+    rmSync(io.recordFile, { force: true });
+    return;
+  }
+  mkdirSync(dirname(io.recordFile), { recursive: true });
+  writeFileSync(io.recordFile + '.tmp', JSON.stringify(rec, null, 2));
+  renameSync(io.recordFile + '.tmp', io.recordFile);
+}
+
+/**
+ * Registers the node in `dir` as a user of the machine record, before its kubelet starts; the first user saves
+ * the kernel settings and claims the host paths. Returns the record (its values go in the node's state file).
+ */
+export function acquireMachine(dir: string, io: MachineIo = realMachineIo): MachineRecord {
+  return withMachineLock(io, () => {
+    const prev = readMachineRecord(io);
+    const users = (prev?.users ?? []).filter((u) => u !== dir && io.userExists(u));
+    const rec: MachineRecord =
+      prev && users.length
+        ? { ...prev, users: [...users, dir] }
+        : // the first node (or the first after nodes whose dirs vanished): the machine's own values now.
+          // A record left with no live users by a crash keeps its saved values: the kubelet's are current.
+          {
+            users: [dir],
+            sysctls: prev?.sysctls ?? io.readSysctls(),
+            createdHostPaths: [...new Set([...(prev?.createdHostPaths ?? []), ...io.claimHostPaths()])],
+          };
+    writeMachineRecord(io, rec);
+    return rec;
+  });
+}
+
+/**
+ * Removes the node in `dir` from the machine record (after its kubelet is gone). The last user writes the
+ * kernel settings back, removes the harness's host paths and deletes the record. Returns what could not be
+ * put back (settings, paths); [] when done or when other nodes still run.
+ */
+export function releaseMachine(dir: string, io: MachineIo = realMachineIo): string[] {
+  return withMachineLock(io, () => {
+    const rec = readMachineRecord(io);
+    if (!rec) return [];
+    const users = rec.users.filter((u) => u !== dir && io.userExists(u));
+    if (users.length) {
+      writeMachineRecord(io, { ...rec, users });
+      return [];
+    }
+    const failed = [
+      ...io.restoreSysctls(rec.sysctls).map((f) => `kernel setting ${f}`),
+      ...io.removeHostPaths(rec.createdHostPaths).map((p) => `host path ${p}`),
+    ];
+    // kept (with no users) when something could not be put back: the next node starts from its values
+    writeMachineRecord(io, failed.length ? { ...rec, users: [] } : undefined);
+    return failed;
+  });
 }
 
 /** Where the kubelet links container logs; fixed in the kubelet (not configurable). */
@@ -318,9 +496,14 @@ export function nodeLeftovers(dir: string, state: NodeState | undefined = readNo
     for (const c of cgroupDirs(state)) out.push(`cgroup ${c}`);
     for (const f of cniCacheFiles(state)) out.push(`CNI cache file ${f}`);
     for (const f of shimSockets(state)) out.push(`shim socket ${f}`);
-    for (const c of changedSysctls(state.sysctls)) out.push(`kernel setting ${c}`);
-    for (const p of (state.createdHostPaths ?? []).filter((f) => existsSync(f)))
-      out.push(`path made by the kubelet ${p}`);
+    const rec = state.machineRecord ? readMachineRecord() : undefined;
+    if (rec?.users.includes(dir)) out.push(`machine record ${realMachineIo.recordFile} still lists ${dir}`);
+    // kernel settings and host paths are shared: they are back only once the last node is gone
+    if (!rec?.users.some((u) => u !== dir && existsSync(u))) {
+      for (const c of changedSysctls(state.sysctls)) out.push(`kernel setting ${c}`);
+      for (const p of (state.createdHostPaths ?? []).filter((f) => existsSync(f)))
+        out.push(`path made by the kubelet ${p}`);
+    }
   }
   for (const l of containerLogLinks(dir)) out.push(`log link ${l}`);
   if (existsSync(dir)) out.push(`directory ${dir}`);
@@ -388,9 +571,13 @@ export function sweepNodeDir(dir: string, log: (m: string) => void = () => {}): 
       }
     }
     for (const f of [...cniCacheFiles(state), ...shimSockets(state)]) rmSync(f, { force: true });
-    // after the kubelet is gone (it sets them only when it starts)
-    for (const f of restoreSysctls(state.sysctls, log)) log(`could not restore kernel setting ${f}`);
-    removeCreatedPaths(state.createdHostPaths);
+    // after the kubelet is gone (it sets them only when it starts); the last node on the machine does it
+    if (state.machineRecord) {
+      for (const f of releaseMachine(dir)) log(`could not put back ${f}`);
+    } else {
+      for (const f of restoreSysctls(state.sysctls, log)) log(`could not restore kernel setting ${f}`);
+      removeCreatedPaths(state.createdHostPaths);
+    }
   }
   for (const l of containerLogLinks(dir)) {
     try {
@@ -410,4 +597,29 @@ export function sweepNodeDir(dir: string, log: (m: string) => void = () => {}): 
   const left = nodeLeftovers(dir, state).filter((l) => !l.startsWith('directory '));
   if (left.length) throw new Error(`the real node left behind:\n${left.join('\n')}`);
   if (process.env.NXT_KEEP_WORKDIR !== 'true') rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * The host's iptables and ip6tables rules (`iptables-save`), without comments and packet counters, to compare
+ * before and after a node: the kubelet runs with makeIPTablesUtilChains: false and the pods' network has no
+ * NAT, so a node must leave them as it found them. Undefined when iptables is not installed.
+ */
+export function iptablesRules(): string | undefined {
+  const out: string[] = [];
+  for (const cmd of ['iptables-save', 'ip6tables-save']) {
+    try {
+      out.push(
+        execFileSync(cmd, [], { stdio: ['ignore', 'pipe', 'ignore'], timeout: 30_000 })
+          .toString()
+          .split('\n')
+          .filter((l) => l && !l.startsWith('#'))
+          .map((l) => l.replace(/\[\d+:\d+\]/g, '[0:0]'))
+          .join('\n'),
+      );
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+  return out.join('\n');
 }

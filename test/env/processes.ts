@@ -11,7 +11,8 @@ import {
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NODE_STATE_FILE, sweepNodeDir } from './node-sweep.js';
+import { onExitSync } from './exit-teardown.js';
+import { mountsUnder, NODE_STATE_FILE, sweepNodeDir } from './node-sweep.js';
 
 /** Prefix of every harness work dir in the system temp dir; used to reap leftovers of killed runs. */
 export const WORKDIR_PREFIX = 'nxt-env-';
@@ -101,12 +102,78 @@ export function reapStaleRuns(): void {
   }
 }
 
+/** True while `pid` exists and is not a zombie (a child this process has not reaped counts as gone). */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
 export class ProcessGroup {
   readonly children = new Map<string, ChildProcess>();
   private stopping = false;
+  private unregisterExit: (() => void) | undefined;
 
   constructor(readonly workDir: string) {
     writeFileSync(join(workDir, 'owner.pid'), String(process.pid));
+    // If this process ends before stopAll() (a signal, process.exit), kill what we started and remove the work
+    // dir synchronously, as reapStaleRuns() would for a dead owner (test/env/exit-teardown.ts).
+    this.registerExit();
+  }
+
+  private registerExit(): void {
+    this.unregisterExit ??= onExitSync(`work dir ${this.workDir}`, () => this.removeSync());
+  }
+
+  private releaseExit(): void {
+    this.unregisterExit?.();
+    this.unregisterExit = undefined;
+  }
+
+  /**
+   * Synchronous teardown: SIGTERM to every child still running, SIGKILL after `graceMs`, then the work dir
+   * (a real node's by node-sweep.ts's sweep: containers, mounts, bridge, cgroups, kernel settings). Throws if
+   * something stayed (then the directory is kept).
+   */
+  removeSync(graceMs = 5000): void {
+    this.stopping = true;
+    const pids = [...this.children.values()]
+      .filter((c) => c.exitCode === null && c.signalCode === null && c.pid)
+      .map((c) => c.pid!);
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // gone
+      }
+    }
+    const deadline = Date.now() + graceMs;
+    while (pids.some(running) && Date.now() < deadline) sleepSync(50);
+    for (const pid of pids.filter(running)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    const killDeadline = Date.now() + 2000;
+    while (pids.some(running) && Date.now() < killDeadline) sleepSync(20);
+    this.releaseExit();
+    if (existsSync(join(this.workDir, NODE_STATE_FILE))) {
+      sweepNodeDir(this.workDir, (m) => console.error(`[exit-teardown] ${m}`));
+      return;
+    }
+    if (process.env.NXT_KEEP_WORKDIR === 'true' || !existsSync(this.workDir)) return;
+    const mounts = mountsUnder(this.workDir);
+    if (mounts.length) throw new Error(`${this.workDir} still has mounts: ${mounts.join(', ')}`);
+    rmSync(this.workDir, { recursive: true, force: true });
   }
 
   /**
@@ -126,6 +193,7 @@ export class ProcessGroup {
             ['--pdeathsig', 'KILL', '--', 'runuser', '-u', opts.asUser, '--', 'setpriv', ...wrapped],
           ]
         : ['setpriv', wrapped];
+    this.registerExit();
     const child = spawn(bin, argv as string[], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: opts.env ?? process.env,
@@ -169,15 +237,21 @@ export class ProcessGroup {
     this.recordPids();
   }
 
+  /**
+   * Stops every child (newest first). The owner removes the work dir right after (in the same tick), so the
+   * exit-time clean-up is no longer needed.
+   */
   async stopAll(): Promise<void> {
     this.stopping = true;
     const names = [...this.children.keys()].reverse();
     for (const n of names) await this.stopOne(n);
+    this.releaseExit();
   }
 
   private recordPids(): void {
     const pids = [...this.children.values()].map((c) => c.pid).filter(Boolean);
-    writeFileSync(join(this.workDir, 'children.pids'), pids.join('\n'));
+    // the work dir is gone when the synchronous teardown (removeSync) ran while an async stop was under way
+    if (existsSync(this.workDir)) writeFileSync(join(this.workDir, 'children.pids'), pids.join('\n'));
   }
 }
 

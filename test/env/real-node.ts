@@ -65,12 +65,10 @@ import { promisify } from 'node:util';
 import { REPO_ROOT, runBuildScript } from './binaries.js';
 import { installDebianPackages } from './debian.js';
 import {
-  absentPaths,
+  acquireMachine,
   cgroupHierarchies,
-  KUBELET_HOST_PATHS,
   NODE_STATE_FILE,
   nodeLeftovers,
-  readSysctls,
   sweepNodeDir,
   type NodeState,
 } from './node-sweep.js';
@@ -141,11 +139,14 @@ function missingPackages(): string[] {
   if (!existsSync('/usr/sbin/runc') && !existsSync('/usr/bin/runc')) missing.push('runc');
   if (!['bridge', 'host-local', 'loopback'].every((p) => existsSync(join(CNI_BIN_DIR, p))))
     missing.push('containernetworking-plugins');
+  // `ip` makes the pods' bridge (and the sweep deletes it)
+  if (!existsSync('/usr/sbin/ip') && !existsSync('/usr/bin/ip') && !existsSync('/sbin/ip'))
+    missing.push('iproute2');
   return missing;
 }
 
 /** Debian packages a real node needs; .ci/run installs them up front, startRealNode installs what is missing. */
-export const REAL_NODE_PACKAGES = ['containerd', 'runc', 'containernetworking-plugins'];
+export const REAL_NODE_PACKAGES = ['containerd', 'runc', 'containernetworking-plugins', 'iproute2'];
 
 export async function startRealNode(cluster: RealNodeCluster, opts: RealNodeOptions = {}): Promise<RealNode> {
   const log = opts.log ?? (() => {});
@@ -184,13 +185,16 @@ export async function startRealNode(cluster: RealNodeCluster, opts: RealNodeOpti
     cniNetwork: `nxt-node-${id}`,
     containerdAddress: containerdSock,
     containerdState: join(workDir, 'containerd', 'state'),
-    // before the kubelet starts, in the work dir: the sweep after a crash restores them too
-    sysctls: readSysctls(),
-    // what the kubelet makes outside its root dir and was not there before: removed again by the sweep
-    createdHostPaths: absentPaths(KUBELET_HOST_PATHS),
+    machineRecord: true,
   };
   writeFileSync(join(workDir, NODE_STATE_FILE), JSON.stringify(state, null, 2));
   const procs = new ProcessGroup(workDir);
+  // Before the kubelet starts: the first real node on the machine saves the kernel settings and claims the
+  // host paths the kubelet makes; the last one to stop (this one's sweep, or another node's) puts them back.
+  const machine = acquireMachine(workDir);
+  state.sysctls = machine.sysctls;
+  state.createdHostPaths = machine.createdHostPaths;
+  writeFileSync(join(workDir, NODE_STATE_FILE), JSON.stringify(state, null, 2));
   const dirs = {
     pki: join(workDir, 'pki'),
     containerdRoot: join(workDir, 'containerd', 'root'),

@@ -48,13 +48,23 @@ describe.skipIf(unsupported)('hack/build-image.sh: overlapping runs and signals'
   beforeAll(async () => {
     cache = mkdtempSync(join(tmpdir(), 'nxt-unit-build-image-'));
     mkdirSync(join(cache, 'podman'), { recursive: true });
-    // an earlier run holds the store's lock
-    holder = spawn('flock', [join(cache, 'podman.lock'), 'sleep', '120'], { stdio: 'ignore' });
+    // an earlier run holds the store's lock; in its own process group, so afterAll ends flock and its `sleep`
+    // (which holds the lock too: killing flock alone left it running with the lock for 120 s)
+    holder = spawn('flock', [join(cache, 'podman.lock'), 'sleep', '120'], {
+      stdio: 'ignore',
+      detached: true,
+    });
     await until('the lock holder', () => existsSync(join(cache, 'podman.lock')));
     await sleep(300);
   });
   afterAll(() => {
-    holder?.kill('SIGKILL');
+    if (holder?.pid) {
+      try {
+        process.kill(-holder.pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
     rmSync(cache, { recursive: true, force: true });
   });
 
