@@ -7,20 +7,29 @@ import { parseJson, REPO_ROOT, runCli } from '../support/cli.js';
 import {
   applyYaml,
   containerInfo,
+  expectPodTemplateRestricted,
   expectProjectImage,
+  expectRestrictedContainer,
   leaderPod,
   operatorLogs,
   REAL_NODE_NS_LABEL,
   realNodePoliciesYaml,
   runningOperatorPods,
 } from '../support/e2e.js';
-import { createTestNamespace, deleteTestNamespace, eventually, kubectl } from '../support/kube.js';
+import {
+  createTestNamespace,
+  deleteTestNamespace,
+  eventually,
+  kubectl,
+  testClients,
+} from '../support/kube.js';
 import { deploymentWithHistory, imageOf } from '../support/workloads.js';
 
 // Issue 14, once more with the kustomize base (manifests/base, `kubectl apply -k`): the same image, its own
 // ServiceAccount and RBAC, two replicas with leader election, and an emergency app rollback through it. The
 // overlay is the test's: the image built for this run, imagePullPolicy Never, and the namespace labelled for
-// the test's real-node pod policy (hostNetwork needs Pod Security privileged; see test/support/e2e.ts).
+// the test's real-node pod policy (hostNetwork needs Pod Security privileged; see test/support/e2e.ts). The
+// base's Deployment itself, unmutated, is dry-run in a Pod Security `restricted` namespace.
 describe.skipIf(inject('e2eSkipReason'))(
   'e2e: the kustomize base installs the operator image on a real node',
   () => {
@@ -28,6 +37,7 @@ describe.skipIf(inject('e2eSkipReason'))(
     let overlay = '';
     let rendered = '';
     let appNs = '';
+    let restrictedNs = '';
 
     beforeAll(async () => {
       await applyYaml(realNodePoliciesYaml());
@@ -94,7 +104,7 @@ replacements:
         console.log(`--- operator ---\n${(await operatorLogs(opNs).catch((e) => String(e))).slice(-8000)}`);
     });
     afterAll(async () => {
-      if (appNs) await deleteTestNamespace(appNs);
+      for (const ns of [appNs, restrictedNs]) if (ns) await deleteTestNamespace(ns);
       // Everything the overlay made except the CRDs (the global setup installed them; other files use them).
       const objects = parseAllDocuments(rendered)
         .map((d) => d.toJS())
@@ -121,7 +131,14 @@ replacements:
         await expectProjectImage(p.status!.containerStatuses![0], info);
         expect(info.Spec.process.user.uid).toBe(65532);
         expect(info.Spec.root.readonly).toBe(true);
+        await expectRestrictedContainer(info, `operator pod ${p.metadata!.name}`);
       }
+      restrictedNs = await createTestNamespace('e2e-krestricted');
+      const deployment = await testClients().apps.readNamespacedDeployment({
+        name: 'nxt-rollback-operator',
+        namespace: opNs,
+      });
+      await expectPodTemplateRestricted(restrictedNs, deployment.spec!.template, 'the base Deployment');
       appNs = await createTestNamespace('e2e-kapp');
       await deploymentWithHistory(appNs, 'checkout', ['nginx:1.25', 'nginx:1.26']);
       const r = await runCli(
