@@ -62,14 +62,18 @@ cleanup() {
     # store is this run's (see the header); remove them and unmount what they left under the store.
     podman "${RUNC_ROOT[@]}" rm -af >/dev/null 2>&1 || true
     buildah rm --all >/dev/null 2>&1 || true # build (working) containers, which podman rm does not see
-    # a RUN step's runc container that its killed buildah left (state under the store's runc root)
-    runc --root "$PODMAN_DIR/runc" list -q 2>/dev/null | xargs -r -n1 runc --root "$PODMAN_DIR/runc" delete --force \
-      >/dev/null 2>&1 || true
     podman rmi -f "$BUILD_TAG" >/dev/null 2>&1 || true
     [ -z "$IMAGE" ] || podman rmi -f "$IMAGE" >/dev/null 2>&1 || true
     podman image prune -f >/dev/null 2>&1 || true
     grep -F " $PODMAN_DIR/" /proc/self/mounts | awk '{print $2}' | sort -r |
       xargs -r -n1 umount -l 2>/dev/null || true
+  fi
+  if [ "$LOCKED" = 1 ]; then
+    # runc state of the build's RUN containers under the store's runc root: a killed buildah leaves its
+    # container's, and buildah does not always remove a finished step's either (seen after a successful
+    # build). Under the lock every container there is this run's, and done.
+    runc --root "$PODMAN_DIR/runc" list -q 2>/dev/null | xargs -r -n1 runc --root "$PODMAN_DIR/runc" delete --force \
+      >/dev/null 2>&1 || true
   fi
   [ -z "${OUT_TMP:-}" ] || rm -f "$OUT_TMP"
   # deepest first: the cache file, then its directories if empty

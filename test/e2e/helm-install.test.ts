@@ -188,12 +188,14 @@ describe.skipIf(inject('e2eSkipReason'))(
     it('the chart installed its own CRDs', async () => {
       expect(crdUidsBefore.size, 'the global setup had installed the CRDs').toBe(chartCrds.length);
       for (const crd of chartCrds) {
-        const live = JSON.parse(await kubectl('get', 'crd', crd.metadata.name, '-o', 'json'));
+        const live = JSON.parse(
+          await kubectl('get', 'crd', crd.metadata.name, '-o', 'json', '--show-managed-fields'),
+        );
         expect(live.metadata.uid, `${crd.metadata.name} was made anew`).not.toBe(
           crdUidsBefore.get(crd.metadata.name),
         );
         expect(
-          (live.metadata.managedFields ?? []).map((f: any) => f.manager),
+          (live.metadata.managedFields ?? []).map((f: any) => String(f.manager).toLowerCase()),
           `${crd.metadata.name} was created by helm`,
         ).toContain('helm');
         expect(live.spec).toMatchObject(crd.spec);

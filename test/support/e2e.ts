@@ -420,10 +420,16 @@ export async function expectPodTemplateRestricted(
   const refusal = async (spec: any) =>
     core.createNamespacedPod({ namespace, body: pod(spec), dryRun: 'All' }).then(
       () => undefined,
-      (e: { code?: number; body?: unknown; message?: string }) => ({
-        code: e.code,
-        text: typeof e.body === 'string' ? e.body : JSON.stringify(e.body ?? e.message),
-      }),
+      (e: { code?: number; body?: unknown; message?: string }) => {
+        // the Status the API server answered with (client-node keeps it as the JSON text or parsed)
+        let status: any = e.body;
+        try {
+          if (typeof status === 'string') status = JSON.parse(status);
+        } catch {
+          // not JSON: the text itself
+        }
+        return { code: e.code, text: String(status?.message ?? status ?? e.message) };
+      },
     );
   expect(await refusal(template.spec), `${what}: admitted under Pod Security restricted`).toBeUndefined();
   const refused = await refusal({ ...template.spec, hostNetwork: true });
