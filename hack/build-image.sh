@@ -8,12 +8,14 @@
 # Usage: hack/build-image.sh [OUT.oci.tar]
 #   The image is named localhost/nxt-rollback-operator:<first 12 hex digits of its image ID> (IMAGE=name:tag
 #   overrides); the default OUT is $CACHE/images/nxt-rollback-operator-<same 12 digits>.oci.tar (archives
-#   older than an hour are removed). Two runs at once do not share a tag or an archive path.
+#   there older than an hour are removed, also the old fixed name nxt-rollback-operator.oci.tar). Two runs at
+#   once do not share a tag or an archive path. The e2e harness passes an OUT in its own work dir and removes
+#   it after the import (test/env/images.ts).
 # Needs root, podman, buildah and debootstrap (test/env/images.ts installs them from Debian's packages).
 # Prints the archive's path on its last line of stdout; progress lines go to stderr as "[build-image] ...".
-# All of podman's state (storage, run root, tmp dir, its database) lives under $CACHE/podman; the per-run
-# config dir is removed on exit; /var/lib/containers, /run/containers and the user's containers.conf are not
-# touched.
+# All of podman's state (storage, run root, tmp dir, its database, its locks, runc's container state) lives
+# under $CACHE/podman; the per-run config dir is removed on exit; /var/lib/containers, /run/containers,
+# /run/runc, /dev/shm/libpod_lock and the user's containers.conf are not touched.
 #
 # Overlapping runs: the podman store under $CACHE/podman is used by one run at a time (flock on
 # $CACHE/podman.lock, held from the first podman command to the last), so everything in it while a run holds
@@ -31,6 +33,9 @@ IMAGE="${IMAGE:-}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CACHE_ROOT="${NXT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/nxt-rollback-operator}"
 PODMAN_DIR="$CACHE_ROOT/podman"
+# runc keeps its containers' state under --root, /run/runc by default: podman build's RUN steps (buildah) and
+# podman run (the checks) get the store's own root instead, so a killed build leaves no state.json there.
+RUNC_ROOT=(--runtime-flag "root=$PODMAN_DIR/runc")
 BASE_IMAGE="localhost/nxt-rollback-base:${DEBIAN_SUITE}-minbase_node-${NODE_VERSION}_npm-${NPM_VERSION}"
 OUT="${1:-}"
 BUILD_TAG="localhost/nxt-rollback-operator:build-$$-$(date +%s)"
@@ -55,13 +60,20 @@ cleanup() {
   if [ "$rc" -ne 0 ] && [ "$LOCKED" = 1 ]; then
     # Failed or interrupted (Ctrl-C mid-build), while holding the store's lock: every container in this
     # store is this run's (see the header); remove them and unmount what they left under the store.
-    podman rm -af >/dev/null 2>&1 || true
+    podman "${RUNC_ROOT[@]}" rm -af >/dev/null 2>&1 || true
     buildah rm --all >/dev/null 2>&1 || true # build (working) containers, which podman rm does not see
     podman rmi -f "$BUILD_TAG" >/dev/null 2>&1 || true
     [ -z "$IMAGE" ] || podman rmi -f "$IMAGE" >/dev/null 2>&1 || true
     podman image prune -f >/dev/null 2>&1 || true
     grep -F " $PODMAN_DIR/" /proc/self/mounts | awk '{print $2}' | sort -r |
       xargs -r -n1 umount -l 2>/dev/null || true
+  fi
+  if [ "$LOCKED" = 1 ]; then
+    # runc state of the build's RUN containers under the store's runc root: a killed buildah leaves its
+    # container's, and buildah does not always remove a finished step's either (seen after a successful
+    # build). Under the lock every container there is this run's, and done.
+    runc --root "$PODMAN_DIR/runc" list -q 2>/dev/null | xargs -r -n1 runc --root "$PODMAN_DIR/runc" delete --force \
+      >/dev/null 2>&1 || true
   fi
   [ -z "${OUT_TMP:-}" ] || rm -f "$OUT_TMP"
   # deepest first: the cache file, then its directories if empty
@@ -115,12 +127,15 @@ events_logger = "file"
 events_logfile_path = "$PODMAN_DIR/events.log"
 static_dir = "$PODMAN_DIR/libpod"
 tmp_dir = "$PODMAN_DIR/tmp"
+# flock-based locks in $PODMAN_DIR/tmp/locks, not the default shared-memory segment /dev/shm/libpod_lock (a
+# fixed path, shared with any other podman on the machine, and never removed).
+lock_type = "file"
 [network]
 # podman's CNI backend takes a lock file (cni.lock) in its config dir: here, not in /etc/cni/net.d. The build
 # uses the host network, so no CNI network is ever made.
 network_config_dir = "$PODMAN_DIR/cni"
 EOF
-mkdir -p "$PODMAN_DIR/cni"
+mkdir -p "$PODMAN_DIR/cni" "$PODMAN_DIR/runc"
 export CONTAINERS_CONF="$RUN/containers.conf" CONTAINERS_STORAGE_CONF="$RUN/storage.conf" TMPDIR="$RUN/tmp"
 mkdir -p "$TMPDIR"
 
@@ -183,7 +198,7 @@ if [ -n "$CA_FILE" ] && [ -f "$CA_FILE" ]; then
 fi
 mkdir -p "$CACHE_ROOT/npm-cache"
 log "building the project image from the Dockerfile (NODE_IMAGE=$BASE_IMAGE; ~1 min)"
-bg podman build --network host --layers=false --pull=never --build-arg "NODE_IMAGE=$BASE_IMAGE" \
+bg podman build "${RUNC_ROOT[@]}" --network host --layers=false --pull=never --build-arg "NODE_IMAGE=$BASE_IMAGE" \
   "${mounts[@]}" -t "$BUILD_TAG" -f "$ROOT/Dockerfile" "$ROOT" >"$RUN/build.log" 2>&1 ||
   { tail -40 "$RUN/build.log" >&2; die "podman build failed (log above)"; }
 ID="$(podman image inspect --format '{{.Id}}' "$BUILD_TAG")"
@@ -195,7 +210,7 @@ podman untag "$BUILD_TAG" "$BUILD_TAG" >/dev/null 2>&1 || true
 log "built $IMAGE (image ID sha256:$ID) in $(( $(date +%s) - t0 ))s"
 
 # --- what the manifests rely on: uid 65532, Node 20.20.2, bookworm's pg_dump 15 ---
-check() { podman run --rm --network none --read-only --entrypoint "$1" "$IMAGE" "${@:2}"; }
+check() { podman "${RUNC_ROOT[@]}" run --rm --network none --read-only --entrypoint "$1" "$IMAGE" "${@:2}"; }
 uid="$(check id -u)"
 [ "$uid" = 65532 ] || die "the image runs as uid $uid, not 65532"
 nodev="$(check node --version)"
@@ -210,7 +225,9 @@ mv "$OUT_TMP" "$OUT"
 OUT_TMP=""
 # The project image is rebuilt next run: keep only the cached base in the storage (this run's tag only).
 podman rmi "$IMAGE" >/dev/null 2>&1 || true
-# earlier runs' archives (content-named, so they pile up); an hour is far longer than any run's import
-find "$CACHE_ROOT/images" -maxdepth 1 -name 'nxt-rollback-operator-*.oci.tar' -mmin +60 -delete 2>/dev/null || true
+# earlier runs' archives in the cache (content-named, so they pile up; and the fixed name older versions of
+# this script used); an hour is far longer than any run's import
+find "$CACHE_ROOT/images" -maxdepth 1 \( -name 'nxt-rollback-operator-*.oci.tar' -o -name 'nxt-rollback-operator.oci.tar' \
+  -o -name 'nxt-rollback-operator*.oci.tar.tmp.*' \) -mmin +60 -delete 2>/dev/null || true
 log "saved $OUT ($(du -m "$OUT" | cut -f1) MB) in $(( $(date +%s) - start ))s in all"
 echo "$OUT"

@@ -1,7 +1,9 @@
-import { readFileSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import type { V1Job } from '@kubernetes/client-node';
 import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { parse } from 'yaml';
 import {
   applySchedule,
   createDbSecret,
@@ -15,17 +17,18 @@ import {
 import { parseJson, REPO_ROOT, runCli } from '../support/cli.js';
 import {
   applyYaml,
-  expectProjectContainer,
+  containerInfo,
+  expectPodTemplateRestricted,
+  expectProjectImage,
+  expectRestrictedContainer,
   createHostPathClaim,
   createRealNodeNamespace,
   helm,
-  installToLeader,
   killContainer,
   leaderPod,
   leaseHolder,
+  operatorLogs,
   operatorPodLogs,
-  printOperatorLogsOnFailure,
-  projectImageParts,
   realNodePoliciesYaml,
   runningOperatorPods,
 } from '../support/e2e.js';
@@ -44,62 +47,99 @@ import { deploymentWithHistory, imageOf } from '../support/workloads.js';
 // (test/e2e/global-setup.ts), installed by its Helm chart with the chart's ServiceAccount and RBAC only,
 // leader election on and two replicas, on a real node (kubelet + containerd). Then the demo's story through
 // it: an emergency app rollback with the CLI, a BackupSchedule whose CronJob-made Job runs the runner in the
-// image against the harness PostgreSQL, a database-scope plan restoring that backup while the leader pod is
-// deleted mid-restore. Only networking is adapted by the test (test/support/e2e.ts: hostNetwork through a
-// test-owned MutatingAdmissionPolicy, because this machine only allows loopback traffic).
+// image against the harness PostgreSQL, a database-scope plan restoring that backup while the leader's
+// container is SIGKILLed through containerd mid-restore (a crash, not a pod deletion). The chart installs its
+// own CRDs (the ones the global setup applied are deleted first). Only networking is adapted by the test
+// (test/support/e2e.ts: hostNetwork through a test-owned MutatingAdmissionPolicy, because this machine only
+// allows loopback traffic); the pod templates are also dry-run, unmutated, in a Pod Security `restricted`
+// namespace.
 describe.skipIf(inject('e2eSkipReason'))(
   'e2e: the Helm chart installs the operator image on a real node',
   () => {
     const release = 'nxt';
     const opNs = 'nxt-e2e-helm';
     const sa = 'nxt-nxt-rollback-operator';
+    const chartDir = join(REPO_ROOT, 'charts', 'nxt-rollback-operator');
+    const chartCrds = readdirSync(join(chartDir, 'crds'))
+      .filter((f) => f.endsWith('.yaml'))
+      .map((f) => parse(readFileSync(join(chartDir, 'crds', f), 'utf8')));
+    const crdUidsBefore = new Map<string, string>();
     let appNs = '';
     let dbNs = '';
+    let restrictedNs = '';
     let db: { name: string; url: string };
     const pvs: string[] = [];
     const dirs: string[] = [];
     let backupId = '';
     let claimDir = '';
+    /** Jobs of the schedule's CronJob: there must only ever be the one the backup test waited for. */
+    const cronJobMade = async () =>
+      (await scheduleJobs(dbNs, 'shop-db')).filter((j) =>
+        j.metadata?.ownerReferences?.some((o) => o.kind === 'CronJob' && o.name === 'shop-db-backup'),
+      );
     const orders = async () =>
       withClient(db.url, async (c) => Number((await c.query('select count(*) as n from orders')).rows[0].n));
 
     beforeAll(async () => {
       await applyYaml(realNodePoliciesYaml());
-      await createRealNodeNamespace('', opNs);
-      const [repository, tag] = projectImageParts();
-      await installToLeader(
-        opNs,
-        'helm install',
-        () =>
-          helm(
-            'install',
-            release,
-            join(REPO_ROOT, 'charts', 'nxt-rollback-operator'),
-            '-n',
-            opNs,
-            '--set',
-            `image.repository=${repository}`,
-            '--set',
-            `image.tag=${tag}`,
-            '--set',
-            'image.pullPolicy=Never',
-            '--set',
-            'replicaCount=2',
-            '--set',
-            'leaderElection.enabled=true',
-            '--wait',
-            '--timeout',
-            '5m',
-          ),
-        180_000,
+      // The chart's own CRDs, not the ones the global setup applied from crds/: helm installs a chart's crds/
+      // only when they do not exist yet, so those are deleted first (files run one at a time; the kustomize
+      // test applies the base's CRDs itself).
+      for (const crd of chartCrds) {
+        const name = crd.metadata.name as string;
+        const live = await kubectl('get', 'crd', name, '-o', 'jsonpath={.metadata.uid}').catch(() => '');
+        if (live) crdUidsBefore.set(name, live);
+      }
+      await kubectl(
+        'delete',
+        'crd',
+        ...chartCrds.map((c) => c.metadata.name as string),
+        '--ignore-not-found',
+        '--wait=true',
+        '--timeout=180s',
       );
+      await createRealNodeNamespace('', opNs);
+      restrictedNs = await createTestNamespace('e2e-restricted');
+      const t0 = Date.now();
+      const [repository, tag] = inject('e2eImage').split(/:(?=[^:]+$)/) as [string, string];
+      await helm(
+        'install',
+        release,
+        chartDir,
+        '-n',
+        opNs,
+        '--set',
+        `image.repository=${repository}`,
+        '--set',
+        `image.tag=${tag}`,
+        '--set',
+        'image.pullPolicy=Never',
+        '--set',
+        'replicaCount=2',
+        '--set',
+        'leaderElection.enabled=true',
+        '--wait',
+        '--timeout',
+        '5m',
+      );
+      await eventually(
+        'two running operator pods',
+        async () => (await runningOperatorPods(opNs)).length === 2,
+        180_000,
+        1000,
+      );
+      await leaderPod(opNs);
+      console.log(`[e2e] helm install to a leader: ${Date.now() - t0} ms`);
     });
-    printOperatorLogsOnFailure(opNs);
+    afterEach(async (ctx) => {
+      if (ctx.task.result?.state === 'fail')
+        console.log(`--- operator ---\n${(await operatorLogs(opNs).catch((e) => String(e))).slice(-8000)}`);
+    });
     afterAll(async () => {
       await helm('uninstall', release, '-n', opNs, '--wait', '--timeout', '2m').catch((e) =>
         console.log(String(e)),
       );
-      for (const ns of [appNs, dbNs, opNs]) if (ns) await deleteTestNamespace(ns);
+      for (const ns of [appNs, dbNs, opNs, restrictedNs]) if (ns) await deleteTestNamespace(ns);
       await deletePvs(pvs);
       for (const d of dirs) rmSync(d, { recursive: true, force: true });
     });
@@ -111,7 +151,10 @@ describe.skipIf(inject('e2eSkipReason'))(
         expect(p.spec?.nodeName).toBe(inject('realNode').nodeName);
         expect(p.spec?.serviceAccountName).toBe(sa);
         expect(p.spec?.containers[0]?.image).toBe(inject('e2eImage'));
-        const info = await expectProjectContainer(p);
+        const info = await containerInfo(p.status!.containerStatuses![0]!.containerID!);
+        await expectProjectImage(p.status!.containerStatuses![0], info);
+        expect(info.Spec.process.user.uid).toBe(65532);
+        expect(info.Spec.root.readonly).toBe(true);
         expect(info.Spec.process.args).toEqual([
           '/usr/bin/tini',
           '--',
@@ -119,7 +162,13 @@ describe.skipIf(inject('e2eSkipReason'))(
           'dist/operator/main.js',
           'manager',
         ]);
+        await expectRestrictedContainer(info, `operator pod ${p.metadata!.name}`);
       }
+      // The chart's Deployment as the chart wrote it (only its pods are changed, in the labelled namespace)
+      // is admitted under Pod Security restricted.
+      const { apps } = testClients();
+      const deployment = await apps.readNamespacedDeployment({ name: sa, namespace: opNs });
+      await expectPodTemplateRestricted(restrictedNs, deployment.spec!.template, 'the operator Deployment');
       // Only the chart's bindings name the ServiceAccount: nothing else grants it anything.
       const subjects = JSON.parse(
         await kubectl('get', 'clusterrolebindings,rolebindings', '-A', '-o', 'json'),
@@ -134,6 +183,27 @@ describe.skipIf(inject('e2eSkipReason'))(
       expect(granted.length).toBeGreaterThan(0);
       expect(new Set(granted)).toEqual(new Set(['Helm']));
       expect(pods.map((p) => p.metadata!.name)).toContain(await leaderPod(opNs));
+    });
+
+    it('the chart installed its own CRDs', async () => {
+      expect(crdUidsBefore.size, 'the global setup had installed the CRDs').toBe(chartCrds.length);
+      for (const crd of chartCrds) {
+        const live = JSON.parse(
+          await kubectl('get', 'crd', crd.metadata.name, '-o', 'json', '--show-managed-fields'),
+        );
+        expect(live.metadata.uid, `${crd.metadata.name} was made anew`).not.toBe(
+          crdUidsBefore.get(crd.metadata.name),
+        );
+        expect(
+          (live.metadata.managedFields ?? []).map((f: any) => String(f.manager).toLowerCase()),
+          `${crd.metadata.name} was created by helm`,
+        ).toContain('helm');
+        expect(live.spec).toMatchObject(crd.spec);
+        expect(
+          live.status.conditions.find((c: any) => c.type === 'Established')?.status,
+          `${crd.metadata.name} Established`,
+        ).toBe('True');
+      }
     });
 
     it('emergency app rollback with the CLI: the installed operator rolls the Deployment back', async () => {
@@ -176,22 +246,46 @@ describe.skipIf(inject('e2eSkipReason'))(
       pvs.push(claim.pv);
       dirs.push(claim.workDir);
       claimDir = claim.dir;
-      // Every minute, so the CronJob controller itself makes the first Job; slowed down once it has.
+      // One instant a year (minute, hour, day and month of a moment a minute or two ahead, UTC), so the
+      // CronJob controller itself makes exactly one Job. The controller runs a time after the CronJob's
+      // creation (a late one too, within startingDeadlineSeconds) and never one before it: if the operator
+      // made the CronJob after that minute (a loaded machine), no Job comes for it and another minute is set.
+      const { batch } = testClients();
+      const cronAt = (t: number) => {
+        const d = new Date(t);
+        return `${d.getUTCMinutes()} ${d.getUTCHours()} ${d.getUTCDate()} ${d.getUTCMonth() + 1} *`;
+      };
+      const nextMinute = () => Math.ceil((Date.now() + 60_000) / 60_000) * 60_000;
+      let at = nextMinute();
       await applySchedule(dbNs, 'shop-db', {
-        schedule: '* * * * *',
+        schedule: cronAt(at),
+        timeZone: 'Etc/UTC',
         database: { secretRef: { name: 'db' } },
         storage: { persistentVolumeClaim: { claimName: 'backups' } },
       });
+      for (let attempt = 1; ; attempt++) {
+        const cronJob = await eventually(
+          `the CronJob with schedule ${cronAt(at)}`,
+          async () => {
+            const c = await batch
+              .readNamespacedCronJob({ name: 'shop-db-backup', namespace: dbNs })
+              .catch(() => undefined);
+            return c?.spec?.schedule === cronAt(at) ? c : undefined;
+          },
+          120_000,
+          500,
+        );
+        if (new Date(cronJob.metadata!.creationTimestamp!).getTime() < at) break;
+        expect(attempt, 'the operator made the CronJob in time once in three').toBeLessThan(3);
+        at = nextMinute();
+        await patchSchedule(dbNs, 'shop-db', { spec: { schedule: cronAt(at) } });
+      }
       const job = await eventually(
-        'the first CronJob-made backup Job',
-        async () =>
-          (await scheduleJobs(dbNs, 'shop-db')).find((j) =>
-            j.metadata?.ownerReferences?.some((o) => o.kind === 'CronJob' && o.name === 'shop-db-backup'),
-          ),
-        150_000,
+        `the CronJob-made backup Job of ${new Date(at).toISOString()}`,
+        async () => (await cronJobMade())[0],
+        Math.max(0, at - Date.now()) + 150_000,
         1000,
       );
-      await patchSchedule(dbNs, 'shop-db', { spec: { schedule: '0 3 * * *' } });
       backupId = job.metadata!.name!;
       await waitScheduleCondition(
         dbNs,
@@ -216,10 +310,14 @@ describe.skipIf(inject('e2eSkipReason'))(
         500,
       );
       expect(pod.spec?.nodeName).toBe(inject('realNode').nodeName);
-      const info = await expectProjectContainer(pod);
+      const info = await containerInfo(pod.status!.containerStatuses![0]!.containerID!);
+      await expectProjectImage(pod.status!.containerStatuses![0], info);
+      expect(info.Spec.process.user.uid).toBe(65532);
       expect(info.Spec.process.user.gid).toBe(65532);
+      expect(info.Spec.root.readonly).toBe(true);
       expect(info.Spec.process.args).toContain('backup');
-      expect(info.Spec.process.capabilities?.effective ?? []).toEqual([]);
+      await expectRestrictedContainer(info, `backup pod ${pod.metadata!.name}`);
+      await expectPodTemplateRestricted(restrictedNs, job.spec!.template, 'the backup Job');
       // Written by the runner in the pod: owned by its uid, and dumped by the image's PostgreSQL 15 pg_dump.
       const dump = join(claimDir, `${backupId}.dump`);
       expect(statSync(dump).uid).toBe(65532);
@@ -228,6 +326,7 @@ describe.skipIf(inject('e2eSkipReason'))(
       expect(manifest.tables['public.orders']).toBe(500);
       const schedule = await getSchedule(dbNs, 'shop-db');
       expect(condition(schedule, 'LastBackupSucceeded')?.status).toBe('True');
+      expect((await cronJobMade()).map((j) => j.metadata!.name)).toEqual([backupId]);
     });
 
     it("a database-scope plan restores it with the image's pg_restore, and finishes exactly once when the leader crashes mid-restore", async () => {
@@ -235,25 +334,45 @@ describe.skipIf(inject('e2eSkipReason'))(
       await withClient(db.url, (c) => c.query('delete from orders where id > 100'));
       expect(await orders()).toBe(100);
       const planLabel = 'rollback.nxtnewday.io/plan=restore-orders';
-      // Every Job the plan ever has, from before it exists: a restore Job made twice and deleted in between
-      // would not show in a list at the end.
-      const seen = new Map<string, string>(); // uid -> name
-      let watchError: unknown;
+      // Every Job and every Pod in the namespace, from before the plan exists, whatever their name or labels:
+      // a restore Job (or pod) made twice and deleted in between would not show in a list at the end. A Job
+      // is a restore Job when its runner's first argument is `restore` (the runner's command).
+      const jobsSeen = new Map<string, { name: string; restore: boolean }>(); // uid -> Job
+      const podsSeen = new Map<string, { name: string; job: string }>(); // uid -> Pod and its Job's uid
+      const noteJob = (j: any) => {
+        if (!j?.metadata?.uid) return;
+        const restore = (j.spec?.template?.spec?.containers ?? []).some(
+          (c: any) => c.args?.[0] === 'restore',
+        );
+        jobsSeen.set(j.metadata.uid, { name: j.metadata.name, restore });
+      };
+      const notePod = (p: any) => {
+        if (!p?.metadata?.uid) return;
+        const owner = (p.metadata.ownerReferences ?? []).find((o: any) => o.kind === 'Job');
+        podsSeen.set(p.metadata.uid, { name: p.metadata.name, job: owner?.uid ?? '' });
+      };
+      const watchErrors: unknown[] = [];
       let watchStopped = false;
       const { kc } = testClients();
       const { Watch } = await import('@kubernetes/client-node');
-      const watch = await new Watch(kc).watch(
-        `/apis/batch/v1/namespaces/${dbNs}/jobs`,
-        { labelSelector: planLabel },
-        (type, obj: any) => {
-          if (type !== 'BOOKMARK' && obj?.metadata?.uid) seen.set(obj.metadata.uid, obj.metadata.name);
-        },
-        (err) => {
-          if (!watchStopped) watchError = err ?? new Error("the watch of the plan's Jobs ended");
-        },
-      );
+      const watchAll = (path: string, note: (o: any) => void) =>
+        new Watch(kc).watch(
+          path,
+          {},
+          (type, obj: any) => {
+            if (type !== 'BOOKMARK') note(obj);
+          },
+          (err) => {
+            if (!watchStopped) watchErrors.push(err ?? new Error(`the watch of ${path} ended`));
+          },
+        );
+      const watches = [
+        await watchAll(`/apis/batch/v1/namespaces/${dbNs}/jobs`, noteJob),
+        await watchAll(`/api/v1/namespaces/${dbNs}/pods`, notePod),
+      ];
       const logsBefore = new Map<string, string>();
       let restoreUid = '';
+      let restoreJob: V1Job | undefined;
       let killedPod = '';
       let killedIdentity = '';
       // An open transaction holding a lock on orders: pg_restore --clean waits on it, so the plan is
@@ -289,24 +408,40 @@ describe.skipIf(inject('e2eSkipReason'))(
           500,
         );
         // The restore Job and its pod, running (waiting on the lock): the image's pg_restore, as 65532.
-        const restoreJobs = (
-          await batch.listNamespacedJob({ namespace: dbNs, labelSelector: planLabel })
-        ).items.filter((j) => j.metadata!.name!.endsWith('-restore'));
+        const restoreJobs = (await batch.listNamespacedJob({ namespace: dbNs })).items.filter((j) =>
+          j.spec?.template.spec?.containers.some((c) => c.args?.[0] === 'restore'),
+        );
         expect(restoreJobs).toHaveLength(1);
-        restoreUid = restoreJobs[0]!.metadata!.uid!;
-        const restorePods = await core.listNamespacedPod({
-          namespace: dbNs,
-          labelSelector: `job-name=${restoreJobs[0]!.metadata!.name!}`,
-        });
-        expect(restorePods.items).toHaveLength(1);
-        const rp = restorePods.items[0]!;
-        expect(rp.status?.phase).toBe('Running');
+        restoreJob = restoreJobs[0]!;
+        restoreUid = restoreJob.metadata!.uid!;
+        // Its pod as the kubelet reports it once running: phase Running and the container's ID (a loaded
+        // machine can show the pod Pending, or Running before the container status has its ID).
+        const rp = await eventually(
+          'the restore pod Running with its container',
+          async () => {
+            const pods = (
+              await core.listNamespacedPod({
+                namespace: dbNs,
+                labelSelector: `job-name=${restoreJob!.metadata!.name!}`,
+              })
+            ).items;
+            expect(pods, 'one restore pod').toHaveLength(1);
+            const cs = pods[0]!.status?.containerStatuses?.[0];
+            return pods[0]!.status?.phase === 'Running' && cs?.state?.running && cs.containerID
+              ? pods[0]!
+              : undefined;
+          },
+          60_000,
+          500,
+        );
         expect(rp.spec?.nodeName).toBe(inject('realNode').nodeName);
-        const rinfo = await expectProjectContainer(rp);
+        const rinfo = await containerInfo(rp.status!.containerStatuses![0]!.containerID!);
+        await expectProjectImage(rp.status!.containerStatuses![0], rinfo);
+        expect(rinfo.Spec.process.user.uid).toBe(65532);
         expect(rinfo.Spec.process.user.gid).toBe(65532);
+        expect(rinfo.Spec.root.readonly).toBe(true);
         expect(rinfo.Spec.process.args).toContain('restore');
-        expect(rinfo.Spec.process.capabilities?.effective ?? []).toEqual([]);
-        expect(rinfo.Spec.process.capabilities?.bounding ?? []).toEqual([]);
+        await expectRestrictedContainer(rinfo, `restore pod ${rp.metadata!.name}`);
 
         // Every operator pod's logs before the crash (the killed process's own are read after it, --previous).
         for (const [k, v] of await operatorPodLogs(opNs)) logsBefore.set(k, v);
@@ -353,18 +488,25 @@ describe.skipIf(inject('e2eSkipReason'))(
       expect(plan.status.phase, JSON.stringify(plan.status.conditions)).toBe('Succeeded');
       expect(condition(plan, 'DatabaseRestored')?.status).toBe('True');
       expect(await orders(), 'the rows are back').toBe(500);
-      // Exactly once: the plan names the Job that was running before the crash, and no other restore Job
-      // ever existed (the watch saw every Job of the plan from before it was created).
+      // Exactly once: the plan names the Job that was running before the crash, no other restore Job ever
+      // existed in the namespace, and that Job only ever had the one pod (the watches saw every Job and Pod
+      // of the namespace from before the plan was created).
       expect(plan.status.database?.restoreJobUID).toBe(restoreUid);
-      const jobs = (await batch.listNamespacedJob({ namespace: dbNs, labelSelector: planLabel })).items;
-      watchStopped = true; // abort() ends the watch with an AbortError: ours, not a failure
-      watch.abort();
-      expect(watchError, "the watch of the plan's Jobs ran to the end").toBeUndefined();
-      for (const j of jobs) seen.set(j.metadata!.uid!, j.metadata!.name!);
-      const restoreUids = [...seen].filter(([, name]) => name.endsWith('-restore')).map(([uid]) => uid);
+      const jobs = (await batch.listNamespacedJob({ namespace: dbNs })).items;
+      const pods = (await core.listNamespacedPod({ namespace: dbNs })).items;
+      watchStopped = true; // abort() ends a watch with an AbortError: ours, not a failure
+      for (const w of watches) w.abort();
+      expect(watchErrors, 'the watches of Jobs and Pods ran to the end').toEqual([]);
+      for (const j of jobs) noteJob(j);
+      for (const p of pods) notePod(p);
+      const restoreUids = [...jobsSeen].filter(([, j]) => j.restore).map(([uid]) => uid);
       expect(restoreUids, 'one restore Job ever').toEqual([restoreUid]);
-      const names = [...seen.values()].sort();
+      const restorePods = [...podsSeen.values()].filter((p) => p.job === restoreUid).map((p) => p.name);
+      expect(restorePods, 'one pod of the restore Job ever').toHaveLength(1);
+      const names = [...jobsSeen.values()].map((j) => j.name).sort();
       expect(names, 'one Job per step, none made twice').toEqual([...new Set(names)]);
+      expect((await cronJobMade()).map((j) => j.metadata!.name)).toEqual([backupId]);
+      await expectPodTemplateRestricted(restrictedNs, restoreJob!.spec!.template, 'the restore Job');
       // The operator records the result from the runner's termination message, so the Job controller may
       // not have counted the pod yet: wait for it, then check that nothing failed.
       expect(

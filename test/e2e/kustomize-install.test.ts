@@ -6,7 +6,9 @@ import { parseAllDocuments, stringify } from 'yaml';
 import { parseJson, REPO_ROOT, runCli } from '../support/cli.js';
 import {
   applyYaml,
+  expectPodTemplateRestricted,
   expectProjectContainer,
+  expectRestrictedContainer,
   installToLeader,
   operatorLogs,
   printOperatorLogsOnFailure,
@@ -15,13 +17,14 @@ import {
   realNodePoliciesYaml,
   runningOperatorPods,
 } from '../support/e2e.js';
-import { createTestNamespace, deleteTestNamespace, kubectl } from '../support/kube.js';
+import { createTestNamespace, deleteTestNamespace, kubectl, testClients } from '../support/kube.js';
 import { deploymentWithHistory, imageOf } from '../support/workloads.js';
 
 // Issue 14, once more with the kustomize base (manifests/base, `kubectl apply -k`): the same image, its own
 // ServiceAccount and RBAC, two replicas with leader election, and an emergency app rollback through it. The
 // overlay is the test's: the image built for this run, imagePullPolicy Never, and the namespace labelled for
-// the test's real-node pod policy (hostNetwork needs Pod Security privileged; see test/support/e2e.ts).
+// the test's real-node pod policy (hostNetwork needs Pod Security privileged; see test/support/e2e.ts). The
+// base's Deployment itself, unmutated, is dry-run in a Pod Security `restricted` namespace.
 describe.skipIf(inject('e2eSkipReason'))(
   'e2e: the kustomize base installs the operator image on a real node',
   () => {
@@ -29,6 +32,7 @@ describe.skipIf(inject('e2eSkipReason'))(
     let overlay = '';
     let rendered = '';
     let appNs = '';
+    let restrictedNs = '';
 
     beforeAll(async () => {
       await applyYaml(realNodePoliciesYaml());
@@ -88,7 +92,7 @@ replacements:
     });
     printOperatorLogsOnFailure(opNs);
     afterAll(async () => {
-      if (appNs) await deleteTestNamespace(appNs);
+      for (const ns of [appNs, restrictedNs]) if (ns) await deleteTestNamespace(ns);
       // Everything the overlay made except the CRDs (the global setup installed them; other files use them).
       const objects = parseAllDocuments(rendered)
         .map((d) => d.toJS())
@@ -111,8 +115,15 @@ replacements:
       expect(pods).toHaveLength(2);
       for (const p of pods) {
         expect(p.spec?.serviceAccountName).toBe('nxt-rollback-operator');
-        await expectProjectContainer(p);
+        const info = await expectProjectContainer(p);
+        await expectRestrictedContainer(info, `operator pod ${p.metadata!.name}`);
       }
+      restrictedNs = await createTestNamespace('e2e-krestricted');
+      const deployment = await testClients().apps.readNamespacedDeployment({
+        name: 'nxt-rollback-operator',
+        namespace: opNs,
+      });
+      await expectPodTemplateRestricted(restrictedNs, deployment.spec!.template, 'the base Deployment');
       appNs = await createTestNamespace('e2e-kapp');
       await deploymentWithHistory(appNs, 'checkout', ['nginx:1.25', 'nginx:1.26']);
       const r = await runCli(

@@ -5,12 +5,17 @@
  * archive the real node imports (test/env/real-node.ts importImage); pods use it with imagePullPolicy Never.
  * The image's tag is the first 12 hex digits of its image ID (so two runs at once never share a name), and the
  * tests compare a container's image by ID and manifest digest, not only by name.
+ * The archive (~180 MB) is written to a harness work dir of this run (`nxt-env-image-*` with owner.pid), not
+ * to the cache: it is removed by `removeArchive()` (once imported), at the latest when this process exits, and
+ * by a later run's reapStaleRuns (test/env/processes.ts) when this one was killed.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT, runBuildScript } from './binaries.js';
 import { installDebianPackages } from './debian.js';
+import { WORKDIR_PREFIX } from './processes.js';
 
 /** Repository of the project image; its tag is per build (see the header). */
 export const PROJECT_IMAGE_REPOSITORY = 'localhost/nxt-rollback-operator';
@@ -29,6 +34,11 @@ export interface ProjectImage {
   archive: string;
   /** Seconds the build took, base included when it was not cached. */
   seconds: number;
+  /**
+   * Deletes the archive (and its work dir) now, e.g. once the node has imported it; idempotent. Without an
+   * explicit `archive` option it also runs when this process exits.
+   */
+  removeArchive(): void;
 }
 
 function missingImagePackages(): string[] {
@@ -37,8 +47,24 @@ function missingImagePackages(): string[] {
 }
 
 /**
- * Builds the project image into `archive` (default: under the harness cache, named by image ID). Installs
- * podman, buildah, runc and debootstrap from Debian's packages when they are missing and we are root.
+ * A harness work dir for the archive: `owner.pid` makes a later run's reapStaleRuns remove it when this
+ * process was killed; `remove` (also run at this process's exit) removes it otherwise.
+ */
+export function imageWorkDir(): { dir: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), `${WORKDIR_PREFIX}image-`));
+  writeFileSync(join(dir, 'owner.pid'), String(process.pid));
+  const remove = () => {
+    process.off('exit', remove);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.on('exit', remove); // synchronous, so it also runs when something calls process.exit()
+  return { dir, remove };
+}
+
+/**
+ * Builds the project image into `archive` (default: `project.oci.tar` in a harness work dir of this run, see
+ * the header). Installs podman, buildah, runc and debootstrap from Debian's packages when they are missing
+ * and we are root.
  */
 export async function buildProjectImage(
   opts: { archive?: string; log?: (m: string) => void } = {},
@@ -48,11 +74,23 @@ export async function buildProjectImage(
   if (missing.length) installDebianPackages(missing, log);
   const t0 = Date.now();
   const script = join(REPO_ROOT, 'hack', 'build-image.sh');
-  const archive = await runBuildScript(script, '[build-image] ', 'image: ', log, 'the project image', {
-    args: opts.archive ? [opts.archive] : [],
-    dieWithParent: true,
-  });
-  return { ...readOciArchive(archive), archive, seconds: Math.round((Date.now() - t0) / 1000) };
+  const work = opts.archive ? undefined : imageWorkDir();
+  const removeArchive = work?.remove ?? (() => rmSync(opts.archive!, { force: true }));
+  try {
+    const archive = await runBuildScript(script, '[build-image] ', 'image: ', log, 'the project image', {
+      args: [opts.archive ?? join(work!.dir, 'project.oci.tar')],
+      dieWithParent: true,
+    });
+    return {
+      ...readOciArchive(archive),
+      archive,
+      seconds: Math.round((Date.now() - t0) / 1000),
+      removeArchive,
+    };
+  } catch (e) {
+    work?.remove();
+    throw e;
+  }
 }
 
 /** Name, manifest digest and image ID of the single image in an OCI archive. */

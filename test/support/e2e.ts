@@ -407,3 +407,81 @@ export async function expectProjectImage(
   const row = stdout.split('\n').find((l) => l.startsWith(image + ' '));
   expect(row, stdout).toContain(inject('e2eImageDigest'));
 }
+
+/**
+ * Asserts what Pod Security `restricted` asks of a container, on the OCI spec containerd runs it with (`ctr
+ * containers info`): a seccomp profile (RuntimeDefault: containerd's default profile, whose default action
+ * refuses what it does not list; Unconfined would leave `linux.seccomp` out), no_new_privs, and no
+ * capability in any set.
+ */
+export async function expectRestrictedContainer(info: any, what: string): Promise<void> {
+  const { expect } = await import('vitest');
+  const seccomp = info.Spec?.linux?.seccomp;
+  expect(seccomp, `${what}: a seccomp profile`).toBeDefined();
+  expect(seccomp.defaultAction, `${what}: seccomp refuses unlisted syscalls`).toMatch(
+    /^SCMP_ACT_(ERRNO|KILL|KILL_PROCESS|KILL_THREAD|TRAP)$/,
+  );
+  expect(seccomp.syscalls?.length ?? 0, `${what}: seccomp lists syscalls`).toBeGreaterThan(0);
+  expect(info.Spec.process.noNewPrivileges, `${what}: noNewPrivileges`).toBe(true);
+  const caps = info.Spec.process.capabilities ?? {};
+  for (const set of ['bounding', 'effective', 'inheritable', 'permitted', 'ambient'])
+    expect(caps[set] ?? [], `${what}: no ${set} capabilities`).toEqual([]);
+}
+
+/**
+ * Server-side dry run of a pod made from `template` (a Deployment's or Job's spec.template, as the product
+ * writes it: the test's pod mutations only touch pods in labelled namespaces) in `namespace`, which must be
+ * an unlabelled namespace with `pod-security.kubernetes.io/enforce=restricted` (createTestNamespace): Pod
+ * Security admission enforces on pods, not on Deployments or Jobs, so the pod is what is dry-run. The
+ * ServiceAccount the template names is created there first (the ServiceAccount admission plugin refuses a
+ * pod whose account does not exist). As a check that the namespace really enforces, the same pod with
+ * hostNetwork must be refused.
+ */
+export async function expectPodTemplateRestricted(
+  namespace: string,
+  template: { metadata?: { labels?: Record<string, string> }; spec?: any },
+  what: string,
+): Promise<void> {
+  const { expect } = await import('vitest');
+  const { core } = testClients();
+  const ns = await core.readNamespace({ name: namespace });
+  expect(ns.metadata?.labels?.['pod-security.kubernetes.io/enforce']).toBe('restricted');
+  expect(ns.metadata?.labels?.[REAL_NODE_NS_LABEL]).toBeUndefined();
+  const sa = template.spec?.serviceAccountName ?? 'default';
+  if (sa !== 'default')
+    await core
+      .createNamespacedServiceAccount({ namespace, body: { metadata: { name: sa } } })
+      .catch((e: { code?: number }) => {
+        if (e.code !== 409) throw e;
+      });
+  await eventually(
+    `ServiceAccount ${sa} in ${namespace}`,
+    async () => !!(await core.readNamespacedServiceAccount({ name: sa, namespace }).catch(() => undefined)),
+    30_000,
+    500,
+  );
+  const pod = (spec: any) => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { generateName: 'dry-run-', labels: template.metadata?.labels ?? {} },
+    spec,
+  });
+  const refusal = async (spec: any) =>
+    core.createNamespacedPod({ namespace, body: pod(spec), dryRun: 'All' }).then(
+      () => undefined,
+      (e: { code?: number; body?: unknown; message?: string }) => {
+        // the Status the API server answered with (client-node keeps it as the JSON text or parsed)
+        let status: any = e.body;
+        try {
+          if (typeof status === 'string') status = JSON.parse(status);
+        } catch {
+          // not JSON: the text itself
+        }
+        return { code: e.code, text: String(status?.message ?? status ?? e.message) };
+      },
+    );
+  expect(await refusal(template.spec), `${what}: admitted under Pod Security restricted`).toBeUndefined();
+  const refused = await refusal({ ...template.spec, hostNetwork: true });
+  expect(refused?.code, `${what} with hostNetwork: refused (the namespace enforces restricted)`).toBe(403);
+  expect(refused?.text).toMatch(/violates PodSecurity "restricted/);
+}
