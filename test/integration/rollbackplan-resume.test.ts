@@ -106,7 +106,11 @@ describe('RollbackPlan crash consistency', () => {
       expect(d.spec?.template.spec?.containers[0]?.image).toBe('nginx:1.26');
       await new Promise((r) => setTimeout(r, 1500));
       expect(await revisions(ns, 'web')).toEqual([1, 3, 4]);
-      expect((await eventsFor(ns, 'undo-web')).filter((e) => e.reason === 'Succeeded')).toHaveLength(1);
+      const succeeded = await eventually('the Succeeded Event', async () => {
+        const all = (await eventsFor(ns, 'undo-web')).filter((e) => e.reason === 'Succeeded');
+        return all.length > 0 && all;
+      });
+      expect(succeeded).toHaveLength(1);
     } finally {
       await restarted.kill();
     }
@@ -140,7 +144,11 @@ describe('RollbackPlan crash consistency', () => {
       const plan = await waitPlanPhase(ns, 'on-revert', ['Succeeded', 'Failed']);
       expect(plan.status.phase, JSON.stringify(plan.status.conditions)).toBe('Succeeded');
       expect(plan.status.trigger).toEqual(mid.status.trigger);
-      const events = await eventsFor(ns, 'on-revert');
+      // Events are sent without waiting, the Succeeded one after the final status write: wait for it.
+      const events = await eventually('the Succeeded Event', async () => {
+        const all = await eventsFor(ns, 'on-revert');
+        return all.some((e) => e.reason === 'Succeeded') && all;
+      });
       // Not fired again: at most the one Triggered event (the killed process may have died before sending it;
       // events are sent after the status write).
       const triggered = events.filter((e) => e.reason === 'Triggered');
