@@ -106,7 +106,7 @@ describe('RollbackPlan (scope app)', () => {
     });
     expect(events.map((e) => e.reason).sort()).toEqual(['DeploymentRolledBack', 'Started', 'Succeeded']);
     expect(events.find((e) => e.reason === 'Succeeded')?.message).toMatch(
-      /^rolled back in [\d.]+s \(RTO objective \S+\); 1 Deployment\(s\) rolled out and available; 1 HTTP check\(s\) passed$/,
+      /^rolled back in [\d.]+s \(RTO objective \S+\); 1 rolled back, 0 already at the wanted revision; rolled back: web 3 -> 2; 1 Deployment\(s\) rolled out and available; 1 HTTP check\(s\) passed$/,
     );
     // The printer columns show scope, phase and readiness.
     expect(await kubectl('-n', ns, 'get', 'rbp', 'undo-web')).toMatch(
