@@ -52,4 +52,56 @@ describe('EventRecorder', () => {
     await r.record(plan, 'Warning', 'Failed', 'step X failed');
     expect(calls[3]).toMatchObject({ verb: 'patch', name: calls[2]!.name, body: { count: 2 } });
   });
+
+  it('counts concurrent repeats one after the other (2, 3, 4), as callers do not await a record', async () => {
+    const { client, calls } = fakeClient();
+    const r = new EventRecorder(client, 'op', 'pod-1', log);
+    await r.record(plan, 'Normal', 'Started', 'rollback started');
+    await Promise.all([
+      r.record(plan, 'Normal', 'Started', 'rollback started'),
+      r.record(plan, 'Normal', 'Started', 'rollback started'),
+      r.record(plan, 'Normal', 'Started', 'rollback started'),
+    ]);
+    expect(calls.map((c) => [c.verb, c.body.count])).toEqual([
+      ['create', 1],
+      ['patch', 2],
+      ['patch', 3],
+      ['patch', 4],
+    ]);
+  });
+
+  it('creates one Event, not two, when two concurrent repeats both meet an expired Event', async () => {
+    const gone = new Set<string>();
+    const { client, calls } = fakeClient(gone);
+    const r = new EventRecorder(client, 'op', 'pod-1', log);
+    await r.record(plan, 'Warning', 'Failed', 'step X failed');
+    gone.add(calls[0]!.name!);
+    await Promise.all([
+      r.record(plan, 'Warning', 'Failed', 'step X failed'),
+      r.record(plan, 'Warning', 'Failed', 'step X failed'),
+    ]);
+    expect(calls.map((c) => c.verb)).toEqual(['create', 'patch', 'create', 'patch']);
+    expect(calls[3]).toMatchObject({ name: calls[2]!.name, body: { count: 2 } });
+  });
+
+  it('does not hold up a record of another Event behind a slow one', async () => {
+    let release!: () => void;
+    const slow = new Promise<void>((res) => (release = res));
+    const created: string[] = [];
+    const client = {
+      create: async (_ref: unknown, body: any) => {
+        if (body.reason === 'Slow') await slow;
+        created.push(body.reason);
+        return body;
+      },
+      patch: async () => ({}),
+    } as unknown as KubeClient;
+    const r = new EventRecorder(client, 'op', 'pod-1', log);
+    const first = r.record(plan, 'Normal', 'Slow', 'a');
+    await r.record(plan, 'Normal', 'Fast', 'b');
+    expect(created).toEqual(['Fast']);
+    release();
+    await first;
+    expect(created).toEqual(['Fast', 'Slow']);
+  });
 });

@@ -19,6 +19,8 @@ interface Seen {
  */
 export class EventRecorder {
   private readonly seen = new Map<string, Seen>();
+  /** The record in flight per key: records of one key run one after the other (see record). */
+  private readonly inFlight = new Map<string, Promise<void>>();
   constructor(
     private readonly client: KubeClient,
     private readonly component: string,
@@ -26,16 +28,34 @@ export class EventRecorder {
     private readonly log: Logger,
   ) {}
 
-  async record(
+  /**
+   * Callers do not await this (an Event never holds up a reconcile), so two repeats of one Event can be in
+   * flight at once. They are serialized per key: each one sees the count and the Event name the one before
+   * it left, so concurrent repeats send counts 2, 3, ... and two repeats that both meet an expired Event
+   * create one new Event, not two. Different keys do not wait for each other.
+   */
+  record(obj: KubeObject, type: EventType, reason: string, message: string, action = reason): Promise<void> {
+    const note = message.length > 1024 ? message.slice(0, 1021) + '...' : message;
+    const key = `${obj.metadata.uid}|${type}|${reason}|${note}`;
+    const before = this.inFlight.get(key) ?? Promise.resolve();
+    // recordNow never rejects.
+    const run = before.then(() => this.recordNow(key, obj, type, reason, note, action));
+    this.inFlight.set(key, run);
+    void run.then(() => {
+      if (this.inFlight.get(key) === run) this.inFlight.delete(key);
+    });
+    return run;
+  }
+
+  private async recordNow(
+    key: string,
     obj: KubeObject,
     type: EventType,
     reason: string,
-    message: string,
-    action = reason,
+    note: string,
+    action: string,
   ): Promise<void> {
     const ns = obj.metadata.namespace ?? 'default';
-    const note = message.length > 1024 ? message.slice(0, 1021) + '...' : message;
-    const key = `${obj.metadata.uid}|${type}|${reason}|${note}`;
     const now = new Date().toISOString();
     const prev = this.seen.get(key);
     try {

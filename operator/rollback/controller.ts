@@ -64,6 +64,7 @@ import {
   type ValidationStage,
 } from './validate-only.js';
 import type { PlanRun, StepDefinition, StepOutcome } from './plan-run.js';
+import { succeededEventMessage } from './outcome-messages.js';
 import { HttpChecks, httpProbeOptions, postValidate, preValidateHttpChecks } from './post-validation.js';
 import { TriggerMonitors } from '../triggers/monitors.js';
 import { LabelMatcher } from '../triggers/matchers.js';
@@ -718,11 +719,10 @@ export class RollbackPlanReconciler {
     cond({ type: ConditionType.Ready, status: 'True', reason: 'Succeeded', message: msg });
     cond({ type: ConditionType.Reconciling, status: 'False', reason: 'Succeeded', message: '' });
     cond({ type: ConditionType.Stalled, status: 'False', reason: 'Succeeded', message: '' });
-    const post = findStep(status.steps, 'PostValidation')?.message;
     run.event(
       'Normal',
       'Succeeded',
-      `${msg} (RTO objective ${spec.objectives.rto})${post ? `; ${post}` : ''}`,
+      succeededEventMessage(status, msg, spec.objectives.rto, spec.trigger.mode === 'onRevert'),
     );
     await write();
     this.observe(run, 'succeeded');

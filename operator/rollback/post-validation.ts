@@ -18,6 +18,7 @@ import {
   type HttpProbeOptions,
 } from './http-check.js';
 import { findStep, finishStep, noteStep } from './journal.js';
+import { postValidationMessage } from './outcome-messages.js';
 import type { PlanRun, StepOutcome } from './plan-run.js';
 import { rolloutProgress } from './rollout.js';
 
@@ -179,7 +180,7 @@ export async function postValidate(run: PlanRun, stepName: string): Promise<Step
   const http = checkHttp(run, stepName, { at: deadline, timeout: run.spec.validation.timeout });
   if (http.kind !== 'done') return http;
   const rolled = (run.status.deployments ?? []).length;
-  return { kind: 'done', message: `${rolled} Deployment(s) rolled out and available${http.message}` };
+  return { kind: 'done', message: postValidationMessage(rolled, http.message) };
 }
 
 /** The HTTP checks' verdict: all passed, one failed (the others are aborted), or still running (requeue). */

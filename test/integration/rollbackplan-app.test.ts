@@ -1,6 +1,12 @@
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestNamespace, deleteTestNamespace, kubectl, testClients } from '../support/kube.js';
+import {
+  createTestNamespace,
+  deleteTestNamespace,
+  eventually,
+  kubectl,
+  testClients,
+} from '../support/kube.js';
 import { startOperator, type OperatorProcess } from '../support/operator.js';
 import { applyPlan, condition, eventsFor, getPlan, waitPlanPhase } from '../support/plans.js';
 import {
@@ -93,10 +99,14 @@ describe('RollbackPlan (scope app)', () => {
     expect(plan.status.durationSeconds).toBeGreaterThanOrEqual(0);
     expect(Date.parse(plan.status.completedAt)).toBeGreaterThanOrEqual(Date.parse(plan.status.startedAt));
     // One Event per decision and change, no repeats of what the conditions say (3 API writes, not 6).
-    const events = await eventsFor(ns, 'undo-web');
+    // Events are sent without waiting, the Succeeded one after the final status write: wait for it.
+    const events = await eventually('the Succeeded Event', async () => {
+      const all = await eventsFor(ns, 'undo-web');
+      return all.some((e) => e.reason === 'Succeeded') && all;
+    });
     expect(events.map((e) => e.reason).sort()).toEqual(['DeploymentRolledBack', 'Started', 'Succeeded']);
     expect(events.find((e) => e.reason === 'Succeeded')?.message).toMatch(
-      /^rolled back in [\d.]+s \(RTO objective \S+\); 1 Deployment\(s\) rolled out and available; 1 HTTP check\(s\) passed$/,
+      /^rolled back in [\d.]+s \(RTO objective \S+\); 1 rolled back, 0 already at the wanted revision; rolled back: web 3 -> 2; 1 Deployment\(s\) rolled out and available; 1 HTTP check\(s\) passed$/,
     );
     // The printer columns show scope, phase and readiness.
     expect(await kubectl('-n', ns, 'get', 'rbp', 'undo-web')).toMatch(
@@ -274,7 +284,9 @@ describe('RollbackPlan (scope app)', () => {
         /got HTTP 503, expected 200 \(after 2 attempts\)/,
       );
       expect(condition(plan, 'RolledBack').status).toBe('True');
-      const failed = (await eventsFor(ns, 'probe-fail')).find((e) => e.reason === 'Failed');
+      const failed = await eventually('the Failed Event', async () =>
+        (await eventsFor(ns, 'probe-fail')).find((e) => e.reason === 'Failed'),
+      );
       expect(failed?.message).toMatch(/changed: Deployment probe/);
     } finally {
       healthy = true;

@@ -106,7 +106,73 @@ describe('RollbackPlan crash consistency', () => {
       expect(d.spec?.template.spec?.containers[0]?.image).toBe('nginx:1.26');
       await new Promise((r) => setTimeout(r, 1500));
       expect(await revisions(ns, 'web')).toEqual([1, 3, 4]);
-      expect((await eventsFor(ns, 'undo-web')).filter((e) => e.reason === 'Succeeded')).toHaveLength(1);
+      const succeeded = await eventually('the Succeeded Event', async () => {
+        const all = (await eventsFor(ns, 'undo-web')).filter((e) => e.reason === 'Succeeded');
+        return all.length > 0 && all;
+      });
+      expect(succeeded).toHaveLength(1);
+    } finally {
+      await restarted.kill();
+    }
+  });
+
+  // The journal is written between two Deployment patches, not after the last one (its result goes with the
+  // next write of the reconcile): a kill right after the LAST patch is the window with no checkpoint.
+  it('completes a 2-Deployment plan exactly once after a kill right after the last patch', async () => {
+    const images = ['nginx:1.25', 'nginx:1.26', 'nginx:1.27'];
+    await Promise.all([
+      deploymentWithHistory(ns, 'front', images),
+      deploymentWithHistory(ns, 'back', images),
+    ]);
+    const crashing = await startOperator({
+      env: { WATCH_NAMESPACES: ns, NXT_FAILPOINTS: 'after-deployment-patch@2' },
+      name: 'crashing-last',
+    });
+    await crashing.waitReady();
+    await applyPlan(ns, 'undo-two', {
+      scope: 'app',
+      targets: { deployments: [{ name: 'front' }, { name: 'back' }] },
+    });
+    expect(await crashing.exited, 'the failpoint killed the operator').toBe('SIGKILL');
+    expect(crashing.logs()).toMatch(/failpoint after-deployment-patch: killing the process \(hit 2\)/);
+
+    // Both patches landed; the journal holds the first (written before the second patch), not the second.
+    const mid = await getPlan(ns, 'undo-two');
+    expect(mid.status.steps.find((s: any) => s.name === 'AppRollback')).toMatchObject({ result: 'Running' });
+    expect(mid.status.deployments.map((d: any) => [d.name, d.result])).toEqual([
+      ['front', 'RolledBack'],
+      ['back', 'Pending'],
+    ]);
+    await Promise.all([waitRolledOut(ns, 'front', '4'), waitRolledOut(ns, 'back', '4')]);
+
+    const restarted = await startOperator({ env: { WATCH_NAMESPACES: ns }, name: 'restarted-last' });
+    try {
+      await restarted.waitReady();
+      const plan = await waitPlanPhase(ns, 'undo-two', ['Succeeded', 'Failed']);
+      expect(plan.status.phase, JSON.stringify(plan.status.conditions)).toBe('Succeeded');
+      expect(plan.status.deployments[1]).toMatchObject({
+        name: 'back',
+        result: 'RolledBack',
+        message: expect.stringMatching(/is in place/),
+      });
+      expect(plan.status.steps.filter((s: any) => s.name === 'AppRollback')).toHaveLength(1);
+      // Exactly one rollback each: revision 4 is the old revision 2 template; there is no revision 5.
+      for (const name of ['front', 'back']) {
+        const d = await waitRolledOut(ns, name, '4');
+        expect(d.spec?.template.spec?.containers[0]?.image, name).toBe('nginx:1.26');
+      }
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(await revisions(ns, 'front')).toEqual([1, 3, 4]);
+      expect(await revisions(ns, 'back')).toEqual([1, 3, 4]);
+      // Finished once, and the one Succeeded Event names both rollbacks (whatever DeploymentRolledBack
+      // Events the killed process managed to send).
+      const succeeded = await eventually('the Succeeded Event', async () => {
+        const all = (await eventsFor(ns, 'undo-two')).filter((e) => e.reason === 'Succeeded');
+        return all.length > 0 && all;
+      });
+      expect(succeeded).toHaveLength(1);
+      expect(succeeded[0]!.count).toBe(1);
+      expect(succeeded[0]!.message).toMatch(/rolled back: front 3 -> 2, back 3 -> 2/);
     } finally {
       await restarted.kill();
     }
@@ -140,7 +206,11 @@ describe('RollbackPlan crash consistency', () => {
       const plan = await waitPlanPhase(ns, 'on-revert', ['Succeeded', 'Failed']);
       expect(plan.status.phase, JSON.stringify(plan.status.conditions)).toBe('Succeeded');
       expect(plan.status.trigger).toEqual(mid.status.trigger);
-      const events = await eventsFor(ns, 'on-revert');
+      // Events are sent without waiting, the Succeeded one after the final status write: wait for it.
+      const events = await eventually('the Succeeded Event', async () => {
+        const all = await eventsFor(ns, 'on-revert');
+        return all.some((e) => e.reason === 'Succeeded') && all;
+      });
       // Not fired again: at most the one Triggered event (the killed process may have died before sending it;
       // events are sent after the status write).
       const triggered = events.filter((e) => e.reason === 'Triggered');

@@ -1,0 +1,39 @@
+import type { RollbackPlanStatus } from '../api/v1alpha1/rollbackplan.js';
+import { findStep } from './journal.js';
+
+/**
+ * Post-validation's result: the Deployments rolled out (only when the plan has Deployments) and the HTTP
+ * checks passed (only when it has checks). `httpPassed` is checkHttp's done message ('' or
+ * '; N HTTP check(s) passed').
+ */
+export function postValidationMessage(deployments: number, httpPassed: string): string {
+  const parts = [deployments > 0 ? `${deployments} Deployment(s) rolled out and available` : ''];
+  parts.push(httpPassed.replace(/^; /, ''));
+  return parts.filter(Boolean).join('; ');
+}
+
+/**
+ * The plan's Succeeded Event: the duration and RTO objective, what AppRollback did (its message, plus the
+ * Deployments it rolled back by name and revision), and post-validation's result. It is the one Event every
+ * successful plan records, so a DeploymentRolledBack Event dropped by the API server (429 or 5xx in a burst)
+ * still leaves an Event naming each Deployment that was rolled back; built from status, no extra request.
+ */
+export function succeededEventMessage(
+  status: RollbackPlanStatus,
+  summary: string,
+  rto: string,
+  gitopsRevert = false,
+): string {
+  const parts = [`${summary} (RTO objective ${rto})`];
+  const app = findStep(status.steps, 'AppRollback')?.message;
+  if (app) parts.push(app);
+  const rolled = (status.deployments ?? []).filter((d) => d.result === 'RolledBack');
+  // onRevert: the step's message already names them (GitOps rolled them back, the operator patched nothing).
+  if (app && rolled.length && !gitopsRevert)
+    parts.push(
+      `rolled back: ${rolled.map((d) => `${d.name} ${d.fromRevision ?? '?'} -> ${d.toRevision ?? '?'}`).join(', ')}`,
+    );
+  const post = findStep(status.steps, 'PostValidation')?.message;
+  if (post) parts.push(post);
+  return parts.join('; ');
+}
