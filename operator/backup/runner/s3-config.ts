@@ -168,8 +168,9 @@ const TLS_UNTRUSTED = new Set([
 /** What to check, per reason: said in the message so the condition tells the user what to do. */
 const HINTS: Partial<Record<FailureReason, string>> = {
   StorageAccessDenied:
-    'the credentials lack a permission: the runner needs s3:ListBucket, s3:GetObject, s3:PutObject, s3:DeleteObject, ' +
-    's3:ListBucketMultipartUploads and s3:AbortMultipartUpload on the bucket and prefix (and kms:GenerateDataKey/kms:Decrypt for aws:kms)',
+    'the credentials lack a permission: the runner needs s3:ListBucket, s3:GetObject, s3:GetObjectVersion, s3:PutObject, ' +
+    's3:DeleteObject, s3:ListBucketMultipartUploads and s3:AbortMultipartUpload on the bucket and prefix ' +
+    '(with objectLock also s3:PutObjectRetention and s3:GetObjectRetention; with aws:kms kms:GenerateDataKey and kms:Decrypt)',
   StorageBucketNotFound: 'create the bucket or fix spec.storage.s3.bucket / endpoint / region',
   StorageCredentialsInvalid: 'check the access key id and secret in spec.storage.s3.credentialsSecretRef',
   StorageThrottled: 'the server kept answering SlowDown after the retries; the next run tries again',
