@@ -117,14 +117,22 @@ export class S3BackupStorage implements BackupStorage {
     return `${this.prefix}${PINS_DIR}/${validateBackupId(id)}/${holder === undefined ? '' : `${holder}/`}`;
   }
 
+  /**
+   * The schedule's server-side encryption: on EVERY object the runner writes (dump, manifests, removal
+   * markers, pins, the owner object, restore fences), so a bucket policy that requires it never refuses one.
+   */
+  private encryptionParams(): Partial<PutObjectCommandInput> {
+    const sse = this.config.serverSideEncryption;
+    return sse
+      ? { ServerSideEncryption: sse.algorithm, ...(sse.kmsKeyId ? { SSEKMSKeyId: sse.kmsKeyId } : {}) }
+      : {};
+  }
+
   /** Encryption and Object Lock of every object that makes a backup (dump and manifest). */
   private backupObjectParams(): Partial<PutObjectCommandInput> {
-    const sse = this.config.serverSideEncryption;
     const lock = this.config.objectLock;
     return {
-      ...(sse
-        ? { ServerSideEncryption: sse.algorithm, ...(sse.kmsKeyId ? { SSEKMSKeyId: sse.kmsKeyId } : {}) }
-        : {}),
+      ...this.encryptionParams(),
       ...(lock
         ? {
             ObjectLockMode: lock.mode,
@@ -180,6 +188,7 @@ export class S3BackupStorage implements BackupStorage {
           Key: key,
           Body: text,
           ContentType: 'application/json',
+          ...this.encryptionParams(),
           ...extra,
         }),
       ),
@@ -544,6 +553,7 @@ export class S3BackupStorage implements BackupStorage {
           Body: JSON.stringify(record) + '\n',
           ContentType: 'application/json',
           IfNoneMatch: '*',
+          ...this.encryptionParams(),
         }),
       );
     } catch (e) {
@@ -573,6 +583,7 @@ export class S3BackupStorage implements BackupStorage {
             Body: JSON.stringify(body) + '\n',
             ContentType: 'application/json',
             IfNoneMatch: '*',
+            ...this.encryptionParams(),
           }),
         );
         return;
