@@ -9,7 +9,7 @@ import type { S3Config } from './s3-config.js';
  * A client that answers like an empty bucket holding one manifest and one removal marker, and records every
  * command the storage sends (its name and input): what each write path asks of the server, without one.
  */
-function recordingClient() {
+function recordingClient(failPut?: (input: Record<string, unknown>) => Error | undefined) {
   const sent: { name: string; input: Record<string, unknown> }[] = [];
   const missing = () =>
     Object.assign(new Error('not found'), { name: 'NotFound', $metadata: { httpStatusCode: 404 } });
@@ -32,6 +32,11 @@ function recordingClient() {
             : { Contents: [] };
         case 'ListMultipartUploads':
           return { Uploads: [] };
+        case 'PutObject': {
+          const e = failPut?.(cmd.input);
+          if (e) throw e;
+          return {};
+        }
         default:
           return {};
       }
@@ -96,5 +101,28 @@ describe('S3BackupStorage writes', () => {
 
   it('sends no encryption header without the setting', async () => {
     for (const p of await everyWrite(config())) expect(p).not.toHaveProperty('ServerSideEncryption');
+  });
+});
+
+describe('S3BackupStorage on a server without conditional writes', () => {
+  const notImplemented = (input: Record<string, unknown>) =>
+    input.IfNoneMatch
+      ? Object.assign(new Error('A header you provided implies functionality that is not implemented'), {
+          name: 'NotImplemented',
+          $metadata: { httpStatusCode: 501 },
+        })
+      : undefined;
+
+  it('fails the owner claim and the restore fence with StorageConditionalWritesUnsupported (not retried)', async () => {
+    const { client } = recordingClient(notImplemented);
+    const s = new S3BackupStorage(client, config());
+    await expect(s.ensureOwner({ namespace: 'a', name: 'orders' })).rejects.toMatchObject({
+      reason: 'StorageConditionalWritesUnsupported',
+      message: expect.stringContaining('.nxt-owner.json'),
+    });
+    await expect(s.claimRestore('plan-uid-1', {})).rejects.toMatchObject({
+      reason: 'StorageConditionalWritesUnsupported',
+      message: expect.stringContaining('conditional writes'),
+    });
   });
 });

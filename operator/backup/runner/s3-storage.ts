@@ -56,6 +56,16 @@ const isMissing = (e: unknown) => {
   const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
   return err?.name === 'NoSuchKey' || err?.name === 'NotFound' || err?.$metadata?.httpStatusCode === 404;
 };
+/** A server without conditional writes (501 NotImplemented to If-None-Match): the same on every retry. */
+const conditionalWritesUnsupported = (e: unknown, doing: string) => {
+  const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
+  if (err?.name !== 'NotImplemented' && err?.$metadata?.httpStatusCode !== 501) return undefined;
+  return new RunnerFailure(
+    'StorageConditionalWritesUnsupported',
+    `${doing}: the server does not implement conditional writes (If-None-Match: *, HTTP 501), which the ` +
+      'prefix owner object and restore fences need; use a server that supports them (AWS S3, recent MinIO, SeaweedFS)',
+  );
+};
 const isPreconditionFailed = (e: unknown) => {
   const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
   return err?.name === 'PreconditionFailed' || err?.$metadata?.httpStatusCode === 412;
@@ -559,7 +569,10 @@ export class S3BackupStorage implements BackupStorage {
     } catch (e) {
       if (isPreconditionFailed(e) || (e as { name?: string }).name === 'ConditionalRequestConflict')
         return false;
-      throw s3Failure(e, `writing ${key} in ${this.location}`);
+      throw (
+        conditionalWritesUnsupported(e, `writing ${key} in ${this.location}`) ??
+        s3Failure(e, `writing ${key} in ${this.location}`)
+      );
     }
     return true;
   }
@@ -591,7 +604,10 @@ export class S3BackupStorage implements BackupStorage {
         // Another runner claimed it first: read what it wrote.
         if (isPreconditionFailed(e) || (e as { name?: string }).name === 'ConditionalRequestConflict')
           continue;
-        throw s3Failure(e, `writing ${key} in ${this.location}`);
+        throw (
+          conditionalWritesUnsupported(e, `writing ${key} in ${this.location}`) ??
+          s3Failure(e, `writing ${key} in ${this.location}`)
+        );
       }
     }
     throw new RunnerFailure('StorageFailed', `claiming ${this.location}: ${key} changed while it was read`);
