@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
@@ -17,6 +17,7 @@ import {
   useS3Server,
   type S3Credentials,
 } from '../support/s3.js';
+import { eventually } from '../support/kube.js';
 import { createTestDatabase, tableChecksum, withClient } from '../support/postgres.js';
 
 // The runner's subcommands against a real S3 server (SeaweedFS) and the harness PostgreSQL, exactly as a
@@ -326,6 +327,52 @@ describe('the runner against a real S3 server', () => {
       env(db.name, undefined, owner),
     );
     expect(p2.result, p2.output).toMatchObject({ success: true, deleted: ['ret-1'] });
+  });
+
+  it('pins the backup a running test restore reads: a prune meanwhile keeps it; the pin goes at the end', async () => {
+    const db = await filledDatabase('s3tr');
+    const prefix = 'trpin';
+    const owner = { NXT_SCHEDULE_NAME: 'trp', NXT_SCHEDULE_UID: 'trp-uid', NXT_BACKUP_PURPOSE: 'scheduled' };
+    for (const id of ['trp-1', 'trp-2']) {
+      const b = await runner(
+        ['backup', '--storage-url', url(prefix), '--id', id],
+        env(db.name, undefined, owner),
+      );
+      expect(b.result, b.output).toMatchObject({ success: true });
+    }
+    // pg_restore held at a gate: the test restore is mid-read (its pin written) until the gate opens.
+    const realBin = env(db.name).PG_BIN_DIR!;
+    const gate = mkdtempSync(join(root, 'gate-'));
+    const open = join(gate, 'open');
+    for (const tool of readdirSync(realBin)) symlinkSync(join(realBin, tool), join(gate, tool));
+    rmSync(join(gate, 'pg_restore'));
+    writeFileSync(
+      join(gate, 'pg_restore'),
+      `#!/bin/sh\nwhile [ ! -e '${open}' ]; do sleep 0.1; done\nexec '${join(realBin, 'pg_restore')}' "$@"\n`,
+      { mode: 0o755 },
+    );
+    const running = runner(
+      ['test-restore', '--storage-url', url(prefix), '--id', 'trp-1'],
+      env(db.name, undefined, { ...owner, NXT_JOB_UID: 'job-uid-tr', PG_BIN_DIR: gate }),
+    );
+    try {
+      await eventually('the test restore pins trp-1', async () =>
+        (await listObjects(s3(), bucket, `${prefix}/.pins/trp-1/job-uid-tr/`)).length === 1
+          ? true
+          : undefined,
+      );
+      const p = await runner(
+        ['prune', '--storage-url', url(prefix), '--keep-last', '1'],
+        env(db.name, undefined, owner),
+      );
+      expect(p.result, p.output).toMatchObject({ success: true, pinned: ['trp-1'] });
+      expect((p.result as { deleted?: string[] }).deleted ?? []).toEqual([]);
+    } finally {
+      writeFileSync(open, '');
+    }
+    const t = await running;
+    expect(t.result, t.output).toMatchObject({ success: true, id: 'trp-1' });
+    expect(await listObjects(s3(), bucket, `${prefix}/.pins/`), 'the pin is removed').toEqual([]);
   });
 
   it('writes backups under Object Lock retention when asked, and says so', async () => {
