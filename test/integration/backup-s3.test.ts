@@ -375,6 +375,32 @@ describe('the runner against a real S3 server', () => {
     expect(await listObjects(s3(), bucket, `${prefix}/.pins/`), 'the pin is removed').toEqual([]);
   });
 
+  it('never selects a dump left without a manifest, and prune removes it once older than the leftover age', async () => {
+    const db = await filledDatabase('s3o');
+    const prefix = 'orphan';
+    const b = await runner(['backup', '--storage-url', url(prefix), '--id', 'orph-1'], env(db.name));
+    expect(b.result, b.output).toMatchObject({ success: true });
+    // A runner killed after CompleteMultipartUpload, before its manifest: a complete, valid dump, no manifest.
+    await putObject(`${prefix}/orph-2.dump`, await getObject(`${prefix}/orph-1.dump`));
+    const latest = await runner(['verify', '--storage-url', url(prefix), '--id', 'latest'], env(db.name));
+    expect(latest.result, latest.output).toMatchObject({ success: true, id: 'orph-1' });
+    const direct = await runner(['verify', '--storage-url', url(prefix), '--id', 'orph-2'], env(db.name));
+    expect(direct.result, direct.output).toMatchObject({ success: false });
+    const dumps = async () =>
+      (await listObjects(s3(), bucket, `${prefix}/`)).map((o) => o.key).filter((k) => k.endsWith('.dump'));
+    // Younger than the leftover age: it could be a backup about to write its manifest.
+    const young = await runner(['prune', '--storage-url', url(prefix), '--keep-last', '5'], env(db.name));
+    expect(young.result, young.output).toMatchObject({ success: true, stalePartialsRemoved: [] });
+    expect(await dumps()).toEqual([`${prefix}/orph-1.dump`, `${prefix}/orph-2.dump`]);
+    await new Promise((res) => setTimeout(res, 1100));
+    const p = await runner(
+      ['prune', '--storage-url', url(prefix), '--keep-last', '5', '--leftovers-older-than-seconds', '0'],
+      env(db.name),
+    );
+    expect(p.result, p.output).toMatchObject({ success: true, stalePartialsRemoved: ['orph-2'] });
+    expect(await dumps()).toEqual([`${prefix}/orph-1.dump`]);
+  });
+
   it('writes backups under Object Lock retention when asked, and says so', async () => {
     const db = await filledDatabase('s3l');
     const locked = await createBucket(s3(), { objectLock: true });

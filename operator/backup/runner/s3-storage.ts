@@ -352,7 +352,9 @@ export class S3BackupStorage implements BackupStorage {
         body.destroy();
         await upload.abort().catch(() => {});
         await done;
-        // An upload that completed before the abort (a failed check after commit) is removed like a partial.
+        // Uploads another attempt left under this key. An upload that already completed is not among them
+        // (listUploads sees only unfinished ones): its object stays, without a manifest, until prune removes
+        // it as a leftover (removeLeftovers).
         for (const u of await this.listUploads(id).catch(() => [])) await this.abortUpload(u).catch(() => {});
       },
     };
@@ -503,7 +505,9 @@ export class S3BackupStorage implements BackupStorage {
 
   /**
    * Aborts multipart uploads (dumps of interrupted runs, invisible to every listing) started more than
-   * `staleAfterMs` ago, and puts back manifests a crashed prune hid more than `markerStaleAfterMs` ago.
+   * `staleAfterMs` ago, deletes dumps older than that with neither a manifest nor a removal marker nor an open
+   * upload (a runner killed between CompleteMultipartUpload and its manifest, or a crashed remove: no
+   * selection ever picks them), and puts back manifests a crashed prune hid more than `markerStaleAfterMs` ago.
    */
   async removeLeftovers(
     now: Date,
@@ -511,12 +515,25 @@ export class S3BackupStorage implements BackupStorage {
     markerStaleAfterMs = MARKER_STALE_MS,
   ): Promise<Leftovers> {
     const out: Leftovers = { partials: [], tempFiles: 0, restoredManifests: [] };
-    for (const u of await this.listUploads()) {
+    const uploads = await this.listUploads();
+    for (const u of uploads) {
       if (now.getTime() - u.initiated.getTime() <= staleAfterMs) continue;
       await this.abortUpload(u);
       out.partials.push(u.id);
     }
-    for (const o of await this.listKeys(this.prefix, true)) {
+    const keys = await this.listKeys(this.prefix, true);
+    const names = new Set(keys.map((o) => o.key));
+    const uploading = new Set(uploads.map((u) => u.id));
+    for (const o of keys) {
+      const id = this.idOf(o.key, DUMP);
+      if (!id || now.getTime() - o.lastModified.getTime() <= staleAfterMs || uploading.has(id)) continue;
+      if (names.has(this.key(id, MANIFEST)) || names.has(this.key(id, REMOVING))) continue;
+      // Judged again as it is removed: a manifest written since the listing keeps the dump.
+      if (await this.head(this.key(id, MANIFEST))) continue;
+      await this.deleteKey(o.key);
+      out.partials.push(id);
+    }
+    for (const o of keys) {
       const id = this.idOf(o.key, REMOVING);
       if (!id || now.getTime() - o.lastModified.getTime() <= markerStaleAfterMs) continue;
       if (!(await this.head(this.key(id, MANIFEST)))) {
