@@ -126,3 +126,42 @@ describe('S3BackupStorage on a server without conditional writes', () => {
     });
   });
 });
+
+describe('S3BackupStorage failures', () => {
+  const noSuchBucket = () =>
+    Object.assign(new Error('The specified bucket does not exist'), {
+      name: 'NoSuchBucket',
+      $metadata: { httpStatusCode: 404 },
+    });
+
+  it('reports a missing bucket as StorageBucketNotFound, never as a missing backup', async () => {
+    const client = {
+      send: async () => {
+        throw noSuchBucket();
+      },
+    } as unknown as S3Client;
+    const s = new S3BackupStorage(client, config());
+    await expect(s.read('b-1')).rejects.toMatchObject({ reason: 'StorageBucketNotFound' });
+    await expect(s.readManifest('b-1')).rejects.toMatchObject({ reason: 'StorageBucketNotFound' });
+    await expect(s.ensureOwner({ namespace: 'a', name: 'orders' })).rejects.toMatchObject({
+      reason: 'StorageBucketNotFound',
+    });
+  });
+
+  it('fails, rather than returning part of them, when multipart uploads span more pages than it reads', async () => {
+    let pages = 0;
+    const client = {
+      send: async (cmd: { constructor: { name: string } }) => {
+        if (cmd.constructor.name !== 'ListMultipartUploadsCommand') return { Contents: [] };
+        pages++;
+        return { Uploads: [], IsTruncated: true, NextKeyMarker: `p/k-${pages}`, NextUploadIdMarker: 'u' };
+      },
+    } as unknown as S3Client;
+    const s = new S3BackupStorage(client, config());
+    await expect(s.removeLeftovers(new Date(), 0)).rejects.toMatchObject({
+      reason: 'StorageFailed',
+      message: expect.stringContaining('multipart uploads'),
+    });
+    expect(pages).toBe(1000);
+  });
+});

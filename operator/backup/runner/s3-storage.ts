@@ -52,8 +52,10 @@ const MANIFEST = '.manifest.json';
 const REMOVING = '.manifest.json.removing';
 const PINS_DIR = '.pins';
 
+/** The object is missing (never the bucket: NoSuchBucket is StorageBucketNotFound, not BackupNotFound). */
 const isMissing = (e: unknown) => {
-  const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
+  const err = e as { name?: string; Code?: string; $metadata?: { httpStatusCode?: number } };
+  if (err?.name === 'NoSuchBucket' || err?.Code === 'NoSuchBucket') return false;
   return err?.name === 'NoSuchKey' || err?.name === 'NotFound' || err?.$metadata?.httpStatusCode === 404;
 };
 /** A server without conditional writes (501 NotImplemented to If-None-Match): the same on every retry. */
@@ -265,7 +267,10 @@ export class S3BackupStorage implements BackupStorage {
       uploadIdMarker = r.NextUploadIdMarker;
       if (!keyMarker && !uploadIdMarker) return out;
     }
-    return out;
+    throw new RunnerFailure(
+      'StorageFailed',
+      `listing multipart uploads in ${this.location}: more than ${MAX_LIST_PAGES} pages`,
+    );
   }
 
   /** The backup id of a key `<prefix><id><suffix>`; undefined for anything we did not write. */
