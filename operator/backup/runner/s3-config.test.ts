@@ -85,6 +85,7 @@ describe('reasonOfS3Error', () => {
     [sdk('InvalidArgument', 400), 'StorageRequestInvalid'],
     [sdk('SlowDown', 503), 'StorageThrottled'],
     [sdk('TimeoutError'), 'StorageUnreachable'],
+    [sdk('AbortError'), 'StorageUnreachable'],
     [
       Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }),
       'StorageUnreachable',

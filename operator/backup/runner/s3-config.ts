@@ -146,6 +146,8 @@ const THROTTLED = new Set([
 ]);
 const UNREACHABLE = new Set([
   'TimeoutError',
+  /** A call cut off by its total timeout (S3_CALL_TIMEOUT_MS). */
+  'AbortError',
   'RequestTimeout',
   'RequestTimeoutException',
   'NetworkingError',

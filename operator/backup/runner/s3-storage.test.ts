@@ -1,8 +1,9 @@
+import { createServer, type Socket } from 'node:net';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import type { BackupManifest } from './manifest.js';
 import type { BackupPin } from './pins.js';
-import { S3BackupStorage } from './s3-storage.js';
+import { createS3Client, S3BackupStorage } from './s3-storage.js';
 import type { S3Config } from './s3-config.js';
 
 /**
@@ -163,5 +164,34 @@ describe('S3BackupStorage failures', () => {
       message: expect.stringContaining('multipart uploads'),
     });
     expect(pages).toBe(1000);
+  });
+});
+
+describe('S3BackupStorage call bounds', () => {
+  it('fails a call the server never answers after its total timeout (StorageUnreachable), not after the idle socket timeout', async () => {
+    // Accepts the connection and reads the request, never answers: only a total timeout ends the call.
+    const sockets: Socket[] = [];
+    const server = createServer((sock) => {
+      sockets.push(sock);
+      sock.resume();
+    });
+    await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+    const { port } = server.address() as { port: number };
+    const c = config({
+      endpoint: `http://127.0.0.1:${port}`,
+      credentials: { accessKeyId: 'k', secretAccessKey: 's' },
+    });
+    const client = await createS3Client(c);
+    try {
+      const s = new S3BackupStorage(client, c, () => new Date(), 300);
+      const started = Date.now();
+      await expect(s.readManifest('b-1')).rejects.toMatchObject({ reason: 'StorageUnreachable' });
+      await expect(s.hasDump('b-1')).rejects.toMatchObject({ reason: 'StorageUnreachable' });
+      expect(Date.now() - started).toBeLessThan(4_000);
+    } finally {
+      client.destroy();
+      for (const sock of sockets) sock.destroy();
+      await new Promise((res) => server.close(res));
+    }
   });
 });

@@ -44,6 +44,11 @@ const CONNECT_TIMEOUT_MS = 10_000;
 /** A socket idle this long fails the request (the SDK retries it); a stream being read is never idle that long. */
 const SOCKET_TIMEOUT_MS = 120_000;
 const MAX_LIST_PAGES = 1000;
+/**
+ * Total time of one non-streaming call, its retries included (the socket timeout only catches a socket idle
+ * for 2 minutes, so a server trickling bytes could hold a call forever). Body streams keep the idle timeout.
+ */
+export const S3_CALL_TIMEOUT_MS = 30_000;
 const MARKER_STALE_MS = 10 * 60_000;
 const PIN_SETTLE_MS = 10_000;
 
@@ -113,6 +118,7 @@ export class S3BackupStorage implements BackupStorage {
     private readonly client: S3Client,
     private readonly config: S3Config,
     private readonly now: () => Date = () => new Date(),
+    private readonly callTimeoutMs = S3_CALL_TIMEOUT_MS,
   ) {
     this.bucket = config.bucket;
     this.prefix = config.prefix;
@@ -156,6 +162,11 @@ export class S3BackupStorage implements BackupStorage {
     };
   }
 
+  /** Send options bounding a non-streaming call's total time (never used for a body stream read). */
+  private bounded() {
+    return { abortSignal: AbortSignal.timeout(this.callTimeoutMs) };
+  }
+
   private async call<T>(doing: string, f: () => Promise<T>): Promise<T> {
     try {
       return await f();
@@ -172,6 +183,7 @@ export class S3BackupStorage implements BackupStorage {
           Key: key,
           ...(versionId ? { VersionId: versionId } : {}),
         }),
+        this.bounded(),
       );
     } catch (e) {
       if (isMissing(e)) return undefined;
@@ -181,7 +193,10 @@ export class S3BackupStorage implements BackupStorage {
 
   private async getText(key: string): Promise<{ text: string; lastModified: Date } | undefined> {
     try {
-      const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      const r = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: key }),
+        this.bounded(),
+      );
       return {
         text: (await r.Body?.transformToString('utf8')) ?? '',
         lastModified: r.LastModified ?? this.now(),
@@ -203,13 +218,14 @@ export class S3BackupStorage implements BackupStorage {
           ...this.encryptionParams(),
           ...extra,
         }),
+        this.bounded(),
       ),
     );
   }
 
   private async deleteKey(key: string): Promise<void> {
     await this.call(`deleting ${key}`, () =>
-      this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })),
+      this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }), this.bounded()),
     );
   }
 
@@ -226,6 +242,7 @@ export class S3BackupStorage implements BackupStorage {
             ...(delimited ? { Delimiter: '/' } : {}),
             ...(token ? { ContinuationToken: token } : {}),
           }),
+          this.bounded(),
         ),
       );
       for (const o of r.Contents ?? [])
@@ -255,6 +272,7 @@ export class S3BackupStorage implements BackupStorage {
             ...(keyMarker ? { KeyMarker: keyMarker } : {}),
             ...(uploadIdMarker ? { UploadIdMarker: uploadIdMarker } : {}),
           }),
+          this.bounded(),
         ),
       );
       for (const u of r.Uploads ?? []) {
@@ -288,6 +306,7 @@ export class S3BackupStorage implements BackupStorage {
     try {
       await this.client.send(
         new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.key, UploadId: u.uploadId }),
+        this.bounded(),
       );
     } catch (e) {
       if (isMissing(e) || (e as { name?: string }).name === 'NoSuchUpload') return; // aborted meanwhile
@@ -587,6 +606,7 @@ export class S3BackupStorage implements BackupStorage {
           IfNoneMatch: '*',
           ...this.encryptionParams(),
         }),
+        this.bounded(),
       );
     } catch (e) {
       if (isPreconditionFailed(e) || (e as { name?: string }).name === 'ConditionalRequestConflict')
@@ -620,6 +640,7 @@ export class S3BackupStorage implements BackupStorage {
             IfNoneMatch: '*',
             ...this.encryptionParams(),
           }),
+          this.bounded(),
         );
         return;
       } catch (e) {
