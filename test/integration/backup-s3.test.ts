@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
@@ -17,6 +17,7 @@ import {
   useS3Server,
   type S3Credentials,
 } from '../support/s3.js';
+import { eventually } from '../support/kube.js';
 import { createTestDatabase, tableChecksum, withClient } from '../support/postgres.js';
 
 // The runner's subcommands against a real S3 server (SeaweedFS) and the harness PostgreSQL, exactly as a
@@ -326,6 +327,78 @@ describe('the runner against a real S3 server', () => {
       env(db.name, undefined, owner),
     );
     expect(p2.result, p2.output).toMatchObject({ success: true, deleted: ['ret-1'] });
+  });
+
+  it('pins the backup a running test restore reads: a prune meanwhile keeps it; the pin goes at the end', async () => {
+    const db = await filledDatabase('s3tr');
+    const prefix = 'trpin';
+    const owner = { NXT_SCHEDULE_NAME: 'trp', NXT_SCHEDULE_UID: 'trp-uid', NXT_BACKUP_PURPOSE: 'scheduled' };
+    for (const id of ['trp-1', 'trp-2']) {
+      const b = await runner(
+        ['backup', '--storage-url', url(prefix), '--id', id],
+        env(db.name, undefined, owner),
+      );
+      expect(b.result, b.output).toMatchObject({ success: true });
+    }
+    // pg_restore held at a gate: the test restore is mid-read (its pin written) until the gate opens.
+    const realBin = env(db.name).PG_BIN_DIR!;
+    const gate = mkdtempSync(join(root, 'gate-'));
+    const open = join(gate, 'open');
+    for (const tool of readdirSync(realBin)) symlinkSync(join(realBin, tool), join(gate, tool));
+    rmSync(join(gate, 'pg_restore'));
+    writeFileSync(
+      join(gate, 'pg_restore'),
+      `#!/bin/sh\nwhile [ ! -e '${open}' ]; do sleep 0.1; done\nexec '${join(realBin, 'pg_restore')}' "$@"\n`,
+      { mode: 0o755 },
+    );
+    const running = runner(
+      ['test-restore', '--storage-url', url(prefix), '--id', 'trp-1'],
+      env(db.name, undefined, { ...owner, NXT_JOB_UID: 'job-uid-tr', PG_BIN_DIR: gate }),
+    );
+    try {
+      await eventually('the test restore pins trp-1', async () =>
+        (await listObjects(s3(), bucket, `${prefix}/.pins/trp-1/job-uid-tr/`)).length === 1
+          ? true
+          : undefined,
+      );
+      const p = await runner(
+        ['prune', '--storage-url', url(prefix), '--keep-last', '1'],
+        env(db.name, undefined, owner),
+      );
+      expect(p.result, p.output).toMatchObject({ success: true, pinned: ['trp-1'] });
+      expect((p.result as { deleted?: string[] }).deleted ?? []).toEqual([]);
+    } finally {
+      writeFileSync(open, '');
+    }
+    const t = await running;
+    expect(t.result, t.output).toMatchObject({ success: true, id: 'trp-1' });
+    expect(await listObjects(s3(), bucket, `${prefix}/.pins/`), 'the pin is removed').toEqual([]);
+  });
+
+  it('never selects a dump left without a manifest, and prune removes it once older than the leftover age', async () => {
+    const db = await filledDatabase('s3o');
+    const prefix = 'orphan';
+    const b = await runner(['backup', '--storage-url', url(prefix), '--id', 'orph-1'], env(db.name));
+    expect(b.result, b.output).toMatchObject({ success: true });
+    // A runner killed after CompleteMultipartUpload, before its manifest: a complete, valid dump, no manifest.
+    await putObject(`${prefix}/orph-2.dump`, await getObject(`${prefix}/orph-1.dump`));
+    const latest = await runner(['verify', '--storage-url', url(prefix), '--id', 'latest'], env(db.name));
+    expect(latest.result, latest.output).toMatchObject({ success: true, id: 'orph-1' });
+    const direct = await runner(['verify', '--storage-url', url(prefix), '--id', 'orph-2'], env(db.name));
+    expect(direct.result, direct.output).toMatchObject({ success: false });
+    const dumps = async () =>
+      (await listObjects(s3(), bucket, `${prefix}/`)).map((o) => o.key).filter((k) => k.endsWith('.dump'));
+    // Younger than the leftover age: it could be a backup about to write its manifest.
+    const young = await runner(['prune', '--storage-url', url(prefix), '--keep-last', '5'], env(db.name));
+    expect(young.result, young.output).toMatchObject({ success: true, stalePartialsRemoved: [] });
+    expect(await dumps()).toEqual([`${prefix}/orph-1.dump`, `${prefix}/orph-2.dump`]);
+    await new Promise((res) => setTimeout(res, 1100));
+    const p = await runner(
+      ['prune', '--storage-url', url(prefix), '--keep-last', '5', '--leftovers-older-than-seconds', '0'],
+      env(db.name),
+    );
+    expect(p.result, p.output).toMatchObject({ success: true, stalePartialsRemoved: ['orph-2'] });
+    expect(await dumps()).toEqual([`${prefix}/orph-1.dump`]);
   });
 
   it('writes backups under Object Lock retention when asked, and says so', async () => {

@@ -213,6 +213,16 @@ describe('parseBackupSchedule', () => {
       "needs algorithm 'aws:kms'",
     ],
     [
+      'a KMS key id with characters no key id, alias or ARN has',
+      schedule({
+        storage: {
+          s3: { bucket: 'b-1', serverSideEncryption: { algorithm: 'aws:kms', kmsKeyId: 'alias/k"$(x)' } },
+        },
+      }),
+      'spec.storage.s3.serverSideEncryption.kmsKeyId',
+      'KMS key id',
+    ],
+    [
       'a CA bundle for an http endpoint',
       schedule({
         storage: { s3: { bucket: 'b-1', endpoint: 'http://minio:9000', caBundleSecretRef: { name: 'ca' } } },

@@ -202,7 +202,10 @@ const S3Storage = withCelRules(
           .string()
           .min(1)
           .max(2048)
-          .regex(/^\S+$/, 'must be a KMS key id, alias or ARN without spaces')
+          .regex(
+            /^[A-Za-z0-9:/_+=.,@-]+$/,
+            'must be a KMS key id, alias or ARN (letters, digits and : / _ + = . , @ -)',
+          )
           .optional(),
       }),
       [

@@ -20,7 +20,7 @@ import { findLatestVerifiedBackup } from './latest.js';
 import { createJsonLog, type RunnerLog } from './log.js';
 import { OriginEnv, originFromEnv } from './origin.js';
 import { pgToolPath } from './pg-tool.js';
-import { planPinFromEnv } from './pins.js';
+import { readPinFromEnv } from './pins.js';
 import { pruneAfterBackup, runPrune } from './prune.js';
 import { createRedactor, type Redact } from './redact.js';
 import type { FailureReason, RunnerResult } from './result.js';
@@ -69,11 +69,12 @@ function connection(env: NodeJS.ProcessEnv, log: RunnerLog): ConnectionSettings 
 }
 
 /**
- * Runs `use` with the backup pinned for the plan this Job belongs to (NXT_PLAN_UID), if any. The pin is
- * written before the backup is read; `release` says whether to drop it afterwards (a restore is the plan's
- * last use; a verify that passed keeps it for the restore).
+ * Runs `use` with the backup pinned, so a concurrent prune never deletes it mid-read: for the plan this Job
+ * belongs to (NXT_PLAN_UID), else for this Job or process (readPinFromEnv). The pin is written before the
+ * backup is read; a plan's pin is dropped afterwards when `release` says so (a restore is the plan's last use;
+ * a verify that passed keeps it for the restore), any other pin always.
  */
-async function withPlanPin<T>(
+async function withReadPin<T>(
   storage: BackupStorage,
   id: string,
   env: NodeJS.ProcessEnv,
@@ -82,8 +83,7 @@ async function withPlanPin<T>(
   use: () => Promise<T>,
   release: (result: T) => boolean,
 ): Promise<T> {
-  const pin = planPinFromEnv(env, id, now());
-  if (!pin) return use();
+  const { pin, plan } = readPinFromEnv(env, id, now());
   try {
     await storage.pin(pin);
   } catch (e) {
@@ -95,7 +95,7 @@ async function withPlanPin<T>(
     result = await use();
     return result;
   } finally {
-    if (result === undefined || release(result)) {
+    if (!plan || result === undefined || release(result)) {
       await storage.unpin(id, pin.holder).then(
         () => log('info', 'pin.removed', { id, holder: pin.holder }),
         (e: Error) => log('warn', 'pin.remove-failed', { id, holder: pin.holder, error: e.message }),
@@ -186,7 +186,7 @@ async function run(
     case 'verify': {
       const started = now();
       const id = await backupId(args.id);
-      const v = await withPlanPin(
+      const v = await withReadPin(
         storage,
         id,
         env,
@@ -223,7 +223,7 @@ async function run(
       ]);
       const id = await backupId(args.id);
       const database = connection(env, log);
-      return withPlanPin(
+      return withReadPin(
         storage,
         id,
         env,
@@ -255,16 +255,27 @@ async function run(
         import('./test-restore.js'),
         import('./restore-validation.js'),
       ]);
-      return runTestRestore({
-        ...common,
-        id: await backupId(args.id),
-        database: connection(env, log),
-        pgRestorePath,
-        sqlAssertions: args.sqlAssertions,
-        allowSuperuserAssertions: env[ALLOW_SUPERUSER_ASSERTIONS_ENV] === 'true',
-        ...(args.maintenanceDb ? { maintenanceDatabase: args.maintenanceDb } : {}),
-        ...(args.shortId ? { shortId: args.shortId } : {}),
-      });
+      const id = await backupId(args.id);
+      const database = connection(env, log);
+      return withReadPin(
+        storage,
+        id,
+        env,
+        log,
+        now,
+        () =>
+          runTestRestore({
+            ...common,
+            id,
+            database,
+            pgRestorePath,
+            sqlAssertions: args.sqlAssertions,
+            allowSuperuserAssertions: env[ALLOW_SUPERUSER_ASSERTIONS_ENV] === 'true',
+            ...(args.maintenanceDb ? { maintenanceDatabase: args.maintenanceDb } : {}),
+            ...(args.shortId ? { shortId: args.shortId } : {}),
+          }),
+        () => true,
+      );
     }
     case 'prune':
       return runPrune({

@@ -51,6 +51,9 @@ describe('exitCodeOf', () => {
     'StorageBucketNotFound',
     'StorageOwnedByOther',
     'StorageCertificateUntrusted',
+    'StorageRegionMismatch',
+    'StorageRequestInvalid',
+    'StorageConditionalWritesUnsupported',
     'ArchiveReplaced',
   ] as const)('3 (not retryable) for %s', (reason) => {
     expect(exitCodeOf({ success: false, reason })).toBe(3);
@@ -59,6 +62,7 @@ describe('exitCodeOf', () => {
   it.each([
     'StorageUnreachable',
     'StorageThrottled',
+    'StorageCredentialsUnavailable',
     'DatabaseUnreachable',
     'DumpFailed',
     'Internal',

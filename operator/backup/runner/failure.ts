@@ -24,6 +24,9 @@ export const NOT_RETRYABLE_REASONS: ReadonlySet<FailureReason> = new Set<Failure
   'StorageBucketNotFound',
   'StorageOwnedByOther',
   'StorageCertificateUntrusted',
+  'StorageRegionMismatch',
+  'StorageRequestInvalid',
+  'StorageConditionalWritesUnsupported',
   'ArchiveReplaced',
 ]);
 

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { isPinLive, PIN_MAX_TTL_MS, PIN_TTL_MS, pinExpiry, planPinFromEnv, type StoredPin } from './pins.js';
+import {
+  isPinLive,
+  PIN_MAX_TTL_MS,
+  PIN_TTL_MS,
+  pinExpiry,
+  planPinFromEnv,
+  readPinFromEnv,
+  type StoredPin,
+} from './pins.js';
 
 const t0 = new Date('2026-03-15T12:00:00Z');
 const at = (ms: number) => new Date(t0.getTime() + ms);
@@ -63,5 +71,32 @@ describe('planPinFromEnv', () => {
 
   it('refuses a UID that cannot be part of a file name', () => {
     expect(() => planPinFromEnv({ NXT_PLAN_UID: '../../etc' }, 'b1', t0)).toThrow(/NXT_PLAN_UID/);
+  });
+});
+
+describe('readPinFromEnv', () => {
+  it("holds the plan's pin on a plan Job, the Job's own otherwise, the process's when started by hand", () => {
+    expect(readPinFromEnv({ NXT_PLAN_UID: 'plan-uid', NXT_JOB_UID: 'job-uid' }, 'b1', t0)).toMatchObject({
+      plan: true,
+      pin: { holder: 'plan-uid' },
+    });
+    expect(readPinFromEnv({ NXT_JOB_UID: 'Job-UID-1', NXT_JOB_NAME: 'tr-1' }, 'b1', t0)).toEqual({
+      plan: false,
+      pin: {
+        pinVersion: 1,
+        id: 'b1',
+        holder: 'job-uid-1',
+        job: 'tr-1',
+        createdAt: t0.toISOString(),
+        expiresAt: at(PIN_TTL_MS).toISOString(),
+      },
+    });
+    expect(readPinFromEnv({}, 'b1', t0, () => 'abc123')).toMatchObject({
+      plan: false,
+      pin: { holder: 'run-abc123' },
+    });
+    expect(readPinFromEnv({ NXT_JOB_UID: 'not a uid' }, 'b1', t0, () => 'f00')).toMatchObject({
+      pin: { holder: 'run-f00' },
+    });
   });
 });

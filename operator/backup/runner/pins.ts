@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { BackupPin } from './pin-schema.js';
 import { RunnerFailure } from './failure.js';
 
@@ -67,5 +68,34 @@ export function planPinFromEnv(
     ...(job ? { job } : {}),
     createdAt: now.toISOString(),
     expiresAt: new Date(now.getTime() + ttlMs).toISOString(),
+  };
+}
+
+/**
+ * The pin a read command (verify, test restore, restore) holds while it reads: the plan's (planPinFromEnv),
+ * else one held by this Job (NXT_JOB_UID), else, for a runner started by hand, by this process (`run-<hex>`).
+ * `plan` says which: only a plan's pin may outlive the command.
+ */
+export function readPinFromEnv(
+  env: NodeJS.ProcessEnv,
+  id: string,
+  now: Date,
+  random: () => string = () => randomBytes(6).toString('hex'),
+): { pin: BackupPin; plan: boolean } {
+  const planPin = planPinFromEnv(env, id, now);
+  if (planPin) return { pin: planPin, plan: true };
+  const jobUid = env.NXT_JOB_UID?.trim().toLowerCase();
+  const holder = jobUid && PIN_HOLDER_PATTERN.test(jobUid) ? jobUid : `run-${random()}`;
+  const job = env.NXT_JOB_NAME?.trim();
+  return {
+    pin: {
+      pinVersion: 1,
+      id,
+      holder,
+      ...(job ? { job } : {}),
+      createdAt: now.toISOString(),
+      expiresAt: new Date(now.getTime() + PIN_TTL_MS).toISOString(),
+    },
+    plan: false,
   };
 }

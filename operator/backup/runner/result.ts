@@ -19,6 +19,17 @@ export const FAILURE_REASONS = [
   'StorageBucketNotFound',
   /** The access key is unknown, the secret key wrong, or the session token expired. */
   'StorageCredentialsInvalid',
+  /**
+   * The SDK's default credential chain found no credentials or could not refresh them (a web identity token
+   * not mounted yet, the metadata service down): a retry may help.
+   */
+  'StorageCredentialsUnavailable',
+  /** The bucket is in another region than spec.storage.s3.region (AuthorizationHeaderMalformed, 301 PermanentRedirect). */
+  'StorageRegionMismatch',
+  /** The server refused the request's parameters (Object Lock on a bucket without it, an unsupported encryption). */
+  'StorageRequestInvalid',
+  /** The server does not implement conditional writes (If-None-Match: *) the owner object and restore fence need. */
+  'StorageConditionalWritesUnsupported',
   /** Object storage kept asking to slow down (503 SlowDown) after the bounded retries. */
   'StorageThrottled',
   /** Object storage could not be reached or timed out after the bounded retries. */

@@ -75,9 +75,17 @@ describe('reasonOfS3Error', () => {
     [sdk('NoSuchBucket', 404), 'StorageBucketNotFound'],
     [sdk('InvalidAccessKeyId', 403), 'StorageCredentialsInvalid'],
     [sdk('SignatureDoesNotMatch', 403), 'StorageCredentialsInvalid'],
-    [sdk('CredentialsProviderError'), 'StorageCredentialsInvalid'],
+    [sdk('CredentialsProviderError'), 'StorageCredentialsUnavailable'],
+    [sdk('TokenRefreshRequired', 400), 'StorageCredentialsUnavailable'],
+    [sdk('ExpiredToken', 400), 'StorageCredentialsInvalid'],
+    [sdk('AuthorizationHeaderMalformed', 400), 'StorageRegionMismatch'],
+    [sdk('PermanentRedirect', 301), 'StorageRegionMismatch'],
+    [sdk('Unknown', 301), 'StorageRegionMismatch'],
+    [sdk('InvalidRequest', 400), 'StorageRequestInvalid'],
+    [sdk('InvalidArgument', 400), 'StorageRequestInvalid'],
     [sdk('SlowDown', 503), 'StorageThrottled'],
     [sdk('TimeoutError'), 'StorageUnreachable'],
+    [sdk('AbortError'), 'StorageUnreachable'],
     [
       Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }),
       'StorageUnreachable',
@@ -116,6 +124,9 @@ describe('reasonOfS3Error', () => {
     );
     expect(tls.reason).toBe('StorageCertificateUntrusted');
     expect(tls.message).toContain('spec.storage.s3.caBundleSecretRef');
+    const region = s3Failure(sdk('AuthorizationHeaderMalformed', 400), 'listing s3://b-1/p');
+    expect(region.reason).toBe('StorageRegionMismatch');
+    expect(region.message).toContain('spec.storage.s3.region');
     const own = new RunnerFailure('ChecksumMismatch', 'x');
     expect(s3Failure(own, 'y')).toBe(own);
   });

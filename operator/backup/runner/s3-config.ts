@@ -123,10 +123,17 @@ const BAD_CREDENTIALS = new Set([
   'SignatureDoesNotMatch',
   'ExpiredToken',
   'InvalidToken',
-  'TokenRefreshRequired',
-  'CredentialsProviderError',
-  'AuthorizationHeaderMalformed',
 ]);
+/** The default chain had nothing to sign with (yet): a retry may help. */
+const CREDENTIALS_UNAVAILABLE = new Set(['CredentialsProviderError', 'TokenRefreshRequired']);
+/** A request signed for one region sent to a bucket in another. */
+const WRONG_REGION = new Set([
+  'AuthorizationHeaderMalformed',
+  'PermanentRedirect',
+  'IllegalLocationConstraintException',
+]);
+/** Parameters the server refuses whatever the retry (Object Lock on a bucket without it, unsupported SSE). */
+const INVALID_REQUEST = new Set(['InvalidRequest', 'InvalidArgument', 'InvalidBucketState']);
 const THROTTLED = new Set([
   'SlowDown',
   'Throttling',
@@ -139,6 +146,8 @@ const THROTTLED = new Set([
 ]);
 const UNREACHABLE = new Set([
   'TimeoutError',
+  /** A call cut off by its total timeout (S3_CALL_TIMEOUT_MS). */
+  'AbortError',
   'RequestTimeout',
   'RequestTimeoutException',
   'NetworkingError',
@@ -168,10 +177,18 @@ const TLS_UNTRUSTED = new Set([
 /** What to check, per reason: said in the message so the condition tells the user what to do. */
 const HINTS: Partial<Record<FailureReason, string>> = {
   StorageAccessDenied:
-    'the credentials lack a permission: the runner needs s3:ListBucket, s3:GetObject, s3:PutObject, s3:DeleteObject, ' +
-    's3:ListBucketMultipartUploads and s3:AbortMultipartUpload on the bucket and prefix (and kms:GenerateDataKey/kms:Decrypt for aws:kms)',
+    'the credentials lack a permission: the runner needs s3:ListBucket, s3:GetObject, s3:GetObjectVersion, s3:PutObject, ' +
+    's3:DeleteObject, s3:ListBucketMultipartUploads and s3:AbortMultipartUpload on the bucket and prefix ' +
+    '(with objectLock also s3:PutObjectRetention and s3:GetObjectRetention; with aws:kms kms:GenerateDataKey and kms:Decrypt)',
   StorageBucketNotFound: 'create the bucket or fix spec.storage.s3.bucket / endpoint / region',
   StorageCredentialsInvalid: 'check the access key id and secret in spec.storage.s3.credentialsSecretRef',
+  StorageCredentialsUnavailable:
+    "the SDK's default credential chain (web identity / IRSA, Pod Identity, instance role) gave no credentials; " +
+    'check the service account annotation or set spec.storage.s3.credentialsSecretRef; the next attempt tries again',
+  StorageRegionMismatch: "the bucket is in another region: set spec.storage.s3.region to the bucket's region",
+  StorageRequestInvalid:
+    'the server refused the request: check spec.storage.s3.objectLock (the bucket must have Object Lock enabled) ' +
+    'and serverSideEncryption (the server must support the algorithm and key)',
   StorageThrottled: 'the server kept answering SlowDown after the retries; the next run tries again',
   StorageUnreachable: 'check spec.storage.s3.endpoint and that the Job pod can reach it',
   StorageCertificateUntrusted:
@@ -190,10 +207,13 @@ export function reasonOfS3Error(e: unknown): FailureReason {
   const status = err?.$metadata?.httpStatusCode;
   if (names.some((n) => TLS_UNTRUSTED.has(n))) return 'StorageCertificateUntrusted';
   if (names.some((n) => n === 'NoSuchBucket')) return 'StorageBucketNotFound';
+  if (names.some((n) => WRONG_REGION.has(n)) || status === 301) return 'StorageRegionMismatch';
+  if (names.some((n) => CREDENTIALS_UNAVAILABLE.has(n))) return 'StorageCredentialsUnavailable';
   if (names.some((n) => BAD_CREDENTIALS.has(n))) return 'StorageCredentialsInvalid';
   if (names.some((n) => ACCESS_DENIED.has(n)) || status === 403) return 'StorageAccessDenied';
   if (names.some((n) => THROTTLED.has(n)) || status === 503 || status === 429) return 'StorageThrottled';
   if (names.some((n) => UNREACHABLE.has(n)) || status === 504) return 'StorageUnreachable';
+  if (names.some((n) => INVALID_REQUEST.has(n))) return 'StorageRequestInvalid';
   const cause = (e as { cause?: unknown } | undefined)?.cause;
   if (cause && cause !== e) {
     const r = reasonOfS3Error(cause);

@@ -44,6 +44,11 @@ const CONNECT_TIMEOUT_MS = 10_000;
 /** A socket idle this long fails the request (the SDK retries it); a stream being read is never idle that long. */
 const SOCKET_TIMEOUT_MS = 120_000;
 const MAX_LIST_PAGES = 1000;
+/**
+ * Total time of one non-streaming call, its retries included (the socket timeout only catches a socket idle
+ * for 2 minutes, so a server trickling bytes could hold a call forever). Body streams keep the idle timeout.
+ */
+export const S3_CALL_TIMEOUT_MS = 30_000;
 const MARKER_STALE_MS = 10 * 60_000;
 const PIN_SETTLE_MS = 10_000;
 
@@ -52,9 +57,21 @@ const MANIFEST = '.manifest.json';
 const REMOVING = '.manifest.json.removing';
 const PINS_DIR = '.pins';
 
+/** The object is missing (never the bucket: NoSuchBucket is StorageBucketNotFound, not BackupNotFound). */
 const isMissing = (e: unknown) => {
-  const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
+  const err = e as { name?: string; Code?: string; $metadata?: { httpStatusCode?: number } };
+  if (err?.name === 'NoSuchBucket' || err?.Code === 'NoSuchBucket') return false;
   return err?.name === 'NoSuchKey' || err?.name === 'NotFound' || err?.$metadata?.httpStatusCode === 404;
+};
+/** A server without conditional writes (501 NotImplemented to If-None-Match): the same on every retry. */
+const conditionalWritesUnsupported = (e: unknown, doing: string) => {
+  const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
+  if (err?.name !== 'NotImplemented' && err?.$metadata?.httpStatusCode !== 501) return undefined;
+  return new RunnerFailure(
+    'StorageConditionalWritesUnsupported',
+    `${doing}: the server does not implement conditional writes (If-None-Match: *, HTTP 501), which the ` +
+      'prefix owner object and restore fences need; use a server that supports them (AWS S3, recent MinIO, SeaweedFS)',
+  );
 };
 const isPreconditionFailed = (e: unknown) => {
   const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
@@ -101,6 +118,7 @@ export class S3BackupStorage implements BackupStorage {
     private readonly client: S3Client,
     private readonly config: S3Config,
     private readonly now: () => Date = () => new Date(),
+    private readonly callTimeoutMs = S3_CALL_TIMEOUT_MS,
   ) {
     this.bucket = config.bucket;
     this.prefix = config.prefix;
@@ -117,14 +135,22 @@ export class S3BackupStorage implements BackupStorage {
     return `${this.prefix}${PINS_DIR}/${validateBackupId(id)}/${holder === undefined ? '' : `${holder}/`}`;
   }
 
+  /**
+   * The schedule's server-side encryption: on EVERY object the runner writes (dump, manifests, removal
+   * markers, pins, the owner object, restore fences), so a bucket policy that requires it never refuses one.
+   */
+  private encryptionParams(): Partial<PutObjectCommandInput> {
+    const sse = this.config.serverSideEncryption;
+    return sse
+      ? { ServerSideEncryption: sse.algorithm, ...(sse.kmsKeyId ? { SSEKMSKeyId: sse.kmsKeyId } : {}) }
+      : {};
+  }
+
   /** Encryption and Object Lock of every object that makes a backup (dump and manifest). */
   private backupObjectParams(): Partial<PutObjectCommandInput> {
-    const sse = this.config.serverSideEncryption;
     const lock = this.config.objectLock;
     return {
-      ...(sse
-        ? { ServerSideEncryption: sse.algorithm, ...(sse.kmsKeyId ? { SSEKMSKeyId: sse.kmsKeyId } : {}) }
-        : {}),
+      ...this.encryptionParams(),
       ...(lock
         ? {
             ObjectLockMode: lock.mode,
@@ -134,6 +160,11 @@ export class S3BackupStorage implements BackupStorage {
           }
         : {}),
     };
+  }
+
+  /** Send options bounding a non-streaming call's total time (never used for a body stream read). */
+  private bounded() {
+    return { abortSignal: AbortSignal.timeout(this.callTimeoutMs) };
   }
 
   private async call<T>(doing: string, f: () => Promise<T>): Promise<T> {
@@ -152,6 +183,7 @@ export class S3BackupStorage implements BackupStorage {
           Key: key,
           ...(versionId ? { VersionId: versionId } : {}),
         }),
+        this.bounded(),
       );
     } catch (e) {
       if (isMissing(e)) return undefined;
@@ -161,7 +193,10 @@ export class S3BackupStorage implements BackupStorage {
 
   private async getText(key: string): Promise<{ text: string; lastModified: Date } | undefined> {
     try {
-      const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      const r = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: key }),
+        this.bounded(),
+      );
       return {
         text: (await r.Body?.transformToString('utf8')) ?? '',
         lastModified: r.LastModified ?? this.now(),
@@ -180,15 +215,17 @@ export class S3BackupStorage implements BackupStorage {
           Key: key,
           Body: text,
           ContentType: 'application/json',
+          ...this.encryptionParams(),
           ...extra,
         }),
+        this.bounded(),
       ),
     );
   }
 
   private async deleteKey(key: string): Promise<void> {
     await this.call(`deleting ${key}`, () =>
-      this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })),
+      this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }), this.bounded()),
     );
   }
 
@@ -205,6 +242,7 @@ export class S3BackupStorage implements BackupStorage {
             ...(delimited ? { Delimiter: '/' } : {}),
             ...(token ? { ContinuationToken: token } : {}),
           }),
+          this.bounded(),
         ),
       );
       for (const o of r.Contents ?? [])
@@ -234,6 +272,7 @@ export class S3BackupStorage implements BackupStorage {
             ...(keyMarker ? { KeyMarker: keyMarker } : {}),
             ...(uploadIdMarker ? { UploadIdMarker: uploadIdMarker } : {}),
           }),
+          this.bounded(),
         ),
       );
       for (const u of r.Uploads ?? []) {
@@ -246,7 +285,10 @@ export class S3BackupStorage implements BackupStorage {
       uploadIdMarker = r.NextUploadIdMarker;
       if (!keyMarker && !uploadIdMarker) return out;
     }
-    return out;
+    throw new RunnerFailure(
+      'StorageFailed',
+      `listing multipart uploads in ${this.location}: more than ${MAX_LIST_PAGES} pages`,
+    );
   }
 
   /** The backup id of a key `<prefix><id><suffix>`; undefined for anything we did not write. */
@@ -264,6 +306,7 @@ export class S3BackupStorage implements BackupStorage {
     try {
       await this.client.send(
         new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.key, UploadId: u.uploadId }),
+        this.bounded(),
       );
     } catch (e) {
       if (isMissing(e) || (e as { name?: string }).name === 'NoSuchUpload') return; // aborted meanwhile
@@ -333,7 +376,9 @@ export class S3BackupStorage implements BackupStorage {
         body.destroy();
         await upload.abort().catch(() => {});
         await done;
-        // An upload that completed before the abort (a failed check after commit) is removed like a partial.
+        // Uploads another attempt left under this key. An upload that already completed is not among them
+        // (listUploads sees only unfinished ones): its object stays, without a manifest, until prune removes
+        // it as a leftover (removeLeftovers).
         for (const u of await this.listUploads(id).catch(() => [])) await this.abortUpload(u).catch(() => {});
       },
     };
@@ -484,7 +529,9 @@ export class S3BackupStorage implements BackupStorage {
 
   /**
    * Aborts multipart uploads (dumps of interrupted runs, invisible to every listing) started more than
-   * `staleAfterMs` ago, and puts back manifests a crashed prune hid more than `markerStaleAfterMs` ago.
+   * `staleAfterMs` ago, deletes dumps older than that with neither a manifest nor a removal marker nor an open
+   * upload (a runner killed between CompleteMultipartUpload and its manifest, or a crashed remove: no
+   * selection ever picks them), and puts back manifests a crashed prune hid more than `markerStaleAfterMs` ago.
    */
   async removeLeftovers(
     now: Date,
@@ -492,12 +539,25 @@ export class S3BackupStorage implements BackupStorage {
     markerStaleAfterMs = MARKER_STALE_MS,
   ): Promise<Leftovers> {
     const out: Leftovers = { partials: [], tempFiles: 0, restoredManifests: [] };
-    for (const u of await this.listUploads()) {
+    const uploads = await this.listUploads();
+    for (const u of uploads) {
       if (now.getTime() - u.initiated.getTime() <= staleAfterMs) continue;
       await this.abortUpload(u);
       out.partials.push(u.id);
     }
-    for (const o of await this.listKeys(this.prefix, true)) {
+    const keys = await this.listKeys(this.prefix, true);
+    const names = new Set(keys.map((o) => o.key));
+    const uploading = new Set(uploads.map((u) => u.id));
+    for (const o of keys) {
+      const id = this.idOf(o.key, DUMP);
+      if (!id || now.getTime() - o.lastModified.getTime() <= staleAfterMs || uploading.has(id)) continue;
+      if (names.has(this.key(id, MANIFEST)) || names.has(this.key(id, REMOVING))) continue;
+      // Judged again as it is removed: a manifest written since the listing keeps the dump.
+      if (await this.head(this.key(id, MANIFEST))) continue;
+      await this.deleteKey(o.key);
+      out.partials.push(id);
+    }
+    for (const o of keys) {
       const id = this.idOf(o.key, REMOVING);
       if (!id || now.getTime() - o.lastModified.getTime() <= markerStaleAfterMs) continue;
       if (!(await this.head(this.key(id, MANIFEST)))) {
@@ -544,12 +604,17 @@ export class S3BackupStorage implements BackupStorage {
           Body: JSON.stringify(record) + '\n',
           ContentType: 'application/json',
           IfNoneMatch: '*',
+          ...this.encryptionParams(),
         }),
+        this.bounded(),
       );
     } catch (e) {
       if (isPreconditionFailed(e) || (e as { name?: string }).name === 'ConditionalRequestConflict')
         return false;
-      throw s3Failure(e, `writing ${key} in ${this.location}`);
+      throw (
+        conditionalWritesUnsupported(e, `writing ${key} in ${this.location}`) ??
+        s3Failure(e, `writing ${key} in ${this.location}`)
+      );
     }
     return true;
   }
@@ -573,14 +638,19 @@ export class S3BackupStorage implements BackupStorage {
             Body: JSON.stringify(body) + '\n',
             ContentType: 'application/json',
             IfNoneMatch: '*',
+            ...this.encryptionParams(),
           }),
+          this.bounded(),
         );
         return;
       } catch (e) {
         // Another runner claimed it first: read what it wrote.
         if (isPreconditionFailed(e) || (e as { name?: string }).name === 'ConditionalRequestConflict')
           continue;
-        throw s3Failure(e, `writing ${key} in ${this.location}`);
+        throw (
+          conditionalWritesUnsupported(e, `writing ${key} in ${this.location}`) ??
+          s3Failure(e, `writing ${key} in ${this.location}`)
+        );
       }
     }
     throw new RunnerFailure('StorageFailed', `claiming ${this.location}: ${key} changed while it was read`);
