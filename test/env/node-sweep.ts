@@ -95,14 +95,15 @@ export function removeCreatedPaths(created: readonly string[] | undefined): stri
  * before its kubelet starts and the last one puts them back (MachineRecord: real nodes of overlapping runs
  * share one record, so the machine's own values are the ones written back, whatever the order of the stops).
  */
-export const KUBELET_SYSCTLS = [
-  'kernel.panic',
-  'kernel.panic_on_oops',
-  'vm.overcommit_memory',
-  'vm.panic_on_oom',
-  'kernel.keys.root_maxkeys',
-  'kernel.keys.root_maxbytes',
-] as const;
+export const KUBELET_SYSCTL_VALUES = {
+  'kernel.panic': '10',
+  'kernel.panic_on_oops': '1',
+  'vm.overcommit_memory': '1',
+  'vm.panic_on_oom': '0',
+  'kernel.keys.root_maxkeys': '1000000',
+  'kernel.keys.root_maxbytes': '25000000',
+} as const satisfies Record<string, string>;
+export const KUBELET_SYSCTLS = Object.keys(KUBELET_SYSCTL_VALUES) as (keyof typeof KUBELET_SYSCTL_VALUES)[];
 
 const sysctlPath = (key: string) => join('/proc/sys', ...key.split('.'));
 
@@ -599,27 +600,47 @@ export function sweepNodeDir(dir: string, log: (m: string) => void = () => {}): 
   if (process.env.NXT_KEEP_WORKDIR !== 'true') rmSync(dir, { recursive: true, force: true });
 }
 
+/** The iptables dumps compared: nft and, when the host has them, legacy tables (iptables-nft only warns of those). */
+export const IPTABLES_SAVE_COMMANDS = [
+  'iptables-save',
+  'ip6tables-save',
+  'iptables-legacy-save',
+  'ip6tables-legacy-save',
+] as const;
+
+const runSave = (cmd: string) =>
+  execFileSync(cmd, [], { stdio: ['ignore', 'pipe', 'ignore'], timeout: 30_000 }).toString();
+
 /**
- * The host's iptables and ip6tables rules (`iptables-save`), without comments and packet counters, to compare
- * before and after a node: the kubelet runs with makeIPTablesUtilChains: false and the pods' network has no
- * NAT, so a node must leave them as it found them. Undefined when iptables is not installed.
+ * The host's iptables and ip6tables rules (nft and legacy: IPTABLES_SAVE_COMMANDS), without comments and
+ * packet counters, to compare before and after a node: the kubelet runs with makeIPTablesUtilChains: false and
+ * the pods' network has no NAT, so a node must leave them as it found them. A command that is not installed is
+ * skipped (legacy lines are prefixed with their command); undefined when none is installed, or when one fails
+ * otherwise (ip6tables-save without IPv6 netfilter, say): never throws, `warn` says why.
  */
-export function iptablesRules(): string | undefined {
+export function iptablesRules(
+  run: (cmd: string) => string = runSave,
+  warn: (m: string) => void = () => {},
+): string | undefined {
   const out: string[] = [];
-  for (const cmd of ['iptables-save', 'ip6tables-save']) {
+  let found = false;
+  for (const cmd of IPTABLES_SAVE_COMMANDS) {
+    let text: string;
     try {
-      out.push(
-        execFileSync(cmd, [], { stdio: ['ignore', 'pipe', 'ignore'], timeout: 30_000 })
-          .toString()
-          .split('\n')
-          .filter((l) => l && !l.startsWith('#'))
-          .map((l) => l.replace(/\[\d+:\d+\]/g, '[0:0]'))
-          .join('\n'),
-      );
+      text = run(cmd);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw e;
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      warn(`${cmd} failed, iptables rules not recorded: ${(e as Error).message.split('\n')[0]}`);
+      return undefined;
     }
+    found = true;
+    const prefix = cmd === 'iptables-save' ? '' : `[${cmd}] `;
+    out.push(
+      ...text
+        .split('\n')
+        .filter((l) => l && !l.startsWith('#'))
+        .map((l) => prefix + l.replace(/\[\d+:\d+\]/g, '[0:0]')),
+    );
   }
-  return out.join('\n');
+  return found ? out.join('\n') : undefined;
 }
