@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import {
   closeSync,
   existsSync,
+  linkSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -215,39 +216,115 @@ function alivePid(pid: number): boolean {
 }
 
 /**
- * Runs `fn` holding the machine record's lock: an exclusively created lock file naming its holder (Node has
- * no flock(2); the section is short and synchronous). A lock whose holder is dead is broken.
+ * The start time of process `pid` (field 22 of /proc/<pid>/stat, clock ticks since boot): with the pid it
+ * names one process, not whichever process reuses the pid later. Undefined when the process is gone.
  */
-export function withMachineLock<T>(io: MachineIo, fn: () => T): T {
+export function procStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // fields after the command name (which may hold spaces and parentheses) start at field 3
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[22 - 3];
+  } catch {
+    return undefined;
+  }
+}
+
+/** A lock file as a waiter saw it (its identity). */
+export interface LockSeen {
+  ino: number;
+  mtimeMs: number;
+  content: string;
+}
+
+/** How long an unreadable (empty, partly written) lock file may exist before it is broken. */
+const LOCK_UNREADABLE_GRACE_MS = 2_000;
+
+/**
+ * True when the lock whose content is `content` and whose file is `ageMs` old no longer protects anything: no
+ * valid holder written after the grace time (its holder died between creating and writing it), a holder that
+ * is dead, or a live pid whose start time differs from the one recorded (the pid was reused).
+ */
+export function lockIsStale(content: string, ageMs: number): boolean {
+  const [pidText, start] = content.trim().split(/\s+/);
+  const holder = Number(pidText);
+  if (!Number.isInteger(holder) || holder <= 0) return ageMs > LOCK_UNREADABLE_GRACE_MS;
+  if (!alivePid(holder)) return true;
+  const now = procStartTime(holder);
+  return start !== undefined && now !== undefined && now !== start;
+}
+
+/**
+ * Breaks the stale lock file `lockFile` as it was when judged stale (`seen`: inode, mtime, content; an inode
+ * alone is reused at once on tmpfs): renames it to a unique name (so a second waiter that judged the same file
+ * cannot remove the lock a first one created meanwhile), and when the file renamed turns out to be another (a
+ * fresh lock), links it back. True when broken.
+ */
+export function breakStaleLock(lockFile: string, seen: LockSeen): boolean {
+  const aside = `${lockFile}.stale-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+  try {
+    renameSync(lockFile, aside);
+  } catch {
+    return false; // gone meanwhile: retry
+  }
+  try {
+    const st = statSync(aside);
+    if (st.ino === seen.ino && st.mtimeMs === seen.mtimeMs && readFileSync(aside, 'utf8') === seen.content)
+      return true;
+    // not the file judged stale: someone's fresh lock; put it back unless yet another lock is there
+    try {
+      linkSync(aside, lockFile);
+    } catch {
+      // EEXIST: a newer lock; the one moved aside was broken by someone else's mistake too, nothing to restore
+    }
+    return false;
+  } finally {
+    rmSync(aside, { force: true });
+  }
+}
+
+/**
+ * Runs `fn` holding the machine record's lock: an exclusively created lock file naming its holder as
+ * "pid starttime" (Node has no flock(2); the section is short and synchronous). A stale lock (lockIsStale:
+ * holder dead, reused pid, or never written) is broken with breakStaleLock.
+ */
+export function withMachineLock<T>(io: MachineIo, fn: () => T, waitMs = 60_000): T {
   mkdirSync(dirname(io.lockFile), { recursive: true });
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + waitMs;
+  const mine = `${process.pid} ${procStartTime(process.pid) ?? ''}`.trim();
   for (;;) {
     try {
       const fd = openSync(io.lockFile, 'wx');
-      writeSync(fd, String(process.pid));
+      writeSync(fd, mine);
       closeSync(fd);
       break;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      let holder = NaN;
+      let seen: LockSeen;
       try {
-        holder = Number(readFileSync(io.lockFile, 'utf8'));
+        const st = statSync(io.lockFile);
+        seen = { ino: st.ino, mtimeMs: st.mtimeMs, content: readFileSync(io.lockFile, 'utf8') };
       } catch {
         continue; // released meanwhile
       }
-      // a holder that died (or one that is being written: NaN, retried)
-      if (Number.isInteger(holder) && holder > 0 && !alivePid(holder)) {
-        rmSync(io.lockFile, { force: true });
+      const content = seen.content;
+      if (lockIsStale(content, Date.now() - seen.mtimeMs)) {
+        breakStaleLock(io.lockFile, seen);
         continue;
       }
-      if (Date.now() > deadline) throw new Error(`${io.lockFile} held by pid ${holder} for 60 s`);
+      if (Date.now() > deadline)
+        throw new Error(`${io.lockFile} held by pid ${content || '(none written)'} for ${waitMs / 1000} s`);
       sleepSync(20);
     }
   }
   try {
     return fn();
   } finally {
-    rmSync(io.lockFile, { force: true });
+    // only our own lock: a waiter that wrongly broke it may have created another meanwhile
+    try {
+      if (readFileSync(io.lockFile, 'utf8') === mine) rmSync(io.lockFile, { force: true });
+    } catch {
+      // gone
+    }
   }
 }
 
