@@ -150,6 +150,9 @@ function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
+/** How long the synchronous teardown gives processes after SIGTERM before SIGKILL. */
+const SIGTERM_GRACE_MS = 3000;
+
 export class ProcessGroup {
   readonly children = new Map<string, ChildProcess>();
   private stopping = false;
@@ -163,7 +166,11 @@ export class ProcessGroup {
   }
 
   private registerExit(): void {
-    this.unregisterExit ??= onExitSync(`work dir ${this.workDir}`, () => this.removeSync());
+    this.unregisterExit ??= onExitSync(
+      `work dir ${this.workDir}`,
+      () => this.removeSync(),
+      () => this.signalAll(),
+    );
   }
 
   private releaseExit(): void {
@@ -171,25 +178,41 @@ export class ProcessGroup {
     this.unregisterExit = undefined;
   }
 
-  /**
-   * Synchronous teardown: SIGTERM to every child still running, SIGKILL after `graceMs`, then the work dir
-   * (a real node's by node-sweep.ts's sweep: containers, mounts, bridge, cgroups, kernel settings). Throws if
-   * something stayed (then the directory is kept).
-   */
-  removeSync(graceMs = 5000): void {
-    this.stopping = true;
-    const pids = [...this.children.values()]
+  /** When the children got SIGTERM from signalAll, the time they get SIGKILL (removeSync). */
+  private killAt: number | undefined;
+
+  private runningPids(): number[] {
+    return [...this.children.values()]
       .filter((c) => c.exitCode === null && c.signalCode === null && c.pid)
       .map((c) => c.pid!);
-    for (const pid of pids) {
+  }
+
+  /**
+   * SIGTERM to every child still running, once; removeSync sends SIGKILL `graceMs` later. The exit teardown
+   * calls this for every group before the first removeSync, so all groups share one grace time.
+   */
+  signalAll(graceMs = SIGTERM_GRACE_MS): void {
+    if (this.killAt !== undefined) return;
+    this.stopping = true;
+    this.killAt = Date.now() + graceMs;
+    for (const pid of this.runningPids()) {
       try {
         process.kill(pid, 'SIGTERM');
       } catch {
         // gone
       }
     }
-    const deadline = Date.now() + graceMs;
-    while (pids.some(running) && Date.now() < deadline) sleepSync(50);
+  }
+
+  /**
+   * Synchronous teardown: SIGTERM to every child still running (unless signalAll did already), SIGKILL at the
+   * end of the grace time, then the work dir (a real node's by node-sweep.ts's sweep: containers, mounts,
+   * bridge, cgroups, kernel settings). Throws if something stayed (then the directory is kept).
+   */
+  removeSync(graceMs = SIGTERM_GRACE_MS): void {
+    this.signalAll(graceMs);
+    const pids = this.runningPids();
+    while (pids.some(running) && Date.now() < this.killAt!) sleepSync(50);
     for (const pid of pids.filter(running)) {
       try {
         process.kill(pid, 'SIGKILL');
