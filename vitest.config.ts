@@ -21,6 +21,8 @@ export default defineConfig({
           include: ['test/integration/**/*.test.ts'],
           environment: 'node',
           globalSetup: ['test/env/global-setup.ts'],
+          // workers run their clean-ups on SIGINT/SIGTERM too (test/env/worker-signals.ts)
+          setupFiles: ['test/env/worker-signals.ts'],
           testTimeout: 120_000,
           hookTimeout: 180_000,
           // One shared control plane; files isolate themselves by namespace. Run files one at a time so
@@ -38,6 +40,7 @@ export default defineConfig({
           include: ['test/e2e/**/*.test.ts'],
           environment: 'node',
           globalSetup: ['test/e2e/global-setup.ts'],
+          setupFiles: ['test/env/worker-signals.ts'],
           testTimeout: 600_000,
           hookTimeout: 600_000,
           fileParallelism: false,

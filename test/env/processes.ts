@@ -12,7 +12,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { onExitSync } from './exit-teardown.js';
-import { mountsUnder, NODE_STATE_FILE, sweepNodeDir } from './node-sweep.js';
+import { mountsUnder, NODE_STATE_FILE, procStartTime, sweepNodeDir } from './node-sweep.js';
 
 /** Prefix of every harness work dir in the system temp dir; used to reap leftovers of killed runs. */
 export const WORKDIR_PREFIX = 'nxt-env-';
@@ -86,8 +86,12 @@ export function reapStaleRuns(): void {
     if (alive(owner)) continue;
     const pidsFile = join(dir, 'children.pids');
     if (existsSync(pidsFile)) {
-      for (const pid of readFileSync(pidsFile, 'utf8').split('\n').map(Number).filter(Boolean)) {
-        if (alive(pid)) process.kill(pid, 'SIGKILL');
+      for (const pid of recordedChildrenAlive(dir, readFileSync(pidsFile, 'utf8'))) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
       }
     }
     if (existsSync(join(dir, NODE_STATE_FILE))) {
@@ -100,6 +104,36 @@ export function reapStaleRuns(): void {
     }
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The pids in a dead run's children.pids (`dir`/children.pids: "pid starttime" a line) that are still the
+ * processes the run started: same pid and same start time (/proc/<pid>/stat field 22), so a pid reused by
+ * anything else since (another run's etcd, hours later) is never killed. A line without a start time (a file
+ * written before they were recorded) counts only when the process's command line names `dir`.
+ */
+export function recordedChildrenAlive(dir: string, text: string): number[] {
+  const out: number[] = [];
+  for (const line of text.split('\n')) {
+    const [pidText, start] = line.trim().split(/\s+/);
+    const pid = Number(pidText);
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || !alive(pid)) continue;
+    if (start !== undefined) {
+      if (procStartTime(pid) === start) out.push(pid);
+      continue;
+    }
+    try {
+      if (
+        readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+          .split('\0')
+          .some((a) => a.endsWith(dir) || a.includes(`${dir}/`))
+      )
+        out.push(pid);
+    } catch {
+      // gone
+    }
+  }
+  return out;
 }
 
 /** True while `pid` exists and is not a zombie (a child this process has not reaped counts as gone). */
@@ -116,6 +150,9 @@ function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
+/** How long the synchronous teardown gives processes after SIGTERM before SIGKILL. */
+const SIGTERM_GRACE_MS = 3000;
+
 export class ProcessGroup {
   readonly children = new Map<string, ChildProcess>();
   private stopping = false;
@@ -129,7 +166,11 @@ export class ProcessGroup {
   }
 
   private registerExit(): void {
-    this.unregisterExit ??= onExitSync(`work dir ${this.workDir}`, () => this.removeSync());
+    this.unregisterExit ??= onExitSync(
+      `work dir ${this.workDir}`,
+      () => this.removeSync(),
+      () => this.signalAll(),
+    );
   }
 
   private releaseExit(): void {
@@ -137,25 +178,41 @@ export class ProcessGroup {
     this.unregisterExit = undefined;
   }
 
-  /**
-   * Synchronous teardown: SIGTERM to every child still running, SIGKILL after `graceMs`, then the work dir
-   * (a real node's by node-sweep.ts's sweep: containers, mounts, bridge, cgroups, kernel settings). Throws if
-   * something stayed (then the directory is kept).
-   */
-  removeSync(graceMs = 5000): void {
-    this.stopping = true;
-    const pids = [...this.children.values()]
+  /** When the children got SIGTERM from signalAll, the time they get SIGKILL (removeSync). */
+  private killAt: number | undefined;
+
+  private runningPids(): number[] {
+    return [...this.children.values()]
       .filter((c) => c.exitCode === null && c.signalCode === null && c.pid)
       .map((c) => c.pid!);
-    for (const pid of pids) {
+  }
+
+  /**
+   * SIGTERM to every child still running, once; removeSync sends SIGKILL `graceMs` later. The exit teardown
+   * calls this for every group before the first removeSync, so all groups share one grace time.
+   */
+  signalAll(graceMs = SIGTERM_GRACE_MS): void {
+    if (this.killAt !== undefined) return;
+    this.stopping = true;
+    this.killAt = Date.now() + graceMs;
+    for (const pid of this.runningPids()) {
       try {
         process.kill(pid, 'SIGTERM');
       } catch {
         // gone
       }
     }
-    const deadline = Date.now() + graceMs;
-    while (pids.some(running) && Date.now() < deadline) sleepSync(50);
+  }
+
+  /**
+   * Synchronous teardown: SIGTERM to every child still running (unless signalAll did already), SIGKILL at the
+   * end of the grace time, then the work dir (a real node's by node-sweep.ts's sweep: containers, mounts,
+   * bridge, cgroups, kernel settings). Throws if something stayed (then the directory is kept).
+   */
+  removeSync(graceMs = SIGTERM_GRACE_MS): void {
+    this.signalAll(graceMs);
+    const pids = this.runningPids();
+    while (pids.some(running) && Date.now() < this.killAt!) sleepSync(50);
     for (const pid of pids.filter(running)) {
       try {
         process.kill(pid, 'SIGKILL');
@@ -249,7 +306,11 @@ export class ProcessGroup {
   }
 
   private recordPids(): void {
-    const pids = [...this.children.values()].map((c) => c.pid).filter(Boolean);
+    // with each pid its start time: reapStaleRuns kills a listed pid only while it is still that process
+    const pids = [...this.children.values()]
+      .map((c) => c.pid)
+      .filter((p): p is number => Boolean(p))
+      .map((p) => `${p} ${procStartTime(p) ?? ''}`.trim());
     // the work dir is gone when the synchronous teardown (removeSync) ran while an async stop was under way
     if (existsSync(this.workDir)) writeFileSync(join(this.workDir, 'children.pids'), pids.join('\n'));
   }
