@@ -178,6 +178,32 @@ describe('readJobOutcome', () => {
       for (const p of untrusted) expect(readJobOutcome(deadline, [p]).state).toBe('failed');
     });
 
+    it("a runner Job's podFailurePolicy (FailJob on exit 2/3) keeps the early verdict; an Ignore rule keeps a failure open", () => {
+      const failJob = {
+        rules: [
+          { action: 'FailJob', onExitCodes: { containerName: 'runner', operator: 'In', values: [2, 3] } },
+        ],
+      };
+      const okPod = runnerPod({ exitCode: 0, message: JSON.stringify(ok) });
+      const failedPod = runnerPod({ exitCode: 3, message: JSON.stringify(bad) });
+      expect(readJobOutcome(running({ backoffLimit: 0, podFailurePolicy: failJob }), [okPod]).state).toBe(
+        'succeeded',
+      );
+      expect(readJobOutcome(running({ backoffLimit: 1, podFailurePolicy: failJob }), [okPod]).state).toBe(
+        'succeeded',
+      );
+      expect(readJobOutcome(running({ backoffLimit: 0, podFailurePolicy: failJob }), [failedPod]).state).toBe(
+        'failed',
+      );
+      const ignore = { rules: [{ action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget' }] }] };
+      expect(readJobOutcome(running({ backoffLimit: 0, podFailurePolicy: ignore }), [failedPod])).toEqual({
+        state: 'running',
+      });
+      expect(readJobOutcome(running({ backoffLimit: 0, podFailurePolicy: ignore }), [okPod]).state).toBe(
+        'succeeded',
+      );
+    });
+
     it('is still running for a Job of more than one pod', () => {
       const pod = runnerPod({ exitCode: 0, message: JSON.stringify(ok) });
       expect(readJobOutcome(running({ backoffLimit: 0, completions: 2 }), [pod])).toEqual({

@@ -88,11 +88,11 @@ const finishedFrom = (r: RunnerResult): FinishedOutcome => ({
  * about a second later when the Job controller (syncing a Job at most once per second) sets Complete or
  * Failed. Only where the pod's result is final: a Job of one pod that never restarts, whose pod this Job
  * controls (owner UID); a success with exit code 0, or a failure when the Job allows no retry
- * (backoffLimit 0). Everything else waits for the Job's condition.
+ * (backoffLimit 0 and no podFailurePolicy rule that ignores a failure). Everything else waits for the Job's
+ * condition.
  */
 function earlyOutcome(job: KubeObject, pods: readonly KubeObject[]): FinishedOutcome | undefined {
-  if ((job.spec?.completions ?? 1) !== 1 || (job.spec?.parallelism ?? 1) > 1 || job.spec?.podFailurePolicy)
-    return undefined;
+  if ((job.spec?.completions ?? 1) !== 1 || (job.spec?.parallelism ?? 1) > 1) return undefined;
   const terminated = ownedBy(job, pods)
     .filter((p) => p.spec?.restartPolicy === 'Never')
     .flatMap((p) =>
@@ -108,8 +108,19 @@ function earlyOutcome(job: KubeObject, pods: readonly KubeObject[]): FinishedOut
   const r = parseResult(newest?.message);
   if (!newest || !r) return undefined;
   if (r.success && newest.exitCode === 0) return finishedFrom(r);
-  if (!r.success && newest.exitCode !== 0 && job.spec?.backoffLimit === 0) return finishedFrom(r);
+  if (!r.success && newest.exitCode !== 0 && job.spec?.backoffLimit === 0 && !mayReplaceFailedPod(job))
+    return finishedFrom(r);
   return undefined;
+}
+
+/**
+ * Whether the Job's podFailurePolicy may replace a failed pod without counting it (an Ignore rule), so a
+ * failure is not final even with backoffLimit 0. FailJob and Count rules never make a failure less final, and
+ * a pod policy applies to failed pods only: a success (exit 0) is final whatever the policy says.
+ */
+function mayReplaceFailedPod(job: KubeObject): boolean {
+  const rules: { action?: string }[] = job.spec?.podFailurePolicy?.rules ?? [];
+  return rules.some((r) => r.action !== 'FailJob' && r.action !== 'Count');
 }
 
 /**
