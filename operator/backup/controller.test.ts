@@ -806,3 +806,93 @@ describe('BackupScheduleReconciler writes replaced status objects whole', () => 
     });
   });
 });
+
+describe('BackupScheduleReconciler storage probe (S3)', () => {
+  it('is InProgress while the probe runs; a failed probe makes Ready False (Stalled) with its reason, the CronJob applied all the same', async () => {
+    const { job } = finishedJob('app-backup-1', true);
+    job.metadata.annotations = { [RECORDED_ANNOTATION]: 'succeeded' };
+    const probePod: KubeObject = { metadata: { name: 'none', namespace: NS } };
+    const c = fakeCluster(job, probePod, undefined, {
+      storage: { s3: { bucket: 'backups', prefix: 'app' } },
+    });
+    const cond = (type: string) =>
+      (c.server.schedule as any).status.conditions.find((x: { type: string }) => x.type === type);
+    await c.reconcile();
+    const probe = c.created.find(
+      (b) => b.metadata?.labels?.['app.kubernetes.io/component'] === 'storage-probe',
+    );
+    expect(probe?.spec.template.spec.containers[0].args).toEqual([
+      'probe-storage',
+      '--storage-url',
+      's3://backups/app',
+    ]);
+    expect(cond('StorageReady')).toMatchObject({ status: 'Unknown', reason: 'StorageCheckInProgress' });
+    expect(cond('Ready')).toMatchObject({ status: 'False', reason: 'StorageCheckInProgress' });
+    expect(cond('Reconciling')).toMatchObject({ status: 'True', reason: 'StorageCheckInProgress' });
+    expect(c.cronJobApplies()).toBe(1);
+
+    // The probe's pod reports a missing bucket.
+    c.syncSchedule();
+    c.cache.job = { ...probe, metadata: { ...probe.metadata, uid: 'probe-uid' } };
+    const result = {
+      resultVersion: 1,
+      operation: 'probe-storage',
+      success: false,
+      reason: 'StorageBucketNotFound',
+      message: 'listing the prefix in s3://backups/app: NoSuchBucket',
+      startedAt: '2026-01-01T00:00:00Z',
+      finishedAt: '2026-01-01T00:00:02Z',
+      durationSeconds: 2,
+    };
+    Object.assign(probePod, {
+      metadata: {
+        name: `${probe.metadata.name}-x`,
+        namespace: NS,
+        labels: { 'batch.kubernetes.io/job-name': probe.metadata.name },
+        ownerReferences: [
+          {
+            apiVersion: 'batch/v1',
+            kind: 'Job',
+            name: probe.metadata.name,
+            uid: 'probe-uid',
+            controller: true,
+          },
+        ],
+      },
+      spec: { restartPolicy: 'Never' },
+      status: {
+        containerStatuses: [
+          { name: 'runner', state: { terminated: { exitCode: 3, message: JSON.stringify(result) } } },
+        ],
+      },
+    });
+    await c.reconcile();
+    expect(cond('StorageReady')).toMatchObject({ status: 'False', reason: 'StorageBucketNotFound' });
+    expect(cond('Ready')).toMatchObject({ status: 'False', reason: 'StorageBucketNotFound' });
+    expect(cond('Stalled')).toMatchObject({ status: 'True', reason: 'StorageBucketNotFound' });
+    expect(cond('Reconciling')).toMatchObject({ status: 'False' });
+    expect((c.server.schedule as any).status.storageCheck).toMatchObject({
+      attempt: 1,
+      result: 'Failed',
+      reason: 'StorageBucketNotFound',
+    });
+    expect(c.events).toContain('StorageBucketNotFound');
+    expect(c.cronJobApplies()).toBe(2);
+  });
+
+  it('a claim needs no probe Job: StorageReady True (ClaimUsable)', async () => {
+    const { job, pod } = finishedJob('app-backup-1', true);
+    job.metadata.annotations = { [RECORDED_ANNOTATION]: 'succeeded' };
+    const c = fakeCluster(job, pod);
+    await c.reconcile();
+    const conditions = (c.server.schedule as any).status.conditions;
+    expect(conditions.find((x: { type: string }) => x.type === 'StorageReady')).toMatchObject({
+      status: 'True',
+      reason: 'ClaimUsable',
+    });
+    expect(conditions.find((x: { type: string }) => x.type === 'Ready')).toMatchObject({ status: 'True' });
+    expect(
+      c.created.filter((b) => b.metadata?.labels?.['app.kubernetes.io/component'] === 'storage-probe'),
+    ).toEqual([]);
+  });
+});

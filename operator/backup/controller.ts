@@ -25,12 +25,18 @@ import {
 import { missingSecretKeys } from './pod-builders.js';
 import { evaluateRpo } from './rpo.js';
 import { checkClaim, checkS3Secrets, checkServiceAccount, type Problem } from './prerequisites.js';
-import { backupNowGate, notReady, ready, rpoMet } from './schedule-conditions.js';
+import { backupNowGate, checkingStorage, notReady, ready, rpoMet } from './schedule-conditions.js';
 import { refuseRunnerOverrides, runnerPolicyOf } from './runner-policy.js';
 import { HANDLED_VALUE_MAX, ScheduleJobPhases } from './schedule-jobs.js';
 import { withoutStaleImmutability } from './record.js';
 import { ScheduleRun } from './schedule-run.js';
 import { describeStorage } from './storage-location.js';
+import {
+  STORAGE_READY_CONDITION,
+  StorageProbePhase,
+  storageReadiness,
+  storageReady,
+} from './storage-probe.js';
 import { schedulesToRecheck, sharedClaimReport } from './shared-claim.js';
 import { SCHEDULE_NOTIFICATIONS } from '../notify/kinds.js';
 import { Notifier } from '../notify/notifier.js';
@@ -102,10 +108,12 @@ export class BackupScheduleReconciler {
     plans?: MultiInformer<KubeObject>,
   ) {
     this.jobPhases = new ScheduleJobPhases(ctx, jobs, pods, plans);
+    this.storageProbe = new StorageProbePhase(ctx, jobs, pods);
   }
 
   private readonly clock = new CronClock();
   private readonly jobPhases: ScheduleJobPhases;
+  private readonly storageProbe: StorageProbePhase;
   private readonly rejectedWrites = new RejectedWrites();
 
   private readonly phases: Phase[] = [
@@ -115,6 +123,7 @@ export class BackupScheduleReconciler {
     (run) => this.ensureStorage(run),
     (run) => this.checkStorage(run),
     (run) => this.reportProblem(run, checkServiceAccount(this.ctx.client, run.req.namespace, run.spec)),
+    (run) => this.storageProbe.reconcile(run),
     (run) => this.reportSharedClaim(run),
     (run) => this.applyCronJobs(run),
     (run) => this.jobPhases.startEmergencyBackup(run),
@@ -351,13 +360,41 @@ export class BackupScheduleReconciler {
     return undefined;
   }
 
-  /** The claim exists and can take backups; one the operator created is not checked again. */
+  /**
+   * The claim exists and can take backups (one the operator created is not checked again), or the Secrets of
+   * an S3 location exist (their resourceVersions go into the storage probe's hash). StorageReady: a claim
+   * needs no probe Job, so it is True once the claim is found usable; a problem sets it False too.
+   */
   private async checkStorage(run: ScheduleRun) {
-    if (run.spec.storage.s3)
-      return this.reportProblem(run, checkS3Secrets(this.ctx.client, run.req.namespace, run.spec.storage.s3));
-    if (!run.spec.storage.persistentVolumeClaim?.claimName) return undefined;
-    const field = 'spec.storage.persistentVolumeClaim.claimName';
-    return this.reportProblem(run, checkClaim(this.ctx.client, run.req.namespace, run.claimName!, field));
+    const { namespace } = run.req;
+    let problem: Problem | undefined;
+    if (run.spec.storage.s3) {
+      const versions: Record<string, string> = {};
+      problem = await checkS3Secrets(this.ctx.client, namespace, run.spec.storage.s3, versions);
+      run.storageSecretVersions = versions;
+    } else if (run.spec.storage.persistentVolumeClaim?.claimName) {
+      const field = 'spec.storage.persistentVolumeClaim.claimName';
+      problem = await checkClaim(this.ctx.client, namespace, run.claimName!, field);
+      if (!problem)
+        run.set(
+          storageReady(
+            'True',
+            'ClaimUsable',
+            `PersistentVolumeClaim "${run.claimName}" exists and can take backups (claims are not probed)`,
+          ),
+        );
+    } else {
+      run.set(
+        storageReady(
+          'True',
+          'ClaimUsable',
+          `PersistentVolumeClaim "${run.claimName}" was created by the operator (claims are not probed)`,
+        ),
+      );
+    }
+    if (!problem) return undefined;
+    run.set(storageReady('False', problem.reason, problem.message));
+    return this.notReady(run, problem.reason, problem.message);
   }
 
   /** The CronJobs, converged with server-side apply (a no-op when nothing changed). */
@@ -416,7 +453,14 @@ export class BackupScheduleReconciler {
     const next = spec.suspend
       ? 'suspended'
       : `next backup at ${this.clock.next(spec.schedule, spec.timeZone, run.now)?.toISOString() ?? 'never'} (${spec.schedule}, ${spec.timeZone})`;
-    run.set(...ready(spec.suspend, `CronJob ${run.cronJob.metadata.name}: ${next}`));
+    // The CronJobs are in place either way (a backup may still succeed, and says why if not); Ready waits for
+    // the storage probe and names its failure (StorageReady).
+    const storage = storageReadiness(status.conditions);
+    if (storage.state === 'failed') {
+      run.set(...notReady(storage.reason, `${STORAGE_READY_CONDITION}: ${storage.message}`, storage.stalled));
+    } else if (storage.state === 'checking') {
+      run.set(...checkingStorage(storage.message));
+    } else run.set(...ready(spec.suspend, `CronJob ${run.cronJob.metadata.name}: ${next}`));
     const wanted = run.obj.metadata.annotations?.[Annotation.BackupNow];
     const gate = backupNowGate(
       wanted ? boundIdentity(wanted, HANDLED_VALUE_MAX) : undefined,
@@ -429,7 +473,11 @@ export class BackupScheduleReconciler {
       if (before?.reason !== first!.reason)
         run.event(first!.reason === 'BackupNowFailed' ? 'Warning' : 'Normal', first!.reason, first!.message);
     }
-    if (run.previous('Ready')?.status !== 'True' && !gate?.some((c) => c.type === 'Ready')) {
+    if (
+      storage.state === 'ready' &&
+      run.previous('Ready')?.status !== 'True' &&
+      !gate?.some((c) => c.type === 'Ready')
+    ) {
       run.event(
         'Normal',
         'Scheduled',

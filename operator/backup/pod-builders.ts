@@ -19,13 +19,14 @@ export interface SecretShape {
 export interface RunnerPodInput {
   scheduleName: string;
   spec: EffectiveBackupScheduleSpec;
-  secret: SecretShape;
+  /** The database credentials Secret; undefined for a pod that needs no database (storage-probe). */
+  secret?: SecretShape;
   /** The claim of a persistentVolumeClaim location; unused for S3 (spec.storage.s3). */
   claimName?: string;
   image: string;
   /** e.g. ['backup', '--id', '$(BACKUP_ID)'] — the runner subcommand and its flags. */
   args: string[];
-  component: 'backup' | 'test-restore' | 'restore';
+  component: 'backup' | 'test-restore' | 'restore' | 'storage-probe';
   /** Lets the runner run SQL assertions as a superuser (operator configuration ALLOW_SUPERUSER_ASSERTIONS). */
   allowSuperuserAssertions?: boolean;
   /** Provenance a backup runner writes into its manifest (see runner/origin.ts). */
@@ -161,7 +162,7 @@ export function buildRunnerJobTemplate(input: RunnerPodInput) {
                   ? [{ name: ALLOW_SUPERUSER_ASSERTIONS_ENV, value: 'true' }]
                   : []),
                 ...originEnv(input.origin),
-                ...databaseEnv(spec, input.secret),
+                ...(input.secret ? databaseEnv(spec, input.secret) : []),
               ],
               resources: pt.resources ?? {
                 requests: { cpu: '100m', memory: '128Mi' },

@@ -79,11 +79,14 @@ export async function checkServiceAccount(
 /**
  * The Secrets of an S3 location exist and hold the keys the pods read (credentials, CA bundle): a missing
  * one would leave the pod in CreateContainerConfigError until the Job's deadline. Only key names are read.
+ * `versions`, when given, receives each Secret's resourceVersion ('?' when it may not be read): a change
+ * means a new storage probe.
  */
 export async function checkS3Secrets(
   client: KubeClient,
   namespace: string,
   s3: S3Storage,
+  versions?: Record<string, string>,
 ): Promise<Problem | undefined> {
   const wanted = [
     ...(s3.credentialsSecretRef
@@ -107,6 +110,7 @@ export async function checkS3Secrets(
   ];
   for (const w of wanted) {
     const secret = await getOptional(client, 'secrets', namespace, w.name);
+    if (versions) versions[w.name] = secret ? (secret.metadata.resourceVersion ?? '') : '?';
     if (secret === undefined) continue;
     if (secret === null)
       return {

@@ -33,6 +33,19 @@ export function ready(suspended: boolean, message: string): ScheduleCondition[] 
   ];
 }
 
+/**
+ * The storage probe of a new or changed S3 location runs (StorageReady Unknown): InProgress in kstatus terms
+ * (Reconciling=True), and Ready waits for its answer, so nothing that waits for a working schedule goes ahead
+ * on a location nobody has checked yet.
+ */
+export function checkingStorage(message: string): ScheduleCondition[] {
+  return [
+    { type: ConditionType.Ready, status: 'False', reason: 'StorageCheckInProgress', message },
+    { type: ConditionType.Reconciling, status: 'True', reason: 'StorageCheckInProgress', message },
+    { type: ConditionType.Stalled, status: 'False', reason: 'StorageCheckInProgress', message: '' },
+  ];
+}
+
 /** RPOMet from an evaluation of the newest good backup against the objective. */
 export function rpoMet(rpo: { status: 'True' | 'False' | 'Unknown'; reason: string; message: string }) {
   return { type: ConditionType.RPOMet, ...rpo } satisfies ScheduleCondition;

@@ -19,6 +19,7 @@ import { recordBackupJob, recordTestRestoreJob, RECORDED_ANNOTATION, validBackup
 import { jobStartedAt, NO_POD_AFTER_MS, runnerJobProblem } from './runner-pods.js';
 import { lastBackupFailed } from './schedule-conditions.js';
 import type { ScheduleRun } from './schedule-run.js';
+import { STORAGE_PROBE_COMPONENT } from './storage-probe.js';
 import { chooseTestRestoreBackup } from './test-restore-request.js';
 
 /** How often a finished Job whose runner result has not arrived yet is looked at again. */
@@ -348,6 +349,8 @@ export class ScheduleJobPhases {
         (job) =>
           job.metadata.labels?.[Label.BackupSchedule] === name &&
           !job.metadata.annotations?.[RECORDED_ANNOTATION] &&
+          // A storage probe is no backup: StorageProbePhase reads it.
+          job.metadata.labels?.['app.kubernetes.io/component'] !== STORAGE_PROBE_COMPONENT &&
           this.isScheduleJob(run, job),
       )
       .map((job) => ({

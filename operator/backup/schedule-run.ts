@@ -36,6 +36,8 @@ export class ScheduleRun {
   secret!: SecretShape;
   /** The claim of a persistentVolumeClaim location; undefined for S3. */
   claimName?: string;
+  /** S3: resourceVersion of each Secret the location names (checkS3Secrets), for the storage probe's hash. */
+  storageSecretVersions?: Record<string, string>;
   cronJob!: KubeObject;
   /** The test-restore CronJob, when spec.verify.testRestoreSchedule asks for one. */
   verifyCronJob?: KubeObject;

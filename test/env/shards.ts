@@ -9,6 +9,8 @@ export const WEIGHTS: Record<string, number> = {
   // measured alone or estimated, not yet in a full run
   'backup-s3': 120,
   'backupschedule-s3': 100,
+  'backupschedule-s3-probe': 90,
+  'probe-storage-s3': 36,
   's3-server': 40,
   'bench-restore': 162,
   'bench-backup': 73,

@@ -1207,7 +1207,7 @@ export class TestKubelet {
 
 // ------------------------------------------------------------------ helpers
 
-const RUNNER_SUBCOMMANDS = new Set(['backup', 'verify', 'restore', 'test-restore', 'prune']);
+const RUNNER_SUBCOMMANDS = new Set(['backup', 'verify', 'restore', 'test-restore', 'prune', 'probe-storage']);
 
 export interface OperatorCommandMapOptions {
   /** Images whose entrypoint is the operator's (used when a container has args but no command). */

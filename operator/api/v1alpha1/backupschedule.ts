@@ -550,6 +550,39 @@ export const BackupScheduleStatus = z.object({
     })
     .optional()
     .meta({ description: 'The last test-restore-now annotation handled, so a value acts once.' }),
+  storageCheck: z
+    .object({
+      hash: z
+        .string()
+        .regex(/^[a-f0-9]{16,64}$/)
+        .max(64)
+        .meta({
+          description:
+            'Hash of what was probed: spec.storage.s3, the runner image and ServiceAccount, and the resourceVersions of the Secrets it names.',
+        }),
+      jobName: objectName().optional().meta({ description: 'The probe Job of this attempt.' }),
+      attempt: z
+        .int()
+        .min(1)
+        .max(100000)
+        .meta({ description: 'Probes of this hash so far (retries count).' }),
+      result: z.enum(['Succeeded', 'Failed']).optional(),
+      reason: z
+        .string()
+        .max(128)
+        .regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/)
+        .optional()
+        .meta({ description: "The probe's failure reason (also StorageReady's)." }),
+      checkedAt: Timestamp.optional().meta({ description: 'When the result was recorded.' }),
+      nextAttemptAt: Timestamp.optional().meta({
+        description: 'A failure a retry may fix (network, throttling): when the next probe runs.',
+      }),
+    })
+    .optional()
+    .meta({
+      description:
+        'The storage probe of an S3 location (StorageReady): one probe Job per change of the location or its Secrets.',
+    }),
 });
 export type BackupScheduleStatus = z.infer<typeof BackupScheduleStatus>;
 
@@ -633,9 +666,10 @@ export const BACKUP_SCHEDULE_REFERENCE: KindReference = {
   },
   conditions: {
     [ConditionType.Ready]:
-      'kstatus: True when the CronJob is in place (Scheduled) or suspended; False names what blocks it. It stays ' +
-      'True when backups fail: watch LastBackupSucceeded and RPOMet.',
-    [ConditionType.Reconciling]: 'kstatus: always False.',
+      'kstatus: True when the CronJob is in place (Scheduled) or suspended and the storage is ready; False names what blocks it ' +
+      '(a failed S3 probe: its reason). It stays True when backups fail: watch LastBackupSucceeded and RPOMet.',
+    [ConditionType.Reconciling]:
+      'kstatus: True while a backup-now backup runs (BackupInProgress) or the S3 location is being probed (StorageCheckInProgress).',
     [ConditionType.Stalled]:
       'kstatus: True when nothing changes until the spec (or the operator configuration) does.',
     [ConditionType.LastBackupSucceeded]:
@@ -645,6 +679,8 @@ export const BACKUP_SCHEDULE_REFERENCE: KindReference = {
     [ConditionType.LastTestRestoreSucceeded]: 'The last test restore succeeded (RestoreVerified).',
     StorageShared:
       'Whether another BackupSchedule in the namespace writes to the same claim (or bucket and prefix).',
+    StorageReady:
+      'S3 locations: a probe Job checked the bucket, credentials, listing, a write and delete, the owner object and Object Lock (True, StorageReachable; False with the runner reason; Unknown while it runs). Claims: True (ClaimUsable) once the claim is found usable, False with the claim reason.',
     BackupImmutable:
       'Only with spec.storage.s3.objectLock (removed with it): True (ObjectLockInForce) when the newest backup is under the Object Lock retention asked for, False when the server did not lock it (ObjectLockNotInForce) or locked it for less (ObjectLockWeaker), Unknown when the lock could not be read (ObjectLockUnreadable) or the backup was reused (ObjectLockNotRead).',
   },

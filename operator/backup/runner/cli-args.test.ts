@@ -39,6 +39,18 @@ describe('parseRunnerArgs', () => {
     ).toMatchObject({ command: 'prune', storageUrl: 's3://b-1', leftoversOlderThanSeconds: 0 });
   });
 
+  it('parses probe-storage, which takes an S3 location only', () => {
+    expect(parseRunnerArgs(['probe-storage', '--storage-url', 's3://backups/prod'])).toEqual({
+      command: 'probe-storage',
+      storageUrl: 's3://backups/prod',
+      terminationLog: DEFAULT_TERMINATION_LOG,
+    });
+    expect(() => parseRunnerArgs(['probe-storage', '--storage-dir', '/b'])).toThrow(UsageError);
+    expect(() => parseRunnerArgs(['probe-storage', '--storage-url', 's3://b/p', '--id', 'x'])).toThrow(
+      /Unknown option '--id'/,
+    );
+  });
+
   it('parses restore with mode, assertions and naming options', () => {
     const args = parseRunnerArgs([
       'restore',

@@ -5,7 +5,14 @@ import type { SqlAssertion } from './restore-validation.js';
 import type { RetentionPolicy } from './retention.js';
 import type { RestoreMode } from './restore.js';
 
-export const RUNNER_COMMANDS = ['backup', 'verify', 'restore', 'test-restore', 'prune'] as const;
+export const RUNNER_COMMANDS = [
+  'backup',
+  'verify',
+  'restore',
+  'test-restore',
+  'prune',
+  'probe-storage',
+] as const;
 export type RunnerCommand = (typeof RUNNER_COMMANDS)[number];
 
 export const DEFAULT_TERMINATION_LOG = '/dev/termination-log';
@@ -25,6 +32,8 @@ NXT_S3_OBJECT_LOCK_DAYS and the AWS SDK's credentials: AWS_ACCESS_KEY_ID AWS_SEC
                 [--short-id 6HEX]
   prune         --storage-dir DIR [--keep-last N] [--keep-daily N] [--keep-weekly N] [--dry-run]
                 [--leftovers-older-than-seconds N (default 7200)]
+  probe-storage --storage-url s3://BUCKET[/PREFIX]   (S3 only; no database: checks the bucket, credentials, listing,
+                a write and delete of <prefix>.nxt-probe.json, the owner object read-only, and Object Lock when asked)
 --id latest: the newest backup whose manifest says verified (by finishedAt, then id); "latest" is no valid
 backup id. backup --keep-*: after a verified backup, prune as prune does, never the new backup; a failed
 prune is reported but does not fail the backup. Without any --keep-* nothing is pruned.
@@ -51,6 +60,8 @@ export type RunnerArgs =
   | (Common & { command: 'verify'; id: string })
   | (RestoreLike & { command: 'restore'; mode: RestoreMode; keepPreviousDatabases?: number })
   | (RestoreLike & { command: 'test-restore' })
+  /** S3 only: storageUrl is set. */
+  | (Common & { command: 'probe-storage' })
   | (Common & {
       command: 'prune';
       policy: RetentionPolicy;
@@ -103,6 +114,7 @@ const OPTIONS = {
     'dry-run': { type: 'boolean' },
     'leftovers-older-than-seconds': str,
   },
+  'probe-storage': { 'storage-url': str },
 } as const;
 
 const isCommand = (c: string | undefined): c is RunnerCommand =>
@@ -223,6 +235,10 @@ export function parseRunnerArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
     ...(storageDir ? { storageDir } : { storageUrl: storageUrl! }),
     terminationLog: terminationLog ?? defaultTerminationLog(env),
   };
+  if (command === 'probe-storage') {
+    if (!storageUrl) throw new UsageError(command, 'probe-storage checks an S3 location: use --storage-url');
+    return { command, ...common };
+  }
   if (command === 'prune') {
     return {
       command,

@@ -144,6 +144,28 @@ async function openStorage(
   return new FilesystemBackupStorage(dir);
 }
 
+/** `probe-storage`: the S3 location's checks (probe-storage.ts); the AWS SDK is loaded only here. */
+async function probe(url: string, env: NodeJS.ProcessEnv, log: RunnerLog, now: () => Date) {
+  const [{ s3ConfigFromEnv }, { createS3Client }, { probeStorage }] = await Promise.all([
+    import('./s3-config.js'),
+    import('./s3-storage.js'),
+    import('./probe-storage.js'),
+  ]);
+  const config = s3ConfigFromEnv(url, env);
+  let client;
+  try {
+    client = await createS3Client(config);
+  } catch (e) {
+    throw new RunnerFailure('InvalidArguments', `S3 client for ${url}: ${(e as Error).message}`);
+  }
+  try {
+    const self = ownerIdentityFromEnv(env);
+    return await probeStorage({ client, config, log, now, ...(self ? { self } : {}) });
+  } finally {
+    client.destroy();
+  }
+}
+
 async function run(
   args: RunnerArgs,
   env: NodeJS.ProcessEnv,
@@ -151,6 +173,8 @@ async function run(
   redact: Redact,
   now: () => Date,
 ): Promise<RunnerResult> {
+  // Before openStorage: a probe claims nothing (openStorage writes the prefix's owner object) and needs no database.
+  if (args.command === 'probe-storage') return probe(args.storageUrl!, env, log, now);
   const storage = await openStorage(args, env, now);
   const pgRestorePath = pgToolPath(env, 'pg_restore');
   const common = { storage, log, env, redact, now };

@@ -189,6 +189,23 @@ export const PruneResultSchema = z.object({
   stalePartialsRemoved: z.array(z.string()).optional(),
 });
 
+/**
+ * `probe-storage`: whether an S3 location works for this schedule before any backup runs (the schedule's
+ * StorageReady condition). On a failure `reason` is the S3 reason of the first check that failed.
+ */
+export const ProbeStorageResultSchema = z.object({
+  ...base,
+  operation: z.literal('probe-storage'),
+  /** `s3://bucket/prefix`. */
+  location: z.string().optional(),
+  /** The checks that passed, in order (list, owner, write, delete, objectLock). */
+  checks: z.array(z.string()).optional(),
+  /** The prefix's owner object, when there is one: `namespace/name` (never written by the probe). */
+  owner: z.string().optional(),
+  /** With spec.storage.s3.objectLock: whether the bucket reports Object Lock enabled; absent when not asked or unreadable. */
+  objectLockEnabled: z.boolean().optional(),
+});
+
 /** A subcommand this runner does not know (version skew between operator and image). */
 export const UnknownOperationResultSchema = z.object({ ...base, operation: z.literal('unknown') });
 
@@ -198,6 +215,7 @@ export const RunnerResultSchema = z.discriminatedUnion('operation', [
   RestoreResultSchema,
   TestRestoreResultSchema,
   PruneResultSchema,
+  ProbeStorageResultSchema,
   UnknownOperationResultSchema,
 ]);
 export type RunnerResult = z.infer<typeof RunnerResultSchema>;
@@ -206,6 +224,7 @@ export type VerifyResult = z.infer<typeof VerifyResultSchema>;
 export type RestoreResult = z.infer<typeof RestoreResultSchema>;
 export type TestRestoreResult = z.infer<typeof TestRestoreResultSchema>;
 export type PruneResult = z.infer<typeof PruneResultSchema>;
+export type ProbeStorageResult = z.infer<typeof ProbeStorageResultSchema>;
 
 // The runner writes results without loading zod (termination-message.ts); re-exported for the operator side.
 export {

@@ -1,0 +1,186 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import { describe, expect, it } from 'vitest';
+import { RunnerFailure } from './failure.js';
+import { probeStorage, PROBE_OBJECT } from './probe-storage.js';
+import type { S3Config } from './s3-config.js';
+
+const s3Error = (name: string, status: number) =>
+  Object.assign(new Error(name), { name, $metadata: { httpStatusCode: status } });
+
+interface Answers {
+  list?: () => unknown;
+  owner?: string;
+  put?: (n: number) => unknown;
+  lock?: () => unknown;
+}
+
+/** A client answering each command as `answers` says (an Error is thrown), recording what was sent. */
+function fakeClient(answers: Answers = {}) {
+  const sent: { name: string; input: Record<string, unknown> }[] = [];
+  let puts = 0;
+  const client = {
+    send: async (cmd: { constructor: { name: string }; input: Record<string, unknown> }) => {
+      const name = cmd.constructor.name.replace(/Command$/, '');
+      sent.push({ name, input: cmd.input });
+      const answer = (() => {
+        switch (name) {
+          case 'ListObjectsV2':
+            return answers.list?.() ?? { Contents: [] };
+          case 'GetObject':
+            if (answers.owner === undefined) return s3Error('NoSuchKey', 404);
+            return { Body: { transformToString: async () => answers.owner } };
+          case 'PutObject':
+            return answers.put?.(puts++) ?? {};
+          case 'GetObjectLockConfiguration':
+            return answers.lock?.() ?? { ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled' } };
+          default:
+            return {};
+        }
+      })();
+      if (answer instanceof Error) throw answer;
+      return answer;
+    },
+  };
+  return { client: client as unknown as S3Client, sent };
+}
+
+const config = (extra: Partial<S3Config> = {}): S3Config => ({
+  bucket: 'backups',
+  prefix: 'shop/',
+  region: 'us-east-1',
+  forcePathStyle: true,
+  ...extra,
+});
+const log = () => {};
+const self = { namespace: 'team-a', name: 'shop' };
+
+async function failure(p: Promise<unknown>): Promise<RunnerFailure> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(e).toBeInstanceOf(RunnerFailure);
+  return e as RunnerFailure;
+}
+
+describe('probeStorage', () => {
+  it('lists, reads the owner object, writes (If-None-Match) and deletes the probe object; never writes the owner', async () => {
+    const { client, sent } = fakeClient();
+    const r = await probeStorage({ client, config: config(), self, log });
+    expect(r).toMatchObject({
+      operation: 'probe-storage',
+      success: true,
+      location: 's3://backups/shop',
+      checks: ['list', 'owner', 'write', 'delete'],
+    });
+    expect(r.message).toContain('no owner object yet');
+    expect(sent.map((s) => s.name)).toEqual(['ListObjectsV2', 'GetObject', 'PutObject', 'DeleteObject']);
+    const put = sent.find((s) => s.name === 'PutObject')!.input;
+    expect(put).toMatchObject({ Key: `shop/${PROBE_OBJECT}`, IfNoneMatch: '*' });
+    expect(put).not.toHaveProperty('ObjectLockMode');
+    expect(sent.find((s) => s.name === 'DeleteObject')!.input).toEqual({
+      Bucket: 'backups',
+      Key: `shop/${PROBE_OBJECT}`,
+    });
+    expect(sent.filter((s) => String(s.input.Key).endsWith('.nxt-owner.json')).map((s) => s.name)).toEqual([
+      'GetObject',
+    ]);
+  });
+
+  it('says which: a missing bucket, wrong keys, a denied listing, an unreachable endpoint', async () => {
+    const cases: [Error, string][] = [
+      [s3Error('NoSuchBucket', 404), 'StorageBucketNotFound'],
+      [s3Error('SignatureDoesNotMatch', 403), 'StorageCredentialsInvalid'],
+      [s3Error('InvalidAccessKeyId', 403), 'StorageCredentialsInvalid'],
+      [s3Error('AccessDenied', 403), 'StorageAccessDenied'],
+      [Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), 'StorageUnreachable'],
+      [s3Error('SlowDown', 503), 'StorageThrottled'],
+    ];
+    for (const [err, reason] of cases) {
+      const { client, sent } = fakeClient({ list: () => err });
+      const f = await failure(probeStorage({ client, config: config(), self, log }));
+      expect(f.reason, err.name).toBe(reason);
+      expect(
+        sent.map((s) => s.name),
+        'nothing written after a failed listing',
+      ).toEqual(['ListObjectsV2']);
+    }
+  });
+
+  it("refuses another schedule's prefix without writing anything", async () => {
+    const { client, sent } = fakeClient({ owner: JSON.stringify({ namespace: 'team-b', name: 'shop' }) });
+    const f = await failure(probeStorage({ client, config: config(), self, log }));
+    expect(f.reason).toBe('StorageOwnedByOther');
+    expect(f.message).toContain('team-b/shop');
+    expect(sent.map((s) => s.name)).toEqual(['ListObjectsV2', 'GetObject']);
+  });
+
+  it('names the owner when it is this schedule', async () => {
+    const { client } = fakeClient({ owner: JSON.stringify({ namespace: 'team-a', name: 'shop' }) });
+    const r = await probeStorage({ client, config: config(), self, log });
+    expect(r.owner).toBe('team-a/shop');
+  });
+
+  it('a denied write is StorageAccessDenied; a probe object left behind is removed and written again', async () => {
+    const denied = fakeClient({ put: () => s3Error('AccessDenied', 403) });
+    expect((await failure(probeStorage({ client: denied.client, config: config(), self, log }))).reason).toBe(
+      'StorageAccessDenied',
+    );
+    const left = fakeClient({ put: (n) => (n === 0 ? s3Error('PreconditionFailed', 412) : {}) });
+    await probeStorage({ client: left.client, config: config(), self, log });
+    expect(left.sent.map((s) => s.name)).toEqual([
+      'ListObjectsV2',
+      'GetObject',
+      'PutObject',
+      'DeleteObject',
+      'PutObject',
+      'DeleteObject',
+    ]);
+  });
+
+  it('a server without conditional writes is StorageConditionalWritesUnsupported', async () => {
+    const { client } = fakeClient({ put: () => s3Error('NotImplemented', 501) });
+    expect((await failure(probeStorage({ client, config: config(), self, log }))).reason).toBe(
+      'StorageConditionalWritesUnsupported',
+    );
+  });
+
+  it('writes with the schedule encryption', async () => {
+    const { client, sent } = fakeClient();
+    await probeStorage({
+      client,
+      config: config({ serverSideEncryption: { algorithm: 'aws:kms', kmsKeyId: 'k-1' } }),
+      self,
+      log,
+    });
+    expect(sent.find((s) => s.name === 'PutObject')!.input).toMatchObject({
+      ServerSideEncryption: 'aws:kms',
+      SSEKMSKeyId: 'k-1',
+    });
+  });
+
+  describe('with objectLock', () => {
+    const locked = config({ objectLock: { mode: 'GOVERNANCE', retentionDays: 1 } });
+    it('checks the bucket has Object Lock enabled', async () => {
+      const { client } = fakeClient();
+      const r = await probeStorage({ client, config: locked, self, log });
+      expect(r).toMatchObject({
+        objectLockEnabled: true,
+        checks: ['list', 'owner', 'write', 'delete', 'objectLock'],
+      });
+    });
+    it('fails for a bucket without it (every backup would be refused)', async () => {
+      const { client } = fakeClient({ lock: () => s3Error('ObjectLockConfigurationNotFoundError', 404) });
+      const f = await failure(probeStorage({ client, config: locked, self, log }));
+      expect(f.reason).toBe('StorageRequestInvalid');
+      expect(f.message).toContain('does not have Object Lock enabled');
+    });
+    it('passes with a note when the configuration may not be read', async () => {
+      const { client } = fakeClient({ lock: () => s3Error('AccessDenied', 403) });
+      const r = await probeStorage({ client, config: locked, self, log });
+      expect(r.success).toBe(true);
+      expect(r.objectLockEnabled).toBeUndefined();
+      expect(r.message).toContain('not readable');
+    });
+  });
+});
