@@ -74,6 +74,7 @@ import { passGate } from './approval-gate.js';
 import { applyRearm, rearmRequest, reviewOf, reviewRequest } from './plan-requests.js';
 import { Notifier } from '../notify/notifier.js';
 import { planPriority, PlansByDeployment } from './plan-queue.js';
+import { progressWrite } from './progress-writes.js';
 import { PLAN_NOTIFICATIONS } from '../notify/kinds.js';
 
 const ownNamespaceOnly: GitOpsSettings = {
@@ -319,6 +320,8 @@ export class RollbackPlanReconciler {
       return { ...p, status: intent.status };
     });
   }
+  /** When this process last wrote each plan's status (by key; the uid tells a new plan of that name apart). */
+  private readonly statusWrites = new Map<string, { uid: string | undefined; at: number }>();
   /** Vetoes that came after execution started, already reported (an Event, once per value and process), by plan key. */
   private readonly vetoesIgnored = new Map<string, string>();
 
@@ -327,6 +330,7 @@ export class RollbackPlanReconciler {
     if (!obj) {
       this.vetoesIgnored.delete(`${req.namespace}/${req.name}`);
       this.intents.delete(`${req.namespace}/${req.name}`);
+      this.statusWrites.delete(`${req.namespace}/${req.name}`);
       return forgetPlan(this.ctx.metrics, req.namespace, req.name); // gone: so is its RTO series
     }
     if (obj.metadata.deletionTimestamp) return;
@@ -346,14 +350,32 @@ export class RollbackPlanReconciler {
     let resourceVersion = obj.metadata.resourceVersion;
     const events: [EventType, string, string][] = [];
     const now = () => new Date();
+    const key = `${req.namespace}/${req.name}`;
     let written = JSON.stringify(obj.status ?? {});
-    const write = async () => {
+    let writtenStatus: RollbackPlanStatus = obj.status ?? {};
+    /**
+     * Writes status (and then the Events of what it records). `progress`: a waiting plan's write, which is
+     * held back when it only changes progress notes and this process wrote the plan less than
+     * PROGRESS_WRITE_INTERVAL_MS ago; returns then in how many ms the note is due (the caller requeues).
+     */
+    const persist = async (progress: boolean): Promise<number | undefined> => {
       status.observedGeneration = generation;
       this.notifier?.sync(obj, status, now(), (type, reason, message) =>
         events.push([type, reason, message]),
       );
       const body = JSON.stringify(status);
       if (body === written) return; // nothing new: no write, no resourceVersion churn for other reconciles
+      if (progress) {
+        const last = this.statusWrites.get(key);
+        const decision = progressWrite(
+          writtenStatus,
+          status,
+          last?.uid === obj.metadata.uid ? last?.at : undefined,
+          Date.now(),
+          events.length > 0,
+        );
+        if (!decision.write) return decision.retryInMs;
+      }
       const updated = await patchStatusOrReport(
         this.ctx.client,
         { ...PLAN_RESOURCE, namespace: req.namespace, name: req.name },
@@ -368,9 +390,15 @@ export class RollbackPlanReconciler {
       );
       resourceVersion = updated.metadata.resourceVersion;
       written = body;
+      writtenStatus = structuredClone(status);
+      if (TERMINAL_PHASES.has(status.phase ?? '')) this.statusWrites.delete(key);
+      else this.statusWrites.set(key, { uid: obj.metadata.uid, at: Date.now() });
       for (const [type, reason, message] of events.splice(0))
         void this.ctx.events.record(obj, type, reason, message);
+      return undefined;
     };
+    const write = async () => void (await persist(false));
+    const writeProgress = () => persist(true);
     const cond = (c: Omit<ConditionInput, 'observedGeneration'>) => {
       status.conditions = setCondition(status.conditions, { ...c, observedGeneration: generation }, now());
     };
@@ -476,7 +504,7 @@ export class RollbackPlanReconciler {
       patched: new Map(),
       checks: this.checks.forPlan(obj),
     };
-    if (spec.validateOnly) return this.validateOnly(run, spec.validateOnly, write, cond);
+    if (spec.validateOnly) return this.validateOnly(run, spec.validateOnly, write, writeProgress, cond);
 
     if (!status.startedAt) {
       const t: TriggerContext = {
@@ -533,7 +561,6 @@ export class RollbackPlanReconciler {
       ]);
       // The start is visible to the other reconciles of this process at once (the cache lags our own writes):
       // of two plans on one target, whichever starts second sees the first (locks.ts, goesFirst).
-      const key = `${req.namespace}/${req.name}`;
       this.intents.set(key, { ...obj, status: structuredClone(status) });
       if (status.trigger) {
         // It fired or was approved: until now the lock ignored it (Armed, AwaitingApproval). Its start is
@@ -601,8 +628,10 @@ export class RollbackPlanReconciler {
             reason: outcome.reason,
             message: outcome.message,
           });
-        await write();
-        return { requeueAfterMs: outcome.requeueAfterMs };
+        // A note that only tells progress waits for the interval (a Deployment's every status change would
+        // otherwise be a write); a skipped one is written by the retry unless the plan moved on first.
+        const due = await writeProgress();
+        return { requeueAfterMs: Math.min(outcome.requeueAfterMs, due ?? Infinity) };
       }
       if (outcome.kind === 'failed')
         return this.fail(run, step, outcome.reason, outcome.message, write, cond);
@@ -639,6 +668,7 @@ export class RollbackPlanReconciler {
     run: PlanRun,
     stage: ValidationStage,
     write: () => Promise<void>,
+    writeProgress: () => Promise<number | undefined>,
     cond: (c: Omit<ConditionInput, 'observedGeneration'>) => void,
   ): Promise<ReconcileResult | void> {
     const { status } = run;
@@ -659,8 +689,8 @@ export class RollbackPlanReconciler {
           message: post.message,
         });
         cond({ type: ConditionType.Stalled, status: 'False', reason: 'Validating', message: '' });
-        await write();
-        return { requeueAfterMs: post.requeueAfterMs };
+        const due = await writeProgress();
+        return { requeueAfterMs: Math.min(post.requeueAfterMs, due ?? Infinity) };
       }
       checks = post.checks;
     }

@@ -173,6 +173,7 @@ export async function postValidate(run: PlanRun, stepName: string): Promise<Step
         message: `rollout not complete after ${run.spec.validation.timeout}: ${waiting.join('; ')}`,
       };
     }
+    // A note only: the controller writes it at most every PROGRESS_WRITE_INTERVAL_MS (progress-writes.ts).
     run.status.steps = noteStep(run.status.steps, stepName, waiting.join('; '));
     // Deployment status changes requeue the plan through the watch; this only guards the timeout.
     return { kind: 'wait', message: waiting.join('; '), requeueAfterMs: Math.min(remaining, 30_000) };

@@ -41,7 +41,7 @@ import {
   testClients,
 } from '../support/kube.js';
 import { metricValue, startOperator, type OperatorProcess } from '../support/operator.js';
-import { eventsFor } from '../support/plans.js';
+import { waitForEvents, withReasons } from '../support/plans.js';
 import { createTestDatabase, pgInfo } from '../support/postgres.js';
 
 // BackupSchedule backups that really run: the operator creates the Jobs, the test kubelet runs their pods
@@ -151,7 +151,7 @@ describe.skipIf(inject('existingCluster'))('BackupSchedule backups against Postg
     expect(await metricValue(op.metricsUrl, 'nxt_backup_last_success_timestamp_seconds', labels)).toBe(
       Date.parse(entry.finishedAt) / 1000,
     );
-    const events = await eventsFor(n, 'app');
+    const events = await waitForEvents(n, 'app', withReasons('BackupSucceeded'));
     expect(events.find((e) => e.reason === 'BackupSucceeded')?.message).toContain(`backup ${id}:`);
     const job = await waitJobRecorded(n, id);
     expect(job.metadata?.annotations?.[RECORDED]).toBe('succeeded');
@@ -206,7 +206,9 @@ describe.skipIf(inject('existingCluster'))('BackupSchedule backups against Postg
     // Nothing that looks like a backup is left behind: no dump, no partial dump, no manifest.
     expect(existsSync(dir)).toBe(true);
     expect(readdirSync(dir).filter((f) => f.includes('.dump') || f.includes('.manifest'))).toEqual([]);
-    const failed = (await eventsFor(n, 'down')).find((e) => e.reason === 'BackupFailed');
+    const failed = (await waitForEvents(n, 'down', withReasons('BackupFailed'))).find(
+      (e) => e.reason === 'BackupFailed',
+    );
     expect(failed).toMatchObject({ type: 'Warning' });
     expect(failed?.message).toContain('DatabaseUnreachable');
     const labels = { namespace: n, schedule: 'down', result: 'failed' };
@@ -272,7 +274,9 @@ describe.skipIf(inject('existingCluster'))('BackupSchedule backups against Postg
       'ChecksumMismatch',
     );
     expect(bad.status.lastTestRestore).toMatchObject({ backupId: id, result: 'Failed' });
-    const failed = (await eventsFor(n, 'checked')).find((e) => e.reason === 'TestRestoreFailed');
+    const failed = (await waitForEvents(n, 'checked', withReasons('TestRestoreFailed'))).find(
+      (e) => e.reason === 'TestRestoreFailed',
+    );
     expect(failed?.message).toContain('ChecksumMismatch');
   });
 

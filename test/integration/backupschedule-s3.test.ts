@@ -24,7 +24,7 @@ import {
   testClients,
 } from '../support/kube.js';
 import { metricValue, startOperator, type OperatorProcess } from '../support/operator.js';
-import { applyPlan, eventsFor, waitPlanPhase } from '../support/plans.js';
+import { applyPlan, waitForEvents, waitPlanPhase } from '../support/plans.js';
 import { createTestDatabase, tableChecksum, withClient } from '../support/postgres.js';
 import { createBucket, listObjects, useS3Server, type S3Credentials } from '../support/s3.js';
 import { deploymentWithHistory, imageOf } from '../support/workloads.js';
@@ -134,8 +134,11 @@ describe.skipIf(inject('existingCluster'))('BackupSchedule with an S3 location',
         name: 's3-keys',
         key: 'AWS_SECRET_ACCESS_KEY',
       });
-      expect((await eventsFor(ns, 'shop-db')).map((e) => e.message).join('\n')).toContain(
-        `into s3://${bucket}/shop`,
+      await waitForEvents(
+        ns,
+        'shop-db',
+        (events) => events.some((e) => e.message.includes(`into s3://${bucket}/shop`)),
+        `an Event naming s3://${bucket}/shop`,
       );
 
       await kubectl(

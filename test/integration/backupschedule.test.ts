@@ -24,7 +24,7 @@ import {
   testClients,
 } from '../support/kube.js';
 import { startOperator, type OperatorProcess } from '../support/operator.js';
-import { eventsFor } from '../support/plans.js';
+import { waitForEvents, withReasons } from '../support/plans.js';
 
 // BackupSchedule -> CronJob, the real operator process against the real control plane. No pod runs here
 // (no test kubelet): the Job pods stay Pending, which is enough to prove Pod Security admission let them in.
@@ -214,8 +214,7 @@ describe('BackupSchedule controller', () => {
       50,
     );
     expect(new Set(jobs.map((j) => j.metadata?.name)).size).toBe(2);
-    const reasons = (await eventsFor(n, 'nightly')).map((e) => e.reason);
-    expect(reasons).toEqual(expect.arrayContaining(['Scheduled', 'EmergencyBackupStarted']));
+    await waitForEvents(n, 'nightly', withReasons('Scheduled', 'EmergencyBackupStarted'));
   });
 
   it('reports a missing Secret and missing keys, and recovers once the Secret is right', async () => {
@@ -229,10 +228,12 @@ describe('BackupSchedule controller', () => {
     expect(condition(partial, 'Ready').message).toContain('lacks key(s) username, password');
     expect(condition(partial, 'Stalled').status).toBe('False'); // the user can fix it; it is retried
     expect(await cronJobs(n)).toEqual([]);
-    expect((await eventsFor(n, 'no-secret')).map((e) => [e.type, e.reason])).toContainEqual([
-      'Warning',
-      'SecretNotFound',
-    ]);
+    await waitForEvents(
+      n,
+      'no-secret',
+      (events) => events.some((e) => e.type === 'Warning' && e.reason === 'SecretNotFound'),
+      'a Warning SecretNotFound Event',
+    );
 
     // Secrets are not watched (get only): the operator looks again within 30 s.
     const fix = JSON.stringify({ stringData: { username: 'u', password } });
@@ -269,7 +270,9 @@ describe('BackupSchedule controller', () => {
       'the emergency Job and its pod',
       async () => (await scheduleJobs(n, 'gone')).length === 1 && (await pods(n)).length === 1,
     );
-    const storageEvent = (await eventsFor(n, 'gone')).find((e) => e.reason === 'StorageCreated');
+    const storageEvent = (await waitForEvents(n, 'gone', withReasons('StorageCreated'))).find(
+      (e) => e.reason === 'StorageCreated',
+    );
     expect(storageEvent?.message).toContain('it is kept when the BackupSchedule is deleted');
 
     await kubectl('-n', n, 'delete', 'bks', 'gone', '--wait=true', '--timeout=30s');

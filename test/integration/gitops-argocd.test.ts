@@ -9,7 +9,14 @@ import {
   testClients,
 } from '../support/kube.js';
 import { startOperator, type OperatorProcess } from '../support/operator.js';
-import { applyPlan, condition, eventsFor, getPlan, waitPlanPhase } from '../support/plans.js';
+import {
+  applyPlan,
+  condition,
+  getPlan,
+  waitForEvents,
+  waitPlanPhase,
+  withReasons,
+} from '../support/plans.js';
 import { deploymentWithHistory, imageOf } from '../support/workloads.js';
 
 // spec.gitops.policy suspend with an Argo CD Application: the real Application CRD (argo-cd v3.5.7 module
@@ -165,9 +172,7 @@ describe('GitOps policy suspend with an Argo CD Application', () => {
     );
     expect(resumed.status.gitops.owners[0].resumedBy).toBe('newRevision');
     expect((await application()).spec.syncPolicy, 'restored exactly').toEqual(SYNC_POLICY);
-    expect((await eventsFor(ns, 'undo-shop')).map((e) => e.reason)).toEqual(
-      expect.arrayContaining(['GitOpsSuspended', 'GitOpsResumed']),
-    );
+    await waitForEvents(ns, 'undo-shop', withReasons('GitOpsSuspended', 'GitOpsResumed'));
     // Automated sync is on again, and "Git" (the stand-in's desired template) still says V2.
     await eventually(
       'the self-heal to apply the desired template again',

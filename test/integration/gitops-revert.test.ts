@@ -26,7 +26,7 @@ import {
   testClients,
 } from '../support/kube.js';
 import { metricValue, startOperator, type OperatorProcess } from '../support/operator.js';
-import { condition, eventsFor, getPlan, waitPlanPhase } from '../support/plans.js';
+import { condition, getPlan, waitForEvents, waitPlanPhase, withReasons } from '../support/plans.js';
 import { createTestDatabase, withClient } from '../support/postgres.js';
 import { imageOf, waitRolledOut, writersOf } from '../support/workloads.js';
 
@@ -226,7 +226,7 @@ describe.skipIf(inject('existingCluster'))('GitOps reverts and pre-deployment ba
     plan = await getPlan(ns, 'web-on-revert');
     expect(plan.status.phase).toBe('Armed');
     expect(plan.status.trigger).toBeUndefined();
-    expect((await eventsFor(ns, 'web-on-revert')).map((e) => e.reason)).toContain('NewRevision');
+    await waitForEvents(ns, 'web-on-revert', withReasons('NewRevision'));
 
     // The team reverts the bad commit in Git; Flux applies v2's template again; nobody touches the operator.
     await repo.revert(v3);
@@ -260,9 +260,10 @@ describe.skipIf(inject('existingCluster'))('GitOps reverts and pre-deployment ba
     // The operator did not patch the Deployment: Flux did all of it.
     expect(await imageOf(ns, 'web')).toBe(V2);
     expect(await writersOf(ns, 'web')).not.toContainEqual(expect.stringMatching(/nxt-rollback/));
-    const reasons = (await eventsFor(ns, 'web-on-revert')).map((e) => e.reason);
-    expect(reasons).toEqual(
-      expect.arrayContaining(['Armed', 'NewRevision', 'Triggered', 'Started', 'Succeeded']),
+    await waitForEvents(
+      ns,
+      'web-on-revert',
+      withReasons('Armed', 'NewRevision', 'Triggered', 'Started', 'Succeeded'),
     );
     expect(
       await metricValue(op!.metricsUrl, 'nxt_rollback_total', {

@@ -17,7 +17,14 @@ import {
   testClients,
 } from '../support/kube.js';
 import { startOperator, type OperatorProcess } from '../support/operator.js';
-import { applyPlan, condition, eventsFor, getPlan, waitPlanPhase } from '../support/plans.js';
+import {
+  applyPlan,
+  condition,
+  getPlan,
+  waitForEvents,
+  waitPlanPhase,
+  withReasons,
+} from '../support/plans.js';
 import { deploymentWithHistory, imageOf, REVISION, waitRolledOut } from '../support/workloads.js';
 
 // spec.gitops.policy against real Flux (source-controller + kustomize-controller v1.9.6, test/env/flux.ts) and a
@@ -124,7 +131,7 @@ describe('GitOps policies with real Flux', () => {
         ),
       ),
     });
-    expect((await eventsFor(ns, 'undo-held')).map((e) => e.reason)).toContain('GitOpsSuspended');
+    await waitForEvents(ns, 'undo-held', withReasons('GitOpsSuspended'));
 
     // Flux handles a reconcile request and more than one interval passes: the rollback stays.
     await reconcileNow(ns, 'held');
@@ -154,7 +161,7 @@ describe('GitOps policies with real Flux', () => {
     expect(after.spec?.template.spec?.containers[0]?.image).toBe(V1);
     expect(after.metadata?.generation, 'no template change').toBe(before.metadata?.generation);
     expect(await replicaSetUids(ns, 'held'), 'no new ReplicaSet').toEqual(rsBefore);
-    expect((await eventsFor(ns, 'undo-held')).map((e) => e.reason)).toContain('GitOpsResumed');
+    await waitForEvents(ns, 'undo-held', withReasons('GitOpsResumed'));
   });
 
   it('refuse: pre-validation fails naming the Kustomization and the Git revert; nothing is touched', async () => {
@@ -321,7 +328,7 @@ describe('GitOps policies with real Flux', () => {
     expect(plan.status.gitops).toBeUndefined();
     expect((await kustomization(ns, 'refused')).spec.suspend).not.toBe(true);
     expect(await imageOf(ns, 'forged')).toBe(V1);
-    const events = await eventsFor(ns, 'undo-forged');
+    const events = await waitForEvents(ns, 'undo-forged', withReasons('GitOpsOwnerUncertain'));
     expect(events.find((e) => e.reason === 'GitOpsOwnerUncertain')?.message).toMatch(
       new RegExp(
         `Deployment forged is labelled as applied by Flux Kustomization ${ns}/refused, but its status.inventory does not list ${ns}_forged_apps_Deployment`,

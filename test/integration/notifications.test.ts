@@ -23,7 +23,15 @@ import {
 import { createTestDatabase } from '../support/postgres.js';
 import { createTestNamespace, deleteTestNamespace, eventually, testClients } from '../support/kube.js';
 import { metricValue, startOperator, type OperatorProcess } from '../support/operator.js';
-import { applyPlan, condition, eventsFor, getPlan, waitPlanPhase } from '../support/plans.js';
+import {
+  applyPlan,
+  condition,
+  eventsFor,
+  getPlan,
+  waitForEvents,
+  waitPlanPhase,
+  withReasons,
+} from '../support/plans.js';
 import { deploymentWithHistory } from '../support/workloads.js';
 
 interface Received {
@@ -201,7 +209,14 @@ describe('Notifications (RollbackPlan)', () => {
     // The URL (and the token in it) is nowhere: not in a payload, status, event or log.
     for (const r of received) expect(r.raw, r.path).not.toContain(token);
     expect(JSON.stringify(plan)).not.toContain(token);
-    const events = await eventsFor(ns, 'undo-web');
+    // The absence is read once every Event of the run is there: the six NotificationSent ones come last.
+    const events = await waitForEvents(
+      ns,
+      'undo-web',
+      (all) =>
+        withReasons('Succeeded')(all) && all.filter((e) => e.reason === 'NotificationSent').length >= 6,
+      'the Succeeded Event and 6 NotificationSent Events',
+    );
     expect(JSON.stringify(events)).not.toContain(token);
     expect(op.logs()).not.toContain(token);
     expect(
@@ -269,10 +284,13 @@ describe('Notifications (RollbackPlan)', () => {
       status: 'False',
       reason: 'DeliveryFailed',
     });
-    const failed = (await eventsFor(ns, 'undo-api')).filter((e) => e.reason === 'NotificationFailed');
+    const failed = (await waitForEvents(ns, 'undo-api', withReasons('NotificationFailed'))).filter(
+      (e) => e.reason === 'NotificationFailed',
+    );
     expect(failed.map((e) => e.type)).toEqual(['Warning']);
     expect(failed.map((e) => e.message).join('\n')).toMatch(/Started to gone \(slack\) failed: .*HTTP 404/);
     // Nothing of the receiver's answer reaches status or events (it could show a plan author an internal service).
+    // Not racy: the Event that would carry the answer (NotificationFailed) was waited for above.
     const everything = JSON.stringify(plan) + JSON.stringify(await eventsFor(ns, 'undo-api'));
     expect(everything).not.toContain('no_service');
     expect(everything).not.toContain('127.0.0.1');
@@ -433,7 +451,7 @@ describe.skipIf(inject('existingCluster'))('Notifications (BackupSchedule)', () 
     // No backup yet is not an RPO breach: nothing else was sent, and nothing carries the URL.
     expect(got!.raw).not.toContain(token);
     expect(JSON.stringify(s)).not.toContain(token);
-    expect((await eventsFor(ns, 'down')).map((e) => e.reason)).toContain('NotificationSent');
+    await waitForEvents(ns, 'down', withReasons('NotificationSent'));
     expect(
       await metricValue(op.metricsUrl, 'nxt_notifications_total', {
         type: 'webhook',

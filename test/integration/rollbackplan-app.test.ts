@@ -8,7 +8,16 @@ import {
   testClients,
 } from '../support/kube.js';
 import { startOperator, type OperatorProcess } from '../support/operator.js';
-import { applyPlan, condition, eventsFor, getPlan, waitPlanPhase } from '../support/plans.js';
+import { resumableWatch } from '../support/watch.js';
+import { rolloutProgress } from '../../operator/rollback/rollout.js';
+import {
+  applyPlan,
+  condition,
+  getPlan,
+  waitForEvents,
+  waitPlanPhase,
+  withReasons,
+} from '../support/plans.js';
 import {
   deploymentWithHistory,
   imageOf,
@@ -100,10 +109,7 @@ describe('RollbackPlan (scope app)', () => {
     expect(Date.parse(plan.status.completedAt)).toBeGreaterThanOrEqual(Date.parse(plan.status.startedAt));
     // One Event per decision and change, no repeats of what the conditions say (3 API writes, not 6).
     // Events are sent without waiting, the Succeeded one after the final status write: wait for it.
-    const events = await eventually('the Succeeded Event', async () => {
-      const all = await eventsFor(ns, 'undo-web');
-      return all.some((e) => e.reason === 'Succeeded') && all;
-    });
+    const events = await waitForEvents(ns, 'undo-web', withReasons('Succeeded'));
     expect(events.map((e) => e.reason).sort()).toEqual(['DeploymentRolledBack', 'Started', 'Succeeded']);
     expect(events.find((e) => e.reason === 'Succeeded')?.message).toMatch(
       /^rolled back in [\d.]+s \(RTO objective \S+\); 1 rolled back, 0 already at the wanted revision; rolled back: web 3 -> 2; 1 Deployment\(s\) rolled out and available; 1 HTTP check\(s\) passed$/,
@@ -284,12 +290,107 @@ describe('RollbackPlan (scope app)', () => {
         /got HTTP 503, expected 200 \(after 2 attempts\)/,
       );
       expect(condition(plan, 'RolledBack').status).toBe('True');
-      const failed = await eventually('the Failed Event', async () =>
-        (await eventsFor(ns, 'probe-fail')).find((e) => e.reason === 'Failed'),
+      const failed = (await waitForEvents(ns, 'probe-fail', withReasons('Failed'))).find(
+        (e) => e.reason === 'Failed',
       );
       expect(failed?.message).toMatch(/changed: Deployment probe/);
     } finally {
       healthy = true;
+    }
+  });
+
+  it('writes its progress notes at most every 5 s while a slow rollout goes on, and still ends Succeeded', async () => {
+    await deploymentWithHistory(ns, 'slow', ['nginx:1.25', 'nginx:1.26'], 8);
+    // One replica at a time, each available 1 s after it is ready: a rollout of several seconds in which
+    // nearly every step changes the Deployment's status, and so what post-validation would note.
+    await kubectl(
+      '-n',
+      ns,
+      'patch',
+      'deployment/slow',
+      '--type=merge',
+      '-p',
+      JSON.stringify({
+        spec: {
+          minReadySeconds: 1,
+          strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+        },
+      }),
+    );
+    await settledResourceVersion(ns, 'slow');
+    const { kc, custom } = testClients();
+    // Every status write of the plan is a new resourceVersion; every Deployment status change, a note.
+    const planSeen: any[] = [];
+    const deploymentSeen: any[] = [];
+    const plans = await resumableWatch(
+      kc,
+      `/apis/rollback.nxtnewday.io/v1alpha1/namespaces/${ns}/rollbackplans`,
+      () =>
+        custom.listNamespacedCustomObject({
+          group: 'rollback.nxtnewday.io',
+          version: 'v1alpha1',
+          plural: 'rollbackplans',
+          namespace: ns,
+        }),
+      (o) => o.metadata?.name === 'slow-undo' && planSeen.push(o),
+    );
+    const deployments = await resumableWatch(
+      kc,
+      `/apis/apps/v1/namespaces/${ns}/deployments`,
+      () => apps.listNamespacedDeployment({ namespace: ns }),
+      (o) => o.metadata?.name === 'slow' && deploymentSeen.push(o),
+    );
+    try {
+      await applyPlan(ns, 'slow-undo', {
+        scope: 'app',
+        targets: { deployments: [{ name: 'slow' }] },
+        validation: { timeout: '3m' },
+      });
+      await kubectl('-n', ns, 'wait', '--for=condition=Succeeded', 'rbp/slow-undo', '--timeout=120s');
+      const plan = await getPlan(ns, 'slow-undo');
+      await eventually('the watch saw the final write', async () =>
+        planSeen.some((p) => p.metadata.resourceVersion === plan.metadata.resourceVersion),
+      );
+      expect(plans.errors).toEqual([]);
+      expect(deployments.errors).toEqual([]);
+      const post = plan.status.steps.find((s: any) => s.name === 'PostValidation');
+      expect(post).toMatchObject({ result: 'Succeeded' });
+      const waitMs = Date.parse(post.finishedAt) - Date.parse(post.startedAt);
+      // The writes while post-validation waited: its first (the step's start), then at most one per 5 s.
+      const waitWrites = new Set(
+        planSeen
+          .filter((p) =>
+            p.status?.steps?.some((s: any) => s.name === 'PostValidation' && s.result === 'Running'),
+          )
+          .map((p) => p.metadata.resourceVersion),
+      );
+      const bound = Math.floor(waitMs / 5000) + 2;
+      // The notes the rolled-back generation went through (each one status write before the change).
+      const generation = plan.status.deployments[0].generation;
+      const notes = new Set(
+        deploymentSeen
+          .filter((d) => (d.metadata.generation ?? 0) >= generation)
+          .map((d) => rolloutProgress(d))
+          .filter((p) => p.state === 'progressing')
+          .map((p) => p.message),
+      );
+      const seen = `${waitWrites.size} status writes in ${waitMs} ms of waiting, ${notes.size} notes: ${[...notes].join(' | ')}`;
+      expect(notes.size, `the rollout was too fast to show anything: ${seen}`).toBeGreaterThan(bound);
+      expect(waitWrites.size, seen).toBeGreaterThanOrEqual(1);
+      expect(waitWrites.size, seen).toBeLessThanOrEqual(bound);
+      // The final state is complete: the last write is the result, with every condition set.
+      expect(plan.status.phase).toBe('Succeeded');
+      for (const t of ['Ready', 'PostValidationPassed', 'RolledBack', 'Succeeded'])
+        expect(condition(plan, t), `condition ${t}`).toMatchObject({ status: 'True' });
+      expect(condition(plan, 'Reconciling')).toMatchObject({ status: 'False', reason: 'Succeeded' });
+      expect(post.message).toMatch(/rolled out and available/);
+      const atSuccess = await apps.readNamespacedDeployment({ name: 'slow', namespace: ns });
+      expect(atSuccess.status?.updatedReplicas).toBe(8);
+      expect(atSuccess.status?.availableReplicas).toBe(8);
+      expect(atSuccess.spec?.template.spec?.containers[0]?.image).toBe('nginx:1.25');
+    } finally {
+      plans.stop();
+      deployments.stop();
     }
   });
 

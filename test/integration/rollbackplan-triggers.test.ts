@@ -9,7 +9,15 @@ import {
   testClients,
 } from '../support/kube.js';
 import { metricValue, startOperator, type OperatorProcess } from '../support/operator.js';
-import { applyPlan, condition, eventsFor, getPlan, waitPlanPhase } from '../support/plans.js';
+import {
+  applyPlan,
+  condition,
+  eventsFor,
+  getPlan,
+  waitForEvents,
+  waitPlanPhase,
+  withReasons,
+} from '../support/plans.js';
 import { deploymentWithHistory, imageOf, REVISION, waitRolledOut } from '../support/workloads.js';
 
 const A = 'rollback.nxtnewday.io';
@@ -181,8 +189,7 @@ describe('RollbackPlan automatic triggers', () => {
     expect(condition(plan, 'RTOMet')).toMatchObject({ status: 'True' });
     expect(condition(plan, 'RTOMet').message).toMatch(/objective 2m/); // critical's default RTO
     expect(await imageOf(ns, 'web')).toBe('nginx:1.25');
-    const reasons = (await eventsFor(ns, 'web-down')).map((e) => e.reason);
-    expect(reasons).toEqual(expect.arrayContaining(['Armed', 'Triggered', 'Started', 'Succeeded']));
+    await waitForEvents(ns, 'web-down', withReasons('Armed', 'Triggered', 'Started', 'Succeeded'));
     expect(
       await metricValue(op.metricsUrl, 'nxt_rollback_total', {
         trigger: 'DeploymentUnavailable',
@@ -221,7 +228,10 @@ describe('RollbackPlan automatic triggers', () => {
     expect(after.status.phase).toBe('Succeeded');
     expect(after.status.trigger).toEqual(done.status.trigger);
     expect(await rolloutsOf('once'), 'no second rollback').toBe(revision);
-    expect((await eventsFor(ns, 'once-down')).filter((e) => e.reason === 'Triggered')).toHaveLength(1);
+    // Exactly one: the Succeeded Event is recorded after the Triggered one, so once it is there a second
+    // Triggered Event would be too.
+    const once = await waitForEvents(ns, 'once-down', withReasons('Triggered', 'Succeeded'));
+    expect(once.filter((e) => e.reason === 'Triggered')).toHaveLength(1);
     await bringBack('once');
   });
 
@@ -367,7 +377,7 @@ describe('RollbackPlan automatic triggers', () => {
     expect(condition(plan, 'Ready')).toMatchObject({ status: 'True', reason: 'WatchWindowPassed' });
     expect(condition(plan, 'Stalled').status).toBe('False');
     expect(Date.now()).toBeGreaterThanOrEqual(ms(plan.status.armed.until));
-    expect((await eventsFor(ns, 'quiet-watch')).map((e) => e.reason)).toContain('Expired');
+    await waitForEvents(ns, 'quiet-watch', withReasons('Expired'));
 
     const before = Date.now();
     await annotate('quiet-watch', `${A}/rearm=1`);
@@ -419,7 +429,9 @@ describe('RollbackPlan automatic triggers', () => {
       expect(waited).toBeLessThan(7000);
       expect(done.status.approval).toMatchObject({ automatic: true });
       expect(condition(done, 'RTOMet').message).toMatch(/objective 5m/);
-      expect((await eventsFor(ns, 'high-go')).filter((e) => e.reason === 'AwaitingApproval')).toHaveLength(1);
+      // Exactly one: AwaitingApproval is recorded before the plan runs, Succeeded after it.
+      const approval = await waitForEvents(ns, 'high-go', withReasons('AwaitingApproval', 'Succeeded'));
+      expect(approval.filter((e) => e.reason === 'AwaitingApproval')).toHaveLength(1);
     });
 
     it('high honours a veto during the confirm window: Vetoed, nothing changed', async () => {

@@ -21,7 +21,7 @@ import {
   testClients,
 } from '../support/kube.js';
 import { metricValue, startOperator, type OperatorProcess } from '../support/operator.js';
-import { applyPlan, eventsFor, waitPlanPhase } from '../support/plans.js';
+import { applyPlan, waitForEvents, waitPlanPhase, withReasons } from '../support/plans.js';
 import { deploymentWithHistory } from '../support/workloads.js';
 
 // "No object sits silent": inputs the API server accepts (or accepted before a schema rule existed) but that
@@ -140,10 +140,12 @@ describe('no object sits silent', () => {
       /^spec.verify.testRestoreSchedule "0 3 30 2 \*": .*never runs/,
     );
     expect(await cronJobNames()).not.toContain('backwards-backup');
-    expect((await eventsFor(ns, 'backwards')).map((e) => [e.type, e.reason])).toContainEqual([
-      'Warning',
-      'InvalidSchedule',
-    ]);
+    await waitForEvents(
+      ns,
+      'backwards',
+      (events) => events.some((e) => e.type === 'Warning' && e.reason === 'InvalidSchedule'),
+      'a Warning InvalidSchedule Event',
+    );
   });
 
   it('a CronJob the API server rejects is Stalled/CronJobRejected with its message, not retried until the spec changes', async () => {
@@ -293,7 +295,7 @@ describe('no object sits silent', () => {
         `^backup Job ${job!.metadata!.name}: pod ${job!.metadata!.name}-\\w+ cannot be scheduled: .*unbound`,
       ),
     );
-    expect((await eventsFor(ns, 'unbound')).map((e) => e.reason)).toContain('RunnerPodUnschedulable');
+    await waitForEvents(ns, 'unbound', withReasons('RunnerPodUnschedulable'));
   });
 
   it('a backup-now value longer than status allows starts one Job and is recorded, bounded', async () => {

@@ -20,7 +20,14 @@ import {
   type AlertingStack,
 } from '../support/monitoring.js';
 import { metricValue, startOperator, type OperatorProcess } from '../support/operator.js';
-import { applyPlan, condition, eventsFor, getPlan, waitPlanPhase } from '../support/plans.js';
+import {
+  applyPlan,
+  condition,
+  getPlan,
+  waitForEvents,
+  waitPlanPhase,
+  withReasons,
+} from '../support/plans.js';
 import { APPROVALS_POLICY as POLICY, ShippedApprovals } from '../support/approvals.js';
 import { kubectlWith } from '../support/rbac.js';
 import { deploymentWithHistory, imageOf } from '../support/workloads.js';
@@ -202,9 +209,7 @@ describe('automatic triggers against real Prometheus, Alertmanager and admission
     expect(done.status.phase, JSON.stringify(done.status.conditions)).toBe('Succeeded');
     expect(done.status.approval).toMatchObject({ automatic: true });
     expect(await imageOf(ns, 'checkout'), 'the template of revision 1 is back').toBe('nginx:1.25');
-    expect((await eventsFor(ns, 'alert-hit')).map((e) => e.reason)).toEqual(
-      expect.arrayContaining(['Armed', 'Triggered', 'Started', 'Succeeded']),
-    );
+    await waitForEvents(ns, 'alert-hit', withReasons('Armed', 'Triggered', 'Started', 'Succeeded'));
     expect(
       await metricValue(op.metricsUrl, 'nxt_rollback_total', { trigger: 'Alert', result: 'succeeded' }),
     ).toBe(1);
@@ -583,7 +588,8 @@ describe('automatic triggers against real Prometheus, Alertmanager and admission
       expect(done.status.approval.approvedBy).toBe(lead);
       expect(condition(done, 'AwaitingApproval')).toMatchObject({ status: 'False', reason: 'Approved' });
       expect(await imageOf(ns, 'orders')).toBe('nginx:1.25');
-      const events = await eventsFor(ns, 'orders-medium');
+      // AwaitingApproval and Approved come before the run's Succeeded Event: once that is there, so are they.
+      const events = await waitForEvents(ns, 'orders-medium', withReasons('Approved', 'Succeeded'));
       expect(events.find((e) => e.reason === 'Approved')?.message ?? '').toContain(lead);
       expect(events.filter((e) => e.reason === 'AwaitingApproval')).toHaveLength(1);
 

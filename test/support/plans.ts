@@ -56,3 +56,36 @@ export async function eventsFor(
     .items.sort((a: any, b: any) => String(a.firstTimestamp).localeCompare(String(b.firstTimestamp)))
     .map((e: any) => ({ reason: e.reason, message: e.message, type: e.type, count: e.count }));
 }
+
+export type RecordedEvent = Awaited<ReturnType<typeof eventsFor>>[number];
+
+/**
+ * Waits until the Events about an object satisfy `ready` and returns them all, oldest first. The operator
+ * records an Event without waiting for it, after the status write that carries its change, so a test that
+ * has just seen that status (a phase, a condition) races the Event: assert an Event's presence through this,
+ * not through a single `eventsFor` read. On timeout the error lists the reasons seen.
+ */
+export async function waitForEvents(
+  namespace: string,
+  name: string,
+  ready: (events: RecordedEvent[]) => boolean,
+  what = 'the expected Events',
+  timeoutMs = 30_000,
+): Promise<RecordedEvent[]> {
+  return eventually(
+    `${what} about ${name}`,
+    async () => {
+      const all = await eventsFor(namespace, name);
+      if (ready(all)) return all;
+      throw new Error(`Events seen: ${all.map((e) => `${e.type}/${e.reason}`).join(', ') || 'none'}`);
+    },
+    timeoutMs,
+    200,
+  );
+}
+
+/** A `waitForEvents` predicate: an Event of each reason is there. */
+export const withReasons =
+  (...reasons: string[]) =>
+  (events: RecordedEvent[]) =>
+    reasons.every((r) => events.some((e) => e.reason === r));
