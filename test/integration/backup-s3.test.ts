@@ -438,7 +438,12 @@ describe('the runner against a real S3 server', () => {
     } finally {
       c.destroy();
     }
-    const owner = { NXT_SCHEDULE_NAME: 'dr', NXT_SCHEDULE_UID: 'dr-uid', NXT_BACKUP_PURPOSE: 'scheduled' };
+    const owner = {
+      NXT_NAMESPACE: 'ns-dr',
+      NXT_SCHEDULE_NAME: 'dr',
+      NXT_SCHEDULE_UID: 'dr-uid',
+      NXT_BACKUP_PURPOSE: 'scheduled',
+    };
     const b = await runner(
       ['backup', '--storage-url', url('default', locked), '--id', 'def-1'],
       env(db.name, undefined, owner),
