@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { outcomeUnknown, readJobOutcome, resultOverdue } from './job-results.js';
+import { runnerPodFailurePolicy } from './pod-builders.js';
 
 const job = (conds: object[], completionTime?: string) =>
   ({ metadata: { name: 'j' }, status: { conditions: conds, completionTime } }) as any;
@@ -72,13 +73,42 @@ describe('readJobOutcome', () => {
     expect(outcomeUnknown(o).message).toMatch(/outcome is unknown/);
   });
 
+  it("reads a newer runner's result with a reason this operator does not know, reporting the reason as it is (bounded)", () => {
+    const complete = job([{ type: 'Failed', status: 'True' }], '2026-11-28T10:00:06Z');
+    const newer = (reason: string) =>
+      readJobOutcome(complete, [
+        pod({
+          exitCode: 1,
+          message: JSON.stringify({ ...ok, success: false, reason, message: 'the newer runner says why' }),
+        }),
+      ]) as { reason?: string };
+    expect(newer('StorageQuantumFluxUnstable')).toMatchObject({
+      state: 'failed',
+      reason: 'StorageQuantumFluxUnstable',
+      message: 'the newer runner says why',
+      result: { reason: 'StorageQuantumFluxUnstable' },
+    });
+    // Kept to a valid condition reason: letters and digits, starting with a letter, at most 64 characters.
+    expect(newer('Storage Flux: <b>bad</b>').reason).toBe('StorageFluxbbadb');
+    expect(newer('42-things').reason).toBe('Unrecognized42things');
+    expect(newer('X'.repeat(5000).slice(0, 3000)).reason).toBe('X'.repeat(64));
+    // A reason this operator knows stays exactly as it is.
+    expect(newer('StorageRegionMismatch').reason).toBe('StorageRegionMismatch');
+  });
+
   describe('before the Job condition: the pod result, where it is final', () => {
     const uid = 'job-uid';
     const running = (spec: object = { backoffLimit: 0 }) =>
       ({ metadata: { name: 'j', uid }, spec, status: { active: 1 } }) as any;
     const runnerPod = (
       terminated: object,
-      opts: { owner?: string; controller?: boolean; container?: string; restartPolicy?: string } = {},
+      opts: {
+        owner?: string;
+        controller?: boolean;
+        container?: string;
+        restartPolicy?: string;
+        conditions?: object[];
+      } = {},
     ) =>
       ({
         metadata: {
@@ -88,7 +118,10 @@ describe('readJobOutcome', () => {
           ],
         },
         spec: { restartPolicy: opts.restartPolicy ?? 'Never' },
-        status: { containerStatuses: [{ name: opts.container ?? 'runner', state: { terminated } }] },
+        status: {
+          ...(opts.conditions ? { conditions: opts.conditions } : {}),
+          containerStatuses: [{ name: opts.container ?? 'runner', state: { terminated } }],
+        },
       }) as any;
     const bad = { ...ok, success: false, reason: 'DatabaseUnreachable', message: 'connection refused' };
 
@@ -178,7 +211,7 @@ describe('readJobOutcome', () => {
       for (const p of untrusted) expect(readJobOutcome(deadline, [p]).state).toBe('failed');
     });
 
-    it("a runner Job's podFailurePolicy (FailJob on exit 2/3) keeps the early verdict; an Ignore rule keeps a failure open", () => {
+    it("a runner Job's podFailurePolicy (FailJob on exit 2/3) keeps the early verdict; an Ignore rule never makes a success less final", () => {
       const failJob = {
         rules: [
           { action: 'FailJob', onExitCodes: { containerName: 'runner', operator: 'In', values: [2, 3] } },
@@ -196,12 +229,56 @@ describe('readJobOutcome', () => {
         'failed',
       );
       const ignore = { rules: [{ action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget' }] }] };
-      expect(readJobOutcome(running({ backoffLimit: 0, podFailurePolicy: ignore }), [failedPod])).toEqual({
-        state: 'running',
-      });
       expect(readJobOutcome(running({ backoffLimit: 0, podFailurePolicy: ignore }), [okPod]).state).toBe(
         'succeeded',
       );
+    });
+
+    it('applies the podFailurePolicy to the failed pod itself: only a disrupted pod an Ignore rule matches is replaced', () => {
+      const disrupted = [
+        { type: 'DisruptionTarget', status: 'True', reason: 'EvictionByEvictionAPI' },
+        { type: 'Ready', status: 'False' },
+      ];
+      const failed = (exitCode: number, conditions?: object[]) =>
+        runnerPod({ exitCode, message: JSON.stringify(bad) }, conditions ? { conditions } : {});
+      const state = (spec: object, pod: ReturnType<typeof runnerPod>) =>
+        readJobOutcome(running(spec), [pod]).state;
+      const schedule = runnerPodFailurePolicy('retry-disrupted');
+      // backoffLimit 0 with the Ignore rule: a plain failure is counted, so final; a drained pod is replaced.
+      expect(state({ backoffLimit: 0, podFailurePolicy: schedule }, failed(1)), 'exit 1, not disrupted').toBe(
+        'failed',
+      );
+      expect(
+        state({ backoffLimit: 0, podFailurePolicy: schedule }, failed(137, disrupted)),
+        'evicted by a drain',
+      ).toBe('running');
+      expect(
+        state(
+          { backoffLimit: 0, podFailurePolicy: schedule },
+          failed(1, [{ type: 'DisruptionTarget', status: 'False' }]),
+        ),
+        'a DisruptionTarget condition that is not True',
+      ).toBe('failed');
+      // The rules in order: the runner's own "not retryable" (exit 3) fails the Job first, disrupted or not.
+      expect(state({ backoffLimit: 0, podFailurePolicy: schedule }, failed(3, disrupted))).toBe('failed');
+      // A schedule's Job (backoffLimit 1): FailJob is final at once, a counted failure is retried.
+      expect(state({ backoffLimit: 1, podFailurePolicy: schedule }, failed(3))).toBe('failed');
+      expect(state({ backoffLimit: 1, podFailurePolicy: schedule }, failed(1))).toBe('running');
+      expect(state({ backoffLimit: 1, podFailurePolicy: schedule }, failed(137, disrupted))).toBe('running');
+      // A plan's Job (a restore runs once): a disrupted pod fails the Job, no second pod.
+      const plan = runnerPodFailurePolicy('once');
+      expect(state({ backoffLimit: 0, podFailurePolicy: plan }, failed(137, disrupted))).toBe('failed');
+      expect(state({ backoffLimit: 0, podFailurePolicy: plan }, failed(1))).toBe('failed');
+      // NotIn, and an action this operator does not know: no early verdict from an unknown action.
+      const notIn = {
+        rules: [
+          { action: 'Ignore', onExitCodes: { containerName: 'runner', operator: 'NotIn', values: [1] } },
+        ],
+      };
+      expect(state({ backoffLimit: 0, podFailurePolicy: notIn }, failed(1))).toBe('failed');
+      expect(state({ backoffLimit: 0, podFailurePolicy: notIn }, failed(4))).toBe('running');
+      const future = { rules: [{ action: 'Retry', onExitCodes: { operator: 'In', values: [1] } }] };
+      expect(state({ backoffLimit: 0, podFailurePolicy: future }, failed(1))).toBe('running');
     });
 
     it('is still running for a Job of more than one pod', () => {

@@ -1,11 +1,12 @@
 import type { KubeObject } from '../kube/rest.js';
-import { RunnerResultSchema, type RunnerResult } from './runner/result.js';
+import { ReceivedResultSchema, type ReceivedResult } from './runner/result.js';
 
 /** A finished Job's verdict: the runner's result, or the Job's own failure when the runner left none. */
 export interface FinishedOutcome {
   state: 'succeeded' | 'failed';
   finishedAt: string;
-  result?: RunnerResult;
+  /** The runner's result; its reason may be one a newer runner added (bounded, see ReceivedReasonSchema). */
+  result?: ReceivedResult;
   message: string;
   reason: string;
 }
@@ -65,17 +66,17 @@ const ownedBy = (job: KubeObject, pods: readonly KubeObject[]) =>
   );
 
 /** The runner's JSON result in a termination message, if it is one. */
-function parseResult(text: string | undefined): RunnerResult | undefined {
+export function parseResult(text: string | undefined): ReceivedResult | undefined {
   if (!text || Buffer.byteLength(text, 'utf8') > TERMINATION_MESSAGE_LIMIT) return undefined;
   try {
-    const parsed = RunnerResultSchema.safeParse(JSON.parse(text));
+    const parsed = ReceivedResultSchema.safeParse(JSON.parse(text));
     return parsed.success ? parsed.data : undefined;
   } catch {
     return undefined; // not JSON: a crash before the runner wrote its result
   }
 }
 
-const finishedFrom = (r: RunnerResult): FinishedOutcome => ({
+const finishedFrom = (r: ReceivedResult): FinishedOutcome => ({
   state: r.success ? 'succeeded' : 'failed',
   finishedAt: r.finishedAt,
   result: r,
@@ -87,40 +88,67 @@ const finishedFrom = (r: RunnerResult): FinishedOutcome => ({
  * A running Job's verdict, taken from its pod as soon as the runner container has terminated, instead of
  * about a second later when the Job controller (syncing a Job at most once per second) sets Complete or
  * Failed. Only where the pod's result is final: a Job of one pod that never restarts, whose pod this Job
- * controls (owner UID); a success with exit code 0, or a failure when the Job allows no retry
- * (backoffLimit 0 and no podFailurePolicy rule that ignores a failure). Everything else waits for the Job's
- * condition.
+ * controls (owner UID); a success with exit code 0, or a failure the Job will not retry (failureIsFinal:
+ * its podFailurePolicy applied to this very pod). Everything else waits for the Job's condition.
  */
 function earlyOutcome(job: KubeObject, pods: readonly KubeObject[]): FinishedOutcome | undefined {
   if ((job.spec?.completions ?? 1) !== 1 || (job.spec?.parallelism ?? 1) > 1) return undefined;
   const terminated = ownedBy(job, pods)
     .filter((p) => p.spec?.restartPolicy === 'Never')
-    .flatMap((p) =>
-      (p.status?.containerStatuses ?? [])
+    .flatMap((pod) =>
+      (pod.status?.containerStatuses ?? [])
         .filter((c: { name?: string }) => c.name === RUNNER_CONTAINER)
         .map((c: { state?: { terminated?: Terminated } }) => c.state?.terminated)
-        .filter((t: Terminated | undefined): t is Terminated => !!t),
+        .filter((t: Terminated | undefined): t is Terminated => !!t)
+        .map((t: Terminated) => ({ pod, t })),
     )
-    .sort((a: Terminated, b: Terminated) =>
-      String(b.finishedAt ?? '').localeCompare(String(a.finishedAt ?? '')),
-    );
+    .sort((a, b) => String(b.t.finishedAt ?? '').localeCompare(String(a.t.finishedAt ?? '')));
   const newest = terminated[0];
-  const r = parseResult(newest?.message);
+  const r = parseResult(newest?.t.message);
   if (!newest || !r) return undefined;
-  if (r.success && newest.exitCode === 0) return finishedFrom(r);
-  if (!r.success && newest.exitCode !== 0 && job.spec?.backoffLimit === 0 && !mayReplaceFailedPod(job))
+  if (r.success && newest.t.exitCode === 0) return finishedFrom(r);
+  if (!r.success && newest.t.exitCode !== 0 && failureIsFinal(job, newest.pod, newest.t))
     return finishedFrom(r);
   return undefined;
 }
 
+interface PodFailureRule {
+  action?: string;
+  onExitCodes?: { containerName?: string; operator?: string; values?: number[] };
+  onPodConditions?: { type?: string; status?: string }[];
+}
+
 /**
- * Whether the Job's podFailurePolicy may replace a failed pod without counting it (an Ignore rule), so a
- * failure is not final even with backoffLimit 0. FailJob and Count rules never make a failure less final, and
- * a pod policy applies to failed pods only: a success (exit 0) is final whatever the policy says.
+ * Whether the Job controller ends the Job on this failed pod, by the Job's podFailurePolicy as Kubernetes
+ * applies it: the first rule that matches the pod decides (FailJob: the Job fails; Ignore: a new pod, not
+ * counted; Count, or no rule: counted against backoffLimit). So a failure is final on FailJob, or when it
+ * is counted and backoffLimit is 0; a pod the cluster disrupted (DisruptionTarget) that an Ignore rule
+ * matches is replaced, so its failure is not final, while the same Job's other failures are.
  */
-function mayReplaceFailedPod(job: KubeObject): boolean {
-  const rules: { action?: string }[] = job.spec?.podFailurePolicy?.rules ?? [];
-  return rules.some((r) => r.action !== 'FailJob' && r.action !== 'Count');
+function failureIsFinal(job: KubeObject, pod: KubeObject, t: Terminated): boolean {
+  const rules: PodFailureRule[] = job.spec?.podFailurePolicy?.rules ?? [];
+  const action = rules.find((rule) => ruleMatches(rule, pod, t))?.action ?? 'Count';
+  if (action === 'FailJob' || action === 'FailIndex') return true;
+  if (action === 'Count') return job.spec?.backoffLimit === 0;
+  return false; // Ignore, or an action this operator does not know: not a verdict
+}
+
+function ruleMatches(rule: PodFailureRule, pod: KubeObject, t: Terminated): boolean {
+  if (rule.onExitCodes) {
+    const { containerName, operator, values = [] } = rule.onExitCodes;
+    if (containerName !== undefined && containerName !== RUNNER_CONTAINER) return false;
+    // Kubernetes never matches exit code 0 with an onExitCodes rule.
+    if (t.exitCode === undefined || t.exitCode === 0) return false;
+    const listed = values.includes(t.exitCode);
+    return operator === 'NotIn' ? !listed : listed;
+  }
+  if (rule.onPodConditions) {
+    const conditions: { type?: string; status?: string }[] = pod.status?.conditions ?? [];
+    return rule.onPodConditions.some((want) =>
+      conditions.some((c) => c.type === want.type && c.status === (want.status ?? 'True')),
+    );
+  }
+  return false;
 }
 
 /**

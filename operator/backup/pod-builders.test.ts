@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { withBackupScheduleDefaults } from '../api/v1alpha1/backupschedule.js';
 import { buildBackupCronJob, buildJobFromCronJob, buildVerifyCronJob } from './cronjob.js';
+import { runnerPodFailurePolicy } from './pod-builders.js';
 
 const owner = {
   apiVersion: 'rollback.nxtnewday.io/v1alpha1',
@@ -57,7 +58,7 @@ describe('runner provenance variables (the manifest origin)', () => {
 });
 
 describe('retries of a schedule Job', () => {
-  it('retries once, but fails the Job at once on a usage error or a storage failure a retry would repeat', () => {
+  it('retries once, fails the Job at once on a usage error or a storage failure a retry would repeat, and replaces an evicted pod uncounted', () => {
     for (const job of [buildBackupCronJob(input), buildVerifyCronJob(input)!]) {
       const jobSpec = job.spec.jobTemplate.spec;
       expect(jobSpec.backoffLimit).toBe(1);
@@ -68,8 +69,17 @@ describe('retries of a schedule Job', () => {
             action: 'FailJob',
             onExitCodes: { containerName: 'runner', operator: 'In', values: [2, 3] },
           },
+          // A node drain or preemption is not the backup failing: a new pod, not counted.
+          { action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] },
         ],
       });
     }
+  });
+
+  it('a Job that must run once (a plan restore) fails on a disrupted pod instead of starting another', () => {
+    expect(runnerPodFailurePolicy('once').rules).toEqual([
+      { action: 'FailJob', onExitCodes: { containerName: 'runner', operator: 'In', values: [2, 3] } },
+      { action: 'FailJob', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] },
+    ]);
   });
 });

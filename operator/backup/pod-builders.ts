@@ -3,6 +3,7 @@ import type { EffectiveBackupScheduleSpec } from '../api/v1alpha1/backupschedule
 import { ALLOW_SUPERUSER_ASSERTIONS_ENV } from './runner/restore-validation.js';
 import { OriginEnv, type BackupPurpose } from './runner/origin.js';
 import { ExitCode } from './runner/failure.js';
+import { RUNNER_CONTAINER } from './job-results.js';
 import { s3Env, storageArgs, storageVolumes } from './storage-location.js';
 
 export const STORAGE_MOUNT = '/backups';
@@ -103,6 +104,33 @@ export function missingSecretKeys(keys: Set<string>): string[] {
   return missing;
 }
 
+/**
+ * What the Job controller does with a failed runner pod. Always: FailJob on a usage error or a failure a
+ * retry would repeat (the runner's exit codes 2 and 3). `retry-disrupted` (a schedule's backup, verify and
+ * test-restore Jobs, which can simply run again): a pod the cluster evicted (node drain, preemption,
+ * node-pressure eviction: the DisruptionTarget condition) is replaced without counting against backoffLimit,
+ * so a drain does not fail the backup. `once` (a plan's Jobs: its restore must never run twice): a disrupted
+ * pod fails the Job like any other failure, and says so (FailJob), instead of a second pod being started.
+ */
+export function runnerPodFailurePolicy(disrupted: 'retry-disrupted' | 'once') {
+  return {
+    rules: [
+      {
+        action: 'FailJob',
+        onExitCodes: {
+          containerName: RUNNER_CONTAINER,
+          operator: 'In',
+          values: [ExitCode.Usage, ExitCode.NotRetryable],
+        },
+      },
+      {
+        action: disrupted === 'once' ? 'FailJob' : 'Ignore',
+        onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }],
+      },
+    ],
+  };
+}
+
 /** A Job template for a runner pod that passes the `restricted` Pod Security level. */
 export function buildRunnerJobTemplate(input: RunnerPodInput) {
   const { spec, scheduleName } = input;
@@ -115,18 +143,7 @@ export function buildRunnerJobTemplate(input: RunnerPodInput) {
       // One retry for failures a new pod may not repeat (a dropped connection); none for a usage error or
       // storage that refuses us (the runner exits ExitCode.NotRetryable): the Job fails at once.
       backoffLimit: 1,
-      podFailurePolicy: {
-        rules: [
-          {
-            action: 'FailJob',
-            onExitCodes: {
-              containerName: 'runner',
-              operator: 'In',
-              values: [ExitCode.Usage, ExitCode.NotRetryable],
-            },
-          },
-        ],
-      },
+      podFailurePolicy: runnerPodFailurePolicy('retry-disrupted'),
       activeDeadlineSeconds: 3600,
       template: {
         metadata: { labels },
@@ -145,7 +162,7 @@ export function buildRunnerJobTemplate(input: RunnerPodInput) {
           },
           containers: [
             {
-              name: 'runner',
+              name: RUNNER_CONTAINER,
               image: pt.image ?? input.image,
               imagePullPolicy: 'IfNotPresent',
               args: storageArgs(input.args, spec),

@@ -68,6 +68,8 @@ describe('S3 locations in runner pods', () => {
       AWS_ACCESS_KEY_ID: { secretKeyRef: { name: 's3-keys', key: 'AWS_ACCESS_KEY_ID' } },
       AWS_SECRET_ACCESS_KEY: { secretKeyRef: { name: 's3-keys', key: 'AWS_SECRET_ACCESS_KEY' } },
       AWS_SESSION_TOKEN: { secretKeyRef: { name: 's3-keys', key: 'token' } },
+      // the container's own memory limit, for the upload's part sizes
+      NXT_RUNNER_MEMORY_LIMIT: { resourceFieldRef: { resource: 'limits.memory' } },
     });
     expect(byName.STORAGE_DIR).toBeUndefined();
   });

@@ -54,6 +54,8 @@ export function s3Env(s3: S3Storage) {
   const creds = s3.credentialsSecretRef;
   return [
     { name: 'NODE_OPTIONS', value: S3_RUNNER_NODE_OPTIONS },
+    // The upload sizes its parts to fit this (runner/upload-parts.ts); of the container it is set on.
+    { name: S3Env.memoryLimit, valueFrom: { resourceFieldRef: { resource: 'limits.memory' } } },
     { name: S3Env.region, value: s3.region ?? DEFAULT_S3_REGION },
     ...value(S3Env.endpoint, s3.endpoint),
     ...value(S3Env.forcePathStyle, s3.forcePathStyle ? 'true' : undefined),

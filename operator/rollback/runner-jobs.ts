@@ -9,6 +9,7 @@ import { createdClaimName } from '../backup/cronjob.js';
 import { readJobOutcome, type JobOutcome } from '../backup/job-results.js';
 import {
   buildRunnerJobTemplate,
+  runnerPodFailurePolicy,
   JOB_NAME_LABEL,
   missingSecretKeys,
   type SecretShape,
@@ -168,8 +169,10 @@ export function buildPlanJob(
     },
     spec: {
       ...tpl.spec,
-      // A restore must never run twice for one plan; a failed pod is a failed step, not a retry.
+      // A restore must never run twice for one plan; a failed pod is a failed step, not a retry, and so is
+      // a pod the cluster evicted (no Ignore rule for DisruptionTarget, unlike a schedule's Jobs).
       backoffLimit: 0,
+      podFailurePolicy: runnerPodFailurePolicy('once'),
       ...(opts.suspend ? { suspend: true } : {}),
       template: { ...tpl.spec.template, metadata: { labels } },
     },

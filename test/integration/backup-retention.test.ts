@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { runnerMain } from '../../operator/backup/runner/cli.js';
+import { FilesystemBackupStorage } from '../../operator/backup/runner/storage.js';
 import { RunnerResultSchema, type RunnerResult } from '../../operator/backup/runner/result.js';
 import type { TestKubelet } from '../env/test-kubelet.js';
 import {
@@ -153,6 +154,45 @@ describe('retention and the runner against a real PostgreSQL', () => {
     );
     expect(existsSync(join(dir, 'app-backup-450.dump.partial')), 'expected a fresh partial kept').toBe(true);
     rmSync(join(dir, 'app-backup-450.dump.partial'));
+  });
+
+  it('removes a dump an interrupted backup left without its manifest once stale, never a young or pinned one', async () => {
+    // Three real backups whose runner died between committing the dump and writing its manifest.
+    for (const id of ['app-backup-600', 'app-backup-650', 'app-backup-675']) {
+      await backup(id);
+      rmSync(join(dir, `${id}.manifest.json`));
+    }
+    const longAgo = new Date(Date.now() - 3 * 3_600_000);
+    utimesSync(join(dir, 'app-backup-600.dump'), longAgo, longAgo);
+    utimesSync(join(dir, 'app-backup-675.dump'), longAgo, longAgo);
+    // A plan holds app-backup-675 (as a restore Job's pin would).
+    const now = new Date();
+    await new FilesystemBackupStorage(dir).pin({
+      pinVersion: 1,
+      id: 'app-backup-675',
+      holder: PLAN_ENV.NXT_PLAN_UID,
+      createdAt: now.toISOString(),
+      expiresAt: new Date(now.getTime() + 3_600_000).toISOString(),
+    });
+    const p = await runner(
+      ['prune', '--storage-dir', dir, '--keep-last', '10'],
+      connEnv(db.name, SCHEDULE_ENV),
+    );
+    expect(p.result, p.result.message).toMatchObject({
+      success: true,
+      deleted: [],
+      stalePartialsRemoved: ['app-backup-600'],
+      orphans: ['app-backup-650', 'app-backup-675'],
+    });
+    expect(existsSync(join(dir, 'app-backup-600.dump')), 'the stale dump without a manifest is gone').toBe(
+      false,
+    );
+    expect(
+      existsSync(join(dir, 'app-backup-650.dump')),
+      'a young one may be a backup about to write it',
+    ).toBe(true);
+    expect(existsSync(join(dir, 'app-backup-675.dump')), 'a pinned one stays').toBe(true);
+    for (const f of readdirSync(dir).filter((f) => /^app-backup-6[57]/.test(f))) rmSync(join(dir, f));
   });
 
   it('keeps one <db>_pre_<id> database after repeated swaps, drops only older ones it made of that database', async () => {

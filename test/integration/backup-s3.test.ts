@@ -3,7 +3,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  PutObjectLockConfigurationCommand,
+} from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3_RUNNER_NODE_OPTIONS } from '../../operator/backup/storage-location.js';
 import { runnerMain } from '../../operator/backup/runner/cli.js';
@@ -414,6 +419,73 @@ describe('the runner against a real S3 server', () => {
     expect(until - Date.now()).toBeGreaterThan(23 * 3_600_000);
     const plain = await runner(['backup', '--storage-url', url('plain'), '--id', 'plain-1'], env(db.name));
     expect(plain.result).not.toHaveProperty('objectLock');
+  });
+
+  it('backs up into a bucket whose default retention locks every object (no objectLock asked), with a checksum on every put', async () => {
+    const db = await filledDatabase('s3d');
+    const locked = await createBucket(s3(), { objectLock: true });
+    const c = s3Client(s3());
+    try {
+      await c.send(
+        new PutObjectLockConfigurationCommand({
+          Bucket: locked,
+          ObjectLockConfiguration: {
+            ObjectLockEnabled: 'Enabled',
+            Rule: { DefaultRetention: { Mode: 'GOVERNANCE', Days: 1 } },
+          },
+        }),
+      );
+    } finally {
+      c.destroy();
+    }
+    const owner = {
+      NXT_NAMESPACE: 'ns-dr',
+      NXT_SCHEDULE_NAME: 'dr',
+      NXT_SCHEDULE_UID: 'dr-uid',
+      NXT_BACKUP_PURPOSE: 'scheduled',
+    };
+    const b = await runner(
+      ['backup', '--storage-url', url('default', locked), '--id', 'def-1'],
+      env(db.name, undefined, owner),
+    );
+    expect(b.result, b.output).toMatchObject({
+      success: true,
+      verified: true,
+      objectLock: { mode: 'GOVERNANCE' },
+    });
+    const v = await runner(
+      ['test-restore', '--storage-url', url('default', locked), '--id', 'def-1'],
+      env(db.name, undefined, owner),
+    );
+    expect(v.result, v.output).toMatchObject({ success: true, tablesVerified: 1 });
+    // AWS refuses a put without Content-MD5 or an x-amz-checksum-* header into such a bucket; SeaweedFS does
+    // not, but keeps the checksum it was sent and reports it: every object the runner put carries one.
+    const checksum = async (key: string, b2: string) => {
+      const h = s3Client(s3());
+      try {
+        return (await h.send(new HeadObjectCommand({ Bucket: b2, Key: key, ChecksumMode: 'ENABLED' })))
+          .ChecksumCRC32;
+      } finally {
+        h.destroy();
+      }
+    };
+    const keys = (await listObjects(s3(), locked, 'default/')).map((o) => o.key);
+    expect(keys).toEqual(
+      expect.arrayContaining([
+        'default/.nxt-owner.json',
+        'default/def-1.dump',
+        'default/def-1.manifest.json',
+      ]),
+    );
+    for (const key of keys) expect(await checksum(key, locked), `the CRC32 of ${key}`).toBeTruthy();
+    // A bucket without Object Lock gets none (GCS interoperability refuses the SDK's checksums).
+    const plain = await runner(
+      ['backup', '--storage-url', url('nocrc'), '--id', 'nocrc-1'],
+      env(db.name, undefined, owner),
+    );
+    expect(plain.result, plain.output).toMatchObject({ success: true });
+    for (const key of ['nocrc/nocrc-1.dump', 'nocrc/nocrc-1.manifest.json'])
+      expect(await checksum(key, bucket), key).toBeUndefined();
   });
 
   it('maps AccessDenied, NoSuchBucket and bad credentials to reasons', async () => {

@@ -4,7 +4,7 @@ import type pg from 'pg';
 import { startArchivePass, tocProblem, type TocListing } from './archive-stream.js';
 import { validateBackupId } from './backup-id.js';
 import { describeConnection, toolEnv, type ConnectionSettings } from './connection.js';
-import { connectDatabase, countRows, serverVersion } from './database.js';
+import { connectDatabase, countRows, databaseSize, serverVersion } from './database.js';
 import { pgFailure, reasonOfToolStderr, RunnerFailure, storageFailure } from './failure.js';
 import type { RunnerLog } from './log.js';
 import type { ArchiveIdentity, BackupManifest } from './manifest.js';
@@ -87,10 +87,11 @@ async function dumpToStorage(
   redact: Redact,
   snapshot: string | undefined,
   pgRestorePath: string,
+  databaseBytes: number | undefined,
 ): Promise<Dumped> {
   let writer;
   try {
-    writer = await o.storage.createWriter(o.id);
+    writer = await o.storage.createWriter(o.id, databaseBytes === undefined ? {} : { databaseBytes });
   } catch (e) {
     throw storageFailure(e, `opening ${o.id} in ${o.storage.location}`);
   }
@@ -214,7 +215,13 @@ async function takeBackup(o: BackupOptions): Promise<BackupResult> {
     let tables: Record<string, number>;
     let version: string;
     let snapshot: string | undefined;
+    let databaseBytes: number | undefined;
     try {
+      // Sizes an object store's upload parts (a refusal comes before anything is dumped); not fatal here.
+      databaseBytes = await databaseSize(client).catch((e: Error) => {
+        o.log('warn', 'backup.size-unknown', { id: o.id, error: redact(e.message) });
+        return undefined;
+      });
       try {
         snapshot = await exportSnapshot(client, o.log);
         version = await serverVersion(client);
@@ -229,7 +236,7 @@ async function takeBackup(o: BackupOptions): Promise<BackupResult> {
         (e: unknown) => ({ e }),
       );
       const t0 = Date.now();
-      dumped = await dumpToStorage(o, redact, snapshot, pgRestorePath);
+      dumped = await dumpToStorage(o, redact, snapshot, pgRestorePath, databaseBytes);
       committed = true;
       o.log('info', 'backup.dumped', { id: o.id, bytes: dumped.bytes, seconds: (Date.now() - t0) / 1000 });
       try {

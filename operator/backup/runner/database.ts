@@ -114,3 +114,11 @@ export async function serverVersion(c: pg.Client): Promise<string> {
   const r = await c.query<{ server_version: string }>('show server_version');
   return r.rows[0]?.server_version ?? 'unknown';
 }
+
+/** The database's size on disk (pg_database_size of the connected database), in bytes. */
+export async function databaseSize(c: pg.Client): Promise<number> {
+  const r = await c.query<{ b: string }>('select pg_database_size(current_database())::text as b');
+  const n = Number(r.rows[0]?.b);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`pg_database_size returned ${r.rows[0]?.b}`);
+  return n;
+}

@@ -27,6 +27,7 @@ export const NOT_RETRYABLE_REASONS: ReadonlySet<FailureReason> = new Set<Failure
   'StorageRegionMismatch',
   'StorageRequestInvalid',
   'StorageConditionalWritesUnsupported',
+  'StorageTooLargeForMemory',
   'ArchiveReplaced',
 ]);
 

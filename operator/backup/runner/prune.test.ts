@@ -295,6 +295,31 @@ describe('runPrune and leftovers of interrupted backups', () => {
     expect(readdirSync(dir).sort()).toEqual(['c.dump', 'c.manifest.json', 'running.dump.partial']);
   });
 
+  it('removes a dump left without a manifest once older than the leftover age, and no longer reports it as left in place', async () => {
+    const dir = dirWith([['c', '2026-03-12T00:00:00Z']]);
+    writeFileSync(join(dir, 'crashed.dump'), 'PGDMP complete, no manifest');
+    writeFileSync(join(dir, 'young.dump'), 'PGDMP manifest on its way');
+    const old = new Date(now().getTime() - 2 * 3_600_000 - 1000);
+    utimesSync(join(dir, 'crashed.dump'), old, old);
+    const young = new Date(now().getTime() - 60_000);
+    utimesSync(join(dir, 'young.dump'), young, young);
+    utimesSync(join(dir, 'c.dump'), old, old);
+    const r = await runPrune({
+      storage: new FilesystemBackupStorage(dir),
+      policy: { keepLast: 1 },
+      log: silentLog,
+      now,
+    });
+    expect(r).toMatchObject({
+      success: true,
+      deleted: [],
+      stalePartialsRemoved: ['crashed'],
+      orphans: ['young'],
+    });
+    expect(r.message).toMatch(/1 dump\(s\) without a manifest left in place; removed 1 stale partial dump/);
+    expect(readdirSync(dir).sort()).toEqual(['c.dump', 'c.manifest.json', 'young.dump']);
+  });
+
   it('leaves partial dumps alone in a dry run', async () => {
     const dir = dirWith([]);
     writeFileSync(join(dir, 'crashed.dump.partial'), 'PGDMP half');

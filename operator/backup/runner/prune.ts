@@ -14,8 +14,9 @@ import {
 import type { BackupStorage } from './storage.js';
 
 /**
- * A partial dump or temporary file nobody has written to for this long is a leftover: every runner Job
- * ends within its activeDeadlineSeconds (3600), and a running pg_dump writes continuously.
+ * A partial dump, temporary file or dump without a manifest nobody has written to for this long is a
+ * leftover: every runner Job ends within its activeDeadlineSeconds (3600), a running pg_dump writes
+ * continuously, and a backup writes its manifest right after its dump.
  */
 export const STALE_LEFTOVER_MS = 2 * 3_600_000;
 
@@ -35,9 +36,10 @@ export interface PruneOptions {
 
 /**
  * Applies the retention policy to the backups that have a manifest and that this schedule wrote. Dumps
- * without one (a backup that crashed between commit and manifest, which its retry overwrites), unreadable
- * manifests and other schedules' backups are left alone and reported: deleting what we cannot describe,
- * or what is not ours, is not pruning's job. A backup pinned by a running plan is kept; the pin is checked
+ * without one (a backup that crashed between commit and manifest, which its retry overwrites) are left until
+ * they are older than the leftover age (then removeLeftovers removes them, unless a live pin holds them);
+ * unreadable manifests and other schedules' backups are left alone and reported: deleting what we cannot
+ * describe, or what is not ours, is not pruning's job. A backup pinned by a running plan is kept; the pin is checked
  * again after the manifest is hidden and before anything is deleted, so a plan that pins while this runs
  * either is seen here or finds the backup already gone (never a backup that disappears after its check).
  */
@@ -71,7 +73,7 @@ export async function runPrune(o: PruneOptions): Promise<PruneResult> {
     }
     if (!o.owner)
       o.log('warn', 'prune.no-owner', { message: 'no NXT_SCHEDULE_NAME: every backup is a candidate' });
-    const orphans = stored.filter((x) => x.hasDump && !x.hasManifest).map((x) => x.id);
+    const listedOrphans = stored.filter((x) => x.hasDump && !x.hasManifest).map((x) => x.id);
     const protect = new Set(o.protect ?? []);
     const toDelete = selectBackupsToDelete(candidates, o.policy, started).filter((id) => !protect.has(id));
     const pinnedNow = async (id: string) => (await o.storage.listPins(id)).filter((p) => isPinLive(p, now()));
@@ -96,6 +98,8 @@ export async function runPrune(o: PruneOptions): Promise<PruneResult> {
       o.log('info', o.dryRun ? 'prune.would-delete' : 'prune.deleted', { id });
     }
     const stalePartials = o.dryRun ? [] : await removeLeftovers(o, now());
+    // A dump without a manifest that the leftover clean-up removed is no longer left in place.
+    const orphans = listedOrphans.filter((id) => !stalePartials.includes(id));
     const keptCount = candidates.length - deleted.length;
     return {
       ...base,

@@ -39,6 +39,7 @@ describe('s3ConfigFromEnv', () => {
         NXT_S3_CA_FILE: '/etc/s3-ca/ca.crt',
         NXT_S3_OBJECT_LOCK_MODE: 'COMPLIANCE',
         NXT_S3_OBJECT_LOCK_DAYS: '30',
+        NXT_RUNNER_MEMORY_LIMIT: '1073741824',
       }),
     ).toEqual({
       bucket: 'b-1',
@@ -49,6 +50,7 @@ describe('s3ConfigFromEnv', () => {
       serverSideEncryption: { algorithm: 'aws:kms', kmsKeyId: 'alias/k' },
       caFile: '/etc/s3-ca/ca.crt',
       objectLock: { mode: 'COMPLIANCE', retentionDays: 30 },
+      memoryLimitBytes: 1073741824,
     });
   });
 
@@ -58,6 +60,7 @@ describe('s3ConfigFromEnv', () => {
     [{ NXT_S3_SSE: 'kms' }, 'NXT_S3_SSE'],
     [{ NXT_S3_OBJECT_LOCK_MODE: 'LEGAL' }, 'NXT_S3_OBJECT_LOCK_MODE'],
     [{ NXT_S3_OBJECT_LOCK_MODE: 'GOVERNANCE' }, 'NXT_S3_OBJECT_LOCK_DAYS'],
+    [{ NXT_RUNNER_MEMORY_LIMIT: '1Gi' }, 'NXT_RUNNER_MEMORY_LIMIT'],
   ])('refuses %j naming %s', (env, name) => {
     expect(() => s3ConfigFromEnv('s3://b-1', env)).toThrow(name);
   });

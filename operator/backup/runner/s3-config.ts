@@ -22,6 +22,11 @@ export interface S3Config {
    * chain (web identity / IRSA, Pod Identity, instance role). Never logged.
    */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /**
+   * The runner container's memory limit in bytes (the downward API's limits.memory, the node's allocatable
+   * memory when the container has none); undefined: DEFAULT_MEMORY_LIMIT_BYTES. Sizes the upload's parts.
+   */
+  memoryLimitBytes?: number;
 }
 
 export const S3Env = {
@@ -36,6 +41,7 @@ export const S3Env = {
   accessKeyId: 'AWS_ACCESS_KEY_ID',
   secretAccessKey: 'AWS_SECRET_ACCESS_KEY',
   sessionToken: 'AWS_SESSION_TOKEN',
+  memoryLimit: 'NXT_RUNNER_MEMORY_LIMIT',
 } as const;
 
 export const DEFAULT_S3_REGION = 'us-east-1';
@@ -82,6 +88,9 @@ export function s3ConfigFromEnv(url: string, env: NodeJS.ProcessEnv): S3Config {
   const lockDays = env[S3Env.objectLockDays];
   if (lockMode && !(lockDays && /^[1-9]\d{0,4}$/.test(lockDays)))
     throw bad(S3Env.objectLockDays, 'a whole number of days from 1 (with NXT_S3_OBJECT_LOCK_MODE)');
+  const memoryLimit = env[S3Env.memoryLimit] || undefined;
+  if (memoryLimit !== undefined && !/^[1-9]\d{0,17}$/.test(memoryLimit))
+    throw bad(S3Env.memoryLimit, 'a number of bytes');
   const accessKeyId = env[S3Env.accessKeyId];
   const secretAccessKey = env[S3Env.secretAccessKey];
   if (!accessKeyId !== !secretAccessKey)
@@ -104,6 +113,7 @@ export function s3ConfigFromEnv(url: string, env: NodeJS.ProcessEnv): S3Config {
     ...(env[S3Env.caFile] ? { caFile: env[S3Env.caFile] } : {}),
     ...(lockMode ? { objectLock: { mode: lockMode, retentionDays: Number(lockDays) } } : {}),
     ...(credentials ? { credentials } : {}),
+    ...(memoryLimit ? { memoryLimitBytes: Number(memoryLimit) } : {}),
   };
 }
 
@@ -179,7 +189,8 @@ const HINTS: Partial<Record<FailureReason, string>> = {
   StorageAccessDenied:
     'the credentials lack a permission: the runner needs s3:ListBucket, s3:GetObject, s3:GetObjectVersion, s3:PutObject, ' +
     's3:DeleteObject, s3:ListBucketMultipartUploads and s3:AbortMultipartUpload on the bucket and prefix ' +
-    '(with objectLock also s3:PutObjectRetention and s3:GetObjectRetention; with aws:kms kms:GenerateDataKey and kms:Decrypt)',
+    '(with objectLock also s3:PutObjectRetention and s3:GetObjectRetention; with aws:kms kms:GenerateDataKey and kms:Decrypt; ' +
+    's3:GetBucketObjectLockConfiguration is optional: without it every put carries a checksum)',
   StorageBucketNotFound: 'create the bucket or fix spec.storage.s3.bucket / endpoint / region',
   StorageCredentialsInvalid: 'check the access key id and secret in spec.storage.s3.credentialsSecretRef',
   StorageCredentialsUnavailable:

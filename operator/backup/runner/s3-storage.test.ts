@@ -10,16 +10,35 @@ import type { S3Config } from './s3-config.js';
  * A client that answers like an empty bucket holding one manifest and one removal marker, and records every
  * command the storage sends (its name and input): what each write path asks of the server, without one.
  */
-function recordingClient(failPut?: (input: Record<string, unknown>) => Error | undefined) {
+function recordingClient(
+  failPut?: (input: Record<string, unknown>) => Error | undefined,
+  /** The bucket's Object Lock configuration: enabled, none (the default), or the error reading it gets. */
+  lock: 'Enabled' | 'none' | Error = 'none',
+) {
   const sent: { name: string; input: Record<string, unknown> }[] = [];
   const missing = () =>
     Object.assign(new Error('not found'), { name: 'NotFound', $metadata: { httpStatusCode: 404 } });
   const client = {
+    // What lib-storage's Upload reads from a client besides send().
+    config: {
+      endpoint: async () => ({ protocol: 'http:', hostname: '127.0.0.1', port: '9', path: '/' }),
+      forcePathStyle: true,
+      requestHandler: {},
+      requestChecksumCalculation: async () => 'WHEN_REQUIRED',
+    },
     send: async (cmd: { constructor: { name: string }; input: Record<string, unknown> }) => {
       const name = cmd.constructor.name.replace(/Command$/, '');
       sent.push({ name, input: cmd.input });
       const key = String(cmd.input.Key ?? '');
       switch (name) {
+        case 'GetObjectLockConfiguration':
+          if (lock instanceof Error) throw lock;
+          if (lock === 'none')
+            throw Object.assign(new Error('Object Lock configuration does not exist for this bucket'), {
+              name: 'ObjectLockConfigurationNotFoundError',
+              $metadata: { httpStatusCode: 404 },
+            });
+          return { ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled' } };
         case 'GetObject':
           if (key.endsWith('.manifest.json') || key.endsWith('.removing'))
             return { Body: { transformToString: async () => '{"id":"b-1"}\n' }, LastModified: new Date(0) };
@@ -36,7 +55,7 @@ function recordingClient(failPut?: (input: Record<string, unknown>) => Error | u
         case 'PutObject': {
           const e = failPut?.(cmd.input);
           if (e) throw e;
-          return {};
+          return { ETag: '"e"' };
         }
         default:
           return {};
@@ -54,10 +73,14 @@ const config = (extra: Partial<S3Config> = {}): S3Config => ({
   ...extra,
 });
 
-async function everyWrite(c: S3Config) {
-  const { client, sent } = recordingClient();
+async function everyWrite(c: S3Config, lock: 'Enabled' | 'none' | Error = 'none') {
+  const { client, sent } = recordingClient(undefined, lock);
   const s = new S3BackupStorage(client, c);
   await s.ensureOwner({ namespace: 'a', name: 'orders' });
+  const w = await s.createWriter('b-1');
+  w.stream.end(Buffer.from('PGDMP'));
+  await new Promise((res) => w.stream.on('finish', res));
+  await w.commit();
   await s.writeManifest({ id: 'b-1' } as BackupManifest);
   await s.pin({ id: 'b-1', holder: 'plan-uid-1' } as BackupPin);
   await s.markForRemoval('b-1');
@@ -74,6 +97,7 @@ describe('S3BackupStorage writes', () => {
     const keys = puts.map((p) => String(p.Key));
     expect(keys).toEqual([
       'p/.nxt-owner.json',
+      'p/b-1.dump',
       'p/b-1.manifest.json',
       expect.stringMatching(/^p\/\.pins\/b-1\/plan-uid-1\/\d+-[0-9a-f]+\.json$/),
       'p/b-1.manifest.json.removing',
@@ -85,7 +109,7 @@ describe('S3BackupStorage writes', () => {
       expect(p, String(p.Key)).toMatchObject({ ServerSideEncryption: 'aws:kms', SSEKMSKeyId: sse.kmsKeyId });
   });
 
-  it('adds Object Lock only to what makes a backup (manifests), never to pins, markers, owner or fences', async () => {
+  it('adds Object Lock only to what makes a backup (dump, manifests), never to pins, markers, owner or fences', async () => {
     const puts = await everyWrite(
       config({
         serverSideEncryption: { algorithm: 'AES256' },
@@ -95,13 +119,71 @@ describe('S3BackupStorage writes', () => {
     for (const p of puts) {
       expect(p, String(p.Key)).toMatchObject({ ServerSideEncryption: 'AES256' });
       expect(p).not.toHaveProperty('SSEKMSKeyId');
-      if (String(p.Key).endsWith('.manifest.json')) expect(p).toHaveProperty('ObjectLockMode', 'GOVERNANCE');
+      if (/\.(manifest\.json|dump)$/.test(String(p.Key)))
+        expect(p).toHaveProperty('ObjectLockMode', 'GOVERNANCE');
       else expect(p, String(p.Key)).not.toHaveProperty('ObjectLockMode');
+      expect(p, String(p.Key)).toMatchObject({ ChecksumAlgorithm: 'CRC32' });
     }
   });
 
   it('sends no encryption header without the setting', async () => {
     for (const p of await everyWrite(config())) expect(p).not.toHaveProperty('ServerSideEncryption');
+  });
+});
+
+describe('S3BackupStorage checksums (Object Lock buckets need one on every put)', () => {
+  it('puts every object, the dump included, with a CRC32 checksum into a bucket whose Object Lock is enabled (a default retention rule, no spec.objectLock)', async () => {
+    const puts = await everyWrite(config(), 'Enabled');
+    expect(puts.map((p) => String(p.Key))).toContain('p/b-1.dump');
+    for (const p of puts) {
+      expect(p, String(p.Key)).toMatchObject({ ChecksumAlgorithm: 'CRC32' });
+      expect(p, 'no retention of our own without spec.objectLock').not.toHaveProperty('ObjectLockMode');
+    }
+  });
+
+  it('sends none into a bucket without Object Lock, nor to a server without the call (GCS interoperability refuses them)', async () => {
+    const notImplemented = Object.assign(new Error('not implemented'), {
+      name: 'NotImplemented',
+      $metadata: { httpStatusCode: 501 },
+    });
+    const unknownQuery = Object.assign(new Error('bad request'), {
+      name: 'UnknownError',
+      $metadata: { httpStatusCode: 400 },
+    });
+    for (const lock of ['none' as const, notImplemented, unknownQuery])
+      for (const p of await everyWrite(config(), lock))
+        expect(p, `${String(p.Key)} (${lock instanceof Error ? lock.name : lock})`).not.toHaveProperty(
+          'ChecksumAlgorithm',
+        );
+  });
+
+  it('sends them with spec.objectLock without asking the bucket, and when the bucket may not be asked (AccessDenied)', async () => {
+    const lock = { mode: 'GOVERNANCE' as const, retentionDays: 1 };
+    const { client, sent } = recordingClient();
+    const s = new S3BackupStorage(client, config({ objectLock: lock }));
+    await s.writeManifest({ id: 'b-1' } as BackupManifest);
+    expect(sent.map((x) => x.name)).not.toContain('GetObjectLockConfiguration');
+    expect(sent.find((x) => x.name === 'PutObject')?.input).toMatchObject({ ChecksumAlgorithm: 'CRC32' });
+    const denied = Object.assign(new Error('Access Denied'), {
+      name: 'AccessDenied',
+      $metadata: { httpStatusCode: 403 },
+    });
+    for (const p of await everyWrite(config(), denied))
+      expect(p, String(p.Key)).toMatchObject({ ChecksumAlgorithm: 'CRC32' });
+  });
+
+  it('reads the configuration once per run, and fails with the reason when the server cannot be reached', async () => {
+    const { client, sent } = recordingClient(undefined, 'Enabled');
+    const s = new S3BackupStorage(client, config());
+    await s.writeManifest({ id: 'b-1' } as BackupManifest);
+    await s.pin({ id: 'b-1', holder: 'plan-uid-1' } as BackupPin);
+    expect(sent.filter((x) => x.name === 'GetObjectLockConfiguration')).toHaveLength(1);
+    const reset = Object.assign(new Error('socket hang up'), { name: 'TimeoutError', code: 'ECONNRESET' });
+    const failing = new S3BackupStorage(recordingClient(undefined, reset).client, config());
+    await expect(failing.writeManifest({ id: 'b-1' } as BackupManifest)).rejects.toMatchObject({
+      reason: 'StorageUnreachable',
+      message: expect.stringContaining('Object Lock configuration'),
+    });
   });
 });
 

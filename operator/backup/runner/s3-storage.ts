@@ -7,6 +7,7 @@ import {
   AbortMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
+  GetObjectLockConfigurationCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
@@ -19,7 +20,7 @@ import { validateBackupId } from './backup-id.js';
 import { RunnerFailure } from './failure.js';
 import type { ArchiveIdentity, BackupManifest } from './manifest.js';
 import { isPinLive, PIN_HOLDER_PATTERN, type BackupPin, type StoredPin } from './pins.js';
-import { s3Failure, s3Location, type S3Config } from './s3-config.js';
+import { reasonOfS3Error, s3Failure, s3Location, type S3Config } from './s3-config.js';
 import { checkOwner, OWNER_OBJECT, parseOwnerText, type OwnerIdentity } from './storage-owner.js';
 import {
   BackupNotFoundError,
@@ -30,14 +31,17 @@ import {
   type BackupWriter,
   type Leftovers,
   type StoredBackup,
+  type WriterOptions,
 } from './storage.js';
+import { planUpload, S3_MIN_PART_BYTES, S3_QUEUE_SIZE } from './upload-parts.js';
 
 /**
- * Multipart part size and parts in flight: the upload buffers at most about (queue + 1) x part bytes, so the
- * runner's memory stays flat whatever the dump's size (S3's 10 000 parts x 5 MiB: 48 GiB per backup at most).
+ * The smallest multipart part, and parts in flight. The part size grows with the database (planUpload in
+ * upload-parts.ts: 10 000 parts of 5 MiB hold 48 GiB only), and the upload buffers at most PART_BUFFERS parts,
+ * so the runner's memory stays flat whatever the dump's size.
  */
-export const S3_PART_BYTES = 5 * 1024 * 1024;
-export const S3_QUEUE_SIZE = 2;
+export const S3_PART_BYTES = S3_MIN_PART_BYTES;
+export { S3_QUEUE_SIZE };
 /** Attempts per request (the SDK's standard retry: throttling, 5xx, timeouts and resets only, with backoff). */
 const MAX_ATTEMPTS = 5;
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -73,6 +77,14 @@ const conditionalWritesUnsupported = (e: unknown, doing: string) => {
       'prefix owner object and restore fences need; use a server that supports them (AWS S3, recent MinIO, SeaweedFS)',
   );
 };
+/** Answers to GetObjectLockConfiguration meaning "this bucket has no Object Lock" (or the server has none). */
+const LOCK_CONFIG_ABSENT = new Set([
+  'ObjectLockConfigurationNotFoundError',
+  'NotImplemented',
+  'MethodNotAllowed',
+  'InvalidRequest',
+  'InvalidArgument',
+]);
 const isPreconditionFailed = (e: unknown) => {
   const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
   return err?.name === 'PreconditionFailed' || err?.$metadata?.httpStatusCode === 412;
@@ -89,7 +101,8 @@ export async function createS3Client(c: S3Config): Promise<S3Client> {
     ...(c.credentials ? { credentials: c.credentials } : {}),
     maxAttempts: MAX_ATTEMPTS,
     // S3-compatible servers (GCS interoperability, older MinIO) reject the SDK's default CRC checksums on
-    // every request; the archive's sha256 is checked end to end by the runner instead.
+    // every request; the archive's sha256 is checked end to end by the runner instead. A bucket with Object
+    // Lock gets a CRC32 on every put all the same (S3BackupStorage.checksumParams): AWS requires one there.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     requestHandler: {
@@ -113,6 +126,8 @@ export class S3BackupStorage implements BackupStorage {
   private readonly prefix: string;
   /** ETag of the dump as first read: a later read of the same id must get the same object (If-Match). */
   private readonly readEtags = new Map<string, string>();
+  /** Whether the bucket has Object Lock enabled, read once (GetObjectLockConfiguration) at the first put. */
+  private bucketLocked?: Promise<boolean>;
 
   constructor(
     private readonly client: S3Client,
@@ -146,20 +161,69 @@ export class S3BackupStorage implements BackupStorage {
       : {};
   }
 
-  /** Encryption and Object Lock of every object that makes a backup (dump and manifest). */
-  private backupObjectParams(): Partial<PutObjectCommandInput> {
+  /** Encryption and Object Lock of every object that makes a backup (dump and manifest), and its checksum. */
+  private async backupObjectParams(): Promise<Partial<PutObjectCommandInput>> {
     const lock = this.config.objectLock;
     return {
       ...this.encryptionParams(),
+      ...(await this.checksumParams()),
       ...(lock
         ? {
             ObjectLockMode: lock.mode,
             ObjectLockRetainUntilDate: new Date(this.now().getTime() + lock.retentionDays * 86_400_000),
-            // Object Lock puts need a checksum (Content-MD5 or x-amz-checksum-*).
-            ChecksumAlgorithm: 'CRC32',
           }
         : {}),
     };
+  }
+
+  /**
+   * A CRC32 checksum on EVERY put (and each part of the dump's upload) into a bucket with Object Lock: AWS
+   * refuses a PutObject or UploadPart without Content-MD5 or an x-amz-checksum-* header there, whether the
+   * retention comes from spec.storage.s3.objectLock or from the bucket's default retention rule. None
+   * elsewhere: S3-compatible servers such as GCS interoperability refuse the SDK's checksums.
+   */
+  private async checksumParams(): Promise<Partial<PutObjectCommandInput>> {
+    if (!this.config.objectLock) {
+      this.bucketLocked ??= this.readBucketLocked();
+      if (!(await this.bucketLocked)) return {};
+    }
+    return { ChecksumAlgorithm: 'CRC32' };
+  }
+
+  /**
+   * The bucket's Object Lock configuration says Enabled. No configuration, or a server without the call
+   * (GCS interoperability, older MinIO): false. Refused (AccessDenied: the credentials lack
+   * s3:GetBucketObjectLockConfiguration): true, as every server that enforces such permissions accepts the
+   * checksums. Anything else (unreachable, throttled, no such bucket) fails the command with its reason.
+   */
+  private readBucketLocked(): Promise<boolean> {
+    const p = this.client
+      .send(new GetObjectLockConfigurationCommand({ Bucket: this.bucket }), this.bounded())
+      .then(
+        (r) => r.ObjectLockConfiguration?.ObjectLockEnabled === 'Enabled',
+        (e: unknown) => {
+          const err = e as { name?: string; Code?: string; $metadata?: { httpStatusCode?: number } };
+          const status = err?.$metadata?.httpStatusCode ?? 0;
+          const reason = reasonOfS3Error(e);
+          if (LOCK_CONFIG_ABSENT.has(err?.name ?? '') || LOCK_CONFIG_ABSENT.has(err?.Code ?? ''))
+            return false;
+          if (reason === 'StorageAccessDenied') return true;
+          if (
+            (reason === 'StorageFailed' || reason === 'StorageRequestInvalid') &&
+            [400, 404, 405, 501].includes(status)
+          )
+            return false;
+          throw s3Failure(
+            e,
+            `reading the Object Lock configuration of bucket ${this.bucket} in ${this.location}`,
+          );
+        },
+      );
+    // A failed read is not remembered: the next put asks again (its own call fails with the same reason).
+    p.catch(() => {
+      if (this.bucketLocked === p) this.bucketLocked = undefined;
+    });
+    return p;
   }
 
   /** Send options bounding a non-streaming call's total time (never used for a body stream read). */
@@ -207,7 +271,8 @@ export class S3BackupStorage implements BackupStorage {
     }
   }
 
-  private putText(key: string, text: string, extra: Partial<PutObjectCommandInput> = {}) {
+  private async putText(key: string, text: string, extra: Partial<PutObjectCommandInput> = {}) {
+    const checksum = await this.checksumParams();
     return this.call(`writing ${key}`, () =>
       this.client.send(
         new PutObjectCommand({
@@ -216,6 +281,7 @@ export class S3BackupStorage implements BackupStorage {
           Body: text,
           ContentType: 'application/json',
           ...this.encryptionParams(),
+          ...checksum,
           ...extra,
         }),
         this.bounded(),
@@ -314,8 +380,10 @@ export class S3BackupStorage implements BackupStorage {
     }
   }
 
-  async createWriter(id: string): Promise<BackupWriter> {
+  async createWriter(id: string, opts: WriterOptions = {}): Promise<BackupWriter> {
     const key = this.key(id, DUMP);
+    // Before anything is uploaded: a database too large for parts that fit the memory limit is refused here.
+    const plan = planUpload(opts.databaseBytes, this.config.memoryLimitBytes);
     // A crashed attempt with the same id (a retried Job) left its upload: it will never be completed.
     for (const u of await this.listUploads(id)) await this.abortUpload(u);
     const body = new PassThrough({ highWaterMark: 1024 * 1024 });
@@ -326,9 +394,9 @@ export class S3BackupStorage implements BackupStorage {
         Key: key,
         Body: body,
         ContentType: 'application/octet-stream',
-        ...this.backupObjectParams(),
+        ...(await this.backupObjectParams()),
       },
-      partSize: S3_PART_BYTES,
+      partSize: plan.partBytes,
       queueSize: S3_QUEUE_SIZE,
       leavePartsOnError: false,
     });
@@ -466,7 +534,7 @@ export class S3BackupStorage implements BackupStorage {
   async unmarkForRemoval(id: string): Promise<void> {
     const m = await this.getText(this.key(id, REMOVING));
     if (!m) throw new Error(`backup ${id} has no removal marker in ${this.location}`);
-    await this.putText(this.key(id, MANIFEST), m.text, this.backupObjectParams());
+    await this.putText(this.key(id, MANIFEST), m.text, await this.backupObjectParams());
     await this.deleteKey(this.key(id, REMOVING));
   }
 
@@ -552,6 +620,7 @@ export class S3BackupStorage implements BackupStorage {
       const id = this.idOf(o.key, DUMP);
       if (!id || now.getTime() - o.lastModified.getTime() <= staleAfterMs || uploading.has(id)) continue;
       if (names.has(this.key(id, MANIFEST)) || names.has(this.key(id, REMOVING))) continue;
+      if ((await this.listPins(id)).some((p) => isPinLive(p, now))) continue;
       // Judged again as it is removed: a manifest written since the listing keeps the dump.
       if (await this.head(this.key(id, MANIFEST))) continue;
       await this.deleteKey(o.key);
@@ -562,7 +631,7 @@ export class S3BackupStorage implements BackupStorage {
       if (!id || now.getTime() - o.lastModified.getTime() <= markerStaleAfterMs) continue;
       if (!(await this.head(this.key(id, MANIFEST)))) {
         const m = await this.getText(o.key);
-        if (m) await this.putText(this.key(id, MANIFEST), m.text, this.backupObjectParams());
+        if (m) await this.putText(this.key(id, MANIFEST), m.text, await this.backupObjectParams());
         out.restoredManifests.push(id);
       }
       await this.deleteKey(o.key);
@@ -583,7 +652,7 @@ export class S3BackupStorage implements BackupStorage {
     await this.putText(
       this.key(id, MANIFEST),
       JSON.stringify(manifest, null, 2) + '\n',
-      this.backupObjectParams(),
+      await this.backupObjectParams(),
     );
   }
 
@@ -596,6 +665,7 @@ export class S3BackupStorage implements BackupStorage {
       throw new Error(`invalid plan UID ${JSON.stringify(planUid)}`);
     const key = `${this.prefix}${RESTORES_DIR}/${planUid}`;
     if (await this.head(key)) return false;
+    const checksum = await this.checksumParams();
     try {
       await this.client.send(
         new PutObjectCommand({
@@ -605,6 +675,7 @@ export class S3BackupStorage implements BackupStorage {
           ContentType: 'application/json',
           IfNoneMatch: '*',
           ...this.encryptionParams(),
+          ...checksum,
         }),
         this.bounded(),
       );
@@ -630,6 +701,7 @@ export class S3BackupStorage implements BackupStorage {
       if (stored) return checkOwner(parseOwnerText(stored.text, this.location), self, this.location);
       if (self.name === undefined) return;
       const body = { namespace: self.namespace, name: self.name, created: this.now().toISOString() };
+      const checksum = await this.checksumParams();
       try {
         await this.client.send(
           new PutObjectCommand({
@@ -639,6 +711,7 @@ export class S3BackupStorage implements BackupStorage {
             ContentType: 'application/json',
             IfNoneMatch: '*',
             ...this.encryptionParams(),
+            ...checksum,
           }),
           this.bounded(),
         );

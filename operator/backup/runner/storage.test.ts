@@ -209,6 +209,57 @@ describe('FilesystemBackupStorage pins and removal markers', () => {
   });
 });
 
+describe('FilesystemBackupStorage leftovers: committed dumps without a manifest', () => {
+  it('removes one older than the leftover age, never a young one, one with a manifest or marker, or a pinned one', async () => {
+    const { dir, storage } = freshStorage();
+    const now = new Date();
+    const old = new Date(now.getTime() - 3 * 3_600_000);
+    const dump = async (id: string) => (await write(storage, id, 'PGDMP')).commit();
+    await dump('crashed'); // killed between the rename and its manifest
+    await dump('writing'); // a backup about to write its manifest
+    await committed(storage, 'kept');
+    await committed(storage, 'hidden');
+    await storage.markForRemoval('hidden'); // a prune deciding right now
+    await dump('pinned');
+    await storage.pin({ ...pinOf('pinned'), expiresAt: new Date(now.getTime() + 3_600_000).toISOString() });
+    await dump('expired-pin');
+    await storage.pin(pinOf('expired-pin')); // expired at 03:00 on 2026-03-01
+    writeFileSync(join(dir, 'not a backup.dump'), 'foreign');
+    for (const f of [
+      'crashed.dump',
+      'kept.dump',
+      'kept.manifest.json',
+      'hidden.dump',
+      'pinned.dump',
+      'expired-pin.dump',
+      'not a backup.dump',
+    ])
+      utimesSync(join(dir, f), old, old);
+    expect(await storage.removeLeftovers(now, 2 * 3_600_000)).toEqual({
+      partials: ['crashed', 'expired-pin'],
+      tempFiles: 0,
+      restoredManifests: [],
+    });
+    expect(readdirSync(dir).sort()).toEqual([
+      'expired-pin.pin-uid-1.json',
+      'hidden.dump',
+      'hidden.manifest.json.removing',
+      'kept.dump',
+      'kept.manifest.json',
+      'not a backup.dump',
+      'pinned.dump',
+      'pinned.pin-uid-1.json',
+      'writing.dump',
+    ]);
+    expect(await storage.list(), 'what is left is what a selection sees, or a pinned dump').toEqual([
+      { id: 'hidden', hasDump: true, hasManifest: false },
+      { id: 'kept', hasDump: true, hasManifest: true },
+      { id: 'pinned', hasDump: true, hasManifest: false },
+      { id: 'writing', hasDump: true, hasManifest: false },
+    ]);
+  });
+});
+
 describe('FilesystemBackupStorage.claimRestore', () => {
   it('claims a plan UID once, durably, and never as a backup', async () => {
     const { storage } = freshStorage();

@@ -24,6 +24,15 @@ export interface BackupWriter {
   abort(): Promise<void>;
 }
 
+/** What the writer may know of the dump before it starts. */
+export interface WriterOptions {
+  /**
+   * The database's size before the dump (pg_database_size): object storage sizes its multipart parts from
+   * it (upload-parts.ts). Undefined when it could not be read.
+   */
+  databaseBytes?: number;
+}
+
 export interface CommittedDump {
   /** Size of the committed dump as the storage reports it (after fsync; an object store's content length). */
   bytes: number;
@@ -44,7 +53,7 @@ export interface StoredBackup {
 export interface BackupStorage {
   /** For logs, e.g. `filesystem:/backups`. */
   readonly location: string;
-  createWriter(id: string): Promise<BackupWriter>;
+  createWriter(id: string, opts?: WriterOptions): Promise<BackupWriter>;
   /**
    * Throws BackupNotFoundError when no committed dump exists. With `archive` (from the manifest), an object
    * store reads exactly that object and refuses (ArchiveReplaced) one that replaced it.
@@ -85,9 +94,10 @@ export interface BackupStorage {
   /** The pins in storage, of one backup or of all. */
   listPins(id?: string): Promise<StoredPin[]>;
   /**
-   * Removes what interrupted runs left and nobody will finish: partial dumps and temporary manifests not
-   * written to for `staleAfterMs` (a running dump writes continuously, and every runner Job ends within its
-   * deadline), and puts back manifests a crashed prune hid more than `markerStaleAfterMs` ago.
+   * Removes what interrupted runs left and nobody will finish: partial dumps, temporary manifests and
+   * committed dumps without a manifest (nor removal marker, nor live pin) not written to for `staleAfterMs`
+   * (a running dump writes continuously, writes its manifest right after, and every runner Job ends within
+   * its deadline), and puts back manifests a crashed prune hid more than `markerStaleAfterMs` ago.
    */
   removeLeftovers(now: Date, staleAfterMs: number, markerStaleAfterMs?: number): Promise<Leftovers>;
   /** Undefined when there is none; throws ManifestInvalidError when it does not parse. */
@@ -115,7 +125,10 @@ const PLAN_UID = /^[A-Za-z0-9-]{1,128}$/;
 export const RESTORES_DIR = '.restores';
 
 export interface Leftovers {
-  /** Ids whose stale `<id>.dump.partial` was removed. */
+  /**
+   * Ids whose stale partial dump was removed: `<id>.dump.partial` (or an unfinished multipart upload), and
+   * a committed `<id>.dump` left without a manifest, removal marker or live pin.
+   */
   partials: string[];
   /** Stale temporary files (of manifests and pins) removed. */
   tempFiles: number;
@@ -468,14 +481,14 @@ export class FilesystemBackupStorage implements BackupStorage {
         throw e;
       }
     };
-    const idOf = (name: string, suffix: string) => {
-      const id = name.slice(0, name.indexOf(suffix));
+    const validIdOr = (id: string) => {
       try {
         return validateBackupId(id);
       } catch {
         return undefined; // not a name we write: not ours to remove
       }
     };
+    const idOf = (name: string, suffix: string) => validIdOr(name.slice(0, name.indexOf(suffix)));
     for (const name of await readdir(this.dir)) {
       if (name.endsWith(PARTIAL)) {
         const id = idOf(name, PARTIAL);
@@ -488,6 +501,20 @@ export class FilesystemBackupStorage implements BackupStorage {
           await unlinkIfPresent(join(this.dir, name));
           out.tempFiles++;
         }
+      } else if (name.endsWith(DUMP)) {
+        // A committed dump left without a manifest (a runner killed between the rename and its manifest, a
+        // crashed remove): no selection ever picks it. Its mtime is its last write, and a backup writes its
+        // manifest within its Job's deadline of that, so one older than staleAfterMs belongs to no running
+        // backup. A manifest, a removal marker or a live pin keeps it.
+        const id = validIdOr(name.slice(0, -DUMP.length));
+        if (!id || !(await olderThan(name, staleAfterMs))) continue;
+        if (await this.exists(this.path(id, MANIFEST))) continue;
+        if (await this.exists(this.path(id, REMOVING))) continue;
+        if ((await this.listPins(id)).some((p) => isPinLive(p, now))) continue;
+        // Judged again right before the unlink: a manifest written since keeps the dump.
+        if (await this.exists(this.path(id, MANIFEST))) continue;
+        await unlinkIfPresent(join(this.dir, name));
+        out.partials.push(id);
       } else if (name.endsWith(REMOVING)) {
         const id = idOf(name, REMOVING);
         if (!id || !(await olderThan(name, markerStaleAfterMs))) continue;
