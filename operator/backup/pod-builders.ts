@@ -3,6 +3,7 @@ import type { EffectiveBackupScheduleSpec } from '../api/v1alpha1/backupschedule
 import { ALLOW_SUPERUSER_ASSERTIONS_ENV } from './runner/restore-validation.js';
 import { OriginEnv, type BackupPurpose } from './runner/origin.js';
 import { ExitCode } from './runner/failure.js';
+import { CLUSTER_ID_ENV } from './runner/storage-owner.js';
 import { s3Env, storageArgs, storageVolumes } from './storage-location.js';
 
 export const STORAGE_MOUNT = '/backups';
@@ -30,6 +31,8 @@ export interface RunnerPodInput {
   allowSuperuserAssertions?: boolean;
   /** Provenance a backup runner writes into its manifest (see runner/origin.ts). */
   origin?: RunnerOrigin;
+  /** The cluster's id (kube-system Namespace UID or CLUSTER_ID): S3 prefix ownership; unset when unknown. */
+  clusterId?: string;
 }
 
 export interface RunnerOrigin {
@@ -161,6 +164,7 @@ export function buildRunnerJobTemplate(input: RunnerPodInput) {
                   ? [{ name: ALLOW_SUPERUSER_ASSERTIONS_ENV, value: 'true' }]
                   : []),
                 ...originEnv(input.origin),
+                ...(input.clusterId ? [{ name: CLUSTER_ID_ENV, value: input.clusterId }] : []),
                 ...databaseEnv(spec, input.secret),
               ],
               resources: pt.resources ?? {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
+  CLUSTER_IDENTITY_GRANTS,
   LEADER_ELECTION_GRANTS,
   OPERATOR_GRANTS,
   permissionsOf,
@@ -328,7 +329,7 @@ describe('namespace-restricted install: Roles only in the watched namespace, eve
     const used = new Set(
       requests.map((r) => permissionOf(r.method, r.url)).filter((p): p is string => p !== undefined),
     );
-    const grants = [...OPERATOR_GRANTS, ...LEADER_ELECTION_GRANTS];
+    const grants = [...OPERATOR_GRANTS, ...LEADER_ELECTION_GRANTS, ...CLUSTER_IDENTITY_GRANTS];
     const granted = new Set(permissionsOf(toPolicyRules(grants)));
     const outside = [...used].filter((p) => !granted.has(p) && !BASIC_USER.includes(p));
     expect(outside, 'requests no rule of operator/rbac.ts allows').toEqual([]);
