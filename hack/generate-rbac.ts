@@ -104,7 +104,7 @@ export function expectedRbacFiles(): Map<string, string> {
         `${NAME}-cluster-identity`,
         CLUSTER_IDENTITY_GRANTS,
         "The cluster's id for S3 prefix ownership: get on the kube-system Namespace only (every install,\n" +
-          'the namespace-restricted one too). Without it, set CLUSTER_ID (docs/configuration.md).',
+          'the namespace-restricted one too). Without it, set CLUSTER_ID (docs/operations.md).',
       ),
       roleBinding(`${NAME}-cluster-identity`, 'ClusterRole'),
     ),
