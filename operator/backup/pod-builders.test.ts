@@ -54,7 +54,9 @@ describe('runner provenance variables (the manifest origin)', () => {
   it('every runner Job carries the cluster id when the operator knows it (S3 prefix ownership)', () => {
     const withId = { ...input, clusterId: 'uid-of-kube-system' };
     expect(envOf(buildBackupCronJob(withId).spec.jobTemplate.spec).NXT_CLUSTER_ID).toBe('uid-of-kube-system');
-    expect(envOf(buildVerifyCronJob(withId)!.spec.jobTemplate.spec).NXT_CLUSTER_ID).toBe('uid-of-kube-system');
+    expect(envOf(buildVerifyCronJob(withId)!.spec.jobTemplate.spec).NXT_CLUSTER_ID).toBe(
+      'uid-of-kube-system',
+    );
     expect(envOf(buildBackupCronJob(input).spec.jobTemplate.spec).NXT_CLUSTER_ID).toBeUndefined();
   });
   it('test-restore Jobs write no backup, so they carry no purpose', () => {

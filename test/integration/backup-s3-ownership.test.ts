@@ -225,7 +225,10 @@ describe.skipIf(inject('existingCluster'))('one S3 prefix belongs to one cluster
     { timeout: 600_000 },
     async () => {
       // Cluster A owns the prefix and has a verified backup there.
-      const first = await runner(['backup', '--storage-url', url(), '--id', 'orders-backup-100'], runAs(CLUSTER_A, dbA.name));
+      const first = await runner(
+        ['backup', '--storage-url', url(), '--id', 'orders-backup-100'],
+        runAs(CLUSTER_A, dbA.name),
+      );
       expect(first.result, first.output).toMatchObject({ success: true });
       expect(await owner()).toMatchObject({ namespace: ns, name: 'orders', clusterId: CLUSTER_A });
       const before = await keys();
@@ -242,7 +245,9 @@ describe.skipIf(inject('existingCluster'))('one S3 prefix belongs to one cluster
         'False',
         'StorageOwnedByOtherCluster',
         60_000,
-        (cur) => cur.status.lastBackupNow?.annotationValue === 'one' && cur.status.lastBackupNow?.result === 'Failed',
+        (cur) =>
+          cur.status.lastBackupNow?.annotationValue === 'one' &&
+          cur.status.lastBackupNow?.result === 'Failed',
       );
       expect(Date.now() - started).toBeLessThan(60_000);
       const message = JSON.stringify(refused.status.conditions);
@@ -266,7 +271,15 @@ describe.skipIf(inject('existingCluster'))('one S3 prefix belongs to one cluster
         90_000,
       );
       // ...and so is a restore of its backup into this cluster's database (what a restore Job runs).
-      const restoreArgs = ['restore', '--storage-url', url(), '--id', 'orders-backup-100', '--mode', 'inPlace'];
+      const restoreArgs = [
+        'restore',
+        '--storage-url',
+        url(),
+        '--id',
+        'orders-backup-100',
+        '--mode',
+        'inPlace',
+      ];
       const beforeB = await tableChecksum(dbB.url, 'orders');
       const noOptIn = await runner(restoreArgs, runAs(clusterB, dbB.name));
       expect(noOptIn.result, noOptIn.output).toMatchObject({
@@ -292,10 +305,13 @@ describe.skipIf(inject('existingCluster'))('one S3 prefix belongs to one cluster
         backupId: 'orders-backup-100',
         jobName: 'orders-verify-manual-2',
       });
-      const optIn = await runner(restoreArgs, runAs(clusterB, dbB.name, {
-        NXT_S3_FOREIGN_CLUSTER_ID: CLUSTER_A,
-        NXT_S3_FOREIGN_CLUSTER_ALLOW: 'Restore',
-      }));
+      const optIn = await runner(
+        restoreArgs,
+        runAs(clusterB, dbB.name, {
+          NXT_S3_FOREIGN_CLUSTER_ID: CLUSTER_A,
+          NXT_S3_FOREIGN_CLUSTER_ALLOW: 'Restore',
+        }),
+      );
       expect(optIn.result, optIn.output).toMatchObject({ success: true });
       expect(await tableChecksum(dbB.url, 'orders')).toEqual(await tableChecksum(dbA.url, 'orders'));
       await backupNow(ns, 'orders', 'two');
@@ -306,7 +322,9 @@ describe.skipIf(inject('existingCluster'))('one S3 prefix belongs to one cluster
         'False',
         'StorageOwnedByOtherCluster',
         90_000,
-        (cur) => cur.status.lastBackupNow?.annotationValue === 'two' && cur.status.lastBackupNow?.result === 'Failed',
+        (cur) =>
+          cur.status.lastBackupNow?.annotationValue === 'two' &&
+          cur.status.lastBackupNow?.result === 'Failed',
       );
       expect(await owner()).toMatchObject({ clusterId: CLUSTER_A });
       expect((await keys()).filter((k) => !k.includes('/.pins/') && !k.includes('/.restores/'))).toEqual(
@@ -314,14 +332,22 @@ describe.skipIf(inject('existingCluster'))('one S3 prefix belongs to one cluster
       );
 
       // Cluster A is gone for good: TakeOver. This cluster's next backup takes the prefix over...
-      await patchSchedule(ns, 'orders', { spec: { storage: { s3: { foreignCluster: { allow: 'TakeOver' } } } } });
+      await patchSchedule(ns, 'orders', {
+        spec: { storage: { s3: { foreignCluster: { allow: 'TakeOver' } } } },
+      });
       await waitObserved('orders');
       await backupNow(ns, 'orders', 'three');
       await waitScheduleCondition(ns, 'orders', 'LastBackupSucceeded', 'True', 'BackupVerified', 120_000);
       expect(await owner()).toMatchObject({ clusterId: clusterB, takenOverFrom: CLUSTER_A });
       // ...and cluster A, should it come back with the same manifests, is refused from then on.
-      const back = await runner(['backup', '--storage-url', url(), '--id', 'orders-backup-900'], runAs(CLUSTER_A, dbA.name));
-      expect(back.result, back.output).toMatchObject({ success: false, reason: 'StorageOwnedByOtherCluster' });
+      const back = await runner(
+        ['backup', '--storage-url', url(), '--id', 'orders-backup-900'],
+        runAs(CLUSTER_A, dbA.name),
+      );
+      expect(back.result, back.output).toMatchObject({
+        success: false,
+        reason: 'StorageOwnedByOtherCluster',
+      });
     },
   );
 });

@@ -586,7 +586,9 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
       expect(more, 'one ClusterRole for the operator').toEqual([]);
       expect(permissionsOf(clusterRole!.rules)).toEqual(OPERATOR_PERMISSIONS);
       expect(grantedIn(objects).filter((p) => NEVER_GRANTED.includes(p))).toEqual([]);
-      expect(ofKind(objects.filter(isClusterIdentity), 'ClusterRole')[0]!.rules).toEqual(CLUSTER_IDENTITY_RULES);
+      expect(ofKind(objects.filter(isClusterIdentity), 'ClusterRole')[0]!.rules).toEqual(
+        CLUSTER_IDENTITY_RULES,
+      );
       const [role] = ofKind(objects, 'Role');
       expect(role!.metadata.namespace).toBe('nxt-rollback-system');
       expect(permissionsOf(role!.rules)).toEqual(LEADER_ELECTION_PERMISSIONS);
@@ -619,7 +621,9 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
         ),
         'the namespaced overlay must not grant the operator anything cluster-wide (the approver roles bind nobody)',
       ).toEqual([]);
-      expect(ofKind(operator.filter(isClusterIdentity), 'ClusterRole')[0]!.rules).toEqual(CLUSTER_IDENTITY_RULES);
+      expect(ofKind(operator.filter(isClusterIdentity), 'ClusterRole')[0]!.rules).toEqual(
+        CLUSTER_IDENTITY_RULES,
+      );
       expect(ofKind(operator, 'Role').map((r) => `${r.metadata.namespace}/${r.metadata.name}`)).toEqual([
         'nxt-rollback-system/nxt-rollback-operator-leader-election',
       ]);

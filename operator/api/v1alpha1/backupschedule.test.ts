@@ -238,7 +238,9 @@ describe('parseBackupSchedule', () => {
     ],
     [
       'a foreignCluster that allows everything',
-      schedule({ storage: { s3: { bucket: 'b-1', foreignCluster: { clusterId: 'uid-a', allow: 'Write' } } } }),
+      schedule({
+        storage: { s3: { bucket: 'b-1', foreignCluster: { clusterId: 'uid-a', allow: 'Write' } } },
+      }),
       'spec.storage.s3.foreignCluster.allow',
       'Restore',
     ],

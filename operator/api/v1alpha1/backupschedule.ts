@@ -244,7 +244,7 @@ const S3Storage = withCelRules(
           .max(128)
           .regex(
             /^[A-Za-z0-9][A-Za-z0-9._:-]*$/,
-            'must be a cluster id: the UID of that cluster\'s kube-system Namespace, or its operator\'s CLUSTER_ID',
+            "must be a cluster id: the UID of that cluster's kube-system Namespace, or its operator's CLUSTER_ID",
           )
           .meta({
             description:

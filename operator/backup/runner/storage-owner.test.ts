@@ -79,7 +79,11 @@ describe('S3 prefix ownership across clusters', () => {
   const now = new Date('2026-11-30T01:00:00Z');
   const A = 'uid-cluster-a';
   const B = 'uid-cluster-b';
-  const self = (clusterId?: string) => ({ namespace: 'shop', name: 'orders', ...(clusterId ? { clusterId } : {}) });
+  const self = (clusterId?: string) => ({
+    namespace: 'shop',
+    name: 'orders',
+    ...(clusterId ? { clusterId } : {}),
+  });
   const owned = (clusterId?: string): StorageOwner => ({
     namespace: 'shop',
     name: 'orders',
@@ -137,7 +141,14 @@ describe('S3 prefix ownership across clusters', () => {
     );
     // Another namespace/name is refused as before, whatever the cluster.
     expect(() =>
-      decideOwner(owned(A), { namespace: 'other', name: 'orders', clusterId: A }, 'read', undefined, loc, now),
+      decideOwner(
+        owned(A),
+        { namespace: 'other', name: 'orders', clusterId: A },
+        'read',
+        undefined,
+        loc,
+        now,
+      ),
     ).toThrow(expect.objectContaining({ reason: 'StorageOwnedByOther' }));
   });
 
@@ -153,7 +164,10 @@ describe('S3 prefix ownership across clusters', () => {
 
   it('foreignCluster Restore lets another cluster read, never write; naming another cluster allows nothing', () => {
     const restore = { clusterId: A, allow: 'Restore' as const };
-    expect(decide(owned(A), B, 'read', restore)).toMatchObject({ action: 'use', note: expect.stringContaining(A) });
+    expect(decide(owned(A), B, 'read', restore)).toMatchObject({
+      action: 'use',
+      note: expect.stringContaining(A),
+    });
     expect(() => decide(owned(A), B, 'write', restore)).toThrow(refusedByCluster);
     expect(() => decide(owned(A), B, 'read', { clusterId: 'uid-cluster-c', allow: 'Restore' })).toThrow(
       refusedByCluster,
