@@ -351,10 +351,15 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
         expect(b.subjects).toEqual([{ kind: 'ServiceAccount', name: RELEASE, namespace: ns }]);
       expect(
         objects.filter(
-          (o) => (o.kind === 'ClusterRole' && !isApprovals(o)) || o.kind === 'ClusterRoleBinding',
+          (o) =>
+            ((o.kind === 'ClusterRole' && !isApprovals(o)) || o.kind === 'ClusterRoleBinding') &&
+            !isClusterIdentity(o),
         ),
-        'a namespace-restricted install grants the operator nothing cluster-wide (the approver roles bind nobody)',
+        'a namespace-restricted install grants the operator nothing cluster-wide but the cluster id (the approver roles bind nobody)',
       ).toEqual([]);
+      expect(ofKind(objects.filter(isClusterIdentity), 'ClusterRole')[0]!.rules).toEqual(
+        CLUSTER_IDENTITY_RULES,
+      );
       const runners = ofKind(objects, 'ServiceAccount').filter(
         (s) => s.metadata.name === 'nxt-backup-runner',
       );
