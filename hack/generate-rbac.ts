@@ -4,6 +4,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
+  CLUSTER_IDENTITY_GRANTS,
   GITOPS_OWNER_GRANTS,
   LEADER_ELECTION_GRANTS,
   OPERATOR_GRANTS,
@@ -30,6 +31,7 @@ export function rulesYaml(grants: Grant[]): string[] {
   for (const g of grants) {
     lines.push(`- apiGroups: ${flow([g.group])}`);
     lines.push(`  resources: ${flow([g.resource])}`);
+    if (g.resourceNames) lines.push(`  resourceNames: ${flow(g.resourceNames)}`);
     lines.push('  verbs:');
     for (const v of verbsOf(g)) lines.push(`    - ${v} # ${why(g, v)}`);
   }
@@ -49,15 +51,15 @@ function role(kind: 'ClusterRole' | 'Role', name: string, grants: Grant[], comme
   ];
 }
 
-function roleBinding(name: string): string[] {
+function roleBinding(name: string, kind: 'Role' | 'ClusterRole' = 'Role'): string[] {
   return [
     'apiVersion: rbac.authorization.k8s.io/v1',
-    'kind: RoleBinding',
+    `kind: ${kind}Binding`,
     'metadata:',
     `  name: ${name}`,
     'roleRef:',
     '  apiGroup: rbac.authorization.k8s.io',
-    '  kind: Role',
+    `  kind: ${kind}`,
     `  name: ${name}`,
     'subjects:',
     '  - kind: ServiceAccount',
@@ -95,6 +97,19 @@ export function expectedRbacFiles(): Map<string, string> {
     ),
   );
   files.set(
+    'manifests/base/cluster-identity-rbac.yaml',
+    file(
+      role(
+        'ClusterRole',
+        `${NAME}-cluster-identity`,
+        CLUSTER_IDENTITY_GRANTS,
+        "The cluster's id for S3 prefix ownership: get on the kube-system Namespace only (every install,\n" +
+          'the namespace-restricted one too). Without it, set CLUSTER_ID (docs/operations.md).',
+      ),
+      roleBinding(`${NAME}-cluster-identity`, 'ClusterRole'),
+    ),
+  );
+  files.set(
     'manifests/overlays/namespaced/watched-namespace/role.yaml',
     file(
       role(
@@ -129,6 +144,8 @@ export function expectedRbacFiles(): Map<string, string> {
       define('nxt-rollback-operator.rules', OPERATOR_GRANTS) +
       '\n\n{{- /* Leader election: a Lease in the release namespace only. */}}\n' +
       define('nxt-rollback-operator.leaderElectionRules', LEADER_ELECTION_GRANTS) +
+      "\n\n{{- /* The cluster's id: get on the kube-system Namespace only (every install). */}}\n" +
+      define('nxt-rollback-operator.clusterIdentityRules', CLUSTER_IDENTITY_GRANTS) +
       '\n',
   );
   files.set(

@@ -116,9 +116,21 @@ export const ConfigSchema = z.object({
   // PEM certificate and key files: the receiver serves HTTPS when both are set (both or neither).
   ALERT_RECEIVER_TLS_CERT_FILE: z.string().min(1).optional(),
   ALERT_RECEIVER_TLS_KEY_FILE: z.string().min(1).optional(),
+  // This cluster's id, recorded in S3 prefix owner objects (docs/backupschedule.md). Unset: the UID of the
+  // kube-system Namespace, read at start-up. Set it where that UID is not stable or cannot be read.
+  CLUSTER_ID: z
+    .string()
+    .regex(/^([A-Za-z0-9][A-Za-z0-9._:-]{0,127})?$/, 'letters, digits and . _ : - (at most 128)')
+    .optional()
+    .transform((v) => v || undefined),
 });
 
-export type Config = z.output<typeof ConfigSchema> & { identity: string; leaderElectionNamespace: string };
+export type Config = z.output<typeof ConfigSchema> & {
+  identity: string;
+  leaderElectionNamespace: string;
+  /** This cluster's id (CLUSTER_ID, or the kube-system Namespace's UID), set by the manager at start-up. */
+  clusterId?: string;
+};
 
 /** `--metrics-addr=:9090` style flags override the environment variable of the same name. */
 export function flagsToEnv(argv: string[]): Record<string, string> {

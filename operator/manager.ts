@@ -3,6 +3,7 @@ import type { Server as HttpsServer } from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'winston';
 import type { Config } from './config.js';
+import { resolveClusterId } from './cluster-id.js';
 import { failpointSleep } from './failpoints.js';
 import { BackgroundTasks } from './kube/background-tasks.js';
 import type { Controller } from './kube/controller.js';
@@ -150,6 +151,14 @@ export class Manager {
           .leadership()
           .then((o) => (o === 'lost' ? ('lost' as const) : new Promise<never>(() => {})))
       : new Promise<never>(() => {});
+    if (this.stopping) return this.afterStop(lost);
+    // Before any runner Job is built: every one of them carries it (NXT_CLUSTER_ID).
+    const stopped = new AbortController();
+    void this.finished.then(() => stopped.abort());
+    config.clusterId = await resolveClusterId(this.ctx.client, log, {
+      ...(config.CLUSTER_ID ? { configured: config.CLUSTER_ID } : {}),
+      signal: stopped.signal,
+    });
     if (this.stopping) return this.afterStop(lost);
     for (const setup of this.setups) this.controllers.push(setup(this.ctx));
     this.ctx.informers.start();

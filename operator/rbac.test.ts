@@ -6,6 +6,7 @@ import { NEVER_GRANTED } from '../test/support/never-granted.js';
 import { expectedRbacFiles, REPO_ROOT, staleRbacFiles } from '../hack/generate-rbac.js';
 import {
   admissionOnlyPermissions,
+  CLUSTER_IDENTITY_GRANTS,
   LEADER_ELECTION_GRANTS,
   OPERATOR_GRANTS,
   permissionsOf,
@@ -14,7 +15,7 @@ import {
 } from './rbac.js';
 
 describe('the RBAC table', () => {
-  const all = [...OPERATOR_GRANTS, ...LEADER_ELECTION_GRANTS];
+  const all = [...OPERATOR_GRANTS, ...LEADER_ELECTION_GRANTS, ...CLUSTER_IDENTITY_GRANTS];
 
   it('names, for every verb, a file of the operator that needs it (or the admission plugin that checks it)', () => {
     for (const g of all) {
@@ -36,6 +37,12 @@ describe('the RBAC table', () => {
     const keys = all.map((g) => `${g.group}/${g.resource}`);
     expect(new Set(keys).size).toBe(keys.length);
     expect(JSON.stringify(toPolicyRules(all))).not.toContain('*');
+  });
+
+  it('reads one Namespace, kube-system, for the cluster id: nothing else cluster-wide', () => {
+    expect(toPolicyRules(CLUSTER_IDENTITY_GRANTS)).toEqual([
+      { apiGroups: [''], resources: ['namespaces'], resourceNames: ['kube-system'], verbs: ['get'] },
+    ]);
   });
 
   it('grants none of the verbs the code never used (issue 9)', () => {

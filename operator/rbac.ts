@@ -25,6 +25,8 @@ export interface Grant {
   group: string;
   /** Plural resource name, with `/subresource` when it is one. */
   resource: string;
+  /** Only these objects of the resource (rbac/v1 resourceNames); every object when unset. */
+  resourceNames?: string[];
   verbs: Partial<Record<Verb, Use>>;
 }
 
@@ -266,6 +268,24 @@ export const GITOPS_OWNER_GRANTS: Grant[] = [
   })),
 ];
 
+/**
+ * The cluster's id (operator/cluster-id.ts): the UID of the kube-system Namespace, recorded in S3 prefix owner
+ * objects. A ClusterRole of its own in every install, the namespace-restricted one too: one object, one verb.
+ */
+export const CLUSTER_IDENTITY_GRANTS: Grant[] = [
+  {
+    group: '',
+    resource: 'namespaces',
+    resourceNames: ['kube-system'],
+    verbs: {
+      get: {
+        code: 'operator/cluster-id.ts',
+        why: "the cluster's id (its UID) at start-up, for S3 prefix ownership (unless CLUSTER_ID is set)",
+      },
+    },
+  },
+];
+
 /** Leader election: a Lease in the operator's own namespace only (a Role there, in every install). */
 export const LEADER_ELECTION_GRANTS: Grant[] = [
   {
@@ -282,6 +302,7 @@ export const LEADER_ELECTION_GRANTS: Grant[] = [
 export interface PolicyRule {
   apiGroups: string[];
   resources: string[];
+  resourceNames?: string[];
   verbs: Verb[];
 }
 
@@ -290,7 +311,12 @@ export const verbsOf = (g: Grant): Verb[] => VERB_ORDER.filter((v) => g.verbs[v]
 
 /** One rbac/v1 PolicyRule per grant: a rule per resource keeps each verb next to its reason. */
 export const toPolicyRules = (grants: Grant[]): PolicyRule[] =>
-  grants.map((g) => ({ apiGroups: [g.group], resources: [g.resource], verbs: verbsOf(g) }));
+  grants.map((g) => ({
+    apiGroups: [g.group],
+    resources: [g.resource],
+    ...(g.resourceNames ? { resourceNames: g.resourceNames } : {}),
+    verbs: verbsOf(g),
+  }));
 
 /** `group/resource:verb` strings (`core` for ''), sorted: what a list of grants or rules allows. */
 export function permissionsOf(

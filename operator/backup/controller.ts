@@ -406,6 +406,7 @@ export class BackupScheduleReconciler {
       claimName: run.claimName,
       image: this.ctx.config.OPERATOR_IMAGE,
       allowSuperuserAssertions: this.ctx.config.ALLOW_SUPERUSER_ASSERTIONS,
+      ...(this.ctx.config.clusterId ? { clusterId: this.ctx.config.clusterId } : {}),
     };
     run.cronJob = await this.apply(run, buildBackupCronJob(input));
     run.status.cronJobName = run.cronJob.metadata.name;

@@ -24,6 +24,8 @@ export interface BackupCronJobInput {
   image: string;
   /** ALLOW_SUPERUSER_ASSERTIONS of the operator configuration, for the verify CronJob's assertions. */
   allowSuperuserAssertions?: boolean;
+  /** The cluster's id, passed to the runner as NXT_CLUSTER_ID (S3 prefix ownership); unset when unknown. */
+  clusterId?: string;
 }
 
 const retentionArgs = (spec: EffectiveBackupScheduleSpec) => [
@@ -85,6 +87,7 @@ function cronJob(
         args,
         component,
         allowSuperuserAssertions: input.allowSuperuserAssertions,
+        ...(input.clusterId ? { clusterId: input.clusterId } : {}),
         origin: {
           ...(component === 'backup' ? { purpose: 'scheduled' as const } : {}),
           schedule: { name: owner.metadata.name, uid: owner.metadata.uid },

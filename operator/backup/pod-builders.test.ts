@@ -52,6 +52,14 @@ describe('runner provenance variables (the manifest origin)', () => {
       'scheduled',
     );
   });
+  it('every runner Job carries the cluster id when the operator knows it (S3 prefix ownership)', () => {
+    const withId = { ...input, clusterId: 'uid-of-kube-system' };
+    expect(envOf(buildBackupCronJob(withId).spec.jobTemplate.spec).NXT_CLUSTER_ID).toBe('uid-of-kube-system');
+    expect(envOf(buildVerifyCronJob(withId)!.spec.jobTemplate.spec).NXT_CLUSTER_ID).toBe(
+      'uid-of-kube-system',
+    );
+    expect(envOf(buildBackupCronJob(input).spec.jobTemplate.spec).NXT_CLUSTER_ID).toBeUndefined();
+  });
   it('test-restore Jobs write no backup, so they carry no purpose', () => {
     expect(envOf(buildVerifyCronJob(input)!.spec.jobTemplate.spec).NXT_BACKUP_PURPOSE).toBeUndefined();
   });

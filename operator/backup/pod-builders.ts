@@ -4,6 +4,7 @@ import { ALLOW_SUPERUSER_ASSERTIONS_ENV } from './runner/restore-validation.js';
 import { OriginEnv, type BackupPurpose } from './runner/origin.js';
 import { ExitCode } from './runner/failure.js';
 import { RUNNER_CONTAINER } from './job-results.js';
+import { CLUSTER_ID_ENV } from './runner/storage-owner.js';
 import { s3Env, storageArgs, storageVolumes } from './storage-location.js';
 
 export const STORAGE_MOUNT = '/backups';
@@ -32,6 +33,8 @@ export interface RunnerPodInput {
   allowSuperuserAssertions?: boolean;
   /** Provenance a backup runner writes into its manifest (see runner/origin.ts). */
   origin?: RunnerOrigin;
+  /** The cluster's id (kube-system Namespace UID or CLUSTER_ID): S3 prefix ownership; unset when unknown. */
+  clusterId?: string;
 }
 
 export interface RunnerOrigin {
@@ -179,6 +182,7 @@ export function buildRunnerJobTemplate(input: RunnerPodInput) {
                   ? [{ name: ALLOW_SUPERUSER_ASSERTIONS_ENV, value: 'true' }]
                   : []),
                 ...originEnv(input.origin),
+                ...(input.clusterId ? [{ name: CLUSTER_ID_ENV, value: input.clusterId }] : []),
                 ...(input.secret ? databaseEnv(spec, input.secret) : []),
               ],
               resources: pt.resources ?? {

@@ -13,6 +13,8 @@ export interface RunnerPolicy {
   allowedServiceAccounts: readonly string[];
   /** Passed to the runner: may SQL assertions run as a superuser (or a role that can run programs)? */
   allowSuperuserAssertions: boolean;
+  /** The cluster's id for runner Jobs (NXT_CLUSTER_ID: S3 prefix ownership); unset when unknown. */
+  clusterId?: string;
 }
 
 export const runnerPolicyOf = (config: Config): RunnerPolicy => ({
@@ -20,6 +22,7 @@ export const runnerPolicyOf = (config: Config): RunnerPolicy => ({
   allowedImages: config.ALLOWED_RUNNER_IMAGES,
   allowedServiceAccounts: config.ALLOWED_RUNNER_SERVICE_ACCOUNTS,
   allowSuperuserAssertions: config.ALLOW_SUPERUSER_ASSERTIONS,
+  ...(config.clusterId ? { clusterId: config.clusterId } : {}),
 });
 
 export interface OverrideRefusal {

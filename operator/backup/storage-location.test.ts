@@ -74,6 +74,16 @@ describe('S3 locations in runner pods', () => {
     expect(byName.STORAGE_DIR).toBeUndefined();
   });
 
+  it('passes spec.storage.s3.foreignCluster to the runner, and nothing without it', () => {
+    const names = (spec: ReturnType<typeof s3Spec>) =>
+      Object.fromEntries(
+        (podOf(spec).containers[0]!.env as { name: string; value?: string }[]).map((e) => [e.name, e.value]),
+      );
+    const dr = names(s3Spec({ bucket: 'b-1', foreignCluster: { clusterId: 'uid-a', allow: 'Restore' } }));
+    expect(dr).toMatchObject({ NXT_S3_FOREIGN_CLUSTER_ID: 'uid-a', NXT_S3_FOREIGN_CLUSTER_ALLOW: 'Restore' });
+    expect(Object.keys(names(full)).filter((n) => n.includes('FOREIGN'))).toEqual([]);
+  });
+
   it('without a credentials Secret leaves the SDK default chain (IRSA) alone', () => {
     const env = podOf(s3Spec({ bucket: 'b-1' })).containers[0]!.env as { name: string }[];
     expect(env.map((e) => e.name)).not.toContain('AWS_ACCESS_KEY_ID');

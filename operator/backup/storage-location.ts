@@ -1,5 +1,6 @@
 import type { BackupScheduleSpec, S3Storage } from '../api/v1alpha1/backupschedule.js';
 import { DEFAULT_S3_REGION, S3Env } from './runner/s3-config.js';
+import { ForeignClusterEnv } from './runner/storage-owner.js';
 
 /** Where the runner pods mount the CA bundle Secret of a private S3 endpoint. */
 export const S3_CA_MOUNT = '/etc/nxt-s3-ca';
@@ -74,6 +75,8 @@ export function s3Env(s3: S3Storage) {
     ),
     ...value(S3Env.objectLockMode, s3.objectLock?.mode),
     ...value(S3Env.objectLockDays, s3.objectLock ? String(s3.objectLock.retentionDays) : undefined),
+    ...value(ForeignClusterEnv.clusterId, s3.foreignCluster?.clusterId),
+    ...value(ForeignClusterEnv.allow, s3.foreignCluster?.allow),
   ];
 }
 

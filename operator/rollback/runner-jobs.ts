@@ -138,6 +138,7 @@ export function buildPlanJob(
     args,
     component,
     allowSuperuserAssertions: run.runnerPolicy.allowSuperuserAssertions,
+    ...(run.runnerPolicy.clusterId ? { clusterId: run.runnerPolicy.clusterId } : {}),
     origin: {
       ...(opts.purpose ? { purpose: opts.purpose } : {}),
       schedule: { name: sc.schedule.metadata.name, uid: sc.schedule.metadata.uid },

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
+  CLUSTER_IDENTITY_GRANTS,
   LEADER_ELECTION_GRANTS,
   OPERATOR_GRANTS,
   permissionsOf,
@@ -92,6 +93,8 @@ describe('the operator runs with exactly the RBAC in manifests/', () => {
       [
         'ClusterRole/nxt-rollback-operator',
         'ClusterRoleBinding/nxt-rollback-operator',
+        'ClusterRole/nxt-rollback-operator-cluster-identity',
+        'ClusterRoleBinding/nxt-rollback-operator-cluster-identity',
         `Namespace/${OPERATOR_NAMESPACE}`,
         'Role/nxt-rollback-operator-leader-election',
         'RoleBinding/nxt-rollback-operator-leader-election',
@@ -170,7 +173,7 @@ describe('the operator runs with exactly the RBAC in manifests/', () => {
   });
 });
 
-// Namespace-restricted install: manifests/overlays/namespaced (no ClusterRole at all) plus the
+// Namespace-restricted install: manifests/overlays/namespaced (no ClusterRole but the cluster id's) plus the
 // watched-namespace Role in one namespace. The operator's requests go through a recording proxy, so the test
 // sees exactly what it asked the API server for: every verb the table in operator/rbac.ts grants must be
 // among them, and nothing may have been refused.
@@ -228,8 +231,11 @@ describe('namespace-restricted install: Roles only in the watched namespace, eve
     if (workDir) rmSync(workDir, { recursive: true, force: true });
   });
 
-  it('installs no ClusterRole and no ClusterRoleBinding', () => {
-    expect(rbac!.applied.filter((a) => a.startsWith('Cluster'))).toEqual([]);
+  it("installs no ClusterRole and no ClusterRoleBinding but the cluster id's (get on kube-system)", () => {
+    expect(rbac!.applied.filter((a) => a.startsWith('Cluster')).sort()).toEqual([
+      'ClusterRole/nxt-rollback-operator-cluster-identity',
+      'ClusterRoleBinding/nxt-rollback-operator-cluster-identity',
+    ]);
     expect(rbac!.applied).toContain('Role/nxt-rollback-operator');
   });
 
@@ -328,7 +334,7 @@ describe('namespace-restricted install: Roles only in the watched namespace, eve
     const used = new Set(
       requests.map((r) => permissionOf(r.method, r.url)).filter((p): p is string => p !== undefined),
     );
-    const grants = [...OPERATOR_GRANTS, ...LEADER_ELECTION_GRANTS];
+    const grants = [...OPERATOR_GRANTS, ...LEADER_ELECTION_GRANTS, ...CLUSTER_IDENTITY_GRANTS];
     const granted = new Set(permissionsOf(toPolicyRules(grants)));
     const outside = [...used].filter((p) => !granted.has(p) && !BASIC_USER.includes(p));
     expect(outside, 'requests no rule of operator/rbac.ts allows').toEqual([]);

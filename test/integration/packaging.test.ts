@@ -5,6 +5,7 @@ import { join, relative, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
 import {
+  CLUSTER_IDENTITY_GRANTS,
   GITOPS_OWNER_GRANTS,
   LEADER_ELECTION_GRANTS,
   OPERATOR_GRANTS,
@@ -39,6 +40,11 @@ const GITOPS_OWNER_PERMISSIONS = permissionsOf(toPolicyRules(GITOPS_OWNER_GRANTS
 const isGitopsOwners = (o: KubeObject) =>
   ['ClusterRole', 'ClusterRoleBinding', 'RoleBinding'].includes(o.kind) &&
   (o.metadata.name.endsWith('-gitops-owners') || o.roleRef?.name?.endsWith('-gitops-owners'));
+/** The cluster-id ClusterRole and its binding: get on the kube-system Namespace only, in every install. */
+const isClusterIdentity = (o: KubeObject) =>
+  ['ClusterRole', 'ClusterRoleBinding'].includes(o.kind) &&
+  (o.metadata.name.endsWith('-cluster-identity') || o.roleRef?.name?.endsWith('-cluster-identity'));
+const CLUSTER_IDENTITY_RULES = toPolicyRules(CLUSTER_IDENTITY_GRANTS);
 /** The ClusterRoles for people and the approvals policy (manifests/approvals): not the operator's permissions. */
 const isApprovals = (o: KubeObject) => o.metadata.labels?.['app.kubernetes.io/component'] === 'approvals';
 const APPROVALS_KINDS = ['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'];
@@ -51,7 +57,7 @@ const grantedIn = (objects: KubeObject[]) =>
   );
 /** The operator's own ClusterRole (a render also holds the approver ClusterRoles). */
 const operatorClusterRoles = (objects: KubeObject[]) =>
-  objects.filter((o) => o.kind === 'ClusterRole' && !isApprovals(o));
+  objects.filter((o) => o.kind === 'ClusterRole' && !isApprovals(o) && !isClusterIdentity(o));
 /** The seed's decision matrix as RBAC: who may approve and veto which severity (docs/approvals.md). */
 const APPROVER_ROLES: Record<string, string[]> = {
   'nxt-rollback-oncall': ['critical'],
@@ -275,6 +281,8 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
           'ClusterRole',
           'ClusterRole',
           'ClusterRoleBinding',
+          'ClusterRole', // the cluster id: get on the kube-system Namespace
+          'ClusterRoleBinding',
           'ValidatingAdmissionPolicy',
           'ValidatingAdmissionPolicyBinding',
           'Deployment',
@@ -291,6 +299,10 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
       expect(clusterRole!.metadata.name).toBe(RELEASE);
       expect(permissionsOf(clusterRole!.rules)).toEqual(OPERATOR_PERMISSIONS);
       expect(grantedIn(objects).filter((p) => NEVER_GRANTED.includes(p))).toEqual([]);
+      expect(objects.filter(isClusterIdentity).map((o) => o.rules ?? o.subjects)).toEqual([
+        CLUSTER_IDENTITY_RULES,
+        [{ kind: 'ServiceAccount', name: RELEASE, namespace: ns }],
+      ]);
       const [leaderRole] = ofKind(objects, 'Role');
       expect(leaderRole!.metadata.namespace).toBe(ns);
       expect(permissionsOf(leaderRole!.rules)).toEqual(LEADER_ELECTION_PERMISSIONS);
@@ -339,10 +351,15 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
         expect(b.subjects).toEqual([{ kind: 'ServiceAccount', name: RELEASE, namespace: ns }]);
       expect(
         objects.filter(
-          (o) => (o.kind === 'ClusterRole' && !isApprovals(o)) || o.kind === 'ClusterRoleBinding',
+          (o) =>
+            ((o.kind === 'ClusterRole' && !isApprovals(o)) || o.kind === 'ClusterRoleBinding') &&
+            !isClusterIdentity(o),
         ),
-        'a namespace-restricted install grants the operator nothing cluster-wide (the approver roles bind nobody)',
+        'a namespace-restricted install grants the operator nothing cluster-wide but the cluster id (the approver roles bind nobody)',
       ).toEqual([]);
+      expect(ofKind(objects.filter(isClusterIdentity), 'ClusterRole')[0]!.rules).toEqual(
+        CLUSTER_IDENTITY_RULES,
+      );
       const runners = ofKind(objects, 'ServiceAccount').filter(
         (s) => s.metadata.name === 'nxt-backup-runner',
       );
@@ -574,6 +591,9 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
       expect(more, 'one ClusterRole for the operator').toEqual([]);
       expect(permissionsOf(clusterRole!.rules)).toEqual(OPERATOR_PERMISSIONS);
       expect(grantedIn(objects).filter((p) => NEVER_GRANTED.includes(p))).toEqual([]);
+      expect(ofKind(objects.filter(isClusterIdentity), 'ClusterRole')[0]!.rules).toEqual(
+        CLUSTER_IDENTITY_RULES,
+      );
       const [role] = ofKind(objects, 'Role');
       expect(role!.metadata.namespace).toBe('nxt-rollback-system');
       expect(permissionsOf(role!.rules)).toEqual(LEADER_ELECTION_PERMISSIONS);
@@ -595,15 +615,20 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
       expect(warnings, 'the API server should not warn about the base').toEqual([]);
     });
 
-    it('namespaced overlay: nothing cluster-wide; the watched-namespace Role grants exactly the operator rules', async (ctx) => {
+    it('namespaced overlay: nothing cluster-wide but the cluster id; the watched-namespace Role grants exactly the operator rules', async (ctx) => {
       ctx.skip(!existsSync(crdKustomization), 'crds/kustomization.yaml is not generated yet');
       const operator = await kustomize('manifests/overlays/namespaced');
       expect(
         operator.filter(
-          (o) => (o.kind === 'ClusterRole' && !isApprovals(o)) || o.kind === 'ClusterRoleBinding',
+          (o) =>
+            ((o.kind === 'ClusterRole' && !isApprovals(o)) || o.kind === 'ClusterRoleBinding') &&
+            !isClusterIdentity(o),
         ),
         'the namespaced overlay must not grant the operator anything cluster-wide (the approver roles bind nobody)',
       ).toEqual([]);
+      expect(ofKind(operator.filter(isClusterIdentity), 'ClusterRole')[0]!.rules).toEqual(
+        CLUSTER_IDENTITY_RULES,
+      );
       expect(ofKind(operator, 'Role').map((r) => `${r.metadata.namespace}/${r.metadata.name}`)).toEqual([
         'nxt-rollback-system/nxt-rollback-operator-leader-election',
       ]);

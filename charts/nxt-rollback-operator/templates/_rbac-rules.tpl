@@ -99,3 +99,12 @@
     - create # operator/kube/leader.ts: the first leader creates the Lease
     - update # operator/kube/leader.ts: acquire, renew and release
 {{- end }}
+
+{{- /* The cluster's id: get on the kube-system Namespace only (every install). */}}
+{{- define "nxt-rollback-operator.clusterIdentityRules" -}}
+- apiGroups: ['']
+  resources: [namespaces]
+  resourceNames: [kube-system]
+  verbs:
+    - get # operator/cluster-id.ts: the cluster's id (its UID) at start-up, for S3 prefix ownership (unless CLUSTER_ID is set)
+{{- end }}

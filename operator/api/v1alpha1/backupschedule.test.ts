@@ -236,6 +236,20 @@ describe('parseBackupSchedule', () => {
       'spec.storage.s3.objectLock.retentionDays',
       '>=1',
     ],
+    [
+      'a foreignCluster that allows everything',
+      schedule({
+        storage: { s3: { bucket: 'b-1', foreignCluster: { clusterId: 'uid-a', allow: 'Write' } } },
+      }),
+      'spec.storage.s3.foreignCluster.allow',
+      'Restore',
+    ],
+    [
+      'a foreignCluster without a cluster id',
+      schedule({ storage: { s3: { bucket: 'b-1', foreignCluster: { allow: 'Restore' } } } }),
+      'spec.storage.s3.foreignCluster.clusterId',
+      '',
+    ],
     ['keepWeekly 0', schedule({ retention: { keepWeekly: 0 } }), 'spec.retention.keepWeekly', '>=1'],
     [
       'an unknown sslMode',

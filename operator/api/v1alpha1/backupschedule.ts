@@ -236,6 +236,30 @@ const S3Storage = withCelRules(
         description:
           'Write every backup immutable for retentionDays (S3 Object Lock; the bucket must have it enabled). Retention then only hides older backups until their lock ends.',
       }),
+    foreignCluster: z
+      .object({
+        clusterId: z
+          .string()
+          .min(1)
+          .max(128)
+          .regex(
+            /^[A-Za-z0-9][A-Za-z0-9._:-]*$/,
+            "must be a cluster id: the UID of that cluster's kube-system Namespace, or its operator's CLUSTER_ID",
+          )
+          .meta({
+            description:
+              "The cluster that owns the prefix: the clusterId in its owner object .nxt-owner.json (the UID of that cluster's kube-system Namespace, or its operator's CLUSTER_ID), as the StorageOwnedByOtherCluster message names it.",
+          }),
+        allow: z.enum(['Restore', 'TakeOver']).meta({
+          description:
+            "Restore: verify, test-restore and restore that cluster's backups, never back up or prune there. TakeOver: also back up and prune, recording this cluster as the prefix's owner (that cluster's schedules are refused from then on).",
+        }),
+      })
+      .optional()
+      .meta({
+        description:
+          "Disaster recovery: what this schedule may do in a prefix that a schedule of the same namespace and name in another cluster owns. Unset: every command there is refused (StorageOwnedByOtherCluster). Has no effect in the owner's own cluster.",
+      }),
   }),
   [
     {

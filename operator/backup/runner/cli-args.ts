@@ -38,7 +38,8 @@ NXT_S3_OBJECT_LOCK_DAYS and the AWS SDK's credentials: AWS_ACCESS_KEY_ID AWS_SEC
 backup id. backup --keep-*: after a verified backup, prune as prune does, never the new backup; a failed
 prune is reported but does not fail the backup. Without any --keep-* nothing is pruned.
 Environment set by the operator: NXT_SCHEDULE_NAME/NXT_SCHEDULE_UID (prune, backup --keep-* and --id latest
-consider only that schedule's backups; --id latest never picks a safety backup), NXT_PLAN_UID/NXT_PLAN_NAME (verify and restore pin the backup for the plan).`;
+consider only that schedule's backups; --id latest never picks a safety backup), NXT_PLAN_UID/NXT_PLAN_NAME (verify and restore pin the backup for the plan),
+NXT_NAMESPACE/NXT_CLUSTER_ID (an S3 prefix's owner: NXT_S3_FOREIGN_CLUSTER_ID/_ALLOW let another cluster's be read).`;
 
 interface Common {
   /** Exactly one of storageDir (a mounted volume) and storageUrl (`s3://bucket/prefix`) is set. */

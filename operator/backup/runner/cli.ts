@@ -26,7 +26,12 @@ import { createRedactor, type Redact } from './redact.js';
 import type { FailureReason, RunnerResult } from './result.js';
 import { timing, writeTerminationMessage } from './termination-message.js';
 import { scheduleIdentityFromEnv } from './retention.js';
-import { foreignBackup, ownerIdentityFromEnv } from './storage-owner.js';
+import {
+  CLUSTER_ID_ENV,
+  foreignBackup,
+  foreignClusterFromEnv,
+  ownerIdentityFromEnv,
+} from './storage-owner.js';
 import { FilesystemBackupStorage, type BackupStorage } from './storage.js';
 import { verifyBackup } from './verify.js';
 
@@ -109,6 +114,7 @@ async function openStorage(
   args: RunnerArgs,
   env: NodeJS.ProcessEnv,
   now: () => Date,
+  log: RunnerLog,
 ): Promise<BackupStorage> {
   if (args.storageUrl !== undefined) {
     const [{ s3ConfigFromEnv }, { createS3Client, S3BackupStorage }] = await Promise.all([
@@ -127,7 +133,16 @@ async function openStorage(
     }
     const storage = new S3BackupStorage(client, config, now);
     const self = ownerIdentityFromEnv(env);
-    if (self) await storage.ensureOwner(self);
+    if (self) {
+      if (!self.clusterId)
+        log('warn', 'storage.owner-no-cluster-id', {
+          message: `${CLUSTER_ID_ENV} is unset: the prefix owner object is matched by namespace and name only`,
+        });
+      // Backups and prunes write into the prefix; verify, test restores and restores only read its backups.
+      const access = args.command === 'backup' || args.command === 'prune' ? 'write' : 'read';
+      const note = await storage.ensureOwner(self, access, foreignClusterFromEnv(env));
+      if (note) log('warn', 'storage.owner', { message: note });
+    }
     return storage;
   }
   const dir = args.storageDir!;
@@ -175,7 +190,7 @@ async function run(
 ): Promise<RunnerResult> {
   // Before openStorage: a probe claims nothing (openStorage writes the prefix's owner object) and needs no database.
   if (args.command === 'probe-storage') return probe(args.storageUrl!, env, log, now);
-  const storage = await openStorage(args, env, now);
+  const storage = await openStorage(args, env, now, log);
   const pgRestorePath = pgToolPath(env, 'pg_restore');
   const common = { storage, log, env, redact, now };
   /** The backup `--id` names: `latest` becomes the id of the newest verified backup retention keeps. */

@@ -50,6 +50,7 @@ describe('exitCodeOf', () => {
     'StorageCredentialsInvalid',
     'StorageBucketNotFound',
     'StorageOwnedByOther',
+    'StorageOwnedByOtherCluster',
     'StorageCertificateUntrusted',
     'StorageRegionMismatch',
     'StorageRequestInvalid',

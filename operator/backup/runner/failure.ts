@@ -23,6 +23,7 @@ export const NOT_RETRYABLE_REASONS: ReadonlySet<FailureReason> = new Set<Failure
   'StorageCredentialsInvalid',
   'StorageBucketNotFound',
   'StorageOwnedByOther',
+  'StorageOwnedByOtherCluster',
   'StorageCertificateUntrusted',
   'StorageRegionMismatch',
   'StorageRequestInvalid',

@@ -51,6 +51,11 @@ export const FAILURE_REASONS = [
   'StorageCertificateUntrusted',
   /** The bucket prefix belongs to another schedule (namespace/name in its owner object): nothing was done. */
   'StorageOwnedByOther',
+  /**
+   * The bucket prefix belongs to a schedule of the same namespace/name in another cluster (the cluster id in its
+   * owner object), and spec.storage.s3.foreignCluster does not allow this command: nothing was done.
+   */
+  'StorageOwnedByOtherCluster',
   'BackupNotFound',
   'ManifestInvalid',
   'ChecksumMismatch',

@@ -21,7 +21,14 @@ import { RunnerFailure } from './failure.js';
 import type { ArchiveIdentity, BackupManifest } from './manifest.js';
 import { isPinLive, PIN_HOLDER_PATTERN, type BackupPin, type StoredPin } from './pins.js';
 import { reasonOfS3Error, s3Failure, s3Location, type S3Config } from './s3-config.js';
-import { checkOwner, OWNER_OBJECT, parseOwnerText, type OwnerIdentity } from './storage-owner.js';
+import {
+  decideOwner,
+  OWNER_OBJECT,
+  parseOwnerText,
+  type ForeignClusterAccess,
+  type OwnerAccess,
+  type OwnerIdentity,
+} from './storage-owner.js';
 import {
   BackupNotFoundError,
   parseManifestText,
@@ -691,33 +698,50 @@ export class S3BackupStorage implements BackupStorage {
   }
 
   /**
-   * Reads the prefix's owner object and refuses (StorageOwnedByOther) when it names another schedule; claims the
-   * prefix with If-None-Match: * when there is none and `self` names a schedule. Runs before every command.
+   * Reads the prefix's owner object and decides with decideOwner: refuses (StorageOwnedByOther,
+   * StorageOwnedByOtherCluster) a prefix of another schedule or cluster, claims one without owner object
+   * (If-None-Match: *), and rewrites the object read (If-Match its ETag) to add this cluster's id to an old one
+   * or to take the prefix over. Runs before every command; returns what was noted (an upgrade, a take-over, a
+   * foreign read) for the log.
    */
-  async ensureOwner(self: OwnerIdentity): Promise<void> {
+  async ensureOwner(
+    self: OwnerIdentity,
+    access: OwnerAccess = 'write',
+    foreign?: ForeignClusterAccess,
+  ): Promise<string | undefined> {
     const key = this.prefix + OWNER_OBJECT;
-    for (let attempt = 0; attempt < 2; attempt++) {
-      const stored = await this.getText(key);
-      if (stored) return checkOwner(parseOwnerText(stored.text, this.location), self, this.location);
-      if (self.name === undefined) return;
-      const body = { namespace: self.namespace, name: self.name, created: this.now().toISOString() };
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const stored = await this.getOwnerObject(key);
+      const decision = decideOwner(
+        stored && parseOwnerText(stored.text, this.location),
+        self,
+        access,
+        foreign,
+        this.location,
+        this.now(),
+      );
+      if (decision.action === 'use') return decision.note;
       const checksum = await this.checksumParams();
       try {
         await this.client.send(
           new PutObjectCommand({
             Bucket: this.bucket,
             Key: key,
-            Body: JSON.stringify(body) + '\n',
+            Body: JSON.stringify(decision.owner) + '\n',
             ContentType: 'application/json',
-            IfNoneMatch: '*',
+            ...(decision.action === 'claim'
+              ? { IfNoneMatch: '*' }
+              : stored?.etag
+                ? { IfMatch: stored.etag }
+                : {}),
             ...this.encryptionParams(),
             ...checksum,
           }),
           this.bounded(),
         );
-        return;
+        return decision.action === 'rewrite' ? decision.note : undefined;
       } catch (e) {
-        // Another runner claimed it first: read what it wrote.
+        // Another runner wrote it first: read what it wrote and decide again.
         if (isPreconditionFailed(e) || (e as { name?: string }).name === 'ConditionalRequestConflict')
           continue;
         throw (
@@ -727,6 +751,23 @@ export class S3BackupStorage implements BackupStorage {
       }
     }
     throw new RunnerFailure('StorageFailed', `claiming ${this.location}: ${key} changed while it was read`);
+  }
+
+  /** The owner object's text and ETag (the condition of a rewrite); undefined when there is none. */
+  private async getOwnerObject(key: string): Promise<{ text: string; etag?: string } | undefined> {
+    try {
+      const r = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: key }),
+        this.bounded(),
+      );
+      return {
+        text: (await r.Body?.transformToString('utf8')) ?? '',
+        ...(r.ETag ? { etag: r.ETag } : {}),
+      };
+    } catch (e) {
+      if (isMissing(e)) return undefined;
+      throw s3Failure(e, `reading ${key} in ${this.location}`);
+    }
   }
 
   /** Whether a stored dump (the version `archive` names) is under Object Lock retention, and until when (HEAD). */

@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { isOwnBackup } from './retention.js';
 import { parseS3Url } from './s3-config.js';
-import { checkOwner, foreignBackup, ownerIdentityFromEnv, parseOwnerText } from './storage-owner.js';
+import {
+  checkOwner,
+  decideOwner,
+  foreignBackup,
+  foreignClusterFromEnv,
+  ownerIdentityFromEnv,
+  parseOwnerText,
+  type StorageOwner,
+} from './storage-owner.js';
 
 const loc = 's3://b/db';
 
@@ -64,5 +72,136 @@ describe('S3 prefix ownership', () => {
     expect(() => parseS3Url('s3://bucket/db/.pins/x')).toThrow(/starting with \./);
     expect(() => parseS3Url('s3://bucket/.hidden')).toThrow(/starting with \./);
     expect(parseS3Url('s3://bucket/db/a.b').prefix).toBe('db/a.b/');
+  });
+});
+
+describe('S3 prefix ownership across clusters', () => {
+  const now = new Date('2026-11-30T01:00:00Z');
+  const A = 'uid-cluster-a';
+  const B = 'uid-cluster-b';
+  const self = (clusterId?: string) => ({
+    namespace: 'shop',
+    name: 'orders',
+    ...(clusterId ? { clusterId } : {}),
+  });
+  const owned = (clusterId?: string): StorageOwner => ({
+    namespace: 'shop',
+    name: 'orders',
+    ...(clusterId ? { clusterId } : {}),
+    created: '2026-01-01T00:00:00.000Z',
+  });
+  const decide = (
+    stored: StorageOwner | undefined,
+    clusterId: string | undefined,
+    access: 'read' | 'write',
+    foreign?: { clusterId: string; allow: 'Restore' | 'TakeOver' },
+  ) => decideOwner(stored, self(clusterId), access, foreign, loc, now);
+  const refusedByCluster = expect.objectContaining({
+    reason: 'StorageOwnedByOtherCluster',
+    message: expect.stringMatching(new RegExp(`cluster ${A}.*cluster ${B}`)),
+  });
+
+  it('reads NXT_CLUSTER_ID and spec.storage.s3.foreignCluster from the env; a half setting is refused', () => {
+    expect(ownerIdentityFromEnv({ NXT_NAMESPACE: 'a', NXT_SCHEDULE_NAME: 'o', NXT_CLUSTER_ID: A })).toEqual({
+      namespace: 'a',
+      name: 'o',
+      clusterId: A,
+    });
+    expect(foreignClusterFromEnv({})).toBeUndefined();
+    expect(
+      foreignClusterFromEnv({ NXT_S3_FOREIGN_CLUSTER_ID: A, NXT_S3_FOREIGN_CLUSTER_ALLOW: 'Restore' }),
+    ).toEqual({ clusterId: A, allow: 'Restore' });
+    expect(() => foreignClusterFromEnv({ NXT_S3_FOREIGN_CLUSTER_ID: A })).toThrow(
+      expect.objectContaining({ reason: 'InvalidArguments' }),
+    );
+    expect(() =>
+      foreignClusterFromEnv({ NXT_S3_FOREIGN_CLUSTER_ID: A, NXT_S3_FOREIGN_CLUSTER_ALLOW: 'Everything' }),
+    ).toThrow(expect.objectContaining({ reason: 'InvalidArguments' }));
+  });
+
+  it('claims a new prefix with the cluster id (none when it is unknown)', () => {
+    expect(decide(undefined, A, 'write')).toEqual({
+      action: 'claim',
+      owner: { namespace: 'shop', name: 'orders', clusterId: A, created: now.toISOString() },
+    });
+    expect(decide(undefined, undefined, 'read')).toEqual({
+      action: 'claim',
+      owner: { namespace: 'shop', name: 'orders', created: now.toISOString() },
+    });
+  });
+
+  it("the owner's own cluster uses its prefix; the same namespace/name of another cluster is refused, reads and writes", () => {
+    expect(decide(owned(A), A, 'write')).toEqual({ action: 'use' });
+    expect(decide(owned(A), A, 'read')).toEqual({ action: 'use' });
+    expect(() => decide(owned(A), B, 'write')).toThrow(refusedByCluster);
+    expect(() => decide(owned(A), B, 'read')).toThrow(refusedByCluster);
+    // An operator that could not learn its id cannot prove it is the owner's cluster.
+    expect(() => decide(owned(A), undefined, 'write')).toThrow(
+      expect.objectContaining({ reason: 'StorageOwnedByOtherCluster' }),
+    );
+    // Another namespace/name is refused as before, whatever the cluster.
+    expect(() =>
+      decideOwner(
+        owned(A),
+        { namespace: 'other', name: 'orders', clusterId: A },
+        'read',
+        undefined,
+        loc,
+        now,
+      ),
+    ).toThrow(expect.objectContaining({ reason: 'StorageOwnedByOther' }));
+  });
+
+  it('an owner object from before cluster ids gets the id of the first writer of the same namespace/name', () => {
+    expect(decide(owned(), B, 'read')).toEqual({ action: 'use' });
+    expect(decide(owned(), undefined, 'write')).toEqual({ action: 'use' });
+    expect(decide(owned(), B, 'write')).toEqual({
+      action: 'rewrite',
+      owner: { ...owned(), clusterId: B, updated: now.toISOString() },
+      note: expect.stringContaining(B),
+    });
+  });
+
+  it('foreignCluster Restore lets another cluster read, never write; naming another cluster allows nothing', () => {
+    const restore = { clusterId: A, allow: 'Restore' as const };
+    expect(decide(owned(A), B, 'read', restore)).toMatchObject({
+      action: 'use',
+      note: expect.stringContaining(A),
+    });
+    expect(() => decide(owned(A), B, 'write', restore)).toThrow(refusedByCluster);
+    expect(() => decide(owned(A), B, 'read', { clusterId: 'uid-cluster-c', allow: 'Restore' })).toThrow(
+      refusedByCluster,
+    );
+    // In the owner's own cluster the same setting changes nothing (one manifest for both clusters).
+    expect(decide(owned(A), A, 'write', restore)).toEqual({ action: 'use' });
+  });
+
+  it('foreignCluster TakeOver: the first write takes the prefix over, and the old cluster is refused from then on', () => {
+    const takeOver = { clusterId: A, allow: 'TakeOver' as const };
+    expect(decide(owned(A), B, 'read', takeOver)).toMatchObject({ action: 'use' });
+    const d = decide(owned(A), B, 'write', takeOver);
+    expect(d).toEqual({
+      action: 'rewrite',
+      owner: {
+        namespace: 'shop',
+        name: 'orders',
+        clusterId: B,
+        created: '2026-01-01T00:00:00.000Z',
+        takenOverFrom: A,
+        updated: now.toISOString(),
+      },
+      note: expect.stringContaining(`took the prefix over from cluster ${A}`),
+    });
+    const after = (d as { owner: StorageOwner }).owner;
+    expect(decide(after, B, 'write', takeOver)).toEqual({ action: 'use' });
+    // The old cluster, even with the same manifest (foreignCluster names itself), no longer writes or reads.
+    expect(() => decide(after, A, 'write', takeOver)).toThrow(
+      expect.objectContaining({ reason: 'StorageOwnedByOtherCluster' }),
+    );
+    expect(() => decide(after, A, 'read', takeOver)).toThrow(
+      expect.objectContaining({ reason: 'StorageOwnedByOtherCluster' }),
+    );
+    // Taking over needs this cluster's own id.
+    expect(() => decide(owned(A), undefined, 'write', takeOver)).toThrow(/does not know its own cluster/);
   });
 });

@@ -2,33 +2,79 @@ import { z } from 'zod';
 import { RunnerFailure } from './failure.js';
 
 /**
- * An S3 prefix belongs to exactly one schedule identity: namespace + name. Backup ids are
- * `<schedule>-backup-<minutes>`, so two same-named schedules of different namespaces (one GitOps overlay applied
- * twice, a DR cluster) on one bucket + prefix would prune, select, overwrite and restore each other's backups.
- * The first runner that knows its identity writes `<prefix>.nxt-owner.json` (If-None-Match: *); every command
- * of every other identity is refused with StorageOwnedByOther. A re-created schedule (new UID, same namespace
- * and name) is the same owner.
+ * An S3 prefix belongs to exactly one schedule identity: cluster + namespace + name. Backup ids are
+ * `<schedule>-backup-<minutes>`, so two same-named schedules (of different namespaces, or of the same
+ * namespace in two clusters: one GitOps overlay applied twice, a DR cluster) on one bucket + prefix would prune,
+ * select, overwrite and restore each other's backups. The first runner that knows its identity writes
+ * `<prefix>.nxt-owner.json` (If-None-Match: *); every command of another namespace/name is refused with
+ * StorageOwnedByOther, and of the same namespace/name in another cluster with StorageOwnedByOtherCluster unless
+ * the schedule's `spec.storage.s3.foreignCluster` names that cluster (reads only, or a take-over). A re-created
+ * schedule (new UID, same namespace and name, same cluster) is the same owner.
  */
 export const OWNER_OBJECT = '.nxt-owner.json';
+
+/** The runner env that names the cluster the operator runs in (the kube-system Namespace's UID, or CLUSTER_ID). */
+export const CLUSTER_ID_ENV = 'NXT_CLUSTER_ID';
+/** The runner env of spec.storage.s3.foreignCluster. */
+export const ForeignClusterEnv = {
+  clusterId: 'NXT_S3_FOREIGN_CLUSTER_ID',
+  allow: 'NXT_S3_FOREIGN_CLUSTER_ALLOW',
+} as const;
+
+/** A cluster id: a UID, or what CLUSTER_ID says (letters, digits and . _ : -). */
+export const CLUSTER_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
 export const StorageOwnerSchema = z.object({
   namespace: z.string().min(1),
   name: z.string().min(1),
+  /** Absent in owner objects written before clusters were told apart, or by an operator that did not know it. */
+  clusterId: z.string().min(1).max(128).optional(),
   created: z.string().optional(),
+  /** The cluster this one took the prefix over from (spec.storage.s3.foreignCluster.allow TakeOver), and when. */
+  takenOverFrom: z.string().optional(),
+  updated: z.string().optional(),
 });
 export type StorageOwner = z.infer<typeof StorageOwnerSchema>;
 
-/** Who this runner works for: NXT_NAMESPACE (downward API) and NXT_SCHEDULE_NAME; undefined by hand. */
+/** Who this runner works for: NXT_NAMESPACE (downward API), NXT_SCHEDULE_NAME, NXT_CLUSTER_ID; undefined by hand. */
 export interface OwnerIdentity {
   namespace: string;
   name?: string;
+  /** Unset when the operator could not learn its cluster's id: then no cluster id is written or matched. */
+  clusterId?: string;
 }
+
+/** spec.storage.s3.foreignCluster: what this schedule may do in a prefix that cluster `clusterId` owns. */
+export interface ForeignClusterAccess {
+  clusterId: string;
+  /** Restore: verify, test restores and restores only. TakeOver: also back up and prune, taking the prefix over. */
+  allow: 'Restore' | 'TakeOver';
+}
+
+/** What a command does to the prefix: backups and prunes write, verify / test restore / restore read. */
+export type OwnerAccess = 'read' | 'write';
 
 export function ownerIdentityFromEnv(env: NodeJS.ProcessEnv): OwnerIdentity | undefined {
   const namespace = env.NXT_NAMESPACE?.trim();
   const name = env.NXT_SCHEDULE_NAME?.trim();
+  const clusterId = env[CLUSTER_ID_ENV]?.trim();
   if (!namespace) return undefined;
-  return { namespace, ...(name ? { name } : {}) };
+  return { namespace, ...(name ? { name } : {}), ...(clusterId ? { clusterId } : {}) };
+}
+
+/** spec.storage.s3.foreignCluster from the runner env; InvalidArguments for a half or malformed setting. */
+export function foreignClusterFromEnv(env: NodeJS.ProcessEnv): ForeignClusterAccess | undefined {
+  const clusterId = env[ForeignClusterEnv.clusterId]?.trim() || undefined;
+  const allow = env[ForeignClusterEnv.allow]?.trim() || undefined;
+  if (clusterId === undefined && allow === undefined) return undefined;
+  if (!clusterId || !CLUSTER_ID_PATTERN.test(clusterId) || (allow !== 'Restore' && allow !== 'TakeOver')) {
+    throw new RunnerFailure(
+      'InvalidArguments',
+      `${ForeignClusterEnv.clusterId} (a cluster id) and ${ForeignClusterEnv.allow} (Restore or TakeOver) must be ` +
+        `set together; got ${JSON.stringify(clusterId?.slice(0, 130))} and ${JSON.stringify(allow?.slice(0, 20))}`,
+    );
+  }
+  return { clusterId, allow };
 }
 
 /** The stored owner object's text, parsed; a RunnerFailure when it is not one (never silently taken over). */
@@ -50,7 +96,7 @@ export function parseOwnerText(text: string, location: string): StorageOwner {
   return r.data;
 }
 
-/** Throws StorageOwnedByOther unless `self` is the owner (same namespace, and same name when known). Pure. */
+/** Throws StorageOwnedByOther unless `self` has the owner's namespace (and name, when known). Pure. */
 export function checkOwner(owner: StorageOwner, self: OwnerIdentity, location: string): void {
   if (owner.namespace === self.namespace && (self.name === undefined || owner.name === self.name)) return;
   throw new RunnerFailure(
@@ -58,6 +104,100 @@ export function checkOwner(owner: StorageOwner, self: OwnerIdentity, location: s
     `${location} belongs to BackupSchedule ${owner.namespace}/${owner.name}, not to ` +
       `${self.namespace}/${self.name ?? '(no schedule)'}: a prefix holds the backups of exactly one schedule. ` +
       'Give this schedule its own prefix',
+  );
+}
+
+export type OwnerDecision =
+  /** The prefix is this schedule's (or readable by it): go on, nothing to write. */
+  | { action: 'use'; note?: string }
+  /** No owner object yet: create it (If-None-Match: *). */
+  | { action: 'claim'; owner: StorageOwner }
+  /** Replace the owner object read (If-Match its ETag): an upgrade that adds the cluster id, or a take-over. */
+  | { action: 'rewrite'; owner: StorageOwner; note: string };
+
+const clusterName = (id: string | undefined) => (id ? `cluster ${id}` : 'a cluster whose id is unknown');
+
+/**
+ * What a runner of `self` may do with a prefix whose owner object is `stored` (undefined: none yet), for a
+ * command that reads or writes. Throws StorageOwnedByOther (another namespace/name) or
+ * StorageOwnedByOtherCluster (the same namespace/name, another cluster, not allowed by `foreign`). Pure:
+ *
+ * - An owner object without a cluster id (written before clusters were told apart) is the schedule's as before;
+ *   the first write (backup, prune) of the same namespace/name from a cluster that knows its id adds that id
+ *   (upgrade). From then on every other cluster is refused.
+ * - A runner that does not know its cluster id (the operator could not read it) uses owner objects without an
+ *   id as before, claims new prefixes without one, and is refused by one that records an id.
+ * - `foreign` naming the owner's cluster allows reads (Restore, TakeOver); with TakeOver a write rewrites the
+ *   owner object to this cluster (the old cluster is refused from then on).
+ */
+export function decideOwner(
+  stored: StorageOwner | undefined,
+  self: OwnerIdentity,
+  access: OwnerAccess,
+  foreign: ForeignClusterAccess | undefined,
+  location: string,
+  now: Date,
+): OwnerDecision {
+  if (!stored) {
+    if (self.name === undefined) return { action: 'use' };
+    return {
+      action: 'claim',
+      owner: {
+        namespace: self.namespace,
+        name: self.name,
+        ...(self.clusterId ? { clusterId: self.clusterId } : {}),
+        created: now.toISOString(),
+      },
+    };
+  }
+  checkOwner(stored, self, location);
+  if (stored.clusterId === undefined) {
+    if (access === 'write' && self.clusterId && self.name !== undefined)
+      return {
+        action: 'rewrite',
+        owner: { ...stored, clusterId: self.clusterId, updated: now.toISOString() },
+        note: `${location}: the owner object had no cluster id; recorded this cluster's (${self.clusterId})`,
+      };
+    return { action: 'use' };
+  }
+  if (self.clusterId === stored.clusterId) return { action: 'use' };
+  const owner = `${stored.namespace}/${stored.name}`;
+  if (foreign?.clusterId === stored.clusterId) {
+    if (access === 'read')
+      return {
+        action: 'use',
+        note: `${location} belongs to ${owner} of cluster ${stored.clusterId}; reading it as spec.storage.s3.foreignCluster allows`,
+      };
+    if (foreign.allow === 'TakeOver') {
+      if (!self.clusterId || self.name === undefined)
+        throw new RunnerFailure(
+          'StorageOwnedByOtherCluster',
+          `${location} belongs to ${owner} of cluster ${stored.clusterId}; spec.storage.s3.foreignCluster allows ` +
+            "a take-over, but this operator does not know its own cluster's id (see the operator log at start-up; " +
+            'set CLUSTER_ID in its configuration), so it cannot take the prefix over',
+        );
+      return {
+        action: 'rewrite',
+        owner: {
+          namespace: stored.namespace,
+          name: stored.name,
+          clusterId: self.clusterId,
+          ...(stored.created ? { created: stored.created } : {}),
+          takenOverFrom: stored.clusterId,
+          updated: now.toISOString(),
+        },
+        note: `${location}: took the prefix over from cluster ${stored.clusterId} (spec.storage.s3.foreignCluster allow TakeOver); that cluster's schedules are refused from now on`,
+      };
+    }
+  }
+  const what = access === 'read' ? 'restores, verifies and test restores' : 'backs up or prunes';
+  throw new RunnerFailure(
+    'StorageOwnedByOtherCluster',
+    `${location} belongs to BackupSchedule ${owner} of cluster ${stored.clusterId}, and this is ` +
+      `${clusterName(self.clusterId)}: a prefix holds the backups of one schedule in one cluster, and a schedule of ` +
+      `the same namespace/name in another cluster never ${what} there by default. Give each cluster its own ` +
+      `prefix; for disaster recovery set spec.storage.s3.foreignCluster {clusterId: ${stored.clusterId}, allow: Restore} ` +
+      '(or TakeOver to continue the backups here once that cluster is gone)',
   );
 }
 
