@@ -352,6 +352,7 @@ describe.skipIf(inject('existingCluster'))('RollbackPlan scopes database, featur
       'corrupt-safety',
       'corrupt-verify',
     ]);
+    await eventually('the safety pod hold to end', async () => safetyHold !== 'holding' || undefined);
     expect(safetyHold).toBe('released after the plan failed');
     // The plan did not wait for the safety backup, and says what became of it.
     const safetyStep = plan.status.steps.find((s: any) => s.name === 'SafetyBackup');
