@@ -41,6 +41,7 @@ import {
   preValidateDatabase,
   RESTORE_OUTCOME_UNKNOWN_REASONS,
   restoreDatabase,
+  settleSafetyBackup,
   takeSafetyBackup,
 } from './database-steps.js';
 import { disableFlags, preValidateFlags } from './feature-steps.js';
@@ -98,7 +99,10 @@ const WATCHING_PHASES = new Set([undefined, 'Pending', 'Armed']);
 /**
  * The ordered steps of a plan: pre-validation of everything first (nothing is touched until all checks
  * pass), then safety backup, database restore, app rollback, flags, post-validation. Each step's success
- * turns its condition True; a failure stops the plan at that step.
+ * turns its condition True; a failure stops the plan at that step. One overlap: the safety backup's Job
+ * starts with pre-validation's verify Job (both only read; safetyBackupAlongsideVerify), so the SafetyBackup
+ * step starts during PreValidation and usually finishes right after it. The restore still waits for both,
+ * and the database is restored before the Deployments are rolled back.
  */
 export function stepsFor(spec: EffectiveRollbackPlanSpec): StepDefinition[] {
   const on = scopeTargets(spec);
@@ -111,25 +115,32 @@ export function stepsFor(spec: EffectiveRollbackPlanSpec): StepDefinition[] {
       // a database or flag plan's pre-validation picks the backup and values it acts on: that stays an Event.
       quiet: !scopeChanges(spec),
       run: async (r) => {
-        const messages: string[] = [];
-        const validators = [
-          !!spec.validation.http?.length && preValidateHttpChecks,
-          on.database && preValidateDatabase,
-          // onRevert: GitOps rolled the Deployments back; status.deployments was recorded when it fired.
-          on.deployments && !revert && preValidateApp,
-          on.deployments && !revert && ((r: PlanRun) => preValidateGitOps(r, r.gitops ?? ownNamespaceOnly)),
-          on.flags && preValidateFlags,
-        ];
-        for (const v of validators) {
-          if (!v) continue;
-          const outcome = await v(r);
-          if (outcome.kind !== 'done') return outcome;
-          messages.push(outcome.message);
-        }
-        return { kind: 'done', message: messages.join('; ') };
+        const outcome = await preValidate(r);
+        // A failure after the safety backup started alongside the verify Job: its journal entry says what
+        // became of it (nothing is restored; the plan does not wait for it).
+        if (outcome.kind === 'failed' && on.database) await settleSafetyBackup(r);
+        return outcome;
       },
     },
   ];
+  async function preValidate(r: PlanRun): Promise<StepOutcome> {
+    const messages: string[] = [];
+    const validators = [
+      !!spec.validation.http?.length && preValidateHttpChecks,
+      on.database && preValidateDatabase,
+      // onRevert: GitOps rolled the Deployments back; status.deployments was recorded when it fired.
+      on.deployments && !revert && preValidateApp,
+      on.deployments && !revert && ((r: PlanRun) => preValidateGitOps(r, r.gitops ?? ownNamespaceOnly)),
+      on.flags && preValidateFlags,
+    ];
+    for (const v of validators) {
+      if (!v) continue;
+      const outcome = await v(r);
+      if (outcome.kind !== 'done') return outcome;
+      messages.push(outcome.message);
+    }
+    return { kind: 'done', message: messages.join('; ') };
+  }
   if (on.database) {
     steps.push({ name: 'SafetyBackup', condition: ConditionType.SafetyBackupTaken, run: takeSafetyBackup });
     steps.push({ name: 'DatabaseRestore', condition: ConditionType.DatabaseRestored, run: restoreDatabase });
@@ -640,7 +651,7 @@ export class RollbackPlanReconciler {
         step.name,
         outcome.skipped ? 'Skipped' : 'Succeeded',
         outcome.message,
-        now(),
+        outcome.finishedAt ?? now(),
       );
       if (step.condition) {
         cond({
@@ -843,6 +854,15 @@ export function touchedSummary(status: RollbackPlanStatus): string {
     );
   } else if (db?.safetyBackupId) {
     changed.push(`safety backup ${db.safetyBackupId} taken; database not changed`);
+  } else if (
+    db?.safetyBackupJobUID &&
+    findStep(status.steps, 'SafetyBackup')?.result === 'Skipped' &&
+    !findStep(status.steps, 'DatabaseRestore')
+  ) {
+    // Started alongside the verify Job, left to finish when pre-validation failed (settleSafetyBackup).
+    changed.push(
+      `database not changed; safety backup Job ${db.safetyBackupJob} left to finish on its own (a backup nothing restores: harmless)`,
+    );
   }
   const rolled = (status.deployments ?? []).filter((d) => d.result === 'RolledBack').map((d) => d.name);
   if (rolled.length) changed.push(`Deployment ${rolled.join(', ')} rolled back`);

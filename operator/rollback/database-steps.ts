@@ -10,14 +10,16 @@ import type { KubeObject } from '../kube/rest.js';
 import { describeAccess } from '../kube/access.js';
 import { failpoint } from '../failpoints.js';
 import { selectBackup } from './backup-selection.js';
-import { finishStep } from './journal.js';
+import { findStep, finishStep, isFinished, startStep } from './journal.js';
 import { concurrentPlanFailure } from './locks.js';
+import { judgePlanJob } from './plan-job-identity.js';
 import type { PlanRun, StepOutcome } from './plan-run.js';
 import { describeStorage } from '../backup/storage-location.js';
 import {
   BACKUP_ID_ANNOTATION,
   buildPlanJob,
   ensurePlanJob,
+  type EnsuredJob,
   JOB_POLL_MS,
   loadSchedule,
   ownPods,
@@ -27,6 +29,7 @@ import {
   RESULT_POLL_MS,
   safetyBackupId,
   suspendJob,
+  type ScheduleContext,
 } from './runner-jobs.js';
 
 const wait = (message: string): StepOutcome => ({ kind: 'wait', message, requeueAfterMs: JOB_POLL_MS });
@@ -106,10 +109,23 @@ function record(run: PlanRun, name: string, ok: boolean, message: string) {
 }
 
 /**
+ * Whether pre-validation starts the safety backup together with the verify Job. Both only read (the verify
+ * Job the stored backup file, the safety backup the current database), so the safety backup runs while the
+ * backup to restore is checked instead of after it: one Job start-up and one pg_dump off the way to the
+ * restore. Only when the plan takes a safety backup and its SafetyBackup step has not finished; DatabaseRestore
+ * still starts only after both steps succeeded (the steps run in order).
+ */
+export function safetyBackupAlongsideVerify(run: Pick<PlanRun, 'spec' | 'status'>): boolean {
+  return !!run.spec.targets.database?.safetyBackup && !isFinished(findStep(run.status.steps, 'SafetyBackup'));
+}
+
+/**
  * Database pre-validation: the BackupSchedule and its Secret exist, the chosen backup is recorded and
  * verified, the operator may create Jobs, and the backup file is re-checked (sha256 + pg_restore --list) by a
  * verify Job before anything is touched. The chosen backup is pinned in status, so a newer backup arriving
- * while the plan runs never changes what is restored.
+ * while the plan runs never changes what is restored. The safety backup Job starts together with the verify
+ * Job (safetyBackupAlongsideVerify); its SafetyBackup step starts here, and its result is the SafetyBackup
+ * step's to read.
  */
 export async function preValidateDatabase(run: PlanRun): Promise<StepOutcome> {
   const target = run.spec.targets.database!;
@@ -127,6 +143,8 @@ export async function preValidateDatabase(run: PlanRun): Promise<StepOutcome> {
     `BackupSchedule "${sc.schedule.metadata.name}" and Secret "${sc.secret.name}" found; storage ${describeStorage(sc.spec, sc.claimName)}`,
   );
 
+  // What must be durable before the Jobs exist (one write for all of it).
+  let unwritten = false;
   if (!run.status.database?.backupId) {
     const chosen = selectBackup(sc.schedule.status, target.backup);
     if (!('backup' in chosen)) {
@@ -148,7 +166,7 @@ export async function preValidateDatabase(run: PlanRun): Promise<StepOutcome> {
     );
     // Durable before the verify Job exists: a reconcile whose write loses (409) never created a Job, and the
     // next one either finds this pin or chooses afresh with no Job of a different backup around.
-    await run.checkpoint();
+    unwritten = true;
   }
 
   const needed = [{ group: 'batch', resource: 'jobs', verb: 'create', namespace: run.namespace }];
@@ -163,6 +181,15 @@ export async function preValidateDatabase(run: PlanRun): Promise<StepOutcome> {
   const backupId = run.status.database!.backupId!;
   const name = planJobName(run, 'verify');
   run.status.database = { ...run.status.database, verifyJob: name };
+  const alongside = safetyBackupAlongsideVerify(run);
+  if (alongside && !findStep(run.status.steps, 'SafetyBackup')) {
+    // The SafetyBackup step starts now, and like every step that creates something its start (and the Job's
+    // name) is durable before its Job exists: after a crash the journal shows it in flight.
+    run.status.steps = startStep(run.status.steps, 'SafetyBackup', run.now());
+    run.status.database = { ...run.status.database, safetyBackupJob: planJobName(run, 'safety') };
+    unwritten = true;
+  }
+  if (unwritten) await run.checkpoint();
   const ensured = await ensurePlanJob(
     run,
     'verify',
@@ -203,8 +230,23 @@ export async function preValidateDatabase(run: PlanRun): Promise<StepOutcome> {
     record(run, 'CheckBackupIntegrity', false, msg);
     return { kind: 'failed', reason: 'VerifyJobMismatch', message: msg };
   }
+  // A safety Job that cannot be had (a name taken, a Job lost) is the SafetyBackup step's failure to report,
+  // after the verdict on the backup; here it only means the backup is not running alongside.
+  let safety: EnsuredJob | undefined;
+  if (alongside) {
+    safety = await ensureSafetyJob(run, sc, true);
+    if (ensured.created && safety.kind === 'ready' && safety.created)
+      failpoint('after-verify-and-safety-jobs-created');
+  }
   const outcome = await finishedOutcome(run, job, `verifying backup ${backupId} (Job ${name})`);
-  if (isStep(outcome)) return outcome;
+  if (isStep(outcome)) {
+    if (outcome.kind === 'wait' && safety?.kind === 'ready')
+      return {
+        ...outcome,
+        message: `${outcome.message}; safety backup ${safetyBackupId(run)} running alongside (Job ${safety.job.metadata.name})`,
+      };
+    return outcome;
+  }
   if (outcome.state === 'failed') {
     const msg = `backup ${backupId} failed its integrity check: ${outcome.message}`;
     record(run, 'CheckBackupIntegrity', false, msg);
@@ -214,19 +256,8 @@ export async function preValidateDatabase(run: PlanRun): Promise<StepOutcome> {
   return { kind: 'done', message: `backup ${backupId} selected and verified` };
 }
 
-/**
- * A backup of the current database before it is overwritten: the plan's own undo. Its id carries the plan's
- * UID, and the runner reuses an existing backup under it only if this plan wrote it.
- */
-export async function takeSafetyBackup(run: PlanRun): Promise<StepOutcome> {
-  if (!run.spec.targets.database?.safetyBackup)
-    return {
-      kind: 'done',
-      skipped: true,
-      message: 'safety backup disabled (spec.targets.database.safetyBackup: false)',
-    };
-  const sc = await loadSchedule(run, run.status.database!.backupScheduleRef!);
-  if ('kind' in sc) return sc;
+/** The plan's safety backup Job, created when there is none yet (see ensurePlanJob). */
+async function ensureSafetyJob(run: PlanRun, sc: ScheduleContext, alongside: boolean): Promise<EnsuredJob> {
   const name = planJobName(run, 'safety');
   const id = safetyBackupId(run);
   run.status.database = { ...run.status.database, safetyBackupJob: name };
@@ -249,9 +280,31 @@ export async function takeSafetyBackup(run: PlanRun): Promise<StepOutcome> {
     run.event(
       'Normal',
       'SafetyBackupStarted',
-      `backing up the current database as ${id} before the restore (Job ${name})`,
+      `backing up the current database as ${id} before the restore (Job ${name})${alongside ? ', while the backup to restore is verified' : ''}`,
     );
   }
+  return ensured;
+}
+
+/**
+ * A backup of the current database before it is overwritten: the plan's own undo. Its id carries the plan's
+ * UID, and the runner reuses an existing backup under it only if this plan wrote it. Usually its Job was
+ * started by pre-validation, alongside the verify Job; the step then reads its result, and ends at the
+ * runner's own finish time when that came first (the journal shows the overlap as it was).
+ */
+export async function takeSafetyBackup(run: PlanRun): Promise<StepOutcome> {
+  if (!run.spec.targets.database?.safetyBackup)
+    return {
+      kind: 'done',
+      skipped: true,
+      message: 'safety backup disabled (spec.targets.database.safetyBackup: false)',
+    };
+  const sc = await loadSchedule(run, run.status.database!.backupScheduleRef!);
+  if ('kind' in sc) return sc;
+  const id = safetyBackupId(run);
+  const ensured = await ensureSafetyJob(run, sc, false);
+  if (ensured.kind !== 'ready') return ensured;
+  const name = ensured.job.metadata.name;
   const outcome = await finishedOutcome(run, ensured.job, `taking the safety backup ${id} (Job ${name})`);
   if (isStep(outcome)) return outcome;
   const wrote = outcome.result?.id;
@@ -267,7 +320,62 @@ export async function takeSafetyBackup(run: PlanRun): Promise<StepOutcome> {
   return {
     kind: 'done',
     message: `safety backup ${id} taken (${outcome.message}); restore it to undo this plan`,
+    finishedAt: stepEnd(run, 'SafetyBackup', outcome.finishedAt),
   };
+}
+
+/**
+ * When a step's work ended: the runner's finish time, kept within the step's start and now (a node clock
+ * ahead or behind never puts an end before the start or in the future).
+ */
+export function stepEnd(run: Pick<PlanRun, 'status' | 'now'>, step: string, finishedAt: string): Date {
+  const now = run.now().getTime();
+  const start = Date.parse(findStep(run.status.steps, step)?.startedAt ?? '');
+  const end = Date.parse(finishedAt);
+  if (Number.isNaN(end)) return new Date(now);
+  return new Date(Math.min(now, Math.max(Number.isNaN(start) ? end : start, end)));
+}
+
+/**
+ * Pre-validation failed after it had started the safety backup alongside the verify Job: the plan ends
+ * without restoring and does not wait for the safety backup. The SafetyBackup journal entry says what became
+ * of it: taken (its Job had already succeeded; recorded like any safety backup), failed, not started, or
+ * left to finish on its own. A safety backup of a plan that restored nothing is harmless: a backup of the
+ * current database that nothing restores, recorded by the BackupSchedule like any backup and pruned by its
+ * retention. Never throws: the plan's failure is what matters here.
+ */
+export async function settleSafetyBackup(run: PlanRun): Promise<void> {
+  const entry = findStep(run.status.steps, 'SafetyBackup');
+  if (!entry || isFinished(entry)) return;
+  const id = safetyBackupId(run);
+  const name = run.status.database?.safetyBackupJob ?? planJobName(run, 'safety');
+  const plan = { name: run.plan.metadata.name, uid: run.plan.metadata.uid ?? '' };
+  const verdict = judgePlanJob(run.cache.job(name), plan, run.status.database?.safetyBackupJobUID);
+  let outcome: JobOutcome | undefined;
+  if (verdict.kind === 'ours') {
+    run.status.database = { ...run.status.database, safetyBackupJobUID: verdict.job.metadata.uid };
+    outcome = await planJobOutcome(run, verdict.job).catch(() => undefined);
+  }
+  const finish = (result: 'Succeeded' | 'Failed' | 'Skipped', message: string, at = run.now()) => {
+    run.status.steps = finishStep(run.status.steps, 'SafetyBackup', result, message, at);
+  };
+  if (outcome?.state === 'succeeded' && outcome.result?.id === id) {
+    run.status.database = { ...run.status.database, safetyBackupId: id };
+    finish(
+      'Succeeded',
+      `safety backup ${id} taken alongside the verify Job (${outcome.message}); nothing was restored, so it is not needed (harmless)`,
+      stepEnd(run, 'SafetyBackup', outcome.finishedAt),
+    );
+  } else if (outcome?.state === 'failed' || outcome?.state === 'succeeded') {
+    finish('Failed', `the safety backup ${id} failed as well (${outcome.message}); nothing was restored`);
+  } else if (verdict.kind === 'ours') {
+    finish(
+      'Skipped',
+      `not waited for: pre-validation failed while the safety backup ${id} was running (Job ${name}), so nothing was restored; the Job is left to finish on its own. That backup is not needed and harmless: the BackupSchedule records it like any backup if it completes, and its retention prunes it`,
+    );
+  } else {
+    finish('Skipped', `not started: pre-validation failed first, so nothing was restored`);
+  }
 }
 
 /**

@@ -14,8 +14,10 @@ export type StepOutcome =
   /**
    * `reported`: the step's own Events already say what it did (one per object changed), so the controller
    * records no `<Step>Succeeded` Event repeating them; the journal and the step's condition still carry it.
+   * `finishedAt`: when the step's work ended, if before the step saw it (a Job that ran alongside another
+   * step); the journal's finishedAt, instead of now.
    */
-  | { kind: 'done'; message: string; skipped?: boolean; reported?: boolean }
+  | { kind: 'done'; message: string; skipped?: boolean; reported?: boolean; finishedAt?: Date }
   /** `reason` (optional) goes on the Reconciling condition with the message, so a wait names its cause. */
   | { kind: 'wait'; message: string; requeueAfterMs: number; reason?: string }
   | { kind: 'failed'; reason: string; message: string };

@@ -237,6 +237,12 @@ export class TestKubelet {
    * gets no Complete or Failed condition until the promise settles.
    */
   holdFinalPhase: ((pod: any) => Promise<void> | undefined) | undefined;
+  /**
+   * Test hook, called when a pod is accepted, before anything of it runs. A returned promise holds the start:
+   * meanwhile the pod is Pending with its containers waiting (ContainerCreating), as on a node pulling the
+   * image.
+   */
+  holdStart: ((pod: any) => Promise<void> | undefined) | undefined;
 
   private constructor(
     readonly kc: KubeConfig,
@@ -651,6 +657,11 @@ export class TestKubelet {
       };
       waitingAll('ContainerCreating');
       void this.patchStatus(run, this.statusFor(run, 'Pending'));
+      const held = this.holdStart?.(run.pod);
+      if (held) {
+        this.log(`pod ${run.namespace}/${run.name}: start held`);
+        await held;
+      }
       const volumes = await this.withConfigRetry(run, undefined, () => this.prepareVolumes(run));
       run.sandboxReady = true;
       for (const c of mains) run.states.set(c.name, { kind: 'waiting', reason: 'PodInitializing' });

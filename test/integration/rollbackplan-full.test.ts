@@ -28,7 +28,7 @@ import {
 } from '../support/kube.js';
 import { createFeatureFlag, getFeatureFlag, installFeatureFlagCrd } from '../support/openfeature.js';
 import { startOperator, type OperatorProcess } from '../support/operator.js';
-import { applyPlan, condition, waitPlanPhase } from '../support/plans.js';
+import { applyPlan, condition, eventsFor, getPlan, waitPlanPhase } from '../support/plans.js';
 import { createTestDatabase, tableChecksum, withClient } from '../support/postgres.js';
 import { deploymentWithHistory, imageOf } from '../support/workloads.js';
 
@@ -77,7 +77,7 @@ describe.skipIf(inject('existingCluster'))('RollbackPlan scopes database, featur
     await waitScheduleCondition(ns, 'shop-db', 'LastBackupSucceeded', 'True', 'BackupVerified');
   });
   afterEach((ctx) => {
-    if (kubelet) kubelet.holdFinalPhase = undefined; // a failed test's holds end with it
+    if (kubelet) kubelet.holdFinalPhase = kubelet.holdStart = undefined; // a failed test's holds end with it
     if (ctx.task.result?.state === 'fail') {
       console.log(
         `--- test kubelet ---\n${kubeletLog.slice(-30).join('\n')}\n--- operator ---\n${op.logs().slice(-4000)}`,
@@ -151,8 +151,11 @@ describe.skipIf(inject('existingCluster'))('RollbackPlan scopes database, featur
         const until = Date.now() + 30_000;
         for (;;) {
           const i = created.indexOf(job);
+          // The safety backup Job starts together with the verify Job: only a Job after both shows that the
+          // verify result was acted on.
+          const next = created.slice(i + 1).filter((j) => !(purpose === 'verify' && j === `${plan}-safety`));
           if (complete.has(job)) released[job] = 'Complete while held (the hold did not work)';
-          else if (i >= 0 && created.length > i + 1) released[job] = 'next Job created';
+          else if (i >= 0 && next.length) released[job] = 'next Job created';
           else if (await stepDone(steps[purpose]!)) released[job] = 'step recorded';
           else if (Date.now() > until) {
             released[job] = 'not acted on in 30 s while the Job could not be Complete';
@@ -205,10 +208,10 @@ describe.skipIf(inject('existingCluster'))('RollbackPlan scopes database, featur
     expect(plan.status.phase, JSON.stringify(plan.status.conditions)).toBe('Succeeded');
     jobs.stop();
     // Runner results are read from the pod's termination message as soon as the runner has exited: each
-    // of the three Jobs (verify -> safety -> restore) was acted on while its pod was held at phase Running,
+    // of the three Jobs (verify + safety -> restore) was acted on while its pod was held at phase Running,
     // so before the Job controller could set Complete. Before, the plan waited for Complete and every hold
     // ran out.
-    expect(jobs.created, 'the plan ran three Jobs: verify, safety backup, restore').toEqual([
+    expect(jobs.created, 'the plan ran three Jobs: verify and safety backup, then restore').toEqual([
       'emergency-verify',
       'emergency-safety',
       'emergency-restore',
@@ -315,6 +318,22 @@ describe.skipIf(inject('existingCluster'))('RollbackPlan scopes database, featur
     writeSync(fd, Buffer.from([0x42]), 0, 1, Math.floor(statSync(file).size / 2));
     closeSync(fd);
     const before = await checksums(db.url);
+    // The safety backup starts with the verify Job (safety backup on, the default); its pod is held before it
+    // starts until the plan has failed, so the plan fails while the safety backup is still to run.
+    let safetyHold = 'never asked';
+    kubelet.holdStart = (pod: any) => {
+      if (pod.metadata?.labels?.['batch.kubernetes.io/job-name'] !== 'corrupt-safety') return undefined;
+      safetyHold = 'holding';
+      return (async () => {
+        const until = Date.now() + 90_000;
+        while (safetyHold === 'holding') {
+          const p = await getPlan(ns, 'corrupt').catch(() => undefined);
+          if (p?.status?.phase === 'Failed') safetyHold = 'released after the plan failed';
+          else if (Date.now() > until) safetyHold = 'ran out: the plan did not fail in 90 s';
+          else await new Promise((r) => setTimeout(r, 250));
+        }
+      })();
+    };
     await applyPlan(ns, 'corrupt', {
       scope: 'database',
       targets: { database: { backupScheduleRef: { name: 'shop-db' }, backup: { id: job!.metadata!.name! } } },
@@ -326,9 +345,108 @@ describe.skipIf(inject('existingCluster'))('RollbackPlan scopes database, featur
     });
     const jobs = (
       await batch.listNamespacedJob({ namespace: ns, labelSelector: 'rollback.nxtnewday.io/plan=corrupt' })
-    ).items.map((j) => j.metadata?.name);
-    expect(jobs, 'only the verify Job ran').toEqual(['corrupt-verify']);
+    ).items
+      .map((j) => j.metadata?.name)
+      .sort();
+    expect(jobs, 'the verify and safety backup Jobs ran, no restore Job').toEqual([
+      'corrupt-safety',
+      'corrupt-verify',
+    ]);
+    await eventually('the safety pod hold to end', async () => safetyHold !== 'holding' || undefined);
+    expect(safetyHold).toBe('released after the plan failed');
+    // The plan did not wait for the safety backup, and says what became of it.
+    const safetyStep = plan.status.steps.find((s: any) => s.name === 'SafetyBackup');
+    expect(safetyStep, JSON.stringify(plan.status.steps)).toMatchObject({
+      result: 'Skipped',
+      message: expect.stringMatching(/^not waited for: pre-validation failed .*left to finish on its own/),
+    });
+    expect(condition(plan, 'DatabaseRestored')).toBeUndefined();
+    const failedEvent = await eventually('the Failed Event', async () =>
+      (await eventsFor(ns, 'corrupt')).find((e) => e.reason === 'Failed'),
+    );
+    expect(failedEvent.message).toMatch(
+      /changed: database not changed; safety backup Job corrupt-safety left to finish on its own \(a backup nothing restores: harmless\)/,
+    );
     expect(await checksums(db.url)).toEqual(before);
+  });
+
+  it('starts the safety backup together with the verify Job, and restores only after both succeeded', async () => {
+    await badRelease();
+    // The verify pod is held before it starts until the safety backup Job exists: before, the safety backup
+    // Job came only after the verify result, and the hold ran out.
+    let verifyHold = 'never asked';
+    kubelet.holdStart = (pod: any) => {
+      if (pod.metadata?.labels?.['batch.kubernetes.io/job-name'] !== 'alongside-verify') return undefined;
+      verifyHold = 'holding';
+      return (async () => {
+        const until = Date.now() + 30_000;
+        while (verifyHold === 'holding') {
+          const safety = await batch
+            .readNamespacedJob({ namespace: ns, name: 'alongside-safety' })
+            .catch(() => undefined);
+          if (safety) verifyHold = 'safety Job created before the verify runner started';
+          else if (Date.now() > until)
+            verifyHold = 'ran out: no safety Job while the verify Job was unfinished';
+          else await new Promise((r) => setTimeout(r, 250));
+        }
+      })();
+    };
+    await applyPlan(ns, 'alongside', {
+      scope: 'database',
+      targets: { database: { backupScheduleRef: { name: 'shop-db' }, backup: { id: backupId } } },
+    });
+    const plan = await waitPlanPhase(ns, 'alongside', ['Succeeded', 'Failed'], 180_000);
+    expect(plan.status.phase, JSON.stringify(plan.status.conditions)).toBe('Succeeded');
+    expect(verifyHold).toBe('safety Job created before the verify runner started');
+
+    // Both Jobs existed at once, and the restore Job came after both runners had finished.
+    const live = Object.fromEntries(
+      (
+        await batch.listNamespacedJob({
+          namespace: ns,
+          labelSelector: 'rollback.nxtnewday.io/plan=alongside',
+        })
+      ).items.map((j) => [j.metadata!.name!, j]),
+    );
+    expect(Object.keys(live).sort()).toEqual(['alongside-restore', 'alongside-safety', 'alongside-verify']);
+    const runnerEnd = async (job: string) => {
+      const pods = await core.listNamespacedPod({ namespace: ns, labelSelector: `job-name=${job}` });
+      expect(pods.items, job).toHaveLength(1);
+      const t = pods.items[0]!.status?.containerStatuses?.[0]?.state?.terminated;
+      expect(t?.exitCode, job).toBe(0);
+      // In whole seconds, as creationTimestamp is.
+      return Math.floor(new Date(t!.finishedAt as unknown as string).getTime() / 1000) * 1000;
+    };
+    const created = (job: string) => new Date(live[job]!.metadata!.creationTimestamp!).getTime();
+    expect(created('alongside-safety')).toBeLessThan(await runnerEnd('alongside-verify'));
+    expect(created('alongside-restore')).toBeGreaterThanOrEqual(await runnerEnd('alongside-verify'));
+    expect(created('alongside-restore')).toBeGreaterThanOrEqual(await runnerEnd('alongside-safety'));
+    expect(plan.status.database).toMatchObject({
+      verifyJobUID: live['alongside-verify']!.metadata!.uid,
+      safetyBackupJobUID: live['alongside-safety']!.metadata!.uid,
+      restoreJobUID: live['alongside-restore']!.metadata!.uid,
+      safetyBackupId: expect.stringMatching(/^alongside-safety-/),
+    });
+
+    // The journal shows the overlap: SafetyBackup started before PreValidation (and its verify) finished;
+    // DatabaseRestore started after both.
+    const step = (name: string) => {
+      const s = plan.status.steps.find((x: any) => x.name === name);
+      expect(s, name).toBeTruthy();
+      return { start: Date.parse(s.startedAt), end: Date.parse(s.finishedAt), result: s.result };
+    };
+    const [pre, integrity, safety, restore] = [
+      step('PreValidation'),
+      step('CheckBackupIntegrity'),
+      step('SafetyBackup'),
+      step('DatabaseRestore'),
+    ];
+    expect([pre.result, safety.result, restore.result]).toEqual(['Succeeded', 'Succeeded', 'Succeeded']);
+    expect(safety.start).toBeLessThan(integrity.end);
+    expect(safety.start).toBeLessThan(pre.end);
+    expect(safety.start).toBeGreaterThanOrEqual(pre.start);
+    expect(restore.start).toBeGreaterThanOrEqual(Math.max(pre.end, safety.end));
+    expect(await checksums(db.url)).toEqual(goodState);
   });
 
   it('runs the restore exactly once when the operator is killed right after creating the restore Job', async () => {
@@ -369,6 +487,72 @@ describe.skipIf(inject('existingCluster'))('RollbackPlan scopes database, featur
       labelSelector: 'job-name=crash-restore-restore',
     });
     expect(pods.items).toHaveLength(1);
+    expect(await checksums(db.url)).toEqual(goodState);
+  });
+
+  it('resumes a plan whose operator was killed right after it created the verify and safety backup Jobs', async () => {
+    await badRelease();
+    await op.kill();
+    const crashing = await startOperator({
+      env: {
+        WATCH_NAMESPACES: ns,
+        NXT_FAILPOINTS: 'after-verify-and-safety-jobs-created',
+        ...SUPERUSER_SQL,
+      },
+      name: 'crashing-both',
+    });
+    await crashing.waitReady();
+    await applyPlan(ns, 'crash-both', {
+      scope: 'database',
+      targets: { database: { backupScheduleRef: { name: 'shop-db' }, backup: { id: backupId } } },
+    });
+    expect(await crashing.exited).toBe('SIGKILL');
+    expect(crashing.logs()).toMatch(/failpoint after-verify-and-safety-jobs-created/);
+    // Both names and the SafetyBackup step's start were durable before the Jobs existed; their UIDs were not.
+    const mid = await getPlan(ns, 'crash-both');
+    expect(mid.status.database).toMatchObject({
+      backupId,
+      verifyJob: 'crash-both-verify',
+      safetyBackupJob: 'crash-both-safety',
+    });
+    expect(mid.status.database.verifyJobUID).toBeUndefined();
+    expect(mid.status.database.safetyBackupJobUID).toBeUndefined();
+    expect(mid.status.steps.find((s: any) => s.name === 'SafetyBackup')).toMatchObject({ result: 'Running' });
+    const planJobs = async () =>
+      Object.fromEntries(
+        (
+          await batch.listNamespacedJob({
+            namespace: ns,
+            labelSelector: 'rollback.nxtnewday.io/plan=crash-both',
+          })
+        ).items.map((j) => [j.metadata!.name!, j.metadata!.uid!]),
+      );
+    const before = await planJobs();
+    expect(Object.keys(before).sort()).toEqual(['crash-both-safety', 'crash-both-verify']);
+
+    op = await startOperator({ env: { WATCH_NAMESPACES: ns, ...SUPERUSER_SQL }, name: 'restarted-both' });
+    await op.waitReady();
+    const plan = await waitPlanPhase(ns, 'crash-both', ['Succeeded', 'Failed'], 180_000);
+    expect(plan.status.phase, JSON.stringify(plan.status.conditions)).toBe('Succeeded');
+    // The restarted operator adopted the two Jobs (owner UID) instead of creating others, and restored once.
+    const after = await planJobs();
+    expect(after).toMatchObject(before);
+    expect(Object.keys(after).sort()).toEqual([
+      'crash-both-restore',
+      'crash-both-safety',
+      'crash-both-verify',
+    ]);
+    expect(plan.status.database).toMatchObject({
+      verifyJobUID: before['crash-both-verify'],
+      safetyBackupJobUID: before['crash-both-safety'],
+      restoreJobUID: after['crash-both-restore'],
+      safetyBackupId: expect.stringMatching(/^crash-both-safety-/),
+    });
+    for (const job of Object.keys(after)) {
+      const pods = await core.listNamespacedPod({ namespace: ns, labelSelector: `job-name=${job}` });
+      expect(pods.items, `${job} ran one pod`).toHaveLength(1);
+    }
+    expect(plan.status.steps.filter((s: any) => s.name === 'SafetyBackup')).toHaveLength(1);
     expect(await checksums(db.url)).toEqual(goodState);
   });
 
