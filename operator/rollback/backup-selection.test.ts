@@ -17,7 +17,7 @@ describe('selectBackup', () => {
     ['before a time, exact finish excluded', { before: '2026-11-28T08:00:00Z' }, 'b1'],
   ])('%s', (_n, sel, id) => {
     const r = selectBackup(status, sel);
-    expect('backup' in r && r.backup.id).toBe(id);
+    expect(r.backup?.id).toBe(id);
   });
 
   it.each([
@@ -52,7 +52,7 @@ describe('selectBackup and safety backups', () => {
     ['the safety backup named by id', { id: 'undo-safety' }, 'undo-safety'],
   ])('%s picks %s', (_n, sel, id) => {
     const r = selectBackup(withSafety, sel);
-    expect('backup' in r && r.backup.id, `expected ${id}`).toBe(id);
+    expect(r.backup?.id, `expected ${id}`).toBe(id);
   });
 
   it('says why a schedule with only safety backups has nothing to restore', () => {
@@ -63,5 +63,54 @@ describe('selectBackup and safety backups', () => {
         /1 safety backup\(s\) of earlier plans are only restored when named by id/,
       ),
     });
+  });
+});
+
+describe('selectBackup and a prefix of another cluster (spec.storage.s3.foreignCluster)', () => {
+  const s3 = (allow?: 'Restore' | 'TakeOver') => ({
+    s3: {
+      bucket: 'backups',
+      prefix: 'dr/orders',
+      ...(allow ? { foreignCluster: { clusterId: 'cluster-a', allow } } : {}),
+    },
+  });
+
+  it.each(['Restore', 'TakeOver'] as const)(
+    'takes an id the schedule has not recorded from the prefix with allow %s',
+    (allow) => {
+      const r = selectBackup(
+        { backups: [] },
+        { id: 'orders-20261128', latestVerified: undefined },
+        s3(allow),
+      );
+      expect(r.fromPrefix).toMatchObject({ id: 'orders-20261128', location: 's3://backups/dr/orders' });
+      expect(r.fromPrefix?.message).toMatch(
+        /taken from the prefix s3:\/\/backups\/dr\/orders.*cluster-a, allow/,
+      );
+    },
+  );
+
+  it('still prefers the recorded backup, and still refuses a recorded unverified one', () => {
+    expect(selectBackup(status, { id: 'b1' }, s3('Restore')).backup?.id).toBe('b1');
+    expect(selectBackup(status, { id: 'b3' }, s3('Restore'))).toMatchObject({ reason: 'BackupNotVerified' });
+  });
+
+  it('never selects from the prefix without foreignCluster, and says how to', () => {
+    const r = selectBackup({ backups: [] }, { id: 'orders-20261128' }, s3());
+    expect(r).toMatchObject({ reason: 'BackupNotFound' });
+    expect(r.fromPrefix).toBeUndefined();
+    expect('message' in r && r.message).toMatch(
+      /s3:\/\/backups\/dr\/orders.*spec\.storage\.s3\.foreignCluster \{clusterId: .*allow: Restore\}/,
+    );
+    const claim = selectBackup({ backups: [] }, { id: 'x' }, { persistentVolumeClaim: { claimName: 'c' } });
+    expect('message' in claim && claim.message).not.toMatch(/foreignCluster/);
+  });
+
+  it('does not resolve latestVerified or before from the prefix: it says to name the id', () => {
+    for (const sel of [{ latestVerified: true as const }, { before: '2026-11-28T01:00:00Z' }]) {
+      const r = selectBackup({ backups: [] }, sel, s3('Restore'));
+      expect(r).toMatchObject({ reason: 'BackupNotFound' });
+      expect('message' in r && r.message).toMatch(/named by id \(spec\.targets\.database\.backup\.id\)/);
+    }
   });
 });

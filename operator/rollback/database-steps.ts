@@ -146,24 +146,34 @@ export async function preValidateDatabase(run: PlanRun): Promise<StepOutcome> {
   // What must be durable before the Jobs exist (one write for all of it).
   let unwritten = false;
   if (!run.status.database?.backupId) {
-    const chosen = selectBackup(sc.schedule.status, target.backup);
-    if (!('backup' in chosen)) {
+    const chosen = selectBackup(sc.schedule.status, target.backup, sc.spec.storage);
+    if (chosen.fromPrefix) {
+      // Not recorded by this cluster's schedule (disaster recovery): the verify Job below is the authority.
+      run.status.database = {
+        ...run.status.database,
+        backupScheduleRef: sc.schedule.metadata.name,
+        backupId: chosen.fromPrefix.id,
+        mode: target.mode,
+      };
+      record(run, 'CheckBackupSelected', true, chosen.fromPrefix.message);
+    } else if (!chosen.backup) {
       record(run, 'CheckBackupSelected', false, chosen.message);
       return { kind: 'failed', reason: chosen.reason, message: chosen.message };
+    } else {
+      run.status.database = {
+        ...run.status.database,
+        backupScheduleRef: sc.schedule.metadata.name,
+        backupId: chosen.backup.id,
+        backupFinishedAt: chosen.backup.finishedAt,
+        mode: target.mode,
+      };
+      record(
+        run,
+        'CheckBackupSelected',
+        true,
+        `backup ${chosen.backup.id} (finished ${chosen.backup.finishedAt}, sha256 ${chosen.backup.sha256?.slice(0, 12) ?? '?'}…)`,
+      );
     }
-    run.status.database = {
-      ...run.status.database,
-      backupScheduleRef: sc.schedule.metadata.name,
-      backupId: chosen.backup.id,
-      backupFinishedAt: chosen.backup.finishedAt,
-      mode: target.mode,
-    };
-    record(
-      run,
-      'CheckBackupSelected',
-      true,
-      `backup ${chosen.backup.id} (finished ${chosen.backup.finishedAt}, sha256 ${chosen.backup.sha256?.slice(0, 12) ?? '?'}…)`,
-    );
     // Durable before the verify Job exists: a reconcile whose write loses (409) never created a Job, and the
     // next one either finds this pin or chooses afresh with no Job of a different backup around.
     unwritten = true;

@@ -1,3 +1,4 @@
+import type { BackupScheduleSpec } from '../api/v1alpha1/backupschedule.js';
 import type { EffectiveRollbackPlanSpec } from '../api/v1alpha1/rollbackplan.js';
 import { isNotFound } from '../kube/errors.js';
 import type { KubeClient, KubeObject } from '../kube/rest.js';
@@ -81,8 +82,19 @@ export async function buildDryRunReport(
     const sched = schedule(t.backupScheduleRef.name);
     if (!sched) problems.push(`BackupSchedule "${t.backupScheduleRef.name}" not found`);
     else {
-      const chosen = selectBackup(sched.status, t.backup);
-      if ('backup' in chosen) {
+      const storage = (sched.spec as { storage?: BackupScheduleSpec['storage'] } | undefined)?.storage;
+      const chosen = selectBackup(sched.status, t.backup, storage);
+      if (chosen.fromPrefix) {
+        // No finish time known before the verify Job reads the manifest, so no data-loss window.
+        database = {
+          backupId: chosen.fromPrefix.id,
+          location: chosen.fromPrefix.location,
+          source: 'prefix',
+          mode: t.mode,
+          safetyBackup: t.safetyBackup,
+          message: `would restore backup ${chosen.fromPrefix.id} from the prefix ${chosen.fromPrefix.location} (${t.mode}), not from the schedule's recorded backups: ${chosen.fromPrefix.message}`,
+        };
+      } else if (chosen.backup) {
         const lossSeconds = Math.max(
           0,
           Math.round((Date.now() - Date.parse(chosen.backup.finishedAt)) / 1000),
@@ -91,6 +103,7 @@ export async function buildDryRunReport(
         database = {
           backupId: chosen.backup.id,
           ...(location ? { location } : {}),
+          source: 'schedule',
           backupFinishedAt: chosen.backup.finishedAt,
           mode: t.mode,
           safetyBackup: t.safetyBackup,

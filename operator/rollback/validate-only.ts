@@ -144,17 +144,20 @@ export async function checkDatabaseTarget(run: PlanRun): Promise<StepOutcome> {
     true,
     `BackupSchedule "${sc.schedule.metadata.name}" and Secret "${sc.secret.name}" found; storage ${describeStorage(sc.spec, sc.claimName)}`,
   );
-  const chosen = selectBackup(sc.schedule.status, target.backup);
-  if (!('backup' in chosen)) {
+  const chosen = selectBackup(sc.schedule.status, target.backup, sc.spec.storage);
+  if (chosen.fromPrefix) {
+    record('CheckBackupSelected', true, chosen.fromPrefix.message);
+  } else if (!chosen.backup) {
     record('CheckBackupSelected', false, chosen.message);
     return { kind: 'failed', reason: chosen.reason, message: chosen.message };
   }
   const b = chosen.backup;
-  record(
-    'CheckBackupSelected',
-    true,
-    `backup ${b.id} (finished ${b.finishedAt}, sha256 ${b.sha256?.slice(0, 12) ?? '?'}…, verified)`,
-  );
+  if (b)
+    record(
+      'CheckBackupSelected',
+      true,
+      `backup ${b.id} (finished ${b.finishedAt}, sha256 ${b.sha256?.slice(0, 12) ?? '?'}…, verified)`,
+    );
   const c = { group: 'batch', resource: 'jobs', verb: 'create', namespace: run.namespace };
   if (!(await run.access.check(c)).allowed) {
     const msg = `the operator's ServiceAccount may not ${describeAccess(c)}`;
@@ -162,7 +165,12 @@ export async function checkDatabaseTarget(run: PlanRun): Promise<StepOutcome> {
     return { kind: 'failed', reason: 'Forbidden', message: msg };
   }
   record('CheckJobPermissions', true, `${describeAccess(c)}: allowed`);
-  return { kind: 'done', message: `backup ${b.id} would be restored` };
+  return {
+    kind: 'done',
+    message: b
+      ? `backup ${b.id} would be restored`
+      : `backup ${chosen.fromPrefix!.id} would be restored from ${chosen.fromPrefix!.location} once a verify Job has checked it`,
+  };
 }
 
 /** `pre`: every pre-validator of the plan's scope, each to its end or first failure. */
