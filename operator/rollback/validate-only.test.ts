@@ -156,6 +156,43 @@ describe('validatePre', () => {
     expect(checks[2]).toMatchObject({ reason: 'BackupNotFound' });
   });
 
+  it('database: an id from the prefix of another cluster passes with foreignCluster, and says so', async () => {
+    const schedule = (foreignCluster?: object) =>
+      ({
+        metadata: { name: 'db', namespace: 'ns' },
+        spec: {
+          database: { secretRef: { name: 's' } },
+          storage: {
+            s3: { bucket: 'backups', prefix: 'dr/db', ...(foreignCluster ? { foreignCluster } : {}) },
+          },
+        },
+        status: {},
+      }) as unknown as KubeObject;
+    const spec = {
+      scope: 'database' as const,
+      targets: { database: { backupScheduleRef: { name: 'db' }, backup: { id: 'db-100' } } },
+    };
+    const allowed = await validatePre(
+      fakeRun(spec as never, { schedule: schedule({ clusterId: 'a', allow: 'Restore' }) }),
+    );
+    expect(
+      allowed.map((c) => [c.name, c.result]),
+      JSON.stringify(allowed),
+    ).toEqual([
+      ['CheckNoConcurrentRestore', 'Passed'],
+      ['CheckBackupSchedule', 'Passed'],
+      ['CheckBackupSelected', 'Passed'],
+      ['CheckJobPermissions', 'Passed'],
+    ]);
+    expect(allowed[2]!.message).toMatch(/taken from the prefix s3:\/\/backups\/dr\/db/);
+    const refused = await validatePre(fakeRun(spec as never, { schedule: schedule() }));
+    expect(refused[2]).toMatchObject({
+      result: 'Failed',
+      reason: 'BackupNotFound',
+      message: expect.stringMatching(/spec\.storage\.s3\.foreignCluster/),
+    });
+  });
+
   it('database: an unknown BackupSchedule fails CheckBackupSchedule', async () => {
     const run = fakeRun({
       scope: 'database',
