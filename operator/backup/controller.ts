@@ -456,6 +456,7 @@ export class BackupScheduleReconciler {
       : `next backup at ${this.clock.next(spec.schedule, spec.timeZone, run.now)?.toISOString() ?? 'never'} (${spec.schedule}, ${spec.timeZone})`;
     // The CronJobs are in place either way (a backup may still succeed, and says why if not); Ready waits for
     // the storage probe and names its failure (StorageReady).
+    this.storageProbe.afterBackups(run);
     const storage = storageReadiness(status.conditions);
     if (storage.state === 'failed') {
       run.set(...notReady(storage.reason, `${STORAGE_READY_CONDITION}: ${storage.message}`, storage.stalled));

@@ -115,6 +115,39 @@ describe('probeStorage', () => {
     expect(sent.map((s) => s.name)).toEqual(['ListObjectsV2', 'GetObject']);
   });
 
+  it('decides on the owner as a backup would (cluster id, foreignCluster), never writing the owner object', async () => {
+    const owned = JSON.stringify({ namespace: 'team-a', name: 'shop', clusterId: 'cluster-old' });
+    const here = { ...self, clusterId: 'cluster-new' };
+    // The same namespace/name in another cluster: refused as a backup is.
+    const a = fakeClient({ owner: owned });
+    const f = await failure(probeStorage({ client: a.client, config: config(), self: here, log }));
+    expect(f.reason).toBe('StorageOwnedByOtherCluster');
+    expect(a.sent.map((s) => s.name)).toEqual(['ListObjectsV2', 'GetObject']);
+    // foreignCluster Restore does not let a backup write there: refused too.
+    const b = fakeClient({ owner: owned });
+    const restore = { clusterId: 'cluster-old', allow: 'Restore' as const };
+    const g = await failure(
+      probeStorage({ client: b.client, config: config(), self: here, foreign: restore, log }),
+    );
+    expect(g.reason).toBe('StorageOwnedByOtherCluster');
+    // TakeOver: the probe passes and says what the first backup will do; the owner object is never written.
+    const c = fakeClient({ owner: owned });
+    const takeOver = { clusterId: 'cluster-old', allow: 'TakeOver' as const };
+    const r = await probeStorage({ client: c.client, config: config(), self: here, foreign: takeOver, log });
+    expect(r.message).toContain('took the prefix over');
+    const keys = c.sent.filter((s) => s.name === 'PutObject').map((s) => s.input.Key);
+    expect(keys).toEqual([`shop/${PROBE_OBJECT}`]);
+    // The owner's own cluster: fine.
+    const d = fakeClient({ owner: owned });
+    const ok = await probeStorage({
+      client: d.client,
+      config: config(),
+      self: { ...self, clusterId: 'cluster-old' },
+      log,
+    });
+    expect(ok.owner).toBe('team-a/shop');
+  });
+
   it('names the owner when it is this schedule', async () => {
     const { client } = fakeClient({ owner: JSON.stringify({ namespace: 'team-a', name: 'shop' }) });
     const r = await probeStorage({ client, config: config(), self, log });

@@ -10,7 +10,13 @@ import { RunnerFailure } from './failure.js';
 import type { RunnerLog } from './log.js';
 import type { ProbeStorageResult } from './result.js';
 import { reasonOfS3Error, s3Failure, s3Location, type S3Config } from './s3-config.js';
-import { checkOwner, OWNER_OBJECT, parseOwnerText, type OwnerIdentity } from './storage-owner.js';
+import {
+  decideOwner,
+  OWNER_OBJECT,
+  parseOwnerText,
+  type ForeignClusterAccess,
+  type OwnerIdentity,
+} from './storage-owner.js';
 import { timing } from './termination-message.js';
 
 /**
@@ -31,6 +37,8 @@ export interface ProbeOptions {
   config: S3Config;
   /** Who the probe runs for (NXT_NAMESPACE, NXT_SCHEDULE_NAME): the owner object must name it. */
   self?: OwnerIdentity;
+  /** spec.storage.s3.foreignCluster (NXT_FOREIGN_*): decided on as a backup would, never acted on. */
+  foreign?: ForeignClusterAccess;
   log: RunnerLog;
   now?: () => Date;
   callTimeoutMs?: number;
@@ -100,9 +108,16 @@ export async function probeStorage(o: ProbeOptions): Promise<ProbeStorageResult>
   }
   if (ownerText !== undefined) {
     const stored = parseOwnerText(ownerText, location);
-    if (o.self) checkOwner(stored, o.self, location);
     owner = `${stored.namespace}/${stored.name}`;
-    notes.push(`owned by ${owner}`);
+    notes.push(`owned by ${owner}${stored.clusterId ? ` of cluster ${stored.clusterId}` : ''}`);
+    if (o.self) {
+      // What a backup would decide (StorageOwnedByOther, StorageOwnedByOtherCluster thrown alike); a rewrite it
+      // would make (this cluster's id added, a take-over) is only noted: the probe never writes the owner object.
+      const decision = decideOwner(stored, o.self, 'write', o.foreign, location, now());
+      if (decision.action !== 'use')
+        notes.push(`the first backup will update the owner object (${decision.action})`);
+      if ('note' in decision && decision.note) notes.push(decision.note);
+    }
   } else notes.push('no owner object yet (the first backup claims the prefix)');
   checks.push('owner');
 
