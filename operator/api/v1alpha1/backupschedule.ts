@@ -582,7 +582,7 @@ export const BackupScheduleStatus = z.object({
         .max(64)
         .meta({
           description:
-            'Hash of what was probed: spec.storage.s3, the runner image and ServiceAccount, and the resourceVersions of the Secrets it names.',
+            'Hash of what was probed: spec.storage.s3, a pinned runner image, the ServiceAccount, the probe-storage annotation, and a digest of the Secret values the location uses.',
         }),
       jobName: objectName().optional().meta({ description: 'The probe Job of this attempt.' }),
       attempt: z
@@ -599,7 +599,8 @@ export const BackupScheduleStatus = z.object({
         .meta({ description: "The probe's failure reason (also StorageReady's)." }),
       checkedAt: Timestamp.optional().meta({ description: 'When the result was recorded.' }),
       nextAttemptAt: Timestamp.optional().meta({
-        description: 'A failure a retry may fix (network, throttling): when the next probe runs.',
+        description:
+          'After a failure: when the next probe runs (30 s doubling to 15 min for network and throttling, 5 min doubling to 1 h otherwise).',
       }),
     })
     .optional()
