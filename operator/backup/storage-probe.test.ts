@@ -754,4 +754,33 @@ describe('StorageProbePhase: the review fixes', () => {
     await f.phase.reconcile(r3);
     expect(f.deleted).toEqual([first]);
   });
+
+  it('L1: the probe pod has small fixed resources, not podTemplate.resources', () => {
+    const job = buildProbeJob({
+      owner: owner(),
+      spec: spec({
+        podTemplate: { resources: { requests: { cpu: '4', memory: '16Gi' } } },
+      } as Partial<BackupScheduleSpec>),
+      image: 'op:1',
+      name: 'p',
+      hash: 'h',
+    });
+    expect(job.spec.template.spec.containers[0]!.resources).toEqual({
+      requests: { cpu: '50m', memory: '96Mi' },
+      limits: { memory: '256Mi' },
+    });
+  });
+
+  it('L5: a suspended schedule is not probed (StorageReady Unknown, Ready not held); it is once resumed', async () => {
+    const f = fakeCtx();
+    const r1 = runFor(f.ctx);
+    r1.spec = spec({ suspend: true });
+    await f.phase.reconcile(r1);
+    expect(f.created).toHaveLength(0);
+    expect(storageCond(r1)).toMatchObject({ status: 'Unknown', reason: 'StorageCheckSuspended' });
+    expect(storageReadiness(r1.status.conditions)).toEqual({ state: 'ready' });
+    const r2 = runFor(f.ctx, r1.status);
+    await f.phase.reconcile(r2);
+    expect(f.created).toHaveLength(1);
+  });
 });

@@ -239,7 +239,17 @@ export const PROBE_NOT_POSSIBLE_REASONS = new Set([
   'ProbeUnsupportedByImage',
   'CRDOutdated',
   'StorageCheckError',
+  'StorageCheckSuspended',
 ]);
+
+/**
+ * The probe pod's resources: small and fixed (it lists, writes and deletes one small object), not
+ * podTemplate.resources, which are sized for pg_dump and would make a quota refuse the probe first.
+ */
+export const PROBE_RESOURCES = {
+  requests: { cpu: '50m', memory: '96Mi' },
+  limits: { memory: '256Mi' },
+};
 
 /** Ready's view of StorageReady (absent: nothing to check, e.g. before this version). Pure. */
 export function storageReadiness(conditions: BackupScheduleStatus['conditions']): StorageReadiness {
@@ -301,6 +311,16 @@ export function buildProbeJob(input: ProbeJobInput) {
     },
     spec: {
       ...jobSpec,
+      template: {
+        ...jobSpec.template,
+        spec: {
+          ...jobSpec.template.spec,
+          containers: jobSpec.template.spec.containers.map((c) => ({
+            ...c,
+            resources: structuredClone(PROBE_RESOURCES),
+          })),
+        },
+      },
       backoffLimit: 0,
       activeDeadlineSeconds: PROBE_DEADLINE_SECONDS,
       ttlSecondsAfterFinished: PROBE_TTL_SECONDS,
@@ -424,7 +444,20 @@ export class StorageProbePhase {
         decision = decideProbe(hash, run.status.storageCheck, run.now);
       }
     }
-    if (decision.action === 'create') await this.start(run, hash, image, decision.attempt);
+    if (decision.action === 'create' && run.spec.suspend) {
+      // Suspended: nothing will use the storage until it resumes; its probe runs then.
+      const c = findCondition(run.status.conditions, STORAGE_READY_CONDITION);
+      if (check?.hash === hash && c && c.status !== 'Unknown')
+        run.set(storageReady(c.status, c.reason, c.message));
+      else
+        run.set(
+          storageReady(
+            'Unknown',
+            'StorageCheckSuspended',
+            `${describeStorage(run.spec)}: not probed while the schedule is suspended`,
+          ),
+        );
+    } else if (decision.action === 'create') await this.start(run, hash, image, decision.attempt);
     else if (decision.action === 'wait') await this.read(run, hash, decision.jobName);
     else {
       // Unchanged: the same condition, at this generation.
