@@ -37,8 +37,11 @@ export async function checkClaim(
   namespace: string,
   claimName: string,
   field: string,
+  /** Set to whether the claim could be read at all (a Forbidden get checks nothing). */
+  seen?: { read: boolean },
 ): Promise<Problem | undefined> {
   const claim = await getOptional(client, 'persistentvolumeclaims', namespace, claimName);
+  if (seen) seen.read = claim !== undefined;
   if (claim === undefined) return undefined;
   if (claim === null)
     return {

@@ -240,6 +240,7 @@ export const PROBE_NOT_POSSIBLE_REASONS = new Set([
   'CRDOutdated',
   'StorageCheckError',
   'StorageCheckSuspended',
+  'ClaimNotChecked',
 ]);
 
 /**

@@ -285,7 +285,7 @@ describe.skipIf(inject('existingCluster'))('BackupSchedule storage probe', () =>
       storage: { persistentVolumeClaim: { create: { size: '1Gi' } } },
       podTemplate: { ...RUNNER_PLACEMENT },
     });
-    await waitScheduleCondition(ns, 'onclaim', 'StorageReady', 'True', 'ClaimUsable');
+    await waitScheduleCondition(ns, 'onclaim', 'StorageReady', 'True', 'ClaimCreated');
     const s = await waitScheduleCondition(ns, 'onclaim', 'Ready', 'True', 'Scheduled');
     expect(s.status.storageCheck).toBeUndefined();
     expect(await probeJobs('onclaim')).toEqual([]);

@@ -705,7 +705,7 @@ export const BACKUP_SCHEDULE_REFERENCE: KindReference = {
     StorageShared:
       'Whether another BackupSchedule in the namespace writes to the same claim (or bucket and prefix).',
     StorageReady:
-      'S3 locations: a probe Job checked the bucket, credentials, listing, a write and delete, the owner object and Object Lock (True, StorageReachable; False with the runner reason; Unknown while it runs). Claims: True (ClaimUsable) once the claim is found usable, False with the claim reason.',
+      'S3 locations: a probe Job checked the bucket, credentials, listing, a write and delete, the owner object and Object Lock (True, StorageReachable; False with the runner reason; Unknown while it runs). Claims: True (ClaimUsable) once the claim is found usable, True (ClaimCreated) for a claim the operator created, Unknown (ClaimNotChecked) when it may not be read, False with the claim reason.',
     BackupImmutable:
       'Only with spec.storage.s3.objectLock (removed with it): True (ObjectLockInForce) when the newest backup is under the Object Lock retention asked for, False when the server did not lock it (ObjectLockNotInForce) or locked it for less (ObjectLockWeaker), Unknown when the lock could not be read (ObjectLockUnreadable) or the backup was reused (ObjectLockNotRead).',
   },
