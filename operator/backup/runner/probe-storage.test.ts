@@ -199,14 +199,17 @@ describe('probeStorage', () => {
       const r = await probeStorage({ client, config: locked, self, log });
       expect(r).toMatchObject({
         objectLockEnabled: true,
-        checks: ['list', 'owner', 'write', 'delete', 'objectLock'],
+        checks: ['list', 'owner', 'objectLock', 'write', 'delete'],
       });
     });
-    it('fails for a bucket without it (every backup would be refused)', async () => {
-      const { client } = fakeClient({ lock: () => s3Error('ObjectLockConfigurationNotFoundError', 404) });
+    it('fails for a bucket without it (every backup would be refused), before writing anything', async () => {
+      const { client, sent } = fakeClient({
+        lock: () => s3Error('ObjectLockConfigurationNotFoundError', 404),
+      });
       const f = await failure(probeStorage({ client, config: locked, self, log }));
       expect(f.reason).toBe('StorageRequestInvalid');
       expect(f.message).toContain('does not have Object Lock enabled');
+      expect(sent.map((s) => s.name)).toEqual(['ListObjectsV2', 'GetObject', 'GetObjectLockConfiguration']);
     });
     it('passes with a note when the configuration may not be read', async () => {
       const { client } = fakeClient({ lock: () => s3Error('AccessDenied', 403) });

@@ -121,7 +121,35 @@ export async function probeStorage(o: ProbeOptions): Promise<ProbeStorageResult>
   } else notes.push('no owner object yet (the first backup claims the prefix)');
   checks.push('owner');
 
-  // 3. A conditional write and a delete of the probe object, with the schedule's encryption.
+  // 3. Object Lock, when the schedule asks for it: the bucket must have it enabled, or every backup fails. Read
+  // before the probe writes anything, so a bucket that would refuse every backup gets no probe object either.
+  let objectLockEnabled: boolean | undefined;
+  if (config.objectLock) {
+    try {
+      const r = await client.send(new GetObjectLockConfigurationCommand({ Bucket }), bounded());
+      objectLockEnabled = r.ObjectLockConfiguration?.ObjectLockEnabled === 'Enabled';
+    } catch (e) {
+      const name = (e as { name?: string }).name;
+      if (name === 'ObjectLockConfigurationNotFoundError') objectLockEnabled = false;
+      else if (reasonOfS3Error(e) === 'StorageAccessDenied') {
+        // s3:GetBucketObjectLockConfiguration is not among the runner's permissions: not a failure.
+        o.log('warn', 'probe.object-lock-unreadable', { error: (e as Error).message });
+        notes.push('Object Lock configuration not readable (s3:GetBucketObjectLockConfiguration denied)');
+      } else throw s3Failure(e, `reading the Object Lock configuration of ${location}`);
+    }
+    if (objectLockEnabled === false)
+      throw new RunnerFailure(
+        'StorageRequestInvalid',
+        `${location}: spec.storage.s3.objectLock is set, but bucket ${Bucket} does not have Object Lock enabled, ` +
+          'so every backup would be refused; create the bucket with Object Lock (it cannot be added to most existing buckets) or remove objectLock',
+      );
+    if (objectLockEnabled) {
+      checks.push('objectLock');
+      notes.push('Object Lock enabled');
+    }
+  }
+
+  // 4. A conditional write and a delete of the probe object, with the schedule's encryption.
   const probeKey = config.prefix + PROBE_OBJECT;
   const sse = config.serverSideEncryption;
   const put = () =>
@@ -164,33 +192,6 @@ export async function probeStorage(o: ProbeOptions): Promise<ProbeStorageResult>
   checks.push('write');
   await del();
   checks.push('delete');
-
-  // 4. Object Lock, when the schedule asks for it: the bucket must have it enabled, or every backup fails.
-  let objectLockEnabled: boolean | undefined;
-  if (config.objectLock) {
-    try {
-      const r = await client.send(new GetObjectLockConfigurationCommand({ Bucket }), bounded());
-      objectLockEnabled = r.ObjectLockConfiguration?.ObjectLockEnabled === 'Enabled';
-    } catch (e) {
-      const name = (e as { name?: string }).name;
-      if (name === 'ObjectLockConfigurationNotFoundError') objectLockEnabled = false;
-      else if (reasonOfS3Error(e) === 'StorageAccessDenied') {
-        // s3:GetBucketObjectLockConfiguration is not among the runner's permissions: not a failure.
-        o.log('warn', 'probe.object-lock-unreadable', { error: (e as Error).message });
-        notes.push('Object Lock configuration not readable (s3:GetBucketObjectLockConfiguration denied)');
-      } else throw s3Failure(e, `reading the Object Lock configuration of ${location}`);
-    }
-    if (objectLockEnabled === false)
-      throw new RunnerFailure(
-        'StorageRequestInvalid',
-        `${location}: spec.storage.s3.objectLock is set, but bucket ${Bucket} does not have Object Lock enabled, ` +
-          'so every backup would be refused; create the bucket with Object Lock (it cannot be added to most existing buckets) or remove objectLock',
-      );
-    if (objectLockEnabled) {
-      checks.push('objectLock');
-      notes.push('Object Lock enabled');
-    }
-  }
 
   const message = `${location}: listed, wrote and deleted ${PROBE_OBJECT}; ${notes.join('; ')}`;
   o.log('info', 'probe.done', { location, checks });
