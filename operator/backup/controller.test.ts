@@ -125,6 +125,7 @@ function fakeCluster(
   let cronJobApplies = 0;
   let rejectCronJobs = false;
   let rejectStatus = false;
+  let forbidClaims = false;
   const created: any[] = [];
   const client = {
     async list() {
@@ -134,6 +135,8 @@ function fakeCluster(
       if (ref.plural === 'secrets')
         return { metadata: { name: 'db' }, data: { host: '', database: '', username: '', password: '' } };
       if (ref.plural === 'jobs') return structuredClone(server.job);
+      if (ref.plural === 'persistentvolumeclaims' && forbidClaims)
+        throw new KubeApiError(403, 'Forbidden', 'forbidden', 'GET', ref.plural);
       if (ref.plural === 'persistentvolumeclaims')
         return {
           metadata: { name: 'c' },
@@ -225,6 +228,7 @@ function fakeCluster(
     created,
     cronJobApplies: () => cronJobApplies,
     rejectCronJobs: (on: boolean) => (rejectCronJobs = on),
+    forbidClaims: () => (forbidClaims = true),
     rejectStatus: (on: boolean) => (rejectStatus = on),
     /** Runs one reconcile like the controller does: a conflict is a requeue, not a failure. */
     reconcile: () =>
@@ -894,5 +898,19 @@ describe('BackupScheduleReconciler storage probe (S3)', () => {
     expect(
       c.created.filter((b) => b.metadata?.labels?.['app.kubernetes.io/component'] === 'storage-probe'),
     ).toEqual([]);
+  });
+
+  it('L3: a claim the operator may not read is not claimed usable (StorageReady Unknown ClaimNotChecked)', async () => {
+    const { job, pod } = finishedJob('app-backup-1', true);
+    job.metadata.annotations = { [RECORDED_ANNOTATION]: 'succeeded' };
+    const c = fakeCluster(job, pod);
+    c.forbidClaims();
+    await c.reconcile();
+    const conditions = (c.server.schedule as any).status.conditions;
+    expect(conditions.find((x: { type: string }) => x.type === 'StorageReady')).toMatchObject({
+      status: 'Unknown',
+      reason: 'ClaimNotChecked',
+    });
+    expect(conditions.find((x: { type: string }) => x.type === 'Ready')).toMatchObject({ status: 'True' });
   });
 });

@@ -374,8 +374,9 @@ export class BackupScheduleReconciler {
       run.storageSecretVersions = versions;
     } else if (run.spec.storage.persistentVolumeClaim?.claimName) {
       const field = 'spec.storage.persistentVolumeClaim.claimName';
-      problem = await checkClaim(this.ctx.client, namespace, run.claimName!, field);
-      if (!problem)
+      const seen = { read: false };
+      problem = await checkClaim(this.ctx.client, namespace, run.claimName!, field, seen);
+      if (!problem && seen.read)
         run.set(
           storageReady(
             'True',
@@ -383,11 +384,20 @@ export class BackupScheduleReconciler {
             `PersistentVolumeClaim "${run.claimName}" exists and can take backups (claims are not probed)`,
           ),
         );
+      else if (!problem)
+        // Nothing was checked (the operator may not read claims here): not a claim that works, not one that fails.
+        run.set(
+          storageReady(
+            'Unknown',
+            'ClaimNotChecked',
+            `PersistentVolumeClaim "${run.claimName}" could not be read (get persistentvolumeclaims is forbidden), so it was not checked`,
+          ),
+        );
     } else {
       run.set(
         storageReady(
           'True',
-          'ClaimUsable',
+          'ClaimCreated',
           `PersistentVolumeClaim "${run.claimName}" was created by the operator (claims are not probed)`,
         ),
       );
@@ -456,6 +466,7 @@ export class BackupScheduleReconciler {
       : `next backup at ${this.clock.next(spec.schedule, spec.timeZone, run.now)?.toISOString() ?? 'never'} (${spec.schedule}, ${spec.timeZone})`;
     // The CronJobs are in place either way (a backup may still succeed, and says why if not); Ready waits for
     // the storage probe and names its failure (StorageReady).
+    this.storageProbe.afterBackups(run);
     const storage = storageReadiness(status.conditions);
     if (storage.state === 'failed') {
       run.set(...notReady(storage.reason, `${STORAGE_READY_CONDITION}: ${storage.message}`, storage.stalled));

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { EffectiveBackupScheduleSpec, S3Storage } from '../api/v1alpha1/backupschedule.js';
 import { isForbidden, isNotFound } from '../kube/errors.js';
 import type { KubeClient, KubeObject } from '../kube/rest.js';
@@ -36,8 +37,11 @@ export async function checkClaim(
   namespace: string,
   claimName: string,
   field: string,
+  /** Set to whether the claim could be read at all (a Forbidden get checks nothing). */
+  seen?: { read: boolean },
 ): Promise<Problem | undefined> {
   const claim = await getOptional(client, 'persistentvolumeclaims', namespace, claimName);
+  if (seen) seen.read = claim !== undefined;
   if (claim === undefined) return undefined;
   if (claim === null)
     return {
@@ -77,10 +81,30 @@ export async function checkServiceAccount(
 }
 
 /**
+ * What the storage probe's hash takes of a Secret: a sha256 of the values of the keys the location uses
+ * (truncated to 16 hex characters), so a Secret rewritten with the same values (an annotation, a re-apply by
+ * a GitOps tool or External Secrets) probes nothing. Only ever an input of the hash: the values go nowhere else.
+ */
+export function secretDigest(secret: KubeObject, keys: readonly string[]): string {
+  const data = (secret.data ?? {}) as Record<string, string>;
+  const stringData = (secret.stringData ?? {}) as Record<string, string>;
+  const h = createHash('sha256');
+  for (const k of [...keys].sort()) {
+    const v =
+      k in data ? Buffer.from(data[k]!, 'base64') : k in stringData ? Buffer.from(stringData[k]!) : undefined;
+    h.update(`${k}\0${v === undefined ? '-' : `${v.length}\0`}`);
+    if (v) h.update(v);
+    h.update('\0');
+  }
+  return h.digest('hex').slice(0, 16);
+}
+
+/**
  * The Secrets of an S3 location exist and hold the keys the pods read (credentials, CA bundle): a missing
- * one would leave the pod in CreateContainerConfigError until the Job's deadline. Only key names are read.
- * `versions`, when given, receives each Secret's resourceVersion ('?' when it may not be read): a change
- * means a new storage probe.
+ * one would leave the pod in CreateContainerConfigError until the Job's deadline. Key names are checked; the
+ * values of the keys used go only into `versions` as a digest (secretDigest), the storage probe's hash input.
+ * `versions`, when given, receives each Secret's digest ('?' when it may not be read): a change means a new
+ * storage probe.
  */
 export async function checkS3Secrets(
   client: KubeClient,
@@ -110,7 +134,7 @@ export async function checkS3Secrets(
   ];
   for (const w of wanted) {
     const secret = await getOptional(client, 'secrets', namespace, w.name);
-    if (versions) versions[w.name] = secret ? (secret.metadata.resourceVersion ?? '') : '?';
+    if (versions) versions[w.name] = secret ? secretDigest(secret, w.keys) : '?';
     if (secret === undefined) continue;
     if (secret === null)
       return {

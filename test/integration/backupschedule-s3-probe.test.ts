@@ -137,7 +137,7 @@ describe.skipIf(inject('existingCluster'))('BackupSchedule storage probe', () =>
   );
 
   it(
-    'a missing bucket: StorageReady=False StorageBucketNotFound within 60 s without a backup; the bucket created and the location changed, it turns True',
+    'a missing bucket: StorageReady=False StorageBucketNotFound within 60 s without a backup; the bucket created and the re-probe annotation set, it turns True',
     { timeout: 240_000 },
     async () => {
       const missing = bucketName('later');
@@ -156,7 +156,11 @@ describe.skipIf(inject('existingCluster'))('BackupSchedule storage probe', () =>
       expect(condition(s, 'Ready')).toMatchObject({ status: 'False', reason: 'StorageBucketNotFound' });
       expect(condition(s, 'Stalled')).toMatchObject({ status: 'True', reason: 'StorageBucketNotFound' });
       expect(await otherJobs('nobucket'), 'no backup ran').toEqual([]);
-      expect(s.status.storageCheck.nextAttemptAt, 'not retried: only a change can fix it').toBeUndefined();
+      const check = s.status.storageCheck;
+      expect(
+        Date.parse(check.nextAttemptAt) - Date.parse(check.checkedAt),
+        'probed again on the slow backoff (the bucket may be created outside the cluster)',
+      ).toBe(300_000);
       const events = await core.listNamespacedEvent({
         namespace: ns,
         fieldSelector: 'involvedObject.name=nobucket',
@@ -168,7 +172,10 @@ describe.skipIf(inject('existingCluster'))('BackupSchedule storage probe', () =>
       expect(await probeJobs('nobucket')).toHaveLength(1);
 
       await createBucket(s3(), { name: missing });
-      await patchSchedule(ns, 'nobucket', { spec: { storage: { s3: { prefix: 'b' } } } });
+      // No spec change: the re-probe annotation (its value goes into the hash) probes at once.
+      await patchSchedule(ns, 'nobucket', {
+        metadata: { annotations: { 'rollback.nxtnewday.io/probe-storage': 'bucket-created' } },
+      });
       const fixed = await waitScheduleCondition(
         ns,
         'nobucket',
@@ -250,6 +257,26 @@ describe.skipIf(inject('existingCluster'))('BackupSchedule storage probe', () =>
     expect(created.length, created.join()).toBeLessThanOrEqual(2);
     const c2 = second.status.storageCheck;
     expect(Date.parse(c2.nextAttemptAt) - Date.parse(c2.checkedAt), 'the backoff doubles').toBe(60_000);
+    // The attempt-2 Job was created only after the backoff (whole seconds: creationTimestamp has no more).
+    const job2 = (await batch.listNamespacedJob({ namespace: ns, labelSelector: PROBE })).items.find(
+      (j) => j.metadata?.name === c2.jobName,
+    );
+    expect(job2, `attempt 2 Job ${c2.jobName}`).toBeDefined();
+    expect(new Date(job2!.metadata!.creationTimestamp!).getTime()).toBeGreaterThanOrEqual(
+      Date.parse(check.checkedAt) + 30_000,
+    );
+    // A retry keeps the failure (no flap through StorageCheckInProgress) and sends no new Events.
+    expect(condition(second, 'StorageReady')).toMatchObject({
+      status: 'False',
+      reason: 'StorageUnreachable',
+    });
+    const events = (
+      await core.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=down' })
+    ).items;
+    const count = (reason: string) =>
+      events.filter((e) => e.reason === reason).reduce((n, e) => n + (e.count ?? 1), 0);
+    expect(count('StorageCheckStarted'), 'one StorageCheckStarted, none per retry').toBe(1);
+    expect(count('StorageUnreachable'), 'one Warning, none per retry').toBe(1);
   });
 
   it('a claim-backed schedule has StorageReady=True without a probe Job', { timeout: 120_000 }, async () => {
@@ -258,9 +285,42 @@ describe.skipIf(inject('existingCluster'))('BackupSchedule storage probe', () =>
       storage: { persistentVolumeClaim: { create: { size: '1Gi' } } },
       podTemplate: { ...RUNNER_PLACEMENT },
     });
-    await waitScheduleCondition(ns, 'onclaim', 'StorageReady', 'True', 'ClaimUsable');
+    await waitScheduleCondition(ns, 'onclaim', 'StorageReady', 'True', 'ClaimCreated');
     const s = await waitScheduleCondition(ns, 'onclaim', 'Ready', 'True', 'Scheduled');
     expect(s.status.storageCheck).toBeUndefined();
     expect(await probeJobs('onclaim')).toEqual([]);
   });
+
+  it(
+    'an operator upgrade does not probe working schedules again nor flip Ready (the image is not in the hash)',
+    { timeout: 180_000 },
+    async () => {
+      // After the first test: 'good' probed once and is Ready.
+      const before = await waitScheduleCondition(ns, 'good', 'Ready', 'True', 'Scheduled');
+      const jobsBefore = (await probeJobs('good')).map((j) => j.metadata!.name);
+      expect(jobsBefore).toHaveLength(1);
+      await op.kill();
+      op = await startOperator({
+        env: { WATCH_NAMESPACES: ns, OPERATOR_IMAGE: 'nxt-rollback-operator:test-next' },
+      });
+      await op.waitReady();
+      // The new operator reconciles it (its CronJob now names the new image), and starts no probe.
+      await eventually(
+        'the CronJob updated to the new image',
+        async () => {
+          const cj = await batch.readNamespacedCronJob({ namespace: ns, name: before.status.cronJobName });
+          return (
+            cj.spec?.jobTemplate.spec?.template.spec?.containers[0]?.image ===
+            'nxt-rollback-operator:test-next'
+          );
+        },
+        60_000,
+      );
+      await new Promise((r) => setTimeout(r, 5_000));
+      expect((await probeJobs('good')).map((j) => j.metadata!.name)).toEqual(jobsBefore);
+      const after = await getSchedule(ns, 'good');
+      expect(condition(after, 'Ready')).toMatchObject({ status: 'True' });
+      expect(after.status.storageCheck.hash).toBe(before.status.storageCheck.hash);
+    },
+  );
 });

@@ -582,7 +582,7 @@ export const BackupScheduleStatus = z.object({
         .max(64)
         .meta({
           description:
-            'Hash of what was probed: spec.storage.s3, the runner image and ServiceAccount, and the resourceVersions of the Secrets it names.',
+            'Hash of what was probed: spec.storage.s3, a pinned runner image, the ServiceAccount, the probe-storage annotation, and a digest of the Secret values the location uses.',
         }),
       jobName: objectName().optional().meta({ description: 'The probe Job of this attempt.' }),
       attempt: z
@@ -599,7 +599,8 @@ export const BackupScheduleStatus = z.object({
         .meta({ description: "The probe's failure reason (also StorageReady's)." }),
       checkedAt: Timestamp.optional().meta({ description: 'When the result was recorded.' }),
       nextAttemptAt: Timestamp.optional().meta({
-        description: 'A failure a retry may fix (network, throttling): when the next probe runs.',
+        description:
+          'After a failure: when the next probe runs (30 s doubling to 15 min for network and throttling, 5 min doubling to 1 h otherwise).',
       }),
     })
     .optional()
@@ -704,7 +705,7 @@ export const BACKUP_SCHEDULE_REFERENCE: KindReference = {
     StorageShared:
       'Whether another BackupSchedule in the namespace writes to the same claim (or bucket and prefix).',
     StorageReady:
-      'S3 locations: a probe Job checked the bucket, credentials, listing, a write and delete, the owner object and Object Lock (True, StorageReachable; False with the runner reason; Unknown while it runs). Claims: True (ClaimUsable) once the claim is found usable, False with the claim reason.',
+      'S3 locations: a probe Job checked the bucket, credentials, listing, a write and delete, the owner object and Object Lock (True, StorageReachable; False with the runner reason; Unknown while it runs). Claims: True (ClaimUsable) once the claim is found usable, True (ClaimCreated) for a claim the operator created, Unknown (ClaimNotChecked) when it may not be read, False with the claim reason.',
     BackupImmutable:
       'Only with spec.storage.s3.objectLock (removed with it): True (ObjectLockInForce) when the newest backup is under the Object Lock retention asked for, False when the server did not lock it (ObjectLockNotInForce) or locked it for less (ObjectLockWeaker), Unknown when the lock could not be read (ObjectLockUnreadable) or the backup was reused (ObjectLockNotRead).',
   },

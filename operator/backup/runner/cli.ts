@@ -175,7 +175,15 @@ async function probe(url: string, env: NodeJS.ProcessEnv, log: RunnerLog, now: (
   }
   try {
     const self = ownerIdentityFromEnv(env);
-    return await probeStorage({ client, config, log, now, ...(self ? { self } : {}) });
+    const foreign = foreignClusterFromEnv(env);
+    return await probeStorage({
+      client,
+      config,
+      log,
+      now,
+      ...(self ? { self } : {}),
+      ...(foreign ? { foreign } : {}),
+    });
   } finally {
     client.destroy();
   }

@@ -115,6 +115,39 @@ describe('probeStorage', () => {
     expect(sent.map((s) => s.name)).toEqual(['ListObjectsV2', 'GetObject']);
   });
 
+  it('decides on the owner as a backup would (cluster id, foreignCluster), never writing the owner object', async () => {
+    const owned = JSON.stringify({ namespace: 'team-a', name: 'shop', clusterId: 'cluster-old' });
+    const here = { ...self, clusterId: 'cluster-new' };
+    // The same namespace/name in another cluster: refused as a backup is.
+    const a = fakeClient({ owner: owned });
+    const f = await failure(probeStorage({ client: a.client, config: config(), self: here, log }));
+    expect(f.reason).toBe('StorageOwnedByOtherCluster');
+    expect(a.sent.map((s) => s.name)).toEqual(['ListObjectsV2', 'GetObject']);
+    // foreignCluster Restore does not let a backup write there: refused too.
+    const b = fakeClient({ owner: owned });
+    const restore = { clusterId: 'cluster-old', allow: 'Restore' as const };
+    const g = await failure(
+      probeStorage({ client: b.client, config: config(), self: here, foreign: restore, log }),
+    );
+    expect(g.reason).toBe('StorageOwnedByOtherCluster');
+    // TakeOver: the probe passes and says what the first backup will do; the owner object is never written.
+    const c = fakeClient({ owner: owned });
+    const takeOver = { clusterId: 'cluster-old', allow: 'TakeOver' as const };
+    const r = await probeStorage({ client: c.client, config: config(), self: here, foreign: takeOver, log });
+    expect(r.message).toContain('took the prefix over');
+    const keys = c.sent.filter((s) => s.name === 'PutObject').map((s) => s.input.Key);
+    expect(keys).toEqual([`shop/${PROBE_OBJECT}`]);
+    // The owner's own cluster: fine.
+    const d = fakeClient({ owner: owned });
+    const ok = await probeStorage({
+      client: d.client,
+      config: config(),
+      self: { ...self, clusterId: 'cluster-old' },
+      log,
+    });
+    expect(ok.owner).toBe('team-a/shop');
+  });
+
   it('names the owner when it is this schedule', async () => {
     const { client } = fakeClient({ owner: JSON.stringify({ namespace: 'team-a', name: 'shop' }) });
     const r = await probeStorage({ client, config: config(), self, log });
@@ -166,14 +199,17 @@ describe('probeStorage', () => {
       const r = await probeStorage({ client, config: locked, self, log });
       expect(r).toMatchObject({
         objectLockEnabled: true,
-        checks: ['list', 'owner', 'write', 'delete', 'objectLock'],
+        checks: ['list', 'owner', 'objectLock', 'write', 'delete'],
       });
     });
-    it('fails for a bucket without it (every backup would be refused)', async () => {
-      const { client } = fakeClient({ lock: () => s3Error('ObjectLockConfigurationNotFoundError', 404) });
+    it('fails for a bucket without it (every backup would be refused), before writing anything', async () => {
+      const { client, sent } = fakeClient({
+        lock: () => s3Error('ObjectLockConfigurationNotFoundError', 404),
+      });
       const f = await failure(probeStorage({ client, config: locked, self, log }));
       expect(f.reason).toBe('StorageRequestInvalid');
       expect(f.message).toContain('does not have Object Lock enabled');
+      expect(sent.map((s) => s.name)).toEqual(['ListObjectsV2', 'GetObject', 'GetObjectLockConfiguration']);
     });
     it('passes with a note when the configuration may not be read', async () => {
       const { client } = fakeClient({ lock: () => s3Error('AccessDenied', 403) });

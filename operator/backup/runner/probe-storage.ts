@@ -10,7 +10,13 @@ import { RunnerFailure } from './failure.js';
 import type { RunnerLog } from './log.js';
 import type { ProbeStorageResult } from './result.js';
 import { reasonOfS3Error, s3Failure, s3Location, type S3Config } from './s3-config.js';
-import { checkOwner, OWNER_OBJECT, parseOwnerText, type OwnerIdentity } from './storage-owner.js';
+import {
+  decideOwner,
+  OWNER_OBJECT,
+  parseOwnerText,
+  type ForeignClusterAccess,
+  type OwnerIdentity,
+} from './storage-owner.js';
 import { timing } from './termination-message.js';
 
 /**
@@ -31,6 +37,8 @@ export interface ProbeOptions {
   config: S3Config;
   /** Who the probe runs for (NXT_NAMESPACE, NXT_SCHEDULE_NAME): the owner object must name it. */
   self?: OwnerIdentity;
+  /** spec.storage.s3.foreignCluster (NXT_FOREIGN_*): decided on as a backup would, never acted on. */
+  foreign?: ForeignClusterAccess;
   log: RunnerLog;
   now?: () => Date;
   callTimeoutMs?: number;
@@ -100,13 +108,48 @@ export async function probeStorage(o: ProbeOptions): Promise<ProbeStorageResult>
   }
   if (ownerText !== undefined) {
     const stored = parseOwnerText(ownerText, location);
-    if (o.self) checkOwner(stored, o.self, location);
     owner = `${stored.namespace}/${stored.name}`;
-    notes.push(`owned by ${owner}`);
+    notes.push(`owned by ${owner}${stored.clusterId ? ` of cluster ${stored.clusterId}` : ''}`);
+    if (o.self) {
+      // What a backup would decide (StorageOwnedByOther, StorageOwnedByOtherCluster thrown alike); a rewrite it
+      // would make (this cluster's id added, a take-over) is only noted: the probe never writes the owner object.
+      const decision = decideOwner(stored, o.self, 'write', o.foreign, location, now());
+      if (decision.action !== 'use')
+        notes.push(`the first backup will update the owner object (${decision.action})`);
+      if ('note' in decision && decision.note) notes.push(decision.note);
+    }
   } else notes.push('no owner object yet (the first backup claims the prefix)');
   checks.push('owner');
 
-  // 3. A conditional write and a delete of the probe object, with the schedule's encryption.
+  // 3. Object Lock, when the schedule asks for it: the bucket must have it enabled, or every backup fails. Read
+  // before the probe writes anything, so a bucket that would refuse every backup gets no probe object either.
+  let objectLockEnabled: boolean | undefined;
+  if (config.objectLock) {
+    try {
+      const r = await client.send(new GetObjectLockConfigurationCommand({ Bucket }), bounded());
+      objectLockEnabled = r.ObjectLockConfiguration?.ObjectLockEnabled === 'Enabled';
+    } catch (e) {
+      const name = (e as { name?: string }).name;
+      if (name === 'ObjectLockConfigurationNotFoundError') objectLockEnabled = false;
+      else if (reasonOfS3Error(e) === 'StorageAccessDenied') {
+        // s3:GetBucketObjectLockConfiguration is not among the runner's permissions: not a failure.
+        o.log('warn', 'probe.object-lock-unreadable', { error: (e as Error).message });
+        notes.push('Object Lock configuration not readable (s3:GetBucketObjectLockConfiguration denied)');
+      } else throw s3Failure(e, `reading the Object Lock configuration of ${location}`);
+    }
+    if (objectLockEnabled === false)
+      throw new RunnerFailure(
+        'StorageRequestInvalid',
+        `${location}: spec.storage.s3.objectLock is set, but bucket ${Bucket} does not have Object Lock enabled, ` +
+          'so every backup would be refused; create the bucket with Object Lock (it cannot be added to most existing buckets) or remove objectLock',
+      );
+    if (objectLockEnabled) {
+      checks.push('objectLock');
+      notes.push('Object Lock enabled');
+    }
+  }
+
+  // 4. A conditional write and a delete of the probe object, with the schedule's encryption.
   const probeKey = config.prefix + PROBE_OBJECT;
   const sse = config.serverSideEncryption;
   const put = () =>
@@ -149,33 +192,6 @@ export async function probeStorage(o: ProbeOptions): Promise<ProbeStorageResult>
   checks.push('write');
   await del();
   checks.push('delete');
-
-  // 4. Object Lock, when the schedule asks for it: the bucket must have it enabled, or every backup fails.
-  let objectLockEnabled: boolean | undefined;
-  if (config.objectLock) {
-    try {
-      const r = await client.send(new GetObjectLockConfigurationCommand({ Bucket }), bounded());
-      objectLockEnabled = r.ObjectLockConfiguration?.ObjectLockEnabled === 'Enabled';
-    } catch (e) {
-      const name = (e as { name?: string }).name;
-      if (name === 'ObjectLockConfigurationNotFoundError') objectLockEnabled = false;
-      else if (reasonOfS3Error(e) === 'StorageAccessDenied') {
-        // s3:GetBucketObjectLockConfiguration is not among the runner's permissions: not a failure.
-        o.log('warn', 'probe.object-lock-unreadable', { error: (e as Error).message });
-        notes.push('Object Lock configuration not readable (s3:GetBucketObjectLockConfiguration denied)');
-      } else throw s3Failure(e, `reading the Object Lock configuration of ${location}`);
-    }
-    if (objectLockEnabled === false)
-      throw new RunnerFailure(
-        'StorageRequestInvalid',
-        `${location}: spec.storage.s3.objectLock is set, but bucket ${Bucket} does not have Object Lock enabled, ` +
-          'so every backup would be refused; create the bucket with Object Lock (it cannot be added to most existing buckets) or remove objectLock',
-      );
-    if (objectLockEnabled) {
-      checks.push('objectLock');
-      notes.push('Object Lock enabled');
-    }
-  }
 
   const message = `${location}: listed, wrote and deleted ${PROBE_OBJECT}; ${notes.join('; ')}`;
   o.log('info', 'probe.done', { location, checks });
