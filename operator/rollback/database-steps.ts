@@ -399,6 +399,13 @@ export async function settleSafetyBackup(run: PlanRun): Promise<void> {
         `not waited for: pre-validation failed while the safety backup ${id} was running (Job ${name}), so nothing was restored; the Job could not be stopped (${why}) and is left to finish on its own. That backup is not needed and harmless: the BackupSchedule records it like any backup if it completes, and its retention prunes it`,
       );
     }
+  } else if (run.status.database?.safetyBackupJobUID) {
+    // Created, and gone now: deleted by an earlier attempt of this settle whose status write was lost (or by
+    // someone else). Either way it no longer runs.
+    finish(
+      'Skipped',
+      `stopped: not needed. Pre-validation failed after the safety backup ${id} had started, so nothing was restored; its Job ${name} is gone (deleted)`,
+    );
   } else {
     finish('Skipped', `not started: pre-validation failed first, so nothing was restored`);
   }

@@ -378,6 +378,19 @@ describe('settleSafetyBackup: a failed pre-validation says what became of the sa
     expect(touchedSummary(run.status)).toBe('; nothing was changed');
   });
 
+  it('created, and gone now (an earlier settle deleted it, its status write lost): stopped, nothing deleted again', async () => {
+    const { run, log } = fakeRun({ status: started() });
+    await settleSafetyBackup(run);
+    expect(log).toEqual([]);
+    expect(stepOf(run, 'SafetyBackup')).toMatchObject({
+      result: 'Skipped',
+      message: expect.stringMatching(/^stopped: not needed\. .*Job p-safety is gone/),
+    });
+    expect(touchedSummary(run.status)).toBe(
+      '; changed: database not changed; safety backup Job p-safety stopped (not needed)',
+    );
+  });
+
   it('never created (the verify Job failed first): not started', async () => {
     const status = started();
     delete status.database!.safetyBackupJobUID;
