@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   changeLines,
+  currentStep,
   dryRunReportText,
   historyEntry,
   historyTable,
@@ -97,6 +98,17 @@ describe('plan view', () => {
     expect(isActive(plan())).toBe(true);
     expect(isActive(plan({ status: { phase: 'AwaitingApproval' } }))).toBe(true);
     expect(isActive(succeeded)).toBe(false);
+  });
+
+  it('names PreValidation as the current step while the safety backup runs alongside it', () => {
+    const steps = [
+      { name: 'PreValidation', startedAt: iso(0), result: 'Running' as const },
+      { name: 'CheckBackupSelected', startedAt: iso(0), finishedAt: iso(0), result: 'Succeeded' as const },
+      { name: 'SafetyBackup', startedAt: iso(1), result: 'Running' as const },
+    ];
+    expect(currentStep(plan({ status: { phase: 'Running', steps } }))).toBe('PreValidation');
+    const after = [{ ...steps[0]!, finishedAt: iso(2), result: 'Succeeded' as const }, ...steps.slice(1)];
+    expect(currentStep(plan({ status: { phase: 'Running', steps: after } }))).toBe('SafetyBackup');
   });
 
   it('prints one plain line per change of phase or step', () => {

@@ -138,9 +138,13 @@ export function historyTable(entries: HistoryEntry[], allNamespaces: boolean, no
     : table(headers, rows);
 }
 
-/** The step running now (the journal's last Running entry), or the Reconciling reason. */
+/**
+ * The step running now, or the Reconciling reason. The journal's first Running entry: steps start in order,
+ * and one that starts early (SafetyBackup, whose Job runs alongside the verify Job) is not the current step
+ * while PreValidation still runs.
+ */
 export function currentStep(p: PlanObject): string {
-  const running = (p.status?.steps ?? []).filter((s) => s.result === 'Running').pop();
+  const running = (p.status?.steps ?? []).find((s) => s.result === 'Running');
   if (running) return running.name;
   const r = conditionOf(p, ConditionType.Reconciling);
   return r?.status === 'True' ? r.reason : '';

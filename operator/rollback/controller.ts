@@ -859,10 +859,14 @@ export function touchedSummary(status: RollbackPlanStatus): string {
     findStep(status.steps, 'SafetyBackup')?.result === 'Skipped' &&
     !findStep(status.steps, 'DatabaseRestore')
   ) {
-    // Started alongside the verify Job, left to finish when pre-validation failed (settleSafetyBackup).
-    changed.push(
-      `database not changed; safety backup Job ${db.safetyBackupJob} left to finish on its own (a backup nothing restores: harmless)`,
-    );
+    // Started alongside the verify Job; pre-validation failed (settleSafetyBackup): stopped, or left to finish.
+    const said = findStep(status.steps, 'SafetyBackup')?.message ?? '';
+    const how = said.startsWith('stopped:')
+      ? 'stopped (not needed)'
+      : said.includes('had finished')
+        ? 'had finished (a backup nothing restores: harmless)'
+        : 'left to finish on its own (a backup nothing restores: harmless)';
+    changed.push(`database not changed; safety backup Job ${db.safetyBackupJob} ${how}`);
   }
   const rolled = (status.deployments ?? []).filter((d) => d.result === 'RolledBack').map((d) => d.name);
   if (rolled.length) changed.push(`Deployment ${rolled.join(', ')} rolled back`);

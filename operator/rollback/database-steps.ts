@@ -12,6 +12,7 @@ import { failpoint } from '../failpoints.js';
 import { selectBackup } from './backup-selection.js';
 import { findStep, finishStep, isFinished, startStep } from './journal.js';
 import { concurrentPlanFailure } from './locks.js';
+import { safetyGapNote } from './outcome-messages.js';
 import { judgePlanJob } from './plan-job-identity.js';
 import type { PlanRun, StepOutcome } from './plan-run.js';
 import { describeStorage } from '../backup/storage-location.js';
@@ -20,6 +21,7 @@ import {
   buildPlanJob,
   ensurePlanJob,
   type EnsuredJob,
+  deletePlanJob,
   JOB_POLL_MS,
   loadSchedule,
   ownPods,
@@ -326,10 +328,11 @@ export async function takeSafetyBackup(run: PlanRun): Promise<StepOutcome> {
       message: `the safety backup ${id} failed, so nothing was restored: ${why}`,
     };
   }
-  run.status.database = { ...run.status.database, safetyBackupId: id };
+  run.status.database = { ...run.status.database, safetyBackupId: id, ...snapshotTime(outcome) };
+  const at = run.status.database.safetyBackupStartedAt;
   return {
     kind: 'done',
-    message: `safety backup ${id} taken (${outcome.message}); restore it to undo this plan`,
+    message: `safety backup ${id} taken (${outcome.message}); restore it to undo this plan${at ? ` (it holds the database as of ${at}, when it started)` : ''}`,
     finishedAt: stepEnd(run, 'SafetyBackup', outcome.finishedAt),
   };
 }
@@ -349,10 +352,14 @@ export function stepEnd(run: Pick<PlanRun, 'status' | 'now'>, step: string, fini
 /**
  * Pre-validation failed after it had started the safety backup alongside the verify Job: the plan ends
  * without restoring and does not wait for the safety backup. The SafetyBackup journal entry says what became
- * of it: taken (its Job had already succeeded; recorded like any safety backup), failed, not started, or
- * left to finish on its own. A safety backup of a plan that restored nothing is harmless: a backup of the
- * current database that nothing restores, recorded by the BackupSchedule like any backup and pruned by its
- * retention. Never throws: the plan's failure is what matters here.
+ * of it: taken (its Job had already succeeded; recorded like any safety backup), failed, not started,
+ * finished but unread, or stopped. A Job still running is deleted (that very Job: preconditions uid;
+ * background propagation, so its pod is stopped too): a failed plan holds no lock, and a pg_dump left running
+ * would hold its read locks while the next plan's in-place restore waits behind them. What a stopped runner
+ * leaves is never a backup: a partial dump (`<id>.dump.partial`, an unfinished multipart upload) or a dump
+ * without its manifest is listed by no selection, the BackupSchedule records backups only from a finished
+ * Job's result, and prune removes such leftovers once stale. Never throws: the plan's failure is what
+ * matters here.
  */
 export async function settleSafetyBackup(run: PlanRun): Promise<void> {
   const entry = findStep(run.status.steps, 'SafetyBackup');
@@ -370,7 +377,7 @@ export async function settleSafetyBackup(run: PlanRun): Promise<void> {
     run.status.steps = finishStep(run.status.steps, 'SafetyBackup', result, message, at);
   };
   if (outcome?.state === 'succeeded' && outcome.result?.id === id) {
-    run.status.database = { ...run.status.database, safetyBackupId: id };
+    run.status.database = { ...run.status.database, safetyBackupId: id, ...snapshotTime(outcome) };
     finish(
       'Succeeded',
       `safety backup ${id} taken alongside the verify Job (${outcome.message}); nothing was restored, so it is not needed (harmless)`,
@@ -378,14 +385,50 @@ export async function settleSafetyBackup(run: PlanRun): Promise<void> {
     );
   } else if (outcome?.state === 'failed' || outcome?.state === 'succeeded') {
     finish('Failed', `the safety backup ${id} failed as well (${outcome.message}); nothing was restored`);
-  } else if (verdict.kind === 'ours') {
+  } else if (outcome?.state === 'unread') {
+    // Finished: its pod holds no lock any more, and the BackupSchedule records the backup from the Job.
     finish(
       'Skipped',
-      `not waited for: pre-validation failed while the safety backup ${id} was running (Job ${name}), so nothing was restored; the Job is left to finish on its own. That backup is not needed and harmless: the BackupSchedule records it like any backup if it completes, and its retention prunes it`,
+      `not waited for: pre-validation failed after the safety backup Job ${name} had finished, before its result was read; nothing was restored. That backup is not needed: if it succeeded, the BackupSchedule records it (purpose safety) and its retention prunes it`,
+    );
+  } else if (verdict.kind === 'ours') {
+    const why = await deletePlanJob(run, verdict.job);
+    if (!why) {
+      run.event(
+        'Normal',
+        'SafetyBackupStopped',
+        `deleted the safety backup Job ${name}: pre-validation failed, nothing is restored, so its backup is not needed`,
+      );
+      finish(
+        'Skipped',
+        `stopped: not needed. Pre-validation failed while the safety backup ${id} was running, so nothing was restored, and its Job ${name} was deleted (with its pod); a partial dump it left is never listed as a backup, and the BackupSchedule's prune removes it`,
+      );
+    } else {
+      finish(
+        'Skipped',
+        `not waited for: pre-validation failed while the safety backup ${id} was running (Job ${name}), so nothing was restored; the Job could not be stopped (${why}) and is left to finish on its own. That backup is not needed and harmless: the BackupSchedule records it like any backup if it completes, and its retention prunes it`,
+      );
+    }
+  } else if (run.status.database?.safetyBackupJobUID) {
+    // Created, and gone now: deleted by an earlier attempt of this settle whose status write was lost (or by
+    // someone else). Either way it no longer runs.
+    finish(
+      'Skipped',
+      `stopped: not needed. Pre-validation failed after the safety backup ${id} had started, so nothing was restored; its Job ${name} is gone (deleted)`,
     );
   } else {
     finish('Skipped', `not started: pre-validation failed first, so nothing was restored`);
   }
+}
+
+/**
+ * When the safety backup's snapshot was taken, at the latest: the runner's start (it exports the dump's
+ * snapshot right after connecting). Not for a reused backup, whose dump is older than its result.
+ */
+function snapshotTime(outcome: FinishedOutcome): { safetyBackupStartedAt?: string } {
+  const r = outcome.result?.operation === 'backup' ? outcome.result : undefined;
+  if (!r || r.reused || Number.isNaN(Date.parse(r.startedAt))) return {};
+  return { safetyBackupStartedAt: new Date(r.startedAt).toISOString() };
 }
 
 /**
@@ -405,6 +448,16 @@ export async function settleSafetyBackup(run: PlanRun): Promise<void> {
  */
 export async function restoreDatabase(run: PlanRun): Promise<StepOutcome> {
   const db = run.status.database!;
+  if (run.spec.targets.database?.safetyBackup && !db.safetyBackupId && !db.restoreJob) {
+    // Defence in depth: the steps run in order, so SafetyBackup succeeded and recorded its id. Without it
+    // nothing would undo the restore: refuse before the restore Job exists.
+    return {
+      kind: 'failed',
+      reason: 'SafetyBackupMissing',
+      message:
+        'spec.targets.database.safetyBackup is true but no safety backup is recorded (status.database.safetyBackupId), so nothing was restored',
+    };
+  }
   const sc = await loadSchedule(run, db.backupScheduleRef!);
   if ('kind' in sc) return sc;
   const name = planJobName(run, 'restore');
@@ -487,7 +540,11 @@ export async function restoreDatabase(run: PlanRun): Promise<StepOutcome> {
       ? { previousDatabasesDropped: r.previousDatabasesDropped.slice(0, 16) }
       : {}),
   };
-  return { kind: 'done', message: `restored backup ${db.backupId}: ${outcome.message}` };
+  const gap = safetyGapNote(run.status);
+  return {
+    kind: 'done',
+    message: `restored backup ${db.backupId}: ${outcome.message}${gap ? `; ${gap}` : ''}`,
+  };
 }
 
 /**

@@ -107,9 +107,10 @@ export async function buildDryRunReport(
           backupFinishedAt: chosen.backup.finishedAt,
           mode: t.mode,
           safetyBackup: t.safetyBackup,
-          // Writes since the backup are lost by a restore unless the safety backup is used to recover them.
+          // Writes since the backup are lost by a restore unless the safety backup is used to recover them;
+          // those after the safety backup's snapshot (taken alongside the verify Job) are in neither.
           dataLossWindowSeconds: lossSeconds,
-          message: `would restore backup ${chosen.backup.id}${location ? ` from ${location}` : ''} (${t.mode}); data written in the last ${lossSeconds}s would be rolled back${t.safetyBackup ? ', kept in a safety backup' : ''}`,
+          message: `would restore backup ${chosen.backup.id}${location ? ` from ${location}` : ''} (${t.mode}); data written in the last ${lossSeconds}s would be rolled back${t.safetyBackup ? ', kept in a safety backup except the writes made after it starts (with the verify Job) and before the restore' : ''}`,
         };
       } else problems.push(chosen.message);
     }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { RollbackPlanStatus } from '../api/v1alpha1/rollbackplan.js';
-import { postValidationMessage, succeededEventMessage } from './outcome-messages.js';
+import { postValidationMessage, safetyGapNote, succeededEventMessage } from './outcome-messages.js';
 
 describe('postValidationMessage', () => {
   it('names the Deployments only when the plan has some', () => {
@@ -59,5 +59,46 @@ describe('succeededEventMessage', () => {
     expect(succeededEventMessage(status, 'rolled back in 1s', '5m', true)).toBe(
       `rolled back in 1s (RTO objective 5m); ${msg}; 1 Deployment(s) rolled out and available`,
     );
+  });
+});
+
+describe('the writes in neither the safety backup nor the restored database', () => {
+  const status = (database: Record<string, unknown>) =>
+    ({
+      steps: [
+        {
+          name: 'DatabaseRestore',
+          startedAt: '2026-11-29T22:05:00.000Z',
+          finishedAt: '2026-11-29T22:05:09.000Z',
+          result: 'Succeeded',
+          message: 'restored backup b-1',
+        },
+        { name: 'PostValidation', startedAt: 'x', result: 'Succeeded', message: '' },
+      ],
+      database: {
+        backupId: 'b-1',
+        mode: 'inPlace',
+        safetyBackupId: 'p-safety-1',
+        safetyBackupStartedAt: '2026-11-29T22:03:20.000Z',
+        ...database,
+      },
+    }) as unknown as RollbackPlanStatus;
+
+  it('names the gap from the safety backup start to the restore start in the Succeeded event', () => {
+    expect(succeededEventMessage(status({}), 'rolled back in 130s', '15m')).toBe(
+      'rolled back in 130s (RTO objective 15m); writes made after the safety backup p-safety-1 started ' +
+        '(2026-11-29T22:03:20.000Z, 100s before the restore started) are in neither the safety backup nor the restored database',
+    );
+  });
+
+  it('newDatabaseSwap with the previous database kept: those writes are there', () => {
+    expect(safetyGapNote(status({ mode: 'newDatabaseSwap', previousDatabase: 'shop_pre_b1' }))).toMatch(
+      /are not in the safety backup \(the previous database shop_pre_b1 has them\)$/,
+    );
+  });
+
+  it('says nothing without a safety backup or its start time', () => {
+    expect(safetyGapNote(status({ safetyBackupId: undefined }))).toBe('');
+    expect(safetyGapNote(status({ safetyBackupStartedAt: undefined }))).toBe('');
   });
 });

@@ -14,7 +14,8 @@ export function postValidationMessage(deployments: number, httpPassed: string): 
 
 /**
  * The plan's Succeeded Event: the duration and RTO objective, what AppRollback did (its message, plus the
- * Deployments it rolled back by name and revision), and post-validation's result. It is the one Event every
+ * Deployments it rolled back by name and revision), the writes a database restore lost for good (safetyGapNote),
+ * and post-validation's result. It is the one Event every
  * successful plan records, so a DeploymentRolledBack Event dropped by the API server (429 or 5xx in a burst)
  * still leaves an Event naming each Deployment that was rolled back; built from status, no extra request.
  */
@@ -33,7 +34,28 @@ export function succeededEventMessage(
     parts.push(
       `rolled back: ${rolled.map((d) => `${d.name} ${d.fromRevision ?? '?'} -> ${d.toRevision ?? '?'}`).join(', ')}`,
     );
+  const gap = safetyGapNote(status);
+  if (gap) parts.push(gap);
   const post = findStep(status.steps, 'PostValidation')?.message;
   if (post) parts.push(post);
   return parts.join('; ');
+}
+
+/**
+ * The writes a restore loses for good: those after the safety backup's snapshot (its runner's start) and
+ * before the restore replaced the data are in neither the safety backup nor the restored database. Says how
+ * long that window was at least (safety backup start -> DatabaseRestore start); '' without a safety backup
+ * time. newDatabaseSwap keeps them in the previous database when it was kept.
+ */
+export function safetyGapNote(status: RollbackPlanStatus): string {
+  const db = status.database;
+  const from = Date.parse(db?.safetyBackupStartedAt ?? '');
+  const to = Date.parse(findStep(status.steps, 'DatabaseRestore')?.startedAt ?? '');
+  if (!db?.safetyBackupId || Number.isNaN(from) || Number.isNaN(to)) return '';
+  const seconds = Math.max(0, Math.round((to - from) / 1000));
+  const where =
+    db.mode === 'newDatabaseSwap' && db.previousDatabase
+      ? `not in the safety backup (the previous database ${db.previousDatabase} has them)`
+      : 'in neither the safety backup nor the restored database';
+  return `writes made after the safety backup ${db.safetyBackupId} started (${db.safetyBackupStartedAt}, ${seconds}s before the restore started) are ${where}`;
 }

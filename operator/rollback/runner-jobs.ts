@@ -15,7 +15,7 @@ import {
   type SecretShape,
 } from '../backup/pod-builders.js';
 import { refuseRunnerOverrides } from '../backup/runner-policy.js';
-import { isAlreadyExists, isNotFound } from '../kube/errors.js';
+import { isAlreadyExists, isConflict, isNotFound } from '../kube/errors.js';
 import { childName, controllerRef } from '../kube/objects.js';
 import type { KubeObject } from '../kube/rest.js';
 import { findStep } from './journal.js';
@@ -262,6 +262,27 @@ export async function releaseJob(run: PlanRun, job: KubeObject): Promise<void> {
     { op: 'test', path: '/metadata/uid', value: job.metadata.uid },
     { op: 'replace', path: '/spec/suspend', value: false },
   ]);
+}
+
+/**
+ * Deletes one of the plan's Jobs that is no longer needed (a safety backup a failed plan will not use): only
+ * that very Job (preconditions uid: a Job re-created under the name is left alone), its pods after it
+ * (background propagation), so its runner is stopped. Undefined when it is gone (or was already); otherwise
+ * why it could not be deleted, bounded. Never throws.
+ */
+export async function deletePlanJob(run: PlanRun, job: KubeObject): Promise<string | undefined> {
+  try {
+    await run.client.delete(jobsRef(run.namespace, job.metadata.name), {
+      propagationPolicy: 'Background',
+      preconditionsUid: job.metadata.uid,
+    });
+    return undefined;
+  } catch (e) {
+    if (isNotFound(e)) return undefined;
+    if (isConflict(e))
+      return `the Job "${job.metadata.name}" is no longer the one with uid ${job.metadata.uid}`;
+    return `deleting Job "${job.metadata.name}" failed: ${String((e as Error)?.message ?? e).slice(0, 200)}`;
+  }
 }
 
 export const ownPods = (job: KubeObject, pods: KubeObject[]) =>

@@ -4,9 +4,11 @@
 import { describe, expect, it } from 'vitest';
 import { withRollbackPlanDefaults, type RollbackPlanSpec } from '../api/v1alpha1/rollbackplan.js';
 import type { KubeObject } from '../kube/rest.js';
+import { KubeApiError } from '../kube/errors.js';
 import { touchedSummary } from './controller.js';
 import {
   preValidateDatabase,
+  restoreDatabase,
   safetyBackupAlongsideVerify,
   settleSafetyBackup,
   stepEnd,
@@ -101,6 +103,7 @@ function fakeRun(
     pods?: KubeObject[];
     status?: PlanRun['status'];
     now?: string;
+    deleteError?: Error;
   } = {},
 ) {
   const spec = withRollbackPlanDefaults({
@@ -125,6 +128,12 @@ function fakeRun(
     client: {
       get: async () => ({ metadata: { name: 'db' }, data: { uri: 'eA==' } }),
       list: async () => ({ metadata: {}, items: o.pods ?? [] }),
+      delete: async (ref: { name: string }, opts: Record<string, unknown>) => {
+        log.push(`delete ${ref.name} ${JSON.stringify(opts)}`);
+        if (o.deleteError) throw o.deleteError;
+        jobs.delete(ref.name);
+        return {};
+      },
       create: async (_ref: unknown, body: KubeObject) => {
         log.push(`create ${body.metadata.name}`);
         const created = { ...body, metadata: { ...body.metadata, uid: `uid-${body.metadata.name}` } };
@@ -264,18 +273,71 @@ describe('settleSafetyBackup: a failed pre-validation says what became of the sa
     database: { backupId: 'db-1', safetyBackupJob: 'p-safety', safetyBackupJobUID: 's-1' },
   });
 
-  it('still running: left to finish on its own (Skipped, harmless), and the Failed event says so', async () => {
+  it('still running: deleted (that Job only, background), journalled "stopped: not needed", and the Failed event says so', async () => {
     const { run, log } = fakeRun({ status: started(), jobs: [owned('p-safety', 's-1')] });
     await settleSafetyBackup(run);
+    expect(log).toEqual([
+      'delete p-safety {"propagationPolicy":"Background","preconditionsUid":"s-1"}',
+      'event SafetyBackupStopped',
+    ]);
     expect(stepOf(run, 'SafetyBackup')).toMatchObject({
       result: 'Skipped',
       finishedAt: '2026-01-01T00:10:05.000Z',
-      message: expect.stringMatching(/^not waited for: .*left to finish on its own.*harmless/),
+      message: expect.stringMatching(/^stopped: not needed\. .*Job p-safety was deleted/),
     });
     expect(run.status.database?.safetyBackupId).toBeUndefined();
-    expect(log).toEqual([]);
+    expect(touchedSummary(run.status)).toBe(
+      '; changed: database not changed; safety backup Job p-safety stopped (not needed)',
+    );
+  });
+
+  it('a pod that cannot start is stopped too, not left for the Job deadline', async () => {
+    const safety = owned('p-safety', 's-1', {
+      status: { active: 1, startTime: '2026-01-01T00:00:00Z' },
+    });
+    const { run, log } = fakeRun({ status: started(), jobs: [safety] });
+    await settleSafetyBackup(run);
+    expect(log[0]).toMatch(/^delete p-safety /);
+    expect(stepOf(run, 'SafetyBackup')?.message).toMatch(/^stopped: not needed/);
+  });
+
+  it('deleting it fails: left to finish, and says why', async () => {
+    const { run, log } = fakeRun({
+      status: started(),
+      jobs: [owned('p-safety', 's-1')],
+      deleteError: new KubeApiError(403, 'Forbidden', 'jobs.batch "p-safety" is forbidden', 'DELETE', '/x'),
+    });
+    await settleSafetyBackup(run);
+    expect(log).toHaveLength(1);
+    expect(stepOf(run, 'SafetyBackup')).toMatchObject({
+      result: 'Skipped',
+      message: expect.stringMatching(
+        /^not waited for: .*could not be stopped \(deleting Job "p-safety" failed: .*left to finish on its own/,
+      ),
+    });
     expect(touchedSummary(run.status)).toBe(
       '; changed: database not changed; safety backup Job p-safety left to finish on its own (a backup nothing restores: harmless)',
+    );
+  });
+
+  it('finished but its result not read yet: not deleted (the BackupSchedule records it), and not "left to finish"', async () => {
+    const safety = owned('p-safety', 's-1', {
+      status: {
+        startTime: '2026-01-01T00:10:00Z',
+        completionTime: '2026-01-01T00:10:04Z',
+        conditions: [{ type: 'Complete', status: 'True', lastTransitionTime: '2026-01-01T00:10:04Z' }],
+      },
+    });
+    const { run, log } = fakeRun({ status: started(), jobs: [safety] });
+    await settleSafetyBackup(run);
+    expect(log).toEqual([]);
+    expect(stepOf(run, 'SafetyBackup')).toMatchObject({
+      result: 'Skipped',
+      message: expect.stringMatching(/had finished, before its result was read/),
+    });
+    expect(stepOf(run, 'SafetyBackup')?.message).not.toMatch(/left to finish/);
+    expect(touchedSummary(run.status)).toBe(
+      '; changed: database not changed; safety backup Job p-safety had finished (a backup nothing restores: harmless)',
     );
   });
 
@@ -292,7 +354,10 @@ describe('settleSafetyBackup: a failed pre-validation says what became of the sa
       finishedAt: '2026-01-01T00:10:04.000Z',
       message: expect.stringMatching(/taken alongside the verify Job.*nothing was restored/),
     });
-    expect(run.status.database?.safetyBackupId).toBe(SAFETY_ID);
+    expect(run.status.database).toMatchObject({
+      safetyBackupId: SAFETY_ID,
+      safetyBackupStartedAt: '2026-01-01T00:10:01.000Z',
+    });
     expect(touchedSummary(run.status)).toBe(
       `; changed: safety backup ${SAFETY_ID} taken; database not changed`,
     );
@@ -311,6 +376,19 @@ describe('settleSafetyBackup: a failed pre-validation says what became of the sa
       message: expect.stringMatching(/failed as well/),
     });
     expect(touchedSummary(run.status)).toBe('; nothing was changed');
+  });
+
+  it('created, and gone now (an earlier settle deleted it, its status write lost): stopped, nothing deleted again', async () => {
+    const { run, log } = fakeRun({ status: started() });
+    await settleSafetyBackup(run);
+    expect(log).toEqual([]);
+    expect(stepOf(run, 'SafetyBackup')).toMatchObject({
+      result: 'Skipped',
+      message: expect.stringMatching(/^stopped: not needed\. .*Job p-safety is gone/),
+    });
+    expect(touchedSummary(run.status)).toBe(
+      '; changed: database not changed; safety backup Job p-safety stopped (not needed)',
+    );
   });
 
   it('never created (the verify Job failed first): not started', async () => {
@@ -365,8 +443,64 @@ describe('takeSafetyBackup after pre-validation started it', () => {
     });
     const outcome = await takeSafetyBackup(run);
     expect(outcome).toMatchObject({ kind: 'done', finishedAt: new Date('2026-01-01T00:10:04Z') });
+    expect(outcome.message).toMatch(/holds the database as of 2026-01-01T00:10:01\.000Z, when it started/);
     expect(log).toEqual([]);
-    expect(run.status.database?.safetyBackupId).toBe(SAFETY_ID);
+    expect(run.status.database).toMatchObject({
+      safetyBackupId: SAFETY_ID,
+      safetyBackupStartedAt: '2026-01-01T00:10:01.000Z',
+    });
+  });
+});
+
+describe('restoreDatabase and the safety backup', () => {
+  const before = (database: Record<string, unknown>): PlanRun['status'] => ({
+    steps: [
+      {
+        name: 'SafetyBackup',
+        startedAt: '2026-01-01T00:10:00.500Z',
+        finishedAt: '2026-01-01T00:10:04.000Z',
+        result: 'Succeeded',
+      },
+      { name: 'DatabaseRestore', startedAt: '2026-01-01T00:10:30.000Z', result: 'Running' },
+    ],
+    database: { backupScheduleRef: 'db', backupId: 'db-1', mode: 'inPlace', ...database },
+  });
+
+  it('refuses to restore when the plan takes a safety backup but none is recorded: nothing created', async () => {
+    const { run, log } = fakeRun({ status: before({}) });
+    expect(await restoreDatabase(run)).toMatchObject({ kind: 'failed', reason: 'SafetyBackupMissing' });
+    expect(log).toEqual([]);
+    expect(run.status.database?.restoreJob).toBeUndefined();
+  });
+
+  it('names the writes in neither backup: from the safety backup start to the restore start', async () => {
+    const restore = owned('p-restore', 'r-1', { spec: { backoffLimit: 0, suspend: false } });
+    const pod = finishedPod(restore, {
+      ...backupResult(),
+      operation: 'restore',
+      id: 'db-1',
+      message: 'restored',
+      restoreSeconds: 2,
+    });
+    const { run } = fakeRun({
+      status: before({
+        safetyBackupId: SAFETY_ID,
+        safetyBackupStartedAt: '2026-01-01T00:10:01.000Z',
+        restoreJob: 'p-restore',
+        restoreJobUID: 'r-1',
+        restoreJobReleased: true,
+      }),
+      jobs: [restore],
+      pods: [pod],
+      now: '2026-01-01T00:10:40Z',
+    });
+    const outcome = await restoreDatabase(run);
+    expect(outcome).toMatchObject({ kind: 'done' });
+    expect(outcome.message).toMatch(
+      new RegExp(
+        `; writes made after the safety backup ${SAFETY_ID} started \\(2026-01-01T00:10:01\\.000Z, 29s before the restore started\\) are in neither the safety backup nor the restored database$`,
+      ),
+    );
   });
 });
 

@@ -1,4 +1,4 @@
-import { mkdtempSync, openSync, rmSync, writeSync, closeSync, statSync } from 'node:fs';
+import { mkdtempSync, openSync, readdirSync, rmSync, writeSync, closeSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Watch } from '@kubernetes/client-node';
@@ -319,7 +319,8 @@ describe.skipIf(inject('existingCluster'))('RollbackPlan scopes database, featur
     closeSync(fd);
     const before = await checksums(db.url);
     // The safety backup starts with the verify Job (safety backup on, the default); its pod is held before it
-    // starts until the plan has failed, so the plan fails while the safety backup is still to run.
+    // starts until the plan has failed and the operator has deleted the safety Job (its pod then has a
+    // deletionTimestamp or is gone), so the plan fails while the safety backup is still to run.
     let safetyHold = 'never asked';
     kubelet.holdStart = (pod: any) => {
       if (pod.metadata?.labels?.['batch.kubernetes.io/job-name'] !== 'corrupt-safety') return undefined;
@@ -328,8 +329,18 @@ describe.skipIf(inject('existingCluster'))('RollbackPlan scopes database, featur
         const until = Date.now() + 90_000;
         while (safetyHold === 'holding') {
           const p = await getPlan(ns, 'corrupt').catch(() => undefined);
-          if (p?.status?.phase === 'Failed') safetyHold = 'released after the plan failed';
-          else if (Date.now() > until) safetyHold = 'ran out: the plan did not fail in 90 s';
+          const job = await batch
+            .readNamespacedJob({ namespace: ns, name: 'corrupt-safety' })
+            .catch(() => undefined);
+          const live = await core
+            .readNamespacedPod({ namespace: ns, name: pod.metadata.name })
+            .catch(() => undefined);
+          if (p?.status?.phase === 'Failed' && !job && (!live || live.metadata?.deletionTimestamp)) {
+            // The kubelet's pod watch sees the deletion too; then the runner never starts.
+            await new Promise((r) => setTimeout(r, 2_000));
+            safetyHold = 'released after the plan failed and deleted the safety Job';
+          } else if (Date.now() > until)
+            safetyHold = `ran out: plan ${p?.status?.phase}, safety Job ${job ? 'still there' : 'gone'}`;
           else await new Promise((r) => setTimeout(r, 250));
         }
       })();
@@ -343,30 +354,47 @@ describe.skipIf(inject('existingCluster'))('RollbackPlan scopes database, featur
       status: 'False',
       reason: 'ChecksumMismatch',
     });
-    const jobs = (
-      await batch.listNamespacedJob({ namespace: ns, labelSelector: 'rollback.nxtnewday.io/plan=corrupt' })
-    ).items
-      .map((j) => j.metadata?.name)
-      .sort();
-    expect(jobs, 'the verify and safety backup Jobs ran, no restore Job').toEqual([
-      'corrupt-safety',
-      'corrupt-verify',
-    ]);
+    // The plan did not wait for the safety backup: it deleted the running Job (M1: a pg_dump left running
+    // would hold read locks outside any plan's lock), and says so.
+    await eventually('the safety Job deleted', async () => {
+      const jobs = (
+        await batch.listNamespacedJob({ namespace: ns, labelSelector: 'rollback.nxtnewday.io/plan=corrupt' })
+      ).items.map((j) => j.metadata?.name);
+      return !jobs.includes('corrupt-safety') && jobs.includes('corrupt-verify') ? jobs : undefined;
+    });
     await eventually('the safety pod hold to end', async () => safetyHold !== 'holding' || undefined);
-    expect(safetyHold).toBe('released after the plan failed');
-    // The plan did not wait for the safety backup, and says what became of it.
+    expect(safetyHold).toBe('released after the plan failed and deleted the safety Job');
+    await eventually('the safety pod gone', async () => {
+      const pods = await core.listNamespacedPod({ namespace: ns, labelSelector: 'job-name=corrupt-safety' });
+      return pods.items.length === 0 || undefined;
+    });
     const safetyStep = plan.status.steps.find((s: any) => s.name === 'SafetyBackup');
     expect(safetyStep, JSON.stringify(plan.status.steps)).toMatchObject({
       result: 'Skipped',
-      message: expect.stringMatching(/^not waited for: pre-validation failed .*left to finish on its own/),
+      message: expect.stringMatching(
+        /^stopped: not needed\. Pre-validation failed .*Job corrupt-safety was deleted/,
+      ),
     });
     expect(condition(plan, 'DatabaseRestored')).toBeUndefined();
     const failedEvent = await eventually('the Failed Event', async () =>
       (await eventsFor(ns, 'corrupt')).find((e) => e.reason === 'Failed'),
     );
     expect(failedEvent.message).toMatch(
-      /changed: database not changed; safety backup Job corrupt-safety left to finish on its own \(a backup nothing restores: harmless\)/,
+      /changed: database not changed; safety backup Job corrupt-safety stopped \(not needed\)/,
     );
+    // Nothing of the stopped safety backup can be selected: no dump or manifest under its id, and the
+    // BackupSchedule recorded no backup of it.
+    const safetyId = `corrupt-safety-${String(plan.metadata.uid).replace(/-/g, '').slice(0, 8)}`;
+    const stored = readdirSync(kubelet.pvcDir(ns, 'backups')).filter((f) => f.startsWith(safetyId));
+    expect(stored).toEqual([]);
+    const schedule: any = await custom.getNamespacedCustomObject({
+      group: 'rollback.nxtnewday.io',
+      version: 'v1alpha1',
+      namespace: ns,
+      plural: 'backupschedules',
+      name: 'shop-db',
+    });
+    expect((schedule.status?.backups ?? []).map((b: any) => b.id)).not.toContain(safetyId);
     expect(await checksums(db.url)).toEqual(before);
   });
 
@@ -446,6 +474,18 @@ describe.skipIf(inject('existingCluster'))('RollbackPlan scopes database, featur
     expect(safety.start).toBeLessThan(pre.end);
     expect(safety.start).toBeGreaterThanOrEqual(pre.start);
     expect(restore.start).toBeGreaterThanOrEqual(Math.max(pre.end, safety.end));
+    // The safety backup's snapshot time is recorded, and the restore and the Succeeded event name the writes
+    // made after it, which are in neither the safety backup nor the restored database.
+    const snapshotAt = Date.parse(plan.status.database.safetyBackupStartedAt);
+    expect(snapshotAt).toBeGreaterThanOrEqual(Math.floor(safety.start / 1000) * 1000 - 1000);
+    expect(snapshotAt).toBeLessThanOrEqual(restore.start);
+    const gap =
+      /writes made after the safety backup alongside-safety-\w+ started \([^,]+, \d+s before the restore started\) are in neither the safety backup nor the restored database/;
+    expect(plan.status.steps.find((x: any) => x.name === 'DatabaseRestore').message).toMatch(gap);
+    const succeededEvent = await eventually('the Succeeded Event', async () =>
+      (await eventsFor(ns, 'alongside')).find((e) => e.reason === 'Succeeded'),
+    );
+    expect(succeededEvent.message).toMatch(gap);
     expect(await checksums(db.url)).toEqual(goodState);
   });
 

@@ -563,6 +563,10 @@ export const RollbackPlanStatus = z.object({
       safetyBackupId: BackupId.optional().meta({ description: 'Backup of the pre-restore state: the undo.' }),
       safetyBackupJob: objectName().optional(),
       safetyBackupJobUID: objectUid('UID of the safety-backup Job.'),
+      safetyBackupStartedAt: Timestamp.optional().meta({
+        description:
+          "When the safety backup's runner started (its snapshot is taken right after): writes after it and before the restore are in neither the safety backup nor the restored database.",
+      }),
       restoreJob: objectName().optional().meta({ description: 'Written before the restore Job is created.' }),
       restoreJobUID: objectUid(
         'Written before the restore Job is released; if that Job is gone the plan fails (RestoreJobLost), never restoring twice.',
