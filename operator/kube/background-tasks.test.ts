@@ -31,6 +31,35 @@ describe('BackgroundTasks', () => {
     expect(start).toHaveBeenCalledTimes(1);
   });
 
+  it('wakes the owner on a progress note given with wake, never after an abort', async () => {
+    const tasks = new BackgroundTasks(log);
+    const notify = vi.fn();
+    let report!: (wake: boolean) => void;
+    tasks.ensure(
+      'uid-1',
+      'http/0',
+      async (t: { signal: AbortSignal; progress(m: string, o?: { wake?: boolean }): void }) => {
+        report = (wake) => t.progress('attempt 1 of 3: got HTTP 503', { wake });
+        await sleep(3_600_000, t.signal);
+        return 'aborted';
+      },
+      notify,
+    );
+    await tick();
+    report(false);
+    expect(notify, 'a plain note does not wake').not.toHaveBeenCalled();
+    report(true);
+    expect(notify).toHaveBeenCalledTimes(1);
+    expect(tasks.ensure('uid-1', 'http/0', async () => 'x', notify)).toEqual({
+      state: 'running',
+      progress: 'attempt 1 of 3: got HTTP 503',
+    });
+    tasks.abort('uid-1');
+    report(true);
+    await tick();
+    expect(notify, 'nothing after the abort').toHaveBeenCalledTimes(1);
+  });
+
   it('aborts the tasks of one owner without waking it, and keeps other owners running', async () => {
     const tasks = new BackgroundTasks(log);
     const notify = vi.fn();

@@ -10,8 +10,12 @@ export type TaskState<R> =
 export interface TaskContext {
   /** Aborted when the owner goes away (deleted, finished) or the manager stops. */
   signal: AbortSignal;
-  /** A note for status while the task runs; read at the owner's next reconcile (it does not wake it). */
-  progress(message: string): void;
+  /**
+   * A note for status while the task runs; read at the owner's next reconcile. It wakes the owner only with
+   * `wake` (news the owner acts on, such as a failed attempt that Ready should name); the owner's status
+   * writes of such notes are bounded by the owner, not here.
+   */
+  progress(message: string, opts?: { wake?: boolean }): void;
 }
 
 interface Entry {
@@ -34,7 +38,7 @@ export class BackgroundTasks {
 
   /**
    * The task `name` of `owner`: started now if there is none (or the last one was aborted), else its state.
-   * `notify` is called on completion, never after the task was aborted.
+   * `notify` is called on completion and on a progress note given with `wake`, never after the task was aborted.
    */
   ensure<R>(
     owner: string,
@@ -57,9 +61,10 @@ export class BackgroundTasks {
         this.log.error('background task notify failed', { task: name, err: describeError(e) });
       }
     };
-    const progress = (message: string) => {
+    const progress = (message: string, opts?: { wake?: boolean }) => {
       if (entry.state.state !== 'running') return;
       entry.state = { state: 'running', progress: message };
+      if (opts?.wake) wake();
     };
     // Started on the next tick: a task that finishes synchronously still reports after ensure() returned.
     void Promise.resolve()

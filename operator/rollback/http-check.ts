@@ -211,7 +211,7 @@ export const hasFailedAttempt = (progress: string | undefined) =>
 export async function runHttpCheck(
   check: HTTPCheck,
   opts: HttpProbeOptions,
-  task: { signal: AbortSignal; progress(message: string): void },
+  task: { signal: AbortSignal; progress(message: string, opts?: { wake?: boolean }): void },
   deadline: { at: number; timeout: string },
 ): Promise<HttpCheckResult> {
   const attempts = (check.retries ?? 2) + 1;
@@ -250,7 +250,11 @@ export async function runHttpCheck(
       };
     if (signal.aborted) return { url: check.url, passed: false, attempts: i, message: 'aborted' };
     if (i < attempts) {
-      task.progress(`${check.url}: attempt ${i} of ${attempts}: ${last}; next in ${check.period ?? '2s'}`);
+      // A failed attempt wakes the plan: Ready names the failing check at once (the plan's writes of later
+      // attempt notes are bounded by its progress-write interval).
+      task.progress(`${check.url}: attempt ${i} of ${attempts}: ${last}; next in ${check.period ?? '2s'}`, {
+        wake: true,
+      });
       await sleep(Math.min(period, Math.max(deadline.at - Date.now(), 0)), signal);
       if (signal.aborted) return { url: check.url, passed: false, attempts: i, message: 'aborted' };
       if (Date.now() >= deadline.at) return timedOut(i);
