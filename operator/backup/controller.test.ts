@@ -223,6 +223,7 @@ function fakeCluster(
     server,
     events,
     created,
+    config: ctx.config,
     cronJobApplies: () => cronJobApplies,
     rejectCronJobs: (on: boolean) => (rejectCronJobs = on),
     rejectStatus: (on: boolean) => (rejectStatus = on),
@@ -878,6 +879,25 @@ describe('BackupScheduleReconciler storage probe (S3)', () => {
     });
     expect(c.events).toContain('StorageBucketNotFound');
     expect(c.cronJobApplies()).toBe(2);
+  });
+
+  it("waits (Ready=False ClusterIdUnknown, CronJobs untouched) while the operator still retries its cluster's id", async () => {
+    const { job, pod } = finishedJob('app-backup-1', true);
+    job.metadata.annotations = { [RECORDED_ANNOTATION]: 'succeeded' };
+    const c = fakeCluster(job, pod, undefined, { storage: { s3: { bucket: 'backups', prefix: 'app' } } });
+    const cond = (type: string) =>
+      (c.server.schedule as any).status.conditions.find((x: { type: string }) => x.type === type);
+    c.config.clusterIdPending = true;
+    const r = await c.reconcileRaw();
+    expect(cond('Ready')).toMatchObject({ status: 'False', reason: 'ClusterIdUnknown' });
+    expect(c.cronJobApplies(), 'no CronJob re-applied without NXT_CLUSTER_ID').toBe(0);
+    expect(r).toMatchObject({ requeueAfterMs: expect.any(Number) });
+    // Learned: the CronJobs are applied with it.
+    c.syncSchedule();
+    c.config.clusterIdPending = false;
+    c.config.clusterId = 'uid-late';
+    await c.reconcile();
+    expect(c.cronJobApplies()).toBeGreaterThan(0);
   });
 
   it('a claim needs no probe Job: StorageReady True (ClaimUsable)', async () => {
