@@ -123,6 +123,7 @@ function fakeCluster(
   const cache = { schedule: structuredClone(server.schedule), job: structuredClone(server.job) };
   let rv = 1;
   let cronJobApplies = 0;
+  const appliedCronJobs: any[] = [];
   let rejectCronJobs = false;
   let rejectStatus = false;
   const created: any[] = [];
@@ -146,6 +147,7 @@ function fakeCluster(
     async patch(ref: { plural: string; subresource?: string; name: string }, _type: string, body: any) {
       if (ref.plural === 'cronjobs') {
         cronJobApplies++;
+        appliedCronJobs.push(body);
         if (rejectCronJobs)
           throw new KubeApiError(
             422,
@@ -224,6 +226,7 @@ function fakeCluster(
     events,
     created,
     config: ctx.config,
+    appliedCronJobs,
     cronJobApplies: () => cronJobApplies,
     rejectCronJobs: (on: boolean) => (rejectCronJobs = on),
     rejectStatus: (on: boolean) => (rejectStatus = on),
@@ -898,6 +901,13 @@ describe('BackupScheduleReconciler storage probe (S3)', () => {
     c.config.clusterId = 'uid-late';
     await c.reconcile();
     expect(c.cronJobApplies()).toBeGreaterThan(0);
+    // Every CronJob the reconciler applies carries the id its runners need (NXT_CLUSTER_ID).
+    for (const cj of c.appliedCronJobs) {
+      const env = cj.spec.jobTemplate.spec.template.spec.containers[0].env;
+      expect(env.find((e: { name: string }) => e.name === 'NXT_CLUSTER_ID')?.value, cj.metadata.name).toBe(
+        'uid-late',
+      );
+    }
   });
 
   it('a claim needs no probe Job: StorageReady True (ClaimUsable)', async () => {
