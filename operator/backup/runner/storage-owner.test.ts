@@ -130,6 +130,19 @@ describe('S3 prefix ownership across clusters', () => {
     });
   });
 
+  it('an owner object whose cluster id is not one is unreadable, never matched or taken over', () => {
+    for (const clusterId of ['', 'has space', '"; rm', 'x'.repeat(129)])
+      expect(() =>
+        parseOwnerText(JSON.stringify({ namespace: 'shop', name: 'orders', clusterId }), loc),
+      ).toThrow(
+        expect.objectContaining({
+          reason: 'StorageOwnedByOther',
+          message: expect.stringContaining('unreadable'),
+        }),
+      );
+    expect(parseOwnerText(JSON.stringify(owned(A)), loc)).toMatchObject({ clusterId: A });
+  });
+
   it('a read never writes: it claims no prefix and records no cluster id', () => {
     expect(decide(undefined, A, 'read')).toEqual({ action: 'use' });
     expect(decide(undefined, undefined, 'read')).toEqual({ action: 'use' });

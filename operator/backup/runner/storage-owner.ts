@@ -28,10 +28,10 @@ export const StorageOwnerSchema = z.object({
   namespace: z.string().min(1),
   name: z.string().min(1),
   /** Absent in owner objects written before clusters were told apart, or by an operator that did not know it. */
-  clusterId: z.string().min(1).max(128).optional(),
+  clusterId: z.string().regex(CLUSTER_ID_PATTERN).optional(),
   created: z.string().optional(),
   /** The cluster this one took the prefix over from (spec.storage.s3.foreignCluster.allow TakeOver), and when. */
-  takenOverFrom: z.string().optional(),
+  takenOverFrom: z.string().regex(CLUSTER_ID_PATTERN).optional(),
   /** When a cluster recorded its id in an owner object that had none (the upgrade adoption). */
   adopted: z.string().optional(),
   updated: z.string().optional(),
