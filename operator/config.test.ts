@@ -46,6 +46,17 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ GITOPS_OWNER_NAMESPACES: 'Flux_System' })).toThrow(/GITOPS_OWNER_NAMESPACES/);
   });
 
+  it('CLUSTER_ID: a cluster id or unset (empty is unset); anything else is refused', () => {
+    expect(loadConfig({ CLUSTER_ID: 'prod-eu-1' }).CLUSTER_ID).toBe('prod-eu-1');
+    expect(loadConfig({ CLUSTER_ID: '6c0e7f5e-1f0b-4a53-9d53-8d1a2b7a9c11' }).CLUSTER_ID).toBe(
+      '6c0e7f5e-1f0b-4a53-9d53-8d1a2b7a9c11',
+    );
+    expect(loadConfig({ CLUSTER_ID: '' }).CLUSTER_ID).toBeUndefined();
+    expect(loadConfig({}).CLUSTER_ID).toBeUndefined();
+    for (const bad of ['-leading-dash', 'has space', 'a/b', 'x'.repeat(129)])
+      expect(() => loadConfig({ CLUSTER_ID: bad }), bad).toThrow(/CLUSTER_ID/);
+  });
+
   it('turns flags into env names', () => {
     expect(flagsToEnv(['--leader-elect', '--watch-namespaces=a,b', 'positional'])).toEqual({
       LEADER_ELECT: 'true',

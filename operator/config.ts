@@ -130,6 +130,12 @@ export type Config = z.output<typeof ConfigSchema> & {
   leaderElectionNamespace: string;
   /** This cluster's id (CLUSTER_ID, or the kube-system Namespace's UID), set by the manager at start-up. */
   clusterId?: string;
+  /**
+   * The start-up read of the cluster id failed in a way a retry may fix, and the manager is still retrying
+   * in the background: BackupSchedules on S3 wait (Ready=False ClusterIdUnknown) rather than re-applying their
+   * CronJobs without NXT_CLUSTER_ID.
+   */
+  clusterIdPending?: boolean;
 };
 
 /** `--metrics-addr=:9090` style flags override the environment variable of the same name. */

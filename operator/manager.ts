@@ -3,7 +3,7 @@ import type { Server as HttpsServer } from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'winston';
 import type { Config } from './config.js';
-import { resolveClusterId } from './cluster-id.js';
+import { readClusterId, retryClusterId } from './cluster-id.js';
 import { failpointSleep } from './failpoints.js';
 import { BackgroundTasks } from './kube/background-tasks.js';
 import type { Controller } from './kube/controller.js';
@@ -155,10 +155,21 @@ export class Manager {
     // Before any runner Job is built: every one of them carries it (NXT_CLUSTER_ID).
     const stopped = new AbortController();
     void this.finished.then(() => stopped.abort());
-    config.clusterId = await resolveClusterId(this.ctx.client, log, {
+    const id = await readClusterId(this.ctx.client, log, {
       ...(config.CLUSTER_ID ? { configured: config.CLUSTER_ID } : {}),
       signal: stopped.signal,
     });
+    if (id.clusterId) config.clusterId = id.clusterId;
+    this.ctx.metrics.clusterIdKnown.set(id.clusterId ? 1 : 0);
+    if (!id.clusterId && id.retryable) {
+      // A brief API error at start-up must not leave the operator without an id for its whole life.
+      config.clusterIdPending = true;
+      void retryClusterId(this.ctx.client, log, { signal: stopped.signal }).then((found) => {
+        if (found) config.clusterId = found;
+        config.clusterIdPending = false;
+        this.ctx.metrics.clusterIdKnown.set(found ? 1 : 0);
+      });
+    }
     if (this.stopping) return this.afterStop(lost);
     for (const setup of this.setups) this.controllers.push(setup(this.ctx));
     this.ctx.informers.start();

@@ -125,6 +125,11 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['name'] as const,
       registers: r,
     }),
+    clusterIdKnown: new Gauge({
+      name: 'nxt_cluster_id_known',
+      help: "1 when the operator knows its cluster's id (CLUSTER_ID or the kube-system Namespace UID) for S3 prefix owner objects, 0 while it does not",
+      registers: r,
+    }),
     // --- Alertmanager webhook receiver ---
     alertReceiverRequests: new Counter({
       name: 'nxt_alert_receiver_requests_total',

@@ -123,6 +123,7 @@ function fakeCluster(
   const cache = { schedule: structuredClone(server.schedule), job: structuredClone(server.job) };
   let rv = 1;
   let cronJobApplies = 0;
+  const appliedCronJobs: any[] = [];
   let rejectCronJobs = false;
   let rejectStatus = false;
   let forbidClaims = false;
@@ -149,6 +150,7 @@ function fakeCluster(
     async patch(ref: { plural: string; subresource?: string; name: string }, _type: string, body: any) {
       if (ref.plural === 'cronjobs') {
         cronJobApplies++;
+        appliedCronJobs.push(body);
         if (rejectCronJobs)
           throw new KubeApiError(
             422,
@@ -226,6 +228,8 @@ function fakeCluster(
     server,
     events,
     created,
+    config: ctx.config,
+    appliedCronJobs,
     cronJobApplies: () => cronJobApplies,
     rejectCronJobs: (on: boolean) => (rejectCronJobs = on),
     forbidClaims: () => (forbidClaims = true),
@@ -882,6 +886,32 @@ describe('BackupScheduleReconciler storage probe (S3)', () => {
     });
     expect(c.events).toContain('StorageBucketNotFound');
     expect(c.cronJobApplies()).toBe(2);
+  });
+
+  it("waits (Ready=False ClusterIdUnknown, CronJobs untouched) while the operator still retries its cluster's id", async () => {
+    const { job, pod } = finishedJob('app-backup-1', true);
+    job.metadata.annotations = { [RECORDED_ANNOTATION]: 'succeeded' };
+    const c = fakeCluster(job, pod, undefined, { storage: { s3: { bucket: 'backups', prefix: 'app' } } });
+    const cond = (type: string) =>
+      (c.server.schedule as any).status.conditions.find((x: { type: string }) => x.type === type);
+    c.config.clusterIdPending = true;
+    const r = await c.reconcileRaw();
+    expect(cond('Ready')).toMatchObject({ status: 'False', reason: 'ClusterIdUnknown' });
+    expect(c.cronJobApplies(), 'no CronJob re-applied without NXT_CLUSTER_ID').toBe(0);
+    expect(r).toMatchObject({ requeueAfterMs: expect.any(Number) });
+    // Learned: the CronJobs are applied with it.
+    c.syncSchedule();
+    c.config.clusterIdPending = false;
+    c.config.clusterId = 'uid-late';
+    await c.reconcile();
+    expect(c.cronJobApplies()).toBeGreaterThan(0);
+    // Every CronJob the reconciler applies carries the id its runners need (NXT_CLUSTER_ID).
+    for (const cj of c.appliedCronJobs) {
+      const env = cj.spec.jobTemplate.spec.template.spec.containers[0].env;
+      expect(env.find((e: { name: string }) => e.name === 'NXT_CLUSTER_ID')?.value, cj.metadata.name).toBe(
+        'uid-late',
+      );
+    }
   });
 
   it('a claim needs no probe Job: StorageReady True (ClaimUsable)', async () => {

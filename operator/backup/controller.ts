@@ -125,6 +125,7 @@ export class BackupScheduleReconciler {
     (run) => this.reportProblem(run, checkServiceAccount(this.ctx.client, run.req.namespace, run.spec)),
     (run) => this.storageProbe.reconcile(run),
     (run) => this.reportSharedClaim(run),
+    (run) => this.waitForClusterId(run),
     (run) => this.applyCronJobs(run),
     (run) => this.jobPhases.startEmergencyBackup(run),
     (run) => this.jobPhases.startTestRestore(run),
@@ -405,6 +406,22 @@ export class BackupScheduleReconciler {
     if (!problem) return undefined;
     run.set(storageReady('False', problem.reason, problem.message));
     return this.notReady(run, problem.reason, problem.message);
+  }
+
+  /**
+   * While the operator is still retrying to learn its cluster's id (config.clusterIdPending), an S3 schedule
+   * waits: applying its CronJobs now would strip NXT_CLUSTER_ID from them, and their runners would be refused
+   * by prefixes that record this cluster's id. The CronJobs already there are left as they are.
+   */
+  private async waitForClusterId(run: ScheduleRun) {
+    if (!run.spec.storage.s3 || !this.ctx.config.clusterIdPending) return undefined;
+    return this.notReady(
+      run,
+      'ClusterIdUnknown',
+      "the operator has not learned its cluster's id yet (reading the kube-system Namespace failed; it keeps " +
+        'retrying, see its log and nxt_cluster_id_known): S3 prefix owner objects need it, so the CronJobs are ' +
+        'left as they are until then. Set CLUSTER_ID in the operator configuration to skip the read',
+    );
   }
 
   /** The CronJobs, converged with server-side apply (a no-op when nothing changed). */

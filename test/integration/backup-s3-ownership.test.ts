@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { runnerMain } from '../../operator/backup/runner/cli.js';
 import { RunnerResultSchema, type RunnerResult } from '../../operator/backup/runner/result.js';
@@ -330,6 +330,52 @@ describe.skipIf(inject('existingCluster'))('one S3 prefix belongs to one cluster
       expect((await keys()).filter((k) => !k.includes('/.pins/') && !k.includes('/.restores/'))).toEqual(
         before,
       );
+
+      // The primary's owner object is gone (a prefix written before owner objects, or a lifecycle rule expired
+      // it): the standby's verify still reads without claiming, its backup is refused, and the primary keeps
+      // backing up there and claims the prefix again.
+      const c = s3Client(s3());
+      try {
+        await c.send(new DeleteObjectCommand({ Bucket: bucket, Key: `${prefix}/.nxt-owner.json` }));
+      } finally {
+        c.destroy();
+      }
+      const noOwner = async () => {
+        await expect(owner(), 'still no owner object').rejects.toMatchObject({ name: 'NoSuchKey' });
+      };
+      await kubectl('-n', ns, 'create', 'job', '--from=cronjob/orders-verify', 'orders-verify-manual-3');
+      await waitScheduleCondition(
+        ns,
+        'orders',
+        'LastTestRestoreSucceeded',
+        'True',
+        'RestoreVerified',
+        120_000,
+        (cur) => cur.status.lastTestRestore?.jobName === 'orders-verify-manual-3',
+      );
+      await noOwner();
+      await backupNow(ns, 'orders', 'two-b');
+      const standbyRefused = await waitScheduleCondition(
+        ns,
+        'orders',
+        'LastBackupSucceeded',
+        'False',
+        'StorageOwnedByOtherCluster',
+        90_000,
+        (cur) =>
+          cur.status.lastBackupNow?.annotationValue === 'two-b' &&
+          cur.status.lastBackupNow?.result === 'Failed',
+      );
+      expect(JSON.stringify(standbyRefused.status.conditions)).toContain(
+        `foreignCluster says this prefix is cluster ${CLUSTER_A}`,
+      );
+      await noOwner();
+      const primary = await runner(
+        ['backup', '--storage-url', url(), '--id', 'orders-backup-150'],
+        runAs(CLUSTER_A, dbA.name),
+      );
+      expect(primary.result, primary.output).toMatchObject({ success: true });
+      expect(await owner()).toMatchObject({ clusterId: CLUSTER_A });
 
       // Cluster A is gone for good: TakeOver. This cluster's next backup takes the prefix over...
       await patchSchedule(ns, 'orders', {

@@ -334,6 +334,14 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
       expect(manager.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'health' });
     });
 
+    it('with clusterId: CLUSTER_ID set and no cluster-identity ClusterRole (nothing is read)', async () => {
+      const objects = await helmTemplate(ns, 'clusterId=prod-eu-1');
+      expect(objects.filter(isClusterIdentity)).toEqual([]);
+      const [deployment] = ofKind(objects, 'Deployment');
+      const env = deployment!.spec.template.spec.containers[0].env;
+      expect(env.find((e: { name: string }) => e.name === 'CLUSTER_ID')?.value).toBe('prod-eu-1');
+    });
+
     it('with watchNamespaces and serviceMonitor: a Role in each namespace, runner ServiceAccounts, one ServiceMonitor', async () => {
       const objects = await helmTemplate(
         ns,

@@ -248,7 +248,7 @@ describe('parseBackupSchedule', () => {
       'a foreignCluster without a cluster id',
       schedule({ storage: { s3: { bucket: 'b-1', foreignCluster: { allow: 'Restore' } } } }),
       'spec.storage.s3.foreignCluster.clusterId',
-      '',
+      'expected string',
     ],
     ['keepWeekly 0', schedule({ retention: { keepWeekly: 0 } }), 'spec.retention.keepWeekly', '>=1'],
     [

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runnerMain } from './cli.js';
+import { ownerAccessOf, runnerMain } from './cli.js';
 import { RunnerResultSchema, type RunnerResult } from './result.js';
 import { fakeManifest } from '../../../test/support/runner-fixtures.js';
 
@@ -98,5 +98,16 @@ describe('runnerMain', () => {
     const r = await run(['verify', '--storage-dir', dir, '--id', 'latest']);
     expect(r.result).toMatchObject({ operation: 'verify', id: 'b-2026-03-02', reason: 'ChecksumMismatch' });
     expect(r.events).toContain('runner.latest-resolved');
+  });
+});
+
+describe('ownerAccessOf', () => {
+  it('classes every command: backups and prunes write the prefix, the rest only read; an unknown one throws', () => {
+    expect(ownerAccessOf('backup')).toBe('write');
+    expect(ownerAccessOf('prune')).toBe('write');
+    for (const c of ['verify', 'restore', 'test-restore', 'probe-storage'] as const)
+      expect(ownerAccessOf(c)).toBe('read');
+    // Not silently a read: a new command must be classed.
+    expect(() => ownerAccessOf('compact' as never)).toThrow(/no owner access/);
   });
 });

@@ -30,8 +30,10 @@ import {
   CLUSTER_ID_ENV,
   foreignBackup,
   foreignClusterFromEnv,
+  type OwnerAccess,
   ownerIdentityFromEnv,
 } from './storage-owner.js';
+import type { S3BackupStorage as S3Storage } from './s3-storage.js';
 import { FilesystemBackupStorage, type BackupStorage } from './storage.js';
 import { verifyBackup } from './verify.js';
 
@@ -109,6 +111,40 @@ async function withReadPin<T>(
   }
 }
 
+/**
+ * What a command does to an S3 prefix (its owner decision): backups and prunes write, verify / test restore /
+ * restore only read. Exhaustive: a new command must say which it is.
+ */
+export function ownerAccessOf(command: RunnerArgs['command']): OwnerAccess {
+  switch (command) {
+    case 'backup':
+    case 'prune':
+      return 'write';
+    case 'verify':
+    case 'restore':
+    case 'test-restore':
+    case 'probe-storage':
+      return 'read';
+    default: {
+      const never: never = command;
+      throw new Error(`no owner access for runner command ${String(never)}`);
+    }
+  }
+}
+
+/**
+ * Checks the prefix's owner again right before a prune deletes anything: the check at start-up may be an hour
+ * old (a backup's prune runs after its dump), and another cluster may have taken the prefix over since
+ * (spec.storage.s3.foreignCluster TakeOver); its backups are then never this runner's to delete. A volume has
+ * no owner object: nothing to check.
+ */
+function ownerRecheck(storage: BackupStorage, env: NodeJS.ProcessEnv): (() => Promise<unknown>) | undefined {
+  const self = ownerIdentityFromEnv(env);
+  const s = storage as BackupStorage & { ensureOwner?: S3Storage['ensureOwner'] };
+  if (!self || typeof s.ensureOwner !== 'function') return undefined;
+  return () => s.ensureOwner!(self, 'write', foreignClusterFromEnv(env));
+}
+
 /** The volume of --storage-dir, or the bucket of --storage-url (the AWS SDK is loaded only then). */
 async function openStorage(
   args: RunnerArgs,
@@ -139,8 +175,7 @@ async function openStorage(
           message: `${CLUSTER_ID_ENV} is unset: the prefix owner object is matched by namespace and name only`,
         });
       // Backups and prunes write into the prefix; verify, test restores and restores only read its backups.
-      const access = args.command === 'backup' || args.command === 'prune' ? 'write' : 'read';
-      const note = await storage.ensureOwner(self, access, foreignClusterFromEnv(env));
+      const note = await storage.ensureOwner(self, ownerAccessOf(args.command), foreignClusterFromEnv(env));
       if (note) log('warn', 'storage.owner', { message: note });
     }
     return storage;
@@ -228,7 +263,16 @@ async function run(
         pgRestorePath,
       });
       // Pruned here rather than inside runBackup, so it knows which schedule it works for.
-      return pruneAfterBackup(result, { storage, policy: args.policy, log, redact, now, owner });
+      const recheckOwner = ownerRecheck(storage, env);
+      return pruneAfterBackup(result, {
+        storage,
+        policy: args.policy,
+        log,
+        redact,
+        now,
+        owner,
+        ...(recheckOwner ? { recheckOwner } : {}),
+      });
     }
     case 'verify': {
       const started = now();
@@ -324,7 +368,8 @@ async function run(
         () => true,
       );
     }
-    case 'prune':
+    case 'prune': {
+      const recheckOwner = ownerRecheck(storage, env);
       return runPrune({
         storage,
         policy: args.policy,
@@ -335,7 +380,9 @@ async function run(
         log,
         now,
         ...(owner ? { owner } : {}),
+        ...(recheckOwner ? { recheckOwner } : {}),
       });
+    }
   }
 }
 

@@ -386,6 +386,24 @@ describe('pruneAfterBackup', () => {
     expect(events).toEqual(expect.arrayContaining(['prune.deleted', 'backup.pruned']));
   });
 
+  it('checks the prefix owner again before deleting: a prefix taken over meanwhile loses nothing', async () => {
+    const dir = threeAndNew();
+    let checks = 0;
+    const r = await pruneAfterBackup(backupResult('new'), {
+      storage: new FilesystemBackupStorage(dir),
+      policy: { keepLast: 2 },
+      log: silentLog,
+      now,
+      recheckOwner: async () => {
+        checks++;
+        throw new Error('p/ belongs to BackupSchedule shop/orders of cluster uid-b');
+      },
+    });
+    expect(checks).toBe(1);
+    expect(r).toMatchObject({ success: true, prunedCount: 0, pruneError: expect.stringContaining('uid-b') });
+    expect(idsIn(dir)).toEqual(['new', 'old-1', 'old-2', 'old-3']);
+  });
+
   it('reports prunedCount 0 when the policy keeps everything', async () => {
     const dir = threeAndNew();
     const r = await pruneAfterBackup(backupResult('new'), {

@@ -32,6 +32,11 @@ export interface PruneOptions {
   owner?: ScheduleIdentity;
   /** Age after which partial dumps and temporary files are removed; default STALE_LEFTOVER_MS. */
   staleAfterMs?: number;
+  /**
+   * Checks that the prefix is still this schedule's (S3 owner object) right before anything is deleted; throws
+   * (StorageOwnedByOtherCluster) when another cluster took it over since the command started.
+   */
+  recheckOwner?: () => Promise<unknown>;
 }
 
 /**
@@ -77,6 +82,7 @@ export async function runPrune(o: PruneOptions): Promise<PruneResult> {
     const protect = new Set(o.protect ?? []);
     const toDelete = selectBackupsToDelete(candidates, o.policy, started).filter((id) => !protect.has(id));
     const pinnedNow = async (id: string) => (await o.storage.listPins(id)).filter((p) => isPinLive(p, now()));
+    if (!o.dryRun && o.recheckOwner) await o.recheckOwner();
     for (const id of toDelete) {
       if ((await pinnedNow(id)).length) {
         pinned.push(id);
@@ -163,6 +169,7 @@ export interface PruneAfterBackupOptions {
   now?: () => Date;
   redact?: Redact;
   owner?: ScheduleIdentity;
+  recheckOwner?: () => Promise<unknown>;
 }
 
 /**
@@ -189,6 +196,7 @@ export async function pruneAfterBackup(
       ...(o.now ? { now: o.now } : {}),
       protect: [result.id],
       ...(o.owner ? { owner: o.owner } : {}),
+      ...(o.recheckOwner ? { recheckOwner: o.recheckOwner } : {}),
     });
     deleted = p.deleted ?? [];
     stalePartials = p.stalePartialsRemoved ?? [];

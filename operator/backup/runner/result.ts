@@ -56,6 +56,12 @@ export const FAILURE_REASONS = [
    * owner object), and spec.storage.s3.foreignCluster does not allow this command: nothing was done.
    */
   'StorageOwnedByOtherCluster',
+  /**
+   * The runner has no cluster id (NXT_CLUSTER_ID unset: the operator has not learned it yet) and the prefix's
+   * owner object records one: it cannot tell whether it is that cluster. A retry (after the operator learns its
+   * id) may help: nothing was done.
+   */
+  'ClusterIdUnknown',
   'BackupNotFound',
   'ManifestInvalid',
   'ChecksumMismatch',

@@ -277,3 +277,110 @@ describe('S3BackupStorage call bounds', () => {
     }
   });
 });
+
+/**
+ * A bucket that holds only the owner object and honours If-None-Match / If-Match like AWS (412 on a mismatch,
+ * 404 to an If-Match of a missing object). `beforePut` may change the stored object between the GET and the
+ * PUT (another runner writing meanwhile); `noEtag` answers GETs without an ETag.
+ */
+function ownerBucket(initial?: object, o: { beforePut?: (b: OwnerBucket) => void; noEtag?: boolean } = {}) {
+  const b: OwnerBucket = { object: undefined, version: 0, puts: [] };
+  const store = (body: object) => {
+    b.version++;
+    b.object = { text: JSON.stringify(body), etag: `"v${b.version}"` };
+  };
+  if (initial) store(initial);
+  const fail = (name: string, status: number) =>
+    Object.assign(new Error(name), { name, $metadata: { httpStatusCode: status } });
+  const client = {
+    send: async (cmd: { constructor: { name: string }; input: Record<string, unknown> }) => {
+      const name = cmd.constructor.name.replace(/Command$/, '');
+      if (name === 'GetObjectLockConfiguration') throw fail('ObjectLockConfigurationNotFoundError', 404);
+      if (name === 'GetObject') {
+        if (!b.object) throw fail('NoSuchKey', 404);
+        const { text, etag } = b.object;
+        return { Body: { transformToString: async () => text }, ...(o.noEtag ? {} : { ETag: etag }) };
+      }
+      if (name === 'PutObject') {
+        b.puts.push(cmd.input);
+        o.beforePut?.(b);
+        const { IfNoneMatch, IfMatch } = cmd.input;
+        if (IfNoneMatch === '*' && b.object) throw fail('PreconditionFailed', 412);
+        if (IfMatch !== undefined && !b.object) throw fail('NoSuchKey', 404);
+        if (IfMatch !== undefined && IfMatch !== b.object!.etag) throw fail('PreconditionFailed', 412);
+        store(JSON.parse(String(cmd.input.Body)));
+        return { ETag: b.object!.etag };
+      }
+      return {};
+    },
+  };
+  return { client: client as unknown as S3Client, bucket: b };
+}
+interface OwnerBucket {
+  object: { text: string; etag: string } | undefined;
+  version: number;
+  puts: Record<string, unknown>[];
+}
+
+describe('S3BackupStorage owner object rewrites', () => {
+  const old = { namespace: 'a', name: 'orders', created: '2026-01-01T00:00:00.000Z' };
+  const self = { namespace: 'a', name: 'orders', clusterId: 'uid-a' };
+
+  it('adds the cluster id to an old owner object with If-Match of the ETag it read', async () => {
+    const { client, bucket } = ownerBucket(old);
+    const s = new S3BackupStorage(client, config());
+    await expect(s.ensureOwner(self)).resolves.toContain('recorded this cluster');
+    expect(bucket.puts).toHaveLength(1);
+    expect(bucket.puts[0]).toMatchObject({ IfMatch: '"v1"' });
+    expect(JSON.parse(bucket.object!.text)).toMatchObject({ clusterId: 'uid-a' });
+  });
+
+  it('decides again on 412: another cluster adopted the prefix between the read and the write', async () => {
+    let raced = false;
+    const { client, bucket } = ownerBucket(old, {
+      beforePut: (b) => {
+        if (raced) return;
+        raced = true;
+        b.version++;
+        b.object = { text: JSON.stringify({ ...old, clusterId: 'uid-b' }), etag: `"v${b.version}"` };
+      },
+    });
+    const s = new S3BackupStorage(client, config());
+    await expect(s.ensureOwner(self)).rejects.toMatchObject({ reason: 'StorageOwnedByOtherCluster' });
+    expect(JSON.parse(bucket.object!.text)).toMatchObject({ clusterId: 'uid-b' });
+  });
+
+  it('decides again when the object was deleted between the read and the If-Match write (404): it claims', async () => {
+    let deleted = false;
+    const { client, bucket } = ownerBucket(old, {
+      beforePut: (b) => {
+        if (deleted) return;
+        deleted = true;
+        b.object = undefined;
+      },
+    });
+    const s = new S3BackupStorage(client, config());
+    await s.ensureOwner(self);
+    expect(
+      bucket.puts.map((p) => ('IfMatch' in p ? 'rewrite' : p.IfNoneMatch === '*' ? 'claim' : 'blind')),
+    ).toEqual(['rewrite', 'claim']);
+    expect(JSON.parse(bucket.object!.text)).toMatchObject({ clusterId: 'uid-a' });
+  });
+
+  it('never rewrites unconditionally: no ETag from the server is a refusal', async () => {
+    const { client, bucket } = ownerBucket(old, { noEtag: true });
+    const s = new S3BackupStorage(client, config());
+    await expect(s.ensureOwner(self)).rejects.toMatchObject({
+      reason: 'StorageConditionalWritesUnsupported',
+      message: expect.stringContaining('no ETag'),
+    });
+    expect(bucket.puts).toHaveLength(0);
+  });
+
+  it('a read claims nothing: verify on a prefix without owner object writes nothing', async () => {
+    const { client, bucket } = ownerBucket();
+    const s = new S3BackupStorage(client, config());
+    await s.ensureOwner(self, 'read');
+    expect(bucket.puts).toHaveLength(0);
+  });
+});

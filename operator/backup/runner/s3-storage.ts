@@ -721,6 +721,14 @@ export class S3BackupStorage implements BackupStorage {
         this.now(),
       );
       if (decision.action === 'use') return decision.note;
+      // A rewrite without the ETag it read would be unconditional: it could replace what another runner
+      // (another cluster's take-over) wrote in between. Refuse rather than overwrite blind.
+      if (decision.action === 'rewrite' && !stored?.etag)
+        throw new RunnerFailure(
+          'StorageConditionalWritesUnsupported',
+          `rewriting ${key} in ${this.location}: the server sent no ETag for it, so it cannot be replaced ` +
+            'conditionally (If-Match); use a server that returns ETags and honours conditional writes',
+        );
       const checksum = await this.checksumParams();
       try {
         await this.client.send(
@@ -729,20 +737,21 @@ export class S3BackupStorage implements BackupStorage {
             Key: key,
             Body: JSON.stringify(decision.owner) + '\n',
             ContentType: 'application/json',
-            ...(decision.action === 'claim'
-              ? { IfNoneMatch: '*' }
-              : stored?.etag
-                ? { IfMatch: stored.etag }
-                : {}),
+            ...(decision.action === 'claim' ? { IfNoneMatch: '*' } : { IfMatch: stored!.etag! }),
             ...this.encryptionParams(),
             ...checksum,
           }),
           this.bounded(),
         );
-        return decision.action === 'rewrite' ? decision.note : undefined;
+        return decision.note;
       } catch (e) {
-        // Another runner wrote it first: read what it wrote and decide again.
-        if (isPreconditionFailed(e) || (e as { name?: string }).name === 'ConditionalRequestConflict')
+        // Another runner wrote it first: read what it wrote and decide again. A rewrite's If-Match of an
+        // object deleted since it was read is answered 404 (AWS): decide again too (it is now a claim).
+        if (
+          isPreconditionFailed(e) ||
+          (e as { name?: string }).name === 'ConditionalRequestConflict' ||
+          (decision.action === 'rewrite' && isMissing(e))
+        )
           continue;
         throw (
           conditionalWritesUnsupported(e, `writing ${key} in ${this.location}`) ??

@@ -124,9 +124,111 @@ describe('S3 prefix ownership across clusters', () => {
       action: 'claim',
       owner: { namespace: 'shop', name: 'orders', clusterId: A, created: now.toISOString() },
     });
-    expect(decide(undefined, undefined, 'read')).toEqual({
+    expect(decide(undefined, undefined, 'write')).toEqual({
       action: 'claim',
       owner: { namespace: 'shop', name: 'orders', created: now.toISOString() },
+    });
+  });
+
+  it('an owner object whose cluster id is not one is unreadable, never matched or taken over', () => {
+    for (const clusterId of ['', 'has space', '"; rm', 'x'.repeat(129)])
+      expect(() =>
+        parseOwnerText(JSON.stringify({ namespace: 'shop', name: 'orders', clusterId }), loc),
+      ).toThrow(
+        expect.objectContaining({
+          reason: 'StorageOwnedByOther',
+          message: expect.stringContaining('unreadable'),
+        }),
+      );
+    expect(parseOwnerText(JSON.stringify(owned(A)), loc)).toMatchObject({ clusterId: A });
+  });
+
+  it('a read never writes: it claims no prefix and records no cluster id', () => {
+    expect(decide(undefined, A, 'read')).toEqual({ action: 'use' });
+    expect(decide(undefined, undefined, 'read')).toEqual({ action: 'use' });
+    expect(decide(owned(), A, 'read')).toEqual({ action: 'use' });
+  });
+
+  it("a standby (foreignCluster naming the primary) never claims or adopts the primary's prefix unless TakeOver", () => {
+    const restore = { clusterId: A, allow: 'Restore' as const };
+    const takeOver = { clusterId: A, allow: 'TakeOver' as const };
+    const standbyRefused = expect.objectContaining({
+      reason: 'StorageOwnedByOtherCluster',
+      message: expect.stringMatching(new RegExp(`foreignCluster says this prefix is cluster ${A}'s`)),
+    });
+    // No owner object (written before owner objects, or expired by a lifecycle rule): reads use it unclaimed,
+    // writes are refused.
+    expect(decide(undefined, B, 'read', restore)).toEqual({ action: 'use' });
+    expect(() => decide(undefined, B, 'write', restore)).toThrow(standbyRefused);
+    // An owner object without a cluster id: reads use it, a write never adopts it.
+    expect(decide(owned(), B, 'read', restore)).toEqual({ action: 'use' });
+    expect(() => decide(owned(), B, 'write', restore)).toThrow(standbyRefused);
+    // TakeOver claims / rewrites with takenOverFrom, so the primary is refused by a deliberate act only.
+    expect(decide(undefined, B, 'write', takeOver)).toMatchObject({
+      action: 'claim',
+      owner: { clusterId: B, takenOverFrom: A },
+    });
+    expect(decide(owned(), B, 'write', takeOver)).toMatchObject({
+      action: 'rewrite',
+      owner: { clusterId: B, takenOverFrom: A },
+    });
+    expect(() => decide(undefined, undefined, 'write', takeOver)).toThrow(
+      expect.objectContaining({ reason: 'ClusterIdUnknown' }),
+    );
+    // In the primary itself the same manifest changes nothing: it claims and adopts as before.
+    expect(decide(undefined, A, 'write', restore)).toMatchObject({
+      action: 'claim',
+      owner: { clusterId: A },
+    });
+    expect(decide(owned(), A, 'write', restore)).toMatchObject({
+      action: 'rewrite',
+      owner: { clusterId: A },
+    });
+  });
+
+  it('an adopted prefix refuses another cluster naming when and by whom it was adopted, and how to reclaim it', () => {
+    const adopted = decide(owned(), A, 'write') as { owner: StorageOwner };
+    expect(adopted.owner.adopted).toBe(now.toISOString());
+    expect(() => decide(adopted.owner, B, 'write')).toThrow(
+      expect.objectContaining({
+        reason: 'StorageOwnedByOtherCluster',
+        message: expect.stringMatching(
+          new RegExp(
+            `Cluster ${A} adopted this prefix at ${now.toISOString()}.*allow: TakeOver\\} here reclaims it.*CLUSTER_ID`,
+          ),
+        ),
+      }),
+    );
+  });
+
+  it('a runner without a cluster id is refused with ClusterIdUnknown by an owner object that records one', () => {
+    expect(() => decide(owned(A), undefined, 'write')).toThrow(
+      expect.objectContaining({
+        reason: 'ClusterIdUnknown',
+        message: expect.stringMatching(/NXT_CLUSTER_ID unset.*cannot tell whether this is that cluster/),
+      }),
+    );
+    expect(() => decide(owned(A), undefined, 'read')).toThrow(
+      expect.objectContaining({ reason: 'ClusterIdUnknown' }),
+    );
+  });
+
+  it('no take-back ping-pong: a cluster never takes back a prefix taken over from it', () => {
+    const takenFromB: StorageOwner = { ...owned(A), takenOverFrom: B, updated: now.toISOString() };
+    expect(() => decide(takenFromB, B, 'write', { clusterId: A, allow: 'TakeOver' })).toThrow(
+      expect.objectContaining({
+        reason: 'StorageOwnedByOtherCluster',
+        message: expect.stringMatching(
+          new RegExp(`cluster ${A} took this prefix over from this cluster \\(${B}\\)`),
+        ),
+      }),
+    );
+    // Reads stay allowed, and a third cluster may still take it over.
+    expect(decide(takenFromB, B, 'read', { clusterId: A, allow: 'TakeOver' })).toMatchObject({
+      action: 'use',
+    });
+    expect(decide(takenFromB, 'uid-c', 'write', { clusterId: A, allow: 'TakeOver' })).toMatchObject({
+      action: 'rewrite',
     });
   });
 
@@ -137,7 +239,7 @@ describe('S3 prefix ownership across clusters', () => {
     expect(() => decide(owned(A), B, 'read')).toThrow(refusedByCluster);
     // An operator that could not learn its id cannot prove it is the owner's cluster.
     expect(() => decide(owned(A), undefined, 'write')).toThrow(
-      expect.objectContaining({ reason: 'StorageOwnedByOtherCluster' }),
+      expect.objectContaining({ reason: 'ClusterIdUnknown' }),
     );
     // Another namespace/name is refused as before, whatever the cluster.
     expect(() =>
@@ -157,7 +259,7 @@ describe('S3 prefix ownership across clusters', () => {
     expect(decide(owned(), undefined, 'write')).toEqual({ action: 'use' });
     expect(decide(owned(), B, 'write')).toEqual({
       action: 'rewrite',
-      owner: { ...owned(), clusterId: B, updated: now.toISOString() },
+      owner: { ...owned(), clusterId: B, adopted: now.toISOString(), updated: now.toISOString() },
       note: expect.stringContaining(B),
     });
   });

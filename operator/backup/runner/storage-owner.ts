@@ -28,10 +28,12 @@ export const StorageOwnerSchema = z.object({
   namespace: z.string().min(1),
   name: z.string().min(1),
   /** Absent in owner objects written before clusters were told apart, or by an operator that did not know it. */
-  clusterId: z.string().min(1).max(128).optional(),
+  clusterId: z.string().regex(CLUSTER_ID_PATTERN).optional(),
   created: z.string().optional(),
   /** The cluster this one took the prefix over from (spec.storage.s3.foreignCluster.allow TakeOver), and when. */
-  takenOverFrom: z.string().optional(),
+  takenOverFrom: z.string().regex(CLUSTER_ID_PATTERN).optional(),
+  /** When a cluster recorded its id in an owner object that had none (the upgrade adoption). */
+  adopted: z.string().optional(),
   updated: z.string().optional(),
 });
 export type StorageOwner = z.infer<typeof StorageOwnerSchema>;
@@ -111,24 +113,41 @@ export type OwnerDecision =
   /** The prefix is this schedule's (or readable by it): go on, nothing to write. */
   | { action: 'use'; note?: string }
   /** No owner object yet: create it (If-None-Match: *). */
-  | { action: 'claim'; owner: StorageOwner }
+  | { action: 'claim'; owner: StorageOwner; note?: string }
   /** Replace the owner object read (If-Match its ETag): an upgrade that adds the cluster id, or a take-over. */
   | { action: 'rewrite'; owner: StorageOwner; note: string };
 
 const clusterName = (id: string | undefined) => (id ? `cluster ${id}` : 'a cluster whose id is unknown');
 
+/** The take-over refusal when this cluster cannot name itself. */
+function noOwnIdForTakeOver(location: string, what: string): RunnerFailure {
+  return new RunnerFailure(
+    'ClusterIdUnknown',
+    `${location} ${what}; spec.storage.s3.foreignCluster allows a take-over, but this operator does not know its ` +
+      "own cluster's id (see the operator log and the schedule's ClusterIdUnknown condition; or set CLUSTER_ID " +
+      'in its configuration), so it cannot take the prefix over',
+  );
+}
+
 /**
  * What a runner of `self` may do with a prefix whose owner object is `stored` (undefined: none yet), for a
- * command that reads or writes. Throws StorageOwnedByOther (another namespace/name) or
- * StorageOwnedByOtherCluster (the same namespace/name, another cluster, not allowed by `foreign`). Pure:
+ * command that reads or writes. Throws StorageOwnedByOther (another namespace/name), StorageOwnedByOtherCluster
+ * (the same namespace/name, another cluster, not allowed by `foreign`) or ClusterIdUnknown (this runner has no
+ * cluster id, the owner object records one). Pure:
  *
- * - An owner object without a cluster id (written before clusters were told apart) is the schedule's as before;
- *   the first write (backup, prune) of the same namespace/name from a cluster that knows its id adds that id
- *   (upgrade). From then on every other cluster is refused.
+ * - A read (verify, test restore, restore) never writes: it claims nothing and records no cluster id.
+ * - `foreign` naming another cluster than this one says the prefix is that cluster's (a standby). Such a
+ *   cluster never claims a prefix without owner object, nor adopts one without a cluster id, unless `foreign`
+ *   allows TakeOver: prefixes written before owner objects (or whose owner object a lifecycle rule expired)
+ *   stay the primary's.
+ * - Otherwise an owner object without a cluster id (written before clusters were told apart) is the
+ *   schedule's as before; the first write (backup, prune) of the same namespace/name from a cluster that knows
+ *   its id adds that id (upgrade, recorded as `adopted`). From then on every other cluster is refused.
  * - A runner that does not know its cluster id (the operator could not read it) uses owner objects without an
- *   id as before, claims new prefixes without one, and is refused by one that records an id.
+ *   id as before, claims new prefixes without one, and is refused (ClusterIdUnknown) by one that records an id.
  * - `foreign` naming the owner's cluster allows reads (Restore, TakeOver); with TakeOver a write rewrites the
- *   owner object to this cluster (the old cluster is refused from then on).
+ *   owner object to this cluster (the old cluster is refused from then on), except when the owner took the
+ *   prefix over from this very cluster: no take-back ping-pong between two clusters that name each other.
  */
 export function decideOwner(
   stored: StorageOwner | undefined,
@@ -138,8 +157,33 @@ export function decideOwner(
   location: string,
   now: Date,
 ): OwnerDecision {
+  // A prefix spec.storage.s3.foreignCluster says is another cluster's (in the named cluster itself: no effect).
+  const standby = foreign && foreign.clusterId !== self.clusterId ? foreign : undefined;
+  const refuseStandbyWrite = (what: string) =>
+    new RunnerFailure(
+      'StorageOwnedByOtherCluster',
+      `${location} ${what}, and spec.storage.s3.foreignCluster says this prefix is cluster ` +
+        `${standby!.clusterId}'s (allow ${standby!.allow}): this cluster only reads it, and never claims or ` +
+        `adopts it. Set allow: TakeOver to back up here once cluster ${standby!.clusterId} is gone`,
+    );
   if (!stored) {
-    if (self.name === undefined) return { action: 'use' };
+    if (self.name === undefined || access === 'read') return { action: 'use' };
+    if (standby) {
+      if (standby.allow !== 'TakeOver') throw refuseStandbyWrite('has no owner object');
+      if (!self.clusterId) throw noOwnIdForTakeOver(location, 'has no owner object');
+      return {
+        action: 'claim',
+        owner: {
+          namespace: self.namespace,
+          name: self.name,
+          clusterId: self.clusterId,
+          created: now.toISOString(),
+          takenOverFrom: standby.clusterId,
+          updated: now.toISOString(),
+        },
+        note: `${location}: had no owner object; took it over from cluster ${standby.clusterId} (spec.storage.s3.foreignCluster allow TakeOver)`,
+      };
+    }
     return {
       action: 'claim',
       owner: {
@@ -151,17 +195,31 @@ export function decideOwner(
     };
   }
   checkOwner(stored, self, location);
+  const owner = `${stored.namespace}/${stored.name}`;
   if (stored.clusterId === undefined) {
-    if (access === 'write' && self.clusterId && self.name !== undefined)
+    if (access === 'read' || self.name === undefined) return { action: 'use' };
+    if (standby) {
+      if (standby.allow !== 'TakeOver') throw refuseStandbyWrite('has an owner object without a cluster id');
+      if (!self.clusterId) throw noOwnIdForTakeOver(location, 'has an owner object without a cluster id');
       return {
         action: 'rewrite',
-        owner: { ...stored, clusterId: self.clusterId, updated: now.toISOString() },
-        note: `${location}: the owner object had no cluster id; recorded this cluster's (${self.clusterId})`,
+        owner: {
+          ...stored,
+          clusterId: self.clusterId,
+          takenOverFrom: standby.clusterId,
+          updated: now.toISOString(),
+        },
+        note: `${location}: the owner object had no cluster id; took the prefix over from cluster ${standby.clusterId} (spec.storage.s3.foreignCluster allow TakeOver)`,
       };
-    return { action: 'use' };
+    }
+    if (!self.clusterId) return { action: 'use' };
+    return {
+      action: 'rewrite',
+      owner: { ...stored, clusterId: self.clusterId, adopted: now.toISOString(), updated: now.toISOString() },
+      note: `${location}: the owner object had no cluster id; recorded this cluster's (${self.clusterId})`,
+    };
   }
   if (self.clusterId === stored.clusterId) return { action: 'use' };
-  const owner = `${stored.namespace}/${stored.name}`;
   if (foreign?.clusterId === stored.clusterId) {
     if (access === 'read')
       return {
@@ -170,11 +228,15 @@ export function decideOwner(
       };
     if (foreign.allow === 'TakeOver') {
       if (!self.clusterId || self.name === undefined)
+        throw noOwnIdForTakeOver(location, `belongs to ${owner} of cluster ${stored.clusterId}`);
+      if (stored.takenOverFrom === self.clusterId)
         throw new RunnerFailure(
           'StorageOwnedByOtherCluster',
-          `${location} belongs to ${owner} of cluster ${stored.clusterId}; spec.storage.s3.foreignCluster allows ` +
-            "a take-over, but this operator does not know its own cluster's id (see the operator log at start-up; " +
-            'set CLUSTER_ID in its configuration), so it cannot take the prefix over',
+          `${location}: cluster ${stored.clusterId} took this prefix over from this cluster (${self.clusterId})` +
+            `${stored.updated ? ` at ${stored.updated}` : ''}; this cluster does not take it back while ` +
+            'spec.storage.s3.foreignCluster of both clusters names the other with TakeOver. To take it back ' +
+            `deliberately, stop the schedule in cluster ${stored.clusterId}, then delete ${OWNER_OBJECT} from the ` +
+            'prefix (the next backup here claims it)',
         );
       return {
         action: 'rewrite',
@@ -190,14 +252,29 @@ export function decideOwner(
       };
     }
   }
+  if (!self.clusterId)
+    throw new RunnerFailure(
+      'ClusterIdUnknown',
+      `${location} belongs to BackupSchedule ${owner} of cluster ${stored.clusterId}, and this runner was given ` +
+        `no cluster id (${CLUSTER_ID_ENV} unset: the operator has not learned its cluster's id; see its log and ` +
+        "the schedule's ClusterIdUnknown condition, or set CLUSTER_ID in its configuration), so it cannot tell " +
+        'whether this is that cluster. Nothing was done',
+    );
   const what = access === 'read' ? 'restores, verifies and test restores' : 'backs up or prunes';
+  const adopted = stored.adopted
+    ? ` Cluster ${stored.clusterId} adopted this prefix at ${stored.adopted} (the first cluster to back up ` +
+      'into it after the upgrade that added cluster ids); if that was the wrong cluster, ' +
+      `spec.storage.s3.foreignCluster {clusterId: ${stored.clusterId}, allow: TakeOver} here reclaims it.`
+    : '';
   throw new RunnerFailure(
     'StorageOwnedByOtherCluster',
     `${location} belongs to BackupSchedule ${owner} of cluster ${stored.clusterId}, and this is ` +
       `${clusterName(self.clusterId)}: a prefix holds the backups of one schedule in one cluster, and a schedule of ` +
-      `the same namespace/name in another cluster never ${what} there by default. Give each cluster its own ` +
+      `the same namespace/name in another cluster never ${what} there by default.${adopted} Give each cluster its own ` +
       `prefix; for disaster recovery set spec.storage.s3.foreignCluster {clusterId: ${stored.clusterId}, allow: Restore} ` +
-      '(or TakeOver to continue the backups here once that cluster is gone)',
+      '(or TakeOver to continue the backups here once that cluster is gone). If this is the same cluster and ' +
+      'its id changed (CLUSTER_ID set or changed, the cluster rebuilt), set CLUSTER_ID to the recorded id, ' +
+      'only once no other cluster uses it (docs/backupschedule.md)',
   );
 }
 
