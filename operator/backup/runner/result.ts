@@ -39,8 +39,8 @@ export const FAILURE_REASONS = [
   /** The server does not implement conditional writes (If-None-Match: *) the owner object and restore fence need. */
   'StorageConditionalWritesUnsupported',
   /**
-   * The database is too large for a multipart upload whose parts fit the runner's memory limit (S3 allows
-   * 10 000 parts): refused before the dump starts.
+   * The dump outgrew its multipart upload (S3 allows 10 000 parts) whose parts were sized from the database
+   * and the runner's memory limit: the message names the memory limit that gives larger parts.
    */
   'StorageTooLargeForMemory',
   /** Object storage kept asking to slow down (503 SlowDown) after the bounded retries. */
