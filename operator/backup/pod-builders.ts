@@ -140,6 +140,11 @@ export function buildRunnerJobTemplate(input: RunnerPodInput) {
   const labels = childLabels(scheduleName, input.component);
   const pt = spec.podTemplate ?? {};
   const storage = storageVolumes(spec, input.claimName, STORAGE_MOUNT);
+  const resources: { requests?: Record<string, string | number>; limits?: Record<string, string | number> } =
+    pt.resources ?? {
+      requests: { cpu: '100m', memory: '128Mi' },
+      limits: { memory: '1Gi' },
+    };
   return {
     metadata: { labels },
     spec: {
@@ -176,7 +181,7 @@ export function buildRunnerJobTemplate(input: RunnerPodInput) {
                   valueFrom: { fieldRef: { fieldPath: `metadata.labels['${JOB_NAME_LABEL}']` } },
                 },
                 ...(spec.storage.s3
-                  ? s3Env(spec.storage.s3)
+                  ? s3Env(spec.storage.s3, Boolean(resources.limits?.memory))
                   : [{ name: 'STORAGE_DIR', value: STORAGE_MOUNT }]),
                 ...(input.allowSuperuserAssertions
                   ? [{ name: ALLOW_SUPERUSER_ASSERTIONS_ENV, value: 'true' }]
@@ -185,10 +190,7 @@ export function buildRunnerJobTemplate(input: RunnerPodInput) {
                 ...(input.clusterId ? [{ name: CLUSTER_ID_ENV, value: input.clusterId }] : []),
                 ...(input.secret ? databaseEnv(spec, input.secret) : []),
               ],
-              resources: pt.resources ?? {
-                requests: { cpu: '100m', memory: '128Mi' },
-                limits: { memory: '1Gi' },
-              },
+              resources,
               terminationMessagePolicy: 'FallbackToLogsOnError',
               securityContext: {
                 allowPrivilegeEscalation: false,
