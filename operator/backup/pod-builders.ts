@@ -3,6 +3,7 @@ import type { EffectiveBackupScheduleSpec } from '../api/v1alpha1/backupschedule
 import { ALLOW_SUPERUSER_ASSERTIONS_ENV } from './runner/restore-validation.js';
 import { OriginEnv, type BackupPurpose } from './runner/origin.js';
 import { ExitCode } from './runner/failure.js';
+import { RUNNER_JOB_DEADLINE_SECONDS } from './runner/prune.js';
 import { RUNNER_CONTAINER } from './job-results.js';
 import { CLUSTER_ID_ENV } from './runner/storage-owner.js';
 import { s3Env, storageArgs, storageVolumes } from './storage-location.js';
@@ -152,7 +153,7 @@ export function buildRunnerJobTemplate(input: RunnerPodInput) {
       // storage that refuses us (the runner exits ExitCode.NotRetryable): the Job fails at once.
       backoffLimit: 1,
       podFailurePolicy: runnerPodFailurePolicy('retry-disrupted'),
-      activeDeadlineSeconds: 3600,
+      activeDeadlineSeconds: RUNNER_JOB_DEADLINE_SECONDS,
       template: {
         metadata: { labels },
         spec: {

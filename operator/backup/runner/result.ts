@@ -158,6 +158,8 @@ function resultSchemas<R extends z.ZodType<string, string>>(reason: R) {
     pruneError: z.string().optional(),
     /** Ids of partial dumps of interrupted backups that pruning removed. */
     stalePartialsRemoved: z.array(z.string()).optional(),
+    /** Ids of complete dumps left without a manifest that pruning removed. */
+    orphanDumpsRemoved: z.array(z.string()).optional(),
     /** The stored dump is under S3 Object Lock retention (as the server reports it after the upload). */
     objectLock: z.object({ mode: z.string(), retainUntil: z.string() }).optional(),
     /**
@@ -223,6 +225,8 @@ function resultSchemas<R extends z.ZodType<string, string>>(reason: R) {
     otherSchedulesCount: z.number().int().optional(),
     /** Ids of partial dumps of interrupted backups that were removed. */
     stalePartialsRemoved: z.array(z.string()).optional(),
+    /** Ids of complete dumps left without a manifest (older than the leftover age) that were removed. */
+    orphanDumpsRemoved: z.array(z.string()).optional(),
   });
 
   /**

@@ -730,7 +730,7 @@ export class S3BackupStorage implements BackupStorage {
     staleAfterMs: number,
     markerStaleAfterMs = MARKER_STALE_MS,
   ): Promise<Leftovers> {
-    const out: Leftovers = { partials: [], tempFiles: 0, restoredManifests: [] };
+    const out: Leftovers = { partials: [], orphanDumps: [], tempFiles: 0, restoredManifests: [] };
     const uploads = await this.listUploads();
     for (const u of uploads) {
       if (now.getTime() - u.initiated.getTime() <= staleAfterMs) continue;
@@ -748,7 +748,7 @@ export class S3BackupStorage implements BackupStorage {
       // Judged again as it is removed: a manifest written since the listing keeps the dump.
       if (await this.head(this.key(id, MANIFEST))) continue;
       await this.deleteKey(o.key);
-      out.partials.push(id);
+      out.orphanDumps.push(id);
     }
     for (const o of keys) {
       const id = this.idOf(o.key, REMOVING);
@@ -761,6 +761,7 @@ export class S3BackupStorage implements BackupStorage {
       await this.deleteKey(o.key);
     }
     out.partials = [...new Set(out.partials)].sort();
+    out.orphanDumps.sort();
     out.restoredManifests.sort();
     return out;
   }
