@@ -127,7 +127,7 @@ export type BucketLock = 'enabled' | 'none' | 'unknown';
  * 'unknown' and a warning to log. Shared by the runner's storage and the storage probe.
  */
 export async function readBucketLock(
-  client: S3Client,
+  client: Pick<S3Client, 'send'>,
   bucket: string,
   location: string,
   options?: { abortSignal?: AbortSignal },
