@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { withBackupScheduleDefaults } from '../api/v1alpha1/backupschedule.js';
 import { buildBackupCronJob, buildJobFromCronJob, buildVerifyCronJob } from './cronjob.js';
 import { runnerPodFailurePolicy } from './pod-builders.js';
+import { STALE_LEFTOVER_MS } from './runner/prune.js';
 
 const owner = {
   apiVersion: 'rollback.nxtnewday.io/v1alpha1',
@@ -89,5 +90,15 @@ describe('retries of a schedule Job', () => {
       { action: 'FailJob', onExitCodes: { containerName: 'runner', operator: 'In', values: [2, 3] } },
       { action: 'FailJob', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] },
     ]);
+  });
+});
+
+describe('runner Job deadlines and the leftover age', () => {
+  it('every runner Job ends well before a dump it left counts as a leftover (prune deletes manifest-less dumps older than STALE_LEFTOVER_MS)', () => {
+    for (const job of [buildBackupCronJob(input), buildVerifyCronJob(input)!]) {
+      const deadline = job.spec.jobTemplate.spec.activeDeadlineSeconds;
+      expect(deadline).toBeGreaterThan(0);
+      expect(deadline * 1000 * 2).toBeLessThanOrEqual(STALE_LEFTOVER_MS);
+    }
   });
 });

@@ -3,6 +3,7 @@ import type { EffectiveBackupScheduleSpec } from '../api/v1alpha1/backupschedule
 import { ALLOW_SUPERUSER_ASSERTIONS_ENV } from './runner/restore-validation.js';
 import { OriginEnv, type BackupPurpose } from './runner/origin.js';
 import { ExitCode } from './runner/failure.js';
+import { RUNNER_JOB_DEADLINE_SECONDS } from './runner/prune.js';
 import { RUNNER_CONTAINER } from './job-results.js';
 import { CLUSTER_ID_ENV } from './runner/storage-owner.js';
 import { s3Env, storageArgs, storageVolumes } from './storage-location.js';
@@ -140,6 +141,11 @@ export function buildRunnerJobTemplate(input: RunnerPodInput) {
   const labels = childLabels(scheduleName, input.component);
   const pt = spec.podTemplate ?? {};
   const storage = storageVolumes(spec, input.claimName, STORAGE_MOUNT);
+  const resources: { requests?: Record<string, string | number>; limits?: Record<string, string | number> } =
+    pt.resources ?? {
+      requests: { cpu: '100m', memory: '128Mi' },
+      limits: { memory: '1Gi' },
+    };
   return {
     metadata: { labels },
     spec: {
@@ -147,7 +153,7 @@ export function buildRunnerJobTemplate(input: RunnerPodInput) {
       // storage that refuses us (the runner exits ExitCode.NotRetryable): the Job fails at once.
       backoffLimit: 1,
       podFailurePolicy: runnerPodFailurePolicy('retry-disrupted'),
-      activeDeadlineSeconds: 3600,
+      activeDeadlineSeconds: RUNNER_JOB_DEADLINE_SECONDS,
       template: {
         metadata: { labels },
         spec: {
@@ -176,7 +182,7 @@ export function buildRunnerJobTemplate(input: RunnerPodInput) {
                   valueFrom: { fieldRef: { fieldPath: `metadata.labels['${JOB_NAME_LABEL}']` } },
                 },
                 ...(spec.storage.s3
-                  ? s3Env(spec.storage.s3)
+                  ? s3Env(spec.storage.s3, Boolean(resources.limits?.memory))
                   : [{ name: 'STORAGE_DIR', value: STORAGE_MOUNT }]),
                 ...(input.allowSuperuserAssertions
                   ? [{ name: ALLOW_SUPERUSER_ASSERTIONS_ENV, value: 'true' }]
@@ -185,10 +191,7 @@ export function buildRunnerJobTemplate(input: RunnerPodInput) {
                 ...(input.clusterId ? [{ name: CLUSTER_ID_ENV, value: input.clusterId }] : []),
                 ...(input.secret ? databaseEnv(spec, input.secret) : []),
               ],
-              resources: pt.resources ?? {
-                requests: { cpu: '100m', memory: '128Mi' },
-                limits: { memory: '1Gi' },
-              },
+              resources,
               terminationMessagePolicy: 'FallbackToLogsOnError',
               securityContext: {
                 allowPrivilegeEscalation: false,

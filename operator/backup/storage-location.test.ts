@@ -74,6 +74,19 @@ describe('S3 locations in runner pods', () => {
     expect(byName.STORAGE_DIR).toBeUndefined();
   });
 
+  it("passes the memory limit only when the runner container has one (the default 1Gi, or the template's), never the node's allocatable memory", () => {
+    const envNames = (spec: ReturnType<typeof s3Spec>) =>
+      (podOf(spec).containers[0]!.env as { name: string }[]).map((e) => e.name);
+    const s3 = { bucket: 'db-backups' };
+    expect(envNames(s3Spec(s3))).toContain('NXT_RUNNER_MEMORY_LIMIT');
+    const withResources = (resources: object) =>
+      ({ ...s3Spec(s3), podTemplate: { resources } }) as ReturnType<typeof s3Spec>;
+    expect(envNames(withResources({ limits: { memory: '2Gi' } }))).toContain('NXT_RUNNER_MEMORY_LIMIT');
+    expect(envNames(withResources({ requests: { memory: '256Mi' } }))).not.toContain(
+      'NXT_RUNNER_MEMORY_LIMIT',
+    );
+  });
+
   it('passes spec.storage.s3.foreignCluster to the runner, and nothing without it', () => {
     const names = (spec: ReturnType<typeof s3Spec>) =>
       Object.fromEntries(

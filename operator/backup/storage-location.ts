@@ -46,7 +46,7 @@ export function storageArgs(args: readonly string[], spec: Pick<BackupScheduleSp
  * operator never reads them). Without credentialsSecretRef the SDK's default chain (web identity / IRSA,
  * Pod Identity, instance role) is used.
  */
-export function s3Env(s3: S3Storage) {
+export function s3Env(s3: S3Storage, memoryLimited = true) {
   const value = (name: string, v: string | undefined) => (v ? [{ name, value: v }] : []);
   const ref = (name: string, key: string) => ({
     name,
@@ -55,8 +55,12 @@ export function s3Env(s3: S3Storage) {
   const creds = s3.credentialsSecretRef;
   return [
     { name: 'NODE_OPTIONS', value: S3_RUNNER_NODE_OPTIONS },
-    // The upload sizes its parts to fit this (runner/upload-parts.ts); of the container it is set on.
-    { name: S3Env.memoryLimit, valueFrom: { resourceFieldRef: { resource: 'limits.memory' } } },
+    // The upload sizes its parts to fit this (runner/upload-parts.ts); of the container it is set on. Only
+    // when the container has a memory limit: without one the downward API gives the node's allocatable
+    // memory, which says nothing about what the runner may use.
+    ...(memoryLimited
+      ? [{ name: S3Env.memoryLimit, valueFrom: { resourceFieldRef: { resource: 'limits.memory' } } }]
+      : []),
     { name: S3Env.region, value: s3.region ?? DEFAULT_S3_REGION },
     ...value(S3Env.endpoint, s3.endpoint),
     ...value(S3Env.forcePathStyle, s3.forcePathStyle ? 'true' : undefined),

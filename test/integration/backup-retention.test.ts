@@ -181,7 +181,8 @@ describe('retention and the runner against a real PostgreSQL', () => {
     expect(p.result, p.result.message).toMatchObject({
       success: true,
       deleted: [],
-      stalePartialsRemoved: ['app-backup-600'],
+      stalePartialsRemoved: [],
+      orphanDumpsRemoved: ['app-backup-600'],
       orphans: ['app-backup-650', 'app-backup-675'],
     });
     expect(existsSync(join(dir, 'app-backup-600.dump')), 'the stale dump without a manifest is gone').toBe(

@@ -446,6 +446,21 @@ describe('backup runner against a real PostgreSQL', () => {
     expect(await databaseNames(`${src.name}_verify_%`), 'expected the scratch database dropped').toEqual([]);
   });
 
+  it('in a Job, names the scratch database after the Job and drops what an evicted pod of it left behind', async () => {
+    const jobUid = '0b6f3c1e-7d4a-4c55-9a9e-1f2d3c4b5a69';
+    const env = { ...connEnv(src.name), NXT_JOB_UID: jobUid };
+    const first = await runner(['test-restore', '--storage-dir', storageDir, '--id', id], env);
+    expect(first.code, first.result.message).toBe(0);
+    const scratch = first.result.operation === 'test-restore' ? first.result.scratchDatabase : undefined;
+    expect(scratch).toMatch(new RegExp(`^${src.name}_verify_[0-9a-f]{6}$`));
+    // What an evicted pod of the same Job leaves: the scratch database, half restored.
+    await withClient(pgInfo().url, (c) => c.query(`create database ${pg.escapeIdentifier(scratch!)}`));
+    const replaced = await runner(['test-restore', '--storage-dir', storageDir, '--id', id], env);
+    expect(replaced.code, replaced.result.message).toBe(0);
+    expect(replaced.result).toMatchObject({ success: true, scratchDatabase: scratch, scratchDropped: true });
+    expect(await databaseNames(`${src.name}_verify_%`), 'no leftover scratch database').toEqual([]);
+  });
+
   it('reports failing SQL assertions by name and counts, never a value they read', async () => {
     const assertions = [
       { name: 'accounts', query: 'select count(*) from pgbench_accounts', expect: '100000' },

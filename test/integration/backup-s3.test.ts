@@ -402,7 +402,11 @@ describe('the runner against a real S3 server', () => {
       ['prune', '--storage-url', url(prefix), '--keep-last', '5', '--leftovers-older-than-seconds', '0'],
       env(db.name),
     );
-    expect(p.result, p.output).toMatchObject({ success: true, stalePartialsRemoved: ['orph-2'] });
+    expect(p.result, p.output).toMatchObject({
+      success: true,
+      stalePartialsRemoved: [],
+      orphanDumpsRemoved: ['orph-2'],
+    });
     expect(await dumps()).toEqual([`${prefix}/orph-1.dump`]);
   });
 

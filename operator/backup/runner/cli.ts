@@ -167,7 +167,7 @@ async function openStorage(
         `S3 client for ${args.storageUrl}: ${(e as Error).message}`,
       );
     }
-    const storage = new S3BackupStorage(client, config, now);
+    const storage = new S3BackupStorage(client, config, now, undefined, log);
     const self = ownerIdentityFromEnv(env);
     if (self) {
       if (!self.clusterId)

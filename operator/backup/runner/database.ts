@@ -115,10 +115,24 @@ export async function serverVersion(c: pg.Client): Promise<string> {
   return r.rows[0]?.server_version ?? 'unknown';
 }
 
-/** The database's size on disk (pg_database_size of the connected database), in bytes. */
-export async function databaseSize(c: pg.Client): Promise<number> {
-  const r = await c.query<{ b: string }>('select pg_database_size(current_database())::text as b');
-  const n = Number(r.rows[0]?.b);
-  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`pg_database_size returned ${r.rows[0]?.b}`);
-  return n;
+/** Longest pg_database_size may take (it stats every file of the database): a slow one is skipped. */
+export const DATABASE_SIZE_TIMEOUT_MS = 30_000;
+
+/**
+ * The database's size on disk (pg_database_size of the connected database), in bytes; in a transaction of
+ * its own whose statement_timeout bounds it to `timeoutMs`. Run before the dump's snapshot is exported.
+ */
+export async function databaseSize(c: pg.Client, timeoutMs = DATABASE_SIZE_TIMEOUT_MS): Promise<number> {
+  await c.query('begin');
+  try {
+    await c.query(`set local statement_timeout = ${Math.max(1, Math.floor(timeoutMs))}`);
+    const r = await c.query<{ b: string }>('select pg_database_size(current_database())::text as b');
+    await c.query('commit');
+    const n = Number(r.rows[0]?.b);
+    if (!Number.isSafeInteger(n) || n < 0) throw new Error(`pg_database_size returned ${r.rows[0]?.b}`);
+    return n;
+  } catch (e) {
+    await c.query('rollback').catch(() => {});
+    throw e;
+  }
 }

@@ -74,7 +74,13 @@ describe('probeStorage', () => {
       checks: ['list', 'owner', 'write', 'delete'],
     });
     expect(r.message).toContain('no owner object yet');
-    expect(sent.map((s) => s.name)).toEqual(['ListObjectsV2', 'GetObject', 'PutObject', 'DeleteObject']);
+    expect(sent.map((s) => s.name)).toEqual([
+      'ListObjectsV2',
+      'GetObject',
+      'GetObjectLockConfiguration',
+      'PutObject',
+      'DeleteObject',
+    ]);
     const put = sent.find((s) => s.name === 'PutObject')!.input;
     expect(put).toMatchObject({ Key: `shop/${PROBE_OBJECT}`, IfNoneMatch: '*' });
     expect(put).not.toHaveProperty('ObjectLockMode');
@@ -164,6 +170,7 @@ describe('probeStorage', () => {
     expect(left.sent.map((s) => s.name)).toEqual([
       'ListObjectsV2',
       'GetObject',
+      'GetObjectLockConfiguration',
       'PutObject',
       'DeleteObject',
       'PutObject',
@@ -217,6 +224,67 @@ describe('probeStorage', () => {
       expect(r.success).toBe(true);
       expect(r.objectLockEnabled).toBeUndefined();
       expect(r.message).toContain('not readable');
+    });
+  });
+
+  describe('checksums (H1: a bucket with default Object Lock retention refuses a put without one)', () => {
+    const refuse = (input: Record<string, unknown>) =>
+      input.ChecksumAlgorithm
+        ? {}
+        : Object.assign(
+            new Error(
+              'Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object requests with Object Lock parameters',
+            ),
+            {
+              name: 'InvalidRequest',
+              $metadata: { httpStatusCode: 400 },
+            },
+          );
+    /** fakeClient, whose put refuses an un-checksummed write when `locked`. */
+    const lockClient = (lock: () => unknown, locked: boolean) => {
+      const f = fakeClient({ lock });
+      const send = f.client.send.bind(f.client);
+      const client = {
+        send: async (cmd: { constructor: { name: string }; input: Record<string, unknown> }) => {
+          if (locked && cmd.constructor.name === 'PutObjectCommand') {
+            const r = refuse(cmd.input);
+            if (r instanceof Error) {
+              f.sent.push({ name: 'PutObject', input: cmd.input });
+              throw r;
+            }
+          }
+          return send(cmd as never);
+        },
+      } as unknown as S3Client;
+      return { client, sent: f.sent };
+    };
+
+    it('sends CRC32 on its put into a bucket whose Object Lock is enabled without spec.objectLock', async () => {
+      const { client, sent } = lockClient(
+        () => ({ ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled' } }),
+        true,
+      );
+      const r = await probeStorage({ client, config: config(), self, log });
+      expect(r.success).toBe(true);
+      expect(sent.filter((s) => s.name === 'PutObject').map((s) => s.input.ChecksumAlgorithm)).toEqual([
+        'CRC32',
+      ]);
+    });
+
+    it('when the configuration may not be read: no checksum first, then once more with one when refused for want of it', async () => {
+      const { client, sent } = lockClient(() => s3Error('AccessDenied', 403), true);
+      const r = await probeStorage({ client, config: config(), self, log });
+      expect(r.success).toBe(true);
+      expect(sent.filter((s) => s.name === 'PutObject').map((s) => s.input.ChecksumAlgorithm)).toEqual([
+        undefined,
+        'CRC32',
+      ]);
+    });
+
+    it('sends none into a bucket without Object Lock', async () => {
+      const { client, sent } = lockClient(() => s3Error('ObjectLockConfigurationNotFoundError', 404), false);
+      await probeStorage({ client, config: config(), self, log });
+      expect(sent.find((s) => s.name === 'PutObject')!.input).not.toHaveProperty('ChecksumAlgorithm');
     });
   });
 });

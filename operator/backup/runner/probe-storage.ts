@@ -10,6 +10,7 @@ import { RunnerFailure } from './failure.js';
 import type { RunnerLog } from './log.js';
 import type { ProbeStorageResult } from './result.js';
 import { reasonOfS3Error, s3Failure, s3Location, type S3Config } from './s3-config.js';
+import { isMissingChecksumRefusal, readBucketLock } from './s3-storage.js';
 import {
   decideOwner,
   OWNER_OBJECT,
@@ -152,6 +153,10 @@ export async function probeStorage(o: ProbeOptions): Promise<ProbeStorageResult>
   // 4. A conditional write and a delete of the probe object, with the schedule's encryption.
   const probeKey = config.prefix + PROBE_OBJECT;
   const sse = config.serverSideEncryption;
+  // A bucket with Object Lock refuses a put without a checksum: the runner's storage decides the same way.
+  const lock = config.objectLock ? undefined : await readBucketLock(client, Bucket, location, bounded());
+  if (lock?.warning) o.log('warn', 'probe.object-lock-unknown', { message: lock.warning });
+  let checksum = Boolean(config.objectLock) || lock?.lock === 'enabled';
   const put = () =>
     client.send(
       new PutObjectCommand({
@@ -160,6 +165,7 @@ export async function probeStorage(o: ProbeOptions): Promise<ProbeStorageResult>
         Body: JSON.stringify({ probe: true, at: now().toISOString() }) + '\n',
         ContentType: 'application/json',
         IfNoneMatch: '*',
+        ...(checksum ? { ChecksumAlgorithm: 'CRC32' as const } : {}),
         ...(sse
           ? { ServerSideEncryption: sse.algorithm, ...(sse.kmsKeyId ? { SSEKMSKeyId: sse.kmsKeyId } : {}) }
           : {}),
@@ -181,6 +187,10 @@ export async function probeStorage(o: ProbeOptions): Promise<ProbeStorageResult>
           `writing ${probeKey} in ${location}: the server does not implement conditional writes (If-None-Match: *, HTTP 501), which the ` +
             'prefix owner object and restore fences need; use a server that supports them (AWS S3, recent MinIO, SeaweedFS)',
         );
+      if (!checksum && isMissingChecksumRefusal(e)) {
+        checksum = true;
+        continue;
+      }
       // Left by an earlier probe whose delete did not happen: remove it and write again, once.
       if (isPreconditionFailed(e) && attempt === 0) {
         await del();

@@ -313,10 +313,13 @@ describe('runPrune and leftovers of interrupted backups', () => {
     expect(r).toMatchObject({
       success: true,
       deleted: [],
-      stalePartialsRemoved: ['crashed'],
+      stalePartialsRemoved: [],
+      orphanDumpsRemoved: ['crashed'],
       orphans: ['young'],
     });
-    expect(r.message).toMatch(/1 dump\(s\) without a manifest left in place; removed 1 stale partial dump/);
+    expect(r.message).toMatch(
+      /1 dump\(s\) without a manifest left in place; removed 1 stale dump\(s\) without a manifest/,
+    );
     expect(readdirSync(dir).sort()).toEqual(['c.dump', 'c.manifest.json', 'young.dump']);
   });
 

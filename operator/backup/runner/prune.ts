@@ -13,12 +13,16 @@ import {
 } from './retention.js';
 import type { BackupStorage } from './storage.js';
 
+/** activeDeadlineSeconds of every runner Job (pod-builders.ts): STALE_LEFTOVER_MS depends on it. */
+export const RUNNER_JOB_DEADLINE_SECONDS = 3600;
+
 /**
  * A partial dump, temporary file or dump without a manifest nobody has written to for this long is a
- * leftover: every runner Job ends within its activeDeadlineSeconds (3600), a running pg_dump writes
- * continuously, and a backup writes its manifest right after its dump.
+ * leftover: every runner Job ends within its activeDeadlineSeconds (RUNNER_JOB_DEADLINE_SECONDS), a running
+ * pg_dump writes continuously, and a backup writes its manifest right after its dump. Removing manifest-less
+ * dumps (on a claim too) is safe only while this stays longer than that deadline: twice it.
  */
-export const STALE_LEFTOVER_MS = 2 * 3_600_000;
+export const STALE_LEFTOVER_MS = 2 * RUNNER_JOB_DEADLINE_SECONDS * 1000;
 
 export interface PruneOptions {
   storage: BackupStorage;
@@ -103,9 +107,11 @@ export async function runPrune(o: PruneOptions): Promise<PruneResult> {
       deleted.push(id);
       o.log('info', o.dryRun ? 'prune.would-delete' : 'prune.deleted', { id });
     }
-    const stalePartials = o.dryRun ? [] : await removeLeftovers(o, now());
+    const { partials: stalePartials, orphanDumps } = o.dryRun
+      ? { partials: [], orphanDumps: [] }
+      : await removeLeftovers(o, now());
     // A dump without a manifest that the leftover clean-up removed is no longer left in place.
-    const orphans = listedOrphans.filter((id) => !stalePartials.includes(id));
+    const orphans = listedOrphans.filter((id) => !orphanDumps.includes(id));
     const keptCount = candidates.length - deleted.length;
     return {
       ...base,
@@ -116,7 +122,8 @@ export async function runPrune(o: PruneOptions): Promise<PruneResult> {
         (pinned.length ? ` (${pinned.length} pinned by a running plan)` : '') +
         (others ? `; ${others} backup(s) of other schedules left alone` : '') +
         (orphans.length ? `; ${orphans.length} dump(s) without a manifest left in place` : '') +
-        (stalePartials.length ? `; removed ${stalePartials.length} stale partial dump(s)` : ''),
+        (stalePartials.length ? `; removed ${stalePartials.length} stale partial dump(s)` : '') +
+        (orphanDumps.length ? `; removed ${orphanDumps.length} stale dump(s) without a manifest` : ''),
       deleted,
       deletedCount: deleted.length,
       keptCount,
@@ -124,6 +131,7 @@ export async function runPrune(o: PruneOptions): Promise<PruneResult> {
       pinned,
       otherSchedulesCount: others,
       stalePartialsRemoved: stalePartials,
+      orphanDumpsRemoved: orphanDumps,
     };
   } catch (e) {
     const message = `pruning ${o.storage.location} failed after deleting ${deleted.length}: ${(e as Error).message}`;
@@ -147,9 +155,13 @@ export async function runPrune(o: PruneOptions): Promise<PruneResult> {
 }
 
 /** Leftovers of interrupted runs and expired pins; returns the ids of the partial dumps removed. */
-async function removeLeftovers(o: PruneOptions, now: Date): Promise<string[]> {
+async function removeLeftovers(
+  o: PruneOptions,
+  now: Date,
+): Promise<{ partials: string[]; orphanDumps: string[] }> {
   const left = await o.storage.removeLeftovers(now, o.staleAfterMs ?? STALE_LEFTOVER_MS);
   for (const id of left.partials) o.log('info', 'prune.stale-partial-removed', { id });
+  for (const id of left.orphanDumps) o.log('info', 'prune.orphan-dump-removed', { id });
   for (const id of left.restoredManifests) o.log('warn', 'prune.unfinished-removal-undone', { id });
   for (const p of await o.storage.listPins()) {
     if (isPinLive(p, now)) continue;
@@ -158,7 +170,7 @@ async function removeLeftovers(o: PruneOptions, now: Date): Promise<string[]> {
       o.log('info', 'prune.expired-pin-removed', { id: p.id, holder: p.holder });
     else o.log('info', 'prune.expired-pin-renewed-or-gone', { id: p.id, holder: p.holder });
   }
-  return left.partials;
+  return { partials: left.partials, orphanDumps: left.orphanDumps };
 }
 
 export interface PruneAfterBackupOptions {
@@ -186,6 +198,7 @@ export async function pruneAfterBackup(
   const redact = o.redact ?? ((s: string) => s);
   let deleted: string[] = [];
   let stalePartials: string[] = [];
+  let orphanDumps: string[] = [];
   let pinned = 0;
   let error: string | undefined;
   try {
@@ -200,6 +213,7 @@ export async function pruneAfterBackup(
     });
     deleted = p.deleted ?? [];
     stalePartials = p.stalePartialsRemoved ?? [];
+    orphanDumps = p.orphanDumpsRemoved ?? [];
     pinned = p.pinned?.length ?? 0;
     if (!p.success) error = p.message;
   } catch (e) {
@@ -218,11 +232,13 @@ export async function pruneAfterBackup(
       (error === undefined
         ? `; retention deleted ${deleted.length} older backup(s)` +
           (pinned ? `, kept ${pinned} pinned by a running plan` : '') +
-          (stalePartials.length ? `, removed ${stalePartials.length} stale partial dump(s)` : '')
+          (stalePartials.length ? `, removed ${stalePartials.length} stale partial dump(s)` : '') +
+          (orphanDumps.length ? `, removed ${orphanDumps.length} stale dump(s) without a manifest` : '')
         : `; the backup is good but pruning failed (deleted ${deleted.length}): ${error}`),
     prunedCount: deleted.length,
     pruned: deleted,
     ...(stalePartials.length ? { stalePartialsRemoved: stalePartials } : {}),
+    ...(orphanDumps.length ? { orphanDumpsRemoved: orphanDumps } : {}),
     ...(error === undefined ? {} : { pruneError: error }),
   };
 }

@@ -39,8 +39,8 @@ export const FAILURE_REASONS = [
   /** The server does not implement conditional writes (If-None-Match: *) the owner object and restore fence need. */
   'StorageConditionalWritesUnsupported',
   /**
-   * The database is too large for a multipart upload whose parts fit the runner's memory limit (S3 allows
-   * 10 000 parts): refused before the dump starts.
+   * The dump outgrew its multipart upload (S3 allows 10 000 parts) whose parts were sized from the database
+   * and the runner's memory limit: the message names the memory limit that gives larger parts.
    */
   'StorageTooLargeForMemory',
   /** Object storage kept asking to slow down (503 SlowDown) after the bounded retries. */
@@ -164,6 +164,8 @@ function resultSchemas<R extends z.ZodType<string, string>>(reason: R) {
     pruneError: z.string().optional(),
     /** Ids of partial dumps of interrupted backups that pruning removed. */
     stalePartialsRemoved: z.array(z.string()).optional(),
+    /** Ids of complete dumps left without a manifest that pruning removed. */
+    orphanDumpsRemoved: z.array(z.string()).optional(),
     /** The stored dump is under S3 Object Lock retention (as the server reports it after the upload). */
     objectLock: z.object({ mode: z.string(), retainUntil: z.string() }).optional(),
     /**
@@ -229,6 +231,8 @@ function resultSchemas<R extends z.ZodType<string, string>>(reason: R) {
     otherSchedulesCount: z.number().int().optional(),
     /** Ids of partial dumps of interrupted backups that were removed. */
     stalePartialsRemoved: z.array(z.string()).optional(),
+    /** Ids of complete dumps left without a manifest (older than the leftover age) that were removed. */
+    orphanDumpsRemoved: z.array(z.string()).optional(),
   });
 
   /**

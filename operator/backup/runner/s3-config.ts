@@ -23,8 +23,8 @@ export interface S3Config {
    */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
   /**
-   * The runner container's memory limit in bytes (the downward API's limits.memory, the node's allocatable
-   * memory when the container has none); undefined: DEFAULT_MEMORY_LIMIT_BYTES. Sizes the upload's parts.
+   * The runner container's memory limit in bytes (the downward API's limits.memory; the operator sets it only
+   * when the container has a limit); undefined: none, parts sized as for DEFAULT_MEMORY_LIMIT_BYTES.
    */
   memoryLimitBytes?: number;
 }

@@ -57,6 +57,15 @@ function recordingClient(
           if (e) throw e;
           return { ETag: '"e"' };
         }
+        case 'CreateMultipartUpload':
+          return { UploadId: 'u-1' };
+        case 'UploadPart': {
+          const e = failPut?.(cmd.input);
+          if (e) throw e;
+          return { ETag: `"p${String(cmd.input.PartNumber)}"` };
+        }
+        case 'CompleteMultipartUpload':
+          return { ETag: '"e-2"' };
         default:
           return {};
       }
@@ -73,12 +82,16 @@ const config = (extra: Partial<S3Config> = {}): S3Config => ({
   ...extra,
 });
 
-async function everyWrite(c: S3Config, lock: 'Enabled' | 'none' | Error = 'none') {
-  const { client, sent } = recordingClient(undefined, lock);
+async function everyWrite(
+  c: S3Config,
+  lock: 'Enabled' | 'none' | Error = 'none',
+  opts: { dumpBytes?: number; failPut?: (input: Record<string, unknown>) => Error | undefined } = {},
+) {
+  const { client, sent } = recordingClient(opts.failPut, lock);
   const s = new S3BackupStorage(client, c);
   await s.ensureOwner({ namespace: 'a', name: 'orders' });
   const w = await s.createWriter('b-1');
-  w.stream.end(Buffer.from('PGDMP'));
+  w.stream.end(opts.dumpBytes ? Buffer.alloc(opts.dumpBytes, 1) : Buffer.from('PGDMP'));
   await new Promise((res) => w.stream.on('finish', res));
   await w.commit();
   await s.writeManifest({ id: 'b-1' } as BackupManifest);
@@ -89,6 +102,19 @@ async function everyWrite(c: S3Config, lock: 'Enabled' | 'none' | Error = 'none'
   await s.claimRestore('plan-uid-1', { plan: 'p' });
   return sent.filter((x) => x.name === 'PutObject').map((x) => x.input);
 }
+
+/** An Object Lock bucket's answer to a put without Content-MD5 or a checksum (AWS: 400 InvalidRequest). */
+const refuseUnchecksummed = (input: Record<string, unknown>) =>
+  input.ChecksumAlgorithm || input.ContentMD5
+    ? undefined
+    : Object.assign(
+        new Error(
+          'Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object requests with Object Lock parameters',
+        ),
+        { name: 'InvalidRequest', $metadata: { httpStatusCode: 400 } },
+      );
+const s3Error = (name: string, status?: number, message = name) =>
+  Object.assign(new Error(message), { name, ...(status ? { $metadata: { httpStatusCode: status } } : {}) });
 
 describe('S3BackupStorage writes', () => {
   it('puts every object (owner, manifest, pin, markers, restored manifest, restore fence) with the schedule encryption', async () => {
@@ -157,19 +183,112 @@ describe('S3BackupStorage checksums (Object Lock buckets need one on every put)'
         );
   });
 
-  it('sends them with spec.objectLock without asking the bucket, and when the bucket may not be asked (AccessDenied)', async () => {
+  it('sends them with spec.objectLock without asking the bucket', async () => {
     const lock = { mode: 'GOVERNANCE' as const, retentionDays: 1 };
     const { client, sent } = recordingClient();
     const s = new S3BackupStorage(client, config({ objectLock: lock }));
     await s.writeManifest({ id: 'b-1' } as BackupManifest);
     expect(sent.map((x) => x.name)).not.toContain('GetObjectLockConfiguration');
     expect(sent.find((x) => x.name === 'PutObject')?.input).toMatchObject({ ChecksumAlgorithm: 'CRC32' });
-    const denied = Object.assign(new Error('Access Denied'), {
-      name: 'AccessDenied',
-      $metadata: { httpStatusCode: 403 },
+  });
+
+  it('sends a multipart dump (over 5 MiB) into an Object Lock bucket with CRC32 on its upload and every part', async () => {
+    const { client, sent } = recordingClient(refuseUnchecksummed, 'Enabled');
+    const s = new S3BackupStorage(client, config());
+    // A small database: 5 MiB parts.
+    const w = await s.createWriter('b-1', { databaseBytes: 1 });
+    w.stream.end(Buffer.alloc(12 * 1024 * 1024, 1));
+    await new Promise((res) => w.stream.on('finish', res));
+    await w.commit();
+    expect(sent.find((x) => x.name === 'CreateMultipartUpload')?.input).toMatchObject({
+      ChecksumAlgorithm: 'CRC32',
     });
-    for (const p of await everyWrite(config(), denied))
-      expect(p, String(p.Key)).toMatchObject({ ChecksumAlgorithm: 'CRC32' });
+    const parts = sent.filter((x) => x.name === 'UploadPart');
+    expect(parts.length, 'three 5 MiB parts').toBe(3);
+    for (const p of parts) expect(p.input).toMatchObject({ ChecksumAlgorithm: 'CRC32' });
+  });
+
+  it('goes on without checksums when the configuration cannot be read for a reason only this call has (AccessDenied, 500, 409, garbage, throttling, its timeout), and logs why', async () => {
+    const errors = [
+      s3Error('AccessDenied', 403),
+      s3Error('InternalError', 500),
+      s3Error('OperationAborted', 409),
+      s3Error('SyntaxError', 200, 'Unexpected end of XML'),
+      s3Error('SlowDown', 503),
+      s3Error('AbortError', undefined, 'This operation was aborted'),
+    ];
+    for (const lock of errors) {
+      const { client, sent } = recordingClient(undefined, lock);
+      const logged: string[] = [];
+      const s = new S3BackupStorage(
+        client,
+        config(),
+        () => new Date(),
+        30_000,
+        (_l, event) => logged.push(event),
+      );
+      await s.writeManifest({ id: 'b-1' } as BackupManifest);
+      expect(sent.find((x) => x.name === 'PutObject')?.input, lock.name).not.toHaveProperty(
+        'ChecksumAlgorithm',
+      );
+      expect(logged, lock.name).toContain('storage.object-lock-unknown');
+    }
+  });
+
+  it('fails with the reason on errors every call would hit (no such bucket, bad credentials, untrusted TLS, connection refused)', async () => {
+    const cases: [Error, string][] = [
+      [s3Error('NoSuchBucket', 404), 'StorageBucketNotFound'],
+      [s3Error('InvalidAccessKeyId', 403), 'StorageCredentialsInvalid'],
+      [
+        Object.assign(new Error('self-signed certificate'), { code: 'SELF_SIGNED_CERT_IN_CHAIN' }),
+        'StorageCertificateUntrusted',
+      ],
+      [Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), 'StorageUnreachable'],
+    ];
+    for (const [lock, reason] of cases) {
+      const s = new S3BackupStorage(recordingClient(undefined, lock).client, config());
+      await expect(s.writeManifest({ id: 'b-1' } as BackupManifest), reason).rejects.toMatchObject({
+        reason,
+      });
+    }
+  });
+
+  it('sends a put refused for want of a checksum once more with one (the configuration unreadable), then every later put with one', async () => {
+    const denied = s3Error('AccessDenied', 403);
+    const minio = (input: Record<string, unknown>) =>
+      input.ChecksumAlgorithm || input.ContentMD5
+        ? undefined
+        : s3Error('MissingContentMD5', 400, 'Missing required header for this request: Content-Md5.');
+    for (const refuse of [refuseUnchecksummed, minio]) {
+      const { client, sent } = recordingClient(refuse, denied);
+      const s = new S3BackupStorage(client, config());
+      await s.writeManifest({ id: 'b-1' } as BackupManifest);
+      const puts = sent.filter((x) => x.name === 'PutObject').map((x) => x.input);
+      expect(puts).toHaveLength(2);
+      expect(puts[0]).not.toHaveProperty('ChecksumAlgorithm');
+      expect(puts[1]).toMatchObject({ ChecksumAlgorithm: 'CRC32' });
+      await s.pin({ id: 'b-1', holder: 'plan-uid-1' } as BackupPin);
+      expect(sent.filter((x) => x.name === 'PutObject').at(-1)?.input).toMatchObject({
+        ChecksumAlgorithm: 'CRC32',
+      });
+    }
+    // The dump's parts: the upload was created without a checksum, so a refused part gets Content-MD5.
+    const { client, sent } = recordingClient(refuseUnchecksummed, denied);
+    const s = new S3BackupStorage(client, config());
+    // A small database: 5 MiB parts.
+    const w = await s.createWriter('b-1', { databaseBytes: 1 });
+    w.stream.end(Buffer.alloc(12 * 1024 * 1024, 1));
+    await new Promise((res) => w.stream.on('finish', res));
+    await w.commit();
+    const parts = sent.filter((x) => x.name === 'UploadPart').map((x) => x.input);
+    expect(parts.filter((p) => p.ContentMD5).length, 'each of 3 parts sent with Content-MD5').toBe(3);
+    expect(parts.filter((p) => !p.ContentMD5).length, 'only the first refused').toBeLessThanOrEqual(2);
+    // A put that keeps failing for another reason is not retried.
+    const other = recordingClient(() => s3Error('InternalError', 500), 'none');
+    await expect(
+      new S3BackupStorage(other.client, config()).writeManifest({ id: 'b-1' } as BackupManifest),
+    ).rejects.toMatchObject({ reason: 'StorageFailed' });
+    expect(other.sent.filter((x) => x.name === 'PutObject')).toHaveLength(1);
   });
 
   it('reads the configuration once per run, and fails with the reason when the server cannot be reached', async () => {

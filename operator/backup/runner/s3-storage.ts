@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Agent } from 'node:https';
 import { PassThrough, type Readable } from 'node:stream';
@@ -13,11 +13,13 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
+  UploadPartCommand,
   type PutObjectCommandInput,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { validateBackupId } from './backup-id.js';
 import { RunnerFailure } from './failure.js';
+import { silentLog, type RunnerLog } from './log.js';
 import type { ArchiveIdentity, BackupManifest } from './manifest.js';
 import { isPinLive, PIN_HOLDER_PATTERN, type BackupPin, type StoredPin } from './pins.js';
 import { reasonOfS3Error, s3Failure, s3Location, type S3Config } from './s3-config.js';
@@ -40,7 +42,7 @@ import {
   type StoredBackup,
   type WriterOptions,
 } from './storage.js';
-import { planUpload, S3_MIN_PART_BYTES, S3_QUEUE_SIZE } from './upload-parts.js';
+import { planUpload, S3_MIN_PART_BYTES, S3_QUEUE_SIZE, tooManyPartsFailure } from './upload-parts.js';
 
 /**
  * The smallest multipart part, and parts in flight. The part size grows with the database (planUpload in
@@ -92,6 +94,108 @@ const LOCK_CONFIG_ABSENT = new Set([
   'InvalidRequest',
   'InvalidArgument',
 ]);
+/**
+ * Reasons of a failed GetObjectLockConfiguration that every other call would fail with as well (unreachable,
+ * untrusted certificate, bad or missing credentials, wrong region, no such bucket): the command fails with it.
+ * Anything else (AccessDenied, a 500 after retries, a 409, an unparseable answer, throttling, a timeout of this
+ * one call) is no reason to fail a backup: the lock state is unknown, and a put the server then refuses for
+ * want of a checksum is sent again with one (withChecksum).
+ */
+const LOCK_CONFIG_FATAL = new Set<string>([
+  'StorageCertificateUntrusted',
+  'StorageBucketNotFound',
+  'StorageRegionMismatch',
+  'StorageCredentialsUnavailable',
+  'StorageCredentialsInvalid',
+]);
+/** Transport failures (no answer at all), fatal unless the call was only cut off by its own timeout. */
+const TRANSPORT_ERRORS = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
+
+/** What a bucket's Object Lock configuration says: enabled, none, or unknown (the read failed harmlessly). */
+export type BucketLock = 'enabled' | 'none' | 'unknown';
+
+/**
+ * Reads the bucket's Object Lock configuration (GetObjectLockConfiguration) with the rules of LOCK_CONFIG_FATAL:
+ * a failure other commands would hit too throws (as a RunnerFailure with its reason); any other failure gives
+ * 'unknown' and a warning to log. Shared by the runner's storage and the storage probe.
+ */
+export async function readBucketLock(
+  client: Pick<S3Client, 'send'>,
+  bucket: string,
+  location: string,
+  options?: { abortSignal?: AbortSignal },
+): Promise<{ lock: BucketLock; warning?: string }> {
+  try {
+    const r = await client.send(new GetObjectLockConfigurationCommand({ Bucket: bucket }), options);
+    return { lock: r.ObjectLockConfiguration?.ObjectLockEnabled === 'Enabled' ? 'enabled' : 'none' };
+  } catch (e) {
+    const err = e as { name?: string; Code?: string; code?: string; $metadata?: { httpStatusCode?: number } };
+    if (LOCK_CONFIG_ABSENT.has(err?.name ?? '') || LOCK_CONFIG_ABSENT.has(err?.Code ?? ''))
+      return { lock: 'none' };
+    const doing = `reading the Object Lock configuration of bucket ${bucket} in ${location}`;
+    const reason = reasonOfS3Error(e);
+    const status = err?.$metadata?.httpStatusCode;
+    const transport =
+      status === undefined &&
+      [err?.name, err?.code, (err as { cause?: { code?: string } })?.cause?.code].some(
+        (n) => n !== undefined && TRANSPORT_ERRORS.has(n),
+      );
+    if (LOCK_CONFIG_FATAL.has(reason) || transport) throw s3Failure(e, doing);
+    if ([400, 404, 405, 501].includes(status ?? 0) && reason !== 'StorageAccessDenied')
+      return { lock: 'none' };
+    return {
+      lock: 'unknown',
+      warning:
+        `${s3Failure(e, doing).message.slice(0, 600)}; going on as if the bucket had no Object Lock: a put ` +
+        'refused for want of a checksum is sent again with one',
+    };
+  }
+}
+
+/**
+ * A put refused because it carries no Content-MD5 or x-amz-checksum-* header: what AWS answers (400
+ * InvalidRequest) to a PutObject or UploadPart into a bucket with Object Lock without one, and MinIO's
+ * MissingContentMD5.
+ */
+export function isMissingChecksumRefusal(e: unknown): boolean {
+  const err = e as {
+    name?: string;
+    Code?: string;
+    message?: string;
+    $metadata?: { httpStatusCode?: number };
+  };
+  if (err?.name === 'MissingContentMD5' || err?.Code === 'MissingContentMD5') return true;
+  const status = err?.$metadata?.httpStatusCode;
+  return (status === 400 || status === undefined) && /Content-MD5|x-amz-checksum/i.test(err?.message ?? '');
+}
+
+/**
+ * The same put again with a checksum: a CRC32 (the SDK computes it) on a PutObject; Content-MD5 on an
+ * UploadPart, whose multipart upload was created without a checksum algorithm (a part with a CRC32 would
+ * not match it). Undefined for any other command.
+ */
+export function withChecksum(cmd: unknown): PutObjectCommand | UploadPartCommand | undefined {
+  if (cmd instanceof PutObjectCommand)
+    return new PutObjectCommand({ ...cmd.input, ChecksumAlgorithm: 'CRC32' });
+  if (cmd instanceof UploadPartCommand) {
+    const body = cmd.input.Body;
+    const bytes =
+      typeof body === 'string' ? Buffer.from(body) : body instanceof Uint8Array ? body : undefined;
+    if (!bytes) return undefined;
+    return new UploadPartCommand({
+      ...cmd.input,
+      ContentMD5: createHash('md5').update(bytes).digest('base64'),
+    });
+  }
+  return undefined;
+}
 const isPreconditionFailed = (e: unknown) => {
   const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
   return err?.name === 'PreconditionFailed' || err?.$metadata?.httpStatusCode === 412;
@@ -133,14 +237,17 @@ export class S3BackupStorage implements BackupStorage {
   private readonly prefix: string;
   /** ETag of the dump as first read: a later read of the same id must get the same object (If-Match). */
   private readonly readEtags = new Map<string, string>();
-  /** Whether the bucket has Object Lock enabled, read once (GetObjectLockConfiguration) at the first put. */
-  private bucketLocked?: Promise<boolean>;
+  /** The bucket's Object Lock configuration, read once (GetObjectLockConfiguration) at the first put. */
+  private bucketLock?: Promise<BucketLock>;
+  /** A put was refused for want of a checksum: every later one carries one. */
+  private checksumRequired = false;
 
   constructor(
     private readonly client: S3Client,
     private readonly config: S3Config,
     private readonly now: () => Date = () => new Date(),
     private readonly callTimeoutMs = S3_CALL_TIMEOUT_MS,
+    private readonly log: RunnerLog = silentLog,
   ) {
     this.bucket = config.bucket;
     this.prefix = config.prefix;
@@ -184,53 +291,63 @@ export class S3BackupStorage implements BackupStorage {
   }
 
   /**
-   * A CRC32 checksum on EVERY put (and each part of the dump's upload) into a bucket with Object Lock: AWS
-   * refuses a PutObject or UploadPart without Content-MD5 or an x-amz-checksum-* header there, whether the
-   * retention comes from spec.storage.s3.objectLock or from the bucket's default retention rule. None
-   * elsewhere: S3-compatible servers such as GCS interoperability refuse the SDK's checksums.
+   * A CRC32 checksum on EVERY put (and Content-MD5 on each part of the dump's upload) into a bucket with
+   * Object Lock: AWS refuses a PutObject or UploadPart without Content-MD5 or an x-amz-checksum-* header there,
+   * whether the retention comes from spec.storage.s3.objectLock or from the bucket's default retention rule.
+   * None elsewhere, nor when the configuration could not be read (readBucketLock: 'unknown'): S3-compatible
+   * servers such as GCS interoperability refuse the SDK's checksums. A put refused for want of one is sent
+   * again with one all the same (checksumClient), and every later put carries one.
    */
   private async checksumParams(): Promise<Partial<PutObjectCommandInput>> {
-    if (!this.config.objectLock) {
-      this.bucketLocked ??= this.readBucketLocked();
-      if (!(await this.bucketLocked)) return {};
-    }
-    return { ChecksumAlgorithm: 'CRC32' };
+    return (await this.needsChecksum()) ? { ChecksumAlgorithm: 'CRC32' } : {};
+  }
+
+  private async needsChecksum(): Promise<boolean> {
+    if (this.config.objectLock || this.checksumRequired) return true;
+    this.bucketLock ??= this.readBucketLock();
+    return (await this.bucketLock) === 'enabled';
+  }
+
+  /** readBucketLock, its warning logged; a failure is not remembered: the next put asks again. */
+  private readBucketLock(): Promise<BucketLock> {
+    const p = readBucketLock(this.client, this.bucket, this.location, this.bounded()).then((r) => {
+      if (r.warning) this.log('warn', 'storage.object-lock-unknown', { message: r.warning });
+      return r.lock;
+    });
+    p.catch(() => {
+      if (this.bucketLock === p) this.bucketLock = undefined;
+    });
+    return p;
   }
 
   /**
-   * The bucket's Object Lock configuration says Enabled. No configuration, or a server without the call
-   * (GCS interoperability, older MinIO): false. Refused (AccessDenied: the credentials lack
-   * s3:GetBucketObjectLockConfiguration): true, as every server that enforces such permissions accepts the
-   * checksums. Anything else (unreachable, throttled, no such bucket) fails the command with its reason.
+   * The client for puts: a PutObject or UploadPart the server refuses for want of a checksum is sent once
+   * more with one (withChecksum), and from then on every put of this storage carries one.
    */
-  private readBucketLocked(): Promise<boolean> {
-    const p = this.client
-      .send(new GetObjectLockConfigurationCommand({ Bucket: this.bucket }), this.bounded())
-      .then(
-        (r) => r.ObjectLockConfiguration?.ObjectLockEnabled === 'Enabled',
-        (e: unknown) => {
-          const err = e as { name?: string; Code?: string; $metadata?: { httpStatusCode?: number } };
-          const status = err?.$metadata?.httpStatusCode ?? 0;
-          const reason = reasonOfS3Error(e);
-          if (LOCK_CONFIG_ABSENT.has(err?.name ?? '') || LOCK_CONFIG_ABSENT.has(err?.Code ?? ''))
-            return false;
-          if (reason === 'StorageAccessDenied') return true;
-          if (
-            (reason === 'StorageFailed' || reason === 'StorageRequestInvalid') &&
-            [400, 404, 405, 501].includes(status)
-          )
-            return false;
-          throw s3Failure(
-            e,
-            `reading the Object Lock configuration of bucket ${this.bucket} in ${this.location}`,
-          );
-        },
-      );
-    // A failed read is not remembered: the next put asks again (its own call fails with the same reason).
-    p.catch(() => {
-      if (this.bucketLocked === p) this.bucketLocked = undefined;
+  private checksumClient(): S3Client {
+    const send = async (cmd: unknown, ...rest: unknown[]): Promise<unknown> => {
+      const sendRaw = (c: unknown) =>
+        (this.client.send as (c: unknown, ...r: unknown[]) => Promise<unknown>).call(this.client, c, ...rest);
+      const first =
+        this.checksumRequired && cmd instanceof UploadPartCommand && !cmd.input.ChecksumAlgorithm
+          ? (withChecksum(cmd) ?? cmd)
+          : cmd;
+      try {
+        return await sendRaw(first);
+      } catch (e) {
+        const again = first === cmd && isMissingChecksumRefusal(e) ? withChecksum(cmd) : undefined;
+        if (!again) throw e;
+        if (!this.checksumRequired)
+          this.log('warn', 'storage.checksum-required', {
+            message: `${this.location} refused a put without a checksum (Object Lock): sending every put with one`,
+          });
+        this.checksumRequired = true;
+        return sendRaw(again);
+      }
+    };
+    return new Proxy(this.client, {
+      get: (target, prop, receiver) => (prop === 'send' ? send : Reflect.get(target, prop, receiver)),
     });
-    return p;
   }
 
   /** Send options bounding a non-streaming call's total time (never used for a body stream read). */
@@ -281,7 +398,7 @@ export class S3BackupStorage implements BackupStorage {
   private async putText(key: string, text: string, extra: Partial<PutObjectCommandInput> = {}) {
     const checksum = await this.checksumParams();
     return this.call(`writing ${key}`, () =>
-      this.client.send(
+      this.checksumClient().send(
         new PutObjectCommand({
           Bucket: this.bucket,
           Key: key,
@@ -389,13 +506,13 @@ export class S3BackupStorage implements BackupStorage {
 
   async createWriter(id: string, opts: WriterOptions = {}): Promise<BackupWriter> {
     const key = this.key(id, DUMP);
-    // Before anything is uploaded: a database too large for parts that fit the memory limit is refused here.
     const plan = planUpload(opts.databaseBytes, this.config.memoryLimitBytes);
+    if (plan.warning) this.log('warn', 'storage.parts-may-not-fit', { id, message: plan.warning });
     // A crashed attempt with the same id (a retried Job) left its upload: it will never be completed.
     for (const u of await this.listUploads(id)) await this.abortUpload(u);
     const body = new PassThrough({ highWaterMark: 1024 * 1024 });
     const upload = new Upload({
-      client: this.client,
+      client: this.checksumClient(),
       params: {
         Bucket: this.bucket,
         Key: key,
@@ -412,7 +529,7 @@ export class S3BackupStorage implements BackupStorage {
     const done = upload.done().then(
       (out) => ({ out: out as { ETag?: string; VersionId?: string } }),
       (e: unknown) => {
-        const failure = s3Failure(e, `uploading ${key} to ${this.location}`);
+        const failure = tooManyPartsFailure(e, plan) ?? s3Failure(e, `uploading ${key} to ${this.location}`);
         body.destroy(failure);
         return { failure };
       },
@@ -613,7 +730,7 @@ export class S3BackupStorage implements BackupStorage {
     staleAfterMs: number,
     markerStaleAfterMs = MARKER_STALE_MS,
   ): Promise<Leftovers> {
-    const out: Leftovers = { partials: [], tempFiles: 0, restoredManifests: [] };
+    const out: Leftovers = { partials: [], orphanDumps: [], tempFiles: 0, restoredManifests: [] };
     const uploads = await this.listUploads();
     for (const u of uploads) {
       if (now.getTime() - u.initiated.getTime() <= staleAfterMs) continue;
@@ -631,7 +748,7 @@ export class S3BackupStorage implements BackupStorage {
       // Judged again as it is removed: a manifest written since the listing keeps the dump.
       if (await this.head(this.key(id, MANIFEST))) continue;
       await this.deleteKey(o.key);
-      out.partials.push(id);
+      out.orphanDumps.push(id);
     }
     for (const o of keys) {
       const id = this.idOf(o.key, REMOVING);
@@ -644,6 +761,7 @@ export class S3BackupStorage implements BackupStorage {
       await this.deleteKey(o.key);
     }
     out.partials = [...new Set(out.partials)].sort();
+    out.orphanDumps.sort();
     out.restoredManifests.sort();
     return out;
   }
@@ -674,7 +792,7 @@ export class S3BackupStorage implements BackupStorage {
     if (await this.head(key)) return false;
     const checksum = await this.checksumParams();
     try {
-      await this.client.send(
+      await this.checksumClient().send(
         new PutObjectCommand({
           Bucket: this.bucket,
           Key: key,
@@ -731,7 +849,7 @@ export class S3BackupStorage implements BackupStorage {
         );
       const checksum = await this.checksumParams();
       try {
-        await this.client.send(
+        await this.checksumClient().send(
           new PutObjectCommand({
             Bucket: this.bucket,
             Key: key,

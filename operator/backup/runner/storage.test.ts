@@ -197,6 +197,7 @@ describe('FilesystemBackupStorage pins and removal markers', () => {
     utimesSync(join(dir, 'not a backup.dump.partial'), old, old);
     expect(await storage.removeLeftovers(now, 2 * 3_600_000)).toEqual({
       partials: ['b6'],
+      orphanDumps: [],
       tempFiles: 1,
       restoredManifests: ['b5'],
     });
@@ -236,7 +237,8 @@ describe('FilesystemBackupStorage leftovers: committed dumps without a manifest'
     ])
       utimesSync(join(dir, f), old, old);
     expect(await storage.removeLeftovers(now, 2 * 3_600_000)).toEqual({
-      partials: ['crashed', 'expired-pin'],
+      partials: [],
+      orphanDumps: ['crashed', 'expired-pin'],
       tempFiles: 0,
       restoredManifests: [],
     });

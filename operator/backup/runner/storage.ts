@@ -125,11 +125,10 @@ const PLAN_UID = /^[A-Za-z0-9-]{1,128}$/;
 export const RESTORES_DIR = '.restores';
 
 export interface Leftovers {
-  /**
-   * Ids whose stale partial dump was removed: `<id>.dump.partial` (or an unfinished multipart upload), and
-   * a committed `<id>.dump` left without a manifest, removal marker or live pin.
-   */
+  /** Ids whose stale partial dump was removed: `<id>.dump.partial` (or an unfinished multipart upload). */
   partials: string[];
+  /** Ids whose committed `<id>.dump`, left without a manifest, removal marker or live pin, was removed. */
+  orphanDumps: string[];
   /** Stale temporary files (of manifests and pins) removed. */
   tempFiles: number;
   /** Ids whose manifest was put back from the marker of a prune that never finished. */
@@ -472,7 +471,7 @@ export class FilesystemBackupStorage implements BackupStorage {
     staleAfterMs: number,
     markerStaleAfterMs = MARKER_STALE_MS,
   ): Promise<Leftovers> {
-    const out: Leftovers = { partials: [], tempFiles: 0, restoredManifests: [] };
+    const out: Leftovers = { partials: [], orphanDumps: [], tempFiles: 0, restoredManifests: [] };
     const olderThan = async (name: string, ms: number) => {
       try {
         return now.getTime() - (await stat(join(this.dir, name))).mtime.getTime() > ms;
@@ -514,7 +513,7 @@ export class FilesystemBackupStorage implements BackupStorage {
         // Judged again right before the unlink: a manifest written since keeps the dump.
         if (await this.exists(this.path(id, MANIFEST))) continue;
         await unlinkIfPresent(join(this.dir, name));
-        out.partials.push(id);
+        out.orphanDumps.push(id);
       } else if (name.endsWith(REMOVING)) {
         const id = idOf(name, REMOVING);
         if (!id || !(await olderThan(name, markerStaleAfterMs))) continue;
@@ -528,8 +527,10 @@ export class FilesystemBackupStorage implements BackupStorage {
         }
       }
     }
-    if (out.partials.length || out.tempFiles || out.restoredManifests.length) await this.syncDir();
+    if (out.partials.length || out.orphanDumps.length || out.tempFiles || out.restoredManifests.length)
+      await this.syncDir();
     out.partials.sort();
+    out.orphanDumps.sort();
     out.restoredManifests.sort();
     return out;
   }

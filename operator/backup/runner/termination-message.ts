@@ -39,6 +39,7 @@ export function boundResult(result: RunnerResult, maxBytes = TERMINATION_MESSAGE
     'pruned',
     'pinned',
     'stalePartialsRemoved',
+    'orphanDumpsRemoved',
     'previousDatabasesKept',
     'previousDatabasesDropped',
   ] as const) {

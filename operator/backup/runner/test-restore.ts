@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { validateBackupId } from './backup-id.js';
 import { describeConnection, type ConnectionSettings } from './connection.js';
 import { createDatabaseLike, derivedDatabaseName, dropDatabase, newShortId } from './database-admin.js';
@@ -35,7 +36,19 @@ export interface TestRestoreOptions {
 }
 
 /**
- * Proves a backup restores: restores it into `<db>_verify_<shortid>`, compares row counts with the
+ * The scratch database's short id when the runner runs in a Job: from the Job's UID (NXT_JOB_UID), so a pod
+ * that replaces an evicted one (schedule Jobs replace disrupted pods) uses the same scratch name and drops the
+ * copy the evicted pod left behind. Undefined outside a Job.
+ */
+export function jobScratchShortId(env: NodeJS.ProcessEnv): string | undefined {
+  const uid = env.NXT_JOB_UID?.trim().toLowerCase();
+  if (!uid || !/^[0-9a-f-]{1,64}$/.test(uid)) return undefined;
+  return createHash('sha256').update(`test-restore/${uid}`).digest('hex').slice(0, 6);
+}
+
+/**
+ * Proves a backup restores: restores it into `<db>_verify_<shortid>` (shortid from --short-id, the Job's UID:
+ * jobScratchShortId, or random), compares row counts with the
  * manifest, records how long the restore took (the RTO a user can expect), and drops the scratch database
  * whatever happened.
  */
@@ -44,7 +57,8 @@ export async function runTestRestore(o: TestRestoreOptions): Promise<TestRestore
   const started = now();
   const redact = o.redact ?? createRedactor([o.database.password]);
   const env = o.env ?? process.env;
-  const scratch = derivedDatabaseName(o.database.database, 'verify', o.shortId ?? newShortId());
+  const jobShortId = o.shortId ? undefined : jobScratchShortId(env);
+  const scratch = derivedDatabaseName(o.database.database, 'verify', o.shortId ?? jobShortId ?? newShortId());
   const base = { resultVersion: 1 as const, operation: 'test-restore' as const, id: o.id };
   const detail: Partial<TestRestoreResult> = { scratchDatabase: scratch };
   try {
@@ -65,6 +79,14 @@ export async function runTestRestore(o: TestRestoreOptions): Promise<TestRestore
     o.log('info', 'test-restore.start', { id: o.id, scratch, server: describeConnection(o.database) });
     const admin = await connectDatabase(o.database, env, o.maintenanceDatabase ?? 'postgres');
     try {
+      // A name of this Job: a previous pod of it, evicted mid-restore, may have left the database behind.
+      if (jobShortId) {
+        const left = await admin.query('select 1 from pg_database where datname = $1', [scratch]);
+        if (left.rowCount) {
+          o.log('warn', 'test-restore.leftover-dropped', { scratch });
+          await dropDatabase(admin, scratch);
+        }
+      }
       await createDatabaseLike(admin, scratch, o.database.database);
       try {
         let t0 = Date.now();

@@ -1,3 +1,4 @@
+import { constants } from 'node:buffer';
 import { RunnerFailure } from './failure.js';
 
 const MiB = 1024 * 1024;
@@ -28,13 +29,23 @@ export const UPLOAD_MEMORY_SHARE = 0.5;
 /** The runner Job's memory limit when the pod template sets none (pod-builders.ts). */
 export const DEFAULT_MEMORY_LIMIT_BYTES = GiB;
 
+/**
+ * The largest part the runner uses: S3 allows 5 GiB, but a part is one Buffer (Node's limit,
+ * buffer.constants.MAX_LENGTH, is 4 GiB on Node 20) and PART_BUFFERS of them are held at once.
+ */
+export const MAX_PART_BYTES = Math.min(S3_MAX_PART_BYTES, constants.MAX_LENGTH, 512 * MiB);
+/** Parts when the database's size is unknown (pg_database_size failed): 10 000 of them hold 625 GiB. */
+export const UNKNOWN_SIZE_PART_BYTES = 64 * MiB;
+
 export interface UploadPlan {
-  /** Bytes per multipart part: S3_MIN_PART_BYTES or more, a whole number of MiB. */
+  /** Bytes per multipart part: S3_MIN_PART_BYTES to MAX_PART_BYTES, a whole number of MiB. */
   partBytes: number;
   /** The largest dump these parts can hold (S3_MAX_PARTS of them). */
   maxDumpBytes: number;
   /** Memory the part buffers may take at most (PART_BUFFERS parts). */
   bufferBytes: number;
+  /** Set when a dump of DUMP_SIZE_FACTOR x the database may not fit these parts: for the log. */
+  warning?: string;
 }
 
 const mib = (n: number) => `${Math.ceil(n / MiB)} MiB`;
@@ -42,45 +53,61 @@ const gib = (n: number) => `${(n / GiB).toFixed(1)} GiB`;
 
 /**
  * The multipart part size for a dump of a database of `databaseBytes` (pg_database_size), in a container
- * whose memory limit is `memoryLimitBytes`: parts large enough that DUMP_SIZE_FACTOR x the database fits in
- * S3's 10 000 parts (5 MiB parts hold 48 GiB only), yet whose PART_BUFFERS buffers stay within
- * UPLOAD_MEMORY_SHARE of the memory limit. A database whose parts would not fit is refused before anything is
- * dumped (StorageTooLargeForMemory, saying which memory limit would do) instead of failing at part 10 001
- * hours later. An unknown size gets the largest parts the memory allows.
+ * whose memory limit is `memoryLimitBytes` (undefined: none set, sized as for DEFAULT_MEMORY_LIMIT_BYTES):
+ * parts large enough that DUMP_SIZE_FACTOR x the database fits in S3's 10 000 parts (5 MiB parts hold 48 GiB
+ * only), yet whose PART_BUFFERS buffers stay within UPLOAD_MEMORY_SHARE of the memory limit, and never above
+ * MAX_PART_BYTES. Nothing is refused here: pg_database_size says little about a compressed dump's size, so a
+ * database whose parts would want more memory gets the largest parts the memory allows and a warning naming
+ * the limit that would guarantee a fit; only a dump that really needs part 10 001 fails
+ * (StorageTooLargeForMemory, tooManyPartsFailure). An unknown size gets UNKNOWN_SIZE_PART_BYTES parts.
  */
-export function planUpload(
-  databaseBytes: number | undefined,
-  memoryLimitBytes = DEFAULT_MEMORY_LIMIT_BYTES,
-): UploadPlan {
-  const budgetPart = Math.min(
-    S3_MAX_PART_BYTES,
-    Math.floor((memoryLimitBytes * UPLOAD_MEMORY_SHARE) / PART_BUFFERS / MiB) * MiB,
+export function planUpload(databaseBytes: number | undefined, memoryLimitBytes?: number): UploadPlan {
+  const limit = memoryLimitBytes ?? DEFAULT_MEMORY_LIMIT_BYTES;
+  const budgetPart = Math.max(
+    S3_MIN_PART_BYTES,
+    Math.min(MAX_PART_BYTES, Math.floor((limit * UPLOAD_MEMORY_SHARE) / PART_BUFFERS / MiB) * MiB),
   );
   const wanted =
     databaseBytes === undefined
-      ? budgetPart
-      : Math.ceil((databaseBytes * DUMP_SIZE_FACTOR) / S3_MAX_PARTS / MiB) * MiB;
-  const partBytes = Math.max(S3_MIN_PART_BYTES, wanted);
-  if (databaseBytes !== undefined && partBytes > S3_MAX_PART_BYTES)
-    throw new RunnerFailure(
-      'StorageTooLargeForMemory',
-      `the database is ${gib(databaseBytes)} (pg_database_size): a dump of up to ${DUMP_SIZE_FACTOR} times that ` +
-        `exceeds what one S3 object can hold in ${S3_MAX_PARTS} parts of at most 5 GiB`,
-    );
-  if (partBytes > Math.max(budgetPart, S3_MIN_PART_BYTES)) {
-    const needLimit = Math.ceil((partBytes * PART_BUFFERS) / UPLOAD_MEMORY_SHARE / GiB) * GiB;
-    throw new RunnerFailure(
-      'StorageTooLargeForMemory',
-      `the database is ${gib(databaseBytes!)} (pg_database_size): a dump of up to ${DUMP_SIZE_FACTOR} times that ` +
-        `needs multipart parts of ${mib(partBytes)} (S3 allows ${S3_MAX_PARTS} parts), and ${PART_BUFFERS} of them ` +
-        `in memory need ${mib(partBytes * PART_BUFFERS)}, more than ${UPLOAD_MEMORY_SHARE * 100}% of the runner's ` +
-        `memory limit of ${mib(memoryLimitBytes)}; set spec.podTemplate.resources.limits.memory to at least ` +
-        `${gib(needLimit)}`,
-    );
-  }
+      ? UNKNOWN_SIZE_PART_BYTES
+      : Math.max(S3_MIN_PART_BYTES, Math.ceil((databaseBytes * DUMP_SIZE_FACTOR) / S3_MAX_PARTS / MiB) * MiB);
+  const partBytes = Math.min(wanted, budgetPart);
+  const plan = { partBytes, maxDumpBytes: partBytes * S3_MAX_PARTS, bufferBytes: partBytes * PART_BUFFERS };
+  if (databaseBytes === undefined || partBytes >= wanted) return plan;
+  const head =
+    `the database is ${gib(databaseBytes)} (pg_database_size); parts of ${mib(partBytes)} hold a dump of ` +
+    `${gib(plan.maxDumpBytes)} at most (${S3_MAX_PARTS} parts), less than ${DUMP_SIZE_FACTOR} times that`;
+  if (wanted > MAX_PART_BYTES)
+    return {
+      ...plan,
+      warning: `${head}; parts cannot grow past ${mib(MAX_PART_BYTES)}: a dump larger than that fails`,
+    };
   return {
-    partBytes,
-    maxDumpBytes: partBytes * S3_MAX_PARTS,
-    bufferBytes: partBytes * PART_BUFFERS,
+    ...plan,
+    warning:
+      `${head}; a compressed dump usually fits, but spec.podTemplate.resources.limits.memory of at least ` +
+      `${gib(memoryLimitFor(wanted))} would guarantee it (now ${memoryLimitBytes === undefined ? 'unset' : mib(limit)})`,
   };
+}
+
+/** The memory limit whose UPLOAD_MEMORY_SHARE holds PART_BUFFERS parts of `partBytes`, in whole GiB. */
+const memoryLimitFor = (partBytes: number) =>
+  Math.ceil((partBytes * PART_BUFFERS) / UPLOAD_MEMORY_SHARE / GiB) * GiB;
+
+/**
+ * An upload that ran out of parts: lib-storage's "Exceeded 10000 parts" or the server refusing part 10 001.
+ * Undefined for any other error.
+ */
+export function tooManyPartsFailure(e: unknown, plan: UploadPlan): RunnerFailure | undefined {
+  const message = (e as { message?: string })?.message ?? '';
+  if (!/Exceeded \d+ parts|[Pp]art ?[Nn]umber must be an integer between 1 and 10000/.test(message))
+    return undefined;
+  const bigger = Math.min(MAX_PART_BYTES, plan.partBytes * 2);
+  return new RunnerFailure(
+    'StorageTooLargeForMemory',
+    `the dump outgrew ${S3_MAX_PARTS} multipart parts of ${mib(plan.partBytes)} (${gib(plan.maxDumpBytes)}); ` +
+      (plan.partBytes >= MAX_PART_BYTES
+        ? `parts cannot grow past ${mib(MAX_PART_BYTES)}: split the database or use a volume`
+        : `set spec.podTemplate.resources.limits.memory to at least ${gib(memoryLimitFor(bigger))} for parts of ${mib(bigger)}`),
+  );
 }

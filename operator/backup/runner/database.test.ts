@@ -1,0 +1,46 @@
+import type pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { databaseSize, DATABASE_SIZE_TIMEOUT_MS } from './database.js';
+
+/** A client that records its queries and answers pg_database_size with `size` (or fails it with `fail`). */
+const recording = (answer: { size?: string; fail?: Error }) => {
+  const queries: string[] = [];
+  const client = {
+    query: async (text: string) => {
+      queries.push(text);
+      if (text.includes('pg_database_size')) {
+        if (answer.fail) throw answer.fail;
+        return { rows: [{ b: answer.size }] };
+      }
+      return { rows: [] };
+    },
+  };
+  return { client: client as unknown as pg.Client, queries };
+};
+
+describe('databaseSize', () => {
+  it('bounds pg_database_size with a statement_timeout of its own transaction', async () => {
+    const { client, queries } = recording({ size: '12345' });
+    expect(await databaseSize(client)).toBe(12345);
+    expect(queries).toEqual([
+      'begin',
+      `set local statement_timeout = ${DATABASE_SIZE_TIMEOUT_MS}`,
+      'select pg_database_size(current_database())::text as b',
+      'commit',
+    ]);
+  });
+
+  it('rolls its transaction back when the size query fails (the timeout cancelled it)', async () => {
+    const cancelled = Object.assign(new Error('canceling statement due to statement timeout'), {
+      code: '57014',
+    });
+    const { client, queries } = recording({ fail: cancelled });
+    await expect(databaseSize(client, 500)).rejects.toThrow('statement timeout');
+    expect(queries).toEqual([
+      'begin',
+      'set local statement_timeout = 500',
+      'select pg_database_size(current_database())::text as b',
+      'rollback',
+    ]);
+  });
+});
