@@ -235,7 +235,15 @@ describe.skipIf(inject('existingCluster'))('one S3 prefix belongs to one cluster
 
       // Cluster B's schedule of the same namespace/name: its backup fails at once, with the reason on status.
       await applySchedule(ns, 'orders', schedule());
-      await waitScheduleCondition(ns, 'orders', 'Ready', 'True', 'Scheduled');
+      // The storage probe already says why this cluster may not back up there, before any backup runs.
+      await waitScheduleCondition(
+        ns,
+        'orders',
+        'StorageReady',
+        'False',
+        'StorageOwnedByOtherCluster',
+        60_000,
+      );
       const started = Date.now();
       await backupNow(ns, 'orders', 'one');
       const refused = await waitScheduleCondition(

@@ -153,7 +153,15 @@ describe.skipIf(inject('existingCluster'))(
 
         // The same overlay applied to cluster B without foreignCluster: the plan cannot use cluster A's backup.
         await applySchedule(ns, 'orders', schedule());
-        await waitScheduleCondition(ns, 'orders', 'Ready', 'True', 'Scheduled');
+        // The storage probe already says why this cluster may not back up there, before any backup runs.
+        await waitScheduleCondition(
+          ns,
+          'orders',
+          'StorageReady',
+          'False',
+          'StorageOwnedByOtherCluster',
+          60_000,
+        );
         await applyPlan(ns, 'no-opt-in', planSpec('orders'));
         const refused = await waitPlanPhase(ns, 'no-opt-in', ['Succeeded', 'Failed'], 120_000);
         expect(refused.status.phase, JSON.stringify(refused.status.conditions)).toBe('Failed');
