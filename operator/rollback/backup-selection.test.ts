@@ -106,6 +106,15 @@ describe('selectBackup and a prefix of another cluster (spec.storage.s3.foreignC
     expect('message' in claim && claim.message).not.toMatch(/foreignCluster/);
   });
 
+  it("never reads the prefix when foreignCluster names this cluster's own id", () => {
+    const own = selectBackup({ backups: [] }, { id: 'orders-20261128' }, s3('Restore'), 'cluster-a');
+    expect(own).toMatchObject({ reason: 'BackupNotFound' });
+    expect(own.fromPrefix).toBeUndefined();
+    expect('message' in own && own.message).toMatch(/this cluster's own id \(cluster-a\)/);
+    const other = selectBackup({ backups: [] }, { id: 'orders-20261128' }, s3('Restore'), 'cluster-b');
+    expect(other.fromPrefix?.id).toBe('orders-20261128');
+  });
+
   it('does not resolve latestVerified or before from the prefix: it says to name the id', () => {
     for (const sel of [{ latestVerified: true as const }, { before: '2026-11-28T01:00:00Z' }]) {
       const r = selectBackup({ backups: [] }, sel, s3('Restore'));

@@ -24,19 +24,26 @@ export type BackupChoice =
   | { fromPrefix: PrefixBackup; backup?: undefined }
   | { reason: string; message: string; backup?: undefined; fromPrefix?: undefined };
 
-/** The schedule's foreignCluster setting when it lets this cluster read (restore from) the prefix. */
-function readableForeignPrefix(storage: BackupScheduleSpec['storage'] | undefined) {
+/**
+ * The schedule's foreignCluster setting when it lets this cluster read (restore from) the prefix. Never when
+ * foreignCluster names this cluster's own id (`ownClusterId`): then the prefix is this cluster's, and a backup
+ * its schedule has not recorded is no disaster-recovery backup to take on trust.
+ */
+function readableForeignPrefix(storage: BackupScheduleSpec['storage'] | undefined, ownClusterId?: string) {
   const s3 = storage?.s3;
   const fc = s3?.foreignCluster;
   if (!s3 || !fc || (fc.allow !== 'Restore' && fc.allow !== 'TakeOver')) return undefined;
+  if (ownClusterId !== undefined && fc.clusterId === ownClusterId) return undefined;
   return { location: s3Url(s3), clusterId: fc.clusterId, allow: fc.allow };
 }
 
 /** What a BackupNotFound says about the prefix: how to restore from it, or that naming the id does. */
-function prefixHint(storage: BackupScheduleSpec['storage'] | undefined): string {
+function prefixHint(storage: BackupScheduleSpec['storage'] | undefined, ownClusterId?: string): string {
   const s3 = storage?.s3;
   if (!s3) return '';
-  if (readableForeignPrefix(storage))
+  if (s3.foreignCluster && ownClusterId !== undefined && s3.foreignCluster.clusterId === ownClusterId)
+    return `; spec.storage.s3.foreignCluster.clusterId is this cluster's own id (${ownClusterId}), so backups in ${s3Url(s3)} this schedule has not recorded are not restored`;
+  if (readableForeignPrefix(storage, ownClusterId))
     return `; a backup in ${s3Url(s3)} that the schedule has not recorded (another cluster's) is restored when named by id (spec.targets.database.backup.id)`;
   return `; if the backup is in ${s3Url(s3)} and was written by another cluster (disaster recovery), set spec.storage.s3.foreignCluster {clusterId: <that cluster's id>, allow: Restore} on the BackupSchedule and name the backup by id`;
 }
@@ -46,12 +53,14 @@ function prefixHint(storage: BackupScheduleSpec['storage'] | undefined): string 
  * one (which must be verified), or the newest verified one finished before a time. A plan's safety backup
  * (purpose `safety`) holds the state a restore was meant to leave behind, so only a plan that names it by
  * id gets it. A named id the schedule has not recorded comes from the prefix (`fromPrefix`) when the
- * schedule's `storage` has foreignCluster Restore or TakeOver; otherwise it is BackupNotFound. Pure.
+ * schedule's `storage` has foreignCluster Restore or TakeOver for another cluster than `ownClusterId` (the
+ * operator's cluster id, config.clusterId); otherwise it is BackupNotFound. Pure.
  */
 export function selectBackup(
   status: BackupScheduleStatus | undefined,
   sel: BackupSelector,
   storage?: BackupScheduleSpec['storage'],
+  ownClusterId?: string,
 ): BackupChoice {
   const all = [...(status?.backups ?? [])].sort(
     (a, b) => b.finishedAt.localeCompare(a.finishedAt) || b.id.localeCompare(a.id),
@@ -59,7 +68,7 @@ export function selectBackup(
   const verified = all.filter((b) => b.verified === true && b.purpose !== 'safety');
   if (sel.id !== undefined) {
     const b = all.find((x) => x.id === sel.id);
-    const foreign = readableForeignPrefix(storage);
+    const foreign = readableForeignPrefix(storage, ownClusterId);
     if (!b && foreign)
       return {
         fromPrefix: {
@@ -76,7 +85,7 @@ export function selectBackup(
           .join(', ') || 'none';
       return {
         reason: 'BackupNotFound',
-        message: `backup "${sel.id}" is not among the schedule's recorded backups (newest: ${known})${prefixHint(storage)}`,
+        message: `backup "${sel.id}" is not among the schedule's recorded backups (newest: ${known})${prefixHint(storage, ownClusterId)}`,
       };
     }
     if (b.verified !== true)
@@ -92,7 +101,7 @@ export function selectBackup(
     if (!b)
       return {
         reason: 'BackupNotFound',
-        message: `no verified backup finished before ${sel.before}${safetyNote(all)}${prefixHint(storage)}`,
+        message: `no verified backup finished before ${sel.before}${safetyNote(all)}${prefixHint(storage, ownClusterId)}`,
       };
     return { backup: b };
   }
@@ -100,7 +109,7 @@ export function selectBackup(
   if (!b)
     return {
       reason: 'BackupNotFound',
-      message: `the schedule has no verified backup yet${safetyNote(all)}${prefixHint(storage)}`,
+      message: `the schedule has no verified backup yet${safetyNote(all)}${prefixHint(storage, ownClusterId)}`,
     };
   return { backup: b };
 }

@@ -474,8 +474,13 @@ export class RollbackPlanReconciler {
     const steps = stepsFor(spec);
 
     if (spec.dryRun) {
-      const report = await buildDryRunReport(this.ctx.client, req.namespace, spec, steps, (n) =>
-        this.informers.schedules.get(`${req.namespace}/${n}`),
+      const report = await buildDryRunReport(
+        this.ctx.client,
+        req.namespace,
+        spec,
+        steps,
+        (n) => this.informers.schedules.get(`${req.namespace}/${n}`),
+        this.ctx.config.clusterId,
       );
       status.phase = 'DryRunComplete';
       status.dryRunReport = report;

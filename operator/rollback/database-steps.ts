@@ -148,7 +148,12 @@ export async function preValidateDatabase(run: PlanRun): Promise<StepOutcome> {
   // What must be durable before the Jobs exist (one write for all of it).
   let unwritten = false;
   if (!run.status.database?.backupId) {
-    const chosen = selectBackup(sc.schedule.status, target.backup, sc.spec.storage);
+    const chosen = selectBackup(
+      sc.schedule.status,
+      target.backup,
+      sc.spec.storage,
+      run.runnerPolicy.clusterId,
+    );
     if (chosen.fromPrefix) {
       // Not recorded by this cluster's schedule (disaster recovery): the verify Job below is the authority.
       run.status.database = {

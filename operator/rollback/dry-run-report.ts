@@ -42,6 +42,8 @@ export async function buildDryRunReport(
   spec: EffectiveRollbackPlanSpec,
   steps: StepDefinition[],
   schedule: (name: string) => KubeObject | undefined = () => undefined,
+  /** The operator's cluster id (config.clusterId): a foreignCluster naming it reads no prefix (selectBackup). */
+  ownClusterId?: string,
 ): Promise<DryRunReport> {
   const on = scopeTargets(spec);
   const deployments: DryRunReport['deployments'] = [];
@@ -83,7 +85,7 @@ export async function buildDryRunReport(
     if (!sched) problems.push(`BackupSchedule "${t.backupScheduleRef.name}" not found`);
     else {
       const storage = (sched.spec as { storage?: BackupScheduleSpec['storage'] } | undefined)?.storage;
-      const chosen = selectBackup(sched.status, t.backup, storage);
+      const chosen = selectBackup(sched.status, t.backup, storage, ownClusterId);
       if (chosen.fromPrefix) {
         // No finish time known before the verify Job reads the manifest, so no data-loss window.
         database = {

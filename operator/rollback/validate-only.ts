@@ -144,7 +144,7 @@ export async function checkDatabaseTarget(run: PlanRun): Promise<StepOutcome> {
     true,
     `BackupSchedule "${sc.schedule.metadata.name}" and Secret "${sc.secret.name}" found; storage ${describeStorage(sc.spec, sc.claimName)}`,
   );
-  const chosen = selectBackup(sc.schedule.status, target.backup, sc.spec.storage);
+  const chosen = selectBackup(sc.schedule.status, target.backup, sc.spec.storage, run.runnerPolicy.clusterId);
   if (chosen.fromPrefix) {
     record('CheckBackupSelected', true, chosen.fromPrefix.message);
   } else if (!chosen.backup) {

@@ -285,7 +285,7 @@ async function takeBackup(o: BackupOptions): Promise<BackupResult> {
     const result = { ...base, ...timing(started, finished), ...summary(manifest) };
     if (!check.valid) {
       // The dump and its manifest stay, marked verified: false, for whoever investigates; restore refuses
-      // it, and a retry of this Job redoes it.
+      // it (BackupUnverified, restore.ts), and a retry of this Job redoes it.
       return {
         ...result,
         success: false,

@@ -30,6 +30,7 @@ export const NOT_RETRYABLE_REASONS: ReadonlySet<FailureReason> = new Set<Failure
   'StorageConditionalWritesUnsupported',
   'StorageTooLargeForMemory',
   'ArchiveReplaced',
+  'BackupUnverified',
 ]);
 
 /** The process exit code for a result. */

@@ -67,6 +67,11 @@ export interface RestoreOptions {
    * restores in one transaction with one job.
    */
   jobs?: number;
+  /**
+   * Restore a backup whose manifest says `verified: false` (its backup's own verification failed). Nothing
+   * sets it today: a plan's restore, its safety backups and emergency plans all restore verified backups only.
+   */
+  allowUnverified?: boolean;
 }
 
 export const DEFAULT_KEEP_PREVIOUS_DATABASES = 1;
@@ -91,6 +96,15 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
     const check = await verifyBackup(o.storage, o.id, o.pgRestorePath, { env, redact });
     if (!check.valid || !check.manifest) {
       throw new RunnerFailure(check.reason ?? 'ArchiveUnreadable', `refusing to restore: ${check.message}`);
+    }
+    if (check.manifest.verified !== true && !o.allowUnverified) {
+      // The backup's own verification failed when it was taken (a foreign cluster's prefix, an id named by
+      // hand): that its bytes match its manifest now does not make it a backup worth restoring.
+      throw new RunnerFailure(
+        'BackupUnverified',
+        `refusing to restore: backup ${o.id}'s manifest says it did not pass verification when it was taken` +
+          ` (verified: false: ${check.manifest.verifyMessage}); take or name a verified backup`,
+      );
     }
     const expectTables = o.expectTables ?? check.manifest.tables;
     const { archive } = check.manifest;

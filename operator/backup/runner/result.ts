@@ -63,6 +63,8 @@ export const FAILURE_REASONS = [
    */
   'ClusterIdUnknown',
   'BackupNotFound',
+  /** The backup's manifest says `verified: false` (its verification failed when it was taken): never restored. */
+  'BackupUnverified',
   'ManifestInvalid',
   'ChecksumMismatch',
   /** The stored dump is not the object its manifest names (ETag/VersionId): it was replaced after the backup. */
