@@ -217,11 +217,19 @@ function fakeCluster(
       },
       list: () => [get()],
     }) as any;
+  // The CronJob cache: empty unless a test puts the backup CronJob (uid cj-1, as the apply returns) in it.
+  let cachedCronJob: KubeObject | undefined;
+  const cronJobs = {
+    get: (key?: string) =>
+      cachedCronJob && key?.endsWith(`/${cachedCronJob.metadata.name}`) ? cachedCronJob : undefined,
+    list: () => (cachedCronJob ? [cachedCronJob] : []),
+  } as any;
   const reconciler = new BackupScheduleReconciler(
     ctx,
     informer(() => cache.schedule),
     informer(() => cache.job),
     informer(() => pod),
+    cronJobs,
   );
   const rc = { log: { info() {}, debug() {}, warn() {}, error() {} }, reconcileId: 'r' } as any;
   return {
@@ -231,6 +239,13 @@ function fakeCluster(
     config: ctx.config,
     appliedCronJobs,
     cronJobApplies: () => cronJobApplies,
+    /** Puts the backup CronJob (uid cj-1, the controller of the scheduled Jobs) in the CronJob cache. */
+    cacheCronJob: () =>
+      (cachedCronJob = {
+        apiVersion: 'batch/v1',
+        kind: 'CronJob',
+        metadata: { name: 'app-backup', namespace: NS, uid: 'cj-1' },
+      } as KubeObject),
     rejectCronJobs: (on: boolean) => (rejectCronJobs = on),
     forbidClaims: () => (forbidClaims = true),
     rejectStatus: (on: boolean) => (rejectStatus = on),
@@ -912,6 +927,25 @@ describe('BackupScheduleReconciler storage probe (S3)', () => {
         'uid-late',
       );
     }
+  });
+
+  it("records a finished Job while it waits for the cluster's id (only the CronJob apply waits)", async () => {
+    const { job, pod } = finishedJob('app-backup-1', true);
+    const c = fakeCluster(job, pod, undefined, { storage: { s3: { bucket: 'backups', prefix: 'app' } } });
+    c.cacheCronJob();
+    const cond = (type: string) =>
+      (c.server.schedule as any).status.conditions.find((x: { type: string }) => x.type === type);
+    c.config.clusterIdPending = true;
+    for (let i = 0; i < 3 && !c.server.job.metadata.annotations?.[RECORDED_ANNOTATION]; i++) {
+      await c.reconcile();
+      c.syncSchedule();
+      c.syncJob();
+    }
+    expect(c.server.job.metadata.annotations?.[RECORDED_ANNOTATION]).toBe('succeeded');
+    expect((c.server.schedule as any).status.lastSuccessfulBackup).toBeDefined();
+    expect(c.cronJobApplies(), 'no CronJob re-applied without NXT_CLUSTER_ID').toBe(0);
+    await c.reconcile();
+    expect(cond('Ready')).toMatchObject({ status: 'False', reason: 'ClusterIdUnknown' });
   });
 
   it('a claim needs no probe Job: StorageReady True (ClaimUsable)', async () => {

@@ -125,10 +125,9 @@ export class BackupScheduleReconciler {
     (run) => this.reportProblem(run, checkServiceAccount(this.ctx.client, run.req.namespace, run.spec)),
     (run) => this.storageProbe.reconcile(run),
     (run) => this.reportSharedClaim(run),
-    (run) => this.waitForClusterId(run),
     (run) => this.applyCronJobs(run),
-    (run) => this.jobPhases.startEmergencyBackup(run),
-    (run) => this.jobPhases.startTestRestore(run),
+    (run) => (this.clusterIdPending(run) ? undefined : this.jobPhases.startEmergencyBackup(run)),
+    (run) => (this.clusterIdPending(run) ? undefined : this.jobPhases.startTestRestore(run)),
     (run) => this.jobPhases.recordFinishedJobs(run),
     (run) => this.jobPhases.pruneRecordedRequestJobs(run),
     (run) => this.jobPhases.reportStuckJobs(run),
@@ -145,7 +144,7 @@ export class BackupScheduleReconciler {
         const result = await phase(run);
         if (result) return result;
       }
-      return await this.reportReadiness(run);
+      return (await this.waitForClusterId(run)) ?? (await this.reportReadiness(run));
     } catch (e) {
       if (!(e instanceof ChildRejectedError)) throw e;
       const { permanent } = e.rejection;
@@ -408,13 +407,21 @@ export class BackupScheduleReconciler {
     return this.notReady(run, problem.reason, problem.message);
   }
 
+  /** Whether this S3 schedule waits for the operator's cluster id (config.clusterIdPending). */
+  private clusterIdPending(run: ScheduleRun): boolean {
+    return !!run.spec.storage.s3 && !!this.ctx.config.clusterIdPending;
+  }
+
   /**
    * While the operator is still retrying to learn its cluster's id (config.clusterIdPending), an S3 schedule
    * waits: applying its CronJobs now would strip NXT_CLUSTER_ID from them, and their runners would be refused
-   * by prefixes that record this cluster's id. The CronJobs already there are left as they are.
+   * by prefixes that record this cluster's id. The CronJobs already there are left as they are (applyCronJobs
+   * skips them), and so are emergency backups and test restores (their Jobs would lack the id too: the request
+   * waits); what finished Jobs produced is still recorded, and stuck Jobs still reported, before this ends
+   * the reconcile with Ready=False ClusterIdUnknown.
    */
   private async waitForClusterId(run: ScheduleRun) {
-    if (!run.spec.storage.s3 || !this.ctx.config.clusterIdPending) return undefined;
+    if (!this.clusterIdPending(run)) return undefined;
     return this.notReady(
       run,
       'ClusterIdUnknown',
@@ -426,6 +433,14 @@ export class BackupScheduleReconciler {
 
   /** The CronJobs, converged with server-side apply (a no-op when nothing changed). */
   private async applyCronJobs(run: ScheduleRun) {
+    if (this.clusterIdPending(run)) {
+      // Not applied (waitForClusterId): the ones already there, from the cache, so their Jobs are still known.
+      const cron = this.cronJobs?.get(`${run.req.namespace}/${backupCronJobName(run.req.name)}`);
+      if (cron) run.cronJob = cron;
+      const verify = this.cronJobs?.get(`${run.req.namespace}/${verifyCronJobName(run.req.name)}`);
+      if (verify) run.verifyCronJob = verify;
+      return undefined;
+    }
     const input = {
       owner: run.owner,
       spec: run.spec,
