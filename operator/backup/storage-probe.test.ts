@@ -594,6 +594,21 @@ describe('StorageProbePhase: the review fixes', () => {
     expect(b.phase.hashOf(rb, S3)).not.toBe(a.phase.hashOf(ra, S3));
   });
 
+  it("M5: learning the cluster's id is a new hash (the probe made while it was pending runs again)", () => {
+    const f = fakeCtx();
+    const run = runFor(f.ctx);
+    const none = f.phase.hashOf(run, S3);
+    expect(none, 'no id and none coming: the hash of before').toBe(storageProbeHash(hashInput));
+    f.ctx.config.clusterIdPending = true;
+    const pending = f.phase.hashOf(run, S3);
+    f.ctx.config.clusterIdPending = false;
+    f.ctx.config.clusterId = 'uid-late';
+    const learned = f.phase.hashOf(run, S3);
+    f.ctx.config.clusterId = 'uid-other';
+    const other = f.phase.hashOf(run, S3);
+    expect(new Set([none, pending, learned, other]).size).toBe(4);
+  });
+
   it('H2: a re-check of storage that worked keeps StorageReady True (Ready unchanged), spread by UID', async () => {
     const f = fakeCtx();
     const hash = storageProbeHash(hashInput);

@@ -125,7 +125,16 @@ export interface ProbeHashInput {
   serviceAccountName?: string;
   /** resourceVersion per Secret the location names ('?' when the operator may not read it). */
   secretVersions: Record<string, string>;
+  /**
+   * The cluster id the probe Job gets (NXT_CLUSTER_ID), or CLUSTER_ID_PENDING while the operator still
+   * retries to learn it: a probe made without the id fails ClusterIdUnknown on a prefix that records one, and
+   * learning the id must probe again instead of keeping that verdict. Absent (no id, none coming): left out.
+   */
+  clusterId?: string;
 }
+
+/** ProbeHashInput.clusterId while the operator's cluster id is pending (config.clusterIdPending). */
+export const CLUSTER_ID_PENDING = '<pending>';
 
 /** What a probe checked, as 32 hex characters: a new value means a new probe. Pure. */
 export function storageProbeHash(input: ProbeHashInput): string {
@@ -140,6 +149,7 @@ export function storageProbeHash(input: ProbeHashInput): string {
         request: input.request ?? '',
         sa: input.serviceAccountName ?? '',
         secrets: input.secretVersions,
+        ...(input.clusterId !== undefined ? { cluster: input.clusterId } : {}),
       }),
     )
     .digest('hex')
@@ -419,7 +429,15 @@ export class StorageProbePhase {
       request: run.obj.metadata.annotations?.[PROBE_STORAGE_ANNOTATION],
       serviceAccountName: run.spec.podTemplate?.serviceAccountName,
       secretVersions: run.storageSecretVersions ?? {},
+      ...this.clusterIdForHash(),
     });
+  }
+
+  /** The hash's cluster id: the one the probe Job gets, or the pending marker (see ProbeHashInput.clusterId). */
+  private clusterIdForHash(): { clusterId?: string } {
+    const { clusterId, clusterIdPending } = this.ctx.config;
+    if (clusterIdPending) return { clusterId: CLUSTER_ID_PENDING };
+    return clusterId ? { clusterId } : {};
   }
 
   private async converge(run: ScheduleRun) {
