@@ -1,6 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { RunnerFailure } from './failure.js';
-import { parseS3Url, reasonOfS3Error, s3ConfigFromEnv, s3Failure, s3Location } from './s3-config.js';
+import {
+  cgroupMemoryLimit,
+  parseS3Url,
+  reasonOfS3Error,
+  s3ConfigFromEnv,
+  s3Failure,
+  s3Location,
+} from './s3-config.js';
+import { planUpload } from './upload-parts.js';
+
+/** No cgroup files: the tests do not depend on the machine's limits. */
+const noCgroup = () => undefined;
 
 describe('parseS3Url', () => {
   it.each([
@@ -23,24 +34,28 @@ describe('parseS3Url', () => {
 
 describe('s3ConfigFromEnv', () => {
   it('reads every setting, defaulting the region', () => {
-    expect(s3ConfigFromEnv('s3://b-1/p', {})).toEqual({
+    expect(s3ConfigFromEnv('s3://b-1/p', {}, noCgroup)).toEqual({
       bucket: 'b-1',
       prefix: 'p/',
       region: 'us-east-1',
       forcePathStyle: false,
     });
     expect(
-      s3ConfigFromEnv('s3://b-1', {
-        NXT_S3_ENDPOINT: 'https://minio:9000',
-        AWS_REGION: 'eu-west-1',
-        NXT_S3_FORCE_PATH_STYLE: 'true',
-        NXT_S3_SSE: 'aws:kms',
-        NXT_S3_SSE_KMS_KEY_ID: 'alias/k',
-        NXT_S3_CA_FILE: '/etc/s3-ca/ca.crt',
-        NXT_S3_OBJECT_LOCK_MODE: 'COMPLIANCE',
-        NXT_S3_OBJECT_LOCK_DAYS: '30',
-        NXT_RUNNER_MEMORY_LIMIT: '1073741824',
-      }),
+      s3ConfigFromEnv(
+        's3://b-1',
+        {
+          NXT_S3_ENDPOINT: 'https://minio:9000',
+          AWS_REGION: 'eu-west-1',
+          NXT_S3_FORCE_PATH_STYLE: 'true',
+          NXT_S3_SSE: 'aws:kms',
+          NXT_S3_SSE_KMS_KEY_ID: 'alias/k',
+          NXT_S3_CA_FILE: '/etc/s3-ca/ca.crt',
+          NXT_S3_OBJECT_LOCK_MODE: 'COMPLIANCE',
+          NXT_S3_OBJECT_LOCK_DAYS: '30',
+          NXT_RUNNER_MEMORY_LIMIT: '1073741824',
+        },
+        () => '268435456',
+      ),
     ).toEqual({
       bucket: 'b-1',
       prefix: '',
@@ -63,6 +78,35 @@ describe('s3ConfigFromEnv', () => {
     [{ NXT_RUNNER_MEMORY_LIMIT: '1Gi' }, 'NXT_RUNNER_MEMORY_LIMIT'],
   ])('refuses %j naming %s', (env, name) => {
     expect(() => s3ConfigFromEnv('s3://b-1', env)).toThrow(name);
+  });
+});
+
+describe('the memory limit without NXT_RUNNER_MEMORY_LIMIT (M6: a LimitRange default the template does not show)', () => {
+  const files = (f: Record<string, string>) => (path: string) => f[path];
+  const V2 = '/sys/fs/cgroup/memory.max';
+  const V1 = '/sys/fs/cgroup/memory/memory.limit_in_bytes';
+
+  it('reads cgroup v2 memory.max, then v1 memory.limit_in_bytes; max or a huge v1 value is none', () => {
+    expect(cgroupMemoryLimit(files({ [V2]: '268435456\n' }))).toBe(268435456);
+    expect(cgroupMemoryLimit(files({ [V2]: 'max\n', [V1]: '268435456' }))).toBeUndefined();
+    expect(cgroupMemoryLimit(files({ [V1]: '536870912\n' }))).toBe(536870912);
+    expect(cgroupMemoryLimit(files({ [V1]: '9223372036854771712\n' }))).toBeUndefined();
+    expect(cgroupMemoryLimit(files({ [V2]: 'garbage' }))).toBeUndefined();
+    expect(cgroupMemoryLimit(files({}))).toBeUndefined();
+  });
+
+  it('sizes the upload parts from the cgroup limit when the env is absent, and the env wins', () => {
+    const c = s3ConfigFromEnv('s3://b-1', {}, files({ [V2]: '268435456\n' }));
+    expect(c.memoryLimitBytes).toBe(268435456);
+    expect(planUpload(2 ** 40, c.memoryLimitBytes).bufferBytes).toBeLessThanOrEqual(268435456 / 2);
+    expect(planUpload(2 ** 40, c.memoryLimitBytes).partBytes).toBeLessThan(
+      planUpload(2 ** 40, undefined).partBytes,
+    );
+    expect(
+      s3ConfigFromEnv('s3://b-1', { NXT_RUNNER_MEMORY_LIMIT: '2147483648' }, files({ [V2]: '268435456' }))
+        .memoryLimitBytes,
+    ).toBe(2147483648);
+    expect(s3ConfigFromEnv('s3://b-1', {}, files({ [V2]: 'max' })).memoryLimitBytes).toBeUndefined();
   });
 });
 

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { RunnerFailure } from './failure.js';
 import type { FailureReason } from './result.js';
 
@@ -23,8 +24,10 @@ export interface S3Config {
    */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
   /**
-   * The runner container's memory limit in bytes (the downward API's limits.memory; the operator sets it only
-   * when the container has a limit); undefined: none, parts sized as for DEFAULT_MEMORY_LIMIT_BYTES.
+   * The runner container's memory limit in bytes: the downward API's limits.memory (NXT_RUNNER_MEMORY_LIMIT;
+   * the operator sets it only when the pod template has a limit), else the cgroup's (a LimitRange's default
+   * limit the template does not show; cgroupMemoryLimit); undefined: none, parts sized as for
+   * DEFAULT_MEMORY_LIMIT_BYTES.
    */
   memoryLimitBytes?: number;
 }
@@ -65,8 +68,51 @@ export function parseS3Url(url: string): { bucket: string; prefix: string } {
   return { bucket: m[1]!, prefix: rest === '' || rest.endsWith('/') ? rest : `${rest}/` };
 }
 
-/** The S3 settings of a `--storage-url` and the environment; throws InvalidArguments for bad values. */
-export function s3ConfigFromEnv(url: string, env: NodeJS.ProcessEnv): S3Config {
+/** Reads a file as text, or undefined when it cannot (absent, unreadable). */
+export type ReadTextFile = (path: string) => string | undefined;
+
+const readTextFile: ReadTextFile = (path) => {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+};
+
+/** cgroup v2's memory limit, then cgroup v1's. */
+export const CGROUP_MEMORY_LIMIT_FILES = [
+  '/sys/fs/cgroup/memory.max',
+  '/sys/fs/cgroup/memory/memory.limit_in_bytes',
+] as const;
+
+/** At or above this, a cgroup v1 limit means none (v1 writes "no limit" as about 2^63, rounded to a page). */
+const CGROUP_NO_LIMIT_BYTES = 2 ** 60;
+
+/**
+ * The container's memory limit from its cgroup (v2 `memory.max`, `max` = none; else v1
+ * `memory.limit_in_bytes`, a huge value = none), in bytes; undefined when there is none or it cannot be read.
+ */
+export function cgroupMemoryLimit(read: ReadTextFile = readTextFile): number | undefined {
+  for (const path of CGROUP_MEMORY_LIMIT_FILES) {
+    const text = read(path)?.trim();
+    if (text === undefined || text === '') continue;
+    if (text === 'max') return undefined;
+    if (!/^\d{1,20}$/.test(text)) continue;
+    const bytes = Number(text);
+    return bytes > 0 && bytes < CGROUP_NO_LIMIT_BYTES ? bytes : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * The S3 settings of a `--storage-url` and the environment; throws InvalidArguments for bad values. Without
+ * NXT_RUNNER_MEMORY_LIMIT the memory limit comes from the cgroup (`readFile`: tests inject it).
+ */
+export function s3ConfigFromEnv(
+  url: string,
+  env: NodeJS.ProcessEnv,
+  readFile: ReadTextFile = readTextFile,
+): S3Config {
   const { bucket, prefix } = parseS3Url(url);
   const bad = (name: string, want: string) =>
     new RunnerFailure(
@@ -91,6 +137,7 @@ export function s3ConfigFromEnv(url: string, env: NodeJS.ProcessEnv): S3Config {
   const memoryLimit = env[S3Env.memoryLimit] || undefined;
   if (memoryLimit !== undefined && !/^[1-9]\d{0,17}$/.test(memoryLimit))
     throw bad(S3Env.memoryLimit, 'a number of bytes');
+  const memoryLimitBytes = memoryLimit ? Number(memoryLimit) : cgroupMemoryLimit(readFile);
   const accessKeyId = env[S3Env.accessKeyId];
   const secretAccessKey = env[S3Env.secretAccessKey];
   if (!accessKeyId !== !secretAccessKey)
@@ -113,7 +160,7 @@ export function s3ConfigFromEnv(url: string, env: NodeJS.ProcessEnv): S3Config {
     ...(env[S3Env.caFile] ? { caFile: env[S3Env.caFile] } : {}),
     ...(lockMode ? { objectLock: { mode: lockMode, retentionDays: Number(lockDays) } } : {}),
     ...(credentials ? { credentials } : {}),
-    ...(memoryLimit ? { memoryLimitBytes: Number(memoryLimit) } : {}),
+    ...(memoryLimitBytes !== undefined ? { memoryLimitBytes } : {}),
   };
 }
 
