@@ -15,6 +15,8 @@ export interface RunnerPolicy {
   allowSuperuserAssertions: boolean;
   /** The cluster's id for runner Jobs (NXT_CLUSTER_ID: S3 prefix ownership); unset when unknown. */
   clusterId?: string;
+  /** The operator still retries to learn its cluster's id (config.clusterIdPending): S3 runner Jobs wait. */
+  clusterIdPending?: boolean;
 }
 
 export const runnerPolicyOf = (config: Config): RunnerPolicy => ({
@@ -23,6 +25,7 @@ export const runnerPolicyOf = (config: Config): RunnerPolicy => ({
   allowedServiceAccounts: config.ALLOWED_RUNNER_SERVICE_ACCOUNTS,
   allowSuperuserAssertions: config.ALLOW_SUPERUSER_ASSERTIONS,
   ...(config.clusterId ? { clusterId: config.clusterId } : {}),
+  ...(config.clusterIdPending ? { clusterIdPending: true } : {}),
 });
 
 export interface OverrideRefusal {

@@ -129,6 +129,9 @@ export function safetyBackupAlongsideVerify(run: Pick<PlanRun, 'spec' | 'status'
  * Job (safetyBackupAlongsideVerify); its SafetyBackup step starts here, and its result is the SafetyBackup
  * step's to read.
  */
+/** How often a plan waiting for the operator's cluster id (S3 storage) looks again. */
+export const CLUSTER_ID_WAIT_MS = 10_000;
+
 export async function preValidateDatabase(run: PlanRun): Promise<StepOutcome> {
   const target = run.spec.targets.database!;
   const locked = concurrentPlanFailure(run, 'database');
@@ -144,6 +147,19 @@ export async function preValidateDatabase(run: PlanRun): Promise<StepOutcome> {
     true,
     `BackupSchedule "${sc.schedule.metadata.name}" and Secret "${sc.secret.name}" found; storage ${describeStorage(sc.spec, sc.claimName)}`,
   );
+
+  if (sc.spec.storage.s3 && run.runnerPolicy.clusterIdPending) {
+    // Jobs made now would lack NXT_CLUSTER_ID and fail ClusterIdUnknown on a prefix that records the id; and
+    // which prefix backups are this cluster's own (selectBackup) is not known yet. Nothing started: wait.
+    return {
+      kind: 'wait',
+      reason: 'ClusterIdUnknown',
+      message:
+        "waiting for the operator to learn its cluster's id (it keeps retrying, see its log and " +
+        'nxt_cluster_id_known): the S3 storage of the BackupSchedule needs it; nothing was started',
+      requeueAfterMs: CLUSTER_ID_WAIT_MS,
+    };
+  }
 
   // What must be durable before the Jobs exist (one write for all of it).
   let unwritten = false;

@@ -187,6 +187,28 @@ describe('safetyBackupAlongsideVerify: which plans start the safety backup with 
   });
 });
 
+describe("preValidateDatabase while the operator's cluster id is pending (M2)", () => {
+  const s3Schedule = {
+    ...schedule,
+    spec: { ...schedule.spec, storage: { s3: { bucket: 'backups', prefix: 'db' } } },
+  } as unknown as KubeObject;
+
+  it('an S3 schedule waits (ClusterIdUnknown), starting no Job; a claim does not', async () => {
+    const { run, log } = fakeRun();
+    run.cache.schedule = (n) => (n === 'db' ? s3Schedule : undefined);
+    run.runnerPolicy = { ...run.runnerPolicy, clusterIdPending: true };
+    const outcome = await preValidateDatabase(run);
+    expect(outcome).toMatchObject({ kind: 'wait', reason: 'ClusterIdUnknown' });
+    expect(log.filter((l) => l.startsWith('create'))).toEqual([]);
+    expect(run.status.database?.backupId).toBeUndefined();
+
+    const claim = fakeRun();
+    claim.run.runnerPolicy = { ...claim.run.runnerPolicy, clusterIdPending: true };
+    await preValidateDatabase(claim.run);
+    expect(claim.log).toContain('create p-verify');
+  });
+});
+
 describe('preValidateDatabase starts the verify and safety backup Jobs together', () => {
   it('one reconcile: pin, both names and the SafetyBackup start durable, then both Jobs; waits naming both', async () => {
     const { run, log, checkpoints } = fakeRun();
