@@ -154,6 +154,22 @@ describe('probeStorage', () => {
     expect(ok.owner).toBe('team-a/shop');
   });
 
+  it('L1: decides on an empty prefix as a backup would: a standby (foreignCluster Restore) is refused there too', async () => {
+    const here = { ...self, clusterId: 'cluster-new' };
+    const restore = { clusterId: 'cluster-old', allow: 'Restore' as const };
+    const a = fakeClient();
+    const f = await failure(
+      probeStorage({ client: a.client, config: config(), self: here, foreign: restore, log }),
+    );
+    expect(f.reason).toBe('StorageOwnedByOtherCluster');
+    expect(a.sent.map((s) => s.name)).toEqual(['ListObjectsV2', 'GetObject']);
+    // Without foreignCluster an empty prefix is fine: the first backup claims it.
+    const b = fakeClient();
+    const r = await probeStorage({ client: b.client, config: config(), self: here, log });
+    expect(r.success).toBe(true);
+    expect(r.message).toContain('no owner object yet');
+  });
+
   it('names the owner when it is this schedule', async () => {
     const { client } = fakeClient({ owner: JSON.stringify({ namespace: 'team-a', name: 'shop' }) });
     const r = await probeStorage({ client, config: config(), self, log });
@@ -176,6 +192,32 @@ describe('probeStorage', () => {
       'PutObject',
       'DeleteObject',
     ]);
+  });
+
+  it('L4: removes a leftover probe object on the first 412 even when a put was refused for its checksum before', async () => {
+    const checksumRefusal = Object.assign(
+      new Error(
+        'Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object requests with Object Lock parameters',
+      ),
+      { name: 'InvalidRequest', $metadata: { httpStatusCode: 400 } },
+    );
+    const c = fakeClient({
+      lock: () => s3Error('AccessDenied', 403),
+      put: (n) => (n === 0 ? checksumRefusal : n === 1 ? s3Error('PreconditionFailed', 412) : {}),
+    });
+    const r = await probeStorage({ client: c.client, config: config(), self, log });
+    expect(r.success).toBe(true);
+    expect(c.sent.map((s) => s.name).slice(3)).toEqual([
+      'PutObject',
+      'PutObject',
+      'DeleteObject',
+      'PutObject',
+      'DeleteObject',
+    ]);
+    // A second 412 after the delete is a failure, not a loop.
+    const again = fakeClient({ put: () => s3Error('PreconditionFailed', 412) });
+    await failure(probeStorage({ client: again.client, config: config(), self, log }));
+    expect(again.sent.filter((s) => s.name === 'PutObject')).toHaveLength(2);
   });
 
   it('a server without conditional writes is StorageConditionalWritesUnsupported', async () => {

@@ -107,19 +107,21 @@ export async function probeStorage(o: ProbeOptions): Promise<ProbeStorageResult>
   } catch (e) {
     if (!isMissing(e)) throw s3Failure(e, `reading ${ownerKey} in ${location}`);
   }
-  if (ownerText !== undefined) {
-    const stored = parseOwnerText(ownerText, location);
+  const stored = ownerText !== undefined ? parseOwnerText(ownerText, location) : undefined;
+  if (stored) {
     owner = `${stored.namespace}/${stored.name}`;
     notes.push(`owned by ${owner}${stored.clusterId ? ` of cluster ${stored.clusterId}` : ''}`);
-    if (o.self) {
-      // What a backup would decide (StorageOwnedByOther, StorageOwnedByOtherCluster thrown alike); a rewrite it
-      // would make (this cluster's id added, a take-over) is only noted: the probe never writes the owner object.
-      const decision = decideOwner(stored, o.self, 'write', o.foreign, location, now());
-      if (decision.action !== 'use')
-        notes.push(`the first backup will update the owner object (${decision.action})`);
-      if ('note' in decision && decision.note) notes.push(decision.note);
-    }
-  } else notes.push('no owner object yet (the first backup claims the prefix)');
+  }
+  if (o.self) {
+    // What a backup would decide, with or without an owner object (StorageOwnedByOther, StorageOwnedByOtherCluster
+    // thrown alike: a standby's backup refuses an empty prefix too); a write it would make (a claim, this
+    // cluster's id added, a take-over) is only noted: the probe never writes the owner object.
+    const decision = decideOwner(stored, o.self, 'write', o.foreign, location, now());
+    if (stored && decision.action !== 'use')
+      notes.push(`the first backup will update the owner object (${decision.action})`);
+    if ('note' in decision && decision.note) notes.push(decision.note);
+  }
+  if (!stored) notes.push('no owner object yet (the first backup claims the prefix)');
   checks.push('owner');
 
   // 3. Object Lock, when the schedule asks for it: the bucket must have it enabled, or every backup fails. Read
@@ -176,7 +178,8 @@ export async function probeStorage(o: ProbeOptions): Promise<ProbeStorageResult>
     call(`deleting ${probeKey}`, () =>
       client.send(new DeleteObjectCommand({ Bucket, Key: probeKey }), bounded()),
     );
-  for (let attempt = 0; ; attempt++) {
+  let leftoverDeleted = false;
+  for (;;) {
     try {
       await put();
       break;
@@ -191,8 +194,10 @@ export async function probeStorage(o: ProbeOptions): Promise<ProbeStorageResult>
         checksum = true;
         continue;
       }
-      // Left by an earlier probe whose delete did not happen: remove it and write again, once.
-      if (isPreconditionFailed(e) && attempt === 0) {
+      // Left by an earlier probe whose delete did not happen: remove it and write again, once (also when the
+      // first put was refused for a missing checksum).
+      if (isPreconditionFailed(e) && !leftoverDeleted) {
+        leftoverDeleted = true;
         await del();
         continue;
       }
