@@ -379,7 +379,10 @@ export class S3BackupStorage implements BackupStorage {
     }
   }
 
-  private async getText(key: string): Promise<{ text: string; lastModified: Date } | undefined> {
+  /** An object's text, time and ETag (the condition of a rewrite); undefined when there is none. */
+  private async getText(
+    key: string,
+  ): Promise<{ text: string; lastModified: Date; etag?: string } | undefined> {
     try {
       const r = await this.client.send(
         new GetObjectCommand({ Bucket: this.bucket, Key: key }),
@@ -388,6 +391,7 @@ export class S3BackupStorage implements BackupStorage {
       return {
         text: (await r.Body?.transformToString('utf8')) ?? '',
         lastModified: r.LastModified ?? this.now(),
+        ...(r.ETag ? { etag: r.ETag } : {}),
       };
     } catch (e) {
       if (isMissing(e)) return undefined;
@@ -829,7 +833,7 @@ export class S3BackupStorage implements BackupStorage {
   ): Promise<string | undefined> {
     const key = this.prefix + OWNER_OBJECT;
     for (let attempt = 0; attempt < 3; attempt++) {
-      const stored = await this.getOwnerObject(key);
+      const stored = await this.getText(key);
       const decision = decideOwner(
         stored && parseOwnerText(stored.text, this.location),
         self,
@@ -878,23 +882,6 @@ export class S3BackupStorage implements BackupStorage {
       }
     }
     throw new RunnerFailure('StorageFailed', `claiming ${this.location}: ${key} changed while it was read`);
-  }
-
-  /** The owner object's text and ETag (the condition of a rewrite); undefined when there is none. */
-  private async getOwnerObject(key: string): Promise<{ text: string; etag?: string } | undefined> {
-    try {
-      const r = await this.client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: key }),
-        this.bounded(),
-      );
-      return {
-        text: (await r.Body?.transformToString('utf8')) ?? '',
-        ...(r.ETag ? { etag: r.ETag } : {}),
-      };
-    } catch (e) {
-      if (isMissing(e)) return undefined;
-      throw s3Failure(e, `reading ${key} in ${this.location}`);
-    }
   }
 
   /** Whether a stored dump (the version `archive` names) is under Object Lock retention, and until when (HEAD). */
