@@ -66,19 +66,6 @@ export async function bundleOperator(outdir = BUNDLE_DIR): Promise<BundleResult>
   return { outdir, metafile: result.metafile };
 }
 
-/** The chunks main.js loads for a command, from the metafile: the static closure of `entry`. */
-export function staticChunks(metafile: Metafile, entry: string): string[] {
-  const seen = new Set<string>();
-  const visit = (path: string) => {
-    if (seen.has(path)) return;
-    seen.add(path);
-    for (const i of metafile.outputs[path]?.imports ?? [])
-      if (i.kind === 'import-statement' && !i.external) visit(i.path);
-  };
-  visit(entry);
-  return [...seen];
-}
-
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const { values } = parseArgs({ options: { outdir: { type: 'string' } } });
   const t0 = performance.now();
