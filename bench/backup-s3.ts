@@ -1,5 +1,5 @@
 // bench:backup-s3 — backup throughput to S3-compatible object storage: our runner as a whole process
-// (`node dist/operator/main.js backup --storage-url s3://BUCKET/PREFIX --id ID`, what a Job pod runs) against
+// (`node dist/bundle/main.js backup --storage-url s3://BUCKET/PREFIX --id ID`, what a Job pod runs) against
 // raw `pg_dump -Fc | node bench/lib/s3-upload-stdin.mjs BUCKET KEY` (one multipart Upload of stdin with the
 // same SDK, part size and parallelism, nothing else), both writing to the same real local S3 server
 // (SeaweedFS, test/env/seaweedfs.ts) from one local PostgreSQL in the same run.
@@ -300,7 +300,7 @@ function report(machine: string, results: Result[]): string {
     '',
     "Raw = `pg_dump -Fc | node bench/lib/s3-upload-stdin.mjs BUCKET KEY` (the SDK's multipart `Upload` of " +
       `stdin, ${PART_SIZE / 1024 / 1024} MiB parts, ${QUEUE_SIZE} in flight, nothing else). Ours = ` +
-      '`node dist/operator/main.js backup --storage-url s3://BUCKET/PREFIX --id ID` as a child process (Node ' +
+      '`node dist/bundle/main.js backup --storage-url s3://BUCKET/PREFIX --id ID` as a child process (Node ' +
       'start-up included), same part size and parallelism. Throughput = archive bytes / wall time.',
     '',
     markdownTable(

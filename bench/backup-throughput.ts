@@ -5,11 +5,13 @@
 //   npm run bench:backup -- --quick          # smoke test: pgbench scale 1 + the 10,000-row table, 1 rep
 //   npm run bench:backup -- --reps 5 --scales 10,50,100 --restore-scale 10,50
 //
-// Our runner runs twice per repetition: as a whole process (`node dist/operator/main.js backup ...`, what a Job
-// pod runs, Node start-up and module loading included; dist/ is built first unless --no-build) and in-process
-// (runnerMain, no start-up, to show where the rest goes). All sides call the same pg_dump/pg_restore binaries
-// (PG_BIN_DIR). `--baseline-entry OTHER/dist/operator/main.js` adds a fourth side, another build of the runner
-// as a whole process (a before/after in one run: `git worktree add` the old commit, `npm run build` there). Ours does
+// Our runner runs twice per repetition: as a whole process (`node dist/bundle/main.js backup ...`, the image's
+// entry point, what a Job pod runs, Node start-up and module loading included; dist/ is built first unless
+// --no-build) and in-process (runnerMain, no start-up, to show where the rest goes). All sides call the same
+// pg_dump/pg_restore binaries (PG_BIN_DIR). `--baseline-entry OTHER/dist/bundle/main.js` adds a fourth side,
+// another build of the runner as a whole process (a before/after in one run: `git worktree add` the old commit,
+// `npm run build` there); `--baseline-entry tsc` makes it this commit's tsc build (dist/operator/main.js, one
+// module per file), which shows what the bundle saves. Ours does
 // more than the baseline by design: exports a snapshot, counts rows in it, streams the dump through a
 // SHA-256, fsyncs + renames, re-reads the file to check the hash, runs `pg_restore --list`, writes a manifest.
 // The sides rotate order per repetition. The Markdown report goes to stdout, progress to stderr.
@@ -22,7 +24,7 @@ import pg from 'pg';
 import { databaseUrl, LocalPostgres, type PostgresInfo } from '../test/env/postgres.js';
 import { progress, runBenchmark } from './lib/lifecycle.js';
 import { pgEnv, runnerInProcess, runTool } from './lib/pg.js';
-import { buildRunner, runnerProcess } from './lib/runner-process.js';
+import { buildRunner, runnerProcess, TSC_ENTRY } from './lib/runner-process.js';
 import { codeRevision, machineInfo, machineMarkdown } from './lib/machine.js';
 import { median, ratio } from './lib/stats.js';
 import { fmtBytes, fmtMs, fmtRatio, markdownTable } from './lib/table.js';
@@ -55,7 +57,7 @@ for (const [name, v, min] of [
 /** The seed's objective for the 10,000-record database. */
 const RECORDS_OBJECTIVE_MS = 30_000;
 
-const BASELINE_ENTRY = flags['baseline-entry'];
+const BASELINE_ENTRY = flags['baseline-entry'] === 'tsc' ? TSC_ENTRY : flags['baseline-entry'];
 /** The sides of ours: 'baseline' is another build (--baseline-entry) run as a whole process. */
 type How = 'process' | 'inProcess' | 'baseline';
 const OUR_SIDES: How[] = ['process', 'inProcess', ...(BASELINE_ENTRY ? (['baseline'] as const) : [])];
@@ -80,7 +82,7 @@ interface RawRun {
   bytes: number;
 }
 interface OurBackupRun {
-  /** 'process': node dist/operator/main.js as a child; 'inProcess': runnerMain in this process. */
+  /** 'process': node dist/bundle/main.js as a child; 'inProcess': runnerMain in this process. */
   how: How;
   ms: number;
   bytes: number;
@@ -387,7 +389,7 @@ function report(r: { machine: string; results: BackupResults[]; restores: Restor
   out.push(
     `### Backup (median of ${REPS} rep(s) per side, order rotated per rep, after one discarded warm-up per side)`,
     '',
-    'Whole process = `node dist/operator/main.js backup --storage-dir DIR --id ID` as a child process, what a Job ' +
+    'Whole process = `node dist/bundle/main.js backup --storage-dir DIR --id ID` as a child process, what a Job ' +
       'pod runs (Node start-up and module loading included). In-process = `runnerMain` called in the benchmark ' +
       'process (no start-up). Raw = `pg_dump -Fc -f FILE`.' +
       (BASELINE_ENTRY ? ` Baseline build = \`node ${BASELINE_ENTRY} backup ...\` (--baseline-entry).` : ''),
@@ -479,7 +481,7 @@ function report(r: { machine: string; results: BackupResults[]; restores: Restor
       '',
       'Raw: `createdb -T template0` + `pg_restore --no-owner -d DB FILE`. Ours: `restore --mode newDatabaseSwap` ' +
         '(verify the archive, create a replacement database, pg_restore into it, check row counts against the ' +
-        'manifest, swap names) as a whole process (`node dist/operator/main.js restore ...`) and in-process; the ' +
+        'manifest, swap names) as a whole process (`node dist/bundle/main.js restore ...`) and in-process; the ' +
         "dropped previous database is not timed. Phases from the runner's log events: start-up + verify = spawn " +
         'to `restore.start`; restore = to `restore.restored` (createdb + pg_restore); validate + swap = to ' +
         '`restore.swapped`; after = the rest (previous-database retention, result, exit).',

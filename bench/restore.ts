@@ -10,7 +10,7 @@
 // --single-transaction --exit-on-error -d DB FILE` into a fresh database created from template0 (the createdb
 // is timed separately, not in the baseline); ours `restore --mode inPlace` into a database that holds the
 // "bad release" (changed, deleted and added rows); ours `restore --mode newDatabaseSwap` against such a
-// database too; and newDatabaseSwap as a whole process (`node dist/operator/main.js restore ...`, dist/ built
+// database too; and newDatabaseSwap as a whole process (`node dist/bundle/main.js restore ...`, dist/ built
 // first unless --no-build), compared with createdb + raw pg_restore. Every restored database is checked against
 // the source (row counts + checksums), untimed.
 //
@@ -123,7 +123,7 @@ interface Dataset {
   archiveBytes: number;
 }
 
-/** swapProcess: newDatabaseSwap as `node dist/operator/main.js restore ...`, the whole process a Job pod runs. */
+/** swapProcess: newDatabaseSwap as `node dist/bundle/main.js restore ...`, the whole process a Job pod runs. */
 type Side = 'raw' | 'inPlace' | 'swap' | 'swapProcess';
 interface RestoreRun {
   side: Side;
@@ -824,7 +824,7 @@ function reportA(a: PartAResult): string[] {
       'database); validate = `validateSeconds` (count(*) per manifest table); swap = `swapSeconds`; other = the rest ' +
       '(connections, argument parsing, the result). Counting the createdb on the raw side, ours inPlace / ' +
       `(createdb + raw) = ${fmtRatio(ratio(med('inPlace'), rawMs + createdb))}; **ours newDatabaseSwap as a whole ` +
-      `process (\`node dist/operator/main.js restore ...\`, Node start-up included) / (createdb + raw) = ` +
+      `process (\`node dist/bundle/main.js restore ...\`, Node start-up included) / (createdb + raw) = ` +
       `${fmtRatio(ratio(med('swapProcess'), rawMs + createdb))}**.`,
     '',
   ];

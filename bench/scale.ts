@@ -24,6 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
+import { bundleOperator } from '../hack/bundle.js';
 import { KubeClient } from '../operator/kube/rest.js';
 import { REPO_ROOT } from '../test/env/binaries.js';
 import { LocalControlPlane } from '../test/env/control-plane.js';
@@ -72,8 +73,10 @@ const RSS_DEPLOYMENTS = int('rss-deployments', flags['rss-deployments'], flags.q
 const REPLICAS = int('replicas', flags.replicas, 1, 0);
 const WORKERS = int('workers', flags.workers, 8, 1);
 const TIMEOUT_MS = int('timeout', flags.timeout, 600, 1) * 1000;
-// The production image runs `node dist/operator/main.js`; tsx alone costs about 90 MiB of RSS, so the memory
-// numbers come from a build (tsc into .tmp/bench-dist) unless --operator tsx. --quick uses tsx (no build).
+// The production image runs `node dist/bundle/main.js` (hack/bundle.ts); tsx alone costs about 90 MiB of RSS,
+// so the memory numbers come from a build (tsc into .tmp/bench-dist, the bundle into .tmp/bench-dist/bundle)
+// unless --operator tsx. --quick uses tsx (no build). `--compare-entry tsc` compares with the tsc build of the
+// same commit (.tmp/bench-dist/operator/main.js).
 const OPERATOR = flags.operator ?? (flags.quick ? 'tsx' : 'built');
 if (OPERATOR !== 'built' && OPERATOR !== 'tsx')
   throw new Error(`--operator must be built or tsx; got ${OPERATOR}`);
@@ -97,7 +100,7 @@ await runBenchmark(async (cleanup) => {
   const revision = codeRevision();
   log(`plans=${PLANS} rss-deployments=${RSS_DEPLOYMENTS} replicas=${REPLICAS} workers=${WORKERS}`);
   if (OPERATOR === 'built') {
-    log(`building the operator into ${BUILD_DIR} (tsc)`);
+    log(`building the operator into ${BUILD_DIR} (tsc, then hack/bundle.ts)`);
     rmSync(BUILD_DIR, { recursive: true, force: true });
     execFileSync(
       process.execPath,
@@ -113,6 +116,7 @@ await runBenchmark(async (cleanup) => {
         stdio: 'inherit',
       },
     );
+    await bundleOperator(join(BUILD_DIR, 'bundle'));
   }
   const cluster = await clusterFor(cleanup);
   const kc = new KubeConfig();
@@ -137,7 +141,7 @@ await runBenchmark(async (cleanup) => {
     machineMarkdown(machine, {
       code: `commit ${revision}`,
       kubernetes: `${cluster.versions}, kwok fake nodes, ${REPLICAS} replica(s) per Deployment in Part A`,
-      operator: `${OPERATOR === 'built' ? 'node .tmp/bench-dist/operator/main.js (tsc build, as the image runs it)' : 'operator/main.ts via tsx'}, LOG_LEVEL=info, MAX_CONCURRENT_RECONCILES=${WORKERS}`,
+      operator: `${OPERATOR === 'built' ? 'node .tmp/bench-dist/bundle/main.js (the bundle, as the image runs it)' : 'operator/main.ts via tsx'}, LOG_LEVEL=info, MAX_CONCURRENT_RECONCILES=${WORKERS}`,
       ...(cluster.shared
         ? {}
         : {
@@ -207,7 +211,7 @@ async function startOperator(
   cleanup: Cleanup,
   cluster: Cluster,
   namespaces: string[],
-  entry = OPERATOR === 'built' ? [join(BUILD_DIR, 'operator', 'main.js')] : undefined,
+  entry = OPERATOR === 'built' ? [join(BUILD_DIR, 'bundle', 'main.js')] : undefined,
 ): Promise<BenchOperator> {
   const op = await startBenchOperator({
     kubeconfigPath: cluster.kubeconfigPath,
@@ -557,7 +561,8 @@ async function partB(
   log(`Part B: ${RSS_DEPLOYMENTS} Deployments: RSS ${fmtBytes(loaded.rss)} (peak ${fmtBytes(loaded.peak)})`);
   let compare: MemoryResult['compare'];
   if (flags['compare-entry']) {
-    const entry = flags['compare-entry'];
+    const entry =
+      flags['compare-entry'] === 'tsc' ? join(BUILD_DIR, 'operator', 'main.js') : flags['compare-entry'];
     compare = {
       entry,
       baseline: await measureRss(cleanup, cluster, [emptyNs], [entry]),

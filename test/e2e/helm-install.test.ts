@@ -160,7 +160,7 @@ describe.skipIf(inject('e2eSkipReason'))(
           '/usr/bin/tini',
           '--',
           'node',
-          'dist/operator/main.js',
+          'dist/bundle/main.js',
           'manager',
         ]);
         await expectRestrictedContainer(info, `operator pod ${p.metadata!.name}`);

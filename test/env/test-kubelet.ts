@@ -1230,7 +1230,8 @@ export interface OperatorCommandMapOptions {
 }
 
 /**
- * Maps the operator image's entrypoint (`[tini --] node [/app/]dist/operator/main.js ARGS`, or only ARGS for
+ * Maps the operator image's entrypoint (`[tini --] node [/app/]dist/bundle/main.js ARGS`, also the tsc build's
+ * dist/operator/main.js, or only ARGS for
  * an operator image without a command) to `node --import tsx <repo>/operator/main.ts ARGS`, run from the
  * repository root. A runner subcommand without `--termination-log` gets `--termination-log <host file>`
  * appended: its built-in default, /dev/termination-log, is not a mount path, so it would not be rewritten and
@@ -1243,7 +1244,10 @@ export function operatorCommandMap(opts: OperatorCommandMapOptions = {}): Comman
     let argv = [...command, ...args];
     if (/(^|\/)tini$/.test(argv[0] ?? '')) argv = argv.slice(argv[1] === '--' ? 2 : 1);
     let rest: string[] | undefined;
-    if (/(^|\/)node$/.test(argv[0] ?? '') && /^(\/app\/)?dist\/operator\/main\.js$/.test(argv[1] ?? '')) {
+    if (
+      /(^|\/)node$/.test(argv[0] ?? '') &&
+      /^(\/app\/)?dist\/(operator|bundle)\/main\.js$/.test(argv[1] ?? '')
+    ) {
       rest = argv.slice(2);
     } else if (command.length === 0 && isOperatorImage(image)) rest = args;
     if (!rest) return opts.fallback?.(image, command, args, ctx);

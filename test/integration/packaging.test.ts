@@ -942,16 +942,29 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
       expect(runtime).toMatch(/COPY .*--from=build \/src\/dist /);
     });
 
-    it('carries the PostgreSQL client tools and runs node dist/operator/main.js as uid 65532 in production mode', () => {
+    it('bundles the entry point in the build stage: npm run build runs hack/bundle.ts, which the context carries', () => {
+      const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as {
+        scripts: Record<string, string>;
+      };
+      expect(pkg.scripts.build, 'npm run build type-checks (tsc) and bundles').toMatch(
+        /^tsc -p tsconfig\.build\.json && tsx hack\/bundle\.ts$/,
+      );
+      const build = stages.find((s) => s.some((l) => l.includes('npm run build')))!.join('\n');
+      expect(build).toMatch(/^COPY hack\/bundle\.ts /m);
+      const ignore = readFileSync(join(REPO, '.dockerignore'), 'utf8').split('\n');
+      expect(ignore, '.dockerignore lets hack/bundle.ts into the build context').toContain('!hack/bundle.ts');
+    });
+
+    it('carries the PostgreSQL client tools and runs the bundle node dist/bundle/main.js as uid 65532 in production mode', () => {
       const runtime = stages.at(-1)!.join('\n');
       expect(runtime).toMatch(/apt-get install[^\n]*postgresql-client/);
       expect(runtime).toMatch(/^ENV NODE_ENV=production/m);
       expect(runtime).toMatch(new RegExp(`^USER ${IMAGE_UID}(:${IMAGE_UID})?$`, 'm'));
-      expect(runtime).toMatch(/^ENTRYPOINT \[.*"node", "dist\/operator\/main\.js"\]$/m);
+      expect(runtime).toMatch(/^ENTRYPOINT \[.*"node", "dist\/bundle\/main\.js"\]$/m);
       expect(runtime).toMatch(/^CMD \["manager"\]$/m);
       expect(
         existsSync(join(REPO, 'operator', 'main.ts')),
-        'dist/operator/main.js is built from operator/main.ts',
+        'dist/bundle/main.js is bundled from operator/main.ts',
       ).toBe(true);
       const ignore = readFileSync(join(REPO, '.dockerignore'), 'utf8').split('\n');
       expect(ignore[ignore.findIndex((l) => l && !l.startsWith('#'))], '.dockerignore is an allow-list').toBe(

@@ -47,6 +47,9 @@ describe('test kubelet path mapping and $(VAR) expansion', () => {
       cwd: REPO_ROOT,
       env: { PG_BIN_DIR: '/pg' },
     });
+    expect(map('any', ['/usr/bin/tini', '--', 'node', 'dist/bundle/main.js'], ['verify'], ctx)?.args).toEqual(
+      ['--import', 'tsx', main, 'verify', '--termination-log', '/tmp/t'],
+    );
     expect(
       map('ghcr.io/x/nxt-rollback-operator:1', [], ['restore', '--termination-log=/tmp/u'], ctx)?.args,
     ).toEqual(['--import', 'tsx', main, 'restore', '--termination-log=/tmp/u']);
