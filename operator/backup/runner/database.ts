@@ -110,11 +110,6 @@ export async function countRows(c: pg.Client, only?: ReadonlySet<string>): Promi
   return counts;
 }
 
-export async function serverVersion(c: pg.Client): Promise<string> {
-  const r = await c.query<{ server_version: string }>('show server_version');
-  return r.rows[0]?.server_version ?? 'unknown';
-}
-
 /** Longest pg_database_size may take (it stats every file of the database): a slow one is skipped. */
 export const DATABASE_SIZE_TIMEOUT_MS = 30_000;
 
