@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
+// Before pg: see node-navigator.ts.
+import './node-navigator.js';
 import pg from 'pg';
 import type { ConnectionSettings } from './connection.js';
 import { pgFailure } from './failure.js';
