@@ -20,6 +20,8 @@ export interface ArchivePassResult {
   sha256: string;
   bytes: number;
   toc: TocListing;
+  /** performance.now() when the first byte came through; undefined for an empty source. */
+  firstByteAt?: number;
 }
 
 export interface TocListing {
@@ -58,6 +60,7 @@ const STDERR_KEEP = 64 * 1024;
 export function startArchivePass(o: ArchivePassOptions): ArchivePass {
   const hash = createHash('sha256');
   let bytes = 0;
+  let firstByteAt: number | undefined;
   const child = spawn(o.pgRestorePath, ['--list'], { env: o.env, stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -100,6 +103,7 @@ export function startArchivePass(o: ArchivePassOptions): ArchivePass {
   };
   const tap = new Transform({
     transform(chunk: Buffer, _enc, done) {
+      firstByteAt ??= performance.now();
       hash.update(chunk);
       bytes += chunk.length;
       feedList(chunk, done);
@@ -129,6 +133,7 @@ export function startArchivePass(o: ArchivePassOptions): ArchivePass {
           stderrTail: lastLines(stderr, 15, o.redact),
           ...(spawnError ? { error: spawnError } : {}),
         },
+        ...(firstByteAt !== undefined ? { firstByteAt } : {}),
       };
     },
   };

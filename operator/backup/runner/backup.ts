@@ -4,7 +4,7 @@ import type pg from 'pg';
 import { startArchivePass, tocProblem, type TocListing } from './archive-stream.js';
 import { validateBackupId } from './backup-id.js';
 import { describeConnection, toolEnv, type ConnectionSettings } from './connection.js';
-import { connectDatabase, countRows, databaseSize, serverVersion } from './database.js';
+import { connectDatabase, countRows, databaseSize } from './database.js';
 import { pgFailure, reasonOfToolStderr, RunnerFailure, storageFailure } from './failure.js';
 import type { RunnerLog } from './log.js';
 import type { ArchiveIdentity, BackupManifest } from './manifest.js';
@@ -12,8 +12,8 @@ import { decideExistingBackup, describeOrigin, type BackupOrigin } from './origi
 import { pgToolVersion, runTool } from './pg-tool.js';
 import { pruneAfterBackup } from './prune.js';
 import { createRedactor, type Redact } from './redact.js';
-import { OBJECT_LOCK_ERROR_MAX, type BackupResult, type FailureReason } from './result.js';
-import { timing } from './termination-message.js';
+import type { BackupResult, FailureReason } from './result.js';
+import { OBJECT_LOCK_ERROR_MAX, timing } from './termination-message.js';
 import type { RetentionPolicy } from './retention.js';
 import { ManifestInvalidError, type BackupStorage } from './storage.js';
 import { withoutDatabaseUrl } from './verify.js';
@@ -46,26 +46,94 @@ function siblingTool(path: string, name: string): string {
   return basename(path) === path ? name : join(dirname(path), name);
 }
 
+/** What the dump's snapshot transaction learned, in the one round trip before pg_dump starts. */
+interface DumpSnapshot {
+  /** For pg_dump --snapshot; undefined where snapshots cannot be exported (e.g. behind a transaction-mode pooler). */
+  name: string | undefined;
+  serverVersion: string;
+  /** server_version_num, e.g. 150018. */
+  serverVersionNum: number;
+}
+
+// This session idles while pg_dump runs (possibly for hours); a server-side idle timeout must not end it
+// before we count rows in its snapshot.
+const SESSION_SETTINGS = 'set idle_in_transaction_session_timeout = 0; set statement_timeout = 0';
+const BEGIN_SNAPSHOT = 'begin isolation level repeatable read, read only';
+const VERSION_COLUMNS = `current_setting('server_version') as v, current_setting('server_version_num') as n`;
+
+/** The last statement's rows of a simple query of several statements (node-postgres returns one result each). */
+function lastRow<T>(r: pg.QueryResult | pg.QueryResult[]): T | undefined {
+  const last = Array.isArray(r) ? r[r.length - 1] : r;
+  return last?.rows[0] as T | undefined;
+}
+
 /**
  * Opens a read-only repeatable-read transaction and exports its snapshot for pg_dump, so the row counts we
- * read in it afterwards describe exactly what the dump contains, even while the application writes.
- * Returns undefined where snapshots cannot be exported (e.g. behind a transaction-mode pooler).
+ * read in it afterwards describe exactly what the dump contains, even while the application writes. One
+ * round trip (a simple query of several statements; the BEGIN inside it keeps the transaction open after it),
+ * which also reads the server's version for the manifest: pg_dump starts as soon as it returns.
  */
-async function exportSnapshot(c: pg.Client, log: RunnerLog): Promise<string | undefined> {
-  // This session idles while pg_dump runs (possibly for hours); a server-side idle timeout must not end
-  // it before we count rows in its snapshot.
-  await c.query('set idle_in_transaction_session_timeout = 0; set statement_timeout = 0');
-  await c.query('begin isolation level repeatable read, read only');
+export async function openDumpSnapshot(c: pg.Client, log: RunnerLog): Promise<DumpSnapshot> {
+  type Row = { s?: string; v: string; n: string };
+  const of = (row: Row | undefined): DumpSnapshot => ({
+    name: row?.s,
+    serverVersion: row?.v ?? 'unknown',
+    serverVersionNum: Number(row?.n) || 0,
+  });
   try {
-    const r = await c.query<{ s: string }>('select pg_export_snapshot() as s');
-    return r.rows[0]?.s;
+    const r = await c.query(
+      `${SESSION_SETTINGS}; ${BEGIN_SNAPSHOT}; select pg_export_snapshot() as s, ${VERSION_COLUMNS}`,
+    );
+    return of(lastRow<Row>(r));
   } catch (e) {
-    // Not from a savepoint: PostgreSQL cannot export a snapshot from a subtransaction. Start over instead.
+    // Not from a savepoint: PostgreSQL cannot export a snapshot from a subtransaction. Start over instead
+    // (the failed transaction took the settings before its BEGIN with it).
     await c.query('rollback');
-    await c.query('begin isolation level repeatable read, read only');
+    const r = await c.query(`${SESSION_SETTINGS}; ${BEGIN_SNAPSHOT}; select ${VERSION_COLUMNS}`);
     log('warn', 'backup.snapshot-unavailable', { error: (e as Error).message });
-    return undefined;
+    return of(lastRow<Row>(r));
   }
+}
+
+/**
+ * The round trips before pg_dump can start: the database's size when the storage sizes its writes from it
+ * (object storage's upload parts; in its own transaction bounded by a statement_timeout, before the snapshot,
+ * and not fatal), then the snapshot.
+ */
+export async function prepareDump(
+  c: pg.Client,
+  storage: Pick<BackupStorage, 'usesDatabaseSize'>,
+  id: string,
+  log: RunnerLog,
+  redact: Redact,
+): Promise<{ databaseBytes?: number; snapshot: DumpSnapshot }> {
+  let databaseBytes: number | undefined;
+  if (storage.usesDatabaseSize) {
+    databaseBytes = await databaseSize(c).catch((e: Error) => {
+      log('warn', 'backup.size-unknown', { id, error: redact(e.message) });
+      return undefined;
+    });
+  }
+  try {
+    const snapshot = await openDumpSnapshot(c, log);
+    return { snapshot, ...(databaseBytes !== undefined ? { databaseBytes } : {}) };
+  } catch (e) {
+    throw pgFailure(e, 'opening the dump snapshot', 'DumpFailed');
+  }
+}
+
+/**
+ * Exact row counts in the dump's snapshot, while pg_dump copies the same tables. Without parallel workers: a
+ * parallel seq scan of a large table would take cores from pg_dump's compression and its COPY backend
+ * (issue 13: measured in docs/benchmarks.md); one backend scanning beside them finishes well before the dump.
+ */
+export async function countRowsInSnapshot(
+  c: pg.Client,
+  serverVersionNum: number,
+): Promise<Record<string, number>> {
+  // max_parallel_workers_per_gather exists from 9.6; SET LOCAL ends with the snapshot's transaction.
+  if (serverVersionNum >= 90600) await c.query('set local max_parallel_workers_per_gather = 0');
+  return countRows(c);
 }
 
 interface Dumped {
@@ -75,6 +143,8 @@ interface Dumped {
   check: { valid: boolean; reason?: FailureReason; message: string };
   /** The stored object the upload created (object storage), recorded in the manifest. */
   archive?: ArchiveIdentity;
+  /** Where the dump phase went, for the log: pg_dump's start to its first byte, to its last, the commit. */
+  ms: { firstByte?: number; stream: number; commit: number };
 }
 
 /**
@@ -96,6 +166,7 @@ async function dumpToStorage(
     throw storageFailure(e, `opening ${o.id} in ${o.storage.location}`);
   }
   const env = o.env ?? process.env;
+  const t0 = performance.now();
   const pass = startArchivePass({ pgRestorePath, env: withoutDatabaseUrl(env), redact });
   let streamed;
   try {
@@ -119,6 +190,7 @@ async function dumpToStorage(
     if (e instanceof RunnerFailure) throw e;
     throw new RunnerFailure('DumpFailed', (e as Error).message);
   }
+  const tStreamed = performance.now();
   let committed;
   try {
     committed = await writer.commit();
@@ -126,12 +198,17 @@ async function dumpToStorage(
     await writer.abort().catch(() => {});
     throw storageFailure(e, `committing ${o.id} in ${o.storage.location}`);
   }
-  const { sha256, bytes, toc } = streamed;
+  const { sha256, bytes, toc, firstByteAt } = streamed;
   return {
     sha256,
     bytes,
     check: archiveCheck(o.id, bytes, committed.bytes, toc),
     ...(committed.archive ? { archive: committed.archive } : {}),
+    ms: {
+      ...(firstByteAt !== undefined ? { firstByte: Math.round(firstByteAt - t0) } : {}),
+      stream: Math.round(tStreamed - t0),
+      commit: Math.round(performance.now() - tStreamed),
+    },
   };
 }
 
@@ -204,41 +281,47 @@ async function takeBackup(o: BackupOptions): Promise<BackupResult> {
       storage: o.storage.location,
       database: describeConnection(o.database),
     });
-    // Independent start-up steps at once: the pg_dump version (for the manifest) and the connection that
-    // exports the dump's snapshot.
+    const t0 = performance.now();
+    const ms = (since = t0) => Math.round(performance.now() - since);
+    // Independent start-up steps at once: the connection that exports the dump's snapshot (first: its
+    // handshake is under way while pg_dump --version is forked) and the pg_dump version for the manifest.
+    const connecting = connectDatabase(o.database, o.env ?? process.env);
+    connecting.catch(() => {}); // awaited below
     const versionOf = pgToolVersion(o.pgDumpPath, o.env ?? process.env, redact).catch((e: Error) => {
       throw new RunnerFailure('DumpFailed', e.message);
     });
     versionOf.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
-    const client = await connectDatabase(o.database, o.env ?? process.env);
+    const client = await connecting;
+    const connectMs = ms();
     let dumped: Dumped;
     let tables: Record<string, number>;
-    let version: string;
-    let snapshot: string | undefined;
-    let databaseBytes: number | undefined;
+    let snapshot: DumpSnapshot;
     try {
-      // Sizes an object store's upload parts (a refusal comes before anything is dumped); not fatal here.
-      databaseBytes = await databaseSize(client).catch((e: Error) => {
-        o.log('warn', 'backup.size-unknown', { id: o.id, error: redact(e.message) });
-        return undefined;
+      const { databaseBytes, ...prepared } = await prepareDump(client, o.storage, o.id, o.log, redact);
+      snapshot = prepared.snapshot;
+      o.log('info', 'backup.snapshot', {
+        id: o.id,
+        exported: snapshot.name !== undefined,
+        ms: { connect: connectMs, prepare: ms() - connectMs },
       });
-      try {
-        snapshot = await exportSnapshot(client, o.log);
-        version = await serverVersion(client);
-      } catch (e) {
-        throw pgFailure(e, 'opening the dump snapshot', 'DumpFailed');
-      }
       // The row counts run in the exported snapshot while pg_dump copies it: same data, no waiting after.
       // Settled into a value, so a failing count is reported below, not as an unhandled rejection; if the
       // dump fails first, closing the client ends the counting.
-      const counting = countRows(client).then(
-        (t) => ({ t }),
+      const tCount = performance.now();
+      let countMs = 0;
+      const counting = countRowsInSnapshot(client, snapshot.serverVersionNum).then(
+        (t) => ((countMs = ms(tCount)), { t }),
         (e: unknown) => ({ e }),
       );
-      const t0 = Date.now();
-      dumped = await dumpToStorage(o, redact, snapshot, pgRestorePath, databaseBytes);
+      const tDump = performance.now();
+      dumped = await dumpToStorage(o, redact, snapshot.name, pgRestorePath, databaseBytes);
       committed = true;
-      o.log('info', 'backup.dumped', { id: o.id, bytes: dumped.bytes, seconds: (Date.now() - t0) / 1000 });
+      o.log('info', 'backup.dumped', {
+        id: o.id,
+        bytes: dumped.bytes,
+        seconds: ms(tDump) / 1000,
+        ms: { ...dumped.ms, counts: countMs || undefined },
+      });
       try {
         const counted = await counting;
         if ('e' in counted) throw counted.e;
@@ -265,13 +348,13 @@ async function takeBackup(o: BackupOptions): Promise<BackupResult> {
       host: o.database.host,
       port: o.database.port,
       user: o.database.user,
-      serverVersion: version,
+      serverVersion: snapshot.serverVersion,
       pgDumpVersion,
       ...timing(started, finished),
       bytes: dumped.bytes,
       sha256: dumped.sha256,
       tables,
-      rowCountsFromDumpSnapshot: snapshot !== undefined,
+      rowCountsFromDumpSnapshot: snapshot.name !== undefined,
       format: 'custom',
       verified: check.valid,
       verifyMessage: check.message,

@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { databaseSize, DATABASE_SIZE_TIMEOUT_MS } from './database.js';
@@ -42,5 +44,25 @@ describe('databaseSize', () => {
       'select pg_database_size(current_database())::text as b',
       'rollback',
     ]);
+  });
+});
+
+describe('loading pg', () => {
+  it("does not load Node's bundled undici (pg's Cloudflare check would, on Node 20)", () => {
+    // A fresh process: this one has loaded whatever vitest needs.
+    const database = fileURLToPath(new URL('./database.ts', import.meta.url));
+    const out = execFileSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        `await import(${JSON.stringify(database)}); ` +
+          "console.log(JSON.stringify(process.moduleLoadList.filter((m) => m.includes('undici'))))",
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(JSON.parse(out)).toEqual([]);
   });
 });

@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
+// Before pg: see node-navigator.ts.
+import './node-navigator.js';
 import pg from 'pg';
 import type { ConnectionSettings } from './connection.js';
 import { pgFailure } from './failure.js';
@@ -108,11 +110,6 @@ export async function countRows(c: pg.Client, only?: ReadonlySet<string>): Promi
     counts[t.key] = Number(r.rows[0]?.n ?? 0);
   }
   return counts;
-}
-
-export async function serverVersion(c: pg.Client): Promise<string> {
-  const r = await c.query<{ server_version: string }>('show server_version');
-  return r.rows[0]?.server_version ?? 'unknown';
 }
 
 /** Longest pg_database_size may take (it stats every file of the database): a slow one is skipped. */

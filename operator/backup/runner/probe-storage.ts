@@ -11,13 +11,8 @@ import type { RunnerLog } from './log.js';
 import type { ProbeStorageResult } from './result.js';
 import { reasonOfS3Error, s3Failure, s3Location, type S3Config } from './s3-config.js';
 import { isMissingChecksumRefusal, readBucketLock } from './s3-storage.js';
-import {
-  decideOwner,
-  OWNER_OBJECT,
-  parseOwnerText,
-  type ForeignClusterAccess,
-  type OwnerIdentity,
-} from './storage-owner.js';
+import { decideOwner, OWNER_OBJECT, type ForeignClusterAccess, type OwnerIdentity } from './storage-owner.js';
+import { parseOwnerText } from './storage-owner-schema.js';
 import { timing } from './termination-message.js';
 
 /**

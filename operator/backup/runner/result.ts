@@ -278,8 +278,6 @@ function resultSchemas<R extends z.ZodType<string, string>>(reason: R) {
   };
 }
 
-export const OBJECT_LOCK_ERROR_MAX = 256;
-
 /** What this runner writes: every reason one of FAILURE_REASONS. */
 export const {
   BackupResultSchema,
@@ -305,6 +303,7 @@ export type ProbeStorageResult = z.infer<typeof ProbeStorageResultSchema>;
 // The runner writes results without loading zod (termination-message.ts); re-exported for the operator side.
 export {
   boundResult,
+  OBJECT_LOCK_ERROR_MAX,
   TERMINATION_MESSAGE_MAX_BYTES,
   timing,
   writeTerminationMessage,

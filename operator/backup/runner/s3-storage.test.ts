@@ -1,10 +1,12 @@
 import { createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import type { BackupManifest } from './manifest.js';
 import type { BackupPin } from './pins.js';
 import { createS3Client, S3BackupStorage } from './s3-storage.js';
 import type { S3Config } from './s3-config.js';
+import { FilesystemBackupStorage, type BackupStorage } from './storage.js';
 
 /**
  * A client that answers like an empty bucket holding one manifest and one removal marker, and records every
@@ -501,5 +503,13 @@ describe('S3BackupStorage owner object rewrites', () => {
     const s = new S3BackupStorage(client, config());
     await s.ensureOwner(self, 'read');
     expect(bucket.puts).toHaveLength(0);
+  });
+});
+
+describe('S3BackupStorage sizing', () => {
+  it('asks the backup for the database size (its upload parts are sized from it); a volume does not', () => {
+    expect(new S3BackupStorage(recordingClient().client, config()).usesDatabaseSize).toBe(true);
+    const volume: BackupStorage = new FilesystemBackupStorage(tmpdir());
+    expect(volume.usesDatabaseSize).toBeFalsy();
   });
 });

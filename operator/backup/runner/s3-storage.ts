@@ -26,11 +26,11 @@ import { reasonOfS3Error, s3Failure, s3Location, type S3Config } from './s3-conf
 import {
   decideOwner,
   OWNER_OBJECT,
-  parseOwnerText,
   type ForeignClusterAccess,
   type OwnerAccess,
   type OwnerIdentity,
 } from './storage-owner.js';
+import { parseOwnerText } from './storage-owner-schema.js';
 import {
   BackupNotFoundError,
   parseManifestText,
@@ -233,6 +233,8 @@ export async function createS3Client(c: S3Config): Promise<S3Client> {
  */
 export class S3BackupStorage implements BackupStorage {
   readonly location: string;
+  /** Multipart parts are sized from the database (upload-parts.ts). */
+  readonly usesDatabaseSize = true;
   private readonly bucket: string;
   private readonly prefix: string;
   /** ETag of the dump as first read: a later read of the same id must get the same object (If-Match). */

@@ -7,9 +7,9 @@ import {
   foreignBackup,
   foreignClusterFromEnv,
   ownerIdentityFromEnv,
-  parseOwnerText,
   type StorageOwner,
 } from './storage-owner.js';
+import { parseOwnerText } from './storage-owner-schema.js';
 
 const loc = 's3://b/db';
 

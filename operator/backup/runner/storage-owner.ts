@@ -1,4 +1,3 @@
-import { z } from 'zod';
 import { RunnerFailure } from './failure.js';
 
 /**
@@ -24,19 +23,19 @@ export const ForeignClusterEnv = {
 /** A cluster id: a UID, or what CLUSTER_ID says (letters, digits and . _ : -). */
 export const CLUSTER_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
-export const StorageOwnerSchema = z.object({
-  namespace: z.string().min(1),
-  name: z.string().min(1),
+/** The owner object `<prefix>.nxt-owner.json` (parsed by storage-owner-schema.ts, which loads zod). */
+export interface StorageOwner {
+  namespace: string;
+  name: string;
   /** Absent in owner objects written before clusters were told apart, or by an operator that did not know it. */
-  clusterId: z.string().regex(CLUSTER_ID_PATTERN).optional(),
-  created: z.string().optional(),
+  clusterId?: string;
+  created?: string;
   /** The cluster this one took the prefix over from (spec.storage.s3.foreignCluster.allow TakeOver), and when. */
-  takenOverFrom: z.string().regex(CLUSTER_ID_PATTERN).optional(),
+  takenOverFrom?: string;
   /** When a cluster recorded its id in an owner object that had none (the upgrade adoption). */
-  adopted: z.string().optional(),
-  updated: z.string().optional(),
-});
-export type StorageOwner = z.infer<typeof StorageOwnerSchema>;
+  adopted?: string;
+  updated?: string;
+}
 
 /** Who this runner works for: NXT_NAMESPACE (downward API), NXT_SCHEDULE_NAME, NXT_CLUSTER_ID; undefined by hand. */
 export interface OwnerIdentity {
@@ -77,25 +76,6 @@ export function foreignClusterFromEnv(env: NodeJS.ProcessEnv): ForeignClusterAcc
     );
   }
   return { clusterId, allow };
-}
-
-/** The stored owner object's text, parsed; a RunnerFailure when it is not one (never silently taken over). */
-export function parseOwnerText(text: string, location: string): StorageOwner {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
-  const r = StorageOwnerSchema.safeParse(parsed);
-  if (!r.success) {
-    throw new RunnerFailure(
-      'StorageOwnedByOther',
-      `${location} has an unreadable owner object ${OWNER_OBJECT}; refusing to use it. ` +
-        'Remove the object only if this prefix is meant for this schedule',
-    );
-  }
-  return r.data;
 }
 
 /** Throws StorageOwnedByOther unless `self` has the owner's namespace (and name, when known). Pure. */

@@ -9,9 +9,12 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
-import { afterAll, describe, expect, it } from 'vitest';
+import { open } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { InvalidBackupIdError } from './backup-id.js';
 import type { BackupManifest } from './manifest.js';
 import type { BackupPin } from './pins.js';
@@ -39,6 +42,54 @@ async function write(storage: FilesystemBackupStorage, id: string, text: string)
   await pipeline(Readable.from([Buffer.from(text)]), w.stream);
   return w;
 }
+
+/** Streams `chunks` chunks of 4 KiB into a writer, pausing between them so background flushes can run. */
+async function slowWrite(storage: FilesystemBackupStorage, id: string, chunks: number) {
+  const w = await storage.createWriter(id);
+  async function* source() {
+    for (let i = 0; i < chunks; i++) {
+      yield Buffer.alloc(4096, i);
+      await sleep(20);
+    }
+  }
+  await pipeline(Readable.from(source()), w.stream);
+  return w;
+}
+
+describe('FilesystemBackupStorage: flushing a dump while it streams', () => {
+  // Every FileHandle shares one prototype: spy on its datasync (the background flush) and sync (the commit).
+  const proto = async () => {
+    const h = await open(fileURLToPath(import.meta.url), 'r');
+    await h.close();
+    return Object.getPrototypeOf(h) as { datasync(): Promise<void>; sync(): Promise<void> };
+  };
+  afterEach(() => vi.restoreAllMocks());
+
+  it('flushes in the background every syncEveryBytes, then fsyncs at the commit', async () => {
+    const p = await proto();
+    const datasync = vi.spyOn(p, 'datasync');
+    const sync = vi.spyOn(p, 'sync');
+    const dir = mkdtempSync(join(root, 'flush-'));
+    const storage = new FilesystemBackupStorage(dir, 16 * 1024);
+    const w = await slowWrite(storage, 'f1', 16);
+    expect(datasync.mock.calls.length, 'background flushes while 64 KiB streamed').toBeGreaterThanOrEqual(2);
+    expect(sync).not.toHaveBeenCalled();
+    expect(await w.commit()).toEqual({ bytes: 16 * 4096 });
+    expect(sync).toHaveBeenCalled();
+    expect(readdirSync(dir)).toEqual(['f1.dump']);
+  });
+
+  it('fails the commit when a background flush failed (the final fsync could not report it again)', async () => {
+    const p = await proto();
+    vi.spyOn(p, 'datasync').mockRejectedValue(Object.assign(new Error('EIO: i/o error'), { code: 'EIO' }));
+    const dir = mkdtempSync(join(root, 'flush-'));
+    const storage = new FilesystemBackupStorage(dir, 4096);
+    const w = await slowWrite(storage, 'f2', 4);
+    await expect(w.commit()).rejects.toThrow('EIO');
+    await w.abort();
+    expect(readdirSync(dir)).toEqual([]);
+  });
+});
 
 describe('FilesystemBackupStorage', () => {
   it('writes to <id>.dump.partial and only shows <id>.dump after commit', async () => {

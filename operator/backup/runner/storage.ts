@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { link, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { WriteStream } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { validateBackupId } from './backup-id.js';
@@ -53,6 +54,11 @@ export interface StoredBackup {
 export interface BackupStorage {
   /** For logs, e.g. `filesystem:/backups`. */
   readonly location: string;
+  /**
+   * The writer sizes what it writes from the database's size (WriterOptions.databaseBytes: object storage's
+   * multipart parts), so a backup asks the database for it first. Unset: the backup does not ask.
+   */
+  readonly usesDatabaseSize?: boolean;
   createWriter(id: string, opts?: WriterOptions): Promise<BackupWriter>;
   /**
    * Throws BackupNotFoundError when no committed dump exists. With `archive` (from the manifest), an object
@@ -219,11 +225,67 @@ export async function parseManifestText(id: string, text: string): Promise<Backu
   return parsed.data;
 }
 
+/**
+ * While a dump streams to a volume, what is written is flushed to disk in the background every this many
+ * bytes, so the commit's fsync has only the tail left to write instead of the whole dump (issue 13).
+ */
+export const BACKGROUND_SYNC_BYTES = 8 * 1024 * 1024;
+const BACKGROUND_SYNC_POLL_MS = 50;
+
+/**
+ * Flushes the file `stream` writes every `everyBytes`, through a descriptor of its own (fdatasync on any
+ * descriptor of a file flushes it). A failed flush is kept for `finish` to throw: after a write-back error the
+ * kernel reports it once per descriptor, so the commit's fsync on that same descriptor would not see it again.
+ */
+function backgroundSync(path: string, stream: WriteStream, everyBytes: number) {
+  let handle: Promise<FileHandle> | undefined;
+  let flushed = 0;
+  let busy: Promise<void> | undefined;
+  let error: unknown;
+  const timer = setInterval(() => {
+    const written = stream.bytesWritten;
+    if (busy || error !== undefined || written - flushed < everyBytes) return;
+    busy = (async () => {
+      handle ??= open(path, 'r+');
+      await (await handle).datasync();
+      flushed = written;
+    })()
+      .catch((e: unknown) => {
+        error = e;
+      })
+      .finally(() => {
+        busy = undefined;
+      });
+  }, BACKGROUND_SYNC_POLL_MS).unref();
+  const stop = async () => {
+    clearInterval(timer);
+    await busy;
+  };
+  return {
+    /** Stops flushing; the descriptor for the commit's fsync, or what a background flush failed with. */
+    finish: async (): Promise<FileHandle> => {
+      await stop();
+      if (error === undefined) return handle ?? open(path, 'r+');
+      await handle?.then((h) => h.close()).catch(() => {});
+      throw error;
+    },
+    /** Stops flushing and closes its descriptor (abort). */
+    close: async () => {
+      await stop();
+      await handle?.then((h) => h.close()).catch(() => {});
+    },
+  };
+}
+
 /** Stores backups as `<id>.dump` and `<id>.manifest.json` in one directory (the mounted volume). */
 export class FilesystemBackupStorage implements BackupStorage {
   readonly location: string;
 
-  constructor(private readonly dir: string) {
+  /** `syncEveryBytes`: see BACKGROUND_SYNC_BYTES; 0 flushes only at the commit. */
+  constructor(
+    private readonly dir: string,
+    private readonly syncEveryBytes = BACKGROUND_SYNC_BYTES,
+  ) {
     this.location = `filesystem:${dir}`;
   }
 
@@ -250,15 +312,18 @@ export class FilesystemBackupStorage implements BackupStorage {
     // 'w' truncates a partial left by a crashed attempt with the same id.
     const handle: FileHandle = await open(partial, 'w', 0o600);
     const stream = handle.createWriteStream();
+    const flusher =
+      this.syncEveryBytes > 0 ? backgroundSync(partial, stream, this.syncEveryBytes) : undefined;
     return {
       stream,
       commit: async () => {
         if (!stream.writableFinished || stream.errored) {
+          await flusher?.close();
           throw new Error(`commit of backup ${id} before its stream finished`);
         }
         if (!stream.closed) await once(stream, 'close');
         // fsync through a second descriptor: the stream owns (and has closed) the first.
-        const h = await open(partial, 'r+');
+        const h = flusher ? await flusher.finish() : await open(partial, 'r+');
         let bytes: number;
         try {
           await h.sync();
@@ -271,6 +336,7 @@ export class FilesystemBackupStorage implements BackupStorage {
         return { bytes };
       },
       abort: async () => {
+        await flusher?.close();
         stream.destroy();
         if (!stream.closed) await once(stream, 'close').catch(() => {});
         await unlinkIfPresent(partial);

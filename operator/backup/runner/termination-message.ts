@@ -4,6 +4,12 @@ import type { AssertionOutcome, RunnerResult } from './result.js';
 // Without zod on purpose: every runner command writes its result, and the runner starts in every Job pod,
 // so what it loads is paid on each run. The schemas that parse these results live in result.ts.
 
+/**
+ * Longest `objectLockUnknown` (the redacted error of reading a dump's Object Lock retention) in a backup result.
+ * Here and not in result.ts: the backup writes it, and result.ts loads zod.
+ */
+export const OBJECT_LOCK_ERROR_MAX = 256;
+
 /** Kubernetes keeps 4096 bytes of a termination message; stay clear of it. */
 export const TERMINATION_MESSAGE_MAX_BYTES = 3584;
 
