@@ -4,6 +4,8 @@
 //   npm run bench:backup                     # pgbench scale 10 and 50 + a 10,000-row table, 3 reps each
 //   npm run bench:backup -- --quick          # smoke test: pgbench scale 1 + the 10,000-row table, 1 rep
 //   npm run bench:backup -- --reps 5 --scales 10,50,100 --restore-scale 10,50
+//   (each restore scale is restored twice: plain pgbench, and pgbench plus 4 tables of its size with indexes,
+//   the shape where pg_restore --jobs has work to overlap; --no-multi-table skips the second)
 //
 // Our runner runs twice per repetition: as a whole process (`node dist/bundle/main.js backup ...`, the image's
 // entry point, what a Job pod runs, Node start-up and module loading included; dist/ is built first unless
@@ -38,8 +40,12 @@ const { values: flags } = parseArgs({
     quick: { type: 'boolean', default: false },
     'no-build': { type: 'boolean', default: false },
     'baseline-entry': { type: 'string' },
+    'no-multi-table': { type: 'boolean', default: false },
   },
 });
+/** Also restore pgbench plus MULTI_TABLE_EXTRA tables of its size (see seedMultiTable). */
+const MULTI_TABLE = !flags['no-multi-table'];
+const MULTI_TABLE_EXTRA = 4;
 const REPS = Number(flags.reps ?? (flags.quick ? 1 : 3));
 const SCALES = (flags.scales ?? (flags.quick ? '1' : '10,50')).split(',').filter(Boolean).map(Number);
 const RECORDS = Number(flags.records);
@@ -74,6 +80,8 @@ interface Dataset {
   rows: number;
   sizeBytes: number;
   pgbenchScale?: number;
+  /** The multi-table restore shape (seedMultiTable), restored beside plain pgbench. */
+  multiTable?: boolean;
   seedMs: number;
 }
 
@@ -147,6 +155,7 @@ await runBenchmark(async (cleanup) => {
   }
   for (const scale of SCALES) {
     const database = `bench_pgbench_s${scale}`;
+    const multi = MULTI_TABLE && RESTORE_SCALES.includes(scale);
     await admin.query(`create database ${database}`);
     log(`pgbench -i -s ${scale}`);
     const t0 = performance.now();
@@ -154,6 +163,11 @@ await runBenchmark(async (cleanup) => {
     const d = await describe(admin, info, database, `pgbench scale ${scale}`, performance.now() - t0);
     datasets.push({ ...d, pgbenchScale: scale });
     log(`pgbench scale ${scale}: ${d.rows} rows, ${fmtBytes(d.sizeBytes)} in ${fmtMs(d.seedMs)}`);
+    if (multi) {
+      const m = await seedMultiTable(admin, info, scale);
+      datasets.push(m);
+      log(`${m.label}: ${m.rows} rows, ${fmtBytes(m.sizeBytes)} in ${fmtMs(m.seedMs)}`);
+    }
   }
 
   // --- backups -----------------------------------------------------------------------------------------
@@ -173,7 +187,8 @@ await runBenchmark(async (cleanup) => {
     }
     const raw: RawRun[] = [];
     const ours: OurBackupRun[] = [];
-    const keepForRestore = ds.pgbenchScale !== undefined && RESTORE_SCALES.includes(ds.pgbenchScale);
+    const keepForRestore =
+      (ds.pgbenchScale !== undefined && RESTORE_SCALES.includes(ds.pgbenchScale)) || ds.multiTable === true;
     for (let rep = 0; rep < REPS; rep++) {
       const last = rep === REPS - 1;
       const rawFile = join(work, `raw-${ds.database}-${rep}.dump`);
@@ -281,6 +296,47 @@ async function describe(
   } finally {
     await c.end();
   }
+}
+
+/**
+ * pgbench at `scale` plus MULTI_TABLE_EXTRA tables of pgbench_accounts' row count, each with a primary key and
+ * a secondary index: pgbench alone is one big table and its key, which leaves pg_restore --jobs nothing to
+ * run side by side; this shape has several table loads and index builds that can overlap.
+ */
+async function seedMultiTable(admin: pg.Client, info: PostgresInfo, scale: number): Promise<Dataset> {
+  const database = `bench_multi_s${scale}`;
+  await admin.query(`create database ${database}`);
+  const t0 = performance.now();
+  await runTool(join(info.binDir, 'pgbench'), ['-i', '-q', '-s', String(scale)], pgEnv(info, database));
+  const c = new pg.Client({ connectionString: databaseUrl(info, database) });
+  await c.connect();
+  try {
+    for (let i = 1; i <= MULTI_TABLE_EXTRA; i++) {
+      await c.query(`create table extra_${i} (
+        id bigint primary key,
+        customer int not null,
+        amount numeric(12,2) not null,
+        note text not null)`);
+      await c.query(
+        `insert into extra_${i} (id, customer, amount, note)
+         select g, (g::bigint * 7919 % 50000)::int, (g::bigint * 31 % 100000) / 100.0, md5((g + ${i})::text)
+         from generate_series(1, $1::int) g`,
+        [scale * 100_000],
+      );
+      await c.query(`create index extra_${i}_customer on extra_${i} (customer)`);
+    }
+    await c.query('analyze');
+  } finally {
+    await c.end();
+  }
+  const d = await describe(
+    admin,
+    info,
+    database,
+    `pgbench scale ${scale} + ${MULTI_TABLE_EXTRA} tables`,
+    performance.now() - t0,
+  );
+  return { ...d, multiTable: true };
 }
 
 interface BackupResults {

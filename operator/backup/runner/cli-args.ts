@@ -172,7 +172,7 @@ function assertionsFrom(command: RunnerCommand, json: string | undefined): SqlAs
 
 /**
  * What is wrong with a parsed --sql-assertions-json (`at 0.query: ...`), undefined when it is a list of
- * SqlAssertionSchema objects. By hand rather than with the schema: argument parsing runs in every runner
+ * SqlAssertion objects (name and query not empty). By hand rather than with the schema: argument parsing runs in every runner
  * start, and zod costs more to load than the rest of the runner (see termination-message.ts).
  */
 export function sqlAssertionsIssue(value: unknown): string | undefined {

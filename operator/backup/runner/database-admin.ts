@@ -31,9 +31,13 @@ async function serverVersionNum(admin: pg.Client): Promise<number> {
   return Number(r.rows[0]?.v ?? 0);
 }
 
-export async function databaseExists(admin: pg.Client, name: string): Promise<boolean> {
-  const r = await admin.query('select 1 from pg_database where datname = $1', [name]);
-  return (r.rowCount ?? 0) > 0;
+/** Which of `names` exist, in one round trip. */
+export async function existingDatabases(admin: pg.Client, names: string[]): Promise<Set<string>> {
+  const r = await admin.query<{ datname: string }>(
+    'select datname from pg_database where datname = any($1::text[])',
+    [names],
+  );
+  return new Set(r.rows.map((x) => x.datname));
 }
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compareRowCounts, SqlAssertionSchema } from './restore-validation.js';
+import { compareRowCounts } from './restore-validation.js';
 
 describe('compareRowCounts', () => {
   it('verifies equal tables and reports differing and missing ones', () => {
@@ -16,13 +16,5 @@ describe('compareRowCounts', () => {
 
   it('does not count tables that are not in the manifest', () => {
     expect(compareRowCounts({}, { 'public.new': 1 })).toEqual({ tablesVerified: 0, mismatches: [] });
-  });
-});
-
-describe('SqlAssertionSchema', () => {
-  it('requires a name, a query and an expected text', () => {
-    expect(SqlAssertionSchema.safeParse({ name: 'n', query: 'select 1', expect: '1' }).success).toBe(true);
-    expect(SqlAssertionSchema.safeParse({ name: 'n', query: 'select 1', expect: 1 }).success).toBe(false);
-    expect(SqlAssertionSchema.safeParse({ name: '', query: 'select 1', expect: '1' }).success).toBe(false);
   });
 });

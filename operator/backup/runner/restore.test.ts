@@ -61,3 +61,29 @@ describe('runRestore and a manifest that says verified: false', () => {
     }
   });
 });
+
+describe('runRestore newDatabaseSwap and an unreachable server', () => {
+  it('fails before claiming the plan, so a retry is refused for the server again, not as a second restore', async () => {
+    const storage = storageWith(true);
+    const swap = () =>
+      runRestore({
+        storage,
+        id: 'b1',
+        database: { host: '127.0.0.1', port: 1, database: 'app', user: 'app', password: 'pw' },
+        mode: 'newDatabaseSwap',
+        pgRestorePath: listAll,
+        log: silentLog,
+        env: {},
+        planUid: 'plan-1',
+      });
+    for (const attempt of [1, 2]) {
+      const r = await swap();
+      expect(r, `attempt ${attempt}: expected the connection refusal, not a claim`).toMatchObject({
+        success: false,
+        reason: 'DatabaseUnreachable',
+      });
+    }
+    // The claim is still free: the run that can reach the server will take it.
+    expect(await storage.claimRestore('plan-1', { test: true })).toBe(true);
+  });
+});

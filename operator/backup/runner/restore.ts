@@ -3,7 +3,7 @@ import { validateBackupId } from './backup-id.js';
 import { describeConnection, type ConnectionSettings } from './connection.js';
 import {
   createDatabaseLike,
-  databaseExists,
+  existingDatabases,
   derivedDatabaseName,
   dropDatabase,
   dropOldPreviousDatabases,
@@ -91,9 +91,21 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
   const detail: Partial<RestoreResult> = { mode: o.mode, database: target };
   let dropFailures: string[] = [];
   const base = { resultVersion: 1 as const, operation: 'restore' as const, id: o.id };
+  // Connections opened beside the archive check (each connect is a round trip and a backend fork): nothing
+  // here can change the target or storage, and they are only used once the check has passed.
+  let admin: Promise<pg.Client> | undefined;
+  let adminClient: pg.Client | undefined;
   try {
     validateBackupId(o.id);
-    const check = await verifyBackup(o.storage, o.id, o.pgRestorePath, { env, redact });
+    const assertions = o.sqlAssertions ?? [];
+    const assertionOptions = { allowSuperuser: o.allowSuperuserAssertions ?? false };
+    const verifying = verifyBackup(o.storage, o.id, o.pgRestorePath, { env, redact });
+    const preflight = settled(
+      preflightAssertionRole(() => connectDatabase(o.database, env, target), assertions, assertionOptions),
+    );
+    if (o.mode === 'newDatabaseSwap')
+      admin = opened(connectDatabase(o.database, env, o.maintenanceDatabase ?? 'postgres'));
+    const check = await verifying;
     if (!check.valid || !check.manifest) {
       throw new RunnerFailure(check.reason ?? 'ArchiveUnreadable', `refusing to restore: ${check.message}`);
     }
@@ -108,13 +120,9 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
     }
     const expectTables = o.expectTables ?? check.manifest.tables;
     const { archive } = check.manifest;
-    const assertions = o.sqlAssertions ?? [];
-    const assertionOptions = { allowSuperuser: o.allowSuperuserAssertions ?? false };
-    await preflightAssertionRole(
-      () => connectDatabase(o.database, env, target),
-      assertions,
-      assertionOptions,
-    );
+    await preflight.then((failure) => {
+      if (failure) throw failure;
+    });
     o.log('info', 'restore.start', { id: o.id, mode: o.mode, target: describeConnection(o.database) });
     const restore = (database: string, clean: boolean, jobs = o.jobs ?? 1) =>
       restoreArchive({
@@ -130,9 +138,13 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
         // The replacement is new and dropped on failure, so it needs no single transaction; inPlace does.
         ...(clean ? {} : { jobs }),
       });
-    const validate = async (database: string): Promise<Validation> => {
+    /** Validates `database`, on `early` when it connected (opened beside the restore), else on a new connection. */
+    const validate = async (
+      database: string,
+      early?: Promise<pg.Client | undefined>,
+    ): Promise<Validation> => {
       const t0 = Date.now();
-      const c = await connectDatabase(o.database, env, database);
+      const c = (await early) ?? (await connectDatabase(o.database, env, database));
       try {
         return await validateRestoredDatabase(c, expectTables, assertions, assertionOptions);
       } finally {
@@ -140,6 +152,8 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
         await c.end().catch(() => {});
       }
     };
+    // Before the claim: a server we cannot reach fails this run with nothing claimed, so a retry may still run.
+    if (admin) adminClient = await admin;
 
     if (o.planUid) {
       const claimed = await o.storage.claimRestore(o.planUid, {
@@ -160,73 +174,94 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
     }
     let t0 = Date.now();
     if (o.mode === 'inPlace') {
-      await restore(target, true);
+      // Opened beside the restore (an idle session takes no lock pg_restore --clean could wait for).
+      const early = connectDatabase(o.database, env, target).catch(() => undefined);
+      try {
+        await restore(target, true);
+      } catch (e) {
+        void early.then((c) => c?.end()).catch(() => {});
+        throw e;
+      }
       detail.restoreSeconds = seconds(t0);
       o.log('info', 'restore.restored', { id: o.id, database: target, seconds: detail.restoreSeconds });
-      Object.assign(detail, await validate(target));
+      Object.assign(detail, await validate(target, early));
     } else {
+      const maintenance = adminClient;
+      if (!maintenance) throw new Error('newDatabaseSwap without its maintenance connection');
       const shortId = o.shortId ?? newShortId();
       const replacement = derivedDatabaseName(target, 'restore', shortId);
       const previous = derivedDatabaseName(target, 'pre', shortId);
-      const admin = await connectDatabase(o.database, env, o.maintenanceDatabase ?? 'postgres');
+      await refuseExisting(maintenance, [replacement, previous]);
+      await createDatabaseLike(maintenance, replacement, target);
+      // The validation's connection opens while pg_restore runs; one that fails here is retried after it.
+      let early: Promise<pg.Client | undefined> | undefined;
+      const openEarly = () => {
+        early = connectDatabase(o.database, env, replacement).catch(() => undefined);
+      };
+      const dropEarly = async () => {
+        const c = await early;
+        early = undefined;
+        await c?.end().catch(() => {});
+      };
+      openEarly();
       try {
-        await refuseExisting(admin, [replacement, previous]);
-        await createDatabaseLike(admin, replacement, target);
-        try {
-          await withSerialFallback(
-            o.jobs ?? 1,
-            (jobs) => restore(replacement, false, jobs),
-            async (e) => {
-              // A parallel restore opens a connection per job: a role or server connection limit, or a pooler
-              // that moves sessions, can fail it where one job in one transaction works. The target is
-              // untouched and this run holds the plan's restore claim: start the replacement over, once.
-              o.log('warn', 'restore.parallel-failed', { jobs: o.jobs, error: e.message });
-              await dropDatabase(admin, replacement);
-              await createDatabaseLike(admin, replacement, target);
-            },
-          );
-          detail.restoreSeconds = seconds(t0);
-          o.log('info', 'restore.restored', {
-            id: o.id,
-            database: replacement,
-            seconds: detail.restoreSeconds,
-          });
-          Object.assign(detail, await validate(replacement));
-          t0 = Date.now();
-          await swapDatabases(
-            admin,
-            { target, replacement, previous },
-            o.log,
-            `swapped out by the restore of backup ${o.id} at ${now().toISOString()}`,
-          );
-          detail.swapSeconds = seconds(t0);
-          detail.previousDatabase = previous;
-          o.log('info', 'restore.swapped', {
-            id: o.id,
-            database: target,
-            previous,
-            seconds: detail.swapSeconds,
-          });
-        } catch (e) {
-          // The target is untouched; the half-made replacement only costs disk.
-          await dropDatabase(admin, replacement).catch((err: Error) =>
-            o.log('warn', 'restore.cleanup-failed', { database: replacement, error: err.message }),
-          );
-          throw e;
-        }
-        const keep = o.keepPreviousDatabases ?? DEFAULT_KEEP_PREVIOUS_DATABASES;
-        const pre = await dropOldPreviousDatabases(admin, target, previous, keep, o.log).catch((e: Error) => {
+        await withSerialFallback(
+          o.jobs ?? 1,
+          (jobs) => restore(replacement, false, jobs),
+          async (e) => {
+            // A parallel restore opens a connection per job: a role or server connection limit, or a pooler
+            // that moves sessions, can fail it where one job in one transaction works. The target is
+            // untouched and this run holds the plan's restore claim: start the replacement over, once.
+            o.log('warn', 'restore.parallel-failed', { jobs: o.jobs, error: e.message });
+            await dropEarly();
+            await dropDatabase(maintenance, replacement);
+            await createDatabaseLike(maintenance, replacement, target);
+          },
+        );
+        detail.restoreSeconds = seconds(t0);
+        o.log('info', 'restore.restored', {
+          id: o.id,
+          database: replacement,
+          seconds: detail.restoreSeconds,
+        });
+        const validating = early;
+        early = undefined;
+        Object.assign(detail, await validate(replacement, validating));
+        t0 = Date.now();
+        await swapDatabases(
+          maintenance,
+          { target, replacement, previous },
+          o.log,
+          `swapped out by the restore of backup ${o.id} at ${now().toISOString()}`,
+        );
+        detail.swapSeconds = seconds(t0);
+        detail.previousDatabase = previous;
+        o.log('info', 'restore.swapped', {
+          id: o.id,
+          database: target,
+          previous,
+          seconds: detail.swapSeconds,
+        });
+      } catch (e) {
+        // The target is untouched; the half-made replacement only costs disk.
+        await dropEarly();
+        await dropDatabase(maintenance, replacement).catch((err: Error) =>
+          o.log('warn', 'restore.cleanup-failed', { database: replacement, error: err.message }),
+        );
+        throw e;
+      }
+      const keep = o.keepPreviousDatabases ?? DEFAULT_KEEP_PREVIOUS_DATABASES;
+      const pre = await dropOldPreviousDatabases(maintenance, target, previous, keep, o.log).catch(
+        (e: Error) => {
           o.log('warn', 'restore.previous-list-failed', { error: e.message });
           return undefined;
-        });
-        if (pre) {
-          detail.previousDatabasesKept = [...pre.kept, ...pre.failed];
-          detail.previousDatabasesDropped = pre.dropped;
-          if (pre.failed.length) dropFailures = pre.failed;
-          if (!detail.previousDatabasesKept.includes(previous)) delete detail.previousDatabase;
-        }
-      } finally {
-        await admin.end().catch(() => {});
+        },
+      );
+      if (pre) {
+        detail.previousDatabasesKept = [...pre.kept, ...pre.failed];
+        detail.previousDatabasesDropped = pre.dropped;
+        if (pre.failed.length) dropFailures = pre.failed;
+        if (!detail.previousDatabasesKept.includes(previous)) delete detail.previousDatabase;
       }
     }
     const dropped = detail.previousDatabasesDropped ?? [];
@@ -246,18 +281,32 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
     const message = redact(failure.message);
     o.log('error', 'restore.failed', { id: o.id, reason: failure.reason, message });
     return { ...base, ...detail, ...timing(started, now()), success: false, reason: failure.reason, message };
+  } finally {
+    // A connect still pending after a failed check is not waited for: it is closed once it connects.
+    if (adminClient) await adminClient.end().catch(() => {});
+    else void admin?.then((c) => c.end()).catch(() => {});
   }
 }
 
 async function refuseExisting(admin: pg.Client, names: string[]): Promise<void> {
-  for (const name of names) {
-    if (await databaseExists(admin, name)) {
-      throw new RunnerFailure(
-        'InvalidArguments',
-        `database ${name} already exists; choose another --short-id`,
-      );
-    }
+  const existing = await existingDatabases(admin, names);
+  const name = names.find((n) => existing.has(n));
+  if (name !== undefined) {
+    throw new RunnerFailure('InvalidArguments', `database ${name} already exists; choose another --short-id`);
   }
+}
+
+/** Settles with the failure of `p`, undefined on success: awaited later, it is never an unhandled rejection. */
+const settled = (p: Promise<void>): Promise<Error | undefined> =>
+  p.then(
+    () => undefined,
+    (e: Error) => e,
+  );
+
+/** `p` with its rejection handled until someone awaits it (then it throws there). */
+function opened<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => {});
+  return p;
 }
 
 /**

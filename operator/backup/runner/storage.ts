@@ -7,6 +7,7 @@ import type { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { validateBackupId } from './backup-id.js';
 import type { ArchiveIdentity, BackupManifest } from './manifest.js';
+import { plainManifest } from './manifest-check.js';
 import { isPinLive, PIN_HOLDER_PATTERN, type BackupPin, type StoredPin } from './pins.js';
 
 /**
@@ -211,6 +212,11 @@ export async function parseManifestText(id: string, text: string): Promise<Backu
     json = JSON.parse(text);
   } catch (e) {
     throw new ManifestInvalidError(id, `not JSON (${(e as Error).message})`);
+  }
+  const plain = plainManifest(json);
+  if (plain) {
+    if (plain.id !== id) throw new ManifestInvalidError(id, `it names backup ${plain.id}`);
+    return plain;
   }
   const { BackupManifestSchema } = await import('./manifest.js');
   const parsed = BackupManifestSchema.safeParse(json);
