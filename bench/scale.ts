@@ -137,7 +137,7 @@ await runBenchmark(async (cleanup) => {
     machineMarkdown(machine, {
       code: `commit ${revision}`,
       kubernetes: `${cluster.versions}, kwok fake nodes, ${REPLICAS} replica(s) per Deployment in Part A`,
-      operator: `${OPERATOR === 'built' ? 'node .tmp/bench-dist/operator/main.js (tsc build, as the image runs it)' : 'operator/main.ts via tsx'}, LOG_LEVEL=info, MAX_CONCURRENT_RECONCILES=${WORKERS}`,
+      operator: `${OPERATOR === 'built' ? 'node .tmp/bench-dist/operator/main.js (tsc build, as the image runs it)' : 'operator/main.ts via tsx'}, LOG_LEVEL=info, MAX_CONCURRENT_RECONCILES=${WORKERS}, PLAN_MAX_CONCURRENT_RECONCILES=${WORKERS}`,
       ...(cluster.shared
         ? {}
         : {
@@ -216,6 +216,8 @@ async function startOperator(
       LOG_LEVEL: 'info',
       WATCH_NAMESPACES: namespaces.join(','),
       MAX_CONCURRENT_RECONCILES: String(WORKERS),
+      // The RollbackPlan controller's own workers (16 by default): raced against kubectl at the same parallelism.
+      PLAN_MAX_CONCURRENT_RECONCILES: String(WORKERS),
       CACHE_SYNC_TIMEOUT: '600s',
     },
   });
