@@ -10,7 +10,8 @@
 // created at once; the clock runs from the first create call until one shared Deployment watch has delivered
 // every Deployment with its revision-1 template back (and until every plan is Succeeded). Baseline, on the
 // same Deployments afterwards: `kubectl rollout undo` over all N, `--workers` processes at a time (the
-// operator's MAX_CONCURRENT_RECONCILES), until every template is the revision-2 one again. Both undo to "the
+// operator's PLAN_MAX_CONCURRENT_RECONCILES and MAX_CONCURRENT_RECONCILES in this run; the operator's own
+// default for plans is 16), until every template is the revision-2 one again. Both undo to "the
 // previous revision", so each side does the same work. API requests per plan: the operator's own
 // rest_client_requests_total over the burst, divided by N.
 // Part B (memory): M Deployments with replicas 0 (one ReplicaSet each) in a namespace of their own. A fresh
