@@ -138,6 +138,7 @@ await runBenchmark(async (cleanup) => {
       LOG_LEVEL: 'info',
       WATCH_NAMESPACES: `${nsA},${nsB}`,
       MAX_CONCURRENT_RECONCILES: String(MAX_CONCURRENT_RECONCILES),
+      PLAN_MAX_CONCURRENT_RECONCILES: String(MAX_CONCURRENT_RECONCILES),
     },
   });
   let finished = false;

@@ -10,7 +10,8 @@
 // created at once; the clock runs from the first create call until one shared Deployment watch has delivered
 // every Deployment with its revision-1 template back (and until every plan is Succeeded). Baseline, on the
 // same Deployments afterwards: `kubectl rollout undo` over all N, `--workers` processes at a time (the
-// operator's MAX_CONCURRENT_RECONCILES), until every template is the revision-2 one again. Both undo to "the
+// operator's PLAN_MAX_CONCURRENT_RECONCILES and MAX_CONCURRENT_RECONCILES in this run; the operator's own
+// default for plans is 16), until every template is the revision-2 one again. Both undo to "the
 // previous revision", so each side does the same work. API requests per plan: the operator's own
 // rest_client_requests_total over the burst, divided by N.
 // Part B (memory): M Deployments with replicas 0 (one ReplicaSet each) in a namespace of their own. A fresh
@@ -141,7 +142,7 @@ await runBenchmark(async (cleanup) => {
     machineMarkdown(machine, {
       code: `commit ${revision}`,
       kubernetes: `${cluster.versions}, kwok fake nodes, ${REPLICAS} replica(s) per Deployment in Part A`,
-      operator: `${OPERATOR === 'built' ? 'node .tmp/bench-dist/bundle/main.js (the bundle, as the image runs it)' : 'operator/main.ts via tsx'}, LOG_LEVEL=info, MAX_CONCURRENT_RECONCILES=${WORKERS}`,
+      operator: `${OPERATOR === 'built' ? 'node .tmp/bench-dist/bundle/main.js (the bundle, as the image runs it)' : 'operator/main.ts via tsx'}, LOG_LEVEL=info, MAX_CONCURRENT_RECONCILES=${WORKERS}, PLAN_MAX_CONCURRENT_RECONCILES=${WORKERS}`,
       ...(cluster.shared
         ? {}
         : {
@@ -220,6 +221,8 @@ async function startOperator(
       LOG_LEVEL: 'info',
       WATCH_NAMESPACES: namespaces.join(','),
       MAX_CONCURRENT_RECONCILES: String(WORKERS),
+      // The RollbackPlan controller's own workers (16 by default): raced against kubectl at the same parallelism.
+      PLAN_MAX_CONCURRENT_RECONCILES: String(WORKERS),
       CACHE_SYNC_TIMEOUT: '600s',
     },
   });

@@ -17,6 +17,19 @@ describe('loadConfig', () => {
     expect(c.identity).toMatch(/_[0-9a-f-]{36}$/);
   });
 
+  it('gives the RollbackPlan controller 16 workers by default, the other controllers MAX_CONCURRENT_RECONCILES (4)', () => {
+    expect(loadConfig({})).toMatchObject({
+      MAX_CONCURRENT_RECONCILES: 4,
+      PLAN_MAX_CONCURRENT_RECONCILES: 16,
+    });
+    expect(
+      loadConfig({ MAX_CONCURRENT_RECONCILES: '2', PLAN_MAX_CONCURRENT_RECONCILES: '32' }),
+    ).toMatchObject({ MAX_CONCURRENT_RECONCILES: 2, PLAN_MAX_CONCURRENT_RECONCILES: 32 });
+    expect(() => loadConfig({ PLAN_MAX_CONCURRENT_RECONCILES: '65' })).toThrow(
+      /PLAN_MAX_CONCURRENT_RECONCILES/,
+    );
+  });
+
   it('parses namespaces, booleans and durations; flags override env', () => {
     const c = loadConfig({ WATCH_NAMESPACES: 'shop, billing', LEADER_ELECT: 'true', LEASE_DURATION: '30s' }, [
       '--lease-duration=1m',

@@ -57,6 +57,9 @@ export const ConfigSchema = z.object({
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
   RESYNC_PERIOD: durationMs.default(600_000),
   MAX_CONCURRENT_RECONCILES: z.coerce.number().int().min(1).max(64).default(4),
+  // Workers of the RollbackPlan controller. A plan's reconcile is a few sequential API round trips and nothing
+  // else (it never sleeps), so a burst of plans is bound by round trips per worker: docs/benchmarks.md.
+  PLAN_MAX_CONCURRENT_RECONCILES: z.coerce.number().int().min(1).max(64).default(16),
   // How long the leader waits for its informers' first list before it gives up and exits 1 (controller-runtime's CacheSyncTimeout).
   CACHE_SYNC_TIMEOUT: durationMs.default(120_000),
   // HTTP checks refuse link-local (169.254.0.0/16, fe80::/10) and cloud metadata addresses unless this is false.

@@ -30,22 +30,35 @@ export const describeAccess = (c: AccessCheck) =>
 /**
  * SelfSubjectAccessReviews with a short memory: permissions change rarely, and an emergency rollback should
  * not pay two API round trips for a check it made seconds ago. Only "allowed" answers are remembered, so a
- * fixed RBAC problem is seen at once.
+ * fixed RBAC problem is seen at once. Concurrent checks of the same thing share one review: a burst of plans
+ * reaching pre-validation together (or after the memory expired) sends it once, not once per worker.
  */
 export class AccessReviewer {
   private readonly allowed = new Map<string, number>();
+  private readonly inFlight = new Map<string, Promise<{ allowed: boolean; reason: string }>>();
   constructor(
     private readonly client: KubeClient,
     private readonly ttlMs = 60_000,
   ) {}
 
-  async check(c: AccessCheck): Promise<{ allowed: boolean; reason: string }> {
+  check(c: AccessCheck): Promise<{ allowed: boolean; reason: string }> {
     const key = describeAccess(c);
     const until = this.allowed.get(key);
-    if (until !== undefined && until > Date.now()) return { allowed: true, reason: 'cached' };
-    const r = await checkAccess(this.client, c);
-    if (r.allowed) this.allowed.set(key, Date.now() + this.ttlMs);
-    else this.allowed.delete(key);
-    return r;
+    if (until !== undefined && until > Date.now())
+      return Promise.resolve({ allowed: true, reason: 'cached' });
+    const pending = this.inFlight.get(key);
+    if (pending) return pending;
+    const review = (async () => {
+      try {
+        const r = await checkAccess(this.client, c);
+        if (r.allowed) this.allowed.set(key, Date.now() + this.ttlMs);
+        else this.allowed.delete(key);
+        return r;
+      } finally {
+        this.inFlight.delete(key);
+      }
+    })();
+    this.inFlight.set(key, review);
+    return review;
   }
 }

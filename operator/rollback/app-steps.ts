@@ -9,6 +9,20 @@ import { activePlanConflicts, runningPlan } from './locks.js';
 import { decidePendingRollback, observedState } from './pending-rollback.js';
 
 const REVISION = 'deployment.kubernetes.io/revision';
+/** Target Deployments read at once by pre-validation (a plan has at most 50). */
+const READ_PARALLEL = 8;
+
+/** Promise.allSettled of fn over items, at most `n` in flight; results in the order of items. */
+async function settleInBatches<T, R>(
+  items: readonly T[],
+  n: number,
+  fn: (item: T) => Promise<R>,
+): Promise<PromiseSettledResult<R>[]> {
+  const out: PromiseSettledResult<R>[] = [];
+  for (let i = 0; i < items.length; i += n)
+    out.push(...(await Promise.allSettled(items.slice(i, i + n).map(fn))));
+  return out;
+}
 
 /**
  * Pre-validation of the app targets. Each check is a journal entry; a failure stops the plan before anything
@@ -23,16 +37,18 @@ export async function preValidateApp(run: PlanRun): Promise<StepOutcome> {
     run.status.steps = finishStep(run.status.steps, name, ok ? 'Succeeded' : 'Failed', message, run.now());
   };
 
-  // 1. the targets exist
+  // 1. the targets exist (read fresh, READ_PARALLEL at a time; each read's GET and LIST go at once, the LIST
+  // with the selector of the cached Deployment)
   const histories = run.histories;
   const missing: string[] = [];
-  for (const t of targets) {
-    try {
-      histories.set(t.name, await readDeploymentHistory(run.client, ns, t.name));
-    } catch (e) {
-      if (!isNotFound(e)) throw e;
-      missing.push(t.name);
-    }
+  const reads = await settleInBatches(targets, READ_PARALLEL, (t) =>
+    readDeploymentHistory(run.client, ns, t.name, run.cache.deployment(t.name)),
+  );
+  for (const [i, t] of targets.entries()) {
+    const r = reads[i]!;
+    if (r.status === 'fulfilled') histories.set(t.name, r.value);
+    else if (isNotFound(r.reason)) missing.push(t.name);
+    else throw r.reason;
   }
   if (missing.length) {
     const msg = `Deployment ${missing.map((m) => `"${m}"`).join(', ')} not found in namespace ${ns}`;
@@ -104,8 +120,9 @@ export async function preValidateApp(run: PlanRun): Promise<StepOutcome> {
     { group: 'apps', resource: 'deployments', verb: 'patch', namespace: ns },
     { group: 'apps', resource: 'replicasets', verb: 'list', namespace: ns },
   ];
-  const denied: string[] = [];
-  for (const c of needed) if (!(await run.access.check(c)).allowed) denied.push(describeAccess(c));
+  // Both at once (remembered for a minute; a burst of plans pays them once).
+  const answers = await Promise.all(needed.map((c) => run.access.check(c)));
+  const denied = needed.filter((_c, i) => !answers[i]!.allowed).map(describeAccess);
   if (denied.length) {
     const msg = `the operator's ServiceAccount may not ${denied.join(', ')}`;
     record('CheckPermissions', false, msg);
@@ -130,7 +147,8 @@ export async function rollBackDeployments(run: PlanRun): Promise<StepOutcome> {
   for (const [i, d] of all.entries()) {
     if (d.result !== 'Pending' || !d.replicaSet) continue;
     const { deployment, replicaSets } =
-      run.histories.get(d.name) ?? (await readDeploymentHistory(run.client, ns, d.name));
+      run.histories.get(d.name) ??
+      (await readDeploymentHistory(run.client, ns, d.name, run.cache.deployment(d.name)));
     run.histories.delete(d.name); // used once: a retry after a 409 reads afresh
     const decision = decidePendingRollback(d, deployment, replicaSets);
     if (decision.action === 'inPlace') {

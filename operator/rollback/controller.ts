@@ -239,7 +239,7 @@ export function setupRollbackPlanController(ctx: ManagerContext): Controller {
   const controller = new Controller('rollbackplan', reconciler, {
     log: ctx.log,
     metrics: ctx.metrics,
-    workers: ctx.config.MAX_CONCURRENT_RECONCILES,
+    workers: ctx.config.PLAN_MAX_CONCURRENT_RECONCILES,
     // Plans that only wait for their rollout go behind plans with work to do (new ones first).
     priorityOf: (key) => planPriority(plans.get(key)),
   })

@@ -92,6 +92,8 @@ describe('checks never stall the operator', () => {
         LEADER_ELECT: 'true',
         LEADER_ELECTION_NAMESPACE: ns,
         LEADER_ELECTION_ID: leaseId,
+        // Four plans with long checks against four plan workers: a check that held a worker would leave none.
+        PLAN_MAX_CONCURRENT_RECONCILES: '4',
       },
     });
     await op.waitReady(60_000);
