@@ -235,7 +235,7 @@ await runBenchmark(async (cleanup) => {
       machine: machineMarkdown(machine, {
         code: `commit ${revision}`,
         kubernetes: `${versions.serverVersion?.gitVersion ?? '?'} (kubectl ${versions.clientVersion?.gitVersion ?? '?'}), kwok fake nodes, ${REPLICAS} replicas per Deployment`,
-        operator: `operator/main.ts via tsx, LOG_LEVEL=info, MAX_CONCURRENT_RECONCILES=${MAX_CONCURRENT_RECONCILES}`,
+        operator: `operator/main.ts via tsx, LOG_LEVEL=info, PLAN_MAX_CONCURRENT_RECONCILES=${MAX_CONCURRENT_RECONCILES}, MAX_CONCURRENT_RECONCILES=${MAX_CONCURRENT_RECONCILES}`,
       }),
       ours,
       theirs,
@@ -590,7 +590,7 @@ function report(r: {
         Number.isFinite(k.allDoneMs) ? (k.n / (k.allDoneMs / 1000)).toFixed(1) : 'n/a',
       ]);
     out.push(
-      `### Part B: burst (${b.n} Deployments with 2 revisions each, MAX_CONCURRENT_RECONCILES=${MAX_CONCURRENT_RECONCILES})`,
+      `### Part B: burst (${b.n} Deployments with 2 revisions each, PLAN_MAX_CONCURRENT_RECONCILES=${MAX_CONCURRENT_RECONCILES})`,
       '',
       'Times from the first create call (ours) / first kubectl spawn (baseline). "done" = plan `Succeeded` (ours) or rollout complete (kubectl).',
       '',

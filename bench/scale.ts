@@ -628,7 +628,7 @@ function report(r: {
     ];
     const templatesRatio = ratio(b.ours.allTemplatesMs, b.kubectl.allTemplatesMs);
     out.push(
-      `### Part A: ${b.ours.n} RollbackPlans at once on ${b.ours.n} Deployments (MAX_CONCURRENT_RECONCILES=${WORKERS})`,
+      `### Part A: ${b.ours.n} RollbackPlans at once on ${b.ours.n} Deployments (PLAN_MAX_CONCURRENT_RECONCILES=${WORKERS})`,
       '',
       `Setup (${b.ours.n} Deployments, 2 revisions each, settled): ${fmtMs(b.setupMs)}. Times from the first create ` +
         'call (ours) / first kubectl spawn (baseline). "done": plan `Succeeded` (ours: rollout complete and ' +

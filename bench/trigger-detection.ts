@@ -281,7 +281,8 @@ await runBenchmark(async (cleanup) => {
         code: `commit ${revision}`,
         kubernetes: `${versions.serverVersion?.gitVersion ?? '?'} (kubectl ${versions.clientVersion?.gitVersion ?? '?'}), kwok fake nodes, ${REPLICAS} replicas per Deployment`,
         monitoring: `${toolVersion('/usr/bin/prometheus')}, ${toolVersion('/usr/bin/prometheus-alertmanager')}`,
-        operator: 'operator/main.ts via tsx, LOG_LEVEL=info, MAX_CONCURRENT_RECONCILES=4 (default)',
+        operator:
+          'operator/main.ts via tsx, LOG_LEVEL=info, PLAN_MAX_CONCURRENT_RECONCILES=16 and MAX_CONCURRENT_RECONCILES=4 (the defaults)',
       }),
       partA,
       partB,

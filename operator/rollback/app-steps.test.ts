@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { withRollbackPlanDefaults, type RollbackPlanStatus } from '../api/v1alpha1/rollbackplan.js';
+import { KubeApiError } from '../kube/errors.js';
 import type { KubeClient } from '../kube/rest.js';
-import { rollBackDeployments } from './app-steps.js';
+import { preValidateApp, rollBackDeployments } from './app-steps.js';
 import type { RawDeployment, RawReplicaSet } from './deployment-undo.js';
 import { observedState } from './pending-rollback.js';
 import type { PlanRun } from './plan-run.js';
@@ -141,5 +142,68 @@ describe('postValidate right after the rollback', () => {
     calls.length = 0;
     await postValidate(run, 'PostValidation');
     expect(calls).toEqual(['GET web']);
+  });
+});
+
+/**
+ * A plan on `names` about to pre-validate: the client answers each GET after a few ticks (`fail` says which
+ * Deployments answer an error instead) and counts the GETs in flight.
+ */
+function preValidationRun(names: string[], fail: Record<string, KubeApiError>) {
+  const stats = { gets: 0, inFlight: 0, maxInFlight: 0 };
+  const tick = () => new Promise((r) => setImmediate(r));
+  const client = {
+    get: async (ref: { name: string }) => {
+      stats.gets++;
+      stats.inFlight++;
+      stats.maxInFlight = Math.max(stats.maxInFlight, stats.inFlight);
+      await tick();
+      await tick();
+      stats.inFlight--;
+      const err = fail[ref.name];
+      if (err) throw err;
+      return deployment(ref.name);
+    },
+    list: async (_ref: unknown, opts: { labelSelector: string }) => {
+      const name = opts.labelSelector.replace('app=', '');
+      return { items: [replicaSet(name, 1, 'v1'), replicaSet(name, 2, 'v2')] };
+    },
+  } as unknown as KubeClient;
+  const run = {
+    namespace: 'shop',
+    spec: withRollbackPlanDefaults({
+      scope: 'app',
+      targets: { deployments: names.map((name) => ({ name })) },
+    }),
+    status: { steps: [{ name: 'PreValidation', startedAt: new Date().toISOString(), result: 'Running' }] },
+    client,
+    now: () => new Date(),
+    histories: new Map(),
+    cache: { deployment: (n: string) => deployment(n) },
+  } as unknown as PlanRun;
+  return { run, stats };
+}
+
+describe('preValidateApp reads the targets in batches', () => {
+  const names = Array.from({ length: 11 }, (_, i) => `svc${i + 1}`);
+  const notFound = (n: string) =>
+    new KubeApiError(404, 'NotFound', `deployments.apps "${n}" not found`, 'GET', '/x');
+
+  it('at most 8 targets in flight; every missing target named, in the order of the plan', async () => {
+    const { run, stats } = preValidationRun(names, { svc10: notFound('svc10'), svc2: notFound('svc2') });
+    const outcome = await preValidateApp(run);
+    expect(stats).toMatchObject({ gets: 11, maxInFlight: 8 });
+    expect(outcome).toEqual({
+      kind: 'failed',
+      reason: 'TargetNotFound',
+      message: 'Deployment "svc2", "svc10" not found in namespace shop',
+    });
+  });
+
+  it('another error of any target (here in the second batch) is thrown, even with a 404 before it', async () => {
+    const boom = new KubeApiError(500, 'InternalError', 'etcd timeout', 'GET', '/x');
+    const { run, stats } = preValidationRun(names, { svc2: notFound('svc2'), svc10: boom });
+    await expect(preValidateApp(run)).rejects.toBe(boom);
+    expect(stats.gets).toBe(11);
   });
 });

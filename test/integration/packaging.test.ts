@@ -320,6 +320,8 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
         METRICS_ADDR: ':8080',
         HEALTH_ADDR: ':8081',
         LOG_LEVEL: 'info',
+        PLAN_MAX_CONCURRENT_RECONCILES: '16',
+        MAX_CONCURRENT_RECONCILES: '4',
         // No runner pod overrides but the runner ServiceAccount; no superuser SQL assertions.
         ALLOWED_RUNNER_IMAGES: '',
         ALLOWED_RUNNER_SERVICE_ACCOUNTS: 'nxt-backup-runner',
@@ -340,6 +342,18 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
       const [deployment] = ofKind(objects, 'Deployment');
       const env = deployment!.spec.template.spec.containers[0].env;
       expect(env.find((e: { name: string }) => e.name === 'CLUSTER_ID')?.value).toBe('prod-eu-1');
+    });
+
+    it('reconcileWorkers sets both worker counts', async () => {
+      const objects = await helmTemplate(
+        ns,
+        'reconcileWorkers.rollbackPlans=8',
+        'reconcileWorkers.backupSchedules=2',
+      );
+      const env = ofKind(objects, 'Deployment')[0]!.spec.template.spec.containers[0].env;
+      const value = (name: string) => env.find((e: { name: string }) => e.name === name)?.value;
+      expect(value('PLAN_MAX_CONCURRENT_RECONCILES')).toBe('8');
+      expect(value('MAX_CONCURRENT_RECONCILES')).toBe('2');
     });
 
     it('with watchNamespaces and serviceMonitor: a Role in each namespace, runner ServiceAccounts, one ServiceMonitor', async () => {
@@ -578,6 +592,9 @@ describe('packaging: image, Helm chart, kustomize base, samples', () => {
       const env = (name: string) => manager.env.find((e: { name: string }) => e.name === name);
       expect(env('OPERATOR_IMAGE').value).toBe(manager.image);
       expect(env('LEADER_ELECT').value).toBe('true');
+      // The chart's reconcileWorkers defaults, which are the operator's own (operator/config.ts).
+      expect(env('PLAN_MAX_CONCURRENT_RECONCILES').value).toBe('16');
+      expect(env('MAX_CONCURRENT_RECONCILES').value).toBe('4');
       expect(env('ALLOWED_RUNNER_IMAGES').value).toBe('');
       expect(env('ALLOW_SUPERUSER_ASSERTIONS').value).toBe('false');
       expect(env('LEADER_ELECTION_NAMESPACE').valueFrom.fieldRef.fieldPath).toBe('metadata.namespace');
