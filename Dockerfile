@@ -14,6 +14,8 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY hack/bundle.ts ./hack/bundle.ts
 COPY operator ./operator
 RUN npm run build
+# The entry point must exist: a build that skipped the bundle would otherwise ship without it.
+RUN test -f dist/bundle/main.js
 
 # --- deps: production node_modules only, resolved exactly from the lockfile ---
 FROM ${NODE_IMAGE} AS deps

@@ -14,7 +14,7 @@
 // does unbundled), the optional native helpers of ws/node-fetch (bufferutil, utf-8-validate, encoding:
 // required inside try/catch, absent), and re2js, which the manager's bodyMatch worker loads by path
 // (operator/rollback/body-match.ts). The image keeps its production node_modules.
-import { rmSync } from 'node:fs';
+import { realpathSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -66,7 +66,18 @@ export async function bundleOperator(outdir = BUNDLE_DIR): Promise<BundleResult>
   return { outdir, metafile: result.metafile };
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+/** Run as a script, not imported: Node realpaths the main module's URL but not argv[1] (a symlinked checkout). */
+function isMain(): boolean {
+  const argv1 = process.argv[1];
+  if (!argv1) return false;
+  try {
+    return realpathSync(fileURLToPath(import.meta.url)) === realpathSync(argv1);
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) {
   const { values } = parseArgs({ options: { outdir: { type: 'string' } } });
   const t0 = performance.now();
   const { outdir, metafile } = await bundleOperator(values.outdir ? resolve(values.outdir) : BUNDLE_DIR);

@@ -425,6 +425,30 @@ describe('backup runner against a real PostgreSQL', () => {
       1001,
     );
     expect(await databaseNames(`${db.name}_restore_%`), 'expected no leftover restore database').toEqual([]);
+
+    // A plan's restore naming a short id already taken (the previous database above) is refused before it
+    // claims the plan: the run changed nothing, so the plan may still restore with another id.
+    const planUid = '0f4e2a6b-1c3d-4e5f-8a9b-0c1d2e3f4a5b';
+    const again = await runner(
+      [
+        'restore',
+        '--storage-dir',
+        storageDir,
+        '--id',
+        swapId,
+        '--mode',
+        'newDatabaseSwap',
+        '--short-id',
+        'a1b2c1',
+      ],
+      { ...connEnv(db.name), NXT_PLAN_UID: planUid },
+    );
+    expect(again.result, again.result.message).toMatchObject({ success: false, reason: 'InvalidArguments' });
+    expect(again.result.message).toMatch(new RegExp(`database ${previous} already exists`));
+    expect(
+      existsSync(join(storageDir, '.restores', planUid)),
+      'expected no restore claim for a run refused before it changed anything',
+    ).toBe(false);
   });
 
   it('test-restores into a scratch database, reports counts and time, and drops it', async () => {

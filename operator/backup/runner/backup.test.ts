@@ -98,7 +98,7 @@ const recordingClient = (
 };
 
 const EXPORT =
-  "set idle_in_transaction_session_timeout = 0; set statement_timeout = 0; begin isolation level repeatable read, read only; select pg_export_snapshot() as s, current_setting('server_version') as v, current_setting('server_version_num') as n";
+  "begin isolation level repeatable read, read only; set local idle_in_transaction_session_timeout = 0; set local statement_timeout = 0; select pg_export_snapshot() as s, current_setting('server_version') as v, current_setting('server_version_num') as n";
 const exported = [[], [], [], [{ s: '00000003-0000001B-1', v: '15.18', n: '150018' }]];
 
 describe('prepareDump (the round trips before pg_dump starts)', () => {
@@ -131,13 +131,13 @@ describe('prepareDump (the round trips before pg_dump starts)', () => {
     const events: string[] = [];
     const { client, queries } = recordingClient((t) => {
       if (t === EXPORT) throw new Error('cannot export a snapshot from a subtransaction');
-      return t.startsWith('set idle') ? [[], [], [], [{ v: '15.18', n: '150018' }]] : [];
+      return t.startsWith('begin') ? [[], [], [], [{ v: '15.18', n: '150018' }]] : [];
     });
     const p = await prepareDump(client, {}, 'b1', (_l, e) => events.push(e), redact);
     expect(queries).toEqual([
       EXPORT,
       'rollback',
-      "set idle_in_transaction_session_timeout = 0; set statement_timeout = 0; begin isolation level repeatable read, read only; select current_setting('server_version') as v, current_setting('server_version_num') as n",
+      "begin isolation level repeatable read, read only; set local idle_in_transaction_session_timeout = 0; set local statement_timeout = 0; select current_setting('server_version') as v, current_setting('server_version_num') as n",
     ]);
     expect(p.snapshot).toEqual({ name: undefined, serverVersion: '15.18', serverVersionNum: 150018 });
     expect(events).toEqual(['backup.snapshot-unavailable']);

@@ -56,8 +56,10 @@ interface DumpSnapshot {
 }
 
 // This session idles while pg_dump runs (possibly for hours); a server-side idle timeout must not end it
-// before we count rows in its snapshot.
-const SESSION_SETTINGS = 'set idle_in_transaction_session_timeout = 0; set statement_timeout = 0';
+// before we count rows in its snapshot. SET LOCAL, after the BEGIN: the settings end with the snapshot's
+// transaction, so behind a transaction-mode pooler they never reach a server session another client gets.
+const TRANSACTION_SETTINGS =
+  'set local idle_in_transaction_session_timeout = 0; set local statement_timeout = 0';
 const BEGIN_SNAPSHOT = 'begin isolation level repeatable read, read only';
 const VERSION_COLUMNS = `current_setting('server_version') as v, current_setting('server_version_num') as n`;
 
@@ -82,14 +84,14 @@ export async function openDumpSnapshot(c: pg.Client, log: RunnerLog): Promise<Du
   });
   try {
     const r = await c.query(
-      `${SESSION_SETTINGS}; ${BEGIN_SNAPSHOT}; select pg_export_snapshot() as s, ${VERSION_COLUMNS}`,
+      `${BEGIN_SNAPSHOT}; ${TRANSACTION_SETTINGS}; select pg_export_snapshot() as s, ${VERSION_COLUMNS}`,
     );
     return of(lastRow<Row>(r));
   } catch (e) {
     // Not from a savepoint: PostgreSQL cannot export a snapshot from a subtransaction. Start over instead
-    // (the failed transaction took the settings before its BEGIN with it).
+    // (the failed transaction took its settings with it).
     await c.query('rollback');
-    const r = await c.query(`${SESSION_SETTINGS}; ${BEGIN_SNAPSHOT}; select ${VERSION_COLUMNS}`);
+    const r = await c.query(`${BEGIN_SNAPSHOT}; ${TRANSACTION_SETTINGS}; select ${VERSION_COLUMNS}`);
     log('warn', 'backup.snapshot-unavailable', { error: (e as Error).message });
     return of(lastRow<Row>(r));
   }

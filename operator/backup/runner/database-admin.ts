@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+// Before pg, in every module that loads pg itself, so no import order elsewhere decides it: see node-navigator.ts.
+import './node-navigator.js';
 import pg from 'pg';
 import { pgFailure } from './failure.js';
 import type { RunnerLog } from './log.js';

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { databaseSize, DATABASE_SIZE_TIMEOUT_MS } from './database.js';
+import { databaseSize, DATABASE_SIZE_TIMEOUT_MS, KEEPALIVE_IDLE_MS, pgClientConfig } from './database.js';
 
 /** A client that records its queries and answers pg_database_size with `size` (or fails it with `fail`). */
 const recording = (answer: { size?: string; fail?: Error }) => {
@@ -47,22 +47,35 @@ describe('databaseSize', () => {
   });
 });
 
-describe('loading pg', () => {
-  it("does not load Node's bundled undici (pg's Cloudflare check would, on Node 20)", () => {
-    // A fresh process: this one has loaded whatever vitest needs.
-    const database = fileURLToPath(new URL('./database.ts', import.meta.url));
-    const out = execFileSync(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        '--input-type=module',
-        '-e',
-        `await import(${JSON.stringify(database)}); ` +
-          "console.log(JSON.stringify(process.moduleLoadList.filter((m) => m.includes('undici'))))",
-      ],
-      { encoding: 'utf8' },
-    );
-    expect(JSON.parse(out)).toEqual([]);
+describe('pgClientConfig', () => {
+  it('turns TCP keepalives on, probing well within load balancer and NAT idle timeouts', () => {
+    const c = pgClientConfig({ host: 'db', port: 5432, database: 'app', user: 'app' }, 'app', {});
+    expect(c).toMatchObject({ keepAlive: true, keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS });
+    // AWS NLB reaps idle flows after 350 s, Azure's load balancer after 4 minutes.
+    expect(KEEPALIVE_IDLE_MS).toBeLessThan(240_000);
   });
+});
+
+describe('loading pg', () => {
+  // Each module that imports pg itself, loaded first: whichever a command happens to load first must not bring it.
+  it.each(['./database.ts', './database-admin.ts'])(
+    "%s does not load Node's bundled undici (pg's Cloudflare check would, on Node 20)",
+    (module) => {
+      // A fresh process: this one has loaded whatever vitest needs.
+      const path = fileURLToPath(new URL(module, import.meta.url));
+      const out = execFileSync(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          '--input-type=module',
+          '-e',
+          `await import(${JSON.stringify(path)}); ` +
+            "console.log(JSON.stringify(process.moduleLoadList.filter((m) => m.includes('undici'))))",
+        ],
+        { encoding: 'utf8' },
+      );
+      expect(JSON.parse(out)).toEqual([]);
+    },
+  );
 });

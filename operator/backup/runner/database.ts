@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
-// Before pg: see node-navigator.ts.
+// Before pg, in every module that loads pg itself, so no import order elsewhere decides it: see node-navigator.ts.
 import './node-navigator.js';
 import pg from 'pg';
 import type { ConnectionSettings } from './connection.js';
@@ -23,6 +23,9 @@ function tlsFor(s: ConnectionSettings, env: NodeJS.ProcessEnv): ConnectionOption
   }
 }
 
+/** Idle time before the first TCP keepalive probe (libpq's keepalives_idle; the OS default is 2 hours). */
+export const KEEPALIVE_IDLE_MS = 60_000;
+
 export function pgClientConfig(
   s: ConnectionSettings,
   database: string,
@@ -38,6 +41,11 @@ export function pgClientConfig(
     ssl: tlsFor(s, env),
     connectionTimeoutMillis: timeoutSeconds * 1000,
     application_name: env.PGAPPNAME ?? 'nxt-rollback-runner',
+    // TCP keepalives: the runner's sessions idle for as long as pg_dump or pg_restore runs (the snapshot's,
+    // newDatabaseSwap's maintenance connection), and load balancers and NAT reap idle flows after minutes
+    // (AWS NLB 350 s, Azure LB 4 min). A probe a minute keeps them alive, and a dead peer is noticed.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS,
   };
 }
 

@@ -77,6 +77,16 @@ describe('plainManifest', () => {
     expect(m).toEqual(full);
   });
 
+  it.each(['constructor', 'toString', 'hasOwnProperty', '__proto__'])(
+    'counts a key named like an Object.prototype member (%s) as an extra key',
+    (key) => {
+      // JSON.parse makes even "__proto__" an own key, as a manifest read from storage has it.
+      const json = JSON.parse(JSON.stringify(full).replace(/^\{/, `{"${key}":1,`)) as Record<string, unknown>;
+      expect(Object.hasOwn(json, key)).toBe(true);
+      expect(plainManifest(json)).toBeUndefined();
+    },
+  );
+
   it('still names the other backup a manifest belongs to', async () => {
     await expect(parseManifestText('b9', JSON.stringify(full))).rejects.toThrow(/names backup b1/);
   });

@@ -102,7 +102,7 @@ export function plainManifest(json: unknown): BackupManifest | undefined {
       'verifyMessage',
     ],
   );
-  if (!m || Object.keys(json).some((k) => !(k in m) && json[k] !== undefined)) return undefined;
+  if (!m || Object.keys(json).some((k) => !Object.hasOwn(m, k) && json[k] !== undefined)) return undefined;
   // Copies, as zod's parse returns: the caller may not share objects with the input.
   if (m.tables) m.tables = { ...(m.tables as Json) };
   if (m.archive) m.archive = { ...(m.archive as Json) };

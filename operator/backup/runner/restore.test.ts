@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -85,5 +86,49 @@ describe('runRestore newDatabaseSwap and an unreachable server', () => {
     }
     // The claim is still free: the run that can reach the server will take it.
     expect(await storage.claimRestore('plan-1', { test: true })).toBe(true);
+  });
+});
+
+describe('runRestore newDatabaseSwap with SQL assertions', () => {
+  it('connects for the assertion role check and for maintenance one after the other, never at once', async () => {
+    // A server that takes each connection, holds it 100 ms without answering, then closes it: the connects
+    // fail, and it sees how many of ours were open at the same time (a role with CONNECTION LIMIT 1 would
+    // refuse the second).
+    let open = 0;
+    let most = 0;
+    const sockets = new Set<Socket>();
+    const server = createServer((sock) => {
+      sockets.add(sock);
+      most = Math.max(most, ++open);
+      sock.on('error', () => {});
+      sock.on('close', () => (open--, sockets.delete(sock)));
+      setTimeout(() => sock.destroy(), 100);
+    });
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    const { port } = server.address() as { port: number };
+    try {
+      const r = await runRestore({
+        storage: storageWith(true),
+        id: 'b1',
+        database: {
+          host: '127.0.0.1',
+          port,
+          database: 'app',
+          user: 'app',
+          password: 'pw',
+          sslmode: 'disable',
+        },
+        mode: 'newDatabaseSwap',
+        pgRestorePath: listAll,
+        sqlAssertions: [{ name: 'one', query: 'select 1', expect: '1' }],
+        log: silentLog,
+        env: {},
+      });
+      expect(r.success).toBe(false);
+      expect(most, 'expected at most one of our connections open at a time').toBe(1);
+    } finally {
+      for (const sock of sockets) sock.destroy();
+      await new Promise((ok) => server.close(ok));
+    }
   });
 });

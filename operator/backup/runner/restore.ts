@@ -92,7 +92,10 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
   let dropFailures: string[] = [];
   const base = { resultVersion: 1 as const, operation: 'restore' as const, id: o.id };
   // Connections opened beside the archive check (each connect is a round trip and a backend fork): nothing
-  // here can change the target or storage, and they are only used once the check has passed.
+  // here can change the target or storage, and they are only used once the check has passed. With SQL
+  // assertions the role check and the maintenance connection connect one after the other, never at once: a
+  // role limited to one connection must not fail every attempt. None is held open while pg_restore runs for
+  // validation (it would compete with pg_restore for a connection slot and could be reaped while it idles).
   let admin: Promise<pg.Client> | undefined;
   let adminClient: pg.Client | undefined;
   try {
@@ -103,8 +106,14 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
     const preflight = settled(
       preflightAssertionRole(() => connectDatabase(o.database, env, target), assertions, assertionOptions),
     );
-    if (o.mode === 'newDatabaseSwap')
-      admin = opened(connectDatabase(o.database, env, o.maintenanceDatabase ?? 'postgres'));
+    if (o.mode === 'newDatabaseSwap') {
+      const connectAdmin = () => connectDatabase(o.database, env, o.maintenanceDatabase ?? 'postgres');
+      admin = opened(
+        assertions.length
+          ? preflight.then((failure) => (failure ? Promise.reject(failure) : connectAdmin()))
+          : connectAdmin(),
+      );
+    }
     const check = await verifying;
     if (!check.valid || !check.manifest) {
       throw new RunnerFailure(check.reason ?? 'ArchiveUnreadable', `refusing to restore: ${check.message}`);
@@ -138,13 +147,10 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
         // The replacement is new and dropped on failure, so it needs no single transaction; inPlace does.
         ...(clean ? {} : { jobs }),
       });
-    /** Validates `database`, on `early` when it connected (opened beside the restore), else on a new connection. */
-    const validate = async (
-      database: string,
-      early?: Promise<pg.Client | undefined>,
-    ): Promise<Validation> => {
+    /** Validates `database` on a connection of its own, opened once the restore is done. */
+    const validate = async (database: string): Promise<Validation> => {
       const t0 = Date.now();
-      const c = (await early) ?? (await connectDatabase(o.database, env, database));
+      const c = await connectDatabase(o.database, env, database);
       try {
         return await validateRestoredDatabase(c, expectTables, assertions, assertionOptions);
       } finally {
@@ -154,6 +160,12 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
     };
     // Before the claim: a server we cannot reach fails this run with nothing claimed, so a retry may still run.
     if (admin) adminClient = await admin;
+    const shortId = o.shortId ?? newShortId();
+    const replacement = derivedDatabaseName(target, 'restore', shortId);
+    const previous = derivedDatabaseName(target, 'pre', shortId);
+    // Read-only, so before the claim too: a name already taken is refused with nothing claimed, and the first
+    // round trip on the maintenance connection (open since before the archive check) proves it still works.
+    if (adminClient) await refuseExisting(adminClient, [replacement, previous]);
 
     if (o.planUid) {
       const claimed = await o.storage.claimRestore(o.planUid, {
@@ -174,36 +186,14 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
     }
     let t0 = Date.now();
     if (o.mode === 'inPlace') {
-      // Opened beside the restore (an idle session takes no lock pg_restore --clean could wait for).
-      const early = connectDatabase(o.database, env, target).catch(() => undefined);
-      try {
-        await restore(target, true);
-      } catch (e) {
-        void early.then((c) => c?.end()).catch(() => {});
-        throw e;
-      }
+      await restore(target, true);
       detail.restoreSeconds = seconds(t0);
       o.log('info', 'restore.restored', { id: o.id, database: target, seconds: detail.restoreSeconds });
-      Object.assign(detail, await validate(target, early));
+      Object.assign(detail, await validate(target));
     } else {
       const maintenance = adminClient;
       if (!maintenance) throw new Error('newDatabaseSwap without its maintenance connection');
-      const shortId = o.shortId ?? newShortId();
-      const replacement = derivedDatabaseName(target, 'restore', shortId);
-      const previous = derivedDatabaseName(target, 'pre', shortId);
-      await refuseExisting(maintenance, [replacement, previous]);
       await createDatabaseLike(maintenance, replacement, target);
-      // The validation's connection opens while pg_restore runs; one that fails here is retried after it.
-      let early: Promise<pg.Client | undefined> | undefined;
-      const openEarly = () => {
-        early = connectDatabase(o.database, env, replacement).catch(() => undefined);
-      };
-      const dropEarly = async () => {
-        const c = await early;
-        early = undefined;
-        await c?.end().catch(() => {});
-      };
-      openEarly();
       try {
         await withSerialFallback(
           o.jobs ?? 1,
@@ -213,7 +203,6 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
             // that moves sessions, can fail it where one job in one transaction works. The target is
             // untouched and this run holds the plan's restore claim: start the replacement over, once.
             o.log('warn', 'restore.parallel-failed', { jobs: o.jobs, error: e.message });
-            await dropEarly();
             await dropDatabase(maintenance, replacement);
             await createDatabaseLike(maintenance, replacement, target);
           },
@@ -224,9 +213,7 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
           database: replacement,
           seconds: detail.restoreSeconds,
         });
-        const validating = early;
-        early = undefined;
-        Object.assign(detail, await validate(replacement, validating));
+        Object.assign(detail, await validate(replacement));
         t0 = Date.now();
         await swapDatabases(
           maintenance,
@@ -244,7 +231,6 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
         });
       } catch (e) {
         // The target is untouched; the half-made replacement only costs disk.
-        await dropEarly();
         await dropDatabase(maintenance, replacement).catch((err: Error) =>
           o.log('warn', 'restore.cleanup-failed', { database: replacement, error: err.message }),
         );
