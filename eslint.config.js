@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'charts/**', 'hack/k8s-bins/**', 'hack/etcd-bin/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'charts/**', 'hack/k8s-bins/**', 'hack/etcd-bin/**', '.tmp/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
