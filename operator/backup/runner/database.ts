@@ -43,7 +43,9 @@ export function pgClientConfig(
     application_name: env.PGAPPNAME ?? 'nxt-rollback-runner',
     // TCP keepalives: the runner's sessions idle for as long as pg_dump or pg_restore runs (the snapshot's,
     // newDatabaseSwap's maintenance connection), and load balancers and NAT reap idle flows after minutes
-    // (AWS NLB 350 s, Azure LB 4 min). A probe a minute keeps them alive, and a dead peer is noticed.
+    // (AWS NLB 350 s, Azure LB 4 min). The first probe after a minute idle keeps them alive. Node 20 sets only
+    // that delay (the probe interval and count stay the kernel's), so a dead peer is noticed only after about
+    // 12 minutes; and no keepalive stops a server-side idle_session_timeout or a pooler's idle limit.
     keepAlive: true,
     keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS,
   };
