@@ -97,7 +97,11 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
   // role limited to one connection must not fail every attempt. None is held open while pg_restore runs for
   // validation (it would compete with pg_restore for a connection slot and could be reaped while it idles).
   let admin: Promise<pg.Client> | undefined;
+  // The maintenance connection in use (a reconnect replaces it): the finally below ends whichever it is.
   let adminClient: pg.Client | undefined;
+  /** newDatabaseSwap: this run's replacement database when dropping it failed, named in the failure message. */
+  let leftover: { database: string; error: string } | undefined;
+  const connectAdmin = () => connectDatabase(o.database, env, o.maintenanceDatabase ?? 'postgres');
   try {
     validateBackupId(o.id);
     const assertions = o.sqlAssertions ?? [];
@@ -107,7 +111,6 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
       preflightAssertionRole(() => connectDatabase(o.database, env, target), assertions, assertionOptions),
     );
     if (o.mode === 'newDatabaseSwap') {
-      const connectAdmin = () => connectDatabase(o.database, env, o.maintenanceDatabase ?? 'postgres');
       admin = opened(
         assertions.length
           ? preflight.then((failure) => (failure ? Promise.reject(failure) : connectAdmin()))
@@ -191,10 +194,38 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
       o.log('info', 'restore.restored', { id: o.id, database: target, seconds: detail.restoreSeconds });
       Object.assign(detail, await validate(target));
     } else {
-      const maintenance = adminClient;
-      if (!maintenance) throw new Error('newDatabaseSwap without its maintenance connection');
-      await createDatabaseLike(maintenance, replacement, target);
+      if (!adminClient) throw new Error('newDatabaseSwap without its maintenance connection');
+      let maintenance: pg.Client = adminClient;
+      /** Ends the maintenance connection and opens a new one with the same settings, used from then on. */
+      const reconnect = async (why: unknown) => {
+        o.log('warn', 'restore.maintenance-reconnect', { error: redact((why as Error).message) });
+        await maintenance.end().catch(() => {});
+        maintenance = adminClient = await connectAdmin();
+        return maintenance;
+      };
+      /**
+       * The maintenance connection, proven alive by a round trip. It idles through all of pg_restore, and no
+       * TCP keepalive stops a server's idle_session_timeout, a pooler's idle limit or a terminated backend:
+       * a session ended meanwhile is replaced, once (this run holds the plan's claim, so that is safe).
+       */
+      const liveMaintenance = async (): Promise<pg.Client> => {
+        try {
+          await maintenance.query(probe());
+          return maintenance;
+        } catch (e) {
+          if (!isConnectionError(e)) throw e;
+          return reconnect(e);
+        }
+      };
+      // Whether `replacement` may exist, made by this run: only then is it dropped. CREATE DATABASE is atomic,
+      // so one the server refused made nothing (and a name taken since refuseExisting is someone else's);
+      // only a lost reply (DatabaseUnreachable) may hide one that committed.
+      let mayExist = true;
       try {
+        await createDatabaseLike(maintenance, replacement, target).catch((e: unknown) => {
+          if (!(e instanceof RunnerFailure && e.reason === 'DatabaseUnreachable')) mayExist = false;
+          throw e;
+        });
         await withSerialFallback(
           o.jobs ?? 1,
           (jobs) => restore(replacement, false, jobs),
@@ -203,8 +234,9 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
             // that moves sessions, can fail it where one job in one transaction works. The target is
             // untouched and this run holds the plan's restore claim: start the replacement over, once.
             o.log('warn', 'restore.parallel-failed', { jobs: o.jobs, error: e.message });
-            await dropDatabase(maintenance, replacement);
-            await createDatabaseLike(maintenance, replacement, target);
+            const m = await liveMaintenance();
+            await dropDatabase(m, replacement);
+            await createDatabaseLike(m, replacement, target);
           },
         );
         detail.restoreSeconds = seconds(t0);
@@ -216,7 +248,7 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
         Object.assign(detail, await validate(replacement));
         t0 = Date.now();
         await swapDatabases(
-          maintenance,
+          await liveMaintenance(),
           { target, replacement, previous },
           o.log,
           `swapped out by the restore of backup ${o.id} at ${now().toISOString()}`,
@@ -230,10 +262,22 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
           seconds: detail.swapSeconds,
         });
       } catch (e) {
-        // The target is untouched; the half-made replacement only costs disk.
-        await dropDatabase(maintenance, replacement).catch((err: Error) =>
-          o.log('warn', 'restore.cleanup-failed', { database: replacement, error: err.message }),
-        );
+        // The target is untouched; the replacement is a full copy of the database. Dropped on a fresh
+        // connection when the maintenance one is gone; if that fails too, the failure names it.
+        if (mayExist) {
+          const drop = async () => {
+            try {
+              await dropDatabase(await liveMaintenance(), replacement);
+            } catch (err) {
+              if (!isConnectionError(err)) throw err;
+              await dropDatabase(await reconnect(err), replacement);
+            }
+          };
+          await drop().catch((err: Error) => {
+            leftover = { database: replacement, error: err.message };
+            o.log('warn', 'restore.cleanup-failed', { database: replacement, error: redact(err.message) });
+          });
+        }
         throw e;
       }
       const keep = o.keepPreviousDatabases ?? DEFAULT_KEEP_PREVIOUS_DATABASES;
@@ -264,7 +308,13 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
   } catch (e) {
     const failure = e instanceof RunnerFailure ? e : new RunnerFailure('Internal', (e as Error).message);
     if (failure instanceof ValidationFailure) Object.assign(detail, failure.validation);
-    const message = redact(failure.message);
+    const message = redact(
+      failure.message +
+        (leftover
+          ? `; dropping this run's replacement database ${leftover.database} failed (${leftover.error}): it is` +
+            ' left behind, drop it by hand'
+          : ''),
+    );
     o.log('error', 'restore.failed', { id: o.id, reason: failure.reason, message });
     return { ...base, ...detail, ...timing(started, now()), success: false, reason: failure.reason, message };
   } finally {
@@ -272,6 +322,24 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
     if (adminClient) await adminClient.end().catch(() => {});
     else void admin?.then((c) => c.end()).catch(() => {});
   }
+}
+
+/** Longest wait for the maintenance connection's `select 1` before it is taken for dead. */
+export const PROBE_TIMEOUT_MS = 10_000;
+
+// node-postgres's per-query client-side timeout (a "Query read timeout" error, no SQLSTATE): bounds the probe on
+// a connection whose peer vanished without a FIN. @types/pg's QueryConfig does not declare it.
+const probe = (): pg.QueryConfig => Object.assign({ text: 'select 1' }, { query_timeout: PROBE_TIMEOUT_MS });
+
+/**
+ * Whether `e` says the connection is gone rather than that a statement failed: no SQLSTATE (a socket error,
+ * a closed client, a read timeout), class 08 (connection exception), or the server ending the session
+ * (57P01 terminated, 57P02 crash, 57P03 cannot connect now, 57P05 idle_session_timeout).
+ */
+export function isConnectionError(e: unknown): boolean {
+  const code = (e as { code?: unknown } | undefined)?.code;
+  if (typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code)) return true;
+  return code.startsWith('08') || ['57P01', '57P02', '57P03', '57P05'].includes(code);
 }
 
 async function refuseExisting(admin: pg.Client, names: string[]): Promise<void> {
