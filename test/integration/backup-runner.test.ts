@@ -451,6 +451,85 @@ describe('backup runner against a real PostgreSQL', () => {
     ).toBe(false);
   });
 
+  describe('newDatabaseSwap when its maintenance session is ended while pg_restore runs', () => {
+    /**
+     * A pg_restore that, for the restore itself (not --list), first ends the runner's maintenance session
+     * (application_name `app`, database postgres) as idle_session_timeout, a pooler's idle limit or an
+     * operator's pg_terminate_backend would, records how many it ended, then runs the real pg_restore or fails.
+     */
+    function terminatingPgRestore(name: string, app: string, fail: boolean): { bin: string; ended: string } {
+      const bin = join(root, name);
+      mkdirSync(bin);
+      const real = pgInfo().binDir;
+      const ended = join(bin, 'ended');
+      const sql =
+        'select count(pg_terminate_backend(pid)) from pg_stat_activity' +
+        ` where application_name = '${app}' and datname = 'postgres'`;
+      writeFileSync(
+        join(bin, 'pg_restore'),
+        [
+          '#!/bin/sh',
+          'case " $* " in *" -d "*)',
+          `  PGAPPNAME=swap-killer "${real}/psql" -X -A -t -q -v ON_ERROR_STOP=1 -d postgres -c "${sql}" >>"${ended}" || exit 99`,
+          ...(fail
+            ? ['  cat >/dev/null', '  echo "pg_restore: error: simulated failure" >&2', '  exit 1']
+            : []),
+          '  ;;',
+          'esac',
+          `exec "${real}/pg_restore" "$@"`,
+        ].join('\n'),
+        { mode: 0o755 },
+      );
+      return { bin, ended };
+    }
+
+    const swapRestore = (db: string, shortId: string, bin: string, app: string) =>
+      runner(
+        [
+          'restore',
+          '--storage-dir',
+          storageDir,
+          '--id',
+          id,
+          '--mode',
+          'newDatabaseSwap',
+          '--short-id',
+          shortId,
+        ],
+        connEnv(db, { PG_BIN_DIR: bin, PGAPPNAME: app, NXT_RESTORE_JOBS: '1' }),
+      );
+
+    it('still swaps the good restore, on a new maintenance connection', async () => {
+      const db = await createTestDatabase('runner_swapkill');
+      const app = `swapkill-${randomBytes(3).toString('hex')}`;
+      const { bin, ended } = terminatingPgRestore('swapkill-bin', app, false);
+      const r = await swapRestore(db.name, 'a1b2d1', bin, app);
+      expect(readFileSync(ended, 'utf8').trim(), 'expected the maintenance session ended').toBe('1');
+      expect(r.code, r.result.message).toBe(0);
+      expect(r.result).toMatchObject({ success: true, previousDatabase: `${db.name}_pre_a1b2d1` });
+      expect(r.logs.map((l) => l.event)).toContain('restore.maintenance-reconnect');
+      expect(await checksums(db.url), 'expected the target to hold the backup').toEqual(original);
+      expect(await databaseNames(`${db.name}_restore_%`), 'expected no leftover restore database').toEqual(
+        [],
+      );
+    });
+
+    it('drops the replacement on a new connection when pg_restore then fails', async () => {
+      const db = await createTestDatabase('runner_swapkill');
+      const app = `swapkill-${randomBytes(3).toString('hex')}`;
+      const { bin, ended } = terminatingPgRestore('swapkill-fail-bin', app, true);
+      const r = await swapRestore(db.name, 'a1b2d2', bin, app);
+      expect(readFileSync(ended, 'utf8').trim(), 'expected the maintenance session ended').toBe('1');
+      expect(r.result).toMatchObject({ success: false, reason: 'RestoreFailed' });
+      expect(r.result.message).toMatch(/simulated failure/);
+      expect(r.result.message).not.toMatch(/drop it by hand/);
+      expect(await databaseNames(`${db.name}_restore_%`), 'expected no leftover restore database').toEqual(
+        [],
+      );
+      expect(await exactCounts(db.url), 'expected the target untouched (still empty)').toEqual({});
+    });
+  });
+
   it('test-restores into a scratch database, reports counts and time, and drops it', async () => {
     const r = await runner(
       ['test-restore', '--storage-dir', storageDir, '--id', id, '--short-id', 'a1b2c2'],
