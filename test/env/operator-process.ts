@@ -62,10 +62,15 @@ export async function startOperatorProcess(opts: {
       },
     },
   );
-  child.stdout?.pipe(out);
-  child.stderr?.pipe(out);
+  // Both streams into one file, ended once the child is gone and both are drained: `exited` resolves only
+  // after the file holds the process's last line ('exit' can come before the pipes' last data, and a test
+  // reading logs() right after a failpoint's SIGKILL would miss the failpoint's own message).
+  child.stdout?.pipe(out, { end: false });
+  child.stderr?.pipe(out, { end: false });
   const exited = new Promise<number | string>((r) =>
-    child.once('exit', (code, signal) => r(code ?? signal ?? -1)),
+    child.once('close', (code, signal) => {
+      out.end(() => r(code ?? signal ?? -1));
+    }),
   );
   const healthUrl = `http://127.0.0.1:${healthPort}`;
   const alive = () => child.exitCode === null && child.signalCode === null;
