@@ -401,20 +401,19 @@ describe('backup runner against a real PostgreSQL', () => {
     app.on('error', () => {});
     await app.connect();
 
-    const r = await runner(
-      [
-        'restore',
-        '--storage-dir',
-        storageDir,
-        '--id',
-        swapId,
-        '--mode',
-        'newDatabaseSwap',
-        '--short-id',
-        'a1b2c1',
-      ],
-      connEnv(db.name),
-    );
+    // The same restore twice: a swap, then (with a plan) a second one whose short id is taken by now.
+    const swapArgs = [
+      'restore',
+      '--storage-dir',
+      storageDir,
+      '--id',
+      swapId,
+      '--mode',
+      'newDatabaseSwap',
+      '--short-id',
+      'a1b2c1',
+    ];
+    const r = await runner(swapArgs, connEnv(db.name));
     await app.end().catch(() => {});
     expect(r.code, r.result.message).toBe(0);
     const previous = `${db.name}_pre_a1b2c1`;
@@ -429,20 +428,7 @@ describe('backup runner against a real PostgreSQL', () => {
     // A plan's restore naming a short id already taken (the previous database above) is refused before it
     // claims the plan: the run changed nothing, so the plan may still restore with another id.
     const planUid = '0f4e2a6b-1c3d-4e5f-8a9b-0c1d2e3f4a5b';
-    const again = await runner(
-      [
-        'restore',
-        '--storage-dir',
-        storageDir,
-        '--id',
-        swapId,
-        '--mode',
-        'newDatabaseSwap',
-        '--short-id',
-        'a1b2c1',
-      ],
-      { ...connEnv(db.name), NXT_PLAN_UID: planUid },
-    );
+    const again = await runner(swapArgs, { ...connEnv(db.name), NXT_PLAN_UID: planUid });
     expect(again.result, again.result.message).toMatchObject({ success: false, reason: 'InvalidArguments' });
     expect(again.result.message).toMatch(new RegExp(`database ${previous} already exists`));
     expect(

@@ -147,6 +147,15 @@ interface FakeSession {
  * pg_terminate_backend or idle_session_timeout do), end it instead of answering (`lose-reply`), or fail the
  * statement with an SQLSTATE; `refuse` turns a new session away (FATAL 57P03) instead of admitting it.
  */
+/** Waits until every session the fake server saw has been closed by the runner. */
+const allClosed = (pg: { sessions: { closed: boolean }[] }) =>
+  vi.waitFor(() =>
+    expect(
+      pg.sessions.filter((s) => !s.closed),
+      'expected all closed',
+    ).toEqual([]),
+  );
+
 async function fakePostgres(hooks: {
   onQuery?: (s: FakeSession, sql: string) => 'end' | 'lose-reply' | { error: string } | undefined;
   refuse?: (database: string, earlier: FakeSession[]) => boolean;
@@ -308,12 +317,7 @@ describe('runRestore newDatabaseSwap when the maintenance session ends during pg
         'alter database "app" rename to "app_pre_c0ffee"',
         `alter database ${REPLACEMENT} rename to "app"`,
       ]);
-      await vi.waitFor(() =>
-        expect(
-          pg.sessions.filter((s) => !s.closed),
-          'expected all closed',
-        ).toEqual([]),
-      );
+      await allClosed(pg);
     } finally {
       await pg.close();
     }
@@ -328,12 +332,7 @@ describe('runRestore newDatabaseSwap when the maintenance session ends during pg
       expect(drops(pg)).toEqual([DROP]);
       expect(pg.maintenance()).toHaveLength(2);
       expect(pg.maintenance()[1]!.queries).toContain(DROP);
-      await vi.waitFor(() =>
-        expect(
-          pg.sessions.filter((s) => !s.closed),
-          'expected all closed',
-        ).toEqual([]),
-      );
+      await allClosed(pg);
     } finally {
       await pg.close();
     }
@@ -361,12 +360,7 @@ describe('runRestore newDatabaseSwap when the maintenance session ends during pg
       const r = await swap(pg.port);
       expect(r).toMatchObject({ success: false, reason: 'DatabaseUnreachable' });
       expect(pg.maintenance()[1]?.queries ?? []).toContain(DROP);
-      await vi.waitFor(() =>
-        expect(
-          pg.sessions.filter((s) => !s.closed),
-          'expected all closed',
-        ).toEqual([]),
-      );
+      await allClosed(pg);
     } finally {
       await pg.close();
     }
